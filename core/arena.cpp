@@ -1,0 +1,60 @@
+#include "core/arena.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+namespace rrt {
+
+namespace {
+// 64-byte alignment keeps every view on its own cache line and suits AVX-512 loads.
+constexpr int64_t kAlign = 64;
+std::atomic<int64_t> g_alloc_count{0};
+}  // namespace
+
+Arena::~Arena() { std::free(base_); }
+
+int Arena::plan(const std::string& name, Shape shape, DType dtype) {
+  RRT_CHECK(!allocated(), "Arena " + name_, "cannot plan '", name, "' after allocate()");
+  RRT_CHECK(!has(name), "Arena " + name_, "tensor '", name, "' planned twice");
+  RRT_CHECK(device_ == Device::cpu, "Arena " + name_, "only CPU arenas exist in this build");
+  int64_t bytes = shape.numel() * dtype_size(dtype);
+  entries_.push_back({name, shape, dtype, total_});
+  total_ += (bytes + kAlign - 1) / kAlign * kAlign;
+  index_[name] = static_cast<int>(entries_.size()) - 1;
+  return static_cast<int>(entries_.size()) - 1;
+}
+
+void Arena::allocate() {
+  RRT_CHECK(!allocated(), "Arena " + name_, "allocate() called twice");
+  int64_t bytes = total_ > 0 ? total_ : kAlign;
+  base_ = std::aligned_alloc(kAlign, static_cast<size_t>(bytes));
+  RRT_CHECK(base_ != nullptr, "Arena " + name_, "out of memory allocating ", bytes, " bytes");
+  std::memset(base_, 0, static_cast<size_t>(bytes));
+  ++g_alloc_count;
+}
+
+TensorView Arena::view(const std::string& name) const {
+  auto it = index_.find(name);
+  RRT_CHECK(it != index_.end(), "Arena " + name_, "no tensor named '", name, "'");
+  return view(it->second);
+}
+
+TensorView Arena::view(int index) const {
+  RRT_CHECK(allocated(), "Arena " + name_, "view requested before allocate()");
+  const Entry& e = entries_.at(index);
+  TensorView v;
+  v.data = static_cast<char*>(base_) + e.offset;
+  v.dtype = e.dtype;
+  v.device = device_;
+  v.shape = e.shape;
+  return v;
+}
+
+void Arena::zero() {
+  if (base_) std::memset(base_, 0, static_cast<size_t>(total_));
+}
+
+int64_t Arena::alloc_count() { return g_alloc_count.load(); }
+
+}  // namespace rrt

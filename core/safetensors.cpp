@@ -1,0 +1,152 @@
+#include "core/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "core/dtype.h"
+#include "core/error.h"
+
+namespace rrt {
+
+int64_t SafetensorInfo::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+  const std::string where = "safetensors " + path;
+  int fd = ::open(path.c_str(), O_RDONLY);
+  RRT_CHECK(fd >= 0, where, "cannot open: ", std::strerror(errno));
+  struct stat st {};
+  ::fstat(fd, &st);
+  size_ = st.st_size;
+  if (size_ < 8) {
+    ::close(fd);
+    RRT_FAIL(where, "file of ", size_, " bytes is too short to be safetensors");
+  }
+  map_ = ::mmap(nullptr, static_cast<size_t>(size_), PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  RRT_CHECK(map_ != MAP_FAILED, where, "mmap failed: ", std::strerror(errno));
+  const auto* base = static_cast<const uint8_t*>(map_);
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, base, 8);  // little-endian on every platform we target
+  RRT_CHECK(header_len + 8 <= static_cast<uint64_t>(size_), where,
+            "header length ", header_len, " exceeds the file size; is this a safetensors file?");
+  data_start_ = 8 + static_cast<int64_t>(header_len);
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(base + 8, base + 8 + header_len);
+  } catch (const std::exception& e) {
+    RRT_FAIL(where, "header is not valid JSON: ", e.what());
+  }
+  for (auto& [name, value] : header.items()) {
+    if (name == "__metadata__") {
+      for (auto& [k, v] : value.items()) metadata_[k] = v.get<std::string>();
+      continue;
+    }
+    SafetensorInfo t;
+    t.dtype = value.at("dtype").get<std::string>();
+    t.shape = value.at("shape").get<std::vector<int64_t>>();
+    auto offsets = value.at("data_offsets").get<std::vector<int64_t>>();
+    RRT_CHECK(offsets.size() == 2, where, "tensor '", name, "' has malformed data_offsets");
+    t.begin = offsets[0];
+    t.end = offsets[1];
+    RRT_CHECK(t.begin <= t.end && data_start_ + t.end <= size_, where, "tensor '", name,
+              "' points outside the file (truncated download?)");
+    tensors_[name] = t;
+  }
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (map_ && map_ != MAP_FAILED) ::munmap(map_, static_cast<size_t>(size_));
+}
+
+const SafetensorInfo& SafetensorsFile::info(const std::string& name) const {
+  auto it = tensors_.find(name);
+  RRT_CHECK(it != tensors_.end(), "safetensors " + path_, "no tensor named '", name, "'");
+  return it->second;
+}
+
+const uint8_t* SafetensorsFile::bytes_of(const SafetensorInfo& t) const {
+  return static_cast<const uint8_t*>(map_) + data_start_ + t.begin;
+}
+
+namespace {
+float half_to_float(uint16_t h) {
+  uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: renormalise
+      int e = -1;
+      do {
+        ++e;
+        mant <<= 1;
+      } while ((mant & 0x400u) == 0);
+      bits = sign | static_cast<uint32_t>(127 - 15 - e) << 23 | (mant & 0x3ffu) << 13;
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | mant << 13;
+  } else {
+    bits = sign | (exp + 127 - 15) << 23 | mant << 13;
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+}  // namespace
+
+void SafetensorsFile::read_f32_into(const std::string& name, float* out, int64_t count) const {
+  const SafetensorInfo& t = info(name);
+  const std::string where = "safetensors " + path_;
+  RRT_CHECK(t.numel() == count, where, "tensor '", name, "' has ", t.numel(),
+            " elements, expected ", count);
+  const uint8_t* p = bytes_of(t);
+  if (t.dtype == "F32") {
+    std::memcpy(out, p, static_cast<size_t>(count) * 4);
+  } else if (t.dtype == "BF16") {
+    for (int64_t i = 0; i < count; ++i) {
+      bf16 b;
+      std::memcpy(&b.bits, p + 2 * i, 2);
+      out[i] = b.to_float();
+    }
+  } else if (t.dtype == "F16") {
+    for (int64_t i = 0; i < count; ++i) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      out[i] = half_to_float(h);
+    }
+  } else if (t.dtype == "F64") {
+    for (int64_t i = 0; i < count; ++i) {
+      double d;
+      std::memcpy(&d, p + 8 * i, 8);
+      out[i] = static_cast<float>(d);
+    }
+  } else {
+    RRT_FAIL(where, "tensor '", name, "' has dtype ", t.dtype, ", which cannot be read as floats");
+  }
+}
+
+std::vector<float> SafetensorsFile::read_f32(const std::string& name) const {
+  std::vector<float> out(static_cast<size_t>(info(name).numel()));
+  read_f32_into(name, out.data(), static_cast<int64_t>(out.size()));
+  return out;
+}
+
+std::vector<int32_t> SafetensorsFile::read_i32(const std::string& name) const {
+  const SafetensorInfo& t = info(name);
+  RRT_CHECK(t.dtype == "I32", "safetensors " + path_, "tensor '", name, "' has dtype ", t.dtype,
+            ", expected I32");
+  std::vector<int32_t> out(static_cast<size_t>(t.numel()));
+  std::memcpy(out.data(), bytes_of(t), out.size() * 4);
+  return out;
+}
+
+}  // namespace rrt

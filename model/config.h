@@ -1,0 +1,92 @@
+// Model, recursion and LoRA configuration: plain structs with defaults (gemma.cpp style).
+// Llama is complete; gemma and neox fields exist so the registry and configs already have room.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rrt {
+
+enum class Family { llama, gemma, neox };
+enum class Activation { swiglu, geglu, gelu };
+enum class Sharing { cycle, sequence };
+
+struct ModelConfig {
+  Family family = Family::llama;
+  int64_t vocab = 32000;
+  int64_t d_model = 2048;
+  int64_t n_heads = 32;
+  int64_t n_kv_heads = 4;
+  int64_t head_dim = 0;            // 0: d_model / n_heads (Gemma sets it independently)
+  int64_t ffn = 5632;
+  int64_t max_seq_len = 2048;
+  double norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+  double rotary_fraction = 1.0;    // NeoX rotates 25% of each head
+  bool tied_head = false;
+  bool parallel_residual = false;  // NeoX: x + attn(ln1(x)) + mlp(ln2(x))
+  Activation activation = Activation::swiglu;
+  bool norm_unit_offset = false;   // Gemma: RMSNorm scales by (1 + w)
+  double embed_scale = 1.0;        // Gemma: sqrt(d_model)
+
+  int64_t dh() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
+  int64_t q_dim() const { return n_heads * dh(); }
+  int64_t kv_dim() const { return n_kv_heads * dh(); }
+  int64_t rot_dim() const;
+};
+
+struct RecursionConfig {
+  int64_t block_layers = 1;  // B unique layers
+  int64_t loops = 1;         // K; the unrolled depth is K * B
+  Sharing sharing = Sharing::cycle;
+  bool per_loop_norms = false;  // norms per unrolled position instead of tied
+};
+
+// The seven projections of a Llama-family layer that carry weights (and LoRA).
+enum class Proj : int { q = 0, k, v, o, gate, up, down };
+constexpr int kNumProj = 7;
+constexpr std::array<const char*, kNumProj> kProjNames = {"q", "k", "v", "o", "gate", "up", "down"};
+inline bool is_attention_proj(Proj p) { return static_cast<int>(p) <= static_cast<int>(Proj::o); }
+
+struct LoraConfig {
+  int64_t rank_attention = 0;  // q, k, v, o
+  int64_t rank_mlp = 0;        // gate, up, down
+  double alpha = 0.0;          // 0: alpha = rank, i.e. scale s = 1 (rrt default)
+  std::array<bool, kNumProj> targets{true, true, true, true, true, true, true};
+
+  int64_t rank(Proj p) const {
+    return targets[static_cast<int>(p)] ? (is_attention_proj(p) ? rank_attention : rank_mlp) : 0;
+  }
+  double scale(Proj p) const {
+    int64_t r = rank(p);
+    return r == 0 ? 0.0 : (alpha > 0 ? alpha / static_cast<double>(r) : 1.0);
+  }
+};
+
+struct ModelSpec {
+  ModelConfig model;
+  RecursionConfig recursion;
+  LoraConfig lora;
+
+  int64_t positions() const { return recursion.loops * recursion.block_layers; }
+};
+
+// One unrolled position l: which loop it belongs to and which block layer serves it.
+struct Position {
+  int64_t loop, layer;
+};
+Position position_of(const RecursionConfig& r, int64_t l);
+
+// Output and input sizes of projection p: weight shape [out, in].
+std::array<int64_t, 2> proj_shape(const ModelConfig& m, Proj p);
+
+// Throws rrt::Error naming the field for anything impossible (heads not dividing, rank too
+// large, families this build cannot run yet, ...).
+void validate(const ModelSpec& spec);
+
+std::string to_string(Family f);
+std::string to_string(Sharing s);
+
+}  // namespace rrt

@@ -1,0 +1,48 @@
+// ParameterSet: the values and gradients of every registered parameter, each kind in one flat
+// arena with identical layout (so the gradient arena can be all-reduced in buckets as is).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/arena.h"
+#include "model/registry.h"
+
+namespace rrt {
+
+class SafetensorsFile;
+
+struct InitConfig {
+  uint64_t seed = 1234;
+  double std = 0.02;          // linear weights and embeddings
+  bool lora_b_zero = true;    // B = 0 so a fresh LoRA leaves the model unchanged
+};
+
+class ParameterSet {
+ public:
+  explicit ParameterSet(const ModelSpec& spec);
+
+  const ParamRegistry& registry() const { return registry_; }
+  float* value(int i) const { return values_.view(i).f32(); }
+  float* grad(int i) const { return grads_.view(i).f32(); }
+  float* value(const std::string& name) const { return value(registry_.index(name)); }
+  float* grad(const std::string& name) const { return grad(registry_.index(name)); }
+  int64_t numel(int i) const { return registry_[i].shape.numel(); }
+
+  void zero_grads() { grads_.zero(); }
+  // Seeded, thread-count independent initialisation (each parameter its own RNG stream).
+  void init(const InitConfig& cfg);
+  // Loads every registered parameter from a safetensors file (names as in the registry);
+  // a missing tensor or a shape mismatch throws naming both.
+  void load(const SafetensorsFile& file);
+
+  Arena& values_arena() { return values_; }
+  Arena& grads_arena() { return grads_; }
+
+ private:
+  ParamRegistry registry_;
+  Arena values_{"params"};
+  Arena grads_{"grads"};
+};
+
+}  // namespace rrt

@@ -1,0 +1,74 @@
+// The recursive (and relaxed) model: embedding -> K loops x B block layers -> final norm -> head.
+// Unrolled position l runs block layer b(l) with the LoRA of (k(l), b(l)); K = 1 is the plain
+// model, LoRA rank 0 the pure recursive one. Forward stashes activations per position;
+// backward walks positions in reverse, so the tied block's gradients accumulate over loops.
+//
+// Memory is planned at construction for batches of up to max_batch x max_seq tokens; the step
+// itself allocates nothing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/arena.h"
+#include "model/layer_llama.h"
+#include "model/parameters.h"
+#include "ops/rope.h"
+
+namespace rrt {
+
+struct ModelCapacity {
+  int64_t max_batch = 1;     // N
+  int64_t max_seq = 0;       // T; 0: the model's max_seq_len
+  int64_t head_chunk = 256;  // rows per LM-head chunk
+  int threads = 0;           // OpenMP threads for attention; 0: omp_get_max_threads()
+};
+
+class RecursiveModel {
+ public:
+  RecursiveModel(const ModelSpec& spec, const ModelCapacity& capacity);
+
+  const ModelSpec& spec() const { return spec_; }
+  ParameterSet& params() { return params_; }
+  const ParameterSet& params() const { return params_; }
+
+  // tokens, targets: [N, T] (targets == ignore_index are skipped). Runs forward and the loss;
+  // adds weight * d(mean loss) into the gradients. Returns the mean loss.
+  double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
+                          float weight = 1.0f);
+  // Loss only (no gradients).
+  double loss(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T);
+  // Full logits [N, T, V] for small checks; `out` is caller memory.
+  void logits(const int32_t* tokens, int64_t N, int64_t T, float* out);
+
+  static constexpr int32_t kIgnoreIndex = -1;
+
+  // Model FLOPs of one forward+backward over N*T tokens (6 per weight per token plus
+  // causal attention), the usual MFU convention; recomputation is not counted.
+  double train_flops(int64_t N, int64_t T) const;
+
+ private:
+  void forward(const int32_t* tokens, int64_t N, int64_t T);
+  void backward(const int32_t* tokens);
+  const float* head_weight() const;
+  float* head_grad();
+  LayerDims dims(int64_t N, int64_t T) const;
+  void bind_positions();
+
+  ModelSpec spec_;
+  ModelCapacity cap_;
+  ParameterSet params_;
+  ops::RopeTable rope_;
+  Arena activations_{"activations"};
+  Arena scratch_{"scratch"};
+  std::vector<LayerParams> layer_params_;  // per unrolled position
+  std::vector<LayerGrads> layer_grads_;
+  std::vector<LayerStash> stash_;
+  std::vector<float*> resid_;              // L + 1 residual-stream tensors [M, D]
+  LayerScratch layer_scratch_{};
+  float *final_h_ = nullptr, *final_rstd_ = nullptr, *d_final_h_ = nullptr, *head_ws_ = nullptr;
+  int64_t cur_N_ = 0, cur_T_ = 0;
+};
+
+}  // namespace rrt

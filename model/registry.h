@@ -1,0 +1,49 @@
+// The parameter registry lists every tensor of a model exactly once. Initialisation, loading,
+// saving, the optimizer and (later) all-reduce are loops over it, never hand-written per tensor.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/config.h"
+
+namespace rrt {
+
+enum class ParamKind { embedding, tied_block, lora_a, lora_b, norm, final_norm, head };
+
+struct ParamInfo {
+  std::string name;     // e.g. "block.1.attn.q.weight", "lora.2.1.q.A"
+  Shape shape;
+  ParamKind kind;
+  int64_t loop = -1;    // LoRA and per-loop norms: the loop k of their position
+  int64_t layer = -1;   // block layer b (tied weights, LoRA, norms)
+  bool decay = true;    // AdamW weight decay applies (matrices yes, norms no)
+  bool trainable = true;
+};
+
+class ParamRegistry {
+ public:
+  explicit ParamRegistry(const ModelSpec& spec);
+
+  const std::vector<ParamInfo>& params() const { return params_; }
+  int size() const { return static_cast<int>(params_.size()); }
+  const ParamInfo& operator[](int i) const { return params_.at(i); }
+  bool has(const std::string& name) const { return index_.count(name) != 0; }
+  int index(const std::string& name) const;
+  int64_t total_numel() const;
+  int64_t numel_of(ParamKind kind) const;
+
+  // Canonical names, shared with checkpoints and fixtures.
+  static std::string block_name(int64_t layer, Proj p);
+  static std::string norm_name(int64_t layer, int64_t loop, bool attn, bool per_loop);
+  static std::string lora_name(int64_t loop, int64_t layer, Proj p, bool a);
+
+ private:
+  void add(ParamInfo info);
+  std::vector<ParamInfo> params_;
+  std::unordered_map<std::string, int> index_;
+};
+
+}  // namespace rrt

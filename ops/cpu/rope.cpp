@@ -1,0 +1,65 @@
+#include "ops/rope.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace rrt::ops {
+
+RopeTable::RopeTable(int64_t max_pos, int64_t rot, double th)
+    : max_positions(max_pos), rot_dim(rot), theta(th) {
+  RRT_CHECK(rot % 2 == 0 && rot > 0, "rope", "rotary dim must be even and positive, got ", rot);
+  const int64_t half = rot / 2;
+  cos.resize(static_cast<size_t>(max_pos * half));
+  sin.resize(cos.size());
+  for (int64_t p = 0; p < max_pos; ++p)
+    for (int64_t i = 0; i < half; ++i) {
+      double inv_freq = std::pow(th, -2.0 * static_cast<double>(i) / static_cast<double>(rot));
+      double angle = static_cast<double>(p) * inv_freq;
+      cos[p * half + i] = std::cos(angle);
+      sin[p * half + i] = std::sin(angle);
+    }
+}
+
+namespace {
+// direction +1 rotates forward, -1 applies the transpose (the inverse rotation).
+template <typename S>
+void rotate(S* x, const RopeTable& tab, int64_t N, int64_t T, int64_t H, int64_t Dh, int dir) {
+  RRT_CHECK(T <= tab.max_positions, "rope", "sequence of ", T, " exceeds the table's ",
+            tab.max_positions, " positions");
+  RRT_CHECK(tab.rot_dim <= Dh, "rope", "rotary dim ", tab.rot_dim, " exceeds head dim ", Dh);
+  const int64_t half = tab.rot_dim / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t t = 0; t < T; ++t) {
+      const double* c = tab.cos.data() + t * half;
+      const double* s = tab.sin.data() + t * half;
+      for (int64_t h = 0; h < H; ++h) {
+        S* v = x + ((n * T + t) * H + h) * Dh;
+        for (int64_t i = 0; i < half; ++i) {
+          const S ci = static_cast<S>(c[i]), si = static_cast<S>(dir * s[i]);
+          const S a = v[i], b = v[i + half];
+          v[i] = a * ci - b * si;
+          v[i + half] = b * ci + a * si;
+        }
+      }
+    }
+}
+}  // namespace
+
+template <typename S>
+void rope_forward(S* x, const RopeTable& tab, int64_t N, int64_t T, int64_t H, int64_t Dh) {
+  rotate(x, tab, N, T, H, Dh, +1);
+}
+
+template <typename S>
+void rope_backward(S* dx, const RopeTable& tab, int64_t N, int64_t T, int64_t H, int64_t Dh) {
+  rotate(dx, tab, N, T, H, Dh, -1);
+}
+
+template void rope_forward<float>(float*, const RopeTable&, int64_t, int64_t, int64_t, int64_t);
+template void rope_forward<double>(double*, const RopeTable&, int64_t, int64_t, int64_t, int64_t);
+template void rope_backward<float>(float*, const RopeTable&, int64_t, int64_t, int64_t, int64_t);
+template void rope_backward<double>(double*, const RopeTable&, int64_t, int64_t, int64_t, int64_t);
+
+}  // namespace rrt::ops
