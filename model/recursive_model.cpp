@@ -60,11 +60,20 @@ RecursiveModel::RecursiveModel(const ModelSpec& spec, const ModelCapacity& capac
   layer_scratch_ = {s("dxn"), s("dq"), s("dk"), s("dv"), s("datt"), s("dgate"), s("dup"),
                     s("dact"), s("lora_du"), s("attn_ws"), cap_.threads};
   d_final_h_ = s("d_final_h");
+  d_resid_ = s("d_resid");
   head_ws_ = s("head_ws");
   final_h_ = activations_.view("final.h").f32();
   final_rstd_ = activations_.view("final.rstd").f32();
   for (int64_t l = 0; l <= L; ++l) resid_.push_back(activations_.view("resid." + std::to_string(l)).f32());
   bind_positions();
+  // Resolved once: name lookups build strings, and the step must not allocate.
+  const char* head_name = m.tied_head ? "embed.weight" : "head.weight";
+  embed_ = params_.value("embed.weight");
+  embed_grad_ = params_.grad("embed.weight");
+  final_norm_ = params_.value("final_norm.weight");
+  final_norm_grad_ = params_.grad("final_norm.weight");
+  head_ = params_.value(head_name);
+  head_grad_ = params_.grad(head_name);
 }
 
 void RecursiveModel::bind_positions() {
@@ -114,13 +123,6 @@ LayerDims RecursiveModel::dims(int64_t N, int64_t T) const {
   return {N, T, m.d_model, m.n_heads, m.n_kv_heads, m.dh(), m.ffn, static_cast<float>(m.norm_eps)};
 }
 
-const float* RecursiveModel::head_weight() const {
-  return params_.value(spec_.model.tied_head ? "embed.weight" : "head.weight");
-}
-
-float* RecursiveModel::head_grad() {
-  return params_.grad(spec_.model.tied_head ? "embed.weight" : "head.weight");
-}
 
 void RecursiveModel::forward(const int32_t* tokens, int64_t N, int64_t T) {
   RRT_CHECK(N > 0 && T > 0 && N <= cap_.max_batch && T <= cap_.max_seq, "RecursiveModel",
@@ -130,12 +132,12 @@ void RecursiveModel::forward(const int32_t* tokens, int64_t N, int64_t T) {
   const LayerDims d = dims(N, T);
   cur_N_ = N;
   cur_T_ = T;
-  ops::embedding_forward<float>(tokens, params_.value("embed.weight"), resid_[0], d.M(), d.D,
+  ops::embedding_forward<float>(tokens, embed_, resid_[0], d.M(), d.D,
                                 m.vocab, static_cast<float>(m.embed_scale));
   for (int64_t l = 0; l < spec_.positions(); ++l)
     llama_layer_forward(d, rope_, layer_params_[l], stash_[l], resid_[l], resid_[l + 1],
                         layer_scratch_);
-  ops::rmsnorm_forward<float>(resid_[spec_.positions()], params_.value("final_norm.weight"),
+  ops::rmsnorm_forward<float>(resid_[spec_.positions()], final_norm_,
                               final_h_, final_rstd_, d.M(), d.D, d.eps, m.norm_unit_offset);
 }
 
@@ -143,15 +145,14 @@ void RecursiveModel::backward(const int32_t* tokens) {
   const ModelConfig& m = spec_.model;
   const LayerDims d = dims(cur_N_, cur_T_);
   const int64_t L = spec_.positions();
-  float* d_resid = scratch_.view("d_resid").f32();
-  std::memset(d_resid, 0, static_cast<size_t>(d.M() * d.D) * sizeof(float));
-  ops::rmsnorm_backward<float>(resid_[L], params_.value("final_norm.weight"), final_rstd_,
-                               d_final_h_, d_resid, params_.grad("final_norm.weight"), d.M(), d.D,
+  std::memset(d_resid_, 0, static_cast<size_t>(d.M() * d.D) * sizeof(float));
+  ops::rmsnorm_backward<float>(resid_[L], final_norm_, final_rstd_,
+                               d_final_h_, d_resid_, final_norm_grad_, d.M(), d.D,
                                m.norm_unit_offset);
   for (int64_t l = L - 1; l >= 0; --l)
     llama_layer_backward(d, rope_, layer_params_[l], layer_grads_[l], stash_[l], layer_scratch_,
-                         resid_[l], d_resid);
-  ops::embedding_backward<float>(tokens, d_resid, params_.grad("embed.weight"), d.M(), d.D,
+                         resid_[l], d_resid_);
+  ops::embedding_backward<float>(tokens, d_resid_, embed_grad_, d.M(), d.D,
                                  static_cast<float>(m.embed_scale));
 }
 
@@ -160,8 +161,8 @@ double RecursiveModel::forward_backward(const int32_t* tokens, const int32_t* ta
   forward(tokens, N, T);
   const ModelConfig& m = spec_.model;
   std::memset(d_final_h_, 0, static_cast<size_t>(N * T * m.d_model) * sizeof(float));
-  auto ce = ops::lm_head_cross_entropy<float>(final_h_, head_weight(), targets, d_final_h_,
-                                              head_grad(), N * T, m.d_model, m.vocab, kIgnoreIndex,
+  auto ce = ops::lm_head_cross_entropy<float>(final_h_, head_, targets, d_final_h_,
+                                              head_grad_, N * T, m.d_model, m.vocab, kIgnoreIndex,
                                               weight, head_ws_, cap_.head_chunk);
   backward(tokens);
   return ce.mean_loss;
@@ -170,7 +171,7 @@ double RecursiveModel::forward_backward(const int32_t* tokens, const int32_t* ta
 double RecursiveModel::loss(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T) {
   forward(tokens, N, T);
   const ModelConfig& m = spec_.model;
-  return ops::lm_head_cross_entropy<float>(final_h_, head_weight(), targets, nullptr, nullptr,
+  return ops::lm_head_cross_entropy<float>(final_h_, head_, targets, nullptr, nullptr,
                                            N * T, m.d_model, m.vocab, kIgnoreIndex, 1.0f, head_ws_,
                                            cap_.head_chunk)
       .mean_loss;
@@ -179,7 +180,7 @@ double RecursiveModel::loss(const int32_t* tokens, const int32_t* targets, int64
 void RecursiveModel::logits(const int32_t* tokens, int64_t N, int64_t T, float* out) {
   forward(tokens, N, T);
   const ModelConfig& m = spec_.model;
-  ops::linear_forward<float>(final_h_, head_weight(), nullptr, out, N * T, m.d_model, m.vocab,
+  ops::linear_forward<float>(final_h_, head_, nullptr, out, N * T, m.d_model, m.vocab,
                              false);
 }
 

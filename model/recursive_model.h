@@ -51,8 +51,6 @@ class RecursiveModel {
  private:
   void forward(const int32_t* tokens, int64_t N, int64_t T);
   void backward(const int32_t* tokens);
-  const float* head_weight() const;
-  float* head_grad();
   LayerDims dims(int64_t N, int64_t T) const;
   void bind_positions();
 
@@ -67,6 +65,9 @@ class RecursiveModel {
   std::vector<LayerStash> stash_;
   std::vector<float*> resid_;              // L + 1 residual-stream tensors [M, D]
   LayerScratch layer_scratch_{};
+  const float *embed_ = nullptr, *final_norm_ = nullptr, *head_ = nullptr;
+  float *embed_grad_ = nullptr, *final_norm_grad_ = nullptr, *head_grad_ = nullptr;
+  float* d_resid_ = nullptr;
   float *final_h_ = nullptr, *final_rstd_ = nullptr, *d_final_h_ = nullptr, *head_ws_ = nullptr;
   int64_t cur_N_ = 0, cur_T_ = 0;
 };
