@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -147,6 +148,41 @@ std::vector<int32_t> SafetensorsFile::read_i32(const std::string& name) const {
   std::vector<int32_t> out(static_cast<size_t>(t.numel()));
   std::memcpy(out.data(), bytes_of(t), out.size() * 4);
   return out;
+}
+
+void write_safetensors(const std::string& path, const std::vector<SafetensorOut>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  const std::string where = "safetensors " + path;
+  nlohmann::ordered_json header;
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  int64_t offset = 0;
+  std::vector<int64_t> sizes;
+  for (const auto& t : tensors) {
+    RRT_CHECK(t.dtype == "F32" || t.dtype == "I32", where, "cannot write dtype ", t.dtype);
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    sizes.push_back(n * 4);
+    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + n * 4}}};
+    offset += n * 4;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  RRT_CHECK(f != nullptr, where, "cannot create ", tmp, ": ", std::strerror(errno));
+  const uint64_t len = text.size();
+  bool ok = std::fwrite(&len, 8, 1, f) == 1 && std::fwrite(text.data(), 1, len, f) == len;
+  for (size_t i = 0; ok && i < tensors.size(); ++i)
+    ok = sizes[i] == 0 || std::fwrite(tensors[i].data, 1, sizes[i], f) == static_cast<size_t>(sizes[i]);
+  ok = std::fflush(f) == 0 && ok;
+  ok = ::fsync(fileno(f)) == 0 && ok;
+  std::fclose(f);
+  if (!ok) {
+    std::remove(tmp.c_str());
+    RRT_FAIL(where, "write failed (disk full?); the previous file, if any, is untouched");
+  }
+  RRT_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, where, "cannot rename ", tmp, ": ",
+            std::strerror(errno));
 }
 
 }  // namespace rrt

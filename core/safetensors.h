@@ -17,6 +17,18 @@ struct SafetensorInfo {
   int64_t numel() const;
 };
 
+// One tensor to write: F32 or I32 data owned by the caller.
+struct SafetensorOut {
+  std::string name;
+  std::string dtype;  // "F32" or "I32"
+  std::vector<int64_t> shape;
+  const void* data;
+};
+
+// Writes a safetensors file atomically: to `path`.tmp, flushed, then renamed over `path`.
+void write_safetensors(const std::string& path, const std::vector<SafetensorOut>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::string& path);

@@ -56,4 +56,14 @@ void ParameterSet::load(const SafetensorsFile& file) {
   }
 }
 
+void ParameterSet::save(const std::string& path,
+                        const std::map<std::string, std::string>& metadata) const {
+  std::vector<SafetensorOut> out;
+  for (int i = 0; i < registry_.size(); ++i) {
+    const ParamInfo& p = registry_[i];
+    out.push_back({p.name, "F32", std::vector<int64_t>(p.shape.dims.begin(), p.shape.dims.begin() + p.shape.ndim), value(i)});
+  }
+  write_safetensors(path, out, metadata);
+}
+
 }  // namespace rrt

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "core/arena.h"
@@ -35,6 +36,8 @@ class ParameterSet {
   // Loads every registered parameter from a safetensors file (names as in the registry);
   // a missing tensor or a shape mismatch throws naming both.
   void load(const SafetensorsFile& file);
+  // Writes every parameter under its registry name (atomically; see write_safetensors).
+  void save(const std::string& path, const std::map<std::string, std::string>& metadata = {}) const;
 
   Arena& values_arena() { return values_; }
   Arena& grads_arena() { return grads_; }

@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # Installs everything rrt needs to build and test on a fresh Debian 12 machine (run as root).
 # Idempotent: packages already present are left alone, so a second run is fast.
+#   tools/setup.sh                       what building and testing need (Debian packages only)
+#   tools/setup.sh --with-fixture-tools  also the pip packages of tools/make_fixtures.py
+#                                        (PyTorch: several GB; tests never need it)
 set -euo pipefail
+cd "$(dirname "$0")/.."
+fixture_tools=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-fixture-tools) fixture_tools=1 ;;
+    *) echo "usage: $0 [--with-fixture-tools]" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   build-essential cmake ninja-build pkg-config git python3
@@ -25,4 +36,13 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "[setup] all Debian packages present"
+fi
+
+if ((fixture_tools)); then
+  if python3 -c "import torch, numpy" 2>/dev/null; then
+    echo "[setup] torch and numpy present"
+  else
+    apt-get install -y -qq --no-install-recommends python3-pip >/dev/null 2>&1 || true
+    python3 -m pip install -q -r tools/requirements-fixtures.txt
+  fi
 fi

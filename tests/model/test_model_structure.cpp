@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/safetensors.h"
 #include "model/recursive_model.h"
 
 namespace rrt {
@@ -183,6 +184,35 @@ TEST(RecursiveModel, ThreadCountDoesNotChangeResults) {
     max_mag = std::max(max_mag, std::fabs(double(grads[0][i])));
   }
   EXPECT_LE(max_err, 1e-5 * max_mag);
+}
+
+}  // namespace
+}  // namespace rrt
+
+namespace rrt {
+namespace {
+
+TEST(ParameterSet, SaveLoadRoundTripAndMismatchErrors) {
+  const ModelSpec s = small_spec();
+  ParameterSet a(s), b(s);
+  a.init({.seed = 21, .lora_b_zero = false});
+  const std::string path = ::testing::TempDir() + "/params_roundtrip.safetensors";
+  a.save(path, {{"note", "round trip"}});
+  SafetensorsFile file(path);
+  EXPECT_EQ(file.metadata().at("note"), "round trip");
+  b.load(file);
+  for (int i = 0; i < a.registry().size(); ++i)
+    ASSERT_EQ(std::memcmp(a.value(i), b.value(i), a.numel(i) * sizeof(float)), 0) << a.registry()[i].name;
+
+  ModelSpec other = s;
+  other.lora.rank_mlp = 1;  // different LoRA shapes
+  ParameterSet c(other);
+  try {
+    c.load(file);
+    ADD_FAILURE() << "shape mismatch must throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("lora.0.0.gate.A"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
