@@ -1,0 +1,2 @@
+# Core tests: arena, errors, counter RNG, bf16, safetensors reader.
+rrt_add_test(core_test ${CMAKE_CURRENT_LIST_DIR}/test_core.cpp)
