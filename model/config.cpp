@@ -46,6 +46,9 @@ void validate(const ModelSpec& spec) {
   RRT_CHECK(m.family == Family::llama, "model.family", to_string(m.family),
             " is not implemented yet (it arrives with checkpoint import); use llama");
   RRT_CHECK(r.block_layers > 0 && r.loops > 0, "recursion", "block_layers and loops must be positive");
+  RRT_CHECK(m.n_layers == 0 || m.n_layers == r.block_layers * r.loops, "recursion.loops",
+            "block_layers ", r.block_layers, " x loops ", r.loops, " must equal the model's ",
+            m.n_layers, " layers");
   for (int p = 0; p < kNumProj; ++p) {
     auto [out, in] = proj_shape(m, static_cast<Proj>(p));
     int64_t rank = lora.rank(static_cast<Proj>(p));

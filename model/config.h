@@ -15,6 +15,7 @@ enum class Sharing { cycle, sequence };
 
 struct ModelConfig {
   Family family = Family::llama;
+  int64_t n_layers = 0;            // depth L of the original model; 0: block_layers * loops
   int64_t vocab = 32000;
   int64_t d_model = 2048;
   int64_t n_heads = 32;

@@ -21,6 +21,9 @@ packages=(
   nlohmann-json3-dev         # safetensors headers, fixtures, metrics
   libhdf5-dev                # checkpoints and token shards
   libyaml-cpp-dev            # configs
+  libcli11-dev               # the rrt command line
+  libsentencepiece-dev       # SentencePiece tokenizers for rrt prepare
+  dict-jargon dict-devil     # source of the embedded public-domain demo corpus (tools/make_corpus.sh)
   libopenmpi-dev openmpi-bin # data-parallel training
 )
 

@@ -1,0 +1,1 @@
+// Keeps rrt_data non-empty until the data layer lands.
