@@ -17,6 +17,8 @@ class AdamW {
   // One update from the gradients currently in params; lr overrides hyper.lr when >= 0.
   void step(double lr = -1.0);
   int64_t steps_taken() const { return step_; }
+  // For resuming: the bias corrections continue from the restored step count.
+  void set_steps_taken(int64_t steps) { step_ = steps; }
   const ops::AdamWHyper& hyper() const { return hyper_; }
   Arena& first_moment() { return m_; }
   Arena& second_moment() { return v_; }

@@ -1,0 +1,149 @@
+// Checkpoints: exact round trip, clear errors for unreadable files, atomic writes that survive
+// a full disk, and pruning.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "core/error.h"
+#include "trainer/checkpoint.h"
+
+namespace rrt {
+namespace {
+
+namespace fs = std::filesystem;
+
+ModelSpec tiny_spec() {
+  ModelSpec s;
+  s.model = {.vocab = 61, .d_model = 16, .n_heads = 2, .n_kv_heads = 1, .ffn = 24,
+             .max_seq_len = 8};
+  s.recursion = {.block_layers = 2, .loops = 2};
+  s.lora = {.rank_attention = 2, .rank_mlp = 2};
+  return s;
+}
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path dir = fs::path(::testing::TempDir()) / ("rrt_ckpt_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+void expect_error_mentions(const std::function<void()>& f, const std::string& fragment) {
+  try {
+    f();
+    ADD_FAILURE() << "expected an rrt::Error mentioning '" << fragment << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+TEST(Checkpoint, RoundTripIsExact) {
+  const fs::path dir = fresh_dir("roundtrip");
+  ParameterSet a(tiny_spec()), b(tiny_spec());
+  a.init({.seed = 4, .lora_b_zero = false});
+  AdamW opt_a(a, {.lr = 0.01}), opt_b(b, {.lr = 0.01});
+  for (int i = 0; i < a.registry().size(); ++i)
+    for (int64_t j = 0; j < a.numel(i); ++j) a.grad(i)[j] = 0.001f * static_cast<float>(j % 13);
+  opt_a.step();
+  opt_a.step();
+  const TrainState st{.step = 7, .adam_step = 2, .data_epoch = 1, .data_index = 24,
+                      .tokens_seen = 999};
+  const std::string path = checkpoint_path(dir.string(), 7);
+  save_checkpoint(path, "model:\n  vocab: 61\n", a, &opt_a, st);
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
+
+  const CheckpointContents got = load_checkpoint(path, b, &opt_b);
+  EXPECT_EQ(got.config_yaml, "model:\n  vocab: 61\n");
+  EXPECT_EQ(got.state.step, 7);
+  EXPECT_EQ(got.state.data_epoch, 1);
+  EXPECT_EQ(got.state.data_index, 24);
+  EXPECT_EQ(got.state.tokens_seen, 999);
+  EXPECT_EQ(opt_b.steps_taken(), 2);
+  for (int i = 0; i < a.registry().size(); ++i) {
+    const size_t bytes = a.numel(i) * sizeof(float);
+    EXPECT_EQ(std::memcmp(a.value(i), b.value(i), bytes), 0) << a.registry()[i].name;
+    EXPECT_EQ(std::memcmp(opt_a.first_moment().view(i).f32(), opt_b.first_moment().view(i).f32(),
+                          bytes), 0);
+    EXPECT_EQ(std::memcmp(opt_a.second_moment().view(i).f32(),
+                          opt_b.second_moment().view(i).f32(), bytes), 0);
+  }
+  // Weights-only loading needs no optimizer; resuming from a weights-only file is refused.
+  save_checkpoint(checkpoint_path(dir.string(), 8), "x", a, nullptr, st);
+  EXPECT_NO_THROW(load_checkpoint(checkpoint_path(dir.string(), 8), b, nullptr));
+  expect_error_mentions([&] { load_checkpoint(checkpoint_path(dir.string(), 8), b, &opt_b); },
+                        "weights only");
+}
+
+TEST(Checkpoint, UnreadableFilesGiveClearErrors) {
+  const fs::path dir = fresh_dir("unreadable");
+  ParameterSet p(tiny_spec());
+  p.init({});
+  expect_error_mentions([&] { load_checkpoint((dir / "missing.h5").string(), p, nullptr); },
+                        "does not exist");
+  std::ofstream(dir / "garbage.h5") << "this is not an HDF5 file at all";
+  expect_error_mentions([&] { load_checkpoint((dir / "garbage.h5").string(), p, nullptr); },
+                        "not an HDF5 file");
+  // A truncated copy of a real checkpoint.
+  const std::string good = checkpoint_path(dir.string(), 1);
+  save_checkpoint(good, "cfg", p, nullptr, {});
+  const fs::path cut = dir / "truncated.h5";
+  fs::copy_file(good, cut);
+  fs::resize_file(cut, fs::file_size(good) / 2);
+  expect_error_mentions([&] { load_checkpoint(cut.string(), p, nullptr); }, "truncated.h5");
+  // A checkpoint of another model shape names the tensor.
+  ModelSpec other = tiny_spec();
+  other.lora.rank_mlp = 1;
+  ParameterSet q(other);
+  expect_error_mentions([&] { load_checkpoint(good, q, nullptr); }, "lora.0.0.gate.A");
+}
+
+TEST(Checkpoint, FullDiskDuringWriteKeepsThePreviousCheckpoint) {
+  const fs::path dir = fresh_dir("fulldisk");
+  ParameterSet p(tiny_spec());
+  p.init({.seed = 1});
+  const std::string path = checkpoint_path(dir.string(), 5);
+  save_checkpoint(path, "first", p, nullptr, {.step = 5});
+  const auto size_before = fs::file_size(path);
+
+  // Simulate a disk that fills up: writes past 4 KiB fail with EFBIG (SIGXFSZ ignored).
+  p.init({.seed = 2});
+  std::signal(SIGXFSZ, SIG_IGN);
+  rlimit old{};
+  getrlimit(RLIMIT_FSIZE, &old);
+  rlimit small = old;
+  small.rlim_cur = 4096;
+  setrlimit(RLIMIT_FSIZE, &small);
+  bool threw = false;
+  try {
+    save_checkpoint(path, "second", p, nullptr, {.step = 5});
+  } catch (const Error&) {
+    threw = true;
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  EXPECT_TRUE(threw) << "a failed write must be reported";
+  EXPECT_FALSE(fs::exists(path + ".tmp")) << "the partial file is cleaned up";
+  EXPECT_EQ(fs::file_size(path), size_before);
+  EXPECT_EQ(read_checkpoint_header(path).config_yaml, "first");
+}
+
+TEST(Checkpoint, PruneKeepsTheNewest) {
+  const fs::path dir = fresh_dir("prune");
+  ParameterSet p(tiny_spec());
+  for (int64_t step : {10, 20, 30, 40})
+    save_checkpoint(checkpoint_path(dir.string(), step), "c", p, nullptr, {.step = step});
+  std::ofstream(dir / "notes.txt") << "not a checkpoint";
+  prune_checkpoints(dir.string(), 2);
+  const auto left = list_checkpoints(dir.string());
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0], checkpoint_path(dir.string(), 30));
+  EXPECT_EQ(left[1], checkpoint_path(dir.string(), 40));
+  EXPECT_TRUE(fs::exists(dir / "notes.txt"));
+}
+
+}  // namespace
+}  // namespace rrt

@@ -1,0 +1,52 @@
+// Checkpoints: one HDF5 file per save, readable with h5py.
+//   /config            the resolved run config (YAML text, a string dataset)
+//   /params/<name>     every registered parameter, fp32, registry shape
+//   /optim/m/<name>, /optim/v/<name>   AdamW moments (absent in weights-only files)
+//   /state             attributes: step, adam_step, data_epoch, data_index, tokens_seen,
+//                      format ("rrt-checkpoint"), format_version
+// Writes go to "<path>.tmp", are flushed and closed, then renamed over <path>: a crash or a
+// full disk during the write leaves the previous checkpoint untouched.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/optimizer.h"
+#include "model/parameters.h"
+
+namespace rrt {
+
+struct TrainState {
+  int64_t step = 0;          // optimizer steps completed
+  int64_t adam_step = 0;
+  int64_t data_epoch = 0;    // train loader cursor
+  int64_t data_index = 0;
+  int64_t tokens_seen = 0;
+};
+
+// optimizer may be null (weights only).
+void save_checkpoint(const std::string& path, const std::string& config_yaml,
+                     const ParameterSet& params, AdamW* optimizer, const TrainState& state);
+
+struct CheckpointContents {
+  std::string config_yaml;
+  TrainState state;
+  bool has_optimizer = false;
+};
+
+// Reads the config and state only (cheap).
+CheckpointContents read_checkpoint_header(const std::string& path);
+// Loads parameters (and the optimizer's moments when optimizer is non-null and the file has
+// them). Every registered parameter must be present with its shape.
+CheckpointContents load_checkpoint(const std::string& path, ParameterSet& params,
+                                   AdamW* optimizer);
+
+// "<dir>/step_00001234.h5"
+std::string checkpoint_path(const std::string& dir, int64_t step);
+// Checkpoint files in dir, oldest first (by step).
+std::vector<std::string> list_checkpoints(const std::string& dir);
+// Deletes all but the newest keep_last checkpoints.
+void prune_checkpoints(const std::string& dir, int64_t keep_last);
+
+}  // namespace rrt
