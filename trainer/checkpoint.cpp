@@ -136,47 +136,79 @@ CheckpointContents read_header(hid_t file, const std::string& where) {
 
 }  // namespace
 
+namespace {
+
+void write_contents(hid_t file, const std::string& where, const std::string& config_yaml,
+                    const ParameterSet& params, AdamW* optimizer, const TrainState& state) {
+  write_string(file, "config", config_yaml, false);
+  H5Handle group(H5Gcreate2(file, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  const ParamRegistry& reg = params.registry();
+  for (int i = 0; i < reg.size(); ++i)
+    write_floats(group, reg[i].name, params.value(i), reg[i].shape, where);
+  if (optimizer) {
+    H5Handle optim(H5Gcreate2(file, "optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    H5Handle m(H5Gcreate2(optim, "m", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    H5Handle v(H5Gcreate2(optim, "v", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    for (int i = 0; i < reg.size(); ++i) {
+      write_floats(m, reg[i].name, optimizer->first_moment().view(i).f32(), reg[i].shape, where);
+      write_floats(v, reg[i].name, optimizer->second_moment().view(i).f32(), reg[i].shape, where);
+    }
+  }
+  H5Handle st(H5Gcreate2(file, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  write_string(st, "format", "rrt-checkpoint", true);
+  write_i64_attr(st, "format_version", kFormatVersion);
+  write_i64_attr(st, "step", state.step);
+  write_i64_attr(st, "adam_step", state.adam_step);
+  write_i64_attr(st, "data_epoch", state.data_epoch);
+  write_i64_attr(st, "data_index", state.data_index);
+  write_i64_attr(st, "tokens_seen", state.tokens_seen);
+}
+
+}  // namespace
+
 void save_checkpoint(const std::string& path, const std::string& config_yaml,
                      const ParameterSet& params, AdamW* optimizer, const TrainState& state) {
   silence_hdf5();
   const std::string where = "checkpoint " + path;
   const std::string tmp = path + ".tmp";
+  // Refuse up front when the disk visibly lacks the room: the common full-disk case then never
+  // reaches HDF5's write path at all.
+  int64_t need = 1 << 20;
+  for (int i = 0; i < params.registry().size(); ++i)
+    need += params.numel(i) * static_cast<int64_t>(sizeof(float)) * (optimizer ? 3 : 1);
+  const fs::path dir = fs::absolute(path).parent_path();
+  std::error_code space_ec;
+  const fs::space_info space = fs::space(dir, space_ec);
+  RRT_CHECK(space_ec || static_cast<int64_t>(space.available) >= need, where, "needs about ",
+            need >> 20, " MiB but ", dir.string(), " has ", space.available >> 20,
+            " MiB free; free space or point train.run_dir elsewhere. The previous checkpoint, "
+            "if any, is untouched.");
+  const hid_t file = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  RRT_CHECK(file >= 0, where, "cannot create ", tmp, " (directory missing or not writable?)");
+  std::string failure;
   try {
-    {
-      H5Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-      RRT_CHECK(file >= 0, where, "cannot create ", tmp, " (directory missing or not writable?)");
-      write_string(file, "config", config_yaml, false);
-      H5Handle group(H5Gcreate2(file, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-      const ParamRegistry& reg = params.registry();
-      for (int i = 0; i < reg.size(); ++i)
-        write_floats(group, reg[i].name, params.value(i), reg[i].shape, where);
-      if (optimizer) {
-        H5Handle optim(H5Gcreate2(file, "optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-        H5Handle m(H5Gcreate2(optim, "m", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-        H5Handle v(H5Gcreate2(optim, "v", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-        for (int i = 0; i < reg.size(); ++i) {
-          write_floats(m, reg[i].name, optimizer->first_moment().view(i).f32(), reg[i].shape, where);
-          write_floats(v, reg[i].name, optimizer->second_moment().view(i).f32(), reg[i].shape, where);
-        }
-      }
-      H5Handle st(H5Gcreate2(file, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-      write_string(st, "format", "rrt-checkpoint", true);
-      write_i64_attr(st, "format_version", kFormatVersion);
-      write_i64_attr(st, "step", state.step);
-      write_i64_attr(st, "adam_step", state.adam_step);
-      write_i64_attr(st, "data_epoch", state.data_epoch);
-      write_i64_attr(st, "data_index", state.data_index);
-      write_i64_attr(st, "tokens_seen", state.tokens_seen);
-      RRT_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0, where, "flush failed (disk full?)");
-    }  // closed here: every byte is in the file before it is renamed
-    // H5Fflush hands data to the OS; fsync makes the rename below safe against power loss.
+    write_contents(file, where, config_yaml, params, optimizer, state);
+  } catch (const Error& e) {
+    failure = e.what();
+  }
+  // The close flushes what HDF5 still buffers; its failure is a failed write too.
+  if (H5Fclose(file) < 0 || !failure.empty()) {
+    // HDF5 1.10 cannot close a file whose flush failed (a second H5Fclose crashes), so the
+    // handle is abandoned; `rrt` leaves through _Exit after an error for that reason.
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    RRT_FAIL(where, "writing the checkpoint failed (disk full?); ",
+             failure.empty() ? "closing the file failed" : failure,
+             ". The previous checkpoint, if any, is untouched.");
+  }
+  try {
+    // The close handed everything to the OS; fsync makes the rename safe against power loss.
     if (FILE* f = std::fopen(tmp.c_str(), "rb")) {
       const bool synced = ::fsync(fileno(f)) == 0;
       std::fclose(f);
       RRT_CHECK(synced, where, "fsync failed (disk full?)");
     }
     std::error_code ec;
-    RRT_CHECK(fs::file_size(tmp, ec) > 0 && !ec, where, "temporary file is empty (disk full?)");
     fs::rename(tmp, path, ec);
     RRT_CHECK(!ec, where, "cannot rename ", tmp, ": ", ec.message());
   } catch (...) {

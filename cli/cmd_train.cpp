@@ -1,0 +1,33 @@
+// rrt train CONFIG [key=value ...]
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "trainer/config_io.h"
+#include "trainer/trainer.h"
+
+namespace rrt::cli {
+
+void add_train_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("train", "Train (or resume) a run described by a YAML config");
+  auto config = std::make_shared<std::string>();
+  auto overrides = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("config", *config, "YAML run config (see configs/ and docs/configs.md)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("overrides", *overrides,
+                  "key=value overrides, e.g. optim.lr=1e-3 train.steps=500");
+  cmd->footer(
+      "The run directory (train.run_dir) receives config.yaml, metrics.jsonl and checkpoints.\n"
+      "An existing run directory with checkpoints is resumed (checkpoint.resume=false starts "
+      "over).");
+  cmd->callback([config, overrides] {
+    Trainer trainer(load_run_config(*config, *overrides));
+    const TrainSummary s = trainer.run();
+    std::printf("done: steps %ld..%ld in %.1f s, last checkpoint %s\n",
+                static_cast<long>(s.first_step), static_cast<long>(s.last_step), s.seconds,
+                s.last_checkpoint.c_str());
+  });
+}
+
+}  // namespace rrt::cli

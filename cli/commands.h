@@ -1,0 +1,16 @@
+// Subcommands of the rrt command; each registers itself on the CLI11 app.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace rrt::cli {
+
+void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_prepare_command(CLI::App& app);
+void add_config_command(CLI::App& app);
+void add_demo_command(CLI::App& app);
+
+}  // namespace rrt::cli

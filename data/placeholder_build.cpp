@@ -1,1 +1,0 @@
-// Keeps rrt_data non-empty until the data layer lands.

@@ -1,0 +1,92 @@
+#include "data/tokenizer.h"
+
+#include <sentencepiece_processor.h>
+
+#include <filesystem>
+
+#include "core/error.h"
+
+namespace rrt {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------------
+// ByteTokenizer
+
+std::vector<int32_t> ByteTokenizer::encode(std::string_view text) const {
+  std::vector<int32_t> ids(text.size());
+  for (size_t i = 0; i < text.size(); ++i) ids[i] = static_cast<unsigned char>(text[i]);
+  return ids;
+}
+
+std::string ByteTokenizer::decode(const std::vector<int32_t>& ids) const {
+  std::string text;
+  text.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (id == kEos) continue;
+    RRT_CHECK(id >= 0 && id < 256, "tokenizer byte", "id ", id,
+              " is outside the byte vocabulary [0, 257)");
+    text.push_back(static_cast<char>(static_cast<unsigned char>(id)));
+  }
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SentencePieceTokenizer
+
+struct SentencePieceTokenizer::Model {
+  sentencepiece::SentencePieceProcessor processor;
+};
+
+SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_path)
+    : path_(model_path), model_(std::make_unique<Model>()) {
+  std::error_code error;
+  RRT_CHECK(fs::is_regular_file(model_path, error), model_path,
+            "tokenizer model not found; give 'byte' or the path of a SentencePiece .model file");
+  const auto status = model_->processor.Load(model_path);
+  RRT_CHECK(status.ok(), model_path, "cannot load the SentencePiece model: ", status.ToString(),
+            "; is this a SentencePiece .model file?");
+  RRT_CHECK(model_->processor.eos_id() >= 0, model_path,
+            "the SentencePiece model has no EOS piece; retrain it with --eos_id=<id> (>= 0)");
+}
+
+SentencePieceTokenizer::~SentencePieceTokenizer() = default;
+
+std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text) const {
+  std::vector<int> ids;
+  const auto status = model_->processor.Encode(text, &ids);
+  RRT_CHECK(status.ok(), path_, "SentencePiece encode failed: ", status.ToString());
+  return std::vector<int32_t>(ids.begin(), ids.end());
+}
+
+std::string SentencePieceTokenizer::decode(const std::vector<int32_t>& ids) const {
+  const int64_t vocab = vocab_size();
+  for (int32_t id : ids) {
+    RRT_CHECK(id >= 0 && id < vocab, path_, "id ", id, " is outside the vocabulary [0, ", vocab,
+              ")");
+  }
+  std::string text;
+  const auto status = model_->processor.Decode(std::vector<int>(ids.begin(), ids.end()), &text);
+  RRT_CHECK(status.ok(), path_, "SentencePiece decode failed: ", status.ToString());
+  return text;
+}
+
+int64_t SentencePieceTokenizer::vocab_size() const { return model_->processor.GetPieceSize(); }
+
+int32_t SentencePieceTokenizer::eos_id() const { return model_->processor.eos_id(); }
+
+std::string SentencePieceTokenizer::name() const {
+  return "sentencepiece:" + fs::path(path_).filename().string();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
+  if (spec == "byte") return std::make_unique<ByteTokenizer>();
+  RRT_CHECK(!spec.empty(), "tokenizer",
+            "empty tokenizer; give 'byte' or the path of a "
+            "SentencePiece .model file");
+  return std::make_unique<SentencePieceTokenizer>(spec);
+}
+
+}  // namespace rrt

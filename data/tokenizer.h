@@ -1,0 +1,57 @@
+// Tokenizers: text <-> token ids. The byte tokenizer needs no file (ids 0..255 are the bytes,
+// 256 is EOS); the SentencePiece tokenizer loads a .model file through libsentencepiece.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rrt {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  // EOS (and other control ids) decode to nothing; ids outside [0, vocab_size) throw.
+  virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
+  virtual int64_t vocab_size() const = 0;
+  virtual int32_t eos_id() const = 0;
+  // "byte" or "sentencepiece:<file name>"; stored in every token shard.
+  virtual std::string name() const = 0;
+};
+
+// ids 0..255 are the bytes of the text (UTF-8 or anything else), EOS = 256, vocab_size = 257.
+class ByteTokenizer final : public Tokenizer {
+ public:
+  static constexpr int32_t kEos = 256;
+  std::vector<int32_t> encode(std::string_view text) const override;
+  std::string decode(const std::vector<int32_t>& ids) const override;
+  int64_t vocab_size() const override { return 257; }
+  int32_t eos_id() const override { return kEos; }
+  std::string name() const override { return "byte"; }
+};
+
+// A trained SentencePiece model (.model). EOS is the model's eos piece; a model without one is
+// refused. vocab_size is the model's piece count.
+class SentencePieceTokenizer final : public Tokenizer {
+ public:
+  explicit SentencePieceTokenizer(const std::string& model_path);
+  ~SentencePieceTokenizer() override;
+  std::vector<int32_t> encode(std::string_view text) const override;
+  std::string decode(const std::vector<int32_t>& ids) const override;
+  int64_t vocab_size() const override;
+  int32_t eos_id() const override;
+  std::string name() const override;
+
+ private:
+  struct Model;
+  std::string path_;
+  std::unique_ptr<Model> model_;
+};
+
+// "byte" -> ByteTokenizer; anything else is the path of a SentencePiece .model file.
+std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
+
+}  // namespace rrt

@@ -1,0 +1,7 @@
+# Data layer: tokenizers, `prepare` into HDF5 token shards, the per-rank loader and its errors.
+rrt_add_test(test_data
+  ${CMAKE_CURRENT_LIST_DIR}/test_tokenizer.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_prepare.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_loader.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_data_errors.cpp
+)

@@ -1,0 +1,49 @@
+#include "trainer/evaluate.h"
+
+#include <cmath>
+#include <vector>
+
+#include "data/loader.h"
+#include "model/recursive_model.h"
+#include "trainer/checkpoint.h"
+#include "trainer/config_io.h"
+
+namespace rrt {
+
+EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string& data_path,
+                               int64_t batches) {
+  const CheckpointContents header = read_checkpoint_header(checkpoint);
+  RunConfig cfg = parse_run_config(header.config_yaml, checkpoint + ":/config");
+  if (!data_path.empty()) cfg.data.path = data_path;
+  if (batches <= 0) batches = cfg.train.eval_batches;
+  const int64_t N = cfg.train.micro_batch, T = cfg.train.seq_len;
+  RecursiveModel model(cfg.model, ModelCapacity{N, T});
+  load_checkpoint(checkpoint, model.params(), nullptr);
+  TokenLoader val(LoaderOptions{cfg.data.path, T, cfg.data.val_fraction, cfg.data.seed, 0, 1},
+                  Split::validation);
+  RRT_CHECK(val.vocab_size() <= cfg.model.model.vocab, "eval", "the data at ", cfg.data.path,
+            " has a vocabulary of ", val.vocab_size(), " but the model only ",
+            cfg.model.model.vocab);
+  std::vector<int32_t> inputs(N * T), targets(N * T);
+  double sum = 0;
+  for (int64_t b = 0; b < batches; ++b) {
+    val.next_batch(N, inputs.data(), targets.data());
+    sum += model.loss(inputs.data(), targets.data(), N, T);
+  }
+  EvalResult r;
+  r.loss = sum / static_cast<double>(batches);
+  r.perplexity = std::exp(r.loss);
+  r.tokens = batches * N * T;
+  r.step = header.state.step;
+  return r;
+}
+
+double unigram_entropy(const std::vector<int64_t>& counts) {
+  double total = 0, h = 0;
+  for (int64_t c : counts) total += static_cast<double>(c);
+  for (int64_t c : counts)
+    if (c > 0) h -= static_cast<double>(c) / total * std::log(static_cast<double>(c) / total);
+  return h;
+}
+
+}  // namespace rrt

@@ -1,0 +1,62 @@
+// The run configuration: plain structs with defaults, one per YAML section. The model sections
+// (model, recursion, lora) are the structs of model/config.h inside ModelSpec.
+//
+// Every field is described once, in trainer/config_fields.cpp (name, doc, rule); that list
+// drives YAML parsing, validation, printing, key=value overrides and docs/configs.md.
+// Adding a field: add it here, then one line in the section's list there.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "model/config.h"
+
+namespace rrt {
+
+struct DataConfig {
+  std::string path = "";  // directory of token shards written by `rrt prepare` (or one shard file)
+  // "byte" or a SentencePiece .model path (used by rrt prepare / demo)
+  std::string tokenizer = "byte";
+  double val_fraction = 0.05;  // last fraction of the sequences held out for validation
+  uint64_t seed = 1;           // shuffle seed
+};
+
+struct OptimConfig {
+  double lr = 3e-4, min_lr_ratio = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
+  double grad_clip = 1.0;           // global-norm clipping; 0 disables
+  std::string schedule = "cosine";  // cosine | constant | wsd (warmup-stable-decay)
+  int64_t warmup_steps = 100;
+  double decay_fraction = 0.2;  // wsd: fraction of steps in the final decay
+};
+
+struct TrainConfig {
+  int64_t steps = 1000, micro_batch = 8, grad_accum = 1, seq_len = 256;
+  int64_t eval_every = 100, eval_batches = 20;
+  uint64_t seed = 1;  // parameter init seed
+  std::string run_dir = "runs/default";
+  std::string device = "cpu";  // cpu | cuda (cuda arrives later: validation says so)
+  int64_t threads = 0;         // OpenMP threads; 0 = all cores
+  std::string init_from = "";  // checkpoint to start from (weights only)
+  double init_std = 0.02;
+};
+
+struct CheckpointConfig {
+  int64_t every = 500;    // optimizer steps between checkpoints
+  int64_t keep_last = 3;  // older checkpoints in run_dir are deleted
+  bool resume = true;     // continue from the newest checkpoint in run_dir if there is one
+};
+
+struct LogConfig {
+  int64_t every = 10;  // optimizer steps between log lines
+};
+
+struct RunConfig {
+  ModelSpec model;  // YAML sections: model, recursion, lora
+  DataConfig data;
+  OptimConfig optim;
+  TrainConfig train;
+  CheckpointConfig checkpoint;
+  LogConfig log;
+};
+
+}  // namespace rrt

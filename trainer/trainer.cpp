@@ -1,0 +1,224 @@
+#include "trainer/trainer.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "data/loader.h"
+#include "model/optimizer.h"
+#include "model/recursive_model.h"
+#include "trainer/checkpoint.h"
+#include "trainer/config_io.h"
+#include "trainer/schedule.h"
+
+namespace rrt {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Trainer::State {
+  RunConfig cfg;
+  std::string yaml;
+  std::unique_ptr<TokenLoader> train, val;
+  std::unique_ptr<RecursiveModel> model;
+  std::unique_ptr<AdamW> optimizer;
+  TrainState progress;
+  std::vector<int32_t> inputs, targets;
+  std::ofstream metrics;
+  std::string last_checkpoint;
+};
+
+namespace {
+
+std::string format_duration(double seconds) {
+  const long s = static_cast<long>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", s / 3600, s / 60 % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%ldm%02lds", s / 60, s % 60);
+  return buf;
+}
+
+// sqrt(sum of squares) over the whole flat gradient arena (alignment gaps hold zeros).
+double global_grad_norm(ParameterSet& params) {
+  const float* g = static_cast<const float*>(params.grads_arena().base());
+  const int64_t n = params.grads_arena().total_bytes() / static_cast<int64_t>(sizeof(float));
+  double sum = 0;
+#pragma omp parallel for schedule(static) reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(g[i]) * g[i];
+  return std::sqrt(sum);
+}
+
+void scale_grads(ParameterSet& params, float factor) {
+  float* g = static_cast<float*>(params.grads_arena().base());
+  const int64_t n = params.grads_arena().total_bytes() / static_cast<int64_t>(sizeof(float));
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) g[i] *= factor;
+}
+
+}  // namespace
+
+Trainer::Trainer(RunConfig config) : s_(std::make_unique<State>()) {
+  State& s = *s_;
+  s.cfg = std::move(config);
+  validate_run_config(s.cfg);
+  const RunConfig& c = s.cfg;
+  RRT_CHECK(c.train.device == "cpu", "train.device",
+            "only the cpu device exists in this build; cuda arrives with the CUDA backend");
+  if (c.train.threads > 0) omp_set_num_threads(static_cast<int>(c.train.threads));
+  s.yaml = to_yaml(c);
+
+  const int64_t N = c.train.micro_batch, T = c.train.seq_len;
+  RRT_CHECK(T <= c.model.model.max_seq_len, "train.seq_len", "sequence length ", T,
+            " exceeds model.max_seq_len ", c.model.model.max_seq_len);
+  LoaderOptions lo{c.data.path, T, c.data.val_fraction, c.data.seed, 0, 1};
+  s.train = std::make_unique<TokenLoader>(lo, Split::train);
+  if (c.data.val_fraction > 0) s.val = std::make_unique<TokenLoader>(lo, Split::validation);
+  RRT_CHECK(s.train->vocab_size() <= c.model.model.vocab, "model.vocab", "the data at ",
+            c.data.path, " uses a vocabulary of ", s.train->vocab_size(),
+            " tokens but the model has only ", c.model.model.vocab);
+  s.model = std::make_unique<RecursiveModel>(c.model, ModelCapacity{N, T});
+  s.model->params().init({.seed = c.train.seed, .std = c.train.init_std});
+  s.optimizer = std::make_unique<AdamW>(
+      s.model->params(), ops::AdamWHyper{c.optim.lr, c.optim.beta1, c.optim.beta2, c.optim.eps,
+                                         c.optim.weight_decay});
+  s.inputs.resize(N * T);
+  s.targets.resize(N * T);
+
+  fs::create_directories(c.train.run_dir);
+  const auto existing = list_checkpoints(c.train.run_dir);
+  if (c.checkpoint.resume && !existing.empty()) {
+    const CheckpointContents got =
+        load_checkpoint(existing.back(), s.model->params(), s.optimizer.get());
+    s.progress = got.state;
+    s.train->restore({got.state.data_epoch, got.state.data_index});
+    s.last_checkpoint = existing.back();
+    std::printf("resuming from %s (step %ld)\n", existing.back().c_str(),
+                static_cast<long>(got.state.step));
+  } else if (!c.train.init_from.empty()) {
+    load_checkpoint(c.train.init_from, s.model->params(), nullptr);
+    std::printf("initialised weights from %s\n", c.train.init_from.c_str());
+  }
+  // The resolved config sits beside the checkpoints (and inside each of them).
+  std::ofstream(fs::path(c.train.run_dir) / "config.yaml") << s.yaml;
+  s.metrics.open(fs::path(c.train.run_dir) / "metrics.jsonl", std::ios::app);
+  RRT_CHECK(s.metrics.good(), c.train.run_dir, "cannot write metrics.jsonl");
+}
+
+Trainer::~Trainer() = default;
+
+double Trainer::evaluate() {
+  State& s = *s_;
+  const int64_t N = s.cfg.train.micro_batch, T = s.cfg.train.seq_len;
+  RRT_CHECK(s.val != nullptr, "evaluate", "there is no validation split (data.val_fraction is 0)");
+  s.val->restore({0, 0});
+  double sum = 0;
+  for (int64_t b = 0; b < s.cfg.train.eval_batches; ++b) {
+    s.val->next_batch(N, s.inputs.data(), s.targets.data());
+    sum += s.model->loss(s.inputs.data(), s.targets.data(), N, T);
+  }
+  return sum / static_cast<double>(std::max<int64_t>(s.cfg.train.eval_batches, 1));
+}
+
+TrainSummary Trainer::run(int64_t stop_after) {
+  State& s = *s_;
+  const RunConfig& c = s.cfg;
+  const int64_t N = c.train.micro_batch, T = c.train.seq_len, accum = c.train.grad_accum;
+  const ScheduleSpec schedule{c.optim.schedule, c.optim.lr, c.optim.min_lr_ratio,
+                              c.optim.warmup_steps, c.train.steps, c.optim.decay_fraction};
+  const double flops_per_step = s.model->train_flops(N, T) * static_cast<double>(accum);
+  TrainSummary summary;
+  summary.first_step = s.progress.step + 1;
+  const auto t_start = Clock::now();
+  auto t_window = t_start;
+  int64_t window_steps = 0;
+
+  auto save = [&](int64_t step) {
+    const LoaderCursor cur = s.train->cursor();
+    s.progress.step = step;
+    s.progress.adam_step = s.optimizer->steps_taken();
+    s.progress.data_epoch = cur.epoch;
+    s.progress.data_index = cur.index;
+    const std::string path = checkpoint_path(c.train.run_dir, step);
+    save_checkpoint(path, s.yaml, s.model->params(), s.optimizer.get(), s.progress);
+    prune_checkpoints(c.train.run_dir, c.checkpoint.keep_last);
+    s.last_checkpoint = path;
+  };
+  auto log_eval = [&](int64_t step) {
+    const double val = evaluate();
+    summary.last_val_loss = val;
+    std::printf("step %6ld | val loss %.4f | val ppl %.2f\n", static_cast<long>(step), val,
+                std::exp(val));
+    s.metrics << nlohmann::json{{"step", step}, {"val_loss", val}, {"val_ppl", std::exp(val)}}
+              << "\n";
+    s.metrics.flush();
+  };
+
+  for (int64_t step = s.progress.step + 1; step <= c.train.steps; ++step) {
+    s.model->params().zero_grads();
+    double loss = 0;
+    for (int64_t micro = 0; micro < accum; ++micro) {
+      s.train->next_batch(N, s.inputs.data(), s.targets.data());
+      loss += s.model->forward_backward(s.inputs.data(), s.targets.data(), N, T,
+                                        1.0f / static_cast<float>(accum));
+    }
+    loss /= static_cast<double>(accum);
+    const double grad_norm = global_grad_norm(s.model->params());
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+      // Stop before the optimizer touches the weights; the last checkpoint stays as it is.
+      RRT_FAIL("train", "non-finite ", std::isfinite(loss) ? "gradient norm" : "loss",
+               " at step ", step, "; stopping without writing a checkpoint. The last good "
+               "checkpoint is ", s.last_checkpoint.empty() ? "(none)" : s.last_checkpoint,
+               ". Lower optim.lr or set optim.grad_clip, then resume from it.");
+    }
+    if (c.optim.grad_clip > 0 && grad_norm > c.optim.grad_clip)
+      scale_grads(s.model->params(), static_cast<float>(c.optim.grad_clip / grad_norm));
+    const double lr = learning_rate(schedule, step);
+    s.optimizer->step(lr);
+    s.progress.tokens_seen += N * T * accum;
+    summary.losses.push_back(loss);
+    summary.last_step = step;
+    ++window_steps;
+
+    if (step % c.log.every == 0 || step == c.train.steps) {
+      const double window = std::chrono::duration<double>(Clock::now() - t_window).count();
+      const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
+      const double step_time = window / static_cast<double>(window_steps);
+      const double tok_s = static_cast<double>(N * T * accum) / step_time;
+      const double gflops = flops_per_step / step_time / 1e9;
+      const double eta = step_time * static_cast<double>(c.train.steps - step);
+      std::printf("step %6ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | "
+                  "%.1f GFLOP/s | ETA %s\n",
+                  static_cast<long>(step), static_cast<long>(c.train.steps), loss, lr, grad_norm,
+                  tok_s, gflops, format_duration(eta).c_str());
+      std::fflush(stdout);
+      s.metrics << nlohmann::json{{"step", step},         {"loss", loss},
+                                  {"lr", lr},             {"grad_norm", grad_norm},
+                                  {"tokens_per_s", tok_s}, {"gflops", gflops},
+                                  {"tokens", s.progress.tokens_seen}, {"elapsed_s", elapsed}}
+                << "\n";
+      s.metrics.flush();
+      t_window = Clock::now();
+      window_steps = 0;
+    }
+    const bool last = step == c.train.steps;
+    const bool interrupted = stop_after > 0 && step - summary.first_step + 1 >= stop_after;
+    if (s.val && ((c.train.eval_every > 0 && step % c.train.eval_every == 0) || last))
+      log_eval(step);
+    if ((c.checkpoint.every > 0 && step % c.checkpoint.every == 0) || last || interrupted)
+      save(step);
+    if (interrupted) break;
+  }
+  summary.last_checkpoint = s.last_checkpoint;
+  summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  return summary;
+}
+
+}  // namespace rrt
