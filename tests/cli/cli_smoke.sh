@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# End-to-end through the real `rrt` binary: prepare -> config show -> train -> resume -> eval,
+# plus the bad-input paths a user meets first. Usage: cli_smoke.sh RRT_BINARY SOURCE_DIR
+set -euo pipefail
+rrt="$1"
+src="$2"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+expect_error() {  # expect_error "fragment" cmd...: exit status 1 and the fragment on stderr
+  local fragment="$1"; shift
+  local status=0
+  "$@" >"$work/out" 2>"$work/err" || status=$?
+  [[ $status -eq 1 ]] || fail "expected exit 1 from '$*', got $status"
+  grep -qF -- "$fragment" "$work/err" || fail "expected '$fragment' in: $(cat "$work/err")"
+}
+
+"$rrt" --help | grep -q "train" || fail "rrt --help lists no train"
+for cmd in train eval prepare config demo; do
+  "$rrt" "$cmd" --help >/dev/null || fail "rrt $cmd --help"
+done
+
+mkdir -p "$work/text"
+for i in 1 2 3; do
+  for j in $(seq 1 60); do echo "Text $i, line $j: a block that loops over itself."; done > "$work/text/doc$i.txt"
+done
+"$rrt" prepare --quiet --out "$work/shards" "$work/text" | grep -q "3 documents" || fail prepare
+
+cfg="$src/configs/tiny.yaml"
+common=(data.path="$work/shards" train.run_dir="$work/run" train.steps=6 train.micro_batch=2
+        train.seq_len=32 train.eval_every=3 train.eval_batches=2 checkpoint.every=3 log.every=3
+        optim.warmup_steps=2)
+"$rrt" config show "$cfg" "${common[@]}" | grep -q "steps: 6" || fail "config show"
+expect_error "did you mean" "$rrt" config show "$cfg" optim.lerning_rate=1
+expect_error "expected" "$rrt" config show "$cfg" optim.lr=fast
+expect_error "recursion.loops" "$rrt" config show "$cfg" recursion.loops=3
+
+"$rrt" train "$cfg" "${common[@]}" train.steps=3 >"$work/train1" || fail "train (first half)"
+[[ -f "$work/run/step_00000003.h5" ]] || fail "no checkpoint at step 3"
+"$rrt" train "$cfg" "${common[@]}" >"$work/train2" || fail "train (resume)"
+grep -q "resuming from" "$work/train2" || fail "the second train did not resume"
+[[ -f "$work/run/config.yaml" && -f "$work/run/metrics.jsonl" ]] || fail "run directory incomplete"
+"$rrt" eval --json "$work/run/step_00000006.h5" | grep -q '"perplexity"' || fail eval
+
+echo "garbage" > "$work/bad.h5"
+expect_error "not an HDF5 file" "$rrt" eval "$work/bad.h5"
+expect_error "shard" "$rrt" train "$cfg" "${common[@]}" data.path="$work/nowhere" train.run_dir="$work/run2"
+echo "cli smoke: all good"

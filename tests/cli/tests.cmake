@@ -1,0 +1,4 @@
+# The rrt binary end to end (shell script: prepare, config, train, resume, eval, bad input).
+add_test(NAME Cli.EndToEndSmoke
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/cli_smoke.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
+set_tests_properties(Cli.EndToEndSmoke PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
