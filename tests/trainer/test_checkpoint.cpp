@@ -30,7 +30,8 @@ ModelSpec tiny_spec() {
 }
 
 fs::path fresh_dir(const std::string& name) {
-  fs::path dir = fs::path(::testing::TempDir()) / ("rrt_ckpt_" + name);
+  fs::path dir = fs::path(::testing::TempDir()) /
+               ("rrt_ckpt_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;

@@ -1,6 +1,7 @@
 // The training loop: bit-exact resume (with gradient accumulation and a shuffled loader),
 // non-finite loss handling, schedules, logs.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -23,7 +24,7 @@ namespace fs = std::filesystem;
 // Token shards of a few KB of text, prepared once per test binary.
 const std::string& shards() {
   static const std::string dir = [] {
-    const fs::path root = fs::path(::testing::TempDir()) / "rrt_trainer_data";
+    const fs::path root = fs::path(::testing::TempDir()) / ("rrt_trainer_data_" + std::to_string(::getpid()));
     fs::remove_all(root);
     fs::create_directories(root / "text");
     for (int d = 0; d < 6; ++d) {
@@ -66,7 +67,8 @@ RunConfig small_run(const std::string& run_dir) {
 }
 
 fs::path fresh(const std::string& name) {
-  const fs::path p = fs::path(::testing::TempDir()) / ("rrt_trainer_" + name);
+  const fs::path p = fs::path(::testing::TempDir()) /
+                     ("rrt_trainer_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(p);
   return p;
 }
