@@ -108,7 +108,19 @@ Trainer::Trainer(RunConfig config) : s_(std::make_unique<State>()) {
   }
   // The resolved config sits beside the checkpoints (and inside each of them).
   std::ofstream(fs::path(c.train.run_dir) / "config.yaml") << s.yaml;
-  s.metrics.open(fs::path(c.train.run_dir) / "metrics.jsonl", std::ios::app);
+  const fs::path metrics_path = fs::path(c.train.run_dir) / "metrics.jsonl";
+  if (s.progress.step > 0 && fs::exists(metrics_path)) {
+    // Lines logged after the checkpoint we resume from will be logged again: drop them.
+    std::ifstream in(metrics_path);
+    std::string line, kept;
+    while (std::getline(in, line)) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.value("step", int64_t{0}) <= s.progress.step) kept += line + "\n";
+    }
+    in.close();
+    std::ofstream(metrics_path, std::ios::trunc) << kept;
+  }
+  s.metrics.open(metrics_path, std::ios::app);
   RRT_CHECK(s.metrics.good(), c.train.run_dir, "cannot write metrics.jsonl");
 }
 
