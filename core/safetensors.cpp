@@ -14,6 +14,17 @@
 
 namespace rrt {
 
+namespace {
+// Bytes per element of the dtypes rrt reads; 0 for others (listed, but never read).
+int64_t dtype_bytes(const std::string& dtype) {
+  if (dtype == "F64" || dtype == "I64" || dtype == "U64") return 8;
+  if (dtype == "F32" || dtype == "I32" || dtype == "U32") return 4;
+  if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16") return 2;
+  if (dtype == "I8" || dtype == "U8" || dtype == "BOOL") return 1;
+  return 0;
+}
+}  // namespace
+
 int64_t SafetensorInfo::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -34,10 +45,22 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   map_ = ::mmap(nullptr, static_cast<size_t>(size_), PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
   RRT_CHECK(map_ != MAP_FAILED, where, "mmap failed: ", std::strerror(errno));
+  try {
+    parse_header();
+  } catch (...) {
+    // A constructor that throws runs no destructor: release the mapping here.
+    ::munmap(map_, static_cast<size_t>(size_));
+    map_ = nullptr;
+    throw;
+  }
+}
+
+void SafetensorsFile::parse_header() {
+  const std::string where = "safetensors " + path_;
   const auto* base = static_cast<const uint8_t*>(map_);
   uint64_t header_len = 0;
   std::memcpy(&header_len, base, 8);  // little-endian on every platform we target
-  RRT_CHECK(header_len + 8 <= static_cast<uint64_t>(size_), where,
+  RRT_CHECK(header_len <= static_cast<uint64_t>(size_) - 8, where,
             "header length ", header_len, " exceeds the file size; is this a safetensors file?");
   data_start_ = 8 + static_cast<int64_t>(header_len);
   nlohmann::json header;
@@ -46,21 +69,40 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   } catch (const std::exception& e) {
     RRT_FAIL(where, "header is not valid JSON: ", e.what());
   }
-  for (auto& [name, value] : header.items()) {
-    if (name == "__metadata__") {
-      for (auto& [k, v] : value.items()) metadata_[k] = v.get<std::string>();
-      continue;
+  // Every field is checked here, so that reads later never leave the file: a header that lies
+  // about shapes or offsets is rejected with the tensor's name.
+  try {
+    RRT_CHECK(header.is_object(), where, "header is not a JSON object");
+    for (auto& [name, value] : header.items()) {
+      if (name == "__metadata__") {
+        RRT_CHECK(value.is_object(), where, "__metadata__ is not an object");
+        for (auto& [k, v] : value.items())
+          if (v.is_string()) metadata_[k] = v.get<std::string>();
+        continue;
+      }
+      SafetensorInfo t;
+      t.dtype = value.at("dtype").get<std::string>();
+      t.shape = value.at("shape").get<std::vector<int64_t>>();
+      auto offsets = value.at("data_offsets").get<std::vector<int64_t>>();
+      RRT_CHECK(offsets.size() == 2, where, "tensor '", name, "' has malformed data_offsets");
+      t.begin = offsets[0];
+      t.end = offsets[1];
+      const int64_t data_bytes = size_ - data_start_;
+      RRT_CHECK(t.begin >= 0 && t.begin <= t.end && t.end <= data_bytes, where, "tensor '", name,
+                "' points outside the file (truncated download?)");
+      int64_t numel = 1;
+      for (int64_t d : t.shape) {
+        RRT_CHECK(d >= 0 && (d == 0 || numel <= data_bytes / d), where, "tensor '", name,
+                  "' has an impossible shape");
+        numel *= d;
+      }
+      const int64_t elem = dtype_bytes(t.dtype);
+      RRT_CHECK(elem == 0 || numel * elem == t.end - t.begin, where, "tensor '", name, "' claims ",
+                numel, " elements of ", t.dtype, " but its byte range holds ", t.end - t.begin);
+      tensors_[name] = t;
     }
-    SafetensorInfo t;
-    t.dtype = value.at("dtype").get<std::string>();
-    t.shape = value.at("shape").get<std::vector<int64_t>>();
-    auto offsets = value.at("data_offsets").get<std::vector<int64_t>>();
-    RRT_CHECK(offsets.size() == 2, where, "tensor '", name, "' has malformed data_offsets");
-    t.begin = offsets[0];
-    t.end = offsets[1];
-    RRT_CHECK(t.begin <= t.end && data_start_ + t.end <= size_, where, "tensor '", name,
-              "' points outside the file (truncated download?)");
-    tensors_[name] = t;
+  } catch (const nlohmann::json::exception& e) {
+    RRT_FAIL(where, "malformed header: ", e.what());
   }
 }
 

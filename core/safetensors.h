@@ -48,6 +48,7 @@ class SafetensorsFile {
   void read_f32_into(const std::string& name, float* out, int64_t count) const;
 
  private:
+  void parse_header();
   const uint8_t* bytes_of(const SafetensorInfo& t) const;
   std::string path_;
   void* map_ = nullptr;
