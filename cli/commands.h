@@ -12,5 +12,6 @@ void add_eval_command(CLI::App& app);
 void add_prepare_command(CLI::App& app);
 void add_config_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 
 }  // namespace rrt::cli

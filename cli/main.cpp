@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   rrt::cli::add_prepare_command(app);
   rrt::cli::add_config_command(app);
   rrt::cli::add_demo_command(app);
+  rrt::cli::add_convert_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -42,6 +42,15 @@ grep -q "resuming from" "$work/train2" || fail "the second train did not resume"
 [[ -f "$work/run/config.yaml" && -f "$work/run/metrics.jsonl" ]] || fail "run directory incomplete"
 "$rrt" eval --json "$work/run/step_00000006.h5" | grep -q '"perplexity"' || fail eval
 
+# HF checkpoint -> relaxed model -> a few training steps from it -> eval.
+"$rrt" convert --from "$src/tests/fixtures/hf_llama_mqa_tied_bf16" --loops 3 --init average \
+  --lora-rank 4 --out "$work/conv/init.h5" >/dev/null || fail convert
+[[ -f "$work/conv/init.yaml" ]] || fail "convert wrote no init.yaml"
+"$rrt" train "$work/conv/init.yaml" data.path="$work/shards" train.run_dir="$work/conv/run" \
+  train.steps=2 train.micro_batch=2 train.seq_len=8 train.eval_batches=1 >/dev/null || fail "train from convert"
+"$rrt" eval "$work/conv/run/step_00000002.h5" | grep -q "validation loss" || fail "eval of converted"
+expect_error "must divide" "$rrt" convert --from "$src/tests/fixtures/hf_llama_gqa" --loops 3 --out "$work/x.h5"
+
 echo "garbage" > "$work/bad.h5"
 expect_error "not an HDF5 file" "$rrt" eval "$work/bad.h5"
 expect_error "shard" "$rrt" train "$cfg" "${common[@]}" data.path="$work/nowhere" train.run_dir="$work/run2"

@@ -6,4 +6,5 @@ rrt_add_test(test_model
 rrt_add_test(test_no_allocation
   ${CMAKE_CURRENT_LIST_DIR}/test_no_allocation.cpp
 )
+rrt_add_test(test_convert ${CMAKE_CURRENT_LIST_DIR}/test_convert.cpp)
 rrt_add_test(test_hf_import ${CMAKE_CURRENT_LIST_DIR}/test_hf_import.cpp)

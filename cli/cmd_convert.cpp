@@ -1,0 +1,101 @@
+// rrt convert --from HF_DIR --loops K [--sharing cycle|sequence] [--init RULE] [--lora-rank R]
+//             [--lora-init svd|zero] --out FILE.h5
+// Writes a weights-only rrt checkpoint of the recursive / relaxed model, plus FILE.yaml: a run
+// config whose model sections describe it and whose train.init_from points at it.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "cli/commands.h"
+#include "model/convert.h"
+#include "model/hf_import.h"
+#include "trainer/checkpoint.h"
+#include "trainer/config_io.h"
+
+namespace rrt::cli {
+
+namespace {
+
+struct ConvertOpts {
+  std::string from, out, sharing = "cycle", init = "stepwise", lora_init = "svd";
+  int64_t loops = 2, rank = 0, rank_attention = -1, rank_mlp = -1;
+  uint64_t seed = 1;
+};
+
+void run_convert(const ConvertOpts& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::printf("reading %s\n", o.from.c_str());
+  std::fflush(stdout);
+  HfModel hf = load_hf_model(o.from);
+  ConvertOptions c;
+  c.loops = o.loops;
+  c.sharing = o.sharing == "sequence" ? Sharing::sequence : Sharing::cycle;
+  static const std::map<std::string, InitRule> rules = {
+      {"stepwise", InitRule::stepwise}, {"average", InitRule::average},
+      {"lower", InitRule::lower},       {"upper", InitRule::upper},
+      {"random", InitRule::random}};
+  c.init = rules.at(o.init);
+  c.rank_attention = o.rank_attention >= 0 ? o.rank_attention : o.rank;
+  c.rank_mlp = o.rank_mlp >= 0 ? o.rank_mlp : o.rank;
+  c.lora_init = o.lora_init == "zero" ? LoraInit::zero : LoraInit::svd;
+  c.seed = o.seed;
+  std::printf("converting %ld layers into %ld loops (%s sharing, %s init, LoRA rank %ld/%ld, %s)\n",
+              static_cast<long>(hf.spec.positions()), static_cast<long>(c.loops),
+              o.sharing.c_str(), o.init.c_str(), static_cast<long>(c.rank_attention),
+              static_cast<long>(c.rank_mlp), o.lora_init.c_str());
+  std::fflush(stdout);
+  Converted out = convert_to_recursive(hf.spec, *hf.params, c);
+  RunConfig run;
+  run.model = out.spec;
+  run.model.model.n_layers = hf.spec.positions();
+  run.train.init_from = o.out;
+  const std::string yaml = to_yaml(run);
+  const std::filesystem::path parent = std::filesystem::path(o.out).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  save_checkpoint(o.out, yaml, *out.params, nullptr, {});
+  const std::string yaml_path = o.out.substr(0, o.out.rfind('.')) + ".yaml";
+  std::ofstream(yaml_path) << "# Written by rrt convert from " << o.from
+                           << ". Set data.path, then: rrt train " << yaml_path << "\n"
+                           << yaml;
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("wrote %s (%.2f M parameters, was %.2f M) and %s in %.1f s\n", o.out.c_str(),
+              out.params->registry().total_numel() / 1e6,
+              hf.params->registry().total_numel() / 1e6, yaml_path.c_str(), secs);
+}
+
+}  // namespace
+
+void add_convert_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "convert", "Convert an HF Llama checkpoint into a recursive or relaxed rrt checkpoint");
+  auto o = std::make_shared<ConvertOpts>();
+  cmd->add_option("--from", o->from, "HF model directory (config.json + safetensors)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--out", o->out, "output checkpoint (.h5); FILE.yaml is written beside it")
+      ->required();
+  cmd->add_option("--loops", o->loops, "K: loops of the shared block (must divide the layers)")
+      ->capture_default_str();
+  cmd->add_option("--sharing", o->sharing, "cycle or sequence")
+      ->check(CLI::IsMember({"cycle", "sequence"}))
+      ->capture_default_str();
+  cmd->add_option("--init", o->init, "how the block is initialised from the original layers")
+      ->check(CLI::IsMember({"stepwise", "average", "lower", "upper", "random"}))
+      ->capture_default_str();
+  cmd->add_option("--lora-rank", o->rank, "LoRA rank of every projection (0: pure recursive)")
+      ->capture_default_str();
+  cmd->add_option("--lora-rank-attention", o->rank_attention, "rank of q, k, v, o (overrides)");
+  cmd->add_option("--lora-rank-mlp", o->rank_mlp, "rank of gate, up, down (overrides)");
+  cmd->add_option("--lora-init", o->lora_init,
+                  "svd: truncated SVD of what tying lost; zero: B = 0")
+      ->check(CLI::IsMember({"svd", "zero"}))
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed for random init / zero-LoRA A")->capture_default_str();
+  cmd->callback([o] { run_convert(*o); });
+}
+
+}  // namespace rrt::cli

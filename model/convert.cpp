@@ -1,0 +1,220 @@
+#include "model/convert.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "model/svd.h"
+
+namespace rrt {
+
+namespace {
+
+// numpy's round(linspace(0, L-1, B))[b]: y = b * step with step = (L-1)/(B-1), the last element
+// set to L-1 exactly, then round half to even.
+int64_t linspace_index(int64_t L, int64_t B, int64_t b) {
+  if (B == 1) return 0;
+  if (b == B - 1) return L - 1;
+  const double step = static_cast<double>(L - 1) / static_cast<double>(B - 1);
+  const double y = static_cast<double>(b) * step;
+  double r = std::round(y);  // half away from zero
+  if (std::fabs(y - std::trunc(y)) == 0.5) r = 2.0 * std::round(y / 2.0);  // ties to even
+  return static_cast<int64_t>(r);
+}
+
+void check_LB(int64_t L, int64_t B) {
+  RRT_CHECK(L > 0 && B > 0, "convert", "layers (", L, ") and block layers (", B,
+            ") must be positive");
+  RRT_CHECK(L % B == 0, "convert", "block layers ", B, " must divide the model's ", L, " layers");
+}
+
+}  // namespace
+
+std::string to_string(InitRule r) {
+  switch (r) {
+    case InitRule::stepwise: return "stepwise";
+    case InitRule::average: return "average";
+    case InitRule::lower: return "lower";
+    case InitRule::upper: return "upper";
+    case InitRule::random: return "random";
+  }
+  return "?";
+}
+
+std::vector<int64_t> tied_group(int64_t L, int64_t B, Sharing sharing, int64_t b) {
+  check_LB(L, B);
+  RRT_CHECK(b >= 0 && b < B, "convert", "block layer ", b, " out of range [0, ", B, ")");
+  const int64_t K = L / B;
+  std::vector<int64_t> g;
+  for (int64_t k = 0; k < K; ++k) g.push_back(sharing == Sharing::cycle ? b + k * B : b * K + k);
+  return g;
+}
+
+std::vector<std::vector<int64_t>> init_sources(int64_t L, int64_t B, Sharing sharing,
+                                               InitRule rule, uint64_t seed) {
+  check_LB(L, B);
+  const int64_t K = L / B;
+  std::vector<std::vector<int64_t>> out(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<int64_t> g = tied_group(L, B, sharing, b);
+    switch (rule) {
+      case InitRule::stepwise: out[b] = {linspace_index(L, B, b)}; break;
+      case InitRule::average: out[b] = g; break;
+      case InitRule::lower: out[b] = {g.front()}; break;
+      case InitRule::upper: out[b] = {g.back()}; break;
+      case InitRule::random: {
+        CounterRng rng(seed, static_cast<uint64_t>(b));
+        out[b] = {g[rng.below(0, static_cast<uint32_t>(K))]};
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// dst = mean over sources of src(layer), summed in double in source order.
+template <typename Src>
+void mean_into(float* dst, int64_t n, const std::vector<int64_t>& sources, Src src) {
+  if (sources.size() == 1) {
+    std::memcpy(dst, src(sources[0]), static_cast<size_t>(n) * sizeof(float));
+    return;
+  }
+  std::vector<double> acc(static_cast<size_t>(n), 0.0);
+  for (int64_t l : sources) {
+    const float* x = src(l);
+    for (int64_t i = 0; i < n; ++i) acc[i] += x[i];
+  }
+  const double inv = static_cast<double>(sources.size());
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(acc[i] / inv);
+}
+
+void copy_param(const ParameterSet& from, ParameterSet& to, const std::string& name) {
+  const int i = from.registry().index(name), j = to.registry().index(name);
+  RRT_CHECK(from.numel(i) == to.numel(j), "convert", "tensor '", name, "' changes size");
+  std::memcpy(to.value(j), from.value(i), static_cast<size_t>(from.numel(i)) * sizeof(float));
+}
+
+}  // namespace
+
+Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSet& original,
+                               const ConvertOptions& options) {
+  validate(original_spec);
+  const RecursionConfig& orec = original_spec.recursion;
+  RRT_CHECK(orec.loops == 1, "convert", "the original model must be plain (loops = 1), got ",
+            orec.loops, " loops");
+  RRT_CHECK(!orec.per_loop_norms, "convert", "the original model must not have per-loop norms");
+  for (int p = 0; p < kNumProj; ++p)
+    RRT_CHECK(original_spec.lora.rank(static_cast<Proj>(p)) == 0, "convert",
+              "the original model must have no LoRA (rank of ", kProjNames[p], " is ",
+              original_spec.lora.rank(static_cast<Proj>(p)), ")");
+  // The parameters must be laid out as the spec says (shapes are read through raw pointers).
+  const ParamRegistry expected(original_spec);
+  for (const ParamInfo& info : expected.params()) {
+    RRT_CHECK(original.registry().has(info.name), "convert", "the original parameters lack '",
+              info.name, "'; do they belong to this spec?");
+    const ParamInfo& have = original.registry()[original.registry().index(info.name)];
+    RRT_CHECK(have.shape == info.shape, "convert", "'", info.name, "' has shape ",
+              have.shape.str(), " but the spec says ", info.shape.str());
+  }
+  const int64_t L = orec.block_layers;
+  const int64_t K = options.loops;
+  RRT_CHECK(K > 0, "convert.loops", "loops must be positive, got ", K);
+  RRT_CHECK(L % K == 0, "convert.loops", "loops ", K, " must divide the model's ", L, " layers");
+  const int64_t B = L / K;
+  const ModelConfig& m = original_spec.model;
+  RRT_CHECK(options.rank_attention >= 0 && options.rank_mlp >= 0, "convert.rank",
+            "LoRA ranks must be >= 0");
+  for (int p = 0; p < kNumProj; ++p) {
+    const Proj proj = static_cast<Proj>(p);
+    auto [out, in] = proj_shape(m, proj);
+    const int64_t r = is_attention_proj(proj) ? options.rank_attention : options.rank_mlp;
+    RRT_CHECK(r <= std::min(out, in), "convert.rank", "rank ", r, " of ", kProjNames[p],
+              " exceeds min(in, out) = ", std::min(out, in), " (", out, " x ", in, ")");
+  }
+
+  Converted result;
+  ModelSpec& spec = result.spec;
+  spec.model = m;
+  spec.model.n_layers = L;
+  spec.recursion.block_layers = B;
+  spec.recursion.loops = K;
+  spec.recursion.sharing = options.sharing;
+  spec.recursion.per_loop_norms = options.per_loop_norms;
+  spec.lora = LoraConfig{};
+  spec.lora.rank_attention = options.rank_attention;
+  spec.lora.rank_mlp = options.rank_mlp;
+  spec.lora.alpha = 0.0;
+  result.params = std::make_unique<ParameterSet>(spec);
+  ParameterSet& out = *result.params;
+
+  // Embedding, final norm, head.
+  copy_param(original, out, "embed.weight");
+  copy_param(original, out, "final_norm.weight");
+  if (!m.tied_head) copy_param(original, out, "head.weight");
+
+  // Tied block (and tied norms).
+  const auto sources = init_sources(L, B, options.sharing, options.init, options.seed);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int p = 0; p < kNumProj; ++p) {
+      const Proj proj = static_cast<Proj>(p);
+      const std::string name = ParamRegistry::block_name(b, proj);
+      const int j = out.registry().index(name);
+      mean_into(out.value(j), out.numel(j), sources[b], [&](int64_t l) -> const float* {
+        return original.value(ParamRegistry::block_name(l, proj));
+      });
+    }
+    if (!options.per_loop_norms) {
+      for (bool attn : {true, false}) {
+        const int j = out.registry().index(ParamRegistry::norm_name(b, -1, attn, false));
+        mean_into(out.value(j), out.numel(j), sources[b], [&](int64_t l) -> const float* {
+          return original.value(ParamRegistry::norm_name(l, -1, attn, false));
+        });
+      }
+    }
+  }
+
+  // Per-position parameters: norms (per loop) and LoRA.
+  for (int64_t l = 0; l < L; ++l) {
+    const Position pos = position_of(spec.recursion, l);
+    if (options.per_loop_norms) {
+      for (bool attn : {true, false}) {
+        const int j = out.registry().index(ParamRegistry::norm_name(pos.layer, pos.loop, attn, true));
+        std::memcpy(out.value(j), original.value(ParamRegistry::norm_name(l, -1, attn, false)),
+                    static_cast<size_t>(out.numel(j)) * sizeof(float));
+      }
+    }
+    for (int p = 0; p < kNumProj; ++p) {
+      const Proj proj = static_cast<Proj>(p);
+      const int64_t r = spec.lora.rank(proj);
+      if (r == 0) continue;
+      auto [rows, cols] = proj_shape(m, proj);
+      const int ia = out.registry().index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, true));
+      const int ib = out.registry().index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, false));
+      float* A = out.value(ia);  // [r, in]
+      float* Bm = out.value(ib); // [out, r]
+      if (options.lora_init == LoraInit::zero) {
+        fill_normal(A, r * cols, 0.0, 1.0 / std::sqrt(static_cast<double>(cols)), options.seed,
+                    static_cast<uint64_t>(ia));
+        std::fill(Bm, Bm + rows * r, 0.0f);
+        continue;
+      }
+      // R = W_l - W'_b, in double.
+      const float* Wl = original.value(ParamRegistry::block_name(l, proj));
+      const float* Wb = out.value(ParamRegistry::block_name(pos.layer, proj));
+      std::vector<double> R(static_cast<size_t>(rows * cols));
+      for (int64_t i = 0; i < rows * cols; ++i)
+        R[i] = static_cast<double>(Wl[i]) - static_cast<double>(Wb[i]);
+      truncated_svd(R.data(), rows, cols, r, Bm, A);
+      const double s = spec.lora.scale(proj);
+      if (s != 1.0)
+        for (int64_t i = 0; i < rows * r; ++i) Bm[i] = static_cast<float>(Bm[i] / s);
+    }
+  }
+  return result;
+}
+
+}  // namespace rrt

@@ -1,0 +1,65 @@
+// Converting a plain (full-depth) model into a recursive or relaxed recursive one
+// (docs: /work/shared/METHOD.md sections 1 and 2).
+//
+// The original model is a ModelSpec with recursion {block_layers = L, loops = 1} and no LoRA.
+// The result has B = L / K block layers run K times with the chosen sharing pattern; each block
+// layer is initialised from original layers by an InitRule, and (when a LoRA rank is set) every
+// unrolled position gets LoRA initialised from the SVD of what the tying lost.
+//
+// Choices where the method is silent:
+// - SEQUENCE + stepwise uses the same linspace selection round(linspace(0, L-1, B)) as CYCLE
+//   (equally spaced layers, first and last kept); the selected layer need not lie in the block
+//   layer's tied group.
+// - Lower / upper take the first / last layer of the tied group. For CYCLE this is original layer
+//   b / L - B + b ("the last B layers"); for SEQUENCE b*K / b*K + K - 1.
+// - Random takes one layer of the tied group, drawn from CounterRng(seed, stream = b).
+// - Norms follow the same rule as the weights (average: element-wise mean), tied per block
+//   layer; with ConvertOptions::per_loop_norms each position instead keeps its original norms.
+// - The output LoRA uses alpha = 0 (scale s = 1), so B = U_r S_r and A = V_r^T.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/parameters.h"
+
+namespace rrt {
+
+enum class InitRule { stepwise, average, lower, upper, random };
+enum class LoraInit { svd, zero };
+
+struct ConvertOptions {
+  int64_t loops = 2;                  // K; must divide L
+  Sharing sharing = Sharing::cycle;
+  InitRule init = InitRule::stepwise;
+  int64_t rank_attention = 0;         // LoRA rank of q, k, v, o (0: none)
+  int64_t rank_mlp = 0;               // LoRA rank of gate, up, down (0: none)
+  LoraInit lora_init = LoraInit::svd;
+  uint64_t seed = 1;                  // random init rule and zero-init A
+  bool per_loop_norms = false;        // keep each position's original norms (not tied)
+};
+
+// Which original layers feed block layer b (outer index b = 0..B-1): stepwise, lower, upper and
+// random give one layer, average the whole tied group (in ascending order).
+std::vector<std::vector<int64_t>> init_sources(int64_t L, int64_t B, Sharing sharing,
+                                               InitRule rule, uint64_t seed = 1);
+
+// The tied group of block layer b: the original layers (= unrolled positions) it serves.
+std::vector<int64_t> tied_group(int64_t L, int64_t B, Sharing sharing, int64_t b);
+
+struct Converted {
+  ModelSpec spec;
+  std::unique_ptr<ParameterSet> params;
+};
+
+// Builds the recursive / relaxed model. Gradients of the result are zero. Throws rrt::Error
+// when the original is not a plain model, K does not divide L, or a rank exceeds min(in, out).
+Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSet& original,
+                               const ConvertOptions& options);
+
+std::string to_string(InitRule r);
+
+}  // namespace rrt

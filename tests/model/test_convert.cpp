@@ -1,0 +1,501 @@
+// Converting a plain model into a recursive / relaxed recursive one (model/convert.h): layer
+// selection tables, the SVD, exact reproduction at full rank, rank 0 as the pure recursive model,
+// and the approximation improving with rank.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "model/convert.h"
+#include "model/recursive_model.h"
+#include "model/svd.h"
+
+namespace rrt {
+namespace {
+
+using Table = std::vector<std::vector<int64_t>>;
+
+Table singles(std::vector<int64_t> v) {
+  Table t;
+  for (int64_t x : v) t.push_back({x});
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. init_sources tables. The stepwise rows are round(linspace(0, L-1, B)) worked out by hand:
+//   (18, 9):  step 17/8 = 2.125   -> 0 2.125 4.25 6.375 8.5(->8, even) 10.625 12.75 14.875 17
+//   (22, 11): step 21/10 = 2.1    -> 0 2.1 4.2 6.3 8.4 10.5(->10, even) 12.6 14.7 16.8 18.9 21
+//   (16, 8):  step 15/7 = 2.142.. -> 0 2.14 4.29 6.43 8.57 10.71 12.86 15
+//   (24, 8):  step 23/7 = 3.285.. -> 0 3.29 6.57 9.86 13.14 16.43 19.71 23
+struct Case {
+  int64_t L, B;
+  std::vector<int64_t> stepwise;
+};
+const Case kCases[] = {
+    {18, 9, {0, 2, 4, 6, 8, 11, 13, 15, 17}},
+    {22, 11, {0, 2, 4, 6, 8, 10, 13, 15, 17, 19, 21}},
+    {16, 8, {0, 2, 4, 6, 9, 11, 13, 15}},
+    {24, 8, {0, 3, 7, 10, 13, 16, 20, 23}},
+};
+
+TEST(InitSources, StepwiseIsRoundedLinspaceForBothSharings) {
+  for (const Case& c : kCases)
+    for (Sharing s : {Sharing::cycle, Sharing::sequence})
+      EXPECT_EQ(init_sources(c.L, c.B, s, InitRule::stepwise), singles(c.stepwise))
+          << c.L << "/" << c.B << " " << to_string(s);
+}
+
+TEST(InitSources, AverageCycleTakesTheStridedGroup) {
+  Table gemma;
+  for (int64_t b = 0; b < 9; ++b) gemma.push_back({b, b + 9});
+  EXPECT_EQ(init_sources(18, 9, Sharing::cycle, InitRule::average), gemma);
+  Table t24;  // K = 3
+  for (int64_t b = 0; b < 8; ++b) t24.push_back({b, b + 8, b + 16});
+  EXPECT_EQ(init_sources(24, 8, Sharing::cycle, InitRule::average), t24);
+  for (const Case& c : kCases) {
+    Table t = init_sources(c.L, c.B, Sharing::cycle, InitRule::average);
+    ASSERT_EQ(static_cast<int64_t>(t.size()), c.B);
+    for (int64_t b = 0; b < c.B; ++b) {
+      ASSERT_EQ(static_cast<int64_t>(t[b].size()), c.L / c.B);
+      for (int64_t k = 0; k < c.L / c.B; ++k) EXPECT_EQ(t[b][k], b + k * c.B);
+    }
+  }
+}
+
+TEST(InitSources, AverageSequenceTakesConsecutiveGroups) {
+  Table gemma;
+  for (int64_t b = 0; b < 9; ++b) gemma.push_back({2 * b, 2 * b + 1});
+  EXPECT_EQ(init_sources(18, 9, Sharing::sequence, InitRule::average), gemma);
+  EXPECT_EQ(init_sources(24, 8, Sharing::sequence, InitRule::average),
+            (Table{{0, 1, 2}, {3, 4, 5}, {6, 7, 8}, {9, 10, 11}, {12, 13, 14}, {15, 16, 17},
+                   {18, 19, 20}, {21, 22, 23}}));
+  for (const Case& c : kCases) {
+    const int64_t K = c.L / c.B;
+    Table t = init_sources(c.L, c.B, Sharing::sequence, InitRule::average);
+    ASSERT_EQ(static_cast<int64_t>(t.size()), c.B);
+    for (int64_t b = 0; b < c.B; ++b) {
+      ASSERT_EQ(static_cast<int64_t>(t[b].size()), K);
+      for (int64_t k = 0; k < K; ++k) EXPECT_EQ(t[b][k], b * K + k);
+    }
+  }
+}
+
+TEST(InitSources, LowerAndUpper) {
+  EXPECT_EQ(init_sources(18, 9, Sharing::cycle, InitRule::lower),
+            singles({0, 1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(init_sources(18, 9, Sharing::cycle, InitRule::upper),
+            singles({9, 10, 11, 12, 13, 14, 15, 16, 17}));
+  EXPECT_EQ(init_sources(18, 9, Sharing::sequence, InitRule::lower),
+            singles({0, 2, 4, 6, 8, 10, 12, 14, 16}));
+  EXPECT_EQ(init_sources(18, 9, Sharing::sequence, InitRule::upper),
+            singles({1, 3, 5, 7, 9, 11, 13, 15, 17}));
+  EXPECT_EQ(init_sources(24, 8, Sharing::sequence, InitRule::lower),
+            singles({0, 3, 6, 9, 12, 15, 18, 21}));
+  EXPECT_EQ(init_sources(24, 8, Sharing::cycle, InitRule::upper),
+            singles({16, 17, 18, 19, 20, 21, 22, 23}));
+  for (const Case& c : kCases) {
+    const int64_t K = c.L / c.B;
+    Table lc = init_sources(c.L, c.B, Sharing::cycle, InitRule::lower);
+    Table ls = init_sources(c.L, c.B, Sharing::sequence, InitRule::lower);
+    Table uc = init_sources(c.L, c.B, Sharing::cycle, InitRule::upper);
+    Table us = init_sources(c.L, c.B, Sharing::sequence, InitRule::upper);
+    for (int64_t b = 0; b < c.B; ++b) {
+      EXPECT_EQ(lc[b], std::vector<int64_t>{b});
+      EXPECT_EQ(ls[b], std::vector<int64_t>{b * K});
+      EXPECT_EQ(uc[b], std::vector<int64_t>{c.L - c.B + b});
+      EXPECT_EQ(us[b], std::vector<int64_t>{b * K + K - 1});
+    }
+  }
+}
+
+TEST(InitSources, RandomPicksFromTheGroupDeterministically) {
+  for (const Case& c : kCases)
+    for (Sharing s : {Sharing::cycle, Sharing::sequence}) {
+      Table avg = init_sources(c.L, c.B, s, InitRule::average);
+      Table r1 = init_sources(c.L, c.B, s, InitRule::random, 7);
+      EXPECT_EQ(r1, init_sources(c.L, c.B, s, InitRule::random, 7));
+      for (int64_t b = 0; b < c.B; ++b) {
+        ASSERT_EQ(r1[b].size(), 1u);
+        EXPECT_NE(std::find(avg[b].begin(), avg[b].end(), r1[b][0]), avg[b].end());
+      }
+    }
+  // Some seed picks a layer other than the first of the group.
+  bool varied = false;
+  for (uint64_t seed = 1; seed < 20 && !varied; ++seed)
+    varied = init_sources(18, 9, Sharing::cycle, InitRule::random, seed) !=
+             init_sources(18, 9, Sharing::cycle, InitRule::lower);
+  EXPECT_TRUE(varied);
+}
+
+TEST(InitSources, RejectsBlockNotDividingDepth) {
+  EXPECT_THROW(init_sources(18, 4, Sharing::cycle, InitRule::stepwise), Error);
+  EXPECT_THROW(init_sources(18, 0, Sharing::cycle, InitRule::stepwise), Error);
+  EXPECT_EQ(init_sources(5, 1, Sharing::cycle, InitRule::stepwise), singles({0}));
+  EXPECT_EQ(init_sources(5, 5, Sharing::cycle, InitRule::stepwise), singles({0, 1, 2, 3, 4}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. SVD.
+std::vector<float> random_matrix(int64_t n, uint64_t stream) {
+  std::vector<float> m(n);
+  fill_normal(m.data(), n, 0.0, 1.0, 99, stream);
+  return m;
+}
+
+// (U S) [rows, r] times Vt [r, cols], in double.
+std::vector<double> product(const std::vector<float>& US, const std::vector<float>& Vt,
+                            int64_t rows, int64_t cols, int64_t r) {
+  std::vector<double> out(rows * cols, 0.0);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t k = 0; k < r; ++k)
+      for (int64_t j = 0; j < cols; ++j) out[i * cols + j] += double(US[i * r + k]) * Vt[k * cols + j];
+  return out;
+}
+
+TEST(Svd, FullRankReconstructsAndValuesDescend) {
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{13, 7}, {7, 13}, {10, 10}}) {
+    std::vector<float> M = random_matrix(rows * cols, rows * 100 + cols);
+    const int64_t k = std::min(rows, cols);
+    std::vector<float> US(rows * k), Vt(k * cols);
+    std::vector<double> sv;
+    truncated_svd(M.data(), rows, cols, k, US.data(), Vt.data(), &sv);
+    std::vector<double> P = product(US, Vt, rows, cols, k);
+    for (int64_t i = 0; i < rows * cols; ++i) EXPECT_NEAR(P[i], M[i], 1e-5) << rows << "x" << cols;
+    ASSERT_EQ(static_cast<int64_t>(sv.size()), k);
+    for (int64_t i = 0; i + 1 < k; ++i) EXPECT_GE(sv[i], sv[i + 1]);
+    EXPECT_GT(sv[k - 1], 0.0);
+    // Vt rows are orthonormal.
+    for (int64_t a = 0; a < k; ++a)
+      for (int64_t b = 0; b < k; ++b) {
+        double dot = 0;
+        for (int64_t j = 0; j < cols; ++j) dot += double(Vt[a * cols + j]) * Vt[b * cols + j];
+        EXPECT_NEAR(dot, a == b ? 1.0 : 0.0, 1e-5);
+      }
+  }
+}
+
+TEST(Svd, RecoversALowRankMatrixExactly) {
+  const int64_t rows = 12, cols = 9, r = 3;
+  std::vector<float> X = random_matrix(rows * r, 1), Y = random_matrix(r * cols, 2);
+  std::vector<double> Md = product(X, Y, rows, cols, r);
+  std::vector<float> US(rows * r), Vt(r * cols);
+  std::vector<double> sv;
+  truncated_svd(Md.data(), rows, cols, r, US.data(), Vt.data(), &sv);
+  std::vector<double> P = product(US, Vt, rows, cols, r);
+  double mx = 0;
+  for (double v : Md) mx = std::max(mx, std::fabs(v));
+  for (int64_t i = 0; i < rows * cols; ++i) EXPECT_NEAR(P[i], Md[i], 1e-5 * mx);
+  // The remaining singular values vanish.
+  for (size_t i = r; i < sv.size(); ++i) EXPECT_LT(sv[i], 1e-10 * sv[0]);
+  // A rank below the true rank leaves an error of exactly the dropped singular value (spectral).
+  std::vector<float> US2(rows * 2), Vt2(2 * cols);
+  truncated_svd(Md.data(), rows, cols, 2, US2.data(), Vt2.data());
+  std::vector<double> P2 = product(US2, Vt2, rows, cols, 2);
+  double fro = 0;
+  for (int64_t i = 0; i < rows * cols; ++i) fro += (P2[i] - Md[i]) * (P2[i] - Md[i]);
+  EXPECT_NEAR(std::sqrt(fro), sv[2], 1e-4 * sv[0]);
+}
+
+TEST(Svd, RejectsBadRank) {
+  std::vector<float> M = random_matrix(12, 3), US(100), Vt(100);
+  EXPECT_THROW(truncated_svd(M.data(), 3, 4, 4, US.data(), Vt.data()), Error);
+  EXPECT_THROW(truncated_svd(M.data(), 3, 4, -1, US.data(), Vt.data()), Error);
+  EXPECT_NO_THROW(truncated_svd(M.data(), 3, 4, 0, US.data(), Vt.data()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Models. GQA with head_dim 8: q_dim 32, kv_dim 16 >= d_model 16, so every projection has
+// min(in, out) = 16 and rank 16 is full rank everywhere.
+constexpr int64_t kFull = 16;
+
+ModelSpec original_spec(int64_t L) {
+  ModelSpec s;
+  s.model = {.vocab = 53, .d_model = 16, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8, .ffn = 40,
+             .max_seq_len = 12};
+  s.recursion = {.block_layers = L, .loops = 1};
+  return s;
+}
+
+std::unique_ptr<ParameterSet> random_original(const ModelSpec& spec, bool random_norms = false) {
+  auto p = std::make_unique<ParameterSet>(spec);
+  p->init({.seed = 4321, .std = 0.2, .lora_b_zero = false});
+  if (random_norms)
+    for (int i = 0; i < p->registry().size(); ++i)
+      if (p->registry()[i].kind == ParamKind::norm)
+        fill_normal(p->value(i), p->numel(i), 1.0, 0.3, 77, i);
+  return p;
+}
+
+// Layers that differ like pretrained ones: a common base plus a per-layer deviation with a
+// decaying spectrum, D_l = sum_j 0.1 * 0.6^j x_j y_j^T (x, y standard normal). Truncated SVD then
+// captures the largest part of what tying loses first.
+std::unique_ptr<ParameterSet> structured_original(const ModelSpec& spec) {
+  auto p = random_original(spec);
+  const int64_t L = spec.recursion.block_layers;
+  for (int proj = 0; proj < kNumProj; ++proj) {
+    auto [out, in] = proj_shape(spec.model, static_cast<Proj>(proj));
+    std::vector<float> base(out * in);
+    fill_normal(base.data(), out * in, 0.0, 0.15, 11, proj);
+    for (int64_t l = 0; l < L; ++l) {
+      float* W = p->value(ParamRegistry::block_name(l, static_cast<Proj>(proj)));
+      std::vector<float> x(out), y(in);
+      for (int64_t i = 0; i < out * in; ++i) W[i] = base[i];
+      for (int64_t j = 0; j < std::min(out, in); ++j) {
+        const uint64_t stream = 1000 + (l * kNumProj + proj) * 64 + j;
+        fill_normal(x.data(), out, 0.0, 1.0, 12, stream);
+        fill_normal(y.data(), in, 0.0, 1.0, 13, stream);
+        const double c = 0.1 * std::pow(0.6, double(j));
+        for (int64_t a = 0; a < out; ++a)
+          for (int64_t b = 0; b < in; ++b) W[a * in + b] += static_cast<float>(c * x[a] * y[b]);
+      }
+    }
+  }
+  return p;
+}
+
+constexpr int64_t kN = 2, kT = 10;
+
+std::vector<int32_t> tokens(int64_t vocab) {
+  std::vector<int32_t> t(kN * kT);
+  for (int64_t i = 0; i < kN * kT; ++i) t[i] = static_cast<int32_t>((i * 37 + 11) % vocab);
+  return t;
+}
+std::vector<int32_t> targets(int64_t vocab) {
+  std::vector<int32_t> t(kN * kT);
+  for (int64_t i = 0; i < kN * kT; ++i) t[i] = static_cast<int32_t>((i * 13 + 5) % vocab);
+  return t;
+}
+
+std::unique_ptr<RecursiveModel> build(const ModelSpec& spec, const ParameterSet& params) {
+  auto model = std::make_unique<RecursiveModel>(spec, ModelCapacity{.max_batch = kN, .max_seq = kT,
+                                                                     .threads = 1});
+  ParameterSet& dst = model->params();
+  EXPECT_EQ(dst.registry().size(), params.registry().size());
+  for (int i = 0; i < params.registry().size(); ++i) {
+    const std::string& name = params.registry()[i].name;
+    const int j = dst.registry().index(name);
+    EXPECT_EQ(dst.numel(j), params.numel(i)) << name;
+    std::memcpy(dst.value(j), params.value(i), params.numel(i) * sizeof(float));
+  }
+  return model;
+}
+
+std::vector<float> logits_of(const ModelSpec& spec, const ParameterSet& params) {
+  auto model = build(spec, params);
+  std::vector<float> out(kN * kT * spec.model.vocab);
+  std::vector<int32_t> tok = tokens(spec.model.vocab);
+  model->logits(tok.data(), kN, kT, out.data());
+  return out;
+}
+
+double loss_of(const ModelSpec& spec, const ParameterSet& params) {
+  auto model = build(spec, params);
+  std::vector<int32_t> tok = tokens(spec.model.vocab), tgt = targets(spec.model.vocab);
+  return model->loss(tok.data(), tgt.data(), kN, kT);
+}
+
+double max_abs(const std::vector<float>& v) {
+  double m = 0;
+  for (float x : v) m = std::max(m, double(std::fabs(x)));
+  return m;
+}
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, double(std::fabs(a[i] - b[i])));
+  return m;
+}
+double rms_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += double(a[i] - b[i]) * double(a[i] - b[i]);
+  return std::sqrt(s / a.size());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Full rank + SVD init reproduces the original model.
+TEST(Convert, FullRankSvdReproducesOriginalLogits) {
+  const int64_t L = 6;
+  ModelSpec ospec = original_spec(L);
+  auto orig = random_original(ospec);
+  std::vector<float> ref = logits_of(ospec, *orig);
+  const double scale = max_abs(ref);
+  ASSERT_GT(scale, 0.1);
+  for (Sharing sharing : {Sharing::cycle, Sharing::sequence})
+    for (int64_t K : {2, 3})
+      for (InitRule rule : {InitRule::stepwise, InitRule::average}) {
+        ConvertOptions opt{.loops = K, .sharing = sharing, .init = rule,
+                           .rank_attention = kFull, .rank_mlp = kFull};
+        Converted c = convert_to_recursive(ospec, *orig, opt);
+        EXPECT_EQ(c.spec.recursion.loops, K);
+        EXPECT_EQ(c.spec.recursion.block_layers, L / K);
+        EXPECT_EQ(c.spec.recursion.sharing, sharing);
+        EXPECT_EQ(c.spec.lora.alpha, 0.0);
+        std::vector<float> got = logits_of(c.spec, *c.params);
+        const double err = max_diff(got, ref);
+        EXPECT_LE(err, 1e-4 * scale) << to_string(sharing) << " K=" << K << " " << to_string(rule);
+        // And the pure recursive model (rank 0) is far from it: the test is not vacuous.
+        opt.rank_attention = opt.rank_mlp = 0;
+        Converted c0 = convert_to_recursive(ospec, *orig, opt);
+        EXPECT_GT(max_diff(logits_of(c0.spec, *c0.params), ref), 1e-2 * scale);
+      }
+}
+
+TEST(Convert, FullRankWithPerLoopNormsReproducesDifferingNorms) {
+  ModelSpec ospec = original_spec(4);
+  auto orig = random_original(ospec, /*random_norms=*/true);
+  std::vector<float> ref = logits_of(ospec, *orig);
+  for (Sharing sharing : {Sharing::cycle, Sharing::sequence}) {
+    ConvertOptions opt{.loops = 2, .sharing = sharing, .init = InitRule::average,
+                       .rank_attention = kFull, .rank_mlp = kFull, .per_loop_norms = true};
+    Converted c = convert_to_recursive(ospec, *orig, opt);
+    EXPECT_TRUE(c.spec.recursion.per_loop_norms);
+    EXPECT_LE(max_diff(logits_of(c.spec, *c.params), ref), 1e-4 * max_abs(ref));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Rank 0 is the pure recursive model: tied copies (or means), no LoRA.
+TEST(Convert, RankZeroIsTiedCopiesBitwise) {
+  const int64_t L = 6;
+  ModelSpec ospec = original_spec(L);
+  auto orig = random_original(ospec, /*random_norms=*/true);
+  for (Sharing sharing : {Sharing::cycle, Sharing::sequence})
+    for (int64_t K : {2, 3})
+      for (InitRule rule : {InitRule::stepwise, InitRule::average, InitRule::lower,
+                            InitRule::upper, InitRule::random}) {
+        const int64_t B = L / K;
+        Converted c = convert_to_recursive(ospec, *orig, {.loops = K, .sharing = sharing, .init = rule});
+        const ParamRegistry& reg = c.params->registry();
+        EXPECT_EQ(reg.numel_of(ParamKind::lora_a) + reg.numel_of(ParamKind::lora_b), 0);
+        EXPECT_EQ(reg.size(), 1 + B * 9 + 1 + 1);
+        Table src = init_sources(L, B, sharing, rule, 1);
+        std::vector<std::string> names;
+        for (int64_t b = 0; b < B; ++b) {
+          for (int p = 0; p < kNumProj; ++p) {
+            const Proj proj = static_cast<Proj>(p);
+            names.push_back(ParamRegistry::block_name(b, proj));
+          }
+          names.push_back(ParamRegistry::norm_name(b, -1, true, false));
+          names.push_back(ParamRegistry::norm_name(b, -1, false, false));
+        }
+        for (const std::string& name : names) {
+          // "block.<b>.<rest>"
+          const size_t dot = name.find('.', 6);
+          const int64_t b = std::stoll(name.substr(6, dot - 6));
+          const std::string rest = name.substr(dot);
+          const int j = reg.index(name);
+          const int64_t n = c.params->numel(j);
+          std::vector<float> expect(n);
+          if (src[b].size() == 1) {
+            const float* x = orig->value("block." + std::to_string(src[b][0]) + rest);
+            std::copy(x, x + n, expect.begin());
+          } else {
+            std::vector<double> acc(n, 0.0);
+            for (int64_t l : src[b]) {
+              const float* x = orig->value("block." + std::to_string(l) + rest);
+              for (int64_t i = 0; i < n; ++i) acc[i] += x[i];
+            }
+            for (int64_t i = 0; i < n; ++i) expect[i] = static_cast<float>(acc[i] / src[b].size());
+          }
+          EXPECT_EQ(std::memcmp(expect.data(), c.params->value(j), n * sizeof(float)), 0)
+              << name << " " << to_string(rule) << " " << to_string(sharing) << " K=" << K;
+        }
+        for (const char* name : {"embed.weight", "final_norm.weight", "head.weight"}) {
+          const int j = reg.index(name);
+          EXPECT_EQ(std::memcmp(orig->value(name), c.params->value(j),
+                                c.params->numel(j) * sizeof(float)), 0) << name;
+        }
+      }
+}
+
+TEST(Convert, ZeroLoraInitLeavesThePureRecursiveModel) {
+  ModelSpec ospec = original_spec(4);
+  auto orig = random_original(ospec);
+  Converted pure = convert_to_recursive(ospec, *orig, {.loops = 2, .init = InitRule::average});
+  Converted zero = convert_to_recursive(
+      ospec, *orig,
+      {.loops = 2, .init = InitRule::average, .rank_attention = 4, .rank_mlp = 3,
+       .lora_init = LoraInit::zero, .seed = 5});
+  const ParamRegistry& reg = zero.params->registry();
+  for (int i = 0; i < reg.size(); ++i) {
+    const ParamInfo& p = reg[i];
+    const float* x = zero.params->value(i);
+    if (p.kind == ParamKind::lora_b) {
+      for (int64_t e = 0; e < p.shape.numel(); ++e) EXPECT_EQ(x[e], 0.0f) << p.name;
+    } else if (p.kind == ParamKind::lora_a) {
+      double ss = 0;
+      for (int64_t e = 0; e < p.shape.numel(); ++e) ss += double(x[e]) * x[e];
+      const double std_ = std::sqrt(ss / p.shape.numel());
+      EXPECT_NEAR(std_, 1.0 / std::sqrt(double(p.shape[1])), 0.5 / std::sqrt(double(p.shape[1])))
+          << p.name;
+    }
+  }
+  std::vector<float> a = logits_of(pure.spec, *pure.params), b = logits_of(zero.spec, *zero.params);
+  EXPECT_LE(max_diff(a, b), 1e-6 * max_abs(a));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. The relaxed model approaches the original as the rank grows.
+TEST(Convert, ErrorFallsAsRankGrows) {
+  ModelSpec ospec = original_spec(6);
+  auto orig = structured_original(ospec);
+  std::vector<float> ref = logits_of(ospec, *orig);
+  const double ref_loss = loss_of(ospec, *orig);
+  for (Sharing sharing : {Sharing::cycle, Sharing::sequence})
+    for (InitRule rule : {InitRule::stepwise, InitRule::average}) {
+      std::vector<double> errs, dloss;
+      for (int64_t r : {0, 2, 4, 8, int(kFull)}) {
+        Converted c = convert_to_recursive(
+            ospec, *orig, {.loops = 2, .sharing = sharing, .init = rule, .rank_attention = r,
+                           .rank_mlp = r});
+        errs.push_back(rms_diff(logits_of(c.spec, *c.params), ref));
+        dloss.push_back(std::fabs(loss_of(c.spec, *c.params) - ref_loss));
+      }
+      // The logits error falls with every rank step. The loss distance is signed noise at low
+      // ranks on this toy model (it is not monotone there), so only its end points are checked.
+      for (size_t i = 0; i + 1 < errs.size(); ++i)
+        EXPECT_LT(errs[i + 1], errs[i]) << "rank step " << i << " " << to_string(sharing) << " "
+                                        << to_string(rule);
+      EXPECT_LT(dloss.back(), 1e-4);
+      EXPECT_LT(dloss.back(), dloss.front());
+    }
+}
+
+TEST(Convert, OneLoopStepwiseIsTheOriginal) {
+  ModelSpec ospec = original_spec(4);
+  auto orig = random_original(ospec, /*random_norms=*/true);
+  Converted c = convert_to_recursive(ospec, *orig, {.loops = 1});
+  std::vector<float> a = logits_of(ospec, *orig), b = logits_of(c.spec, *c.params);
+  EXPECT_EQ(max_diff(a, b), 0.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+TEST(Convert, RejectsBadInputs) {
+  ModelSpec ospec = original_spec(6);
+  auto orig = random_original(ospec);
+  EXPECT_THROW(convert_to_recursive(ospec, *orig, {.loops = 4}), Error);  // 4 does not divide 6
+  EXPECT_THROW(convert_to_recursive(ospec, *orig, {.loops = 0}), Error);
+  EXPECT_THROW(convert_to_recursive(ospec, *orig, {.loops = 2, .rank_attention = kFull + 1}), Error);
+  EXPECT_THROW(convert_to_recursive(ospec, *orig, {.loops = 2, .rank_mlp = kFull + 1}), Error);
+  ModelSpec looped = original_spec(3);
+  looped.recursion.loops = 2;
+  ParameterSet lp(looped);
+  EXPECT_THROW(convert_to_recursive(looped, lp, {.loops = 3}), Error);
+  ModelSpec lora = original_spec(6);
+  lora.lora.rank_attention = 2;
+  ParameterSet lorap(lora);
+  EXPECT_THROW(convert_to_recursive(lora, lorap, {.loops = 2}), Error);
+  // Parameters of another shape than the spec says.
+  ModelSpec wider = original_spec(6);
+  wider.model.ffn = 48;
+  EXPECT_THROW(convert_to_recursive(wider, *orig, {.loops = 2}), Error);
+  // K = 1 and K = L are allowed (plain copy / one shared layer).
+  EXPECT_NO_THROW(convert_to_recursive(ospec, *orig, {.loops = 1}));
+  EXPECT_NO_THROW(convert_to_recursive(ospec, *orig, {.loops = 6}));
+}
+
+}  // namespace
+}  // namespace rrt
