@@ -92,7 +92,8 @@ void SafetensorsFile::parse_header() {
                 "' points outside the file (truncated download?)");
       int64_t numel = 1;
       for (int64_t d : t.shape) {
-        RRT_CHECK(d >= 0 && (d == 0 || numel <= data_bytes / d), where, "tensor '", name,
+        // Bounded by 2^40 per factor product so that numel * element size cannot overflow.
+        RRT_CHECK(d >= 0 && (d == 0 || numel <= (int64_t{1} << 40) / d), where, "tensor '", name,
                   "' has an impossible shape");
         numel *= d;
       }

@@ -411,6 +411,19 @@ TEST(Safetensors, RejectsCorruptFiles) {
 
   const std::string bad_json = write_safetensors("rrt_core_test_json.safetensors", "{not json", {});
   EXPECT_TRUE(contains(error_message([&] { SafetensorsFile f(bad_json); }), "JSON"));
+
+  // A header that lies: the shape claims more elements than the byte range holds.
+  const std::string lying = write_safetensors(
+      "rrt_core_test_lying.safetensors",
+      R"({"w":{"dtype":"F32","shape":[1000],"data_offsets":[0,8]}})", std::vector<uint8_t>(8, 0));
+  const std::string lie = error_message([&] { SafetensorsFile f(lying); });
+  EXPECT_TRUE(contains(lie, "'w' claims 1000 elements")) << lie;
+
+  // Well-formed JSON of the wrong structure is an rrt::Error too, not a JSON exception.
+  const std::string wrong_types = write_safetensors(
+      "rrt_core_test_types.safetensors",
+      R"({"w":{"dtype":3,"shape":"big","data_offsets":[0,8]}})", std::vector<uint8_t>(8, 0));
+  EXPECT_TRUE(contains(error_message([&] { SafetensorsFile f(wrong_types); }), "malformed header"));
 }
 
 }  // namespace
