@@ -4,6 +4,7 @@
 // config whose model sections describe it and whose train.init_from points at it.
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -52,6 +53,11 @@ void run_convert(const ConvertOpts& o) {
   run.model = out.spec;
   run.model.model.n_layers = hf.spec.positions();
   run.train.init_from = o.out;
+  // Training defaults that fit the converted model: sequences no longer than it allows, and
+  // the checkpoint's own SentencePiece tokenizer when there is one (or its vocab needs one).
+  run.train.seq_len = std::min<int64_t>(run.train.seq_len, run.model.model.max_seq_len);
+  const std::filesystem::path sp = std::filesystem::path(o.from) / "tokenizer.model";
+  if (std::filesystem::exists(sp) || run.model.model.vocab < 257) run.data.tokenizer = sp.string();
   const std::string yaml = to_yaml(run);
   const std::filesystem::path parent = std::filesystem::path(o.out).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);

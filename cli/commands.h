@@ -13,5 +13,6 @@ void add_prepare_command(CLI::App& app);
 void add_config_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 
 }  // namespace rrt::cli

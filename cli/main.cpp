@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   rrt::cli::add_config_command(app);
   rrt::cli::add_demo_command(app);
   rrt::cli::add_convert_command(app);
+  rrt::cli::add_export_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -49,6 +49,9 @@ grep -q "resuming from" "$work/train2" || fail "the second train did not resume"
 "$rrt" train "$work/conv/init.yaml" data.path="$work/shards" train.run_dir="$work/conv/run" \
   train.steps=2 train.micro_batch=2 train.seq_len=8 train.eval_batches=1 >/dev/null || fail "train from convert"
 "$rrt" eval "$work/conv/run/step_00000002.h5" | grep -q "validation loss" || fail "eval of converted"
+"$rrt" export "$work/conv/run/step_00000002.h5" --out "$work/exported" >/dev/null || fail export
+[[ -f "$work/exported/config.json" && -f "$work/exported/model.safetensors" ]] || fail "export files"
+expect_error "--force" "$rrt" export "$work/conv/run/step_00000002.h5" --out "$work/exported"
 expect_error "must divide" "$rrt" convert --from "$src/tests/fixtures/hf_llama_gqa" --loops 3 --out "$work/x.h5"
 
 echo "garbage" > "$work/bad.h5"
