@@ -3,6 +3,8 @@
 // for GQA, MQA with an independent head_dim, a tied head in bf16, and a sharded checkpoint.
 // Plus the errors for checkpoints the importer must refuse.
 #include <gtest/gtest.h>
+
+#include "tests/model/compare.h"
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,14 +32,7 @@ namespace fs = std::filesystem;
 
 std::string fixture(const std::string& name) { return std::string(RRT_FIXTURE_DIR) + "/" + name; }
 
-double relative_max_error(const float* a, const std::vector<float>& b) {
-  double err = 0, mag = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    err = std::max(err, std::fabs(static_cast<double>(a[i]) - b[i]));
-    mag = std::max(mag, std::fabs(static_cast<double>(b[i])));
-  }
-  return mag > 0 ? err / mag : err;
-}
+using testing::relative_max_error;
 
 class HfParity : public ::testing::TestWithParam<const char*> {};
 

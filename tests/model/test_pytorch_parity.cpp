@@ -2,6 +2,8 @@
 // loss, every parameter gradient, and the losses of 10 AdamW steps.
 #include <gtest/gtest.h>
 
+#include "tests/model/compare.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -12,15 +14,7 @@
 namespace rrt {
 namespace {
 
-// max |a - b| over max |b|: the criterion is <= 1e-4 of each tensor's magnitude.
-double relative_max_error(const float* a, const std::vector<float>& b) {
-  double err = 0, mag = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    err = std::max(err, std::fabs(static_cast<double>(a[i]) - b[i]));
-    mag = std::max(mag, std::fabs(static_cast<double>(b[i])));
-  }
-  return mag > 0 ? err / mag : err;
-}
+using testing::relative_max_error;
 
 class PyTorchParity : public ::testing::TestWithParam<const char*> {};
 
