@@ -200,6 +200,32 @@ TEST(Svd, RecoversALowRankMatrixExactly) {
   EXPECT_NEAR(std::sqrt(fro), sv[2], 1e-4 * sv[0]);
 }
 
+// Low ranks of large matrices take the randomized path (model/svd.cpp); passing
+// singular_values forces the exact one. The randomized rank-r error must be within 1% of the
+// optimum, on a decaying spectrum and on a flat (Gaussian) one, the hard case.
+TEST(Svd, RandomizedLowRankIsNearOptimal) {
+  const int64_t rows = 200, cols = 150, r = 5;
+  for (bool decaying : {true, false}) {
+    std::vector<float> X = random_matrix(rows * cols, 11), Y = random_matrix(cols * cols, 12);
+    if (decaying)
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t k = 0; k < cols; ++k) X[i * cols + k] *= static_cast<float>(std::exp(-k / 10.0));
+    std::vector<double> M = product(X, Y, rows, cols, cols);
+    auto error_of = [&](bool exact) {
+      std::vector<float> US(rows * r), Vt(r * cols);
+      std::vector<double> sv;
+      truncated_svd(M.data(), rows, cols, r, US.data(), Vt.data(), exact ? &sv : nullptr);
+      std::vector<double> P = product(US, Vt, rows, cols, r);
+      double fro = 0;
+      for (int64_t i = 0; i < rows * cols; ++i) fro += (P[i] - M[i]) * (P[i] - M[i]);
+      return std::sqrt(fro);
+    };
+    const double exact = error_of(true), fast = error_of(false);
+    EXPECT_LE(fast, 1.01 * exact) << (decaying ? "decaying" : "flat") << " spectrum";
+    EXPECT_GE(fast, exact * (1 - 1e-9));  // sanity: no rank-r approximation beats the optimum
+  }
+}
+
 TEST(Svd, RejectsBadRank) {
   std::vector<float> M = random_matrix(12, 3), US(100), Vt(100);
   EXPECT_THROW(truncated_svd(M.data(), 3, 4, 4, US.data(), Vt.data()), Error);
