@@ -1,6 +1,8 @@
 // Core pieces: Arena, rrt::Error / RRT_CHECK, the counter-based RNG, bf16 rounding and the
 // safetensors reader (on the checked-in fixture and on small files written here).
 #include <gtest/gtest.h>
+
+#include "tests/error_helpers.h"
 #include <omp.h>
 
 #include <algorithm>
@@ -23,21 +25,8 @@
 namespace rrt {
 namespace {
 
-// Runs `fn`, which must throw rrt::Error, and returns the message.
-template <typename Fn>
-std::string error_message(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected rrt::Error";
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using testing::contains;
+using testing::error_message;
 
 // ---------------------------------------------------------------------------------------------
 // Arena

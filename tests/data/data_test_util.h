@@ -18,8 +18,12 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tests/error_helpers.h"
 
 namespace rrt::test {
+
+using testing::contains;
+using testing::error_message;
 
 namespace fs = std::filesystem;
 
@@ -45,25 +49,6 @@ class TempDir {
  private:
   fs::path path_;
 };
-
-// Runs `fn`, which must throw rrt::Error, and returns the message.
-template <typename Fn>
-std::string error_message(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected rrt::Error, got " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected rrt::Error";
-  return "";
-}
-
-inline bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 // "[where]", as error messages begin.
 inline std::string bracketed(const std::string& where) {

@@ -290,9 +290,9 @@ TEST(DataPrepare, ReportsProgressToStderr) {
   PrepareOptions options;
   options.inputs = {dir / "a.txt"};
   options.out_dir = dir / "out";
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   prepare_shards(options);
-  const std::string err = testing::internal::GetCapturedStderr();
+  const std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_TRUE(contains(err, "[prepare] done: 1 documents")) << err;
   EXPECT_TRUE(contains(err, "MB/s")) << err;
 }

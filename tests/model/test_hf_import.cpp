@@ -4,6 +4,8 @@
 // Plus the errors for checkpoints the importer must refuse.
 #include <gtest/gtest.h>
 
+#include "tests/error_helpers.h"
+
 #include "tests/model/compare.h"
 #include <unistd.h>
 
@@ -148,24 +150,12 @@ class TempCopy {
   fs::path dir_;
 };
 
-// Runs f, expects an rrt::Error, and returns its message.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no rrt::Error thrown";
-  return "";
-}
-
 TEST(HfImportErrors, UnknownArchitecture) {
   TempCopy tmp("hf_llama_gqa");
   auto c = tmp.config();
   c["architectures"] = {"GPTJForCausalLM"};
   tmp.set_config(c);
-  const std::string msg = error_of([&] { load_hf_model(tmp.dir()); });
+  const std::string msg = testing::error_message([&] { load_hf_model(tmp.dir()); });
   EXPECT_NE(msg.find("GPTJForCausalLM"), std::string::npos) << msg;
   EXPECT_NE(msg.find("LlamaForCausalLM"), std::string::npos) << msg;
 }
@@ -176,23 +166,23 @@ TEST(HfImportErrors, UnsupportedConfig) {
   auto c = base;
   c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
   tmp.set_config(c);
-  EXPECT_NE(error_of([&] { read_hf_config(tmp.dir()); }).find("rope_scaling"), std::string::npos);
+  EXPECT_NE(testing::error_message([&] { read_hf_config(tmp.dir()); }).find("rope_scaling"), std::string::npos);
   c = base;
   c["rope_parameters"]["rope_type"] = "llama3";
   tmp.set_config(c);
-  EXPECT_NE(error_of([&] { read_hf_config(tmp.dir()); }).find("llama3"), std::string::npos);
+  EXPECT_NE(testing::error_message([&] { read_hf_config(tmp.dir()); }).find("llama3"), std::string::npos);
   c = base;
   c["hidden_act"] = "gelu";
   tmp.set_config(c);
-  EXPECT_NE(error_of([&] { read_hf_config(tmp.dir()); }).find("gelu"), std::string::npos);
+  EXPECT_NE(testing::error_message([&] { read_hf_config(tmp.dir()); }).find("gelu"), std::string::npos);
   c = base;
   c["attention_bias"] = true;
   tmp.set_config(c);
-  EXPECT_NE(error_of([&] { read_hf_config(tmp.dir()); }).find("attention_bias"), std::string::npos);
+  EXPECT_NE(testing::error_message([&] { read_hf_config(tmp.dir()); }).find("attention_bias"), std::string::npos);
   c = base;
   c["mlp_bias"] = true;
   tmp.set_config(c);
-  EXPECT_NE(error_of([&] { read_hf_config(tmp.dir()); }).find("mlp_bias"), std::string::npos);
+  EXPECT_NE(testing::error_message([&] { read_hf_config(tmp.dir()); }).find("mlp_bias"), std::string::npos);
   // The older spelling (transformers 4): rope_theta at the top level, no rope_parameters.
   c = base;
   c.erase("rope_parameters");
@@ -205,13 +195,13 @@ TEST(HfImportErrors, UnsupportedConfig) {
 TEST(HfImportErrors, MissingConfig) {
   TempCopy tmp("hf_llama_gqa");
   fs::remove(tmp.path("config.json"));
-  EXPECT_NE(error_of([&] { load_hf_model(tmp.dir()); }).find("config.json"), std::string::npos);
+  EXPECT_NE(testing::error_message([&] { load_hf_model(tmp.dir()); }).find("config.json"), std::string::npos);
 }
 
 TEST(HfImportErrors, MissingTensor) {
   TempCopy tmp("hf_llama_gqa");
   tmp.edit_weights([](auto& t) { t.erase("model.layers.1.mlp.up_proj.weight"); });
-  const std::string msg = error_of([&] { load_hf_model(tmp.dir()); });
+  const std::string msg = testing::error_message([&] { load_hf_model(tmp.dir()); });
   EXPECT_NE(msg.find("model.layers.1.mlp.up_proj.weight"), std::string::npos) << msg;
 }
 
@@ -220,7 +210,7 @@ TEST(HfImportErrors, ExtraTensor) {
   tmp.edit_weights([](auto& t) {
     t["model.layers.2.self_attn.q_proj.weight"] = t.at("model.layers.1.self_attn.q_proj.weight");
   });
-  const std::string msg = error_of([&] { load_hf_model(tmp.dir()); });
+  const std::string msg = testing::error_message([&] { load_hf_model(tmp.dir()); });
   EXPECT_NE(msg.find("model.layers.2.self_attn.q_proj.weight"), std::string::npos) << msg;
 }
 
@@ -230,7 +220,7 @@ TEST(HfImportErrors, WrongShape) {
     auto& k = t.at("model.layers.0.self_attn.k_proj.weight");
     k.shape = {k.shape[1], k.shape[0]};  // transposed: same count, wrong shape
   });
-  const std::string msg = error_of([&] { load_hf_model(tmp.dir()); });
+  const std::string msg = testing::error_message([&] { load_hf_model(tmp.dir()); });
   EXPECT_NE(msg.find("model.layers.0.self_attn.k_proj.weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[32, 16]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[16, 32]"), std::string::npos) << msg;
@@ -240,7 +230,7 @@ TEST(HfImportErrors, MissingShard) {
   TempCopy tmp("hf_llama_sharded");
   const std::string shard = "model-00002-of-00005.safetensors";
   ASSERT_TRUE(fs::remove(tmp.path(shard)));
-  const std::string msg = error_of([&] { load_hf_model(tmp.dir()); });
+  const std::string msg = testing::error_message([&] { load_hf_model(tmp.dir()); });
   EXPECT_NE(msg.find(shard), std::string::npos) << msg;
 }
 

@@ -1,6 +1,8 @@
 // Checkpoints: exact round trip, clear errors for unreadable files, atomic writes that survive
 // a full disk, and pruning.
 #include <gtest/gtest.h>
+
+#include "tests/error_helpers.h"
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,7 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 
 #include "core/error.h"
 #include "trainer/checkpoint.h"
@@ -29,21 +30,20 @@ ModelSpec tiny_spec() {
   return s;
 }
 
+// The call must throw an rrt::Error whose message holds `fragment`.
+template <typename Fn>
+void expect_error_mentions(Fn&& fn, const std::string& fragment) {
+  const std::string message = testing::error_message(fn);
+  EXPECT_TRUE(testing::contains(message, fragment))
+      << "expected '" << fragment << "' in: " << message;
+}
+
 fs::path fresh_dir(const std::string& name) {
   fs::path dir = fs::path(::testing::TempDir()) /
                ("rrt_ckpt_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
-}
-
-void expect_error_mentions(const std::function<void()>& f, const std::string& fragment) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an rrt::Error mentioning '" << fragment << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-  }
 }
 
 TEST(Checkpoint, RoundTripIsExact) {

@@ -3,6 +3,8 @@
 // docs/configs.md holds the key tables generated from the field list.
 #include <gtest/gtest.h>
 
+#include "tests/error_helpers.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -22,6 +24,8 @@ namespace {
 const std::string kConfigDir = RRT_FIXTURE_DIR "/../../configs";
 const std::string kDocsPath = RRT_FIXTURE_DIR "/../../docs/configs.md";
 
+using testing::contains;
+
 struct Caught {
   std::string where, what;
 };
@@ -36,10 +40,6 @@ Caught caught(Fn&& fn) {
   }
   ADD_FAILURE() << "expected rrt::Error";
   return {};
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 // A small valid model, lines 1..12 (train: is open). Tests append after it (line 13 on).
