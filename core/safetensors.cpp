@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dtype.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 
 namespace rrt {
@@ -218,14 +219,12 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorOut>
   for (size_t i = 0; ok && i < tensors.size(); ++i)
     ok = sizes[i] == 0 || std::fwrite(tensors[i].data, 1, sizes[i], f) == static_cast<size_t>(sizes[i]);
   ok = std::fflush(f) == 0 && ok;
-  ok = ::fsync(fileno(f)) == 0 && ok;
-  std::fclose(f);
+  ok = std::fclose(f) == 0 && ok;
   if (!ok) {
     std::remove(tmp.c_str());
     RRT_FAIL(where, "write failed (disk full?); the previous file, if any, is untouched");
   }
-  RRT_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, where, "cannot rename ", tmp, ": ",
-            std::strerror(errno));
+  commit_temporary_file(tmp, path, where);
 }
 
 }  // namespace rrt

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "data/h5.h"
 
@@ -129,21 +130,7 @@ void ShardWriter::finish() {
               "; is the disk full?");
   }
   files_.reset();
-  try {
-    // Durable before it becomes visible under its final name.
-    int fd = ::open(temp_path_.c_str(), O_RDONLY);
-    RRT_CHECK(fd >= 0, temp_path_, "cannot reopen to sync: ", std::strerror(errno));
-    const int synced = ::fsync(fd);
-    ::close(fd);
-    RRT_CHECK(synced == 0, temp_path_, "fsync failed: ", std::strerror(errno));
-    std::error_code error;
-    fs::rename(temp_path_, path_, error);
-    RRT_CHECK(!error, path_, "cannot rename ", temp_path_, " to it: ", error.message());
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove(temp_path_, ignored);
-    throw;
-  }
+  commit_temporary_file(temp_path_, path_, path_);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "core/safetensors.h"
 
@@ -170,10 +171,7 @@ void export_hf(const ModelSpec& spec, const ParameterSet& params, const std::str
     f << hf_config(spec).dump(2) << "\n";
     f.close();
     RRT_CHECK(f.good(), "export " + out_dir, "cannot write ", tmp, "; is the disk full?");
-    std::error_code ec;
-    fs::rename(tmp, cfg_path, ec);
-    RRT_CHECK(!ec, "export " + out_dir, "cannot rename ", tmp, " to config.json (", ec.message(),
-              ")");
+    commit_temporary_file(tmp, cfg_path, "export " + out_dir);
   }
 }
 

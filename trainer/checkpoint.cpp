@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 
 namespace rrt {
@@ -201,21 +202,7 @@ void save_checkpoint(const std::string& path, const std::string& config_yaml,
              failure.empty() ? "closing the file failed" : failure,
              ". The previous checkpoint, if any, is untouched.");
   }
-  try {
-    // The close handed everything to the OS; fsync makes the rename safe against power loss.
-    if (FILE* f = std::fopen(tmp.c_str(), "rb")) {
-      const bool synced = ::fsync(fileno(f)) == 0;
-      std::fclose(f);
-      RRT_CHECK(synced, where, "fsync failed (disk full?)");
-    }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    RRT_CHECK(!ec, where, "cannot rename ", tmp, ": ", ec.message());
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw;
-  }
+  commit_temporary_file(tmp, path, where);
 }
 
 CheckpointContents read_checkpoint_header(const std::string& path) {

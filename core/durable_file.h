@@ -1,0 +1,15 @@
+// The last step of every atomic file write in rrt (checkpoints, shards, safetensors, exports):
+// a temporary file that is completely written and closed is fsynced, then renamed over its
+// final name, so readers see either the old file or the whole new one, even after a crash.
+#pragma once
+
+#include <string>
+
+namespace rrt {
+
+// On failure the temporary file is removed and rrt::Error (where = `where`) is thrown; the file
+// at final_path, if any, is untouched.
+void commit_temporary_file(const std::string& temporary, const std::string& final_path,
+                           const std::string& where);
+
+}  // namespace rrt
