@@ -1,5 +1,6 @@
 #include "trainer/evaluate.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -9,6 +10,17 @@
 #include "trainer/config_io.h"
 
 namespace rrt {
+
+double mean_validation_loss(RecursiveModel& model, TokenLoader& validation, int64_t N, int64_t T,
+                            int64_t batches, int32_t* inputs, int32_t* targets) {
+  validation.restore({0, 0});
+  double sum = 0;
+  for (int64_t b = 0; b < batches; ++b) {
+    validation.next_batch(N, inputs, targets);
+    sum += model.loss(inputs, targets, N, T);
+  }
+  return sum / static_cast<double>(std::max<int64_t>(batches, 1));
+}
 
 EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string& data_path,
                                int64_t batches) {
@@ -25,13 +37,8 @@ EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string&
             " has a vocabulary of ", val.vocab_size(), " but the model only ",
             cfg.model.model.vocab);
   std::vector<int32_t> inputs(N * T), targets(N * T);
-  double sum = 0;
-  for (int64_t b = 0; b < batches; ++b) {
-    val.next_batch(N, inputs.data(), targets.data());
-    sum += model.loss(inputs.data(), targets.data(), N, T);
-  }
   EvalResult r;
-  r.loss = sum / static_cast<double>(batches);
+  r.loss = mean_validation_loss(model, val, N, T, batches, inputs.data(), targets.data());
   r.perplexity = std::exp(r.loss);
   r.tokens = batches * N * T;
   r.step = header.state.step;

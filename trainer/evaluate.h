@@ -14,6 +14,14 @@ struct EvalResult {
   int64_t step = 0;       // the checkpoint's training step
 };
 
+class RecursiveModel;
+class TokenLoader;
+
+// Mean loss over the first `batches` validation micro-batches of N x T tokens (the loader is
+// rewound first, so every call scores the same tokens). inputs/targets: caller scratch [N*T].
+double mean_validation_loss(RecursiveModel& model, TokenLoader& validation, int64_t N, int64_t T,
+                            int64_t batches, int32_t* inputs, int32_t* targets);
+
 // data_path: "" uses the checkpoint's data.path. batches <= 0 uses its train.eval_batches.
 EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string& data_path,
                                int64_t batches);

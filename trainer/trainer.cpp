@@ -15,6 +15,7 @@
 #include "model/recursive_model.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config_io.h"
+#include "trainer/evaluate.h"
 #include "trainer/schedule.h"
 
 namespace rrt {
@@ -130,13 +131,8 @@ double Trainer::evaluate() {
   State& s = *s_;
   const int64_t N = s.cfg.train.micro_batch, T = s.cfg.train.seq_len;
   RRT_CHECK(s.val != nullptr, "evaluate", "there is no validation split (data.val_fraction is 0)");
-  s.val->restore({0, 0});
-  double sum = 0;
-  for (int64_t b = 0; b < s.cfg.train.eval_batches; ++b) {
-    s.val->next_batch(N, s.inputs.data(), s.targets.data());
-    sum += s.model->loss(s.inputs.data(), s.targets.data(), N, T);
-  }
-  return sum / static_cast<double>(std::max<int64_t>(s.cfg.train.eval_batches, 1));
+  return mean_validation_loss(*s.model, *s.val, N, T, s.cfg.train.eval_batches, s.inputs.data(),
+                              s.targets.data());
 }
 
 TrainSummary Trainer::run(int64_t stop_after) {
