@@ -9,8 +9,8 @@
 #include "core/device.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"rrt - train Recursive and Relaxed Recursive Transformers (github: rrt)\n"
-               "Docs: docs/configs.md, docs/data.md, docs/runs.md"};
+  CLI::App app{"rrt - train Recursive and Relaxed Recursive Transformers\n"
+               "Docs: docs/runs.md, docs/configs.md, docs/data.md, docs/conversion.md"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("rrt 0.1.0 (CPU") +
                                         (rrt::cuda_compiled() ? ", CUDA)" : ")"));
