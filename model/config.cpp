@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 
@@ -10,6 +11,58 @@ int64_t ModelConfig::rot_dim() const {
   // Rounded down to an even count of dims: rotary pairs (i, i + rot/2).
   int64_t r = static_cast<int64_t>(static_cast<double>(dh()) * rotary_fraction);
   return r - r % 2;
+}
+
+double ModelConfig::embedding_multiplier() const {
+  return embed_scale > 0 ? embed_scale : std::sqrt(static_cast<double>(d_model));
+}
+
+int64_t ModelSpec::lora_rank(Proj p) const {
+  if (!model.has_proj(p)) return 0;
+  auto [out, in] = proj_shape(model, p);
+  return std::min(lora.requested_rank(p), std::min(out, in));
+}
+
+double ModelSpec::lora_scale(Proj p) const {
+  const int64_t r = lora_rank(p);
+  return r == 0 ? 0.0 : (lora.alpha > 0 ? lora.alpha / static_cast<double>(r) : 1.0);
+}
+
+void apply_family_defaults(ModelConfig& m, Family f) {
+  m.family = f;
+  m.norm = f == Family::neox ? Norm::layer : Norm::rms;
+  m.norm_unit_offset = f == Family::gemma;
+  m.linear_bias = f == Family::neox;
+  m.parallel_residual = f == Family::neox;
+  m.rotary_fraction = f == Family::neox ? 0.25 : 1.0;
+  m.embed_scale = f == Family::gemma ? 0.0 : 1.0;
+  m.tied_head = f == Family::gemma;
+  m.activation = f == Family::llama   ? Activation::swiglu
+                 : f == Family::gemma ? Activation::geglu
+                                      : Activation::gelu;
+}
+
+void check_family_structure(const ModelConfig& m) {
+  const std::string fam = "model.family " + to_string(m.family);
+  const bool neox = m.family == Family::neox, gemma = m.family == Family::gemma;
+  RRT_CHECK((m.norm == Norm::layer) == neox, fam, "uses ", neox ? "LayerNorm" : "RMSNorm",
+            "; model.norm does not match");
+  RRT_CHECK(m.linear_bias == neox, fam, neox ? "has" : "has no", " projection biases; ",
+            "model.linear_bias does not match");
+  RRT_CHECK(m.norm_unit_offset == gemma, fam, gemma ? "scales" : "does not scale",
+            " its RMSNorm by (1 + w); model.norm_unit_offset does not match");
+  RRT_CHECK(!m.parallel_residual || neox, fam, "has no parallel residual");
+  if (gemma)
+    RRT_CHECK(m.activation == Activation::geglu && m.embed_scale == 0.0, fam,
+              "uses GeGLU and embeddings scaled by sqrt(d_model) (embed_scale 0)");
+  else
+    RRT_CHECK(m.embed_scale == 1.0, fam, "does not scale its embeddings (embed_scale 1)");
+  if (neox)
+    RRT_CHECK(m.activation == Activation::gelu || m.activation == Activation::gelu_tanh, fam,
+              "uses a GELU MLP (activation gelu or gelu_tanh), not ", to_string(m.activation));
+  if (m.family == Family::llama)
+    RRT_CHECK(m.activation == Activation::swiglu, fam, "uses SwiGLU, not ",
+              to_string(m.activation));
 }
 
 Position position_of(const RecursionConfig& r, int64_t l) {
@@ -43,18 +96,12 @@ void validate(const ModelSpec& spec) {
   RRT_CHECK(m.rot_dim() > 0 && m.rotary_fraction <= 1.0, "model.rotary_fraction",
             "rotary dims must be in (0, head_dim], got fraction ", m.rotary_fraction);
   RRT_CHECK(m.max_seq_len > 0, "model.max_seq_len", "must be positive");
-  RRT_CHECK(m.family == Family::llama, "model.family", to_string(m.family),
-            " is not implemented yet (it arrives with checkpoint import); use llama");
   RRT_CHECK(r.block_layers > 0 && r.loops > 0, "recursion", "block_layers and loops must be positive");
   RRT_CHECK(m.n_layers == 0 || m.n_layers == r.block_layers * r.loops, "recursion.loops",
             "block_layers ", r.block_layers, " x loops ", r.loops, " must equal the model's ",
             m.n_layers, " layers");
-  for (int p = 0; p < kNumProj; ++p) {
-    auto [out, in] = proj_shape(m, static_cast<Proj>(p));
-    int64_t rank = lora.rank(static_cast<Proj>(p));
-    RRT_CHECK(rank >= 0 && rank <= std::min(out, in), "lora.rank", "rank ", rank, " of ",
-              kProjNames[p], " exceeds min(in, out) = ", std::min(out, in));
-  }
+  RRT_CHECK(lora.rank_attention >= 0 && lora.rank_mlp >= 0, "lora.rank", "ranks must be >= 0, "
+            "got ", lora.rank_attention, " (attention) and ", lora.rank_mlp, " (mlp)");
   RRT_CHECK(lora.alpha >= 0, "lora.alpha", "must be >= 0 (0 means alpha = rank)");
 }
 
@@ -63,6 +110,16 @@ std::string to_string(Family f) {
     case Family::llama: return "llama";
     case Family::gemma: return "gemma";
     case Family::neox: return "neox";
+  }
+  return "?";
+}
+
+std::string to_string(Activation a) {
+  switch (a) {
+    case Activation::swiglu: return "swiglu";
+    case Activation::geglu: return "geglu";
+    case Activation::gelu: return "gelu";
+    case Activation::gelu_tanh: return "gelu_tanh";
   }
   return "?";
 }

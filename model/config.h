@@ -1,5 +1,7 @@
 // Model, recursion and LoRA configuration: plain structs with defaults (gemma.cpp style).
-// Llama is complete; gemma and neox fields exist so the registry and configs already have room.
+// The family names the checkpoint format (import/export names); the structural fields below
+// (norm, bias, activation, residual, embedding scale) define the math, and
+// apply_family_defaults() sets them to what each family uses.
 #pragma once
 
 #include <array>
@@ -10,8 +12,15 @@
 namespace rrt {
 
 enum class Family { llama, gemma, neox };
-enum class Activation { swiglu, geglu, gelu };
+enum class Activation { swiglu, geglu, gelu, gelu_tanh };  // gelu: exact (erf)
+enum class Norm { rms, layer };
 enum class Sharing { cycle, sequence };
+
+// The projections of a decoder layer that carry weights (and LoRA); gate only in gated MLPs.
+enum class Proj : int { q = 0, k, v, o, gate, up, down };
+constexpr int kNumProj = 7;
+constexpr std::array<const char*, kNumProj> kProjNames = {"q", "k", "v", "o", "gate", "up", "down"};
+inline bool is_attention_proj(Proj p) { return static_cast<int>(p) <= static_cast<int>(Proj::o); }
 
 struct ModelConfig {
   Family family = Family::llama;
@@ -29,9 +38,16 @@ struct ModelConfig {
   bool tied_head = false;
   bool parallel_residual = false;  // NeoX: x + attn(ln1(x)) + mlp(ln2(x))
   Activation activation = Activation::swiglu;
+  Norm norm = Norm::rms;           // NeoX: LayerNorm with a bias
+  bool linear_bias = false;        // NeoX: every projection has a bias
   bool norm_unit_offset = false;   // Gemma: RMSNorm scales by (1 + w)
-  double embed_scale = 1.0;        // Gemma: sqrt(d_model)
+  double embed_scale = 1.0;        // multiplier on the embeddings; 0: sqrt(d_model) (Gemma)
 
+  // Gated MLPs (SwiGLU, GeGLU) have a gate projection; NeoX's GELU MLP has only up and down.
+  bool gated() const { return activation == Activation::swiglu || activation == Activation::geglu; }
+  bool has_proj(Proj p) const { return p != Proj::gate || gated(); }
+
+  double embedding_multiplier() const;
   int64_t dh() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
   int64_t q_dim() const { return n_heads * dh(); }
   int64_t kv_dim() const { return n_kv_heads * dh(); }
@@ -45,24 +61,15 @@ struct RecursionConfig {
   bool per_loop_norms = false;  // norms per unrolled position instead of tied
 };
 
-// The seven projections of a Llama-family layer that carry weights (and LoRA).
-enum class Proj : int { q = 0, k, v, o, gate, up, down };
-constexpr int kNumProj = 7;
-constexpr std::array<const char*, kNumProj> kProjNames = {"q", "k", "v", "o", "gate", "up", "down"};
-inline bool is_attention_proj(Proj p) { return static_cast<int>(p) <= static_cast<int>(Proj::o); }
-
 struct LoraConfig {
   int64_t rank_attention = 0;  // q, k, v, o
   int64_t rank_mlp = 0;        // gate, up, down
   double alpha = 0.0;          // 0: alpha = rank, i.e. scale s = 1 (rrt default)
   std::array<bool, kNumProj> targets{true, true, true, true, true, true, true};
 
-  int64_t rank(Proj p) const {
+  // The rank asked for; ModelSpec::lora_rank caps it per projection.
+  int64_t requested_rank(Proj p) const {
     return targets[static_cast<int>(p)] ? (is_attention_proj(p) ? rank_attention : rank_mlp) : 0;
-  }
-  double scale(Proj p) const {
-    int64_t r = rank(p);
-    return r == 0 ? 0.0 : (alpha > 0 ? alpha / static_cast<double>(r) : 1.0);
   }
 };
 
@@ -72,6 +79,12 @@ struct ModelSpec {
   LoraConfig lora;
 
   int64_t positions() const { return recursion.loops * recursion.block_layers; }
+  // The LoRA rank of projection p: the requested rank capped at min(in, out) of p (METHOD.md:
+  // "capped at min(in, out)"), so a rank >= every dimension means full rank everywhere, also
+  // where GQA makes k and v narrower than q and o. 0 for projections the family lacks.
+  int64_t lora_rank(Proj p) const;
+  // The LoRA scale s = alpha / rank (1 when alpha = 0); 0 at rank 0.
+  double lora_scale(Proj p) const;
 };
 
 // One unrolled position l: which loop it belongs to and which block layer serves it.
@@ -83,11 +96,22 @@ Position position_of(const RecursionConfig& r, int64_t l);
 // Output and input sizes of projection p: weight shape [out, in].
 std::array<int64_t, 2> proj_shape(const ModelConfig& m, Proj p);
 
-// Throws rrt::Error naming the field for anything impossible (heads not dividing, rank too
-// large, families this build cannot run yet, ...).
+// Sets the structural fields to family f's: llama (RMSNorm, SwiGLU), gemma (RMSNorm (1 + w),
+// GeGLU with tanh GELU, embeddings x sqrt(d_model), tied head) and neox (LayerNorm with bias,
+// biased projections, exact GELU, parallel residual, 25% rotary).
+void apply_family_defaults(ModelConfig& m, Family f);
+
+// Throws rrt::Error naming the field for anything impossible (heads not dividing, rotary dims
+// out of range, a negative rank, ...).
 void validate(const ModelSpec& spec);
 
+// Throws unless the structural fields are exactly what the family's HF architecture expresses
+// (LlamaForCausalLM, GemmaForCausalLM, GPTNeoXForCausalLM): what export checks, so that an
+// exported model computes what rrt trained. Training itself accepts any combination.
+void check_family_structure(const ModelConfig& m);
+
 std::string to_string(Family f);
+std::string to_string(Activation a);
 std::string to_string(Sharing s);
 
 }  // namespace rrt

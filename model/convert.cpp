@@ -108,9 +108,9 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
             orec.loops, " loops");
   RRT_CHECK(!orec.per_loop_norms, "convert", "the original model must not have per-loop norms");
   for (int p = 0; p < kNumProj; ++p)
-    RRT_CHECK(original_spec.lora.rank(static_cast<Proj>(p)) == 0, "convert",
+    RRT_CHECK(original_spec.lora_rank(static_cast<Proj>(p)) == 0, "convert",
               "the original model must have no LoRA (rank of ", kProjNames[p], " is ",
-              original_spec.lora.rank(static_cast<Proj>(p)), ")");
+              original_spec.lora_rank(static_cast<Proj>(p)), ")");
   // The parameters must be laid out as the spec says (shapes are read through raw pointers).
   const ParamRegistry expected(original_spec);
   for (const ParamInfo& info : expected.params()) {
@@ -189,7 +189,7 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
     }
     for (int p = 0; p < kNumProj; ++p) {
       const Proj proj = static_cast<Proj>(p);
-      const int64_t r = spec.lora.rank(proj);
+      const int64_t r = spec.lora_rank(proj);
       if (r == 0) continue;
       auto [rows, cols] = proj_shape(m, proj);
       const int ia = out.registry().index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, true));
@@ -209,7 +209,7 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
       for (int64_t i = 0; i < rows * cols; ++i)
         R[i] = static_cast<double>(Wl[i]) - static_cast<double>(Wb[i]);
       truncated_svd(R.data(), rows, cols, r, Bm, A);
-      const double s = spec.lora.scale(proj);
+      const double s = spec.lora_scale(proj);
       if (s != 1.0)
         for (int64_t i = 0; i < rows * r; ++i) Bm[i] = static_cast<float>(Bm[i] / s);
     }

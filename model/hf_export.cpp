@@ -90,7 +90,7 @@ std::vector<float> merged_weight(const ModelSpec& spec, const ParameterSet& para
   const auto [rows, cols] = proj_shape(spec.model, p);
   const float* W = params.value(ParamRegistry::block_name(pos.layer, p));
   std::vector<float> out(W, W + rows * cols);
-  const int64_t r = spec.lora.rank(p);
+  const int64_t r = spec.lora_rank(p);
   if (r == 0) return out;
   const std::string a_name = ParamRegistry::lora_name(pos.loop, pos.layer, p, true);
   const std::string b_name = ParamRegistry::lora_name(pos.loop, pos.layer, p, false);
@@ -98,7 +98,7 @@ std::vector<float> merged_weight(const ModelSpec& spec, const ParameterSet& para
             "the model has LoRA rank ", r, " but no parameters ", a_name, " / ", b_name);
   const float* A = params.value(a_name);  // [r, cols]
   const float* B = params.value(b_name);  // [rows, r]
-  const double s = spec.lora.scale(p);
+  const double s = spec.lora_scale(p);
 #pragma omp parallel
   {
     std::vector<double> acc(cols);
@@ -151,7 +151,7 @@ void export_hf(const ModelSpec& spec, const ParameterSet& params, const std::str
     for (int pi = 0; pi < kNumProj; ++pi) {
       const Proj p = static_cast<Proj>(pi);
       const auto [rows, cols] = proj_shape(m, p);
-      if (spec.lora.rank(p) == 0) {
+      if (spec.lora_rank(p) == 0) {
         add(hf_proj_name(l, p), ParamRegistry::block_name(pos.layer, p));
       } else {
         merged.push_back(merged_weight(spec, params, l, p));

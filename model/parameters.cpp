@@ -8,7 +8,8 @@
 
 namespace rrt {
 
-ParameterSet::ParameterSet(const ModelSpec& spec) : registry_(spec) {
+ParameterSet::ParameterSet(const ModelSpec& spec)
+    : registry_(spec), unit_offset_norms_(spec.model.norm_unit_offset) {
   for (const auto& p : registry_.params()) {
     values_.plan(p.name, p.shape);
     grads_.plan(p.name, p.shape);
@@ -25,7 +26,10 @@ void ParameterSet::init(const InitConfig& cfg) {
     switch (p.kind) {
       case ParamKind::norm:
       case ParamKind::final_norm:
-        std::fill(x, x + n, 1.0f);
+        std::fill(x, x + n, unit_offset_norms_ ? 0.0f : 1.0f);
+        break;
+      case ParamKind::bias:
+        std::fill(x, x + n, 0.0f);
         break;
       case ParamKind::lora_a:  // Kaiming-like: keeps A x at unit scale per rank
         fill_normal(x, n, 0.0, 1.0 / std::sqrt(static_cast<double>(p.shape[1])), cfg.seed, i);

@@ -44,6 +44,7 @@ class ParameterSet {
 
  private:
   ParamRegistry registry_;
+  bool unit_offset_norms_;  // Gemma: norm weights w act as (1 + w), so "identity" is w = 0
   Arena values_{"params"};
   Arena grads_{"grads"};
 };

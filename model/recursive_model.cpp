@@ -33,17 +33,20 @@ RecursiveModel::RecursiveModel(const ModelSpec& spec, const ModelCapacity& capac
     for (const char* n : {"xn1", "mid", "xn2"}) activations_.plan(p + n, Shape{M, D});
     for (const char* n : {"q", "att"}) activations_.plan(p + n, Shape{M, qd});
     for (const char* n : {"k", "v"}) activations_.plan(p + n, Shape{M, kvd});
-    for (const char* n : {"gate", "up", "act"}) activations_.plan(p + n, Shape{M, F});
+    for (const char* n : {"up", "act"}) activations_.plan(p + n, Shape{M, F});
+    if (m.gated()) activations_.plan(p + "gate", Shape{M, F});
     for (const char* n : {"rstd1", "rstd2"}) activations_.plan(p + n, Shape{M});
+    if (m.norm == Norm::layer)
+      for (const char* n : {"mean1", "mean2"}) activations_.plan(p + n, Shape{M});
     activations_.plan(p + "lse", Shape{M * m.n_heads});
     for (int j = 0; j < kNumProj; ++j) {
-      int64_t r = spec_.lora.rank(static_cast<Proj>(j));
+      int64_t r = spec_.lora_rank(static_cast<Proj>(j));
       max_rank = std::max(max_rank, r);
       if (r > 0) activations_.plan(p + "lora_u." + kProjNames[j], Shape{M, r});
     }
   }
   activations_.plan("final.h", Shape{M, D});
-  activations_.plan("final.rstd", Shape{M});
+  for (const char* n : {"final.rstd", "final.mean"}) activations_.plan(n, Shape{M});
   activations_.allocate();
 
   for (const char* n : {"dxn", "d_resid", "d_final_h"}) scratch_.plan(n, Shape{M, D});
@@ -64,6 +67,7 @@ RecursiveModel::RecursiveModel(const ModelSpec& spec, const ModelCapacity& capac
   head_ws_ = s("head_ws");
   final_h_ = activations_.view("final.h").f32();
   final_rstd_ = activations_.view("final.rstd").f32();
+  final_mean_ = activations_.view("final.mean").f32();
   for (int64_t l = 0; l <= L; ++l) resid_.push_back(activations_.view("resid." + std::to_string(l)).f32());
   bind_positions();
   // Resolved once: name lookups build strings, and the step must not allocate.
@@ -72,30 +76,48 @@ RecursiveModel::RecursiveModel(const ModelSpec& spec, const ModelCapacity& capac
   embed_grad_ = params_.grad("embed.weight");
   final_norm_ = params_.value("final_norm.weight");
   final_norm_grad_ = params_.grad("final_norm.weight");
+  if (m.norm == Norm::layer) {
+    final_norm_bias_ = params_.value("final_norm.bias");
+    final_norm_bias_grad_ = params_.grad("final_norm.bias");
+  }
   head_ = params_.value(head_name);
   head_grad_ = params_.grad(head_name);
 }
 
 void RecursiveModel::bind_positions() {
   const RecursionConfig& r = spec_.recursion;
+  const ModelConfig& m = spec_.model;
   const ParamRegistry& reg = params_.registry();
   for (int64_t l = 0; l < spec_.positions(); ++l) {
     const Position pos = position_of(r, l);
     LayerParams p;
     LayerGrads g;
-    const int n1 = reg.index(ParamRegistry::norm_name(pos.layer, pos.loop, true, r.per_loop_norms));
-    const int n2 = reg.index(ParamRegistry::norm_name(pos.layer, pos.loop, false, r.per_loop_norms));
-    p.attn_norm = params_.value(n1);
-    p.mlp_norm = params_.value(n2);
-    g.attn_norm = params_.grad(n1);
-    g.mlp_norm = params_.grad(n2);
+    auto norm = [&](bool attn, bool bias) {
+      return reg.index(ParamRegistry::norm_name(pos.layer, pos.loop, attn, r.per_loop_norms, bias));
+    };
+    p.attn_norm = params_.value(norm(true, false));
+    p.mlp_norm = params_.value(norm(false, false));
+    g.attn_norm = params_.grad(norm(true, false));
+    g.mlp_norm = params_.grad(norm(false, false));
+    if (m.norm == Norm::layer) {
+      p.attn_norm_bias = params_.value(norm(true, true));
+      p.mlp_norm_bias = params_.value(norm(false, true));
+      g.attn_norm_bias = params_.grad(norm(true, true));
+      g.mlp_norm_bias = params_.grad(norm(false, true));
+    }
     for (int j = 0; j < kNumProj; ++j) {
       const Proj proj = static_cast<Proj>(j);
+      if (!m.has_proj(proj)) continue;
       const int w = reg.index(ParamRegistry::block_name(pos.layer, proj));
       p.weight[j] = params_.value(w);
       g.weight[j] = params_.grad(w);
-      p.rank[j] = spec_.lora.rank(proj);
-      p.scale[j] = static_cast<float>(spec_.lora.scale(proj));
+      if (m.linear_bias) {
+        const int bi = reg.index(ParamRegistry::bias_name(pos.layer, proj));
+        p.bias[j] = params_.value(bi);
+        g.bias[j] = params_.grad(bi);
+      }
+      p.rank[j] = spec_.lora_rank(proj);
+      p.scale[j] = static_cast<float>(spec_.lora_scale(proj));
       if (p.rank[j] > 0) {
         const int a = reg.index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, true));
         const int b = reg.index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, false));
@@ -111,7 +133,12 @@ void RecursiveModel::bind_positions() {
     const std::string pre = "pos." + std::to_string(l) + ".";
     auto a = [&](const std::string& n) { return activations_.view(pre + n).f32(); };
     LayerStash st{a("xn1"), a("rstd1"), a("q"), a("k"), a("v"), a("lse"), a("att"),
-                  a("mid"), a("xn2"), a("rstd2"), a("gate"), a("up"), a("act"), {}};
+                  a("mid"), a("xn2"), a("rstd2"), m.gated() ? a("gate") : nullptr, a("up"),
+                  a("act")};
+    if (m.norm == Norm::layer) {
+      st.mean1 = a("mean1");
+      st.mean2 = a("mean2");
+    }
     for (int j = 0; j < kNumProj; ++j)
       if (p.rank[j] > 0) st.lora_u[j] = a(std::string("lora_u.") + kProjNames[j]);
     stash_.push_back(st);
@@ -120,7 +147,11 @@ void RecursiveModel::bind_positions() {
 
 LayerDims RecursiveModel::dims(int64_t N, int64_t T) const {
   const ModelConfig& m = spec_.model;
-  return {N, T, m.d_model, m.n_heads, m.n_kv_heads, m.dh(), m.ffn, static_cast<float>(m.norm_eps)};
+  return {N,         T,           m.d_model,
+          m.n_heads, m.n_kv_heads, m.dh(),
+          m.ffn,     static_cast<float>(m.norm_eps),
+          m.norm,    m.norm_unit_offset, m.parallel_residual,
+          m.activation};
 }
 
 
@@ -133,12 +164,12 @@ void RecursiveModel::forward(const int32_t* tokens, int64_t N, int64_t T) {
   cur_N_ = N;
   cur_T_ = T;
   ops::embedding_forward<float>(tokens, embed_, resid_[0], d.M(), d.D,
-                                m.vocab, static_cast<float>(m.embed_scale));
+                                m.vocab, static_cast<float>(m.embedding_multiplier()));
   for (int64_t l = 0; l < spec_.positions(); ++l)
-    llama_layer_forward(d, rope_, layer_params_[l], stash_[l], resid_[l], resid_[l + 1],
-                        layer_scratch_);
-  ops::rmsnorm_forward<float>(resid_[spec_.positions()], final_norm_,
-                              final_h_, final_rstd_, d.M(), d.D, d.eps, m.norm_unit_offset);
+    decoder_layer_forward(d, rope_, layer_params_[l], stash_[l], resid_[l], resid_[l + 1],
+                          layer_scratch_);
+  norm_forward(d, resid_[spec_.positions()], final_norm_, final_norm_bias_, final_h_, final_mean_,
+               final_rstd_);
 }
 
 void RecursiveModel::backward(const int32_t* tokens) {
@@ -146,14 +177,13 @@ void RecursiveModel::backward(const int32_t* tokens) {
   const LayerDims d = dims(cur_N_, cur_T_);
   const int64_t L = spec_.positions();
   std::memset(d_resid_, 0, static_cast<size_t>(d.M() * d.D) * sizeof(float));
-  ops::rmsnorm_backward<float>(resid_[L], final_norm_, final_rstd_,
-                               d_final_h_, d_resid_, final_norm_grad_, d.M(), d.D,
-                               m.norm_unit_offset);
+  norm_backward(d, resid_[L], final_norm_, final_mean_, final_rstd_, d_final_h_, d_resid_,
+                final_norm_grad_, final_norm_bias_grad_);
   for (int64_t l = L - 1; l >= 0; --l)
-    llama_layer_backward(d, rope_, layer_params_[l], layer_grads_[l], stash_[l], layer_scratch_,
-                         resid_[l], d_resid_);
+    decoder_layer_backward(d, rope_, layer_params_[l], layer_grads_[l], stash_[l], layer_scratch_,
+                           resid_[l], d_resid_);
   ops::embedding_backward<float>(tokens, d_resid_, embed_grad_, d.M(), d.D,
-                                 static_cast<float>(m.embed_scale));
+                                 static_cast<float>(m.embedding_multiplier()));
 }
 
 double RecursiveModel::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N,
@@ -189,8 +219,9 @@ double RecursiveModel::train_flops(int64_t N, int64_t T) const {
   double per_token = 0;  // multiply-adds of one forward, per token
   for (int64_t l = 0; l < spec_.positions(); ++l)
     for (int j = 0; j < kNumProj; ++j) {
+      if (!m.has_proj(static_cast<Proj>(j))) continue;
       auto [out, in] = proj_shape(m, static_cast<Proj>(j));
-      const int64_t r = spec_.lora.rank(static_cast<Proj>(j));
+      const int64_t r = spec_.lora_rank(static_cast<Proj>(j));
       per_token += static_cast<double>(out * in + r * (in + out));
     }
   per_token += static_cast<double>(m.vocab * m.d_model);

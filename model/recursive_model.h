@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/arena.h"
-#include "model/layer_llama.h"
+#include "model/decoder_layer.h"
 #include "model/parameters.h"
 #include "ops/rope.h"
 
@@ -69,6 +69,9 @@ class RecursiveModel {
   float *embed_grad_ = nullptr, *final_norm_grad_ = nullptr, *head_grad_ = nullptr;
   float* d_resid_ = nullptr;
   float *final_h_ = nullptr, *final_rstd_ = nullptr, *d_final_h_ = nullptr, *head_ws_ = nullptr;
+  float *final_mean_ = nullptr;  // LayerNorm only
+  const float* final_norm_bias_ = nullptr;
+  float* final_norm_bias_grad_ = nullptr;
   int64_t cur_N_ = 0, cur_T_ = 0;
 };
 

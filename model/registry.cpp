@@ -10,10 +10,16 @@ std::string ParamRegistry::block_name(int64_t layer, Proj p) {
          ".weight";
 }
 
-std::string ParamRegistry::norm_name(int64_t layer, int64_t loop, bool attn, bool per_loop) {
-  std::string which = attn ? "attn_norm" : "mlp_norm";
-  if (per_loop) return "loop." + std::to_string(loop) + ".block." + std::to_string(layer) + "." + which + ".weight";
-  return "block." + std::to_string(layer) + "." + which + ".weight";
+std::string ParamRegistry::bias_name(int64_t layer, Proj p) {
+  std::string name = block_name(layer, p);
+  return name.replace(name.size() - 6, 6, "bias");
+}
+
+std::string ParamRegistry::norm_name(int64_t layer, int64_t loop, bool attn, bool per_loop,
+                                     bool bias) {
+  const std::string which = std::string(attn ? "attn_norm" : "mlp_norm") + (bias ? ".bias" : ".weight");
+  if (per_loop) return "loop." + std::to_string(loop) + ".block." + std::to_string(layer) + "." + which;
+  return "block." + std::to_string(layer) + "." + which;
 }
 
 std::string ParamRegistry::lora_name(int64_t loop, int64_t layer, Proj p, bool a) {
@@ -25,41 +31,51 @@ ParamRegistry::ParamRegistry(const ModelSpec& spec) {
   validate(spec);
   const ModelConfig& m = spec.model;
   const RecursionConfig& r = spec.recursion;
+  const bool norm_bias = m.norm == Norm::layer;
+  // A norm's weight (and LayerNorm bias) at block layer b, or at position (k, b) when per loop.
+  auto add_norm = [&](int64_t b, int64_t k, bool attn) {
+    add({norm_name(b, k, attn, r.per_loop_norms), Shape{m.d_model}, ParamKind::norm, k, b, false});
+    if (norm_bias)
+      add({norm_name(b, k, attn, r.per_loop_norms, true), Shape{m.d_model}, ParamKind::bias, k, b,
+           false});
+  };
+  // The projections of one half of the layer (attention: q..o, MLP: gate..down) with biases.
+  auto add_projs = [&](int64_t b, int first, int last) {
+    for (int p = first; p <= last; ++p) {
+      const Proj proj = static_cast<Proj>(p);
+      if (!m.has_proj(proj)) continue;
+      auto [out, in] = proj_shape(m, proj);
+      add({block_name(b, proj), Shape{out, in}, ParamKind::tied_block, -1, b});
+      if (m.linear_bias) add({bias_name(b, proj), Shape{out}, ParamKind::bias, -1, b, false});
+    }
+  };
   add({"embed.weight", Shape{m.vocab, m.d_model}, ParamKind::embedding});
   for (int64_t b = 0; b < r.block_layers; ++b) {
-    if (!r.per_loop_norms)
-      add({norm_name(b, -1, true, false), Shape{m.d_model}, ParamKind::norm, -1, b, false});
-    for (int p = 0; p < 4; ++p) {
-      auto [out, in] = proj_shape(m, static_cast<Proj>(p));
-      add({block_name(b, static_cast<Proj>(p)), Shape{out, in}, ParamKind::tied_block, -1, b});
-    }
-    if (!r.per_loop_norms)
-      add({norm_name(b, -1, false, false), Shape{m.d_model}, ParamKind::norm, -1, b, false});
-    for (int p = 4; p < kNumProj; ++p) {
-      auto [out, in] = proj_shape(m, static_cast<Proj>(p));
-      add({block_name(b, static_cast<Proj>(p)), Shape{out, in}, ParamKind::tied_block, -1, b});
-    }
+    if (!r.per_loop_norms) add_norm(b, -1, true);
+    add_projs(b, static_cast<int>(Proj::q), static_cast<int>(Proj::o));
+    if (!r.per_loop_norms) add_norm(b, -1, false);
+    add_projs(b, static_cast<int>(Proj::gate), static_cast<int>(Proj::down));
   }
   // Per-position parameters in unrolled order: LoRA (and norms when they are per loop).
   for (int64_t l = 0; l < spec.positions(); ++l) {
     Position pos = position_of(r, l);
     if (r.per_loop_norms) {
-      add({norm_name(pos.layer, pos.loop, true, true), Shape{m.d_model}, ParamKind::norm, pos.loop,
-           pos.layer, false});
-      add({norm_name(pos.layer, pos.loop, false, true), Shape{m.d_model}, ParamKind::norm,
-           pos.loop, pos.layer, false});
+      add_norm(pos.layer, pos.loop, true);
+      add_norm(pos.layer, pos.loop, false);
     }
     for (int p = 0; p < kNumProj; ++p) {
-      int64_t rank = spec.lora.rank(static_cast<Proj>(p));
+      const Proj proj = static_cast<Proj>(p);
+      const int64_t rank = spec.lora_rank(proj);
       if (rank == 0) continue;
-      auto [out, in] = proj_shape(m, static_cast<Proj>(p));
-      add({lora_name(pos.loop, pos.layer, static_cast<Proj>(p), true), Shape{rank, in},
-           ParamKind::lora_a, pos.loop, pos.layer});
-      add({lora_name(pos.loop, pos.layer, static_cast<Proj>(p), false), Shape{out, rank},
-           ParamKind::lora_b, pos.loop, pos.layer});
+      auto [out, in] = proj_shape(m, proj);
+      add({lora_name(pos.loop, pos.layer, proj, true), Shape{rank, in}, ParamKind::lora_a,
+           pos.loop, pos.layer});
+      add({lora_name(pos.loop, pos.layer, proj, false), Shape{out, rank}, ParamKind::lora_b,
+           pos.loop, pos.layer});
     }
   }
   add({"final_norm.weight", Shape{m.d_model}, ParamKind::final_norm, -1, -1, false});
+  if (norm_bias) add({"final_norm.bias", Shape{m.d_model}, ParamKind::bias, -1, -1, false});
   if (!m.tied_head) add({"head.weight", Shape{m.vocab, m.d_model}, ParamKind::head});
 }
 

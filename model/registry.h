@@ -11,7 +11,8 @@
 
 namespace rrt {
 
-enum class ParamKind { embedding, tied_block, lora_a, lora_b, norm, final_norm, head };
+// bias: projection and LayerNorm biases (NeoX), initialised to zero, never decayed.
+enum class ParamKind { embedding, tied_block, lora_a, lora_b, norm, final_norm, head, bias };
 
 struct ParamInfo {
   std::string name;     // e.g. "block.1.attn.q.weight", "lora.2.1.q.A"
@@ -36,8 +37,12 @@ class ParamRegistry {
   int64_t numel_of(ParamKind kind) const;
 
   // Canonical names, shared with checkpoints and fixtures.
-  static std::string block_name(int64_t layer, Proj p);
-  static std::string norm_name(int64_t layer, int64_t loop, bool attn, bool per_loop);
+  static std::string block_name(int64_t layer, Proj p);           // block.{b}.attn.q.weight
+  static std::string bias_name(int64_t layer, Proj p);            // block.{b}.attn.q.bias
+  // block.{b}.attn_norm.weight, or loop.{k}.block.{b}.attn_norm.weight with per-loop norms;
+  // bias: the LayerNorm bias (.bias) instead.
+  static std::string norm_name(int64_t layer, int64_t loop, bool attn, bool per_loop,
+                               bool bias = false);
   static std::string lora_name(int64_t loop, int64_t layer, Proj p, bool a);
 
  private:

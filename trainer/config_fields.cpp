@@ -72,13 +72,25 @@ Field choice(const char* name, E& member, std::vector<std::pair<std::string, E>>
 
 // ---- One field list per struct -----------------------------------------------------------------
 
+// Setting the family resets the structural fields to that family's (apply_family_defaults);
+// model_fields lists it first, so the keys after it refine the family's defaults.
+Field family_field(ModelConfig& m) {
+  Field f = choice("family", m.family,
+                   {{"llama", Family::llama}, {"gemma", Family::gemma}, {"neox", Family::neox}},
+                   "architecture family: llama, gemma or neox; sets the family's norm, "
+                   "activation, biases, residual, rotary fraction, embedding scale and tied head, "
+                   "which the keys after it may refine");
+  const auto set_enum = f.set;
+  f.set = [&m, set_enum](const FieldValue& v) {
+    set_enum(v);
+    apply_family_defaults(m, m.family);
+  };
+  return f.also_called({"model_type", "arch", "architecture"});
+}
+
 std::vector<Field> model_fields(ModelConfig& m) {
   return {
-      choice("family", m.family,
-             {{"llama", Family::llama}, {"gemma", Family::gemma}, {"neox", Family::neox}},
-             "architecture family; this build trains llama (gemma and neox arrive with checkpoint "
-             "import)")
-          .also_called({"model_type", "arch", "architecture"}),
+      family_field(m),
       field("n_layers", m.n_layers,
             "depth L of the model (required); recursion.block_layers = n_layers / recursion.loops")
           .at_least(1)
@@ -124,12 +136,19 @@ std::vector<Field> model_fields(ModelConfig& m) {
       choice("activation", m.activation,
              {{"swiglu", Activation::swiglu},
               {"geglu", Activation::geglu},
-              {"gelu", Activation::gelu}},
+              {"gelu", Activation::gelu},
+              {"gelu_tanh", Activation::gelu_tanh}},
              "MLP activation")
           .also_called({"hidden_act", "act", "mlp_activation"}),
+      choice("norm", m.norm, {{"rms", Norm::rms}, {"layer", Norm::layer}},
+             "RMSNorm (llama, gemma) or LayerNorm with a bias (neox)")
+          .also_called({"norm_type"}),
+      field("linear_bias", m.linear_bias, "every projection has a bias (neox)")
+          .also_called({"bias", "attention_bias"}),
       field("norm_unit_offset", m.norm_unit_offset, "Gemma: RMSNorm scales by (1 + w)"),
-      field("embed_scale", m.embed_scale, "multiplier on the embeddings (Gemma: sqrt(d_model))")
-          .above(0)
+      field("embed_scale", m.embed_scale,
+            "multiplier on the embeddings; 0: sqrt(d_model) (gemma)")
+          .at_least(0)
           .also_called({"embedding_multiplier", "embedding_scale"}),
   };
 }
@@ -186,10 +205,10 @@ std::vector<Field> lora_fields(LoraConfig& l) {
   };
   return {
       rank,
-      field("rank_attention", l.rank_attention, "LoRA rank R of q, k, v, o; at most min(in, out)")
+      field("rank_attention", l.rank_attention, "LoRA rank R of q, k, v, o; capped at each projection's min(in, out)")
           .at_least(0)
           .also_called({"attention_rank", "rank_attn"}),
-      field("rank_mlp", l.rank_mlp, "LoRA rank R of gate, up, down; at most min(in, out)")
+      field("rank_mlp", l.rank_mlp, "LoRA rank R of gate, up, down; capped at each projection's min(in, out)")
           .at_least(0)
           .also_called({"mlp_rank", "rank_ffn"}),
       field("alpha", l.alpha, "LoRA scale is alpha / rank; 0: scale 1")

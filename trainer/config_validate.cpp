@@ -22,27 +22,6 @@ std::string divisors_of(int64_t n) {
 // The byte tokenizer's ids: 256 byte values and one end-of-document token.
 constexpr int64_t kByteVocab = 257;
 
-void check_lora_ranks(const ModelSpec& spec) {
-  // The largest rank each group allows: the smallest min(in, out) over its targeted projections.
-  for (bool attention : {true, false}) {
-    int64_t limit = -1;
-    Proj worst = Proj::q;
-    for (int p = 0; p < kNumProj; ++p) {
-      const Proj proj = static_cast<Proj>(p);
-      if (is_attention_proj(proj) != attention || !spec.lora.targets[p]) continue;
-      auto [out, in] = proj_shape(spec.model, proj);
-      if (limit < 0 || std::min(out, in) < limit) limit = std::min(out, in), worst = proj;
-    }
-    const int64_t rank = attention ? spec.lora.rank_attention : spec.lora.rank_mlp;
-    if (limit < 0 || rank <= limit) continue;
-    auto [out, in] = proj_shape(spec.model, worst);
-    RRT_FAIL(attention ? "lora.rank_attention" : "lora.rank_mlp", "rank ", rank,
-             " exceeds min(in, out) = ", limit, " of the ", kProjNames[static_cast<int>(worst)],
-             " projection (", out, " x ", in, "); use a rank of at most ", limit,
-             " or drop that projection from lora.targets");
-  }
-}
-
 }  // namespace
 
 void validate_run_config(const RunConfig& config) {
@@ -72,7 +51,6 @@ void validate_run_config(const RunConfig& config) {
             m.rotary_fraction,
             " leaves no pair of dims for RoPE to rotate; raise rotary_fraction "
             "(at most 1) or head_dim");
-  check_lora_ranks(config.model);
   RRT_CHECK(t.seq_len <= m.max_seq_len, "train.seq_len", "seq_len ", t.seq_len,
             " exceeds model.max_seq_len ", m.max_seq_len, "; shorten seq_len or raise max_seq_len");
   RRT_CHECK(config.data.tokenizer != "byte" || m.vocab >= kByteVocab, "model.vocab", "vocab ",

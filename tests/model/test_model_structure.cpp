@@ -97,15 +97,28 @@ TEST(Validate, ImpossibleConfigsNameTheField) {
   s.model.n_kv_heads = 4;  // does not divide 6 heads
   expect_invalid(s, "model.n_kv_heads");
   s = small_spec();
-  s.lora.rank_mlp = 25;  // above min(in, out) = 24
+  s.lora.rank_mlp = -1;
   expect_invalid(s, "lora.rank");
   s = small_spec();
   s.model.d_model = 25;  // not divisible by 6 heads, no head_dim
   expect_invalid(s, "model.head_dim");
-  s = small_spec();
-  s.model.family = Family::neox;
-  expect_invalid(s, "model.family");
   EXPECT_NO_THROW(validate(small_spec()));
+}
+
+TEST(Validate, LoraRankIsCappedPerProjection) {
+  ModelSpec s = small_spec();
+  s.lora.rank_attention = s.lora.rank_mlp = 1000;
+  for (int p = 0; p < kNumProj; ++p) {
+    auto [out, in] = proj_shape(s.model, static_cast<Proj>(p));
+    EXPECT_EQ(s.lora_rank(static_cast<Proj>(p)), std::min(out, in)) << kProjNames[p];
+  }
+  EXPECT_LT(s.lora_rank(Proj::k), s.lora_rank(Proj::q));  // GQA: k is narrower than q
+  s.lora.rank_attention = 2;
+  EXPECT_EQ(s.lora_rank(Proj::q), 2);
+  // A family without a gate projection has no gate LoRA.
+  apply_family_defaults(s.model, Family::neox);
+  EXPECT_EQ(s.lora_rank(Proj::gate), 0);
+  EXPECT_GT(s.lora_rank(Proj::up), 0);
 }
 
 TEST(RecursiveModel, PerLoopNormsEqualTiedNormsWhenEqual) {
