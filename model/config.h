@@ -58,7 +58,9 @@ struct RecursionConfig {
   int64_t block_layers = 1;  // B unique layers
   int64_t loops = 1;         // K; the unrolled depth is K * B
   Sharing sharing = Sharing::cycle;
-  bool per_loop_norms = false;  // norms per unrolled position instead of tied
+  // Norms and projection biases (the layer's vectors) per unrolled position instead of tied:
+  // with them, full-rank LoRA reproduces any original model exactly.
+  bool per_loop_norms = false;
 };
 
 struct LoraConfig {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -128,13 +129,6 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
   const ModelConfig& m = original_spec.model;
   RRT_CHECK(options.rank_attention >= 0 && options.rank_mlp >= 0, "convert.rank",
             "LoRA ranks must be >= 0");
-  for (int p = 0; p < kNumProj; ++p) {
-    const Proj proj = static_cast<Proj>(p);
-    auto [out, in] = proj_shape(m, proj);
-    const int64_t r = is_attention_proj(proj) ? options.rank_attention : options.rank_mlp;
-    RRT_CHECK(r <= std::min(out, in), "convert.rank", "rank ", r, " of ", kProjNames[p],
-              " exceeds min(in, out) = ", std::min(out, in), " (", out, " x ", in, ")");
-  }
 
   Converted result;
   ModelSpec& spec = result.spec;
@@ -152,38 +146,55 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
   ParameterSet& out = *result.params;
 
   // Embedding, final norm, head.
+  const bool norm_bias = m.norm == Norm::layer;
   copy_param(original, out, "embed.weight");
   copy_param(original, out, "final_norm.weight");
+  if (norm_bias) copy_param(original, out, "final_norm.bias");
   if (!m.tied_head) copy_param(original, out, "head.weight");
 
-  // Tied block (and tied norms).
+  // Tied block: every tensor of block layer b is the rule's mean over its source layers, named
+  // by `name_of(layer)` in both models.
   const auto sources = init_sources(L, B, options.sharing, options.init, options.seed);
+  auto tie = [&](int64_t b, const std::function<std::string(int64_t)>& name_of) {
+    const int j = out.registry().index(name_of(b));
+    mean_into(out.value(j), out.numel(j), sources[b],
+              [&](int64_t l) -> const float* { return original.value(name_of(l)); });
+  };
   for (int64_t b = 0; b < B; ++b) {
     for (int p = 0; p < kNumProj; ++p) {
       const Proj proj = static_cast<Proj>(p);
-      const std::string name = ParamRegistry::block_name(b, proj);
-      const int j = out.registry().index(name);
-      mean_into(out.value(j), out.numel(j), sources[b], [&](int64_t l) -> const float* {
-        return original.value(ParamRegistry::block_name(l, proj));
-      });
+      if (!m.has_proj(proj)) continue;
+      tie(b, [proj](int64_t l) { return ParamRegistry::block_name(l, proj); });
+      if (m.linear_bias && !options.per_loop_norms)
+        tie(b, [proj](int64_t l) { return ParamRegistry::bias_name(l, proj); });
     }
-    if (!options.per_loop_norms) {
-      for (bool attn : {true, false}) {
-        const int j = out.registry().index(ParamRegistry::norm_name(b, -1, attn, false));
-        mean_into(out.value(j), out.numel(j), sources[b], [&](int64_t l) -> const float* {
-          return original.value(ParamRegistry::norm_name(l, -1, attn, false));
-        });
-      }
-    }
+    if (!options.per_loop_norms)
+      for (bool attn : {true, false})
+        for (bool bias : {false, true})
+          if (!bias || norm_bias)
+            tie(b, [attn, bias](int64_t l) {
+              return ParamRegistry::norm_name(l, -1, attn, false, bias);
+            });
   }
 
   // Per-position parameters: norms (per loop) and LoRA.
   for (int64_t l = 0; l < L; ++l) {
     const Position pos = position_of(spec.recursion, l);
     if (options.per_loop_norms) {
-      for (bool attn : {true, false}) {
-        const int j = out.registry().index(ParamRegistry::norm_name(pos.layer, pos.loop, attn, true));
-        std::memcpy(out.value(j), original.value(ParamRegistry::norm_name(l, -1, attn, false)),
+      for (bool attn : {true, false})
+        for (bool bias : {false, true}) {
+          if (bias && !norm_bias) continue;
+          const int j = out.registry().index(
+              ParamRegistry::norm_name(pos.layer, pos.loop, attn, true, bias));
+          std::memcpy(out.value(j),
+                      original.value(ParamRegistry::norm_name(l, -1, attn, false, bias)),
+                      static_cast<size_t>(out.numel(j)) * sizeof(float));
+        }
+      for (int p = 0; p < kNumProj && m.linear_bias; ++p) {
+        const Proj proj = static_cast<Proj>(p);
+        if (!m.has_proj(proj)) continue;
+        const int j = out.registry().index(ParamRegistry::bias_name(pos.layer, proj, pos.loop, true));
+        std::memcpy(out.value(j), original.value(ParamRegistry::bias_name(l, proj)),
                     static_cast<size_t>(out.numel(j)) * sizeof(float));
       }
     }

@@ -13,8 +13,10 @@
 // - Lower / upper take the first / last layer of the tied group. For CYCLE this is original layer
 //   b / L - B + b ("the last B layers"); for SEQUENCE b*K / b*K + K - 1.
 // - Random takes one layer of the tied group, drawn from CounterRng(seed, stream = b).
-// - Norms follow the same rule as the weights (average: element-wise mean), tied per block
-//   layer; with ConvertOptions::per_loop_norms each position instead keeps its original norms.
+// - Norms and biases (NeoX) follow the same rule as the weights (average: element-wise mean),
+//   tied per block layer; with ConvertOptions::per_loop_norms each position instead keeps its
+//   original norms and biases. LoRA relaxes weights only (METHOD.md), so full rank reproduces
+//   an original whose layers differ in norms or biases only with per_loop_norms.
 // - The output LoRA uses alpha = 0 (scale s = 1), so B = U_r S_r and A = V_r^T.
 #pragma once
 
@@ -35,11 +37,11 @@ struct ConvertOptions {
   int64_t loops = 2;                  // K; must divide L
   Sharing sharing = Sharing::cycle;
   InitRule init = InitRule::stepwise;
-  int64_t rank_attention = 0;         // LoRA rank of q, k, v, o (0: none)
-  int64_t rank_mlp = 0;               // LoRA rank of gate, up, down (0: none)
+  int64_t rank_attention = 0;         // LoRA rank of q, k, v, o (0: none; capped per projection)
+  int64_t rank_mlp = 0;               // LoRA rank of gate, up, down (0: none; capped)
   LoraInit lora_init = LoraInit::svd;
   uint64_t seed = 1;                  // random init rule and zero-init A
-  bool per_loop_norms = false;        // keep each position's original norms (not tied)
+  bool per_loop_norms = false;        // keep each position's original norms and biases
 };
 
 // Which original layers feed block layer b (outer index b = 0..B-1): stepwise, lower, upper and
@@ -56,7 +58,8 @@ struct Converted {
 };
 
 // Builds the recursive / relaxed model. Gradients of the result are zero. Throws rrt::Error
-// when the original is not a plain model, K does not divide L, or a rank exceeds min(in, out).
+// when the original is not a plain model or K does not divide L. Ranks are capped per projection
+// at min(in, out) (ModelSpec::lora_rank), so a rank >= every dimension gives full rank.
 Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSet& original,
                                const ConvertOptions& options);
 

@@ -112,7 +112,8 @@ void RecursiveModel::bind_positions() {
       p.weight[j] = params_.value(w);
       g.weight[j] = params_.grad(w);
       if (m.linear_bias) {
-        const int bi = reg.index(ParamRegistry::bias_name(pos.layer, proj));
+        const int bi =
+            reg.index(ParamRegistry::bias_name(pos.layer, proj, pos.loop, r.per_loop_norms));
         p.bias[j] = params_.value(bi);
         g.bias[j] = params_.grad(bi);
       }

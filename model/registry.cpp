@@ -10,9 +10,10 @@ std::string ParamRegistry::block_name(int64_t layer, Proj p) {
          ".weight";
 }
 
-std::string ParamRegistry::bias_name(int64_t layer, Proj p) {
+std::string ParamRegistry::bias_name(int64_t layer, Proj p, int64_t loop, bool per_loop) {
   std::string name = block_name(layer, p);
-  return name.replace(name.size() - 6, 6, "bias");
+  name.replace(name.size() - 6, 6, "bias");
+  return per_loop ? "loop." + std::to_string(loop) + "." + name : name;
 }
 
 std::string ParamRegistry::norm_name(int64_t layer, int64_t loop, bool attn, bool per_loop,
@@ -46,7 +47,17 @@ ParamRegistry::ParamRegistry(const ModelSpec& spec) {
       if (!m.has_proj(proj)) continue;
       auto [out, in] = proj_shape(m, proj);
       add({block_name(b, proj), Shape{out, in}, ParamKind::tied_block, -1, b});
-      if (m.linear_bias) add({bias_name(b, proj), Shape{out}, ParamKind::bias, -1, b, false});
+      if (m.linear_bias && !r.per_loop_norms)
+        add({bias_name(b, proj), Shape{out}, ParamKind::bias, -1, b, false});
+    }
+  };
+  // Per-loop vectors: a position's own projection biases (with its own norms).
+  auto add_loop_biases = [&](int64_t b, int64_t k) {
+    for (int p = 0; p < kNumProj; ++p) {
+      const Proj proj = static_cast<Proj>(p);
+      if (!m.has_proj(proj) || !m.linear_bias) continue;
+      add({bias_name(b, proj, k, true), Shape{proj_shape(m, proj)[0]}, ParamKind::bias, k, b,
+           false});
     }
   };
   add({"embed.weight", Shape{m.vocab, m.d_model}, ParamKind::embedding});
@@ -62,6 +73,7 @@ ParamRegistry::ParamRegistry(const ModelSpec& spec) {
     if (r.per_loop_norms) {
       add_norm(pos.layer, pos.loop, true);
       add_norm(pos.layer, pos.loop, false);
+      add_loop_biases(pos.layer, pos.loop);
     }
     for (int p = 0; p < kNumProj; ++p) {
       const Proj proj = static_cast<Proj>(p);

@@ -38,7 +38,8 @@ class ParamRegistry {
 
   // Canonical names, shared with checkpoints and fixtures.
   static std::string block_name(int64_t layer, Proj p);           // block.{b}.attn.q.weight
-  static std::string bias_name(int64_t layer, Proj p);            // block.{b}.attn.q.bias
+  // block.{b}.attn.q.bias, or loop.{k}.block.{b}.attn.q.bias when vectors are per loop.
+  static std::string bias_name(int64_t layer, Proj p, int64_t loop = -1, bool per_loop = false);
   // block.{b}.attn_norm.weight, or loop.{k}.block.{b}.attn_norm.weight with per-loop norms;
   // bias: the LayerNorm bias (.bias) instead.
   static std::string norm_name(int64_t layer, int64_t loop, bool attn, bool per_loop,

@@ -169,7 +169,7 @@ std::vector<Field> recursion_fields(RecursionConfig& r) {
              "which block layer serves unrolled position l: cycle l % B (loop after loop), "
              "sequence l / K (each layer K times in a row)")
           .also_called({"strategy", "sharing_strategy", "mode"}),
-      field("per_loop_norms", r.per_loop_norms, "norms per unrolled position instead of tied")
+      field("per_loop_norms", r.per_loop_norms, "norms (and NeoX biases) per unrolled position instead of tied")
           .also_called({"untied_norms"}),
   };
 }
