@@ -490,6 +490,107 @@ TEST(Convert, ErrorFallsAsRankGrows) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// 3b. Every family: Gemma (MQA, head_dim != d / heads, (1 + w) norms, GeGLU, tied head, scaled
+// embeddings) and NeoX (LayerNorm with bias, biased projections, GELU MLP, 25% rotary, parallel
+// and sequential residual). Norms and biases differ per layer, as in a pretrained model, so
+// full rank reproduces the original only with per-loop norms and biases; rank 0 stays pure.
+struct FamilyCase {
+  const char* name;
+  Family family;
+  bool parallel;
+};
+const FamilyCase kFamilies[] = {{"llama", Family::llama, false},
+                                {"gemma", Family::gemma, false},
+                                {"neox_parallel", Family::neox, true},
+                                {"neox_sequential", Family::neox, false}};
+
+ModelSpec family_spec(const FamilyCase& f, int64_t L) {
+  ModelSpec s = original_spec(L);
+  apply_family_defaults(s.model, f.family);
+  s.model.parallel_residual = f.parallel;
+  if (f.family == Family::gemma) s.model.n_kv_heads = 1;  // MQA, head_dim 8 != 16 / 4
+  if (f.family == Family::neox) s.model.n_kv_heads = s.model.n_heads = 2;  // rot_dim 2 of 8
+  return s;
+}
+
+// Random weights, and norms and biases that differ per layer.
+std::unique_ptr<ParameterSet> random_family_original(const ModelSpec& spec) {
+  auto p = random_original(spec);
+  for (int i = 0; i < p->registry().size(); ++i) {
+    const ParamInfo& info = p->registry()[i];
+    if (info.kind == ParamKind::norm || info.kind == ParamKind::final_norm)
+      fill_normal(p->value(i), p->numel(i), spec.model.norm_unit_offset ? 0.0 : 1.0, 0.3, 78, i);
+    if (info.kind == ParamKind::bias) fill_normal(p->value(i), p->numel(i), 0.0, 0.3, 79, i);
+  }
+  return p;
+}
+
+TEST(ConvertFamilies, FullRankWithPerLoopVectorsReproducesTheOriginal) {
+  for (const FamilyCase& f : kFamilies) {
+    const ModelSpec ospec = family_spec(f, 6);
+    auto orig = random_family_original(ospec);
+    const std::vector<float> ref = logits_of(ospec, *orig);
+    ASSERT_GT(max_abs(ref), 0.1) << f.name;
+    for (Sharing sharing : {Sharing::cycle, Sharing::sequence})
+      for (InitRule rule : {InitRule::stepwise, InitRule::average}) {
+        // Rank 1000 is capped at every projection's min(in, out): full rank everywhere.
+        Converted c = convert_to_recursive(ospec, *orig,
+                                           {.loops = 3, .sharing = sharing, .init = rule,
+                                            .rank_attention = 1000, .rank_mlp = 1000,
+                                            .per_loop_norms = true});
+        EXPECT_LE(max_diff(logits_of(c.spec, *c.params), ref), 1e-4 * max_abs(ref))
+            << f.name << " " << to_string(sharing) << " " << to_string(rule);
+        // Without LoRA the tied model is far from the original: the check is not vacuous.
+        Converted c0 = convert_to_recursive(ospec, *orig,
+                                            {.loops = 3, .sharing = sharing, .init = rule,
+                                             .per_loop_norms = true});
+        EXPECT_GT(max_diff(logits_of(c0.spec, *c0.params), ref), 1e-2 * max_abs(ref)) << f.name;
+      }
+  }
+}
+
+TEST(ConvertFamilies, RankZeroIsThePureRecursiveModelBitwise) {
+  for (const FamilyCase& f : kFamilies) {
+    const ModelSpec ospec = family_spec(f, 4);
+    auto orig = random_family_original(ospec);
+    Converted c = convert_to_recursive(ospec, *orig, {.loops = 2, .init = InitRule::lower});
+    const ParamRegistry& reg = c.params->registry();
+    EXPECT_EQ(reg.numel_of(ParamKind::lora_a) + reg.numel_of(ParamKind::lora_b), 0) << f.name;
+    // Lower + cycle: block layer b is original layer b, every tensor (biases, norms) copied.
+    for (int i = 0; i < reg.size(); ++i) {
+      const std::string& name = reg[i].name;
+      ASSERT_TRUE(orig->registry().has(name)) << f.name << " " << name;
+      EXPECT_EQ(std::memcmp(c.params->value(i), orig->value(name), c.params->numel(i) * 4), 0)
+          << f.name << " " << name;
+    }
+    // And zero-initialised LoRA leaves exactly that model's function.
+    Converted z = convert_to_recursive(ospec, *orig, {.loops = 2, .init = InitRule::lower,
+                                                      .rank_attention = 3, .rank_mlp = 3,
+                                                      .lora_init = LoraInit::zero});
+    const std::vector<float> a = logits_of(c.spec, *c.params), b = logits_of(z.spec, *z.params);
+    EXPECT_LE(max_diff(a, b), 1e-6 * max_abs(a)) << f.name;
+  }
+}
+
+TEST(ConvertFamilies, NeoxHasNoGateAndPerLoopBiases) {
+  const ModelSpec ospec = family_spec(kFamilies[2], 4);
+  auto orig = random_family_original(ospec);
+  Converted c = convert_to_recursive(ospec, *orig, {.loops = 2, .rank_attention = 2,
+                                                    .rank_mlp = 2, .per_loop_norms = true});
+  const ParamRegistry& reg = c.params->registry();
+  EXPECT_FALSE(reg.has("block.0.mlp.gate.weight"));
+  EXPECT_FALSE(reg.has("lora.0.0.gate.A"));
+  EXPECT_TRUE(reg.has("lora.1.1.up.A"));
+  EXPECT_FALSE(reg.has("block.0.attn.q.bias"));
+  // Cycle, B = 2: position (loop 1, layer 0) is original layer 2.
+  const int j = reg.index("loop.1.block.0.attn.q.bias");
+  EXPECT_EQ(std::memcmp(c.params->value(j), orig->value("block.2.attn.q.bias"),
+                        c.params->numel(j) * 4), 0);
+  EXPECT_TRUE(reg.has("loop.1.block.0.mlp_norm.bias"));
+  EXPECT_TRUE(reg.has("final_norm.bias"));
+}
+
 TEST(Convert, OneLoopStepwiseIsTheOriginal) {
   ModelSpec ospec = original_spec(4);
   auto orig = random_original(ospec, /*random_norms=*/true);
@@ -504,8 +605,13 @@ TEST(Convert, RejectsBadInputs) {
   auto orig = random_original(ospec);
   EXPECT_THROW(convert_to_recursive(ospec, *orig, {.loops = 4}), Error);  // 4 does not divide 6
   EXPECT_THROW(convert_to_recursive(ospec, *orig, {.loops = 0}), Error);
-  EXPECT_THROW(convert_to_recursive(ospec, *orig, {.loops = 2, .rank_attention = kFull + 1}), Error);
-  EXPECT_THROW(convert_to_recursive(ospec, *orig, {.loops = 2, .rank_mlp = kFull + 1}), Error);
+  EXPECT_THROW(convert_to_recursive(ospec, *orig, {.loops = 2, .rank_attention = -1}), Error);
+  EXPECT_THROW(convert_to_recursive(ospec, *orig, {.loops = 2, .rank_mlp = -1}), Error);
+  // A rank above min(in, out) is capped there (METHOD.md): the same model as full rank.
+  Converted capped = convert_to_recursive(ospec, *orig, {.loops = 2, .rank_attention = kFull + 9});
+  EXPECT_EQ(capped.params->registry().total_numel(),
+            convert_to_recursive(ospec, *orig, {.loops = 2, .rank_attention = kFull})
+                .params->registry().total_numel());
   ModelSpec looped = original_spec(3);
   looped.recursion.loops = 2;
   ParameterSet lp(looped);
