@@ -1,5 +1,6 @@
-// rrt convert --from HF_DIR --loops K [--sharing cycle|sequence] [--init RULE] [--lora-rank R]
-//             [--lora-init svd|zero] --out FILE.h5
+// rrt convert --from HF_DIR --loops K [--sharing cycle|sequence] [--init RULE]
+//             [--lora-rank R|full] [--lora-init svd|zero] [--per-loop-norms] --out FILE.h5
+// HF_DIR holds a LlamaForCausalLM, GemmaForCausalLM or GPTNeoXForCausalLM checkpoint.
 // Writes a weights-only rrt checkpoint of the recursive / relaxed model, plus FILE.yaml: a run
 // config whose model sections describe it and whose train.init_from points at it.
 #include <CLI/CLI.hpp>
@@ -11,6 +12,7 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "core/error.h"
 #include "model/convert.h"
 #include "model/hf_import.h"
 #include "trainer/checkpoint.h"
@@ -22,9 +24,33 @@ namespace {
 
 struct ConvertOpts {
   std::string from, out, sharing = "cycle", init = "stepwise", lora_init = "svd";
-  int64_t loops = 2, rank = 0, rank_attention = -1, rank_mlp = -1;
+  std::string rank = "0", rank_attention, rank_mlp;  // a number, or "full"
+  int64_t loops = 2;
   uint64_t seed = 1;
+  bool per_loop_norms = false;
 };
+
+// "full" is the largest min(in, out) of any projection: ranks are capped per projection
+// (ModelSpec::lora_rank), so it gives every projection its full rank.
+int64_t parse_rank(const std::string& text, const ModelConfig& m, const char* option) {
+  if (text == "full") {
+    int64_t full = 0;
+    for (int p = 0; p < kNumProj; ++p) {
+      auto [out, in] = proj_shape(m, static_cast<Proj>(p));
+      if (m.has_proj(static_cast<Proj>(p))) full = std::max(full, std::min(out, in));
+    }
+    return full;
+  }
+  size_t used = 0;
+  int64_t r = -1;
+  try {
+    r = std::stoll(text, &used);
+  } catch (const std::exception&) {
+  }
+  RRT_CHECK(used == text.size() && r >= 0, option, "expected a rank >= 0 or 'full', got '", text,
+            "'");
+  return r;
+}
 
 void run_convert(const ConvertOpts& o) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -39,14 +65,19 @@ void run_convert(const ConvertOpts& o) {
       {"lower", InitRule::lower},       {"upper", InitRule::upper},
       {"random", InitRule::random}};
   c.init = rules.at(o.init);
-  c.rank_attention = o.rank_attention >= 0 ? o.rank_attention : o.rank;
-  c.rank_mlp = o.rank_mlp >= 0 ? o.rank_mlp : o.rank;
+  const ModelConfig& m = hf.spec.model;
+  c.rank_attention = parse_rank(o.rank_attention.empty() ? o.rank : o.rank_attention, m,
+                                "--lora-rank-attention");
+  c.rank_mlp = parse_rank(o.rank_mlp.empty() ? o.rank : o.rank_mlp, m, "--lora-rank-mlp");
   c.lora_init = o.lora_init == "zero" ? LoraInit::zero : LoraInit::svd;
   c.seed = o.seed;
-  std::printf("converting %ld layers into %ld loops (%s sharing, %s init, LoRA rank %ld/%ld, %s)\n",
-              static_cast<long>(hf.spec.positions()), static_cast<long>(c.loops),
-              o.sharing.c_str(), o.init.c_str(), static_cast<long>(c.rank_attention),
-              static_cast<long>(c.rank_mlp), o.lora_init.c_str());
+  c.per_loop_norms = o.per_loop_norms;
+  std::printf("converting %s: %ld layers into %ld loops (%s sharing, %s init, LoRA rank %ld/%ld, "
+              "%s%s)\n",
+              to_string(m.family).c_str(), static_cast<long>(hf.spec.positions()),
+              static_cast<long>(c.loops), o.sharing.c_str(), o.init.c_str(),
+              static_cast<long>(c.rank_attention), static_cast<long>(c.rank_mlp),
+              o.lora_init.c_str(), o.per_loop_norms ? ", per-loop norms" : "");
   std::fflush(stdout);
   Converted out = convert_to_recursive(hf.spec, *hf.params, c);
   RunConfig run;
@@ -77,7 +108,9 @@ void run_convert(const ConvertOpts& o) {
 
 void add_convert_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "convert", "Convert an HF Llama checkpoint into a recursive or relaxed rrt checkpoint");
+      "convert",
+      "Convert an HF Llama, Gemma or GPT-NeoX checkpoint into a recursive or relaxed rrt "
+      "checkpoint");
   auto o = std::make_shared<ConvertOpts>();
   cmd->add_option("--from", o->from, "HF model directory (config.json + safetensors)")
       ->required()
@@ -92,10 +125,15 @@ void add_convert_command(CLI::App& app) {
   cmd->add_option("--init", o->init, "how the block is initialised from the original layers")
       ->check(CLI::IsMember({"stepwise", "average", "lower", "upper", "random"}))
       ->capture_default_str();
-  cmd->add_option("--lora-rank", o->rank, "LoRA rank of every projection (0: pure recursive)")
+  cmd->add_option("--lora-rank", o->rank,
+                  "LoRA rank of every projection (0: pure recursive; full: min(in, out) of each; "
+                  "larger ranks are capped there)")
       ->capture_default_str();
   cmd->add_option("--lora-rank-attention", o->rank_attention, "rank of q, k, v, o (overrides)");
   cmd->add_option("--lora-rank-mlp", o->rank_mlp, "rank of gate, up, down (overrides)");
+  cmd->add_flag("--per-loop-norms", o->per_loop_norms,
+                "keep every position's own norms (and NeoX biases) instead of tying them; with "
+                "full rank the result then equals the original exactly");
   cmd->add_option("--lora-init", o->lora_init,
                   "svd: truncated SVD of what tying lost; zero: B = 0")
       ->check(CLI::IsMember({"svd", "zero"}))

@@ -1,12 +1,16 @@
 // rrt export CHECKPOINT --out DIR [--force]
-// Writes DIR/config.json + DIR/model.safetensors: a Hugging Face LlamaForCausalLM of the
-// unrolled model (K * B layers, each position's LoRA merged into its weights), fp32.
+// Writes DIR/config.json + DIR/model.safetensors: a Hugging Face LlamaForCausalLM,
+// GemmaForCausalLM or GPTNeoXForCausalLM of the unrolled model (K * B layers, each position's
+// LoRA merged into its weights), fp32, plus the tokenizer files of the checkpoint's
+// data.tokenizer, so that transformers and lm-evaluation-harness can use DIR as it is.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
+
+#include <yaml-cpp/yaml.h>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -39,6 +43,38 @@ std::pair<ModelSpec, std::unique_ptr<ParameterSet>> load_model_from_checkpoint(
   return {run.model, std::move(params)};
 }
 
+// The tokenizer a checkpoint was trained with (data.tokenizer in its config), if it is a file.
+std::filesystem::path tokenizer_of(const std::string& checkpoint) {
+  const YAML::Node config = YAML::Load(read_checkpoint_header(checkpoint).config_yaml);
+  const YAML::Node tok = config["data"] ? config["data"]["tokenizer"] : YAML::Node();
+  if (!tok || !tok.IsScalar() || tok.as<std::string>() == "byte") return {};
+  return tok.as<std::string>();
+}
+
+// Copies a SentencePiece tokenizer.model and the HF tokenizer files beside it into out_dir.
+void copy_tokenizer_files(const std::filesystem::path& tokenizer, const std::string& out_dir) {
+  namespace fs = std::filesystem;
+  if (tokenizer.empty()) {
+    std::printf("no tokenizer files copied: the checkpoint uses the byte tokenizer\n");
+    return;
+  }
+  std::error_code ec;
+  if (!fs::is_regular_file(tokenizer, ec)) {
+    std::printf("warning: tokenizer %s (data.tokenizer) not found; copy the tokenizer files into "
+                "%s by hand\n", tokenizer.c_str(), out_dir.c_str());
+    return;
+  }
+  const fs::path dir = tokenizer.parent_path().empty() ? fs::path(".") : tokenizer.parent_path();
+  for (const fs::path& f : {tokenizer, dir / "tokenizer.json", dir / "tokenizer_config.json",
+                            dir / "special_tokens_map.json"}) {
+    if (!fs::is_regular_file(f, ec)) continue;
+    const bool sp_model = f == tokenizer && f.extension() == ".model";
+    const fs::path dst = fs::path(out_dir) / (sp_model ? fs::path("tokenizer.model") : f.filename());
+    fs::copy_file(f, dst, fs::copy_options::overwrite_existing);
+    std::printf("copied %s -> %s\n", f.c_str(), dst.c_str());
+  }
+}
+
 void run_export(const ExportOpts& o) {
   const auto t0 = std::chrono::steady_clock::now();
   // Fail before reading a large checkpoint (export_hf checks again, and checks writability).
@@ -59,6 +95,7 @@ void run_export(const ExportOpts& o) {
               static_cast<long>(spec.positions()));
   std::fflush(stdout);
   export_hf(spec, *params, o.out, o.force);
+  copy_tokenizer_files(tokenizer_of(o.checkpoint), o.out);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("wrote %s/config.json and %s/model.safetensors in %.1f s\n", o.out.c_str(),
@@ -70,8 +107,9 @@ void run_export(const ExportOpts& o) {
 void add_export_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "export",
-      "Export an rrt checkpoint as an HF LlamaForCausalLM directory of the unrolled model\n"
-      "(K*B layers; each position's LoRA merged into its weights; fp32). Load it with\n"
+      "Export an rrt checkpoint as an HF directory (Llama, Gemma or GPT-NeoX, as trained) of\n"
+      "the unrolled model (K*B layers; each position's LoRA merged into its weights; fp32;\n"
+      "the checkpoint's tokenizer files copied). Load it with\n"
       "transformers' AutoModelForCausalLM.from_pretrained(DIR) or rrt convert --from DIR.");
   auto o = std::make_shared<ExportOpts>();
   cmd->add_option("checkpoint", o->checkpoint, "rrt checkpoint (.h5) written by train/convert")

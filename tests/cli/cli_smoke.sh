@@ -53,6 +53,20 @@ grep -q "resuming from" "$work/train2" || fail "the second train did not resume"
 [[ -f "$work/exported/config.json" && -f "$work/exported/model.safetensors" ]] || fail "export files"
 expect_error "--force" "$rrt" export "$work/conv/run/step_00000002.h5" --out "$work/exported"
 expect_error "must divide" "$rrt" convert --from "$src/tests/fixtures/hf_llama_gqa" --loops 3 --out "$work/x.h5"
+expect_error "expected a rank" "$rrt" convert --from "$src/tests/fixtures/hf_llama_gqa" --loops 2 \
+  --lora-rank lots --out "$work/x.h5"
+# Full rank with per-loop norms, and the tokenizer files beside the source travel to the export
+# (convert records tokenizer.model as data.tokenizer; its content is not read on this path).
+mkdir -p "$work/hf_tok"
+cp "$src/tests/fixtures/hf_llama_gqa/config.json" "$src/tests/fixtures/hf_llama_gqa/model.safetensors" "$work/hf_tok/"
+echo "stand-in sentencepiece model" >"$work/hf_tok/tokenizer.model"
+echo '{"model_max_length": 64}' >"$work/hf_tok/tokenizer_config.json"
+"$rrt" convert --from "$work/hf_tok" --loops 2 --lora-rank full --per-loop-norms \
+  --out "$work/full/init.h5" >"$work/conv_full" || fail "convert --lora-rank full"
+grep -q "LoRA rank 32/32" "$work/conv_full" || fail "full rank is not 32: $(cat "$work/conv_full")"
+"$rrt" export "$work/full/init.h5" --out "$work/full_hf" >"$work/export_full" || fail "export full"
+cmp -s "$work/hf_tok/tokenizer.model" "$work/full_hf/tokenizer.model" || fail "tokenizer.model not copied"
+[[ -f "$work/full_hf/tokenizer_config.json" ]] || fail "tokenizer_config.json not copied"
 
 echo "garbage" > "$work/bad.h5"
 expect_error "not an HDF5 file" "$rrt" eval "$work/bad.h5"
