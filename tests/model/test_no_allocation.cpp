@@ -86,10 +86,16 @@ void operator delete(void* p, size_t) noexcept { std::free(p); }
 namespace rrt {
 namespace {
 
-TEST(NoAllocation, TrainingStepsTwoToFive) {
+// Every family: the LayerNorm, bias and parallel-residual paths (NeoX) and Gemma's must not
+// allocate either.
+class NoAllocation : public ::testing::TestWithParam<Family> {};
+
+TEST_P(NoAllocation, TrainingStepsTwoToFive) {
+  g_heap_allocs = 0;
   ModelSpec spec;
   spec.model = {.vocab = 301, .d_model = 48, .n_heads = 6, .n_kv_heads = 2, .ffn = 80,
                 .max_seq_len = 70};
+  apply_family_defaults(spec.model, GetParam());
   spec.recursion = {.block_layers = 2, .loops = 3};
   spec.lora = {.rank_attention = 4, .rank_mlp = 3};
   const int64_t N = 3, T = 70;  // T > one 64-row attention block
@@ -127,6 +133,10 @@ TEST(NoAllocation, TrainingStepsTwoToFive) {
   delete probe;
   EXPECT_GE(g_heap_allocs.load(), 1);
 }
+
+INSTANTIATE_TEST_SUITE_P(Families, NoAllocation,
+                         ::testing::Values(Family::llama, Family::gemma, Family::neox),
+                         [](const auto& info) { return to_string(info.param); });
 
 }  // namespace
 }  // namespace rrt

@@ -329,6 +329,35 @@ TEST(ConfigErrors, LoopsNotDividingLayers) {
   EXPECT_TRUE(contains(e.what, "recursion.block_layers is derived, not set")) << e.what;
 }
 
+TEST(Config, FamilySetsItsStructureAndLaterKeysRefineIt) {
+  // Setting the family resets the structure to the family's; what is set after it (here the
+  // next override; in a file, any other model key, since family applies first) refines it.
+  RunConfig c = parse_run_config(
+      kSmall + "lora:\n  rank: 2\n", "t.yaml",
+      {"model.family=neox", "model.rotary_fraction=0.5"});
+  const ModelConfig& m = c.model.model;
+  EXPECT_EQ(m.family, Family::neox);
+  EXPECT_EQ(m.norm, Norm::layer);
+  EXPECT_TRUE(m.linear_bias && m.parallel_residual);
+  EXPECT_EQ(m.activation, Activation::gelu);
+  EXPECT_DOUBLE_EQ(m.rotary_fraction, 0.5);
+  EXPECT_EQ(c.model.lora_rank(Proj::gate), 0);  // no gate in NeoX's MLP
+  RunConfig back = parse_run_config(to_yaml(c), "resolved");
+  EXPECT_EQ(to_yaml(back), to_yaml(c));
+  EXPECT_DOUBLE_EQ(back.model.model.rotary_fraction, 0.5);
+
+  const std::string gemma = "model:\n  family: gemma\n" + kSmall.substr(kSmall.find('\n') + 1);
+  c = parse_run_config(gemma, "g.yaml");
+  EXPECT_TRUE(c.model.model.norm_unit_offset && c.model.model.tied_head);
+  EXPECT_EQ(c.model.model.activation, Activation::geglu);
+  EXPECT_DOUBLE_EQ(c.model.model.embedding_multiplier(), 8.0);  // sqrt(64)
+  EXPECT_NO_THROW(check_family_structure(c.model.model));
+  // A structure no HF architecture has trains, but export's check names the mismatch.
+  c = parse_run_config(gemma, "g.yaml", {"model.activation=swiglu"});
+  EXPECT_TRUE(contains(testing::error_message([&] { check_family_structure(c.model.model); }),
+                       "GeGLU"));
+}
+
 TEST(Config, RankAboveAProjectionsSizeIsCapped) {
   // k and v are 64 x 32 (2 kv heads x 16): rank 40 gives them full rank 32 and q, o rank 40
   // (METHOD.md: the rank is capped at min(in, out)).
