@@ -1,9 +1,11 @@
 #include "model/hf_export.h"
 
 #include <algorithm>
+#include <deque>
 #include <filesystem>
 #include <fstream>
-#include <map>
+#include <set>
+#include <span>
 #include <system_error>
 #include <vector>
 
@@ -19,39 +21,152 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// HF name of projection p in layer l.
-std::string hf_proj_name(int64_t l, Proj p) {
-  static constexpr const char* kHf[kNumProj] = {
-      "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-      "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
-  return "model.layers." + std::to_string(l) + "." + kHf[static_cast<int>(p)] + ".weight";
+// What one HF tensor of a decoder layer holds, in rrt terms.
+enum class Holds { norm_weight, norm_bias, proj_weight, proj_bias, qkv_weight, qkv_bias };
+
+struct LayerTensor {
+  const char* hf;          // name after "<layers>.{l}."
+  Holds holds;
+  Proj proj = Proj::q;     // proj_weight, proj_bias
+  bool attn_norm = false;  // norm_*: the attention (input) norm, else the MLP norm
+};
+
+// Llama and Gemma share the tensor names; NeoX fuses q, k, v and has biases everywhere.
+constexpr LayerTensor kLlamaLayer[] = {
+    {"input_layernorm.weight", Holds::norm_weight, Proj::q, true},
+    {"self_attn.q_proj.weight", Holds::proj_weight, Proj::q},
+    {"self_attn.k_proj.weight", Holds::proj_weight, Proj::k},
+    {"self_attn.v_proj.weight", Holds::proj_weight, Proj::v},
+    {"self_attn.o_proj.weight", Holds::proj_weight, Proj::o},
+    {"post_attention_layernorm.weight", Holds::norm_weight, Proj::q, false},
+    {"mlp.gate_proj.weight", Holds::proj_weight, Proj::gate},
+    {"mlp.up_proj.weight", Holds::proj_weight, Proj::up},
+    {"mlp.down_proj.weight", Holds::proj_weight, Proj::down},
+};
+constexpr LayerTensor kNeoxLayer[] = {
+    {"input_layernorm.weight", Holds::norm_weight, Proj::q, true},
+    {"input_layernorm.bias", Holds::norm_bias, Proj::q, true},
+    {"attention.query_key_value.weight", Holds::qkv_weight},
+    {"attention.query_key_value.bias", Holds::qkv_bias},
+    {"attention.dense.weight", Holds::proj_weight, Proj::o},
+    {"attention.dense.bias", Holds::proj_bias, Proj::o},
+    {"post_attention_layernorm.weight", Holds::norm_weight, Proj::q, false},
+    {"post_attention_layernorm.bias", Holds::norm_bias, Proj::q, false},
+    {"mlp.dense_h_to_4h.weight", Holds::proj_weight, Proj::up},
+    {"mlp.dense_h_to_4h.bias", Holds::proj_bias, Proj::up},
+    {"mlp.dense_4h_to_h.weight", Holds::proj_weight, Proj::down},
+    {"mlp.dense_4h_to_h.bias", Holds::proj_bias, Proj::down},
+};
+
+// The checkpoint layout of one HF architecture.
+struct HfLayout {
+  const char* architecture;
+  const char* model_type;
+  const char* embed;       // embedding tensor
+  const char* layers;      // prefix of layer l's tensors: "<layers>.{l}."
+  const char* final_norm;  // final norm module (".weight", and ".bias" for LayerNorm)
+  const char* head;        // untied head tensor
+  std::span<const LayerTensor> layer;
+};
+
+const HfLayout& layout_of(Family f) {
+  static const HfLayout kLlama{"LlamaForCausalLM", "llama",        "model.embed_tokens.weight",
+                               "model.layers",     "model.norm",   "lm_head.weight",
+                               kLlamaLayer};
+  static const HfLayout kGemma{"GemmaForCausalLM", "gemma",        "model.embed_tokens.weight",
+                               "model.layers",     "model.norm",   "lm_head.weight",
+                               kLlamaLayer};
+  // embed_out is the name Pythia checkpoints use (transformers 5 renames it to lm_head on load).
+  static const HfLayout kNeox{"GPTNeoXForCausalLM",      "gpt_neox",
+                              "gpt_neox.embed_in.weight", "gpt_neox.layers",
+                              "gpt_neox.final_layer_norm", "embed_out.weight",
+                              kNeoxLayer};
+  switch (f) {
+    case Family::llama: return kLlama;
+    case Family::gemma: return kGemma;
+    case Family::neox: return kNeox;
+  }
+  RRT_FAIL("export", "unknown family");
+}
+
+// transformers' hidden_act of the MLP nonlinearity (the gate's in gated MLPs).
+const char* hf_activation(Activation a) {
+  switch (a) {
+    case Activation::swiglu: return "silu";
+    case Activation::geglu:
+    case Activation::gelu_tanh: return "gelu_pytorch_tanh";
+    case Activation::gelu: return "gelu";
+  }
+  return "?";
+}
+
+// NeoX's HF rotary dims are int(Dh * partial_rotary_factor); rot_dim / Dh gives back exactly
+// rrt's (even) rot_dim, which the export checks rather than trusts to rounding.
+double partial_rotary_factor(const ModelConfig& m) {
+  return static_cast<double>(m.rot_dim()) / static_cast<double>(m.dh());
+}
+
+// What the HF configs cannot say beyond check_family_structure: Llama and Gemma rotate whole
+// heads; NeoX derives Dh from d_model / H and has one kv head per head.
+void check_hf_expressible(const ModelConfig& m, const std::string& where) {
+  check_family_structure(m);
+  const std::string arch = layout_of(m.family).architecture;
+  if (m.family != Family::neox) {
+    RRT_CHECK(m.rot_dim() == m.dh(), where, arch, " rotates whole heads, but the model rotates ",
+              m.rot_dim(), " of ", m.dh(), " head dims (model.rotary_fraction ",
+              m.rotary_fraction, ")");
+    return;
+  }
+  RRT_CHECK(m.n_kv_heads == m.n_heads, where, arch, " has no grouped-query attention; the model "
+            "has ", m.n_kv_heads, " kv heads for ", m.n_heads, " heads");
+  RRT_CHECK(m.dh() * m.n_heads == m.d_model, where, arch, " uses head_dim = d_model / n_heads = ",
+            m.d_model / m.n_heads, ", but the model has head_dim ", m.dh());
+  const auto hf_rot = static_cast<int64_t>(static_cast<double>(m.dh()) * partial_rotary_factor(m));
+  RRT_CHECK(hf_rot == m.rot_dim(), where, "rotary dims ", m.rot_dim(), " of ", m.dh(),
+            " cannot be written as a partial_rotary_factor");
 }
 
 json hf_config(const ModelSpec& spec) {
   const ModelConfig& m = spec.model;
+  const HfLayout& layout = layout_of(m.family);
+  json rope = {{"rope_type", "default"}, {"rope_theta", m.rope_theta}};  // transformers 5
   json c;
-  c["architectures"] = json::array({"LlamaForCausalLM"});
-  c["model_type"] = "llama";
+  c["architectures"] = json::array({layout.architecture});
+  c["model_type"] = layout.model_type;
   c["vocab_size"] = m.vocab;
   c["hidden_size"] = m.d_model;
   c["intermediate_size"] = m.ffn;
   c["num_hidden_layers"] = spec.positions();
   c["num_attention_heads"] = m.n_heads;
-  c["num_key_value_heads"] = m.n_kv_heads;
-  c["head_dim"] = m.dh();
   c["max_position_embeddings"] = m.max_seq_len;
-  c["rms_norm_eps"] = m.norm_eps;
-  c["rope_theta"] = m.rope_theta;  // transformers 4
-  c["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", m.rope_theta}};  // 5
   c["tie_word_embeddings"] = m.tied_head;
-  c["hidden_act"] = "silu";
-  c["attention_bias"] = false;
+  c["hidden_act"] = hf_activation(m.activation);
   c["attention_dropout"] = 0.0;
-  c["mlp_bias"] = false;
-  c["pretraining_tp"] = 1;
-  c["torch_dtype"] = "float32";
-  c["dtype"] = "float32";
+  c["torch_dtype"] = "float32";  // transformers 4
+  c["dtype"] = "float32";        // transformers 5
   c["use_cache"] = true;
+  if (m.family == Family::neox) {
+    rope["partial_rotary_factor"] = partial_rotary_factor(m);
+    c["rotary_pct"] = partial_rotary_factor(m);  // transformers 4
+    c["rotary_emb_base"] = m.rope_theta;         // transformers 4
+    c["layer_norm_eps"] = m.norm_eps;
+    c["use_parallel_residual"] = m.parallel_residual;
+    c["attention_bias"] = true;
+    c["hidden_dropout"] = 0.0;
+  } else {
+    c["num_key_value_heads"] = m.n_kv_heads;
+    c["head_dim"] = m.dh();
+    c["rms_norm_eps"] = m.norm_eps;
+    c["rope_theta"] = m.rope_theta;  // transformers 4
+    c["attention_bias"] = false;
+  }
+  if (m.family == Family::llama) {
+    c["mlp_bias"] = false;
+    c["pretraining_tp"] = 1;
+  }
+  // transformers 4 Gemma reads hidden_activation (and falls back to exact GELU without it).
+  if (m.family == Family::gemma) c["hidden_activation"] = hf_activation(m.activation);
+  c["rope_parameters"] = rope;
   return c;
 }
 
@@ -79,6 +194,107 @@ void prepare_dir(const std::string& out_dir, bool overwrite) {
   fs::remove(probe, ec);
   // A stale index would make loaders ignore the new single-file weights.
   fs::remove(fs::path(out_dir) / "model.safetensors.index.json", ec);
+}
+
+// The tensors of the exported file: parameters written as they are (no copy) or computed ones
+// (merged or fused) owned here. Records which rrt parameters were written, so that a layout
+// table missing one fails loudly instead of exporting a model without it.
+class ExportTensors {
+ public:
+  explicit ExportTensors(const ParameterSet& params) : params_(params) {}
+
+  void add_param(const std::string& hf, const std::string& rrt_name) {
+    const int i = params_.registry().index(rrt_name);
+    const Shape& s = params_.registry()[i].shape;
+    out_.push_back({hf, "F32", std::vector<int64_t>(s.dims.begin(), s.dims.begin() + s.ndim),
+                    params_.value(i)});
+    written_.insert(rrt_name);
+  }
+  void add_computed(const std::string& hf, std::vector<int64_t> shape, std::vector<float> data,
+                    std::initializer_list<std::string> from) {
+    owned_.push_back(std::move(data));  // deque: earlier elements keep their addresses
+    out_.push_back({hf, "F32", std::move(shape), owned_.back().data()});
+    written_.insert(from.begin(), from.end());
+  }
+  void check_all_written() const {
+    for (const ParamInfo& p : params_.registry().params()) {
+      if (p.kind == ParamKind::lora_a || p.kind == ParamKind::lora_b) continue;  // merged
+      RRT_CHECK(written_.count(p.name), "export", "parameter '", p.name, "' has no HF tensor "
+                "(an internal error: extend the layout table in model/hf_export.cpp)");
+    }
+  }
+  const std::vector<SafetensorOut>& tensors() const { return out_; }
+
+ private:
+  const ParameterSet& params_;
+  std::vector<SafetensorOut> out_;
+  std::deque<std::vector<float>> owned_;
+  std::set<std::string> written_;
+};
+
+// The bias of projection p at position pos (tied, or the position's own with per-loop norms).
+std::string bias_at(const RecursionConfig& rc, Position pos, Proj p) {
+  return ParamRegistry::bias_name(pos.layer, p, pos.loop, rc.per_loop_norms);
+}
+
+void add_fused_qkv(ExportTensors& out, const ModelSpec& spec, const ParameterSet& params,
+                   int64_t l, const std::string& hf, bool bias) {
+  const ModelConfig& m = spec.model;
+  const Position pos = position_of(spec.recursion, l);
+  const Proj qkv[3] = {Proj::q, Proj::k, Proj::v};
+  if (bias) {
+    const float* b[3];
+    for (int i = 0; i < 3; ++i) b[i] = params.value(bias_at(spec.recursion, pos, qkv[i]));
+    out.add_computed(hf, {3 * m.q_dim()}, fuse_qkv_per_head(b[0], b[1], b[2], m.n_heads, m.dh()),
+                     {bias_at(spec.recursion, pos, Proj::q), bias_at(spec.recursion, pos, Proj::k),
+                      bias_at(spec.recursion, pos, Proj::v)});
+    return;
+  }
+  std::vector<float> w[3];
+  for (int i = 0; i < 3; ++i) w[i] = merged_weight(spec, params, l, qkv[i]);
+  out.add_computed(hf, {3 * m.q_dim(), m.d_model},
+                   fuse_qkv_per_head(w[0].data(), w[1].data(), w[2].data(), m.n_heads,
+                                     m.dh() * m.d_model),
+                   {ParamRegistry::block_name(pos.layer, Proj::q),
+                    ParamRegistry::block_name(pos.layer, Proj::k),
+                    ParamRegistry::block_name(pos.layer, Proj::v)});
+}
+
+void add_layer_tensor(ExportTensors& out, const ModelSpec& spec, const ParameterSet& params,
+                      int64_t l, const LayerTensor& t, const std::string& hf) {
+  const RecursionConfig& rc = spec.recursion;
+  const Position pos = position_of(rc, l);
+  switch (t.holds) {
+    case Holds::norm_weight:
+    case Holds::norm_bias:
+      out.add_param(hf, ParamRegistry::norm_name(pos.layer, pos.loop, t.attn_norm,
+                                                 rc.per_loop_norms, t.holds == Holds::norm_bias));
+      return;
+    case Holds::proj_bias: out.add_param(hf, bias_at(rc, pos, t.proj)); return;
+    case Holds::proj_weight:
+      if (spec.lora_rank(t.proj) == 0) {
+        out.add_param(hf, ParamRegistry::block_name(pos.layer, t.proj));
+      } else {
+        const auto [rows, cols] = proj_shape(spec.model, t.proj);
+        out.add_computed(hf, {rows, cols}, merged_weight(spec, params, l, t.proj),
+                         {ParamRegistry::block_name(pos.layer, t.proj)});
+      }
+      return;
+    case Holds::qkv_weight:
+    case Holds::qkv_bias:
+      add_fused_qkv(out, spec, params, l, hf, t.holds == Holds::qkv_bias);
+      return;
+  }
+}
+
+void write_config(const ModelSpec& spec, const std::string& out_dir) {
+  const std::string cfg_path = (fs::path(out_dir) / "config.json").string();
+  const std::string tmp = cfg_path + ".tmp";
+  std::ofstream f(tmp);
+  f << hf_config(spec).dump(2) << "\n";
+  f.close();
+  RRT_CHECK(f.good(), "export " + out_dir, "cannot write ", tmp, "; is the disk full?");
+  commit_temporary_file(tmp, cfg_path, "export " + out_dir);
 }
 
 }  // namespace
@@ -118,61 +334,40 @@ std::vector<float> merged_weight(const ModelSpec& spec, const ParameterSet& para
   return out;
 }
 
+std::vector<float> fuse_qkv_per_head(const float* q, const float* k, const float* v,
+                                     int64_t heads, int64_t block) {
+  std::vector<float> fused(3 * heads * block);
+  const float* parts[3] = {q, k, v};
+  for (int64_t h = 0; h < heads; ++h)
+    for (int j = 0; j < 3; ++j)
+      std::copy_n(parts[j] + h * block, block, fused.data() + (3 * h + j) * block);
+  return fused;
+}
+
 void export_hf(const ModelSpec& spec, const ParameterSet& params, const std::string& out_dir,
                bool overwrite) {
   validate(spec);
-  RRT_CHECK(spec.model.family == Family::llama, "export " + out_dir, "family ",
-            to_string(spec.model.family), " cannot be exported yet; only llama");
-  RRT_CHECK(spec.model.rotary_fraction == 1.0 && !spec.model.norm_unit_offset &&
-                spec.model.embed_scale == 1.0 && !spec.model.parallel_residual &&
-                spec.model.activation == Activation::swiglu,
-            "export " + out_dir, "the model is not a plain Llama (SwiGLU, full RoPE, no norm "
-            "offset or embedding scale); LlamaForCausalLM cannot represent it");
+  check_hf_expressible(spec.model, "export " + out_dir);
   prepare_dir(out_dir, overwrite);
 
   const ModelConfig& m = spec.model;
-  const RecursionConfig& rc = spec.recursion;
-  std::vector<SafetensorOut> tensors;
-  std::vector<std::vector<float>> merged;  // owns the merged weights
-  merged.reserve(spec.positions() * kNumProj);
-  auto add = [&](const std::string& hf, const std::string& rrt_name) {
-    const int i = params.registry().index(rrt_name);
-    const Shape& s = params.registry()[i].shape;
-    tensors.push_back({hf, "F32", std::vector<int64_t>(s.dims.begin(), s.dims.begin() + s.ndim), params.value(i)});
-  };
-  add("model.embed_tokens.weight", "embed.weight");
+  const HfLayout& layout = layout_of(m.family);
+  ExportTensors out(params);
+  out.add_param(layout.embed, "embed.weight");
   for (int64_t l = 0; l < spec.positions(); ++l) {
-    const Position pos = position_of(rc, l);
-    const std::string prefix = "model.layers." + std::to_string(l) + ".";
-    add(prefix + "input_layernorm.weight",
-        ParamRegistry::norm_name(pos.layer, pos.loop, true, rc.per_loop_norms));
-    add(prefix + "post_attention_layernorm.weight",
-        ParamRegistry::norm_name(pos.layer, pos.loop, false, rc.per_loop_norms));
-    for (int pi = 0; pi < kNumProj; ++pi) {
-      const Proj p = static_cast<Proj>(pi);
-      const auto [rows, cols] = proj_shape(m, p);
-      if (spec.lora_rank(p) == 0) {
-        add(hf_proj_name(l, p), ParamRegistry::block_name(pos.layer, p));
-      } else {
-        merged.push_back(merged_weight(spec, params, l, p));
-        tensors.push_back({hf_proj_name(l, p), "F32", {rows, cols}, merged.back().data()});
-      }
-    }
+    const std::string prefix = std::string(layout.layers) + "." + std::to_string(l) + ".";
+    for (const LayerTensor& t : layout.layer)
+      add_layer_tensor(out, spec, params, l, t, prefix + t.hf);
   }
-  add("model.norm.weight", "final_norm.weight");
-  if (!m.tied_head) add("lm_head.weight", "head.weight");
+  out.add_param(std::string(layout.final_norm) + ".weight", "final_norm.weight");
+  if (m.norm == Norm::layer)
+    out.add_param(std::string(layout.final_norm) + ".bias", "final_norm.bias");
+  if (!m.tied_head) out.add_param(layout.head, "head.weight");
+  out.check_all_written();
 
-  const std::string cfg_path = (fs::path(out_dir) / "config.json").string();
-  write_safetensors((fs::path(out_dir) / "model.safetensors").string(), tensors,
+  write_safetensors((fs::path(out_dir) / "model.safetensors").string(), out.tensors(),
                     {{"format", "pt"}});
-  {
-    const std::string tmp = cfg_path + ".tmp";
-    std::ofstream f(tmp);
-    f << hf_config(spec).dump(2) << "\n";
-    f.close();
-    RRT_CHECK(f.good(), "export " + out_dir, "cannot write ", tmp, "; is the disk full?");
-    commit_temporary_file(tmp, cfg_path, "export " + out_dir);
-  }
+  write_config(spec, out_dir);
 }
 
 }  // namespace rrt
