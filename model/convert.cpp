@@ -142,7 +142,7 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
   spec.lora.rank_attention = options.rank_attention;
   spec.lora.rank_mlp = options.rank_mlp;
   spec.lora.alpha = 0.0;
-  result.params = std::make_unique<ParameterSet>(spec);
+  result.params = std::make_unique<ParameterSet>(spec, ParameterSet::Grads::without);
   ParameterSet& out = *result.params;
 
   // Embedding, final norm, head.

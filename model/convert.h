@@ -57,7 +57,7 @@ struct Converted {
   std::unique_ptr<ParameterSet> params;
 };
 
-// Builds the recursive / relaxed model. Gradients of the result are zero. Throws rrt::Error
+// Builds the recursive / relaxed model (values only: ParameterSet::Grads::without). Throws rrt::Error
 // when the original is not a plain model or K does not divide L. Ranks are capped per projection
 // at min(in, out) (ModelSpec::lora_rank), so a rank >= every dimension gives full rank.
 Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSet& original,

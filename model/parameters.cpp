@@ -8,14 +8,16 @@
 
 namespace rrt {
 
-ParameterSet::ParameterSet(const ModelSpec& spec)
-    : registry_(spec), unit_offset_norms_(spec.model.norm_unit_offset) {
+ParameterSet::ParameterSet(const ModelSpec& spec, Grads grads)
+    : registry_(spec),
+      has_grads_(grads == Grads::with),
+      unit_offset_norms_(spec.model.norm_unit_offset) {
   for (const auto& p : registry_.params()) {
     values_.plan(p.name, p.shape);
-    grads_.plan(p.name, p.shape);
+    if (has_grads_) grads_.plan(p.name, p.shape);
   }
   values_.allocate();
-  grads_.allocate();
+  if (has_grads_) grads_.allocate();
 }
 
 void ParameterSet::init(const InitConfig& cfg) {
