@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Checks an `rrt export` directory against transformers (CPU, float32).
 
-Loads each DIR with transformers' AutoModelForCausalLM, runs the tokens stored in a reference
-file written by rrt and prints the max abs difference between the two sets of logits. The
+Loads each DIR with transformers' AutoModelForCausalLM (LlamaForCausalLM, GemmaForCausalLM or
+GPTNeoXForCausalLM, as its config.json says), fails when a tensor of the file is unused or a
+weight of the model is missing from the file (transformers would initialise it at random), runs
+the tokens stored in a reference file written by rrt and prints the max abs difference between
+the two sets of logits. The
 reference file (DIR/rrt_logits.safetensors) holds `tokens` (int32 [N, T]) and `logits`
 (float32 [N, T, V]); the C++ test RelaxedExport.WritesTransformersCheck writes one:
 
@@ -10,7 +13,8 @@ reference file (DIR/rrt_logits.safetensors) holds `tokens` (int32 [N, T]) and `l
         build/tests/test_hf_export --gtest_filter=RelaxedExport.WritesTransformersCheck
     python3 tools/check_export_with_transformers.py /tmp/rrt_export_check/*/
 
-Exit status 1 when a difference exceeds --tol times the largest |logit|.
+Exit status 1 when a difference exceeds --tol times the largest |logit|, or a tensor is missing
+or unexpected.
 """
 import argparse
 import os
@@ -29,8 +33,16 @@ def check(path, tol):
 
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
     dtype_key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
-    model = AutoModelForCausalLM.from_pretrained(path, **{dtype_key: torch.float32})
+    model, info = AutoModelForCausalLM.from_pretrained(
+        path, output_loading_info=True, **{dtype_key: torch.float32})
     model.eval()
+    arch = type(model).__name__
+    bad = {k: sorted(info.get(k) or []) for k in ("missing_keys", "unexpected_keys",
+                                                  "mismatched_keys")}
+    if any(bad.values()):
+        print(f"{path}: FAIL: {arch} does not load the file as it is: "
+              + ", ".join(f"{k} {v}" for k, v in bad.items() if v))
+        return False
     with torch.no_grad():
         got = model(input_ids=tokens).logits.double()
     if got.shape != want.shape:
@@ -40,7 +52,7 @@ def check(path, tol):
     diff = (got - want).abs().max().item()
     scale = want.abs().max().item()
     ok = diff <= tol * scale
-    print(f"{path}: {model.config.num_hidden_layers} layers, tied head "
+    print(f"{path}: {arch}, {model.config.num_hidden_layers} layers, tied head "
           f"{model.config.tie_word_embeddings}, tokens {tuple(tokens.shape)}: "
           f"max |logit| {scale:.6g}, max abs difference {diff:.3g} "
           f"(relative {diff / max(scale, 1e-30):.3g}) {'OK' if ok else 'FAIL'}")

@@ -1,10 +1,12 @@
-// Export to Hugging Face Llama (model/hf_export.h): the HF fixtures survive import -> export ->
-// import bit for bit, a relaxed recursive model exports to a plain model with the same logits
-// (cycle and sequence sharing, per-loop norms, a tied head), and bad output directories are
-// refused with a message.
+// Export to Hugging Face (model/hf_export.h): the HF fixtures survive import -> export -> import
+// bit for bit, a relaxed recursive model exports to a plain model with the same logits (cycle
+// and sequence sharing, per-loop norms, a tied head), and bad output directories are refused
+// with a message. Gemma and NeoX (parallel and sequential residual) exports are read back by
+// this file's own name table (independent of hf_export's), which also checks NeoX's fused
+// per-head qkv layout; models no HF architecture expresses are refused.
 //
 // With RRT_EXPORT_CHECK_DIR set, RelaxedExport.WritesTransformersCheck also leaves relaxed
-// exports there, each with rrt_logits.safetensors (tokens, logits), for
+// exports of every family there, each with rrt_logits.safetensors (tokens, logits), for
 // tools/check_export_with_transformers.py.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -21,11 +23,13 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "core/safetensors.h"
 #include "model/convert.h"
 #include "model/hf_export.h"
 #include "model/hf_import.h"
 #include "model/recursive_model.h"
+#include "tests/error_helpers.h"
 
 namespace rrt {
 namespace {
@@ -214,19 +218,330 @@ TEST(RelaxedExport, MergedWeightIsBlockPlusScaledLora) {
   }
 }
 
-// Leaves relaxed exports and rrt's logits for tools/check_export_with_transformers.py:
-// <dir>/cycle_untied (the 4-layer model, cycle, rank 4) and <dir>/sequence_tied (the tied-head
-// MQA fixture, 3 loops, sequence, rank 4, per-loop norms).
-void write_check(const HfModel& orig, const ConvertOptions& o, const std::string& dir) {
-  Converted relaxed = convert_to_recursive(orig.spec, *orig.params, o);
-  export_hf(relaxed.spec, *relaxed.params, dir, /*overwrite=*/true);
-  const std::vector<float> logits = logits_of(relaxed.spec, *relaxed.params);
-  const std::vector<int32_t> tok = tokens(relaxed.spec.model.vocab);
-  write_safetensors((fs::path(dir) / "rrt_logits.safetensors").string(),
-                    {{"tokens", "I32", {kN, kT}, tok.data()},
-                     {"logits", "F32", {kN, kT, relaxed.spec.model.vocab}, logits.data()}});
+// ---------------------------------------------------------------------------------------------
+// Every family. Gemma: MQA with head_dim 12 != d / heads, (1 + w) norms, GeGLU, scaled
+// embeddings, tied head. NeoX: LayerNorm with bias, biased projections, GELU MLP, 4 of 16 head
+// dims rotated, fused qkv; parallel and sequential residual.
+struct FamilyCase {
+  const char* name;
+  Family family;
+  bool parallel;
+};
+const FamilyCase kFamilies[] = {{"llama", Family::llama, false},
+                                {"gemma", Family::gemma, false},
+                                {"neox_parallel", Family::neox, true},
+                                {"neox_sequential", Family::neox, false}};
+
+ModelSpec family_spec(const FamilyCase& f, int64_t loops, int64_t block_layers) {
+  ModelSpec s;
+  ModelConfig& m = s.model;
+  apply_family_defaults(m, f.family);
+  m.parallel_residual = f.parallel;
+  m.vocab = 40;
+  m.d_model = 32;
+  m.ffn = 48;
+  m.max_seq_len = 16;
+  m.rope_theta = 500.0;
+  m.norm_eps = 1e-5;
+  m.n_heads = 4;
+  m.n_kv_heads = f.family == Family::neox ? 4 : 2;
+  if (f.family == Family::gemma) {
+    m.n_kv_heads = 1;
+    m.head_dim = 12;
+  }
+  if (f.family == Family::neox) m.n_heads = m.n_kv_heads = 2;  // Dh 16, rot_dim 4
+  s.recursion.loops = loops;
+  s.recursion.block_layers = block_layers;
+  return s;
 }
 
+// Random weights and LoRA (B too, so every position's LoRA changes the function), and norms and
+// biases that differ per layer (and per position with per-loop norms).
+std::unique_ptr<ParameterSet> random_params(const ModelSpec& spec, uint64_t seed) {
+  auto p = std::make_unique<ParameterSet>(spec);
+  p->init({.seed = seed, .std = 0.2, .lora_b_zero = false});
+  for (int i = 0; i < p->registry().size(); ++i) {
+    const ParamInfo& info = p->registry()[i];
+    if (info.kind == ParamKind::norm || info.kind == ParamKind::final_norm)
+      fill_normal(p->value(i), p->numel(i), spec.model.norm_unit_offset ? 0.0 : 1.0, 0.3,
+                  seed + 1, i);
+    if (info.kind == ParamKind::bias) fill_normal(p->value(i), p->numel(i), 0.0, 0.3, seed + 2, i);
+  }
+  return p;
+}
+
+// The plain rrt model that the export at `dir` describes, read with this test's own HF names
+// (not hf_export's table): structure from `source` (the exported model's config), depth from
+// config.json. Fails when the file holds a tensor the names do not account for.
+HfModel read_export(const std::string& dir, const ModelConfig& source) {
+  HfModel out;
+  const auto cfg = nlohmann::json::parse(std::ifstream(fs::path(dir) / "config.json"));
+  out.spec.model = source;
+  out.spec.model.n_layers = cfg.at("num_hidden_layers").get<int64_t>();
+  out.spec.recursion.block_layers = out.spec.model.n_layers;
+  out.params = std::make_unique<ParameterSet>(out.spec);
+  ParameterSet& p = *out.params;
+  const ModelConfig& m = out.spec.model;
+  SafetensorsFile f((fs::path(dir) / "model.safetensors").string());
+  size_t consumed = 0;
+  auto copy = [&](const std::string& hf, const std::string& rrt_name) {
+    EXPECT_TRUE(f.has(hf)) << dir << ": no " << hf;
+    if (!f.has(hf)) return;
+    f.read_f32_into(hf, p.value(rrt_name), p.numel(p.registry().index(rrt_name)));
+    ++consumed;
+  };
+  const bool neox = m.family == Family::neox;
+  copy(neox ? "gpt_neox.embed_in.weight" : "model.embed_tokens.weight", "embed.weight");
+  for (int64_t l = 0; l < m.n_layers; ++l) {
+    const std::string b = "block." + std::to_string(l) + ".";
+    if (!neox) {
+      const std::string h = "model.layers." + std::to_string(l) + ".";
+      copy(h + "input_layernorm.weight", b + "attn_norm.weight");
+      copy(h + "post_attention_layernorm.weight", b + "mlp_norm.weight");
+      for (const char* x : {"q", "k", "v", "o"})
+        copy(h + "self_attn." + x + "_proj.weight", b + "attn." + x + ".weight");
+      for (const char* x : {"gate", "up", "down"})
+        copy(h + "mlp." + x + "_proj.weight", b + "mlp." + x + ".weight");
+      continue;
+    }
+    const std::string h = "gpt_neox.layers." + std::to_string(l) + ".";
+    for (const char* x : {".weight", ".bias"}) {
+      copy(h + "input_layernorm" + x, b + "attn_norm" + x);
+      copy(h + "post_attention_layernorm" + x, b + "mlp_norm" + x);
+      copy(h + "attention.dense" + x, b + "attn.o" + x);
+      copy(h + "mlp.dense_h_to_4h" + x, b + "mlp.up" + x);
+      copy(h + "mlp.dense_4h_to_h" + x, b + "mlp.down" + x);
+      // Fused rows per head h: [q_h; k_h; v_h], Dh rows each.
+      const std::string fused_name = h + "attention.query_key_value" + x;
+      EXPECT_TRUE(f.has(fused_name)) << fused_name;
+      if (!f.has(fused_name)) continue;
+      const std::vector<float> fused = f.read_f32(fused_name);
+      const int64_t block = m.dh() * (x == std::string(".weight") ? m.d_model : 1);
+      EXPECT_EQ(static_cast<int64_t>(fused.size()), 3 * m.n_heads * block) << fused_name;
+      const char* qkv[3] = {"q", "k", "v"};
+      for (int j = 0; j < 3; ++j)
+        for (int64_t head = 0; head < m.n_heads; ++head)
+          std::copy_n(fused.data() + (3 * head + j) * block, block,
+                      p.value(b + "attn." + qkv[j] + x) + head * block);
+      ++consumed;
+    }
+  }
+  const std::string final_norm = neox ? "gpt_neox.final_layer_norm" : "model.norm";
+  copy(final_norm + ".weight", "final_norm.weight");
+  if (m.norm == Norm::layer) copy(final_norm + ".bias", "final_norm.bias");
+  if (!m.tied_head) copy(neox ? "embed_out.weight" : "lm_head.weight", "head.weight");
+  EXPECT_EQ(consumed, f.tensors().size()) << dir << " holds tensors the HF names do not have";
+  return out;
+}
+
+// The config.json keys transformers reads for the family's structure.
+void expect_family_config(const std::string& dir, const ModelSpec& spec) {
+  const ModelConfig& m = spec.model;
+  const auto c = nlohmann::json::parse(std::ifstream(fs::path(dir) / "config.json"));
+  const char* arch[] = {"LlamaForCausalLM", "GemmaForCausalLM", "GPTNeoXForCausalLM"};
+  const char* type[] = {"llama", "gemma", "gpt_neox"};
+  const int fi = static_cast<int>(m.family);
+  EXPECT_EQ(c.at("architectures").at(0), arch[fi]);
+  EXPECT_EQ(c.at("model_type"), type[fi]);
+  EXPECT_EQ(c.at("num_hidden_layers").get<int64_t>(), spec.positions());
+  EXPECT_EQ(c.at("tie_word_embeddings").get<bool>(), m.tied_head);
+  EXPECT_EQ(c.at("rope_parameters").at("rope_theta").get<double>(), m.rope_theta);
+  if (m.family == Family::neox) {
+    EXPECT_EQ(c.at("hidden_act"), m.activation == Activation::gelu ? "gelu" : "gelu_pytorch_tanh");
+    EXPECT_EQ(c.at("use_parallel_residual").get<bool>(), m.parallel_residual);
+    EXPECT_EQ(c.at("layer_norm_eps").get<double>(), m.norm_eps);
+    EXPECT_TRUE(c.at("attention_bias").get<bool>());
+    const double factor = c.at("rope_parameters").at("partial_rotary_factor").get<double>();
+    EXPECT_EQ(static_cast<int64_t>(m.dh() * factor), m.rot_dim());  // transformers' int()
+    EXPECT_EQ(c.at("rotary_pct").get<double>(), factor);
+  } else {
+    EXPECT_EQ(c.at("head_dim").get<int64_t>(), m.dh());
+    EXPECT_EQ(c.at("num_key_value_heads").get<int64_t>(), m.n_kv_heads);
+    EXPECT_EQ(c.at("rms_norm_eps").get<double>(), m.norm_eps);
+    EXPECT_EQ(c.at("hidden_act"), m.family == Family::gemma ? "gelu_pytorch_tanh" : "silu");
+  }
+}
+
+// Copies of q/k/v's rows `rows` (of head `head`) against the fused tensor's rows of that head.
+void expect_fused_rows(const std::vector<float>& fused, const float* part, int j, int64_t head,
+                       int64_t dh, int64_t cols) {
+  for (int64_t r : {int64_t{0}, dh / 2, dh - 1}) {
+    const float* want = part + (head * dh + r) * cols;
+    const float* got = fused.data() + ((3 * head + j) * dh + r) * cols;
+    EXPECT_EQ(std::memcmp(want, got, cols * sizeof(float)), 0)
+        << "part " << j << " head " << head << " row " << r;
+  }
+}
+
+TEST(FamilyExport, PlainModelHasHfNamesShapesAndFusedQkv) {
+  TempDir dir("plain_families");
+  for (const FamilyCase& c : kFamilies) {
+    SCOPED_TRACE(c.name);
+    const ModelSpec spec = family_spec(c, 1, 3);
+    auto params = random_params(spec, 11);
+    export_hf(spec, *params, dir.str(c.name));
+    expect_family_config(dir.str(c.name), spec);
+    SafetensorsFile f(dir.str(std::string(c.name) + "/model.safetensors"));
+    const ModelConfig& m = spec.model;
+    const int64_t D = m.d_model;
+    using Dims = std::vector<int64_t>;
+    if (c.family == Family::neox) {
+      const std::string l1 = "gpt_neox.layers.1.";
+      EXPECT_EQ(f.tensors().size(), 1u + 3 * 12 + 2 + 1);  // embed, 3 layers, final norm, head
+      EXPECT_EQ(f.info(l1 + "attention.query_key_value.weight").shape, (Dims{3 * D, D}));
+      EXPECT_EQ(f.info(l1 + "attention.query_key_value.bias").shape, (Dims{3 * D}));
+      EXPECT_EQ(f.info(l1 + "attention.dense.weight").shape, (Dims{D, D}));
+      EXPECT_EQ(f.info(l1 + "mlp.dense_h_to_4h.weight").shape, (Dims{m.ffn, D}));
+      EXPECT_EQ(f.info(l1 + "mlp.dense_4h_to_h.bias").shape, (Dims{D}));
+      EXPECT_EQ(f.info(l1 + "post_attention_layernorm.bias").shape, (Dims{D}));
+      EXPECT_EQ(f.info("gpt_neox.final_layer_norm.bias").shape, (Dims{D}));
+      EXPECT_EQ(f.info("embed_out.weight").shape, (Dims{m.vocab, D}));
+      const std::vector<float> w = f.read_f32(l1 + "attention.query_key_value.weight");
+      const std::vector<float> b = f.read_f32(l1 + "attention.query_key_value.bias");
+      const char* qkv[3] = {"q", "k", "v"};
+      for (int j = 0; j < 3; ++j)
+        for (int64_t head = 0; head < m.n_heads; ++head) {
+          const std::string name = std::string("block.1.attn.") + qkv[j];
+          expect_fused_rows(w, params->value(name + ".weight"), j, head, m.dh(), D);
+          expect_fused_rows(b, params->value(name + ".bias"), j, head, m.dh(), 1);
+        }
+    } else {
+      const std::string l1 = "model.layers.1.";
+      EXPECT_EQ(f.tensors().size(), 1u + 3 * 9 + 1 + (m.tied_head ? 0 : 1));
+      EXPECT_EQ(f.info(l1 + "self_attn.q_proj.weight").shape, (Dims{m.q_dim(), D}));
+      EXPECT_EQ(f.info(l1 + "self_attn.k_proj.weight").shape, (Dims{m.kv_dim(), D}));
+      EXPECT_EQ(f.info(l1 + "self_attn.o_proj.weight").shape, (Dims{D, m.q_dim()}));
+      EXPECT_EQ(f.info(l1 + "mlp.gate_proj.weight").shape, (Dims{m.ffn, D}));
+      EXPECT_EQ(f.has("lm_head.weight"), !m.tied_head);
+    }
+    // Every tensor read back by the independent names is the source's, bit for bit.
+    const HfModel back = read_export(dir.str(c.name), m);
+    const ParamRegistry& reg = params->registry();
+    ASSERT_EQ(back.params->registry().size(), reg.size());
+    for (int i = 0; i < reg.size(); ++i)
+      EXPECT_EQ(std::memcmp(back.params->value(reg[i].name), params->value(i),
+                            params->numel(i) * sizeof(float)),
+                0)
+          << reg[i].name;
+  }
+}
+
+struct RelaxedFamilyCase {
+  FamilyCase family;
+  Sharing sharing;
+  int64_t loops, block_layers;
+  bool per_loop_norms;
+  bool flip_tied_head;  // the family default's opposite
+};
+const RelaxedFamilyCase kRelaxedFamilies[] = {
+    {kFamilies[1], Sharing::cycle, 2, 2, false, false},
+    {kFamilies[1], Sharing::sequence, 3, 1, true, true},
+    {kFamilies[2], Sharing::cycle, 2, 2, false, false},
+    {kFamilies[2], Sharing::sequence, 2, 2, true, true},
+    {kFamilies[3], Sharing::cycle, 3, 1, true, false},
+    {kFamilies[3], Sharing::sequence, 2, 2, false, false},
+    {kFamilies[0], Sharing::cycle, 2, 2, true, false},
+};
+
+// A relaxed model (rank 3 everywhere; random LoRA, norms and biases) of one case.
+Converted relaxed_family_model(const RelaxedFamilyCase& c) {
+  Converted r;
+  r.spec = family_spec(c.family, c.loops, c.block_layers);
+  r.spec.recursion.sharing = c.sharing;
+  r.spec.recursion.per_loop_norms = c.per_loop_norms;
+  if (c.flip_tied_head) r.spec.model.tied_head = !r.spec.model.tied_head;
+  r.spec.lora.rank_attention = r.spec.lora.rank_mlp = 3;
+  r.spec.lora.alpha = 6.0;  // s = 2: the scale is merged too
+  r.params = random_params(r.spec, 21);
+  return r;
+}
+
+std::string case_name(const RelaxedFamilyCase& c) {
+  return std::string(c.family.name) + "_" + to_string(c.sharing) + "_K" +
+         std::to_string(c.loops) + (c.per_loop_norms ? "_per_loop" : "") +
+         (c.flip_tied_head ? "_head_flipped" : "");
+}
+
+TEST(FamilyExport, RelaxedModelExportsToTheSameLogits) {
+  TempDir dir("relaxed_families");
+  for (const RelaxedFamilyCase& c : kRelaxedFamilies) {
+    const std::string name = case_name(c);
+    SCOPED_TRACE(name);
+    const Converted r = relaxed_family_model(c);
+    export_hf(r.spec, *r.params, dir.str(name));
+    expect_family_config(dir.str(name), r.spec);
+    const HfModel plain = read_export(dir.str(name), r.spec.model);
+    const std::vector<float> ref = logits_of(r.spec, *r.params);
+    const std::vector<float> got = logits_of(plain.spec, *plain.params);
+    const double scale = max_abs(ref);
+    ASSERT_GT(scale, 0.1);
+    EXPECT_LE(max_diff(got, ref), 1e-5 * scale) << "relative " << max_diff(got, ref) / scale;
+    // The LoRA matters: without it (B = 0) the logits differ clearly.
+    ParameterSet no_lora(r.spec);
+    for (int i = 0; i < r.params->registry().size(); ++i) {
+      const bool lora_b = r.params->registry()[i].kind == ParamKind::lora_b;
+      float* dst = no_lora.value(i);
+      if (lora_b)
+        std::fill(dst, dst + no_lora.numel(i), 0.0f);
+      else
+        std::memcpy(dst, r.params->value(i), no_lora.numel(i) * sizeof(float));
+    }
+    EXPECT_GT(max_diff(logits_of(r.spec, no_lora), ref), 1e-2 * scale);
+  }
+}
+
+TEST(FamilyExport, RefusesWhatTheFamilysArchitectureCannotExpress) {
+  TempDir dir("refused");
+  struct Refused {
+    const char* name;
+    ModelSpec spec;
+    const char* message;
+  };
+  std::vector<Refused> cases;
+  auto add = [&](const char* name, const FamilyCase& f, auto edit, const char* message) {
+    ModelSpec s = family_spec(f, 2, 1);
+    edit(s.model);
+    cases.push_back({name, s, message});
+  };
+  add("gemma without (1 + w)", kFamilies[1], [](ModelConfig& m) { m.norm_unit_offset = false; },
+      "norm_unit_offset");
+  add("llama with LayerNorm", kFamilies[0], [](ModelConfig& m) { m.norm = Norm::layer; },
+      "model.norm");
+  add("llama with half rotary", kFamilies[0], [](ModelConfig& m) { m.rotary_fraction = 0.5; },
+      "rotates whole heads");
+  add("neox with GQA", kFamilies[2], [](ModelConfig& m) { m.n_kv_heads = 1; },
+      "grouped-query");
+  add("neox with its own head_dim", kFamilies[2], [](ModelConfig& m) { m.head_dim = 8; },
+      "head_dim");
+  for (const Refused& c : cases) {
+    SCOPED_TRACE(c.name);
+    ParameterSet params(c.spec);
+    const std::string msg =
+        testing::error_message([&] { export_hf(c.spec, params, dir.str(c.name)); });
+    EXPECT_TRUE(testing::contains(msg, c.message)) << msg;
+    EXPECT_FALSE(fs::exists(dir.str(c.name))) << "the refused export created its directory";
+  }
+}
+
+// Exports (spec, params) to dir with rrt's logits beside it (rrt_logits.safetensors), for
+// tools/check_export_with_transformers.py.
+void write_check(const ModelSpec& spec, const ParameterSet& params, const std::string& dir) {
+  export_hf(spec, params, dir, /*overwrite=*/true);
+  const std::vector<float> logits = logits_of(spec, params);
+  const std::vector<int32_t> tok = tokens(spec.model.vocab);
+  write_safetensors((fs::path(dir) / "rrt_logits.safetensors").string(),
+                    {{"tokens", "I32", {kN, kT}, tok.data()},
+                     {"logits", "F32", {kN, kT, spec.model.vocab}, logits.data()}});
+}
+
+void write_converted_check(const HfModel& orig, const ConvertOptions& o, const std::string& dir) {
+  Converted relaxed = convert_to_recursive(orig.spec, *orig.params, o);
+  write_check(relaxed.spec, *relaxed.params, dir);
+}
+
+// Leaves in RRT_EXPORT_CHECK_DIR: cycle_untied (the 4-layer Llama, cycle, rank 4),
+// sequence_tied (the tied-head MQA Llama fixture, 3 loops, sequence, rank 4, per-loop norms),
+// and one directory per kRelaxedFamilies case (Gemma, NeoX parallel and sequential, ...).
 TEST(RelaxedExport, WritesTransformersCheck) {
   const char* env = std::getenv("RRT_EXPORT_CHECK_DIR");
   if (!env || !*env) GTEST_SKIP() << "set RRT_EXPORT_CHECK_DIR to write the transformers check";
@@ -234,12 +549,16 @@ TEST(RelaxedExport, WritesTransformersCheck) {
   o.loops = 2;
   o.init = InitRule::average;
   o.rank_attention = o.rank_mlp = 4;
-  write_check(four_layer_model(), o, (fs::path(env) / "cycle_untied").string());
+  write_converted_check(four_layer_model(), o, (fs::path(env) / "cycle_untied").string());
   o.loops = 3;
   o.sharing = Sharing::sequence;
   o.per_loop_norms = true;
-  write_check(load_hf_model(fixture("hf_llama_mqa_tied_bf16")), o,
-              (fs::path(env) / "sequence_tied").string());
+  write_converted_check(load_hf_model(fixture("hf_llama_mqa_tied_bf16")), o,
+                        (fs::path(env) / "sequence_tied").string());
+  for (const RelaxedFamilyCase& c : kRelaxedFamilies) {
+    const Converted r = relaxed_family_model(c);
+    write_check(r.spec, *r.params, (fs::path(env) / case_name(c)).string());
+  }
 }
 
 TEST(HfExport, RefusesBadOutputDirectories) {
