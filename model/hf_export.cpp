@@ -4,12 +4,11 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <span>
 #include <system_error>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/durable_file.h"
 #include "core/error.h"
@@ -25,7 +24,7 @@ using nlohmann::json;
 enum class Holds { norm_weight, norm_bias, proj_weight, proj_bias, qkv_weight, qkv_bias };
 
 struct LayerTensor {
-  const char* hf;          // name after "<layers>.{l}."
+  const char* hf;  // name after "<layers>.{l}."
   Holds holds;
   Proj proj = Proj::q;     // proj_weight, proj_bias
   bool attn_norm = false;  // norm_*: the attention (input) norm, else the MLP norm
@@ -69,22 +68,42 @@ struct HfLayout {
   std::span<const LayerTensor> layer;
 };
 
+constexpr HfLayout kLlamaLayout{
+    .architecture = "LlamaForCausalLM",
+    .model_type = "llama",
+    .embed = "model.embed_tokens.weight",
+    .layers = "model.layers",
+    .final_norm = "model.norm",
+    .head = "lm_head.weight",
+    .layer = kLlamaLayer,
+};
+constexpr HfLayout kGemmaLayout{
+    .architecture = "GemmaForCausalLM",
+    .model_type = "gemma",
+    .embed = "model.embed_tokens.weight",
+    .layers = "model.layers",
+    .final_norm = "model.norm",
+    .head = "lm_head.weight",
+    .layer = kLlamaLayer,
+};
+constexpr HfLayout kNeoxLayout{
+    .architecture = "GPTNeoXForCausalLM",
+    .model_type = "gpt_neox",
+    .embed = "gpt_neox.embed_in.weight",
+    .layers = "gpt_neox.layers",
+    .final_norm = "gpt_neox.final_layer_norm",
+    .head = "embed_out.weight",  // Pythia's name; transformers 5 renames it to lm_head on load
+    .layer = kNeoxLayer,
+};
+
 const HfLayout& layout_of(Family f) {
-  static const HfLayout kLlama{"LlamaForCausalLM", "llama",        "model.embed_tokens.weight",
-                               "model.layers",     "model.norm",   "lm_head.weight",
-                               kLlamaLayer};
-  static const HfLayout kGemma{"GemmaForCausalLM", "gemma",        "model.embed_tokens.weight",
-                               "model.layers",     "model.norm",   "lm_head.weight",
-                               kLlamaLayer};
-  // embed_out is the name Pythia checkpoints use (transformers 5 renames it to lm_head on load).
-  static const HfLayout kNeox{"GPTNeoXForCausalLM",      "gpt_neox",
-                              "gpt_neox.embed_in.weight", "gpt_neox.layers",
-                              "gpt_neox.final_layer_norm", "embed_out.weight",
-                              kNeoxLayer};
   switch (f) {
-    case Family::llama: return kLlama;
-    case Family::gemma: return kGemma;
-    case Family::neox: return kNeox;
+    case Family::llama:
+      return kLlamaLayout;
+    case Family::gemma:
+      return kGemmaLayout;
+    case Family::neox:
+      return kNeoxLayout;
   }
   RRT_FAIL("export", "unknown family");
 }
@@ -92,10 +111,13 @@ const HfLayout& layout_of(Family f) {
 // transformers' hidden_act of the MLP nonlinearity (the gate's in gated MLPs).
 const char* hf_activation(Activation a) {
   switch (a) {
-    case Activation::swiglu: return "silu";
+    case Activation::swiglu:
+      return "silu";
     case Activation::geglu:
-    case Activation::gelu_tanh: return "gelu_pytorch_tanh";
-    case Activation::gelu: return "gelu";
+    case Activation::gelu_tanh:
+      return "gelu_pytorch_tanh";
+    case Activation::gelu:
+      return "gelu";
   }
   return "?";
 }
@@ -113,14 +135,17 @@ void check_hf_expressible(const ModelConfig& m, const std::string& where) {
   const std::string arch = layout_of(m.family).architecture;
   if (m.family != Family::neox) {
     RRT_CHECK(m.rot_dim() == m.dh(), where, arch, " rotates whole heads, but the model rotates ",
-              m.rot_dim(), " of ", m.dh(), " head dims (model.rotary_fraction ",
-              m.rotary_fraction, ")");
+              m.rot_dim(), " of ", m.dh(), " head dims (model.rotary_fraction ", m.rotary_fraction,
+              ")");
     return;
   }
-  RRT_CHECK(m.n_kv_heads == m.n_heads, where, arch, " has no grouped-query attention; the model "
-            "has ", m.n_kv_heads, " kv heads for ", m.n_heads, " heads");
-  RRT_CHECK(m.dh() * m.n_heads == m.d_model, where, arch, " uses head_dim = d_model / n_heads = ",
-            m.d_model / m.n_heads, ", but the model has head_dim ", m.dh());
+  RRT_CHECK(m.n_kv_heads == m.n_heads, where, arch,
+            " has no grouped-query attention; the model "
+            "has ",
+            m.n_kv_heads, " kv heads for ", m.n_heads, " heads");
+  RRT_CHECK(m.dh() * m.n_heads == m.d_model, where, arch,
+            " uses head_dim = d_model / n_heads = ", m.d_model / m.n_heads,
+            ", but the model has head_dim ", m.dh());
   const auto hf_rot = static_cast<int64_t>(static_cast<double>(m.dh()) * partial_rotary_factor(m));
   RRT_CHECK(hf_rot == m.rot_dim(), where, "rotary dims ", m.rot_dim(), " of ", m.dh(),
             " cannot be written as a partial_rotary_factor");
@@ -219,7 +244,8 @@ class ExportTensors {
   void check_all_written() const {
     for (const ParamInfo& p : params_.registry().params()) {
       if (p.kind == ParamKind::lora_a || p.kind == ParamKind::lora_b) continue;  // merged
-      RRT_CHECK(written_.count(p.name), "export", "parameter '", p.name, "' has no HF tensor "
+      RRT_CHECK(written_.count(p.name), "export", "parameter '", p.name,
+                "' has no HF tensor "
                 "(an internal error: extend the layout table in model/hf_export.cpp)");
     }
   }
@@ -237,8 +263,8 @@ std::string bias_at(const RecursionConfig& rc, Position pos, Proj p) {
   return ParamRegistry::bias_name(pos.layer, p, pos.loop, rc.per_loop_norms);
 }
 
-void add_fused_qkv(ExportTensors& out, const ModelSpec& spec, const ParameterSet& params,
-                   int64_t l, const std::string& hf, bool bias) {
+void add_fused_qkv(ExportTensors& out, const ModelSpec& spec, const ParameterSet& params, int64_t l,
+                   const std::string& hf, bool bias) {
   const ModelConfig& m = spec.model;
   const Position pos = position_of(spec.recursion, l);
   const Proj qkv[3] = {Proj::q, Proj::k, Proj::v};
@@ -252,12 +278,11 @@ void add_fused_qkv(ExportTensors& out, const ModelSpec& spec, const ParameterSet
   }
   std::vector<float> w[3];
   for (int i = 0; i < 3; ++i) w[i] = merged_weight(spec, params, l, qkv[i]);
-  out.add_computed(hf, {3 * m.q_dim(), m.d_model},
-                   fuse_qkv_per_head(w[0].data(), w[1].data(), w[2].data(), m.n_heads,
-                                     m.dh() * m.d_model),
-                   {ParamRegistry::block_name(pos.layer, Proj::q),
-                    ParamRegistry::block_name(pos.layer, Proj::k),
-                    ParamRegistry::block_name(pos.layer, Proj::v)});
+  out.add_computed(
+      hf, {3 * m.q_dim(), m.d_model},
+      fuse_qkv_per_head(w[0].data(), w[1].data(), w[2].data(), m.n_heads, m.dh() * m.d_model),
+      {ParamRegistry::block_name(pos.layer, Proj::q), ParamRegistry::block_name(pos.layer, Proj::k),
+       ParamRegistry::block_name(pos.layer, Proj::v)});
 }
 
 void add_layer_tensor(ExportTensors& out, const ModelSpec& spec, const ParameterSet& params,
@@ -270,7 +295,9 @@ void add_layer_tensor(ExportTensors& out, const ModelSpec& spec, const Parameter
       out.add_param(hf, ParamRegistry::norm_name(pos.layer, pos.loop, t.attn_norm,
                                                  rc.per_loop_norms, t.holds == Holds::norm_bias));
       return;
-    case Holds::proj_bias: out.add_param(hf, bias_at(rc, pos, t.proj)); return;
+    case Holds::proj_bias:
+      out.add_param(hf, bias_at(rc, pos, t.proj));
+      return;
     case Holds::proj_weight:
       if (spec.lora_rank(t.proj) == 0) {
         out.add_param(hf, ParamRegistry::block_name(pos.layer, t.proj));
@@ -310,8 +337,8 @@ std::vector<float> merged_weight(const ModelSpec& spec, const ParameterSet& para
   if (r == 0) return out;
   const std::string a_name = ParamRegistry::lora_name(pos.loop, pos.layer, p, true);
   const std::string b_name = ParamRegistry::lora_name(pos.loop, pos.layer, p, false);
-  RRT_CHECK(reg.has(a_name) && reg.has(b_name), "export",
-            "the model has LoRA rank ", r, " but no parameters ", a_name, " / ", b_name);
+  RRT_CHECK(reg.has(a_name) && reg.has(b_name), "export", "the model has LoRA rank ", r,
+            " but no parameters ", a_name, " / ", b_name);
   const float* A = params.value(a_name);  // [r, cols]
   const float* B = params.value(b_name);  // [rows, r]
   const double s = spec.lora_scale(p);
@@ -334,8 +361,8 @@ std::vector<float> merged_weight(const ModelSpec& spec, const ParameterSet& para
   return out;
 }
 
-std::vector<float> fuse_qkv_per_head(const float* q, const float* k, const float* v,
-                                     int64_t heads, int64_t block) {
+std::vector<float> fuse_qkv_per_head(const float* q, const float* k, const float* v, int64_t heads,
+                                     int64_t block) {
   std::vector<float> fused(3 * heads * block);
   const float* parts[3] = {q, k, v};
   for (int64_t h = 0; h < heads; ++h)

@@ -40,7 +40,7 @@ std::vector<float> merged_weight(const ModelSpec& spec, const ParameterSet& para
 // NeoX's fused query_key_value layout: q, k and v, each `heads` blocks of `block` floats (one
 // head's rows), interleaved per head as [q_0 k_0 v_0 q_1 k_1 v_1 ...]. block = Dh * D for the
 // weights, Dh for the biases.
-std::vector<float> fuse_qkv_per_head(const float* q, const float* k, const float* v,
-                                     int64_t heads, int64_t block);
+std::vector<float> fuse_qkv_per_head(const float* q, const float* k, const float* v, int64_t heads,
+                                     int64_t block);
 
 }  // namespace rrt

@@ -1,9 +1,9 @@
-// Export to Hugging Face (model/hf_export.h): the HF fixtures survive import -> export -> import
-// bit for bit, a relaxed recursive model exports to a plain model with the same logits (cycle
-// and sequence sharing, per-loop norms, a tied head), and bad output directories are refused
-// with a message. Gemma and NeoX (parallel and sequential residual) exports are read back by
-// this file's own name table (independent of hf_export's), which also checks NeoX's fused
-// per-head qkv layout; models no HF architecture expresses are refused.
+// Export to Hugging Face (model/hf_export.h): the HF fixtures of every family survive import ->
+// export -> import bit for bit, a relaxed recursive model exports to a plain model with the same
+// logits (cycle and sequence sharing, per-loop norms, a tied head), and bad output directories
+// are refused with a message. Gemma and NeoX (parallel and sequential residual) exports are also
+// read back by this file's own HF names (independent of hf_export's and hf_import's tables),
+// which check NeoX's fused per-head qkv layout; models no HF architecture expresses are refused.
 //
 // With RRT_EXPORT_CHECK_DIR set, RelaxedExport.WritesTransformersCheck also leaves relaxed
 // exports of every family there, each with rrt_logits.safetensors (tokens, logits), for
@@ -17,10 +17,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -44,8 +43,7 @@ std::string fixture(const std::string& name) { return std::string(RRT_FIXTURE_DI
 struct TempDir {
   fs::path path;
   explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() /
-           ("rrt_export_" + tag + "_" + std::to_string(::getpid()));
+    path = fs::temp_directory_path() / ("rrt_export_" + tag + "_" + std::to_string(::getpid()));
     fs::remove_all(path);
   }
   ~TempDir() { fs::remove_all(path); }
@@ -61,9 +59,8 @@ void expect_same_params(const HfModel& a, const HfModel& b, const std::string& w
     ASSERT_TRUE(rb.has(name)) << what << ": " << name;
     const int j = rb.index(name);
     ASSERT_EQ(ra[i].shape.str(), rb[j].shape.str()) << what << ": " << name;
-    EXPECT_EQ(std::memcmp(a.params->value(i), b.params->value(j),
-                          a.params->numel(i) * sizeof(float)),
-              0)
+    EXPECT_EQ(
+        std::memcmp(a.params->value(i), b.params->value(j), a.params->numel(i) * sizeof(float)), 0)
         << what << ": tensor " << name << " differs";
   }
 }
@@ -79,10 +76,20 @@ void expect_same_config(const ModelConfig& a, const ModelConfig& b) {
   EXPECT_EQ(a.norm_eps, b.norm_eps);
   EXPECT_EQ(a.rope_theta, b.rope_theta);
   EXPECT_EQ(a.tied_head, b.tied_head);
+  EXPECT_EQ(a.family, b.family);
+  EXPECT_EQ(a.norm, b.norm);
+  EXPECT_EQ(a.activation, b.activation);
+  EXPECT_EQ(a.linear_bias, b.linear_bias);
+  EXPECT_EQ(a.norm_unit_offset, b.norm_unit_offset);
+  EXPECT_EQ(a.embedding_multiplier(), b.embedding_multiplier());
+  EXPECT_EQ(a.parallel_residual, b.parallel_residual);
+  EXPECT_EQ(a.rot_dim(), b.rot_dim());
 }
 
 TEST(HfExport, RoundTripIsBitwise) {
-  for (const char* name : {"hf_llama_gqa", "hf_llama_mqa_tied_bf16", "hf_llama_sharded"}) {
+  for (const char* name :
+       {"hf_llama_gqa", "hf_llama_mqa_tied_bf16", "hf_llama_sharded", "hf_gemma_mqa_bf16",
+        "hf_neox_parallel", "hf_neox_sequential_fp16_sharded"}) {
     SCOPED_TRACE(name);
     TempDir dir(std::string("rt_") + name);
     HfModel src = load_hf_model(fixture(name));
@@ -92,12 +99,15 @@ TEST(HfExport, RoundTripIsBitwise) {
     expect_same_config(src.spec.model, back.spec.model);
     expect_same_params(src, back, name);
     SafetensorsFile f(dir.str("model.safetensors"));
-    EXPECT_EQ(f.has("lm_head.weight"), !src.spec.model.tied_head);
+    const bool neox = src.spec.model.family == Family::neox;
+    EXPECT_EQ(f.has(neox ? "embed_out.weight" : "lm_head.weight"), !src.spec.model.tied_head);
     EXPECT_EQ(f.metadata().at("format"), "pt");
     for (const auto& [t, info] : f.tensors()) EXPECT_EQ(info.dtype, "F32") << t;
     const auto cfg = nlohmann::json::parse(std::ifstream(dir.str("config.json")));
+    const auto src_cfg = nlohmann::json::parse(std::ifstream(fixture(name) + "/config.json"));
     EXPECT_EQ(cfg.at("tie_word_embeddings").get<bool>(), src.spec.model.tied_head);
-    EXPECT_EQ(cfg.at("model_type"), "llama");
+    EXPECT_EQ(cfg.at("model_type"), src_cfg.at("model_type"));
+    EXPECT_EQ(cfg.at("architectures"), src_cfg.at("architectures"));
     EXPECT_EQ(cfg.at("rope_parameters").at("rope_type"), "default");
   }
 }
@@ -263,8 +273,8 @@ std::unique_ptr<ParameterSet> random_params(const ModelSpec& spec, uint64_t seed
   for (int i = 0; i < p->registry().size(); ++i) {
     const ParamInfo& info = p->registry()[i];
     if (info.kind == ParamKind::norm || info.kind == ParamKind::final_norm)
-      fill_normal(p->value(i), p->numel(i), spec.model.norm_unit_offset ? 0.0 : 1.0, 0.3,
-                  seed + 1, i);
+      fill_normal(p->value(i), p->numel(i), spec.model.norm_unit_offset ? 0.0 : 1.0, 0.3, seed + 1,
+                  i);
     if (info.kind == ParamKind::bias) fill_normal(p->value(i), p->numel(i), 0.0, 0.3, seed + 2, i);
   }
   return p;
@@ -431,7 +441,8 @@ struct RelaxedFamilyCase {
   Sharing sharing;
   int64_t loops, block_layers;
   bool per_loop_norms;
-  bool flip_tied_head;  // the family default's opposite
+  bool flip_tied_head;     // the family default's opposite
+  bool tanh_gelu = false;  // NeoX with the tanh GELU (hidden_act gelu_pytorch_tanh)
 };
 const RelaxedFamilyCase kRelaxedFamilies[] = {
     {kFamilies[1], Sharing::cycle, 2, 2, false, false},
@@ -439,7 +450,7 @@ const RelaxedFamilyCase kRelaxedFamilies[] = {
     {kFamilies[2], Sharing::cycle, 2, 2, false, false},
     {kFamilies[2], Sharing::sequence, 2, 2, true, true},
     {kFamilies[3], Sharing::cycle, 3, 1, true, false},
-    {kFamilies[3], Sharing::sequence, 2, 2, false, false},
+    {kFamilies[3], Sharing::sequence, 2, 2, false, false, true},
     {kFamilies[0], Sharing::cycle, 2, 2, true, false},
 };
 
@@ -450,6 +461,7 @@ Converted relaxed_family_model(const RelaxedFamilyCase& c) {
   r.spec.recursion.sharing = c.sharing;
   r.spec.recursion.per_loop_norms = c.per_loop_norms;
   if (c.flip_tied_head) r.spec.model.tied_head = !r.spec.model.tied_head;
+  if (c.tanh_gelu) r.spec.model.activation = Activation::gelu_tanh;
   r.spec.lora.rank_attention = r.spec.lora.rank_mlp = 3;
   r.spec.lora.alpha = 6.0;  // s = 2: the scale is merged too
   r.params = random_params(r.spec, 21);
@@ -457,9 +469,9 @@ Converted relaxed_family_model(const RelaxedFamilyCase& c) {
 }
 
 std::string case_name(const RelaxedFamilyCase& c) {
-  return std::string(c.family.name) + "_" + to_string(c.sharing) + "_K" +
-         std::to_string(c.loops) + (c.per_loop_norms ? "_per_loop" : "") +
-         (c.flip_tied_head ? "_head_flipped" : "");
+  return std::string(c.family.name) + "_" + to_string(c.sharing) + "_K" + std::to_string(c.loops) +
+         (c.per_loop_norms ? "_per_loop" : "") + (c.flip_tied_head ? "_head_flipped" : "") +
+         (c.tanh_gelu ? "_tanh_gelu" : "");
 }
 
 TEST(FamilyExport, RelaxedModelExportsToTheSameLogits) {
@@ -471,6 +483,10 @@ TEST(FamilyExport, RelaxedModelExportsToTheSameLogits) {
     export_hf(r.spec, *r.params, dir.str(name));
     expect_family_config(dir.str(name), r.spec);
     const HfModel plain = read_export(dir.str(name), r.spec.model);
+    // rrt's importer reads the export as this test's names do, bit for bit.
+    const HfModel imported = load_hf_model(dir.str(name));
+    expect_same_config(plain.spec.model, imported.spec.model);
+    expect_same_params(plain, imported, name);
     const std::vector<float> ref = logits_of(r.spec, *r.params);
     const std::vector<float> got = logits_of(plain.spec, *plain.params);
     const double scale = max_abs(ref);
@@ -490,34 +506,33 @@ TEST(FamilyExport, RelaxedModelExportsToTheSameLogits) {
   }
 }
 
+struct RefusedCase {
+  const char* name;
+  const FamilyCase& family;
+  void (*edit)(ModelConfig&);
+  const char* message;  // part of the error
+};
+const RefusedCase kRefused[] = {
+    {"gemma without (1 + w)", kFamilies[1], [](ModelConfig& m) { m.norm_unit_offset = false; },
+     "norm_unit_offset"},
+    {"llama with LayerNorm", kFamilies[0], [](ModelConfig& m) { m.norm = Norm::layer; },
+     "model.norm"},
+    {"llama with half rotary", kFamilies[0], [](ModelConfig& m) { m.rotary_fraction = 0.5; },
+     "rotates whole heads"},
+    {"neox with GQA", kFamilies[2], [](ModelConfig& m) { m.n_kv_heads = 1; }, "grouped-query"},
+    {"neox with its own head_dim", kFamilies[2], [](ModelConfig& m) { m.head_dim = 8; },
+     "head_dim"},
+};
+
 TEST(FamilyExport, RefusesWhatTheFamilysArchitectureCannotExpress) {
   TempDir dir("refused");
-  struct Refused {
-    const char* name;
-    ModelSpec spec;
-    const char* message;
-  };
-  std::vector<Refused> cases;
-  auto add = [&](const char* name, const FamilyCase& f, auto edit, const char* message) {
-    ModelSpec s = family_spec(f, 2, 1);
-    edit(s.model);
-    cases.push_back({name, s, message});
-  };
-  add("gemma without (1 + w)", kFamilies[1], [](ModelConfig& m) { m.norm_unit_offset = false; },
-      "norm_unit_offset");
-  add("llama with LayerNorm", kFamilies[0], [](ModelConfig& m) { m.norm = Norm::layer; },
-      "model.norm");
-  add("llama with half rotary", kFamilies[0], [](ModelConfig& m) { m.rotary_fraction = 0.5; },
-      "rotates whole heads");
-  add("neox with GQA", kFamilies[2], [](ModelConfig& m) { m.n_kv_heads = 1; },
-      "grouped-query");
-  add("neox with its own head_dim", kFamilies[2], [](ModelConfig& m) { m.head_dim = 8; },
-      "head_dim");
-  for (const Refused& c : cases) {
+  for (const RefusedCase& c : kRefused) {
     SCOPED_TRACE(c.name);
-    ParameterSet params(c.spec);
+    ModelSpec spec = family_spec(c.family, 2, 1);
+    c.edit(spec.model);
+    ParameterSet params(spec);
     const std::string msg =
-        testing::error_message([&] { export_hf(c.spec, params, dir.str(c.name)); });
+        testing::error_message([&] { export_hf(spec, params, dir.str(c.name)); });
     EXPECT_TRUE(testing::contains(msg, c.message)) << msg;
     EXPECT_FALSE(fs::exists(dir.str(c.name))) << "the refused export created its directory";
   }
