@@ -493,7 +493,7 @@ HfModel load_hf_model(const std::string& dir) {
   out.spec.recursion.block_layers = out.spec.model.n_layers;
   out.spec.recursion.loops = 1;
   validate(out.spec);
-  out.params = std::make_unique<ParameterSet>(out.spec);
+  out.params = std::make_unique<ParameterSet>(out.spec, ParameterSet::Grads::without);
   const ParamRegistry& reg = out.params->registry();
   const ModelConfig& m = out.spec.model;
   const Format& f = format_of(m.family);

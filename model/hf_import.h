@@ -27,7 +27,7 @@ namespace rrt {
 
 struct HfModel {
   ModelSpec spec;                        // recursion {block_layers = L, loops = 1}, no LoRA
-  std::unique_ptr<ParameterSet> params;  // registry names: block.{l}.attn.q.weight, ...
+  std::unique_ptr<ParameterSet> params;  // values only (no grads); block.{l}.attn.q.weight, ...
 };
 
 // Reads <dir>/config.json: the family's structural defaults (apply_family_defaults), then its
