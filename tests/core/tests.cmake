@@ -1,2 +1,3 @@
 # Core tests: arena, errors, counter RNG, bf16, safetensors reader.
 rrt_add_test(core_test ${CMAKE_CURRENT_LIST_DIR}/test_core.cpp)
+rrt_add_test(test_gguf ${CMAKE_CURRENT_LIST_DIR}/test_gguf.cpp)
