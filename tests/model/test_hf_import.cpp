@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "model/convert.h"
 #include "model/hf_import.h"
 #include "model/recursive_model.h"
 #include "tests/error_helpers.h"
@@ -96,6 +97,41 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, HfParity,
                                            "hf_llama_sharded", "hf_gemma_mqa_bf16",
                                            "hf_neox_parallel", "hf_neox_sequential_fp16_sharded"),
                          [](const auto& info) { return std::string(info.param); });
+
+// The conversion's correctness test on checkpoints transformers wrote (METHOD.md §2): every
+// layer becomes its own loop position of one shared block layer (K = L, B = 1; cycle and
+// sequence), full-rank SVD LoRA with per-loop norms and biases, and the relaxed model still
+// gives transformers' logits. Rank 0 of the same conversion does not.
+TEST_P(HfParity, FullRankRelaxedConversionGivesTransformersLogits) {
+  const std::string dir = fixture(GetParam());
+  HfModel hf = load_hf_model(dir);
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  const auto inputs = ref.read_i32("inputs");
+  const auto want = ref.read_f32("logits");
+  const auto& shape = ref.info("inputs").shape;
+  const int64_t N = shape.at(0), T = shape.at(1), L = hf.spec.model.n_layers;
+  auto logits_of = [&](const Converted& c) {
+    RecursiveModel model(c.spec, {.max_batch = N, .max_seq = T});
+    for (int i = 0; i < c.params->registry().size(); ++i)
+      std::memcpy(model.params().value(c.params->registry()[i].name), c.params->value(i),
+                  static_cast<size_t>(c.params->numel(i)) * sizeof(float));
+    std::vector<float> out(static_cast<size_t>(N * T * hf.spec.model.vocab));
+    model.logits(inputs.data(), N, T, out.data());
+    return out;
+  };
+  for (Sharing sharing : {Sharing::cycle, Sharing::sequence}) {
+    ConvertOptions opt{.loops = L, .sharing = sharing, .init = InitRule::average,
+                       .rank_attention = 1 << 20, .rank_mlp = 1 << 20, .per_loop_norms = true};
+    const Converted full = convert_to_recursive(hf.spec, *hf.params, opt);
+    EXPECT_EQ(full.spec.recursion.block_layers, 1);
+    EXPECT_LE(relative_max_error(logits_of(full).data(), want), 1e-4) << to_string(sharing);
+    opt.rank_attention = opt.rank_mlp = 0;
+    EXPECT_GT(relative_max_error(logits_of(convert_to_recursive(hf.spec, *hf.params, opt)).data(),
+                                 want),
+              1e-2)
+        << to_string(sharing);
+  }
+}
 
 TEST(HfImport, ConfigFields) {
   const ModelConfig gqa = read_hf_config(fixture("hf_llama_gqa"));
