@@ -2,9 +2,11 @@
 
 #include <sentencepiece_processor.h>
 
+#include <cctype>
 #include <filesystem>
 
 #include "core/error.h"
+#include "data/bpe_tokenizer.h"
 
 namespace rrt {
 
@@ -84,8 +86,19 @@ std::string SentencePieceTokenizer::name() const {
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
   if (spec == "byte") return std::make_unique<ByteTokenizer>();
   RRT_CHECK(!spec.empty(), "tokenizer",
-            "empty tokenizer; give 'byte' or the path of a "
-            "SentencePiece .model file");
+            "empty tokenizer; give 'byte', the path of a SentencePiece .model file or of a "
+            "GGUF file (.gguf, or bpe:<path>)");
+  std::string extension = fs::path(spec).extension().string();
+  for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const bool bpe_prefix = spec.rfind("bpe:", 0) == 0;
+  if (bpe_prefix || extension == ".gguf") {
+    const std::string path = bpe_prefix ? spec.substr(4) : spec;
+    std::error_code error;
+    RRT_CHECK(fs::is_regular_file(path, error), path,
+              "tokenizer GGUF file not found; give the path of a GGUF file whose "
+              "tokenizer.ggml.* metadata holds a byte-level BPE vocabulary");
+    return std::make_unique<BpeTokenizer>(bpe_vocab_from_gguf(path));
+  }
   return std::make_unique<SentencePieceTokenizer>(spec);
 }
 

@@ -1,5 +1,6 @@
 // Tokenizers: text <-> token ids. The byte tokenizer needs no file (ids 0..255 are the bytes,
-// 256 is EOS); the SentencePiece tokenizer loads a .model file through libsentencepiece.
+// 256 is EOS); the SentencePiece tokenizer loads a .model file through libsentencepiece; the
+// byte-level BPE tokenizer (data/bpe_tokenizer.h) reads a GGUF file's tokenizer metadata.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +19,7 @@ class Tokenizer {
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
   virtual int64_t vocab_size() const = 0;
   virtual int32_t eos_id() const = 0;
-  // "byte" or "sentencepiece:<file name>"; stored in every token shard.
+  // "byte", "sentencepiece:<file name>" or "bpe:<file name>"; stored in every token shard.
   virtual std::string name() const = 0;
 };
 
@@ -51,7 +52,8 @@ class SentencePieceTokenizer final : public Tokenizer {
   std::unique_ptr<Model> model_;
 };
 
-// "byte" -> ByteTokenizer; anything else is the path of a SentencePiece .model file.
+// "byte" -> ByteTokenizer; "<path>.gguf" or "bpe:<path>" -> BpeTokenizer from the GGUF file's
+// tokenizer.ggml.* metadata; anything else is the path of a SentencePiece .model file.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
 
 }  // namespace rrt

@@ -23,6 +23,7 @@ packages=(
   libyaml-cpp-dev            # configs
   libcli11-dev               # the rrt command line
   libsentencepiece-dev       # SentencePiece tokenizers for rrt prepare
+  libpcre2-dev               # Unicode regexes of the byte-level BPE pre-tokenizers
   dict-jargon dict-devil     # source of the embedded public-domain demo corpus (tools/make_corpus.sh)
   libopenmpi-dev openmpi-bin # data-parallel training
 )

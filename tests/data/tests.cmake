@@ -5,3 +5,5 @@ rrt_add_test(test_data
   ${CMAKE_CURRENT_LIST_DIR}/test_loader.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_data_errors.cpp
 )
+# Byte-level BPE from GGUF metadata, against transformers on SmolLM2's vocabulary.
+rrt_add_test(test_bpe_tokenizer ${CMAKE_CURRENT_LIST_DIR}/test_bpe_tokenizer.cpp)
