@@ -23,19 +23,24 @@ double mean_validation_loss(RecursiveModel& model, TokenLoader& validation, int6
 }
 
 EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string& data_path,
-                               int64_t batches) {
+                               int64_t batches, const std::vector<std::string>& overrides) {
   const CheckpointContents header = read_checkpoint_header(checkpoint);
-  RunConfig cfg = parse_run_config(header.config_yaml, checkpoint + ":/config");
+  RunConfig cfg = parse_run_config(header.config_yaml, checkpoint + ":/config", overrides);
   if (!data_path.empty()) cfg.data.path = data_path;
-  if (batches <= 0) batches = cfg.train.eval_batches;
+  if (batches == 0) batches = cfg.train.eval_batches;
   const int64_t N = cfg.train.micro_batch, T = cfg.train.seq_len;
-  RecursiveModel model(cfg.model, ModelCapacity{N, T});
-  load_checkpoint(checkpoint, model.params(), nullptr);
+  // The data first: its errors are cheaper to meet than building the model.
   TokenLoader val(LoaderOptions{cfg.data.path, T, cfg.data.val_fraction, cfg.data.seed, 0, 1},
                   Split::validation);
   RRT_CHECK(val.vocab_size() <= cfg.model.model.vocab, "eval", "the data at ", cfg.data.path,
             " has a vocabulary of ", val.vocab_size(), " but the model only ",
             cfg.model.model.vocab);
+  if (batches == kAllBatches) batches = val.sequences() / N;
+  RRT_CHECK(batches > 0, "eval", "the validation split of ", cfg.data.path, " holds ",
+            val.sequences(), " sequences of ", T, " tokens, fewer than one micro-batch of ", N,
+            "; lower train.micro_batch or train.seq_len, or raise data.val_fraction");
+  RecursiveModel model(cfg.model, ModelCapacity{N, T});
+  load_checkpoint(checkpoint, model.params(), nullptr);
   std::vector<int32_t> inputs(N * T), targets(N * T);
   EvalResult r;
   r.loss = mean_validation_loss(model, val, N, T, batches, inputs.data(), targets.data());

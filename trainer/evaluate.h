@@ -22,9 +22,13 @@ class TokenLoader;
 double mean_validation_loss(RecursiveModel& model, TokenLoader& validation, int64_t N, int64_t T,
                             int64_t batches, int32_t* inputs, int32_t* targets);
 
-// data_path: "" uses the checkpoint's data.path. batches <= 0 uses its train.eval_batches.
+// data_path: "" uses the checkpoint's data.path. batches == 0 uses its train.eval_batches,
+// kAllBatches every whole micro-batch of the validation split once. overrides (key=value, as for
+// rrt train) adjust the checkpoint's run config first: train.seq_len, train.micro_batch,
+// data.val_fraction, ...
+constexpr int64_t kAllBatches = -1;
 EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string& data_path,
-                               int64_t batches);
+                               int64_t batches, const std::vector<std::string>& overrides = {});
 
 // Unigram entropy (nats) of a token stream given its counts: the loss of the best model that
 // ignores context, the demo's yardstick.

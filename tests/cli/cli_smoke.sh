@@ -41,6 +41,10 @@ expect_error "recursion.loops" "$rrt" config show "$cfg" recursion.loops=3
 grep -q "resuming from" "$work/train2" || fail "the second train did not resume"
 [[ -f "$work/run/config.yaml" && -f "$work/run/metrics.jsonl" ]] || fail "run directory incomplete"
 "$rrt" eval --json "$work/run/step_00000006.h5" | grep -q '"perplexity"' || fail eval
+# Every validation sequence once, with the run config adjusted: 1 x 16-token micro-batches.
+"$rrt" eval --all "$work/run/step_00000006.h5" train.micro_batch=1 train.seq_len=16 \
+  data.val_fraction=0.5 | grep -q "validation loss" || fail "eval --all with overrides"
+expect_error "train.micro_batch" "$rrt" eval --all "$work/run/step_00000006.h5" train.micro_batch=100000
 
 # HF checkpoint -> relaxed model -> a few training steps from it -> eval.
 "$rrt" convert --from "$src/tests/fixtures/hf_llama_mqa_tied_bf16" --loops 3 --init average \
