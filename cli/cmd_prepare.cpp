@@ -17,7 +17,8 @@ void add_prepare_command(CLI::App& app) {
       ->required();
   cmd->add_option("--out", o->out_dir, "output directory for shard_NNNNN.h5 files")->required();
   cmd->add_option("--tokenizer", o->tokenizer,
-                  "\"byte\" (256 bytes + EOS) or a SentencePiece .model file")
+                  "\"byte\" (256 bytes + EOS), a SentencePiece .model file, or a .gguf file "
+                  "(its byte-level BPE tokenizer; also bpe:<path>)")
       ->capture_default_str();
   cmd->add_option("--shard-tokens", o->shard_tokens, "tokens per shard")->capture_default_str();
   cmd->add_flag("--quiet", *quiet, "no progress output");

@@ -21,7 +21,7 @@ class Tokenizer;
 struct PrepareOptions {
   std::vector<std::string> inputs;
   std::string out_dir;
-  std::string tokenizer = "byte";  // "byte" or the path of a SentencePiece .model
+  std::string tokenizer = "byte";  // "byte", a SentencePiece .model or a .gguf
   int64_t shard_tokens = 16 << 20;
   bool progress = true;  // a line to stderr every 8 MB of text read, and a final one
 };

@@ -222,7 +222,9 @@ std::vector<Field> data_fields(DataConfig& d) {
   return {
       field("path", d.path, "directory of token shards written by `rrt prepare`, or one shard file")
           .also_called({"dir", "data_dir", "dataset", "train_path", "shards", "data_path"}),
-      field("tokenizer", d.tokenizer, "\"byte\", or the path of a SentencePiece .model file")
+      field("tokenizer", d.tokenizer,
+            "\"byte\", the path of a SentencePiece .model file, or of a GGUF file (.gguf or "
+            "bpe:<path>) for its byte-level BPE tokenizer")
           .required()
           .also_called({"tokenizer_path", "spm", "sentencepiece", "vocab_file"}),
       field("val_fraction", d.val_fraction,

@@ -15,7 +15,7 @@ namespace rrt {
 
 struct DataConfig {
   std::string path = "";  // directory of token shards written by `rrt prepare` (or one shard file)
-  // "byte" or a SentencePiece .model path (used by rrt prepare / demo)
+  // "byte", a SentencePiece .model path or a .gguf path (used by rrt prepare / demo)
   std::string tokenizer = "byte";
   double val_fraction = 0.05;  // last fraction of the sequences held out for validation
   uint64_t seed = 1;           // shuffle seed

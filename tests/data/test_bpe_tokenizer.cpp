@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "data/bpe_tokenizer.h"
+#include "data/prepare.h"
+#include "data/shard.h"
 #include "tests/data/data_test_util.h"
 
 namespace rrt {
@@ -159,6 +161,46 @@ TEST(BpeTokenizer, EncodesConcurrently) {
   }
   for (auto& t : threads) t.join();
   for (const auto& result : results) EXPECT_EQ(result, expected);
+}
+
+// `rrt prepare` with a .gguf tokenizer: every document's ids, then EOS, in a shard that names it.
+TEST(BpeTokenizer, PrepareWritesShardsWithTheGgufTokenizer) {
+  test::TempDir dir;
+  const std::string corpus = dir / "corpus.jsonl";
+  std::vector<std::string> texts;
+  {
+    std::ofstream out(corpus);
+    for (const auto& sample : parity()["samples"]) {
+      const std::string text = sample["text"];
+      if (text.empty()) continue;
+      texts.push_back(text);
+      out << nlohmann::json{{"text", text}}.dump() << "\n";
+    }
+  }
+  PrepareOptions options;
+  options.inputs = {corpus};
+  options.out_dir = dir / "tokens";
+  options.tokenizer = kGguf;
+  options.progress = false;
+  const PrepareSummary summary = prepare_shards(options);
+  EXPECT_EQ(summary.documents, static_cast<int64_t>(texts.size()));
+  EXPECT_EQ(summary.dtype, "uint16");
+
+  std::vector<int32_t> expected;
+  for (const auto& sample : parity()["samples"]) {
+    if (sample["text"].get<std::string>().empty()) continue;
+    const auto ids = sample["smollm_ids"].get<std::vector<int32_t>>();
+    expected.insert(expected.end(), ids.begin(), ids.end());
+    expected.push_back(2);  // EOS
+  }
+  ShardReader shard(dir / "tokens/shard_00000.h5");
+  EXPECT_EQ(shard.info().tokenizer, "bpe:smollm2_tokenizer.gguf");
+  EXPECT_EQ(shard.info().vocab_size, 49152);
+  EXPECT_EQ(shard.info().eos_id, 2);
+  ASSERT_EQ(shard.info().tokens, static_cast<int64_t>(expected.size()));
+  std::vector<int32_t> stored(expected.size());
+  shard.read(0, static_cast<int64_t>(stored.size()), stored.data());
+  EXPECT_EQ(stored, expected);
 }
 
 // ---------------------------------------------------------------------------------------------
