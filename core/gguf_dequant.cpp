@@ -93,6 +93,7 @@ void dequantize(uint32_t type, const uint8_t* src, int64_t numel, float* out,
             "(supported: ", dequantizable_types(), ")");
   RRT_CHECK(numel >= 0 && numel % info->block_size == 0, where, numel, " elements of ",
             info->name, " are not whole blocks of ", info->block_size);
+  if (numel == 0) return;  // `out` may be null then (an empty vector's data())
   const int64_t blocks = numel / info->block_size;
   switch (type) {
     case kF32:
