@@ -1,6 +1,7 @@
 // rrt convert --from HF_DIR --loops K [--sharing cycle|sequence] [--init RULE]
 //             [--lora-rank R|full] [--lora-init svd|zero] [--per-loop-norms] --out FILE.h5
-// HF_DIR holds a LlamaForCausalLM, GemmaForCausalLM or GPTNeoXForCausalLM checkpoint.
+// HF_DIR holds a LlamaForCausalLM, GemmaForCausalLM or GPTNeoXForCausalLM checkpoint; a .gguf
+// file (llama architecture, llama.cpp's format) is read through model/gguf_import.h instead.
 // Writes a weights-only rrt checkpoint of the recursive / relaxed model, plus FILE.yaml: a run
 // config whose model sections describe it and whose train.init_from points at it.
 #include <CLI/CLI.hpp>
@@ -14,6 +15,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "model/convert.h"
+#include "model/gguf_import.h"
 #include "model/hf_import.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config_io.h"
@@ -56,7 +58,9 @@ void run_convert(const ConvertOpts& o) {
   const auto t0 = std::chrono::steady_clock::now();
   std::printf("reading %s\n", o.from.c_str());
   std::fflush(stdout);
-  HfModel hf = load_hf_model(o.from);
+  namespace fs = std::filesystem;
+  const bool gguf = fs::path(o.from).extension() == ".gguf";
+  HfModel hf = gguf ? load_gguf_model(o.from) : load_hf_model(o.from);
   ConvertOptions c;
   c.loops = o.loops;
   c.sharing = o.sharing == "sequence" ? Sharing::sequence : Sharing::cycle;
@@ -87,8 +91,12 @@ void run_convert(const ConvertOpts& o) {
   // Training defaults that fit the converted model: sequences no longer than it allows, and
   // the checkpoint's own SentencePiece tokenizer when there is one (or its vocab needs one).
   run.train.seq_len = std::min<int64_t>(run.train.seq_len, run.model.model.max_seq_len);
-  const std::filesystem::path sp = std::filesystem::path(o.from) / "tokenizer.model";
-  if (std::filesystem::exists(sp) || run.model.model.vocab < 257) run.data.tokenizer = sp.string();
+  // A GGUF file carries its own (BPE) tokenizer; an HF directory may hold a SentencePiece one.
+  const fs::path sp = fs::path(o.from) / "tokenizer.model";
+  if (gguf)
+    run.data.tokenizer = fs::absolute(o.from).string();
+  else if (fs::exists(sp) || run.model.model.vocab < 257)
+    run.data.tokenizer = sp.string();
   const std::string yaml = to_yaml(run);
   const std::filesystem::path parent = std::filesystem::path(o.out).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
@@ -112,9 +120,10 @@ void add_convert_command(CLI::App& app) {
       "Convert an HF Llama, Gemma or GPT-NeoX checkpoint into a recursive or relaxed rrt "
       "checkpoint");
   auto o = std::make_shared<ConvertOpts>();
-  cmd->add_option("--from", o->from, "HF model directory (config.json + safetensors)")
+  cmd->add_option("--from", o->from,
+                  "HF model directory (config.json + safetensors) or a .gguf file")
       ->required()
-      ->check(CLI::ExistingDirectory);
+      ->check(CLI::ExistingPath);
   cmd->add_option("--out", o->out, "output checkpoint (.h5); FILE.yaml is written beside it")
       ->required();
   cmd->add_option("--loops", o->loops, "K: loops of the shared block (must divide the layers)")

@@ -64,6 +64,13 @@ void copy_tokenizer_files(const std::filesystem::path& tokenizer, const std::str
                 "%s by hand\n", tokenizer.c_str(), out_dir.c_str());
     return;
   }
+  if (tokenizer.extension() == ".gguf") {
+    // The BPE vocabulary lives in the GGUF's metadata; copying a whole model file beside the
+    // export would help no one, and transformers reads the tokenizer from it directly.
+    std::printf("tokenizer not copied: it is inside %s; load it with transformers' "
+                "AutoTokenizer.from_pretrained(dir, gguf_file=name)\n", tokenizer.c_str());
+    return;
+  }
   const fs::path dir = tokenizer.parent_path().empty() ? fs::path(".") : tokenizer.parent_path();
   for (const fs::path& f : {tokenizer, dir / "tokenizer.json", dir / "tokenizer_config.json",
                             dir / "special_tokens_map.json"}) {

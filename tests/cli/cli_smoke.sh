@@ -71,6 +71,12 @@ grep -q "LoRA rank 32/32" "$work/conv_full" || fail "full rank is not 32: $(cat 
 "$rrt" export "$work/full/init.h5" --out "$work/full_hf" >"$work/export_full" || fail "export full"
 cmp -s "$work/hf_tok/tokenizer.model" "$work/full_hf/tokenizer.model" || fail "tokenizer.model not copied"
 [[ -f "$work/full_hf/tokenizer_config.json" ]] || fail "tokenizer_config.json not copied"
+# A GGUF file converts like an HF directory; its tokenizer stays inside it on export.
+"$rrt" convert --from "$src/tests/fixtures/gguf/llama_untied.gguf" --loops 2 --lora-rank 2 \
+  --out "$work/gguf/init.h5" >"$work/conv_gguf" || fail "convert --from .gguf"
+grep -q "tokenizer: .*llama_untied.gguf" "$work/gguf/init.yaml" || fail "GGUF tokenizer not recorded"
+"$rrt" export "$work/gguf/init.h5" --out "$work/gguf_hf" | grep -q "tokenizer not copied" \
+  || fail "export of a GGUF-converted model"
 
 echo "garbage" > "$work/bad.h5"
 expect_error "not an HDF5 file" "$rrt" eval "$work/bad.h5"
