@@ -22,47 +22,66 @@ namespace {
 // Every ggml type id the format defines (ggml.h / gguf-py constants.py: GGML_QUANT_SIZES).
 // Ids 4, 5 (Q4_2, Q4_3) and 31-33, 36-38 (repacked layouts) were removed from ggml.
 constexpr GgmlTypeInfo kGgmlTypes[] = {
-    {0, "F32", 1, 4},          {1, "F16", 1, 2},           {2, "Q4_0", 32, 18},
-    {3, "Q4_1", 32, 20},       {6, "Q5_0", 32, 22},        {7, "Q5_1", 32, 24},
-    {8, "Q8_0", 32, 34},       {9, "Q8_1", 32, 40},        {10, "Q2_K", 256, 84},
-    {11, "Q3_K", 256, 110},    {12, "Q4_K", 256, 144},     {13, "Q5_K", 256, 176},
-    {14, "Q6_K", 256, 210},    {15, "Q8_K", 256, 292},     {16, "IQ2_XXS", 256, 66},
-    {17, "IQ2_XS", 256, 74},   {18, "IQ3_XXS", 256, 98},   {19, "IQ1_S", 256, 50},
-    {20, "IQ4_NL", 32, 18},    {21, "IQ3_S", 256, 110},    {22, "IQ2_S", 256, 82},
-    {23, "IQ4_XS", 256, 136},  {24, "I8", 1, 1},           {25, "I16", 1, 2},
-    {26, "I32", 1, 4},         {27, "I64", 1, 8},          {28, "F64", 1, 8},
-    {29, "IQ1_M", 256, 56},    {30, "BF16", 1, 2},         {34, "TQ1_0", 256, 54},
-    {35, "TQ2_0", 256, 66},    {39, "MXFP4", 32, 17},      {40, "NVFP4", 64, 36},
+    {0, "F32", 1, 4},         {1, "F16", 1, 2},         {2, "Q4_0", 32, 18},
+    {3, "Q4_1", 32, 20},      {6, "Q5_0", 32, 22},      {7, "Q5_1", 32, 24},
+    {8, "Q8_0", 32, 34},      {9, "Q8_1", 32, 40},      {10, "Q2_K", 256, 84},
+    {11, "Q3_K", 256, 110},   {12, "Q4_K", 256, 144},   {13, "Q5_K", 256, 176},
+    {14, "Q6_K", 256, 210},   {15, "Q8_K", 256, 292},   {16, "IQ2_XXS", 256, 66},
+    {17, "IQ2_XS", 256, 74},  {18, "IQ3_XXS", 256, 98}, {19, "IQ1_S", 256, 50},
+    {20, "IQ4_NL", 32, 18},   {21, "IQ3_S", 256, 110},  {22, "IQ2_S", 256, 82},
+    {23, "IQ4_XS", 256, 136}, {24, "I8", 1, 1},         {25, "I16", 1, 2},
+    {26, "I32", 1, 4},        {27, "I64", 1, 8},        {28, "F64", 1, 8},
+    {29, "IQ1_M", 256, 56},   {30, "BF16", 1, 2},       {34, "TQ1_0", 256, 54},
+    {35, "TQ2_0", 256, 66},   {39, "MXFP4", 32, 17},    {40, "NVFP4", 64, 36},
     {41, "Q1_0", 128, 18},
 };
 
-constexpr uint32_t kMaxDims = 4;          // GGML_MAX_DIMS
-constexpr int kMaxArrayDepth = 8;         // nested arrays deeper than this are refused
+constexpr uint32_t kMaxDims = 4;                    // GGML_MAX_DIMS
+constexpr int kMaxArrayDepth = 8;                   // nested arrays deeper than this are refused
 constexpr int64_t kMaxElements = int64_t{1} << 48;  // keeps every size product below 2^63
 
 // Bytes of a scalar value type; 0 for string and array (variable), -1 for unknown ids.
 int64_t scalar_size(uint32_t t) {
   switch (static_cast<GgufType>(t)) {
-    case GgufType::uint8: case GgufType::int8: case GgufType::boolean: return 1;
-    case GgufType::uint16: case GgufType::int16: return 2;
-    case GgufType::uint32: case GgufType::int32: case GgufType::float32: return 4;
-    case GgufType::uint64: case GgufType::int64: case GgufType::float64: return 8;
-    case GgufType::string: case GgufType::array: return 0;
+    case GgufType::uint8:
+    case GgufType::int8:
+    case GgufType::boolean:
+      return 1;
+    case GgufType::uint16:
+    case GgufType::int16:
+      return 2;
+    case GgufType::uint32:
+    case GgufType::int32:
+    case GgufType::float32:
+      return 4;
+    case GgufType::uint64:
+    case GgufType::int64:
+    case GgufType::float64:
+      return 8;
+    case GgufType::string:
+    case GgufType::array:
+      return 0;
   }
   return -1;
 }
 
 // The fewest bytes one element of type t can take in the file: bounds array counts.
 int64_t min_encoded_size(GgufType t) {
-  if (t == GgufType::string) return 8;   // length
-  if (t == GgufType::array) return 12;   // element type + count
+  if (t == GgufType::string) return 8;  // length
+  if (t == GgufType::array) return 12;  // element type + count
   return scalar_size(static_cast<uint32_t>(t));
 }
 
 bool is_integer(GgufType t) {
   switch (t) {
-    case GgufType::uint8: case GgufType::int8: case GgufType::uint16: case GgufType::int16:
-    case GgufType::uint32: case GgufType::int32: case GgufType::uint64: case GgufType::int64:
+    case GgufType::uint8:
+    case GgufType::int8:
+    case GgufType::uint16:
+    case GgufType::int16:
+    case GgufType::uint32:
+    case GgufType::int32:
+    case GgufType::uint64:
+    case GgufType::int64:
       return true;
     default:
       return false;
@@ -89,7 +108,7 @@ Integer integer_of(GgufType t, uint64_t bits) {
 
 uint64_t load_le(const uint8_t* p, int64_t size) {
   uint64_t v = 0;
-  if (size < 1 || size > 8) return v;  // callers pass scalar sizes only
+  if (size < 1 || size > 8) return v;             // callers pass scalar sizes only
   std::memcpy(&v, p, static_cast<size_t>(size));  // little-endian hosts only, as everywhere
   return v;
 }
@@ -104,8 +123,8 @@ class Cursor {
 
   void need(int64_t n, const char* what, const std::string& context) {
     RRT_CHECK(n >= 0 && n <= left(), where_, "truncated: ", what, context.empty() ? "" : " of ",
-              context, " needs ", n, " bytes at offset ", pos_, " but the file ends after ",
-              left(), " more");
+              context, " needs ", n, " bytes at offset ", pos_, " but the file ends after ", left(),
+              " more");
   }
   uint64_t scalar(int64_t size, const char* what, const std::string& context) {
     need(size, what, context);
@@ -121,9 +140,9 @@ class Cursor {
   }
   std::string string(const char* what, const std::string& context = "") {
     const uint64_t len = u64(what, context);
-    RRT_CHECK(len <= static_cast<uint64_t>(left()), where_, what,
-              context.empty() ? "" : " of ", context, " claims ", len,
-              " bytes but only ", left(), " remain in the file (corrupt or truncated)");
+    RRT_CHECK(len <= static_cast<uint64_t>(left()), where_, what, context.empty() ? "" : " of ",
+              context, " claims ", len, " bytes but only ", left(),
+              " remain in the file (corrupt or truncated)");
     std::string s(reinterpret_cast<const char*>(base_ + pos_), static_cast<size_t>(len));
     pos_ += static_cast<int64_t>(len);
     return s;
@@ -166,7 +185,8 @@ GgufValue read_value(Cursor& c, uint32_t type_id, const std::string& key, int de
   const int64_t min_size = min_encoded_size(v.elem_type);
   RRT_CHECK(v.count <= static_cast<uint64_t>(c.left() / min_size), where, "key '", key,
             "' claims an array of ", v.count, " ", gguf_type_name(v.elem_type), " elements (at ",
-            "least ", min_size, " bytes each) but only ", c.left(), " bytes remain (corrupt "
+            "least ", min_size, " bytes each) but only ", c.left(),
+            " bytes remain (corrupt "
             "or truncated file)");
   const auto n = static_cast<int64_t>(v.count);
   if (v.elem_type == GgufType::string) {
@@ -175,8 +195,7 @@ GgufValue read_value(Cursor& c, uint32_t type_id, const std::string& key, int de
       v.strings.push_back(c.string("string element", "key '" + key + "'"));
   } else if (v.elem_type == GgufType::array) {
     v.arrays.reserve(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i)
-      v.arrays.push_back(read_value(c, elem, key, depth + 1, where));
+    for (int64_t i = 0; i < n; ++i) v.arrays.push_back(read_value(c, elem, key, depth + 1, where));
   } else {
     v.raw = c.bytes(n * min_size, "array elements", "key '" + key + "'");
   }
@@ -211,19 +230,32 @@ float float_of(GgufType t, uint64_t bits) {
 
 std::string_view gguf_type_name(GgufType t) {
   switch (t) {
-    case GgufType::uint8: return "uint8";
-    case GgufType::int8: return "int8";
-    case GgufType::uint16: return "uint16";
-    case GgufType::int16: return "int16";
-    case GgufType::uint32: return "uint32";
-    case GgufType::int32: return "int32";
-    case GgufType::float32: return "float32";
-    case GgufType::boolean: return "bool";
-    case GgufType::string: return "string";
-    case GgufType::array: return "array";
-    case GgufType::uint64: return "uint64";
-    case GgufType::int64: return "int64";
-    case GgufType::float64: return "float64";
+    case GgufType::uint8:
+      return "uint8";
+    case GgufType::int8:
+      return "int8";
+    case GgufType::uint16:
+      return "uint16";
+    case GgufType::int16:
+      return "int16";
+    case GgufType::uint32:
+      return "uint32";
+    case GgufType::int32:
+      return "int32";
+    case GgufType::float32:
+      return "float32";
+    case GgufType::boolean:
+      return "bool";
+    case GgufType::string:
+      return "string";
+    case GgufType::array:
+      return "array";
+    case GgufType::uint64:
+      return "uint64";
+    case GgufType::int64:
+      return "int64";
+    case GgufType::float64:
+      return "float64";
   }
   return "unknown";
 }
@@ -279,9 +311,11 @@ void GgufFile::parse() {
   }
   c.u32("magic");
   version_ = c.u32("version");
-  RRT_CHECK(version_ != 1, where, "GGUF version 1 (2023, 32-bit counts) is not supported; "
+  RRT_CHECK(version_ != 1, where,
+            "GGUF version 1 (2023, 32-bit counts) is not supported; "
             "re-convert the model with a current llama.cpp");
-  RRT_CHECK((version_ & 0xffffu) != 0, where, "version field reads ", version_, ", which is a "
+  RRT_CHECK((version_ & 0xffffu) != 0, where, "version field reads ", version_,
+            ", which is a "
             "big-endian GGUF; only little-endian files are supported");
   RRT_CHECK(version_ == 2 || version_ == 3, where, "GGUF version ", version_,
             " is not supported (this reader knows versions 2 and 3)");
@@ -344,8 +378,10 @@ void GgufFile::parse() {
   // ---- Data section: aligned after the table; every tensor inside it, none overlapping ----
   data_start_ = (static_cast<uint64_t>(c.pos()) + alignment_ - 1) / alignment_ * alignment_;
   if (tensors_.empty()) return;
-  RRT_CHECK(data_start_ <= static_cast<uint64_t>(size_), where, "the data section would start "
-            "at byte ", data_start_, " but the file has only ", size_, " (truncated download?)");
+  RRT_CHECK(data_start_ <= static_cast<uint64_t>(size_), where,
+            "the data section would start "
+            "at byte ",
+            data_start_, " but the file has only ", size_, " (truncated download?)");
   const uint64_t data_bytes = static_cast<uint64_t>(size_) - data_start_;
   for (const GgufTensorInfo& t : tensors_) {
     RRT_CHECK(t.offset % alignment_ == 0, where, "tensor '", t.name, "' starts at offset ",
@@ -367,7 +403,8 @@ void GgufFile::parse() {
   }
 }
 
-// ---- Metadata getters ----------------------------------------------------------------------------
+// ---- Metadata getters
+// ----------------------------------------------------------------------------
 
 const GgufValue& GgufFile::value(const std::string& key) const {
   auto it = metadata_.find(key);
@@ -428,8 +465,8 @@ std::vector<int64_t> GgufFile::get_int_array(const std::string& key) const {
   std::vector<int64_t> out(static_cast<size_t>(v.count));
   for (uint64_t i = 0; i < v.count; ++i) {
     const Integer n = integer_of(v.elem_type, element_bits(v, i));
-    RRT_CHECK(is_signed(v.elem_type) || n.magnitude_or_bits <= uint64_t{INT64_MAX},
-              "gguf " + path_, "key '", key, "' element ", i, " is uint64 ", n.magnitude_or_bits,
+    RRT_CHECK(is_signed(v.elem_type) || n.magnitude_or_bits <= uint64_t{INT64_MAX}, "gguf " + path_,
+              "key '", key, "' element ", i, " is uint64 ", n.magnitude_or_bits,
               ", which does not fit an int64");
     out[static_cast<size_t>(i)] = n.as_signed;
   }
@@ -447,7 +484,8 @@ std::vector<float> GgufFile::get_f32_array(const std::string& key) const {
   return out;
 }
 
-// ---- Tensors -------------------------------------------------------------------------------------
+// ---- Tensors
+// -------------------------------------------------------------------------------------
 
 const GgufTensorInfo& GgufFile::tensor(const std::string& name) const {
   auto it = index_.find(name);
@@ -469,9 +507,8 @@ void GgufFile::read_f32_into(const std::string& name, float* out, int64_t count)
 
 std::vector<float> GgufFile::read_f32(const std::string& name) const {
   const GgufTensorInfo& t = tensor(name);
-  RRT_CHECK(can_dequantize(t.type), "gguf " + path_, "tensor '", name, "' has type ",
-            t.type_name(), ", which rrt cannot dequantise (supported: ", dequantizable_types(),
-            ")");
+  RRT_CHECK(can_dequantize(t.type), "gguf " + path_, "tensor '", name, "' has type ", t.type_name(),
+            ", which rrt cannot dequantise (supported: ", dequantizable_types(), ")");
   std::vector<float> out(static_cast<size_t>(t.numel));
   read_f32_into(name, out.data(), t.numel);
   return out;

@@ -18,39 +18,50 @@ namespace rrt {
 
 // Metadata value types, with their ids in the file.
 enum class GgufType : uint32_t {
-  uint8 = 0, int8 = 1, uint16 = 2, int16 = 3, uint32 = 4, int32 = 5, float32 = 6, boolean = 7,
-  string = 8, array = 9, uint64 = 10, int64 = 11, float64 = 12,
+  uint8 = 0,
+  int8 = 1,
+  uint16 = 2,
+  int16 = 3,
+  uint32 = 4,
+  int32 = 5,
+  float32 = 6,
+  boolean = 7,
+  string = 8,
+  array = 9,
+  uint64 = 10,
+  int64 = 11,
+  float64 = 12,
 };
 std::string_view gguf_type_name(GgufType t);  // "uint32", "array", ...
 
 struct GgufValue {
   GgufType type = GgufType::uint32;
-  uint64_t bits = 0;            // scalars: the value's little-endian bytes, zero-extended
-  std::string str;              // string
+  uint64_t bits = 0;  // scalars: the value's little-endian bytes, zero-extended
+  std::string str;    // string
   // Arrays: element type and count; the elements live in exactly one of the three below.
   GgufType elem_type = GgufType::uint8;
   uint64_t count = 0;
-  std::vector<uint8_t> raw;             // numbers and bools: the elements' bytes as stored
-  std::vector<std::string> strings;     // strings
-  std::vector<GgufValue> arrays;        // nested arrays
+  std::vector<uint8_t> raw;          // numbers and bools: the elements' bytes as stored
+  std::vector<std::string> strings;  // strings
+  std::vector<GgufValue> arrays;     // nested arrays
 };
 
 // ggml tensor types; every id the format defines is known (for sizes), but only some can be
 // dequantised (gguf_dequant.h).
 struct GgmlTypeInfo {
   uint32_t id;
-  const char* name;     // "F32", "Q4_1", ...
-  int64_t block_size;   // elements per block
-  int64_t type_size;    // bytes per block
+  const char* name;    // "F32", "Q4_1", ...
+  int64_t block_size;  // elements per block
+  int64_t type_size;   // bytes per block
 };
 // nullptr for an id that no ggml type has.
 const GgmlTypeInfo* ggml_type_info(uint32_t id);
 
 struct GgufTensorInfo {
   std::string name;
-  std::vector<int64_t> dims;   // innermost first: dims[0] is the row length (ne[0])
-  uint32_t type = 0;           // ggml type id (ggml_type_info(type) is never null here)
-  uint64_t offset = 0;         // inside the data section
+  std::vector<int64_t> dims;  // innermost first: dims[0] is the row length (ne[0])
+  uint32_t type = 0;          // ggml type id (ggml_type_info(type) is never null here)
+  uint64_t offset = 0;        // inside the data section
   int64_t numel = 0;
   int64_t nbytes = 0;
   // Outermost first, as PyTorch and rrt write shapes: [out, in] for a weight.
@@ -82,8 +93,8 @@ class GgufFile {
   bool get_bool(const std::string& key) const;
   std::string get_string(const std::string& key) const;
   std::vector<std::string> get_string_array(const std::string& key) const;
-  std::vector<int64_t> get_int_array(const std::string& key) const;   // any integer elements
-  std::vector<float> get_f32_array(const std::string& key) const;     // float32/float64 elements
+  std::vector<int64_t> get_int_array(const std::string& key) const;  // any integer elements
+  std::vector<float> get_f32_array(const std::string& key) const;    // float32/float64 elements
 
   // ---- Tensors ----
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }  // in file order

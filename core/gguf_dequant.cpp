@@ -91,8 +91,8 @@ void dequantize(uint32_t type, const uint8_t* src, int64_t numel, float* out,
   RRT_CHECK(info != nullptr, where, "unknown ggml type id ", type);
   RRT_CHECK(can_dequantize(type), where, "type ", info->name, " cannot be dequantised by rrt ",
             "(supported: ", dequantizable_types(), ")");
-  RRT_CHECK(numel >= 0 && numel % info->block_size == 0, where, numel, " elements of ",
-            info->name, " are not whole blocks of ", info->block_size);
+  RRT_CHECK(numel >= 0 && numel % info->block_size == 0, where, numel, " elements of ", info->name,
+            " are not whole blocks of ", info->block_size);
   if (numel == 0) return;  // `out` may be null then (an empty vector's data())
   const int64_t blocks = numel / info->block_size;
   switch (type) {
@@ -108,9 +108,15 @@ void dequantize(uint32_t type, const uint8_t* src, int64_t numel, float* out,
         std::memcpy(out + i, &bits, 4);
       }
       break;
-    case kQ4_0: dequant_q4_0(src, blocks, out); break;
-    case kQ4_1: dequant_q4_1(src, blocks, out); break;
-    case kQ8_0: dequant_q8_0(src, blocks, out); break;
+    case kQ4_0:
+      dequant_q4_0(src, blocks, out);
+      break;
+    case kQ4_1:
+      dequant_q4_1(src, blocks, out);
+      break;
+    case kQ8_0:
+      dequant_q8_0(src, blocks, out);
+      break;
   }
 }
 

@@ -103,8 +103,8 @@ void read_llama(const GgufFile& f, ModelConfig& m) {
   m.ffn = required("feed_forward_length");
   m.n_heads = required("attention.head_count");
   m.max_seq_len = required("context_length");
-  m.n_kv_heads = f.has(a + "attention.head_count_kv") ? positive(f, a + "attention.head_count_kv")
-                                                      : m.n_heads;
+  m.n_kv_heads =
+      f.has(a + "attention.head_count_kv") ? positive(f, a + "attention.head_count_kv") : m.n_heads;
   RRT_CHECK(m.n_heads % m.n_kv_heads == 0, where, a, "attention.head_count_kv ", m.n_kv_heads,
             " does not divide attention.head_count ", m.n_heads);
   RRT_CHECK(f.has(a + "attention.layer_norm_rms_epsilon"), where, "has no ", a,
@@ -166,8 +166,8 @@ void read_llama(const GgufFile& f, ModelConfig& m) {
 // ---- Weights ------------------------------------------------------------------------------------
 
 // GGUF row h * dh + 2i + j holds HF row h * dh + j * dh/2 + i (j: rotate_half's half, i < dh/2).
-void undo_rope_permutation(const std::vector<float>& gguf, int64_t heads, int64_t dh,
-                           int64_t cols, float* hf) {
+void undo_rope_permutation(const std::vector<float>& gguf, int64_t heads, int64_t dh, int64_t cols,
+                           float* hf) {
   const int64_t half = dh / 2;
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t i = 0; i < half; ++i)
@@ -195,11 +195,13 @@ std::map<std::string, const GgufRule*> rules_for(const ParamRegistry& reg, int64
 
 ModelConfig read_gguf_config(const GgufFile& file) {
   const std::string where = "gguf " + file.path();
-  RRT_CHECK(file.has("general.architecture"), where, "has no general.architecture; is this a "
-            "model file (supported: ", kSupported, ")?");
+  RRT_CHECK(file.has("general.architecture"), where,
+            "has no general.architecture; is this a "
+            "model file (supported: ",
+            kSupported, ")?");
   const std::string arch = file.get_string("general.architecture");
-  RRT_CHECK(arch == "llama", where, "architecture '", arch, "' is not supported; supported: ",
-            kSupported);
+  RRT_CHECK(arch == "llama", where, "architecture '", arch,
+            "' is not supported; supported: ", kSupported);
   ModelConfig m;
   apply_family_defaults(m, Family::llama);
   read_llama(file, m);
@@ -234,8 +236,8 @@ HfModel load_gguf_model(const std::string& path) {
               "'); the file is incomplete or its metadata does not match its tensors");
     const GgufTensorInfo& t = file.tensor(name);
     RRT_CHECK(t.shape() == dims_of(p.shape), where, "tensor '", name, "' has shape ",
-              shape_str(t.shape()), " (GGUF dims ", shape_str(t.dims), ") but the metadata implies ",
-              shape_str(dims_of(p.shape)), " (rrt '", p.name, "')");
+              shape_str(t.shape()), " (GGUF dims ", shape_str(t.dims),
+              ") but the metadata implies ", shape_str(dims_of(p.shape)), " (rrt '", p.name, "')");
     RRT_CHECK(can_dequantize(t.type), where, "tensor '", name, "' has type ", t.type_name(),
               ", which rrt cannot dequantise (supported: ", dequantizable_types(), ")");
   }
@@ -244,10 +246,12 @@ HfModel load_gguf_model(const std::string& path) {
   for (const char* pattern : kLlamaOptional)
     for (int64_t l = 0; l < count_of(pattern, m.n_layers); ++l) expected.insert(expand(pattern, l));
   for (const GgufTensorInfo& t : file.tensors())
-    RRT_CHECK(expected.count(t.name), where, "unexpected tensor '", t.name, "' that a llama with ",
-              "this metadata does not have", t.name == "rope_freqs.weight"
-                  ? " (Llama 3 rope scaling, which rrt does not support)"
-                  : "; the file is another architecture or has extra layers (check llama.block_count)");
+    RRT_CHECK(
+        expected.count(t.name), where, "unexpected tensor '", t.name, "' that a llama with ",
+        "this metadata does not have",
+        t.name == "rope_freqs.weight"
+            ? " (Llama 3 rope scaling, which rrt does not support)"
+            : "; the file is another architecture or has extra layers (check llama.block_count)");
 
   out.params = std::make_unique<ParameterSet>(out.spec, ParameterSet::Grads::without);
   std::vector<float> staging;

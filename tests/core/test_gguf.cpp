@@ -3,7 +3,6 @@
 // value type, every supported tensor type equal bit for bit to gguf-py's dequantisation, and the
 // errors for corrupt files, made here by editing a valid fixture's bytes.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,7 +40,8 @@ std::string write_temp(const std::vector<uint8_t>& bytes, const std::string& nam
   const std::string path =
       ::testing::TempDir() + "rrt_gguf_" + std::to_string(::getpid()) + "_" + name + ".gguf";
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   return path;
 }
 
@@ -84,7 +84,8 @@ void expect_open_error(const std::string& path, const std::string& part) {
   EXPECT_TRUE(contains(msg, part)) << "expected '" << part << "' in: " << msg;
 }
 
-// ---- Metadata -------------------------------------------------------------------------------------
+// ---- Metadata
+// -------------------------------------------------------------------------------------
 
 TEST(Gguf, HeaderAndEveryMetadataType) {
   GgufFile f(fixture("metadata.gguf"));
@@ -196,7 +197,7 @@ TEST(Gguf, Fp16SpecialValues) {
   EXPECT_EQ(fp16_to_f32(0x3c00), 1.0f);
   EXPECT_EQ(fp16_to_f32(0xc000), -2.0f);
   EXPECT_EQ(fp16_to_f32(0x7bff), 65504.0f);
-  EXPECT_EQ(fp16_to_f32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(fp16_to_f32(0x0001), std::ldexp(1.0f, -24));     // smallest subnormal
   EXPECT_EQ(fp16_to_f32(0x03ff), std::ldexp(1023.0f, -24));  // largest subnormal
   EXPECT_EQ(fp16_to_f32(0x7c00), std::numeric_limits<float>::infinity());
   EXPECT_TRUE(std::isnan(fp16_to_f32(0x7e00)));
@@ -228,7 +229,8 @@ TEST(Gguf, Version2ReadsLikeVersion3) {
   std::remove(path.c_str());
 }
 
-// ---- Corrupt files ---------------------------------------------------------------------------------
+// ---- Corrupt files
+// ---------------------------------------------------------------------------------
 
 TEST(GgufErrors, EveryTruncationFailsCleanly) {
   const auto bytes = read_bytes(fixture("types_Q8_0.gguf"));
@@ -241,8 +243,8 @@ TEST(GgufErrors, EveryTruncationFailsCleanly) {
   }
   ASSERT_LE(data_end, bytes.size());
   for (size_t len = 0; len < data_end; ++len) {
-    const std::string path = write_temp({bytes.begin(), bytes.begin() + static_cast<long>(len)},
-                                        "trunc");
+    const std::string path =
+        write_temp({bytes.begin(), bytes.begin() + static_cast<long>(len)}, "trunc");
     const std::string msg = error_message([&] { GgufFile f(path); });
     EXPECT_TRUE(contains(msg, path)) << "length " << len << ": " << msg;
     std::remove(path.c_str());
@@ -256,8 +258,8 @@ TEST(GgufErrors, EveryTruncationFailsCleanly) {
   const std::string table = write_temp({bytes.begin(), bytes.begin() + 100}, "table");
   expect_open_error(table, "truncated");
   std::remove(table.c_str());
-  const std::string data = write_temp(
-      {bytes.begin(), bytes.begin() + static_cast<long>(data_end) - 1}, "data");
+  const std::string data =
+      write_temp({bytes.begin(), bytes.begin() + static_cast<long>(data_end) - 1}, "data");
   expect_open_error(data, "past the end of the file");
   std::remove(data.c_str());
 }
@@ -278,18 +280,22 @@ const Corruption kCorruptions[] = {
     {"big_endian", "types_F32.gguf", [](auto& b) { poke<uint32_t>(b, 4, 0x03000000); },
      "big-endian"},
     {"absurd_tensor_count", "types_F32.gguf",
-     [](auto& b) { poke<uint64_t>(b, 8, uint64_t{1} << 60); }, "claims 1152921504606846976 tensors"},
-    {"absurd_kv_count", "types_F32.gguf",
-     [](auto& b) { poke<uint64_t>(b, 16, ~uint64_t{0}); }, "metadata entries"},
+     [](auto& b) { poke<uint64_t>(b, 8, uint64_t{1} << 60); },
+     "claims 1152921504606846976 tensors"},
+    {"absurd_kv_count", "types_F32.gguf", [](auto& b) { poke<uint64_t>(b, 16, ~uint64_t{0}); },
+     "metadata entries"},
     {"absurd_key_length", "metadata.gguf",
      [](auto& b) { poke<uint64_t>(b, find_string(b, "test.u8"), uint64_t{1} << 42); },
      "claims 4398046511104 bytes"},
     {"absurd_string_length", "metadata.gguf",
-     [](auto& b) { poke<uint64_t>(b, find_string(b, "test.string") + 8 + 11 + 4, ~uint64_t{0} >> 1); },
+     [](auto& b) {
+       poke<uint64_t>(b, find_string(b, "test.string") + 8 + 11 + 4, ~uint64_t{0} >> 1);
+     },
      "string value of key 'test.string'"},
     {"absurd_array_count", "metadata.gguf",
-     [](auto& b) { poke<uint64_t>(b, find_string(b, "test.arr_str") + 8 + 12 + 4 + 4,
-                                  uint64_t{1} << 40); },
+     [](auto& b) {
+       poke<uint64_t>(b, find_string(b, "test.arr_str") + 8 + 12 + 4 + 4, uint64_t{1} << 40);
+     },
      "claims an array of 1099511627776 string elements"},
     {"unknown_value_type", "metadata.gguf",
      [](auto& b) { poke<uint32_t>(b, find_string(b, "test.u8") + 8 + 7, 13); },
@@ -332,7 +338,8 @@ const Corruption kCorruptions[] = {
      [](auto& b) { poke<uint64_t>(b, entry_of(b, "cube").dims + 8, 1000); },
      "reaches past the end"},
     {"misaligned_offset", "types_Q8_0.gguf",
-     [](auto& b) { poke<uint64_t>(b, entry_of(b, "rows").offset, 8); }, "not a multiple of the "
+     [](auto& b) { poke<uint64_t>(b, entry_of(b, "rows").offset, 8); },
+     "not a multiple of the "
      "alignment"},
     {"overlapping_tensors", "types_Q8_0.gguf",
      [](auto& b) { poke<uint64_t>(b, entry_of(b, "rows").offset, 0); }, "overlap"},

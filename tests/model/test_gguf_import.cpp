@@ -4,7 +4,6 @@
 // 1e-4 of their magnitude. Untied and tied heads, GQA. Plus the files the import must refuse,
 // made by editing a fixture's bytes, and the real SmolLM2-135M when RRT_SMOLLM2_GGUF names it.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -67,7 +66,8 @@ TEST_P(GgufLlamaParity, EqualsTheHfModel) {
       const std::string hf_name =
           "model.layers." + std::to_string(l) + ".self_attn." + proj + "_proj.weight";
       const std::vector<float> expected = ref.read_f32(hf_name);
-      const float* got = hf.params->value("block." + std::to_string(l) + ".attn." + proj + ".weight");
+      const float* got =
+          hf.params->value("block." + std::to_string(l) + ".attn." + proj + ".weight");
       EXPECT_EQ(std::vector<float>(got, got + expected.size()), expected);
       const std::vector<float> stored =
           file.read_f32("blk." + std::to_string(l) + ".attn_" + proj + ".weight");
@@ -167,11 +167,12 @@ TEST_P(GgufImportRefuses, WithAClearError) {
   const Refusal& r = GetParam();
   auto bytes = read_bytes(fixture("llama_untied.gguf"));
   r.edit(bytes);
-  const std::string path = ::testing::TempDir() + "rrt_gguf_import_" +
-                           std::to_string(::getpid()) + "_" + r.name + ".gguf";
+  const std::string path = ::testing::TempDir() + "rrt_gguf_import_" + std::to_string(::getpid()) +
+                           "_" + r.name + ".gguf";
   {
     std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
   }
   const std::string msg = error_message([&] { load_gguf_model(path); });
   EXPECT_TRUE(contains(msg, path)) << msg;
