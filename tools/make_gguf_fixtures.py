@@ -31,6 +31,9 @@ can load GGUF (from_pretrained(dir, gguf_file=...)), its logits are compared wit
 as an independent check of the permutation, and the difference is stored in the reference's
 metadata.
 
+Regenerating gives byte-identical GGUF files and identical tensors; a reference's safetensors
+metadata may list its keys in another order, so keep committed fixtures unless content changes.
+
 Usage: python3 tools/make_gguf_fixtures.py [--out tests/fixtures/gguf]
 """
 import argparse
