@@ -18,10 +18,16 @@ DeviceRopeTable::DeviceRopeTable(const RopeTable& table)
   const std::vector<float> cos_f(table.cos.begin(), table.cos.end());
   const std::vector<float> sin_f(table.sin.begin(), table.sin.end());
   const size_t bytes = sizeof(float) * (count ? count : 1);
-  RRT_CUDA_CHECK(cudaMalloc(&cos_, bytes));
-  RRT_CUDA_CHECK(cudaMalloc(&sin_, bytes));
-  RRT_CUDA_CHECK(cudaMemcpy(cos_, cos_f.data(), sizeof(float) * count, cudaMemcpyHostToDevice));
-  RRT_CUDA_CHECK(cudaMemcpy(sin_, sin_f.data(), sizeof(float) * count, cudaMemcpyHostToDevice));
+  try {
+    RRT_CUDA_CHECK(cudaMalloc(&cos_, bytes));
+    RRT_CUDA_CHECK(cudaMalloc(&sin_, bytes));
+    RRT_CUDA_CHECK(cudaMemcpy(cos_, cos_f.data(), sizeof(float) * count, cudaMemcpyHostToDevice));
+    RRT_CUDA_CHECK(cudaMemcpy(sin_, sin_f.data(), sizeof(float) * count, cudaMemcpyHostToDevice));
+  } catch (...) {  // the destructor does not run for a constructor that throws
+    cudaFree(cos_);
+    cudaFree(sin_);
+    throw;
+  }
 }
 
 DeviceRopeTable::~DeviceRopeTable() {
