@@ -7,6 +7,7 @@
 #
 # Usage: tools/smollm2_study.sh [OUT_DIR]          (default runs/smollm2_study)
 #   env RRT=build/rrt  EVAL_BATCHES=4 (x 4 sequences x 256 tokens)  LOOPS="2 3 5"
+#       RANKS="16 64 128 256" (besides 0 and full)
 # Writes OUT_DIR/results.jsonl (one line per model) and OUT_DIR/results.md (the table).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -14,6 +15,7 @@ out="${1:-runs/smollm2_study}"
 rrt="${RRT:-$here/build/rrt}"
 batches="${EVAL_BATCHES:-4}"
 loops_list="${LOOPS:-2 3 5}"
+ranks_list="${RANKS:-16 64 128 256}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
@@ -62,7 +64,7 @@ mkdir -p "$out/models"
 evaluate original 1 stepwise 0
 for K in $loops_list; do
   for init in stepwise average lower; do evaluate "K${K}_${init}" "$K" "$init" 0; done
-  for rank in 16 64 128 256; do evaluate "K${K}_average_r${rank}" "$K" average "$rank"; done
+  for rank in $ranks_list; do evaluate "K${K}_average_r${rank}" "$K" average "$rank"; done
   evaluate "K${K}_average_full" "$K" average full
   evaluate "K${K}_average_full_per_loop_norms" "$K" average full --per-loop-norms
 done
