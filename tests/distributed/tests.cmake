@@ -1,0 +1,22 @@
+# distributed/: the communicators (no MPI needed), and under mpirun (label mpi) the MPI
+# communicator, data-parallel training equal to one rank, resume across world sizes, and
+# failing ranks ending the job.
+rrt_add_test(test_communicator ${CMAKE_CURRENT_LIST_DIR}/test_communicator.cpp)
+
+if(RRT_MPI)
+  add_executable(test_mpi_communicator ${CMAKE_CURRENT_LIST_DIR}/test_mpi_communicator.cpp)
+  target_link_libraries(test_mpi_communicator PRIVATE rrt GTest::gtest GTest::gtest_main)
+  target_include_directories(test_mpi_communicator PRIVATE ${CMAKE_SOURCE_DIR})
+  target_compile_options(test_mpi_communicator PRIVATE ${RRT_CXX_FLAGS})
+
+  # One OpenMP thread per rank; root in containers needs Open MPI's two opt-in variables.
+  set(_rrt_mpi_env OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive OMPI_ALLOW_RUN_AS_ROOT=1
+                   OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1)
+  foreach(ranks 2 3)
+    add_test(NAME Distributed.MpiCommunicator.${ranks}ranks
+      COMMAND ${MPIEXEC_EXECUTABLE} --oversubscribe ${MPIEXEC_NUMPROC_FLAG} ${ranks}
+              $<TARGET_FILE:test_mpi_communicator>)
+  endforeach()
+  set_tests_properties(Distributed.MpiCommunicator.2ranks Distributed.MpiCommunicator.3ranks
+    PROPERTIES LABELS mpi ENVIRONMENT "${_rrt_mpi_env}" TIMEOUT 600)
+endif()
