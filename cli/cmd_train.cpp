@@ -1,8 +1,11 @@
-// rrt train CONFIG [key=value ...]
+// rrt train CONFIG [key=value ...]   (under mpirun/srun: data-parallel, docs/distributed.md)
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <exception>
+#include <memory>
 
 #include "cli/commands.h"
+#include "distributed/communicator.h"
 #include "trainer/config_io.h"
 #include "trainer/trainer.h"
 
@@ -22,11 +25,23 @@ void add_train_command(CLI::App& app) {
       "An existing run directory with checkpoints is resumed (checkpoint.resume=false starts "
       "over).");
   cmd->callback([config, overrides] {
-    Trainer trainer(load_run_config(*config, *overrides));
-    const TrainSummary s = trainer.run();
-    std::printf("done: steps %ld..%ld in %.1f s, last checkpoint %s\n",
-                static_cast<long>(s.first_step), static_cast<long>(s.last_step), s.seconds,
-                s.last_checkpoint.c_str());
+    std::shared_ptr<Communicator> comm = make_communicator();
+    try {
+      Trainer trainer(load_run_config(*config, *overrides), comm);
+      const TrainSummary s = trainer.run();
+      if (comm->is_root()) {
+        std::printf("done: steps %ld..%ld in %.1f s, last checkpoint %s\n",
+                    static_cast<long>(s.first_step), static_cast<long>(s.last_step), s.seconds,
+                    s.last_checkpoint.c_str());
+      }
+    } catch (const std::exception& e) {
+      if (comm->world_size() == 1) throw;  // main reports it
+      // The other ranks may be waiting in a collective for this one: end them all, now.
+      std::fflush(stdout);
+      std::fprintf(stderr, "rrt: rank %d of %d: %s\nrrt: aborting all %d ranks\n", comm->rank(),
+                   comm->world_size(), e.what(), comm->world_size());
+      comm->abort(1);
+    }
   });
 }
 

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "data/loader.h"
+#include "distributed/communicator.h"
 #include "model/optimizer.h"
 #include "model/recursive_model.h"
 #include "trainer/checkpoint.h"
@@ -25,6 +26,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Trainer::State {
   RunConfig cfg;
+  std::shared_ptr<Communicator> comm;
   std::string yaml;
   std::unique_ptr<TokenLoader> train, val;
   std::unique_ptr<RecursiveModel> model;
@@ -64,10 +66,24 @@ void scale_grads(ParameterSet& params, float factor) {
   for (int64_t i = 0; i < n; ++i) g[i] *= factor;
 }
 
+// The mean over ranks of one value per rank (one process: the value itself, bit for bit).
+double mean_over_ranks(Communicator& comm, double value) {
+  comm.all_reduce_sum(&value, 1);
+  return value / static_cast<double>(comm.world_size());
+}
+
+void broadcast_arena(Communicator& comm, Arena& arena) {
+  comm.broadcast(arena.base(), arena.total_bytes(), 0);
+}
+
 }  // namespace
 
-Trainer::Trainer(RunConfig config) : s_(std::make_unique<State>()) {
+Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
+    : s_(std::make_unique<State>()) {
   State& s = *s_;
+  s.comm = comm ? std::move(comm) : std::shared_ptr<Communicator>(make_communicator());
+  Communicator& world = *s.comm;
+  const bool root = world.is_root();
   s.cfg = std::move(config);
   validate_run_config(s.cfg);
   const RunConfig& c = s.cfg;
@@ -79,7 +95,12 @@ Trainer::Trainer(RunConfig config) : s_(std::make_unique<State>()) {
   const int64_t N = c.train.micro_batch, T = c.train.seq_len;
   RRT_CHECK(T <= c.model.model.max_seq_len, "train.seq_len", "sequence length ", T,
             " exceeds model.max_seq_len ", c.model.model.max_seq_len);
-  LoaderOptions lo{c.data.path, T, c.data.val_fraction, c.data.seed, 0, 1};
+  const LoaderOptions lo{.path = c.data.path,
+                         .seq_len = T,
+                         .val_fraction = c.data.val_fraction,
+                         .seed = c.data.seed,
+                         .rank = world.rank(),
+                         .world = world.world_size()};
   s.train = std::make_unique<TokenLoader>(lo, Split::train);
   if (c.data.val_fraction > 0) s.val = std::make_unique<TokenLoader>(lo, Split::validation);
   RRT_CHECK(s.train->vocab_size() <= c.model.model.vocab, "model.vocab", "the data at ",
@@ -88,25 +109,45 @@ Trainer::Trainer(RunConfig config) : s_(std::make_unique<State>()) {
   s.model = std::make_unique<RecursiveModel>(c.model, ModelCapacity{N, T});
   s.model->params().init({.seed = c.train.seed, .std = c.train.init_std});
   s.optimizer = std::make_unique<AdamW>(
-      s.model->params(), ops::AdamWHyper{c.optim.lr, c.optim.beta1, c.optim.beta2, c.optim.eps,
-                                         c.optim.weight_decay});
+      s.model->params(),
+      ops::AdamWHyper{c.optim.lr, c.optim.beta1, c.optim.beta2, c.optim.eps, c.optim.weight_decay});
   s.inputs.resize(N * T);
   s.targets.resize(N * T);
 
-  fs::create_directories(c.train.run_dir);
-  const auto existing = list_checkpoints(c.train.run_dir);
-  if (c.checkpoint.resume && !existing.empty()) {
-    const CheckpointContents got =
-        load_checkpoint(existing.back(), s.model->params(), s.optimizer.get());
-    s.progress = got.state;
-    s.train->restore({got.state.data_epoch, got.state.data_index});
-    s.last_checkpoint = existing.back();
-    std::printf("resuming from %s (step %ld)\n", existing.back().c_str(),
-                static_cast<long>(got.state.step));
-  } else if (!c.train.init_from.empty()) {
-    load_checkpoint(c.train.init_from, s.model->params(), nullptr);
-    std::printf("initialised weights from %s\n", c.train.init_from.c_str());
+  // Rank 0 reads the run directory and the checkpoints; the others receive what it read.
+  int64_t resumed = 0;
+  if (root) {
+    fs::create_directories(c.train.run_dir);
+    const auto existing = list_checkpoints(c.train.run_dir);
+    if (c.checkpoint.resume && !existing.empty()) {
+      const CheckpointContents got =
+          load_checkpoint(existing.back(), s.model->params(), s.optimizer.get());
+      s.progress = got.state;
+      s.last_checkpoint = existing.back();
+      resumed = 1;
+      std::printf("resuming from %s (step %ld)\n", existing.back().c_str(),
+                  static_cast<long>(got.state.step));
+    } else if (!c.train.init_from.empty()) {
+      load_checkpoint(c.train.init_from, s.model->params(), nullptr);
+      std::printf("initialised weights from %s\n", c.train.init_from.c_str());
+    }
+    if (world.world_size() > 1) {
+      std::printf("data parallel: %d ranks (%s), global micro-batch %ld x %ld tokens\n",
+                  world.world_size(), world.backend().c_str(),
+                  static_cast<long>(N * world.world_size()), static_cast<long>(T));
+    }
   }
+  world.broadcast(&resumed, sizeof(resumed), 0);
+  world.broadcast(&s.progress, sizeof(s.progress), 0);
+  broadcast_arena(world, s.model->params().values_arena());
+  if (resumed) {
+    broadcast_arena(world, s.optimizer->first_moment());
+    broadcast_arena(world, s.optimizer->second_moment());
+    s.optimizer->set_steps_taken(s.progress.adam_step);
+    // The cursor counts global entries, so it resumes on any world size.
+    s.train->restore({s.progress.data_epoch, s.progress.data_index});
+  }
+  if (!root) return;
   // The resolved config sits beside the checkpoints (and inside each of them).
   std::ofstream(fs::path(c.train.run_dir) / "config.yaml") << s.yaml;
   const fs::path metrics_path = fs::path(c.train.run_dir) / "metrics.jsonl";
@@ -131,17 +172,24 @@ double Trainer::evaluate() {
   State& s = *s_;
   const int64_t N = s.cfg.train.micro_batch, T = s.cfg.train.seq_len;
   RRT_CHECK(s.val != nullptr, "evaluate", "there is no validation split (data.val_fraction is 0)");
-  return mean_validation_loss(*s.model, *s.val, N, T, s.cfg.train.eval_batches, s.inputs.data(),
-                              s.targets.data());
+  // Each rank scores its slice of every global micro-batch; equal slices, so the mean of means.
+  const double local = mean_validation_loss(*s.model, *s.val, N, T, s.cfg.train.eval_batches,
+                                            s.inputs.data(), s.targets.data());
+  return mean_over_ranks(*s.comm, local);
 }
 
 TrainSummary Trainer::run(int64_t stop_after) {
   State& s = *s_;
   const RunConfig& c = s.cfg;
+  Communicator& world = *s.comm;
+  const bool root = world.is_root();
   const int64_t N = c.train.micro_batch, T = c.train.seq_len, accum = c.train.grad_accum;
-  const ScheduleSpec schedule{c.optim.schedule, c.optim.lr, c.optim.min_lr_ratio,
+  const int64_t ranks = world.world_size();
+  Arena& grads = s.model->params().grads_arena();
+  const ScheduleSpec schedule{c.optim.schedule,     c.optim.lr,    c.optim.min_lr_ratio,
                               c.optim.warmup_steps, c.train.steps, c.optim.decay_fraction};
-  const double flops_per_step = s.model->train_flops(N, T) * static_cast<double>(accum);
+  const double flops_per_step =
+      s.model->train_flops(N, T) * static_cast<double>(accum) * static_cast<double>(ranks);
   TrainSummary summary;
   summary.first_step = s.progress.step + 1;
   const auto t_start = Clock::now();
@@ -155,13 +203,17 @@ TrainSummary Trainer::run(int64_t stop_after) {
     s.progress.data_epoch = cur.epoch;
     s.progress.data_index = cur.index;
     const std::string path = checkpoint_path(c.train.run_dir, step);
-    save_checkpoint(path, s.yaml, s.model->params(), s.optimizer.get(), s.progress);
-    prune_checkpoints(c.train.run_dir, c.checkpoint.keep_last);
+    if (root) {
+      save_checkpoint(path, s.yaml, s.model->params(), s.optimizer.get(), s.progress);
+      prune_checkpoints(c.train.run_dir, c.checkpoint.keep_last);
+    }
+    world.barrier();  // the checkpoint exists once any rank goes on
     s.last_checkpoint = path;
   };
   auto log_eval = [&](int64_t step) {
     const double val = evaluate();
     summary.last_val_loss = val;
+    if (!root) return;
     std::printf("step %6ld | val loss %.4f | val ppl %.2f\n", static_cast<long>(step), val,
                 std::exp(val));
     s.metrics << nlohmann::json{{"step", step}, {"val_loss", val}, {"val_ppl", std::exp(val)}}
@@ -178,39 +230,50 @@ TrainSummary Trainer::run(int64_t stop_after) {
                                         1.0f / static_cast<float>(accum));
     }
     loss /= static_cast<double>(accum);
+    // Data parallel: the mean gradient and loss of the global batch (no-ops on one process).
+    world.all_reduce_mean(static_cast<float*>(grads.base()),
+                          grads.total_bytes() / static_cast<int64_t>(sizeof(float)));
+    loss = mean_over_ranks(world, loss);
     const double grad_norm = global_grad_norm(s.model->params());
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       // Stop before the optimizer touches the weights; the last checkpoint stays as it is.
-      RRT_FAIL("train", "non-finite ", std::isfinite(loss) ? "gradient norm" : "loss",
-               " at step ", step, "; stopping without writing a checkpoint. The last good "
-               "checkpoint is ", s.last_checkpoint.empty() ? "(none)" : s.last_checkpoint,
+      RRT_FAIL("train", "non-finite ", std::isfinite(loss) ? "gradient norm" : "loss", " at step ",
+               step,
+               "; stopping without writing a checkpoint. The last good "
+               "checkpoint is ",
+               s.last_checkpoint.empty() ? "(none)" : s.last_checkpoint,
                ". Lower optim.lr or set optim.grad_clip, then resume from it.");
     }
     if (c.optim.grad_clip > 0 && grad_norm > c.optim.grad_clip)
       scale_grads(s.model->params(), static_cast<float>(c.optim.grad_clip / grad_norm));
     const double lr = learning_rate(schedule, step);
     s.optimizer->step(lr);
-    s.progress.tokens_seen += N * T * accum;
+    s.progress.tokens_seen += N * T * accum * ranks;
     summary.losses.push_back(loss);
     summary.last_step = step;
     ++window_steps;
 
-    if (step % c.log.every == 0 || step == c.train.steps) {
+    if (root && (step % c.log.every == 0 || step == c.train.steps)) {
       const double window = std::chrono::duration<double>(Clock::now() - t_window).count();
       const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
       const double step_time = window / static_cast<double>(window_steps);
-      const double tok_s = static_cast<double>(N * T * accum) / step_time;
+      const double tok_s = static_cast<double>(N * T * accum * ranks) / step_time;
       const double gflops = flops_per_step / step_time / 1e9;
       const double eta = step_time * static_cast<double>(c.train.steps - step);
-      std::printf("step %6ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | "
-                  "%.1f GFLOP/s | ETA %s\n",
-                  static_cast<long>(step), static_cast<long>(c.train.steps), loss, lr, grad_norm,
-                  tok_s, gflops, format_duration(eta).c_str());
+      std::printf(
+          "step %6ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | "
+          "%.1f GFLOP/s | ETA %s\n",
+          static_cast<long>(step), static_cast<long>(c.train.steps), loss, lr, grad_norm, tok_s,
+          gflops, format_duration(eta).c_str());
       std::fflush(stdout);
-      s.metrics << nlohmann::json{{"step", step},         {"loss", loss},
-                                  {"lr", lr},             {"grad_norm", grad_norm},
-                                  {"tokens_per_s", tok_s}, {"gflops", gflops},
-                                  {"tokens", s.progress.tokens_seen}, {"elapsed_s", elapsed}}
+      s.metrics << nlohmann::json{{"step", step},
+                                  {"loss", loss},
+                                  {"lr", lr},
+                                  {"grad_norm", grad_norm},
+                                  {"tokens_per_s", tok_s},
+                                  {"gflops", gflops},
+                                  {"tokens", s.progress.tokens_seen},
+                                  {"elapsed_s", elapsed}}
                 << "\n";
       s.metrics.flush();
       t_window = Clock::now();

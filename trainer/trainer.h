@@ -3,6 +3,12 @@
 //
 // Run directory: config.yaml (resolved config), metrics.jsonl (one JSON object per log/eval
 // event), step_XXXXXXXX.h5 checkpoints (the newest keep_last are kept).
+//
+// Data parallel (docs/distributed.md): every rank of the communicator runs train.micro_batch
+// rows of each micro-batch from its slice of the global batch; the flat gradient arena is
+// averaged across ranks before clipping and the step, and losses are averaged too, so N ranks
+// train as one rank with N times the micro-batch would. Rank 0 alone logs, writes metrics.jsonl
+// and checkpoints; the others wait at a barrier. Checkpoints do not depend on the world size.
 #pragma once
 
 #include <cstdint>
@@ -15,24 +21,28 @@
 
 namespace rrt {
 
+class Communicator;
+
 struct TrainSummary {
-  int64_t first_step = 0;        // the first step this run executed (1 unless resumed)
-  int64_t last_step = 0;         // steps completed in total
-  std::vector<double> losses;    // training loss of every step this run executed
-  double last_val_loss = -1;     // -1: never evaluated
-  std::string last_checkpoint;   // "" if none was written
+  int64_t first_step = 0;       // the first step this run executed (1 unless resumed)
+  int64_t last_step = 0;        // steps completed in total
+  std::vector<double> losses;   // training loss of every step this run executed
+  double last_val_loss = -1;    // -1: never evaluated
+  std::string last_checkpoint;  // "" if none was written
   double seconds = 0;
 };
 
 class Trainer {
  public:
-  explicit Trainer(RunConfig config);
+  // comm: null picks make_communicator() (MPI under mpirun/srun, else one process).
+  explicit Trainer(RunConfig config, std::shared_ptr<Communicator> comm = nullptr);
   ~Trainer();
   // Trains up to config.train.steps; stop_after > 0 stops after that many steps of this run
   // (as an interruption would), writing a checkpoint first.
   TrainSummary run(int64_t stop_after = 0);
 
-  // Mean validation loss over eval_batches micro-batches (the same ones every time).
+  // Mean validation loss over eval_batches global micro-batches (the same ones every time);
+  // a collective: every rank must call it.
   double evaluate();
 
  private:

@@ -4,6 +4,10 @@
 rrt_add_test(test_communicator ${CMAKE_CURRENT_LIST_DIR}/test_communicator.cpp)
 
 if(RRT_MPI)
+  add_executable(checkpoint_diff ${CMAKE_CURRENT_LIST_DIR}/checkpoint_diff.cpp)
+  target_link_libraries(checkpoint_diff PRIVATE rrt)
+  target_compile_options(checkpoint_diff PRIVATE ${RRT_CXX_FLAGS})
+
   add_executable(test_mpi_communicator ${CMAKE_CURRENT_LIST_DIR}/test_mpi_communicator.cpp)
   target_link_libraries(test_mpi_communicator PRIVATE rrt GTest::gtest GTest::gtest_main)
   target_include_directories(test_mpi_communicator PRIVATE ${CMAKE_SOURCE_DIR})
@@ -17,6 +21,13 @@ if(RRT_MPI)
       COMMAND ${MPIEXEC_EXECUTABLE} --oversubscribe ${MPIEXEC_NUMPROC_FLAG} ${ranks}
               $<TARGET_FILE:test_mpi_communicator>)
   endforeach()
+  add_test(NAME Distributed.TrainEqualsOneRank
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/mpi_train.sh $<TARGET_FILE:rrt_cli> ${MPIEXEC_EXECUTABLE}
+            $<TARGET_FILE:checkpoint_diff> ${CMAKE_SOURCE_DIR})
+  add_test(NAME Distributed.FailingRankEndsTheJob
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/mpi_failure.sh $<TARGET_FILE:rrt_cli> ${MPIEXEC_EXECUTABLE}
+            ${CMAKE_SOURCE_DIR})
   set_tests_properties(Distributed.MpiCommunicator.2ranks Distributed.MpiCommunicator.3ranks
+    Distributed.TrainEqualsOneRank Distributed.FailingRankEndsTheJob
     PROPERTIES LABELS mpi ENVIRONMENT "${_rrt_mpi_env}" TIMEOUT 600)
 endif()
