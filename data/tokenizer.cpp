@@ -99,6 +99,15 @@ std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
               "tokenizer.ggml.* metadata holds a byte-level BPE vocabulary");
     return std::make_unique<BpeTokenizer>(bpe_vocab_from_gguf(path));
   }
+  // A model folder (an HF checkpoint): the SentencePiece tokenizer.model beside its weights.
+  std::error_code error;
+  if (fs::is_directory(spec, error)) {
+    const fs::path model = fs::path(spec) / "tokenizer.model";
+    RRT_CHECK(fs::is_regular_file(model, error), spec,
+              "is a folder without tokenizer.model; give the tokenizer file itself (a "
+              "SentencePiece .model or a .gguf)");
+    return std::make_unique<SentencePieceTokenizer>(model.string());
+  }
   return std::make_unique<SentencePieceTokenizer>(spec);
 }
 

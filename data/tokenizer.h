@@ -53,7 +53,8 @@ class SentencePieceTokenizer final : public Tokenizer {
 };
 
 // "byte" -> ByteTokenizer; "<path>.gguf" or "bpe:<path>" -> BpeTokenizer from the GGUF file's
-// tokenizer.ggml.* metadata; anything else is the path of a SentencePiece .model file.
+// tokenizer.ggml.* metadata; a folder (an HF checkpoint) -> its tokenizer.model; anything else
+// is the path of a SentencePiece .model file.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
 
 }  // namespace rrt

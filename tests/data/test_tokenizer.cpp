@@ -79,6 +79,21 @@ TEST(DataTokenizer, SentencePieceTrainedHereRoundTrips) {
   EXPECT_TRUE(contains(error_message([&] { tokenizer->decode({100000}); }), "100000"));
 }
 
+// An HF model folder stands for the tokenizer.model inside it (rrt prepare --tokenizer HF_DIR).
+TEST(DataTokenizer, ModelFolderMeansItsTokenizerModel) {
+  TempDir dir;
+  const std::string model = test::train_sentencepiece(dir);
+  const std::string folder = dir / "hf";
+  std::filesystem::create_directories(folder);
+  std::filesystem::copy_file(model, folder + "/tokenizer.model");
+  const auto from_folder = make_tokenizer(folder);
+  EXPECT_EQ(from_folder->name(), "sentencepiece:tokenizer.model");
+  EXPECT_EQ(from_folder->encode(test::kSentences[0]), make_tokenizer(model)->encode(test::kSentences[0]));
+  std::filesystem::create_directories(dir / "empty");
+  const std::string message = error_message([&] { make_tokenizer(dir / "empty"); });
+  EXPECT_TRUE(contains(message, "without tokenizer.model")) << message;
+}
+
 TEST(DataTokenizer, SentencePieceWithoutEosIsRefused) {
   TempDir dir;
   const std::string model = test::train_sentencepiece(dir, "--eos_id=-1");
