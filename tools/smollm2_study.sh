@@ -10,6 +10,9 @@
 #       RANKS="16 64 128 256" (besides 0 and full)
 # Writes OUT_DIR/results.jsonl (one line per model) and OUT_DIR/results.md (the table).
 set -euo pipefail
+# One process at a time, and OpenMP threads that sleep when idle: two busy-waiting OpenMP pools
+# on the same cores run 10-100x slower (docs/benchmarks.md).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-runs/smollm2_study}"
 rrt="${RRT:-$here/build/rrt}"
@@ -31,11 +34,16 @@ if [[ ! -d "$out/shards" ]]; then
 fi
 
 # 3. Convert and evaluate. The same 4 x 256-token micro-batches score every model.
+# A rerun keeps the models already scored (delete results.jsonl to start over).
 results="$out/results.jsonl"
-: >"$results"
+touch "$results"
 evaluate() {  # evaluate NAME LOOPS INIT RANK [convert flags...]
   local name="$1" loops="$2" init="$3" rank="$4"
   shift 4
+  if grep -q "\"name\": \"$name\"" "$results"; then
+    echo "$name: already scored"
+    return
+  fi
   local t0=$SECONDS
   "$rrt" convert --from "$gguf" --loops "$loops" --init "$init" --lora-rank "$rank" "$@" \
     --out "$out/models/$name.h5" >"$out/models/$name.convert.log"
