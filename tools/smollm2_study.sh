@@ -66,6 +66,9 @@ for K in $loops_list; do
   evaluate "K${K}_average_full" "$K" average full
   evaluate "K${K}_average_full_per_loop_norms" "$K" average full --per-loop-norms
 done
+# Average against stepwise once relaxed (the paper: average is the better start for LoRA).
+top_rank="${ranks_list##* }"
+for K in $loops_list; do evaluate "K${K}_stepwise_r${top_rank}" "$K" stepwise "$top_rank"; done
 
 # 4. The table.
 python3 - "$results" "$out/results.md" <<'EOF'
