@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -38,12 +39,17 @@ struct Shape {
       if (dims[i] != o.dims[i]) return false;
     return true;
   }
-  std::string str() const {
-    std::string s = "[";
-    for (int i = 0; i < ndim; ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
-    return s + "]";
-  }
+  std::vector<int64_t> vec() const { return {dims.begin(), dims.begin() + ndim}; }
+  std::string str() const;
 };
+
+// "[2, 3]": how messages print a shape (file headers give shapes as vectors).
+inline std::string shape_str(const std::vector<int64_t>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+inline std::string Shape::str() const { return shape_str(vec()); }
 
 struct TensorView {
   void* data = nullptr;

@@ -4,12 +4,12 @@
 #include <charconv>
 #include <map>
 #include <set>
-#include <sstream>
 #include <vector>
 
 #include "core/error.h"
 #include "core/gguf.h"
 #include "core/gguf_dequant.h"
+#include "model/layer_pattern.h"
 #include "model/registry.h"
 
 namespace rrt {
@@ -50,28 +50,7 @@ constexpr int64_t kLlamaTensorsPerLayer = 9;
 
 constexpr const char* kSupported = "llama";
 
-std::string expand(const std::string& pattern, int64_t layer) {
-  std::string s = pattern;
-  const auto at = s.find("{l}");
-  if (at != std::string::npos) s.replace(at, 3, std::to_string(layer));
-  return s;
-}
-int64_t count_of(const std::string& pattern, int64_t layers) {
-  return pattern.find("{l}") != std::string::npos ? layers : 1;
-}
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < s.size(); ++i) out << (i ? ", " : "") << s[i];
-  out << "]";
-  return out.str();
-}
-std::vector<int64_t> dims_of(const Shape& s) {
-  std::vector<int64_t> d(static_cast<size_t>(s.ndim));
-  for (int i = 0; i < s.ndim; ++i) d[static_cast<size_t>(i)] = s[i];
-  return d;
-}
 
 // A float32 metadata value as the decimal it was written from: 1e-5 stored as float32 reads back
 // as 1e-5 (what the HF config said), not 9.99999975e-06.
@@ -182,11 +161,11 @@ std::map<std::string, const GgufRule*> rules_for(const ParamRegistry& reg, int64
                                                  std::map<std::string, std::string>& gguf_of) {
   std::map<std::string, const GgufRule*> rule_of;
   for (const GgufRule& rule : kLlamaRules)
-    for (int64_t l = 0; l < count_of(rule.rrt, layers); ++l) {
-      const std::string name = expand(rule.rrt, l);
+    for (int64_t l = 0; l < layer_count(rule.rrt, layers); ++l) {
+      const std::string name = expand_layer(rule.rrt, l);
       if (!reg.has(name)) continue;
       rule_of[name] = &rule;
-      gguf_of[name] = expand(rule.gguf, l);
+      gguf_of[name] = expand_layer(rule.gguf, l);
     }
   return rule_of;
 }
@@ -235,16 +214,16 @@ HfModel load_gguf_model(const std::string& path) {
     RRT_CHECK(file.has_tensor(name), where, "has no tensor '", name, "' (rrt '", p.name,
               "'); the file is incomplete or its metadata does not match its tensors");
     const GgufTensorInfo& t = file.tensor(name);
-    RRT_CHECK(t.shape() == dims_of(p.shape), where, "tensor '", name, "' has shape ",
+    RRT_CHECK(t.shape() == p.shape.vec(), where, "tensor '", name, "' has shape ",
               shape_str(t.shape()), " (GGUF dims ", shape_str(t.dims),
-              ") but the metadata implies ", shape_str(dims_of(p.shape)), " (rrt '", p.name, "')");
+              ") but the metadata implies ", shape_str(p.shape.vec()), " (rrt '", p.name, "')");
     RRT_CHECK(can_dequantize(t.type), where, "tensor '", name, "' has type ", t.type_name(),
               ", which rrt cannot dequantise (supported: ", dequantizable_types(), ")");
   }
   std::set<std::string> expected;
   for (const auto& [rrt_name, gguf_name] : gguf_of) expected.insert(gguf_name);
   for (const char* pattern : kLlamaOptional)
-    for (int64_t l = 0; l < count_of(pattern, m.n_layers); ++l) expected.insert(expand(pattern, l));
+    for (int64_t l = 0; l < layer_count(pattern, m.n_layers); ++l) expected.insert(expand_layer(pattern, l));
   for (const GgufTensorInfo& t : file.tensors())
     RRT_CHECK(
         expected.count(t.name), where, "unexpected tensor '", t.name, "' that a llama with ",

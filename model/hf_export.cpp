@@ -231,7 +231,7 @@ class ExportTensors {
   void add_param(const std::string& hf, const std::string& rrt_name) {
     const int i = params_.registry().index(rrt_name);
     const Shape& s = params_.registry()[i].shape;
-    out_.push_back({hf, "F32", std::vector<int64_t>(s.dims.begin(), s.dims.begin() + s.ndim),
+    out_.push_back({hf, "F32", s.vec(),
                     params_.value(i)});
     written_.insert(rrt_name);
   }

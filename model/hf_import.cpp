@@ -7,11 +7,11 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <span>
-#include <sstream>
 #include <vector>
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "model/layer_pattern.h"
 
 namespace rrt {
 namespace {
@@ -119,16 +119,6 @@ const Format& format_of(Family family) {
   RRT_FAIL("load_hf_model", "no import format for family ", to_string(family));
 }
 
-std::string expand(const std::string& pattern, int64_t layer) {
-  std::string s = pattern;
-  const auto at = s.find("{l}");
-  if (at != std::string::npos) s.replace(at, 3, std::to_string(layer));
-  return s;
-}
-bool per_layer(const std::string& pattern) { return pattern.find("{l}") != std::string::npos; }
-int64_t count_of(const std::string& pattern, int64_t layers) {
-  return per_layer(pattern) ? layers : 1;
-}
 
 // ---- config.json ------------------------------------------------------------------------------
 json read_json(const std::string& path, const std::string& what_to_do) {
@@ -357,18 +347,6 @@ Weights open_weights(const std::string& dir) {
   return w;
 }
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < s.size(); ++i) out << (i ? ", " : "") << s[i];
-  out << "]";
-  return out.str();
-}
-std::vector<int64_t> dims_of(const Shape& s) {
-  std::vector<int64_t> d(static_cast<size_t>(s.ndim));
-  for (int i = 0; i < s.ndim; ++i) d[static_cast<size_t>(i)] = s[i];
-  return d;
-}
 
 // Finds HF tensor `hf` (first name that exists) and checks its shape; `rrt` names what it is
 // loaded into, for the message.
@@ -405,17 +383,17 @@ std::set<std::string> load_fused(const Format& f, const Weights& w, const ModelC
   const ParamRegistry& reg = params.registry();
   std::set<std::string> filled;
   for (const FusedRule& rule : f.fused) {
-    for (int64_t l = 0; l < count_of(rule.hf, m.n_layers); ++l) {
+    for (int64_t l = 0; l < layer_count(rule.hf, m.n_layers); ++l) {
       std::array<float*, 3> parts{};
       std::array<std::string, 3> names;
       for (size_t j = 0; j < 3; ++j) {
-        names[j] = expand(rule.parts[j], l);
+        names[j] = expand_layer(rule.parts[j], l);
         parts[j] = params.value(reg.index(names[j]));
       }
       const ParamInfo& q = reg[reg.index(names[0])];
-      std::vector<int64_t> expected = dims_of(q.shape);
+      std::vector<int64_t> expected = q.shape.vec();
       expected[0] *= 3;  // q, k and v are alike in NeoX (no GQA)
-      const std::string hf = expand(rule.hf, l);
+      const std::string hf = expand_layer(rule.hf, l);
       std::string found;
       const Located& at = find_checked(w, hf, "", expected, names[0] + ", k and v", f, found);
       const int64_t width = q.shape.ndim == 2 ? q.shape[1] : 1;
@@ -435,10 +413,10 @@ std::map<std::string, std::pair<std::string, std::string>> plain_names(const For
                                                                        int64_t layers) {
   std::map<std::string, std::pair<std::string, std::string>> hf_of;  // rrt -> (HF, alias)
   for (const NameRule& rule : f.rules) {
-    for (int64_t l = 0; l < count_of(rule.rrt, layers); ++l) {
-      const std::string rrt_name = expand(rule.rrt, l);
+    for (int64_t l = 0; l < layer_count(rule.rrt, layers); ++l) {
+      const std::string rrt_name = expand_layer(rule.rrt, l);
       if (reg.has(rrt_name))
-        hf_of[rrt_name] = {expand(rule.hf, l), rule.hf_alias ? expand(rule.hf_alias, l) : ""};
+        hf_of[rrt_name] = {expand_layer(rule.hf, l), rule.hf_alias ? expand_layer(rule.hf_alias, l) : ""};
     }
   }
   return hf_of;
@@ -451,7 +429,7 @@ void check_leftovers(const Format& f, const Weights& w, const std::set<std::stri
   std::set<std::string> optional;
   for (const OptionalRule& rule : f.optional) {
     if (rule.only_when_tied && !tied) continue;
-    for (int64_t l = 0; l < count_of(rule.hf, layers); ++l) optional.insert(expand(rule.hf, l));
+    for (int64_t l = 0; l < layer_count(rule.hf, layers); ++l) optional.insert(expand_layer(rule.hf, l));
   }
   for (const auto& [tensor, at] : w.where)
     RRT_CHECK(used.count(tensor) || optional.count(tensor), at.path, "unexpected tensor '", tensor,
@@ -510,7 +488,7 @@ HfModel load_hf_model(const std::string& dir) {
               " name is known for parameter '", p.name,
               "' (an internal error: extend the tensor table)");
     std::string found;
-    const Located& at = find_checked(w, rule->second.first, rule->second.second, dims_of(p.shape),
+    const Located& at = find_checked(w, rule->second.first, rule->second.second, p.shape.vec(),
                                      p.name, f, found);
     at.file->read_f32_into(found, out.params->value(i), p.shape.numel());
     used.insert(found);

@@ -67,7 +67,7 @@ void ParameterSet::save(const std::string& path,
   std::vector<SafetensorOut> out;
   for (int i = 0; i < registry_.size(); ++i) {
     const ParamInfo& p = registry_[i];
-    out.push_back({p.name, "F32", std::vector<int64_t>(p.shape.dims.begin(), p.shape.dims.begin() + p.shape.ndim), value(i)});
+    out.push_back({p.name, "F32", p.shape.vec(), value(i)});
   }
   write_safetensors(path, out, metadata);
 }
