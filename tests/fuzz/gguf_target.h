@@ -3,54 +3,43 @@
 // Any input must end in success or an rrt::Error: never a crash, a hang or another exception.
 #pragma once
 
-#include <unistd.h>
-
 #include <cstdint>
-#include <cstdio>
 #include <string>
 
 #include "core/error.h"
 #include "core/gguf.h"
+#include "tests/fuzz/fuzz_input.h"
 
 namespace rrt::fuzz {
 
 inline void run_gguf_input(const uint8_t* data, size_t size) {
-  char path[] = "/tmp/rrt_fuzz_gguf_XXXXXX";
-  const int fd = mkstemp(path);
-  if (fd < 0) return;
-  const bool written = ::write(fd, data, size) == static_cast<ssize_t>(size);
-  ::close(fd);
-  try {
-    if (written) {
-      GgufFile file(path);
-      // Every getter on every key: the wrong ones must refuse cleanly.
-      for (const auto& entry : file.metadata()) {
-        const std::string& key = entry.first;  // clang 14 cannot capture structured bindings
-        auto attempt = [](auto&& get) {
-          try {
-            (void)get();
-          } catch (const Error&) {
-          }
-        };
-        attempt([&] { return file.get_u32(key); });
-        attempt([&] { return file.get_i64(key); });
-        attempt([&] { return file.get_f32(key); });
-        attempt([&] { return file.get_bool(key); });
-        attempt([&] { return file.get_string(key); });
-        attempt([&] { return file.get_string_array(key); });
-        attempt([&] { return file.get_int_array(key); });
-        attempt([&] { return file.get_f32_array(key); });
-      }
-      for (const GgufTensorInfo& t : file.tensors()) {
+  with_input_file(data, size, [](const char* path) {
+    GgufFile file(path);
+    // Every getter on every key: the wrong ones must refuse cleanly.
+    for (const auto& entry : file.metadata()) {
+      const std::string& key = entry.first;  // clang 14 cannot capture structured bindings
+      auto attempt = [](auto&& get) {
         try {
-          (void)file.read_f32(t.name);
+          (void)get();
         } catch (const Error&) {
         }
+      };
+      attempt([&] { return file.get_u32(key); });
+      attempt([&] { return file.get_i64(key); });
+      attempt([&] { return file.get_f32(key); });
+      attempt([&] { return file.get_bool(key); });
+      attempt([&] { return file.get_string(key); });
+      attempt([&] { return file.get_string_array(key); });
+      attempt([&] { return file.get_int_array(key); });
+      attempt([&] { return file.get_f32_array(key); });
+    }
+    for (const GgufTensorInfo& t : file.tensors()) {
+      try {
+        (void)file.read_f32(t.name);
+      } catch (const Error&) {
       }
     }
-  } catch (const Error&) {
-  }
-  std::remove(path);
+  });
 }
 
 }  // namespace rrt::fuzz

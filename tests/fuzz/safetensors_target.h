@@ -3,39 +3,28 @@
 // Any input must end in success or an rrt::Error: never a crash, a hang or another exception.
 #pragma once
 
-#include <unistd.h>
-
 #include <cstdint>
-#include <cstdio>
 #include <string>
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "tests/fuzz/fuzz_input.h"
 
 namespace rrt::fuzz {
 
 inline void run_safetensors_input(const uint8_t* data, size_t size) {
-  char path[] = "/tmp/rrt_fuzz_XXXXXX";
-  const int fd = mkstemp(path);
-  if (fd < 0) return;
-  const bool written = ::write(fd, data, size) == static_cast<ssize_t>(size);
-  ::close(fd);
-  try {
-    if (written) {
-      SafetensorsFile file(path);
-      for (const auto& [name, info] : file.tensors()) {
-        try {
-          if (info.dtype == "I32")
-            (void)file.read_i32(name);
-          else
-            (void)file.read_f32(name);
-        } catch (const Error&) {
-        }
+  with_input_file(data, size, [](const char* path) {
+    SafetensorsFile file(path);
+    for (const auto& [name, info] : file.tensors()) {
+      try {
+        if (info.dtype == "I32")
+          (void)file.read_i32(name);
+        else
+          (void)file.read_f32(name);
+      } catch (const Error&) {
       }
     }
-  } catch (const Error&) {
-  }
-  std::remove(path);
+  });
 }
 
 }  // namespace rrt::fuzz

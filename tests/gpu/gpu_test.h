@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include "core/cuda/cuda_check.h"
@@ -71,6 +72,15 @@ inline std::vector<float> download_f32(const DeviceBuffer<__nv_bfloat16>& d) {
 template <typename T>
 void poison(DeviceBuffer<T>& d) {
   RRT_CUDA_CHECK(cudaMemset(d.get(), 0xFF, sizeof(T) * d.size()));
+}
+
+// Uniform(-scale, scale) from a seeded generator: never all zeros, the same on every run.
+inline std::vector<float> random_uniform(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
 }
 
 // ||a - b|| / ||b||, NaN-aware (a NaN anywhere gives infinity).

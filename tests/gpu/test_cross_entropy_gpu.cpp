@@ -34,11 +34,7 @@ constexpr double kLoss = 1e-4;
 constexpr double kGradient = 1e-2;
 
 std::vector<float> random_values(size_t n, uint32_t seed, float scale) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
+  return rrt::testing::random_uniform(n, seed, scale);
 }
 float rms(const std::vector<float>& v) {
   double s = 0;

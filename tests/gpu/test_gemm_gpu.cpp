@@ -41,18 +41,10 @@ constexpr double kChained = 1e-2;
 
 // Uniform(-scale, scale), rounded to bf16 values (what the GPU will see exactly).
 std::vector<float> random_bf16_values(size_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return round_bf16(v);
+  return round_bf16(rrt::testing::random_uniform(n, seed, scale));
 }
 std::vector<float> random_f32(size_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
+  return rrt::testing::random_uniform(n, seed, scale);
 }
 float rms(const std::vector<float>& v) {
   double s = 0;
