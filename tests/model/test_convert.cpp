@@ -13,6 +13,7 @@
 #include "model/convert.h"
 #include "model/recursive_model.h"
 #include "model/svd.h"
+#include "tests/model/families.h"
 
 namespace rrt {
 namespace {
@@ -495,15 +496,8 @@ TEST(Convert, ErrorFallsAsRankGrows) {
 // embeddings) and NeoX (LayerNorm with bias, biased projections, GELU MLP, 25% rotary, parallel
 // and sequential residual). Norms and biases differ per layer, as in a pretrained model, so
 // full rank reproduces the original only with per-loop norms and biases; rank 0 stays pure.
-struct FamilyCase {
-  const char* name;
-  Family family;
-  bool parallel;
-};
-const FamilyCase kFamilies[] = {{"llama", Family::llama, false},
-                                {"gemma", Family::gemma, false},
-                                {"neox_parallel", Family::neox, true},
-                                {"neox_sequential", Family::neox, false}};
+using testing::FamilyCase;
+using testing::kFamilies;
 
 ModelSpec family_spec(const FamilyCase& f, int64_t L) {
   ModelSpec s = original_spec(L);

@@ -28,6 +28,7 @@
 #include "model/hf_export.h"
 #include "model/hf_import.h"
 #include "model/recursive_model.h"
+#include "tests/model/families.h"
 #include "tests/error_helpers.h"
 
 namespace rrt {
@@ -232,15 +233,8 @@ TEST(RelaxedExport, MergedWeightIsBlockPlusScaledLora) {
 // Every family. Gemma: MQA with head_dim 12 != d / heads, (1 + w) norms, GeGLU, scaled
 // embeddings, tied head. NeoX: LayerNorm with bias, biased projections, GELU MLP, 4 of 16 head
 // dims rotated, fused qkv; parallel and sequential residual.
-struct FamilyCase {
-  const char* name;
-  Family family;
-  bool parallel;
-};
-const FamilyCase kFamilies[] = {{"llama", Family::llama, false},
-                                {"gemma", Family::gemma, false},
-                                {"neox_parallel", Family::neox, true},
-                                {"neox_sequential", Family::neox, false}};
+using testing::FamilyCase;
+using testing::kFamilies;
 
 ModelSpec family_spec(const FamilyCase& f, int64_t loops, int64_t block_layers) {
   ModelSpec s;
