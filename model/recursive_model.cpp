@@ -88,12 +88,22 @@ void RecursiveModel::bind_positions() {
   const RecursionConfig& r = spec_.recursion;
   const ModelConfig& m = spec_.model;
   const ParamRegistry& reg = params_.registry();
+  // Every parameter not used by a position (head, final norm) is final after the head: L.
+  grad_ready_after_.assign(static_cast<size_t>(reg.size()), spec_.positions());
+  grad_ready_after_[static_cast<size_t>(reg.index("embed.weight"))] = -1;
   for (int64_t l = 0; l < spec_.positions(); ++l) {
     const Position pos = position_of(r, l);
     LayerParams p;
     LayerGrads g;
+    // Positions are bound in increasing order, so the first use is the smallest position.
+    auto used = [&](int i) {
+      int64_t& ready = grad_ready_after_[static_cast<size_t>(i)];
+      if (ready == spec_.positions()) ready = l;
+      return i;
+    };
     auto norm = [&](bool attn, bool bias) {
-      return reg.index(ParamRegistry::norm_name(pos.layer, pos.loop, attn, r.per_loop_norms, bias));
+      return used(
+          reg.index(ParamRegistry::norm_name(pos.layer, pos.loop, attn, r.per_loop_norms, bias)));
     };
     p.attn_norm = params_.value(norm(true, false));
     p.mlp_norm = params_.value(norm(false, false));
@@ -108,20 +118,20 @@ void RecursiveModel::bind_positions() {
     for (int j = 0; j < kNumProj; ++j) {
       const Proj proj = static_cast<Proj>(j);
       if (!m.has_proj(proj)) continue;
-      const int w = reg.index(ParamRegistry::block_name(pos.layer, proj));
+      const int w = used(reg.index(ParamRegistry::block_name(pos.layer, proj)));
       p.weight[j] = params_.value(w);
       g.weight[j] = params_.grad(w);
       if (m.linear_bias) {
-        const int bi =
-            reg.index(ParamRegistry::bias_name(pos.layer, proj, pos.loop, r.per_loop_norms));
+        const int bi = used(
+            reg.index(ParamRegistry::bias_name(pos.layer, proj, pos.loop, r.per_loop_norms)));
         p.bias[j] = params_.value(bi);
         g.bias[j] = params_.grad(bi);
       }
       p.rank[j] = spec_.lora_rank(proj);
       p.scale[j] = static_cast<float>(spec_.lora_scale(proj));
       if (p.rank[j] > 0) {
-        const int a = reg.index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, true));
-        const int b = reg.index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, false));
+        const int a = used(reg.index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, true)));
+        const int b = used(reg.index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, false)));
         p.lora_a[j] = params_.value(a);
         p.lora_b[j] = params_.value(b);
         g.lora_a[j] = params_.grad(a);
@@ -180,11 +190,15 @@ void RecursiveModel::backward(const int32_t* tokens) {
   std::memset(d_resid_, 0, static_cast<size_t>(d.M() * d.D) * sizeof(float));
   norm_backward(d, resid_[L], final_norm_, final_mean_, final_rstd_, d_final_h_, d_resid_,
                 final_norm_grad_, final_norm_bias_grad_);
-  for (int64_t l = L - 1; l >= 0; --l)
+  if (grad_ready_hook_) grad_ready_hook_(L);
+  for (int64_t l = L - 1; l >= 0; --l) {
     decoder_layer_backward(d, rope_, layer_params_[l], layer_grads_[l], stash_[l], layer_scratch_,
                            resid_[l], d_resid_);
+    if (grad_ready_hook_) grad_ready_hook_(l);
+  }
   ops::embedding_backward<float>(tokens, d_resid_, embed_grad_, d.M(), d.D,
                                  static_cast<float>(m.embedding_multiplier()));
+  if (grad_ready_hook_) grad_ready_hook_(-1);
 }
 
 double RecursiveModel::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N,

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -44,6 +45,15 @@ class RecursiveModel {
 
   static constexpr int32_t kIgnoreIndex = -1;
 
+  // Gradient-ready notifications, for overlapping the gradient all-reduce with backward.
+  // Backward calls hook(v) with v = L (after the head and final norm), then L-1, ..., 0 (after
+  // each unrolled position), then -1 (after the embedding); once hook(v) has been called, the
+  // gradient of every parameter i with grad_ready_after()[i] >= v is final for this backward.
+  // The tied block's gradients are final only after the first loop's backward (their smallest
+  // position); a position's own LoRA, norms and biases right after that position.
+  void set_grad_ready_hook(std::function<void(int64_t)> hook) { grad_ready_hook_ = std::move(hook); }
+  const std::vector<int64_t>& grad_ready_after() const { return grad_ready_after_; }
+
   // Model FLOPs of one forward+backward over N*T tokens (6 per weight per token plus
   // causal attention), the usual MFU convention; recomputation is not counted.
   double train_flops(int64_t N, int64_t T) const;
@@ -73,6 +83,8 @@ class RecursiveModel {
   const float* final_norm_bias_ = nullptr;
   float* final_norm_bias_grad_ = nullptr;
   int64_t cur_N_ = 0, cur_T_ = 0;
+  std::function<void(int64_t)> grad_ready_hook_;
+  std::vector<int64_t> grad_ready_after_;  // per registry index
 };
 
 }  // namespace rrt

@@ -228,5 +228,44 @@ TEST(ParameterSet, SaveLoadRoundTripAndMismatchErrors) {
   }
 }
 
+// The gradient-ready hook (for overlapping the all-reduce): a parameter reported final at hook(v)
+// never changes afterwards in that backward, and the tied block is final only at the first loop.
+TEST(GradReadyHook, ReportedGradientsAreFinal) {
+  for (bool per_loop : {false, true}) {
+    ModelSpec s = small_spec();
+    s.recursion.per_loop_norms = per_loop;
+    RecursiveModel model(s, {.max_batch = 2, .max_seq = 9});
+    model.params().init({.seed = 5, .lora_b_zero = false});
+    const ParameterSet& p = model.params();
+    const std::vector<int64_t>& ready = model.grad_ready_after();
+    const ParamRegistry& reg = p.registry();
+    EXPECT_EQ(ready[reg.index("head.weight")], s.positions());
+    EXPECT_EQ(ready[reg.index("final_norm.weight")], s.positions());
+    EXPECT_EQ(ready[reg.index("embed.weight")], -1);
+    EXPECT_EQ(ready[reg.index("block.1.attn.q.weight")], 1);      // first loop, layer 1
+    EXPECT_EQ(ready[reg.index("lora.2.1.q.A")], 2 * 2 + 1);       // loop 2, layer 1
+    std::vector<std::vector<float>> snapshot(reg.size());
+    std::vector<int64_t> calls;
+    model.set_grad_ready_hook([&](int64_t v) {
+      calls.push_back(v);
+      for (int i = 0; i < reg.size(); ++i)
+        if (ready[i] >= v && snapshot[i].empty()) snapshot[i].assign(p.grad(i), p.grad(i) + p.numel(i));
+    });
+    Batch b = make_batch(2, 9, s.model.vocab);
+    model.forward_backward(b.tokens.data(), b.targets.data(), 2, 9);
+    std::vector<int64_t> expected;
+    for (int64_t v = s.positions(); v >= -1; --v) expected.push_back(v);
+    EXPECT_EQ(calls, expected);
+    for (int i = 0; i < reg.size(); ++i) {
+      ASSERT_FALSE(snapshot[i].empty()) << reg[i].name;
+      bool nonzero = false;
+      for (int64_t j = 0; j < p.numel(i); ++j) nonzero |= p.grad(i)[j] != 0.0f;
+      EXPECT_TRUE(nonzero) << reg[i].name << " has no gradient at all";
+      EXPECT_EQ(std::memcmp(snapshot[i].data(), p.grad(i), p.numel(i) * sizeof(float)), 0)
+          << reg[i].name << " changed after the hook said it was final (" << ready[i] << ")";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace rrt
