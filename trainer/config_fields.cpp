@@ -335,6 +335,22 @@ std::vector<Field> checkpoint_fields(CheckpointConfig& c) {
   };
 }
 
+std::vector<Field> distributed_fields(DistributedConfig& d) {
+  return {
+      field("overlap", d.overlap,
+            "all-reduce gradient buckets during backward, each as soon as its gradients are "
+            "final (false: one all-reduce after backward)")
+          .also_called({"overlap_comm", "overlap_grad_reduce"}),
+      field("bucket_mb", d.bucket_mb, "gradient bucket size in MiB (fp32) for the all-reduce")
+          .above(0)
+          .also_called({"bucket_cap_mb", "bucket_size", "reduce_bucket_size"}),
+      field("zero1", d.zero1,
+            "ZeRO stage 1: each rank keeps the AdamW moments of its slice of the parameters and "
+            "updates only that slice; the slices are then all-gathered")
+          .also_called({"zero", "zero_stage", "shard_optimizer"}),
+  };
+}
+
 std::vector<Field> log_fields(LogConfig& l) {
   return {
       field("every", l.every, "optimizer steps between log lines (stdout and metrics.jsonl)")
@@ -417,6 +433,9 @@ const std::vector<SectionInfo>& config_sections() {
       {"checkpoint",
        "Checkpoints in train.run_dir",
        {"checkpoints", "ckpt", "checkpointing", "save"}},
+      {"distributed",
+       "Data-parallel gradient synchronisation (used when started by mpirun or srun)",
+       {"ddp", "parallel", "dist"}},
       {"log", "Progress lines and metrics.jsonl", {"logging", "logs", "metrics"}},
   };
   return sections;
@@ -437,6 +456,7 @@ std::vector<Field> config_fields(RunConfig& c) {
   add("optim", optim_fields(c.optim));
   add("train", train_fields(c.train));
   add("checkpoint", checkpoint_fields(c.checkpoint));
+  add("distributed", distributed_fields(c.distributed));
   add("log", log_fields(c.log));
   return all;
 }

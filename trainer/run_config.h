@@ -46,6 +46,13 @@ struct CheckpointConfig {
   bool resume = true;     // continue from the newest checkpoint in run_dir if there is one
 };
 
+// Data-parallel gradient synchronisation (docs/distributed.md); ignored on one process.
+struct DistributedConfig {
+  bool overlap = true;     // all-reduce gradient buckets during backward as they become final
+  double bucket_mb = 4.0;  // bucket size in MiB of fp32 gradients
+  bool zero1 = false;      // ZeRO-1: AdamW moments sharded across ranks, parameters all-gathered
+};
+
 struct LogConfig {
   int64_t every = 10;  // optimizer steps between log lines
 };
@@ -56,6 +63,7 @@ struct RunConfig {
   OptimConfig optim;
   TrainConfig train;
   CheckpointConfig checkpoint;
+  DistributedConfig distributed;
   LogConfig log;
 };
 

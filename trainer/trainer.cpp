@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "data/loader.h"
 #include "distributed/communicator.h"
+#include "distributed/grad_sync.h"
 #include "model/optimizer.h"
 #include "model/recursive_model.h"
 #include "trainer/checkpoint.h"
@@ -31,6 +32,7 @@ struct Trainer::State {
   std::unique_ptr<TokenLoader> train, val;
   std::unique_ptr<RecursiveModel> model;
   std::unique_ptr<AdamW> optimizer;
+  std::unique_ptr<GradSync> grad_sync;  // more than one rank only
   TrainState progress;
   std::vector<int32_t> inputs, targets;
   std::ofstream metrics;
@@ -113,6 +115,14 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
       ops::AdamWHyper{c.optim.lr, c.optim.beta1, c.optim.beta2, c.optim.eps, c.optim.weight_decay});
   s.inputs.resize(N * T);
   s.targets.resize(N * T);
+  if (world.world_size() > 1) {
+    const GradSyncOptions sync{
+        .bucket_bytes = static_cast<int64_t>(c.distributed.bucket_mb * 1024 * 1024),
+        .overlap = c.distributed.overlap};
+    s.grad_sync = std::make_unique<GradSync>(world, s.model->params().grads_arena(),
+                                             s.model->grad_ready_after(), sync);
+    s.model->set_grad_ready_hook([g = s.grad_sync.get()](int64_t v) { g->on_ready(v); });
+  }
 
   // Rank 0 reads the run directory and the checkpoints; the others receive what it read.
   int64_t resumed = 0;
@@ -132,9 +142,13 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
       std::printf("initialised weights from %s\n", c.train.init_from.c_str());
     }
     if (world.world_size() > 1) {
-      std::printf("data parallel: %d ranks (%s), global micro-batch %ld x %ld tokens\n",
-                  world.world_size(), world.backend().c_str(),
-                  static_cast<long>(N * world.world_size()), static_cast<long>(T));
+      std::printf(
+          "data parallel: %d ranks (%s), global micro-batch %ld x %ld tokens, gradients in %ld "
+          "buckets of %.1f MiB, %s\n",
+          world.world_size(), world.backend().c_str(), static_cast<long>(N * world.world_size()),
+          static_cast<long>(T), static_cast<long>(s.grad_sync->bucket_count()),
+          c.distributed.bucket_mb,
+          c.distributed.overlap ? "overlapped with backward" : "reduced after backward");
     }
   }
   world.broadcast(&resumed, sizeof(resumed), 0);
@@ -185,7 +199,6 @@ TrainSummary Trainer::run(int64_t stop_after) {
   const bool root = world.is_root();
   const int64_t N = c.train.micro_batch, T = c.train.seq_len, accum = c.train.grad_accum;
   const int64_t ranks = world.world_size();
-  Arena& grads = s.model->params().grads_arena();
   const ScheduleSpec schedule{c.optim.schedule,     c.optim.lr,    c.optim.min_lr_ratio,
                               c.optim.warmup_steps, c.train.steps, c.optim.decay_fraction};
   const double flops_per_step =
@@ -225,14 +238,15 @@ TrainSummary Trainer::run(int64_t stop_after) {
     s.model->params().zero_grads();
     double loss = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {
+      // Buckets go out during the last micro-batch's backward, once their gradients are final.
+      if (s.grad_sync && micro == accum - 1) s.grad_sync->arm();
       s.train->next_batch(N, s.inputs.data(), s.targets.data());
       loss += s.model->forward_backward(s.inputs.data(), s.targets.data(), N, T,
                                         1.0f / static_cast<float>(accum));
     }
     loss /= static_cast<double>(accum);
     // Data parallel: the mean gradient and loss of the global batch (no-ops on one process).
-    world.all_reduce_mean(static_cast<float*>(grads.base()),
-                          grads.total_bytes() / static_cast<int64_t>(sizeof(float)));
+    if (s.grad_sync) s.grad_sync->finish();
     loss = mean_over_ranks(world, loss);
     const double grad_norm = global_grad_norm(s.model->params());
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {

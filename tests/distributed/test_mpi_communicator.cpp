@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "distributed/communicator.h"
+#include "distributed/grad_sync.h"
+#include "model/recursive_model.h"
 
 namespace rrt {
 namespace {
@@ -79,6 +81,52 @@ TEST(MpiCommunicator, BroadcastFromAnyRootAndBarrier) {
     comm().barrier();
   }
   EXPECT_THROW(comm().broadcast(nullptr, 0, comm().world_size()), std::exception);
+}
+
+// Buckets launched from the grad-ready hook during backward average to what one all-reduce of
+// the whole arena after backward gives, with and without overlap, for several bucket sizes.
+TEST(GradSync, BucketsDuringBackwardEqualOneAllReduceAfter) {
+  ModelSpec spec;
+  spec.model = {.vocab = 61, .d_model = 16, .n_heads = 4, .n_kv_heads = 2, .ffn = 24,
+                .max_seq_len = 16};
+  spec.recursion = {.block_layers = 2, .loops = 2};
+  spec.lora = {.rank_attention = 2, .rank_mlp = 2};
+  const int64_t N = 2, T = 8;
+  std::vector<int32_t> tokens(N * T), targets(N * T);
+  for (int64_t i = 0; i < N * T; ++i) {  // each rank its own batch
+    tokens[i] = static_cast<int32_t>((i * 13 + 5 * comm().rank()) % spec.model.vocab);
+    targets[i] = static_cast<int32_t>((i * 7 + 3 * comm().rank() + 1) % spec.model.vocab);
+  }
+  RecursiveModel reference(spec, {.max_batch = N, .max_seq = T});
+  reference.params().init({.seed = 3, .lora_b_zero = false});
+  reference.forward_backward(tokens.data(), targets.data(), N, T);
+  Arena& want = reference.params().grads_arena();
+  const int64_t floats = want.total_bytes() / static_cast<int64_t>(sizeof(float));
+  comm().all_reduce_mean(static_cast<float*>(want.base()), floats);
+
+  for (bool overlap : {true, false})
+    for (int64_t bucket_bytes : {int64_t{256}, int64_t{4096}, int64_t{1} << 20}) {
+      RecursiveModel model(spec, {.max_batch = N, .max_seq = T});
+      model.params().init({.seed = 3, .lora_b_zero = false});
+      GradSync sync(comm(), model.params().grads_arena(), model.grad_ready_after(),
+                    {.bucket_bytes = bucket_bytes, .overlap = overlap});
+      model.set_grad_ready_hook([&](int64_t v) { sync.on_ready(v); });
+      for (int step = 0; step < 2; ++step) {  // a second step reuses the buckets
+        model.params().zero_grads();
+        sync.arm();
+        model.forward_backward(tokens.data(), targets.data(), N, T);
+        sync.finish();
+      }
+      const float* got = static_cast<const float*>(model.params().grads_arena().base());
+      const float* ref = static_cast<const float*>(want.base());
+      for (int64_t i = 0; i < floats; ++i)
+        ASSERT_NEAR(got[i], ref[i], 1e-6f * (1 + std::fabs(ref[i])))
+            << "element " << i << ", buckets of " << bucket_bytes << " bytes";
+      if (bucket_bytes == 256) EXPECT_GT(sync.bucket_count(), 10);
+      if (bucket_bytes == int64_t{1} << 20) EXPECT_EQ(sync.bucket_count(), 1);
+      // With overlap every bucket goes out from the hook (the embedding's at backward's end).
+      EXPECT_EQ(sync.launched_early(), overlap ? sync.bucket_count() : 0);
+    }
 }
 
 }  // namespace
