@@ -28,6 +28,7 @@ class ParameterSet {
   explicit ParameterSet(const ModelSpec& spec, Grads grads = Grads::with);
 
   const ParamRegistry& registry() const { return registry_; }
+  void set_trainable(int i, bool trainable) { registry_.set_trainable(i, trainable); }
   float* value(int i) const { return values_.view(i).f32(); }
   bool has_grads() const { return has_grads_; }
   float* grad(int i) const {

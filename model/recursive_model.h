@@ -5,6 +5,12 @@
 //
 // Memory is planned at construction for batches of up to max_batch x max_seq tokens; the step
 // itself allocates nothing.
+//
+// Training objectives beyond next-token CE (TrainingLoss, docs/distillation.md): early exits at
+// loop ends share the final norm and head (the normed exit states are stashed, and backward adds
+// each exit's gradient into the residual-stream gradient at its loop end), distillation from a
+// frozen teacher model run forward only on the same micro-batch, and freezing. The loss itself
+// is ops/exit_loss, chunked over tokens. The default TrainingLoss runs the plain CE step.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +21,7 @@
 #include "core/arena.h"
 #include "model/decoder_layer.h"
 #include "model/parameters.h"
+#include "model/training_loss.h"
 #include "ops/rope.h"
 
 namespace rrt {
@@ -24,11 +31,22 @@ struct ModelCapacity {
   int64_t max_seq = 0;       // T; 0: the model's max_seq_len
   int64_t head_chunk = 256;  // rows per LM-head chunk
   int threads = 0;           // OpenMP threads for attention; 0: omp_get_max_threads()
+  // A frozen model run forward only (a distillation teacher): no gradients, and one stash
+  // reused by every position instead of one per position (and two residual buffers, not L+1).
+  bool forward_only = false;
+};
+
+// The terms of the last forward_backward (ops/exit_loss.h): weighted sums over the exits, and
+// each exit's own means (exits in the order of TrainingLoss::exit_loops; the last is the final).
+struct LossBreakdown {
+  double total = 0, ce = 0, kd = 0, sd = 0;
+  std::vector<double> exit_ce, exit_kd, exit_sd;
 };
 
 class RecursiveModel {
  public:
-  RecursiveModel(const ModelSpec& spec, const ModelCapacity& capacity);
+  RecursiveModel(const ModelSpec& spec, const ModelCapacity& capacity,
+                 const TrainingLoss& loss = {});
 
   const ModelSpec& spec() const { return spec_; }
   ParameterSet& params() { return params_; }
@@ -42,6 +60,19 @@ class RecursiveModel {
   double loss(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T);
   // Full logits [N, T, V] for small checks; `out` is caller memory.
   void logits(const int32_t* tokens, int64_t N, int64_t T, float* out);
+
+  // The teacher of distillation (TrainingLoss::teacher): a model with the same vocabulary and at
+  // least this capacity, usually forward_only. It must outlive this model.
+  void set_teacher(RecursiveModel* teacher);
+  const TrainingLoss& training_loss() const { return loss_; }
+  // Terms of the last forward_backward: with the plain loss, total = ce = exit_ce[0].
+  const LossBreakdown& last_losses() const { return losses_; }
+  // Forward only: the final normed hidden states [N*T, D], valid until the next call.
+  const float* final_hidden(const int32_t* tokens, int64_t N, int64_t T);
+  const float* head_weight() const { return head_; }
+  // Planned memory (bytes) of the activations and of the scratch.
+  int64_t activation_bytes() const { return activations_.total_bytes(); }
+  int64_t scratch_bytes() const { return scratch_.total_bytes(); }
 
   static constexpr int32_t kIgnoreIndex = -1;
 
@@ -63,6 +94,11 @@ class RecursiveModel {
   void backward(const int32_t* tokens);
   LayerDims dims(int64_t N, int64_t T) const;
   void bind_positions();
+  void plan_exits(int64_t M);
+  void freeze();
+  float* grad_or_null(int i) const;
+  double exits_forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N,
+                                int64_t T, float weight);
 
   ModelSpec spec_;
   ModelCapacity cap_;
@@ -85,6 +121,16 @@ class RecursiveModel {
   int64_t cur_N_ = 0, cur_T_ = 0;
   std::function<void(int64_t)> grad_ready_hook_;
   std::vector<int64_t> grad_ready_after_;  // per registry index
+
+  // Exits, in the order of loss_.exit_loops; the last is the final exit (final_h_, d_final_h_).
+  TrainingLoss loss_;
+  LossBreakdown losses_;
+  std::vector<int64_t> exit_resid_;        // residual index k * B of each exit
+  std::vector<float*> exit_h_;             // normed exit states [M, D]
+  std::vector<float*> exit_dh_;            // their gradients [M, D]
+  std::vector<float*> exit_rstd_, exit_mean_;
+  std::vector<int> exit_at_resid_;         // L + 1 entries: the exit at residual i, or -1
+  RecursiveModel* teacher_ = nullptr;
 };
 
 }  // namespace rrt

@@ -34,6 +34,8 @@ class ParamRegistry {
   bool has(const std::string& name) const { return index_.count(name) != 0; }
   int index(const std::string& name) const;
   int64_t total_numel() const;
+  // Freezing (early_exit.train): a frozen parameter gets no gradient and no optimizer update.
+  void set_trainable(int i, bool trainable) { params_.at(i).trainable = trainable; }
   int64_t numel_of(ParamKind kind) const;
 
   // Canonical names, shared with checkpoints and fixtures.

@@ -173,14 +173,19 @@ def rope(x, theta):
     return x * cos + rot * sin
 
 
-def forward(cfg, p, inputs):
-    """Logits [N, T, V] for int64 inputs [N, T]."""
+def residual_stream(cfg, p, inputs):
+    """The residual stream after each unrolled position: L tensors [N, T, D].
+
+    With cycle sharing, entry k * B - 1 is the end of loop k (an early exit's input;
+    tools/make_kd_fixtures.py uses it).
+    """
     H, Hkv, Dh = cfg["n_heads"], cfg["n_kv_heads"], cfg["head_dim"]
     eps, r = cfg["norm_eps"], cfg["lora_rank"]
     scale = cfg["lora_alpha"] / r if r > 0 else 0.0
     N, T = inputs.shape
 
     x = p["embed.weight"][inputs]
+    stream = []
     for l in range(cfg["block_layers"] * cfg["loops"]):
         b, k = position_map(cfg, l)
 
@@ -209,8 +214,14 @@ def forward(cfg, p, inputs):
 
         xn2 = rmsnorm(x, p[f"block.{b}.mlp_norm.weight"], eps)
         x = x + lin(F.silu(lin(xn2, "gate")) * lin(xn2, "up"), "down")
+        stream.append(x)
+    return stream
 
-    h = rmsnorm(x, p["final_norm.weight"], eps)
+
+def forward(cfg, p, inputs):
+    """Logits [N, T, V] for int64 inputs [N, T]."""
+    x = residual_stream(cfg, p, inputs)[-1]
+    h = rmsnorm(x, p["final_norm.weight"], cfg["norm_eps"])
     head = p["embed.weight"] if cfg["tied_head"] else p["head.weight"]
     return h @ head.T
 

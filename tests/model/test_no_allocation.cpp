@@ -134,6 +134,55 @@ TEST_P(NoAllocation, TrainingStepsTwoToFive) {
   EXPECT_GE(g_heap_allocs.load(), 1);
 }
 
+// Distillation from a forward-only teacher with three exits, self-distillation and freezing:
+// the teacher's forward and the chunked exit loss allocate nothing either.
+TEST(NoAllocationDistill, ExitsTeacherAndFreezing) {
+  g_heap_allocs = 0;
+  ModelSpec spec, teacher_spec;
+  spec.model = {.vocab = 301, .d_model = 48, .n_heads = 6, .n_kv_heads = 2, .ffn = 80,
+                .max_seq_len = 70};
+  spec.recursion = {.block_layers = 2, .loops = 3};
+  spec.lora = {.rank_attention = 4, .rank_mlp = 3};
+  teacher_spec.model = {.vocab = 301, .d_model = 64, .n_heads = 4, .n_kv_heads = 4, .ffn = 96,
+                        .max_seq_len = 70};
+  teacher_spec.recursion = {.block_layers = 4, .loops = 1};
+  const int64_t N = 3, T = 70;
+  RecursiveModel teacher(teacher_spec, {.max_batch = N, .max_seq = T, .forward_only = true});
+  teacher.params().init({.seed = 9});
+  TrainingLoss loss;
+  loss.exit_loops = {1, 2, 3};
+  loss.exit_weights = {0.1, 0.1, 1.0};
+  loss.self_distill = true;
+  loss.teacher = true;
+  loss.temperature = 2.0;
+  loss.train = TrainScope::lora;
+  RecursiveModel model(spec, {.max_batch = N, .max_seq = T, .head_chunk = 64}, loss);
+  model.params().init({.seed = 5, .lora_b_zero = false});
+  model.set_teacher(&teacher);
+  AdamW optimizer(model.params(), {.lr = 1e-3});
+  std::vector<int32_t> tokens(N * T), targets(N * T);
+  for (int64_t i = 0; i < N * T; ++i) {
+    tokens[i] = static_cast<int32_t>((i * 37) % 301);
+    targets[i] = i % 11 == 0 ? RecursiveModel::kIgnoreIndex : static_cast<int32_t>((i * 53) % 301);
+  }
+  auto step = [&] {
+    model.params().zero_grads();
+    double l = model.forward_backward(tokens.data(), targets.data(), N, T);
+    optimizer.step();
+    return l;
+  };
+  dl_iterate_phdr(find_blas, nullptr);
+  const double first = step();
+  const int64_t arenas_before = Arena::alloc_count();
+  g_counting = true;
+  double last = 0;
+  for (int s = 2; s <= 5; ++s) last = step();
+  g_counting = false;
+  EXPECT_EQ(Arena::alloc_count(), arenas_before);
+  EXPECT_EQ(g_heap_allocs.load(), 0) << "heap allocations inside steps 2..5";
+  EXPECT_LT(last, first);
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, NoAllocation,
                          ::testing::Values(Family::llama, Family::gemma, Family::neox),
                          [](const auto& info) { return to_string(info.param); });

@@ -6,6 +6,10 @@ rrt_add_test(test_model
 rrt_add_test(test_no_allocation
   ${CMAKE_CURRENT_LIST_DIR}/test_no_allocation.cpp
 )
+rrt_add_test(test_kd
+  ${CMAKE_CURRENT_LIST_DIR}/test_kd_parity.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_early_exit.cpp
+)
 rrt_add_test(test_convert ${CMAKE_CURRENT_LIST_DIR}/test_convert.cpp)
 rrt_add_test(test_hf_import ${CMAKE_CURRENT_LIST_DIR}/test_hf_import.cpp)
 rrt_add_test(test_hf_export ${CMAKE_CURRENT_LIST_DIR}/test_hf_export.cpp)
