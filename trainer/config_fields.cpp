@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "trainer/objective.h"
 
 namespace rrt {
 
@@ -22,6 +23,7 @@ constexpr FieldType type_of() {
   if constexpr (std::is_same_v<T, double>) return FieldType::number;
   if constexpr (std::is_same_v<T, bool>) return FieldType::boolean;
   if constexpr (std::is_same_v<T, std::string>) return FieldType::string;
+  if constexpr (std::is_same_v<T, std::vector<std::string>>) return FieldType::list;
 }
 
 // A field stored as a plain member.
@@ -321,6 +323,50 @@ std::vector<Field> train_fields(TrainConfig& t) {
   };
 }
 
+std::vector<Field> distill_fields(DistillConfig& d) {
+  return {
+      field("teacher", d.teacher,
+            "frozen teacher: an rrt checkpoint (.h5) or a Hugging Face model directory, with the "
+            "student's vocabulary; \"\": no distillation")
+          .also_called({"teacher_model", "teacher_path", "teacher_checkpoint"}),
+      choice("divergence", d.divergence, {"forward_kl", "reverse_kl", "tv"},
+             "KD term: forward_kl KL(p_teacher || p_student), reverse_kl KL(p_student || "
+             "p_teacher), tv total variation")
+          .also_called({"kd_loss", "loss", "kl", "distance"}),
+      field("temperature", d.temperature,
+            "tau: both distributions are softmax(logits / tau); the KD term is multiplied by "
+            "tau^2")
+          .above(0)
+          .also_called({"tau", "temp", "kd_temperature"}),
+      field("alpha", d.alpha, "mix: loss = (1 - alpha) CE + alpha KD, at every exit")
+          .at_least(0)
+          .at_most(1)
+          .also_called({"kd_weight", "kd_alpha", "distill_weight", "mix", "lambda"}),
+  };
+}
+
+std::vector<Field> early_exit_fields(EarlyExitConfig& e) {
+  return {
+      field("exits", e.exits,
+            "loops whose end is an exit sharing the final norm and head: none (only the final "
+            "loop K), all (1..K), or ascending loop numbers that include K")
+          .items(check_exit_items, "none, all, or loop numbers 1..K")
+          .also_called({"exit_loops", "exit_layers", "early_exits"}),
+      field("weights", e.weights,
+            "w_k per exit: aggressive(c) (c before K, 1 at K), weighted (proportional to k, sum "
+            "1), uniform (1 / exits), or one number per exit")
+          .items(check_weight_items, "aggressive(c), weighted, uniform, or numbers >= 0")
+          .also_called({"exit_weights", "loss_weights"}),
+      field("self_distill", e.self_distill,
+            "intermediate exits also get KL(stopgrad(p_final) || p_k) (needs two exits)")
+          .also_called({"self_distillation", "self_kd", "sd"}),
+      choice("train", e.train, {"all", "lora"},
+             "what the optimizer updates: all parameters, or only the per-position LoRA "
+             "(everything else frozen)")
+          .also_called({"trainable", "freeze", "update", "train_only"}),
+  };
+}
+
 std::vector<Field> checkpoint_fields(CheckpointConfig& c) {
   return {
       field("every", c.every, "optimizer steps between checkpoints")
@@ -430,6 +476,12 @@ const std::vector<SectionInfo>& config_sections() {
        "AdamW and the learning-rate schedule",
        {"optimizer", "optimiser", "opt", "optimization"}},
       {"train", "The step loop", {"training", "trainer", "run"}},
+      {"distill",
+       "Knowledge distillation from a frozen teacher (docs/distillation.md)",
+       {"distillation", "kd", "knowledge_distillation", "teacher"}},
+      {"early_exit",
+       "Early-exit training: an exit at the end of each chosen loop (docs/distillation.md)",
+       {"exits", "early_exits", "exit", "earlyexit"}},
       {"checkpoint",
        "Checkpoints in train.run_dir",
        {"checkpoints", "ckpt", "checkpointing", "save"}},
@@ -455,6 +507,8 @@ std::vector<Field> config_fields(RunConfig& c) {
   add("data", data_fields(c.data));
   add("optim", optim_fields(c.optim));
   add("train", train_fields(c.train));
+  add("distill", distill_fields(c.distill));
+  add("early_exit", early_exit_fields(c.early_exit));
   add("checkpoint", checkpoint_fields(c.checkpoint));
   add("distributed", distributed_fields(c.distributed));
   add("log", log_fields(c.log));
@@ -488,6 +542,7 @@ std::string check_field(const Field& f, const FieldValue& v) {
     }
     case FieldType::list: {
       const auto& items = std::get<std::vector<std::string>>(v);
+      if (f.check_items) return f.check_items(items);
       for (size_t i = 0; i < items.size(); ++i) {
         if (std::find(f.choices.begin(), f.choices.end(), items[i]) == f.choices.end())
           return "unknown item '" + items[i] + "'; items are " + describe_rule(f);
@@ -510,6 +565,7 @@ std::string describe_rule(const Field& f) {
     for (size_t i = 0; i < items.size(); ++i) s += (i ? sep : "") + items[i];
     return s;
   };
+  if (!f.rule_text.empty()) return f.rule_text;
   switch (f.type) {
     case FieldType::choice:
       return join(f.choices, ", ");

@@ -42,6 +42,10 @@ struct Field {
   FieldRole role = FieldRole::normal;
   // Names other trainers use for this field; only for "did you mean" suggestions.
   std::vector<std::string> aliases;
+  // Lists of free items (no choices): a check of the items ("" when fine, else what is wrong)
+  // and the rule in words for errors and docs.
+  std::function<std::string(const std::vector<std::string>&)> check_items;
+  std::string rule_text;
 
   std::string key() const { return section + "." + name; }
 
@@ -71,6 +75,12 @@ struct Field {
   }
   Field& also_called(std::vector<std::string> names) {
     aliases = std::move(names);
+    return *this;
+  }
+  Field& items(std::function<std::string(const std::vector<std::string>&)> check,
+              std::string text) {
+    check_items = std::move(check);
+    rule_text = std::move(text);
     return *this;
   }
   Field& only_input() {

@@ -319,6 +319,10 @@ const std::map<std::string, std::vector<std::string>>& related_keys() {
       {"train.seq_len", {"model.max_seq_len"}},
       {"model.vocab", {"data.tokenizer"}},
       {"recursion", {"recursion.loops", "model.n_layers"}},
+      {"early_exit.exits", {"recursion.loops", "recursion.sharing", "model.n_layers"}},
+      {"early_exit.weights", {"early_exit.exits"}},
+      {"early_exit.self_distill", {"early_exit.exits"}},
+      {"early_exit.train", {"lora.rank", "lora.rank_attention", "lora.rank_mlp"}},
   };
   return related;
 }

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "trainer/config_fields.h"
 #include "trainer/config_io.h"
+#include "trainer/objective.h"
 
 namespace rrt {
 
@@ -61,6 +62,8 @@ void validate_run_config(const RunConfig& config) {
 
   // The model's own checks: families this build cannot run yet, rotary dims, ...
   validate(config.model);
+  // Exits against the loops, weights against the exits, freezing against the LoRA.
+  training_loss_from(config);
 }
 
 }  // namespace rrt

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 
@@ -40,6 +41,23 @@ struct TrainConfig {
   double init_std = 0.02;
 };
 
+// Knowledge distillation from a frozen teacher (docs/distillation.md).
+struct DistillConfig {
+  std::string teacher = "";  // rrt checkpoint (.h5) or HF model directory; "": no distillation
+  std::string divergence = "forward_kl";  // forward_kl | reverse_kl | tv
+  double temperature = 1.0;               // tau (KD carries tau^2)
+  double alpha = 0.5;                     // loss = (1 - alpha) CE + alpha KD
+};
+
+// Early-exit training: exits at loop ends sharing the final norm and head (docs/distillation.md).
+struct EarlyExitConfig {
+  std::vector<std::string> exits = {"none"};  // none | all | loop numbers 1..K (K included)
+  // aggressive(c) | weighted | uniform | one number per exit
+  std::vector<std::string> weights = {"aggressive(0.1)"};
+  bool self_distill = false;  // intermediate exits also get KL(stopgrad(p_final) || p_k)
+  std::string train = "all";  // all | lora: which parameters the optimizer updates
+};
+
 struct CheckpointConfig {
   int64_t every = 500;    // optimizer steps between checkpoints
   int64_t keep_last = 3;  // older checkpoints in run_dir are deleted
@@ -62,6 +80,8 @@ struct RunConfig {
   DataConfig data;
   OptimConfig optim;
   TrainConfig train;
+  DistillConfig distill;
+  EarlyExitConfig early_exit;
   CheckpointConfig checkpoint;
   DistributedConfig distributed;
   LogConfig log;
