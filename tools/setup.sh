@@ -26,6 +26,10 @@ packages=(
   libpcre2-dev               # Unicode regexes of the byte-level BPE pre-tokenizers
   dict-jargon dict-devil     # source of the embedded public-domain demo corpus (tools/make_corpus.sh)
   libopenmpi-dev openmpi-bin # data-parallel training
+  # launch/slurm_*.sbatch and their test on a local cluster (tools/local_slurm.sh). srun
+  # --mpi=pmix dlopens pmix2/lib/libpmix.so, which only libpmix-dev ships (libopenmpi-dev
+  # pulls it in today; named so that it stays).
+  slurm-wlm munge libpmix-dev
 )
 
 missing=()

@@ -1,6 +1,6 @@
 # distributed/: the communicators (no MPI needed), and under mpirun (label mpi) the MPI
 # communicator, data-parallel training equal to one rank, resume across world sizes, and
-# failing ranks ending the job.
+# failing ranks ending the job; under a local Slurm cluster (label slurm) the launch/ scripts.
 rrt_add_test(test_communicator ${CMAKE_CURRENT_LIST_DIR}/test_communicator.cpp)
 
 if(RRT_MPI)
@@ -30,4 +30,12 @@ if(RRT_MPI)
   set_tests_properties(Distributed.MpiCommunicator.2ranks Distributed.MpiCommunicator.3ranks
     Distributed.TrainEqualsOneRank Distributed.FailingRankEndsTheJob
     PROPERTIES LABELS mpi ENVIRONMENT "${_rrt_mpi_env}" TIMEOUT 600)
+
+  # launch/slurm_*.sbatch through sbatch on a one-node cluster the test starts and stops
+  # (tools/local_slurm.sh); skipped (77) without root, slurm-wlm or munge.
+  add_test(NAME Distributed.SlurmTrain
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/slurm_train.sh $<TARGET_FILE:rrt_cli>
+            $<TARGET_FILE:checkpoint_diff> ${CMAKE_SOURCE_DIR})
+  set_tests_properties(Distributed.SlurmTrain PROPERTIES LABELS slurm SKIP_RETURN_CODE 77
+    ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive" TIMEOUT 120)
 endif()
