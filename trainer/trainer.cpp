@@ -18,7 +18,10 @@
 #include "trainer/checkpoint.h"
 #include "trainer/config_io.h"
 #include "trainer/evaluate.h"
+#include "trainer/loss_terms.h"
+#include "trainer/objective.h"
 #include "trainer/schedule.h"
+#include "trainer/teacher.h"
 
 namespace rrt {
 
@@ -30,6 +33,7 @@ struct Trainer::State {
   std::shared_ptr<Communicator> comm;
   std::string yaml;
   std::unique_ptr<TokenLoader> train, val;
+  std::unique_ptr<RecursiveModel> teacher;  // distill.teacher, run forward only
   std::unique_ptr<RecursiveModel> model;
   std::unique_ptr<AdamW> optimizer;
   std::unique_ptr<GradSync> grad_sync;  // more than one rank only
@@ -108,7 +112,13 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   RRT_CHECK(s.train->vocab_size() <= c.model.model.vocab, "model.vocab", "the data at ",
             c.data.path, " uses a vocabulary of ", s.train->vocab_size(),
             " tokens but the model has only ", c.model.model.vocab);
-  s.model = std::make_unique<RecursiveModel>(c.model, ModelCapacity{N, T});
+  const TrainingLoss objective = training_loss_from(c);
+  s.model = std::make_unique<RecursiveModel>(c.model, ModelCapacity{N, T}, objective);
+  if (objective.teacher) {
+    s.teacher = load_teacher(c.distill.teacher, N, T);
+    s.model->set_teacher(s.teacher.get());
+    if (root) std::printf("distilling from %s\n", c.distill.teacher.c_str());
+  }
   s.model->params().init({.seed = c.train.seed, .std = c.train.init_std});
   s.optimizer = std::make_unique<AdamW>(
       s.model->params(),
@@ -234,8 +244,10 @@ TrainSummary Trainer::run(int64_t stop_after) {
     s.metrics.flush();
   };
 
+  LossTerms terms(s.model->training_loss());  // CE, KD and per-exit terms for the log
   for (int64_t step = s.progress.step + 1; step <= c.train.steps; ++step) {
     s.model->params().zero_grads();
+    terms.clear();
     double loss = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {
       // Buckets go out during the last micro-batch's backward, once their gradients are final.
@@ -243,11 +255,13 @@ TrainSummary Trainer::run(int64_t stop_after) {
       s.train->next_batch(N, s.inputs.data(), s.targets.data());
       loss += s.model->forward_backward(s.inputs.data(), s.targets.data(), N, T,
                                         1.0f / static_cast<float>(accum));
+      terms.add(s.model->last_losses(), 1.0 / static_cast<double>(accum));
     }
     loss /= static_cast<double>(accum);
     // Data parallel: the mean gradient and loss of the global batch (no-ops on one process).
     if (s.grad_sync) s.grad_sync->finish();
     loss = mean_over_ranks(world, loss);
+    terms.mean_over_ranks(world);
     const double grad_norm = global_grad_norm(s.model->params());
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       // Stop before the optimizer touches the weights; the last checkpoint stays as it is.
@@ -275,20 +289,21 @@ TrainSummary Trainer::run(int64_t stop_after) {
       const double gflops = flops_per_step / step_time / 1e9;
       const double eta = step_time * static_cast<double>(c.train.steps - step);
       std::printf(
-          "step %6ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | "
+          "step %6ld/%ld | loss %.4f%s | lr %.2e | grad norm %.3f | %.0f tok/s | "
           "%.1f GFLOP/s | ETA %s\n",
-          static_cast<long>(step), static_cast<long>(c.train.steps), loss, lr, grad_norm, tok_s,
-          gflops, format_duration(eta).c_str());
+          static_cast<long>(step), static_cast<long>(c.train.steps), loss, terms.brief().c_str(),
+          lr, grad_norm, tok_s, gflops, format_duration(eta).c_str());
       std::fflush(stdout);
-      s.metrics << nlohmann::json{{"step", step},
-                                  {"loss", loss},
-                                  {"lr", lr},
-                                  {"grad_norm", grad_norm},
-                                  {"tokens_per_s", tok_s},
-                                  {"gflops", gflops},
-                                  {"tokens", s.progress.tokens_seen},
-                                  {"elapsed_s", elapsed}}
-                << "\n";
+      nlohmann::json line{{"step", step},
+                          {"loss", loss},
+                          {"lr", lr},
+                          {"grad_norm", grad_norm},
+                          {"tokens_per_s", tok_s},
+                          {"gflops", gflops},
+                          {"tokens", s.progress.tokens_seen},
+                          {"elapsed_s", elapsed}};
+      terms.write(line);
+      s.metrics << line << "\n";
       s.metrics.flush();
       t_window = Clock::now();
       window_steps = 0;

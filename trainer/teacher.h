@@ -1,0 +1,18 @@
+// The frozen teacher of distillation (distill.teacher): an rrt checkpoint (.h5, its model from
+// the config stored inside it) or a Hugging Face model directory (config.json + safetensors, as
+// `rrt convert` reads it), planned forward only for micro-batches of up to N x T tokens.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "model/recursive_model.h"
+
+namespace rrt {
+
+// Throws rrt::Error naming distill.teacher when the path is neither, cannot be read, or its
+// model cannot take sequences of T tokens. The vocabulary is checked by set_teacher.
+std::unique_ptr<RecursiveModel> load_teacher(const std::string& path, int64_t N, int64_t T);
+
+}  // namespace rrt
