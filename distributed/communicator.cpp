@@ -1,6 +1,7 @@
 #include "distributed/communicator.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "core/error.h"
@@ -31,8 +32,27 @@ class SingleProcessCommunicator final : public Communicator {
   void broadcast(void*, int64_t, int root) override {
     RRT_CHECK(root == 0, "broadcast", "root ", root, " is not a rank of a 1-process world");
   }
+  void all_gather(float*, const std::vector<int64_t>& begins) override { check(begins); }
+  void gather(const float* slice, float* full, const std::vector<int64_t>& begins,
+              int root) override {
+    check(begins);
+    RRT_CHECK(root == 0, "gather", "root ", root, " is not a rank of a 1-process world");
+    if (full != slice) std::memcpy(full, slice, static_cast<size_t>(begins[1]) * sizeof(float));
+  }
+  void scatter(const float* full, float* slice, const std::vector<int64_t>& begins,
+               int root) override {
+    check(begins);
+    RRT_CHECK(root == 0, "scatter", "root ", root, " is not a rank of a 1-process world");
+    if (full != slice) std::memcpy(slice, full, static_cast<size_t>(begins[1]) * sizeof(float));
+  }
   void barrier() override {}
   [[noreturn]] void abort(int code) override { std::_Exit(code); }
+
+ private:
+  static void check(const std::vector<int64_t>& begins) {
+    RRT_CHECK(begins.size() == 2 && begins[0] == 0, "sharded collective",
+              "a 1-process world needs begins {0, n}");
+  }
 };
 
 // The process count the launcher announced, 0 when none did.
@@ -50,6 +70,15 @@ long launcher_world_size() {
 
 std::unique_ptr<Communicator> make_single_process_communicator() {
   return std::make_unique<SingleProcessCommunicator>();
+}
+
+std::vector<int64_t> shard_begins(int64_t n, int world) {
+  RRT_CHECK(n >= 0 && world >= 1, "shard_begins", "cannot shard ", n, " floats over ", world,
+            " ranks");
+  std::vector<int64_t> begins(static_cast<size_t>(world) + 1);
+  for (int r = 0; r < world; ++r) begins[static_cast<size_t>(r)] = n / world * r / 16 * 16;
+  begins[static_cast<size_t>(world)] = n;
+  return begins;
 }
 
 std::string detect_launcher() {

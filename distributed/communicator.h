@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace rrt {
 
@@ -37,6 +38,17 @@ class Communicator {
   virtual std::unique_ptr<CommRequest> all_reduce_mean_async(float* data, int64_t n) = 0;
   // In place: data[i] becomes the sum over ranks (a few metrics; not for large buffers).
   virtual void all_reduce_sum(double* data, int64_t n) = 0;
+  // Sharded buffers (ZeRO-1): rank r owns floats [begins[r], begins[r + 1]) of a flat buffer
+  // of begins.back() floats; begins has world_size() + 1 entries, non-decreasing, from 0.
+  // all_gather: in place, every rank's slice of `data` reaches every other rank.
+  virtual void all_gather(float* data, const std::vector<int64_t>& begins) = 0;
+  // gather: each rank's `slice` (its own range's floats) lands in root's `full` at its range;
+  // `full` is read only on root (others may pass null).
+  virtual void gather(const float* slice, float* full, const std::vector<int64_t>& begins,
+                      int root = 0) = 0;
+  // scatter: root's `full` range r lands in rank r's `slice`.
+  virtual void scatter(const float* full, float* slice, const std::vector<int64_t>& begins,
+                       int root = 0) = 0;
   // Root's bytes replace every other rank's.
   virtual void broadcast(void* data, int64_t bytes, int root = 0) = 0;
   virtual void barrier() = 0;
@@ -57,6 +69,10 @@ std::string detect_launcher();
 // first use and finalising it at exit), otherwise the single-process communicator. A launcher
 // without MPI in the build is an error when it asks for more than one process.
 std::unique_ptr<Communicator> make_communicator();
+
+// begins for sharding n floats evenly over `world` ranks (each boundary a multiple of 16 floats,
+// so every slice starts 64-byte aligned when the buffer does).
+std::vector<int64_t> shard_begins(int64_t n, int world);
 
 // True when this build was compiled with MPI (RRT_MPI=ON).
 bool mpi_compiled();

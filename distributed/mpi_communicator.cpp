@@ -134,6 +134,24 @@ class MpiCommunicator final : public Communicator {
       MPI_CHECK(MPI_Bcast(p + at, count, MPI_BYTE, root, MPI_COMM_WORLD));
     }
   }
+  void all_gather(float* data, const std::vector<int64_t>& begins) override {
+    const Layout l = layout(begins, "all_gather");
+    MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, l.counts.data(),
+                             l.displs.data(), MPI_FLOAT, MPI_COMM_WORLD));
+  }
+  void gather(const float* slice, float* full, const std::vector<int64_t>& begins,
+              int root) override {
+    const Layout l = layout(begins, "gather");
+    MPI_CHECK(MPI_Gatherv(slice, l.counts[static_cast<size_t>(rank_)], MPI_FLOAT, full,
+                          l.counts.data(), l.displs.data(), MPI_FLOAT, root, MPI_COMM_WORLD));
+  }
+  void scatter(const float* full, float* slice, const std::vector<int64_t>& begins,
+               int root) override {
+    const Layout l = layout(begins, "scatter");
+    MPI_CHECK(MPI_Scatterv(full, l.counts.data(), l.displs.data(), MPI_FLOAT, slice,
+                           l.counts[static_cast<size_t>(rank_)], MPI_FLOAT, root,
+                           MPI_COMM_WORLD));
+  }
   void barrier() override { MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
   [[noreturn]] void abort(int code) override {
     std::fflush(stdout);
@@ -143,6 +161,25 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
+  struct Layout {
+    std::vector<int> counts, displs;
+  };
+  // MPI's v-collectives take int counts and displacements: a flat buffer beyond 2^31 floats
+  // (8 GiB) would need derived datatypes, which nothing here needs yet.
+  Layout layout(const std::vector<int64_t>& begins, const char* what) const {
+    RRT_CHECK(static_cast<int>(begins.size()) == world_ + 1 && begins.front() == 0, what,
+              "needs ", world_ + 1, " slice boundaries from 0, got ", begins.size());
+    RRT_CHECK(begins.back() <= INT_MAX, what, begins.back(),
+              " floats exceed MPI's int displacements (2^31 - 1)");
+    Layout l;
+    for (int r = 0; r < world_; ++r) {
+      const int64_t lo = begins[static_cast<size_t>(r)], hi = begins[static_cast<size_t>(r) + 1];
+      RRT_CHECK(lo <= hi, what, "slice boundaries must not decrease");
+      l.counts.push_back(static_cast<int>(hi - lo));
+      l.displs.push_back(static_cast<int>(lo));
+    }
+    return l;
+  }
   int rank_ = 0, world_ = 1;
 };
 

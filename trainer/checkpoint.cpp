@@ -147,6 +147,8 @@ void write_contents(hid_t file, const std::string& where, const std::string& con
   for (int i = 0; i < reg.size(); ++i)
     write_floats(group, reg[i].name, params.value(i), reg[i].shape, where);
   if (optimizer) {
+    RRT_CHECK(!optimizer->sharded(), where,
+              "a sharded (ZeRO-1) optimizer is gathered into a whole one before saving");
     H5Handle optim(H5Gcreate2(file, "optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
     H5Handle m(H5Gcreate2(optim, "m", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
     H5Handle v(H5Gcreate2(optim, "v", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
@@ -222,6 +224,8 @@ CheckpointContents load_checkpoint(const std::string& path, ParameterSet& params
     read_floats(group, reg[i].name, params.value(i), reg[i].shape, where);
   if (optimizer) {
     RRT_CHECK(c.has_optimizer, where, "holds weights only; cannot resume the optimizer from it");
+    RRT_CHECK(!optimizer->sharded(), where,
+              "a sharded (ZeRO-1) optimizer is loaded whole, then scattered");
     H5Handle m(H5Gopen2(file, "optim/m", H5P_DEFAULT), H5Gclose);
     H5Handle v(H5Gopen2(file, "optim/v", H5P_DEFAULT), H5Gclose);
     for (int i = 0; i < reg.size(); ++i) {

@@ -22,6 +22,7 @@
 #include "trainer/objective.h"
 #include "trainer/schedule.h"
 #include "trainer/teacher.h"
+#include "trainer/zero1.h"
 
 namespace rrt {
 
@@ -37,6 +38,7 @@ struct Trainer::State {
   std::unique_ptr<RecursiveModel> model;
   std::unique_ptr<AdamW> optimizer;
   std::unique_ptr<GradSync> grad_sync;  // more than one rank only
+  std::unique_ptr<Zero1> zero1;         // distributed.zero1 with more than one rank
   TrainState progress;
   std::vector<int32_t> inputs, targets;
   std::ofstream metrics;
@@ -120,9 +122,14 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     if (root) std::printf("distilling from %s\n", c.distill.teacher.c_str());
   }
   s.model->params().init({.seed = c.train.seed, .std = c.train.init_std});
-  s.optimizer = std::make_unique<AdamW>(
-      s.model->params(),
-      ops::AdamWHyper{c.optim.lr, c.optim.beta1, c.optim.beta2, c.optim.eps, c.optim.weight_decay});
+  const ops::AdamWHyper hyper{c.optim.lr, c.optim.beta1, c.optim.beta2, c.optim.eps,
+                              c.optim.weight_decay};
+  if (c.distributed.zero1 && world.world_size() > 1) {
+    s.zero1 = std::make_unique<Zero1>(world, s.model->params());
+    s.optimizer = std::make_unique<AdamW>(s.model->params(), hyper, s.zero1->slice());
+  } else {
+    s.optimizer = std::make_unique<AdamW>(s.model->params(), hyper);
+  }
   s.inputs.resize(N * T);
   s.targets.resize(N * T);
   if (world.world_size() > 1) {
@@ -136,12 +143,14 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
 
   // Rank 0 reads the run directory and the checkpoints; the others receive what it read.
   int64_t resumed = 0;
+  std::unique_ptr<AdamW> whole;  // ZeRO-1: rank 0 loads the whole optimizer, then scatters it
   if (root) {
     fs::create_directories(c.train.run_dir);
     const auto existing = list_checkpoints(c.train.run_dir);
     if (c.checkpoint.resume && !existing.empty()) {
-      const CheckpointContents got =
-          load_checkpoint(existing.back(), s.model->params(), s.optimizer.get());
+      if (s.zero1) whole = std::make_unique<AdamW>(s.model->params(), hyper);
+      const CheckpointContents got = load_checkpoint(existing.back(), s.model->params(),
+                                                     s.zero1 ? whole.get() : s.optimizer.get());
       s.progress = got.state;
       s.last_checkpoint = existing.back();
       resumed = 1;
@@ -154,19 +163,25 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     if (world.world_size() > 1) {
       std::printf(
           "data parallel: %d ranks (%s), global micro-batch %ld x %ld tokens, gradients in %ld "
-          "buckets of %.1f MiB, %s\n",
+          "buckets of %.1f MiB, %s%s\n",
           world.world_size(), world.backend().c_str(), static_cast<long>(N * world.world_size()),
           static_cast<long>(T), static_cast<long>(s.grad_sync->bucket_count()),
           c.distributed.bucket_mb,
-          c.distributed.overlap ? "overlapped with backward" : "reduced after backward");
+          c.distributed.overlap ? "overlapped with backward" : "reduced after backward",
+          s.zero1 ? ", ZeRO-1 (optimizer state sharded)" : "");
     }
   }
   world.broadcast(&resumed, sizeof(resumed), 0);
   world.broadcast(&s.progress, sizeof(s.progress), 0);
   broadcast_arena(world, s.model->params().values_arena());
   if (resumed) {
-    broadcast_arena(world, s.optimizer->first_moment());
-    broadcast_arena(world, s.optimizer->second_moment());
+    if (s.zero1) {
+      s.zero1->scatter_moments(whole.get(), *s.optimizer);
+      whole.reset();
+    } else {
+      broadcast_arena(world, s.optimizer->first_moment());
+      broadcast_arena(world, s.optimizer->second_moment());
+    }
     s.optimizer->set_steps_taken(s.progress.adam_step);
     // The cursor counts global entries, so it resumes on any world size.
     s.train->restore({s.progress.data_epoch, s.progress.data_index});
@@ -226,8 +241,11 @@ TrainSummary Trainer::run(int64_t stop_after) {
     s.progress.data_epoch = cur.epoch;
     s.progress.data_index = cur.index;
     const std::string path = checkpoint_path(c.train.run_dir, step);
+    // ZeRO-1: the moments are gathered whole on rank 0 (a collective: every rank takes part).
+    std::unique_ptr<AdamW> gathered = s.zero1 ? s.zero1->gather_moments(*s.optimizer) : nullptr;
     if (root) {
-      save_checkpoint(path, s.yaml, s.model->params(), s.optimizer.get(), s.progress);
+      save_checkpoint(path, s.yaml, s.model->params(), s.zero1 ? gathered.get() : s.optimizer.get(),
+                      s.progress);
       prune_checkpoints(c.train.run_dir, c.checkpoint.keep_last);
     }
     world.barrier();  // the checkpoint exists once any rank goes on
@@ -276,6 +294,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
       scale_grads(s.model->params(), static_cast<float>(c.optim.grad_clip / grad_norm));
     const double lr = learning_rate(schedule, step);
     s.optimizer->step(lr);
+    if (s.zero1) s.zero1->gather_parameters();
     s.progress.tokens_seen += N * T * accum * ranks;
     summary.losses.push_back(loss);
     summary.last_step = step;

@@ -41,6 +41,33 @@ TEST(SingleProcessCommunicator, CollectivesLeaveTheDataAsItIs) {
   EXPECT_THROW(comm->broadcast(&value, sizeof(value), 1), std::exception);
 }
 
+TEST(SingleProcessCommunicator, SliceCollectivesCopyTheOneSlice) {
+  auto comm = make_single_process_communicator();
+  const std::vector<int64_t> begins = {0, 3};
+  std::vector<float> data = {1, 2, 3}, full(3, 0), slice(3, 0);
+  comm->all_gather(data.data(), begins);
+  EXPECT_EQ(data, (std::vector<float>{1, 2, 3}));
+  comm->gather(data.data(), full.data(), begins);
+  EXPECT_EQ(full, data);
+  comm->scatter(full.data(), slice.data(), begins);
+  EXPECT_EQ(slice, data);
+  EXPECT_THROW(comm->all_gather(data.data(), {0, 1, 3}), std::exception);
+}
+
+TEST(ShardBegins, EvenAlignedSlicesCoveringEverything) {
+  EXPECT_EQ(shard_begins(1000, 1), (std::vector<int64_t>{0, 1000}));
+  const std::vector<int64_t> b = shard_begins(1000, 3);
+  ASSERT_EQ(b.size(), 4u);
+  EXPECT_EQ(b.front(), 0);
+  EXPECT_EQ(b.back(), 1000);
+  for (size_t r = 0; r + 1 < b.size(); ++r) {
+    EXPECT_LE(b[r], b[r + 1]);
+    EXPECT_EQ(b[r] % 16, 0);
+    EXPECT_NEAR(static_cast<double>(b[r + 1] - b[r]), 1000.0 / 3, 16.0);
+  }
+  EXPECT_EQ(shard_begins(5, 4), (std::vector<int64_t>{0, 0, 0, 0, 5}));  // tiny: all on the last
+}
+
 // Sets an environment variable for the scope of one test.
 class ScopedEnv {
  public:

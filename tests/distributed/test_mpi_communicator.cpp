@@ -83,6 +83,38 @@ TEST(MpiCommunicator, BroadcastFromAnyRootAndBarrier) {
   EXPECT_THROW(comm().broadcast(nullptr, 0, comm().world_size()), std::exception);
 }
 
+// ZeRO-1's collectives over uneven slices (one of them empty when there are 3 ranks).
+TEST(MpiCommunicator, AllGatherGatherScatterOfSlices) {
+  const int world = comm().world_size(), me = comm().rank();
+  std::vector<int64_t> begins = shard_begins(1000, world);
+  if (world == 3) begins = {0, 0, 700, 1000};  // rank 0 owns nothing
+  const auto mine = [&](int r) { return std::pair{begins[r], begins[r + 1]}; };
+  auto value = [](int r, int64_t i) { return static_cast<float>(r * 10000 + i); };
+
+  std::vector<float> data(1000, -1.0f);
+  for (int64_t i = mine(me).first; i < mine(me).second; ++i) data[i] = value(me, i);
+  comm().all_gather(data.data(), begins);
+  for (int r = 0; r < world; ++r)
+    for (int64_t i = mine(r).first; i < mine(r).second; ++i) ASSERT_EQ(data[i], value(r, i));
+
+  std::vector<float> slice(static_cast<size_t>(mine(me).second - mine(me).first) + 1);
+  for (size_t j = 0; j + 1 < slice.size(); ++j) slice[j] = value(me, mine(me).first + j) + 0.5f;
+  std::vector<float> full(me == 0 ? 1000 : 0, -1.0f);
+  comm().gather(slice.data(), me == 0 ? full.data() : nullptr, begins);
+  if (me == 0)
+    for (int r = 0; r < world; ++r)
+      for (int64_t i = mine(r).first; i < mine(r).second; ++i)
+        ASSERT_EQ(full[i], value(r, i) + 0.5f);
+
+  if (me == 0)
+    for (int64_t i = 0; i < 1000; ++i) full[i] = static_cast<float>(-i);
+  std::fill(slice.begin(), slice.end(), 7.0f);
+  comm().scatter(me == 0 ? full.data() : nullptr, slice.data(), begins);
+  for (size_t j = 0; j + 1 < slice.size(); ++j)
+    ASSERT_EQ(slice[j], static_cast<float>(-(mine(me).first + static_cast<int64_t>(j))));
+  EXPECT_EQ(slice.back(), 7.0f) << "wrote past the slice";
+}
+
 // Buckets launched from the grad-ready hook during backward average to what one all-reduce of
 // the whole arena after backward gives, with and without overlap, for several bucket sizes.
 TEST(GradSync, BucketsDuringBackwardEqualOneAllReduceAfter) {
