@@ -96,6 +96,12 @@ void validate(const ModelSpec& spec) {
   RRT_CHECK(m.rot_dim() > 0 && m.rotary_fraction <= 1.0, "model.rotary_fraction",
             "rotary dims must be in (0, head_dim], got fraction ", m.rotary_fraction);
   RRT_CHECK(m.max_seq_len > 0, "model.max_seq_len", "must be positive");
+  const ExitHeadConfig& eh = spec.exit_head;
+  RRT_CHECK(eh.lora_rank >= 0, "early_exit.head_lora_rank", "must be >= 0, got ", eh.lora_rank);
+  for (size_t i = 0; i < eh.loops.size(); ++i)
+    RRT_CHECK(eh.loops[i] >= 1 && eh.loops[i] < r.loops && (i == 0 || eh.loops[i] > eh.loops[i - 1]),
+              "early_exit.exits", "head adapters sit on intermediate exits: ascending loops in 1..",
+              r.loops - 1, ", got ", eh.loops[i]);
   RRT_CHECK(r.block_layers > 0 && r.loops > 0, "recursion", "block_layers and loops must be positive");
   RRT_CHECK(m.n_layers == 0 || m.n_layers == r.block_layers * r.loops, "recursion.loops",
             "block_layers ", r.block_layers, " x loops ", r.loops, " must equal the model's ",

@@ -75,10 +75,20 @@ struct LoraConfig {
   }
 };
 
+// A LoRA on the shared head for each intermediate early exit (METHOD.md section 4's option):
+// exit k's logits are h W^T + (h A_k^T) B_k^T with exit.{k}.head_lora.A [R, D] and .B [V, R]
+// (scale 1). The final exit keeps the plain head, so the model's output does not depend on them.
+// Derived from the early_exit section (early_exit.head_lora_rank and the exits before K).
+struct ExitHeadConfig {
+  int64_t lora_rank = 0;
+  std::vector<int64_t> loops;  // intermediate exit loops (1..K-1) that carry an adapter
+};
+
 struct ModelSpec {
   ModelConfig model;
   RecursionConfig recursion;
   LoraConfig lora;
+  ExitHeadConfig exit_head;
 
   int64_t positions() const { return recursion.loops * recursion.block_layers; }
   // The LoRA rank of projection p: the requested rank capped at min(in, out) of p (METHOD.md:

@@ -77,7 +77,8 @@ RecursiveModel::RecursiveModel(const ModelSpec& spec, const ModelCapacity& capac
       ops::lm_head_workspace_elems(m.vocab, cap_.head_chunk),
       loss_.plain() ? 0
                     : ops::exit_loss_workspace_elems(m.vocab, cap_.head_chunk, loss_.teacher,
-                                                     loss_.self_distill, 0));
+                                                     loss_.self_distill,
+                                                     spec_.exit_head.lora_rank));
   scratch_.plan("head_ws", Shape{head_ws});
   scratch_.allocate();
 
@@ -119,6 +120,15 @@ RecursiveModel::RecursiveModel(const ModelSpec& spec, const ModelCapacity& capac
   }
   head_ = params_.value(head_name);
   head_grad_ = grad_or_null(reg.index(head_name));
+  for (int e = 0; e + 1 < E; ++e) {
+    const std::string a = ParamRegistry::head_lora_name(loss_.exit_loops[e], true);
+    const std::string b = ParamRegistry::head_lora_name(loss_.exit_loops[e], false);
+    if (!reg.has(a)) continue;
+    exit_lora_a_[e] = params_.value(a);
+    exit_lora_b_[e] = params_.value(b);
+    exit_lora_da_[e] = grad_or_null(reg.index(a));
+    exit_lora_db_[e] = grad_or_null(reg.index(b));
+  }
   // Intermediate exits add into the final norm's gradient during backward, at their loop's
   // end: it is final once the earliest of them is done (after hook(k * B - 1)).
   if (E > 1) {
@@ -158,20 +168,31 @@ void RecursiveModel::plan_exits(int64_t M) {
   exit_dh_.assign(E, nullptr);
   exit_rstd_.assign(E, nullptr);
   exit_mean_.assign(E, nullptr);
+  exit_lora_a_.assign(E, nullptr);
+  exit_lora_b_.assign(E, nullptr);
+  exit_lora_da_.assign(E, nullptr);
+  exit_lora_db_.assign(E, nullptr);
   losses_.exit_ce.assign(E, 0.0);
   losses_.exit_kd.assign(E, 0.0);
   losses_.exit_sd.assign(E, 0.0);
 }
 
-// TrainScope::lora: only the per-position LoRA trains. Frozen parameters get null gradient
-// pointers (their weight-gradient GEMMs are skipped) and no optimizer update.
+// TrainScope::lora: only LoRA trains (per position and the exits' head adapters); head_lora:
+// only the head adapters. Frozen parameters get null gradient pointers (their weight-gradient
+// GEMMs are skipped) and no optimizer update.
 void RecursiveModel::freeze() {
   if (loss_.train == TrainScope::all) return;
   const ParamRegistry& reg = params_.registry();
+  bool any = false;
   for (int i = 0; i < reg.size(); ++i) {
     const bool lora = reg[i].kind == ParamKind::lora_a || reg[i].kind == ParamKind::lora_b;
-    params_.set_trainable(i, lora);
+    const bool head_adapter = lora && reg[i].layer < 0;
+    const bool trains = loss_.train == TrainScope::lora ? lora : head_adapter;
+    params_.set_trainable(i, trains);
+    any |= trains;
   }
+  RRT_CHECK(any, "early_exit.train", "nothing would train: the model has no ",
+            loss_.train == TrainScope::lora ? "LoRA" : "head adapters (early_exit.head_lora_rank)");
 }
 
 float* RecursiveModel::grad_or_null(int i) const {
@@ -353,6 +374,13 @@ double RecursiveModel::exits_forward_backward(const int32_t* tokens, const int32
     a.alpha = loss_.alpha;
   }
   a.self_distill = loss_.self_distill;
+  if (spec_.exit_head.lora_rank > 0) {
+    a.head_lora_rank = spec_.exit_head.lora_rank;
+    a.lora_A = exit_lora_a_.data();
+    a.lora_B = exit_lora_b_.data();
+    a.dA = exit_lora_da_.data();
+    a.dB = exit_lora_db_.data();
+  }
   a.dh = exit_dh_.data();
   a.dW = head_grad_;
   a.weight = weight;

@@ -130,6 +130,9 @@ class RecursiveModel {
   std::vector<float*> exit_dh_;            // their gradients [M, D]
   std::vector<float*> exit_rstd_, exit_mean_;
   std::vector<int> exit_at_resid_;         // L + 1 entries: the exit at residual i, or -1
+  // Head adapters of the exits (ModelSpec::exit_head), null where an exit has none.
+  std::vector<const float*> exit_lora_a_, exit_lora_b_;
+  std::vector<float*> exit_lora_da_, exit_lora_db_;
   RecursiveModel* teacher_ = nullptr;
 };
 

@@ -89,6 +89,16 @@ ParamRegistry::ParamRegistry(const ModelSpec& spec) {
   add({"final_norm.weight", Shape{m.d_model}, ParamKind::final_norm, -1, -1, false});
   if (norm_bias) add({"final_norm.bias", Shape{m.d_model}, ParamKind::bias, -1, -1, false});
   if (!m.tied_head) add({"head.weight", Shape{m.vocab, m.d_model}, ParamKind::head});
+  // Head adapters of the intermediate exits, last so that adding them changes nothing else.
+  const int64_t hr = spec.exit_head.lora_rank;
+  for (int64_t k : hr > 0 ? spec.exit_head.loops : std::vector<int64_t>{}) {
+    add({head_lora_name(k, true), Shape{hr, m.d_model}, ParamKind::lora_a, k - 1, -1});
+    add({head_lora_name(k, false), Shape{m.vocab, hr}, ParamKind::lora_b, k - 1, -1});
+  }
+}
+
+std::string ParamRegistry::head_lora_name(int64_t exit_loop, bool a) {
+  return "exit." + std::to_string(exit_loop) + ".head_lora." + (a ? "A" : "B");
 }
 
 void ParamRegistry::add(ParamInfo info) {

@@ -47,6 +47,8 @@ class ParamRegistry {
   static std::string norm_name(int64_t layer, int64_t loop, bool attn, bool per_loop,
                                bool bias = false);
   static std::string lora_name(int64_t loop, int64_t layer, Proj p, bool a);
+  // exit.{k}.head_lora.A / .B: the head adapter of the exit after loop k (1-based).
+  static std::string head_lora_name(int64_t exit_loop, bool a);
 
  private:
   void add(ParamInfo info);

@@ -14,7 +14,8 @@ namespace rrt {
 // Which parameters the optimizer updates; the others are frozen (no gradient, no update).
 enum class TrainScope {
   all,        // every parameter
-  lora,       // the per-position LoRA only
+  lora,       // every LoRA: the per-position ones and the exits' head adapters
+  head_lora,  // the exits' head adapters only (ModelSpec::exit_head)
 };
 
 struct TrainingLoss {

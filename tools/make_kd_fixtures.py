@@ -15,15 +15,19 @@ autograd in float64:
     loss  = sum_k w_k [(1 - alpha) CE_k + alpha KD_k + SD_k],  w = aggressive(0.1)
 
 with tau = 2, alpha = 0.3, each term averaged over the rows whose target is
-not ignored, for the three divergences (forward_kl, reverse_kl, tv).
+not ignored, for the three divergences (forward_kl, reverse_kl, tv), and once
+more (case head_lora, forward_kl) with a rank-2 LoRA on the head of each
+intermediate exit: z_k = h W^T + (h A_k^T) B_k^T, exit.{k}.head_lora.{A,B}.
 
 Files (tests/fixtures/):
   kd_teacher.safetensors   the teacher's parameters and its config (the same
                            layout as make_fixtures.py's, so load_fixture reads it)
-  kd_student.safetensors   the student's parameters, inputs, targets, the KD
-                           settings in the config, and per divergence <div>:
-                           <div>.loss [1], <div>.ce / .kd / .sd [3] (per exit),
-                           <div>.grad.<param> for every student parameter
+  kd_student.safetensors   the student's parameters (and the head adapters of
+                           case head_lora), inputs, targets, the KD settings in
+                           the config, and per case <case> (forward_kl,
+                           reverse_kl, tv, head_lora): <case>.loss [1],
+                           <case>.ce / .kd / .sd [3] (per exit),
+                           <case>.grad.<param> for every parameter of its model
 
     python3 tools/make_kd_fixtures.py              # writes tests/fixtures/kd_*
     python3 tools/make_kd_fixtures.py --out /tmp/fx
@@ -51,15 +55,37 @@ TEACHER = dict(COMMON, d_model=24, n_heads=3, n_kv_heads=1, head_dim=8, ffn=40,
 KD = dict(temperature=2.0, alpha=0.3, exits=[1, 2, 3], weights=[0.1, 0.1, 1.0],
           weights_rule="aggressive(0.1)", self_distill=True)
 DIVERGENCES = ("forward_kl", "reverse_kl", "tv")
+# case -> (divergence, with head adapters on the intermediate exits)
+CASES = {"forward_kl": ("forward_kl", False), "reverse_kl": ("reverse_kl", False),
+         "tv": ("tv", False), "head_lora": ("forward_kl", True)}
+HEAD_LORA_RANK = 2
 
 
 def exit_logits(cfg, p, inputs, exits):
-    """Logits [N, T, V] of each exit: the final norm and head after loop k."""
+    """Logits [N, T, V] of each exit: the final norm and head after loop k, plus the exit's
+    head adapter (scale 1) where p has one."""
     stream = mf.residual_stream(cfg, p, inputs)
     head = p["embed.weight"] if cfg["tied_head"] else p["head.weight"]
     B = cfg["block_layers"]
-    return [mf.rmsnorm(stream[k * B - 1], p["final_norm.weight"], cfg["norm_eps"]) @ head.T
-            for k in exits]
+    out = []
+    for k in exits:
+        h = mf.rmsnorm(stream[k * B - 1], p["final_norm.weight"], cfg["norm_eps"])
+        z = h @ head.T
+        if f"exit.{k}.head_lora.A" in p:
+            z = z + (h @ p[f"exit.{k}.head_lora.A"].T) @ p[f"exit.{k}.head_lora.B"].T
+        out.append(z)
+    return out
+
+
+def head_adapters():
+    """exit.{k}.head_lora.{A,B} for the intermediate exits, B non-zero so that they matter."""
+    g = torch.Generator().manual_seed(23)
+    D, V, R = STUDENT["d_model"], STUDENT["vocab"], HEAD_LORA_RANK
+    p = {}
+    for k in KD["exits"][:-1]:
+        p[f"exit.{k}.head_lora.A"] = torch.randn(R, D, generator=g, dtype=torch.float64) / D ** 0.5
+        p[f"exit.{k}.head_lora.B"] = torch.randn(V, R, generator=g, dtype=torch.float64) * 0.5
+    return {n: t.float().double() for n, t in p.items()}
 
 
 def divergence(name, lp, lq):
@@ -118,22 +144,25 @@ def build():
     t_tensors = {n: f32(v) for n, v in teacher.items()}
     t_meta = {"config": json.dumps(model_config(TEACHER), sort_keys=True)}
 
+    adapters = head_adapters()
     s_tensors = {n: f32(v) for n, v in student.items()}
+    s_tensors.update({n: f32(v) for n, v in adapters.items()})
     s_tensors["inputs"] = inputs.to(torch.int32).numpy()
     s_tensors["targets"] = targets.to(torch.int32).numpy()
     summary = {}
-    for div in DIVERGENCES:
-        p = {n: v.clone().requires_grad_(True) for n, v in student.items()}
+    for case, (div, with_adapters) in CASES.items():
+        params = dict(student, **adapters) if with_adapters else student
+        p = {n: v.clone().requires_grad_(True) for n, v in params.items()}
         total, ce, kd, sd = kd_loss(p, teacher_logits, inputs, targets, div)
         total.backward()
-        s_tensors[f"{div}.loss"] = np.array([total.item()], dtype=np.float32)
+        s_tensors[f"{case}.loss"] = np.array([total.item()], dtype=np.float32)
         for name, terms in (("ce", ce), ("kd", kd), ("sd", sd)):
-            s_tensors[f"{div}.{name}"] = np.array([x.item() for x in terms], dtype=np.float32)
+            s_tensors[f"{case}.{name}"] = np.array([x.item() for x in terms], dtype=np.float32)
         for n, v in p.items():
-            s_tensors[f"{div}.grad.{n}"] = f32(v.grad)
-        summary[div] = total.item()
+            s_tensors[f"{case}.grad.{n}"] = f32(v.grad)
+        summary[case] = total.item()
     config = model_config(STUDENT)
-    config["kd"] = dict(KD, divergences=list(DIVERGENCES))
+    config["kd"] = dict(KD, divergences=list(DIVERGENCES), head_lora_rank=HEAD_LORA_RANK)
     s_meta = {"config": json.dumps(config, sort_keys=True)}
     return (t_tensors, t_meta), (s_tensors, s_meta), summary
 
@@ -144,18 +173,20 @@ def self_check(teacher_path, student_path):
     s, _ = mf.read_safetensors(student_path)
     d64 = lambda a: torch.from_numpy(a.astype(np.float64))
     tp = {n: d64(a) for n, a in t.items()}
-    sp = {n: d64(a) for n, a in s.items() if "." in n and n.split(".")[0] not in DIVERGENCES}
+    every = {n: d64(a) for n, a in s.items() if "." in n and n.split(".")[0] not in CASES}
     inputs = torch.from_numpy(s["inputs"].astype(np.int64))
     targets = torch.from_numpy(s["targets"].astype(np.int64))
     teacher_logits = mf.forward(TEACHER, tp, inputs)
-    for div in DIVERGENCES:
+    for case, (div, with_adapters) in CASES.items():
+        sp = {n: v for n, v in every.items() if with_adapters or not n.startswith("exit.")}
         total = kd_loss(sp, teacher_logits, inputs, targets, div)[0].item()
-        stored = float(s[f"{div}.loss"][0])
-        assert abs(total - stored) <= 1e-6 * abs(stored), f"{div}: {total} vs {stored}"
+        stored = float(s[f"{case}.loss"][0])
+        assert abs(total - stored) <= 1e-6 * abs(stored), f"{case}: {total} vs {stored}"
         for n in sp:
-            g = s[f"{div}.grad.{n}"]
-            assert np.all(np.isfinite(g)) and np.any(g != 0), f"{div}.grad.{n}"
-        assert np.all(s[f"{div}.kd"] > 0) and s[f"{div}.sd"][-1] == 0, div
+            g = s[f"{case}.grad.{n}"]
+            assert np.all(np.isfinite(g)) and np.any(g != 0), f"{case}.grad.{n}"
+        assert f"{case}.grad.exit.1.head_lora.A" in s or not with_adapters, case
+        assert np.all(s[f"{case}.kd"] > 0) and s[f"{case}.sd"][-1] == 0, case
 
 
 def main():

@@ -345,7 +345,7 @@ std::vector<Field> distill_fields(DistillConfig& d) {
   };
 }
 
-std::vector<Field> early_exit_fields(EarlyExitConfig& e) {
+std::vector<Field> early_exit_fields(EarlyExitConfig& e, ExitHeadConfig& head) {
   return {
       field("exits", e.exits,
             "loops whose end is an exit sharing the final norm and head: none (only the final "
@@ -360,10 +360,15 @@ std::vector<Field> early_exit_fields(EarlyExitConfig& e) {
       field("self_distill", e.self_distill,
             "intermediate exits also get KL(stopgrad(p_final) || p_k) (needs two exits)")
           .also_called({"self_distillation", "self_kd", "sd"}),
-      choice("train", e.train, {"all", "lora"},
-             "what the optimizer updates: all parameters, or only the per-position LoRA "
-             "(everything else frozen)")
+      choice("train", e.train, {"all", "lora", "head_lora"},
+             "what the optimizer updates (everything else frozen): all parameters, every LoRA "
+             "(per position and the head adapters), or only the exits' head adapters")
           .also_called({"trainable", "freeze", "update", "train_only"}),
+      field("head_lora_rank", head.lora_rank,
+            "rank of a LoRA on the shared head for each intermediate exit "
+            "(exit.{k}.head_lora.A/B; the final exit keeps the plain head); 0: none")
+          .at_least(0)
+          .also_called({"exit_head_rank", "head_rank", "exit_lora_rank"}),
   };
 }
 
@@ -508,7 +513,7 @@ std::vector<Field> config_fields(RunConfig& c) {
   add("optim", optim_fields(c.optim));
   add("train", train_fields(c.train));
   add("distill", distill_fields(c.distill));
-  add("early_exit", early_exit_fields(c.early_exit));
+  add("early_exit", early_exit_fields(c.early_exit, c.model.exit_head));
   add("checkpoint", checkpoint_fields(c.checkpoint));
   add("distributed", distributed_fields(c.distributed));
   add("log", log_fields(c.log));

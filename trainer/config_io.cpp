@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "trainer/config_fields.h"
+#include "trainer/objective.h"
 
 namespace rrt {
 
@@ -211,6 +212,7 @@ void derive(RunConfig& c) {
   const int64_t layers = c.model.model.n_layers, loops = c.model.recursion.loops;
   if (layers > 0 && loops > 0 && layers % loops == 0)
     c.model.recursion.block_layers = layers / loops;
+  derive_exit_head(c);
 }
 
 void read_yaml(RunConfig& config, const std::string& text, const std::string& source,
@@ -322,7 +324,9 @@ const std::map<std::string, std::vector<std::string>>& related_keys() {
       {"early_exit.exits", {"recursion.loops", "recursion.sharing", "model.n_layers"}},
       {"early_exit.weights", {"early_exit.exits"}},
       {"early_exit.self_distill", {"early_exit.exits"}},
-      {"early_exit.train", {"lora.rank", "lora.rank_attention", "lora.rank_mlp"}},
+      {"early_exit.train",
+       {"lora.rank", "lora.rank_attention", "lora.rank_mlp", "early_exit.head_lora_rank"}},
+      {"early_exit.head_lora_rank", {"early_exit.exits"}},
   };
   return related;
 }

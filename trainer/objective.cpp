@@ -74,6 +74,22 @@ std::string check_weight_items(const std::vector<std::string>& items) {
   return sum > 0 ? "" : "the weights are all 0: at least one exit must count";
 }
 
+void derive_exit_head(RunConfig& config) {
+  ExitHeadConfig& head = config.model.exit_head;
+  const std::vector<std::string>& exits = config.early_exit.exits;
+  const int64_t K = config.model.recursion.loops;
+  head.loops.clear();
+  if (head.lora_rank <= 0 || !check_exit_items(exits).empty() || exits[0] == "none") return;
+  for (int64_t k = 1; k < K; ++k) {
+    bool listed = exits[0] == "all";
+    for (const std::string& item : exits) {
+      int64_t x = 0;
+      listed = listed || (parse_int(item, x) && x == k);
+    }
+    if (listed) head.loops.push_back(k);
+  }
+}
+
 TrainingLoss training_loss_from(const RunConfig& config) {
   const EarlyExitConfig& e = config.early_exit;
   const DistillConfig& d = config.distill;
@@ -133,14 +149,30 @@ TrainingLoss training_loss_from(const RunConfig& config) {
             "self-distillation trains intermediate exits towards the final one, but the only exit "
             "is the final loop; set early_exit.exits (e.g. all) or self_distill: false");
 
-  RRT_CHECK(e.train == "all" || e.train == "lora", "early_exit.train", "unknown value '",
-            e.train, "'; expected all or lora");
+  const ExitHeadConfig& head = config.model.exit_head;
+  if (head.lora_rank > 0) {
+    RRT_CHECK(n > 1, "early_exit.head_lora_rank",
+              "head adapters sit on the intermediate exits, and the only exit is the final loop; "
+              "set early_exit.exits (e.g. all) or head_lora_rank: 0");
+    const std::vector<int64_t> intermediate(loss.exit_loops.begin(), loss.exit_loops.end() - 1);
+    RRT_CHECK(head.loops == intermediate, "early_exit.head_lora_rank",
+              "the model's head adapters (loops ", join(head.loops), ") are not the intermediate "
+              "exits (", join(intermediate), "); call derive_exit_head on a config built in code");
+  }
+
+  RRT_CHECK(e.train == "all" || e.train == "lora" || e.train == "head_lora", "early_exit.train",
+            "unknown value '", e.train, "'; expected all, lora or head_lora");
   if (e.train == "lora") {
     const LoraConfig& l = config.model.lora;
-    RRT_CHECK(l.rank_attention > 0 || l.rank_mlp > 0, "early_exit.train",
+    RRT_CHECK(l.rank_attention > 0 || l.rank_mlp > 0 || head.lora_rank > 0, "early_exit.train",
               "train: lora freezes everything but the LoRA, and this model has none (lora.rank "
-              "is 0); set lora.rank or train: all");
+              "and early_exit.head_lora_rank are 0); set lora.rank or train: all");
     loss.train = TrainScope::lora;
+  } else if (e.train == "head_lora") {
+    RRT_CHECK(head.lora_rank > 0, "early_exit.train",
+              "train: head_lora trains only the exits' head adapters, and there are none; set "
+              "early_exit.head_lora_rank (and exits before the last loop)");
+    loss.train = TrainScope::head_lora;
   }
 
   loss.teacher = !d.teacher.empty();

@@ -18,6 +18,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/config_io.h"
 #include "trainer/evaluate.h"
+#include "trainer/initial_weights.h"
 #include "trainer/loss_terms.h"
 #include "trainer/objective.h"
 #include "trainer/schedule.h"
@@ -93,6 +94,7 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   Communicator& world = *s.comm;
   const bool root = world.is_root();
   s.cfg = std::move(config);
+  derive_exit_head(s.cfg);  // the exits' head adapters, for configs built in code
   validate_run_config(s.cfg);
   const RunConfig& c = s.cfg;
   RRT_CHECK(c.train.device == "cpu", "train.device",
@@ -157,7 +159,7 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
       std::printf("resuming from %s (step %ld)\n", existing.back().c_str(),
                   static_cast<long>(got.state.step));
     } else if (!c.train.init_from.empty()) {
-      load_checkpoint(c.train.init_from, s.model->params(), nullptr);
+      load_initial_weights(c.train.init_from, c.model, s.model->params());
       std::printf("initialised weights from %s\n", c.train.init_from.c_str());
     }
     if (world.world_size() > 1) {

@@ -221,6 +221,43 @@ TEST(Freezing, LoraScopeUpdatesOnlyTheLora) {
   EXPECT_GT(trainable, 0);
 }
 
+// train: head_lora. Only the exits' head adapters train; a plain model (rrt eval) built from
+// the same spec ignores them.
+TEST(Freezing, HeadLoraScopeUpdatesOnlyTheHeadAdapters) {
+  ModelSpec s = student_spec();
+  s.exit_head = {.lora_rank = 2, .loops = {1, 2}};
+  const int64_t N = 2, T = 9;
+  TrainingLoss loss = kd_three_exits();
+  loss.teacher = false;
+  loss.train = TrainScope::head_lora;
+  RecursiveModel model(s, {.max_batch = N, .max_seq = T}, loss);
+  model.params().init({.seed = 8, .lora_b_zero = false});
+  const Batch b = make_batch(N * T, s.model.vocab);
+  model.params().zero_grads();
+  model.forward_backward(b.tokens.data(), b.targets.data(), N, T);
+  const ParamRegistry& reg = model.params().registry();
+  int adapters = 0;
+  for (int i = 0; i < reg.size(); ++i) {
+    const bool adapter = reg[i].name.rfind("exit.", 0) == 0;
+    adapters += adapter;
+    EXPECT_EQ(reg[i].trainable, adapter) << reg[i].name;
+    bool nonzero = false;
+    for (int64_t j = 0; j < model.params().numel(i); ++j) nonzero |= model.params().grad(i)[j] != 0;
+    EXPECT_EQ(nonzero, adapter) << reg[i].name;
+  }
+  EXPECT_EQ(adapters, 4);
+  EXPECT_EQ(reg[reg.index("exit.2.head_lora.B")].shape, (Shape{s.model.vocab, 2}));
+
+  RecursiveModel plain(s, {.max_batch = N, .max_seq = T});
+  ModelSpec without = s;
+  without.exit_head = {};
+  RecursiveModel no_adapters(without, {.max_batch = N, .max_seq = T});
+  plain.params().init({.seed = 8, .lora_b_zero = false});
+  no_adapters.params().init({.seed = 8, .lora_b_zero = false});
+  EXPECT_EQ(plain.loss(b.tokens.data(), b.targets.data(), N, T),
+            no_adapters.loss(b.tokens.data(), b.targets.data(), N, T));
+}
+
 TEST(Teacher, MisSetTeachersAreRefused) {
   const ModelSpec s = student_spec();
   RecursiveModel student(s, {.max_batch = 2, .max_seq = 9}, kd_three_exits());

@@ -1,7 +1,8 @@
 // Distillation and early exits against PyTorch (tools/make_kd_fixtures.py): a relaxed student
 // (K = 3 loops, LoRA) with exits after every loop under aggressive(0.1) weights and
 // self-distillation, distilled at temperature 2 from a wider plain teacher run forward only.
-// For each divergence: the total loss, every per-exit term and every parameter gradient.
+// For each divergence, and once more with a LoRA on the head of each intermediate exit: the
+// total loss, every per-exit term and every parameter gradient.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -17,8 +18,9 @@ namespace {
 using testing::relative_max_error;
 
 struct Divergences {
-  const char* name;
+  const char* name;  // the fixture's case
   ops::Divergence divergence;
+  bool head_lora = false;
 };
 
 class KdParity : public ::testing::TestWithParam<Divergences> {};
@@ -42,7 +44,9 @@ TEST_P(KdParity, LossTermsAndEveryGradient) {
   loss.temperature = kd.at("temperature");
   loss.alpha = kd.at("alpha");
   // head_chunk 5 does not divide N*T = 18: the last chunk is partial.
-  RecursiveModel student(student_fx.spec, {.max_batch = N, .max_seq = T, .head_chunk = 5}, loss);
+  ModelSpec spec = student_fx.spec;
+  if (div.head_lora) spec.exit_head = {.lora_rank = kd.at("head_lora_rank"), .loops = {1, 2}};
+  RecursiveModel student(spec, {.max_batch = N, .max_seq = T, .head_chunk = 5}, loss);
   student.params().load(*student_fx.file);
   student.set_teacher(&teacher);
 
@@ -84,7 +88,9 @@ TEST_P(KdParity, LossTermsAndEveryGradient) {
 INSTANTIATE_TEST_SUITE_P(Divergences, KdParity,
                          ::testing::Values(Divergences{"forward_kl", ops::Divergence::forward_kl},
                                            Divergences{"reverse_kl", ops::Divergence::reverse_kl},
-                                           Divergences{"tv", ops::Divergence::tv}),
+                                           Divergences{"tv", ops::Divergence::tv},
+                                           Divergences{"head_lora", ops::Divergence::forward_kl,
+                                                       true}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -1,10 +1,12 @@
 // Distillation and early exits through the trainer: the teacher from an rrt checkpoint or a
 // Hugging Face directory, the metrics.jsonl keys, the two-stage recipe of docs/distillation.md
 // (uptrain with KD, then early-exit post-training from its checkpoint through train.init_from),
-// train: lora leaving every other tensor untouched, and the teacher's errors.
+// train: lora leaving every other tensor untouched, head adapters on the exits added to a
+// checkpoint that has none (train: head_lora), and the teacher's errors.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +18,8 @@
 #include "data/prepare.h"
 #include "tests/model/compare.h"
 #include "trainer/checkpoint.h"
+#include "trainer/evaluate.h"
+#include "trainer/objective.h"
 #include "trainer/teacher.h"
 #include "trainer/trainer.h"
 
@@ -175,6 +179,39 @@ TEST(Distill, TwoStageRecipeLogsEveryTerm) {
     const bool same = std::equal(before.value(i), before.value(i) + before.numel(i), after.value(i));
     EXPECT_EQ(same, !is_lora) << reg[i].name;
   }
+}
+
+// Post-training only the exits' head adapters from a checkpoint without them: every other
+// tensor stays bit-identical, so the model's output (the final exit, which has no adapter) and
+// its evaluation do not move, while the intermediate exit learns.
+TEST(Distill, HeadAdaptersFromACheckpointWithoutThem) {
+  const fs::path up_dir = fresh("up_for_heads"), heads_dir = fresh("heads");
+  const TrainSummary up = Trainer(run(up_dir)).run();
+  RunConfig heads = run(heads_dir);
+  heads.train.init_from = up.last_checkpoint;
+  heads.early_exit.exits = {"all"};
+  heads.early_exit.train = "head_lora";
+  heads.model.exit_head.lora_rank = 3;
+  const TrainSummary trained = Trainer(heads).run();
+  ParameterSet before(run(up_dir).model);
+  load_checkpoint(up.last_checkpoint, before, nullptr);
+  RunConfig resolved = heads;
+  derive_exit_head(resolved);
+  ASSERT_EQ(resolved.model.exit_head.loops, (std::vector<int64_t>{1}));
+  ParameterSet after(resolved.model);
+  load_checkpoint(trained.last_checkpoint, after, nullptr);
+  EXPECT_EQ(after.registry().size(), before.registry().size() + 2);
+  const float* B = after.value("exit.1.head_lora.B");  // starts at 0: it trained
+  EXPECT_TRUE(std::any_of(B, B + after.numel(after.registry().index("exit.1.head_lora.B")),
+                          [](float x) { return x != 0.0f; }));
+  for (int i = 0; i < before.registry().size(); ++i) {
+    const std::string& name = before.registry()[i].name;
+    EXPECT_TRUE(std::equal(before.value(i), before.value(i) + before.numel(i), after.value(name)))
+        << name;
+  }
+  const EvalResult a = evaluate_checkpoint(up.last_checkpoint, "", 1);
+  const EvalResult b = evaluate_checkpoint(trained.last_checkpoint, "", 1);
+  EXPECT_EQ(a.loss, b.loss);
 }
 
 TEST(Distill, TeacherWithAnotherVocabularyIsRefused) {

@@ -81,6 +81,32 @@ TEST(Objective, ExitsAndWeightsResolve) {
   EXPECT_EQ(l.exit_weights, (std::vector<double>{1.0, 1.0, 1.0}));
 }
 
+TEST(Objective, HeadAdaptersSitOnTheIntermediateExits) {
+  RunConfig c = parse("early_exit:\n  exits: all\n  head_lora_rank: 4\n  train: head_lora\n");
+  EXPECT_EQ(c.model.exit_head.lora_rank, 4);
+  EXPECT_EQ(c.model.exit_head.loops, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(training_loss_from(c).train, TrainScope::head_lora);
+  c = parse("early_exit:\n  exits: [2, 3]\n  head_lora_rank: 4\n");
+  EXPECT_EQ(c.model.exit_head.loops, (std::vector<int64_t>{2}));
+  // The resolved YAML rebuilds the same adapters (rrt eval and export read checkpoints so).
+  EXPECT_EQ(parse_run_config(to_yaml(c), "resolved.yaml").model.exit_head.loops,
+            (std::vector<int64_t>{2}));
+  EXPECT_TRUE(parse("").model.exit_head.loops.empty());
+
+  Caught e = caught([] { parse("early_exit:\n  head_lora_rank: 4\n"); });
+  EXPECT_EQ(e.where, "kd.yaml:16");
+  EXPECT_TRUE(contains(e.what, "intermediate exits")) << e.what;
+  e = caught([] { parse("early_exit:\n  exits: all\n  train: head_lora\n"); });
+  EXPECT_EQ(e.where, "kd.yaml:17");
+  EXPECT_TRUE(contains(e.what, "head_lora_rank")) << e.what;
+  // A config built in code must derive the adapters before use.
+  RunConfig by_hand = parse("early_exit:\n  exits: all\n");
+  by_hand.model.exit_head.lora_rank = 2;
+  EXPECT_THROW(training_loss_from(by_hand), Error);
+  derive_exit_head(by_hand);
+  EXPECT_NO_THROW(training_loss_from(by_hand));
+}
+
 TEST(Objective, DistillSection) {
   const TrainingLoss l = training_loss_from(
       parse("distill:\n  teacher: /models/teacher.h5\n  divergence: reverse_kl\n"
