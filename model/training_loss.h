@@ -36,8 +36,8 @@ struct TrainingLoss {
 
   // One final exit with weight 1, no teacher, no freezing: exactly the plain CE step.
   bool plain() const {
-    return exit_loops.size() <= 1 && (exit_weights.empty() || exit_weights[0] == 1.0) &&
-           !teacher && train == TrainScope::all;
+    return exit_loops.size() <= 1 && (exit_weights.empty() || exit_weights[0] == 1.0) && !teacher &&
+           train == TrainScope::all;
   }
 };
 

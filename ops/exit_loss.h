@@ -38,29 +38,29 @@ struct ExitLossArgs {
   int32_t ignore_index = -1;
 
   // Per-exit head LoRA; rank 0 (or null entries) for none.
-  int64_t head_lora_rank = 0;            // R
-  S head_lora_scale = 1;                 // s
-  const S* const* lora_A = nullptr;      // [E] -> [R, D] or null
-  const S* const* lora_B = nullptr;      // [E] -> [V, R] or null
+  int64_t head_lora_rank = 0;        // R
+  S head_lora_scale = 1;             // s
+  const S* const* lora_A = nullptr;  // [E] -> [R, D] or null
+  const S* const* lora_B = nullptr;  // [E] -> [V, R] or null
 
   // Teacher; teacher_h null for none.
-  const S* teacher_h = nullptr;          // [M, Dt]
-  const S* teacher_W = nullptr;          // [V, Dt]
-  int64_t teacher_D = 0;                 // Dt
+  const S* teacher_h = nullptr;  // [M, Dt]
+  const S* teacher_W = nullptr;  // [V, Dt]
+  int64_t teacher_D = 0;         // Dt
   Divergence divergence = Divergence::forward_kl;
-  double temperature = 1.0;              // tau
-  double alpha = 0.5;                    // a
+  double temperature = 1.0;  // tau
+  double alpha = 0.5;        // a
 
   bool self_distill = false;
 
   // Gradients: dh null means loss only. Entries of dh, dA, dB and dW may be null (frozen).
-  S* const* dh = nullptr;                // [E] -> [M, D]
-  S* dW = nullptr;                       // [V, D]
-  S* const* dA = nullptr;                // [E] -> [R, D]
-  S* const* dB = nullptr;                // [E] -> [V, R]
+  S* const* dh = nullptr;  // [E] -> [M, D]
+  S* dW = nullptr;         // [V, D]
+  S* const* dA = nullptr;  // [E] -> [R, D]
+  S* const* dB = nullptr;  // [E] -> [V, R]
   S weight = 1;
 
-  S* workspace = nullptr;                // exit_loss_workspace_elems(...)
+  S* workspace = nullptr;  // exit_loss_workspace_elems(...)
   int64_t chunk = 256;
 
   // Out (optional, [E] each): the per-exit means CE_k, KD_k (tau^2 included), SD_k.
@@ -80,8 +80,8 @@ struct ExitLossResult {
 // Scratch of the op: one [chunk, V] block for the exit being scored, one for the teacher's
 // log-probabilities, one for the final exit's (self-distillation), two [chunk, R] for the LoRA.
 // Independent of M: the memory of the loss is bounded by chunk x V.
-inline int64_t exit_loss_workspace_elems(int64_t V, int64_t chunk, bool teacher,
-                                         bool self_distill, int64_t head_lora_rank) {
+inline int64_t exit_loss_workspace_elems(int64_t V, int64_t chunk, bool teacher, bool self_distill,
+                                         int64_t head_lora_rank) {
   return chunk * V * (1 + (teacher ? 1 : 0) + (self_distill ? 1 : 0)) + 2 * chunk * head_lora_rank;
 }
 

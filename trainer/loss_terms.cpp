@@ -36,7 +36,8 @@ void LossTerms::write(nlohmann::json& line) const {
     const std::string k = "exit" + std::to_string(loss_.exit_loops[e]);
     line[k + "_ce"] = values_[3 + 3 * e];
     if (loss_.teacher) line[k + "_kd"] = values_[3 + 3 * e + 1];
-    if (loss_.self_distill && e + 1 < loss_.exit_loops.size()) line[k + "_sd"] = values_[3 + 3 * e + 2];
+    if (loss_.self_distill && e + 1 < loss_.exit_loops.size())
+      line[k + "_sd"] = values_[3 + 3 * e + 2];
   }
 }
 

@@ -47,21 +47,23 @@ std::string check_exit_items(const std::vector<std::string>& items) {
       return "'" + item + "' stands alone; write it as the whole value, not inside a list";
     if (!parse_int(item, k) || k < 1)
       return "unknown item '" + item + "'; expected none, all, or loop numbers 1..K";
-    if (k <= previous) return "loop numbers must be ascending without repeats, got " + item +
-                              " after " + std::to_string(previous);
+    if (k <= previous)
+      return "loop numbers must be ascending without repeats, got " + item + " after " +
+             std::to_string(previous);
     previous = k;
   }
   return "";
 }
 
 std::string check_weight_items(const std::vector<std::string>& items) {
-  if (items.empty()) return "must not be empty; write aggressive(0.1), weighted, uniform or numbers";
+  if (items.empty())
+    return "must not be empty; write aggressive(0.1), weighted, uniform or numbers";
   double c;
   if (items.size() == 1 && (items[0] == "weighted" || items[0] == "uniform")) return "";
   if (items.size() == 1 && items[0].starts_with("aggressive")) {
     if (!parse_aggressive(items[0], c) || c < 0)
-      return "expected aggressive(c) with a number c >= 0, like aggressive(0.1), got '" +
-             items[0] + "'";
+      return "expected aggressive(c) with a number c >= 0, like aggressive(0.1), got '" + items[0] +
+             "'";
     return "";
   }
   double sum = 0;
@@ -106,8 +108,9 @@ TrainingLoss training_loss_from(const RunConfig& config) {
     for (const std::string& item : e.exits) {
       int64_t k = 0;
       parse_int(item, k);
-      RRT_CHECK(k <= K, "early_exit.exits", "exit loop ", k, " is beyond the last loop: ",
-                "recursion.loops is ", K, ", so exits are loops 1..", K);
+      RRT_CHECK(k <= K, "early_exit.exits", "exit loop ", k,
+                " is beyond the last loop: ", "recursion.loops is ", K, ", so exits are loops 1..",
+                K);
       loss.exit_loops.push_back(k);
     }
     RRT_CHECK(loss.exit_loops.back() == K, "early_exit.exits", "the final loop ", K,
@@ -133,10 +136,9 @@ TrainingLoss training_loss_from(const RunConfig& config) {
         std::accumulate(loss.exit_loops.begin(), loss.exit_loops.end(), int64_t{0}));
     for (int64_t k : loss.exit_loops) loss.exit_weights.push_back(static_cast<double>(k) / total);
   } else {
-    RRT_CHECK(static_cast<int64_t>(e.weights.size()) == n, "early_exit.weights",
-              e.weights.size(), " weights for ", n, " exit", n == 1 ? "" : "s", " (loops ",
-              join(loss.exit_loops), "); give one number per exit, or aggressive(c), weighted, ",
-              "uniform");
+    RRT_CHECK(static_cast<int64_t>(e.weights.size()) == n, "early_exit.weights", e.weights.size(),
+              " weights for ", n, " exit", n == 1 ? "" : "s", " (loops ", join(loss.exit_loops),
+              "); give one number per exit, or aggressive(c), weighted, ", "uniform");
     for (const std::string& item : e.weights) {
       double x = 0;
       parse_number(item, x);
@@ -156,8 +158,10 @@ TrainingLoss training_loss_from(const RunConfig& config) {
               "set early_exit.exits (e.g. all) or head_lora_rank: 0");
     const std::vector<int64_t> intermediate(loss.exit_loops.begin(), loss.exit_loops.end() - 1);
     RRT_CHECK(head.loops == intermediate, "early_exit.head_lora_rank",
-              "the model's head adapters (loops ", join(head.loops), ") are not the intermediate "
-              "exits (", join(intermediate), "); call derive_exit_head on a config built in code");
+              "the model's head adapters (loops ", join(head.loops),
+              ") are not the intermediate "
+              "exits (",
+              join(intermediate), "); call derive_exit_head on a config built in code");
   }
 
   RRT_CHECK(e.train == "all" || e.train == "lora" || e.train == "head_lora", "early_exit.train",

@@ -83,8 +83,8 @@ ExitLossResult exit_loss(const ExitLossArgs<S>& a) {
     const int64_t rows = std::min(chunk, M - r0);
     const int32_t* targets = a.targets + r0;
     if (teacher) {
-      gemm<S>(false, true, rows, V, a.teacher_D, S(1), a.teacher_h + r0 * a.teacher_D,
-              a.teacher_D, a.teacher_W, a.teacher_D, S(0), teacher_logp, V);
+      gemm<S>(false, true, rows, V, a.teacher_D, S(1), a.teacher_h + r0 * a.teacher_D, a.teacher_D,
+              a.teacher_W, a.teacher_D, S(0), teacher_logp, V);
 #pragma omp parallel for schedule(static)
       for (int64_t r = 0; r < rows; ++r) {
         if (targets[r] == a.ignore_index) continue;
@@ -117,7 +117,8 @@ ExitLossResult exit_loss(const ExitLossArgs<S>& a) {
         ce_sum += st.lse1 - static_cast<double>(z[target]);
         if (is_final && self_distill) {
           S* f = final_logq + r * V;
-          for (int64_t j = 0; j < V; ++j) f[j] = static_cast<S>(static_cast<double>(z[j]) - st.lse1);
+          for (int64_t j = 0; j < V; ++j)
+            f[j] = static_cast<S>(static_cast<double>(z[j]) - st.lse1);
         }
         const S* tp = teacher ? teacher_logp + r * V : nullptr;
         const S* fq = sd_here ? final_logq + r * V : nullptr;

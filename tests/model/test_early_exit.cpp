@@ -18,8 +18,8 @@ namespace {
 
 ModelSpec student_spec(int64_t vocab = 97) {
   ModelSpec s;
-  s.model = {.vocab = vocab, .d_model = 24, .n_heads = 6, .n_kv_heads = 2, .ffn = 40,
-             .max_seq_len = 64};
+  s.model = {
+      .vocab = vocab, .d_model = 24, .n_heads = 6, .n_kv_heads = 2, .ffn = 40, .max_seq_len = 64};
   s.recursion = {.block_layers = 2, .loops = 3};
   s.lora = {.rank_attention = 3, .rank_mlp = 2};
   return s;
@@ -27,8 +27,13 @@ ModelSpec student_spec(int64_t vocab = 97) {
 
 ModelSpec teacher_spec(int64_t layers, int64_t vocab = 97) {
   ModelSpec s;
-  s.model = {.vocab = vocab, .d_model = 32, .n_heads = 4, .n_kv_heads = 4, .ffn = 48,
-             .max_seq_len = 64, .tied_head = true};
+  s.model = {.vocab = vocab,
+             .d_model = 32,
+             .n_heads = 4,
+             .n_kv_heads = 4,
+             .ffn = 48,
+             .max_seq_len = 64,
+             .tied_head = true};
   s.recursion = {.block_layers = layers, .loops = 1};
   return s;
 }
@@ -52,7 +57,8 @@ Batch make_batch(int64_t M, int64_t vocab) {
   Batch b{std::vector<int32_t>(M), std::vector<int32_t>(M)};
   for (int64_t i = 0; i < M; ++i) {
     b.tokens[i] = static_cast<int32_t>((i * 31 + 7) % vocab);
-    b.targets[i] = i % 9 == 4 ? RecursiveModel::kIgnoreIndex : static_cast<int32_t>((i * 17) % vocab);
+    b.targets[i] =
+        i % 9 == 4 ? RecursiveModel::kIgnoreIndex : static_cast<int32_t>((i * 17) % vocab);
   }
   return b;
 }
@@ -79,11 +85,12 @@ TEST(EarlyExitMemory, ExtraMemoryIsBoundedByChunkTimesVocab) {
     const int64_t per_token = (E - 1) * (2 * D + 1) * 4;
     const int64_t loss_scratch = extra - per_token * M;
     rows.push_back({N, T, extra, loss_scratch});
-    std::printf("N x T = %3ld x %3ld (M = %4ld): KD + 3 exits add %8ld bytes = %ld per token x M "
-                "+ %ld of loss scratch; M x V logits alone would be %ld\n",
-                static_cast<long>(N), static_cast<long>(T), static_cast<long>(M),
-                static_cast<long>(extra), static_cast<long>(per_token),
-                static_cast<long>(loss_scratch), static_cast<long>(M * V * 4));
+    std::printf(
+        "N x T = %3ld x %3ld (M = %4ld): KD + 3 exits add %8ld bytes = %ld per token x M "
+        "+ %ld of loss scratch; M x V logits alone would be %ld\n",
+        static_cast<long>(N), static_cast<long>(T), static_cast<long>(M), static_cast<long>(extra),
+        static_cast<long>(per_token), static_cast<long>(loss_scratch),
+        static_cast<long>(M * V * 4));
     // The loss scratch grows from one [chunk, V] block (CE) to three (exit, teacher, final).
     EXPECT_NEAR(static_cast<double>(loss_scratch), 2.0 * chunk * V * 4, 64.0 * 3 * E);
   }
@@ -170,7 +177,8 @@ TEST(EarlyExit, GradReadyHookStaysTruthful) {
   std::vector<std::vector<float>> snapshot(reg.size());
   model.set_grad_ready_hook([&](int64_t v) {
     for (int i = 0; i < reg.size(); ++i)
-      if (ready[i] >= v && snapshot[i].empty()) snapshot[i].assign(p.grad(i), p.grad(i) + p.numel(i));
+      if (ready[i] >= v && snapshot[i].empty())
+        snapshot[i].assign(p.grad(i), p.grad(i) + p.numel(i));
   });
   const Batch b = make_batch(18, s.model.vocab);
   model.forward_backward(b.tokens.data(), b.targets.data(), 2, 9);
@@ -268,8 +276,8 @@ TEST(Teacher, MisSetTeachersAreRefused) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("set_teacher"), std::string::npos) << e.what();
   }
-  RecursiveModel other_vocab(teacher_spec(2, 98), {.max_batch = 2, .max_seq = 9,
-                                                   .forward_only = true});
+  RecursiveModel other_vocab(teacher_spec(2, 98),
+                             {.max_batch = 2, .max_seq = 9, .forward_only = true});
   try {
     student.set_teacher(&other_vocab);
     ADD_FAILURE() << "vocab mismatch";

@@ -40,23 +40,48 @@ std::vector<Case> cases() {
   out.push_back({.name = "ce_one_exit", .E = 1, .weights = {1.0}});
   out.push_back({.name = "ce_three_exits"});
   out.push_back({.name = "self_distill", .self_distill = true});
-  for (auto [name, div] : {std::pair{"forward_kl", Divergence::forward_kl},
-                           std::pair{"reverse_kl", Divergence::reverse_kl},
-                           std::pair{"tv", Divergence::tv}}) {
-    out.push_back({.name = std::string(name) + "_tau1", .E = 1, .teacher = true,
-                   .divergence = div, .weights = {1.0}});
-    out.push_back({.name = std::string(name) + "_tau2_sd", .teacher = true, .divergence = div,
-                   .tau = 2.0, .alpha = 0.3, .self_distill = true});
-    out.push_back({.name = std::string(name) + "_tau07_lora", .teacher = true,
-                   .divergence = div, .tau = 0.7, .alpha = 0.8, .self_distill = true, .R = 2});
+  for (auto [name, div] :
+       {std::pair{"forward_kl", Divergence::forward_kl},
+        std::pair{"reverse_kl", Divergence::reverse_kl}, std::pair{"tv", Divergence::tv}}) {
+    out.push_back({.name = std::string(name) + "_tau1",
+                   .E = 1,
+                   .teacher = true,
+                   .divergence = div,
+                   .weights = {1.0}});
+    out.push_back({.name = std::string(name) + "_tau2_sd",
+                   .teacher = true,
+                   .divergence = div,
+                   .tau = 2.0,
+                   .alpha = 0.3,
+                   .self_distill = true});
+    out.push_back({.name = std::string(name) + "_tau07_lora",
+                   .teacher = true,
+                   .divergence = div,
+                   .tau = 0.7,
+                   .alpha = 0.8,
+                   .self_distill = true,
+                   .R = 2});
   }
   out.push_back({.name = "lora_only", .R = 3});
-  out.push_back({.name = "one_row_chunks", .M = 5, .chunk = 1, .teacher = true, .tau = 1.5,
+  out.push_back({.name = "one_row_chunks",
+                 .M = 5,
+                 .chunk = 1,
+                 .teacher = true,
+                 .tau = 1.5,
                  .self_distill = true});
-  out.push_back({.name = "chunk_larger_than_M", .M = 4, .chunk = 16, .teacher = true,
-                 .divergence = Divergence::reverse_kl, .self_distill = true, .R = 1});
-  out.push_back({.name = "two_exits_uniform", .E = 2, .teacher = true, .tau = 3.0,
-                 .self_distill = true, .weights = {0.5, 0.5}});
+  out.push_back({.name = "chunk_larger_than_M",
+                 .M = 4,
+                 .chunk = 16,
+                 .teacher = true,
+                 .divergence = Divergence::reverse_kl,
+                 .self_distill = true,
+                 .R = 1});
+  out.push_back({.name = "two_exits_uniform",
+                 .E = 2,
+                 .teacher = true,
+                 .tau = 3.0,
+                 .self_distill = true,
+                 .weights = {0.5, 0.5}});
   return out;
 }
 
@@ -121,8 +146,7 @@ Output run(const Case& c, const std::vector<std::vector<S>>& h, const std::vecto
       }
     }
   }
-  std::vector<S> workspace(
-      exit_loss_workspace_elems(c.V, chunk, c.teacher, c.self_distill, c.R));
+  std::vector<S> workspace(exit_loss_workspace_elems(c.V, chunk, c.teacher, c.self_distill, c.R));
   Output out;
   out.ce.resize(c.E);
   out.kd.resize(c.E);
@@ -210,13 +234,13 @@ Output naive(const Case& c, const Inputs& in, const Inputs* sd_target = nullptr)
     if (in.targets[i] == -1) continue;
     ++counted;
     auto z_of = [&](const Inputs& x, int64_t k) {
-      return logits_row(x.h[k], x.W, c.R ? &x.A[k] : nullptr, c.R ? &x.B[k] : nullptr, i, c.D,
-                        c.V, c.R, 1.5L);
+      return logits_row(x.h[k], x.W, c.R ? &x.A[k] : nullptr, c.R ? &x.B[k] : nullptr, i, c.D, c.V,
+                        c.R, 1.5L);
     };
     const auto final_lq = log_softmax(z_of(*sd_target, c.E - 1), 1);
     std::vector<LD> lp;
-    if (c.teacher) lp = log_softmax(logits_row(in.th, in.tW, nullptr, nullptr, i, kDt, c.V, 0, 0),
-                                    c.tau);
+    if (c.teacher)
+      lp = log_softmax(logits_row(in.th, in.tW, nullptr, nullptr, i, kDt, c.V, 0, 0), c.tau);
     for (int64_t k = 0; k < c.E; ++k) {
       const auto z = z_of(in, k);
       const auto lq1 = log_softmax(z, 1), lq = log_softmax(z, c.tau);
@@ -226,9 +250,15 @@ Output naive(const Case& c, const Inputs& in, const Inputs* sd_target = nullptr)
         for (int64_t j = 0; j < c.V; ++j) {
           const LD p = std::exp(lp[j]), q = std::exp(lq[j]);
           switch (c.divergence) {
-            case Divergence::forward_kl: d += p * (lp[j] - lq[j]); break;
-            case Divergence::reverse_kl: d += q * (lq[j] - lp[j]); break;
-            case Divergence::tv: d += 0.5L * std::fabs(p - q); break;
+            case Divergence::forward_kl:
+              d += p * (lp[j] - lq[j]);
+              break;
+            case Divergence::reverse_kl:
+              d += q * (lq[j] - lp[j]);
+              break;
+            case Divergence::tv:
+              d += 0.5L * std::fabs(p - q);
+              break;
           }
         }
         out.kd[k] += static_cast<double>(c.tau * c.tau * d);
@@ -257,8 +287,10 @@ std::vector<testing::GradParam> grad_params(const Case& c, Inputs& in) {
   std::vector<testing::GradParam> params;
   for (int64_t k = 0; k < c.E; ++k) params.push_back({"h" + std::to_string(k), &in.h[k]});
   params.push_back({"W", &in.W});
-  for (int64_t k = 0; k < c.E && c.R > 0; ++k) params.push_back({"A" + std::to_string(k), &in.A[k]});
-  for (int64_t k = 0; k < c.E && c.R > 0; ++k) params.push_back({"B" + std::to_string(k), &in.B[k]});
+  for (int64_t k = 0; k < c.E && c.R > 0; ++k)
+    params.push_back({"A" + std::to_string(k), &in.A[k]});
+  for (int64_t k = 0; k < c.E && c.R > 0; ++k)
+    params.push_back({"B" + std::to_string(k), &in.B[k]});
   return params;
 }
 
@@ -320,9 +352,9 @@ TEST(ExitLoss, OneExitWithoutTeacherIsTheCrossEntropy) {
   const Inputs in = make_inputs(c, 4);
   std::vector<double> dh(in.h[0].size(), 0.0), dW(in.W.size(), 0.0);
   std::vector<double> workspace(lm_head_workspace_elems(c.V, c.chunk));
-  const auto ce = lm_head_cross_entropy(in.h[0].data(), in.W.data(), in.targets.data(), dh.data(),
-                                        dW.data(), c.M, c.D, c.V, -1, 0.5, workspace.data(),
-                                        c.chunk);
+  const auto ce =
+      lm_head_cross_entropy(in.h[0].data(), in.W.data(), in.targets.data(), dh.data(), dW.data(),
+                            c.M, c.D, c.V, -1, 0.5, workspace.data(), c.chunk);
   Inputs copy = in;
   auto g = testing::detail::zero_grads(grad_params(c, copy));
   const Output got = run(c, in, &g, 0.5);
@@ -354,7 +386,12 @@ TEST(ExitLoss, TeacherEqualToStudentGivesZeroDivergence) {
   // The teacher is exit 0 itself (same hidden states and head): the divergence vanishes, and so
   // does its gradient, leaving only the CE part. (TV has no gradient at p = q: not checked.)
   for (Divergence div : {Divergence::forward_kl, Divergence::reverse_kl}) {
-    Case c{.name = "same", .E = 1, .D = kDt, .teacher = true, .divergence = div, .tau = 2.0,
+    Case c{.name = "same",
+           .E = 1,
+           .D = kDt,
+           .teacher = true,
+           .divergence = div,
+           .tau = 2.0,
            .weights = {1.0}};
     Inputs in = make_inputs(c, 6);
     in.th = in.h[0];

@@ -29,8 +29,8 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path fresh(const std::string& name) {
-  const fs::path p = fs::path(::testing::TempDir()) /
-                     ("rrt_distill_" + std::to_string(::getpid()) + "_" + name);
+  const fs::path p =
+      fs::path(::testing::TempDir()) / ("rrt_distill_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(p);
   return p;
 }
@@ -58,12 +58,22 @@ const std::string& shards() {
 RunConfig run(const fs::path& dir, bool teacher_model = false) {
   RunConfig c;
   if (teacher_model) {
-    c.model.model = {.n_layers = 2, .vocab = 257, .d_model = 48, .n_heads = 4, .n_kv_heads = 4,
-                     .ffn = 64, .max_seq_len = 32};
+    c.model.model = {.n_layers = 2,
+                     .vocab = 257,
+                     .d_model = 48,
+                     .n_heads = 4,
+                     .n_kv_heads = 4,
+                     .ffn = 64,
+                     .max_seq_len = 32};
     c.model.recursion = {.block_layers = 2, .loops = 1};
   } else {
-    c.model.model = {.n_layers = 4, .vocab = 257, .d_model = 32, .n_heads = 4, .n_kv_heads = 2,
-                     .ffn = 48, .max_seq_len = 32};
+    c.model.model = {.n_layers = 4,
+                     .vocab = 257,
+                     .d_model = 32,
+                     .n_heads = 4,
+                     .n_kv_heads = 2,
+                     .ffn = 48,
+                     .max_seq_len = 32};
     c.model.recursion = {.block_layers = 2, .loops = 2};
     c.model.lora = {.rank_attention = 4, .rank_mlp = 4};
   }
@@ -107,8 +117,8 @@ TEST(Teacher, FromHuggingFaceDirectoryMatchesTransformers) {
 }
 
 TEST(Teacher, ErrorsNameTheKey) {
-  for (const std::string& path : {std::string("/nonexistent/teacher.h5"),
-                                  std::string(RRT_FIXTURE_DIR) + "/gguf"}) {
+  for (const std::string& path :
+       {std::string("/nonexistent/teacher.h5"), std::string(RRT_FIXTURE_DIR) + "/gguf"}) {
     try {
       load_teacher(path, 1, 8);
       ADD_FAILURE() << path;
@@ -176,7 +186,8 @@ TEST(Distill, TwoStageRecipeLogsEveryTerm) {
   const ParamRegistry& reg = before.registry();
   for (int i = 0; i < reg.size(); ++i) {
     const bool is_lora = reg[i].kind == ParamKind::lora_a || reg[i].kind == ParamKind::lora_b;
-    const bool same = std::equal(before.value(i), before.value(i) + before.numel(i), after.value(i));
+    const bool same =
+        std::equal(before.value(i), before.value(i) + before.numel(i), after.value(i));
     EXPECT_EQ(same, !is_lora) << reg[i].name;
   }
 }

@@ -71,7 +71,8 @@ TEST(Objective, ExitsAndWeightsResolve) {
   EXPECT_EQ(l.exit_weights, (std::vector<double>(3, 1.0 / 3.0)));
   l = training_loss_from(parse("early_exit:\n  exits: all\n  weights: aggressive(0.25)\n"));
   EXPECT_EQ(l.exit_weights, (std::vector<double>{0.25, 0.25, 1.0}));
-  l = training_loss_from(parse("early_exit:\n  exits: [2, 3]\n  weights: [0.5, 2]\n"
+  l =
+      training_loss_from(parse("early_exit:\n  exits: [2, 3]\n  weights: [0.5, 2]\n"
                                "  self_distill: true\n  train: lora\n"));
   EXPECT_EQ(l.exit_weights, (std::vector<double>{0.5, 2.0}));
   EXPECT_TRUE(l.self_distill);
@@ -108,9 +109,9 @@ TEST(Objective, HeadAdaptersSitOnTheIntermediateExits) {
 }
 
 TEST(Objective, DistillSection) {
-  const TrainingLoss l = training_loss_from(
-      parse("distill:\n  teacher: /models/teacher.h5\n  divergence: reverse_kl\n"
-            "  temperature: 2.0\n  alpha: 0.7\n"));
+  const TrainingLoss l =
+      training_loss_from(parse("distill:\n  teacher: /models/teacher.h5\n  divergence: reverse_kl\n"
+                               "  temperature: 2.0\n  alpha: 0.7\n"));
   EXPECT_TRUE(l.teacher);
   EXPECT_EQ(l.divergence, ops::Divergence::reverse_kl);
   EXPECT_DOUBLE_EQ(l.temperature, 2.0);
