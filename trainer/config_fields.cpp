@@ -320,6 +320,11 @@ std::vector<Field> train_fields(TrainConfig& t) {
       field("init_std", t.init_std, "standard deviation of the random initialisation")
           .above(0)
           .also_called({"initializer_range", "std"}),
+      field("time_budget_minutes", t.time_budget_minutes,
+            "stop (evaluating and saving a checkpoint) after this many minutes of training in "
+            "this invocation; 0: no limit")
+          .at_least(0)
+          .also_called({"max_minutes", "time_limit", "budget_minutes", "max_time"}),
   };
 }
 

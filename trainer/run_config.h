@@ -39,6 +39,9 @@ struct TrainConfig {
   int64_t threads = 0;         // OpenMP threads; 0 = all cores
   std::string init_from = "";  // checkpoint to start from (weights only)
   double init_std = 0.02;
+  // Stop (evaluating and saving a checkpoint) once this many minutes of this invocation's
+  // training have passed; 0: no limit. A rerun resumes and gets the budget afresh.
+  double time_budget_minutes = 0;
 };
 
 // Knowledge distillation from a frozen teacher (docs/distillation.md).

@@ -330,8 +330,19 @@ TrainSummary Trainer::run(int64_t stop_after) {
       window_steps = 0;
     }
     const bool last = step == c.train.steps;
-    const bool interrupted = stop_after > 0 && step - summary.first_step + 1 >= stop_after;
-    if (s.val && ((c.train.eval_every > 0 && step % c.train.eval_every == 0) || last))
+    // A time budget: rank 0's clock decides, so that every rank stops after the same step.
+    int64_t out_of_time = 0;
+    if (c.train.time_budget_minutes > 0) {
+      out_of_time = std::chrono::duration<double>(Clock::now() - t_start).count() >=
+                    c.train.time_budget_minutes * 60.0;
+      world.broadcast(&out_of_time, sizeof(out_of_time), 0);
+      if (out_of_time && root && !last)
+        std::printf("time budget of %g minutes reached after step %ld: evaluating and saving\n",
+                    c.train.time_budget_minutes, static_cast<long>(step));
+    }
+    const bool interrupted =
+        (stop_after > 0 && step - summary.first_step + 1 >= stop_after) || out_of_time;
+    if (s.val && ((c.train.eval_every > 0 && step % c.train.eval_every == 0) || last || out_of_time))
       log_eval(step);
     if ((c.checkpoint.every > 0 && step % c.checkpoint.every == 0) || last || interrupted)
       save(step);

@@ -82,6 +82,23 @@ std::vector<float> final_params(const std::string& checkpoint, const RunConfig& 
   return out;
 }
 
+// train.time_budget_minutes: a budget that runs out at once stops after the first step with a
+// validation loss and a checkpoint; the rerun resumes from it.
+TEST(Trainer, TimeBudgetStopsWithACheckpoint) {
+  const fs::path dir = fresh("budget");
+  RunConfig c = small_run(dir.string());
+  c.train.time_budget_minutes = 1e-9;
+  const TrainSummary first = Trainer(c).run();
+  EXPECT_EQ(first.last_step, 1);
+  EXPECT_GT(first.last_val_loss, 0);
+  ASSERT_EQ(list_checkpoints(dir.string()).size(), 1u);
+  EXPECT_EQ(first.last_checkpoint, checkpoint_path(dir.string(), 1));
+  c.train.time_budget_minutes = 0;
+  const TrainSummary rest = Trainer(c).run();
+  EXPECT_EQ(rest.first_step, 2);
+  EXPECT_EQ(rest.last_step, 20);
+}
+
 TEST(Trainer, ResumeIsBitExact) {
   const fs::path straight_dir = fresh("straight"), resumed_dir = fresh("resumed");
   const RunConfig straight_cfg = small_run(straight_dir.string());
