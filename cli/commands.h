@@ -14,5 +14,7 @@ void add_config_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_export_command(CLI::App& app);
+void add_sweep_command(CLI::App& app);
+void add_plot_command(CLI::App& app);
 
 }  // namespace rrt::cli

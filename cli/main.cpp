@@ -10,7 +10,8 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"rrt - train Recursive and Relaxed Recursive Transformers\n"
-               "Docs: docs/runs.md, docs/configs.md, docs/data.md, docs/conversion.md"};
+               "Docs: docs/runs.md, docs/configs.md, docs/data.md, docs/conversion.md,\n"
+               "      docs/sweeps.md"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("rrt 0.1.0 (CPU") +
                                         (rrt::cuda_compiled() ? ", CUDA)" : ")"));
@@ -21,6 +22,8 @@ int main(int argc, char** argv) {
   rrt::cli::add_demo_command(app);
   rrt::cli::add_convert_command(app);
   rrt::cli::add_export_command(app);
+  rrt::cli::add_sweep_command(app);
+  rrt::cli::add_plot_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

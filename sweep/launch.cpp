@@ -1,0 +1,279 @@
+#include "sweep/launch.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/durable_file.h"
+#include "core/error.h"
+#include "sweep/process.h"
+#include "trainer/checkpoint.h"
+
+namespace rrt {
+
+namespace fs = std::filesystem;
+
+std::string to_string(RunState s) {
+  switch (s) {
+    case RunState::not_started:
+      return "not started";
+    case RunState::running:
+      return "running";
+    case RunState::interrupted:
+      return "interrupted";
+    case RunState::failed:
+      return "failed";
+    case RunState::finished:
+      return "finished";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string host_name() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+int64_t step_of(const std::string& checkpoint) {
+  const std::string stem = fs::path(checkpoint).stem().string();  // step_00000040
+  return std::stoll(stem.substr(stem.find('_') + 1));
+}
+
+void write_status(const std::string& dir, const nlohmann::json& status) {
+  const fs::path path = fs::path(dir) / "status.json";
+  const std::string tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << status.dump(2) << "\n";
+    out.close();
+    RRT_CHECK(out.good(), path.string(), "cannot write the run's status");
+  }
+  commit_temporary_file(tmp, path.string(), path.string());
+}
+
+// A process with this pid exists and runs rrt (not a reused pid of something else).
+bool rrt_process_alive(int pid) {
+  if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
+  std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
+  if (!cmdline) return true;  // no /proc: trust kill()
+  std::string args((std::istreambuf_iterator<char>(cmdline)), {});
+  return args.find("rrt") != std::string::npos;
+}
+
+// The last "rrt: ..." line a run printed after byte `from` of its log, else "".
+std::string last_error_line(const std::string& log, std::streamoff from) {
+  std::ifstream in(log);
+  in.seekg(from);
+  std::string line, error;
+  while (std::getline(in, line))
+    if (line.starts_with("rrt: ")) error = line.substr(5);
+  return error;
+}
+
+}  // namespace
+
+RunStatus read_run_status(const std::string& dir, int64_t final_step) {
+  RunStatus s;
+  const std::vector<std::string> checkpoints =
+      fs::is_directory(dir) ? list_checkpoints(dir) : std::vector<std::string>{};
+  if (!checkpoints.empty()) s.last_step = step_of(checkpoints.back());
+  const std::string progress =
+      "step " + std::to_string(s.last_step) + "/" + std::to_string(final_step);
+  if (fs::exists(checkpoint_path(dir, final_step))) {
+    s.state = RunState::finished;
+    s.last_step = final_step;
+    return s;
+  }
+  const fs::path status_path = fs::path(dir) / "status.json";
+  if (fs::exists(status_path)) {
+    std::ifstream in(status_path);
+    const auto j = nlohmann::json::parse(in, nullptr, false);
+    const std::string state = j.is_object() ? j.value("status", "") : "";
+    if (state == "failed") {
+      s.state = RunState::failed;
+      s.error = j.value("error", "(no message)");
+      s.detail = progress;
+      return s;
+    }
+    if (state == "running") {
+      const int pid = j.value("pid", 0);
+      const std::string host = j.value("host", "");
+      const bool here = host.empty() || host == host_name();
+      s.state = !here || rrt_process_alive(pid) ? RunState::running : RunState::interrupted;
+      s.detail = progress + ", pid " + std::to_string(pid);
+      if (!here) s.detail.append(" on ").append(host);
+      return s;
+    }
+  }
+  if (!checkpoints.empty() || fs::exists(fs::path(dir) / "metrics.jsonl")) {
+    // Started outside `--launch local` (Slurm, mpirun): no status file to tell more.
+    s.state = RunState::running;
+    s.detail = progress + " (no status.json: running, or stopped)";
+  }
+  return s;
+}
+
+LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
+  write_sweep(sweep);
+  LaunchCounts counts;
+  const size_t n = sweep.runs.size();
+  auto say = [&](const char* fmt, auto... args) {
+    if (o.quiet) return;
+    std::printf(fmt, args...);
+    std::fflush(stdout);
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const SweepRun& run = sweep.runs[i];
+    if (run_finished(run)) {
+      ++counts.skipped;
+      say("[%zu/%zu] %s: finished before, skipped\n", i + 1, n, run.name.c_str());
+      continue;
+    }
+    const std::string log = (fs::path(run.dir) / "train.log").string();
+    const auto t0 = std::chrono::steady_clock::now();
+    nlohmann::json status{{"status", "running"}, {"host", host_name()}, {"started", utc_now()},
+                          {"log", "train.log"}};
+    auto fail = [&](const std::string& error, int exit_code) {
+      ++counts.failed;
+      status["status"] = "failed";
+      status["error"] = error;
+      if (exit_code != 0) status["exit_code"] = exit_code;
+      status["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      write_status(run.dir, status);
+      say("[%zu/%zu] %s: FAILED: %s\n", i + 1, n, run.name.c_str(), error.c_str());
+    };
+    const int64_t resume_from =
+        list_checkpoints(run.dir).empty() ? 0 : step_of(list_checkpoints(run.dir).back());
+    say("[%zu/%zu] %s: %s (log: %s)\n", i + 1, n, run.name.c_str(),
+        resume_from > 0 ? ("resuming at step " + std::to_string(resume_from)).c_str()
+                        : "training",
+        log.c_str());
+    try {
+      if (prepare_run(run)) say("        converted %s -> %s/init.h5 (%s init, %s LoRA)\n",
+                                run.convert->from.c_str(), run.dir.c_str(),
+                                run.convert->init.c_str(), run.convert->lora_init.c_str());
+      const std::string& init_from = run.config.train.init_from;
+      RRT_CHECK(resume_from > 0 || init_from.empty() || fs::exists(init_from), run.name,
+                "train.init_from ", init_from,
+                " does not exist; if another sweep makes it (see before: in ", sweep.file,
+                "), run that one first");
+    } catch (const Error& e) {
+      fail(e.what(), 0);
+      if (!o.keep_going) break;
+      continue;
+    }
+    std::streamoff log_start = 0;
+    if (fs::exists(log)) log_start = static_cast<std::streamoff>(fs::file_size(log));
+    ProcessResult r;
+    try {
+      r = run_process({o.rrt_binary, "train", (fs::path(run.dir) / "config.yaml").string()}, {},
+                      log, [&](int pid) {
+                        status["pid"] = pid;
+                        write_status(run.dir, status);
+                      });
+    } catch (const Error& e) {
+      fail(e.what(), 0);
+      if (!o.keep_going) break;
+      continue;
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (r.exit_code == 0 && run_finished(run)) {
+      ++counts.trained;
+      status["status"] = "finished";
+      status["seconds"] = seconds;
+      write_status(run.dir, status);
+      say("[%zu/%zu] %s: finished in %.1f s\n", i + 1, n, run.name.c_str(), seconds);
+      continue;
+    }
+    std::string error = last_error_line(log, log_start);
+    if (error.empty())
+      error = r.signal ? "killed by signal " + std::to_string(r.signal) +
+                             (r.signal == SIGKILL ? " (out of memory?)" : "")
+              : r.exit_code == 0 ? "exited without its final checkpoint"
+                                 : "exit code " + std::to_string(r.exit_code);
+    fail(error, r.exit_code);
+    if (!o.keep_going) break;
+  }
+  return counts;
+}
+
+std::string mpirun_commands(const Sweep& sweep, const std::string& launch_dir,
+                            const std::string& rrt_binary, int ranks) {
+  write_sweep(sweep);
+  std::string out;
+  for (const SweepRun& run : sweep.runs) {
+    if (run_finished(run)) {
+      out += "# " + run.name + ": finished\n";
+      continue;
+    }
+    prepare_run(run);
+    out += "RRT=" + shell_quote(rrt_binary) + " " +
+           shell_quote((fs::path(launch_dir) / "mpirun.sh").string()) + " " +
+           std::to_string(ranks) + " " +
+           shell_quote((fs::path(run.dir) / "config.yaml").string()) + "\n";
+  }
+  return out;
+}
+
+SlurmArray slurm_array(const Sweep& sweep, const std::string& launch_dir,
+                       const std::string& rrt_binary, const std::vector<std::string>& sbatch_args) {
+  write_sweep(sweep);
+  SlurmArray a;
+  const fs::path out = fs::absolute(sweep.out_dir).lexically_normal();
+  a.list = (out / "slurm_runs.txt").string();
+  std::string lines;
+  for (const SweepRun& run : sweep.runs) {
+    if (run_finished(run)) continue;
+    prepare_run(run);
+    lines += fs::absolute(run.dir).lexically_normal().string() + "\n";
+    ++a.tasks;
+  }
+  {
+    std::ofstream list(a.list, std::ios::trunc);
+    list << lines;
+    RRT_CHECK(list.good(), a.list, "cannot write the run list");
+  }
+  if (a.tasks == 0) return a;
+  a.command = {"sbatch", "--array=0-" + std::to_string(a.tasks - 1),
+               "--output=" + (out / "slurm-%A_%a.out").string()};
+  a.command.insert(a.command.end(), sbatch_args.begin(), sbatch_args.end());
+  a.command.push_back((fs::absolute(launch_dir) / "slurm_array.sbatch").lexically_normal().string());
+  a.command.push_back(a.list);
+  a.shell = "RRT=" + shell_quote(rrt_binary) +
+            " RRT_LAUNCH_DIR=" + shell_quote(fs::absolute(launch_dir).lexically_normal().string());
+  for (const std::string& w : a.command) a.shell.append(" ").append(shell_quote(w));
+  return a;
+}
+
+int submit_slurm_array(const SlurmArray& array, const std::string& launch_dir,
+                       const std::string& rrt_binary, std::string& output) {
+  RRT_CHECK(!array.command.empty(), "sweep", "nothing to submit: every run is finished");
+  const ProcessResult r = run_process(
+      array.command,
+      {{"RRT", rrt_binary}, {"RRT_LAUNCH_DIR", fs::absolute(launch_dir).lexically_normal().string()}},
+      "");
+  output = r.output;
+  return r.exit_code;
+}
+
+}  // namespace rrt

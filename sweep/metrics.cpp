@@ -1,0 +1,64 @@
+#include "sweep/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+namespace rrt {
+
+RunMetrics read_metrics(const std::string& dir) {
+  RunMetrics m;
+  std::ifstream in(std::filesystem::path(dir) / "metrics.jsonl");
+  static const std::regex exit_ce(R"(exit(\d+)_ce)");
+  static const std::regex exit_val(R"((?:val_exit(\d+)_loss|exit(\d+)_val_loss))");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("step") || !j["step"].is_number()) continue;
+    const double step = j["step"].get<double>();
+    m.last_step = std::max<int64_t>(m.last_step, static_cast<int64_t>(step));
+    auto number = [&j](const char* key) {
+      return j.contains(key) && j[key].is_number() ? j[key].get<double>() : NAN;
+    };
+    std::smatch match;
+    if (j.contains("val_loss")) {
+      m.val_loss.emplace_back(step, number("val_loss"));
+      for (const auto& [key, value] : j.items())
+        if (value.is_number() && std::regex_match(key, match, exit_val))
+          m.exit_val_loss[std::stoi(match[1].matched ? match[1].str() : match[2].str())]
+              .emplace_back(step, value.get<double>());
+      continue;
+    }
+    if (!j.contains("loss")) continue;
+    m.loss.emplace_back(step, number("loss"));
+    if (j.contains("tokens_per_s")) m.tokens_per_s.emplace_back(step, number("tokens_per_s"));
+    if (const double tokens = number("tokens"); std::isfinite(tokens) && step > 0)
+      m.tokens_per_step = tokens / step;
+    for (const auto& [key, value] : j.items())
+      if (value.is_number() && std::regex_match(key, match, exit_ce))
+        m.exit_ce[std::stoi(match[1].str())].emplace_back(step, value.get<double>());
+  }
+  return m;
+}
+
+double tail_mean(const Curve& curve, double fraction) {
+  if (curve.empty()) return NAN;
+  const size_t n = std::max<size_t>(1, static_cast<size_t>(std::ceil(curve.size() * fraction)));
+  double sum = 0;
+  for (size_t i = curve.size() - n; i < curve.size(); ++i) sum += curve[i].second;
+  return sum / static_cast<double>(n);
+}
+
+double median(const Curve& curve) {
+  if (curve.empty()) return NAN;
+  std::vector<double> v;
+  for (const auto& p : curve) v.push_back(p.second);
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace rrt

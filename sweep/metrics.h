@@ -1,0 +1,38 @@
+// What a run logged in <run>/metrics.jsonl (docs/runs.md, docs/distillation.md), as series for
+// the summary table and the plots.
+//   training lines: step, loss, tokens, tokens_per_s, and exit<k>_ce with early exits
+//   evaluation lines: step, val_loss, and per-exit validation losses when the trainer logs
+//   them: exit<k>_val_loss or val_exit<k>_loss (not logged yet: docs/sweeps.md)
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace rrt {
+
+using Curve = std::vector<std::pair<double, double>>;  // (step, value), in log order
+
+struct RunMetrics {
+  Curve loss;                           // training loss (the weighted total)
+  std::map<int, Curve> exit_ce;         // exit k (1-based loop) -> its training CE
+  Curve tokens_per_s;
+  Curve val_loss;                       // the final exit's validation loss
+  std::map<int, Curve> exit_val_loss;   // per-exit validation loss, when logged
+  double tokens_per_step = 0;           // from the training lines (tokens / step)
+  int64_t last_step = 0;
+  bool empty() const { return loss.empty() && val_loss.empty(); }
+};
+
+// Reads <dir>/metrics.jsonl; a missing file gives empty metrics, an unreadable line is skipped
+// (a run being written may end in half a line).
+RunMetrics read_metrics(const std::string& dir);
+
+// Mean of the values over the last `fraction` of the curve's points (at least one); NaN if empty.
+double tail_mean(const Curve& curve, double fraction);
+// Median of the values; NaN if empty.
+double median(const Curve& curve);
+
+}  // namespace rrt

@@ -1,0 +1,96 @@
+#include "sweep/process.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace rrt {
+
+ProcessResult run_process(const std::vector<std::string>& argv,
+                          const std::vector<std::pair<std::string, std::string>>& env,
+                          const std::string& log_path, const std::function<void(int)>& on_start) {
+  RRT_CHECK(!argv.empty(), "process", "no program to run");
+  int out_fd = -1;
+  int pipe_fds[2] = {-1, -1};
+  if (!log_path.empty()) {
+    out_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    RRT_CHECK(out_fd >= 0, log_path, "cannot open the log: ", std::strerror(errno));
+  } else {
+    RRT_CHECK(::pipe2(pipe_fds, O_CLOEXEC) == 0, "process", "pipe: ", std::strerror(errno));
+    out_fd = pipe_fds[1];
+  }
+  // Everything the child needs is built before fork: only async-signal-safe calls after it.
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry = *e;
+    bool replaced = false;
+    for (const auto& [k, v] : env) replaced |= entry.starts_with(k + "=");
+    if (!replaced) env_strings.push_back(entry);
+  }
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  int exec_error[2];
+  RRT_CHECK(::pipe2(exec_error, O_CLOEXEC) == 0, "process", "pipe: ", std::strerror(errno));
+
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out_fd, STDOUT_FILENO);
+    ::dup2(out_fd, STDERR_FILENO);
+    ::execvpe(args[0], args.data(), envp.data());
+    const int err = errno;  // tell the parent why, through the close-on-exec pipe
+    [[maybe_unused]] auto n = ::write(exec_error[1], &err, sizeof err);
+    ::_exit(127);
+  }
+  ::close(exec_error[1]);
+  if (pipe_fds[1] >= 0) ::close(pipe_fds[1]);
+  if (pid < 0) {
+    const int err = errno;
+    ::close(exec_error[0]);
+    if (pipe_fds[0] >= 0) ::close(pipe_fds[0]);
+    if (!log_path.empty()) ::close(out_fd);
+    RRT_FAIL("process", "cannot start ", argv[0], ": fork: ", std::strerror(err));
+  }
+  if (!log_path.empty()) ::close(out_fd);
+  int child_errno = 0;
+  const bool exec_failed = ::read(exec_error[0], &child_errno, sizeof child_errno) > 0;
+  ::close(exec_error[0]);
+  ProcessResult r;
+  if (!exec_failed && on_start) on_start(pid);
+  if (pipe_fds[0] >= 0) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(pipe_fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+      if (n > 0) r.output.append(buf, static_cast<size_t>(n));
+    ::close(pipe_fds[0]);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  RRT_CHECK(!exec_failed, "process", "cannot run ", argv[0], ": ", std::strerror(child_errno));
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  return r;
+}
+
+std::string shell_quote(const std::string& word) {
+  if (!word.empty() &&
+      word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                             "_-./=:,+%@") == std::string::npos)
+    return word;
+  std::string out = "'";
+  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+}  // namespace rrt
