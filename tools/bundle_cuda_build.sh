@@ -9,7 +9,11 @@
 # carry limit together with the working tree), and tests/*_tests.cmake.in the ctest lists with
 # @RRT_BUNDLE_DIR@ where the absolute path goes (tests/gpu/run.sh fills it in).
 # Not bundled, taken from the GPU host: the driver (libcuda), the CUDA runtime and cuBLAS/cuBLASLt
-# of its toolkit (cuBLASLt alone is ~540 MB), glibc and the C++ runtime.
+# of its toolkit (cuBLASLt alone is ~540 MB), cuDNN 9 and NVRTC (the attention: libcudnn.so.9
+# dlopens its engine libraries, ~500 MB, from its own folder, and they must be one version;
+# NVRTC is ~110 MB), glibc and the C++ runtime. A GPU host with PyTorch has cuDNN and NVRTC in
+# python3's site-packages/nvidia/{cudnn,cu13}/lib, which tests/gpu/run.sh puts on LD_LIBRARY_PATH.
+# The build needs cudnn-frontend's headers: tools/fetch_cudnn_frontend.sh (run below) fetches them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -26,11 +30,15 @@ mapfile -t benches < <(grep -hoE 'add_executable\((bench_gpu_[A-Za-z0-9_]+)' ben
   | sed -E 's/add_executable\(//' | sort -u)
 echo "[bundle] gpu tests: ${tests[*]}"
 echo "[bundle] gpu benchmarks: ${benches[*]}"
+frontend=$(tools/fetch_cudnn_frontend.sh) || {
+  echo "[bundle] cannot fetch cudnn-frontend's headers (tools/fetch_cudnn_frontend.sh)" >&2
+  exit 1
+}
 
 # Portable code (no -march=native: the GPU host's CPU may differ), no MPI, sm_80 and sm_90.
 cmake -S . -B "$stage" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRRT_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="80;90" -DRRT_MPI=OFF -DRRT_NATIVE=OFF -DRRT_BUILD_TESTS=ON \
-  -DRRT_BUILD_BENCH=ON '-DCMAKE_BUILD_RPATH=$ORIGIN/../lib' \
+  -DRRT_BUILD_BENCH=ON "-DRRT_CUDNN_FRONTEND_DIR=$frontend" '-DCMAKE_BUILD_RPATH=$ORIGIN/../lib' \
   '-DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags -Wl,--as-needed' >/dev/null
 cmake --build "$stage" -j "$(nproc)" --target "${tests[@]}" "${benches[@]}"
 
@@ -51,7 +59,7 @@ done
 strip --strip-unneeded "${bins[@]}"
 
 # Libraries: everything ldd resolves except what the GPU host provides itself.
-skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libresolv|libutil\.so|libstdc\+\+|libgcc_s|libcuda\.so|libcudart|libcublas|libnvidia)'
+skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libresolv|libutil\.so|libstdc\+\+|libgcc_s|libcuda\.so|libcudart|libcublas|libcudnn|libnvrtc|libnvidia)'
 for bin in "${bins[@]}"; do
   env -u LD_LIBRARY_PATH ldd "$bin" | awk '/=>/ {print $1, $3}' | while read -r name path; do
     [[ $name =~ $skip ]] && continue
@@ -83,7 +91,7 @@ done
   echo "cuda architectures: 80;90"
   echo "tests: ${tests[*]}"
   echo "benchmarks: ${benches[*]}"
-  echo "from the GPU host: libcuda, libcudart.so.13, libcublas.so.13, libcublasLt.so.13, glibc, libstdc++"
+  echo "from the GPU host: libcuda, libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcudnn*.so.9, libnvrtc.so.13, glibc, libstdc++"
 } >"$bundle/BUNDLE.txt"
 
 # Size: the device tool carries at most 64 MiB, the working tree included.

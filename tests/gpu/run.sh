@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The one script for a GPU host: runs every `gpu`-labelled test and the GPU benchmarks, then
-# prints one summary table (last, so that a truncated log still shows it). Under 8 minutes on an
-# H100 with a prebuilt bundle.
+# The one script for a GPU host: runs every `gpu`-labelled test and the GPU benchmarks (every
+# bench_gpu_*: GEMM, attention), then prints one summary table (last, so that a truncated log
+# still shows it). Under 8 minutes on an H100 with a prebuilt bundle.
 #   RRT_BUILD_DIR=build-cuda-bundle tests/gpu/run.sh   a bundle from tools/bundle_cuda_build.sh
 #   tests/gpu/run.sh                                    configure and build build-cuda here
 #                                                       (needs rrt's libraries: tools/setup.sh)
@@ -22,7 +22,9 @@ gpu_name=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,
   | head -1)
 say "GPU: ${gpu_name:-none visible (nvidia-smi failed); the gpu tests will skip}"
 
-# --- libraries: the toolkit's, then python3's nvidia/* wheels (cuDNN 9, NCCL, cuBLAS) ---------
+# --- libraries: the toolkit's, then python3's nvidia/* wheels (cuDNN 9, NVRTC, NCCL, cuBLAS) ---
+# The attention needs cuDNN 9 (libcudnn.so.9 loads its engine libraries from its own folder) and
+# NVRTC; the bundle carries neither (too large), so they come from here.
 lib_dirs=()
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
   [[ -d $d ]] && lib_dirs+=("$d")
@@ -64,6 +66,9 @@ if [[ -f $build/BUNDLE.txt ]]; then
   if [[ -n $missing ]]; then
     say "libraries missing on this host:"
     echo "$missing"
+    grep -qE 'libcudnn|libnvrtc' <<<"$missing" &&
+      say "cuDNN 9 / NVRTC: install PyTorch's wheels (nvidia-cudnn-cu13, nvidia-cuda-nvrtc) or put" \
+        "their lib folders on LD_LIBRARY_PATH"
     exit 1
   fi
 else
@@ -79,11 +84,23 @@ else
     --include=CMakeLists.txt | sed -E 's/^\s*rrt_add_gpu_test\(\s*([A-Za-z0-9_]+).*/\1/' | sort -u)
   mapfile -t -O "${#targets[@]}" targets < <(grep -hoE 'add_executable\((bench_gpu_[A-Za-z0-9_]+)' \
     bench/CMakeLists.txt | sed -E 's/add_executable\(//' | sort -u)
-  { cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRRT_CUDA=ON &&
+  # cudnn-frontend's headers: already in .deps/ (carry it), or fetched (needs the network).
+  frontend=$(tools/fetch_cudnn_frontend.sh) || {
+    say "no cudnn-frontend headers: run tools/fetch_cudnn_frontend.sh where there is a network" \
+      "and carry .deps, or use a bundle (tools/bundle_cuda_build.sh)"
+    exit 1
+  }
+  { cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRRT_CUDA=ON \
+      "-DRRT_CUDNN_FRONTEND_DIR=$frontend" &&
     cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"; } 2>&1 | tee "$logs/build.log" \
     | tail -n 20
   ((PIPESTATUS[0] == 0)) || { say "build failed (see $logs/build.log)"; exit 1; }
 fi
+
+# Which cuDNN the attention loads (the summary shows it: a wrong one is the likeliest failure).
+cudnn_lib=$(for b in "$build"/tests/* "$build"/bench/*; do
+  [[ -x $b && -f $b ]] && ldd "$b" 2>/dev/null | awk '/libcudnn\.so/ {print $3}'; done | sort -u | head -1)
+say "cuDNN: ${cudnn_lib:-not linked}"
 
 # --- tests ---------------------------------------------------------------------------------
 say "ctest -L gpu"
@@ -112,6 +129,7 @@ done
   echo "==================== rrt GPU summary ===================="
   printf '%-34s %s\n' "GPU" "${gpu_name:-none}"
   printf '%-34s %s\n' "build" "$build"
+  printf '%-34s %s\n' "cuDNN" "${cudnn_lib:-not linked}"
   printf '%-34s %s\n' "ctest -L gpu" "${tests_line:-no result} ($skipped skipped, ${t_tests}s)"
   grep '^RESULT' "$logs/bench.log" | sed -E 's/^RESULT ([a-z_]+) "([^"]*)" (.*)$/\1: \2|\3/' \
     | while IFS='|' read -r name figures; do printf '%-34s %s\n' "$name" "$figures"; done

@@ -2,3 +2,4 @@
 rrt_add_gpu_test(test_gemm_gpu ${CMAKE_CURRENT_LIST_DIR}/test_gemm_gpu.cpp)
 rrt_add_gpu_test(test_cross_entropy_gpu ${CMAKE_CURRENT_LIST_DIR}/test_cross_entropy_gpu.cpp)
 rrt_add_gpu_test(test_ops_elementwise_gpu ${CMAKE_CURRENT_LIST_DIR}/test_ops_elementwise_gpu.cpp)
+rrt_add_gpu_test(test_attention_gpu ${CMAKE_CURRENT_LIST_DIR}/test_attention_gpu.cpp)

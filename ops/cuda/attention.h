@@ -1,0 +1,71 @@
+// Fused causal attention with grouped KV heads on the GPU, the CUDA twin of ops/attention.h, run by
+// cuDNN's scaled-dot-product-attention engines (flash attention: O(T) memory, nothing T x T is
+// stored) through cudnn-frontend's graph API (the sdpa and sdpa_backward nodes).
+//   q: [N, T, H, Dh]   k, v: [N, T, Hkv, Dh]   out: [N, T, H, Dh]      bf16
+//   lse: [N, H, T] fp32, lse[n, h, i] = log sum_{j <= i} exp(scale q_i . k_j), natural log: the
+//   CPU's definition and cuDNN's "Stats" output, so no conversion is needed.
+// Query head h reads kv head h / (H / Hkv) (MHA: Hkv = H, GQA, MQA: Hkv = 1); scale 1/sqrt(Dh);
+// query i sees keys 0..i (causal, top-left diagonal). The layouts are rrt's own: cuDNN reads them
+// through strides ([N, H, T, Dh] dims with strides (T H Dh, Dh, H Dh, 1)), nothing is transposed.
+//
+// Backward ADDS into dq, dk, dv like every rrt backward. cuDNN overwrites its gradient outputs, so
+// it writes into scratch owned by the context and a second pass adds the scratch into dq, dk, dv
+// (3 extra reads and writes of q-sized and kv-sized tensors: small next to the attention itself).
+//
+// Requirements (checked; a violation throws rrt::Error naming the shape and the reason):
+//   - N, T, H, Hkv >= 1, H a multiple of Hkv;
+//   - Dh a multiple of 8 and at most 256 (cuDNN's bf16 SDPA limits; on GPUs other than Hopper
+//     cuDNN's backward stops at Dh = 128, which cuDNN itself reports, wrapped with the shape);
+//   - backward needs T >= 2 (cuDNN has no backward for a single query and key);
+//   - every pointer 16-byte aligned (cuDNN's kernels use 16-byte vector loads; cudaMalloc and
+//     rrt's arenas give 256 and 64 bytes).
+// These shape checks run before any CUDA or cuDNN call. Any other case cuDNN refuses (an older
+// cuDNN, another GPU) throws when the graph for that shape is first built.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <memory>
+
+#include "ops/attention.h"
+
+namespace rrt::ops::cuda {
+
+using bf16 = __nv_bfloat16;
+
+// One cuDNN handle (created at the first call, not in the constructor: constructing a context
+// needs no GPU), the built SDPA graphs cached per (direction, N, T, H, Hkv, Dh), one device
+// workspace grown to the largest graph's need, and the backward's gradient scratch. Create once
+// per device and reuse; not thread-safe (one per stream/thread). Work is enqueued on `stream`.
+class AttentionContext {
+ public:
+  explicit AttentionContext(cudaStream_t stream = nullptr);
+  ~AttentionContext();
+  AttentionContext(const AttentionContext&) = delete;
+  AttentionContext& operator=(const AttentionContext&) = delete;
+
+  cudaStream_t stream() const;
+  void set_stream(cudaStream_t stream);
+  size_t cached_graphs() const;  // how many (direction, shape) graphs are built (tests check it)
+
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Throws rrt::Error when the shape is outside the requirements above (no GPU needed).
+void check_attention_shape(const AttentionShape& shape, bool backward);
+
+// out = softmax(scale q k^T + causal mask) v, and lse for the backward.
+void attention_forward(AttentionContext& ctx, const bf16* q, const bf16* k, const bf16* v,
+                       bf16* out, float* lse, const AttentionShape& shape);
+// dq += dL/dq, dk += dL/dk, dv += dL/dv. Needs the forward's out and lse.
+void attention_backward(AttentionContext& ctx, const bf16* q, const bf16* k, const bf16* v,
+                        const bf16* out, const float* lse, const bf16* dout, bf16* dq, bf16* dk,
+                        bf16* dv, const AttentionShape& shape);
+
+}  // namespace rrt::ops::cuda
