@@ -1,7 +1,9 @@
-// rrt convert --from HF_DIR --loops K [--sharing cycle|sequence] [--init RULE]
-//             [--lora-rank R|full] [--lora-init svd|zero] [--per-loop-norms] --out FILE.h5
+// rrt convert --from HF_DIR|FILE.gguf|CHECKPOINT.h5 --loops K [--sharing cycle|sequence]
+//             [--init RULE] [--lora-rank R|full] [--lora-init svd|zero] [--per-loop-norms] --out FILE.h5
 // HF_DIR holds a LlamaForCausalLM, GemmaForCausalLM or GPTNeoXForCausalLM checkpoint; a .gguf
-// file (llama architecture, llama.cpp's format) is read through model/gguf_import.h instead.
+// file (llama architecture, llama.cpp's format) is read through model/gguf_import.h instead, and
+// an rrt checkpoint of a plain model (loops 1, no LoRA) through its stored run config, whose
+// data and training settings the written config keeps.
 // Writes a weights-only rrt checkpoint of the recursive / relaxed model, plus FILE.yaml: a run
 // config whose model sections describe it and whose train.init_from points at it.
 #include <CLI/CLI.hpp>
@@ -60,7 +62,22 @@ void run_convert(const ConvertOpts& o) {
   std::fflush(stdout);
   namespace fs = std::filesystem;
   const bool gguf = fs::path(o.from).extension() == ".gguf";
-  HfModel hf = gguf ? load_gguf_model(o.from) : load_hf_model(o.from);
+  const bool rrt_checkpoint = fs::path(o.from).extension() == ".h5";
+  HfModel hf;
+  RunConfig from_run;  // an rrt checkpoint's own run config: its data and training carry over
+  if (rrt_checkpoint) {
+    CheckpointModel m = load_checkpoint_model(o.from);
+    from_run = m.config;
+    // Not the original's run directory (a run there would resume the original), nor its
+    // teacher or exits: those belong to the model it was.
+    from_run.train.run_dir = RunConfig{}.train.run_dir;
+    from_run.distill = {};
+    from_run.early_exit = {};
+    hf.spec = m.config.model;
+    hf.params = std::move(m.params);
+  } else {
+    hf = gguf ? load_gguf_model(o.from) : load_hf_model(o.from);
+  }
   ConvertOptions c;
   c.loops = o.loops;
   c.sharing = o.sharing == "sequence" ? Sharing::sequence : Sharing::cycle;
@@ -84,7 +101,7 @@ void run_convert(const ConvertOpts& o) {
               o.lora_init.c_str(), o.per_loop_norms ? ", per-loop norms" : "");
   std::fflush(stdout);
   Converted out = convert_to_recursive(hf.spec, *hf.params, c);
-  RunConfig run;
+  RunConfig run = from_run;
   run.model = out.spec;
   run.model.model.n_layers = hf.spec.positions();
   run.train.init_from = o.out;
@@ -93,7 +110,9 @@ void run_convert(const ConvertOpts& o) {
   run.train.seq_len = std::min<int64_t>(run.train.seq_len, run.model.model.max_seq_len);
   // A GGUF file carries its own (BPE) tokenizer; an HF directory may hold a SentencePiece one.
   const fs::path sp = fs::path(o.from) / "tokenizer.model";
-  if (gguf)
+  if (rrt_checkpoint)
+    ;  // keeps the checkpoint's data.tokenizer
+  else if (gguf)
     run.data.tokenizer = fs::absolute(o.from).string();
   else if (fs::exists(sp) || run.model.model.vocab < 257)
     run.data.tokenizer = sp.string();
@@ -117,11 +136,12 @@ void run_convert(const ConvertOpts& o) {
 void add_convert_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "convert",
-      "Convert an HF Llama, Gemma or GPT-NeoX checkpoint into a recursive or relaxed rrt "
-      "checkpoint");
+      "Convert an HF Llama, Gemma or GPT-NeoX checkpoint (or a plain rrt checkpoint) into a "
+      "recursive or relaxed rrt checkpoint");
   auto o = std::make_shared<ConvertOpts>();
   cmd->add_option("--from", o->from,
-                  "HF model directory (config.json + safetensors) or a .gguf file")
+                  "HF model directory (config.json + safetensors), a .gguf file, or an rrt "
+                  "checkpoint (.h5) of a plain model")
       ->required()
       ->check(CLI::ExistingPath);
   cmd->add_option("--out", o->out, "output checkpoint (.h5); FILE.yaml is written beside it")

@@ -10,6 +10,7 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "trainer/config_io.h"
 
 namespace rrt {
 
@@ -235,6 +236,14 @@ CheckpointContents load_checkpoint(const std::string& path, ParameterSet& params
     optimizer->set_steps_taken(c.state.adam_step);
   }
   return c;
+}
+
+CheckpointModel load_checkpoint_model(const std::string& path) {
+  CheckpointModel m;
+  m.config = parse_run_config(read_checkpoint_header(path).config_yaml, path + " (/config)");
+  m.params = std::make_unique<ParameterSet>(m.config.model, ParameterSet::Grads::without);
+  m.state = load_checkpoint(path, *m.params, nullptr).state;
+  return m;
 }
 
 std::string checkpoint_path(const std::string& dir, int64_t step) {

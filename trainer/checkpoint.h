@@ -9,11 +9,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "model/optimizer.h"
 #include "model/parameters.h"
+#include "trainer/run_config.h"
 
 namespace rrt {
 
@@ -41,6 +43,15 @@ CheckpointContents read_checkpoint_header(const std::string& path);
 // them). Every registered parameter must be present with its shape.
 CheckpointContents load_checkpoint(const std::string& path, ParameterSet& params,
                                    AdamW* optimizer);
+
+// The model a checkpoint holds: the run config stored inside it (its model sections describe
+// the model) and the weights, values only (e.g. `rrt convert --from run/step_00000300.h5`).
+struct CheckpointModel {
+  RunConfig config;
+  std::unique_ptr<ParameterSet> params;
+  TrainState state;
+};
+CheckpointModel load_checkpoint_model(const std::string& path);
 
 // "<dir>/step_00001234.h5"
 std::string checkpoint_path(const std::string& dir, int64_t step);

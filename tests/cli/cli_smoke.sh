@@ -78,6 +78,17 @@ grep -q "tokenizer: .*llama_untied.gguf" "$work/gguf/init.yaml" || fail "GGUF to
 "$rrt" export "$work/gguf/init.h5" --out "$work/gguf_hf" | grep -q "tokenizer not copied" \
   || fail "export of a GGUF-converted model"
 
+# An rrt checkpoint of a plain model converts too; its data and training settings carry over,
+# its run directory does not; a looped checkpoint is refused.
+"$rrt" train "$cfg" "${common[@]}" recursion.loops=1 lora.rank=0 train.steps=2 \
+  train.run_dir="$work/plain" >/dev/null || fail "train plain"
+"$rrt" convert --from "$work/plain/step_00000002.h5" --loops 2 --init average --lora-rank 2 \
+  --out "$work/from_rrt/init.h5" >/dev/null || fail "convert --from an rrt checkpoint"
+grep -q "path: $work/shards" "$work/from_rrt/init.yaml" || fail "convert dropped data.path"
+grep -q "run_dir: runs/default" "$work/from_rrt/init.yaml" || fail "convert kept the run_dir"
+"$rrt" eval "$work/from_rrt/init.h5" | grep -q "validation loss" || fail "eval of rrt-converted"
+expect_error "plain" "$rrt" convert --from "$work/run/step_00000006.h5" --loops 2 --out "$work/x.h5"
+
 echo "garbage" > "$work/bad.h5"
 expect_error "not an HDF5 file" "$rrt" eval "$work/bad.h5"
 expect_error "shard" "$rrt" train "$cfg" "${common[@]}" data.path="$work/nowhere" train.run_dir="$work/run2"
