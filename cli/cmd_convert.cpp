@@ -1,5 +1,6 @@
 // rrt convert --from HF_DIR|FILE.gguf|CHECKPOINT.h5 --loops K [--sharing cycle|sequence]
-//             [--init RULE] [--lora-rank R|full] [--lora-init svd|zero] [--per-loop-norms] --out FILE.h5
+//             [--init RULE] [--lora-rank R|full] [--lora-init svd|zero] [--per-loop-norms]
+//             --out FILE.h5
 // HF_DIR holds a LlamaForCausalLM, GemmaForCausalLM or GPTNeoXForCausalLM checkpoint; a .gguf
 // file (llama architecture, llama.cpp's format) is read through model/gguf_import.h instead, and
 // an rrt checkpoint of a plain model (loops 1, no LoRA) through its stored run config, whose
