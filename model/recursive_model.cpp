@@ -419,6 +419,44 @@ const float* RecursiveModel::final_hidden(const int32_t* tokens, int64_t N, int6
   return final_h_;
 }
 
+void RecursiveModel::forward_loop_ends(const int32_t* tokens, int64_t N, int64_t T) {
+  forward(tokens, N, T);
+}
+
+const float* RecursiveModel::loop_end_residual(int64_t loop) const {
+  const int64_t K = spec_.recursion.loops;
+  RRT_CHECK(loop >= 1 && loop <= K, "RecursiveModel", "loop ", loop, " is outside 1..", K);
+  RRT_CHECK(cur_N_ > 0, "RecursiveModel", "loop_end_residual needs a forward_loop_ends first");
+  if (loop == K) return resid_[spec_.positions()];
+  RRT_CHECK(spec_.recursion.sharing == Sharing::cycle, "RecursiveModel",
+            "only the last loop ends a sequence-shared model (exits need cycle sharing)");
+  RRT_CHECK(!cap_.forward_only, "RecursiveModel",
+            "a forward-only model keeps no residual stream before its last loop");
+  return resid_[loop * spec_.recursion.block_layers];
+}
+
+void RecursiveModel::exit_logits(int64_t loop, const float* resid_rows, int64_t rows, float* h,
+                                 float* out) const {
+  const ModelConfig& m = spec_.model;
+  const int64_t K = spec_.recursion.loops;
+  RRT_CHECK(loop >= 1 && loop <= K, "RecursiveModel", "exit loop ", loop, " is outside 1..", K);
+  if (rows <= 0) return;
+  std::vector<float> stats(static_cast<size_t>(2 * rows));  // norm mean and rstd per row
+  norm_forward(dims(rows, 1), resid_rows, final_norm_, final_norm_bias_, h, stats.data(),
+               stats.data() + rows);
+  ops::linear_forward<float>(h, head_, nullptr, out, rows, m.d_model, m.vocab, false);
+  const int64_t R = spec_.exit_head.lora_rank;
+  const std::string a = ParamRegistry::head_lora_name(loop, true);
+  if (loop == K || R == 0 || !params_.registry().has(a)) return;
+  // The exit's adapter, as in ops/exit_loss (scale 1): out += (h A^T) B^T.
+  std::vector<float> u(static_cast<size_t>(rows * R));
+  ops::gemm<float>(false, true, rows, R, m.d_model, 1.0f, h, m.d_model, params_.value(a), m.d_model,
+                   0.0f, u.data(), R);
+  ops::gemm<float>(false, true, rows, m.vocab, R, 1.0f, u.data(), R,
+                   params_.value(ParamRegistry::head_lora_name(loop, false)), R, 1.0f, out,
+                   m.vocab);
+}
+
 double RecursiveModel::loss(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T) {
   forward(tokens, N, T);
   const ModelConfig& m = spec_.model;

@@ -70,6 +70,18 @@ class RecursiveModel {
   // Forward only: the final normed hidden states [N*T, D], valid until the next call.
   const float* final_hidden(const int32_t* tokens, int64_t N, int64_t T);
   const float* head_weight() const { return head_; }
+
+  // Evaluation of every loop end, forward only (trainer/exit_eval.h, docs/evaluation.md);
+  // separate from the training step. forward_loop_ends runs the forward; loop_end_residual(k)
+  // is then the residual stream after loop k (1..K) [N*T, D], valid until the next call (loops
+  // before K need cycle sharing and a model not planned forward only). exit_logits applies
+  // exit k to `rows` rows of such a residual: the shared final norm into h [rows, D], then the
+  // head (plus exit k's head adapter exit.{k}.head_lora where the model has one; none at K)
+  // into out [rows, V]. Call it on chunks of rows: nothing of size N*T x V is needed.
+  void forward_loop_ends(const int32_t* tokens, int64_t N, int64_t T);
+  const float* loop_end_residual(int64_t loop) const;
+  void exit_logits(int64_t loop, const float* resid_rows, int64_t rows, float* h, float* out) const;
+
   // Planned memory (bytes) of the activations and of the scratch.
   int64_t activation_bytes() const { return activations_.total_bytes(); }
   int64_t scratch_bytes() const { return scratch_.total_bytes(); }
