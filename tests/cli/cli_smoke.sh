@@ -45,6 +45,16 @@ grep -q "resuming from" "$work/train2" || fail "the second train did not resume"
 "$rrt" eval --all "$work/run/step_00000006.h5" train.micro_batch=1 train.seq_len=16 \
   data.val_fraction=0.5 | grep -q "validation loss" || fail "eval --all with overrides"
 expect_error "train.micro_batch" "$rrt" eval --all "$work/run/step_00000006.h5" train.micro_batch=100000
+# Per exit, the exit rules, a multiple-choice task and the plots (docs/evaluation.md).
+"$rrt" eval --json "$work/run/step_00000006.h5" --thresholds 0.5,0.9 --plot "$work/plots" \
+  --choices "$src/tests/fixtures/multiple_choice/sample.jsonl" >"$work/eval.json" 2>/dev/null || fail "eval per exit"
+for key in '"exits"' '"oracle"' '"confidence"' '"choices"' '"acc_norm"' '"threshold":0.9'; do
+  grep -qF "$key" "$work/eval.json" || fail "eval --json lacks $key"
+done
+[[ -s "$work/plots/exits.png" && -s "$work/plots/confidence.png" ]] || fail "eval --plot"
+"$rrt" eval --no-validation --choices "$src/tests/fixtures/multiple_choice/sample.jsonl" \
+  "$work/run/step_00000006.h5" | grep -q "acc_norm" || fail "eval --choices alone"
+expect_error "nothing to evaluate" "$rrt" eval --no-validation "$work/run/step_00000006.h5"
 
 # HF checkpoint -> relaxed model -> a few training steps from it -> eval.
 "$rrt" convert --from "$src/tests/fixtures/hf_llama_mqa_tied_bf16" --loops 3 --init average \
