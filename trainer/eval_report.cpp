@@ -76,8 +76,8 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
   return report;
 }
 
-nlohmann::json eval_report_json(const EvalReport& r) {
-  using nlohmann::json;
+nlohmann::ordered_json eval_report_json(const EvalReport& r) {
+  using json = nlohmann::ordered_json;
   json j{{"checkpoint", r.checkpoint}, {"step", r.step}, {"loops", r.loops}};
   if (r.has_validation) {
     const ExitEvaluation& v = r.validation;

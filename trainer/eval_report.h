@@ -40,8 +40,9 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
 
 // One object: checkpoint, step, loops; with validation also loss, perplexity and tokens (the
 // final exit's, as before per-exit evaluation), exits, oracle and confidence; with a task,
-// choices. Keys in docs/evaluation.md.
-nlohmann::json eval_report_json(const EvalReport& report);
+// choices. Keys in docs/evaluation.md. In this order: the first "perplexity" of the text is the
+// final exit's, which scripts that grep for it rely on.
+nlohmann::ordered_json eval_report_json(const EvalReport& report);
 std::string eval_report_text(const EvalReport& report);
 // Writes exits.png (perplexity per exit, the oracle-exit distribution, multiple-choice accuracy
 // per exit) and, with validation, confidence.png (the trade-off curves) into dir; returns the

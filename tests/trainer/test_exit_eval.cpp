@@ -427,7 +427,10 @@ TEST(EvalReport, JsonKeysPlotsAndTheFinalExitsPerplexity) {
   o.choices = kSample;
   o.thresholds = {0.5, 0.9};
   const EvalReport r = evaluate_checkpoint_exits(ckpt, o);
-  const nlohmann::json j = eval_report_json(r);
+  const nlohmann::ordered_json j = eval_report_json(r);
+  // The final exit's perplexity comes first: scripts grep the first "perplexity".
+  const std::string text = j.dump();
+  EXPECT_LT(text.find("\"perplexity\""), text.find("\"exits\""));
   for (const char* key : {"checkpoint", "step", "loops", "loss", "perplexity", "tokens", "exits",
                           "oracle", "confidence", "choices"})
     EXPECT_TRUE(j.contains(key)) << key;
@@ -469,7 +472,7 @@ TEST(EvalReport, JsonKeysPlotsAndTheFinalExitsPerplexity) {
   // The task alone: no validation data is read, no validation keys are written.
   o.validation = false;
   o.data_path = "/nonexistent";
-  const nlohmann::json task = eval_report_json(evaluate_checkpoint_exits(ckpt, o));
+  const nlohmann::ordered_json task = eval_report_json(evaluate_checkpoint_exits(ckpt, o));
   EXPECT_FALSE(task.contains("perplexity"));
   EXPECT_EQ(task["choices"]["exits"], j["choices"]["exits"]);
 }
