@@ -11,7 +11,7 @@
 # Not bundled, taken from the GPU host: the driver (libcuda), the CUDA runtime and cuBLAS/cuBLASLt
 # of its toolkit (cuBLASLt alone is ~540 MB), cuDNN 9 and NVRTC (the attention: libcudnn.so.9
 # dlopens its engine libraries, ~500 MB, from its own folder, and they must be one version;
-# NVRTC is ~110 MB), glibc and the C++ runtime. A GPU host with PyTorch has cuDNN and NVRTC in
+# NVRTC is ~110 MB), NCCL (~210 MB; PyTorch's nvidia/nccl/lib), glibc and the C++ runtime. A GPU host with PyTorch has cuDNN and NVRTC in
 # python3's site-packages/nvidia/{cudnn,cu13}/lib, which tests/gpu/run.sh puts on LD_LIBRARY_PATH.
 # The build needs cudnn-frontend's headers: tools/fetch_cudnn_frontend.sh (run below) fetches them.
 set -euo pipefail
@@ -59,7 +59,7 @@ done
 strip --strip-unneeded "${bins[@]}"
 
 # Libraries: everything ldd resolves except what the GPU host provides itself.
-skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libresolv|libutil\.so|libstdc\+\+|libgcc_s|libcuda\.so|libcudart|libcublas|libcudnn|libnvrtc|libnvidia)'
+skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libresolv|libutil\.so|libstdc\+\+|libgcc_s|libcuda\.so|libcudart|libcublas|libcudnn|libnvrtc|libnccl|libnvidia)'
 for bin in "${bins[@]}"; do
   env -u LD_LIBRARY_PATH ldd "$bin" | awk '/=>/ {print $1, $3}' | while read -r name path; do
     [[ $name =~ $skip ]] && continue
@@ -91,7 +91,7 @@ done
   echo "cuda architectures: 80;90"
   echo "tests: ${tests[*]}"
   echo "benchmarks: ${benches[*]}"
-  echo "from the GPU host: libcuda, libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcudnn*.so.9, libnvrtc.so.13, glibc, libstdc++"
+  echo "from the GPU host: libcuda, libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcudnn*.so.9, libnvrtc.so.13, libnccl.so.2, glibc, libstdc++"
 } >"$bundle/BUNDLE.txt"
 
 # Size: the device tool carries at most 64 MiB, the working tree included.
