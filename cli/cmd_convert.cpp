@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 
+#include "cli/cmd_convert.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "model/convert.h"
@@ -26,14 +27,6 @@
 namespace rrt::cli {
 
 namespace {
-
-struct ConvertOpts {
-  std::string from, out, sharing = "cycle", init = "stepwise", lora_init = "svd";
-  std::string rank = "0", rank_attention, rank_mlp;  // a number, or "full"
-  int64_t loops = 2;
-  uint64_t seed = 1;
-  bool per_loop_norms = false;
-};
 
 // "full" is the largest min(in, out) of any projection: ranks are capped per projection
 // (ModelSpec::lora_rank), so it gives every projection its full rank.
@@ -56,6 +49,8 @@ int64_t parse_rank(const std::string& text, const ModelConfig& m, const char* op
             "'");
   return r;
 }
+
+}  // namespace
 
 void run_convert(const ConvertOpts& o) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -131,8 +126,6 @@ void run_convert(const ConvertOpts& o) {
               out.params->registry().total_numel() / 1e6,
               hf.params->registry().total_numel() / 1e6, yaml_path.c_str(), secs);
 }
-
-}  // namespace
 
 void add_convert_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(

@@ -20,11 +20,14 @@ fi
 
 jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DRRT_CUDA="${RRT_CUDA:-OFF}"
-cmake --build build -j "$jobs"
 
 if [[ "$mode" == demo ]]; then
+  # The demo needs the rrt binary alone (the tests and benchmarks take longer to build than
+  # the demo takes to run). A rerun skips the stages already done in runs/demo.
+  cmake --build build -j "$jobs" --target rrt_cli
   ./build/rrt demo
 else
+  cmake --build build -j "$jobs"
   # One OpenMP thread per test: ctest runs $jobs tests at once, and spinning OpenMP teams on
   # oversubscribed cores are slow. Tests that need several threads ask for them explicitly.
   cd build && OMP_NUM_THREADS=1 ctest --output-on-failure -j "$jobs"

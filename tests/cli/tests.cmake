@@ -2,3 +2,8 @@
 add_test(NAME Cli.EndToEndSmoke
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/cli_smoke.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
 set_tests_properties(Cli.EndToEndSmoke PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+
+# rrt demo --quick: every stage of the pipeline in miniature, the table, results.json, resume.
+add_test(NAME Cli.DemoQuick
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/demo_quick.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
+set_tests_properties(Cli.DemoQuick PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
