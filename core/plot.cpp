@@ -123,7 +123,7 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
     }
   std::vector<double> ticks;  // integer multiples of the step: no drift from adding it up
   for (double k = std::ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1)
-    ticks.push_back(k * step);
+    ticks.push_back(k == 0 ? 0.0 : k * step);  // not -0, which prints as "-0"
   return ticks;
 }
 

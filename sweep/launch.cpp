@@ -15,6 +15,8 @@
 #include "core/error.h"
 #include "sweep/process.h"
 #include "trainer/checkpoint.h"
+#include "trainer/eval_report.h"
+#include "trainer/evaluate.h"
 
 namespace rrt {
 
@@ -89,6 +91,21 @@ std::string last_error_line(const std::string& log, std::streamoff from) {
   return error;
 }
 
+// <run>/eval.json: `rrt eval --json` of the final checkpoint (trainer/eval_report.h), for the
+// summary's per-exit validation perplexity. Made once per finished run; a failure is reported
+// and left for the next launch.
+void evaluate_exits(const SweepRun& run, bool quiet) {
+  const fs::path out = fs::path(run.dir) / "eval.json";
+  if (fs::exists(out) || !run_finished(run)) return;
+  try {
+    const EvalReport r =
+        evaluate_checkpoint_exits(checkpoint_path(run.dir, run.config.train.steps), {});
+    std::ofstream(out) << eval_report_json(r).dump(2) << "\n";
+  } catch (const Error& e) {
+    if (!quiet) std::printf("        per-exit evaluation failed: %s\n", e.what());
+  }
+}
+
 }  // namespace
 
 RunStatus read_run_status(const std::string& dir, int64_t final_step) {
@@ -144,6 +161,7 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
   for (size_t i = 0; i < n; ++i) {
     const SweepRun& run = sweep.runs[i];
     if (run_finished(run)) {
+      evaluate_exits(run, o.quiet);  // runs trained elsewhere (Slurm) or before eval.json
       ++counts.skipped;
       say("[%zu/%zu] %s: finished before, skipped\n", i + 1, n, run.name.c_str());
       continue;
@@ -171,6 +189,17 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
       if (prepare_run(run)) say("        converted %s -> %s/init.h5 (%s init, %s LoRA)\n",
                                 run.convert->from.c_str(), run.dir.c_str(),
                                 run.convert->init.c_str(), run.convert->lora_init.c_str());
+      // The converted model's validation loss before any training: the init ablations'
+      // first point (summary column "init val ppl", step 0 of the plot).
+      const fs::path init_eval = fs::path(run.dir) / "init_eval.json";
+      if (run.convert && resume_from == 0 && !fs::exists(init_eval)) {
+        const EvalResult e = evaluate_checkpoint((fs::path(run.dir) / "init.h5").string(), "", 0);
+        std::ofstream(init_eval) << nlohmann::json{{"step", 0}, {"val_loss", e.loss},
+                                                   {"val_ppl", e.perplexity}, {"tokens", e.tokens}}
+                                 << "\n";
+        say("        converted model: val loss %.4f, val ppl %.3f before training\n", e.loss,
+            e.perplexity);
+      }
       const std::string& init_from = run.config.train.init_from;
       RRT_CHECK(resume_from > 0 || init_from.empty() || fs::exists(init_from), run.name,
                 "train.init_from ", init_from,
@@ -181,6 +210,7 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
       if (!o.keep_going) break;
       continue;
     }
+    fs::remove(fs::path(run.dir) / "eval.json");  // of an earlier final checkpoint, if any
     std::streamoff log_start = 0;
     if (fs::exists(log)) log_start = static_cast<std::streamoff>(fs::file_size(log));
     ProcessResult r;
@@ -202,6 +232,7 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
       status["status"] = "finished";
       status["seconds"] = seconds;
       write_status(run.dir, status);
+      evaluate_exits(run, o.quiet);
       say("[%zu/%zu] %s: finished in %.1f s\n", i + 1, n, run.name.c_str(), seconds);
       continue;
     }

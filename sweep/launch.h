@@ -7,6 +7,9 @@
 //   {"status": "finished", "seconds": 71.5, ...}
 //   {"status": "failed", "error": "[train] non-finite loss at step 40; ...", "exit_code": 1, ...}
 // and sends each run's output to <run>/train.log (appended, so a resumed run keeps its history).
+// A finished run is then evaluated at every exit (rrt eval's report, trainer/eval_report.h) into
+// <run>/eval.json; a run that starts from a converted model gets <run>/init_eval.json (the
+// validation loss before training).
 #pragma once
 
 #include <cstdint>

@@ -41,6 +41,16 @@ RunMetrics read_metrics(const std::string& dir) {
       if (value.is_number() && std::regex_match(key, match, exit_ce))
         m.exit_ce[std::stoi(match[1].str())].emplace_back(step, value.get<double>());
   }
+  std::ifstream init(std::filesystem::path(dir) / "init_eval.json");
+  const auto j = nlohmann::json::parse(init, nullptr, false, true);
+  if (j.is_object() && j.contains("val_loss") && j["val_loss"].is_number())
+    m.init_val_loss = j["val_loss"].get<double>();
+  std::ifstream eval(std::filesystem::path(dir) / "eval.json");
+  const auto e = nlohmann::json::parse(eval, nullptr, false, true);
+  if (e.is_object() && e.contains("exits") && e["exits"].is_array())
+    for (const auto& x : e["exits"])
+      if (x.is_object() && x.value("loop", 0) > 0 && x.contains("loss") && x["loss"].is_number())
+        m.final_exit_val_loss[x.value("loop", 0)] = x["loss"].get<double>();
   return m;
 }
 

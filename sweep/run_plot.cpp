@@ -111,7 +111,9 @@ int plot_runs(const std::vector<std::string>& dirs, const std::string& png_path,
                                 x_of(smoothed(c, o.smooth))});
     }
     if (m.exit_val_loss.empty()) {
-      val.series.push_back({label, color, LineStyle::solid, x_of(m.val_loss), true});
+      Curve v = m.val_loss;
+      if (std::isfinite(m.init_val_loss)) v.insert(v.begin(), {0.0, m.init_val_loss});
+      val.series.push_back({label, color, LineStyle::solid, x_of(v), true});
     } else {
       int i = static_cast<int>(m.exit_val_loss.size()) - 1;
       for (const auto& [k, c] : m.exit_val_loss)

@@ -104,15 +104,20 @@ SummaryTable sweep_summary(const std::string& dir) {
   // Which exits any run logged, to size the per-exit columns.
   std::vector<RunMetrics> metrics;
   std::set<int> train_exits, val_exits;
+  bool any_init = false;
   for (const RunEntry& r : runs) {
     metrics.push_back(read_metrics(r.dir));
     for (const auto& [k, c] : metrics.back().exit_ce) train_exits.insert(k);
     for (const auto& [k, c] : metrics.back().exit_val_loss) val_exits.insert(k);
+    for (const auto& [k, v] : metrics.back().final_exit_val_loss) val_exits.insert(k);
+    any_init |= std::isfinite(metrics.back().init_val_loss);
   }
   SummaryTable t;
   t.header = {"run"};
   t.header.insert(t.header.end(), keys.begin(), keys.end());
-  t.header.insert(t.header.end(), {"params", "LoRA params", "steps", "val ppl"});
+  t.header.insert(t.header.end(), {"params", "LoRA params", "steps"});
+  if (any_init) t.header.push_back("init val ppl");
+  t.header.push_back("val ppl");
   if (val_exits.empty())
     t.header.push_back("val ppl per exit");
   for (int k : val_exits) t.header.push_back("val ppl exit " + std::to_string(k));
@@ -142,13 +147,18 @@ SummaryTable sweep_summary(const std::string& dir) {
     const RunStatus s = read_run_status(r.dir, steps);
     row.insert(row.end(), {params, lora, std::to_string(s.last_step > 0 ? s.last_step : m.last_step) +
                                              "/" + std::to_string(steps)});
+    if (any_init) row.push_back(fixed(std::exp(m.init_val_loss), 3));
     row.push_back(m.val_loss.empty() ? "" : fixed(std::exp(m.val_loss.back().second), 3));
     if (val_exits.empty()) row.push_back("not logged");
     for (int k : val_exits) {
-      auto it = m.exit_val_loss.find(k);
-      row.push_back(it == m.exit_val_loss.end() || it->second.empty()
-                        ? ""
-                        : fixed(std::exp(it->second.back().second), 3));
+      auto final_eval = m.final_exit_val_loss.find(k);
+      auto logged = m.exit_val_loss.find(k);
+      if (final_eval != m.final_exit_val_loss.end())
+        row.push_back(fixed(std::exp(final_eval->second), 3));
+      else if (logged != m.exit_val_loss.end() && !logged->second.empty())
+        row.push_back(fixed(std::exp(logged->second.back().second), 3));
+      else
+        row.push_back("");
     }
     for (int k : train_exits) {
       auto it = m.exit_ce.find(k);

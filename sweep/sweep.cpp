@@ -169,9 +169,13 @@ Parsed parse_file(const std::string& text, const std::string& source,
   Parsed p;
   p.name = fs::path(source).stem().string();
   bool have_base = false;
+  std::map<std::string, std::string> seen_keys;
   for (const auto& entry : root) {
     const std::string key = entry.first.as<std::string>("");
     const std::string where = at(source, entry.first.Mark());
+    RRT_CHECK(!seen_keys.count(key), where, "'", key, "' appears twice (first at ",
+              seen_keys[key], "); merge them into one");
+    seen_keys[key] = where;
     const YAML::Node& v = entry.second;
     if (key == "name") {
       RRT_CHECK(v.IsScalar() && !name_segment(v.Scalar()).empty(), where,

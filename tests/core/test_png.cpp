@@ -50,6 +50,7 @@ TEST(Png, RejectsWrongSizes) {
 
 TEST(Plot, NiceTicksAndLabels) {
   EXPECT_EQ(nice_ticks(0, 10, 5), (std::vector<double>{0, 2, 4, 6, 8, 10}));
+  EXPECT_EQ(tick_label(nice_ticks(0, 300, 5)[0], 100), "0");  // not "-0"
   const std::vector<double> small = nice_ticks(1.3, 2.05, 6);
   ASSERT_EQ(small.size(), 4u);
   for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(small[i], 1.4 + 0.2 * i, 1e-12);
