@@ -238,9 +238,9 @@ json Pipeline::evaluate(const std::string& row, const std::string& checkpoint) {
 
 std::string Pipeline::run() {
   check_plan();
-  // prepare, teacher, conversions (ranks + recursive + zero), their uptraining + scratch,
-  // two post-trainings, evaluation.
-  stages_total_ = static_cast<int>(1 + 1 + (p_.ranks.size() + 2) + (p_.ranks.size() + 3) + 2 + 1);
+  // prepare, teacher, conversions (ranks + recursive + zero), their uptraining + scratch +
+  // the full-size model trained on, three post-trainings, evaluation.
+  stages_total_ = static_cast<int>(2 + (p_.ranks.size() + 2) + (p_.ranks.size() + 4) + 3 + 1);
   const std::string config = (fs::path(p_.source) / "configs/demo.yaml").string();
   std::printf("== rrt demo%s: the paper's pipeline in miniature (seed %lu), into %s\n",
               p_.quick ? " --quick" : "", static_cast<unsigned long>(p_.seed), out_.c_str());
@@ -323,6 +323,16 @@ std::string Pipeline::run() {
       uptrained[a.name] = train(a.name, config, o);
     }
   }
+  // The full-size model trained on for the same steps (its own next-token loss: it is the
+  // teacher), so that every row has seen as many tokens as the uptrained ones.
+  stage("train the full-size model on for the same " + ssteps + " steps (no teacher)");
+  {
+    std::vector<std::string> o = common();
+    const std::vector<std::string> s = student_overrides("teacher_up");
+    o.insert(o.end(), s.begin(), s.end() - 1);  // all but distill.teacher
+    o.push_back("train.init_from=" + teacher);
+    uptrained["teacher_up"] = train("teacher_up", config, o);
+  }
 
   // 4. Early-exit post-training of one relaxed model from its uptrained checkpoint, on new
   // tokens (another data seed), without the teacher: aggressive(0.1) against uniform weights.
@@ -330,22 +340,29 @@ std::string Pipeline::run() {
   RRT_CHECK(uptrained.count(post_from), "demo", "post_rank ", p_.post_rank,
             " is none of the relaxed ranks");
   const std::string psteps = std::to_string(p_.post_steps);
+  // The control ("none"): the same steps on the same tokens with the final exit alone, what
+  // the final exit would reach with no exits trained.
   const std::vector<std::pair<std::string, std::string>> weightings = {
-      {"aggressive", "aggressive(0.1)"}, {"uniform", "uniform"}};
+      {"none", ""}, {"aggressive", "aggressive(0.1)"}, {"uniform", "uniform"}};
   std::map<std::string, std::string> posttrained;
   for (const auto& [name, weights] : weightings) {
     const std::string dir = "exits_" + name;
-    stage("post-train early exits of " + post_from + ": " + weights + " + self-distillation, " +
-          psteps + " steps on new tokens");
+    if (weights.empty())
+      stage("post-train " + post_from + " without exits (the control): " + psteps +
+            " steps on new tokens, final exit only");
+    else
+      stage("post-train early exits of " + post_from + ": " + weights + " + self-distillation, " +
+            psteps + " steps on new tokens");
     std::vector<std::string> o = common();
-    o.insert(
-        o.end(),
-        {"train.run_dir=" + (out_ / dir).string(), "train.steps=" + psteps,
-         "optim.warmup_steps=" + std::to_string(p_.post_steps / 10), "train.eval_every=" + psteps,
-         "checkpoint.every=" + std::to_string(p_.post_steps / 2),
-         "train.init_from=" + uptrained[post_from], "data.seed=" + std::to_string(p_.seed + 1000),
-         "distill.teacher=", "early_exit.exits=all", "early_exit.weights=" + weights,
-         "early_exit.self_distill=true"});
+    o.insert(o.end(),
+             {"train.run_dir=" + (out_ / dir).string(), "train.steps=" + psteps,
+              "optim.warmup_steps=" + std::to_string(p_.post_steps / 10),
+              "train.eval_every=" + psteps, "checkpoint.every=" + std::to_string(p_.post_steps / 2),
+              "train.init_from=" + uptrained[post_from],
+              "data.seed=" + std::to_string(p_.seed + 1000), "distill.teacher="});
+    if (!weights.empty())
+      o.insert(o.end(), {"early_exit.exits=all", "early_exit.weights=" + weights,
+                         "early_exit.self_distill=true"});
     posttrained[name] = train(dir, (out_ / post_from / "config.yaml").string(), o);
   }
 
@@ -368,12 +385,15 @@ std::string Pipeline::run() {
   };
   add_row("teacher", "full-size (" + std::to_string(teacher_cfg.model.positions()) + " layers)",
           teacher, "");
+  add_row("teacher_up", "full-size, trained on for the same steps", uptrained["teacher_up"], "");
   add_row("scratch", arms.back().label, uptrained["scratch"], "");
   for (const Arm& a : arms)
     if (a.converted) add_row(a.name, a.label, uptrained[a.name], a.convert.out);
+  const std::string post_label = "relaxed r=" + std::to_string(p_.post_rank) + " + ";
   for (const auto& [name, weights] : weightings)
     add_row("exits_" + name,
-            "relaxed r=" + std::to_string(p_.post_rank) + " + early exits, " + weights + " + SD",
+            post_label + (weights.empty() ? "the same steps without exits (control)"
+                                          : "early exits, " + weights + " + SD"),
             posttrained[name], "");
   record("evaluate", seconds_since(te));
   return report(rows, tokens, teacher_cfg);
@@ -434,8 +454,16 @@ std::string Pipeline::report(const std::vector<Row>& rows, int64_t tokens,
   std::snprintf(moves, sizeof moves, "%s before, aggressive %s (%+.2f), uniform %s (%+.2f)",
                 format_ppl(before).c_str(), format_ppl(agg).c_str(), agg - before,
                 format_ppl(uni).c_str(), uni - before);
-  f << "   the final exit moves less under aggressive than uniform post-training: " << moves << ": "
-    << verdict(std::abs(agg - before) < std::abs(uni - before)) << "\n";
+  f << "   aggressive keeps the final exit closer to before post-training than uniform: " << moves
+    << ": " << verdict(std::abs(agg - before) < std::abs(uni - before)) << "\n";
+  // The same steps without exits improve the final exit too (the models are far from
+  // converged): the control separates what the exits cost from what more training gives.
+  const double none = final_of("exits_none");
+  std::snprintf(moves, sizeof moves, "%s control, aggressive %s (%+.2f), uniform %s (%+.2f)",
+                format_ppl(none).c_str(), format_ppl(agg).c_str(), agg - none,
+                format_ppl(uni).c_str(), uni - none);
+  f << "   aggressive keeps the final exit closer to the control without exits than uniform: "
+    << moves << ": " << verdict(std::abs(agg - none) < std::abs(uni - none)) << "\n";
 
   double trained = 0;
   for (const auto& [name, secs] : stages_.items()) trained += secs.get<double>();

@@ -11,7 +11,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$rrt" demo --quick --source "$src" --out "$work/demo" >"$work/log" 2>&1 \
   || { cat "$work/log"; fail "rrt demo --quick"; }
-grep -q "== \[14/14\] evaluate" "$work/log" || fail "not every stage ran: $(grep '== \[' "$work/log")"
+grep -q "== \[16/16\] evaluate" "$work/log" || fail "not every stage ran: $(grep '== \[' "$work/log")"
 
 # The table: a header, a rule and one row per model; a number where the model has the column
 # ('converted' for the conversions, exit 1 for the looped models), '-' elsewhere.
@@ -21,23 +21,25 @@ expect_row() {  # expect_row LABEL_FRAGMENT PATTERN_OF_THE_NUMBER_COLUMNS
   grep -F -- "$1" <<<"$table" | grep -Eq "\| $2 \|$" || fail "row '$1' is not '$2' in:
 $table"
 }
-[[ $(grep -c "^| " <<<"$table") -eq 9 ]] || fail "expected a header and 8 rows:
+[[ $(grep -c "^| " <<<"$table") -eq 11 ]] || fail "expected a header and 10 rows:
 $table"
 expect_row "full-size (4 layers)" "- \| - \| $num"
+expect_row "full-size, trained on" "- \| - \| $num"
 expect_row "from scratch (2 layers" "- \| - \| $num"
 expect_row "recursive (stepwise" "$num \| $num \| $num"
 expect_row "relaxed (average + SVD LoRA r=4)" "$num \| $num \| $num"
 expect_row "relaxed (average + SVD LoRA r=32)" "$num \| $num \| $num"
 expect_row "relaxed (average + zero LoRA r=32)" "$num \| $num \| $num"
+expect_row "without exits (control)" "- \| $num \| $num"
 expect_row "early exits, aggressive(0.1)" "- \| $num \| $num"
 expect_row "early exits, uniform" "- \| $num \| $num"
-[[ $(grep -Ec "^   .*: (holds|does not hold)$" "$work/log") -eq 3 ]] || fail "not 3 findings"
+[[ $(grep -Ec "^   .*: (holds|does not hold)$" "$work/log") -eq 4 ]] || fail "not 4 findings"
 cmp -s <(grep '^|' <<<"$table") <(grep '^|' "$work/demo/results.md") \
   || fail "results.md holds another table"
 python3 - "$work/demo/results.json" <<'PY' || fail "results.json"
 import json, math, sys
 r = json.load(open(sys.argv[1]))
-assert len(r["rows"]) == 8, r["rows"]
+assert len(r["rows"]) == 10, r["rows"]
 for row in r["rows"]:
     assert row["params"] > 0 and row["exits"], row
     assert all(math.isfinite(v) for v in row["exits"]), row
@@ -45,7 +47,7 @@ PY
 
 # A rerun trains nothing: every stage was done before.
 "$rrt" demo --quick --source "$src" --out "$work/demo" >"$work/log2" 2>&1 || fail "rerun"
-[[ $(grep -c "done before" "$work/log2") -eq 13 ]] || fail "the rerun redid stages: $(cat "$work/log2")"
+[[ $(grep -c "done before" "$work/log2") -eq 15 ]] || fail "the rerun redid stages: $(cat "$work/log2")"
 cmp -s <(grep '^|' "$work/log2") <(grep '^|' <<<"$table") \
   || fail "the rerun printed another table"
 # Another plan in the same tree is refused.
