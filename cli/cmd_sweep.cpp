@@ -74,21 +74,24 @@ void run_before(const Sweep& s, const SweepOpts& o, std::set<std::string>& done,
     if (o.launch == "local") {
       std::printf("== before %s: sweep %s\n", s.name.c_str(), before.name.c_str());
       const LaunchCounts c = launch_local(before, {self_binary(), !o.stop_on_failure, false});
-      RRT_CHECK(c.failed == 0, file, c.failed, " run(s) of this prerequisite failed; see rrt sweep "
-                "summary ", before.out_dir);
+      RRT_CHECK(c.failed == 0, file, c.failed,
+                " run(s) of this prerequisite failed; see rrt sweep "
+                "summary ",
+                before.out_dir);
       write_summary(before.out_dir);
     } else {
       int unfinished = 0;
       for (const SweepRun& r : before.runs) unfinished += !run_finished(r);
-      RRT_CHECK(unfinished == 0, file, unfinished, " run(s) of ", before.name,
-                " (before: of ", s.file, ") are not finished; run that sweep first (rrt sweep ",
-                file, " --launch local, or submit it and wait)");
+      RRT_CHECK(unfinished == 0, file, unfinished, " run(s) of ", before.name, " (before: of ",
+                s.file, ") are not finished; run that sweep first (rrt sweep ", file,
+                " --launch local, or submit it and wait)");
     }
   }
 }
 
 void run_sweep(const SweepOpts& o) {
-  RRT_CHECK(!o.file.empty(), "sweep", "give a sweep file (rrt sweep FILE.yaml) or rrt sweep summary DIR");
+  RRT_CHECK(!o.file.empty(), "sweep",
+            "give a sweep file (rrt sweep FILE.yaml) or rrt sweep summary DIR");
   const Sweep s = load_sweep(o.file, o.out, o.overrides);
   if (o.dry_run) {
     list_runs(s);
@@ -152,10 +155,11 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("overrides", o->overrides,
                   "key=value overrides for every run, e.g. train.steps=20 (not a swept key)");
   cmd->add_flag("--dry-run", o->dry_run, "list the runs, their values and status; write nothing");
-  cmd->add_option("--launch", o->launch,
-                  "local: train the unfinished runs one after another here (resuming "
-                  "interrupted ones, skipping finished ones; before: sweeps first); print: the "
-                  "launch/mpirun.sh command of each; slurm: a job array of launch/slurm_array.sbatch")
+  cmd->add_option(
+         "--launch", o->launch,
+         "local: train the unfinished runs one after another here (resuming "
+         "interrupted ones, skipping finished ones; before: sweeps first); print: the "
+         "launch/mpirun.sh command of each; slurm: a job array of launch/slurm_array.sbatch")
       ->check(CLI::IsMember({"local", "print", "slurm"}));
   cmd->add_option("--out", o->out, "directory of the run directories (default runs/sweeps/<name>)");
   cmd->add_option("--ranks", o->ranks, "--launch print: MPI ranks per run")->capture_default_str();
@@ -172,7 +176,8 @@ void add_sweep_command(CLI::App& app) {
       "writes <run>/status.json and <run>/train.log, then summary.md, summary.csv and loss.png\n"
       "in the sweep directory. Without --launch the run directories are written and listed.");
   auto* summary = cmd->add_subcommand(
-      "summary", "Table of a sweep's runs: swept values, parameters, perplexities, tokens/s, status");
+      "summary",
+      "Table of a sweep's runs: swept values, parameters, perplexities, tokens/s, status");
   auto dir = std::make_shared<std::string>();
   summary->add_option("dir", *dir, "the sweep's directory (--out of rrt sweep)")
       ->required()

@@ -11,7 +11,7 @@
 namespace rrt {
 
 Rgb palette(int i) {
-  static const Rgb colors[10] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},
+  static const Rgb colors[10] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
                                  {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127},
                                  {188, 189, 34},  {23, 190, 207}};
   return colors[((i % 10) + 10) % 10];
@@ -19,8 +19,8 @@ Rgb palette(int i) {
 
 Canvas::Canvas(int width, int height, Rgb background)
     : width_(width), height_(height), clip_x1_(width - 1), clip_y1_(height - 1) {
-  RRT_CHECK(width > 0 && height > 0 && width <= 16384 && height <= 16384, "plot",
-            "canvas size ", width, " x ", height, " is out of range");
+  RRT_CHECK(width > 0 && height > 0 && width <= 16384 && height <= 16384, "plot", "canvas size ",
+            width, " x ", height, " is out of range");
   rgb_.resize(static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
   for (size_t i = 0; i < rgb_.size(); i += 3) {
     rgb_[i] = background.r;
@@ -30,7 +30,8 @@ Canvas::Canvas(int width, int height, Rgb background)
 }
 
 Rgb Canvas::at(int x, int y) const {
-  const size_t i = (static_cast<size_t>(y) * static_cast<size_t>(width_) + static_cast<size_t>(x)) * 3;
+  const size_t i =
+      (static_cast<size_t>(y) * static_cast<size_t>(width_) + static_cast<size_t>(x)) * 3;
   return {rgb_.at(i), rgb_.at(i + 1), rgb_.at(i + 2)};
 }
 
@@ -45,7 +46,8 @@ void Canvas::reset_clip() { set_clip(0, 0, width_ - 1, height_ - 1); }
 
 void Canvas::set(int x, int y, Rgb c) {
   if (x < clip_x0_ || x > clip_x1_ || y < clip_y0_ || y > clip_y1_) return;
-  const size_t i = (static_cast<size_t>(y) * static_cast<size_t>(width_) + static_cast<size_t>(x)) * 3;
+  const size_t i =
+      (static_cast<size_t>(y) * static_cast<size_t>(width_) + static_cast<size_t>(x)) * 3;
   rgb_[i] = c.r;
   rgb_[i + 1] = c.g;
   rgb_[i + 2] = c.b;
@@ -56,10 +58,9 @@ void Canvas::fill_rect(int x0, int y0, int x1, int y1, Rgb c) {
     for (int x = std::max(x0, clip_x0_); x <= std::min(x1, clip_x1_); ++x) set(x, y, c);
 }
 
-void Canvas::line(double x0, double y0, double x1, double y1, Rgb c, int thickness,
-                  LineStyle style, double* dash_phase) {
-  if (!std::isfinite(x0) || !std::isfinite(y0) || !std::isfinite(x1) || !std::isfinite(y1))
-    return;
+void Canvas::line(double x0, double y0, double x1, double y1, Rgb c, int thickness, LineStyle style,
+                  double* dash_phase) {
+  if (!std::isfinite(x0) || !std::isfinite(y0) || !std::isfinite(x1) || !std::isfinite(y1)) return;
   // Far outside the canvas: shorten to a box around it so the walk below stays short.
   const double big = 4.0 * std::max(width_, height_);
   auto clamp = [big](double v) { return std::clamp(v, -big, big); };
@@ -139,8 +140,8 @@ std::string tick_label(double value, double step) {
   }
   const double v = value / scale, s = step / scale;
   int decimals = 0;  // as many as the step needs: 0.5 -> 1, 0.25 -> 2
-  while (decimals < 6 && std::abs(s * std::pow(10.0, decimals) -
-                                  std::round(s * std::pow(10.0, decimals))) > 1e-6)
+  while (decimals < 6 &&
+         std::abs(s * std::pow(10.0, decimals) - std::round(s * std::pow(10.0, decimals))) > 1e-6)
     ++decimals;
   char buf[48];
   std::snprintf(buf, sizeof buf, "%.*f%s", decimals, v, unit);
@@ -176,7 +177,8 @@ void chart_ranges(const Chart& chart, Range& xr, Range& yr) {
       if (x >= cut) late.add(y);
   if (!late.empty() && yr.hi - yr.lo > 2 * (late.hi - yr.lo) && late.hi > yr.lo) yr.hi = late.hi;
   if (yr.empty()) yr = {0, 1};
-  const double pad = yr.hi > yr.lo ? 0.05 * (yr.hi - yr.lo) : std::max(1e-3, std::abs(yr.hi) * 0.05);
+  const double pad =
+      yr.hi > yr.lo ? 0.05 * (yr.hi - yr.lo) : std::max(1e-3, std::abs(yr.hi) * 0.05);
   yr = {yr.lo - pad, yr.hi + pad};
   if (!std::isnan(chart.y_min)) yr.lo = chart.y_min;
   if (!std::isnan(chart.y_max)) yr.hi = chart.y_max;
@@ -190,7 +192,8 @@ void draw_chart(Canvas& canvas, const Chart& chart, int x, int y, int width, int
   const int s = text_scale, th = Canvas::text_height(s), pad = 6 * s, gap = 3 * s;
   Range xr, yr;
   chart_ranges(chart, xr, yr);
-  const std::vector<double> xticks = nice_ticks(xr.lo, xr.hi, 5), yticks = nice_ticks(yr.lo, yr.hi, 6);
+  const std::vector<double> xticks = nice_ticks(xr.lo, xr.hi, 5),
+                            yticks = nice_ticks(yr.lo, yr.hi, 6);
   const double xstep = xticks.size() > 1 ? xticks[1] - xticks[0] : 1;
   const double ystep = yticks.size() > 1 ? yticks[1] - yticks[0] : 1;
   int ytick_w = 0;
@@ -205,7 +208,8 @@ void draw_chart(Canvas& canvas, const Chart& chart, int x, int y, int width, int
   auto py = [&](double v) { return bottom - (v - yr.lo) / (yr.hi - yr.lo) * (bottom - top); };
 
   if (!chart.title.empty())
-    canvas.text(x + (width - Canvas::text_width(chart.title, s)) / 2, y + pad, chart.title, kBlack, s);
+    canvas.text(x + (width - Canvas::text_width(chart.title, s)) / 2, y + pad, chart.title, kBlack,
+                s);
   for (double v : xticks) {
     const int gx = static_cast<int>(std::lround(px(v)));
     canvas.fill_rect(gx, top, gx, bottom, kLightGrey);

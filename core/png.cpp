@@ -34,8 +34,8 @@ std::vector<uint8_t> encode_png(int64_t width, int64_t height, const std::vector
             "image size ", width, " x ", height, " is out of range");
   const size_t row = static_cast<size_t>(width) * 3;
   RRT_CHECK(rgb.size() == row * static_cast<size_t>(height), "png", "expected ",
-            row * static_cast<size_t>(height), " bytes of RGB for ", width, " x ", height,
-            ", got ", rgb.size());
+            row * static_cast<size_t>(height), " bytes of RGB for ", width, " x ", height, ", got ",
+            rgb.size());
   std::vector<uint8_t> raw;  // each row: filter type 0 (None), then its pixels
   raw.reserve((row + 1) * static_cast<size_t>(height));
   for (int64_t y = 0; y < height; ++y) {
@@ -68,7 +68,8 @@ void write_png(const std::string& path, int64_t width, int64_t height,
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     RRT_CHECK(out.good(), path, "cannot write the image (is the folder there and writable?)");
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
     out.close();
     RRT_CHECK(out.good(), path, "writing the image failed (disk full?)");
   }

@@ -40,9 +40,9 @@ HfModel load_source(const std::string& from, const std::string& run) {
   const RunConfig cfg = parse_run_config(header.config_yaml, checkpoint + ":/config");
   RRT_CHECK(cfg.model.recursion.loops == 1 && cfg.model.lora.rank_attention == 0 &&
                 cfg.model.lora.rank_mlp == 0,
-            where, checkpoint, " is not a plain model (recursion.loops ",
-            cfg.model.recursion.loops, ", LoRA ranks ", cfg.model.lora.rank_attention, "/",
-            cfg.model.lora.rank_mlp, "); convert from the full-depth model");
+            where, checkpoint, " is not a plain model (recursion.loops ", cfg.model.recursion.loops,
+            ", LoRA ranks ", cfg.model.lora.rank_attention, "/", cfg.model.lora.rank_mlp,
+            "); convert from the full-depth model");
   HfModel source;
   source.spec.model = cfg.model.model;
   source.spec.recursion = cfg.model.recursion;
@@ -64,10 +64,11 @@ bool prepare_run(const SweepRun& run) {
   ConvertOptions c;
   c.loops = want.recursion.loops;
   c.sharing = want.recursion.sharing;
-  static const std::map<std::string, InitRule> rules = {
-      {"stepwise", InitRule::stepwise}, {"average", InitRule::average},
-      {"lower", InitRule::lower},       {"upper", InitRule::upper},
-      {"random", InitRule::random}};
+  static const std::map<std::string, InitRule> rules = {{"stepwise", InitRule::stepwise},
+                                                        {"average", InitRule::average},
+                                                        {"lower", InitRule::lower},
+                                                        {"upper", InitRule::upper},
+                                                        {"random", InitRule::random}};
   c.init = rules.at(step.init);
   c.rank_attention = want.lora.rank_attention;
   c.rank_mlp = want.lora.rank_mlp;

@@ -168,34 +168,36 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
     }
     const std::string log = (fs::path(run.dir) / "train.log").string();
     const auto t0 = std::chrono::steady_clock::now();
-    nlohmann::json status{{"status", "running"}, {"host", host_name()}, {"started", utc_now()},
-                          {"log", "train.log"}};
+    nlohmann::json status{
+        {"status", "running"}, {"host", host_name()}, {"started", utc_now()}, {"log", "train.log"}};
     auto fail = [&](const std::string& error, int exit_code) {
       ++counts.failed;
       status["status"] = "failed";
       status["error"] = error;
       if (exit_code != 0) status["exit_code"] = exit_code;
-      status["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      status["seconds"] =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       write_status(run.dir, status);
       say("[%zu/%zu] %s: FAILED: %s\n", i + 1, n, run.name.c_str(), error.c_str());
     };
     const int64_t resume_from =
         list_checkpoints(run.dir).empty() ? 0 : step_of(list_checkpoints(run.dir).back());
     say("[%zu/%zu] %s: %s (log: %s)\n", i + 1, n, run.name.c_str(),
-        resume_from > 0 ? ("resuming at step " + std::to_string(resume_from)).c_str()
-                        : "training",
+        resume_from > 0 ? ("resuming at step " + std::to_string(resume_from)).c_str() : "training",
         log.c_str());
     try {
-      if (prepare_run(run)) say("        converted %s -> %s/init.h5 (%s init, %s LoRA)\n",
-                                run.convert->from.c_str(), run.dir.c_str(),
-                                run.convert->init.c_str(), run.convert->lora_init.c_str());
+      if (prepare_run(run))
+        say("        converted %s -> %s/init.h5 (%s init, %s LoRA)\n", run.convert->from.c_str(),
+            run.dir.c_str(), run.convert->init.c_str(), run.convert->lora_init.c_str());
       // The converted model's validation loss before any training: the init ablations'
       // first point (summary column "init val ppl", step 0 of the plot).
       const fs::path init_eval = fs::path(run.dir) / "init_eval.json";
       if (run.convert && resume_from == 0 && !fs::exists(init_eval)) {
         const EvalResult e = evaluate_checkpoint((fs::path(run.dir) / "init.h5").string(), "", 0);
-        std::ofstream(init_eval) << nlohmann::json{{"step", 0}, {"val_loss", e.loss},
-                                                   {"val_ppl", e.perplexity}, {"tokens", e.tokens}}
+        std::ofstream(init_eval) << nlohmann::json{{"step", 0},
+                                                   {"val_loss", e.loss},
+                                                   {"val_ppl", e.perplexity},
+                                                   {"tokens", e.tokens}}
                                  << "\n";
         say("        converted model: val loss %.4f, val ppl %.3f before training\n", e.loss,
             e.perplexity);
@@ -260,8 +262,8 @@ std::string mpirun_commands(const Sweep& sweep, const std::string& launch_dir,
     prepare_run(run);
     out += "RRT=" + shell_quote(rrt_binary) + " " +
            shell_quote((fs::path(launch_dir) / "mpirun.sh").string()) + " " +
-           std::to_string(ranks) + " " +
-           shell_quote((fs::path(run.dir) / "config.yaml").string()) + "\n";
+           std::to_string(ranks) + " " + shell_quote((fs::path(run.dir) / "config.yaml").string()) +
+           "\n";
   }
   return out;
 }
@@ -288,7 +290,8 @@ SlurmArray slurm_array(const Sweep& sweep, const std::string& launch_dir,
   a.command = {"sbatch", "--array=0-" + std::to_string(a.tasks - 1),
                "--output=" + (out / "slurm-%A_%a.out").string()};
   a.command.insert(a.command.end(), sbatch_args.begin(), sbatch_args.end());
-  a.command.push_back((fs::absolute(launch_dir) / "slurm_array.sbatch").lexically_normal().string());
+  a.command.push_back(
+      (fs::absolute(launch_dir) / "slurm_array.sbatch").lexically_normal().string());
   a.command.push_back(a.list);
   a.shell = "RRT=" + shell_quote(rrt_binary) +
             " RRT_LAUNCH_DIR=" + shell_quote(fs::absolute(launch_dir).lexically_normal().string());
@@ -299,10 +302,11 @@ SlurmArray slurm_array(const Sweep& sweep, const std::string& launch_dir,
 int submit_slurm_array(const SlurmArray& array, const std::string& launch_dir,
                        const std::string& rrt_binary, std::string& output) {
   RRT_CHECK(!array.command.empty(), "sweep", "nothing to submit: every run is finished");
-  const ProcessResult r = run_process(
-      array.command,
-      {{"RRT", rrt_binary}, {"RRT_LAUNCH_DIR", fs::absolute(launch_dir).lexically_normal().string()}},
-      "");
+  const ProcessResult r =
+      run_process(array.command,
+                  {{"RRT", rrt_binary},
+                   {"RRT_LAUNCH_DIR", fs::absolute(launch_dir).lexically_normal().string()}},
+                  "");
   output = r.output;
   return r.exit_code;
 }

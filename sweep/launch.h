@@ -25,9 +25,9 @@ std::string to_string(RunState s);
 
 struct RunStatus {
   RunState state = RunState::not_started;
-  std::string error;     // failed: the run's last "rrt: ..." line, or how it ended
-  std::string detail;    // e.g. "step 40/100", "pid 1234 on node1"
-  int64_t last_step = 0; // newest checkpoint's step
+  std::string error;      // failed: the run's last "rrt: ..." line, or how it ended
+  std::string detail;     // e.g. "step 40/100", "pid 1234 on node1"
+  int64_t last_step = 0;  // newest checkpoint's step
 };
 
 // The state of a run directory whose run ends at final_step:
@@ -40,14 +40,14 @@ struct RunStatus {
 RunStatus read_run_status(const std::string& dir, int64_t final_step);
 
 struct LocalLaunch {
-  std::string rrt_binary;          // the rrt executable that trains each run
-  bool keep_going = true;          // after a failed run, go on with the next
-  bool quiet = false;              // no progress lines on stdout
+  std::string rrt_binary;  // the rrt executable that trains each run
+  bool keep_going = true;  // after a failed run, go on with the next
+  bool quiet = false;      // no progress lines on stdout
 };
 
 struct LaunchCounts {
-  int skipped = 0;   // finished before this launch
-  int trained = 0;   // finished by this launch
+  int skipped = 0;  // finished before this launch
+  int trained = 0;  // finished by this launch
   int failed = 0;
 };
 
@@ -61,10 +61,10 @@ std::string mpirun_commands(const Sweep& sweep, const std::string& launch_dir,
                             const std::string& rrt_binary, int ranks);
 
 struct SlurmArray {
-  std::string list;                 // file of the unfinished runs' directories, one a line
-  int64_t tasks = 0;                // its lines
-  std::vector<std::string> command; // sbatch ... (empty when every run is finished)
-  std::string shell;                // the command as one shell line, environment included
+  std::string list;                  // file of the unfinished runs' directories, one a line
+  int64_t tasks = 0;                 // its lines
+  std::vector<std::string> command;  // sbatch ... (empty when every run is finished)
+  std::string shell;                 // the command as one shell line, environment included
 };
 
 // Makes the conversions the runs need (they happen here, before submission), writes

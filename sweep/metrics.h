@@ -17,22 +17,22 @@ namespace rrt {
 using Curve = std::vector<std::pair<double, double>>;  // (step, value), in log order
 
 struct RunMetrics {
-  Curve loss;                           // training loss (the weighted total)
-  std::map<int, Curve> exit_ce;         // exit k (1-based loop) -> its training CE
+  Curve loss;                    // training loss (the weighted total)
+  std::map<int, Curve> exit_ce;  // exit k (1-based loop) -> its training CE
   Curve tokens_per_s;
-  Curve val_loss;                       // the final exit's validation loss
-  double init_val_loss = NAN;           // <dir>/init_eval.json: the converted start, step 0
+  Curve val_loss;                             // the final exit's validation loss
+  double init_val_loss = NAN;                 // <dir>/init_eval.json: the converted start, step 0
   std::map<int, double> final_exit_val_loss;  // <dir>/eval.json: exit k -> its validation loss
-  std::map<int, Curve> exit_val_loss;   // per-exit validation loss, when logged
-  double tokens_per_step = 0;           // from the training lines (tokens / step)
+  std::map<int, Curve> exit_val_loss;         // per-exit validation loss, when logged
+  double tokens_per_step = 0;                 // from the training lines (tokens / step)
   int64_t last_step = 0;
   bool empty() const { return loss.empty() && val_loss.empty(); }
 };
 
 // Reads <dir>/metrics.jsonl, and what `rrt sweep --launch local` adds: init_eval.json (runs
 // that start from a converted model) and eval.json (every exit of the final checkpoint, in
-// rrt eval --json's format: "exits": [{"loop": k, "loss": ...}, ...]); a missing file gives empty metrics, an unreadable line is skipped
-// (a run being written may end in half a line).
+// rrt eval --json's format: "exits": [{"loop": k, "loss": ...}, ...]); a missing file gives empty
+// metrics, an unreadable line is skipped (a run being written may end in half a line).
 RunMetrics read_metrics(const std::string& dir);
 
 // Mean of the values over the last `fraction` of the curve's points (at least one); NaN if empty.

@@ -29,10 +29,12 @@ std::vector<std::string> expand_run_dirs(const std::vector<std::string>& dirs) {
       std::ifstream in(manifest);
       const auto j = nlohmann::json::parse(in, nullptr, false);
       if (j.is_object() && j.contains("runs"))
-        for (const auto& r : j["runs"]) runs.push_back((fs::path(d) / r.value("name", "")).string());
+        for (const auto& r : j["runs"])
+          runs.push_back((fs::path(d) / r.value("name", "")).string());
     } else {
       for (const auto& e : fs::directory_iterator(d))
-        if (e.is_directory() && fs::exists(e.path() / "metrics.jsonl")) runs.push_back(e.path().string());
+        if (e.is_directory() && fs::exists(e.path() / "metrics.jsonl"))
+          runs.push_back(e.path().string());
       std::sort(runs.begin(), runs.end());
     }
     RRT_CHECK(!runs.empty(), d, "neither a run directory (metrics.jsonl) nor a sweep directory");
@@ -72,8 +74,8 @@ std::string run_label(const std::string& dir, const std::vector<std::string>& al
 
 int plot_runs(const std::vector<std::string>& dirs, const std::string& png_path,
               const RunPlotOptions& o) {
-  RRT_CHECK(o.x == "steps" || o.x == "tokens", "plot", "--x: expected steps or tokens, got '",
-            o.x, "'");
+  RRT_CHECK(o.x == "steps" || o.x == "tokens", "plot", "--x: expected steps or tokens, got '", o.x,
+            "'");
   const bool tokens = o.x == "tokens";
   Figure fig;
   fig.title = o.title;
@@ -97,7 +99,7 @@ int plot_runs(const std::vector<std::string>& dirs, const std::string& png_path,
     };
     // Exits: the last (final) solid, the others dashed then dotted.
     auto style_of = [](int index_from_last) {
-      return index_from_last == 0 ? LineStyle::solid
+      return index_from_last == 0   ? LineStyle::solid
              : index_from_last == 1 ? LineStyle::dashed
                                     : LineStyle::dotted;
     };
@@ -117,8 +119,8 @@ int plot_runs(const std::vector<std::string>& dirs, const std::string& png_path,
     } else {
       int i = static_cast<int>(m.exit_val_loss.size()) - 1;
       for (const auto& [k, c] : m.exit_val_loss)
-        val.series.push_back({label + " exit " + std::to_string(k), color, style_of(i--), x_of(c),
-                              true});
+        val.series.push_back(
+            {label + " exit " + std::to_string(k), color, style_of(i--), x_of(c), true});
     }
     fig.legend.push_back({label, color, LineStyle::solid});
     ++drawn;

@@ -89,7 +89,8 @@ SummaryTable sweep_summary(const std::string& dir) {
     RRT_CHECK(!runs.empty(), dir,
               "no sweep.json and no run directories (with config.yaml) inside; give the --out "
               "directory of rrt sweep");
-    for (const RunEntry& r : runs) configs.push_back(flat_config(read_file(fs::path(r.dir) / "config.yaml")));
+    for (const RunEntry& r : runs)
+      configs.push_back(flat_config(read_file(fs::path(r.dir) / "config.yaml")));
     for (const auto& [key, value] : configs[0]) {
       if (key == "train.run_dir" || key == "train.init_from") continue;
       bool differs = false;
@@ -118,8 +119,7 @@ SummaryTable sweep_summary(const std::string& dir) {
   t.header.insert(t.header.end(), {"params", "LoRA params", "steps"});
   if (any_init) t.header.push_back("init val ppl");
   t.header.push_back("val ppl");
-  if (val_exits.empty())
-    t.header.push_back("val ppl per exit");
+  if (val_exits.empty()) t.header.push_back("val ppl per exit");
   for (int k : val_exits) t.header.push_back("val ppl exit " + std::to_string(k));
   for (int k : train_exits) t.header.push_back("train ppl exit " + std::to_string(k));
   t.header.insert(t.header.end(), {"tokens/s", "status"});
@@ -145,8 +145,9 @@ SummaryTable sweep_summary(const std::string& dir) {
       }
     }
     const RunStatus s = read_run_status(r.dir, steps);
-    row.insert(row.end(), {params, lora, std::to_string(s.last_step > 0 ? s.last_step : m.last_step) +
-                                             "/" + std::to_string(steps)});
+    row.insert(row.end(), {params, lora,
+                           std::to_string(s.last_step > 0 ? s.last_step : m.last_step) + "/" +
+                               std::to_string(steps)});
     if (any_init) row.push_back(fixed(std::exp(m.init_val_loss), 3));
     row.push_back(m.val_loss.empty() ? "" : fixed(std::exp(m.val_loss.back().second), 3));
     if (val_exits.empty()) row.push_back("not logged");
@@ -166,8 +167,10 @@ SummaryTable sweep_summary(const std::string& dir) {
     }
     row.push_back(fixed(median(m.tokens_per_s), 0));
     std::string status = to_string(s.state);
-    if (s.state == RunState::failed) status += ": " + s.error;
-    else if (!s.detail.empty() && s.state != RunState::finished) status += " (" + s.detail + ")";
+    if (s.state == RunState::failed)
+      status += ": " + s.error;
+    else if (!s.detail.empty() && s.state != RunState::finished)
+      status += " (" + s.detail + ")";
     row.push_back(status);
     t.rows.push_back(std::move(row));
   }
@@ -177,7 +180,8 @@ SummaryTable sweep_summary(const std::string& dir) {
 std::string to_markdown(const SummaryTable& t) {
   auto cell = [](std::string s) {
     std::string out;
-    for (char c : s) out += c == '|' ? std::string("\\|") : c == '\n' ? std::string(" ") : std::string(1, c);
+    for (char c : s)
+      out += c == '|' ? std::string("\\|") : c == '\n' ? std::string(" ") : std::string(1, c);
     return out;
   };
   std::string out = "|";

@@ -2,8 +2,9 @@
 // Columns: run, the swept keys, parameters (total, LoRA), steps done, validation perplexity
 // of the converted starting model (runs of a sweep with convert:), of the final exit (the last
 // evaluation), per-exit validation perplexity of the final checkpoint (eval.json, which
-// `rrt sweep --launch local` writes; or the last per-exit values the trainer logs), per-exit training perplexity (exp of the mean exit<k>_ce over the last 10% of the log
-// lines, for runs with early exits), tokens/s (median of the logged values) and the status.
+// `rrt sweep --launch local` writes; or the last per-exit values the trainer logs), per-exit
+// training perplexity (exp of the mean exit<k>_ce over the last 10% of the log lines, for runs with
+// early exits), tokens/s (median of the logged values) and the status.
 #pragma once
 
 #include <string>

@@ -24,8 +24,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kTopKeys = {"name", "base", "config", "set", "before",
-                                           "convert", "grid", "zip"};
+const std::vector<std::string> kTopKeys = {"name",   "base",    "config", "set",
+                                           "before", "convert", "grid",   "zip"};
 const std::vector<std::string> kConvertKeys = {"from", "init", "lora_init", "seed"};
 
 std::string at(const std::string& source, const YAML::Mark& mark) {
@@ -102,7 +102,8 @@ void check_setting(const RunConfig& base, const Setting& s, const std::string& w
       static const std::vector<std::string> rules = {"stepwise", "average", "lower", "upper",
                                                      "random"};
       RRT_CHECK(std::count(rules.begin(), rules.end(), s.text), s.where, prefix,
-                "unknown init rule '", s.text, "'; expected one of stepwise, average, lower, "
+                "unknown init rule '", s.text,
+                "'; expected one of stepwise, average, lower, "
                 "upper, random");
     } else if (name == "lora_init") {
       RRT_CHECK(s.text == "svd" || s.text == "zero", s.where, prefix, "expected svd or zero, got '",
@@ -155,8 +156,7 @@ std::string inline_config_text(const std::string& text, const YAML::Node& key,
   return out;
 }
 
-Parsed parse_file(const std::string& text, const std::string& source,
-                  const std::string& base_dir) {
+Parsed parse_file(const std::string& text, const std::string& source, const std::string& base_dir) {
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -173,8 +173,8 @@ Parsed parse_file(const std::string& text, const std::string& source,
   for (const auto& entry : root) {
     const std::string key = entry.first.as<std::string>("");
     const std::string where = at(source, entry.first.Mark());
-    RRT_CHECK(!seen_keys.count(key), where, "'", key, "' appears twice (first at ",
-              seen_keys[key], "); merge them into one");
+    RRT_CHECK(!seen_keys.count(key), where, "'", key, "' appears twice (first at ", seen_keys[key],
+              "); merge them into one");
     seen_keys[key] = where;
     const YAML::Node& v = entry.second;
     if (key == "name") {
@@ -187,9 +187,8 @@ Parsed parse_file(const std::string& text, const std::string& source,
       if (key == "base") {
         RRT_CHECK(v.IsScalar() && !v.Scalar().empty(), where,
                   "base: expected the path of a run config, relative to the sweep file");
-        const fs::path path = fs::path(v.Scalar()).is_absolute()
-                                  ? fs::path(v.Scalar())
-                                  : fs::path(base_dir) / v.Scalar();
+        const fs::path path = fs::path(v.Scalar()).is_absolute() ? fs::path(v.Scalar())
+                                                                 : fs::path(base_dir) / v.Scalar();
         p.base_source = path.lexically_normal().string();
         p.base_text = read_text(p.base_source, "base config named at " + where);
       } else {
@@ -235,15 +234,16 @@ Parsed parse_file(const std::string& text, const std::string& source,
         RRT_CHECK(kv.second.IsSequence() || kv.second.IsNull(), axis.where, "axis ", k,
                   ": expected a list of values, e.g. ", k, ": [a, b]");
         for (const auto& item : kv.second)
-          axis.positions.push_back({{k, value_text(item, at(source, item.Mark()), k),
-                                     at(source, item.Mark())}});
+          axis.positions.push_back(
+              {{k, value_text(item, at(source, item.Mark()), k), at(source, item.Mark())}});
         RRT_CHECK(!axis.positions.empty(), axis.where, "axis ", k,
                   " is empty: give it at least one value, or remove it");
         p.axes.push_back(std::move(axis));
       }
     } else if (key == "zip") {
       std::vector<YAML::Node> groups;
-      if (v.IsMap()) groups.push_back(v);
+      if (v.IsMap())
+        groups.push_back(v);
       else if (v.IsSequence())
         for (const auto& g : v) groups.push_back(g);
       RRT_CHECK(!groups.empty(), where,
@@ -271,8 +271,8 @@ Parsed parse_file(const std::string& text, const std::string& source,
         RRT_CHECK(!lists.empty(), axis.where, "zip: a group needs at least one key");
         const size_t n = lists[0].second.size();
         for (const auto& [k, list] : lists)
-          RRT_CHECK(list.size() == n, at(source, list.Mark()), "zip axis ", k, " has ",
-                    list.size(), " values but ", lists[0].first, " has ", n,
+          RRT_CHECK(list.size() == n, at(source, list.Mark()), "zip axis ", k, " has ", list.size(),
+                    " values but ", lists[0].first, " has ", n,
                     ": the keys of a zip group move together, so they need equally many");
         RRT_CHECK(axis.labels.empty() || axis.labels.size() == n, axis.where, "zip: label has ",
                   axis.labels.size(), " names for ", n, " positions");
@@ -303,8 +303,8 @@ Parsed parse_file(const std::string& text, const std::string& source,
 std::string name_segment(const std::string& text) {
   std::string out;
   for (char c : text) {
-    const bool keep = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' ||
-                      c == '-' || c == '_';
+    const bool keep =
+        std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '+' || c == '-' || c == '_';
     const char put = keep ? c : '-';
     if (put == '-' && !out.empty() && out.back() == '-') continue;
     out += put;
@@ -351,10 +351,10 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source,
             ".gguf file)");
   for (const std::string& o : overrides) {
     const std::string key = o.substr(0, o.find('='));
-    RRT_CHECK(std::find(sweep.swept_keys.begin(), sweep.swept_keys.end(), key) ==
-                  sweep.swept_keys.end(),
-              "command line: " + o, key, " is an axis of ", source,
-              "; an override would make its runs identical");
+    RRT_CHECK(
+        std::find(sweep.swept_keys.begin(), sweep.swept_keys.end(), key) == sweep.swept_keys.end(),
+        "command line: " + o, key, " is an axis of ", source,
+        "; an override would make its runs identical");
   }
   // Name segments: the key's last part, or the whole key where two axes share a last part.
   std::map<std::string, int> last_parts;
@@ -504,7 +504,8 @@ void write_sweep(const Sweep& sweep) {
     if (!list_checkpoints(run.dir).empty() && fs::exists(config)) {
       // Where and on how many threads it runs may differ (the Slurm array passes an absolute
       // train.run_dir, mpirun.sh train.threads=0): they do not change the run's results.
-      RunConfig started = parse_run_config(read_text(config.string(), "run config"), config.string());
+      RunConfig started =
+          parse_run_config(read_text(config.string(), "run config"), config.string());
       started.train.run_dir = run.config.train.run_dir;
       started.train.threads = run.config.train.threads;
       const std::string was = to_yaml(started);

@@ -5,9 +5,9 @@
 //   name: init                          # default: the file's stem
 //   base: ../demo.yaml                  # a run config, relative to this file (or `config:` inline)
 //   set: {train.steps: 150}             # every run
-//   before: [base.yaml]                 # sweeps that must finish first (`--launch local` runs them)
-//   convert: {from: runs/sweeps/base/base, init: stepwise, lora_init: svd}
-//   grid:                               # cartesian product, first axis outermost
+//   before: [base.yaml]                 # sweeps that must finish first (`--launch local` runs
+//   them) convert: {from: runs/sweeps/base/base, init: stepwise, lora_init: svd} grid: # cartesian
+//   product, first axis outermost
 //     convert.init: [stepwise, average, lower]
 //   zip:                                # one axis whose keys move together (or a list of groups)
 //     label: [recursive, relaxed]       # optional names of its positions
@@ -45,15 +45,15 @@ struct SweepRun {
   std::string dir;  // <sweep out>/<name>
   // The swept keys and the values of this run (override text), in axis order.
   std::vector<std::pair<std::string, std::string>> values;
-  RunConfig config;  // resolved and validated; train.run_dir = dir
+  RunConfig config;                    // resolved and validated; train.run_dir = dir
   std::optional<ConvertStep> convert;  // set: train.init_from = dir/init.h5, made before training
 };
 
 struct Sweep {
-  std::string file;                 // the sweep file as given
+  std::string file;  // the sweep file as given
   std::string name;
-  std::string out_dir;              // where the run directories go
-  std::vector<std::string> before;  // prerequisite sweep files (paths usable from here)
+  std::string out_dir;                  // where the run directories go
+  std::vector<std::string> before;      // prerequisite sweep files (paths usable from here)
   std::vector<std::string> swept_keys;  // every key an axis varies, in axis order
   std::vector<SweepRun> runs;
 };

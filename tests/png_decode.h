@@ -20,8 +20,8 @@ namespace rrt::testing {
 struct DecodedPng {
   uint32_t width = 0, height = 0;
   uint8_t bit_depth = 0, color_type = 0, interlace = 0;
-  std::vector<uint8_t> rgb;  // height x width x 3
-  std::vector<std::string> chunks;  // chunk types in file order
+  std::vector<uint8_t> rgb;                       // height x width x 3
+  std::vector<std::string> chunks;                // chunk types in file order
   uint32_t pixel(uint32_t x, uint32_t y) const {  // 0xRRGGBB
     const size_t i = (static_cast<size_t>(y) * width + x) * 3;
     return (uint32_t{rgb[i]} << 16) | (uint32_t{rgb[i + 1]} << 8) | rgb[i + 2];
@@ -84,16 +84,25 @@ inline DecodedPng decode_png(const std::vector<uint8_t>& bytes) {
                 c = i >= channels ? prev[i - channels] : 0;
       int predictor = 0;
       switch (filter) {
-        case 0: predictor = 0; break;
-        case 1: predictor = a; break;
-        case 2: predictor = b; break;
-        case 3: predictor = (a + b) / 2; break;
+        case 0:
+          predictor = 0;
+          break;
+        case 1:
+          predictor = a;
+          break;
+        case 2:
+          predictor = b;
+          break;
+        case 3:
+          predictor = (a + b) / 2;
+          break;
         case 4: {
           const int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
           predictor = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
           break;
         }
-        default: fail("unknown filter " + std::to_string(filter));
+        default:
+          fail("unknown filter " + std::to_string(filter));
       }
       cur[i] = static_cast<uint8_t>(in[i] + predictor);
     }

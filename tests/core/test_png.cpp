@@ -39,13 +39,16 @@ TEST(Png, DecodesToThePixelsWritten) {
 }
 
 TEST(Png, RejectsWrongSizes) {
-  EXPECT_TRUE(testing::contains(testing::error_message([] { encode_png(2, 2, std::vector<uint8_t>(11)); }),
-                                "expected 12 bytes"));
-  EXPECT_TRUE(testing::contains(testing::error_message([] { encode_png(0, 2, {}); }),
-                                "out of range"));
+  EXPECT_TRUE(
+      testing::contains(testing::error_message([] { encode_png(2, 2, std::vector<uint8_t>(11)); }),
+                        "expected 12 bytes"));
+  EXPECT_TRUE(
+      testing::contains(testing::error_message([] { encode_png(0, 2, {}); }), "out of range"));
   const std::string path = (fs::path(::testing::TempDir()) / "rrt_png_no_dir" / "x.png").string();
-  EXPECT_TRUE(testing::contains(
-      testing::error_message([&] { write_png(path, 1, 1, {0, 0, 0}); }), "cannot write"));
+  EXPECT_TRUE(testing::contains(testing::error_message([&] {
+                                  write_png(path, 1, 1, {0, 0, 0});
+                                }),
+                                "cannot write"));
 }
 
 TEST(Plot, NiceTicksAndLabels) {
@@ -105,7 +108,8 @@ TEST(Plot, FigureHasItsSizeCurvesFrameAndText) {
   }
   fig.charts = {left, right};
   const std::string path =
-      (fs::path(::testing::TempDir()) / ("rrt_plot_" + std::to_string(::getpid()) + ".png")).string();
+      (fs::path(::testing::TempDir()) / ("rrt_plot_" + std::to_string(::getpid()) + ".png"))
+          .string();
   render_figure(fig).save_png(path);
   const testing::DecodedPng png = read_png(path);
   fs::remove(path);

@@ -65,41 +65,51 @@ const std::string& shards() {
 
 // A tiny model trained for 6 steps, inline in the sweep file; line 1 is "config:".
 std::string base_config(int n_layers = 4, int d_model = 32) {
-  return "config:\n"
-         "  model:\n"
-         "    n_layers: " + std::to_string(n_layers) + "\n"
-         "    vocab: 257\n"
-         "    d_model: " + std::to_string(d_model) + "\n"
-         "    n_heads: 4\n"
-         "    n_kv_heads: 2\n"
-         "    ffn: 48\n"
-         "    max_seq_len: 32\n"
-         "  recursion:\n"
-         "    loops: 2\n"
-         "  data:\n"
-         "    path: " + shards() + "\n"
-         "    val_fraction: 0.1\n"
-         "  optim:\n"
-         "    lr: 3.0e-3\n"
-         "    warmup_steps: 2\n"
-         "  train:\n"
-         "    steps: 6\n"
-         "    micro_batch: 2\n"
-         "    seq_len: 32\n"
-         "    eval_every: 3\n"
-         "    eval_batches: 2\n"
-         "    threads: 1\n"
-         "  checkpoint:\n"
-         "    every: 3\n"
-         "  log:\n"
-         "    every: 1\n";
+  std::string text = R"(config:
+  model:
+    n_layers: @LAYERS
+    vocab: 257
+    d_model: @WIDTH
+    n_heads: 4
+    n_kv_heads: 2
+    ffn: 48
+    max_seq_len: 32
+  recursion:
+    loops: 2
+  data:
+    path: @DATA
+    val_fraction: 0.1
+  optim:
+    lr: 3.0e-3
+    warmup_steps: 2
+  train:
+    steps: 6
+    micro_batch: 2
+    seq_len: 32
+    eval_every: 3
+    eval_batches: 2
+    threads: 1
+  checkpoint:
+    every: 3
+  log:
+    every: 1
+)";
+  for (const auto& [key, value] :
+       {std::pair<std::string, std::string>{"@LAYERS", std::to_string(n_layers)},
+        {"@WIDTH", std::to_string(d_model)},
+        {"@DATA", shards()}})
+    text.replace(text.find(key), key.size(), value);
+  return text;
 }
-const int kBaseLines = [] {
+
+// Lines of base_config(): the sweep text after it starts at line base_lines() + 1.
+int base_lines() {
   const std::string text = base_config();
   return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
-}();
+}
 
-Sweep parse(const std::string& text, const fs::path& out, const std::string& source = "sweep.yaml") {
+Sweep parse(const std::string& text, const fs::path& out,
+            const std::string& source = "sweep.yaml") {
   return parse_sweep(text, source, ".", out.string());
 }
 
@@ -115,8 +125,8 @@ TEST(SweepExpand, GridAndZipCountsNamesAndConfigs) {
                            "  optim.warmup_steps: [1, 4]\n";
   const Sweep s = parse(text, out);
   ASSERT_EQ(s.runs.size(), 12u);  // 2 x 3 x 2, the first axis outermost
-  EXPECT_EQ(s.swept_keys,
-            (std::vector<std::string>{"lora.rank", "train.seed", "optim.lr", "optim.warmup_steps"}));
+  EXPECT_EQ(s.swept_keys, (std::vector<std::string>{"lora.rank", "train.seed", "optim.lr",
+                                                    "optim.warmup_steps"}));
   std::vector<std::string> names;
   for (const SweepRun& r : s.runs) names.push_back(r.name);
   EXPECT_EQ(names, (std::vector<std::string>{
@@ -207,8 +217,8 @@ TEST(SweepExpand, BaseFileAndOverrides) {
   EXPECT_EQ(s.runs[1].config.model.lora.rank_attention, 2);
   EXPECT_EQ(s.runs[1].config.train.steps, 9);
   EXPECT_EQ(s.name, "s");
-  const std::string e = error_message(
-      [&] { load_sweep((dir / "s.yaml").string(), "", {"lora.rank=4"}); });
+  const std::string e =
+      error_message([&] { load_sweep((dir / "s.yaml").string(), "", {"lora.rank=4"}); });
   EXPECT_TRUE(contains(e, "[command line: lora.rank=4] lora.rank is an axis of")) << e;
 }
 
@@ -220,7 +230,7 @@ TEST(SweepValidate, ErrorsNameTheSweepFileLineAndAxis) {
   auto expect = [&](const std::string& tail, int line, const std::string& part) {
     SCOPED_TRACE(tail);
     const std::string e = error_of(tail);
-    EXPECT_TRUE(contains(e, "[abl.yaml:" + std::to_string(kBaseLines + line) + "]")) << e;
+    EXPECT_TRUE(contains(e, "[abl.yaml:" + std::to_string(base_lines() + line) + "]")) << e;
     EXPECT_TRUE(contains(e, part)) << e;
   };
   expect("grid:\n  optim.lerning_rate: [1e-3]\n", 2,
@@ -229,14 +239,17 @@ TEST(SweepValidate, ErrorsNameTheSweepFileLineAndAxis) {
   expect("grid:\n  lora.rank:\n", 2, "axis lora.rank is empty");
   expect("zip:\n  lora.rank: []\n  optim.lr: []\n", 2, "zip axis lora.rank is empty");
   expect("grid:\n  lora.rank: 4\n", 2, "axis lora.rank: expected a list of values");
-  expect("grid:\n  optim.lr: [1e-3,\n    fast]\n", 3, "axis optim.lr: expected a number, got 'fast'");
+  expect("grid:\n  optim.lr: [1e-3,\n    fast]\n", 3,
+         "axis optim.lr: expected a number, got 'fast'");
   expect("zip:\n  lora.rank: [0, 2, 4]\n  optim.lr: [1e-3, 2e-3]\n", 3,
          "zip axis optim.lr has 2 values but lora.rank has 3");
-  expect("set:\n  train.stepz: 5\n", 2, "set train.stepz: unknown key 'train.stepz'; did you mean 'train.steps'?");
+  expect("set:\n  train.stepz: 5\n", 2,
+         "set train.stepz: unknown key 'train.stepz'; did you mean 'train.steps'?");
   expect("set:\n  train.run_dir: x\n", 2, "the sweep sets each run's directory");
-  expect("gird:\n  lora.rank: [0]\n", 1, "unknown key 'gird' in a sweep file; did you mean 'grid'?");
+  expect("gird:\n  lora.rank: [0]\n", 1,
+         "unknown key 'gird' in a sweep file; did you mean 'grid'?");
   expect("grid:\n  lora.rank: [0]\ngrid:\n  optim.lr: [1e-3]\n", 3,
-         "'grid' appears twice (first at abl.yaml:" + std::to_string(kBaseLines + 1) + ")");
+         "'grid' appears twice (first at abl.yaml:" + std::to_string(base_lines() + 1) + ")");
   expect("grid:\n  convert.int: [average]\n", 2, "did you mean 'convert.init'?");
   expect("convert:\n  from: x\ngrid:\n  convert.init: [avg]\n", 4, "unknown init rule 'avg'");
   expect("grid:\n  lora.rank: [0]\n  optim.lr: [1e-3]\nset:\n  lora.rank: 2\n", 2,
@@ -247,13 +260,16 @@ TEST(SweepValidate, ErrorsNameTheSweepFileLineAndAxis) {
          "model.n_layers 4");
   // Values that make the same directory name.
   const std::string clash = error_of("zip:\n  label: [a b, a-b]\n  lora.rank: [0, 2]\n");
-  EXPECT_TRUE(contains(clash, "[abl.yaml] runs (lora.rank=0) and (lora.rank=2) would both be "
-                              "named 'a-b'")) << clash;
+  EXPECT_TRUE(contains(clash,
+                       "[abl.yaml] runs (lora.rank=0) and (lora.rank=2) would both be "
+                       "named 'a-b'"))
+      << clash;
   // The inline config's own errors point at the sweep file's lines.
   const std::string bad = "name: x\nconfig:\n  optim:\n    lr: fast\n";
   const std::string e = error_message([&] { parse(bad, out, "abl.yaml"); });
   EXPECT_TRUE(contains(e, "[abl.yaml:4] optim.lr: expected a number, got 'fast'")) << e;
-  const std::string none = error_message([&] { parse("grid:\n  lora.rank: [0]\n", out, "abl.yaml"); });
+  const std::string none =
+      error_message([&] { parse("grid:\n  lora.rank: [0]\n", out, "abl.yaml"); });
   EXPECT_TRUE(contains(none, "no base config")) << none;
 }
 
@@ -263,16 +279,20 @@ TEST(SweepWrite, RefusesAStartedRunWhoseConfigChanged) {
   write_sweep(s);
   std::ofstream(out / "rank-0" / "step_00000003.h5") << "started";
   write_sweep(s);  // the same config again is fine
-  const Sweep changed = parse(base_config() + "set:\n  optim.lr: 1e-3\ngrid:\n  lora.rank: [0]\n", out);
+  const Sweep changed =
+      parse(base_config() + "set:\n  optim.lr: 1e-3\ngrid:\n  lora.rank: [0]\n", out);
   const std::string e = error_message([&] { write_sweep(changed); });
-  EXPECT_TRUE(contains(e, "run 'rank-0' was started with another config ('optim.lr: 0.003' there, "
-                          "'optim.lr: 0.001' in sweep.yaml)")) << e;
+  EXPECT_TRUE(contains(e,
+                       "run 'rank-0' was started with another config ('optim.lr: 0.003' there, "
+                       "'optim.lr: 0.001' in sweep.yaml)"))
+      << e;
 }
 
 // A plain 4-layer model trained for two steps: the source that conversions start from.
 std::string train_plain_model(const fs::path& dir) {
-  RunConfig c = parse_run_config(base_config().substr(8), "base",
-                                 {"recursion.loops=1", "train.steps=2", "train.run_dir=" + dir.string()});
+  RunConfig c =
+      parse_run_config(base_config().substr(8), "base",
+                       {"recursion.loops=1", "train.steps=2", "train.run_dir=" + dir.string()});
   Trainer(c).run();
   return dir.string();
 }
@@ -312,8 +332,8 @@ TEST(SweepConvert, EachRunStartsFromItsConvertedModel) {
   const Sweep waiting = parse(base_config() + "convert:\n  from: " + base + "\n", root / "w");
   std::string e = error_message([&] { prepare_run(waiting.runs[0]); });
   EXPECT_TRUE(contains(e, "has not finished (no step_00000050.h5)")) << e;
-  const Sweep wider = parse(base_config(4, 64) + "convert:\n  from: " + base + "/step_00000002.h5\n",
-                            root / "wide");
+  const Sweep wider = parse(
+      base_config(4, 64) + "convert:\n  from: " + base + "/step_00000002.h5\n", root / "wide");
   e = error_message([&] { prepare_run(wider.runs[0]); });
   EXPECT_TRUE(contains(e, "differs from the run's model ('model.d_model: 64' in the run")) << e;
 }
@@ -340,18 +360,19 @@ TEST(SweepLaunch, ResumesAnInterruptedSweepAndRerunsNothingFinished) {
   LaunchCounts c = launch_local(s, launch);
   EXPECT_EQ(c.trained, 4);
   EXPECT_EQ(c.failed, 0);
-  for (const SweepRun& r : s.runs) ASSERT_TRUE(run_finished(r)) << read_file(fs::path(r.dir) / "train.log");
+  for (const SweepRun& r : s.runs)
+    ASSERT_TRUE(run_finished(r)) << read_file(fs::path(r.dir) / "train.log");
 
   // The sweep is cut short: run 2 stopped after its step-3 checkpoint (its process gone), run 3
   // never started.
   const SweepRun& cut = s.runs[2];
   fs::remove(checkpoint_path(cut.dir, 6));
-  std::ofstream(fs::path(cut.dir) / "status.json")
-      << nlohmann::json{{"status", "running"}, {"pid", dead_pid()}, {"host", [] {
-                           char b[256] = {};
-                           ::gethostname(b, 255);
-                           return std::string(b);
-                         }()}}.dump();
+  std::ofstream(fs::path(cut.dir) / "status.json") << nlohmann::json{
+      {"status", "running"}, {"pid", dead_pid()}, {"host", [] {
+                                                     char b[256] = {};
+                                                     ::gethostname(b, 255);
+                                                     return std::string(b);
+                                                   }()}}.dump();
   fs::remove_all(s.runs[3].dir);
   EXPECT_EQ(read_run_status(cut.dir, 6).state, RunState::interrupted);
   EXPECT_EQ(read_run_status(cut.dir, 6).last_step, 3);
@@ -375,7 +396,8 @@ TEST(SweepLaunch, ResumesAnInterruptedSweepAndRerunsNothingFinished) {
   for (int i : {0, 1})
     EXPECT_EQ(read_file(fs::path(s.runs[i].dir) / "train.log"), logs[s.runs[i].name])
         << s.runs[i].name << " ran again";
-  const std::string resumed = read_file(fs::path(cut.dir) / "train.log").substr(logs[cut.name].size());
+  const std::string resumed =
+      read_file(fs::path(cut.dir) / "train.log").substr(logs[cut.name].size());
   EXPECT_TRUE(contains(resumed, "resuming from")) << resumed;
   EXPECT_TRUE(contains(resumed, "step_00000003.h5 (step 3)")) << resumed;
   EXPECT_FALSE(contains(resumed, "step      1/6")) << "restarted from scratch";
@@ -393,10 +415,9 @@ TEST(SweepLaunch, ResumesAnInterruptedSweepAndRerunsNothingFinished) {
   const SummaryTable t = sweep_summary(out.string());
   // Every finished run was evaluated at each exit (eval.json): the final exit's validation
   // perplexity is the trainer's own last evaluation of the same batches.
-  const std::vector<std::string> header = {"run",      "lora.rank",      "params",
-                                           "LoRA params", "steps",       "val ppl",
-                                           "val ppl exit 1", "val ppl exit 2", "tokens/s",
-                                           "status"};
+  const std::vector<std::string> header = {
+      "run",     "lora.rank",      "params",         "LoRA params", "steps",
+      "val ppl", "val ppl exit 1", "val ppl exit 2", "tokens/s",    "status"};
   EXPECT_EQ(t.header, header);
   ASSERT_EQ(t.rows.size(), 4u);
   int64_t last_params = 0;
@@ -459,7 +480,8 @@ TEST(SweepCli, CommandsThroughTheBinary) {
   r = rrt({"sweep", "summary", out});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "| rank-2 | 2 |")) << r.output;
-  r = rrt({"plot", out + "/rank-0", out + "/rank-2", "--x", "tokens", "--out", (dir / "p.png").string()});
+  r = rrt({"plot", out + "/rank-0", out + "/rank-2", "--x", "tokens", "--out",
+           (dir / "p.png").string()});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(testing::read_png((dir / "p.png").string()).height, 420u);
   r = rrt({"sweep", file, "--launch", "print", "--out", out});
@@ -479,10 +501,10 @@ TEST(SweepCli, CommandsThroughTheBinary) {
 // A run that fails is recorded (status.json, the summary) and the others still run.
 TEST(SweepLaunch, RecordsAFailedRunAndGoesOn) {
   const fs::path out = temp("failed");
-  const Sweep s = parse(base_config() +
-                            "zip:\n  label: [missing, good]\n  data.path: [/nonexistent/shards, " +
-                            shards() + "]\n",
-                        out);
+  const Sweep s =
+      parse(base_config() + "zip:\n  label: [missing, good]\n  data.path: [/nonexistent/shards, " +
+                shards() + "]\n",
+            out);
   const LaunchCounts c = launch_local(s, {RRT_CLI_PATH, true, true});
   EXPECT_EQ(c.failed, 1);
   EXPECT_EQ(c.trained, 1);
