@@ -116,7 +116,7 @@ void run_sweep(const SweepOpts& o) {
       const std::string png = (fs::path(s.out_dir) / "loss.png").string();
       std::vector<std::string> dirs;
       for (const SweepRun& r : s.runs) dirs.push_back(r.dir);
-      plot_runs(dirs, png, {.title = "sweep " + s.name});
+      plot_runs(dirs, png, {.smooth = 5, .title = "sweep " + s.name});
       std::printf("summary: %s/summary.md, summary.csv; curves: %s\n", s.out_dir.c_str(),
                   png.c_str());
     } catch (const Error&) {

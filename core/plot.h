@@ -28,7 +28,8 @@ constexpr Rgb kBlack{0, 0, 0};
 constexpr Rgb kGrey{150, 150, 150};
 constexpr Rgb kLightGrey{228, 228, 228};
 
-// Ten distinguishable colours (matplotlib's tab10), repeated for i >= 10.
+// Twenty distinguishable colours (matplotlib's tab10, then the lighter half of tab20), repeated
+// for i >= 20.
 Rgb palette(int i);
 
 enum class LineStyle { solid, dashed, dotted };
