@@ -110,7 +110,9 @@ void run_sweep(const SweepOpts& o) {
   if (o.launch == "local") {
     std::printf("== sweep %s: %zu runs in %s\n", s.name.c_str(), s.runs.size(), s.out_dir.c_str());
     const LaunchCounts c = launch_local(s, {self_binary(), !o.stop_on_failure, false});
-    std::printf("== %d trained, %d finished before, %d failed\n", c.trained, c.skipped, c.failed);
+    std::printf("== %d trained, %d finished before, %d failed", c.trained, c.skipped, c.failed);
+    if (c.busy) std::printf(", %d running elsewhere", c.busy);
+    std::printf("\n");
     std::printf("%s", write_summary(s.out_dir).c_str());
     try {
       const std::string png = (fs::path(s.out_dir) / "loss.png").string();

@@ -166,6 +166,13 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
       say("[%zu/%zu] %s: finished before, skipped\n", i + 1, n, run.name.c_str());
       continue;
     }
+    if (const RunStatus now = read_run_status(run.dir, run.config.train.steps);
+        now.state == RunState::running && fs::exists(fs::path(run.dir) / "status.json")) {
+      ++counts.busy;  // another `rrt sweep --launch local` is training it right now
+      say("[%zu/%zu] %s: running elsewhere (%s), skipped\n", i + 1, n, run.name.c_str(),
+          now.detail.c_str());
+      continue;
+    }
     const std::string log = (fs::path(run.dir) / "train.log").string();
     const auto t0 = std::chrono::steady_clock::now();
     nlohmann::json status{

@@ -49,11 +49,13 @@ struct LaunchCounts {
   int skipped = 0;  // finished before this launch
   int trained = 0;  // finished by this launch
   int failed = 0;
+  int busy = 0;  // status.json says another launch is training it (its process is alive)
 };
 
 // Trains every unfinished run in order: converts its starting weights if needed (prepare_run),
 // then runs `rrt train <dir>/config.yaml` as a child process (resuming from its newest
-// checkpoint), recording status.json and train.log. Finished runs are not touched.
+// checkpoint), recording status.json and train.log. Finished runs are not touched, nor runs
+// that another launch is training (status.json running, its process alive or on another host).
 LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& options);
 
 // One line per unfinished run: `RRT=<rrt> <launch>/mpirun.sh RANKS <dir>/config.yaml`.

@@ -487,6 +487,13 @@ TEST(SweepCli, CommandsThroughTheBinary) {
   r = rrt({"sweep", file, "--launch", "print", "--out", out});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "# rank-0: finished")) << r.output;
+  const std::string fresh = (dir / "fresh").string();
+  r = rrt({"sweep", file, "--launch", "print", "--ranks", "3", "--out", fresh});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "RRT=" + std::string(RRT_CLI_PATH) + " ")) << r.output;
+  EXPECT_TRUE(contains(r.output, "launch/mpirun.sh 3 " + fresh + "/rank-2/config.yaml"))
+      << r.output;
+  EXPECT_TRUE(fs::exists(fresh + "/rank-2/config.yaml"));
   r = rrt({"sweep", file, "--launch", "local", "--out", out, "train.steps=8"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_TRUE(contains(r.output, "was started with another config ('train.steps: 6' there"))
@@ -514,6 +521,21 @@ TEST(SweepLaunch, RecordsAFailedRunAndGoesOn) {
   const SummaryTable t = sweep_summary(out.string());
   EXPECT_TRUE(contains(t.rows[0].back(), "failed: ")) << t.rows[0].back();
   EXPECT_EQ(t.rows[1].back(), "finished");
+}
+
+// Two launches of one sweep (two terminals, two nodes): a run that the other is training is
+// left alone.
+TEST(SweepLaunch, SkipsARunAnotherLaunchIsTraining) {
+  const fs::path out = temp("busy");
+  const Sweep s = parse(base_config() + "grid:\n  lora.rank: [0]\n", out);
+  write_sweep(s);
+  std::ofstream(fs::path(s.runs[0].dir) / "status.json")
+      << R"({"status": "running", "pid": 1, "host": "another-node"})";
+  EXPECT_EQ(read_run_status(s.runs[0].dir, 6).state, RunState::running);
+  const LaunchCounts c = launch_local(s, {RRT_CLI_PATH, true, true});
+  EXPECT_EQ(c.busy, 1);
+  EXPECT_EQ(c.trained, 0);
+  EXPECT_TRUE(list_checkpoints(s.runs[0].dir).empty());
 }
 
 }  // namespace
