@@ -112,6 +112,7 @@ void run_sweep(const SweepOpts& o) {
     const LaunchCounts c = launch_local(s, {self_binary(), !o.stop_on_failure, false});
     std::printf("== %d trained, %d finished before, %d failed", c.trained, c.skipped, c.failed);
     if (c.busy) std::printf(", %d running elsewhere", c.busy);
+    if (c.stopped) std::printf(", %d stopped early (rerun to resume)", c.stopped);
     std::printf("\n");
     std::printf("%s", write_summary(s.out_dir).c_str());
     try {

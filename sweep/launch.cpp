@@ -131,6 +131,11 @@ RunStatus read_run_status(const std::string& dir, int64_t final_step) {
       s.detail = progress;
       return s;
     }
+    if (state == "stopped") {  // rrt train ended cleanly before train.steps
+      s.state = RunState::interrupted;
+      s.detail = progress + ", stopped cleanly";
+      return s;
+    }
     if (state == "running") {
       const int pid = j.value("pid", 0);
       const std::string host = j.value("host", "");
@@ -245,12 +250,20 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
       say("[%zu/%zu] %s: finished in %.1f s\n", i + 1, n, run.name.c_str(), seconds);
       continue;
     }
+    if (r.exit_code == 0) {  // a clean stop before train.steps (a time budget): resumable
+      ++counts.stopped;
+      status["status"] = "stopped";
+      status["seconds"] = seconds;
+      write_status(run.dir, status);
+      say("[%zu/%zu] %s: stopped before its final step; the next launch resumes it\n", i + 1, n,
+          run.name.c_str());
+      continue;
+    }
     std::string error = last_error_line(log, log_start);
     if (error.empty())
       error = r.signal ? "killed by signal " + std::to_string(r.signal) +
                              (r.signal == SIGKILL ? " (out of memory?)" : "")
-              : r.exit_code == 0 ? "exited without its final checkpoint"
-                                 : "exit code " + std::to_string(r.exit_code);
+                       : "exit code " + std::to_string(r.exit_code);
     fail(error, r.exit_code);
     if (!o.keep_going) break;
   }

@@ -6,6 +6,8 @@
 //   {"status": "running", "pid": 1234, "host": "node1", "started": "2025-01-31T12:00:00Z"}
 //   {"status": "finished", "seconds": 71.5, ...}
 //   {"status": "failed", "error": "[train] non-finite loss at step 40; ...", "exit_code": 1, ...}
+//   {"status": "stopped", ...}   rrt train exited cleanly before train.steps: the next launch
+//                                resumes it (reported as interrupted)
 // and sends each run's output to <run>/train.log (appended, so a resumed run keeps its history).
 // A finished run is then evaluated at every exit (rrt eval's report, trainer/eval_report.h) into
 // <run>/eval.json; a run that starts from a converted model gets <run>/init_eval.json (the
@@ -49,7 +51,8 @@ struct LaunchCounts {
   int skipped = 0;  // finished before this launch
   int trained = 0;  // finished by this launch
   int failed = 0;
-  int busy = 0;  // status.json says another launch is training it (its process is alive)
+  int busy = 0;     // status.json says another launch is training it (its process is alive)
+  int stopped = 0;  // rrt train ended cleanly before train.steps (a time budget): resumable
 };
 
 // Trains every unfinished run in order: converts its starting weights if needed (prepare_run),

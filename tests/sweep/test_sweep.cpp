@@ -538,5 +538,20 @@ TEST(SweepLaunch, SkipsARunAnotherLaunchIsTraining) {
   EXPECT_TRUE(list_checkpoints(s.runs[0].dir).empty());
 }
 
+// A trainer that ends cleanly before train.steps (a time budget) leaves a resumable run, not a
+// failed one; a stand-in script plays the rrt binary.
+TEST(SweepLaunch, ACleanEarlyStopIsResumableNotFailed) {
+  const fs::path out = temp("stopped");
+  const fs::path fake = out / "fake_rrt.sh";
+  std::ofstream(fake) << "#!/bin/sh\necho \"time budget reached\"\nexit 0\n";
+  fs::permissions(fake, fs::perms::owner_all);
+  const Sweep s = parse(base_config() + "grid:\n  lora.rank: [0]\n", out / "sweep");
+  const LaunchCounts c = launch_local(s, {fake.string(), true, true});
+  EXPECT_EQ(c.stopped, 1);
+  EXPECT_EQ(c.failed, 0);
+  EXPECT_EQ(read_run_status(s.runs[0].dir, 6).state, RunState::interrupted);
+  EXPECT_TRUE(contains(read_file(fs::path(s.runs[0].dir) / "train.log"), "time budget reached"));
+}
+
 }  // namespace
 }  // namespace rrt
