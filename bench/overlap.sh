@@ -27,7 +27,7 @@ model=(model.d_model=512 model.n_heads=8 model.n_kv_heads=4 model.ffn=1408 model
        recursion.loops=2 lora.rank=32 train.seq_len=32 train.micro_batch=2 train.steps=15
        train.eval_every=1000 data.val_fraction=0 checkpoint.every=1000 log.every=1 train.threads=0)
 
-run() {  # run NAME OVERLAP [key=value ...]: prints the median step time in ms
+run() {  # run NAME OVERLAP [key=value ...]: prints "median step ms,median exposed comm ms"
   local dir="$work/$1" overlap="$2"
   shift 2
   mpirun --oversubscribe --bind-to none -np "$ranks" -x OMP_NUM_THREADS -x OMP_WAIT_POLICY \
@@ -37,9 +37,11 @@ run() {  # run NAME OVERLAP [key=value ...]: prints the median step time in ms
   python3 - "$dir/metrics.jsonl" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-tok = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r and r["step"] > 3]
+late = [r for r in rows if "tokens_per_s" in r and r["step"] > 3]
 per_step = rows[0]["tokens"] / rows[0]["step"] if rows else 0
-print(f"{statistics.median(per_step / t for t in tok) * 1e3:.2f}")
+step = statistics.median(per_step / r["tokens_per_s"] for r in late) * 1e3
+comm = statistics.median(r["comm_wait_ms"] for r in late)
+print(f"{step:.2f},{comm:.2f}")
 PY
 }
 
@@ -51,9 +53,17 @@ done
 grep -m1 "data parallel" "$work/on1.log" || true
 python3 - "${on[*]}" "${off[*]}" "$ranks" <<'PY'
 import statistics, sys
-on = [float(x) for x in sys.argv[1].split()]
-off = [float(x) for x in sys.argv[2].split()]
+def parse(arg):  # "step,comm step,comm ..." -> ([step...], [comm...])
+    pairs = [tuple(float(v) for v in x.split(",")) for x in arg.split()]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+on, on_comm = parse(sys.argv[1])
+off, off_comm = parse(sys.argv[2])
 m_on, m_off = statistics.median(on), statistics.median(off)
+c_on, c_off = statistics.median(on_comm), statistics.median(off_comm)
 print(f"ranks {sys.argv[3]}: step time with overlap {m_on:.2f} ms (runs {on}), "
       f"without {m_off:.2f} ms (runs {off}); without / with = {m_off / m_on:.3f}")
+# Exposed communication: rank 0's wait in the all-reduce after backward (metrics comm_wait_ms).
+print(f"exposed all-reduce wait per step: with overlap {c_on:.2f} ms (runs {on_comm}), "
+      f"without {c_off:.2f} ms (runs {off_comm}); hidden by overlap: {c_off - c_on:.2f} ms "
+      f"({(c_off - c_on) / m_off * 100:.1f}% of the step without overlap)")
 PY

@@ -235,6 +235,9 @@ TrainSummary Trainer::run(int64_t stop_after) {
   const auto t_start = Clock::now();
   auto t_window = t_start;
   int64_t window_steps = 0;
+  // Time rank 0 spends waiting for the gradient all-reduce after backward: the communication
+  // that overlap did not hide (with distributed.overlap false, all of it).
+  double window_comm_wait = 0;
 
   auto save = [&](int64_t step) {
     const LoaderCursor cur = s.train->cursor();
@@ -279,7 +282,11 @@ TrainSummary Trainer::run(int64_t stop_after) {
     }
     loss /= static_cast<double>(accum);
     // Data parallel: the mean gradient and loss of the global batch (no-ops on one process).
-    if (s.grad_sync) s.grad_sync->finish();
+    if (s.grad_sync) {
+      const auto t_wait = Clock::now();
+      s.grad_sync->finish();
+      window_comm_wait += std::chrono::duration<double>(Clock::now() - t_wait).count();
+    }
     loss = mean_over_ranks(world, loss);
     terms.mean_over_ranks(world);
     const double grad_norm = global_grad_norm(s.model->params());
@@ -323,11 +330,13 @@ TrainSummary Trainer::run(int64_t stop_after) {
                           {"gflops", gflops},
                           {"tokens", s.progress.tokens_seen},
                           {"elapsed_s", elapsed}};
+      if (s.grad_sync) line["comm_wait_ms"] = window_comm_wait / window_steps * 1e3;
       terms.write(line);
       s.metrics << line << "\n";
       s.metrics.flush();
       t_window = Clock::now();
       window_steps = 0;
+      window_comm_wait = 0;
     }
     const bool last = step == c.train.steps;
     // A time budget: rank 0's clock decides, so that every rank stops after the same step.
