@@ -44,6 +44,11 @@ for ranks in 2 3; do
   grep -q "data parallel: $ranks ranks (mpi)" "$work/r$ranks.log" || fail "no banner: $(cat "$work/r$ranks.log")"
   # Only rank 0 logs: each step line once.
   [[ $(grep -c "^step      3/10" "$work/r$ranks.log") -eq 1 ]] || fail "step 3 not logged exactly once"
+  # Every training line carries the all-reduce wait after backward (a time: >= 0, finite).
+  python3 -c 'import json, math, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if "\"loss\"" in l]
+assert rows and all(0 <= r["comm_wait_ms"] < math.inf for r in rows), rows[:2]' \
+    "$work/r$ranks/metrics.jsonl" || fail "no comm_wait_ms in $ranks-rank metrics"
   echo "1 vs $ranks ranks:"
   compare_losses "$work/r$ranks" "$work/r1" 1 || fail "losses of $ranks ranks differ from 1 rank"
   "$diff_tool" "$work/r$ranks/step_00000010.h5" "$work/r1/step_00000010.h5" "$tolerance" \
