@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
-#include "sweep/run_plot.h"
+#include "trainer/sweep/run_plot.h"
 
 namespace rrt::cli {
 

@@ -9,10 +9,10 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "sweep/launch.h"
-#include "sweep/run_plot.h"
-#include "sweep/summary.h"
-#include "sweep/sweep.h"
+#include "trainer/sweep/launch.h"
+#include "trainer/sweep/run_plot.h"
+#include "trainer/sweep/summary.h"
+#include "trainer/sweep/sweep.h"
 
 #ifndef RRT_SOURCE_DIR
 #define RRT_SOURCE_DIR "."

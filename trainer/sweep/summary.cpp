@@ -1,4 +1,4 @@
-#include "sweep/summary.h"
+#include "trainer/sweep/summary.h"
 
 #include <cmath>
 #include <cstdio>
@@ -11,8 +11,8 @@
 
 #include "core/error.h"
 #include "model/registry.h"
-#include "sweep/launch.h"
-#include "sweep/metrics.h"
+#include "trainer/sweep/launch.h"
+#include "trainer/sweep/metrics.h"
 #include "trainer/config_io.h"
 
 namespace rrt {

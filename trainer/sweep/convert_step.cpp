@@ -1,4 +1,4 @@
-// prepare_run (sweep/sweep.h): a run's starting weights converted from a plain model, the way
+// prepare_run (trainer/sweep/sweep.h): a run's starting weights converted from a plain model, the way
 // `rrt convert` makes them, from any of the sources a sweep may name.
 #include <filesystem>
 #include <map>
@@ -7,7 +7,7 @@
 #include "model/convert.h"
 #include "model/gguf_import.h"
 #include "model/hf_import.h"
-#include "sweep/sweep.h"
+#include "trainer/sweep/sweep.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config_io.h"
 

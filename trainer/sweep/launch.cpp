@@ -1,4 +1,4 @@
-#include "sweep/launch.h"
+#include "trainer/sweep/launch.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -13,7 +13,7 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
-#include "sweep/process.h"
+#include "trainer/sweep/process.h"
 #include "trainer/checkpoint.h"
 #include "trainer/eval_report.h"
 #include "trainer/evaluate.h"

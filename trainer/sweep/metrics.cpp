@@ -1,4 +1,4 @@
-#include "sweep/metrics.h"
+#include "trainer/sweep/metrics.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-// Sweeps (sweep/): expansion of grid and zip axes (counts, order, names, each run's resolved
+// Sweeps (trainer/sweep/): expansion of grid and zip axes (counts, order, names, each run's resolved
 // config), validation of sweep files (errors at the sweep file's line), conversion of each run's
 // starting weights, `--launch local` resuming an interrupted sweep without rerunning anything
 // finished and recording failures, the summary table, and the loss plot (decoded with zlib).
@@ -17,11 +17,11 @@
 #include "core/error.h"
 #include "core/plot.h"
 #include "data/prepare.h"
-#include "sweep/launch.h"
-#include "sweep/process.h"
-#include "sweep/run_plot.h"
-#include "sweep/summary.h"
-#include "sweep/sweep.h"
+#include "trainer/sweep/launch.h"
+#include "trainer/sweep/process.h"
+#include "trainer/sweep/run_plot.h"
+#include "trainer/sweep/summary.h"
+#include "trainer/sweep/sweep.h"
 #include "tests/error_helpers.h"
 #include "tests/png_decode.h"
 #include "trainer/checkpoint.h"

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "sweep/sweep.h"
+#include "trainer/sweep/sweep.h"
 
 namespace rrt {
 

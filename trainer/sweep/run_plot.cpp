@@ -1,4 +1,4 @@
-#include "sweep/run_plot.h"
+#include "trainer/sweep/run_plot.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "core/plot.h"
-#include "sweep/metrics.h"
+#include "trainer/sweep/metrics.h"
 
 namespace rrt {
 

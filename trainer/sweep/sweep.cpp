@@ -1,4 +1,4 @@
-#include "sweep/sweep.h"
+#include "trainer/sweep/sweep.h"
 
 #include <yaml-cpp/yaml.h>
 
