@@ -115,7 +115,7 @@ int Canvas::text_height(int scale) { return kGlyphHeight * scale; }
 
 void Canvas::save_png(const std::string& path) const { write_png(path, width_, height_, rgb_); }
 
-std::vector<double> nice_ticks(double lo, double hi, int target) {
+std::vector<double> nice_ticks(double lo, double hi, int target, double min_step) {
   if (!(hi > lo) || !std::isfinite(lo) || !std::isfinite(hi)) return {lo};
   const double rough = (hi - lo) / std::max(1, target);
   const double magnitude = std::pow(10.0, std::floor(std::log10(rough)));
@@ -125,6 +125,7 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
       step = m * magnitude;
       break;
     }
+  step = std::max(step, min_step);
   std::vector<double> ticks;  // integer multiples of the step: no drift from adding it up
   for (double k = std::ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1)
     ticks.push_back(k == 0 ? 0.0 : k * step);  // not -0, which prints as "-0"
@@ -195,7 +196,7 @@ void draw_chart(Canvas& canvas, const Chart& chart, int x, int y, int width, int
   const int s = text_scale, th = Canvas::text_height(s), pad = 6 * s, gap = 3 * s;
   Range xr, yr;
   chart_ranges(chart, xr, yr);
-  const std::vector<double> xticks = nice_ticks(xr.lo, xr.hi, 5),
+  const std::vector<double> xticks = nice_ticks(xr.lo, xr.hi, 5, chart.x_integer ? 1.0 : 0.0),
                             yticks = nice_ticks(yr.lo, yr.hi, 6);
   const double xstep = xticks.size() > 1 ? xticks[1] - xticks[0] : 1;
   const double ystep = yticks.size() > 1 ? yticks[1] - yticks[0] : 1;

@@ -83,6 +83,7 @@ struct Chart {
   // first tenth of the x range when that holds the only large values (the start of training),
   // so that the end of the curves, where runs differ, is not flattened; those values are clipped.
   double x_min = NAN, x_max = NAN, y_min = NAN, y_max = NAN;
+  bool x_integer = false;  // x counts something (loops, steps): no tick between whole numbers
 };
 
 struct LegendEntry {
@@ -100,8 +101,9 @@ struct Figure {
   int text_scale = 2;
 };
 
-// Tick positions for [lo, hi]: multiples of 1, 2 or 5 x 10^k, about `target` of them.
-std::vector<double> nice_ticks(double lo, double hi, int target = 6);
+// Tick positions for [lo, hi]: multiples of 1, 2 or 5 x 10^k, about `target` of them, and
+// at least min_step apart (1 for an axis of whole numbers).
+std::vector<double> nice_ticks(double lo, double hi, int target = 6, double min_step = 0);
 // A tick label: "0.5", "12", "1.5k", "2M".
 std::string tick_label(double value, double step);
 

@@ -216,7 +216,9 @@ std::vector<std::string> write_eval_plots(const EvalReport& r, const std::string
   if (r.has_validation) {
     const ExitEvaluation& v = r.validation;
     Chart ppl = chart("validation perplexity per exit", "exit (loop)", "perplexity");
+    ppl.x_integer = true;
     Chart oracle = chart("oracle exit", "exit (loop)", "fraction of tokens");
+    oracle.x_integer = true;
     Series p = series("perplexity", 0), f = series("oracle exit", 1);
     for (size_t e = 0; e < v.exits.size(); ++e) {
       p.points.emplace_back(static_cast<double>(v.exits[e].loop), v.exits[e].perplexity);
@@ -231,6 +233,7 @@ std::vector<std::string> write_eval_plots(const EvalReport& r, const std::string
   }
   if (r.has_choices) {
     Chart acc = chart("multiple choice", "exit (loop)", "accuracy");
+    acc.x_integer = true;
     acc.y_min = 0;
     acc.y_max = 1;
     Series a = series("acc", 2), an = series("acc_norm", 3, LineStyle::dashed);

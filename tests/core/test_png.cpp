@@ -64,6 +64,10 @@ TEST(Plot, NiceTicksAndLabels) {
   EXPECT_EQ(tick_label(2e6, 1e6), "2M");
   EXPECT_EQ(tick_label(1.25, 0.25), "1.25");
   EXPECT_EQ(tick_label(3, 1), "3");
+  // An axis of loops 1..2: fifths without a minimum step, whole numbers with one.
+  EXPECT_EQ(nice_ticks(1, 2, 5).size(), 6u);
+  EXPECT_EQ(nice_ticks(1, 2, 5, 1.0), (std::vector<double>{1, 2}));
+  EXPECT_EQ(nice_ticks(0, 40, 5, 1.0), nice_ticks(0, 40, 5));  // a larger step is kept
   EXPECT_EQ(tick_label(0.5, 0.1), "0.5");
 }
 

@@ -83,6 +83,7 @@ int plot_runs(const std::vector<std::string>& dirs, const std::string& png_path,
   train.title = "training loss";
   val.title = "validation loss";
   train.x_label = val.x_label = tokens ? "tokens" : "step";
+  train.x_integer = val.x_integer = true;  // steps and tokens are counts
   train.y_label = val.y_label = "loss (nats/token)";
   int drawn = 0;
   int max_exits = 0;
