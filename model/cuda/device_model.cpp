@@ -1,0 +1,482 @@
+// The device model (model/cuda/device_model.h): memory plan, parameter binding, forward,
+// backward and the optimizer step. The structure follows model/recursive_model.cpp; the layer
+// itself is model/cuda/device_layer.cpp.
+#include "model/cuda/device_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/arena.h"
+#include "core/cuda/cuda_check.h"
+#include "model/cuda/device_layer.h"
+#include "model/optimizer.h"
+#include "model/parameters.h"
+#include "ops/cuda/cross_entropy.h"
+#include "ops/cuda/elementwise.h"
+#include "ops/cuda/vector_ops.h"
+
+namespace rrt {
+
+namespace {
+
+constexpr const char* kWhere = "DeviceModel";
+
+// Carves typed pieces out of one device block. Run once with no base to measure the block, then
+// again on the allocation to hand out the pointers: one plan, no size kept twice.
+struct Carver {
+  char* base = nullptr;
+  size_t used = 0;
+  template <typename T>
+  T* take(int64_t count) {
+    T* p = base ? reinterpret_cast<T*>(base + used) : nullptr;
+    used += (sizeof(T) * static_cast<size_t>(std::max<int64_t>(count, 1)) + 255) / 256 * 256;
+    return p;
+  }
+};
+
+// One cudaMalloc, freed with the model; the error names what did not fit.
+struct DeviceBlock {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  DeviceBlock() = default;
+  DeviceBlock(const DeviceBlock&) = delete;
+  DeviceBlock& operator=(const DeviceBlock&) = delete;
+  ~DeviceBlock() { cudaFree(ptr); }
+  void allocate(size_t n, const char* what) {
+    bytes = n;
+    const cudaError_t err = cudaMalloc(&ptr, n);
+    if (err != cudaSuccess) {
+      size_t free_bytes = 0, total_bytes = 0;
+      cudaGetLastError();
+      cudaMemGetInfo(&free_bytes, &total_bytes);
+      RRT_FAIL(kWhere, "cannot allocate ", n >> 20, " MiB of GPU memory for the ", what, " (",
+               free_bytes >> 20, " of ", total_bytes >> 20,
+               " MiB free): ", cudaGetErrorString(err),
+               ". Lower train.micro_batch or train.seq_len, or set train.recompute: all");
+    }
+    RRT_CUDA_CHECK(cudaMemset(ptr, 0, n));
+  }
+};
+
+}  // namespace
+
+struct DeviceModel::Impl {
+  ModelSpec spec;
+  DeviceModelOptions opt;
+  ParamRegistry registry;
+  LossBreakdown losses;
+  cudaStream_t stream = nullptr;  // the legacy default stream: host copies order with kernels
+  ops::cuda::GemmContext gemm{nullptr};
+  ops::cuda::AttentionContext attention{nullptr};
+  std::unique_ptr<ops::cuda::DeviceRopeTable> rope;
+  int64_t L = 0, M = 0, adam_step = 0;
+
+  // Parameters: the host arena's layout (offsets in floats), fp32 masters, bf16 copies, fp32
+  // gradients and moments.
+  std::vector<int64_t> offset;
+  int64_t arena_floats = 0;
+  DeviceBlock param_block, activation_block;
+  float *master = nullptr, *grad = nullptr, *adam_m = nullptr, *adam_v = nullptr;
+  bf16* compute = nullptr;
+  double* norm_workspace = nullptr;
+
+  // Activations and scratch.
+  std::vector<DeviceLayerParams> layer_params;
+  std::vector<DeviceLayerGrads> layer_grads;
+  std::vector<DeviceLayerStash> stash;  // recomputed positions share one stash
+  std::vector<bf16*> resid;             // L + 1 residual streams [M, D]
+  DeviceLayerScratch scratch{};
+  bf16 *d_resid = nullptr, *final_h = nullptr, *d_final_h = nullptr, *recompute_out = nullptr;
+  float *final_rstd = nullptr, *final_mean = nullptr;
+  int32_t *tokens = nullptr, *targets = nullptr;
+  void* head_ws = nullptr;
+  size_t head_ws_bytes = 0;
+  int64_t N = 0, T = 0, head_chunk = 0;
+
+  Impl(const ModelSpec& s, const DeviceModelOptions& o) : spec(s), opt(o), registry(s) {}
+
+  bf16* value_bf16(const std::string& name) const { return compute + offset[registry.index(name)]; }
+  float* grad_of(int i) const { return registry[i].trainable ? grad + offset[i] : nullptr; }
+
+  LayerDims dims(int64_t n, int64_t t) const {
+    const ModelConfig& m = spec.model;
+    return {n,         t,            m.d_model,
+            m.n_heads, m.n_kv_heads, m.dh(),
+            m.ffn,     static_cast<float>(m.norm_eps),
+            m.norm,    m.norm_unit_offset, m.parallel_residual,
+            m.activation};
+  }
+  DeviceLayerContext context() { return {gemm, attention, *rope, stream}; }
+
+  void plan_parameters();
+  void carve_activations(Carver& c);
+  void bind_positions();
+  void forward(const int32_t* host_tokens, int64_t n, int64_t t);
+  void backward();
+};
+
+void DeviceModel::Impl::plan_parameters() {
+  // The host ParameterSet's arena, planned but not allocated: the same offsets, so upload and
+  // download are single copies of the whole arena.
+  Arena layout("device params");
+  for (const auto& p : registry.params()) layout.plan(p.name, p.shape);
+  for (int i = 0; i < layout.size(); ++i)
+    offset.push_back(layout.offset_bytes(i) / static_cast<int64_t>(sizeof(float)));
+  arena_floats = layout.total_bytes() / static_cast<int64_t>(sizeof(float));
+  auto carve = [&](Carver& c) {
+    master = c.take<float>(arena_floats);
+    grad = c.take<float>(arena_floats);
+    adam_m = c.take<float>(arena_floats);
+    adam_v = c.take<float>(arena_floats);
+    compute = c.take<bf16>(arena_floats);
+    norm_workspace = c.take<double>(ops::cuda::kSumSquaresBlocks + 1);
+  };
+  Carver measure;
+  carve(measure);
+  param_block.allocate(measure.used, "parameters, gradients and AdamW moments");
+  Carver c{static_cast<char*>(param_block.ptr)};
+  carve(c);
+}
+
+// Every activation, as RecursiveModel plans them: per position what backward reads (one shared
+// stash for the recomputed positions), then shared scratch.
+void DeviceModel::Impl::carve_activations(Carver& c) {
+  const ModelConfig& m = spec.model;
+  const int64_t D = m.d_model, F = m.ffn, qd = m.q_dim(), kvd = m.kv_dim();
+  const bool any_recompute = std::find(opt.recompute.begin(), opt.recompute.end(), true) !=
+                             opt.recompute.end();
+  resid.assign(static_cast<size_t>(L + 1), nullptr);
+  for (auto& r : resid) r = c.take<bf16>(M * D);
+  auto carve_stash = [&]() {
+    DeviceLayerStash s;
+    s.xn1 = c.take<bf16>(M * D);
+    s.mid = c.take<bf16>(M * D);
+    s.xn2 = c.take<bf16>(M * D);
+    s.q = c.take<bf16>(M * qd);
+    s.att = c.take<bf16>(M * qd);
+    s.k = c.take<bf16>(M * kvd);
+    s.v = c.take<bf16>(M * kvd);
+    s.up = c.take<bf16>(M * F);
+    s.act = c.take<bf16>(M * F);
+    if (m.gated()) s.gate = c.take<bf16>(M * F);
+    s.rstd1 = c.take<float>(M);
+    s.rstd2 = c.take<float>(M);
+    if (m.norm == Norm::layer) {
+      s.mean1 = c.take<float>(M);
+      s.mean2 = c.take<float>(M);
+    }
+    s.lse = c.take<float>(M * m.n_heads);
+    for (int j = 0; j < kNumProj; ++j) {
+      const int64_t r = spec.lora_rank(static_cast<Proj>(j));
+      if (r > 0) s.lora_u[j] = c.take<bf16>(M * r);
+    }
+    return s;
+  };
+  const DeviceLayerStash shared = any_recompute ? carve_stash() : DeviceLayerStash{};
+  stash.clear();
+  for (int64_t l = 0; l < L; ++l)
+    stash.push_back(opt.recompute[static_cast<size_t>(l)] ? shared : carve_stash());
+  final_h = c.take<bf16>(M * D);
+  final_rstd = c.take<float>(M);
+  final_mean = c.take<float>(M);
+  int64_t max_rank = 1;
+  for (int j = 0; j < kNumProj; ++j)
+    max_rank = std::max(max_rank, spec.lora_rank(static_cast<Proj>(j)));
+  scratch.dxn = c.take<bf16>(M * D);
+  d_resid = c.take<bf16>(M * D);
+  d_final_h = c.take<bf16>(M * D);
+  scratch.dq = c.take<bf16>(M * qd);
+  scratch.datt = c.take<bf16>(M * qd);
+  scratch.dk = c.take<bf16>(M * kvd);
+  scratch.dv = c.take<bf16>(M * kvd);
+  scratch.dgate = c.take<bf16>(M * F);
+  scratch.dup = c.take<bf16>(M * F);
+  scratch.dact = c.take<bf16>(M * F);
+  scratch.lora_du = c.take<bf16>(M * max_rank);
+  if (any_recompute) recompute_out = c.take<bf16>(M * D);
+  tokens = c.take<int32_t>(M);
+  targets = c.take<int32_t>(M);
+  head_ws = c.take<char>(static_cast<int64_t>(head_ws_bytes));
+}
+
+void DeviceModel::Impl::bind_positions() {
+  const RecursionConfig& r = spec.recursion;
+  const ModelConfig& m = spec.model;
+  layer_params.clear();
+  layer_grads.clear();
+  for (int64_t l = 0; l < L; ++l) {
+    const Position pos = position_of(r, l);
+    DeviceLayerParams p;
+    DeviceLayerGrads g;
+    auto norm = [&](bool attn, bool bias) {
+      return registry.index(ParamRegistry::norm_name(pos.layer, pos.loop, attn, r.per_loop_norms,
+                                                     bias));
+    };
+    p.attn_norm = compute + offset[norm(true, false)];
+    p.mlp_norm = compute + offset[norm(false, false)];
+    g.attn_norm = grad_of(norm(true, false));
+    g.mlp_norm = grad_of(norm(false, false));
+    if (m.norm == Norm::layer) {
+      p.attn_norm_bias = compute + offset[norm(true, true)];
+      p.mlp_norm_bias = compute + offset[norm(false, true)];
+      g.attn_norm_bias = grad_of(norm(true, true));
+      g.mlp_norm_bias = grad_of(norm(false, true));
+    }
+    for (int j = 0; j < kNumProj; ++j) {
+      const Proj proj = static_cast<Proj>(j);
+      if (!m.has_proj(proj)) continue;
+      const int w = registry.index(ParamRegistry::block_name(pos.layer, proj));
+      p.weight[j] = compute + offset[w];
+      g.weight[j] = grad_of(w);
+      if (m.linear_bias) {
+        const int bi =
+            registry.index(ParamRegistry::bias_name(pos.layer, proj, pos.loop, r.per_loop_norms));
+        p.bias[j] = compute + offset[bi];
+        g.bias[j] = grad_of(bi);
+      }
+      p.rank[j] = spec.lora_rank(proj);
+      p.scale[j] = static_cast<float>(spec.lora_scale(proj));
+      if (p.rank[j] > 0) {
+        const int a = registry.index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, true));
+        const int b = registry.index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, false));
+        p.lora_a[j] = compute + offset[a];
+        p.lora_b[j] = compute + offset[b];
+        g.lora_a[j] = grad_of(a);
+        g.lora_b[j] = grad_of(b);
+      }
+    }
+    layer_params.push_back(p);
+    layer_grads.push_back(g);
+  }
+}
+
+void DeviceModel::Impl::forward(const int32_t* host_tokens, int64_t n, int64_t t) {
+  RRT_CHECK(n > 0 && t > 0 && n <= opt.max_batch && t <= opt.max_seq, kWhere, "batch ", n, " x ",
+            t, " exceeds the planned capacity ", opt.max_batch, " x ", opt.max_seq);
+  const ModelConfig& m = spec.model;
+  const LayerDims d = dims(n, t);
+  N = n;
+  T = t;
+  RRT_CUDA_CHECK(cudaMemcpyAsync(tokens, host_tokens, sizeof(int32_t) * d.M(),
+                                 cudaMemcpyHostToDevice, stream));
+  ops::cuda::embedding_forward(tokens, value_bf16("embed.weight"), resid[0], d.M(), d.D, m.vocab,
+                               static_cast<float>(m.embedding_multiplier()), stream);
+  const DeviceLayerContext c = context();
+  for (int64_t l = 0; l < L; ++l)
+    device_layer_forward(c, d, layer_params[l], stash[l], resid[l], resid[l + 1]);
+  const bf16* final_bias =
+      m.norm == Norm::layer ? value_bf16("final_norm.bias") : static_cast<const bf16*>(nullptr);
+  device_norm_forward(c, d, resid[L], value_bf16("final_norm.weight"), final_bias, final_h,
+                      final_mean, final_rstd);
+}
+
+void DeviceModel::Impl::backward() {
+  const ModelConfig& m = spec.model;
+  const LayerDims d = dims(N, T);
+  const DeviceLayerContext c = context();
+  RRT_CUDA_CHECK(cudaMemsetAsync(d_resid, 0, sizeof(bf16) * d.M() * d.D, stream));
+  const int fn = registry.index("final_norm.weight");
+  const int fb = m.norm == Norm::layer ? registry.index("final_norm.bias") : -1;
+  device_norm_backward(c, d, resid[L], compute + offset[fn], final_mean, final_rstd, d_final_h,
+                       d_resid, grad_of(fn), fb >= 0 ? grad_of(fb) : nullptr);
+  for (int64_t l = L - 1; l >= 0; --l) {
+    // A recomputed position refills the shared stash from its input residual first (its output,
+    // identical to resid[l + 1], goes to a scratch buffer).
+    if (opt.recompute[static_cast<size_t>(l)])
+      device_layer_forward(c, d, layer_params[l], stash[l], resid[l], recompute_out);
+    device_layer_backward(c, d, layer_params[l], layer_grads[l], stash[l], scratch, resid[l],
+                          d_resid);
+  }
+  const int e = registry.index("embed.weight");
+  if (float* de = grad_of(e))
+    ops::cuda::embedding_backward(tokens, d_resid, de, d.M(), d.D, m.vocab,
+                                  static_cast<float>(m.embedding_multiplier()), stream);
+}
+
+DeviceModel::DeviceModel(const ModelSpec& spec, const DeviceModelOptions& options,
+                         const TrainingLoss& loss)
+    : impl_(std::make_unique<Impl>(spec, options)) {
+  Impl& s = *impl_;
+  RRT_CHECK(loss.plain(), kWhere,
+            "the cuda device trains the plain next-token objective only; early exits, "
+            "distillation and freezing (early_exit.*, distill.teacher) run on train.device: cpu");
+  validate(s.spec);
+  const ModelConfig& m = s.spec.model;
+  if (s.opt.max_seq <= 0) s.opt.max_seq = m.max_seq_len;
+  RRT_CHECK(s.opt.max_batch > 0 && s.opt.max_seq <= m.max_seq_len, kWhere, "capacity ",
+            s.opt.max_batch, " x ", s.opt.max_seq, " must fit max_seq_len ", m.max_seq_len);
+  s.L = s.spec.positions();
+  s.M = s.opt.max_batch * s.opt.max_seq;
+  if (s.opt.recompute.empty()) s.opt.recompute.assign(static_cast<size_t>(s.L), false);
+  RRT_CHECK(static_cast<int64_t>(s.opt.recompute.size()) == s.L, kWhere, "recompute lists ",
+            s.opt.recompute.size(), " positions; the model has ", s.L);
+  // Shapes cuDNN's attention refuses fail here, before any memory is taken.
+  ops::cuda::check_attention_shape({s.opt.max_batch, s.opt.max_seq, m.n_heads, m.n_kv_heads, m.dh()},
+                                   /*backward=*/true);
+  s.rope = std::make_unique<ops::cuda::DeviceRopeTable>(
+      ops::RopeTable(s.opt.max_seq, m.rot_dim(), m.rope_theta));
+  s.head_chunk = std::clamp<int64_t>(s.opt.head_chunk, 1, s.M);
+  s.head_ws_bytes = ops::cuda::lm_head_workspace_bytes(m.vocab, s.head_chunk);
+  s.plan_parameters();
+  Carver measure;
+  s.carve_activations(measure);
+  s.activation_block.allocate(measure.used, "activations and scratch");
+  Carver c{static_cast<char*>(s.activation_block.ptr)};
+  s.carve_activations(c);
+  s.bind_positions();
+  s.losses.exit_ce.assign(1, 0.0);
+  s.losses.exit_kd.assign(1, 0.0);
+  s.losses.exit_sd.assign(1, 0.0);
+}
+
+DeviceModel::~DeviceModel() = default;
+
+const ModelSpec& DeviceModel::spec() const { return impl_->spec; }
+const LossBreakdown& DeviceModel::last_losses() const { return impl_->losses; }
+int64_t DeviceModel::steps_taken() const { return impl_->adam_step; }
+int64_t DeviceModel::parameter_bytes() const {
+  return static_cast<int64_t>(impl_->param_block.bytes);
+}
+int64_t DeviceModel::activation_bytes() const {
+  return static_cast<int64_t>(impl_->activation_block.bytes);
+}
+
+namespace {
+// ParameterSet has no const arena accessor; reading through it changes nothing.
+const Arena& values_of(const ParameterSet& p) { return const_cast<ParameterSet&>(p).values_arena(); }
+
+void check_same_layout(const ParameterSet& params, int64_t floats) {
+  RRT_CHECK(values_of(params).total_bytes() == floats * static_cast<int64_t>(sizeof(float)),
+            kWhere, "the host parameter set (", values_of(params).total_bytes(),
+            " bytes) is not this model's (", floats * static_cast<int64_t>(sizeof(float)),
+            " bytes): built from another spec");
+}
+}  // namespace
+
+void DeviceModel::upload(const ParameterSet& params) {
+  Impl& s = *impl_;
+  check_same_layout(params, s.arena_floats);
+  RRT_CUDA_CHECK(cudaMemcpy(s.master, values_of(params).base(),
+                            sizeof(float) * s.arena_floats, cudaMemcpyHostToDevice));
+  ops::cuda::to_bf16(s.master, s.compute, s.arena_floats, s.stream);
+  RRT_CUDA_CHECK(cudaStreamSynchronize(s.stream));
+}
+
+void DeviceModel::download(ParameterSet& params) const {
+  const Impl& s = *impl_;
+  check_same_layout(params, s.arena_floats);
+  RRT_CUDA_CHECK(cudaMemcpy(params.values_arena().base(), s.master,
+                            sizeof(float) * s.arena_floats, cudaMemcpyDeviceToHost));
+}
+
+void DeviceModel::download_grads(ParameterSet& params) const {
+  const Impl& s = *impl_;
+  check_same_layout(params, s.arena_floats);
+  RRT_CHECK(params.has_grads(), kWhere, "the host set holds no gradients");
+  RRT_CUDA_CHECK(cudaMemcpy(params.grads_arena().base(), s.grad, sizeof(float) * s.arena_floats,
+                            cudaMemcpyDeviceToHost));
+}
+
+void DeviceModel::upload_optimizer(AdamW& opt) {
+  Impl& s = *impl_;
+  RRT_CHECK(!opt.sharded(), kWhere, "a sharded (ZeRO-1) optimizer cannot move to one GPU");
+  for (int i = 0; i < s.registry.size(); ++i) {
+    const size_t bytes = sizeof(float) * s.registry[i].shape.numel();
+    RRT_CUDA_CHECK(cudaMemcpy(s.adam_m + s.offset[i], opt.first_moment().view(i).f32(), bytes,
+                              cudaMemcpyHostToDevice));
+    RRT_CUDA_CHECK(cudaMemcpy(s.adam_v + s.offset[i], opt.second_moment().view(i).f32(), bytes,
+                              cudaMemcpyHostToDevice));
+  }
+  s.adam_step = opt.steps_taken();
+}
+
+void DeviceModel::download_optimizer(AdamW& opt) const {
+  const Impl& s = *impl_;
+  RRT_CHECK(!opt.sharded(), kWhere, "a sharded (ZeRO-1) optimizer cannot take one GPU's state");
+  for (int i = 0; i < s.registry.size(); ++i) {
+    const size_t bytes = sizeof(float) * s.registry[i].shape.numel();
+    RRT_CUDA_CHECK(cudaMemcpy(opt.first_moment().view(i).f32(), s.adam_m + s.offset[i], bytes,
+                              cudaMemcpyDeviceToHost));
+    RRT_CUDA_CHECK(cudaMemcpy(opt.second_moment().view(i).f32(), s.adam_v + s.offset[i], bytes,
+                              cudaMemcpyDeviceToHost));
+  }
+  opt.set_steps_taken(s.adam_step);
+}
+
+double DeviceModel::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N,
+                                     int64_t T, float weight) {
+  Impl& s = *impl_;
+  const ModelConfig& m = s.spec.model;
+  s.forward(tokens, N, T);
+  const int64_t rows = N * T;
+  RRT_CUDA_CHECK(cudaMemcpyAsync(s.targets, targets, sizeof(int32_t) * rows,
+                                 cudaMemcpyHostToDevice, s.stream));
+  RRT_CUDA_CHECK(cudaMemsetAsync(s.d_final_h, 0, sizeof(bf16) * rows * m.d_model, s.stream));
+  const int head = s.registry.index(m.tied_head ? "embed.weight" : "head.weight");
+  const ops::CrossEntropyResult ce = ops::cuda::lm_head_cross_entropy(
+      s.gemm, s.final_h, s.compute + s.offset[head], s.targets, s.d_final_h, s.grad_of(head), rows,
+      m.d_model, m.vocab, RecursiveModel::kIgnoreIndex, weight, s.head_ws, s.head_ws_bytes,
+      s.head_chunk);
+  s.backward();
+  s.losses.total = s.losses.ce = s.losses.exit_ce[0] = ce.mean_loss;
+  return ce.mean_loss;
+}
+
+double DeviceModel::loss(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T) {
+  Impl& s = *impl_;
+  const ModelConfig& m = s.spec.model;
+  s.forward(tokens, N, T);
+  RRT_CUDA_CHECK(cudaMemcpyAsync(s.targets, targets, sizeof(int32_t) * N * T,
+                                 cudaMemcpyHostToDevice, s.stream));
+  return ops::cuda::lm_head_cross_entropy(
+             s.gemm, s.final_h, s.value_bf16(m.tied_head ? "embed.weight" : "head.weight"),
+             s.targets, nullptr, nullptr, N * T, m.d_model, m.vocab,
+             RecursiveModel::kIgnoreIndex, 1.0f, s.head_ws, s.head_ws_bytes, s.head_chunk)
+      .mean_loss;
+}
+
+void DeviceModel::logits(const int32_t* tokens, int64_t N, int64_t T, float* out) {
+  Impl& s = *impl_;
+  const ModelConfig& m = s.spec.model;
+  s.forward(tokens, N, T);
+  DeviceBlock logits;
+  logits.allocate(sizeof(float) * N * T * m.vocab, "logits");
+  ops::cuda::gemm(s.gemm, false, true, N * T, m.vocab, m.d_model, 1.f, s.final_h,
+                  s.value_bf16(m.tied_head ? "embed.weight" : "head.weight"), 0.f,
+                  static_cast<float*>(logits.ptr));
+  RRT_CUDA_CHECK(cudaMemcpy(out, logits.ptr, sizeof(float) * N * T * m.vocab,
+                            cudaMemcpyDeviceToHost));
+}
+
+void DeviceModel::zero_grads() {
+  Impl& s = *impl_;
+  RRT_CUDA_CHECK(cudaMemsetAsync(s.grad, 0, sizeof(float) * s.arena_floats, s.stream));
+}
+
+double DeviceModel::grad_norm() {
+  Impl& s = *impl_;
+  return std::sqrt(ops::cuda::sum_squares(s.grad, s.arena_floats, s.norm_workspace, s.stream));
+}
+
+void DeviceModel::scale_grads(float factor) {
+  Impl& s = *impl_;
+  ops::cuda::scale_inplace(s.grad, s.arena_floats, factor, s.stream);
+}
+
+void DeviceModel::adamw_step(const ops::AdamWHyper& hyper, double lr) {
+  Impl& s = *impl_;
+  ++s.adam_step;
+  ops::AdamWHyper h = hyper;
+  if (lr >= 0) h.lr = lr;
+  for (int i = 0; i < s.registry.size(); ++i) {
+    if (!s.registry[i].trainable) continue;
+    const int64_t at = s.offset[i];
+    ops::cuda::adamw_step(s.master + at, s.grad + at, s.adam_m + at, s.adam_v + at,
+                          s.compute + at, s.registry[i].shape.numel(), h, s.registry[i].decay,
+                          s.adam_step, s.stream);
+  }
+}
+
+bool device_model_compiled() { return true; }
+
+}  // namespace rrt

@@ -1,0 +1,104 @@
+// The whole recursive (and relaxed) model on one GPU: the twin of model/recursive_model.h for
+// training with train.device: cuda. This header names no CUDA type, so CPU code (the trainer)
+// includes it unconditionally; a build without CUDA links device_model_stub.cpp, whose
+// constructor throws an error saying so.
+//
+// Precision (issue 6): fp32 master copy of every registry parameter on the device (the same flat
+// layout as the host's ParameterSet arena), bf16 compute copies refreshed by the fused AdamW, an
+// fp32 gradient arena (the tied block's gradients accumulate over loops in fp32), bf16
+// activations stashed per unrolled position, fp32 norm statistics and attention lse. The
+// forward and backward are model/cuda/device_layer.cpp, statement for statement the CPU's
+// decoder layer; the LM head + CE is ops/cuda/cross_entropy's chunked kernel.
+//
+// Supported: every family (Llama, Gemma, NeoX), cycle and sequence sharing, per-loop norms,
+// LoRA on any projection, tied heads, the plain next-token objective. Refused with an error
+// naming the setting: early exits, distillation and freezing (TrainingLoss other than plain).
+//
+// Activation recomputation (device only; the CPU model stores every position): a position
+// marked in `recompute` keeps only its input residual; its layer stash is one buffer shared by
+// all recomputed positions, refilled by rerunning that position's forward during backward.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/recursive_model.h"
+#include "ops/adamw.h"
+
+namespace rrt {
+
+class AdamW;
+class ParameterSet;
+
+struct DeviceModelOptions {
+  int64_t max_batch = 1;     // N
+  int64_t max_seq = 0;       // T; 0: the model's max_seq_len
+  int64_t head_chunk = 2048; // rows per LM-head chunk (chunk x V fp32 logits live at once)
+  std::vector<bool> recompute;  // per unrolled position; empty: none
+};
+
+// train.recompute's value for L positions: "none", "all", or positions "0,3,5" (0-based).
+// Throws rrt::Error naming train.recompute for anything else.
+std::vector<bool> parse_recompute(const std::string& value, int64_t positions);
+
+// The MFU convention (docs/benchmarks.md): 6 x the matmul multiply-adds of one forward per
+// token (every projection at every unrolled position, LoRA included, the LM head) plus causal
+// attention; recomputation is not counted. Equal to RecursiveModel::train_flops.
+double model_train_flops(const ModelSpec& spec, int64_t N, int64_t T);
+
+// True in a CUDA build (whether or not a GPU is visible).
+bool device_model_compiled();
+
+class DeviceModel {
+ public:
+  // Plans and allocates every device buffer (throws rrt::Error if the GPU memory does not
+  // suffice, with the sizes). Parameters start as zeros: call upload().
+  DeviceModel(const ModelSpec& spec, const DeviceModelOptions& options,
+              const TrainingLoss& loss = {});
+  ~DeviceModel();
+  DeviceModel(const DeviceModel&) = delete;
+  DeviceModel& operator=(const DeviceModel&) = delete;
+
+  const ModelSpec& spec() const;
+
+  // Host values -> fp32 masters (and their bf16 copies). `params` must have this model's spec.
+  void upload(const ParameterSet& params);
+  // fp32 masters -> host values (checkpoints are written from the host set, as on the CPU).
+  void download(ParameterSet& params) const;
+  // fp32 gradients -> host gradients (tests).
+  void download_grads(ParameterSet& params) const;
+  // AdamW moments and step count, both ways (resume / checkpoint); `opt` must be unsharded.
+  void upload_optimizer(AdamW& opt);
+  void download_optimizer(AdamW& opt) const;
+
+  // As RecursiveModel: tokens, targets [N, T] on the host; adds weight * d(mean loss) into the
+  // gradients; returns the mean loss.
+  double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
+                          float weight = 1.0f);
+  double loss(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T);
+  // Full fp32 logits [N, T, V] into host memory `out` (small checks; allocates N*T*V floats on
+  // the device for the call).
+  void logits(const int32_t* tokens, int64_t N, int64_t T, float* out);
+  const LossBreakdown& last_losses() const;
+
+  void zero_grads();
+  double grad_norm();  // global L2 norm of the gradient arena (deterministic, in double)
+  void scale_grads(float factor);
+  // One fused AdamW step over every trainable parameter (decay per the registry); writes the
+  // bf16 compute copies. lr overrides hyper.lr when >= 0.
+  void adamw_step(const ops::AdamWHyper& hyper, double lr = -1.0);
+  int64_t steps_taken() const;
+
+  int64_t parameter_bytes() const;   // masters, compute copies, gradients, moments
+  int64_t activation_bytes() const;  // stashes, residuals, scratch, head workspace
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rrt
