@@ -2,7 +2,8 @@
 # Data-parallel training through the real binary under mpirun: 2 and 3 ranks train 10 steps as
 # 1 rank does with the same global batch (6 rows x 2 accumulated micro-batches); a checkpoint
 # written by 3 ranks resumes on 2 and ends where the uninterrupted runs end; a 3-rank resume is
-# bit-exact; ZeRO-1 equals no ZeRO, and its checkpoints move between both.
+# bit-exact; ZeRO-1 equals no ZeRO, and its checkpoints move between both; distillation with
+# early exits trains on 2 ranks as on 1.
 # Usage: mpi_train.sh RRT MPIRUN CHECKPOINT_DIFF SOURCE_DIR
 set -euo pipefail
 rrt="$1" mpirun="$2" diff_tool="$3" src="$4"
@@ -93,4 +94,16 @@ train 3 "$work/resume3"
 echo "3 -> 3 ranks resumed vs 3 ranks throughout (exact):"
 "$diff_tool" "$work/resume3/step_00000010.h5" "$work/r3/step_00000010.h5" 0 \
   || fail "a 3-rank resume is not bit-exact"
+# Distillation + early exits (forward KL from a teacher, exits after both loops, aggressive(0.1)
+# + self-distillation): each rank runs the teacher on its own rows, the chunked loss averages
+# per rank, and 2 ranks must still train as 1 rank does. The teacher: the 1-rank run's result.
+kd=(distill.teacher="$work/r1/step_00000010.h5" distill.alpha=0.5 distill.temperature=2
+    early_exit.exits=all "early_exit.weights=[aggressive(0.1)]" early_exit.self_distill=true)
+train 1 "$work/kd1" "${kd[@]}"
+train 2 "$work/kd2" "${kd[@]}"
+grep -q '"loss_kd"' "$work/kd2/metrics.jsonl" || fail "no KD term logged: $(head -3 "$work/kd2/metrics.jsonl")"
+echo "KD + exits, 1 vs 2 ranks:"
+compare_losses "$work/kd2" "$work/kd1" 1 || fail "KD + exits: losses of 2 ranks differ from 1 rank"
+"$diff_tool" "$work/kd2/step_00000010.h5" "$work/kd1/step_00000010.h5" "$tolerance" \
+  || fail "KD + exits: final parameters of 2 ranks differ from 1 rank"
 echo "mpi train: all good"
