@@ -1,0 +1,428 @@
+#include "inference/generate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace rrt::inference {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A work item: the token at `pos` of the sequence in `slot` on its way through the stages.
+// A decode item produces generated token `index` of its request; a fill item (KV recompute)
+// only writes the KV of a token that has already exited.
+struct Item {
+  int32_t slot = -1, req = -1, pos = 0, stage = 0, token = 0;
+  int64_t index = 0;
+  bool fill = false, alive = false;
+};
+
+struct Emission {
+  int32_t req, slot, token, loop, oracle;
+  int64_t index;
+};
+
+class Runner {
+ public:
+  Runner(Engine& engine, const std::vector<Request>& requests, const GenerateOptions& o,
+         RunStats* stats);
+  std::vector<Completion> run();
+
+ private:
+  double now() const { return std::chrono::duration<double>(Clock::now() - t0_).count(); }
+  template <typename F>
+  void timed(CallKind kind, int64_t rows, F&& f);
+  void admit();
+  void prefill(int32_t req, int32_t slot);
+  void emit(const Emission& e);
+  void finish(int32_t req, int32_t slot);
+  int32_t new_item();
+  void free_item(int32_t i);
+  void run_call(const int32_t* list, int64_t n);
+  void after_stage(const int32_t* list, int64_t n);
+  bool wants_logits(const Item& it) const;
+  int32_t oracle_loop(const Item& it) const;
+  void sync_step();
+  void depth_step();
+  float* resid(int32_t item) { return resid_.data() + static_cast<int64_t>(item) * D_; }
+
+  Engine& e_;
+  const std::vector<Request>& reqs_;
+  GenerateOptions o_;
+  RunStats* stats_;
+  int64_t K_, D_, V_, rows_cap_;
+  Clock::time_point t0_;
+  Sampler sampler_;
+  std::vector<Completion> out_;
+  std::vector<int32_t> slot_req_;
+  int32_t next_req_ = 0;
+  int64_t active_ = 0;
+  std::vector<Item> items_;
+  std::vector<float> resid_;           // [items, D]
+  std::vector<int32_t> free_items_;
+  std::vector<int32_t> loop_argmax_;   // record_oracle: [items, K]
+  // Per-call scratch.
+  std::vector<StageRow> rows_;
+  std::vector<float> batch_resid_, head_resid_, logits_;
+  std::vector<int32_t> list_, head_items_, fill_items_;
+  std::vector<Emission> emissions_;
+};
+
+Runner::Runner(Engine& engine, const std::vector<Request>& requests, const GenerateOptions& o,
+               RunStats* stats)
+    : e_(engine),
+      reqs_(requests),
+      o_(o),
+      stats_(stats),
+      K_(engine.stages()),
+      D_(engine.d_model()),
+      V_(engine.vocab()),
+      rows_cap_(engine.capacity().max_rows),
+      sampler_(engine.vocab()) {
+  const EngineCapacity& cap = engine.capacity();
+  RRT_CHECK(o_.max_batch >= 1 && o_.max_batch <= cap.slots && o_.max_batch <= cap.max_rows,
+            "generate", "max_batch ", o_.max_batch, " needs an engine with at least as many slots (",
+            cap.slots, ") and rows per call (", cap.max_rows, ")");
+  RRT_CHECK(!o_.record_oracle || o_.exit.rule == ExitRule::none, "generate",
+            "record_oracle scores every loop of a full-depth run: use exit rule none");
+  RRT_CHECK(o_.exit.rule != ExitRule::oracle || o_.exit.oracle_loops != nullptr, "generate",
+            "the oracle exit needs the oracle loops of a full-depth run (record_oracle)");
+  for (size_t r = 0; r < reqs_.size(); ++r) {
+    const Request& q = reqs_[r];
+    RRT_CHECK(!q.prompt.empty() && q.max_new_tokens >= 1, "generate", "request ", r,
+              " needs a prompt and at least one new token");
+    RRT_CHECK(static_cast<int64_t>(q.prompt.size()) + q.max_new_tokens - 1 <= cap.max_seq,
+              "generate", "request ", r, ": ", q.prompt.size(), " prompt tokens + ",
+              q.max_new_tokens, " new tokens exceed the engine's ", cap.max_seq,
+              " tokens per sequence");
+    for (int32_t t : q.prompt)
+      RRT_CHECK(t >= 0 && t < V_, "generate", "request ", r, " has token ", t,
+                " outside the vocabulary of ", V_);
+  }
+  // Per slot: one decode item and at most K - 1 fill items (a fill item stays ahead of its
+  // successor and ends at stage K).
+  const int64_t n_items = o_.max_batch * (K_ + 1);
+  items_.resize(static_cast<size_t>(n_items));
+  resid_.resize(static_cast<size_t>(n_items * D_));
+  loop_argmax_.resize(static_cast<size_t>(n_items * K_));
+  for (int64_t i = n_items - 1; i >= 0; --i) free_items_.push_back(static_cast<int32_t>(i));
+  slot_req_.assign(static_cast<size_t>(o_.max_batch), -1);
+  rows_.resize(static_cast<size_t>(rows_cap_));
+  batch_resid_.resize(static_cast<size_t>(rows_cap_ * D_));
+  head_resid_.resize(static_cast<size_t>(rows_cap_ * D_));
+  logits_.resize(static_cast<size_t>(rows_cap_ * V_));
+  list_.reserve(static_cast<size_t>(n_items));
+  head_items_.reserve(static_cast<size_t>(n_items));
+  fill_items_.reserve(static_cast<size_t>(n_items));
+  emissions_.reserve(static_cast<size_t>(n_items));
+  out_.resize(reqs_.size());
+  if (stats_) {
+    *stats_ = RunStats{};
+    stats_->exit_counts.assign(static_cast<size_t>(K_), 0);
+  }
+}
+
+template <typename F>
+void Runner::timed(CallKind kind, int64_t rows, F&& f) {
+  const Clock::time_point a = Clock::now();
+  f();
+  if (stats_)
+    stats_->calls.push_back(EngineCall{kind, static_cast<int32_t>(rows),
+                                       std::chrono::duration<double>(Clock::now() - a).count()});
+}
+
+int32_t Runner::new_item() {
+  RRT_CHECK(!free_items_.empty(), "generate", "work item pool exhausted (internal)");
+  const int32_t i = free_items_.back();
+  free_items_.pop_back();
+  items_[i] = Item{};
+  items_[i].alive = true;
+  return i;
+}
+
+void Runner::free_item(int32_t i) {
+  if (!items_[i].alive) return;
+  items_[i].alive = false;
+  free_items_.push_back(i);
+}
+
+void Runner::admit() {
+  for (int32_t s = 0; s < o_.max_batch && next_req_ < static_cast<int32_t>(reqs_.size()); ++s) {
+    if (slot_req_[s] >= 0) continue;
+    const int32_t r = next_req_++;
+    slot_req_[s] = r;
+    ++active_;
+    prefill(r, s);
+  }
+}
+
+// Every prompt token through every stage, max_rows tokens at a time (a chunk's attention reads
+// the earlier chunks' KV of the same stage); the first token from the last one's final exit.
+void Runner::prefill(int32_t r, int32_t slot) {
+  const std::vector<int32_t>& prompt = reqs_[r].prompt;
+  const int64_t P = static_cast<int64_t>(prompt.size());
+  int64_t last = 0;
+  for (int64_t c = 0; c < P; c += rows_cap_) {
+    const int64_t n = std::min(rows_cap_, P - c);
+    e_.embed(prompt.data() + c, n, batch_resid_.data());
+    for (int64_t s = 0; s < K_; ++s) {
+      for (int64_t i = 0; i < n; ++i)
+        rows_[i] = StageRow{slot, static_cast<int32_t>(c + i), static_cast<int32_t>(s)};
+      timed(CallKind::prefill, n, [&] { e_.run_stage(rows_.data(), n, batch_resid_.data()); });
+    }
+    last = n - 1;
+  }
+  timed(CallKind::head, 1,
+        [&] { e_.exit_logits(K_, batch_resid_.data() + last * D_, 1, logits_.data()); });
+  const int32_t token = sampler_.sample(logits_.data(), o_.sampling, static_cast<uint64_t>(r), 0);
+  emit(Emission{r, slot, token, static_cast<int32_t>(K_), static_cast<int32_t>(K_), 0});
+}
+
+void Runner::emit(const Emission& em) {
+  Completion& c = out_[em.req];
+  c.tokens.push_back(em.token);
+  c.exit_loops.push_back(em.loop);
+  if (o_.record_oracle) c.oracle_loops.push_back(em.oracle);
+  if (stats_) {
+    ++stats_->generated;
+    if (em.index > 0) ++stats_->exit_counts[static_cast<size_t>(em.loop - 1)];
+  }
+  const Request& q = reqs_[em.req];
+  if (static_cast<int64_t>(c.tokens.size()) >= q.max_new_tokens || em.token == o_.stop_token) {
+    finish(em.req, em.slot);
+    return;
+  }
+  const int32_t i = new_item();
+  Item& it = items_[i];
+  it.slot = em.slot;
+  it.req = em.req;
+  it.pos = static_cast<int32_t>(static_cast<int64_t>(q.prompt.size()) + em.index);
+  it.token = em.token;
+  it.index = em.index + 1;
+  e_.embed(&it.token, 1, resid(i));
+}
+
+// The slot is free again; a fill item still writing its KV would overwrite the next request's.
+void Runner::finish(int32_t r, int32_t slot) {
+  out_[r].finish_seconds = now();
+  slot_req_[slot] = -1;
+  --active_;
+  for (size_t i = 0; i < items_.size(); ++i)
+    if (items_[i].alive && items_[i].slot == slot) free_item(static_cast<int32_t>(i));
+}
+
+int32_t Runner::oracle_loop(const Item& it) const {
+  const auto& table = *o_.exit.oracle_loops;
+  if (it.req < static_cast<int32_t>(table.size()) &&
+      it.index < static_cast<int64_t>(table[it.req].size()))
+    return table[it.req][it.index];
+  return static_cast<int32_t>(K_);
+}
+
+// Whether the item's last loop end needs the head: the final loop always, earlier ones when a
+// rule may exit there (or record_oracle scores every loop).
+bool Runner::wants_logits(const Item& it) const {
+  if (it.fill) return false;
+  if (it.stage == K_) return true;
+  if (!e_.exits_before_last()) return false;
+  if (o_.record_oracle) return true;
+  switch (o_.exit.rule) {
+    case ExitRule::none: return false;
+    case ExitRule::confidence: return true;
+    case ExitRule::oracle: return it.stage == oracle_loop(it);
+  }
+  return false;
+}
+
+void Runner::run_call(const int32_t* list, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const Item& it = items_[list[i]];
+    rows_[i] = StageRow{it.slot, it.pos, it.stage};
+    std::memcpy(batch_resid_.data() + i * D_, resid(list[i]), static_cast<size_t>(D_) * 4);
+  }
+  timed(CallKind::decode, n, [&] { e_.run_stage(rows_.data(), n, batch_resid_.data()); });
+  for (int64_t i = 0; i < n; ++i) {
+    std::memcpy(resid(list[i]), batch_resid_.data() + i * D_, static_cast<size_t>(D_) * 4);
+    ++items_[list[i]].stage;  // now the number of loops completed
+  }
+  if (stats_) stats_->decode_rows += n;
+  after_stage(list, n);
+}
+
+void Runner::after_stage(const int32_t* list, int64_t n) {
+  head_items_.clear();
+  for (int64_t i = 0; i < n; ++i)
+    if (wants_logits(items_[list[i]])) head_items_.push_back(list[i]);
+  // Rows of the same loop share one head call (the exit adapters differ per loop).
+  std::sort(head_items_.begin(), head_items_.end(),
+            [&](int32_t a, int32_t b) { return items_[a].stage < items_[b].stage; });
+  const int64_t H = static_cast<int64_t>(head_items_.size());
+  for (int64_t a = 0; a < H;) {
+    int64_t b = a;
+    while (b < H && items_[head_items_[b]].stage == items_[head_items_[a]].stage) ++b;
+    for (int64_t i = a; i < b; ++i)
+      std::memcpy(head_resid_.data() + (i - a) * D_, resid(head_items_[i]),
+                  static_cast<size_t>(D_) * 4);
+    timed(CallKind::head, b - a, [&] {
+      e_.exit_logits(items_[head_items_[a]].stage, head_resid_.data(), b - a,
+                     logits_.data() + a * V_);
+    });
+    a = b;
+  }
+  fill_items_.clear();
+  emissions_.clear();
+  for (int64_t h = 0; h < H; ++h) {
+    const int32_t i = head_items_[h];
+    Item& it = items_[i];
+    const float* lg = logits_.data() + h * V_;
+    const int32_t k = it.stage;
+    if (o_.record_oracle) loop_argmax_[i * K_ + k - 1] = argmax(lg, V_);
+    bool exit = k == K_;
+    if (!exit && o_.exit.rule == ExitRule::oracle) exit = k == oracle_loop(it);
+    if (!exit && o_.exit.rule == ExitRule::confidence)
+      exit = max_probability(lg, V_) >= o_.exit.threshold;
+    if (!exit) continue;
+    Emission em{it.req, it.slot, 0, k, k, it.index};
+    em.token = sampler_.sample(lg, o_.sampling, static_cast<uint64_t>(it.req),
+                               static_cast<uint64_t>(it.index));
+    if (o_.record_oracle) {
+      const int32_t final_argmax = loop_argmax_[i * K_ + K_ - 1];
+      em.oracle = static_cast<int32_t>(K_);
+      for (int64_t j = K_; j >= 1; --j)
+        if (loop_argmax_[i * K_ + j - 1] == final_argmax) em.oracle = static_cast<int32_t>(j);
+    }
+    emissions_.push_back(em);
+    if (k == K_) {
+      free_item(i);
+    } else if (o_.exit.fill == KvFill::propagate) {
+      fill_items_.push_back(i);
+    } else if (o_.exit.fill == KvFill::copy) {
+      timed(CallKind::kv_fill, 1,
+            [&] { e_.copy_kv(StageRow{it.slot, it.pos, static_cast<int32_t>(k - 1)}); });
+      free_item(i);
+    } else {
+      it.fill = true;  // keeps running its remaining loops, writing only their KV
+    }
+  }
+  if (!fill_items_.empty()) {
+    std::sort(fill_items_.begin(), fill_items_.end(),
+              [&](int32_t a, int32_t b) { return items_[a].stage < items_[b].stage; });
+    const int64_t F = static_cast<int64_t>(fill_items_.size());
+    for (int64_t i = 0; i < F; ++i) {
+      const Item& it = items_[fill_items_[i]];
+      rows_[i] = StageRow{it.slot, it.pos, it.stage - 1};
+      std::memcpy(batch_resid_.data() + i * D_, resid(fill_items_[i]),
+                  static_cast<size_t>(D_) * 4);
+    }
+    timed(CallKind::kv_fill, F,
+          [&] { e_.propagate_kv(rows_.data(), F, batch_resid_.data()); });
+    for (int32_t i : fill_items_) free_item(i);
+  }
+  for (int64_t i = 0; i < n; ++i)
+    if (items_[list[i]].alive && items_[list[i]].fill && items_[list[i]].stage == K_)
+      free_item(list[i]);
+  for (const Emission& em : emissions_) emit(em);
+}
+
+// One token per sequence: stage 0 over every item, then stage 1 over those still running, ...
+void Runner::sync_step() {
+  for (int64_t s = 0; s < K_; ++s) {
+    list_.clear();
+    for (size_t i = 0; i < items_.size(); ++i)
+      if (items_[i].alive && items_[i].stage == s) list_.push_back(static_cast<int32_t>(i));
+    if (list_.empty()) break;
+    for (size_t a = 0; a < list_.size(); a += static_cast<size_t>(rows_cap_))
+      run_call(list_.data() + a,
+               std::min<int64_t>(rows_cap_, static_cast<int64_t>(list_.size() - a)));
+  }
+}
+
+// One engine call over up to max_batch items of any depth, deepest first (a fill item is
+// always deeper than its sequence's next token, so it writes the KV that token will read first).
+void Runner::depth_step() {
+  list_.clear();
+  for (size_t i = 0; i < items_.size(); ++i)
+    if (items_[i].alive) list_.push_back(static_cast<int32_t>(i));
+  std::sort(list_.begin(), list_.end(), [&](int32_t a, int32_t b) {
+    return items_[a].stage > items_[b].stage || (items_[a].stage == items_[b].stage && a < b);
+  });
+  run_call(list_.data(), std::min<int64_t>(o_.max_batch, static_cast<int64_t>(list_.size())));
+}
+
+std::vector<Completion> Runner::run() {
+  t0_ = Clock::now();
+  while (true) {
+    if (o_.batching != Batching::static_batch || active_ == 0) admit();
+    if (active_ == 0) break;
+    if (o_.batching == Batching::depth_wise)
+      depth_step();
+    else
+      sync_step();
+  }
+  if (stats_) stats_->seconds = now();
+  return std::move(out_);
+}
+
+}  // namespace
+
+double RunStats::mean_loops() const {
+  double sum = 0, count = 0;
+  for (size_t k = 0; k < exit_counts.size(); ++k) {
+    sum += static_cast<double>(k + 1) * static_cast<double>(exit_counts[k]);
+    count += static_cast<double>(exit_counts[k]);
+  }
+  return count > 0 ? sum / count : 0.0;
+}
+
+std::vector<Completion> generate(Engine& engine, const std::vector<Request>& requests,
+                                 const GenerateOptions& options, RunStats* stats) {
+  Runner runner(engine, requests, options, stats);
+  return runner.run();
+}
+
+std::string to_string(Batching b) {
+  switch (b) {
+    case Batching::static_batch: return "static";
+    case Batching::sequence_wise: return "sequence";
+    case Batching::depth_wise: return "depth";
+  }
+  return "?";
+}
+
+std::string to_string(ExitRule r) {
+  switch (r) {
+    case ExitRule::none: return "none";
+    case ExitRule::oracle: return "oracle";
+    case ExitRule::confidence: return "confidence";
+  }
+  return "?";
+}
+
+std::string to_string(KvFill f) {
+  switch (f) {
+    case KvFill::propagate: return "propagate";
+    case KvFill::recompute: return "recompute";
+    case KvFill::copy: return "copy";
+  }
+  return "?";
+}
+
+Batching parse_batching(const std::string& s) {
+  if (s == "static") return Batching::static_batch;
+  if (s == "sequence") return Batching::sequence_wise;
+  if (s == "depth") return Batching::depth_wise;
+  throw Error("batching", "unknown scheduler '" + s + "': use static, sequence or depth");
+}
+
+KvFill parse_kv_fill(const std::string& s) {
+  if (s == "propagate") return KvFill::propagate;
+  if (s == "recompute") return KvFill::recompute;
+  if (s == "copy") return KvFill::copy;
+  throw Error("kv", "unknown KV fill '" + s + "': use propagate, recompute or copy");
+}
+
+}  // namespace rrt::inference

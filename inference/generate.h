@@ -1,0 +1,92 @@
+// Generation over the engine with three schedulers (METHOD.md sections 4 and 5), all built on
+// the same engine calls so that their throughputs compare fairly:
+//   - static batching: up to max_batch requests run until every one of them has finished;
+//   - continuous sequence-wise batching: a finished request's slot is refilled after every
+//     decoding step;
+//   - continuous depth-wise batching: every engine call runs one stage (loop) over up to
+//     max_batch work items of any depth (deepest first); an item that exits hands its slot's
+//     next token to the pool at once, and a finished request's slot is refilled at once.
+// In the first two a decoding step produces one token per sequence: stage 0 over every
+// sequence, then stage 1 over those that have not exited, and so on (rows that exit leave the
+// batch). Prompts are prefilled through every stage on admission (chunks of max_rows tokens);
+// the first token comes from the prefill's final exit.
+//
+// Exit rules: none (every token runs K loops), oracle (a recorded table: the earliest loop whose
+// argmax agreed with the final argmax in a full-depth run with record_oracle; needs that run,
+// so it is for measurement), confidence (exit at the first loop whose max softmax probability
+// reaches the threshold). The exited token's skipped KV entries are filled by KV propagation,
+// by copying its last computed loop, or by recomputing the skipped loops later (the token is
+// emitted at once and keeps running as a fill item that writes only KV).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "inference/engine.h"
+#include "inference/sampling.h"
+
+namespace rrt::inference {
+
+enum class ExitRule { none, oracle, confidence };
+enum class KvFill { propagate, recompute, copy };
+enum class Batching { static_batch, sequence_wise, depth_wise };
+
+struct ExitPolicy {
+  ExitRule rule = ExitRule::none;
+  double threshold = 0.9;  // confidence
+  KvFill fill = KvFill::propagate;
+  // oracle: per request, the exit loop of each generated token (Completion::oracle_loops of a
+  // full-depth run with record_oracle); tokens beyond the table run the full depth.
+  const std::vector<std::vector<int32_t>>* oracle_loops = nullptr;
+};
+
+struct Request {
+  std::vector<int32_t> prompt;
+  int64_t max_new_tokens = 16;
+};
+
+struct GenerateOptions {
+  Batching batching = Batching::depth_wise;
+  int64_t max_batch = 8;
+  ExitPolicy exit;
+  SamplingConfig sampling;
+  int32_t stop_token = -1;     // a sequence ends when it emits this token (EOS); -1: never
+  bool record_oracle = false;  // score every loop end and record the oracle loop (rule none)
+};
+
+struct Completion {
+  std::vector<int32_t> tokens;        // generated tokens; the first comes from the prefill
+  std::vector<int32_t> exit_loops;    // the loop (1..K) each token exited at; the first: K
+  std::vector<int32_t> oracle_loops;  // with record_oracle: the earliest agreeing loop
+  double finish_seconds = 0;          // since the run started (every request arrives at 0)
+};
+
+enum class CallKind { prefill, decode, head, kv_fill };
+struct EngineCall {
+  CallKind kind;
+  int32_t rows;
+  double seconds;
+};
+
+struct RunStats {
+  double seconds = 0;
+  int64_t generated = 0;              // every generated token
+  std::vector<int64_t> exit_counts;   // per loop 1..K, over tokens after the first of each
+  std::vector<EngineCall> calls;      // every engine call, in order
+  int64_t decode_rows = 0;            // item-stages run by decode calls (fill items included)
+  double mean_loops() const;          // over the tokens counted in exit_counts
+};
+
+// Runs every request to completion. The engine needs slots >= max_batch and max_rows >=
+// max_batch. Completions are in request order.
+std::vector<Completion> generate(Engine& engine, const std::vector<Request>& requests,
+                                 const GenerateOptions& options, RunStats* stats = nullptr);
+
+std::string to_string(Batching b);
+std::string to_string(ExitRule r);
+std::string to_string(KvFill f);
+Batching parse_batching(const std::string& s);
+KvFill parse_kv_fill(const std::string& s);
+
+}  // namespace rrt::inference

@@ -1,0 +1,83 @@
+// Tiny random models for the inference tests: relaxed (per-position LoRA, K >= 2), GQA or MQA,
+// one per family, with every weight random (LoRA B, norms and biases too, so that every path
+// the engine takes changes the output), and the full-sequence reference the engine must match.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/rng.h"
+#include "inference/engine.h"
+#include "model/recursive_model.h"
+#include "tests/model/families.h"
+
+namespace rrt::testing {
+
+inline ModelSpec tiny_spec(Family family, bool parallel, int64_t loops = 3) {
+  ModelSpec s;
+  apply_family_defaults(s.model, family);
+  s.model.vocab = 61;
+  s.model.d_model = 24;
+  // GQA for Llama, MQA for Gemma, MHA with 8-dim heads for NeoX (25% rotary: 2 dims).
+  s.model.n_heads = family == Family::neox ? 3 : 6;
+  s.model.n_kv_heads = family == Family::gemma ? 1 : family == Family::neox ? 3 : 2;
+  s.model.head_dim = family == Family::gemma ? 8 : 0;
+  s.model.ffn = 40;
+  s.model.max_seq_len = 48;
+  if (family == Family::neox) s.model.parallel_residual = parallel;
+  s.recursion = {.block_layers = 2, .loops = loops};
+  // Per-loop norms and biases for NeoX: every position's own vectors.
+  s.recursion.per_loop_norms = family == Family::neox;
+  s.lora = {.rank_attention = 3, .rank_mlp = 2};
+  return s;
+}
+
+// Random weights: linear weights as initialised, then LoRA B, norms and biases too.
+inline void randomise(ParameterSet& p, uint64_t seed) {
+  p.init(InitConfig{.seed = seed, .std = 0.15, .lora_b_zero = false});
+  const ParamRegistry& reg = p.registry();
+  for (int i = 0; i < reg.size(); ++i) {
+    const ParamKind k = reg[i].kind;
+    if (k != ParamKind::norm && k != ParamKind::final_norm && k != ParamKind::bias) continue;
+    fill_normal(p.value(i), p.numel(i), k == ParamKind::bias ? 0.0 : 1.0, 0.1, seed + 7,
+                static_cast<uint64_t>(i));
+  }
+}
+
+struct TinyModel {
+  std::unique_ptr<RecursiveModel> model;  // the full-sequence reference (owns the weights)
+  std::unique_ptr<inference::Engine> engine;
+};
+
+inline TinyModel make_tiny(const ModelSpec& spec, int64_t slots, int64_t max_rows,
+                           uint64_t seed = 3) {
+  TinyModel t;
+  t.model = std::make_unique<RecursiveModel>(
+      spec, ModelCapacity{.max_batch = 1, .max_seq = spec.model.max_seq_len});
+  randomise(t.model->params(), seed);
+  t.engine = std::make_unique<inference::Engine>(
+      inference::bind_weights(spec, t.model->params()),
+      inference::EngineCapacity{.slots = slots, .max_rows = max_rows});
+  return t;
+}
+
+// Logits of exit `loop` for every position of one sequence, by the full-sequence forward:
+// [T, V].
+inline std::vector<float> reference_exit_logits(RecursiveModel& m, const std::vector<int32_t>& seq,
+                                                int64_t loop) {
+  const int64_t T = static_cast<int64_t>(seq.size()), V = m.spec().model.vocab;
+  m.forward_loop_ends(seq.data(), 1, T);
+  std::vector<float> h(static_cast<size_t>(T * m.spec().model.d_model));
+  std::vector<float> out(static_cast<size_t>(T * V));
+  m.exit_logits(loop, m.loop_end_residual(loop), T, h.data(), out.data());
+  return out;
+}
+
+inline int32_t argmax_row(const std::vector<float>& logits, int64_t row, int64_t V) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < V; ++i)
+    if (logits[row * V + i] > logits[row * V + best]) best = i;
+  return static_cast<int32_t>(best);
+}
+
+}  // namespace rrt::testing
