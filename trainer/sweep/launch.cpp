@@ -1,10 +1,14 @@
 #include "trainer/sweep/launch.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -54,6 +58,31 @@ std::string utc_now() {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
+
+// The claim of one run by one launch: an exclusive flock on RUN_DIR/.launch.lock, held while
+// the launch trains it. Two launches that read status.json at the same moment cannot both
+// start the run; the kernel drops the lock when the launch exits, so no claim goes stale.
+// (status.json with its pid still covers a trainer that outlives its launch.)
+class RunClaim {
+ public:
+  explicit RunClaim(const fs::path& dir) {
+    fs::create_directories(dir);
+    fd_ = ::open((dir / ".launch.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    RRT_CHECK(fd_ >= 0, dir.string(), "cannot open ", (dir / ".launch.lock").string(), ": ",
+              std::strerror(errno));
+    held_ = ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
+  }
+  ~RunClaim() {
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
+  }
+  RunClaim(const RunClaim&) = delete;
+  RunClaim& operator=(const RunClaim&) = delete;
+  bool held() const { return held_; }
+
+ private:
+  int fd_ = -1;
+  bool held_ = false;
+};
 
 int64_t step_of(const std::string& checkpoint) {
   const std::string stem = fs::path(checkpoint).stem().string();  // step_00000040
@@ -176,6 +205,16 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
       ++counts.busy;  // another `rrt sweep --launch local` is training it right now
       say("[%zu/%zu] %s: running elsewhere (%s), skipped\n", i + 1, n, run.name.c_str(),
           now.detail.c_str());
+      continue;
+    }
+    const RunClaim claim(run.dir);
+    if (!claim.held()) {
+      ++counts.busy;  // another launch claimed it between its status check and ours
+      say("[%zu/%zu] %s: claimed by another launch, skipped\n", i + 1, n, run.name.c_str());
+      continue;
+    }
+    if (run_finished(run)) {  // the other launch finished it while we looked
+      ++counts.skipped;
       continue;
     }
     const std::string log = (fs::path(run.dir) / "train.log").string();

@@ -2,7 +2,9 @@
 // config), validation of sweep files (errors at the sweep file's line), conversion of each run's
 // starting weights, `--launch local` resuming an interrupted sweep without rerunning anything
 // finished and recording failures, the summary table, and the loss plot (decoded with zlib).
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -536,6 +538,27 @@ TEST(SweepLaunch, SkipsARunAnotherLaunchIsTraining) {
   EXPECT_EQ(c.busy, 1);
   EXPECT_EQ(c.trained, 0);
   EXPECT_TRUE(list_checkpoints(s.runs[0].dir).empty());
+}
+
+// Two launches that check status.json at the same moment: the one that claims the run (an
+// exclusive flock on RUN_DIR/.launch.lock, here held by the test) trains it, the other skips it.
+// Once the claim is dropped, the next launch trains the run.
+TEST(SweepLaunch, ARunClaimedByAnotherLaunchIsSkipped) {
+  const fs::path out = temp("claimed");
+  const Sweep s = parse(base_config() + "grid:\n  lora.rank: [0]\n", out);
+  write_sweep(s);
+  fs::create_directories(s.runs[0].dir);
+  const int fd = ::open((fs::path(s.runs[0].dir) / ".launch.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  LaunchCounts c = launch_local(s, {RRT_CLI_PATH, true, true});
+  EXPECT_EQ(c.busy, 1);
+  EXPECT_EQ(c.trained, 0);
+  EXPECT_TRUE(list_checkpoints(s.runs[0].dir).empty());
+  ::close(fd);
+  c = launch_local(s, {RRT_CLI_PATH, true, true});
+  EXPECT_EQ(c.busy, 0);
+  EXPECT_EQ(c.trained, 1);
 }
 
 // A trainer that ends cleanly before train.steps (a time budget) leaves a resumable run, not a
