@@ -309,8 +309,13 @@ std::vector<Field> train_fields(TrainConfig& t) {
           .required()
           .also_called({"output_dir", "out_dir", "save_dir", "dir"}),
       choice("device", t.device, {"cpu", "cuda"},
-             "where the step runs (cuda arrives with the GPU trainer)")
+             "where the step runs: cpu, or cuda (one GPU; bf16 compute, fp32 master weights; "
+             "the plain objective only)")
           .also_called({"backend"}),
+      field("recompute", t.recompute,
+            "cuda only: positions whose activations are recomputed in backward instead of "
+            "stored: none, all, or unrolled positions such as 0,1,5")
+          .also_called({"activation_checkpointing", "gradient_checkpointing", "recompute_positions"}),
       field("threads", t.threads, "OpenMP threads per process; 0: all cores")
           .at_least(0)
           .also_called({"num_threads", "omp_threads", "n_threads"}),

@@ -35,7 +35,10 @@ struct TrainConfig {
   int64_t eval_every = 100, eval_batches = 20;
   uint64_t seed = 1;  // parameter init seed
   std::string run_dir = "runs/default";
-  std::string device = "cpu";  // cpu | cuda (cuda arrives later: validation says so)
+  std::string device = "cpu";  // cpu | cuda (one GPU: model/cuda/device_model.h)
+  // Activation recomputation on cuda: none | all | unrolled positions "0,3,5" (0-based). A
+  // recomputed position keeps only its input residual and reruns its forward in backward.
+  std::string recompute = "none";
   int64_t threads = 0;         // OpenMP threads; 0 = all cores
   std::string init_from = "";  // checkpoint to start from (weights only)
   double init_std = 0.02;

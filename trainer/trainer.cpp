@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -9,10 +10,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "data/loader.h"
 #include "distributed/communicator.h"
 #include "distributed/grad_sync.h"
+#include "model/cuda/device_model.h"
 #include "model/optimizer.h"
 #include "model/recursive_model.h"
 #include "trainer/checkpoint.h"
@@ -38,6 +41,9 @@ struct Trainer::State {
   std::unique_ptr<RecursiveModel> teacher;  // distill.teacher, run forward only
   std::unique_ptr<RecursiveModel> model;
   std::unique_ptr<AdamW> optimizer;
+  // train.device: cuda. The step runs on the device model; `model` and `optimizer` hold the host
+  // copy that initialisation, resuming and checkpoints use (planned for 1 x 1 tokens).
+  std::unique_ptr<DeviceModel> device;
   std::unique_ptr<GradSync> grad_sync;  // more than one rank only
   std::unique_ptr<Zero1> zero1;         // distributed.zero1 with more than one rank
   TrainState progress;
@@ -85,6 +91,49 @@ void broadcast_arena(Communicator& comm, Arena& arena) {
   comm.broadcast(arena.base(), arena.total_bytes(), 0);
 }
 
+// The one place where train.device decides where the step runs: the CPU model with the host
+// AdamW, or the device model (model/cuda/device_model.h) with its fused AdamW, on-device norm and
+// clipping. The loop below calls these and never asks which device it has.
+struct StepRunner {
+  RecursiveModel& model;
+  AdamW& optimizer;
+  DeviceModel* device;  // null: cpu
+
+  void zero_grads() { device ? device->zero_grads() : model.params().zero_grads(); }
+  double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
+                          float weight) {
+    return device ? device->forward_backward(tokens, targets, N, T, weight)
+                  : model.forward_backward(tokens, targets, N, T, weight);
+  }
+  const LossBreakdown& last_losses() const {
+    return device ? device->last_losses() : model.last_losses();
+  }
+  double grad_norm() { return device ? device->grad_norm() : global_grad_norm(model.params()); }
+  void scale_grads(float factor) {
+    device ? device->scale_grads(factor) : rrt::scale_grads(model.params(), factor);
+  }
+  void optimizer_step(double lr) {
+    device ? device->adamw_step(optimizer.hyper(), lr) : optimizer.step(lr);
+  }
+  // Before a checkpoint: the device's fp32 masters, moments and step count into the host copy.
+  void sync_to_host() {
+    if (!device) return;
+    device->download(model.params());
+    device->download_optimizer(optimizer);
+  }
+  double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches, int32_t* inputs,
+                         int32_t* targets) {
+    if (!device) return mean_validation_loss(model, val, N, T, batches, inputs, targets);
+    val.restore({0, 0});  // as mean_validation_loss: the same tokens every time
+    double sum = 0;
+    for (int64_t b = 0; b < batches; ++b) {
+      val.next_batch(N, inputs, targets);
+      sum += device->loss(inputs, targets, N, T);
+    }
+    return sum / static_cast<double>(std::max<int64_t>(batches, 1));
+  }
+};
+
 }  // namespace
 
 Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
@@ -97,8 +146,13 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   derive_exit_head(s.cfg);  // the exits' head adapters, for configs built in code
   validate_run_config(s.cfg);
   const RunConfig& c = s.cfg;
-  RRT_CHECK(c.train.device == "cpu", "train.device",
-            "only the cpu device exists in this build; cuda arrives with the CUDA backend");
+  const bool on_device = c.train.device == "cuda";
+  RRT_CHECK(on_device || c.train.recompute == "none", "train.recompute",
+            "activation recomputation exists on train.device: cuda only (the cpu model keeps "
+            "every position's activations); set train.recompute: none");
+  RRT_CHECK(!on_device || world.world_size() == 1, "train.device",
+            "cuda trains on one GPU per run for now (data parallel on GPUs arrives with NCCL "
+            "gradients); run one process");
   if (c.train.threads > 0) omp_set_num_threads(static_cast<int>(c.train.threads));
   s.yaml = to_yaml(c);
 
@@ -117,7 +171,16 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
             c.data.path, " uses a vocabulary of ", s.train->vocab_size(),
             " tokens but the model has only ", c.model.model.vocab);
   const TrainingLoss objective = training_loss_from(c);
-  s.model = std::make_unique<RecursiveModel>(c.model, ModelCapacity{N, T}, objective);
+  // On cuda the host model only holds the weights, so it plans activations for one token.
+  s.model = std::make_unique<RecursiveModel>(
+      c.model, on_device ? ModelCapacity{1, 1} : ModelCapacity{N, T}, objective);
+  if (on_device)
+    s.device = std::make_unique<DeviceModel>(
+        c.model,
+        DeviceModelOptions{.max_batch = N,
+                           .max_seq = T,
+                           .recompute = parse_recompute(c.train.recompute, c.model.positions())},
+        objective);
   if (objective.teacher) {
     s.teacher = load_teacher(c.distill.teacher, N, T);
     s.model->set_teacher(s.teacher.get());
@@ -188,6 +251,15 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     // The cursor counts global entries, so it resumes on any world size.
     s.train->restore({s.progress.data_epoch, s.progress.data_index});
   }
+  if (s.device) {  // the initialised, loaded or resumed host state goes to the GPU
+    s.device->upload(s.model->params());
+    if (resumed) s.device->upload_optimizer(*s.optimizer);
+    if (root)
+      std::printf("training on %s: %.2f GiB of parameters and optimizer state, %.2f GiB of "
+                  "activations\n",
+                  cuda_device_name(0).c_str(), s.device->parameter_bytes() / 1073741824.0,
+                  s.device->activation_bytes() / 1073741824.0);
+  }
   if (!root) return;
   // The resolved config sits beside the checkpoints (and inside each of them).
   std::ofstream(fs::path(c.train.run_dir) / "config.yaml") << s.yaml;
@@ -214,8 +286,9 @@ double Trainer::evaluate() {
   const int64_t N = s.cfg.train.micro_batch, T = s.cfg.train.seq_len;
   RRT_CHECK(s.val != nullptr, "evaluate", "there is no validation split (data.val_fraction is 0)");
   // Each rank scores its slice of every global micro-batch; equal slices, so the mean of means.
-  const double local = mean_validation_loss(*s.model, *s.val, N, T, s.cfg.train.eval_batches,
-                                            s.inputs.data(), s.targets.data());
+  StepRunner runner{*s.model, *s.optimizer, s.device.get()};
+  const double local = runner.validation_loss(*s.val, N, T, s.cfg.train.eval_batches,
+                                              s.inputs.data(), s.targets.data());
   return mean_over_ranks(*s.comm, local);
 }
 
@@ -232,6 +305,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
       s.model->train_flops(N, T) * static_cast<double>(accum) * static_cast<double>(ranks);
   TrainSummary summary;
   summary.first_step = s.progress.step + 1;
+  StepRunner runner{*s.model, *s.optimizer, s.device.get()};
   const auto t_start = Clock::now();
   auto t_window = t_start;
   int64_t window_steps = 0;
@@ -240,6 +314,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
   double window_comm_wait = 0;
 
   auto save = [&](int64_t step) {
+    runner.sync_to_host();  // cuda: the masters, moments and step count, before they are read
     const LoaderCursor cur = s.train->cursor();
     s.progress.step = step;
     s.progress.adam_step = s.optimizer->steps_taken();
@@ -269,16 +344,16 @@ TrainSummary Trainer::run(int64_t stop_after) {
 
   LossTerms terms(s.model->training_loss());  // CE, KD and per-exit terms for the log
   for (int64_t step = s.progress.step + 1; step <= c.train.steps; ++step) {
-    s.model->params().zero_grads();
+    runner.zero_grads();
     terms.clear();
     double loss = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {
       // Buckets go out during the last micro-batch's backward, once their gradients are final.
       if (s.grad_sync && micro == accum - 1) s.grad_sync->arm();
       s.train->next_batch(N, s.inputs.data(), s.targets.data());
-      loss += s.model->forward_backward(s.inputs.data(), s.targets.data(), N, T,
-                                        1.0f / static_cast<float>(accum));
-      terms.add(s.model->last_losses(), 1.0 / static_cast<double>(accum));
+      loss += runner.forward_backward(s.inputs.data(), s.targets.data(), N, T,
+                                      1.0f / static_cast<float>(accum));
+      terms.add(runner.last_losses(), 1.0 / static_cast<double>(accum));
     }
     loss /= static_cast<double>(accum);
     // Data parallel: the mean gradient and loss of the global batch (no-ops on one process).
@@ -289,7 +364,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
     }
     loss = mean_over_ranks(world, loss);
     terms.mean_over_ranks(world);
-    const double grad_norm = global_grad_norm(s.model->params());
+    const double grad_norm = runner.grad_norm();
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       // Stop before the optimizer touches the weights; the last checkpoint stays as it is.
       RRT_FAIL("train", "non-finite ", std::isfinite(loss) ? "gradient norm" : "loss", " at step ",
@@ -300,9 +375,9 @@ TrainSummary Trainer::run(int64_t stop_after) {
                ". Lower optim.lr or set optim.grad_clip, then resume from it.");
     }
     if (c.optim.grad_clip > 0 && grad_norm > c.optim.grad_clip)
-      scale_grads(s.model->params(), static_cast<float>(c.optim.grad_clip / grad_norm));
+      runner.scale_grads(static_cast<float>(c.optim.grad_clip / grad_norm));
     const double lr = learning_rate(schedule, step);
-    s.optimizer->step(lr);
+    runner.optimizer_step(lr);
     if (s.zero1) s.zero1->gather_parameters();
     s.progress.tokens_seen += N * T * accum * ranks;
     summary.losses.push_back(loss);

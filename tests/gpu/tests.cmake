@@ -4,3 +4,5 @@ rrt_add_gpu_test(test_cross_entropy_gpu ${CMAKE_CURRENT_LIST_DIR}/test_cross_ent
 rrt_add_gpu_test(test_ops_elementwise_gpu ${CMAKE_CURRENT_LIST_DIR}/test_ops_elementwise_gpu.cpp)
 rrt_add_gpu_test(test_attention_gpu ${CMAKE_CURRENT_LIST_DIR}/test_attention_gpu.cpp)
 rrt_add_gpu_test(test_nccl_gpu ${CMAKE_CURRENT_LIST_DIR}/test_nccl_gpu.cpp)
+rrt_add_gpu_test(test_model_gpu ${CMAKE_CURRENT_LIST_DIR}/test_model_gpu.cpp)
+rrt_add_gpu_test(test_trainer_gpu ${CMAKE_CURRENT_LIST_DIR}/test_trainer_gpu.cpp)

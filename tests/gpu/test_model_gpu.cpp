@@ -1,0 +1,246 @@
+// The whole model on the GPU (model/cuda/device_model.h) against the CPU fp32 RecursiveModel on
+// the same weights: logits, the loss, and the gradient of every registry parameter, over tiny
+// random models of every family: a relaxed K = 2 Llama with LoRA and GQA, a plain MQA model with
+// odd sizes, Gemma (tied head, (1 + w) norms, embedding scale, GeGLU), NeoX (LayerNorm, biases,
+// parallel residual, 25% rotary, per-loop norms), sequence sharing, and activation
+// recomputation (which must not change a single bit: it reruns the same kernels).
+//
+// The weights are rounded to bf16 before either model sees them, so the comparison measures the
+// GPU's bf16 activations, not the storage rounding of the weights. Tolerances (bf16 has an 8-bit
+// significand: one rounding is up to 2^-9 = 0.2% relative, and a position rounds a dozen
+// activations on the way forward and as many on the way back):
+//   kLogits   = 3e-2  relative L2 of the logits [N, T, V]
+//   kLoss     = 1e-2  relative difference of the mean loss
+//   kGradient = 8e-2  relative L2 of each parameter's gradient, its reference norm floored at
+//                     5% of what a tensor of its size would have at the arena's RMS gradient
+//                     (a gradient that nearly cancels, such as a norm weight's sum over rows,
+//                     has no meaningful relative error of its own)
+//   kArena    = 3e-2  relative L2 of the whole gradient arena
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "model/cuda/device_model.h"
+#include "model/optimizer.h"
+#include "model/parameters.h"
+#include "model/recursive_model.h"
+#include "tests/gpu/gpu_test.h"
+
+namespace rrt {
+namespace {
+
+using rrt::testing::relative_l2;
+
+constexpr double kLogits = 3e-2;
+constexpr double kLoss = 1e-2;
+constexpr double kGradient = 8e-2;
+constexpr double kArena = 3e-2;
+
+struct ModelCase {
+  std::string name;
+  ModelSpec spec;
+  int64_t N, T;
+  std::string recompute = "none";
+};
+
+ModelSpec llama(int64_t vocab, int64_t D, int64_t H, int64_t Hkv, int64_t F, int64_t B, int64_t K,
+                int64_t rank) {
+  ModelSpec s;
+  s.model = {.vocab = vocab, .d_model = D, .n_heads = H, .n_kv_heads = Hkv, .ffn = F,
+             .max_seq_len = 64};
+  s.recursion = {.block_layers = B, .loops = K};
+  s.lora = {.rank_attention = rank, .rank_mlp = rank / 2};
+  return s;
+}
+
+std::vector<ModelCase> cases() {
+  std::vector<ModelCase> c;
+  // Heads of 64 dimensions throughout: the head size cuDNN's attention tests cover.
+  // Relaxed: K = 2 loops over B = 2 layers, LoRA r = 8 (attention) / 4 (MLP), GQA 4 / 2 heads.
+  c.push_back({"llama_relaxed_gqa", llama(97, 256, 4, 2, 176, 2, 2, 8), 2, 33});
+  // Plain, MQA, odd vocabulary, an FFN of 100 (rows not 16-byte multiples), one odd sequence.
+  c.push_back({"llama_plain_mqa_odd", llama(101, 192, 3, 1, 100, 3, 1, 0), 1, 17});
+  {
+    ModelSpec s = llama(89, 96, 2, 1, 160, 2, 2, 6);
+    apply_family_defaults(s.model, Family::gemma);
+    s.model.head_dim = 64;  // Gemma sets the head dimension apart from d_model / heads
+    c.push_back({"gemma_relaxed_mqa", s, 2, 20});
+  }
+  {
+    ModelSpec s = llama(83, 128, 2, 2, 192, 2, 2, 8);
+    apply_family_defaults(s.model, Family::neox);  // parallel residual, LayerNorm, biases
+    s.recursion.per_loop_norms = true;
+    c.push_back({"neox_parallel_per_loop_norms", s, 2, 24});
+  }
+  {
+    ModelSpec s = llama(83, 128, 2, 2, 192, 2, 2, 8);
+    apply_family_defaults(s.model, Family::neox);
+    s.model.parallel_residual = false;
+    c.push_back({"neox_sequential", s, 1, 31});
+  }
+  {
+    ModelSpec s = llama(97, 256, 4, 2, 176, 2, 2, 8);
+    s.recursion.sharing = Sharing::sequence;
+    c.push_back({"llama_sequence_sharing", s, 2, 16});
+  }
+  c.push_back(
+      {"llama_relaxed_recompute_some", llama(97, 256, 4, 2, 176, 2, 2, 8), 2, 33, "0,3"});
+  return c;
+}
+
+// Seeded random weights (LoRA B non-zero, so that every adapter gets a gradient), rounded to bf16.
+void init_bf16_weights(ParameterSet& p, uint64_t seed) {
+  p.init({.seed = seed, .std = 0.05, .lora_b_zero = false});
+  float* v = static_cast<float*>(p.values_arena().base());
+  const int64_t n = p.values_arena().total_bytes() / static_cast<int64_t>(sizeof(float));
+  for (int64_t i = 0; i < n; ++i) v[i] = __bfloat162float(__float2bfloat16(v[i]));
+}
+
+void random_tokens(int64_t n, int64_t vocab, uint32_t seed, std::vector<int32_t>& tokens,
+                   std::vector<int32_t>& targets) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(vocab - 1));
+  tokens.resize(n);
+  targets.resize(n);
+  for (auto& t : tokens) t = dist(rng);
+  for (auto& t : targets) t = dist(rng);
+  targets[1] = RecursiveModel::kIgnoreIndex;  // an ignored row, as padding would be
+}
+
+class ModelGpu : public ::testing::TestWithParam<ModelCase> {};
+
+TEST_P(ModelGpu, LogitsLossAndEveryGradientMatchTheCpu) {
+  RRT_REQUIRE_GPU();
+  const ModelCase& c = GetParam();
+  const int64_t N = c.N, T = c.T, V = c.spec.model.vocab;
+  RecursiveModel cpu(c.spec, ModelCapacity{.max_batch = N, .max_seq = T, .head_chunk = 16});
+  init_bf16_weights(cpu.params(), 7);
+  DeviceModel gpu(c.spec, {.max_batch = N,
+                           .max_seq = T,
+                           .head_chunk = 16,
+                           .recompute = parse_recompute(c.recompute, c.spec.positions())});
+  gpu.upload(cpu.params());
+  std::vector<int32_t> tokens, targets;
+  random_tokens(N * T, V, 11, tokens, targets);
+
+  std::vector<float> cpu_logits(N * T * V), gpu_logits(N * T * V);
+  cpu.logits(tokens.data(), N, T, cpu_logits.data());
+  gpu.logits(tokens.data(), N, T, gpu_logits.data());
+  EXPECT_LT(relative_l2(gpu_logits, cpu_logits), kLogits) << c.name;
+
+  cpu.params().zero_grads();
+  gpu.zero_grads();
+  const double cpu_loss = cpu.forward_backward(tokens.data(), targets.data(), N, T, 0.5f);
+  const double gpu_loss = gpu.forward_backward(tokens.data(), targets.data(), N, T, 0.5f);
+  EXPECT_NEAR(gpu_loss, cpu_loss, kLoss * cpu_loss) << c.name;
+  EXPECT_DOUBLE_EQ(gpu.last_losses().total, gpu_loss);
+
+  ParameterSet got(c.spec);
+  gpu.download_grads(got);
+  const ParamRegistry& reg = cpu.params().registry();
+  std::vector<float> all_cpu, all_gpu;
+  for (int i = 0; i < reg.size(); ++i) {
+    const float* g = cpu.params().grad(i);
+    all_cpu.insert(all_cpu.end(), g, g + cpu.params().numel(i));
+    all_gpu.insert(all_gpu.end(), got.grad(i), got.grad(i) + got.numel(i));
+  }
+  double sq = 0;
+  for (float x : all_cpu) sq += double(x) * x;
+  const double rms = std::sqrt(sq / static_cast<double>(all_cpu.size()));
+  ASSERT_GT(rms, 0) << "the CPU gradients are all zero: the test would prove nothing";
+  EXPECT_LT(relative_l2(all_gpu, all_cpu), kArena) << c.name;
+  for (int i = 0; i < reg.size(); ++i) {
+    const int64_t n = cpu.params().numel(i);
+    double num = 0, den = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const double want = cpu.params().grad(i)[j], have = got.grad(i)[j];
+      num += (have - want) * (have - want);
+      den += want * want;
+    }
+    const double floor = 0.05 * rms * std::sqrt(static_cast<double>(n));
+    const double err = std::sqrt(num) / std::max(std::sqrt(den), floor);
+    EXPECT_LT(err, kGradient) << c.name << ": gradient of " << reg[i].name << " (|g| "
+                              << std::sqrt(den) << ")";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, ModelGpu, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return info.param.name; });
+
+// Recomputing every position reruns the same kernels on the same inputs: identical gradients.
+TEST(ModelGpuRecompute, RecomputingEveryPositionChangesNoBit) {
+  RRT_REQUIRE_GPU();
+  const ModelSpec spec = llama(97, 256, 4, 2, 176, 2, 2, 8);
+  const int64_t N = 2, T = 24;
+  ParameterSet init(spec);
+  init_bf16_weights(init, 3);
+  std::vector<int32_t> tokens, targets;
+  random_tokens(N * T, spec.model.vocab, 5, tokens, targets);
+  std::vector<std::vector<float>> grads;
+  std::vector<double> losses;
+  for (const char* mode : {"none", "all"}) {
+    DeviceModel gpu(spec, {.max_batch = N, .max_seq = T,
+                           .recompute = parse_recompute(mode, spec.positions())});
+    gpu.upload(init);
+    gpu.zero_grads();
+    losses.push_back(gpu.forward_backward(tokens.data(), targets.data(), N, T));
+    ParameterSet got(spec);
+    gpu.download_grads(got);
+    const float* g = static_cast<const float*>(got.grads_arena().base());
+    grads.emplace_back(g, g + got.grads_arena().total_bytes() / sizeof(float));
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+  EXPECT_EQ(0, std::memcmp(grads[0].data(), grads[1].data(), grads[0].size() * sizeof(float)))
+      << "recomputation changed the gradients";
+}
+
+// The optimizer step on the device against the CPU AdamW on the same gradients: the fp32 master
+// weights after one step (fp32 on both sides; 1e-5 relative L2), and upload/download round trips.
+TEST(ModelGpuOptimizer, AdamWStepAndGradNormMatchTheCpu) {
+  RRT_REQUIRE_GPU();
+  const ModelSpec spec = llama(97, 256, 4, 2, 176, 2, 2, 8);
+  const int64_t N = 2, T = 16;
+  RecursiveModel cpu(spec, ModelCapacity{.max_batch = N, .max_seq = T});
+  init_bf16_weights(cpu.params(), 9);
+  DeviceModel gpu(spec, {.max_batch = N, .max_seq = T});
+  gpu.upload(cpu.params());
+  std::vector<int32_t> tokens, targets;
+  random_tokens(N * T, spec.model.vocab, 13, tokens, targets);
+  gpu.zero_grads();
+  gpu.forward_backward(tokens.data(), targets.data(), N, T);
+  // The CPU steps on the GPU's gradients, so only the optimizer is compared.
+  gpu.download_grads(cpu.params());
+  const float* g = static_cast<const float*>(cpu.params().grads_arena().base());
+  double sq = 0;
+  for (int64_t i = 0; i < cpu.params().grads_arena().total_bytes() / 4; ++i) sq += double(g[i]) * g[i];
+  EXPECT_NEAR(gpu.grad_norm(), std::sqrt(sq), 1e-9 * std::sqrt(sq));
+  gpu.scale_grads(0.5f);
+  EXPECT_NEAR(gpu.grad_norm(), 0.5 * std::sqrt(sq), 1e-9 * std::sqrt(sq));
+  gpu.scale_grads(2.0f);
+
+  const ops::AdamWHyper hyper{1e-2, 0.9, 0.95, 1e-8, 0.1};
+  AdamW cpu_opt(cpu.params(), hyper);
+  cpu_opt.step(3e-3);
+  gpu.adamw_step(hyper, 3e-3);
+  EXPECT_EQ(gpu.steps_taken(), 1);
+  ParameterSet after(spec);
+  gpu.download(after);
+  const auto flat = [](ParameterSet& p) {
+    const float* v = static_cast<const float*>(p.values_arena().base());
+    return std::vector<float>(v, v + p.values_arena().total_bytes() / sizeof(float));
+  };
+  EXPECT_LT(relative_l2(flat(after), flat(cpu.params())), 1e-5);
+  AdamW moments(after, hyper);
+  gpu.download_optimizer(moments);
+  EXPECT_EQ(moments.steps_taken(), 1);
+  const float* m_gpu = moments.first_moment().view(0).f32();
+  const float* m_cpu = cpu_opt.first_moment().view(0).f32();
+  EXPECT_NEAR(m_gpu[0], m_cpu[0], 1e-6 * (std::fabs(m_cpu[0]) + 1e-12));
+}
+
+}  // namespace
+}  // namespace rrt

@@ -1,0 +1,126 @@
+// The trainer with train.device: cuda against train.device: cpu from the same initialisation:
+// 10 optimizer steps (gradient accumulation 2, clipping, warm-up, AdamW), every step's training
+// loss within kStepLoss of the CPU's, the loss falling on both, and a checkpoint written from the
+// GPU's fp32 masters that the CPU reads back and scores like the GPU's own validation loss.
+// Tolerances (bf16 activations, see test_model_gpu.cpp; the two runs' weights drift apart a
+// little more with every step, as any two precisions do):
+//   kStepLoss = 2e-2  relative difference of each step's mean training loss
+//   kValLoss  = 2e-2  relative difference of the CPU's score of the GPU checkpoint and the GPU's
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "data/prepare.h"
+#include "tests/gpu/gpu_test.h"
+#include "trainer/config_io.h"
+#include "trainer/evaluate.h"
+#include "trainer/trainer.h"
+
+namespace rrt {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr double kStepLoss = 2e-2;
+constexpr double kValLoss = 2e-2;
+
+// Token shards of a few KB of text (as tests/trainer/test_trainer.cpp prepares them).
+const std::string& shards() {
+  static const std::string dir = [] {
+    const fs::path root =
+        fs::path(::testing::TempDir()) / ("rrt_trainer_gpu_data_" + std::to_string(::getpid()));
+    fs::remove_all(root);
+    fs::create_directories(root / "text");
+    for (int d = 0; d < 6; ++d) {
+      std::ofstream f(root / "text" / ("doc" + std::to_string(d) + ".txt"));
+      for (int line = 0; line < 40; ++line)
+        f << "Document " << d << " line " << line << ": the loop runs the block again.\n";
+    }
+    PrepareOptions p;
+    p.inputs = {(root / "text").string()};
+    p.out_dir = (root / "shards").string();
+    p.progress = false;
+    prepare_shards(p);
+    return p.out_dir;
+  }();
+  return dir;
+}
+
+// A relaxed model (2 block layers x 2 loops, LoRA, MQA, heads of 64) on the byte vocabulary.
+RunConfig small_run(const std::string& run_dir, const std::string& device) {
+  RunConfig c;
+  c.model.model = {.n_layers = 4, .vocab = 257, .d_model = 128, .n_heads = 2, .n_kv_heads = 1,
+                   .ffn = 192, .max_seq_len = 32};
+  c.model.recursion = {.block_layers = 2, .loops = 2};
+  c.model.lora = {.rank_attention = 8, .rank_mlp = 4};
+  c.data.path = shards();
+  c.data.val_fraction = 0.1;
+  c.data.seed = 5;
+  c.optim.lr = 3e-3;
+  c.optim.warmup_steps = 2;
+  c.train.steps = 10;
+  c.train.micro_batch = 3;
+  c.train.grad_accum = 2;
+  c.train.seq_len = 32;
+  c.train.eval_every = 1000;
+  c.train.eval_batches = 2;
+  c.train.run_dir = run_dir;
+  c.train.device = device;
+  c.checkpoint.every = 1000;
+  c.log.every = 5;
+  return c;
+}
+
+fs::path fresh(const std::string& name) {
+  const fs::path p = fs::path(::testing::TempDir()) /
+                     ("rrt_trainer_gpu_" + std::to_string(::getpid()) + "_" + name);
+  fs::remove_all(p);
+  return p;
+}
+
+TEST(TrainerGpu, TenStepsTrackTheCpuAndTheCheckpointIsDeviceIndependent) {
+  // The CPU run first (it needs no GPU, so its half of the test runs everywhere).
+  const TrainSummary cpu = Trainer(small_run(fresh("cpu").string(), "cpu")).run();
+  ASSERT_EQ(cpu.losses.size(), 10u);
+  EXPECT_LT(cpu.losses.back(), cpu.losses.front() - 0.1) << "the CPU run did not learn";
+  RRT_REQUIRE_GPU();
+  const TrainSummary gpu = Trainer(small_run(fresh("cuda").string(), "cuda")).run();
+  ASSERT_EQ(gpu.losses.size(), 10u);
+  for (size_t i = 0; i < cpu.losses.size(); ++i)
+    EXPECT_NEAR(gpu.losses[i], cpu.losses[i], kStepLoss * cpu.losses[i]) << "step " << i + 1;
+  EXPECT_LT(gpu.losses.back(), gpu.losses.front() - 0.1) << "the GPU run did not learn";
+
+  // The GPU's checkpoint holds its fp32 masters in the common format: the CPU evaluates it.
+  ASSERT_FALSE(gpu.last_checkpoint.empty());
+  ASSERT_GT(gpu.last_val_loss, 0);
+  const EvalResult on_cpu = evaluate_checkpoint(gpu.last_checkpoint, "", 2);
+  EXPECT_NEAR(on_cpu.loss, gpu.last_val_loss, kValLoss * gpu.last_val_loss);
+  EXPECT_EQ(on_cpu.step, 10);
+}
+
+TEST(TrainerGpu, RecomputeIsRefusedOnTheCpuAndCheckedOnTheGpu) {
+  RunConfig c = small_run(fresh("recompute").string(), "cpu");
+  c.train.recompute = "all";
+  try {
+    Trainer t(c);
+    ADD_FAILURE() << "recompute on the cpu device was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.where(), "train.recompute") << e.what();
+  }
+  RRT_REQUIRE_GPU();
+  c.train.device = "cuda";
+  c.train.recompute = "0,9";  // the model has 4 positions
+  try {
+    Trainer t(c);
+    ADD_FAILURE() << "an unknown position was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.where(), "train.recompute") << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace rrt
