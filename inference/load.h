@@ -1,0 +1,25 @@
+// A trained checkpoint ready to serve: its run config (the model sections describe the model,
+// data.tokenizer the tokenizer), its weights (values only) and an engine over them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "data/tokenizer.h"
+#include "inference/engine.h"
+#include "trainer/checkpoint.h"
+
+namespace rrt::inference {
+
+struct ServedModel {
+  CheckpointModel checkpoint;           // config, weights, training state
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Tokenizer> tokenizer;  // null unless asked for
+};
+
+// capacity.max_seq 0: the model's max_seq_len (the KV cache is slots x max_seq per position:
+// ask for what the requests need). tokenizer: "" the run's data.tokenizer, "none" skip it.
+ServedModel load_served_model(const std::string& checkpoint, const EngineCapacity& capacity,
+                              const std::string& tokenizer = "");
+
+}  // namespace rrt::inference

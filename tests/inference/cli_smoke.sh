@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# rrt generate and rrt serve-bench end to end on a tiny relaxed model trained for a few steps:
+# text and JSON output, prompts from a file and stdin, every exit rule and KV fill, the bench's
+# JSON keys, and the errors a user meets first. Usage: cli_smoke.sh RRT_BINARY SOURCE_DIR
+set -euo pipefail
+rrt="$1"
+src="$2"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+expect_error() {  # expect_error "fragment" cmd...: exit status 1 and the fragment on stderr
+  local fragment="$1"; shift
+  local status=0
+  "$@" >"$work/out" 2>"$work/err" || status=$?
+  [[ $status -eq 1 ]] || fail "expected exit 1 from '$*', got $status"
+  grep -qF -- "$fragment" "$work/err" || fail "expected '$fragment' in: $(cat "$work/err")"
+}
+
+for cmd in generate serve-bench; do "$rrt" "$cmd" --help >/dev/null || fail "rrt $cmd --help"; done
+mkdir -p "$work/text"
+for j in $(seq 1 80); do echo "Line $j: the block loops over itself, and exits when it is sure."; done > "$work/text/doc.txt"
+"$rrt" prepare --quiet --out "$work/shards" "$work/text" >/dev/null || fail prepare
+"$rrt" train "$src/configs/tiny.yaml" data.path="$work/shards" train.run_dir="$work/run" \
+  train.steps=4 train.micro_batch=2 train.seq_len=32 train.eval_every=4 train.eval_batches=1 \
+  checkpoint.every=4 optim.warmup_steps=1 >/dev/null || fail train
+ckpt="$work/run/step_00000004.h5"
+
+"$rrt" generate "$ckpt" --prompt "Line 3:" --max-new-tokens 8 >"$work/gen" 2>"$work/gen.err" || fail generate
+grep -q '^\[1\] Line 3:' "$work/gen" || fail "generate printed no continuation: $(cat "$work/gen")"
+grep -q '^exits:.*@2' "$work/gen" || fail "generate printed no exit depths"
+grep -q "tokens/s" "$work/gen.err" || fail "generate printed no summary"
+printf 'Line 1:\nLine 2:\n' >"$work/prompts.txt"
+for exit in none oracle confidence; do
+  for kv in propagate recompute copy; do
+    "$rrt" generate "$ckpt" --prompts "$work/prompts.txt" --exit "$exit" --threshold 0.2 --kv "$kv" \
+      --max-new-tokens 6 --json 2>/dev/null >"$work/gen.json" || fail "generate --exit $exit --kv $kv"
+    [[ $(grep -c '"exit_loops"' "$work/gen.json") -eq 2 ]] || fail "generate --json: two lines expected"
+  done
+done
+echo "Line 9:" | "$rrt" generate "$ckpt" --batching static --temperature 0.8 --top-p 0.9 \
+  --max-new-tokens 4 2>/dev/null | grep -q '^\[1\] Line 9:' || fail "generate from stdin"
+
+"$rrt" serve-bench "$ckpt" --requests 6 --prompt-len 4-9 --output-len 3-7 --repeats 1 \
+  --exits none,oracle,confidence:0.3 --max-batch 3 >"$work/bench.md" || fail serve-bench
+for s in static sequence depth; do grep -q "| oracle | $s |" "$work/bench.md" || fail "bench lacks oracle/$s"; done
+grep -q "c(n) = a + b n" "$work/bench.md" || fail "bench lacks the latency fit"
+"$rrt" serve-bench "$ckpt" --requests 4 --prompt-len 5 --output-len 4 --repeats 2 --random-prompts \
+  --exits oracle --schedulers depth,static --kv copy --json >"$work/bench.json" || fail "serve-bench --json"
+for key in '"tokens_per_second"' '"latency_p99"' '"mean_loops"' '"agreement"' '"theory_block_seconds"' '"exit_counts"'; do
+  grep -qF "$key" "$work/bench.json" || fail "serve-bench --json lacks $key"
+done
+printf '1 2 3\n40 41 42 43 44\n' >"$work/tokens.txt"
+"$rrt" serve-bench "$ckpt" --tokens "$work/tokens.txt" --requests 3 --output-len 3 --repeats 1 \
+  --exits none --schedulers depth | grep -q "prompts from" || fail "serve-bench --tokens"
+
+expect_error "no prompt" bash -c "\"$rrt\" generate \"$ckpt\" </dev/null"
+expect_error "max_seq_len" "$rrt" generate "$ckpt" --prompt "x" --max-new-tokens 100000
+expect_error "unknown exit setting" "$rrt" serve-bench "$ckpt" --exits sometimes
+expect_error "--prompt-len" "$rrt" serve-bench "$ckpt" --prompt-len 9-3
+echo "inference CLI smoke: ok"

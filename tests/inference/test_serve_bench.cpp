@@ -1,0 +1,85 @@
+// serve-bench's pieces: percentiles, the paper-style model of each scheduler's block time, and a
+// whole bench on a tiny model (full depth agrees with itself; the oracle saves loops).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "inference/serve_bench.h"
+#include "tests/inference/tiny_models.h"
+
+namespace rrt {
+namespace {
+
+using namespace inference;
+
+TEST(ServeBench, NearestRankPercentiles) {
+  std::vector<double> v;
+  for (int i = 10; i >= 1; --i) v.push_back(i);
+  EXPECT_EQ(percentile(v, 50), 5);
+  EXPECT_EQ(percentile(v, 99), 10);
+  EXPECT_EQ(percentile(v, 10), 1);
+}
+
+// Constant per-call latency (b = 0, the GPU-like regime of the paper): without exits every
+// scheduler runs K calls per token-step, so depth-wise equals sequence-wise on equal lengths;
+// with half the tokens exiting after loop 1 of 2, a synchronous step still runs loop 2 whenever
+// one of its n sequences needs it, 1 + (1 - 0.5^n) calls, against 1.5 loops per token.
+TEST(ServeBench, ModelledBlockTimeFollowsTheExitDistribution) {
+  const std::vector<int64_t> lengths(40, 50);
+  const double a = 1.0;
+  const double seq_full =
+      modelled_block_seconds(Batching::sequence_wise, lengths, 4, {0, 100}, a, 0.0);
+  const double depth_full =
+      modelled_block_seconds(Batching::depth_wise, lengths, 4, {0, 100}, a, 0.0);
+  EXPECT_NEAR(seq_full, 40.0 * 50 / 4 * 2, 1e-9);
+  EXPECT_NEAR(depth_full, seq_full, 1e-9);
+  const double seq_half =
+      modelled_block_seconds(Batching::sequence_wise, lengths, 4, {50, 50}, a, 0.0);
+  const double depth_half =
+      modelled_block_seconds(Batching::depth_wise, lengths, 4, {50, 50}, a, 0.0);
+  EXPECT_NEAR(seq_half / depth_half, (1.0 + (1.0 - std::pow(0.5, 4))) / 1.5, 1e-2);
+  // Static batching waits for the longest of its batch; sequence-wise refills at once.
+  const std::vector<int64_t> mixed = {30, 2, 2, 2, 30, 2, 2, 2};
+  EXPECT_GT(modelled_block_seconds(Batching::static_batch, mixed, 4, {0, 1}, a, 0.0),
+            modelled_block_seconds(Batching::sequence_wise, mixed, 4, {0, 1}, a, 0.0));
+  // Per-row cost only (b > 0, a = 0): every row-loop costs the same in every scheduler.
+  EXPECT_NEAR(modelled_block_seconds(Batching::sequence_wise, lengths, 4, {50, 50}, 0.0, 1.0),
+              modelled_block_seconds(Batching::depth_wise, lengths, 4, {50, 50}, 0.0, 1.0),
+              1e-6 * 40 * 50 * 2);
+}
+
+TEST(ServeBench, FullDepthAgreesWithItselfAndTheOracleSavesLoops) {
+  const ModelSpec spec = testing::tiny_spec(Family::llama, false);
+  testing::TinyModel tm = testing::make_tiny(spec, 3, 16);
+  WorkloadOptions w;
+  w.requests = 5;
+  w.prompt_min = 2;
+  w.prompt_max = 6;
+  w.output_min = 3;
+  w.output_max = 7;
+  const Workload work = make_workload(w, spec.model.vocab);
+  ASSERT_EQ(work.requests.size(), 5u);
+  BenchOptions o;
+  o.exits = {parse_exit_setting("none"), parse_exit_setting("oracle")};
+  o.fill = KvFill::recompute;
+  o.max_batch = 3;
+  o.repeats = 2;
+  const BenchReport r = run_serve_bench(*tm.engine, work, o);
+  ASSERT_EQ(r.results.size(), 2u);
+  for (const SchedulerResult& s : r.results[0].schedulers) {
+    EXPECT_EQ(s.agreement, 1.0);
+    EXPECT_EQ(s.mean_loops, 3.0);
+    EXPECT_EQ(s.tokens_per_second.size(), 2u);
+    EXPECT_GT(s.median_tokens_per_second, 0);
+  }
+  for (const SchedulerResult& s : r.results[1].schedulers) {
+    EXPECT_EQ(s.agreement, 1.0);  // oracle exits with recomputed KV: the full-depth tokens
+    EXPECT_LT(s.mean_loops, 3.0);
+  }
+  EXPECT_NE(bench_markdown(r).find("| oracle | depth |"), std::string::npos);
+  EXPECT_THROW(parse_exit_setting("confidence:2"), Error);
+}
+
+}  // namespace
+}  // namespace rrt
