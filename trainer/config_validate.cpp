@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "model/cuda/device_model.h"
 #include "trainer/config_fields.h"
 #include "trainer/config_io.h"
 #include "trainer/objective.h"
@@ -57,8 +58,9 @@ void validate_run_config(const RunConfig& config) {
   RRT_CHECK(config.data.tokenizer != "byte" || m.vocab >= kByteVocab, "model.vocab", "vocab ",
             m.vocab, " is too small for the byte tokenizer, which uses ", kByteVocab,
             " ids (256 bytes + end of document); set vocab: ", kByteVocab);
-  RRT_CHECK(t.device == "cpu", "train.device", "device '", t.device,
-            "' cannot train yet (the CUDA trainer arrives in a later release); use cpu");
+  // train.device: cuda needs a CUDA build, which the trainer checks (the config stays readable
+  // anywhere: a GPU run's checkpoint is evaluated on CPUs). The recompute list must name positions.
+  parse_recompute(t.recompute, config.model.positions());
 
   // The model's own checks: families this build cannot run yet, rotary dims, ...
   validate(config.model);

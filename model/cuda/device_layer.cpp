@@ -12,14 +12,18 @@ namespace {
 
 int idx(Proj p) { return static_cast<int>(p); }
 
-// y = x W^T + bias + s B(A x): the tied projection plus this position's LoRA.
+// y = x W^T + bias + s B(A x): the tied projection plus this position's LoRA. The one departure
+// from the CPU's order: the LoRA term is written first and the tied GEMM adds onto it (beta = 1),
+// which saves a read-modify-write pass over y per adapted projection (the same sum, rounded in
+// another order).
 void project(const DeviceLayerContext& c, const LayerDims& d, const DeviceLayerParams& p,
              const DeviceLayerStash& s, Proj which, const bf16* x, bf16* y, int64_t in,
              int64_t out) {
   const int i = idx(which);
-  ops::cuda::linear_forward(c.gemm, x, p.weight[i], p.bias[i], y, d.M(), in, out, false);
-  ops::cuda::lora_forward(c.gemm, x, p.lora_a[i], p.lora_b[i], s.lora_u[i], y, d.M(), in, out,
-                          p.rank[i], p.scale[i]);
+  ops::cuda::lora_forward_overwrite(c.gemm, x, p.lora_a[i], p.lora_b[i], s.lora_u[i], y, d.M(), in,
+                                    out, p.rank[i], p.scale[i]);
+  ops::cuda::linear_forward(c.gemm, x, p.weight[i], p.bias[i], y, d.M(), in, out,
+                            /*accumulate=*/p.rank[i] > 0);
 }
 
 // Backward of project(): dx += ..., dW += ..., dbias += ..., dA/dB += ...

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/arena.h"
+#include "core/device.h"
 #include "core/cuda/cuda_check.h"
 #include "model/cuda/device_layer.h"
 #include "model/optimizer.h"
@@ -293,9 +294,19 @@ void DeviceModel::Impl::backward() {
                                   static_cast<float>(m.embedding_multiplier()), stream);
 }
 
+namespace {
+// Before any cuBLAS or cuDNN handle exists: their own errors would not say that no GPU is there.
+std::unique_ptr<DeviceModel::Impl> make_impl(const ModelSpec& spec, const DeviceModelOptions& o) {
+  RRT_CHECK(cuda_device_count() > 0, "train.device",
+            "cuda: no CUDA GPU is visible to this process (check nvidia-smi and "
+            "CUDA_VISIBLE_DEVICES), or set train.device: cpu");
+  return std::make_unique<DeviceModel::Impl>(spec, o);
+}
+}  // namespace
+
 DeviceModel::DeviceModel(const ModelSpec& spec, const DeviceModelOptions& options,
                          const TrainingLoss& loss)
-    : impl_(std::make_unique<Impl>(spec, options)) {
+    : impl_(make_impl(spec, options)) {
   Impl& s = *impl_;
   RRT_CHECK(loss.plain(), kWhere,
             "the cuda device trains the plain next-token objective only; early exits, "

@@ -9,6 +9,13 @@ void lora_forward(GemmContext& ctx, const bf16* x, const bf16* A, const bf16* B,
   gemm(ctx, false, true, M, out, R, scale, u, B, 1.f, y);  // y += s u B^T    [M, out]
 }
 
+void lora_forward_overwrite(GemmContext& ctx, const bf16* x, const bf16* A, const bf16* B, bf16* u,
+                            bf16* y, int64_t M, int64_t in, int64_t out, int64_t R, float scale) {
+  if (R == 0) return;
+  gemm(ctx, false, true, M, R, in, 1.f, x, A, 0.f, u);     // u = x A^T       [M, R]
+  gemm(ctx, false, true, M, out, R, scale, u, B, 0.f, y);  // y = s u B^T     [M, out]
+}
+
 void lora_backward(GemmContext& ctx, const bf16* x, const bf16* A, const bf16* B, const bf16* u,
                    const bf16* dy, bf16* dx, float* dA, float* dB, bf16* du, int64_t M, int64_t in,
                    int64_t out, int64_t R, float scale) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The one script for a GPU host: runs every `gpu`-labelled test and the GPU benchmarks (every
-# bench_gpu_*: GEMM, attention), then prints one summary table (last, so that a truncated log
-# still shows it). Under 8 minutes on an H100 with a prebuilt bundle.
+# The one script for a GPU host: runs every `gpu`-labelled test (the ops, the whole model and the
+# trainer against the CPU) and the GPU benchmarks (every bench_gpu_*: GEMM, attention, training
+# steps of the TinyLlama-shaped relaxed and plain models with tokens/s and MFU), then prints one
+# summary table (last, so that a truncated log still shows it). Under 8 minutes on an H100 with a
+# prebuilt bundle.
 #   RRT_BUILD_DIR=build-cuda-bundle tests/gpu/run.sh   a bundle from tools/bundle_cuda_build.sh
 #   tests/gpu/run.sh                                    configure and build build-cuda here
 #                                                       (needs rrt's libraries: tools/setup.sh)

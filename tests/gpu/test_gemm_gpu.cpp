@@ -286,6 +286,12 @@ TEST(LoraGpu, ForwardAndBackwardMatchTheCpu) {
                  s.scale);
     EXPECT_LE(relative_l2(download_f32(d_u), u), kBf16Out);
     EXPECT_LE(relative_l2(download_f32(d_y), ey), kChained);
+    // The overwriting form: y = s u B^T whatever y held (NaN here), i.e. the CPU's delta.
+    DeviceBuffer<bf16> d_y_over(delta.size()), d_u_over(s.M * s.R);
+    poison(d_y_over);
+    lora_forward_overwrite(ctx, d_x.get(), d_A.get(), d_B.get(), d_u_over.get(), d_y_over.get(),
+                           s.M, s.in, s.out, s.R, s.scale);
+    EXPECT_LE(relative_l2(download_f32(d_y_over), delta), kChained);
 
     // Backward from the GPU's own u (as training would), rounded values on the CPU too.
     const auto u_gpu = download_f32(d_u);

@@ -122,5 +122,18 @@ TEST(TrainerGpu, RecomputeIsRefusedOnTheCpuAndCheckedOnTheGpu) {
   }
 }
 
+// Where no GPU is visible (this test's only case), train.device: cuda fails at once, naming the
+// setting, before any cuBLAS or cuDNN call could fail less clearly.
+TEST(TrainerGpu, CudaWithoutAGpuNamesTheSetting) {
+  if (cuda_device_count() > 0) GTEST_SKIP() << "a GPU is visible: nothing to check here";
+  try {
+    Trainer t(small_run(fresh("no_gpu").string(), "cuda"));
+    ADD_FAILURE() << "train.device: cuda was accepted without a GPU";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.where(), "train.device") << e.what();
+    EXPECT_NE(std::string(e.what()).find("no CUDA GPU is visible"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace rrt
