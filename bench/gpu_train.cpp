@@ -49,8 +49,13 @@ double table_peak_tflops(int major, int minor) {
 
 rrt::ModelSpec tinyllama(bool relaxed) {
   rrt::ModelSpec s;
-  s.model = {.n_layers = 22, .vocab = 32000, .d_model = 2048, .n_heads = 32, .n_kv_heads = 4,
-             .ffn = 5632, .max_seq_len = 2048};
+  s.model = {.n_layers = 22,
+             .vocab = 32000,
+             .d_model = 2048,
+             .n_heads = 32,
+             .n_kv_heads = 4,
+             .ffn = 5632,
+             .max_seq_len = 2048};
   if (relaxed) {
     s.recursion = {.block_layers = 11, .loops = 2};
     s.lora = {.rank_attention = 64, .rank_mlp = 64};
@@ -105,11 +110,11 @@ double run_model(const char* label, bool relaxed, const Options& o, double peak)
                                 .head_chunk = 4096,
                                 .recompute = rrt::parse_recompute(o.recompute, spec.positions())});
   model.upload(host);
-  std::printf("parameters %.1f M; device memory: %.2f GiB parameters + optimizer, %.2f GiB "
-              "activations (setup %.1f s)\n",
-              params / 1e6, model.parameter_bytes() / 1073741824.0,
-              model.activation_bytes() / 1073741824.0,
-              std::chrono::duration<double>(Clock::now() - t_setup).count());
+  std::printf(
+      "parameters %.1f M; device memory: %.2f GiB parameters + optimizer, %.2f GiB "
+      "activations (setup %.1f s)\n",
+      params / 1e6, model.parameter_bytes() / 1073741824.0, model.activation_bytes() / 1073741824.0,
+      std::chrono::duration<double>(Clock::now() - t_setup).count());
   std::mt19937 rng(7);
   std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(spec.model.vocab - 1));
   std::vector<int32_t> tokens(N * T), targets(N * T);
@@ -186,15 +191,16 @@ int main(int argc, char** argv) {
     RRT_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     const double table = table_peak_tflops(prop.major, prop.minor);
     const double peak = o.peak_override > 0 ? o.peak_override : table;
-    std::printf("GPU: %s (compute capability %d.%d, %.0f GiB)\n", prop.name, prop.major,
-                prop.minor, prop.totalGlobalMem / 1073741824.0);
+    std::printf("GPU: %s (compute capability %d.%d, %.0f GiB)\n", prop.name, prop.major, prop.minor,
+                prop.totalGlobalMem / 1073741824.0);
     if (peak > 0)
       std::printf("bf16 dense peak: %.0f TFLOP/s (%s)\n", peak,
                   o.peak_override > 0 ? "--peak-tflops" : "table");
     else
-      std::printf("bf16 dense peak: peak unknown for compute capability %d.%d (pass "
-                  "--peak-tflops); MFU is printed as n/a\n",
-                  prop.major, prop.minor);
+      std::printf(
+          "bf16 dense peak: peak unknown for compute capability %d.%d (pass "
+          "--peak-tflops); MFU is printed as n/a\n",
+          prop.major, prop.minor);
     double relaxed = 0, plain = 0;
     if (o.only.empty() || o.only == "relaxed")
       relaxed = run_model("tinyllama relaxed B=11 K=2 r=64", true, o, peak);

@@ -125,8 +125,8 @@ void device_layer_backward(const DeviceLayerContext& c, const LayerDims& d,
       ops::cuda::geglu_backward(s.gate, s.up, sc.dact, sc.dgate, sc.dup, M * d.F, c.stream);
     project_backward(c, d, p, g, s, sc, Proj::gate, s.xn2, sc.dgate, sc.dxn, d.D, d.F);
   } else {
-    ops::cuda::gelu_backward(s.up, sc.dact, sc.dup, M * d.F,
-                             d.activation == Activation::gelu_tanh, c.stream);
+    ops::cuda::gelu_backward(s.up, sc.dact, sc.dup, M * d.F, d.activation == Activation::gelu_tanh,
+                             c.stream);
   }
   project_backward(c, d, p, g, s, sc, Proj::up, s.xn2, sc.dup, sc.dxn, d.D, d.F);
   device_norm_backward(c, d, d.parallel_residual ? x_in : s.mid, p.mlp_norm, s.mean2, s.rstd2,

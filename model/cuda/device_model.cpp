@@ -7,8 +7,8 @@
 #include <cmath>
 
 #include "core/arena.h"
-#include "core/device.h"
 #include "core/cuda/cuda_check.h"
+#include "core/device.h"
 #include "model/cuda/device_layer.h"
 #include "model/optimizer.h"
 #include "model/parameters.h"
@@ -51,8 +51,7 @@ struct DeviceBlock {
       cudaGetLastError();
       cudaMemGetInfo(&free_bytes, &total_bytes);
       RRT_FAIL(kWhere, "cannot allocate ", n >> 20, " MiB of GPU memory for the ", what, " (",
-               free_bytes >> 20, " of ", total_bytes >> 20,
-               " MiB free): ", cudaGetErrorString(err),
+               free_bytes >> 20, " of ", total_bytes >> 20, " MiB free): ", cudaGetErrorString(err),
                ". Lower train.micro_batch or train.seq_len, or set train.recompute: all");
     }
     RRT_CUDA_CHECK(cudaMemset(ptr, 0, n));
@@ -101,10 +100,17 @@ struct DeviceModel::Impl {
 
   LayerDims dims(int64_t n, int64_t t) const {
     const ModelConfig& m = spec.model;
-    return {n,         t,            m.d_model,
-            m.n_heads, m.n_kv_heads, m.dh(),
-            m.ffn,     static_cast<float>(m.norm_eps),
-            m.norm,    m.norm_unit_offset, m.parallel_residual,
+    return {n,
+            t,
+            m.d_model,
+            m.n_heads,
+            m.n_kv_heads,
+            m.dh(),
+            m.ffn,
+            static_cast<float>(m.norm_eps),
+            m.norm,
+            m.norm_unit_offset,
+            m.parallel_residual,
             m.activation};
   }
   DeviceLayerContext context() { return {gemm, attention, *rope, stream}; }
@@ -144,8 +150,8 @@ void DeviceModel::Impl::plan_parameters() {
 void DeviceModel::Impl::carve_activations(Carver& c) {
   const ModelConfig& m = spec.model;
   const int64_t D = m.d_model, F = m.ffn, qd = m.q_dim(), kvd = m.kv_dim();
-  const bool any_recompute = std::find(opt.recompute.begin(), opt.recompute.end(), true) !=
-                             opt.recompute.end();
+  const bool any_recompute =
+      std::find(opt.recompute.begin(), opt.recompute.end(), true) != opt.recompute.end();
   resid.assign(static_cast<size_t>(L + 1), nullptr);
   for (auto& r : resid) r = c.take<bf16>(M * D);
   auto carve_stash = [&]() {
@@ -210,8 +216,8 @@ void DeviceModel::Impl::bind_positions() {
     DeviceLayerParams p;
     DeviceLayerGrads g;
     auto norm = [&](bool attn, bool bias) {
-      return registry.index(ParamRegistry::norm_name(pos.layer, pos.loop, attn, r.per_loop_norms,
-                                                     bias));
+      return registry.index(
+          ParamRegistry::norm_name(pos.layer, pos.loop, attn, r.per_loop_norms, bias));
     };
     p.attn_norm = compute + offset[norm(true, false)];
     p.mlp_norm = compute + offset[norm(false, false)];
@@ -252,8 +258,8 @@ void DeviceModel::Impl::bind_positions() {
 }
 
 void DeviceModel::Impl::forward(const int32_t* host_tokens, int64_t n, int64_t t) {
-  RRT_CHECK(n > 0 && t > 0 && n <= opt.max_batch && t <= opt.max_seq, kWhere, "batch ", n, " x ",
-            t, " exceeds the planned capacity ", opt.max_batch, " x ", opt.max_seq);
+  RRT_CHECK(n > 0 && t > 0 && n <= opt.max_batch && t <= opt.max_seq, kWhere, "batch ", n, " x ", t,
+            " exceeds the planned capacity ", opt.max_batch, " x ", opt.max_seq);
   const ModelConfig& m = spec.model;
   const LayerDims d = dims(n, t);
   N = n;
@@ -322,8 +328,9 @@ DeviceModel::DeviceModel(const ModelSpec& spec, const DeviceModelOptions& option
   RRT_CHECK(static_cast<int64_t>(s.opt.recompute.size()) == s.L, kWhere, "recompute lists ",
             s.opt.recompute.size(), " positions; the model has ", s.L);
   // Shapes cuDNN's attention refuses fail here, before any memory is taken.
-  ops::cuda::check_attention_shape({s.opt.max_batch, s.opt.max_seq, m.n_heads, m.n_kv_heads, m.dh()},
-                                   /*backward=*/true);
+  ops::cuda::check_attention_shape(
+      {s.opt.max_batch, s.opt.max_seq, m.n_heads, m.n_kv_heads, m.dh()},
+      /*backward=*/true);
   s.rope = std::make_unique<ops::cuda::DeviceRopeTable>(
       ops::RopeTable(s.opt.max_seq, m.rot_dim(), m.rope_theta));
   s.head_chunk = std::clamp<int64_t>(s.opt.head_chunk, 1, s.M);
@@ -345,6 +352,8 @@ DeviceModel::~DeviceModel() = default;
 const ModelSpec& DeviceModel::spec() const { return impl_->spec; }
 const LossBreakdown& DeviceModel::last_losses() const { return impl_->losses; }
 int64_t DeviceModel::steps_taken() const { return impl_->adam_step; }
+float* DeviceModel::device_gradients() { return impl_->grad; }
+int64_t DeviceModel::gradient_floats() const { return impl_->arena_floats; }
 int64_t DeviceModel::parameter_bytes() const {
   return static_cast<int64_t>(impl_->param_block.bytes);
 }
@@ -354,11 +363,13 @@ int64_t DeviceModel::activation_bytes() const {
 
 namespace {
 // ParameterSet has no const arena accessor; reading through it changes nothing.
-const Arena& values_of(const ParameterSet& p) { return const_cast<ParameterSet&>(p).values_arena(); }
+const Arena& values_of(const ParameterSet& p) {
+  return const_cast<ParameterSet&>(p).values_arena();
+}
 
 void check_same_layout(const ParameterSet& params, int64_t floats) {
-  RRT_CHECK(values_of(params).total_bytes() == floats * static_cast<int64_t>(sizeof(float)),
-            kWhere, "the host parameter set (", values_of(params).total_bytes(),
+  RRT_CHECK(values_of(params).total_bytes() == floats * static_cast<int64_t>(sizeof(float)), kWhere,
+            "the host parameter set (", values_of(params).total_bytes(),
             " bytes) is not this model's (", floats * static_cast<int64_t>(sizeof(float)),
             " bytes): built from another spec");
 }
@@ -367,8 +378,8 @@ void check_same_layout(const ParameterSet& params, int64_t floats) {
 void DeviceModel::upload(const ParameterSet& params) {
   Impl& s = *impl_;
   check_same_layout(params, s.arena_floats);
-  RRT_CUDA_CHECK(cudaMemcpy(s.master, values_of(params).base(),
-                            sizeof(float) * s.arena_floats, cudaMemcpyHostToDevice));
+  RRT_CUDA_CHECK(cudaMemcpy(s.master, values_of(params).base(), sizeof(float) * s.arena_floats,
+                            cudaMemcpyHostToDevice));
   ops::cuda::to_bf16(s.master, s.compute, s.arena_floats, s.stream);
   RRT_CUDA_CHECK(cudaStreamSynchronize(s.stream));
 }
@@ -376,8 +387,8 @@ void DeviceModel::upload(const ParameterSet& params) {
 void DeviceModel::download(ParameterSet& params) const {
   const Impl& s = *impl_;
   check_same_layout(params, s.arena_floats);
-  RRT_CUDA_CHECK(cudaMemcpy(params.values_arena().base(), s.master,
-                            sizeof(float) * s.arena_floats, cudaMemcpyDeviceToHost));
+  RRT_CUDA_CHECK(cudaMemcpy(params.values_arena().base(), s.master, sizeof(float) * s.arena_floats,
+                            cudaMemcpyDeviceToHost));
 }
 
 void DeviceModel::download_grads(ParameterSet& params) const {
@@ -420,8 +431,8 @@ double DeviceModel::forward_backward(const int32_t* tokens, const int32_t* targe
   const ModelConfig& m = s.spec.model;
   s.forward(tokens, N, T);
   const int64_t rows = N * T;
-  RRT_CUDA_CHECK(cudaMemcpyAsync(s.targets, targets, sizeof(int32_t) * rows,
-                                 cudaMemcpyHostToDevice, s.stream));
+  RRT_CUDA_CHECK(cudaMemcpyAsync(s.targets, targets, sizeof(int32_t) * rows, cudaMemcpyHostToDevice,
+                                 s.stream));
   RRT_CUDA_CHECK(cudaMemsetAsync(s.d_final_h, 0, sizeof(bf16) * rows * m.d_model, s.stream));
   const int head = s.registry.index(m.tied_head ? "embed.weight" : "head.weight");
   const ops::CrossEntropyResult ce = ops::cuda::lm_head_cross_entropy(
@@ -441,8 +452,8 @@ double DeviceModel::loss(const int32_t* tokens, const int32_t* targets, int64_t 
                                  cudaMemcpyHostToDevice, s.stream));
   return ops::cuda::lm_head_cross_entropy(
              s.gemm, s.final_h, s.value_bf16(m.tied_head ? "embed.weight" : "head.weight"),
-             s.targets, nullptr, nullptr, N * T, m.d_model, m.vocab,
-             RecursiveModel::kIgnoreIndex, 1.0f, s.head_ws, s.head_ws_bytes, s.head_chunk)
+             s.targets, nullptr, nullptr, N * T, m.d_model, m.vocab, RecursiveModel::kIgnoreIndex,
+             1.0f, s.head_ws, s.head_ws_bytes, s.head_chunk)
       .mean_loss;
 }
 
@@ -455,8 +466,8 @@ void DeviceModel::logits(const int32_t* tokens, int64_t N, int64_t T, float* out
   ops::cuda::gemm(s.gemm, false, true, N * T, m.vocab, m.d_model, 1.f, s.final_h,
                   s.value_bf16(m.tied_head ? "embed.weight" : "head.weight"), 0.f,
                   static_cast<float*>(logits.ptr));
-  RRT_CUDA_CHECK(cudaMemcpy(out, logits.ptr, sizeof(float) * N * T * m.vocab,
-                            cudaMemcpyDeviceToHost));
+  RRT_CUDA_CHECK(
+      cudaMemcpy(out, logits.ptr, sizeof(float) * N * T * m.vocab, cudaMemcpyDeviceToHost));
 }
 
 void DeviceModel::zero_grads() {
@@ -482,9 +493,9 @@ void DeviceModel::adamw_step(const ops::AdamWHyper& hyper, double lr) {
   for (int i = 0; i < s.registry.size(); ++i) {
     if (!s.registry[i].trainable) continue;
     const int64_t at = s.offset[i];
-    ops::cuda::adamw_step(s.master + at, s.grad + at, s.adam_m + at, s.adam_v + at,
-                          s.compute + at, s.registry[i].shape.numel(), h, s.registry[i].decay,
-                          s.adam_step, s.stream);
+    ops::cuda::adamw_step(s.master + at, s.grad + at, s.adam_m + at, s.adam_v + at, s.compute + at,
+                          s.registry[i].shape.numel(), h, s.registry[i].decay, s.adam_step,
+                          s.stream);
   }
 }
 

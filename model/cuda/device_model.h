@@ -34,9 +34,9 @@ class AdamW;
 class ParameterSet;
 
 struct DeviceModelOptions {
-  int64_t max_batch = 1;     // N
-  int64_t max_seq = 0;       // T; 0: the model's max_seq_len
-  int64_t head_chunk = 2048; // rows per LM-head chunk (chunk x V fp32 logits live at once)
+  int64_t max_batch = 1;        // N
+  int64_t max_seq = 0;          // T; 0: the model's max_seq_len
+  int64_t head_chunk = 2048;    // rows per LM-head chunk (chunk x V fp32 logits live at once)
   std::vector<bool> recompute;  // per unrolled position; empty: none
 };
 
@@ -91,6 +91,10 @@ class DeviceModel {
   // bf16 compute copies. lr overrides hyper.lr when >= 0.
   void adamw_step(const ops::AdamWHyper& hyper, double lr = -1.0);
   int64_t steps_taken() const;
+  // The fp32 gradient arena on the device (the host arena's layout) for the data-parallel
+  // all-reduce: a GPU communicator (distributed/gpu_communicator.h) takes device pointers.
+  float* device_gradients();
+  int64_t gradient_floats() const;
 
   int64_t parameter_bytes() const;   // masters, compute copies, gradients, moments
   int64_t activation_bytes() const;  // stashes, residuals, scratch, head workspace

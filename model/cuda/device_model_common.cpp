@@ -23,9 +23,8 @@ std::vector<bool> parse_recompute(const std::string& value, int64_t positions) {
     }
     RRT_CHECK(used > 0 && item.find_first_not_of(" 0123456789") == std::string::npos && l >= 0 &&
                   l < positions,
-              "train.recompute", "'", item, "' in '", value,
-              "' is not an unrolled position 0..", positions - 1,
-              "; use none, all, or positions such as 0,1,5");
+              "train.recompute", "'", item, "' in '", value, "' is not an unrolled position 0..",
+              positions - 1, "; use none, all, or positions such as 0,1,5");
     marked[static_cast<size_t>(l)] = true;
   }
   return marked;

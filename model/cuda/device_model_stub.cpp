@@ -10,8 +10,9 @@ struct DeviceModel::Impl {};
 bool device_model_compiled() { return false; }
 
 DeviceModel::DeviceModel(const ModelSpec&, const DeviceModelOptions&, const TrainingLoss&) {
-  RRT_FAIL("train.device", "cuda: this rrt was built without CUDA (RRT_CUDA=OFF); rebuild with "
-                           "nvcc on the PATH and -DRRT_CUDA=ON, or set train.device: cpu");
+  RRT_FAIL("train.device",
+           "cuda: this rrt was built without CUDA (RRT_CUDA=OFF); rebuild with "
+           "nvcc on the PATH and -DRRT_CUDA=ON, or set train.device: cpu");
 }
 DeviceModel::~DeviceModel() = default;
 
@@ -35,6 +36,8 @@ double DeviceModel::grad_norm() { return 0; }
 void DeviceModel::scale_grads(float) {}
 void DeviceModel::adamw_step(const ops::AdamWHyper&, double) {}
 int64_t DeviceModel::steps_taken() const { return 0; }
+float* DeviceModel::device_gradients() { return nullptr; }
+int64_t DeviceModel::gradient_floats() const { return 0; }
 int64_t DeviceModel::parameter_bytes() const { return 0; }
 int64_t DeviceModel::activation_bytes() const { return 0; }
 

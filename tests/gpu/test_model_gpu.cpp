@@ -52,8 +52,8 @@ void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
 ModelSpec llama(int64_t vocab, int64_t D, int64_t H, int64_t Hkv, int64_t F, int64_t B, int64_t K,
                 int64_t rank) {
   ModelSpec s;
-  s.model = {.vocab = vocab, .d_model = D, .n_heads = H, .n_kv_heads = Hkv, .ffn = F,
-             .max_seq_len = 64};
+  s.model = {
+      .vocab = vocab, .d_model = D, .n_heads = H, .n_kv_heads = Hkv, .ffn = F, .max_seq_len = 64};
   s.recursion = {.block_layers = B, .loops = K};
   s.lora = {.rank_attention = rank, .rank_mlp = rank / 2};
   return s;
@@ -89,8 +89,7 @@ std::vector<ModelCase> cases() {
     s.recursion.sharing = Sharing::sequence;
     c.push_back({"llama_sequence_sharing", s, 2, 16});
   }
-  c.push_back(
-      {"llama_relaxed_recompute_some", llama(97, 256, 4, 2, 176, 2, 2, 8), 2, 33, "0,3"});
+  c.push_back({"llama_relaxed_recompute_some", llama(97, 256, 4, 2, 176, 2, 2, 8), 2, 33, "0,3"});
   return c;
 }
 
@@ -189,8 +188,8 @@ TEST(ModelGpuRecompute, RecomputingEveryPositionMatchesStoringThem) {
   std::vector<std::vector<float>> grads;
   std::vector<double> losses;
   for (const char* mode : {"none", "all"}) {
-    DeviceModel gpu(spec, {.max_batch = N, .max_seq = T,
-                           .recompute = parse_recompute(mode, spec.positions())});
+    DeviceModel gpu(
+        spec, {.max_batch = N, .max_seq = T, .recompute = parse_recompute(mode, spec.positions())});
     gpu.upload(init);
     gpu.zero_grads();
     losses.push_back(gpu.forward_backward(tokens.data(), targets.data(), N, T));
@@ -221,7 +220,8 @@ TEST(ModelGpuOptimizer, AdamWStepAndGradNormMatchTheCpu) {
   gpu.download_grads(cpu.params());
   const float* g = static_cast<const float*>(cpu.params().grads_arena().base());
   double sq = 0;
-  for (int64_t i = 0; i < cpu.params().grads_arena().total_bytes() / 4; ++i) sq += double(g[i]) * g[i];
+  for (int64_t i = 0; i < cpu.params().grads_arena().total_bytes() / 4; ++i)
+    sq += double(g[i]) * g[i];
   EXPECT_NEAR(gpu.grad_norm(), std::sqrt(sq), 1e-9 * std::sqrt(sq));
   gpu.scale_grads(0.5f);
   EXPECT_NEAR(gpu.grad_norm(), 0.5 * std::sqrt(sq), 1e-9 * std::sqrt(sq));

@@ -53,8 +53,13 @@ const std::string& shards() {
 // A relaxed model (2 block layers x 2 loops, LoRA, MQA, heads of 64) on the byte vocabulary.
 RunConfig small_run(const std::string& run_dir, const std::string& device) {
   RunConfig c;
-  c.model.model = {.n_layers = 4, .vocab = 257, .d_model = 128, .n_heads = 2, .n_kv_heads = 1,
-                   .ffn = 192, .max_seq_len = 32};
+  c.model.model = {.n_layers = 4,
+                   .vocab = 257,
+                   .d_model = 128,
+                   .n_heads = 2,
+                   .n_kv_heads = 1,
+                   .ffn = 192,
+                   .max_seq_len = 32};
   c.model.recursion = {.block_layers = 2, .loops = 2};
   c.model.lora = {.rank_attention = 8, .rank_mlp = 4};
   c.data.path = shards();
