@@ -107,6 +107,26 @@ TEST(TrainerGpu, TenStepsTrackTheCpuAndTheCheckpointIsDeviceIndependent) {
   EXPECT_EQ(on_cpu.step, 10);
 }
 
+// Stopping after 5 steps and resuming from the checkpoint (the fp32 masters, the AdamW moments and
+// step count go to the host and back) continues the straight run: its later losses agree to
+// kResume relative (not bit for bit: fp32 atomics sum in a run-dependent order on the GPU). A lost
+// moment or step count (AdamW's bias correction restarting) would move them by far more.
+TEST(TrainerGpu, ResumeContinuesTheStraightRun) {
+  RRT_REQUIRE_GPU();
+  constexpr double kResume = 1e-3;
+  const TrainSummary straight = Trainer(small_run(fresh("straight").string(), "cuda")).run();
+  const RunConfig resumed_cfg = small_run(fresh("resumed").string(), "cuda");
+  const TrainSummary first = Trainer(resumed_cfg).run(/*stop_after=*/5);
+  ASSERT_EQ(first.last_step, 5);
+  const TrainSummary second = Trainer(resumed_cfg).run();
+  ASSERT_EQ(second.first_step, 6);
+  ASSERT_EQ(second.losses.size(), 5u);
+  ASSERT_EQ(straight.losses.size(), 10u);
+  for (size_t i = 0; i < 5; ++i)
+    EXPECT_NEAR(second.losses[i], straight.losses[i + 5], kResume * straight.losses[i + 5])
+        << "step " << i + 6;
+}
+
 TEST(TrainerGpu, RecomputeIsRefusedOnTheCpuAndCheckedOnTheGpu) {
   RunConfig c = small_run(fresh("recompute").string(), "cpu");
   c.train.recompute = "all";
