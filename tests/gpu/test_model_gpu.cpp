@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -131,7 +132,8 @@ TEST_P(ModelGpu, LogitsLossAndEveryGradientMatchTheCpu) {
   std::vector<float> cpu_logits(N * T * V), gpu_logits(N * T * V);
   cpu.logits(tokens.data(), N, T, cpu_logits.data());
   gpu.logits(tokens.data(), N, T, gpu_logits.data());
-  EXPECT_LT(relative_l2(gpu_logits, cpu_logits), kLogits) << c.name;
+  const double logits_err = relative_l2(gpu_logits, cpu_logits);
+  EXPECT_LT(logits_err, kLogits) << c.name;
 
   cpu.params().zero_grads();
   gpu.zero_grads();
@@ -153,7 +155,10 @@ TEST_P(ModelGpu, LogitsLossAndEveryGradientMatchTheCpu) {
   for (float x : all_cpu) sq += double(x) * x;
   const double rms = std::sqrt(sq / static_cast<double>(all_cpu.size()));
   ASSERT_GT(rms, 0) << "the CPU gradients are all zero: the test would prove nothing";
-  EXPECT_LT(relative_l2(all_gpu, all_cpu), kArena) << c.name;
+  const double arena_err = relative_l2(all_gpu, all_cpu);
+  EXPECT_LT(arena_err, kArena) << c.name;
+  double worst = 0;
+  std::string worst_name;
   for (int i = 0; i < reg.size(); ++i) {
     const int64_t n = cpu.params().numel(i);
     double num = 0, den = 0;
@@ -164,9 +169,19 @@ TEST_P(ModelGpu, LogitsLossAndEveryGradientMatchTheCpu) {
     }
     const double floor = 0.05 * rms * std::sqrt(static_cast<double>(n));
     const double err = std::sqrt(num) / std::max(std::sqrt(den), floor);
+    if (err > worst) {
+      worst = err;
+      worst_name = reg[i].name;
+    }
     EXPECT_LT(err, kGradient) << c.name << ": gradient of " << reg[i].name << " (|g| "
                               << std::sqrt(den) << ")";
   }
+  // The margins, for the GPU log: what each tolerance was measured against.
+  std::printf(
+      "[model %s] logits %.2e (tol %.0e), loss %.5f vs %.5f, gradient arena %.2e (tol %.0e), "
+      "worst tensor %s %.2e (tol %.0e)\n",
+      c.name.c_str(), logits_err, kLogits, gpu_loss, cpu_loss, arena_err, kArena,
+      worst_name.c_str(), worst, kGradient);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, ModelGpu, ::testing::ValuesIn(cases()),

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The device model's gpu tests (test_model_gpu.cpp, test_trainer_gpu.cpp) on the CPU, against a
+# host emulation of the CUDA runtime and of ops/cuda (tests/gpu/emulation/host_cuda.cpp): checks
+# the device model's and the trainer's cuda wiring where no GPU is. It says nothing about the
+# kernels; tests/gpu/run.sh on a GPU host does.
+#   tests/gpu/emulate.sh [CPU_BUILD_DIR] [gtest flags...]
+# CPU_BUILD_DIR (default build) must hold the CPU-only libraries (-DRRT_CUDA=OFF), e.g.
+#   cmake -S . -B build -G Ninja -DRRT_CUDA=OFF && ninja -C build rrt_trainer
+# Needs the CUDA toolkit's headers only (cuda_bf16.h, cuda_runtime_api.h; CUDA_HOME or
+# /usr/local/cuda), no driver, no GPU, no CUDA library.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${1:-build}
+shift || true
+for lib in trainer data model ops distributed core; do
+  [[ -f $build/librrt_$lib.a ]] || {
+    echo "[emulate] $build/librrt_$lib.a missing: build the CPU libraries first" \
+      "(cmake -S . -B $build -G Ninja -DRRT_CUDA=OFF && ninja -C $build rrt_trainer)" >&2
+    exit 1
+  }
+done
+grep -q 'RRT_CUDA:BOOL=OFF' "$build/CMakeCache.txt" || {
+  echo "[emulate] $build is a CUDA build; the emulation replaces the CUDA libraries, so it needs" \
+    "a CPU-only build (-DRRT_CUDA=OFF)" >&2
+  exit 1
+}
+cuda_include=${CUDA_HOME:-/usr/local/cuda}/include
+[[ -f $cuda_include/cuda_bf16.h ]] || { echo "[emulate] no cuda_bf16.h in $cuda_include" >&2; exit 1; }
+exe=$build/test_model_gpu_emulated
+echo "[emulate] building $exe"
+# The device model's sources are compiled here (the CPU build's librrt_model holds the stub).
+g++ -std=c++20 -O1 -fopenmp -w -I. -isystem "$cuda_include" \
+  $(pkg-config --cflags hdf5 openblas yaml-cpp sentencepiece libpcre2-8 gtest) \
+  tests/gpu/test_model_gpu.cpp tests/gpu/test_trainer_gpu.cpp model/cuda/device_model.cpp \
+  model/cuda/device_layer.cpp tests/gpu/emulation/host_cuda.cpp \
+  "$build"/librrt_{trainer,data,model,ops,distributed,core}.a \
+  $(pkg-config --libs hdf5 openblas yaml-cpp sentencepiece libpcre2-8 zlib gtest_main) \
+  -lpthread -o "$exe"
+echo "[emulate] running (the CudaWithoutAGpu test skips: the emulation shows one GPU)"
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$exe" "$@"

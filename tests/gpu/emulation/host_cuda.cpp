@@ -1,0 +1,302 @@
+// Host emulation of the CUDA runtime calls and the ops::cuda functions the device model uses, so
+// that its wiring can be checked where no GPU is (tests/gpu/emulate.sh): "device" memory is host
+// memory, and every op runs its CPU twin in fp32 on the bf16 inputs and rounds its bf16 outputs,
+// at the points where the GPU kernels round. What this proves: model/cuda/device_model.cpp and
+// device_layer.cpp pass the right buffers in the right order, zero and accumulate where they
+// must, and the trainer's cuda path (dispatch, validation, checkpoints, resume) works. What it
+// cannot prove: anything about the kernels themselves (those are the gpu tests on a GPU).
+// Not part of the CMake build: it replaces libcudart and ops/cuda, which a CUDA build links.
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/cross_entropy.h"
+#include "ops/cuda/attention.h"
+#include "ops/cuda/cross_entropy.h"
+#include "ops/cuda/elementwise.h"
+#include "ops/cuda/gemm.h"
+#include "ops/cuda/lora.h"
+#include "ops/cuda/vector_ops.h"
+#include "ops/embedding.h"
+#include "ops/norm.h"
+
+extern "C" {
+cudaError_t cudaMalloc(void** p, size_t n) {
+  *p = std::aligned_alloc(256, (n + 255) / 256 * 256);
+  return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFree(void* p) { std::free(p); return cudaSuccess; }
+cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) { std::memcpy(d, s, n); return cudaSuccess; }
+cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) { std::memcpy(d, s, n); return cudaSuccess; }
+cudaError_t cudaMemset(void* d, int v, size_t n) { std::memset(d, v, n); return cudaSuccess; }
+cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t) { std::memset(d, v, n); return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaGetLastError() { return cudaSuccess; }
+const char* cudaGetErrorString(cudaError_t) { return "emulated"; }
+cudaError_t cudaMemGetInfo(size_t* f, size_t* t) { *f = 0; *t = 0; return cudaSuccess; }
+}
+
+namespace rrt {
+bool cuda_compiled() { return true; }
+int cuda_device_count() { return 1; }
+std::string cuda_device_name(int) { return "host emulation"; }
+}  // namespace rrt
+
+namespace rrt::ops::cuda {
+namespace {
+std::vector<float> F(const bf16* p, int64_t n) {
+  std::vector<float> v(n);
+  for (int64_t i = 0; i < n; ++i) v[i] = __bfloat162float(p[i]);
+  return v;
+}
+void store(bf16* p, const std::vector<float>& v) {
+  for (size_t i = 0; i < v.size(); ++i) p[i] = __float2bfloat16(v[i]);
+}
+void add_into(bf16* p, const std::vector<float>& v) {
+  if (!p) return;
+  for (size_t i = 0; i < v.size(); ++i) p[i] = __float2bfloat16(__bfloat162float(p[i]) + v[i]);
+}
+}  // namespace
+
+void embedding_forward(const int32_t* tokens, const bf16* table, bf16* out, int64_t M, int64_t D,
+                       int64_t V, float scale, cudaStream_t) {
+  std::vector<float> o(M * D);
+  ops::embedding_forward<float>(tokens, F(table, V * D).data(), o.data(), M, D, V, scale);
+  store(out, o);
+}
+void embedding_backward(const int32_t* tokens, const bf16* dout, float* dtable, int64_t M,
+                        int64_t D, int64_t V, float scale, cudaStream_t) {
+  ops::embedding_backward<float>(tokens, F(dout, M * D).data(), dtable, M, D, scale);
+}
+void rmsnorm_forward(const bf16* x, const bf16* w, bf16* y, float* rstd, int64_t M, int64_t D,
+                     float eps, bool unit_offset, cudaStream_t) {
+  std::vector<float> o(M * D), r(M);
+  ops::rmsnorm_forward<float>(F(x, M * D).data(), F(w, D).data(), o.data(), r.data(), M, D, eps,
+                              unit_offset);
+  store(y, o);
+  if (rstd) std::memcpy(rstd, r.data(), M * 4);
+}
+void rmsnorm_backward(const bf16* x, const bf16* w, const float* rstd, const bf16* dy, bf16* dx,
+                      float* dw, int64_t M, int64_t D, bool unit_offset, cudaStream_t) {
+  std::vector<float> g(M * D, 0.f), gw(D, 0.f);
+  ops::rmsnorm_backward<float>(F(x, M * D).data(), F(w, D).data(), rstd, F(dy, M * D).data(),
+                               g.data(), gw.data(), M, D, unit_offset);
+  add_into(dx, g);
+  if (dw) for (int64_t j = 0; j < D; ++j) dw[j] += gw[j];
+}
+void layernorm_forward(const bf16* x, const bf16* w, const bf16* b, bf16* y, float* mean,
+                       float* rstd, int64_t M, int64_t D, float eps, cudaStream_t) {
+  std::vector<float> o(M * D), mu(M), r(M), bb = b ? F(b, D) : std::vector<float>(D, 0.f);
+  ops::layernorm_forward<float>(F(x, M * D).data(), F(w, D).data(), bb.data(), o.data(), mu.data(),
+                                r.data(), M, D, eps);
+  store(y, o);
+  if (mean) std::memcpy(mean, mu.data(), M * 4);
+  if (rstd) std::memcpy(rstd, r.data(), M * 4);
+}
+void layernorm_backward(const bf16* x, const bf16* w, const float* mean, const float* rstd,
+                        const bf16* dy, bf16* dx, float* dw, float* db, int64_t M, int64_t D,
+                        cudaStream_t) {
+  std::vector<float> g(M * D, 0.f), gw(D, 0.f), gb(D, 0.f);
+  ops::layernorm_backward<float>(F(x, M * D).data(), F(w, D).data(), mean, rstd,
+                                 F(dy, M * D).data(), g.data(), gw.data(), gb.data(), M, D);
+  add_into(dx, g);
+  if (dw) for (int64_t j = 0; j < D; ++j) dw[j] += gw[j];
+  if (db) for (int64_t j = 0; j < D; ++j) db[j] += gb[j];
+}
+
+DeviceRopeTable::DeviceRopeTable(const RopeTable& t)
+    : max_positions_(t.max_positions), rot_dim_(t.rot_dim) {
+  cos_ = new float[t.cos.size() + 1];
+  sin_ = new float[t.sin.size() + 1];
+  for (size_t i = 0; i < t.cos.size(); ++i) { cos_[i] = t.cos[i]; sin_[i] = t.sin[i]; }
+}
+DeviceRopeTable::~DeviceRopeTable() { delete[] cos_; delete[] sin_; }
+namespace {
+RopeTable host_table(const DeviceRopeTable& d) {
+  RopeTable t;
+  t.max_positions = d.max_positions();
+  t.rot_dim = d.rot_dim();
+  const size_t n = d.max_positions() * (d.rot_dim() / 2);
+  t.cos.assign(d.cos(), d.cos() + n);
+  t.sin.assign(d.sin(), d.sin() + n);
+  return t;
+}
+}  // namespace
+void rope_forward(bf16* x, const DeviceRopeTable& table, int64_t N, int64_t T, int64_t H,
+                  int64_t Dh, cudaStream_t) {
+  auto v = F(x, N * T * H * Dh);
+  ops::rope_forward<float>(v.data(), host_table(table), N, T, H, Dh);
+  store(x, v);
+}
+void rope_backward(bf16* dx, const DeviceRopeTable& table, int64_t N, int64_t T, int64_t H,
+                   int64_t Dh, cudaStream_t) {
+  auto v = F(dx, N * T * H * Dh);
+  ops::rope_backward<float>(v.data(), host_table(table), N, T, H, Dh);
+  store(dx, v);
+}
+#define GATED(name)                                                                            \
+  void name##_forward(const bf16* gate, const bf16* up, bf16* out, int64_t n, cudaStream_t) { \
+    std::vector<float> o(n);                                                                   \
+    ops::name##_forward<float>(F(gate, n).data(), F(up, n).data(), o.data(), n);               \
+    store(out, o);                                                                             \
+  }                                                                                            \
+  void name##_backward(const bf16* gate, const bf16* up, const bf16* dout, bf16* dgate,        \
+                       bf16* dup, int64_t n, cudaStream_t) {                                   \
+    std::vector<float> a(n, 0.f), b(n, 0.f);                                                   \
+    ops::name##_backward<float>(F(gate, n).data(), F(up, n).data(), F(dout, n).data(),         \
+                                a.data(), b.data(), n);                                        \
+    add_into(dgate, a);                                                                        \
+    add_into(dup, b);                                                                          \
+  }
+GATED(swiglu)
+GATED(geglu)
+void gelu_forward(const bf16* x, bf16* out, int64_t n, bool t, cudaStream_t) {
+  std::vector<float> o(n);
+  ops::gelu_forward<float>(F(x, n).data(), o.data(), n, t);
+  store(out, o);
+}
+void gelu_backward(const bf16* x, const bf16* dout, bf16* dx, int64_t n, bool t, cudaStream_t) {
+  std::vector<float> g(n, 0.f);
+  ops::gelu_backward<float>(F(x, n).data(), F(dout, n).data(), g.data(), n, t);
+  add_into(dx, g);
+}
+void add_forward(const bf16* a, const bf16* b, bf16* out, int64_t n, cudaStream_t) {
+  auto x = F(a, n), y = F(b, n);
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+  store(out, x);
+}
+void adamw_step(float* param, const float* grad, float* m, float* v, bf16* param_bf16, int64_t n,
+                const AdamWHyper& hyper, bool decay, int64_t step, cudaStream_t) {
+  ops::adamw_step<float>(param, grad, m, v, n, hyper, decay, step);
+  if (param_bf16) for (int64_t i = 0; i < n; ++i) param_bf16[i] = __float2bfloat16(param[i]);
+}
+
+// ---- gemm ----
+struct GemmContext::Impl {};
+GemmContext::GemmContext(cudaStream_t, size_t) : impl_(std::make_unique<Impl>()) {}
+GemmContext::~GemmContext() = default;
+namespace {
+// C[M,N] = alpha op(A) op(B) + beta C in double
+template <typename Out>
+void gemm_host(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
+               const bf16* B, float beta, Out* C, const bf16* bias) {
+  RRT_CHECK(C != nullptr, "emu gemm", "null C");
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const float a = __bfloat162float(ta ? A[k * M + i] : A[i * K + k]);
+        const float b = __bfloat162float(tb ? B[j * K + k] : B[k * N + j]);
+        s += double(a) * b;
+      }
+      double c = alpha * s;
+      if (beta != 0.f) {
+        if constexpr (std::is_same_v<Out, float>) c += beta * double(C[i * N + j]);
+        else c += beta * double(__bfloat162float(C[i * N + j]));
+      }
+      if (bias) c += __bfloat162float(bias[j]);
+      if constexpr (std::is_same_v<Out, float>) C[i * N + j] = float(c);
+      else C[i * N + j] = __float2bfloat16(float(c));
+    }
+}
+}  // namespace
+void gemm(GemmContext&, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+          const bf16* A, const bf16* B, float beta, bf16* C, const bf16* bias) {
+  gemm_host(ta, tb, M, N, K, alpha, A, B, beta, C, bias);
+}
+void gemm(GemmContext&, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+          const bf16* A, const bf16* B, float beta, float* C) {
+  gemm_host<float>(ta, tb, M, N, K, alpha, A, B, beta, C, nullptr);
+}
+void linear_forward(GemmContext& c, const bf16* x, const bf16* W, const bf16* bias, bf16* y,
+                    int64_t M, int64_t in, int64_t out, bool accumulate) {
+  gemm(c, false, true, M, out, in, 1.f, x, W, accumulate ? 1.f : 0.f, y, bias);
+}
+void linear_backward(GemmContext& c, const bf16* x, const bf16* W, const bf16* dy, bf16* dx,
+                     float* dW, float* dbias, int64_t M, int64_t in, int64_t out) {
+  if (dx) gemm(c, false, false, M, in, out, 1.f, dy, W, 1.f, dx);
+  if (dW) gemm(c, true, false, out, in, M, 1.f, dy, x, 1.f, dW);
+  if (dbias)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < out; ++j) dbias[j] += __bfloat162float(dy[i * out + j]);
+}
+void lora_forward_overwrite(GemmContext& ctx, const bf16* x, const bf16* A, const bf16* B, bf16* u,
+                            bf16* y, int64_t M, int64_t in, int64_t out, int64_t R, float scale) {
+  if (R == 0) return;
+  gemm(ctx, false, true, M, R, in, 1.f, x, A, 0.f, u);
+  gemm(ctx, false, true, M, out, R, scale, u, B, 0.f, y);
+}
+void lora_backward(GemmContext& ctx, const bf16* x, const bf16* A, const bf16* B, const bf16* u,
+                   const bf16* dy, bf16* dx, float* dA, float* dB, bf16* du, int64_t M, int64_t in,
+                   int64_t out, int64_t R, float scale) {
+  if (R == 0) return;
+  gemm(ctx, false, false, M, R, out, scale, dy, B, 0.f, du);
+  if (dB) gemm(ctx, true, false, out, R, M, scale, dy, u, 1.f, dB);
+  if (dA) gemm(ctx, true, false, R, in, M, 1.f, du, x, 1.f, dA);
+  if (dx) gemm(ctx, false, false, M, in, R, 1.f, du, A, 1.f, dx);
+}
+
+// ---- cross entropy ----
+size_t lm_head_workspace_bytes(int64_t V, int64_t chunk) { return 16; }
+CrossEntropyResult lm_head_cross_entropy(GemmContext&, const bf16* h, const bf16* W,
+                                         const int32_t* targets, bf16* dh, float* dW, int64_t M,
+                                         int64_t D, int64_t V, int32_t ignore_index, float weight,
+                                         void*, size_t, int64_t chunk) {
+  std::vector<float> ws(V * chunk), g(M * D, 0.f);
+  auto r = ops::lm_head_cross_entropy<float>(F(h, M * D).data(), F(W, V * D).data(), targets,
+                                             dh ? g.data() : nullptr, dW, M, D, V, ignore_index,
+                                             weight, ws.data(), chunk);
+  if (dh) add_into(dh, g);
+  return r;
+}
+
+// ---- attention ----
+struct AttentionContext::Impl {};
+AttentionContext::AttentionContext(cudaStream_t) : impl_(std::make_unique<Impl>()) {}
+AttentionContext::~AttentionContext() = default;
+void check_attention_shape(const AttentionShape&, bool) {}
+void attention_forward(AttentionContext&, const bf16* q, const bf16* k, const bf16* v, bf16* out,
+                       float* lse, const AttentionShape& s) {
+  const int64_t nq = s.N * s.T * s.H * s.Dh, nk = s.N * s.T * s.Hkv * s.Dh;
+  std::vector<float> ws(ops::attention_workspace_elems(s, 1)), o(nq);
+  ops::attention_forward<float>(F(q, nq).data(), F(k, nk).data(), F(v, nk).data(), o.data(), lse,
+                                s, ws.data(), 1);
+  store(out, o);
+}
+void attention_backward(AttentionContext&, const bf16* q, const bf16* k, const bf16* v,
+                        const bf16* out, const float* lse, const bf16* dout, bf16* dq, bf16* dk,
+                        bf16* dv, const AttentionShape& s) {
+  const int64_t nq = s.N * s.T * s.H * s.Dh, nk = s.N * s.T * s.Hkv * s.Dh;
+  std::vector<float> ws(ops::attention_workspace_elems(s, 1)), gq(nq, 0.f), gk(nk, 0.f),
+      gv(nk, 0.f);
+  ops::attention_backward<float>(F(q, nq).data(), F(k, nk).data(), F(v, nk).data(),
+                                 F(out, nq).data(), lse, F(dout, nq).data(), gq.data(), gk.data(),
+                                 gv.data(), s, ws.data(), 1);
+  add_into(dq, gq);
+  add_into(dk, gk);
+  add_into(dv, gv);
+}
+
+// ---- vector ops ----
+void to_bf16(const float* in, bf16* out, int64_t n, cudaStream_t) {
+  for (int64_t i = 0; i < n; ++i) out[i] = __float2bfloat16(in[i]);
+}
+void scale_inplace(float* x, int64_t n, float f, cudaStream_t) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= f;
+}
+double sum_squares(const float* x, int64_t n, double*, cudaStream_t) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += double(x[i]) * x[i];
+  return s;
+}
+}  // namespace rrt::ops::cuda
