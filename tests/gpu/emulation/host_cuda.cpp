@@ -34,16 +34,35 @@ cudaError_t cudaMalloc(void** p, size_t n) {
   *p = std::aligned_alloc(256, (n + 255) / 256 * 256);
   return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
-cudaError_t cudaFree(void* p) { std::free(p); return cudaSuccess; }
-cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) { std::memcpy(d, s, n); return cudaSuccess; }
-cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) { std::memcpy(d, s, n); return cudaSuccess; }
-cudaError_t cudaMemset(void* d, int v, size_t n) { std::memset(d, v, n); return cudaSuccess; }
-cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t) { std::memset(d, v, n); return cudaSuccess; }
+cudaError_t cudaFree(void* p) {
+  std::free(p);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) {
+  std::memcpy(d, s, n);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) {
+  std::memcpy(d, s, n);
+  return cudaSuccess;
+}
+cudaError_t cudaMemset(void* d, int v, size_t n) {
+  std::memset(d, v, n);
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t) {
+  std::memset(d, v, n);
+  return cudaSuccess;
+}
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 cudaError_t cudaGetLastError() { return cudaSuccess; }
 const char* cudaGetErrorString(cudaError_t) { return "emulated"; }
-cudaError_t cudaMemGetInfo(size_t* f, size_t* t) { *f = 0; *t = 0; return cudaSuccess; }
+cudaError_t cudaMemGetInfo(size_t* f, size_t* t) {
+  *f = 0;
+  *t = 0;
+  return cudaSuccess;
+}
 }
 
 namespace rrt {
@@ -92,7 +111,8 @@ void rmsnorm_backward(const bf16* x, const bf16* w, const float* rstd, const bf1
   ops::rmsnorm_backward<float>(F(x, M * D).data(), F(w, D).data(), rstd, F(dy, M * D).data(),
                                g.data(), gw.data(), M, D, unit_offset);
   add_into(dx, g);
-  if (dw) for (int64_t j = 0; j < D; ++j) dw[j] += gw[j];
+  if (dw)
+    for (int64_t j = 0; j < D; ++j) dw[j] += gw[j];
 }
 void layernorm_forward(const bf16* x, const bf16* w, const bf16* b, bf16* y, float* mean,
                        float* rstd, int64_t M, int64_t D, float eps, cudaStream_t) {
@@ -110,17 +130,25 @@ void layernorm_backward(const bf16* x, const bf16* w, const float* mean, const f
   ops::layernorm_backward<float>(F(x, M * D).data(), F(w, D).data(), mean, rstd,
                                  F(dy, M * D).data(), g.data(), gw.data(), gb.data(), M, D);
   add_into(dx, g);
-  if (dw) for (int64_t j = 0; j < D; ++j) dw[j] += gw[j];
-  if (db) for (int64_t j = 0; j < D; ++j) db[j] += gb[j];
+  if (dw)
+    for (int64_t j = 0; j < D; ++j) dw[j] += gw[j];
+  if (db)
+    for (int64_t j = 0; j < D; ++j) db[j] += gb[j];
 }
 
 DeviceRopeTable::DeviceRopeTable(const RopeTable& t)
     : max_positions_(t.max_positions), rot_dim_(t.rot_dim) {
   cos_ = new float[t.cos.size() + 1];
   sin_ = new float[t.sin.size() + 1];
-  for (size_t i = 0; i < t.cos.size(); ++i) { cos_[i] = t.cos[i]; sin_[i] = t.sin[i]; }
+  for (size_t i = 0; i < t.cos.size(); ++i) {
+    cos_[i] = t.cos[i];
+    sin_[i] = t.sin[i];
+  }
 }
-DeviceRopeTable::~DeviceRopeTable() { delete[] cos_; delete[] sin_; }
+DeviceRopeTable::~DeviceRopeTable() {
+  delete[] cos_;
+  delete[] sin_;
+}
 namespace {
 RopeTable host_table(const DeviceRopeTable& d) {
   RopeTable t;
@@ -144,19 +172,19 @@ void rope_backward(bf16* dx, const DeviceRopeTable& table, int64_t N, int64_t T,
   ops::rope_backward<float>(v.data(), host_table(table), N, T, H, Dh);
   store(dx, v);
 }
-#define GATED(name)                                                                            \
-  void name##_forward(const bf16* gate, const bf16* up, bf16* out, int64_t n, cudaStream_t) { \
-    std::vector<float> o(n);                                                                   \
-    ops::name##_forward<float>(F(gate, n).data(), F(up, n).data(), o.data(), n);               \
-    store(out, o);                                                                             \
-  }                                                                                            \
-  void name##_backward(const bf16* gate, const bf16* up, const bf16* dout, bf16* dgate,        \
-                       bf16* dup, int64_t n, cudaStream_t) {                                   \
-    std::vector<float> a(n, 0.f), b(n, 0.f);                                                   \
-    ops::name##_backward<float>(F(gate, n).data(), F(up, n).data(), F(dout, n).data(),         \
-                                a.data(), b.data(), n);                                        \
-    add_into(dgate, a);                                                                        \
-    add_into(dup, b);                                                                          \
+#define GATED(name)                                                                                \
+  void name##_forward(const bf16* gate, const bf16* up, bf16* out, int64_t n, cudaStream_t) {      \
+    std::vector<float> o(n);                                                                       \
+    ops::name##_forward<float>(F(gate, n).data(), F(up, n).data(), o.data(), n);                   \
+    store(out, o);                                                                                 \
+  }                                                                                                \
+  void name##_backward(const bf16* gate, const bf16* up, const bf16* dout, bf16* dgate, bf16* dup, \
+                       int64_t n, cudaStream_t) {                                                  \
+    std::vector<float> a(n, 0.f), b(n, 0.f);                                                       \
+    ops::name##_backward<float>(F(gate, n).data(), F(up, n).data(), F(dout, n).data(), a.data(),   \
+                                b.data(), n);                                                      \
+    add_into(dgate, a);                                                                            \
+    add_into(dup, b);                                                                              \
   }
 GATED(swiglu)
 GATED(geglu)
@@ -178,7 +206,8 @@ void add_forward(const bf16* a, const bf16* b, bf16* out, int64_t n, cudaStream_
 void adamw_step(float* param, const float* grad, float* m, float* v, bf16* param_bf16, int64_t n,
                 const AdamWHyper& hyper, bool decay, int64_t step, cudaStream_t) {
   ops::adamw_step<float>(param, grad, m, v, n, hyper, decay, step);
-  if (param_bf16) for (int64_t i = 0; i < n; ++i) param_bf16[i] = __float2bfloat16(param[i]);
+  if (param_bf16)
+    for (int64_t i = 0; i < n; ++i) param_bf16[i] = __float2bfloat16(param[i]);
 }
 
 // ---- gemm ----
@@ -201,12 +230,16 @@ void gemm_host(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
       }
       double c = alpha * s;
       if (beta != 0.f) {
-        if constexpr (std::is_same_v<Out, float>) c += beta * double(C[i * N + j]);
-        else c += beta * double(__bfloat162float(C[i * N + j]));
+        if constexpr (std::is_same_v<Out, float>)
+          c += beta * double(C[i * N + j]);
+        else
+          c += beta * double(__bfloat162float(C[i * N + j]));
       }
       if (bias) c += __bfloat162float(bias[j]);
-      if constexpr (std::is_same_v<Out, float>) C[i * N + j] = float(c);
-      else C[i * N + j] = __float2bfloat16(float(c));
+      if constexpr (std::is_same_v<Out, float>)
+        C[i * N + j] = float(c);
+      else
+        C[i * N + j] = __float2bfloat16(float(c));
     }
 }
 }  // namespace
@@ -269,8 +302,8 @@ void attention_forward(AttentionContext&, const bf16* q, const bf16* k, const bf
                        float* lse, const AttentionShape& s) {
   const int64_t nq = s.N * s.T * s.H * s.Dh, nk = s.N * s.T * s.Hkv * s.Dh;
   std::vector<float> ws(ops::attention_workspace_elems(s, 1)), o(nq);
-  ops::attention_forward<float>(F(q, nq).data(), F(k, nk).data(), F(v, nk).data(), o.data(), lse,
-                                s, ws.data(), 1);
+  ops::attention_forward<float>(F(q, nq).data(), F(k, nk).data(), F(v, nk).data(), o.data(), lse, s,
+                                ws.data(), 1);
   store(out, o);
 }
 void attention_backward(AttentionContext&, const bf16* q, const bf16* k, const bf16* v,
