@@ -244,24 +244,48 @@ void Engine::run_stage(const StageRow* rows, int64_t n, float* resid) {
   for (int64_t j = 0; j < block_layers(); ++j) layer(j, rows, n, resid);
 }
 
-void Engine::exit_logits(int64_t loop, const float* resid, int64_t n, float* logits) {
+void Engine::head(const float* resid, int64_t n, float* logits) {
   const ModelConfig& m = w_.spec.model;
-  RRT_CHECK(loop >= 1 && loop <= stages(), "Engine", "exit loop ", loop, " outside 1..",
-            stages());
   RRT_CHECK(n <= cap_.max_rows, "Engine", n, " rows exceed the planned ", cap_.max_rows);
-  if (n == 0) return;
   norm_forward(rows_dims(m, n), resid, w_.final_norm, w_.final_norm_bias, head_h_.data(),
                mean_.data(), rstd_.data());
   ops::linear_forward<float>(head_h_.data(), w_.head, nullptr, logits, n, m.d_model, m.vocab,
                              false);
+}
+
+// The exit's head adapter (scale 1), as in training: logits += (h A^T) B^T, for rows
+// [row0, row0 + rows) of the last head() call.
+void Engine::head_adapter(int64_t loop, int64_t row0, int64_t rows, float* logits) {
+  const ModelConfig& m = w_.spec.model;
+  RRT_CHECK(loop >= 1 && loop <= stages(), "Engine", "exit loop ", loop, " outside 1..",
+            stages());
   const float* A = w_.exit_lora_a[static_cast<size_t>(loop - 1)];
-  if (loop == stages() || A == nullptr) return;
-  // The exit's head adapter (scale 1), as in training: logits += (h A^T) B^T.
+  if (loop == stages() || A == nullptr || rows == 0) return;
   const int64_t R = w_.exit_lora_rank;
-  ops::gemm<float>(false, true, n, R, m.d_model, 1.0f, head_h_.data(), m.d_model, A, m.d_model,
-                   0.0f, head_u_.data(), R);
-  ops::gemm<float>(false, true, n, m.vocab, R, 1.0f, head_u_.data(), R,
-                   w_.exit_lora_b[static_cast<size_t>(loop - 1)], R, 1.0f, logits, m.vocab);
+  ops::gemm<float>(false, true, rows, R, m.d_model, 1.0f, head_h_.data() + row0 * m.d_model,
+                   m.d_model, A, m.d_model, 0.0f, head_u_.data(), R);
+  ops::gemm<float>(false, true, rows, m.vocab, R, 1.0f, head_u_.data(), R,
+                   w_.exit_lora_b[static_cast<size_t>(loop - 1)], R, 1.0f,
+                   logits + row0 * m.vocab, m.vocab);
+}
+
+void Engine::exit_logits(int64_t loop, const float* resid, int64_t n, float* logits) {
+  RRT_CHECK(loop >= 1 && loop <= stages(), "Engine", "exit loop ", loop, " outside 1..",
+            stages());
+  if (n == 0) return;
+  head(resid, n, logits);
+  head_adapter(loop, 0, n, logits);
+}
+
+void Engine::exit_logits(const int32_t* loops, const float* resid, int64_t n, float* logits) {
+  if (n == 0) return;
+  head(resid, n, logits);
+  for (int64_t a = 0; a < n;) {
+    int64_t b = a;
+    while (b < n && loops[b] == loops[a]) ++b;
+    head_adapter(loops[a], a, b - a, logits);
+    a = b;
+  }
 }
 
 // For every skipped stage s, the rows whose last stage is below s are a prefix (rows ascend by

@@ -66,6 +66,10 @@ class Engine {
   void run_stage(const StageRow* rows, int64_t n, float* resid);
   // logits [n, V] of exit `loop` (1..K) for residual rows resid [n, D].
   void exit_logits(int64_t loop, const float* resid, int64_t n, float* logits);
+  // The same with each row's own exit loop (rows of one loop contiguous): the final norm and
+  // the head are shared by every exit, so one head GEMM serves rows at every depth, and only
+  // the exits' head adapters run per group.
+  void exit_logits(const int32_t* loops, const float* resid, int64_t n, float* logits);
   // rows[i].stage: the last stage computed for the token; resid[i] its state after it. Rows
   // sorted by stage, ascending. Writes the KV of every later stage.
   void propagate_kv(const StageRow* rows, int64_t n, const float* resid);
@@ -82,6 +86,8 @@ class Engine {
   void rope_rows(float* x, const StageRow* rows, int64_t n, int64_t heads) const;
   void store_kv(const StageRow* rows, int64_t n);
   void attend(const StageRow* rows, int64_t n);
+  void head(const float* resid, int64_t n, float* logits);
+  void head_adapter(int64_t loop, int64_t row0, int64_t rows, float* logits);
 
   ModelWeights w_;
   EngineCapacity cap_;

@@ -68,7 +68,7 @@ class Runner {
   // Per-call scratch.
   std::vector<StageRow> rows_;
   std::vector<float> batch_resid_, head_resid_, logits_;
-  std::vector<int32_t> list_, head_items_, fill_items_;
+  std::vector<int32_t> list_, head_items_, head_loops_, fill_items_;
   std::vector<Emission> emissions_;
 };
 
@@ -117,6 +117,7 @@ Runner::Runner(Engine& engine, const std::vector<Request>& requests, const Gener
   logits_.resize(static_cast<size_t>(rows_cap_ * V_));
   list_.reserve(static_cast<size_t>(n_items));
   head_items_.reserve(static_cast<size_t>(n_items));
+  head_loops_.resize(static_cast<size_t>(n_items));
   fill_items_.reserve(static_cast<size_t>(n_items));
   emissions_.reserve(static_cast<size_t>(n_items));
   out_.resize(reqs_.size());
@@ -257,22 +258,18 @@ void Runner::after_stage(const int32_t* list, int64_t n) {
   head_items_.clear();
   for (int64_t i = 0; i < n; ++i)
     if (wants_logits(items_[list[i]])) head_items_.push_back(list[i]);
-  // Rows of the same loop share one head call (the exit adapters differ per loop).
+  // Sorted by loop: the exits' head adapters run per group.
   std::sort(head_items_.begin(), head_items_.end(),
             [&](int32_t a, int32_t b) { return items_[a].stage < items_[b].stage; });
+  // One head call for every row, whatever its loop (the head is shared by the exits).
   const int64_t H = static_cast<int64_t>(head_items_.size());
-  for (int64_t a = 0; a < H;) {
-    int64_t b = a;
-    while (b < H && items_[head_items_[b]].stage == items_[head_items_[a]].stage) ++b;
-    for (int64_t i = a; i < b; ++i)
-      std::memcpy(head_resid_.data() + (i - a) * D_, resid(head_items_[i]),
-                  static_cast<size_t>(D_) * 4);
-    timed(CallKind::head, b - a, [&] {
-      e_.exit_logits(items_[head_items_[a]].stage, head_resid_.data(), b - a,
-                     logits_.data() + a * V_);
-    });
-    a = b;
+  for (int64_t i = 0; i < H; ++i) {
+    head_loops_[i] = items_[head_items_[i]].stage;
+    std::memcpy(head_resid_.data() + i * D_, resid(head_items_[i]), static_cast<size_t>(D_) * 4);
   }
+  if (H > 0)
+    timed(CallKind::head, H,
+          [&] { e_.exit_logits(head_loops_.data(), head_resid_.data(), H, logits_.data()); });
   fill_items_.clear();
   emissions_.clear();
   for (int64_t h = 0; h < H; ++h) {
@@ -382,47 +379,6 @@ std::vector<Completion> generate(Engine& engine, const std::vector<Request>& req
                                  const GenerateOptions& options, RunStats* stats) {
   Runner runner(engine, requests, options, stats);
   return runner.run();
-}
-
-std::string to_string(Batching b) {
-  switch (b) {
-    case Batching::static_batch: return "static";
-    case Batching::sequence_wise: return "sequence";
-    case Batching::depth_wise: return "depth";
-  }
-  return "?";
-}
-
-std::string to_string(ExitRule r) {
-  switch (r) {
-    case ExitRule::none: return "none";
-    case ExitRule::oracle: return "oracle";
-    case ExitRule::confidence: return "confidence";
-  }
-  return "?";
-}
-
-std::string to_string(KvFill f) {
-  switch (f) {
-    case KvFill::propagate: return "propagate";
-    case KvFill::recompute: return "recompute";
-    case KvFill::copy: return "copy";
-  }
-  return "?";
-}
-
-Batching parse_batching(const std::string& s) {
-  if (s == "static") return Batching::static_batch;
-  if (s == "sequence") return Batching::sequence_wise;
-  if (s == "depth") return Batching::depth_wise;
-  throw Error("batching", "unknown scheduler '" + s + "': use static, sequence or depth");
-}
-
-KvFill parse_kv_fill(const std::string& s) {
-  if (s == "propagate") return KvFill::propagate;
-  if (s == "recompute") return KvFill::recompute;
-  if (s == "copy") return KvFill::copy;
-  throw Error("kv", "unknown KV fill '" + s + "': use propagate, recompute or copy");
 }
 
 }  // namespace rrt::inference

@@ -237,6 +237,33 @@ TEST(Engine, KvPropagationFillsExactlyTheSkippedPositions) {
   EXPECT_GT(unchanged, 0);
 }
 
+// Exits with head adapters (exit.{k}.head_lora): one head call over rows at different loops
+// gives each row its own exit's logits, as RecursiveModel::exit_logits computes them.
+TEST(Engine, OneHeadCallServesRowsOfEveryExit) {
+  ModelSpec spec = testing::tiny_spec(Family::llama, false, 3);
+  spec.exit_head = {.lora_rank = 2, .loops = {1, 2}};
+  testing::TinyModel tm = testing::make_tiny(spec, 1, 8);
+  const int64_t V = spec.model.vocab, D = spec.model.d_model, T = 6;
+  const std::vector<int32_t> seq = sequence(T, V, 2);
+  tm.model->forward_loop_ends(seq.data(), 1, T);
+  // Row t takes the residual after loop loops[t] (grouped by loop).
+  const int32_t loops[T] = {1, 1, 2, 2, 3, 3};
+  std::vector<float> resid(static_cast<size_t>(T * D)), want(static_cast<size_t>(V)),
+      h(static_cast<size_t>(D)), got(static_cast<size_t>(T * V));
+  for (int64_t t = 0; t < T; ++t)
+    std::memcpy(resid.data() + t * D, tm.model->loop_end_residual(loops[t]) + t * D,
+                static_cast<size_t>(D) * 4);
+  tm.engine->exit_logits(loops, resid.data(), T, got.data());
+  for (int64_t t = 0; t < T; ++t) {
+    tm.model->exit_logits(loops[t], resid.data() + t * D, 1, h.data(), want.data());
+    EXPECT_LE(testing::relative_max_error(got.data() + t * V, want), 1e-5) << "row " << t;
+  }
+  // The adapters matter: exit 1's logits differ from the bare head's (exit 3 has none).
+  std::vector<float> bare(static_cast<size_t>(V));
+  tm.engine->exit_logits(3, resid.data(), 1, bare.data());
+  EXPECT_GT(testing::relative_max_error(got.data(), bare), 1e-3);
+}
+
 TEST(Engine, CopyKvCopiesTheLastComputedLoop) {
   const ModelSpec spec = testing::tiny_spec(Family::llama, false, 3);
   testing::TinyModel tm = testing::make_tiny(spec, 1, 4);

@@ -7,3 +7,5 @@ rrt_add_test(test_inference
 add_test(NAME Inference.CliSmoke
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/cli_smoke.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
 set_tests_properties(Inference.CliSmoke PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+# Its own binary: it replaces malloc and operator new for the whole process.
+rrt_add_test(test_inference_no_allocation ${CMAKE_CURRENT_LIST_DIR}/test_engine_no_allocation.cpp)
