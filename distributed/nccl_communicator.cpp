@@ -9,6 +9,7 @@
 
 #include "core/cuda/cuda_check.h"
 #include "core/error.h"
+#include "distributed/gpu_communicator.h"
 
 #define RRT_NCCL_CHECK(call)                                                             \
   do {                                                                                   \
@@ -137,6 +138,7 @@ class NcclCommunicator final : public Communicator {
   [[noreturn]] void abort(int code) override {
     ncclCommAbort(comm_);  // unblocks ranks waiting inside NCCL kernels
     boot_.abort(code);
+    std::abort();  // not reached; the compiler cannot see through the virtual call
   }
 
  private:
@@ -188,6 +190,13 @@ int local_device_for_rank() {
 std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, int device,
                                                      cudaStream_t compute) {
   return std::make_unique<NcclCommunicator>(bootstrap, device, compute);
+}
+
+int gpu_for_this_rank() { return local_device_for_rank(); }
+
+// The device model runs on the legacy default stream (null), so that is the compute stream.
+std::unique_ptr<Communicator> make_gpu_communicator(Communicator& bootstrap) {
+  return make_nccl_communicator(bootstrap, local_device_for_rank(), nullptr);
 }
 
 }  // namespace rrt

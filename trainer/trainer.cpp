@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "data/loader.h"
 #include "distributed/communicator.h"
+#include "distributed/gpu_communicator.h"
 #include "distributed/grad_sync.h"
 #include "model/cuda/device_model.h"
 #include "model/optimizer.h"
@@ -44,7 +45,10 @@ struct Trainer::State {
   // train.device: cuda. The step runs on the device model; `model` and `optimizer` hold the host
   // copy that initialisation, resuming and checkpoints use (planned for 1 x 1 tokens).
   std::unique_ptr<DeviceModel> device;
-  std::unique_ptr<GradSync> grad_sync;  // more than one rank only
+  std::unique_ptr<GradSync> grad_sync;  // more than one rank on cpu only
+  // cuda with more than one rank: NCCL over the device model's gradient arena (one all-reduce
+  // after backward; the host-side collectives stay on `comm`).
+  std::unique_ptr<Communicator> gpu_comm;
   std::unique_ptr<Zero1> zero1;         // distributed.zero1 with more than one rank
   TrainState progress;
   std::vector<int32_t> inputs, targets;
@@ -150,9 +154,9 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   RRT_CHECK(on_device || c.train.recompute == "none", "train.recompute",
             "activation recomputation exists on train.device: cuda only (the cpu model keeps "
             "every position's activations); set train.recompute: none");
-  RRT_CHECK(!on_device || world.world_size() == 1, "train.device",
-            "cuda trains on one GPU per run for now (data parallel on GPUs arrives with NCCL "
-            "gradients); run one process");
+  RRT_CHECK(!on_device || !c.distributed.zero1 || world.world_size() == 1, "distributed.zero1",
+            "ZeRO-1 exists on train.device: cpu only for now (on cuda the AdamW moments live in "
+            "the device model, unsharded); set distributed.zero1: false");
   if (c.train.threads > 0) omp_set_num_threads(static_cast<int>(c.train.threads));
   s.yaml = to_yaml(c);
 
@@ -174,6 +178,8 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   // On cuda the host model only holds the weights, so it plans activations for one token.
   s.model = std::make_unique<RecursiveModel>(
       c.model, on_device ? ModelCapacity{1, 1} : ModelCapacity{N, T}, objective);
+  // Several GPUs: NCCL first, because it picks this rank's GPU before the device model allocates.
+  if (on_device && world.world_size() > 1) s.gpu_comm = make_gpu_communicator(world);
   if (on_device)
     s.device = std::make_unique<DeviceModel>(
         c.model,
@@ -197,7 +203,7 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   }
   s.inputs.resize(N * T);
   s.targets.resize(N * T);
-  if (world.world_size() > 1) {
+  if (world.world_size() > 1 && !on_device) {
     const GradSyncOptions sync{
         .bucket_bytes = static_cast<int64_t>(c.distributed.bucket_mb * 1024 * 1024),
         .overlap = c.distributed.overlap};
@@ -225,7 +231,13 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
       load_initial_weights(c.train.init_from, c.model, s.model->params());
       std::printf("initialised weights from %s\n", c.train.init_from.c_str());
     }
-    if (world.world_size() > 1) {
+    if (s.gpu_comm) {
+      std::printf(
+          "data parallel: %d ranks (%s, one GPU each; rank 0 on GPU %d), global micro-batch %ld "
+          "x %ld tokens, gradients in one all-reduce after backward\n",
+          world.world_size(), s.gpu_comm->backend().c_str(), gpu_for_this_rank(),
+          static_cast<long>(N * world.world_size()), static_cast<long>(T));
+    } else if (world.world_size() > 1) {
       std::printf(
           "data parallel: %d ranks (%s), global micro-batch %ld x %ld tokens, gradients in %ld "
           "buckets of %.1f MiB, %s%s\n",
@@ -362,6 +374,11 @@ TrainSummary Trainer::run(int64_t stop_after) {
       s.grad_sync->finish();
       window_comm_wait += std::chrono::duration<double>(Clock::now() - t_wait).count();
     }
+    if (s.gpu_comm) {  // waits for backward's kernels too: comm_wait_ms is an upper bound here
+      const auto t_wait = Clock::now();
+      s.gpu_comm->all_reduce_mean(s.device->device_gradients(), s.device->gradient_floats());
+      window_comm_wait += std::chrono::duration<double>(Clock::now() - t_wait).count();
+    }
     loss = mean_over_ranks(world, loss);
     terms.mean_over_ranks(world);
     const double grad_norm = runner.grad_norm();
@@ -405,7 +422,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
                           {"gflops", gflops},
                           {"tokens", s.progress.tokens_seen},
                           {"elapsed_s", elapsed}};
-      if (s.grad_sync) line["comm_wait_ms"] = window_comm_wait / window_steps * 1e3;
+      if (s.grad_sync || s.gpu_comm) line["comm_wait_ms"] = window_comm_wait / window_steps * 1e3;
       terms.write(line);
       s.metrics << line << "\n";
       s.metrics.flush();

@@ -1,6 +1,7 @@
 # distributed/: the communicators (no MPI needed), and under mpirun (label mpi) the MPI
-# communicator, data-parallel training equal to one rank, resume across world sizes, and
-# failing ranks ending the job; under a local Slurm cluster (label slurm) the launch/ scripts.
+# communicator, data-parallel training equal to one rank, resume across world sizes, failing
+# ranks ending the job, and (labels gpu + mpi) NCCL data parallel on 2 GPUs; under a local
+# Slurm cluster (label slurm) the launch/ scripts.
 rrt_add_test(test_communicator ${CMAKE_CURRENT_LIST_DIR}/test_communicator.cpp)
 
 if(RRT_MPI)
@@ -30,6 +31,16 @@ if(RRT_MPI)
   set_tests_properties(Distributed.MpiCommunicator.2ranks Distributed.MpiCommunicator.3ranks
     Distributed.TrainEqualsOneRank Distributed.FailingRankEndsTheJob
     PROPERTIES LABELS mpi ENVIRONMENT "${_rrt_mpi_env}" TIMEOUT 600)
+
+  # train.device: cuda on 2 GPUs with NCCL gradients against 1 GPU (labels gpu and mpi;
+  # skipped, 77, with fewer than 2 GPUs visible).
+  if(RRT_CUDA)
+    add_test(NAME Distributed.NcclTrainEqualsOneGpu
+      COMMAND ${CMAKE_CURRENT_LIST_DIR}/nccl_train.sh $<TARGET_FILE:rrt_cli> ${MPIEXEC_EXECUTABLE}
+              $<TARGET_FILE:checkpoint_diff> ${CMAKE_SOURCE_DIR})
+    set_tests_properties(Distributed.NcclTrainEqualsOneGpu PROPERTIES LABELS "gpu;mpi"
+      SKIP_RETURN_CODE 77 ENVIRONMENT "${_rrt_mpi_env}" TIMEOUT 300)
+  endif()
 
   # launch/slurm_*.sbatch through sbatch on a one-node cluster the test starts and stops
   # (tools/local_slurm.sh); skipped (77) without root, slurm-wlm or munge.
