@@ -178,7 +178,7 @@ BenchReport run_serve_bench(Engine& engine, const Workload& w, const BenchOption
     oracle.push_back(c.oracle_loops);
     ref_tokens += static_cast<int64_t>(c.tokens.size());
   }
-  std::vector<int64_t> decode_tokens;
+  std::vector<int64_t>& decode_tokens = rep.decode_tokens;
   for (const Request& q : w.requests) decode_tokens.push_back(q.max_new_tokens - 1);
 
   const size_t E = o.exits.size(), S = o.schedulers.size();
@@ -308,7 +308,16 @@ std::string bench_markdown(const BenchReport& r) {
     for (size_t k = 0; k < e.exit_counts.size(); ++k)
       s += (k ? ", " : "") + fmt("%.3f", total > 0 ? e.exit_counts[k] / total : 0.0);
     s += "], a = " + fmt("%.2f", e.fit_a * 1e3) + " ms, b = " + fmt("%.3f", e.fit_b * 1e3) +
-         " ms per row\n";
+         " ms per row";
+    // The paper's regime: a call costs the same whatever its rows (c(n) = c(max_batch)).
+    double flat[3] = {0, 0, 0};
+    for (int b = 0; b < 3; ++b)
+      flat[b] = modelled_block_seconds(static_cast<Batching>(b), r.decode_tokens, r.max_batch,
+                                       e.exit_counts, 1.0, 0.0);
+    if (flat[2] > 0)
+      s += "; with a flat per-call latency depth-wise would be " + fmt("%.2f", flat[0] / flat[2]) +
+           "x static and " + fmt("%.2f", flat[1] / flat[2]) + "x sequence-wise";
+    s += "\n";
   }
   return s;
 }

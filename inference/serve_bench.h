@@ -88,6 +88,7 @@ struct BenchReport {
   std::string workload, kv_fill;
   int64_t max_batch = 0, repeats = 0, loops = 0;
   double load_before = 0, load_after = 0;  // 1-minute load average
+  std::vector<int64_t> decode_tokens;      // per request: tokens after the first
   std::vector<ExitResult> results;
 };
 
