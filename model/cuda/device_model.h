@@ -8,7 +8,8 @@
 // fp32 gradient arena (the tied block's gradients accumulate over loops in fp32), bf16
 // activations stashed per unrolled position, fp32 norm statistics and attention lse. The
 // forward and backward are model/cuda/device_layer.cpp, statement for statement the CPU's
-// decoder layer; the LM head + CE is ops/cuda/cross_entropy's chunked kernel.
+// decoder layer (one exception: a projection's LoRA term is written before the tied GEMM adds
+// onto it); the LM head + CE is ops/cuda/cross_entropy's chunked kernel.
 //
 // Supported: every family (Llama, Gemma, NeoX), cycle and sequence sharing, per-loop norms,
 // LoRA on any projection, tied heads, the plain next-token objective. Refused with an error
