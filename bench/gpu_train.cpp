@@ -7,6 +7,8 @@
 // speed does not depend on them; never zeros, which would run faster).
 //   bench_gpu_train [--batch N] [--seq T] [--steps S] [--warmup W] [--recompute MODE]
 //                   [--peak-tflops X] [--only relaxed|plain]
+// Without --only or --recompute it also runs the relaxed model with every position recomputed
+// (train.recompute: all), to show what recomputation saves in memory and costs in time.
 // MFU = model_train_flops (docs/benchmarks.md: the matmul FLOPs of every unrolled position, LoRA
 // and causal attention included, recomputation not counted) / (step time x dense bf16 peak).
 // The peak comes from a table keyed by compute capability; an unknown card prints 'peak unknown'
@@ -151,8 +153,10 @@ double run_model(const char* label, bool relaxed, const Options& o, double peak)
   if (peak > 0) std::snprintf(mfu, sizeof(mfu), "%.1f%%", 100.0 * tflops / peak);
   std::printf("%s: median step %.3f s, %.0f tokens/s, %.1f model TFLOP/s, MFU %s\n", label, median,
               tok_s, tflops, mfu);
-  std::printf("RESULT train \"%s N=%ld T=%ld\" tokens_per_s=%.0f tflops=%.1f mfu=%s\n", label,
-              static_cast<long>(N), static_cast<long>(T), tok_s, tflops, mfu);
+  std::printf(
+      "RESULT train \"%s N=%ld T=%ld\" tokens_per_s=%.0f tflops=%.1f mfu=%s activations_gib=%.1f\n",
+      label, static_cast<long>(N), static_cast<long>(T), tok_s, tflops, mfu,
+      model.activation_bytes() / 1073741824.0);
   std::fflush(stdout);
   return tok_s;
 }
@@ -208,9 +212,9 @@ int main(int argc, char** argv) {
     // A model that fails (out of memory, a shape a library refuses) is reported and the other
     // still runs; the exit status says that one failed.
     bool failed = false;
-    auto measure = [&](const char* label, bool relaxed_model) {
+    auto measure = [&](const char* label, bool relaxed_model, const Options& opts) {
       try {
-        return run_model(label, relaxed_model, o, peak);
+        return run_model(label, relaxed_model, opts, peak);
       } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_gpu_train: %s: %s\n", label, e.what());
         std::printf("RESULT train \"%s\" FAILED (see the log)\n", label);
@@ -220,8 +224,15 @@ int main(int argc, char** argv) {
     };
     double relaxed = 0, plain = 0;
     if (o.only.empty() || o.only == "relaxed")
-      relaxed = measure("tinyllama relaxed B=11 K=2 r=64", true);
-    if (o.only.empty() || o.only == "plain") plain = measure("tinyllama plain 22 layers", false);
+      relaxed = measure("tinyllama relaxed B=11 K=2 r=64", true, o);
+    if (o.only.empty() || o.only == "plain") plain = measure("tinyllama plain 22 layers", false, o);
+    // What activation recomputation costs and saves: the relaxed model again with every position
+    // recomputed (its activation memory and tokens/s beside the stored run's).
+    if (o.only.empty() && o.recompute == "none") {
+      Options all = o;
+      all.recompute = "all";
+      measure("tinyllama relaxed B=11 K=2 r=64 recompute=all", true, all);
+    }
     if (relaxed > 0 && plain > 0) {
       const double ratio = relaxed / plain;
       std::printf("relaxed / plain tokens/s: %.3f (goal: at least 0.90)\n", ratio);
