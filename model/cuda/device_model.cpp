@@ -1,126 +1,23 @@
-// The device model (model/cuda/device_model.h): memory plan, parameter binding, forward,
-// backward and the optimizer step. The structure follows model/recursive_model.cpp; the layer
-// itself is model/cuda/device_layer.cpp.
+// The device model (model/cuda/device_model.h): memory plan, parameter binding, forward and
+// backward, the training step's loss. The structure follows model/recursive_model.cpp; the layer
+// itself is model/cuda/device_layer.cpp; transfers and the optimizer are device_model_state.cpp.
 #include "model/cuda/device_model.h"
 
 #include <algorithm>
-#include <cmath>
 
 #include "core/arena.h"
 #include "core/cuda/cuda_check.h"
 #include "core/device.h"
-#include "model/cuda/device_layer.h"
-#include "model/optimizer.h"
-#include "model/parameters.h"
+#include "model/cuda/device_model_impl.h"
 #include "ops/cuda/cross_entropy.h"
 #include "ops/cuda/elementwise.h"
 #include "ops/cuda/vector_ops.h"
 
 namespace rrt {
 
-namespace {
-
-constexpr const char* kWhere = "DeviceModel";
-
-// Carves typed pieces out of one device block. Run once with no base to measure the block, then
-// again on the allocation to hand out the pointers: one plan, no size kept twice.
-struct Carver {
-  char* base = nullptr;
-  size_t used = 0;
-  template <typename T>
-  T* take(int64_t count) {
-    T* p = base ? reinterpret_cast<T*>(base + used) : nullptr;
-    used += (sizeof(T) * static_cast<size_t>(std::max<int64_t>(count, 1)) + 255) / 256 * 256;
-    return p;
-  }
-};
-
-// One cudaMalloc, freed with the model; the error names what did not fit.
-struct DeviceBlock {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  DeviceBlock() = default;
-  DeviceBlock(const DeviceBlock&) = delete;
-  DeviceBlock& operator=(const DeviceBlock&) = delete;
-  ~DeviceBlock() { cudaFree(ptr); }
-  void allocate(size_t n, const char* what) {
-    bytes = n;
-    const cudaError_t err = cudaMalloc(&ptr, n);
-    if (err != cudaSuccess) {
-      size_t free_bytes = 0, total_bytes = 0;
-      cudaGetLastError();
-      cudaMemGetInfo(&free_bytes, &total_bytes);
-      RRT_FAIL(kWhere, "cannot allocate ", n >> 20, " MiB of GPU memory for the ", what, " (",
-               free_bytes >> 20, " of ", total_bytes >> 20, " MiB free): ", cudaGetErrorString(err),
-               ". Lower train.micro_batch or train.seq_len, or set train.recompute: all");
-    }
-    RRT_CUDA_CHECK(cudaMemset(ptr, 0, n));
-  }
-};
-
-}  // namespace
-
-struct DeviceModel::Impl {
-  ModelSpec spec;
-  DeviceModelOptions opt;
-  ParamRegistry registry;
-  LossBreakdown losses;
-  cudaStream_t stream = nullptr;  // the legacy default stream: host copies order with kernels
-  ops::cuda::GemmContext gemm{nullptr};
-  ops::cuda::AttentionContext attention{nullptr};
-  std::unique_ptr<ops::cuda::DeviceRopeTable> rope;
-  int64_t L = 0, M = 0, adam_step = 0;
-
-  // Parameters: the host arena's layout (offsets in floats), fp32 masters, bf16 copies, fp32
-  // gradients and moments.
-  std::vector<int64_t> offset;
-  int64_t arena_floats = 0;
-  DeviceBlock param_block, activation_block;
-  float *master = nullptr, *grad = nullptr, *adam_m = nullptr, *adam_v = nullptr;
-  bf16* compute = nullptr;
-  double* norm_workspace = nullptr;
-
-  // Activations and scratch.
-  std::vector<DeviceLayerParams> layer_params;
-  std::vector<DeviceLayerGrads> layer_grads;
-  std::vector<DeviceLayerStash> stash;  // recomputed positions share one stash
-  std::vector<bf16*> resid;             // L + 1 residual streams [M, D]
-  DeviceLayerScratch scratch{};
-  bf16 *d_resid = nullptr, *final_h = nullptr, *d_final_h = nullptr, *recompute_out = nullptr;
-  float *final_rstd = nullptr, *final_mean = nullptr;
-  int32_t *tokens = nullptr, *targets = nullptr;
-  void* head_ws = nullptr;
-  size_t head_ws_bytes = 0;
-  int64_t N = 0, T = 0, head_chunk = 0;
-
-  Impl(const ModelSpec& s, const DeviceModelOptions& o) : spec(s), opt(o), registry(s) {}
-
-  bf16* value_bf16(const std::string& name) const { return compute + offset[registry.index(name)]; }
-  float* grad_of(int i) const { return registry[i].trainable ? grad + offset[i] : nullptr; }
-
-  LayerDims dims(int64_t n, int64_t t) const {
-    const ModelConfig& m = spec.model;
-    return {n,
-            t,
-            m.d_model,
-            m.n_heads,
-            m.n_kv_heads,
-            m.dh(),
-            m.ffn,
-            static_cast<float>(m.norm_eps),
-            m.norm,
-            m.norm_unit_offset,
-            m.parallel_residual,
-            m.activation};
-  }
-  DeviceLayerContext context() { return {gemm, attention, *rope, stream}; }
-
-  void plan_parameters();
-  void carve_activations(Carver& c);
-  void bind_positions();
-  void forward(const int32_t* host_tokens, int64_t n, int64_t t);
-  void backward();
-};
+using device_model_detail::Carver;
+using device_model_detail::DeviceBlock;
+using device_model_detail::kWhere;
 
 void DeviceModel::Impl::plan_parameters() {
   // The host ParameterSet's arena, planned but not allocated: the same offsets, so upload and
@@ -349,82 +246,6 @@ DeviceModel::DeviceModel(const ModelSpec& spec, const DeviceModelOptions& option
 
 DeviceModel::~DeviceModel() = default;
 
-const ModelSpec& DeviceModel::spec() const { return impl_->spec; }
-const LossBreakdown& DeviceModel::last_losses() const { return impl_->losses; }
-int64_t DeviceModel::steps_taken() const { return impl_->adam_step; }
-float* DeviceModel::device_gradients() { return impl_->grad; }
-int64_t DeviceModel::gradient_floats() const { return impl_->arena_floats; }
-int64_t DeviceModel::parameter_bytes() const {
-  return static_cast<int64_t>(impl_->param_block.bytes);
-}
-int64_t DeviceModel::activation_bytes() const {
-  return static_cast<int64_t>(impl_->activation_block.bytes);
-}
-
-namespace {
-// ParameterSet has no const arena accessor; reading through it changes nothing.
-const Arena& values_of(const ParameterSet& p) {
-  return const_cast<ParameterSet&>(p).values_arena();
-}
-
-void check_same_layout(const ParameterSet& params, int64_t floats) {
-  RRT_CHECK(values_of(params).total_bytes() == floats * static_cast<int64_t>(sizeof(float)), kWhere,
-            "the host parameter set (", values_of(params).total_bytes(),
-            " bytes) is not this model's (", floats * static_cast<int64_t>(sizeof(float)),
-            " bytes): built from another spec");
-}
-}  // namespace
-
-void DeviceModel::upload(const ParameterSet& params) {
-  Impl& s = *impl_;
-  check_same_layout(params, s.arena_floats);
-  RRT_CUDA_CHECK(cudaMemcpy(s.master, values_of(params).base(), sizeof(float) * s.arena_floats,
-                            cudaMemcpyHostToDevice));
-  ops::cuda::to_bf16(s.master, s.compute, s.arena_floats, s.stream);
-  RRT_CUDA_CHECK(cudaStreamSynchronize(s.stream));
-}
-
-void DeviceModel::download(ParameterSet& params) const {
-  const Impl& s = *impl_;
-  check_same_layout(params, s.arena_floats);
-  RRT_CUDA_CHECK(cudaMemcpy(params.values_arena().base(), s.master, sizeof(float) * s.arena_floats,
-                            cudaMemcpyDeviceToHost));
-}
-
-void DeviceModel::download_grads(ParameterSet& params) const {
-  const Impl& s = *impl_;
-  check_same_layout(params, s.arena_floats);
-  RRT_CHECK(params.has_grads(), kWhere, "the host set holds no gradients");
-  RRT_CUDA_CHECK(cudaMemcpy(params.grads_arena().base(), s.grad, sizeof(float) * s.arena_floats,
-                            cudaMemcpyDeviceToHost));
-}
-
-void DeviceModel::upload_optimizer(AdamW& opt) {
-  Impl& s = *impl_;
-  RRT_CHECK(!opt.sharded(), kWhere, "a sharded (ZeRO-1) optimizer cannot move to one GPU");
-  for (int i = 0; i < s.registry.size(); ++i) {
-    const size_t bytes = sizeof(float) * s.registry[i].shape.numel();
-    RRT_CUDA_CHECK(cudaMemcpy(s.adam_m + s.offset[i], opt.first_moment().view(i).f32(), bytes,
-                              cudaMemcpyHostToDevice));
-    RRT_CUDA_CHECK(cudaMemcpy(s.adam_v + s.offset[i], opt.second_moment().view(i).f32(), bytes,
-                              cudaMemcpyHostToDevice));
-  }
-  s.adam_step = opt.steps_taken();
-}
-
-void DeviceModel::download_optimizer(AdamW& opt) const {
-  const Impl& s = *impl_;
-  RRT_CHECK(!opt.sharded(), kWhere, "a sharded (ZeRO-1) optimizer cannot take one GPU's state");
-  for (int i = 0; i < s.registry.size(); ++i) {
-    const size_t bytes = sizeof(float) * s.registry[i].shape.numel();
-    RRT_CUDA_CHECK(cudaMemcpy(opt.first_moment().view(i).f32(), s.adam_m + s.offset[i], bytes,
-                              cudaMemcpyDeviceToHost));
-    RRT_CUDA_CHECK(cudaMemcpy(opt.second_moment().view(i).f32(), s.adam_v + s.offset[i], bytes,
-                              cudaMemcpyDeviceToHost));
-  }
-  opt.set_steps_taken(s.adam_step);
-}
-
 double DeviceModel::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N,
                                      int64_t T, float weight) {
   Impl& s = *impl_;
@@ -469,36 +290,4 @@ void DeviceModel::logits(const int32_t* tokens, int64_t N, int64_t T, float* out
   RRT_CUDA_CHECK(
       cudaMemcpy(out, logits.ptr, sizeof(float) * N * T * m.vocab, cudaMemcpyDeviceToHost));
 }
-
-void DeviceModel::zero_grads() {
-  Impl& s = *impl_;
-  RRT_CUDA_CHECK(cudaMemsetAsync(s.grad, 0, sizeof(float) * s.arena_floats, s.stream));
-}
-
-double DeviceModel::grad_norm() {
-  Impl& s = *impl_;
-  return std::sqrt(ops::cuda::sum_squares(s.grad, s.arena_floats, s.norm_workspace, s.stream));
-}
-
-void DeviceModel::scale_grads(float factor) {
-  Impl& s = *impl_;
-  ops::cuda::scale_inplace(s.grad, s.arena_floats, factor, s.stream);
-}
-
-void DeviceModel::adamw_step(const ops::AdamWHyper& hyper, double lr) {
-  Impl& s = *impl_;
-  ++s.adam_step;
-  ops::AdamWHyper h = hyper;
-  if (lr >= 0) h.lr = lr;
-  for (int i = 0; i < s.registry.size(); ++i) {
-    if (!s.registry[i].trainable) continue;
-    const int64_t at = s.offset[i];
-    ops::cuda::adamw_step(s.master + at, s.grad + at, s.adam_m + at, s.adam_v + at, s.compute + at,
-                          s.registry[i].shape.numel(), h, s.registry[i].decay, s.adam_step,
-                          s.stream);
-  }
-}
-
-bool device_model_compiled() { return true; }
-
 }  // namespace rrt

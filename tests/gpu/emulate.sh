@@ -32,6 +32,7 @@ echo "[emulate] building $exe"
 g++ -std=c++20 -O1 -fopenmp -w -I. -isystem "$cuda_include" \
   $(pkg-config --cflags hdf5 openblas yaml-cpp sentencepiece libpcre2-8 gtest) \
   tests/gpu/test_model_gpu.cpp tests/gpu/test_trainer_gpu.cpp model/cuda/device_model.cpp \
+  model/cuda/device_model_state.cpp \
   model/cuda/device_layer.cpp tests/gpu/emulation/host_cuda.cpp \
   "$build"/librrt_{trainer,data,model,ops,distributed,core}.a \
   $(pkg-config --libs hdf5 openblas yaml-cpp sentencepiece libpcre2-8 zlib gtest_main) \
