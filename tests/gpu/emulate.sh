@@ -26,6 +26,11 @@ grep -q 'RRT_CUDA:BOOL=OFF' "$build/CMakeCache.txt" || {
 }
 cuda_include=${CUDA_HOME:-/usr/local/cuda}/include
 [[ -f $cuda_include/cuda_bf16.h ]] || { echo "[emulate] no cuda_bf16.h in $cuda_include" >&2; exit 1; }
+# An MPI build's librrt_distributed needs Open MPI's libraries too.
+mpi_link=()
+if grep -q 'RRT_MPI:BOOL=ON' "$build/CMakeCache.txt"; then
+  read -ra mpi_link < <(mpicxx --showme:link)
+fi
 exe=$build/test_model_gpu_emulated
 echo "[emulate] building $exe"
 # The device model's sources are compiled here (the CPU build's librrt_model holds the stub).
@@ -36,6 +41,6 @@ g++ -std=c++20 -O1 -fopenmp -w -I. -isystem "$cuda_include" \
   model/cuda/device_layer.cpp tests/gpu/emulation/host_cuda.cpp \
   "$build"/librrt_{trainer,data,model,ops,distributed,core}.a \
   $(pkg-config --libs hdf5 openblas yaml-cpp sentencepiece libpcre2-8 zlib gtest_main) \
-  -lpthread -o "$exe"
+  "${mpi_link[@]}" -lpthread -o "$exe"
 echo "[emulate] running (the CudaWithoutAGpu test skips: the emulation shows one GPU)"
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$exe" "$@"
