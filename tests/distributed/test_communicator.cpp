@@ -11,6 +11,7 @@
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "distributed/communicator.h"
+#include "tests/text_shards.h"
 
 namespace rrt {
 namespace {
@@ -101,22 +102,11 @@ TEST(Launcher, DetectedFromTheEnvironment) {
 }
 
 std::string shards() {
-  static const std::string dir = [] {
-    const fs::path root =
-        fs::path(::testing::TempDir()) / ("rrt_comm_data_" + std::to_string(::getpid()));
-    fs::remove_all(root);
-    fs::create_directories(root / "text");
-    for (int d = 0; d < 4; ++d) {
-      std::ofstream f(root / "text" / ("doc" + std::to_string(d) + ".txt"));
-      for (int line = 0; line < 30; ++line) f << "Doc " << d << " line " << line << ": loops.\n";
-    }
-    PrepareOptions p;
-    p.inputs = {(root / "text").string()};
-    p.out_dir = (root / "shards").string();
-    p.progress = false;
-    prepare_shards(p);
-    return p.out_dir;
-  }();
+  static const std::string dir = rrt::prepare_test_shards(
+      fs::path(::testing::TempDir()) / ("rrt_comm_data_" + std::to_string(::getpid())), 4, 30,
+      [](int d, int i) {
+        return "Doc " + std::to_string(d) + " line " + std::to_string(i) + ": loops.";
+      });
   return dir;
 }
 

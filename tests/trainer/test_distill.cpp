@@ -17,6 +17,7 @@
 #include "core/safetensors.h"
 #include "data/prepare.h"
 #include "tests/model/compare.h"
+#include "tests/text_shards.h"
 #include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
 #include "trainer/objective.h"
@@ -36,21 +37,10 @@ fs::path fresh(const std::string& name) {
 }
 
 const std::string& shards() {
-  static const std::string dir = [] {
-    const fs::path root = fresh("data");
-    fs::create_directories(root / "text");
-    for (int d = 0; d < 4; ++d) {
-      std::ofstream f(root / "text" / ("doc" + std::to_string(d) + ".txt"));
-      for (int line = 0; line < 30; ++line)
-        f << "Document " << d << " line " << line << ": the teacher knows the next byte.\n";
-    }
-    PrepareOptions p;
-    p.inputs = {(root / "text").string()};
-    p.out_dir = (root / "shards").string();
-    p.progress = false;
-    prepare_shards(p);
-    return p.out_dir;
-  }();
+  static const std::string dir = rrt::prepare_test_shards(fresh("data"), 4, 30, [](int d, int i) {
+    return "Document " + std::to_string(d) + " line " + std::to_string(i) +
+           ": the teacher knows the next byte.";
+  });
   return dir;
 }
 

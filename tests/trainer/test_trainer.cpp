@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "data/prepare.h"
 #include "model/recursive_model.h"
+#include "tests/text_shards.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config_io.h"
 #include "trainer/schedule.h"
@@ -24,29 +25,24 @@ namespace fs = std::filesystem;
 
 // Token shards of a few KB of text, prepared once per test binary.
 const std::string& shards() {
-  static const std::string dir = [] {
-    const fs::path root = fs::path(::testing::TempDir()) / ("rrt_trainer_data_" + std::to_string(::getpid()));
-    fs::remove_all(root);
-    fs::create_directories(root / "text");
-    for (int d = 0; d < 6; ++d) {
-      std::ofstream f(root / "text" / ("doc" + std::to_string(d) + ".txt"));
-      for (int line = 0; line < 40; ++line)
-        f << "Document " << d << " line " << line << ": the loop runs the block again.\n";
-    }
-    PrepareOptions p;
-    p.inputs = {(root / "text").string()};
-    p.out_dir = (root / "shards").string();
-    p.progress = false;
-    prepare_shards(p);
-    return p.out_dir;
-  }();
+  static const std::string dir = rrt::prepare_test_shards(
+      fs::path(::testing::TempDir()) / ("rrt_trainer_data_" + std::to_string(::getpid())), 6, 40,
+      [](int d, int i) {
+        return "Document " + std::to_string(d) + " line " + std::to_string(i) +
+               ": the loop runs the block again.";
+      });
   return dir;
 }
 
 RunConfig small_run(const std::string& run_dir) {
   RunConfig c;
-  c.model.model = {.n_layers = 4, .vocab = 257, .d_model = 32, .n_heads = 4, .n_kv_heads = 2,
-                   .ffn = 48, .max_seq_len = 32};
+  c.model.model = {.n_layers = 4,
+                   .vocab = 257,
+                   .d_model = 32,
+                   .n_heads = 4,
+                   .n_kv_heads = 2,
+                   .ffn = 48,
+                   .max_seq_len = 32};
   c.model.recursion = {.block_layers = 2, .loops = 2};
   c.model.lora = {.rank_attention = 4, .rank_mlp = 4};
   c.data.path = shards();
@@ -68,8 +64,8 @@ RunConfig small_run(const std::string& run_dir) {
 }
 
 fs::path fresh(const std::string& name) {
-  const fs::path p = fs::path(::testing::TempDir()) /
-                     ("rrt_trainer_" + std::to_string(::getpid()) + "_" + name);
+  const fs::path p =
+      fs::path(::testing::TempDir()) / ("rrt_trainer_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(p);
   return p;
 }
@@ -78,7 +74,8 @@ std::vector<float> final_params(const std::string& checkpoint, const RunConfig& 
   ParameterSet p(c.model);
   load_checkpoint(checkpoint, p, nullptr);
   std::vector<float> out;
-  for (int i = 0; i < p.registry().size(); ++i) out.insert(out.end(), p.value(i), p.value(i) + p.numel(i));
+  for (int i = 0; i < p.registry().size(); ++i)
+    out.insert(out.end(), p.value(i), p.value(i) + p.numel(i));
   return out;
 }
 
@@ -175,7 +172,7 @@ TEST(Trainer, EvaluationIsRepeatableAndMetricsAreWritten) {
   c.train.eval_every = 2;
   Trainer trainer(c);
   const double before = trainer.evaluate();
-  EXPECT_EQ(before, trainer.evaluate());  // the same validation batches every time
+  EXPECT_EQ(before, trainer.evaluate());      // the same validation batches every time
   EXPECT_NEAR(before, std::log(257.0), 0.5);  // an untrained model is near uniform
   const TrainSummary s = trainer.run();
   EXPECT_GT(s.last_val_loss, 0);
@@ -191,15 +188,19 @@ TEST(Trainer, EvaluationIsRepeatableAndMetricsAreWritten) {
 }
 
 TEST(Schedule, WarmupCosineConstantWsd) {
-  ScheduleSpec s{.kind = "cosine", .lr = 1.0, .min_lr_ratio = 0.1, .warmup_steps = 10,
-                 .total_steps = 110};
+  ScheduleSpec s{
+      .kind = "cosine", .lr = 1.0, .min_lr_ratio = 0.1, .warmup_steps = 10, .total_steps = 110};
   EXPECT_DOUBLE_EQ(learning_rate(s, 5), 0.5);
   EXPECT_DOUBLE_EQ(learning_rate(s, 10), 1.0);
   EXPECT_NEAR(learning_rate(s, 60), 0.55, 1e-12);  // halfway: (1 + 0.1) / 2
   EXPECT_NEAR(learning_rate(s, 110), 0.1, 1e-12);
   s.kind = "constant";
   EXPECT_DOUBLE_EQ(learning_rate(s, 100), 1.0);
-  s = {.kind = "wsd", .lr = 1.0, .min_lr_ratio = 0.0, .warmup_steps = 0, .total_steps = 100,
+  s = {.kind = "wsd",
+       .lr = 1.0,
+       .min_lr_ratio = 0.0,
+       .warmup_steps = 0,
+       .total_steps = 100,
        .decay_fraction = 0.2};
   EXPECT_DOUBLE_EQ(learning_rate(s, 80), 1.0);
   EXPECT_NEAR(learning_rate(s, 90), 0.5, 1e-12);

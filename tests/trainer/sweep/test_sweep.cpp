@@ -1,6 +1,6 @@
-// Sweeps (trainer/sweep/): expansion of grid and zip axes (counts, order, names, each run's resolved
-// config), validation of sweep files (errors at the sweep file's line), conversion of each run's
-// starting weights, `--launch local` resuming an interrupted sweep without rerunning anything
+// Sweeps (trainer/sweep/): expansion of grid and zip axes (counts, order, names, each run's
+// resolved config), validation of sweep files (errors at the sweep file's line), conversion of each
+// run's starting weights, `--launch local` resuming an interrupted sweep without rerunning anything
 // finished and recording failures, the summary table, and the loss plot (decoded with zlib).
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -19,15 +19,16 @@
 #include "core/error.h"
 #include "core/plot.h"
 #include "data/prepare.h"
+#include "tests/error_helpers.h"
+#include "tests/png_decode.h"
+#include "tests/text_shards.h"
+#include "trainer/checkpoint.h"
+#include "trainer/config_io.h"
 #include "trainer/sweep/launch.h"
 #include "trainer/sweep/process.h"
 #include "trainer/sweep/run_plot.h"
 #include "trainer/sweep/summary.h"
 #include "trainer/sweep/sweep.h"
-#include "tests/error_helpers.h"
-#include "tests/png_decode.h"
-#include "trainer/checkpoint.h"
-#include "trainer/config_io.h"
 #include "trainer/trainer.h"
 
 namespace rrt {
@@ -47,21 +48,10 @@ fs::path temp(const std::string& name) {
 
 // Token shards of a few KB of text, prepared once per test binary.
 const std::string& shards() {
-  static const std::string dir = [] {
-    const fs::path root = temp("data");
-    fs::create_directories(root / "text");
-    for (int d = 0; d < 6; ++d) {
-      std::ofstream f(root / "text" / ("doc" + std::to_string(d) + ".txt"));
-      for (int line = 0; line < 40; ++line)
-        f << "Document " << d << " line " << line << ": the loop runs the block again.\n";
-    }
-    PrepareOptions p;
-    p.inputs = {(root / "text").string()};
-    p.out_dir = (root / "shards").string();
-    p.progress = false;
-    prepare_shards(p);
-    return p.out_dir;
-  }();
+  static const std::string dir = rrt::prepare_test_shards(temp("data"), 6, 40, [](int d, int i) {
+    return "Document " + std::to_string(d) + " line " + std::to_string(i) +
+           ": the loop runs the block again.";
+  });
   return dir;
 }
 
