@@ -10,7 +10,7 @@ mkdir -p "$out"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OMP_WAIT_POLICY=passive
 uptime | tee "$out/load.txt"
 "$rrt" serve-bench runs/demo_seeds/seed_1/exits_aggressive/step_00000100.h5 \
-  --requests 48 --prompt-len 8-32 --output-len 32-128 --max-batch 8 --repeats 5 \
+  --requests 48 --prompt-len 8-32 --output-len 32-128 --max-batch 8 --repeats 15 \
   --exits none,oracle,confidence:0.5,confidence:0.3 --verbose | tee "$out/demo.md"
 "$rrt" serve-bench runs/smollm2_kd/posttrain/step_00000007.h5 --data runs/smollm2_kd/heldout_shards \
   --requests 12 --prompt-len 8-16 --output-len 24-48 --max-batch 8 --repeats 3 \

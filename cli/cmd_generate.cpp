@@ -77,8 +77,7 @@ void add_generate_command(CLI::App& app) {
                   "--threshold) or oracle (measurement: decodes at full depth first to find "
                   "each token's earliest agreeing loop, then replays those exits)")
       ->check(CLI::IsMember({"none", "oracle", "confidence"}));
-  cmd->add_option("--threshold", o->threshold, "confidence threshold")
-      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--threshold", o->threshold, "confidence threshold")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--kv", o->kv,
                   "how an early-exited token's skipped KV is filled: propagate (k and v "
                   "projections of the exited state), recompute (run the skipped loops after "
@@ -104,8 +103,9 @@ void add_generate_command(CLI::App& app) {
         texts.insert(texts.end(), lines.begin(), lines.end());
       }
     }
-    RRT_CHECK(!texts.empty(), "generate", "no prompt: give --prompt, --prompts FILE or lines on "
-                                          "standard input");
+    RRT_CHECK(!texts.empty(), "generate",
+              "no prompt: give --prompt, --prompts FILE or lines on "
+              "standard input");
     // The tokenizer first, to size the KV cache for the longest prompt.
     const CheckpointContents header = read_checkpoint_header(o->checkpoint);
     const RunConfig cfg = parse_run_config(header.config_yaml, o->checkpoint + " (/config)");
@@ -122,13 +122,15 @@ void add_generate_command(CLI::App& app) {
       reqs.push_back(std::move(q));
     }
     const int64_t max_seq = longest + o->max_new;
-    RRT_CHECK(max_seq <= cfg.model.model.max_seq_len, "generate", "the longest prompt (",
-              longest, " tokens) plus ", o->max_new, " new tokens exceed the model's max_seq_len ",
+    RRT_CHECK(max_seq <= cfg.model.model.max_seq_len, "generate", "the longest prompt (", longest,
+              " tokens) plus ", o->max_new, " new tokens exceed the model's max_seq_len ",
               cfg.model.model.max_seq_len);
-    inference::ServedModel m = inference::load_served_model(
-        o->checkpoint,
-        {.slots = o->max_batch, .max_seq = max_seq, .max_rows = std::max<int64_t>(64, o->max_batch)},
-        "none");
+    inference::ServedModel m =
+        inference::load_served_model(o->checkpoint,
+                                     {.slots = o->max_batch,
+                                      .max_seq = max_seq,
+                                      .max_rows = std::max<int64_t>(64, o->max_batch)},
+                                     "none");
     inference::GenerateOptions g;
     g.batching = inference::parse_batching(o->batching);
     g.max_batch = o->max_batch;

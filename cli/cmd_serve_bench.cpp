@@ -135,15 +135,20 @@ void add_serve_bench_command(CLI::App& app) {
     }
     int64_t max_seq = 0;
     for (const auto& q : work.requests)
-      max_seq = std::max<int64_t>(max_seq, static_cast<int64_t>(q.prompt.size()) + q.max_new_tokens);
-    inference::ServedModel m = inference::load_served_model(
-        o->checkpoint,
-        {.slots = o->max_batch, .max_seq = max_seq, .max_rows = std::max<int64_t>(64, o->max_batch)},
-        "none");
+      max_seq =
+          std::max<int64_t>(max_seq, static_cast<int64_t>(q.prompt.size()) + q.max_new_tokens);
+    inference::ServedModel m =
+        inference::load_served_model(o->checkpoint,
+                                     {.slots = o->max_batch,
+                                      .max_seq = max_seq,
+                                      .max_rows = std::max<int64_t>(64, o->max_batch)},
+                                     "none");
     inference::BenchOptions b;
     b.schedulers.clear();
-    for (const std::string& s : split(o->schedulers)) b.schedulers.push_back(inference::parse_batching(s));
-    for (const std::string& e : split(o->exits)) b.exits.push_back(inference::parse_exit_setting(e));
+    for (const std::string& s : split(o->schedulers))
+      b.schedulers.push_back(inference::parse_batching(s));
+    for (const std::string& e : split(o->exits))
+      b.exits.push_back(inference::parse_exit_setting(e));
     b.fill = inference::parse_kv_fill(o->kv);
     b.max_batch = o->max_batch;
     b.repeats = o->repeats;

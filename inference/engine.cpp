@@ -25,10 +25,17 @@ int64_t max_lora_rank(const ModelSpec& s) {
 }
 
 LayerDims rows_dims(const ModelConfig& m, int64_t n) {
-  return {n,         1,           m.d_model,
-          m.n_heads, m.n_kv_heads, m.dh(),
-          m.ffn,     static_cast<float>(m.norm_eps),
-          m.norm,    m.norm_unit_offset, m.parallel_residual,
+  return {n,
+          1,
+          m.d_model,
+          m.n_heads,
+          m.n_kv_heads,
+          m.dh(),
+          m.ffn,
+          static_cast<float>(m.norm_eps),
+          m.norm,
+          m.norm_unit_offset,
+          m.parallel_residual,
           m.activation};
 }
 
@@ -84,8 +91,8 @@ void Engine::group_rows(const StageRow* rows, int64_t n, int64_t j) {
   const int64_t B = block_layers();
   for (int64_t i = 0; i < n; ++i) {
     if (groups_.empty() || rows[i].stage != rows[groups_.back().begin].stage) {
-      RRT_CHECK(rows[i].stage >= 0 && rows[i].stage < stages(), "Engine", "stage ",
-                rows[i].stage, " outside 0..", stages() - 1);
+      RRT_CHECK(rows[i].stage >= 0 && rows[i].stage < stages(), "Engine", "stage ", rows[i].stage,
+                " outside 0..", stages() - 1);
       RRT_CHECK(static_cast<int64_t>(groups_.size()) < stages(), "Engine",
                 "rows of one stage must be contiguous");
       groups_.push_back({i, i + 1, rows[i].stage * B + j});
@@ -110,8 +117,8 @@ void Engine::project(Proj p, const float* in, int64_t in_dim, float* out, int64_
     const int64_t rows = g.end - g.begin;
     const float* x = in + g.begin * in_dim;
     float* y = out + g.begin * out_dim;
-    if (!shared) ops::linear_forward<float>(x, lp.weight[i], nullptr, y, rows, in_dim, out_dim,
-                                            false);
+    if (!shared)
+      ops::linear_forward<float>(x, lp.weight[i], nullptr, y, rows, in_dim, out_dim, false);
     if (lp.bias[i])
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < out_dim; ++c) y[r * out_dim + c] += lp.bias[i][c];
@@ -155,8 +162,7 @@ void Engine::store_kv(const StageRow* rows, int64_t n) {
   for (const Group& g : groups_)
     for (int64_t i = g.begin; i < g.end; ++i) {
       std::memcpy(cache_.key(g.position, rows[i].slot, rows[i].pos), k_.data() + i * kvd, bytes);
-      std::memcpy(cache_.value(g.position, rows[i].slot, rows[i].pos), v_.data() + i * kvd,
-                  bytes);
+      std::memcpy(cache_.value(g.position, rows[i].slot, rows[i].pos), v_.data() + i * kvd, bytes);
     }
 }
 
@@ -257,21 +263,19 @@ void Engine::head(const float* resid, int64_t n, float* logits) {
 // [row0, row0 + rows) of the last head() call.
 void Engine::head_adapter(int64_t loop, int64_t row0, int64_t rows, float* logits) {
   const ModelConfig& m = w_.spec.model;
-  RRT_CHECK(loop >= 1 && loop <= stages(), "Engine", "exit loop ", loop, " outside 1..",
-            stages());
+  RRT_CHECK(loop >= 1 && loop <= stages(), "Engine", "exit loop ", loop, " outside 1..", stages());
   const float* A = w_.exit_lora_a[static_cast<size_t>(loop - 1)];
   if (loop == stages() || A == nullptr || rows == 0) return;
   const int64_t R = w_.exit_lora_rank;
   ops::gemm<float>(false, true, rows, R, m.d_model, 1.0f, head_h_.data() + row0 * m.d_model,
                    m.d_model, A, m.d_model, 0.0f, head_u_.data(), R);
   ops::gemm<float>(false, true, rows, m.vocab, R, 1.0f, head_u_.data(), R,
-                   w_.exit_lora_b[static_cast<size_t>(loop - 1)], R, 1.0f,
-                   logits + row0 * m.vocab, m.vocab);
+                   w_.exit_lora_b[static_cast<size_t>(loop - 1)], R, 1.0f, logits + row0 * m.vocab,
+                   m.vocab);
 }
 
 void Engine::exit_logits(int64_t loop, const float* resid, int64_t n, float* logits) {
-  RRT_CHECK(loop >= 1 && loop <= stages(), "Engine", "exit loop ", loop, " outside 1..",
-            stages());
+  RRT_CHECK(loop >= 1 && loop <= stages(), "Engine", "exit loop ", loop, " outside 1..", stages());
   if (n == 0) return;
   head(resid, n, logits);
   head_adapter(loop, 0, n, logits);

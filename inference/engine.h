@@ -30,10 +30,10 @@
 namespace rrt::inference {
 
 struct EngineCapacity {
-  int64_t slots = 1;     // sequences with a KV cache at once
-  int64_t max_seq = 0;   // tokens per sequence (prompt + output); 0: the model's max_seq_len
-  int64_t max_rows = 64; // rows per engine call (decode batch, prefill chunk)
-  int threads = 0;       // OpenMP threads for attention; 0: omp_get_max_threads()
+  int64_t slots = 1;      // sequences with a KV cache at once
+  int64_t max_seq = 0;    // tokens per sequence (prompt + output); 0: the model's max_seq_len
+  int64_t max_rows = 64;  // rows per engine call (decode batch, prefill chunk)
+  int threads = 0;        // OpenMP threads for attention; 0: omp_get_max_threads()
 };
 
 // One row of an engine call: a token of the sequence in `slot` at position `pos`, and the

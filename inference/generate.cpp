@@ -62,9 +62,9 @@ class Runner {
   int32_t next_req_ = 0;
   int64_t active_ = 0;
   std::vector<Item> items_;
-  std::vector<float> resid_;           // [items, D]
+  std::vector<float> resid_;  // [items, D]
   std::vector<int32_t> free_items_;
-  std::vector<int32_t> loop_argmax_;   // record_oracle: [items, K]
+  std::vector<int32_t> loop_argmax_;  // record_oracle: [items, K]
   // Per-call scratch.
   std::vector<StageRow> rows_;
   std::vector<float> batch_resid_, head_resid_, logits_;
@@ -85,8 +85,9 @@ Runner::Runner(Engine& engine, const std::vector<Request>& requests, const Gener
       sampler_(engine.vocab()) {
   const EngineCapacity& cap = engine.capacity();
   RRT_CHECK(o_.max_batch >= 1 && o_.max_batch <= cap.slots && o_.max_batch <= cap.max_rows,
-            "generate", "max_batch ", o_.max_batch, " needs an engine with at least as many slots (",
-            cap.slots, ") and rows per call (", cap.max_rows, ")");
+            "generate", "max_batch ", o_.max_batch,
+            " needs an engine with at least as many slots (", cap.slots, ") and rows per call (",
+            cap.max_rows, ")");
   RRT_CHECK(!o_.record_oracle || o_.exit.rule == ExitRule::none, "generate",
             "record_oracle scores every loop of a full-depth run: use exit rule none");
   RRT_CHECK(o_.exit.rule != ExitRule::oracle || o_.exit.oracle_loops != nullptr, "generate",
@@ -232,9 +233,12 @@ bool Runner::wants_logits(const Item& it) const {
   if (!e_.exits_before_last()) return false;
   if (o_.record_oracle) return true;
   switch (o_.exit.rule) {
-    case ExitRule::none: return false;
-    case ExitRule::confidence: return true;
-    case ExitRule::oracle: return it.stage == oracle_loop(it);
+    case ExitRule::none:
+      return false;
+    case ExitRule::confidence:
+      return true;
+    case ExitRule::oracle:
+      return it.stage == oracle_loop(it);
   }
   return false;
 }
@@ -298,8 +302,9 @@ void Runner::after_stage(const int32_t* list, int64_t n) {
     } else if (o_.exit.fill == KvFill::propagate) {
       fill_items_.push_back(i);
     } else if (o_.exit.fill == KvFill::copy) {
-      timed(CallKind::kv_fill, 1,
-            [&] { e_.copy_kv(StageRow{it.slot, it.pos, static_cast<int32_t>(k - 1)}); });
+      timed(CallKind::kv_fill, 1, [&] {
+        e_.copy_kv(StageRow{it.slot, it.pos, static_cast<int32_t>(k - 1)});
+      });
       free_item(i);
     } else {
       it.fill = true;  // keeps running its remaining loops, writing only their KV
@@ -312,11 +317,9 @@ void Runner::after_stage(const int32_t* list, int64_t n) {
     for (int64_t i = 0; i < F; ++i) {
       const Item& it = items_[fill_items_[i]];
       rows_[i] = StageRow{it.slot, it.pos, it.stage - 1};
-      std::memcpy(batch_resid_.data() + i * D_, resid(fill_items_[i]),
-                  static_cast<size_t>(D_) * 4);
+      std::memcpy(batch_resid_.data() + i * D_, resid(fill_items_[i]), static_cast<size_t>(D_) * 4);
     }
-    timed(CallKind::kv_fill, F,
-          [&] { e_.propagate_kv(rows_.data(), F, batch_resid_.data()); });
+    timed(CallKind::kv_fill, F, [&] { e_.propagate_kv(rows_.data(), F, batch_resid_.data()); });
     for (int32_t i : fill_items_) free_item(i);
   }
   for (int64_t i = 0; i < n; ++i)

@@ -71,11 +71,11 @@ struct EngineCall {
 
 struct RunStats {
   double seconds = 0;
-  int64_t generated = 0;              // every generated token
-  std::vector<int64_t> exit_counts;   // per loop 1..K, over tokens after the first of each
-  std::vector<EngineCall> calls;      // every engine call, in order
-  int64_t decode_rows = 0;            // item-stages run by decode calls (fill items included)
-  double mean_loops() const;          // over the tokens counted in exit_counts
+  int64_t generated = 0;             // every generated token
+  std::vector<int64_t> exit_counts;  // per loop 1..K, over tokens after the first of each
+  std::vector<EngineCall> calls;     // every engine call, in order
+  int64_t decode_rows = 0;           // item-stages run by decode calls (fill items included)
+  double mean_loops() const;         // over the tokens counted in exit_counts
 };
 
 // Runs every request to completion. The engine needs slots >= max_batch and max_rows >=

@@ -9,7 +9,8 @@ ServedModel load_served_model(const std::string& checkpoint, const EngineCapacit
   m.engine = std::make_unique<Engine>(bind_weights(m.checkpoint.config.model, *m.checkpoint.params),
                                       capacity);
   if (tokenizer != "none")
-    m.tokenizer = make_tokenizer(tokenizer.empty() ? m.checkpoint.config.data.tokenizer : tokenizer);
+    m.tokenizer =
+        make_tokenizer(tokenizer.empty() ? m.checkpoint.config.data.tokenizer : tokenizer);
   return m;
 }
 

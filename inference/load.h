@@ -12,7 +12,7 @@
 namespace rrt::inference {
 
 struct ServedModel {
-  CheckpointModel checkpoint;           // config, weights, training state
+  CheckpointModel checkpoint;  // config, weights, training state
   std::unique_ptr<Engine> engine;
   std::unique_ptr<Tokenizer> tokenizer;  // null unless asked for
 };

@@ -6,27 +6,36 @@ namespace rrt::inference {
 
 std::string to_string(Batching b) {
   switch (b) {
-    case Batching::static_batch: return "static";
-    case Batching::sequence_wise: return "sequence";
-    case Batching::depth_wise: return "depth";
+    case Batching::static_batch:
+      return "static";
+    case Batching::sequence_wise:
+      return "sequence";
+    case Batching::depth_wise:
+      return "depth";
   }
   return "?";
 }
 
 std::string to_string(ExitRule r) {
   switch (r) {
-    case ExitRule::none: return "none";
-    case ExitRule::oracle: return "oracle";
-    case ExitRule::confidence: return "confidence";
+    case ExitRule::none:
+      return "none";
+    case ExitRule::oracle:
+      return "oracle";
+    case ExitRule::confidence:
+      return "confidence";
   }
   return "?";
 }
 
 std::string to_string(KvFill f) {
   switch (f) {
-    case KvFill::propagate: return "propagate";
-    case KvFill::recompute: return "recompute";
-    case KvFill::copy: return "copy";
+    case KvFill::propagate:
+      return "propagate";
+    case KvFill::recompute:
+      return "recompute";
+    case KvFill::copy:
+      return "copy";
   }
   return "?";
 }

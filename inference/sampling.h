@@ -22,8 +22,7 @@ double max_probability(const float* logits, int64_t V);
 class Sampler {
  public:
   explicit Sampler(int64_t vocab);
-  int32_t sample(const float* logits, const SamplingConfig& cfg, uint64_t stream,
-                 uint64_t index);
+  int32_t sample(const float* logits, const SamplingConfig& cfg, uint64_t stream, uint64_t index);
 
  private:
   int64_t V_;

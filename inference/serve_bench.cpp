@@ -39,7 +39,8 @@ std::string fmt(const char* f, double x) {
 Workload make_workload(const WorkloadOptions& o, int64_t vocab) {
   RRT_CHECK(o.requests > 0 && o.prompt_min >= 1 && o.prompt_max >= o.prompt_min &&
                 o.output_min >= 1 && o.output_max >= o.output_min,
-            "serve-bench", "needs requests > 0, 1 <= prompt_min <= prompt_max and 1 <= "
+            "serve-bench",
+            "needs requests > 0, 1 <= prompt_min <= prompt_max and 1 <= "
             "output_min <= output_max");
   const CounterRng rng(o.seed, 17);
   Workload w;
@@ -57,8 +58,8 @@ Workload make_workload(const WorkloadOptions& o, int64_t vocab) {
   for (int64_t r = 0; r < o.requests; ++r) {
     Request q;
     const int64_t P =
-        o.prompt_min + rng.below(static_cast<uint64_t>(3 * r), static_cast<uint32_t>(
-                                                                   o.prompt_max - o.prompt_min + 1));
+        o.prompt_min + rng.below(static_cast<uint64_t>(3 * r),
+                                 static_cast<uint32_t>(o.prompt_max - o.prompt_min + 1));
     q.max_new_tokens =
         o.output_min + rng.below(static_cast<uint64_t>(3 * r + 1),
                                  static_cast<uint32_t>(o.output_max - o.output_min + 1));
@@ -72,11 +73,10 @@ Workload make_workload(const WorkloadOptions& o, int64_t vocab) {
     }
     w.requests.push_back(std::move(q));
   }
-  w.description = std::to_string(o.requests) + " requests, prompt " +
-                  std::to_string(o.prompt_min) + "-" + std::to_string(o.prompt_max) +
-                  " tokens, output " + std::to_string(o.output_min) + "-" +
-                  std::to_string(o.output_max) + " tokens (uniform, seed " +
-                  std::to_string(o.seed) + "), prompts from " +
+  w.description = std::to_string(o.requests) + " requests, prompt " + std::to_string(o.prompt_min) +
+                  "-" + std::to_string(o.prompt_max) + " tokens, output " +
+                  std::to_string(o.output_min) + "-" + std::to_string(o.output_max) +
+                  " tokens (uniform, seed " + std::to_string(o.seed) + "), prompts from " +
                   (o.data_path.empty() ? std::string("random token ids")
                                        : "the validation split of " + o.data_path);
   return w;
@@ -108,8 +108,8 @@ double percentile(std::vector<double> v, double p) {
 }
 
 double modelled_block_seconds(Batching b, const std::vector<int64_t>& decode_tokens,
-                              int64_t max_batch, const std::vector<int64_t>& exit_counts,
-                              double a, double b_per_row) {
+                              int64_t max_batch, const std::vector<int64_t>& exit_counts, double a,
+                              double b_per_row) {
   const int64_t K = static_cast<int64_t>(exit_counts.size());
   double total = 0, loops = 0;
   for (int64_t k = 0; k < K; ++k) {
@@ -258,9 +258,8 @@ BenchReport run_serve_bench(Engine& engine, const Workload& w, const BenchOption
       sr.latency_p99 = median(runs[e][s].p99);
       sr.block_seconds = median(runs[e][s].block);
       sr.other_seconds = median(runs[e][s].other);
-      sr.theory_block_seconds = modelled_block_seconds(o.schedulers[s], decode_tokens,
-                                                       o.max_batch, res.exit_counts, res.fit_a,
-                                                       res.fit_b);
+      sr.theory_block_seconds = modelled_block_seconds(o.schedulers[s], decode_tokens, o.max_batch,
+                                                       res.exit_counts, res.fit_a, res.fit_b);
     }
   }
   rep.load_after = load_average();
@@ -293,9 +292,8 @@ std::string bench_markdown(const BenchReport& r) {
            ratio(x.median_tokens_per_second, sq, false) + " | " + fmt("%.2f", x.latency_p50) +
            " / " + fmt("%.2f", x.latency_p99) + " | " + fmt("%.2f", x.mean_loops) + " | " +
            fmt("%.3f", x.agreement) + " | " + fmt("%.2f", x.block_seconds) + " | " +
-           fmt("%.2f", x.theory_block_seconds) + " | " +
-           ratio(x.theory_block_seconds, st, true) + " | " +
-           ratio(x.theory_block_seconds, sq, true) + " | " + fmt("%.2f", x.other_seconds) +
+           fmt("%.2f", x.theory_block_seconds) + " | " + ratio(x.theory_block_seconds, st, true) +
+           " | " + ratio(x.theory_block_seconds, sq, true) + " | " + fmt("%.2f", x.other_seconds) +
            " |\n";
     }
   }
@@ -324,9 +322,8 @@ std::string bench_markdown(const BenchReport& r) {
 
 std::string bench_json(const BenchReport& r) {
   using json = nlohmann::ordered_json;
-  json j{{"workload", r.workload},       {"kv_fill", r.kv_fill},
-         {"max_batch", r.max_batch},     {"repeats", r.repeats},
-         {"loops", r.loops},             {"load_before", r.load_before},
+  json j{{"workload", r.workload},    {"kv_fill", r.kv_fill}, {"max_batch", r.max_batch},
+         {"repeats", r.repeats},      {"loops", r.loops},     {"load_before", r.load_before},
          {"load_after", r.load_after}};
   json results = json::array();
   for (const ExitResult& e : r.results) {

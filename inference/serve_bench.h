@@ -71,8 +71,8 @@ struct SchedulerResult {
   double median_tokens_per_second = 0;
   double latency_p50 = 0, latency_p99 = 0;  // seconds, median over repeats
   double mean_loops = 0, agreement = 0;
-  double block_seconds = 0;      // decode calls (median over repeats)
-  double other_seconds = 0;      // prefill, exit heads and KV filling (median over repeats)
+  double block_seconds = 0;  // decode calls (median over repeats)
+  double other_seconds = 0;  // prefill, exit heads and KV filling (median over repeats)
   double theory_block_seconds = 0;
   int64_t tokens = 0;
 };
@@ -100,7 +100,7 @@ std::string bench_json(const BenchReport& r);
 // for sequences needing `decode_tokens[i]` decoding steps each.
 double percentile(std::vector<double> v, double p);
 double modelled_block_seconds(Batching b, const std::vector<int64_t>& decode_tokens,
-                              int64_t max_batch, const std::vector<int64_t>& exit_counts,
-                              double a, double b_per_row);
+                              int64_t max_batch, const std::vector<int64_t>& exit_counts, double a,
+                              double b_per_row);
 
 }  // namespace rrt::inference

@@ -18,7 +18,7 @@ struct ModelWeights {
   const float* embed = nullptr;        // [V, D]
   const float* final_norm = nullptr;   // [D]
   const float* final_norm_bias = nullptr;
-  const float* head = nullptr;         // [V, D] (the embedding when the head is tied)
+  const float* head = nullptr;  // [V, D] (the embedding when the head is tied)
   // exit.{k}.head_lora.A [R, D] / .B [V, R] per loop k = 1..K (index k - 1); null where absent.
   std::vector<const float*> exit_lora_a, exit_lora_b;
   int64_t exit_lora_rank = 0;

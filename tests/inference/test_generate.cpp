@@ -22,7 +22,7 @@ constexpr Batching kBatchings[] = {Batching::static_batch, Batching::sequence_wi
                                    Batching::depth_wise};
 
 std::vector<Request> mixed_requests(int64_t V) {
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {{3, 6}, {7, 4}, {1, 8},
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{3, 6},  {7, 4}, {1, 8},
                                                            {12, 3}, {5, 5}, {2, 1}};
   std::vector<Request> out;
   for (size_t r = 0; r < shapes.size(); ++r) {
