@@ -219,6 +219,42 @@ TEST(Generate, SamplingIsTheSameWhateverTheScheduler) {
   EXPECT_NE(first, tokens_of(generate(*tm.engine, reqs, greedy)));
 }
 
+// Sequence sharing has no loop ends before the last: a confidence rule that would always fire
+// exits nowhere, and every scheduler still decodes plain greedy.
+TEST(Generate, SequenceSharingRunsFullDepthWhateverTheRule) {
+  ModelSpec spec = testing::tiny_spec(Family::llama, false, 2);
+  spec.recursion.sharing = Sharing::sequence;
+  testing::TinyModel tm = testing::make_tiny(spec, 2, 16);
+  const std::vector<Request> reqs = mixed_requests(spec.model.vocab);
+  for (Batching b : kBatchings) {
+    GenerateOptions o;
+    o.batching = b;
+    o.max_batch = 2;
+    o.exit = {.rule = ExitRule::confidence, .threshold = 0.0};
+    RunStats stats;
+    const auto out = generate(*tm.engine, reqs, o, &stats);
+    EXPECT_DOUBLE_EQ(stats.mean_loops(), 2.0) << to_string(b);
+    for (size_t r = 0; r < reqs.size(); ++r)
+      EXPECT_EQ(out[r].tokens, reference_decode(*tm.model, reqs[r], [](int64_t) { return 2; }))
+          << to_string(b) << " request " << r;
+  }
+}
+
+TEST(Generate, RejectsRequestsBeyondTheEngine) {
+  const ModelSpec spec = testing::tiny_spec(Family::llama, false);
+  testing::TinyModel tm = testing::make_tiny(spec, 2, 16);
+  GenerateOptions o;
+  o.max_batch = 3;  // more than the engine's 2 slots
+  EXPECT_THROW(generate(*tm.engine, mixed_requests(spec.model.vocab), o), Error);
+  o.max_batch = 2;
+  Request too_long;
+  too_long.prompt.assign(40, 1);
+  too_long.max_new_tokens = 10;  // 40 + 10 - 1 > max_seq_len 48
+  EXPECT_THROW(generate(*tm.engine, {too_long}, o), Error);
+  o.exit.rule = ExitRule::oracle;  // without a table
+  EXPECT_THROW(generate(*tm.engine, mixed_requests(spec.model.vocab), o), Error);
+}
+
 TEST(Generate, StopsAtTheStopToken) {
   const ModelSpec spec = testing::tiny_spec(Family::llama, false);
   testing::TinyModel tm = testing::make_tiny(spec, 3, 16);
