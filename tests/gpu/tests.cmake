@@ -1,6 +1,7 @@
 # GPU tests (ctest label gpu): each compares a CUDA path with the CPU path.
 rrt_add_gpu_test(test_gemm_gpu ${CMAKE_CURRENT_LIST_DIR}/test_gemm_gpu.cpp)
 rrt_add_gpu_test(test_cross_entropy_gpu ${CMAKE_CURRENT_LIST_DIR}/test_cross_entropy_gpu.cpp)
+rrt_add_gpu_test(test_exit_loss_gpu ${CMAKE_CURRENT_LIST_DIR}/test_exit_loss_gpu.cpp)
 rrt_add_gpu_test(test_ops_elementwise_gpu ${CMAKE_CURRENT_LIST_DIR}/test_ops_elementwise_gpu.cpp)
 rrt_add_gpu_test(test_attention_gpu ${CMAKE_CURRENT_LIST_DIR}/test_attention_gpu.cpp)
 rrt_add_gpu_test(test_nccl_gpu ${CMAKE_CURRENT_LIST_DIR}/test_nccl_gpu.cpp)

@@ -23,10 +23,12 @@
 #include "ops/cuda/attention.h"
 #include "ops/cuda/cross_entropy.h"
 #include "ops/cuda/elementwise.h"
+#include "ops/cuda/exit_loss.h"
 #include "ops/cuda/gemm.h"
 #include "ops/cuda/lora.h"
 #include "ops/cuda/vector_ops.h"
 #include "ops/embedding.h"
+#include "ops/exit_loss.h"
 #include "ops/norm.h"
 
 extern "C" {
@@ -290,6 +292,78 @@ CrossEntropyResult lm_head_cross_entropy(GemmContext&, const bf16* h, const bf16
                                              dh ? g.data() : nullptr, dW, M, D, V, ignore_index,
                                              weight, ws.data(), chunk);
   if (dh) add_into(dh, g);
+  return r;
+}
+
+// ---- exit loss ----
+// The CPU op in fp32 on the bf16 inputs; dh rounds where the kernels' bf16 GEMM outputs round,
+// dW / dA / dB are fp32 and the CPU op adds into them directly.
+size_t exit_loss_workspace_bytes(int64_t, int64_t, int64_t, bool, bool, int64_t) { return 16; }
+ExitLossResult exit_loss(GemmContext&, const ExitLossArgs& a) {
+  const int64_t M = a.M, D = a.D, V = a.V, E = a.exits, R = a.head_lora_rank;
+  std::vector<std::vector<float>> h(E), A(E), B(E), dh(E);
+  std::vector<const float*> hp(E), Ap(E, nullptr), Bp(E, nullptr);
+  std::vector<float*> dhp(E, nullptr), dAp(E, nullptr), dBp(E, nullptr);
+  for (int64_t k = 0; k < E; ++k) {
+    h[k] = F(a.h[k], M * D);
+    hp[k] = h[k].data();
+    if (R > 0 && a.lora_A && a.lora_A[k] && a.lora_B && a.lora_B[k]) {
+      A[k] = F(a.lora_A[k], R * D);
+      B[k] = F(a.lora_B[k], V * R);
+      Ap[k] = A[k].data();
+      Bp[k] = B[k].data();
+    }
+    if (a.dh && a.dh[k]) {
+      dh[k].assign(M * D, 0.f);
+      dhp[k] = dh[k].data();
+    }
+    if (a.dA) dAp[k] = a.dA[k];
+    if (a.dB) dBp[k] = a.dB[k];
+  }
+  const std::vector<float> W = F(a.W, V * D);
+  std::vector<float> th, tW;
+  ops::ExitLossArgs<float> c;
+  c.M = M;
+  c.D = D;
+  c.V = V;
+  c.exits = E;
+  c.h = hp.data();
+  c.exit_weights = a.exit_weights;
+  c.W = W.data();
+  c.targets = a.targets;
+  c.ignore_index = a.ignore_index;
+  c.head_lora_rank = R;
+  c.head_lora_scale = a.head_lora_scale;
+  c.lora_A = Ap.data();
+  c.lora_B = Bp.data();
+  if (a.teacher_h) {
+    th = F(a.teacher_h, M * a.teacher_D);
+    tW = F(a.teacher_W, V * a.teacher_D);
+    c.teacher_h = th.data();
+    c.teacher_W = tW.data();
+    c.teacher_D = a.teacher_D;
+  }
+  c.divergence = a.divergence;
+  c.temperature = a.temperature;
+  c.alpha = a.alpha;
+  c.self_distill = a.self_distill;
+  if (a.dh) {
+    c.dh = dhp.data();
+    c.dW = a.dW;
+    c.dA = dAp.data();
+    c.dB = dBp.data();
+  }
+  c.weight = a.weight;
+  std::vector<float> ws(
+      ops::exit_loss_workspace_elems(V, a.chunk, a.teacher_h != nullptr, a.self_distill, R));
+  c.workspace = ws.data();
+  c.chunk = a.chunk;
+  c.exit_ce = a.exit_ce;
+  c.exit_kd = a.exit_kd;
+  c.exit_sd = a.exit_sd;
+  const ExitLossResult r = ops::exit_loss<float>(c);
+  for (int64_t k = 0; k < E; ++k)
+    if (dhp[k]) add_into(a.dh[k], dh[k]);
   return r;
 }
 

@@ -1,0 +1,366 @@
+// The early-exit / distillation loss on the GPU (ops/cuda/exit_loss.h) against the CPU op
+// (ops::exit_loss<float>) on the same bf16-rounded inputs: the total and its CE / KD / SD parts,
+// every exit's own means, and every gradient (dh of each exit, added onto its old value; dW, dA,
+// dB, fp32, added onto theirs). Cases: each divergence with tau != 1, 3 exits with
+// aggressive(0.1) weights, self-distillation, per-exit head LoRA on the intermediate exits, a
+// teacher of another width, odd sizes with chunks that do not divide M, ignored rows, a loss-only
+// call, frozen (null) gradients, and a bad target (an rrt::Error before any gradient changes).
+// Tolerances (relative against the CPU):
+//   kLoss     = 1e-4 on the total and the weighted CE (fp32 logits of identical inputs, fp32
+//               exp/log per row, double sums over rows)
+//   kTerm     = 2e-3 on KD, SD and each exit's means, floored at 1e-4 absolute (they are small
+//               differences of fp32 log-probabilities)
+//   kGradient = 1.5e-2 relative L2 on every gradient: dlogits and the LoRA's u = h A^T are stored
+//               in bf16 before the GEMMs that read them
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "ops/cuda/exit_loss.h"
+#include "ops/exit_loss.h"
+#include "tests/gpu/gpu_test.h"
+
+namespace rrt::ops::cuda {
+namespace {
+
+using rrt::testing::DeviceBuffer;
+using rrt::testing::download;
+using rrt::testing::download_f32;
+using rrt::testing::random_uniform;
+using rrt::testing::relative_l2;
+using rrt::testing::round_bf16;
+using rrt::testing::to_bf16;
+using rrt::testing::upload;
+
+constexpr double kLoss = 1e-4;
+constexpr double kTerm = 2e-3;
+constexpr double kGradient = 1.5e-2;
+constexpr int32_t kIgnore = -1;
+
+struct ExitCase {
+  std::string name;
+  int64_t M, D, V, chunk, exits;
+  bool teacher;
+  int64_t teacher_D;
+  Divergence divergence;
+  double temperature, alpha;
+  bool self_distill;
+  int64_t lora_rank;
+  bool backward = true;
+  bool frozen_head = false;  // dW null: the head frozen, as under train: lora
+};
+
+void PrintTo(const ExitCase& c, std::ostream* os) { *os << c.name; }
+
+std::vector<ExitCase> cases() {
+  return {
+      {"forward_kl_tau2_3exits_sd_lora", 37, 40, 1001, 16, 3, true, 48, Divergence::forward_kl, 2.0,
+       0.5, true, 4},
+      {"reverse_kl_tau1_5_3exits_sd", 29, 64, 517, 8, 3, true, 32, Divergence::reverse_kl, 1.5, 0.7,
+       true, 0},
+      {"tv_tau3_3exits_lora", 33, 48, 203, 32, 3, true, 48, Divergence::tv, 3.0, 0.4, false, 3},
+      {"no_teacher_sd_lora_odd", 21, 24, 97, 5, 3, false, 0, Divergence::forward_kl, 1.0, 0.5, true,
+       2},
+      {"one_exit_kd_long_rows", 6, 32, 32003, 4, 1, true, 40, Divergence::forward_kl, 2.0, 0.5,
+       false, 0},
+      {"loss_only", 19, 40, 301, 7, 3, true, 40, Divergence::reverse_kl, 2.0, 0.5, true, 4, false},
+      {"frozen_head_lora_only", 25, 40, 257, 9, 3, false, 0, Divergence::forward_kl, 1.0, 0.5, true,
+       4, true, true},
+  };
+}
+
+std::vector<int32_t> make_targets(int64_t M, int64_t V, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(V - 1));
+  std::vector<int32_t> t(M);
+  for (int64_t i = 0; i < M; ++i) t[i] = i % 4 == 1 ? kIgnore : dist(rng);
+  return t;
+}
+
+// Relative difference with an absolute floor.
+double rel(double have, double want, double floor = 1e-4) {
+  return std::fabs(have - want) / std::max(std::fabs(want), floor);
+}
+
+class ExitLossGpu : public ::testing::TestWithParam<ExitCase> {};
+
+TEST_P(ExitLossGpu, TermsAndGradientsMatchTheCpu) {
+  RRT_REQUIRE_GPU();
+  const ExitCase& c = GetParam();
+  const int64_t M = c.M, D = c.D, V = c.V, E = c.exits, R = c.lora_rank, Dt = c.teacher_D;
+  uint32_t seed = 100;
+  // Logits of order 1: h uniform in (-1, 1), W in (-0.5, 0.5) for D ~ 40.
+  std::vector<std::vector<float>> h(E), dh0(E), A(E), B(E), dA0(E), dB0(E);
+  for (int64_t k = 0; k < E; ++k) {
+    h[k] = round_bf16(random_uniform(M * D, seed++, 1.f));
+    // Small next to the added gradient (the 0.1-weighted exits add ~1e-3): a bf16 sum of two
+    // values of one size rounds the smaller one by 2^-9 of the larger.
+    dh0[k] = round_bf16(random_uniform(M * D, seed++, 1e-4f));
+    if (R > 0 && k + 1 < E) {  // adapters on the intermediate exits, none on the final
+      A[k] = round_bf16(random_uniform(R * D, seed++, 0.3f));
+      B[k] = round_bf16(random_uniform(V * R, seed++, 0.3f));
+      dA0[k] = random_uniform(R * D, seed++, 0.01f);
+      dB0[k] = random_uniform(V * R, seed++, 0.01f);
+    }
+  }
+  const auto W = round_bf16(random_uniform(V * D, seed++, 0.5f));
+  const auto dW0 = random_uniform(V * D, seed++, 0.01f);
+  const auto th =
+      c.teacher ? round_bf16(random_uniform(M * Dt, seed++, 1.f)) : std::vector<float>();
+  const auto tW =
+      c.teacher ? round_bf16(random_uniform(V * Dt, seed++, 0.5f)) : std::vector<float>();
+  const auto targets = make_targets(M, V, seed++);
+  const std::vector<double> weights = E == 3 ? std::vector<double>{0.1, 0.1, 1.0}
+                                             : std::vector<double>(static_cast<size_t>(E), 1.0);
+  const float weight = 0.5f;
+
+  // CPU reference on the same values.
+  std::vector<std::vector<float>> cdh = dh0, cdA = dA0, cdB = dB0;
+  std::vector<float> cdW = dW0;
+  std::vector<const float*> ch(E), cA(E, nullptr), cB(E, nullptr);
+  std::vector<float*> cdh_p(E), cdA_p(E, nullptr), cdB_p(E, nullptr);
+  for (int64_t k = 0; k < E; ++k) {
+    ch[k] = h[k].data();
+    cdh_p[k] = cdh[k].data();
+    if (!A[k].empty()) {
+      cA[k] = A[k].data();
+      cB[k] = B[k].data();
+      cdA_p[k] = cdA[k].data();
+      cdB_p[k] = cdB[k].data();
+    }
+  }
+  std::vector<double> ce_cpu(E), kd_cpu(E), sd_cpu(E), ce_gpu(E), kd_gpu(E), sd_gpu(E);
+  ops::ExitLossArgs<float> ca;
+  ca.M = M;
+  ca.D = D;
+  ca.V = V;
+  ca.exits = E;
+  ca.h = ch.data();
+  ca.exit_weights = weights.data();
+  ca.W = W.data();
+  ca.targets = targets.data();
+  ca.ignore_index = kIgnore;
+  ca.head_lora_rank = R;
+  ca.lora_A = R > 0 ? cA.data() : nullptr;
+  ca.lora_B = R > 0 ? cB.data() : nullptr;
+  if (c.teacher) {
+    ca.teacher_h = th.data();
+    ca.teacher_W = tW.data();
+    ca.teacher_D = Dt;
+  }
+  ca.divergence = c.divergence;
+  ca.temperature = c.temperature;
+  ca.alpha = c.alpha;
+  ca.self_distill = c.self_distill;
+  if (c.backward) {
+    ca.dh = cdh_p.data();
+    ca.dW = c.frozen_head ? nullptr : cdW.data();
+    ca.dA = cdA_p.data();
+    ca.dB = cdB_p.data();
+  }
+  ca.weight = weight;
+  std::vector<float> cws(ops::exit_loss_workspace_elems(V, c.chunk, c.teacher, c.self_distill, R));
+  ca.workspace = cws.data();
+  ca.chunk = c.chunk;
+  ca.exit_ce = ce_cpu.data();
+  ca.exit_kd = kd_cpu.data();
+  ca.exit_sd = sd_cpu.data();
+  const ExitLossResult want = ops::exit_loss<float>(ca);
+
+  // The GPU on bf16 copies.
+  std::vector<std::unique_ptr<DeviceBuffer<bf16>>> gh, gdh, gA, gB;
+  std::vector<std::unique_ptr<DeviceBuffer<float>>> gdA, gdB;
+  std::vector<const bf16*> gh_p(E), gA_p(E, nullptr), gB_p(E, nullptr);
+  std::vector<bf16*> gdh_p(E);
+  std::vector<float*> gdA_p(E, nullptr), gdB_p(E, nullptr);
+  for (int64_t k = 0; k < E; ++k) {
+    gh.push_back(std::make_unique<DeviceBuffer<bf16>>(M * D));
+    upload(*gh.back(), to_bf16(h[k]));
+    gh_p[k] = gh.back()->get();
+    gdh.push_back(std::make_unique<DeviceBuffer<bf16>>(M * D));
+    upload(*gdh.back(), to_bf16(dh0[k]));
+    gdh_p[k] = gdh.back()->get();
+    if (!A[k].empty()) {
+      gA.push_back(std::make_unique<DeviceBuffer<bf16>>(R * D));
+      upload(*gA.back(), to_bf16(A[k]));
+      gA_p[k] = gA.back()->get();
+      gB.push_back(std::make_unique<DeviceBuffer<bf16>>(V * R));
+      upload(*gB.back(), to_bf16(B[k]));
+      gB_p[k] = gB.back()->get();
+      gdA.push_back(std::make_unique<DeviceBuffer<float>>(R * D));
+      upload(*gdA.back(), dA0[k]);
+      gdA_p[k] = gdA.back()->get();
+      gdB.push_back(std::make_unique<DeviceBuffer<float>>(V * R));
+      upload(*gdB.back(), dB0[k]);
+      gdB_p[k] = gdB.back()->get();
+    }
+  }
+  DeviceBuffer<bf16> gW(V * D), gth(std::max<int64_t>(M * Dt, 1)),
+      gtW(std::max<int64_t>(V * Dt, 1));
+  upload(gW, to_bf16(W));
+  if (c.teacher) {
+    upload(gth, to_bf16(th));
+    upload(gtW, to_bf16(tW));
+  }
+  DeviceBuffer<float> gdW(V * D);
+  upload(gdW, dW0);
+  DeviceBuffer<int32_t> gt(M);
+  upload(gt, targets);
+  const size_t ws_bytes = exit_loss_workspace_bytes(V, c.chunk, E, c.teacher, c.self_distill, R);
+  DeviceBuffer<char> gws(ws_bytes);
+  rrt::testing::poison(gws);  // nothing may be read before it is written
+
+  GemmContext ctx;
+  ExitLossArgs ga;
+  ga.M = M;
+  ga.D = D;
+  ga.V = V;
+  ga.exits = E;
+  ga.h = gh_p.data();
+  ga.exit_weights = weights.data();
+  ga.W = gW.get();
+  ga.targets = gt.get();
+  ga.ignore_index = kIgnore;
+  ga.head_lora_rank = R;
+  ga.lora_A = R > 0 ? gA_p.data() : nullptr;
+  ga.lora_B = R > 0 ? gB_p.data() : nullptr;
+  if (c.teacher) {
+    ga.teacher_h = gth.get();
+    ga.teacher_W = gtW.get();
+    ga.teacher_D = Dt;
+  }
+  ga.divergence = c.divergence;
+  ga.temperature = c.temperature;
+  ga.alpha = c.alpha;
+  ga.self_distill = c.self_distill;
+  if (c.backward) {
+    ga.dh = gdh_p.data();
+    ga.dW = c.frozen_head ? nullptr : gdW.get();
+    ga.dA = gdA_p.data();
+    ga.dB = gdB_p.data();
+  }
+  ga.weight = weight;
+  ga.workspace = gws.get();
+  ga.workspace_bytes = ws_bytes;
+  ga.chunk = c.chunk;
+  ga.exit_ce = ce_gpu.data();
+  ga.exit_kd = kd_gpu.data();
+  ga.exit_sd = sd_gpu.data();
+  const ExitLossResult have = exit_loss(ctx, ga);
+
+  EXPECT_EQ(have.counted, want.counted);
+  ASSERT_GT(want.loss, 0);
+  EXPECT_LT(rel(have.loss, want.loss), kLoss) << have.loss << " vs " << want.loss;
+  EXPECT_LT(rel(have.ce, want.ce), kLoss) << have.ce << " vs " << want.ce;
+  EXPECT_LT(rel(have.kd, want.kd), kTerm) << have.kd << " vs " << want.kd;
+  EXPECT_LT(rel(have.sd, want.sd), kTerm) << have.sd << " vs " << want.sd;
+  if (c.teacher) EXPECT_GT(want.kd, 0) << "the KD term is zero: the case proves nothing";
+  if (c.self_distill && E > 1) EXPECT_GT(want.sd, 0) << "the SD term is zero";
+  for (int64_t k = 0; k < E; ++k) {
+    EXPECT_LT(rel(ce_gpu[k], ce_cpu[k]), kTerm) << "exit " << k;
+    EXPECT_LT(rel(kd_gpu[k], kd_cpu[k]), kTerm) << "exit " << k;
+    EXPECT_LT(rel(sd_gpu[k], sd_cpu[k]), kTerm) << "exit " << k;
+  }
+  // Gradients as what was added: (after - before) on both sides.
+  auto added = [](const std::vector<float>& after, const std::vector<float>& before) {
+    std::vector<float> d(after.size());
+    for (size_t i = 0; i < d.size(); ++i) d[i] = after[i] - before[i];
+    return d;
+  };
+  double worst = 0;
+  for (int64_t k = 0; k < E; ++k) {
+    const auto got = download_f32(*gdh[k]);
+    if (!c.backward) {
+      EXPECT_EQ(got, dh0[k]) << "a loss-only call changed dh of exit " << k;
+      continue;
+    }
+    const double e = relative_l2(added(got, dh0[k]), added(cdh[k], dh0[k]));
+    worst = std::max(worst, e);
+    EXPECT_LT(e, kGradient) << "dh of exit " << k;
+  }
+  if (c.backward) {
+    const auto got_dW = download(gdW);
+    if (c.frozen_head) {
+      EXPECT_EQ(got_dW, dW0) << "a frozen head's gradient changed";
+    } else {
+      const double e = relative_l2(added(got_dW, dW0), added(cdW, dW0));
+      worst = std::max(worst, e);
+      EXPECT_LT(e, kGradient) << "dW";
+    }
+    size_t j = 0;
+    for (int64_t k = 0; k < E; ++k) {
+      if (A[k].empty()) continue;
+      const double ea = relative_l2(added(download(*gdA[j]), dA0[k]), added(cdA[k], dA0[k]));
+      const double eb = relative_l2(added(download(*gdB[j]), dB0[k]), added(cdB[k], dB0[k]));
+      ++j;
+      worst = std::max({worst, ea, eb});
+      EXPECT_LT(ea, kGradient) << "dA of exit " << k;
+      EXPECT_LT(eb, kGradient) << "dB of exit " << k;
+    }
+  }
+  std::printf(
+      "[exit_loss %s] loss %.6f vs %.6f (ce %.5f kd %.5f sd %.5f), worst gradient %.2e "
+      "(tol %.1e)\n",
+      c.name.c_str(), have.loss, want.loss, want.ce, want.kd, want.sd, worst, kGradient);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, ExitLossGpu, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(ExitLossGpuErrors, BadTargetThrowsBeforeAnyGradientChanges) {
+  RRT_REQUIRE_GPU();
+  const int64_t M = 8, D = 16, V = 50;
+  const auto h = round_bf16(random_uniform(M * D, 1, 1.f));
+  const auto W = round_bf16(random_uniform(V * D, 2, 0.5f));
+  std::vector<int32_t> targets(M, 3);
+  targets[5] = static_cast<int32_t>(V);  // one past the vocabulary
+  DeviceBuffer<bf16> gh(M * D), gW(V * D), gdh(M * D);
+  DeviceBuffer<float> gdW(V * D);
+  DeviceBuffer<int32_t> gt(M);
+  upload(gh, to_bf16(h));
+  upload(gW, to_bf16(W));
+  upload(gt, targets);
+  RRT_CUDA_CHECK(cudaMemset(gdh.get(), 0, sizeof(bf16) * M * D));
+  RRT_CUDA_CHECK(cudaMemset(gdW.get(), 0, sizeof(float) * V * D));
+  const size_t bytes = exit_loss_workspace_bytes(V, 4, 1, false, false, 0);
+  DeviceBuffer<char> ws(bytes);
+  GemmContext ctx;
+  const bf16* hp[] = {gh.get()};
+  bf16* dhp[] = {gdh.get()};
+  const double w[] = {1.0};
+  ExitLossArgs a;
+  a.M = M;
+  a.D = D;
+  a.V = V;
+  a.h = hp;
+  a.exit_weights = w;
+  a.W = gW.get();
+  a.targets = gt.get();
+  a.dh = dhp;
+  a.dW = gdW.get();
+  a.workspace = ws.get();
+  a.workspace_bytes = bytes;
+  a.chunk = 4;
+  try {
+    exit_loss(ctx, a);
+    ADD_FAILURE() << "a target outside the vocabulary was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("at row 5"), std::string::npos) << e.what();
+  }
+  for (float x : download(gdW)) ASSERT_EQ(x, 0.f) << "dW changed before the error";
+  a.workspace_bytes = bytes - 1;
+  targets[5] = 1;
+  upload(gt, targets);
+  EXPECT_THROW(exit_loss(ctx, a), Error) << "a short workspace was accepted";
+}
+
+}  // namespace
+}  // namespace rrt::ops::cuda
