@@ -45,6 +45,9 @@ struct Trainer::State {
   // train.device: cuda. The step runs on the device model; `model` and `optimizer` hold the host
   // copy that initialisation, resuming and checkpoints use (planned for 1 x 1 tokens).
   std::unique_ptr<DeviceModel> device;
+  // cuda with distill.teacher: the teacher's forward on the GPU (forward only, bf16 weights);
+  // `teacher` then holds its host weights only (planned for one token).
+  std::unique_ptr<DeviceModel> device_teacher;
   std::unique_ptr<GradSync> grad_sync;  // more than one rank on cpu only
   // cuda with more than one rank: NCCL over the device model's gradient arena (one all-reduce
   // after backward; the host-side collectives stay on `comm`).
@@ -188,8 +191,20 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
                            .recompute = parse_recompute(c.train.recompute, c.model.positions())},
         objective);
   if (objective.teacher) {
-    s.teacher = load_teacher(c.distill.teacher, N, T);
+    s.teacher = on_device ? load_teacher(c.distill.teacher, 1, 1)
+                          : load_teacher(c.distill.teacher, N, T);
     s.model->set_teacher(s.teacher.get());
+    if (on_device) {
+      const ModelSpec& ts = s.teacher->spec();
+      RRT_CHECK(T <= ts.model.max_seq_len, "distill.teacher", "the teacher at ",
+                c.distill.teacher, " serves sequences of at most ", ts.model.max_seq_len,
+                " tokens, but train.seq_len is ", T, "; shorten train.seq_len");
+      s.device_teacher = std::make_unique<DeviceModel>(
+          ts, DeviceModelOptions{
+                  .max_batch = N, .max_seq = T, .recompute = {}, .forward_only = true});
+      s.device_teacher->upload(s.teacher->params());
+      s.device->set_teacher(s.device_teacher.get());
+    }
     if (root) std::printf("distilling from %s\n", c.distill.teacher.c_str());
   }
   s.model->params().init({.seed = c.train.seed, .std = c.train.init_std});

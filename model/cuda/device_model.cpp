@@ -11,6 +11,7 @@
 #include "model/cuda/device_model_impl.h"
 #include "ops/cuda/cross_entropy.h"
 #include "ops/cuda/elementwise.h"
+#include "ops/cuda/exit_loss.h"
 #include "ops/cuda/vector_ops.h"
 
 namespace rrt {
@@ -27,11 +28,14 @@ void DeviceModel::Impl::plan_parameters() {
   for (int i = 0; i < layout.size(); ++i)
     offset.push_back(layout.offset_bytes(i) / static_cast<int64_t>(sizeof(float)));
   arena_floats = layout.total_bytes() / static_cast<int64_t>(sizeof(float));
+  // A forward-only model (a teacher) keeps the bf16 compute copies alone.
   auto carve = [&](Carver& c) {
-    master = c.take<float>(arena_floats);
-    grad = c.take<float>(arena_floats);
-    adam_m = c.take<float>(arena_floats);
-    adam_v = c.take<float>(arena_floats);
+    if (!opt.forward_only) {
+      master = c.take<float>(arena_floats);
+      grad = c.take<float>(arena_floats);
+      adam_m = c.take<float>(arena_floats);
+      adam_v = c.take<float>(arena_floats);
+    }
     compute = c.take<bf16>(arena_floats);
     norm_workspace = c.take<double>(ops::cuda::kSumSquaresBlocks + 1);
   };
@@ -43,14 +47,17 @@ void DeviceModel::Impl::plan_parameters() {
 }
 
 // Every activation, as RecursiveModel plans them: per position what backward reads (one shared
-// stash for the recomputed positions), then shared scratch.
+// stash for the recomputed positions), then shared scratch. Forward only: two residual buffers
+// in turn, one stash for every position, no backward scratch.
 void DeviceModel::Impl::carve_activations(Carver& c) {
   const ModelConfig& m = spec.model;
   const int64_t D = m.d_model, F = m.ffn, qd = m.q_dim(), kvd = m.kv_dim();
   const bool any_recompute =
       std::find(opt.recompute.begin(), opt.recompute.end(), true) != opt.recompute.end();
+  std::vector<bf16*> buffers(static_cast<size_t>(opt.forward_only ? 2 : L + 1));
+  for (auto& b : buffers) b = c.take<bf16>(M * D);
   resid.assign(static_cast<size_t>(L + 1), nullptr);
-  for (auto& r : resid) r = c.take<bf16>(M * D);
+  for (int64_t l = 0; l <= L; ++l) resid[l] = buffers[static_cast<size_t>(l) % buffers.size()];
   auto carve_stash = [&]() {
     DeviceLayerStash s;
     s.xn1 = c.take<bf16>(M * D);
@@ -76,13 +83,17 @@ void DeviceModel::Impl::carve_activations(Carver& c) {
     }
     return s;
   };
-  const DeviceLayerStash shared = any_recompute ? carve_stash() : DeviceLayerStash{};
+  const DeviceLayerStash shared =
+      any_recompute || opt.forward_only ? carve_stash() : DeviceLayerStash{};
   stash.clear();
   for (int64_t l = 0; l < L; ++l)
-    stash.push_back(opt.recompute[static_cast<size_t>(l)] ? shared : carve_stash());
+    stash.push_back(opt.recompute[static_cast<size_t>(l)] || opt.forward_only ? shared
+                                                                              : carve_stash());
   final_h = c.take<bf16>(M * D);
   final_rstd = c.take<float>(M);
   final_mean = c.take<float>(M);
+  tokens = c.take<int32_t>(M);
+  if (opt.forward_only) return;
   int64_t max_rank = 1;
   for (int j = 0; j < kNumProj; ++j)
     max_rank = std::max(max_rank, spec.lora_rank(static_cast<Proj>(j)));
@@ -98,9 +109,9 @@ void DeviceModel::Impl::carve_activations(Carver& c) {
   scratch.dact = c.take<bf16>(M * F);
   scratch.lora_du = c.take<bf16>(M * max_rank);
   if (any_recompute) recompute_out = c.take<bf16>(M * D);
-  tokens = c.take<int32_t>(M);
   targets = c.take<int32_t>(M);
   head_ws = c.take<char>(static_cast<int64_t>(head_ws_bytes));
+  carve_exits(c);
 }
 
 void DeviceModel::Impl::bind_positions() {
@@ -183,7 +194,12 @@ void DeviceModel::Impl::backward() {
   const int fb = m.norm == Norm::layer ? registry.index("final_norm.bias") : -1;
   device_norm_backward(c, d, resid[L], compute + offset[fn], final_mean, final_rstd, d_final_h,
                        d_resid, grad_of(fn), fb >= 0 ? grad_of(fb) : nullptr);
+  const int final_exit = static_cast<int>(exit_resid.size()) - 1;
   for (int64_t l = L - 1; l >= 0; --l) {
+    // An intermediate exit reads resid[l + 1]: its gradient joins d(resid[l + 1]) here.
+    if (const int e = exit_at_resid[static_cast<size_t>(l + 1)]; e >= 0 && e < final_exit)
+      device_norm_backward(c, d, resid[l + 1], compute + offset[fn], exit_mean[e], exit_rstd[e],
+                           exit_dh[e], d_resid, grad_of(fn), fb >= 0 ? grad_of(fb) : nullptr);
     // A recomputed position refills the shared stash from its input residual first (its output,
     // identical to resid[l + 1], goes to a scratch buffer).
     if (opt.recompute[static_cast<size_t>(l)])
@@ -211,9 +227,6 @@ DeviceModel::DeviceModel(const ModelSpec& spec, const DeviceModelOptions& option
                          const TrainingLoss& loss)
     : impl_(make_impl(spec, options)) {
   Impl& s = *impl_;
-  RRT_CHECK(loss.plain(), kWhere,
-            "the cuda device trains the plain next-token objective only; early exits, "
-            "distillation and freezing (early_exit.*, distill.teacher) run on train.device: cpu");
   validate(s.spec);
   const ModelConfig& m = s.spec.model;
   if (s.opt.max_seq <= 0) s.opt.max_seq = m.max_seq_len;
@@ -221,17 +234,27 @@ DeviceModel::DeviceModel(const ModelSpec& spec, const DeviceModelOptions& option
             s.opt.max_batch, " x ", s.opt.max_seq, " must fit max_seq_len ", m.max_seq_len);
   s.L = s.spec.positions();
   s.M = s.opt.max_batch * s.opt.max_seq;
-  if (s.opt.recompute.empty()) s.opt.recompute.assign(static_cast<size_t>(s.L), false);
+  if (s.opt.recompute.empty() || s.opt.forward_only)
+    s.opt.recompute.assign(static_cast<size_t>(s.L), false);
   RRT_CHECK(static_cast<int64_t>(s.opt.recompute.size()) == s.L, kWhere, "recompute lists ",
             s.opt.recompute.size(), " positions; the model has ", s.L);
   // Shapes cuDNN's attention refuses fail here, before any memory is taken.
   ops::cuda::check_attention_shape(
       {s.opt.max_batch, s.opt.max_seq, m.n_heads, m.n_kv_heads, m.dh()},
-      /*backward=*/true);
+      /*backward=*/!s.opt.forward_only);
   s.rope = std::make_unique<ops::cuda::DeviceRopeTable>(
       ops::RopeTable(s.opt.max_seq, m.rot_dim(), m.rope_theta));
+  s.loss = loss;
+  s.plan_exits();
+  s.freeze();
   s.head_chunk = std::clamp<int64_t>(s.opt.head_chunk, 1, s.M);
+  // One head workspace for the plain CE (validation) and the exit loss: chunk x V blocks.
   s.head_ws_bytes = ops::cuda::lm_head_workspace_bytes(m.vocab, s.head_chunk);
+  if (!s.loss.plain())
+    s.head_ws_bytes = std::max(
+        s.head_ws_bytes, ops::cuda::exit_loss_workspace_bytes(
+                             m.vocab, s.head_chunk, static_cast<int64_t>(s.exit_resid.size()),
+                             s.loss.teacher, s.loss.self_distill, s.spec.exit_head.lora_rank));
   s.plan_parameters();
   Carver measure;
   s.carve_activations(measure);
@@ -239,9 +262,7 @@ DeviceModel::DeviceModel(const ModelSpec& spec, const DeviceModelOptions& option
   Carver c{static_cast<char*>(s.activation_block.ptr)};
   s.carve_activations(c);
   s.bind_positions();
-  s.losses.exit_ce.assign(1, 0.0);
-  s.losses.exit_kd.assign(1, 0.0);
-  s.losses.exit_sd.assign(1, 0.0);
+  s.bind_exits();
 }
 
 DeviceModel::~DeviceModel() = default;
@@ -249,6 +270,9 @@ DeviceModel::~DeviceModel() = default;
 double DeviceModel::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N,
                                      int64_t T, float weight) {
   Impl& s = *impl_;
+  RRT_CHECK(!s.opt.forward_only, kWhere,
+            "this model was planned forward only (a teacher) and cannot train");
+  if (!s.loss.plain()) return s.exits_forward_backward(tokens, targets, N, T, weight);
   const ModelConfig& m = s.spec.model;
   s.forward(tokens, N, T);
   const int64_t rows = N * T;
@@ -267,6 +291,7 @@ double DeviceModel::forward_backward(const int32_t* tokens, const int32_t* targe
 
 double DeviceModel::loss(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T) {
   Impl& s = *impl_;
+  RRT_CHECK(!s.opt.forward_only, kWhere, "a forward-only model (a teacher) has no loss workspace");
   const ModelConfig& m = s.spec.model;
   s.forward(tokens, N, T);
   RRT_CUDA_CHECK(cudaMemcpyAsync(s.targets, targets, sizeof(int32_t) * N * T,

@@ -12,8 +12,12 @@
 // onto it); the LM head + CE is ops/cuda/cross_entropy's chunked kernel.
 //
 // Supported: every family (Llama, Gemma, NeoX), cycle and sequence sharing, per-loop norms,
-// LoRA on any projection, tied heads, the plain next-token objective. Refused with an error
-// naming the setting: early exits, distillation and freezing (TrainingLoss other than plain).
+// LoRA on any projection, tied heads, and every TrainingLoss the CPU model takes: early exits at
+// loop ends (the normed exit states stashed; backward adds each exit's norm backward into d_resid
+// at its loop end), per-exit head adapters, self-distillation, distillation from a teacher (a
+// DeviceModel planned forward_only, run on the same micro-batch; set_teacher) and freezing
+// (train: lora / head_lora: frozen parameters get no gradient and no AdamW update). The loss of
+// exits and distillation is ops/cuda/exit_loss, the plain objective keeps lm_head_cross_entropy.
 //
 // Activation recomputation (device only; the CPU model stores every position): a position
 // marked in `recompute` keeps only its input residual; its layer stash is one buffer shared by
@@ -39,6 +43,10 @@ struct DeviceModelOptions {
   int64_t max_seq = 0;          // T; 0: the model's max_seq_len
   int64_t head_chunk = 2048;    // rows per LM-head chunk (chunk x V fp32 logits live at once)
   std::vector<bool> recompute;  // per unrolled position; empty: none
+  // A frozen model run forward only (a distillation teacher), as ModelCapacity::forward_only:
+  // bf16 compute weights only (no masters, gradients or moments), two residual buffers in turn
+  // and one layer stash; upload() is its only way in. It takes no TrainingLoss.
+  bool forward_only = false;
 };
 
 // train.recompute's value for L positions: "none", "all", or positions "0,3,5" (0-based).
@@ -84,6 +92,9 @@ class DeviceModel {
   // the device for the call).
   void logits(const int32_t* tokens, int64_t N, int64_t T, float* out);
   const LossBreakdown& last_losses() const;
+  // The teacher of distillation (TrainingLoss::teacher): a DeviceModel planned forward_only with
+  // the same vocabulary and at least this capacity, on the same GPU. It must outlive this model.
+  void set_teacher(DeviceModel* teacher);
 
   void zero_grads();
   double grad_norm();  // global L2 norm of the gradient arena (deterministic, in double)

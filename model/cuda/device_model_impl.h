@@ -92,10 +92,24 @@ struct DeviceModel::Impl {
   size_t head_ws_bytes = 0;
   int64_t N = 0, T = 0, head_chunk = 0;
 
+  // Exits, distillation and freezing (device_model_exits.cpp), as RecursiveModel holds them: in
+  // the order of loss.exit_loops, the last the final exit (final_h, d_final_h). The plain
+  // objective has the final exit alone.
+  TrainingLoss loss;
+  std::vector<int64_t> exit_resid;  // residual index k * B of each exit
+  std::vector<int> exit_at_resid;   // L + 1 entries: the exit at residual i, or -1
+  std::vector<bf16*> exit_h, exit_dh;
+  std::vector<float*> exit_rstd, exit_mean;
+  std::vector<const bf16*> exit_lora_a, exit_lora_b;  // head adapters, null where none
+  std::vector<float*> exit_lora_da, exit_lora_db;
+  DeviceModel* teacher = nullptr;  // distillation: a forward-only DeviceModel
+
   Impl(const ModelSpec& s, const DeviceModelOptions& o) : spec(s), opt(o), registry(s) {}
 
   bf16* value_bf16(const std::string& name) const { return compute + offset[registry.index(name)]; }
-  float* grad_of(int i) const { return registry[i].trainable ? grad + offset[i] : nullptr; }
+  float* grad_of(int i) const {
+    return grad != nullptr && registry[i].trainable ? grad + offset[i] : nullptr;
+  }
 
   LayerDims dims(int64_t n, int64_t t) const {
     const ModelConfig& m = spec.model;
@@ -119,6 +133,14 @@ struct DeviceModel::Impl {
   void bind_positions();
   void forward(const int32_t* host_tokens, int64_t n, int64_t t);
   void backward();
+
+  // device_model_exits.cpp
+  void plan_exits();                                 // resolves loss; before carving
+  void carve_exits(device_model_detail::Carver& c);  // the intermediate exits' states
+  void freeze();                                     // loss.train: registry trainable flags
+  void bind_exits();                                 // head adapters, after carving
+  double exits_forward_backward(const int32_t* host_tokens, const int32_t* host_targets, int64_t n,
+                                int64_t t, float weight);
 };
 
 }  // namespace rrt

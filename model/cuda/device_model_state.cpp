@@ -1,6 +1,7 @@
 // The device model's state between steps (model/cuda/device_model.h): host <-> device copies of
 // the weights, gradients and AdamW moments (the host arena's layout, so whole-arena copies), and
 // the optimizer step: zeroing, the global gradient norm, clipping and the fused AdamW.
+#include <algorithm>
 #include <cmath>
 
 #include "core/arena.h"
@@ -45,6 +46,20 @@ void check_same_layout(const ParameterSet& params, int64_t floats) {
 void DeviceModel::upload(const ParameterSet& params) {
   Impl& s = *impl_;
   check_same_layout(params, s.arena_floats);
+  if (s.opt.forward_only) {
+    // No masters: the fp32 values pass through a staging block, a slice at a time.
+    const int64_t slice = std::min<int64_t>(s.arena_floats, int64_t{1} << 24);
+    device_model_detail::DeviceBlock staging;
+    staging.allocate(sizeof(float) * slice, "upload staging");
+    const float* host = static_cast<const float*>(values_of(params).base());
+    for (int64_t at = 0; at < s.arena_floats; at += slice) {
+      const int64_t n = std::min(slice, s.arena_floats - at);
+      RRT_CUDA_CHECK(cudaMemcpy(staging.ptr, host + at, sizeof(float) * n, cudaMemcpyHostToDevice));
+      ops::cuda::to_bf16(static_cast<const float*>(staging.ptr), s.compute + at, n, s.stream);
+      RRT_CUDA_CHECK(cudaStreamSynchronize(s.stream));
+    }
+    return;
+  }
   RRT_CUDA_CHECK(cudaMemcpy(s.master, values_of(params).base(), sizeof(float) * s.arena_floats,
                             cudaMemcpyHostToDevice));
   ops::cuda::to_bf16(s.master, s.compute, s.arena_floats, s.stream);
@@ -53,6 +68,7 @@ void DeviceModel::upload(const ParameterSet& params) {
 
 void DeviceModel::download(ParameterSet& params) const {
   const Impl& s = *impl_;
+  RRT_CHECK(!s.opt.forward_only, kWhere, "a forward-only model keeps no fp32 masters to download");
   check_same_layout(params, s.arena_floats);
   RRT_CUDA_CHECK(cudaMemcpy(params.values_arena().base(), s.master, sizeof(float) * s.arena_floats,
                             cudaMemcpyDeviceToHost));
@@ -62,6 +78,7 @@ void DeviceModel::download_grads(ParameterSet& params) const {
   const Impl& s = *impl_;
   check_same_layout(params, s.arena_floats);
   RRT_CHECK(params.has_grads(), kWhere, "the host set holds no gradients");
+  RRT_CHECK(s.grad != nullptr, kWhere, "a forward-only model has no gradients");
   RRT_CUDA_CHECK(cudaMemcpy(params.grads_arena().base(), s.grad, sizeof(float) * s.arena_floats,
                             cudaMemcpyDeviceToHost));
 }
@@ -94,6 +111,7 @@ void DeviceModel::download_optimizer(AdamW& opt) const {
 
 void DeviceModel::zero_grads() {
   Impl& s = *impl_;
+  if (s.grad == nullptr) return;  // forward only
   RRT_CUDA_CHECK(cudaMemsetAsync(s.grad, 0, sizeof(float) * s.arena_floats, s.stream));
 }
 
@@ -109,6 +127,7 @@ void DeviceModel::scale_grads(float factor) {
 
 void DeviceModel::adamw_step(const ops::AdamWHyper& hyper, double lr) {
   Impl& s = *impl_;
+  RRT_CHECK(!s.opt.forward_only, kWhere, "a forward-only model (a teacher) cannot train");
   ++s.adam_step;
   ops::AdamWHyper h = hyper;
   if (lr >= 0) h.lr = lr;

@@ -31,6 +31,7 @@ void DeviceModel::logits(const int32_t*, int64_t, int64_t, float*) {}
 const LossBreakdown& DeviceModel::last_losses() const {
   RRT_FAIL("DeviceModel", "no CUDA in this build");
 }
+void DeviceModel::set_teacher(DeviceModel*) {}
 void DeviceModel::zero_grads() {}
 double DeviceModel::grad_norm() { return 0; }
 void DeviceModel::scale_grads(float) {}

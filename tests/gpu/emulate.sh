@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The device model's gpu tests (test_model_gpu.cpp, test_trainer_gpu.cpp) on the CPU, against a
-# host emulation of the CUDA runtime and of ops/cuda (tests/gpu/emulation/host_cuda.cpp): checks
-# the device model's and the trainer's cuda wiring where no GPU is. It says nothing about the
-# kernels; tests/gpu/run.sh on a GPU host does.
+# The device model's gpu tests (test_model_gpu.cpp, test_exits_gpu.cpp, test_trainer_gpu.cpp)
+# on the CPU, against a host emulation of the CUDA runtime and of ops/cuda
+# (tests/gpu/emulation/host_cuda.cpp): checks the device model's and the trainer's cuda wiring
+# where no GPU is. It says nothing about the kernels; tests/gpu/run.sh on a GPU host does.
 #   tests/gpu/emulate.sh [CPU_BUILD_DIR] [gtest flags...]
 # CPU_BUILD_DIR (default build) must hold the CPU-only libraries (-DRRT_CUDA=OFF), e.g.
 #   cmake -S . -B build -G Ninja -DRRT_CUDA=OFF && ninja -C build rrt_trainer
@@ -36,8 +36,9 @@ echo "[emulate] building $exe"
 # The device model's sources are compiled here (the CPU build's librrt_model holds the stub).
 g++ -std=c++20 -O1 -fopenmp -w -I. -isystem "$cuda_include" \
   $(pkg-config --cflags hdf5 openblas yaml-cpp sentencepiece libpcre2-8 gtest) \
-  tests/gpu/test_model_gpu.cpp tests/gpu/test_trainer_gpu.cpp model/cuda/device_model.cpp \
-  model/cuda/device_model_state.cpp \
+  tests/gpu/test_model_gpu.cpp tests/gpu/test_exits_gpu.cpp tests/gpu/test_trainer_gpu.cpp \
+  model/cuda/device_model.cpp \
+  model/cuda/device_model_state.cpp model/cuda/device_model_exits.cpp \
   model/cuda/device_layer.cpp tests/gpu/emulation/host_cuda.cpp \
   "$build"/librrt_{trainer,data,model,ops,distributed,core}.a \
   $(pkg-config --libs hdf5 openblas yaml-cpp sentencepiece libpcre2-8 zlib gtest_main) \

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -105,6 +106,41 @@ TEST(TrainerGpu, TenStepsTrackTheCpuAndTheCheckpointIsDeviceIndependent) {
   const EvalResult on_cpu = evaluate_checkpoint(gpu.last_checkpoint, "", 2);
   EXPECT_NEAR(on_cpu.loss, gpu.last_val_loss, kValLoss * gpu.last_val_loss);
   EXPECT_EQ(on_cpu.step, 10);
+}
+
+// Distillation and early exits through the trainer: a teacher trained 3 steps on the CPU, then
+// 10 steps of KD (reverse KL, tau = 2) + exits at both loops (aggressive(0.1), self-distillation,
+// head adapters) on cpu and on cuda from the same initialisation. The cuda run loads the teacher
+// onto the GPU (a forward-only device model); every step's loss within kStepLoss of the CPU's.
+TEST(TrainerGpu, DistillationWithExitsTracksTheCpu) {
+  RunConfig teacher_run = small_run(fresh("kd_teacher").string(), "cpu");
+  teacher_run.model.recursion = {.block_layers = 4, .loops = 1};
+  teacher_run.model.lora = {};
+  teacher_run.train.steps = 3;
+  const TrainSummary teacher = Trainer(teacher_run).run();
+  ASSERT_FALSE(teacher.last_checkpoint.empty());
+  auto student = [&](const std::string& device) {
+    RunConfig c = small_run(fresh("kd_" + device).string(), device);
+    c.distill.teacher = teacher.last_checkpoint;
+    c.distill.divergence = "reverse_kl";
+    c.distill.temperature = 2.0;
+    c.early_exit.exits = {"all"};
+    c.early_exit.weights = {"aggressive(0.1)"};
+    c.early_exit.self_distill = true;
+    c.model.exit_head.lora_rank = 4;
+    return c;
+  };
+  const TrainSummary cpu = Trainer(student("cpu")).run();
+  ASSERT_EQ(cpu.losses.size(), 10u);
+  EXPECT_LT(cpu.losses.back(), cpu.losses.front()) << "the CPU run did not learn";
+  RRT_REQUIRE_GPU();
+  const TrainSummary gpu = Trainer(student("cuda")).run();
+  ASSERT_EQ(gpu.losses.size(), 10u);
+  for (size_t i = 0; i < cpu.losses.size(); ++i)
+    EXPECT_NEAR(gpu.losses[i], cpu.losses[i], kStepLoss * cpu.losses[i]) << "step " << i + 1;
+  std::printf("[trainer kd+exits] step 1 loss %.4f vs %.4f, step 10 loss %.4f vs %.4f (tol %.0e)\n",
+              gpu.losses.front(), cpu.losses.front(), gpu.losses.back(), cpu.losses.back(),
+              kStepLoss);
 }
 
 // Stopping after 5 steps and resuming from the checkpoint (the fp32 masters, the AdamW moments and

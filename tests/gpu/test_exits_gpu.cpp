@@ -1,0 +1,268 @@
+// Early exits, distillation and freezing on the GPU (model/cuda/device_model.h with a
+// TrainingLoss) against the CPU fp32 RecursiveModel on the same bf16-rounded weights: a relaxed
+// K = 3 model with exits at every loop end, aggressive(0.1) weights, self-distillation, head
+// adapters on the intermediate exits and a forward-only teacher of another shape, for each
+// divergence (tau = 2): every loss term (total, CE, KD, SD and each exit's means) and the gradient
+// of every registry parameter. Then freezing (train: lora / head_lora): frozen parameters get
+// exactly zero gradient and keep their weights through AdamW, the trained ones match the CPU.
+// And a forward-only device model gives the logits of a training one.
+// Tolerances (bf16 activations, as test_model_gpu.cpp):
+//   kLoss     = 1e-2  relative, the total and the weighted CE
+//   kTerm     = 3e-2  relative with a 1e-2 absolute floor, KD, SD and each exit's means (small
+//                     differences of log-probabilities of bf16 hidden states)
+//   kGradient = 8e-2  relative L2 of each parameter's gradient, floored as in test_model_gpu.cpp
+//   kArena    = 3e-2  relative L2 of the whole gradient arena
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "model/cuda/device_model.h"
+#include "model/optimizer.h"
+#include "model/parameters.h"
+#include "model/recursive_model.h"
+#include "tests/gpu/gpu_test.h"
+
+namespace rrt {
+namespace {
+
+using rrt::testing::relative_l2;
+
+constexpr double kLoss = 1e-2;
+constexpr double kTerm = 3e-2;
+constexpr double kGradient = 8e-2;
+constexpr double kArena = 3e-2;
+
+ModelSpec llama(int64_t vocab, int64_t D, int64_t H, int64_t Hkv, int64_t F, int64_t B, int64_t K,
+                int64_t rank) {
+  ModelSpec s;
+  s.model = {
+      .vocab = vocab, .d_model = D, .n_heads = H, .n_kv_heads = Hkv, .ffn = F, .max_seq_len = 64};
+  s.recursion = {.block_layers = B, .loops = K};
+  s.lora = {.rank_attention = rank, .rank_mlp = rank / 2};
+  return s;
+}
+
+// The student: relaxed, K = 3 loops of B = 1 layer (heads of 64), head adapters of rank 4 on
+// the exits at loops 1 and 2. The teacher: a plain 2-layer model of another FFN width.
+ModelSpec student_spec() {
+  ModelSpec s = llama(97, 128, 2, 1, 160, 1, 3, 8);
+  s.exit_head = {.lora_rank = 4, .loops = {1, 2}};
+  return s;
+}
+ModelSpec teacher_spec() { return llama(97, 128, 2, 2, 224, 2, 1, 0); }
+
+TrainingLoss exits_loss(bool teacher, ops::Divergence divergence) {
+  TrainingLoss l;
+  l.exit_loops = {1, 2, 3};
+  l.exit_weights = {0.1, 0.1, 1.0};  // aggressive(0.1)
+  l.self_distill = true;
+  l.teacher = teacher;
+  l.divergence = divergence;
+  l.temperature = 2.0;
+  l.alpha = 0.5;
+  return l;
+}
+
+void init_bf16_weights(ParameterSet& p, uint64_t seed) {
+  p.init({.seed = seed, .std = 0.05, .lora_b_zero = false});
+  float* v = static_cast<float*>(p.values_arena().base());
+  const int64_t n = p.values_arena().total_bytes() / static_cast<int64_t>(sizeof(float));
+  for (int64_t i = 0; i < n; ++i) v[i] = __bfloat162float(__float2bfloat16(v[i]));
+}
+
+void random_tokens(int64_t n, int64_t vocab, uint32_t seed, std::vector<int32_t>& tokens,
+                   std::vector<int32_t>& targets) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(vocab - 1));
+  tokens.resize(n);
+  targets.resize(n);
+  for (auto& t : tokens) t = dist(rng);
+  for (auto& t : targets) t = dist(rng);
+  targets[1] = RecursiveModel::kIgnoreIndex;
+}
+
+double rel(double have, double want, double floor) {
+  return std::fabs(have - want) / std::max(std::fabs(want), floor);
+}
+
+// Every parameter's gradient (floored relative L2) and the arena's; returns the worst tensor's.
+double compare_gradients(ParameterSet& cpu, ParameterSet& gpu, const std::string& what) {
+  const ParamRegistry& reg = cpu.registry();
+  std::vector<float> all_cpu, all_gpu;
+  for (int i = 0; i < reg.size(); ++i) {
+    const float* g = cpu.grad(i);
+    all_cpu.insert(all_cpu.end(), g, g + cpu.numel(i));
+    all_gpu.insert(all_gpu.end(), gpu.grad(i), gpu.grad(i) + gpu.numel(i));
+  }
+  double sq = 0;
+  for (float x : all_cpu) sq += double(x) * x;
+  const double rms = std::sqrt(sq / static_cast<double>(all_cpu.size()));
+  EXPECT_GT(rms, 0) << "the CPU gradients are all zero: the test would prove nothing";
+  EXPECT_LT(relative_l2(all_gpu, all_cpu), kArena) << what;
+  double worst = 0;
+  for (int i = 0; i < reg.size(); ++i) {
+    const int64_t n = cpu.numel(i);
+    double num = 0, den = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const double want = cpu.grad(i)[j], have = gpu.grad(i)[j];
+      num += (have - want) * (have - want);
+      den += want * want;
+    }
+    if (!reg[i].trainable) {
+      EXPECT_EQ(num, 0.0) << what << ": frozen " << reg[i].name << " got a gradient on the GPU";
+      continue;
+    }
+    const double floor = 0.05 * rms * std::sqrt(static_cast<double>(n));
+    const double err = std::sqrt(num) / std::max(std::sqrt(den), floor);
+    worst = std::max(worst, err);
+    EXPECT_LT(err, kGradient) << what << ": gradient of " << reg[i].name;
+  }
+  return worst;
+}
+
+struct DivergenceCase {
+  std::string name;
+  ops::Divergence divergence;
+};
+void PrintTo(const DivergenceCase& c, std::ostream* os) { *os << c.name; }
+
+class ExitsGpu : public ::testing::TestWithParam<DivergenceCase> {};
+
+TEST_P(ExitsGpu, ExitsSelfDistillationAndTeacherMatchTheCpu) {
+  RRT_REQUIRE_GPU();
+  const DivergenceCase& c = GetParam();
+  const ModelSpec spec = student_spec(), tspec = teacher_spec();
+  const int64_t N = 2, T = 19;
+  const TrainingLoss loss = exits_loss(true, c.divergence);
+  RecursiveModel cpu(spec, ModelCapacity{.max_batch = N, .max_seq = T, .head_chunk = 16}, loss);
+  RecursiveModel cpu_teacher(tspec,
+                             ModelCapacity{.max_batch = N, .max_seq = T, .forward_only = true});
+  init_bf16_weights(cpu.params(), 21);
+  init_bf16_weights(cpu_teacher.params(), 22);
+  cpu.set_teacher(&cpu_teacher);
+  DeviceModel gpu(spec, {.max_batch = N, .max_seq = T, .head_chunk = 16}, loss);
+  DeviceModel gpu_teacher(tspec,
+                          {.max_batch = N, .max_seq = T, .recompute = {}, .forward_only = true});
+  gpu.upload(cpu.params());
+  gpu_teacher.upload(cpu_teacher.params());
+  gpu.set_teacher(&gpu_teacher);
+
+  std::vector<int32_t> tokens, targets;
+  random_tokens(N * T, spec.model.vocab, 23, tokens, targets);
+  cpu.params().zero_grads();
+  gpu.zero_grads();
+  const double want = cpu.forward_backward(tokens.data(), targets.data(), N, T, 0.5f);
+  const double have = gpu.forward_backward(tokens.data(), targets.data(), N, T, 0.5f);
+  const LossBreakdown& w = cpu.last_losses();
+  const LossBreakdown& h = gpu.last_losses();
+  ASSERT_GT(w.kd, 0);
+  ASSERT_GT(w.sd, 0);
+  EXPECT_LT(rel(have, want, 1e-2), kLoss) << have << " vs " << want;
+  EXPECT_DOUBLE_EQ(h.total, have);
+  EXPECT_LT(rel(h.ce, w.ce, 1e-2), kLoss);
+  EXPECT_LT(rel(h.kd, w.kd, 1e-2), kTerm) << h.kd << " vs " << w.kd;
+  EXPECT_LT(rel(h.sd, w.sd, 1e-2), kTerm) << h.sd << " vs " << w.sd;
+  ASSERT_EQ(h.exit_ce.size(), 3u);
+  for (size_t k = 0; k < 3; ++k) {
+    EXPECT_LT(rel(h.exit_ce[k], w.exit_ce[k], 1e-2), kTerm) << "exit " << k;
+    EXPECT_LT(rel(h.exit_kd[k], w.exit_kd[k], 1e-2), kTerm) << "exit " << k;
+    EXPECT_LT(rel(h.exit_sd[k], w.exit_sd[k], 1e-2), kTerm) << "exit " << k;
+  }
+  ParameterSet got(spec);
+  gpu.download_grads(got);
+  const double worst = compare_gradients(cpu.params(), got, c.name);
+  std::printf(
+      "[exits %s] loss %.5f vs %.5f (ce %.4f kd %.4f sd %.4f), worst tensor %.2e (tol %.0e)\n",
+      c.name.c_str(), have, want, w.ce, w.kd, w.sd, worst, kGradient);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Divergences, ExitsGpu,
+    ::testing::Values(DivergenceCase{"forward_kl", ops::Divergence::forward_kl},
+                      DivergenceCase{"reverse_kl", ops::Divergence::reverse_kl},
+                      DivergenceCase{"tv", ops::Divergence::tv}),
+    [](const auto& info) { return info.param.name; });
+
+// train: lora and head_lora. The frozen parameters' gradients are exactly zero on the GPU (their
+// pointers are null) and AdamW leaves their masters as uploaded; the trained ones match the CPU.
+TEST(ExitsGpuFreezing, FrozenParametersGetNoGradientAndNoUpdate) {
+  RRT_REQUIRE_GPU();
+  const ModelSpec spec = student_spec();
+  const int64_t N = 2, T = 16;
+  for (TrainScope scope : {TrainScope::lora, TrainScope::head_lora}) {
+    const std::string what = scope == TrainScope::lora ? "train lora" : "train head_lora";
+    TrainingLoss loss = exits_loss(false, ops::Divergence::forward_kl);
+    loss.train = scope;
+    RecursiveModel cpu(spec, ModelCapacity{.max_batch = N, .max_seq = T, .head_chunk = 16}, loss);
+    init_bf16_weights(cpu.params(), 31);
+    DeviceModel gpu(spec, {.max_batch = N, .max_seq = T, .head_chunk = 16}, loss);
+    gpu.upload(cpu.params());
+    std::vector<int32_t> tokens, targets;
+    random_tokens(N * T, spec.model.vocab, 33, tokens, targets);
+    cpu.params().zero_grads();
+    gpu.zero_grads();
+    const double want = cpu.forward_backward(tokens.data(), targets.data(), N, T);
+    const double have = gpu.forward_backward(tokens.data(), targets.data(), N, T);
+    EXPECT_LT(rel(have, want, 1e-2), kLoss) << what;
+    ParameterSet got(spec);
+    gpu.download_grads(got);
+    compare_gradients(cpu.params(), got, what);
+
+    gpu.adamw_step({1e-2, 0.9, 0.95, 1e-8, 0.1}, 1e-2);
+    ParameterSet after(spec);
+    gpu.download(after);
+    const ParamRegistry& reg = cpu.params().registry();
+    int moved = 0;
+    for (int i = 0; i < reg.size(); ++i) {
+      const float* a = after.value(i);
+      const float* b = cpu.params().value(i);
+      const bool same = std::equal(a, a + after.numel(i), b);
+      if (!reg[i].trainable) EXPECT_TRUE(same) << what << ": frozen " << reg[i].name << " moved";
+      moved += !same;
+    }
+    EXPECT_GT(moved, 0) << what << ": nothing trained";
+  }
+}
+
+// A forward-only model (two residual buffers in turn, one stash) computes what a training one does.
+TEST(ExitsGpuTeacher, ForwardOnlyGivesTheLogitsOfATrainingModel) {
+  RRT_REQUIRE_GPU();
+  const ModelSpec spec = teacher_spec();
+  const int64_t N = 2, T = 12, V = spec.model.vocab;
+  ParameterSet init(spec);
+  init_bf16_weights(init, 41);
+  DeviceModel full(spec, {.max_batch = N, .max_seq = T});
+  DeviceModel forward_only(spec,
+                           {.max_batch = N, .max_seq = T, .recompute = {}, .forward_only = true});
+  full.upload(init);
+  forward_only.upload(init);
+  EXPECT_LT(forward_only.parameter_bytes(), full.parameter_bytes() / 4)
+      << "a forward-only model keeps bf16 weights only";
+  std::vector<int32_t> tokens, targets;
+  random_tokens(N * T, V, 43, tokens, targets);
+  std::vector<float> a(N * T * V), b(N * T * V);
+  full.logits(tokens.data(), N, T, a.data());
+  forward_only.logits(tokens.data(), N, T, b.data());
+  EXPECT_LT(relative_l2(b, a), 1e-6);
+  EXPECT_THROW(forward_only.forward_backward(tokens.data(), targets.data(), N, T), Error);
+  // A teacher of another vocabulary is refused, naming distill.teacher.
+  ModelSpec other = student_spec();
+  other.model.vocab = 101;
+  DeviceModel student(other, {.max_batch = N, .max_seq = T},
+                      exits_loss(true, ops::Divergence::forward_kl));
+  try {
+    student.set_teacher(&forward_only);
+    ADD_FAILURE() << "a teacher of another vocabulary was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.where(), "distill.teacher") << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace rrt
