@@ -309,8 +309,8 @@ std::vector<Field> train_fields(TrainConfig& t) {
           .required()
           .also_called({"output_dir", "out_dir", "save_dir", "dir"}),
       choice("device", t.device, {"cpu", "cuda"},
-             "where the step runs: cpu, or cuda (one GPU; bf16 compute, fp32 master weights; "
-             "the plain objective only)")
+             "where the step runs: cpu, or cuda (one GPU per rank; bf16 compute, fp32 master "
+             "weights; several ranks average gradients with NCCL)")
           .also_called({"backend"}),
       field("recompute", t.recompute,
             "cuda only: positions whose activations are recomputed in backward instead of "
