@@ -154,8 +154,12 @@ TEST(GradSync, BucketsDuringBackwardEqualOneAllReduceAfter) {
       for (int64_t i = 0; i < floats; ++i)
         ASSERT_NEAR(got[i], ref[i], 1e-6f * (1 + std::fabs(ref[i])))
             << "element " << i << ", buckets of " << bucket_bytes << " bytes";
-      if (bucket_bytes == 256) EXPECT_GT(sync.bucket_count(), 10);
-      if (bucket_bytes == int64_t{1} << 20) EXPECT_EQ(sync.bucket_count(), 1);
+      if (bucket_bytes == 256) {
+        EXPECT_GT(sync.bucket_count(), 10);
+      }
+      if (bucket_bytes == int64_t{1} << 20) {
+        EXPECT_EQ(sync.bucket_count(), 1);
+      }
       // With overlap every bucket goes out from the hook (the embedding's at backward's end).
       EXPECT_EQ(sync.launched_early(), overlap ? sync.bucket_count() : 0);
     }
