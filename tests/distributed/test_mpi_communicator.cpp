@@ -101,10 +101,10 @@ TEST(MpiCommunicator, AllGatherGatherScatterOfSlices) {
   for (size_t j = 0; j + 1 < slice.size(); ++j) slice[j] = value(me, mine(me).first + j) + 0.5f;
   std::vector<float> full(me == 0 ? 1000 : 0, -1.0f);
   comm().gather(slice.data(), me == 0 ? full.data() : nullptr, begins);
-  if (me == 0)
+  if (me == 0) {
     for (int r = 0; r < world; ++r)
-      for (int64_t i = mine(r).first; i < mine(r).second; ++i)
-        ASSERT_EQ(full[i], value(r, i) + 0.5f);
+      for (int64_t i = mine(r).first; i < mine(r).second; ++i) ASSERT_EQ(full[i], value(r, i) + 0.5f);
+  }
 
   if (me == 0)
     for (int64_t i = 0; i < 1000; ++i) full[i] = static_cast<float>(-i);
