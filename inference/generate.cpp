@@ -247,11 +247,13 @@ void Runner::run_call(const int32_t* list, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const Item& it = items_[list[i]];
     rows_[i] = StageRow{it.slot, it.pos, it.stage};
-    std::memcpy(batch_resid_.data() + i * D_, resid(list[i]), static_cast<size_t>(D_) * 4);
+    std::memcpy(batch_resid_.data() + i * D_, resid(list[i]),
+                static_cast<size_t>(D_) * sizeof(float));
   }
   timed(CallKind::decode, n, [&] { e_.run_stage(rows_.data(), n, batch_resid_.data()); });
   for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(resid(list[i]), batch_resid_.data() + i * D_, static_cast<size_t>(D_) * 4);
+    std::memcpy(resid(list[i]), batch_resid_.data() + i * D_,
+                static_cast<size_t>(D_) * sizeof(float));
     ++items_[list[i]].stage;  // now the number of loops completed
   }
   if (stats_) stats_->decode_rows += n;
@@ -269,7 +271,8 @@ void Runner::after_stage(const int32_t* list, int64_t n) {
   const int64_t H = static_cast<int64_t>(head_items_.size());
   for (int64_t i = 0; i < H; ++i) {
     head_loops_[i] = items_[head_items_[i]].stage;
-    std::memcpy(head_resid_.data() + i * D_, resid(head_items_[i]), static_cast<size_t>(D_) * 4);
+    std::memcpy(head_resid_.data() + i * D_, resid(head_items_[i]),
+                static_cast<size_t>(D_) * sizeof(float));
   }
   if (H > 0)
     timed(CallKind::head, H,
@@ -317,7 +320,8 @@ void Runner::after_stage(const int32_t* list, int64_t n) {
     for (int64_t i = 0; i < F; ++i) {
       const Item& it = items_[fill_items_[i]];
       rows_[i] = StageRow{it.slot, it.pos, it.stage - 1};
-      std::memcpy(batch_resid_.data() + i * D_, resid(fill_items_[i]), static_cast<size_t>(D_) * 4);
+      std::memcpy(batch_resid_.data() + i * D_, resid(fill_items_[i]),
+                  static_cast<size_t>(D_) * sizeof(float));
     }
     timed(CallKind::kv_fill, F, [&] { e_.propagate_kv(rows_.data(), F, batch_resid_.data()); });
     for (int32_t i : fill_items_) free_item(i);
