@@ -1,4 +1,5 @@
-// Causal GQA attention through cuDNN's SDPA graphs (see ops/cuda/attention.h for the contract).
+// Causal GQA attention through cuDNN's SDPA graphs (see ops/cuda/attention.h for the contract),
+// and the one place that sends the shapes cuDNN cannot serve to ops/cuda/attention_fallback.cu.
 // Host code only: cuDNN runs the kernels and ops/cuda/activation.cu's add_backward adds the
 // gradient scratch into dq, dk, dv. It is a .cpp, compiled by the C++ compiler, because
 // cudnn-frontend's large headers take several times longer through nvcc.
@@ -24,15 +25,19 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <unordered_map>
 
 #include "core/cuda/cuda_check.h"
 #include "core/error.h"
+#include "ops/cuda/attention_fallback.h"
 #include "ops/cuda/elementwise.h"
 
 namespace rrt::ops::cuda {
@@ -116,13 +121,20 @@ fe::graph::Tensor_attributes stats_tensor(int64_t N, int64_t T, int64_t H) {
       .set_stride({H * T, T, 1, 1});
 }
 
-void check_aligned(const void* p, const char* name, const AttentionShape& s) {
-  RRT_CHECK(p != nullptr, kWhere, name, " is null (", describe(s), ")");
-  RRT_CHECK(reinterpret_cast<uintptr_t>(p) % kAlignment == 0, kWhere, name,
-            " is not 16-byte aligned (", describe(s),
-            "): cuDNN's attention kernels read every operand with 16-byte loads ---> HINT: "
-            "allocate it with cudaMalloc or from an arena, at an offset that is a multiple of 16 "
-            "bytes");
+// Throws on a null pointer; returns whether every pointer is 16-byte aligned (cuDNN's need).
+bool check_pointers(std::initializer_list<std::pair<const void*, const char*>> pointers,
+                    const AttentionShape& s) {
+  bool aligned = true;
+  for (const auto& [p, name] : pointers) {
+    RRT_CHECK(p != nullptr, kWhere, name, " is null (", describe(s), ")");
+    aligned = aligned && reinterpret_cast<uintptr_t>(p) % kAlignment == 0;
+  }
+  return aligned;
+}
+
+bool fallback_forced_by_environment() {
+  const char* env = std::getenv("RRT_ATTENTION_FALLBACK");
+  return env != nullptr && *env != '\0' && std::string(env) != "0";
 }
 
 }  // namespace
@@ -133,8 +145,15 @@ struct AttentionContext::Impl {
   std::string runtime;  // "cuDNN 9.x.y on sm_XY", for error messages
   std::map<GraphKey, BuiltGraph> graphs;
   DeviceScratch workspace, grad_scratch;
+  bool force_fallback = fallback_forced_by_environment();
+  int64_t fallback_calls = 0;
+  int compute_capability = -1;  // queried at the first backward that needs it
 
   cudnnHandle_t get_handle();
+  int device_compute_capability();
+  // The dispatch: which path runs this call (throws for a null pointer).
+  AttentionPath path_for(const AttentionShape& s, bool backward,
+                         std::initializer_list<std::pair<const void*, const char*>> pointers);
   const BuiltGraph& graph_for(const GraphKey& key, const AttentionShape& s);
   void execute(const BuiltGraph& built, std::unordered_map<int64_t, void*>& pack,
                const AttentionShape& s, const char* direction);
@@ -156,6 +175,33 @@ AttentionContext::~AttentionContext() {
 cudaStream_t AttentionContext::stream() const { return impl_->stream; }
 void AttentionContext::set_stream(cudaStream_t stream) { impl_->stream = stream; }
 size_t AttentionContext::cached_graphs() const { return impl_->graphs.size(); }
+void AttentionContext::set_force_fallback(bool force) { impl_->force_fallback = force; }
+bool AttentionContext::force_fallback() const { return impl_->force_fallback; }
+int64_t AttentionContext::fallback_calls() const { return impl_->fallback_calls; }
+
+int AttentionContext::Impl::device_compute_capability() {
+  if (compute_capability >= 0) return compute_capability;
+  int device = 0, major = 0, minor = 0;
+  RRT_CUDA_CHECK(cudaGetDevice(&device));
+  RRT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  RRT_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return compute_capability = major * 10 + minor;
+}
+
+AttentionPath AttentionContext::Impl::path_for(
+    const AttentionShape& s, bool backward,
+    std::initializer_list<std::pair<const void*, const char*>> pointers) {
+  check_attention_shape(s, backward);
+  const bool aligned = check_pointers(pointers, s);
+  // The GPU is asked only when its answer matters (a backward above Dh = 128 that cuDNN could
+  // otherwise run): shape errors and forced or obvious fallbacks need no device.
+  const bool needs_device = backward && !force_fallback && aligned && s.T >= 2 && s.Dh > 128 &&
+                            s.Dh <= 256 && s.Dh % 8 == 0;
+  const int cc = needs_device ? device_compute_capability() : 0;
+  const AttentionPath path = choose_attention_path(s, backward, cc, aligned, force_fallback);
+  if (path == AttentionPath::kFallback) ++fallback_calls;
+  return path;
+}
 
 cudnnHandle_t AttentionContext::Impl::get_handle() {
   if (handle) return handle;
@@ -185,7 +231,8 @@ void AttentionContext::Impl::check(fe::error_t status, const char* step, const A
            CUDNN_FRONTEND_MINOR_VERSION, "; step ", step, "): ", status.get_message(),
            " ---> HINT: cuDNN's bf16 attention wants Dh a multiple of 8 and at most 256, and its "
            "backward Dh <= 128 on GPUs other than Hopper; CUDNN_FRONTEND_LOG_INFO=1 "
-           "CUDNN_FRONTEND_LOG_FILE=stderr shows cuDNN's reasoning");
+           "CUDNN_FRONTEND_LOG_FILE=stderr shows cuDNN's reasoning; RRT_ATTENTION_FALLBACK=1 "
+           "runs rrt's own (slower) attention kernels instead");
 }
 
 const BuiltGraph& AttentionContext::Impl::graph_for(const GraphKey& key, const AttentionShape& s) {
@@ -264,27 +311,31 @@ void AttentionContext::Impl::execute(const BuiltGraph& built,
   check(built.graph->execute(h, pack, ws), "execute", s, direction);
 }
 
-void check_attention_shape(const AttentionShape& s, bool backward) {
+void check_attention_shape(const AttentionShape& s, bool /*backward*/) {
   RRT_CHECK(s.N >= 1 && s.T >= 1 && s.H >= 1 && s.Hkv >= 1 && s.Dh >= 1, kWhere,
             "every size must be at least 1 (", describe(s), ")");
   RRT_CHECK(s.H % s.Hkv == 0, kWhere, "heads H must be a multiple of kv heads Hkv (", describe(s),
             ")");
-  RRT_CHECK(s.Dh % 8 == 0 && s.Dh <= 256, kWhere, "unsupported head dim (", describe(s),
-            "): cuDNN's bf16 attention needs Dh a multiple of 8 and at most 256 ---> HINT: the "
-            "CPU path (ops/attention.h) runs any Dh");
-  RRT_CHECK(!backward || s.T >= 2, kWhere, "the backward needs T >= 2 (", describe(s),
-            "): cuDNN has no attention backward for a single query and key");
+  RRT_CHECK(s.Dh <= kFallbackMaxHeadDim, kWhere, "unsupported head dim (", describe(s),
+            "): cuDNN stops at 256 and rrt's own attention kernels at ", kFallbackMaxHeadDim,
+            " ---> HINT: the CPU path (ops/attention.h) runs any Dh");
+}
+
+AttentionPath choose_attention_path(const AttentionShape& s, bool backward, int compute_capability,
+                                    bool pointers_aligned, bool force_fallback) {
+  const bool cudnn_head_dim = s.Dh % 8 == 0 && s.Dh <= 256;
+  const bool cudnn_backward = s.T >= 2 && (s.Dh <= 128 || compute_capability == 90);
+  const bool cudnn = !force_fallback && pointers_aligned && cudnn_head_dim &&
+                     (!backward || cudnn_backward);
+  return cudnn ? AttentionPath::kCudnn : AttentionPath::kFallback;
 }
 
 void attention_forward(AttentionContext& ctx, const bf16* q, const bf16* k, const bf16* v,
                        bf16* out, float* lse, const AttentionShape& s) {
-  check_attention_shape(s, false);
-  check_aligned(q, "q", s);
-  check_aligned(k, "k", s);
-  check_aligned(v, "v", s);
-  check_aligned(out, "out", s);
-  check_aligned(lse, "lse", s);
   auto& impl = ctx.impl();
+  if (impl.path_for(s, false, {{q, "q"}, {k, "k"}, {v, "v"}, {out, "out"}, {lse, "lse"}}) ==
+      AttentionPath::kFallback)
+    return attention_fallback_forward(q, k, v, out, lse, s, impl.stream);
   const BuiltGraph& built = impl.graph_for({false, s.N, s.T, s.H, s.Hkv, s.Dh}, s);
   // The pack wants void*: cuDNN only reads the inputs.
   std::unordered_map<int64_t, void*> pack = {{kQ, const_cast<bf16*>(q)},
@@ -298,17 +349,17 @@ void attention_forward(AttentionContext& ctx, const bf16* q, const bf16* k, cons
 void attention_backward(AttentionContext& ctx, const bf16* q, const bf16* k, const bf16* v,
                         const bf16* out, const float* lse, const bf16* dout, bf16* dq, bf16* dk,
                         bf16* dv, const AttentionShape& s) {
-  check_attention_shape(s, true);
-  check_aligned(q, "q", s);
-  check_aligned(k, "k", s);
-  check_aligned(v, "v", s);
-  check_aligned(out, "out", s);
-  check_aligned(lse, "lse", s);
-  check_aligned(dout, "dout", s);
-  check_aligned(dq, "dq", s);
-  check_aligned(dk, "dk", s);
-  check_aligned(dv, "dv", s);
   auto& impl = ctx.impl();
+  if (impl.path_for(s, true,
+                    {{q, "q"}, {k, "k"}, {v, "v"}, {out, "out"}, {lse, "lse"}, {dout, "dout"},
+                     {dq, "dq"}, {dk, "dk"}, {dv, "dv"}}) == AttentionPath::kFallback) {
+    // The fallback adds into dq, dk, dv itself; its scratch is D = rowsum(dO * O), [N, H, T].
+    float* row_dot = static_cast<float*>(impl.grad_scratch.reserve(
+        attention_fallback_scratch_elems(s) * sizeof(float), impl.stream,
+        "attention fallback scratch"));
+    return attention_fallback_backward(q, k, v, out, lse, dout, dq, dk, dv, row_dot, s,
+                                       impl.stream);
+  }
   const BuiltGraph& built = impl.graph_for({true, s.N, s.T, s.H, s.Hkv, s.Dh}, s);
 
   // cuDNN overwrites its outputs: it writes the gradients into scratch, which is then added into

@@ -12,21 +12,28 @@
 // it writes into scratch owned by the context and a second pass adds the scratch into dq, dk, dv
 // (3 extra reads and writes of q-sized and kv-sized tensors: small next to the attention itself).
 //
-// Requirements (checked; a violation throws rrt::Error naming the shape and the reason):
-//   - N, T, H, Hkv >= 1, H a multiple of Hkv;
-//   - Dh a multiple of 8 and at most 256 (cuDNN's bf16 SDPA limits; on GPUs other than Hopper
-//     cuDNN's backward stops at Dh = 128, which cuDNN itself reports, wrapped with the shape);
-//   - backward needs T >= 2 (cuDNN has no backward for a single query and key);
-//   - every pointer 16-byte aligned (cuDNN's kernels use 16-byte vector loads; cudaMalloc and
-//     rrt's arenas give 256 and 64 bytes).
-// These shape checks run before any CUDA or cuDNN call. Any other case cuDNN refuses (an older
-// cuDNN, another GPU) throws when the graph for that shape is first built.
+// Which kernels run (decided in ONE place, choose_attention_path below):
+//   - cuDNN's SDPA where it serves the call: Dh a multiple of 8 and at most 256 (cuDNN's bf16
+//     limits), a backward with T >= 2 (cuDNN has none for a single query and key) and, above
+//     Dh = 128, on Hopper (sm_90: other GPUs' cuDNN backward stops at 128), every pointer 16-byte
+//     aligned (cuDNN's kernels use 16-byte vector loads; cudaMalloc and rrt's arenas give 256
+//     and 64 bytes);
+//   - otherwise rrt's own kernels (ops/cuda/attention_fallback.h): any Dh up to 512, any T, any
+//     alignment, same layouts and lse, no tensor cores (several times slower than cuDNN:
+//     bench/gpu_attention.cpp measures the ratio), e.g. Gemma 2B's Dh = 256 training off Hopper.
+//   RRT_ATTENTION_FALLBACK=1 in the environment (read when a context is made) or
+//   set_force_fallback(true) sends every call to the fallback (tests, the benchmark).
+// Errors (rrt::Error naming the shape) are left for inputs no path runs: a size below 1, H not a
+// multiple of Hkv, Dh above 512, a null pointer. These checks run before any CUDA or cuDNN call.
+// Any other case cuDNN refuses (an older cuDNN, another GPU) throws when the graph for that shape
+// is first built.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "ops/attention.h"
@@ -49,6 +56,10 @@ class AttentionContext {
   cudaStream_t stream() const;
   void set_stream(cudaStream_t stream);
   size_t cached_graphs() const;  // how many (direction, shape) graphs are built (tests check it)
+  // Every call to the fallback kernels when true (initially: RRT_ATTENTION_FALLBACK set, not 0).
+  void set_force_fallback(bool force);
+  bool force_fallback() const;
+  int64_t fallback_calls() const;  // forward and backward calls the fallback ran (tests check it)
 
   struct Impl;
   Impl& impl() { return *impl_; }
@@ -57,8 +68,17 @@ class AttentionContext {
   std::unique_ptr<Impl> impl_;
 };
 
-// Throws rrt::Error when the shape is outside the requirements above (no GPU needed).
+// Throws rrt::Error for a shape no path runs (see above; no GPU needed). `backward` is kept for
+// callers that check a training shape; both directions have the same limits now.
 void check_attention_shape(const AttentionShape& shape, bool backward);
+
+enum class AttentionPath { kCudnn, kFallback };
+// The dispatch rule, pure host code: cuDNN when it serves the call, else the fallback.
+// compute_capability is major * 10 + minor (90 for H100/H200); pointers_aligned says whether
+// every pointer of the call is 16-byte aligned.
+AttentionPath choose_attention_path(const AttentionShape& shape, bool backward,
+                                    int compute_capability, bool pointers_aligned,
+                                    bool force_fallback);
 
 // out = softmax(scale q k^T + causal mask) v, and lse for the backward.
 void attention_forward(AttentionContext& ctx, const bf16* q, const bf16* k, const bf16* v,
