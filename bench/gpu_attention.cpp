@@ -8,6 +8,9 @@
 // (query, key) pairs, 2 * N*H*Dh*T*(T+1) for the forward, and the backward as twice the forward
 // (dQ, dK, dV; the recomputed QK^T is not counted) -- the convention of the MFU formula in
 // docs/benchmarks.md. FlashAttention's papers count the backward as 2.5x and report higher figures.
+// A second table times rrt's own kernels (ops/cuda/attention_fallback.h, which run only where
+// cuDNN cannot) against cuDNN on shapes both serve, N = 1: the "measured against it".
+// Its RESULT lines carry the fallback / cuDNN time ratios (tests/gpu/run.sh prints them).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -99,11 +102,17 @@ int main(int argc, char** argv) {
 
     std::vector<AttentionShape> shapes = {
         {1, 2048, 32, 4, 64}, {2, 2048, 32, 4, 64}, {4, 2048, 32, 4, 64}};
-    if (quick) shapes.resize(1);
-    const AttentionShape& largest = shapes.back();
-    const size_t q_max = largest.N * largest.T * largest.H * largest.Dh;
-    const size_t kv_max = largest.N * largest.T * largest.Hkv * largest.Dh;
-    const size_t lse_max = largest.N * largest.H * largest.T;
+    // Shapes cuDNN and rrt's fallback both serve, for the second table.
+    std::vector<AttentionShape> both_serve = {
+        {1, 2048, 32, 4, 64}, {1, 2048, 16, 16, 128}, {1, 1024, 8, 1, 256}};
+    if (quick) shapes.resize(1), both_serve.resize(1);
+    size_t q_max = 0, kv_max = 0, lse_max = 0;  // the buffers fit every shape of both tables
+    for (const auto* list : {&shapes, &both_serve})
+      for (const AttentionShape& s : *list) {
+        q_max = std::max<size_t>(q_max, s.N * s.T * s.H * s.Dh);
+        kv_max = std::max<size_t>(kv_max, s.N * s.T * s.Hkv * s.Dh);
+        lse_max = std::max<size_t>(lse_max, s.N * s.H * s.T);
+      }
     bf16 *q = device_alloc<bf16>(q_max), *k = device_alloc<bf16>(kv_max),
          *v = device_alloc<bf16>(kv_max), *out = device_alloc<bf16>(q_max),
          *dout = device_alloc<bf16>(q_max), *dq = device_alloc<bf16>(q_max),
@@ -118,6 +127,7 @@ int main(int argc, char** argv) {
     RRT_CUDA_CHECK(cudaMemset(dv, 0, kv_max * sizeof(bf16)));
 
     AttentionContext ctx;
+    ctx.set_force_fallback(false);  // cuDNN, whatever RRT_ATTENTION_FALLBACK says
     std::printf("\n%-26s %9s %9s %9s %9s %12s\n", "attention (causal, bf16)", "fwd ms", "fwd TF/s",
                 "bwd ms", "bwd TF/s", "fwd+bwd TF/s");
     for (const AttentionShape& s : shapes) {
@@ -144,6 +154,43 @@ int main(int argc, char** argv) {
           "tflops=%.1f\n",
           label, fwd_ms, bwd_ms, fwd_tflops, bwd_tflops, total_tflops);
     }
+
+    // rrt's fallback against cuDNN (a context forced to the fallback, one left to cuDNN).
+    AttentionContext fallback_ctx;
+    fallback_ctx.set_force_fallback(true);
+    std::printf("\n%-26s %9s %9s %7s %9s %9s %7s\n", "fallback vs cuDNN", "cuDNN fwd", "own fwd",
+                "ratio", "cuDNN bwd", "own bwd", "ratio");
+    for (const AttentionShape& s : both_serve) {
+      auto time_path = [&](AttentionContext& c, bool backward) {
+        return median_ms(
+            [&] {
+              if (backward)
+                rrt::ops::cuda::attention_backward(c, q, k, v, out, lse, dout, dq, dk, dv, s);
+              else
+                rrt::ops::cuda::attention_forward(c, q, k, v, out, lse, s);
+            },
+            repeats, c.stream());
+      };
+      const double cudnn_fwd = time_path(ctx, false), cudnn_bwd = time_path(ctx, true);
+      const double own_fwd = time_path(fallback_ctx, false),
+                   own_bwd = time_path(fallback_ctx, true);
+      char label[64];
+      std::snprintf(label, sizeof(label), "N=%lld T=%lld H=%lld/%lld Dh=%lld",
+                    static_cast<long long>(s.N), static_cast<long long>(s.T),
+                    static_cast<long long>(s.H), static_cast<long long>(s.Hkv),
+                    static_cast<long long>(s.Dh));
+      std::printf("%-26s %9.3f %9.3f %6.1fx %9.3f %9.3f %6.1fx\n", label, cudnn_fwd, own_fwd,
+                  own_fwd / cudnn_fwd, cudnn_bwd, own_bwd, own_bwd / cudnn_bwd);
+      std::printf(
+          "RESULT attention_fallback \"%s\" fwd_ratio=%.1f bwd_ratio=%.1f cudnn_fwd_ms=%.3f "
+          "own_fwd_ms=%.3f cudnn_bwd_ms=%.3f own_bwd_ms=%.3f\n",
+          label, own_fwd / cudnn_fwd, own_bwd / cudnn_bwd, cudnn_fwd, own_fwd, cudnn_bwd, own_bwd);
+    }
+    if (fallback_ctx.fallback_calls() == 0 || ctx.fallback_calls() != 0) {
+      std::fprintf(stderr, "bench_gpu_attention: the forced and unforced paths were mixed up\n");
+      return 1;
+    }
+
     for (void* p : {static_cast<void*>(q), static_cast<void*>(k), static_cast<void*>(v),
                     static_cast<void*>(out), static_cast<void*>(dout), static_cast<void*>(dq),
                     static_cast<void*>(dk), static_cast<void*>(dv), static_cast<void*>(lse)})

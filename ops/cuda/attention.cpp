@@ -32,8 +32,8 @@
 #include <memory>
 #include <string>
 #include <tuple>
-#include <utility>
 #include <unordered_map>
+#include <utility>
 
 #include "core/cuda/cuda_check.h"
 #include "core/error.h"
@@ -325,8 +325,8 @@ AttentionPath choose_attention_path(const AttentionShape& s, bool backward, int 
                                     bool pointers_aligned, bool force_fallback) {
   const bool cudnn_head_dim = s.Dh % 8 == 0 && s.Dh <= 256;
   const bool cudnn_backward = s.T >= 2 && (s.Dh <= 128 || compute_capability == 90);
-  const bool cudnn = !force_fallback && pointers_aligned && cudnn_head_dim &&
-                     (!backward || cudnn_backward);
+  const bool cudnn =
+      !force_fallback && pointers_aligned && cudnn_head_dim && (!backward || cudnn_backward);
   return cudnn ? AttentionPath::kCudnn : AttentionPath::kFallback;
 }
 
@@ -351,12 +351,19 @@ void attention_backward(AttentionContext& ctx, const bf16* q, const bf16* k, con
                         bf16* dv, const AttentionShape& s) {
   auto& impl = ctx.impl();
   if (impl.path_for(s, true,
-                    {{q, "q"}, {k, "k"}, {v, "v"}, {out, "out"}, {lse, "lse"}, {dout, "dout"},
-                     {dq, "dq"}, {dk, "dk"}, {dv, "dv"}}) == AttentionPath::kFallback) {
+                    {{q, "q"},
+                     {k, "k"},
+                     {v, "v"},
+                     {out, "out"},
+                     {lse, "lse"},
+                     {dout, "dout"},
+                     {dq, "dq"},
+                     {dk, "dk"},
+                     {dv, "dv"}}) == AttentionPath::kFallback) {
     // The fallback adds into dq, dk, dv itself; its scratch is D = rowsum(dO * O), [N, H, T].
-    float* row_dot = static_cast<float*>(impl.grad_scratch.reserve(
-        attention_fallback_scratch_elems(s) * sizeof(float), impl.stream,
-        "attention fallback scratch"));
+    float* row_dot = static_cast<float*>(
+        impl.grad_scratch.reserve(attention_fallback_scratch_elems(s) * sizeof(float), impl.stream,
+                                  "attention fallback scratch"));
     return attention_fallback_backward(q, k, v, out, lse, dout, dq, dk, dv, row_dot, s,
                                        impl.stream);
   }

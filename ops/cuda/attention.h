@@ -1,6 +1,7 @@
 // Fused causal attention with grouped KV heads on the GPU, the CUDA twin of ops/attention.h, run by
 // cuDNN's scaled-dot-product-attention engines (flash attention: O(T) memory, nothing T x T is
-// stored) through cudnn-frontend's graph API (the sdpa and sdpa_backward nodes).
+// stored) through cudnn-frontend's graph API (the sdpa and sdpa_backward nodes), and by rrt's own
+// kernels where cuDNN cannot serve a call (below).
 //   q: [N, T, H, Dh]   k, v: [N, T, Hkv, Dh]   out: [N, T, H, Dh]      bf16
 //   lse: [N, H, T] fp32, lse[n, h, i] = log sum_{j <= i} exp(scale q_i . k_j), natural log: the
 //   CPU's definition and cuDNN's "Stats" output, so no conversion is needed.
@@ -19,7 +20,7 @@
 //     aligned (cuDNN's kernels use 16-byte vector loads; cudaMalloc and rrt's arenas give 256
 //     and 64 bytes);
 //   - otherwise rrt's own kernels (ops/cuda/attention_fallback.h): any Dh up to 512, any T, any
-//     alignment, same layouts and lse, no tensor cores (several times slower than cuDNN:
+//     alignment, same layouts and lse, no tensor cores (far slower than cuDNN:
 //     bench/gpu_attention.cpp measures the ratio), e.g. Gemma 2B's Dh = 256 training off Hopper.
 //   RRT_ATTENTION_FALLBACK=1 in the environment (read when a context is made) or
 //   set_force_fallback(true) sends every call to the fallback (tests, the benchmark).

@@ -13,13 +13,12 @@
 // element then has exactly one writer, so the sums are deterministic and add straight into the
 // bf16 dk, dv (no fp32 scratch of kv size, no conversion pass). The price is computing the
 // scores a second time, acceptable for a path taken only where cuDNN cannot serve the shape.
-#include "ops/cuda/attention_fallback.h"
-
 #include <cmath>
 #include <type_traits>
 
 #include "core/cuda/cuda_check.h"
 #include "core/error.h"
+#include "ops/cuda/attention_fallback.h"
 
 namespace rrt::ops::cuda {
 
@@ -107,7 +106,7 @@ template <int kPerLane>
 __global__ void forward_kernel(const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse,
                                Dims s) {
   extern __shared__ bf16 shared[];
-  bf16* k_tile = shared;               // [kTile, Dh]
+  bf16* k_tile = shared;                 // [kTile, Dh]
   bf16* v_tile = shared + kTile * s.Dh;  // [kTile, Dh]
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const int64_t n = blockIdx.z, h = blockIdx.y, kvh = h / s.group;
@@ -154,9 +153,9 @@ __global__ void forward_kernel(const bf16* q, const bf16* k, const bf16* v, bf16
 
 // Backward, pass 1, over query rows (grid as the forward): D_i into row_dot, dq_i.
 template <int kPerLane>
-__global__ void backward_query_kernel(const bf16* q, const bf16* k, const bf16* v,
-                                      const bf16* out, const float* lse, const bf16* dout,
-                                      bf16* dq, float* row_dot, Dims s) {
+__global__ void backward_query_kernel(const bf16* q, const bf16* k, const bf16* v, const bf16* out,
+                                      const float* lse, const bf16* dout, bf16* dq, float* row_dot,
+                                      Dims s) {
   extern __shared__ bf16 shared[];
   bf16* k_tile = shared;
   bf16* v_tile = shared + kTile * s.Dh;
@@ -204,8 +203,8 @@ __global__ void backward_key_kernel(const bf16* q, const bf16* k, const bf16* v,
                                     const bf16* dout, const float* row_dot, bf16* dk, bf16* dv,
                                     Dims s) {
   extern __shared__ bf16 shared[];
-  bf16* q_tile = shared;                    // [kTile, Dh]
-  bf16* dout_tile = shared + kTile * s.Dh;  // [kTile, Dh]
+  bf16* q_tile = shared;                                                  // [kTile, Dh]
+  bf16* dout_tile = shared + kTile * s.Dh;                                // [kTile, Dh]
   float* lse_tile = reinterpret_cast<float*>(shared + 2 * kTile * s.Dh);  // [kTile]
   float* dot_tile = lse_tile + kTile;                                     // [kTile]
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
@@ -268,8 +267,8 @@ Dims check_and_describe(const AttentionShape& s) {
             kFallbackMaxHeadDim, " (the registers a lane holds)");
   RRT_CHECK(s.H <= 65535 && s.Hkv <= 65535 && s.N <= 65535, "attention fallback",
             "N and H index grid dimensions y and z (at most 65535): N=", s.N, " H=", s.H);
-  return {s.N, s.T, s.H, s.Hkv, s.Dh, s.H / s.Hkv,
-          static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.Dh)))};
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.Dh)));
+  return Dims{s.N, s.T, s.H, s.Hkv, s.Dh, s.H / s.Hkv, scale};
 }
 
 size_t row_tiles_bytes(const Dims& s) { return 2 * kTile * s.Dh * sizeof(bf16); }
@@ -281,21 +280,20 @@ unsigned row_blocks(const Dims& s) {
 
 int64_t attention_fallback_scratch_elems(const AttentionShape& s) { return s.N * s.H * s.T; }
 
-void attention_fallback_forward(const bf16* q, const bf16* k, const bf16* v, bf16* out,
-                                float* lse, const AttentionShape& shape, cudaStream_t stream) {
+void attention_fallback_forward(const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse,
+                                const AttentionShape& shape, cudaStream_t stream) {
   const Dims s = check_and_describe(shape);
   const dim3 grid(row_blocks(s), static_cast<unsigned>(s.H), static_cast<unsigned>(s.N));
   with_lanes_for(s.Dh, [&](auto lanes) {
-    forward_kernel<decltype(lanes)::value><<<grid, kRowsPerBlock * kWarp, row_tiles_bytes(s),
-                                             stream>>>(q, k, v, out, lse, s);
+    forward_kernel<decltype(lanes)::value>
+        <<<grid, kRowsPerBlock * kWarp, row_tiles_bytes(s), stream>>>(q, k, v, out, lse, s);
   });
   RRT_CUDA_CHECK_LAUNCH();
 }
 
 void attention_fallback_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* out,
                                  const float* lse, const bf16* dout, bf16* dq, bf16* dk, bf16* dv,
-                                 float* scratch, const AttentionShape& shape,
-                                 cudaStream_t stream) {
+                                 float* scratch, const AttentionShape& shape, cudaStream_t stream) {
   const Dims s = check_and_describe(shape);
   const dim3 query_grid(row_blocks(s), static_cast<unsigned>(s.H), static_cast<unsigned>(s.N));
   const dim3 key_grid(row_blocks(s), static_cast<unsigned>(s.Hkv), static_cast<unsigned>(s.N));
@@ -304,9 +302,9 @@ void attention_fallback_backward(const bf16* q, const bf16* k, const bf16* v, co
     backward_query_kernel<P><<<query_grid, kRowsPerBlock * kWarp, row_tiles_bytes(s), stream>>>(
         q, k, v, out, lse, dout, dq, scratch, s);
     RRT_CUDA_CHECK_LAUNCH();
-    backward_key_kernel<P><<<key_grid, kRowsPerBlock * kWarp,
-                             row_tiles_bytes(s) + 2 * kTile * sizeof(float), stream>>>(
-        q, k, v, lse, dout, scratch, dk, dv, s);
+    backward_key_kernel<P>
+        <<<key_grid, kRowsPerBlock * kWarp, row_tiles_bytes(s) + 2 * kTile * sizeof(float),
+           stream>>>(q, k, v, lse, dout, scratch, dk, dv, s);
     RRT_CUDA_CHECK_LAUNCH();
   });
 }

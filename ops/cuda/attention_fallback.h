@@ -29,8 +29,8 @@ constexpr int64_t kFallbackMaxHeadDim = 512;
 int64_t attention_fallback_scratch_elems(const AttentionShape& shape);
 
 // out = softmax(scale q k^T + causal mask) v, lse as above. Queued on `stream`.
-void attention_fallback_forward(const bf16* q, const bf16* k, const bf16* v, bf16* out,
-                                float* lse, const AttentionShape& shape, cudaStream_t stream);
+void attention_fallback_forward(const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse,
+                                const AttentionShape& shape, cudaStream_t stream);
 // dq += dL/dq, dk += dL/dk, dv += dL/dv from the forward's out and lse; `scratch` holds
 // attention_fallback_scratch_elems(shape) floats. Deterministic (no atomics).
 void attention_fallback_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* out,

@@ -205,7 +205,8 @@ TEST(AttentionGpu, ForwardAndBackwardMatchTheCpu) {
   AttentionContext ctx;
   ctx.set_force_fallback(false);  // cuDNN, whatever RRT_ATTENTION_FALLBACK says
   uint32_t seed = 1;
-  for (const AttentionShape& s : kShapes) expect_matches_cpu(ctx, s, seed += 10, 0, {kLse, kOut, kGrad});
+  for (const AttentionShape& s : kShapes)
+    expect_matches_cpu(ctx, s, seed += 10, 0, {kLse, kOut, kGrad});
   // One forward and one backward graph per shape, and nothing through the fallback.
   EXPECT_EQ(ctx.cached_graphs(), 2 * std::size(kShapes));
   EXPECT_EQ(ctx.fallback_calls(), 0);
@@ -341,7 +342,7 @@ TEST(AttentionGpu, DispatchRule) {
   };
   constexpr auto kCudnn = AttentionPath::kCudnn, kFallback = AttentionPath::kFallback;
   EXPECT_EQ(path({2, 64, 8, 2, 64}, true, 80, true, false), kCudnn);
-  EXPECT_EQ(path({2, 64, 8, 2, 64}, true, 80, true, true), kFallback);   // forced
+  EXPECT_EQ(path({2, 64, 8, 2, 64}, true, 80, true, true), kFallback);     // forced
   EXPECT_EQ(path({2, 64, 8, 2, 64}, false, 90, false, false), kFallback);  // misaligned
   EXPECT_EQ(path({2, 64, 8, 2, 36}, false, 90, true, false), kFallback);   // Dh % 8 != 0
   EXPECT_EQ(path({2, 64, 8, 2, 264}, false, 90, true, false), kFallback);  // Dh > 256
