@@ -7,29 +7,51 @@
 
 namespace rrt {
 
+namespace {
+std::vector<int64_t> float_offsets(const Arena& arena) {
+  RRT_CHECK(arena.allocated(), "GradSync", "the gradient arena is not allocated");
+  std::vector<int64_t> offsets(static_cast<size_t>(arena.size()));
+  for (int i = 0; i < arena.size(); ++i)
+    offsets[static_cast<size_t>(i)] = arena.offset_bytes(i) / static_cast<int64_t>(sizeof(float));
+  return offsets;
+}
+}  // namespace
+
 GradSync::GradSync(Communicator& comm, Arena& grads, const std::vector<int64_t>& ready_after,
                    GradSyncOptions options)
-    : comm_(comm), base_(static_cast<float*>(grads.base())), options_(options) {
-  RRT_CHECK(grads.allocated() && grads.size() == static_cast<int>(ready_after.size()), "GradSync",
-            "the gradient arena (", grads.size(), " tensors) and the readiness list (",
-            ready_after.size(), ") must describe the same parameters");
+    : GradSync(comm, static_cast<float*>(grads.base()),
+               grads.total_bytes() / static_cast<int64_t>(sizeof(float)), float_offsets(grads),
+               ready_after, options) {}
+
+GradSync::GradSync(Communicator& comm, float* base, int64_t total_floats,
+                   const std::vector<int64_t>& offsets, const std::vector<int64_t>& ready_after,
+                   GradSyncOptions options)
+    : comm_(comm), base_(base), options_(options) {
+  RRT_CHECK(offsets.size() == ready_after.size(), "GradSync", "the gradient buffer (",
+            offsets.size(), " tensors) and the readiness list (", ready_after.size(),
+            ") must describe the same parameters");
+  RRT_CHECK(base != nullptr && !offsets.empty() && offsets.front() == 0, "GradSync",
+            "the gradient buffer must exist and its first tensor start at offset 0");
+  for (size_t i = 1; i < offsets.size(); ++i)
+    RRT_CHECK(offsets[i - 1] <= offsets[i], "GradSync", "tensor offsets must increase (tensor ", i,
+              " starts at ", offsets[i], ", before ", offsets[i - 1], ")");
+  RRT_CHECK(offsets.back() <= total_floats, "GradSync", "the last tensor starts at ",
+            offsets.back(), ", past the buffer's ", total_floats, " floats");
   RRT_CHECK(options_.bucket_bytes > 0, "GradSync", "bucket size must be positive");
   const int64_t bucket_floats =
       std::max<int64_t>(1, options_.bucket_bytes / static_cast<int64_t>(sizeof(float)));
-  // Cut from the arena's end: tensor i spans [offset(i), offset(i + 1)), the last one to the
-  // end of the arena (alignment padding included).
-  int64_t end = grads.total_bytes() / static_cast<int64_t>(sizeof(float));
+  // Cut from the buffer's end: tensor i spans [offsets[i], offsets[i + 1]), the last one to the
+  // end of the buffer (alignment padding included).
+  int64_t end = total_floats;
   Bucket open{end, end, INT64_MAX};
-  for (int i = grads.size() - 1; i >= 0; --i) {
-    open.begin = grads.offset_bytes(i) / static_cast<int64_t>(sizeof(float));
+  for (int i = static_cast<int>(offsets.size()) - 1; i >= 0; --i) {
+    open.begin = offsets[static_cast<size_t>(i)];
     open.ready = std::min(open.ready, ready_after[static_cast<size_t>(i)]);
     if (open.end - open.begin >= bucket_floats || i == 0) {
       buckets_.push_back(open);
       open = {open.begin, open.begin, INT64_MAX};
     }
   }
-  RRT_CHECK(buckets_.empty() || buckets_.back().begin == 0, "GradSync",
-            "the gradient arena's first tensor does not start at offset 0");
   in_flight_.resize(buckets_.size());
 }
 

@@ -9,6 +9,10 @@
 // Every rank builds the same buckets from the same registry and launches them in the same
 // order, as MPI's non-blocking collectives require. Alignment gaps between parameters hold
 // zeros, so averaging them changes nothing.
+//
+// The buffer may live anywhere the communicator can reach: a host Arena (MPI on CPUs) or the
+// device model's gradient arena (NCCL; the hook is called as backward *enqueues* its kernels,
+// and the communicator orders each launch after the work queued so far on the compute stream).
 #pragma once
 
 #include <cstdint>
@@ -31,6 +35,12 @@ class GradSync {
   // ready_after[i]: the hook value after which registry parameter i's gradient is final
   // (RecursiveModel::grad_ready_after()); grads: the gradient arena, in registry order.
   GradSync(Communicator& comm, Arena& grads, const std::vector<int64_t>& ready_after,
+           GradSyncOptions options);
+  // Any flat float buffer: `total_floats` floats from `base` (host or device, as `comm` takes
+  // them), parameter i from float offset offsets[i] (increasing, offsets[0] == 0) up to the next
+  // one, the last up to the end (padding included).
+  GradSync(Communicator& comm, float* base, int64_t total_floats,
+           const std::vector<int64_t>& offsets, const std::vector<int64_t>& ready_after,
            GradSyncOptions options);
   ~GradSync();
 
@@ -59,7 +69,7 @@ class GradSync {
   GradSyncOptions options_;
   std::vector<Bucket> buckets_;
   std::vector<std::unique_ptr<CommRequest>> in_flight_;  // per bucket; null: not launched
-  size_t next_ = 0;  // buckets are launched in index order
+  size_t next_ = 0;                                      // buckets are launched in index order
   bool armed_ = false;
   int64_t launched_early_ = 0;
 };

@@ -4,8 +4,10 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <memory>
 #include <vector>
 
+#include "core/arena.h"
 #include "distributed/communicator.h"
 #include "distributed/grad_sync.h"
 #include "model/recursive_model.h"
@@ -103,7 +105,8 @@ TEST(MpiCommunicator, AllGatherGatherScatterOfSlices) {
   comm().gather(slice.data(), me == 0 ? full.data() : nullptr, begins);
   if (me == 0) {
     for (int r = 0; r < world; ++r)
-      for (int64_t i = mine(r).first; i < mine(r).second; ++i) ASSERT_EQ(full[i], value(r, i) + 0.5f);
+      for (int64_t i = mine(r).first; i < mine(r).second; ++i)
+        ASSERT_EQ(full[i], value(r, i) + 0.5f);
   }
 
   if (me == 0)
@@ -116,11 +119,12 @@ TEST(MpiCommunicator, AllGatherGatherScatterOfSlices) {
 }
 
 // Buckets launched from the grad-ready hook during backward average to what one all-reduce of
-// the whole arena after backward gives, with and without overlap, for several bucket sizes.
+// the whole arena after backward gives, with and without overlap, for several bucket sizes,
+// built over the Arena or over its raw buffer (the constructor the device arena uses).
 TEST(GradSync, BucketsDuringBackwardEqualOneAllReduceAfter) {
   ModelSpec spec;
-  spec.model = {.vocab = 61, .d_model = 16, .n_heads = 4, .n_kv_heads = 2, .ffn = 24,
-                .max_seq_len = 16};
+  spec.model = {
+      .vocab = 61, .d_model = 16, .n_heads = 4, .n_kv_heads = 2, .ffn = 24, .max_seq_len = 16};
   spec.recursion = {.block_layers = 2, .loops = 2};
   spec.lora = {.rank_attention = 2, .rank_mlp = 2};
   const int64_t N = 2, T = 8;
@@ -136,33 +140,41 @@ TEST(GradSync, BucketsDuringBackwardEqualOneAllReduceAfter) {
   const int64_t floats = want.total_bytes() / static_cast<int64_t>(sizeof(float));
   comm().all_reduce_mean(static_cast<float*>(want.base()), floats);
 
-  for (bool overlap : {true, false})
-    for (int64_t bucket_bytes : {int64_t{256}, int64_t{4096}, int64_t{1} << 20}) {
-      RecursiveModel model(spec, {.max_batch = N, .max_seq = T});
-      model.params().init({.seed = 3, .lora_b_zero = false});
-      GradSync sync(comm(), model.params().grads_arena(), model.grad_ready_after(),
-                    {.bucket_bytes = bucket_bytes, .overlap = overlap});
-      model.set_grad_ready_hook([&](int64_t v) { sync.on_ready(v); });
-      for (int step = 0; step < 2; ++step) {  // a second step reuses the buckets
-        model.params().zero_grads();
-        sync.arm();
-        model.forward_backward(tokens.data(), targets.data(), N, T);
-        sync.finish();
+  for (bool raw : {false, true})
+    for (bool overlap : {true, false})
+      for (int64_t bucket_bytes : {int64_t{256}, int64_t{4096}, int64_t{1} << 20}) {
+        RecursiveModel model(spec, {.max_batch = N, .max_seq = T});
+        model.params().init({.seed = 3, .lora_b_zero = false});
+        Arena& grads = model.params().grads_arena();
+        std::vector<int64_t> offsets;
+        for (int i = 0; i < grads.size(); ++i)
+          offsets.push_back(grads.offset_bytes(i) / static_cast<int64_t>(sizeof(float)));
+        const GradSyncOptions options{.bucket_bytes = bucket_bytes, .overlap = overlap};
+        auto sync =
+            raw ? std::make_unique<GradSync>(comm(), static_cast<float*>(grads.base()), floats,
+                                             offsets, model.grad_ready_after(), options)
+                : std::make_unique<GradSync>(comm(), grads, model.grad_ready_after(), options);
+        model.set_grad_ready_hook([&](int64_t v) { sync->on_ready(v); });
+        for (int step = 0; step < 2; ++step) {  // a second step reuses the buckets
+          model.params().zero_grads();
+          sync->arm();
+          model.forward_backward(tokens.data(), targets.data(), N, T);
+          sync->finish();
+        }
+        const float* got = static_cast<const float*>(model.params().grads_arena().base());
+        const float* ref = static_cast<const float*>(want.base());
+        for (int64_t i = 0; i < floats; ++i)
+          ASSERT_NEAR(got[i], ref[i], 1e-6f * (1 + std::fabs(ref[i])))
+              << "element " << i << ", buckets of " << bucket_bytes << " bytes, raw " << raw;
+        if (bucket_bytes == 256) {
+          EXPECT_GT(sync->bucket_count(), 10);
+        }
+        if (bucket_bytes == int64_t{1} << 20) {
+          EXPECT_EQ(sync->bucket_count(), 1);
+        }
+        // With overlap every bucket goes out from the hook (the embedding's at backward's end).
+        EXPECT_EQ(sync->launched_early(), overlap ? sync->bucket_count() : 0);
       }
-      const float* got = static_cast<const float*>(model.params().grads_arena().base());
-      const float* ref = static_cast<const float*>(want.base());
-      for (int64_t i = 0; i < floats; ++i)
-        ASSERT_NEAR(got[i], ref[i], 1e-6f * (1 + std::fabs(ref[i])))
-            << "element " << i << ", buckets of " << bucket_bytes << " bytes";
-      if (bucket_bytes == 256) {
-        EXPECT_GT(sync.bucket_count(), 10);
-      }
-      if (bucket_bytes == int64_t{1} << 20) {
-        EXPECT_EQ(sync.bucket_count(), 1);
-      }
-      // With overlap every bucket goes out from the hook (the embedding's at backward's end).
-      EXPECT_EQ(sync.launched_early(), overlap ? sync.bucket_count() : 0);
-    }
 }
 
 }  // namespace

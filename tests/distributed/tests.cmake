@@ -3,6 +3,7 @@
 # ranks ending the job, and (labels gpu + mpi) NCCL data parallel on 2 GPUs; under a local
 # Slurm cluster (label slurm) the launch/ scripts.
 rrt_add_test(test_communicator ${CMAKE_CURRENT_LIST_DIR}/test_communicator.cpp)
+rrt_add_test(test_grad_sync ${CMAKE_CURRENT_LIST_DIR}/test_grad_sync.cpp)
 
 if(RRT_MPI)
   add_executable(checkpoint_diff ${CMAKE_CURRENT_LIST_DIR}/checkpoint_diff.cpp)
