@@ -119,13 +119,22 @@ void DeviceModel::Impl::bind_positions() {
   const ModelConfig& m = spec.model;
   layer_params.clear();
   layer_grads.clear();
+  // Every parameter no position uses (head, final norm) is final after the head: L.
+  grad_ready_after.assign(static_cast<size_t>(registry.size()), L);
+  grad_ready_after[static_cast<size_t>(registry.index("embed.weight"))] = -1;
   for (int64_t l = 0; l < L; ++l) {
     const Position pos = position_of(r, l);
     DeviceLayerParams p;
     DeviceLayerGrads g;
+    // Positions are bound in increasing order, so the first use is the smallest position.
+    auto used = [&](int i) {
+      int64_t& ready = grad_ready_after[static_cast<size_t>(i)];
+      if (ready == L) ready = l;
+      return i;
+    };
     auto norm = [&](bool attn, bool bias) {
-      return registry.index(
-          ParamRegistry::norm_name(pos.layer, pos.loop, attn, r.per_loop_norms, bias));
+      return used(registry.index(
+          ParamRegistry::norm_name(pos.layer, pos.loop, attn, r.per_loop_norms, bias)));
     };
     p.attn_norm = compute + offset[norm(true, false)];
     p.mlp_norm = compute + offset[norm(false, false)];
@@ -140,20 +149,22 @@ void DeviceModel::Impl::bind_positions() {
     for (int j = 0; j < kNumProj; ++j) {
       const Proj proj = static_cast<Proj>(j);
       if (!m.has_proj(proj)) continue;
-      const int w = registry.index(ParamRegistry::block_name(pos.layer, proj));
+      const int w = used(registry.index(ParamRegistry::block_name(pos.layer, proj)));
       p.weight[j] = compute + offset[w];
       g.weight[j] = grad_of(w);
       if (m.linear_bias) {
-        const int bi =
-            registry.index(ParamRegistry::bias_name(pos.layer, proj, pos.loop, r.per_loop_norms));
+        const int bi = used(
+            registry.index(ParamRegistry::bias_name(pos.layer, proj, pos.loop, r.per_loop_norms)));
         p.bias[j] = compute + offset[bi];
         g.bias[j] = grad_of(bi);
       }
       p.rank[j] = spec.lora_rank(proj);
       p.scale[j] = static_cast<float>(spec.lora_scale(proj));
       if (p.rank[j] > 0) {
-        const int a = registry.index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, true));
-        const int b = registry.index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, false));
+        const int a =
+            used(registry.index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, true)));
+        const int b =
+            used(registry.index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, false)));
         p.lora_a[j] = compute + offset[a];
         p.lora_b[j] = compute + offset[b];
         g.lora_a[j] = grad_of(a);
@@ -194,6 +205,8 @@ void DeviceModel::Impl::backward() {
   const int fb = m.norm == Norm::layer ? registry.index("final_norm.bias") : -1;
   device_norm_backward(c, d, resid[L], compute + offset[fn], final_mean, final_rstd, d_final_h,
                        d_resid, grad_of(fn), fb >= 0 ? grad_of(fb) : nullptr);
+  // The hook runs as the work is enqueued: a GPU communicator orders its launch after it.
+  grad_ready(L);
   const int final_exit = static_cast<int>(exit_resid.size()) - 1;
   for (int64_t l = L - 1; l >= 0; --l) {
     // An intermediate exit reads resid[l + 1]: its gradient joins d(resid[l + 1]) here.
@@ -206,11 +219,13 @@ void DeviceModel::Impl::backward() {
       device_layer_forward(c, d, layer_params[l], stash[l], resid[l], recompute_out);
     device_layer_backward(c, d, layer_params[l], layer_grads[l], stash[l], scratch, resid[l],
                           d_resid);
+    grad_ready(l);
   }
   const int e = registry.index("embed.weight");
   if (float* de = grad_of(e))
     ops::cuda::embedding_backward(tokens, d_resid, de, d.M(), d.D, m.vocab,
                                   static_cast<float>(m.embedding_multiplier()), stream);
+  grad_ready(-1);
 }
 
 namespace {
@@ -288,6 +303,14 @@ double DeviceModel::forward_backward(const int32_t* tokens, const int32_t* targe
   s.losses.total = s.losses.ce = s.losses.exit_ce[0] = ce.mean_loss;
   return ce.mean_loss;
 }
+
+void DeviceModel::set_grad_ready_hook(std::function<void(int64_t)> hook) {
+  impl_->grad_ready_hook = std::move(hook);
+}
+const std::vector<int64_t>& DeviceModel::grad_ready_after() const {
+  return impl_->grad_ready_after;
+}
+const std::vector<int64_t>& DeviceModel::parameter_offsets() const { return impl_->offset; }
 
 double DeviceModel::loss(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T) {
   Impl& s = *impl_;

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -107,6 +108,19 @@ class DeviceModel {
   // all-reduce: a GPU communicator (distributed/gpu_communicator.h) takes device pointers.
   float* device_gradients();
   int64_t gradient_floats() const;
+  // Float offset of each registry parameter in device_gradients() (the host arena's layout):
+  // with grad_ready_after(), what a GradSync over the device arena needs.
+  const std::vector<int64_t>& parameter_offsets() const;
+
+  // Gradient-ready notifications, RecursiveModel's exactly: backward calls hook(v) with v = L
+  // (after the head and final norm), L-1 .. 0 (after each unrolled position, recomputed or not),
+  // then -1 (after the embedding); once hook(v) has been called, every parameter i with
+  // grad_ready_after()[i] >= v has its final gradient for this backward. The hook runs on the
+  // host as backward *enqueues* that work, not when the GPU has done it: whatever it launches
+  // must be ordered after the default stream's queued work (the NCCL communicator records an
+  // event there at each launch), so no host synchronisation is needed.
+  void set_grad_ready_hook(std::function<void(int64_t)> hook);
+  const std::vector<int64_t>& grad_ready_after() const;
 
   int64_t parameter_bytes() const;   // masters, compute copies, gradients, moments
   int64_t activation_bytes() const;  // stashes, residuals, scratch, head workspace

@@ -94,6 +94,13 @@ void DeviceModel::Impl::bind_exits() {
     exit_lora_da[e] = grad_of(registry.index(a));
     exit_lora_db[e] = grad_of(registry.index(b));
   }
+  // Intermediate exits add into the final norm's gradient at their loop's end (backward): it is
+  // final once the earliest of them is done, after hook(k * B - 1), as on the CPU.
+  if (E > 1) {
+    for (const char* n : {"final_norm.weight", "final_norm.bias"})
+      if (registry.has(n))
+        grad_ready_after[static_cast<size_t>(registry.index(n))] = exit_resid[0] - 1;
+  }
 }
 
 // Every exit's normed state, the teacher's forward on the same tokens, one chunked loss over all

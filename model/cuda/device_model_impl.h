@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -103,6 +104,14 @@ struct DeviceModel::Impl {
   std::vector<const bf16*> exit_lora_a, exit_lora_b;  // head adapters, null where none
   std::vector<float*> exit_lora_da, exit_lora_db;
   DeviceModel* teacher = nullptr;  // distillation: a forward-only DeviceModel
+
+  // Gradient-ready notifications, RecursiveModel's call points and values (bind_positions and
+  // bind_exits fill grad_ready_after as RecursiveModel::bind_positions and bind_exits do).
+  std::function<void(int64_t)> grad_ready_hook;
+  std::vector<int64_t> grad_ready_after;  // per registry index
+  void grad_ready(int64_t v) const {
+    if (grad_ready_hook) grad_ready_hook(v);
+  }
 
   Impl(const ModelSpec& s, const DeviceModelOptions& o) : spec(s), opt(o), registry(s) {}
 

@@ -39,6 +39,13 @@ void DeviceModel::adamw_step(const ops::AdamWHyper&, double) {}
 int64_t DeviceModel::steps_taken() const { return 0; }
 float* DeviceModel::device_gradients() { return nullptr; }
 int64_t DeviceModel::gradient_floats() const { return 0; }
+const std::vector<int64_t>& DeviceModel::parameter_offsets() const {
+  RRT_FAIL("DeviceModel", "no CUDA in this build");
+}
+void DeviceModel::set_grad_ready_hook(std::function<void(int64_t)>) {}
+const std::vector<int64_t>& DeviceModel::grad_ready_after() const {
+  RRT_FAIL("DeviceModel", "no CUDA in this build");
+}
 int64_t DeviceModel::parameter_bytes() const { return 0; }
 int64_t DeviceModel::activation_bytes() const { return 0; }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The device model's gpu tests (test_model_gpu.cpp, test_exits_gpu.cpp, test_trainer_gpu.cpp)
+# The device model's gpu tests (test_model_gpu.cpp, test_exits_gpu.cpp, test_trainer_gpu.cpp,
+# test_grad_ready_gpu.cpp)
 # on the CPU, against a host emulation of the CUDA runtime and of ops/cuda
 # (tests/gpu/emulation/host_cuda.cpp): checks the device model's and the trainer's cuda wiring
 # where no GPU is. It says nothing about the kernels; tests/gpu/run.sh on a GPU host does.
@@ -37,6 +38,7 @@ echo "[emulate] building $exe"
 g++ -std=c++20 -O1 -fopenmp -w -I. -isystem "$cuda_include" \
   $(pkg-config --cflags hdf5 openblas yaml-cpp sentencepiece libpcre2-8 gtest) \
   tests/gpu/test_model_gpu.cpp tests/gpu/test_exits_gpu.cpp tests/gpu/test_trainer_gpu.cpp \
+  tests/gpu/test_grad_ready_gpu.cpp \
   model/cuda/device_model.cpp \
   model/cuda/device_model_state.cpp model/cuda/device_model_exits.cpp \
   model/cuda/device_layer.cpp tests/gpu/emulation/host_cuda.cpp \

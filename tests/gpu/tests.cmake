@@ -9,4 +9,5 @@ rrt_add_gpu_test(test_nccl_gpu ${CMAKE_CURRENT_LIST_DIR}/test_nccl_gpu.cpp)
 # with all of rrt's device code inside; one fewer keeps it under the device tool's carry limit).
 rrt_add_gpu_test(test_model_gpu ${CMAKE_CURRENT_LIST_DIR}/test_model_gpu.cpp
                  ${CMAKE_CURRENT_LIST_DIR}/test_exits_gpu.cpp
-                 ${CMAKE_CURRENT_LIST_DIR}/test_trainer_gpu.cpp)
+                 ${CMAKE_CURRENT_LIST_DIR}/test_trainer_gpu.cpp
+                 ${CMAKE_CURRENT_LIST_DIR}/test_grad_ready_gpu.cpp)
