@@ -48,10 +48,13 @@ struct Trainer::State {
   // cuda with distill.teacher: the teacher's forward on the GPU (forward only, bf16 weights);
   // `teacher` then holds its host weights only (planned for one token).
   std::unique_ptr<DeviceModel> device_teacher;
-  std::unique_ptr<GradSync> grad_sync;  // more than one rank on cpu only
-  // cuda with more than one rank: NCCL over the device model's gradient arena (one all-reduce
-  // after backward; the host-side collectives stay on `comm`).
+  // cuda with more than one rank: NCCL on this rank's GPU (the host-side collectives stay on
+  // `comm`).
   std::unique_ptr<Communicator> gpu_comm;
+  // More than one rank: buckets of the gradient arena all-reduced during backward, over the
+  // host arena with `comm` on cpu, over the device model's arena with `gpu_comm` on cuda
+  // (declared after both, so destroyed before them).
+  std::unique_ptr<GradSync> grad_sync;
   std::unique_ptr<Zero1> zero1;         // distributed.zero1 with more than one rank
   TrainState progress;
   std::vector<int32_t> inputs, targets;
@@ -218,13 +221,22 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   }
   s.inputs.resize(N * T);
   s.targets.resize(N * T);
-  if (world.world_size() > 1 && !on_device) {
+  if (world.world_size() > 1) {
     const GradSyncOptions sync{
         .bucket_bytes = static_cast<int64_t>(c.distributed.bucket_mb * 1024 * 1024),
         .overlap = c.distributed.overlap};
-    s.grad_sync = std::make_unique<GradSync>(world, s.model->params().grads_arena(),
-                                             s.model->grad_ready_after(), sync);
-    s.model->set_grad_ready_hook([g = s.grad_sync.get()](int64_t v) { g->on_ready(v); });
+    if (on_device) {
+      // The device arena has the host arena's layout; each bucket's NCCL launch waits (on the
+      // GPU, not the host) for the backward kernels enqueued before the hook fired.
+      s.grad_sync = std::make_unique<GradSync>(
+          *s.gpu_comm, s.device->device_gradients(), s.device->gradient_floats(),
+          s.device->parameter_offsets(), s.device->grad_ready_after(), sync);
+      s.device->set_grad_ready_hook([g = s.grad_sync.get()](int64_t v) { g->on_ready(v); });
+    } else {
+      s.grad_sync = std::make_unique<GradSync>(world, s.model->params().grads_arena(),
+                                               s.model->grad_ready_after(), sync);
+      s.model->set_grad_ready_hook([g = s.grad_sync.get()](int64_t v) { g->on_ready(v); });
+    }
   }
 
   // Rank 0 reads the run directory and the checkpoints; the others receive what it read.
@@ -249,9 +261,11 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     if (s.gpu_comm) {
       std::printf(
           "data parallel: %d ranks (%s, one GPU each; rank 0 on GPU %d), global micro-batch %ld "
-          "x %ld tokens, gradients in one all-reduce after backward\n",
+          "x %ld tokens, gradients in %ld buckets of %.1f MiB, %s\n",
           world.world_size(), s.gpu_comm->backend().c_str(), gpu_for_this_rank(),
-          static_cast<long>(N * world.world_size()), static_cast<long>(T));
+          static_cast<long>(N * world.world_size()), static_cast<long>(T),
+          static_cast<long>(s.grad_sync->bucket_count()), c.distributed.bucket_mb,
+          c.distributed.overlap ? "overlapped with backward" : "reduced after backward");
     } else if (world.world_size() > 1) {
       std::printf(
           "data parallel: %d ranks (%s), global micro-batch %ld x %ld tokens, gradients in %ld "
@@ -384,14 +398,11 @@ TrainSummary Trainer::run(int64_t stop_after) {
     }
     loss /= static_cast<double>(accum);
     // Data parallel: the mean gradient and loss of the global batch (no-ops on one process).
+    // On cuda the host runs ahead of the GPU, so the wait also covers backward's last kernels:
+    // comm_wait_ms is an upper bound there.
     if (s.grad_sync) {
       const auto t_wait = Clock::now();
       s.grad_sync->finish();
-      window_comm_wait += std::chrono::duration<double>(Clock::now() - t_wait).count();
-    }
-    if (s.gpu_comm) {  // waits for backward's kernels too: comm_wait_ms is an upper bound here
-      const auto t_wait = Clock::now();
-      s.gpu_comm->all_reduce_mean(s.device->device_gradients(), s.device->gradient_floats());
       window_comm_wait += std::chrono::duration<double>(Clock::now() - t_wait).count();
     }
     loss = mean_over_ranks(world, loss);
@@ -437,7 +448,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
                           {"gflops", gflops},
                           {"tokens", s.progress.tokens_seen},
                           {"elapsed_s", elapsed}};
-      if (s.grad_sync || s.gpu_comm) line["comm_wait_ms"] = window_comm_wait / window_steps * 1e3;
+      if (s.grad_sync) line["comm_wait_ms"] = window_comm_wait / window_steps * 1e3;
       terms.write(line);
       s.metrics << line << "\n";
       s.metrics.flush();

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Data-parallel training on GPUs (train.device: cuda, gradients all-reduced by NCCL): 2 ranks,
 # one GPU each, train 10 steps as 1 GPU does with the same global batch (6 rows x 2 accumulated
-# micro-batches). bf16 activations make the two runs differ by rounding (GEMMs over 3 rows and
+# micro-batches), twice: gradient buckets (small ones, so there are many) all-reduced during
+# backward from the device model's grad-ready hook, and distributed.overlap=false (every bucket
+# after backward). bf16 activations make the two runs differ by rounding (GEMMs over 3 rows and
 # over 6 rows sum in different orders), so the tolerances are bf16's, not fp32's: losses within
 # 1e-2 relative, final parameters within 3e-2 relative L2. A rank training without the
 # all-reduce sees half the batch and misses both by far.
@@ -28,9 +30,14 @@ train() {  # train RANKS RUN_DIR [key=value...]
   }
 }
 train 1 "$work/g1"
-train 2 "$work/g2"
-grep -q "data parallel: 2 ranks (nccl" "$work/g2.log" || fail "no NCCL banner: $(cat "$work/g2.log")"
-python3 - "$work/g2/metrics.jsonl" "$work/g1/metrics.jsonl" <<'PY' || fail "losses of 2 GPUs differ from 1 GPU"
+train 2 "$work/g2" distributed.bucket_mb=0.01
+train 2 "$work/g2_after" distributed.overlap=false
+grep -q "data parallel: 2 ranks (nccl.*overlapped with backward" "$work/g2.log" \
+  || fail "no overlapped NCCL banner: $(cat "$work/g2.log")"
+grep -q "data parallel: 2 ranks (nccl.*reduced after backward" "$work/g2_after.log" \
+  || fail "no NCCL banner without overlap: $(cat "$work/g2_after.log")"
+for run in g2 g2_after; do
+python3 - "$work/$run/metrics.jsonl" "$work/g1/metrics.jsonl" <<'PY' || fail "losses of 2 GPUs ($run) differ from 1 GPU"
 import json, sys
 def read(path):
     return {(j["step"], k): j[k] for j in map(json.loads, open(path))
@@ -41,6 +48,7 @@ worst = max(abs(a[k] - b[k]) / abs(b[k]) for k in a)
 print(f"{len(a)} losses, worst relative difference {worst:.3e} (tolerance 1e-2)")
 sys.exit(0 if worst <= 1e-2 else 1)
 PY
-"$diff_tool" "$work/g2/step_00000010.h5" "$work/g1/step_00000010.h5" 3e-2 \
-  || fail "final parameters of 2 GPUs differ from 1 GPU"
+"$diff_tool" "$work/$run/step_00000010.h5" "$work/g1/step_00000010.h5" 3e-2 \
+  || fail "final parameters of 2 GPUs ($run) differ from 1 GPU"
+done
 echo "nccl train: all good"
