@@ -6,13 +6,20 @@
 // The last check snapshots the device gradients inside the hook with a synchronous cudaMemcpy:
 // it is ordered after the kernels backward has enqueued so far, i.e. exactly what a collective
 // launched from the hook on the NCCL side stream (which waits for the compute stream) reads.
+// Then the trainer's wiring without NCCL: a GradSync over the device arena, fed by the hook,
+// with a communicator that averages each bucket with a fixed "other rank" at launch.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+#include "distributed/communicator.h"
+#include "distributed/grad_sync.h"
 #include "model/cuda/device_model.h"
 #include "model/parameters.h"
 #include "model/recursive_model.h"
@@ -135,6 +142,97 @@ TEST(DeviceGradReady, SameSequenceAsCpuAndFinalGradientsStayFinal) {
     // The snapshots hold real gradients (not a hook fired before backward wrote anything).
     EXPECT_GT(nonzero, static_cast<int>(ready.size()) / 2);
   }
+}
+
+// Two ranks as one on device buffers: each launch copies the bucket to the host (a synchronous
+// copy, ordered after the queued kernels as an NCCL launch is), averages it with `other` and
+// copies it back.
+class DeviceAveragingCommunicator final : public Communicator {
+ public:
+  DeviceAveragingCommunicator(const float* base, std::vector<float> other)
+      : base_(base), other_(std::move(other)) {}
+  int64_t launched = 0;
+
+  int rank() const override { return 0; }
+  int world_size() const override { return 2; }
+  std::string backend() const override { return "device-averaging"; }
+  void all_reduce_mean(float* data, int64_t n) override { all_reduce_mean_async(data, n); }
+  std::unique_ptr<CommRequest> all_reduce_mean_async(float* data, int64_t n) override {
+    const int64_t offset = data - base_;
+    EXPECT_TRUE(offset >= 0 && offset + n <= static_cast<int64_t>(other_.size()));
+    std::vector<float> bucket(static_cast<size_t>(n));
+    RRT_CUDA_CHECK(
+        cudaMemcpy(bucket.data(), data, sizeof(float) * bucket.size(), cudaMemcpyDeviceToHost));
+    for (int64_t i = 0; i < n; ++i)
+      bucket[static_cast<size_t>(i)] =
+          0.5f * (bucket[static_cast<size_t>(i)] + other_[static_cast<size_t>(offset + i)]);
+    RRT_CUDA_CHECK(
+        cudaMemcpy(data, bucket.data(), sizeof(float) * bucket.size(), cudaMemcpyHostToDevice));
+    ++launched;
+    return std::make_unique<Done>();
+  }
+  void all_reduce_sum(double*, int64_t) override {}
+  void all_gather(float*, const std::vector<int64_t>&) override {}
+  void gather(const float*, float*, const std::vector<int64_t>&, int) override {}
+  void scatter(const float*, float*, const std::vector<int64_t>&, int) override {}
+  void broadcast(void*, int64_t, int) override {}
+  void barrier() override {}
+  [[noreturn]] void abort(int) override { RRT_FAIL("DeviceAveragingCommunicator", "abort"); }
+
+ private:
+  struct Done final : CommRequest {
+    void wait() override {}
+    bool test() override { return true; }
+  };
+  const float* base_;
+  std::vector<float> other_;
+};
+
+// What the trainer builds for cuda with several ranks: every bucket goes out from the hook
+// during backward, and the arena ends as the mean of this rank's gradient and the other's.
+TEST(DeviceGradReady, GradSyncOverTheDeviceArenaAverages) {
+  RRT_REQUIRE_GPU();
+  const int64_t N = 2, T = 16;
+  const Case c = cases().front();  // exits, some positions recomputed
+  RecursiveModel host(c.spec, ModelCapacity{1, 1}, c.loss);
+  host.params().init({.seed = 5, .std = 0.05, .lora_b_zero = false});
+  DeviceModel gpu(
+      c.spec, DeviceModelOptions{.max_batch = N, .max_seq = T, .recompute = c.recompute}, c.loss);
+  gpu.upload(host.params());
+  std::vector<int32_t> tokens, targets;
+  random_tokens(N * T, c.spec.model.vocab, tokens, targets);
+  const size_t total = static_cast<size_t>(gpu.gradient_floats());
+  std::vector<float> other = rrt::testing::random_uniform(total, 17, 1e-2f);
+
+  DeviceAveragingCommunicator comm(gpu.device_gradients(), other);
+  GradSync sync(comm, gpu.device_gradients(), gpu.gradient_floats(), gpu.parameter_offsets(),
+                gpu.grad_ready_after(), {.bucket_bytes = 16 << 10, .overlap = true});
+  ASSERT_GT(sync.bucket_count(), 3);
+  gpu.set_grad_ready_hook([&](int64_t v) { sync.on_ready(v); });
+
+  // Not armed: the hook launches nothing; this backward gives this rank's own gradient.
+  gpu.zero_grads();
+  gpu.forward_backward(tokens.data(), targets.data(), N, T);
+  EXPECT_EQ(comm.launched, 0);
+  std::vector<float> local(total), got(total);
+  RRT_CUDA_CHECK(cudaMemcpy(local.data(), gpu.device_gradients(), sizeof(float) * total,
+                            cudaMemcpyDeviceToHost));
+
+  gpu.zero_grads();
+  sync.arm();
+  gpu.forward_backward(tokens.data(), targets.data(), N, T);
+  const int64_t during_backward = comm.launched;
+  sync.finish();
+  EXPECT_EQ(during_backward, sync.bucket_count());
+  EXPECT_EQ(sync.launched_early(), sync.bucket_count());
+  RRT_CUDA_CHECK(cudaMemcpy(got.data(), gpu.device_gradients(), sizeof(float) * total,
+                            cudaMemcpyDeviceToHost));
+  // Two backwards of the same batch may differ in the last bits on a GPU (atomics).
+  for (size_t i = 0; i < total; ++i) {
+    const float want = 0.5f * (local[i] + other[i]);
+    ASSERT_NEAR(got[i], want, 1e-4f * (1.f + std::fabs(want))) << "element " << i;
+  }
+  gpu.set_grad_ready_hook(nullptr);
 }
 
 }  // namespace
