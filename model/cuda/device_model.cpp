@@ -253,7 +253,8 @@ DeviceModel::DeviceModel(const ModelSpec& spec, const DeviceModelOptions& option
     s.opt.recompute.assign(static_cast<size_t>(s.L), false);
   RRT_CHECK(static_cast<int64_t>(s.opt.recompute.size()) == s.L, kWhere, "recompute lists ",
             s.opt.recompute.size(), " positions; the model has ", s.L);
-  // Shapes cuDNN's attention refuses fail here, before any memory is taken.
+  // Shapes no attention path can run (cuDNN, or rrt's fallback where cuDNN cannot serve them)
+  // fail here, before any memory is taken.
   ops::cuda::check_attention_shape(
       {s.opt.max_batch, s.opt.max_seq, m.n_heads, m.n_kv_heads, m.dh()},
       /*backward=*/!s.opt.forward_only);
