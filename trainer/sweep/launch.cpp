@@ -70,7 +70,9 @@ class RunClaim {
     fd_ = ::open((dir / ".launch.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     RRT_CHECK(fd_ >= 0, dir.string(), "cannot open ", (dir / ".launch.lock").string(), ": ",
               std::strerror(errno));
-    held_ = ::flock(fd_, LOCK_EX | LOCK_NB) == 0;
+    // Only "another process holds it" means busy; a file system without flock support (some
+    // network mounts answer ENOLCK or EINVAL) leaves status.json as the only guard.
+    held_ = ::flock(fd_, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK;
   }
   ~RunClaim() {
     if (fd_ >= 0) ::close(fd_);  // releases the lock
