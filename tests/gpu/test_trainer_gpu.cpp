@@ -12,11 +12,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "core/error.h"
-#include "data/prepare.h"
 #include "tests/gpu/gpu_test.h"
+#include "tests/text_shards.h"
 #include "trainer/config_io.h"
 #include "trainer/evaluate.h"
 #include "trainer/trainer.h"
@@ -31,23 +30,12 @@ constexpr double kValLoss = 2e-2;
 
 // Token shards of a few KB of text (as tests/trainer/test_trainer.cpp prepares them).
 const std::string& shards() {
-  static const std::string dir = [] {
-    const fs::path root =
-        fs::path(::testing::TempDir()) / ("rrt_trainer_gpu_data_" + std::to_string(::getpid()));
-    fs::remove_all(root);
-    fs::create_directories(root / "text");
-    for (int d = 0; d < 6; ++d) {
-      std::ofstream f(root / "text" / ("doc" + std::to_string(d) + ".txt"));
-      for (int line = 0; line < 40; ++line)
-        f << "Document " << d << " line " << line << ": the loop runs the block again.\n";
-    }
-    PrepareOptions p;
-    p.inputs = {(root / "text").string()};
-    p.out_dir = (root / "shards").string();
-    p.progress = false;
-    prepare_shards(p);
-    return p.out_dir;
-  }();
+  static const std::string dir = rrt::prepare_test_shards(
+      fs::path(::testing::TempDir()) / ("rrt_trainer_gpu_data_" + std::to_string(::getpid())), 6,
+      40, [](int d, int i) {
+        return "Document " + std::to_string(d) + " line " + std::to_string(i) +
+               ": the loop runs the block again.";
+      });
   return dir;
 }
 
