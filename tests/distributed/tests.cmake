@@ -48,6 +48,9 @@ if(RRT_MPI)
   add_test(NAME Distributed.SlurmTrain
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/slurm_train.sh $<TARGET_FILE:rrt_cli>
             $<TARGET_FILE:checkpoint_diff> ${CMAKE_SOURCE_DIR})
+  # RESOURCE_LOCK: one local cluster at a time (Sweep.SlurmArray starts one too, on the same
+  # ports; run together under ctest -j, one's srun steps fail to launch).
   set_tests_properties(Distributed.SlurmTrain PROPERTIES LABELS slurm SKIP_RETURN_CODE 77
+    RESOURCE_LOCK local_slurm
     ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive" TIMEOUT 120)
 endif()

@@ -10,4 +10,5 @@ add_dependencies(test_sweep rrt_cli)
 add_test(NAME Sweep.SlurmArray
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/sweep_slurm.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
 set_tests_properties(Sweep.SlurmArray PROPERTIES LABELS slurm SKIP_RETURN_CODE 77
+  RESOURCE_LOCK local_slurm
   ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive" TIMEOUT 180)
