@@ -1,6 +1,7 @@
 // rrt generate CHECKPOINT [--prompt TEXT]... [--prompts FILE|-] [--max-new-tokens N]
 //              [--temperature T] [--top-p P] [--seed S] [--exit none|oracle|confidence]
-//              [--threshold T] [--kv propagate|recompute|copy] [--batching depth|sequence|static]
+//              [--threshold T] [--kv propagate|recompute|copy] [--device cpu|cuda] [--batching
+//              depth|sequence|static]
 //              [--max-batch N] [--ignore-eos] [--tokenizer SPEC] [--json]
 // Text generation with early exit over the inference engine (docs/inference.md): prints each
 // prompt's continuation and the loop every generated token exited at.
@@ -51,8 +52,8 @@ void add_generate_command(CLI::App& app) {
       "Generate text from a checkpoint with early exit and depth-wise batching; prints the text "
       "and the loop each token exited at (docs/inference.md)");
   struct Opts {
-    std::string checkpoint, prompts_file, exit = "none", kv = "propagate", batching = "depth",
-                                          tokenizer;
+    std::string checkpoint, prompts_file, exit = "none", kv = "propagate", device = "cpu",
+                                          batching = "depth", tokenizer;
     std::vector<std::string> prompts;
     int64_t max_new = 64, max_batch = 8;
     double temperature = 0, top_p = 1, threshold = 0.9;
@@ -78,6 +79,8 @@ void add_generate_command(CLI::App& app) {
                   "each token's earliest agreeing loop, then replays those exits)")
       ->check(CLI::IsMember({"none", "oracle", "confidence"}));
   cmd->add_option("--threshold", o->threshold, "confidence threshold")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--device", o->device, "engine: cpu or cuda (a GPU; a CUDA build)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--kv", o->kv,
                   "how an early-exited token's skipped KV is filled: propagate (k and v "
                   "projections of the exited state), recompute (run the skipped loops after "
@@ -130,7 +133,7 @@ void add_generate_command(CLI::App& app) {
                                      {.slots = o->max_batch,
                                       .max_seq = max_seq,
                                       .max_rows = std::max<int64_t>(64, o->max_batch)},
-                                     "none");
+                                     "none", o->device);
     inference::GenerateOptions g;
     g.batching = inference::parse_batching(o->batching);
     g.max_batch = o->max_batch;

@@ -1,6 +1,7 @@
 // rrt serve-bench CHECKPOINT [--requests N] [--prompt-len A[-B]] [--output-len A[-B]]
 //                 [--data DIR | --tokens FILE | --random-prompts] [--exits none,oracle,...]
-//                 [--schedulers static,sequence,depth] [--kv propagate|recompute|copy]
+//                 [--schedulers static,sequence,depth] [--kv propagate|recompute|copy] [--device
+//                 cpu|cuda]
 //                 [--max-batch N] [--repeats R] [--seed S] [--json]
 // Throughput of static, continuous sequence-wise and continuous depth-wise batching over one
 // engine, per exit setting, beside the paper-style theoretical gain (docs/inference.md).
@@ -71,7 +72,7 @@ void add_serve_bench_command(CLI::App& app) {
   struct Opts {
     std::string checkpoint, data, tokens, prompt_len = "16-64", output_len = "16-64";
     std::string exits = "none,oracle,confidence:0.9,confidence:0.6";
-    std::string schedulers = "static,sequence,depth", kv = "propagate";
+    std::string schedulers = "static,sequence,depth", kv = "propagate", device = "cpu";
     int64_t requests = 32, max_batch = 8;
     int repeats = 3;
     uint64_t seed = 1;
@@ -97,6 +98,8 @@ void add_serve_bench_command(CLI::App& app) {
                   "exit settings, comma-separated: none, oracle, confidence:T (default "
                   "none,oracle,confidence:0.9,confidence:0.6)");
   cmd->add_option("--schedulers", o->schedulers, "static, sequence, depth (comma-separated)");
+  cmd->add_option("--device", o->device, "engine: cpu or cuda (a GPU; a CUDA build)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--kv", o->kv, "KV of skipped loops: propagate, recompute or copy")
       ->check(CLI::IsMember({"propagate", "recompute", "copy"}));
   cmd->add_option("--max-batch", o->max_batch, "sequences in flight = rows per engine call")
@@ -142,7 +145,7 @@ void add_serve_bench_command(CLI::App& app) {
                                      {.slots = o->max_batch,
                                       .max_seq = max_seq,
                                       .max_rows = std::max<int64_t>(64, o->max_batch)},
-                                     "none");
+                                     "none", o->device);
     inference::BenchOptions b;
     b.schedulers.clear();
     for (const std::string& s : split(o->schedulers))

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 
 #include "core/error.h"
 
@@ -48,27 +47,30 @@ class Runner {
   int32_t oracle_loop(const Item& it) const;
   void sync_step();
   void depth_step();
-  float* resid(int32_t item) { return resid_.data() + static_cast<int64_t>(item) * D_; }
+  int32_t choose_token(int64_t head_row, int32_t req, int64_t index);
+  void flush_embeds();
 
   Engine& e_;
   const std::vector<Request>& reqs_;
   GenerateOptions o_;
   RunStats* stats_;
-  int64_t K_, D_, V_, rows_cap_;
+  int64_t K_, V_, rows_cap_;
   Clock::time_point t0_;
   Sampler sampler_;
   std::vector<Completion> out_;
   std::vector<int32_t> slot_req_;
   int32_t next_req_ = 0;
   int64_t active_ = 0;
-  std::vector<Item> items_;
-  std::vector<float> resid_;  // [items, D]
+  std::vector<Item> items_;  // item i's residual is the engine's state i
   std::vector<int32_t> free_items_;
-  std::vector<int32_t> loop_argmax_;  // record_oracle: [items, K]
+  std::vector<int32_t> prefill_states_;  // the states after the items': a prefill chunk's rows
+  std::vector<int32_t> loop_argmax_;     // record_oracle: [items, K]
   // Per-call scratch.
   std::vector<StageRow> rows_;
-  std::vector<float> batch_resid_, head_resid_, logits_;
   std::vector<int32_t> list_, head_items_, head_loops_, fill_items_;
+  // Tokens emitted since the last engine call, embedded into their items' states before the next.
+  std::vector<int32_t> pending_tokens_, pending_states_;
+  bool host_logits_ = false;  // sampling needs the logits themselves (greedy: the argmax)
   std::vector<Emission> emissions_;
 };
 
@@ -79,7 +81,6 @@ Runner::Runner(Engine& engine, const std::vector<Request>& requests, const Gener
       o_(o),
       stats_(stats),
       K_(engine.stages()),
-      D_(engine.d_model()),
       V_(engine.vocab()),
       rows_cap_(engine.capacity().max_rows),
       sampler_(engine.vocab()) {
@@ -108,19 +109,21 @@ Runner::Runner(Engine& engine, const std::vector<Request>& requests, const Gener
   // successor and ends at stage K).
   const int64_t n_items = o_.max_batch * (K_ + 1);
   items_.resize(static_cast<size_t>(n_items));
-  resid_.resize(static_cast<size_t>(n_items * D_));
+  e_.reserve_states(n_items + rows_cap_);
+  for (int64_t i = 0; i < rows_cap_; ++i)
+    prefill_states_.push_back(static_cast<int32_t>(n_items + i));
+  host_logits_ = o_.sampling.temperature > 0;
   loop_argmax_.resize(static_cast<size_t>(n_items * K_));
   for (int64_t i = n_items - 1; i >= 0; --i) free_items_.push_back(static_cast<int32_t>(i));
   slot_req_.assign(static_cast<size_t>(o_.max_batch), -1);
   rows_.resize(static_cast<size_t>(rows_cap_));
-  batch_resid_.resize(static_cast<size_t>(rows_cap_ * D_));
-  head_resid_.resize(static_cast<size_t>(rows_cap_ * D_));
-  logits_.resize(static_cast<size_t>(rows_cap_ * V_));
   list_.reserve(static_cast<size_t>(n_items));
   head_items_.reserve(static_cast<size_t>(n_items));
   head_loops_.resize(static_cast<size_t>(n_items));
   fill_items_.reserve(static_cast<size_t>(n_items));
   emissions_.reserve(static_cast<size_t>(n_items));
+  pending_tokens_.reserve(static_cast<size_t>(n_items));
+  pending_states_.reserve(static_cast<size_t>(n_items));
   out_.resize(reqs_.size());
   if (stats_) {
     *stats_ = RunStats{};
@@ -132,6 +135,7 @@ template <typename F>
 void Runner::timed(CallKind kind, int64_t rows, F&& f) {
   const Clock::time_point a = Clock::now();
   f();
+  if (stats_) e_.synchronize();  // a GPU engine queues its work: time what it did
   if (stats_)
     stats_->calls.push_back(EngineCall{kind, static_cast<int32_t>(rows),
                                        std::chrono::duration<double>(Clock::now() - a).count()});
@@ -170,17 +174,17 @@ void Runner::prefill(int32_t r, int32_t slot) {
   int64_t last = 0;
   for (int64_t c = 0; c < P; c += rows_cap_) {
     const int64_t n = std::min(rows_cap_, P - c);
-    e_.embed(prompt.data() + c, n, batch_resid_.data());
+    e_.embed_states(prompt.data() + c, prefill_states_.data(), n);
     for (int64_t s = 0; s < K_; ++s) {
       for (int64_t i = 0; i < n; ++i)
         rows_[i] = StageRow{slot, static_cast<int32_t>(c + i), static_cast<int32_t>(s)};
-      timed(CallKind::prefill, n, [&] { e_.run_stage(rows_.data(), n, batch_resid_.data()); });
+      timed(CallKind::prefill, n, [&] { e_.run_stage(rows_.data(), prefill_states_.data(), n); });
     }
     last = n - 1;
   }
-  timed(CallKind::head, 1,
-        [&] { e_.exit_logits(K_, batch_resid_.data() + last * D_, 1, logits_.data()); });
-  const int32_t token = sampler_.sample(logits_.data(), o_.sampling, static_cast<uint64_t>(r), 0);
+  const int32_t loop = static_cast<int32_t>(K_);
+  timed(CallKind::head, 1, [&] { e_.exit_heads(&loop, &prefill_states_[last], 1, host_logits_); });
+  const int32_t token = choose_token(0, r, 0);
   emit(Emission{r, slot, token, static_cast<int32_t>(K_), static_cast<int32_t>(K_), 0});
 }
 
@@ -205,7 +209,22 @@ void Runner::emit(const Emission& em) {
   it.pos = static_cast<int32_t>(static_cast<int64_t>(q.prompt.size()) + em.index);
   it.token = em.token;
   it.index = em.index + 1;
-  e_.embed(&it.token, 1, resid(i));
+  pending_tokens_.push_back(it.token);
+  pending_states_.push_back(i);
+}
+
+void Runner::flush_embeds() {
+  if (pending_tokens_.empty()) return;
+  e_.embed_states(pending_tokens_.data(), pending_states_.data(),
+                  static_cast<int64_t>(pending_tokens_.size()));
+  pending_tokens_.clear();
+  pending_states_.clear();
+}
+
+int32_t Runner::choose_token(int64_t head_row, int32_t req, int64_t index) {
+  if (!host_logits_) return e_.head_argmax()[head_row];  // greedy: Sampler's argmax, same ties
+  return sampler_.sample(e_.head_logits() + head_row * V_, o_.sampling, static_cast<uint64_t>(req),
+                         static_cast<uint64_t>(index));
 }
 
 // The slot is free again; a fill item still writing its KV would overwrite the next request's.
@@ -244,18 +263,13 @@ bool Runner::wants_logits(const Item& it) const {
 }
 
 void Runner::run_call(const int32_t* list, int64_t n) {
+  flush_embeds();
   for (int64_t i = 0; i < n; ++i) {
     const Item& it = items_[list[i]];
     rows_[i] = StageRow{it.slot, it.pos, it.stage};
-    std::memcpy(batch_resid_.data() + i * D_, resid(list[i]),
-                static_cast<size_t>(D_) * sizeof(float));
   }
-  timed(CallKind::decode, n, [&] { e_.run_stage(rows_.data(), n, batch_resid_.data()); });
-  for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(resid(list[i]), batch_resid_.data() + i * D_,
-                static_cast<size_t>(D_) * sizeof(float));
-    ++items_[list[i]].stage;  // now the number of loops completed
-  }
+  timed(CallKind::decode, n, [&] { e_.run_stage(rows_.data(), list, n); });
+  for (int64_t i = 0; i < n; ++i) ++items_[list[i]].stage;  // now the number of loops completed
   if (stats_) stats_->decode_rows += n;
   after_stage(list, n);
 }
@@ -269,30 +283,24 @@ void Runner::after_stage(const int32_t* list, int64_t n) {
             [&](int32_t a, int32_t b) { return items_[a].stage < items_[b].stage; });
   // One head call for every row, whatever its loop (the head is shared by the exits).
   const int64_t H = static_cast<int64_t>(head_items_.size());
-  for (int64_t i = 0; i < H; ++i) {
-    head_loops_[i] = items_[head_items_[i]].stage;
-    std::memcpy(head_resid_.data() + i * D_, resid(head_items_[i]),
-                static_cast<size_t>(D_) * sizeof(float));
-  }
+  for (int64_t i = 0; i < H; ++i) head_loops_[i] = items_[head_items_[i]].stage;
   if (H > 0)
     timed(CallKind::head, H,
-          [&] { e_.exit_logits(head_loops_.data(), head_resid_.data(), H, logits_.data()); });
+          [&] { e_.exit_heads(head_loops_.data(), head_items_.data(), H, host_logits_); });
   fill_items_.clear();
   emissions_.clear();
   for (int64_t h = 0; h < H; ++h) {
     const int32_t i = head_items_[h];
     Item& it = items_[i];
-    const float* lg = logits_.data() + h * V_;
     const int32_t k = it.stage;
-    if (o_.record_oracle) loop_argmax_[i * K_ + k - 1] = argmax(lg, V_);
+    if (o_.record_oracle) loop_argmax_[i * K_ + k - 1] = e_.head_argmax()[h];
     bool exit = k == K_;
     if (!exit && o_.exit.rule == ExitRule::oracle) exit = k == oracle_loop(it);
     if (!exit && o_.exit.rule == ExitRule::confidence)
-      exit = max_probability(lg, V_) >= o_.exit.threshold;
+      exit = e_.head_max_probability()[h] >= o_.exit.threshold;
     if (!exit) continue;
     Emission em{it.req, it.slot, 0, k, k, it.index};
-    em.token = sampler_.sample(lg, o_.sampling, static_cast<uint64_t>(it.req),
-                               static_cast<uint64_t>(it.index));
+    em.token = choose_token(h, it.req, it.index);
     if (o_.record_oracle) {
       const int32_t final_argmax = loop_argmax_[i * K_ + K_ - 1];
       em.oracle = static_cast<int32_t>(K_);
@@ -320,10 +328,8 @@ void Runner::after_stage(const int32_t* list, int64_t n) {
     for (int64_t i = 0; i < F; ++i) {
       const Item& it = items_[fill_items_[i]];
       rows_[i] = StageRow{it.slot, it.pos, it.stage - 1};
-      std::memcpy(batch_resid_.data() + i * D_, resid(fill_items_[i]),
-                  static_cast<size_t>(D_) * sizeof(float));
     }
-    timed(CallKind::kv_fill, F, [&] { e_.propagate_kv(rows_.data(), F, batch_resid_.data()); });
+    timed(CallKind::kv_fill, F, [&] { e_.propagate_kv(rows_.data(), fill_items_.data(), F); });
     for (int32_t i : fill_items_) free_item(i);
   }
   for (int64_t i = 0; i < n; ++i)

@@ -19,7 +19,8 @@ struct ServedModel {
 
 // capacity.max_seq 0: the model's max_seq_len (the KV cache is slots x max_seq per position:
 // ask for what the requests need). tokenizer: "" the run's data.tokenizer, "none" skip it.
+// device: "cpu" (CpuEngine) or "cuda" (the GPU engine, inference/device_engine.h).
 ServedModel load_served_model(const std::string& checkpoint, const EngineCapacity& capacity,
-                              const std::string& tokenizer = "");
+                              const std::string& tokenizer = "", const std::string& device = "cpu");
 
 }  // namespace rrt::inference

@@ -16,7 +16,7 @@
 namespace rrt {
 namespace {
 
-using inference::Engine;
+using inference::CpuEngine;
 using inference::StageRow;
 
 std::vector<int32_t> sequence(int64_t T, int64_t V, int64_t salt) {
@@ -34,7 +34,7 @@ TEST_P(EngineFamilies, PrefillAndDecodeMatchTheFullSequenceForwardAtEveryExit) {
   const testing::FamilyCase fc = GetParam();
   const ModelSpec spec = testing::tiny_spec(fc.family, fc.parallel);
   testing::TinyModel tm = testing::make_tiny(spec, 2, 8);
-  Engine& e = *tm.engine;
+  CpuEngine& e = *tm.engine;
   const int64_t V = spec.model.vocab, D = spec.model.d_model, K = spec.recursion.loops;
   const std::vector<int64_t> lengths = {9, 13}, prompts = {4, 6};
   std::vector<std::vector<int32_t>> seqs;
@@ -177,7 +177,7 @@ std::vector<double> direct_kv(const ModelSpec& spec, const ParameterSet& p, int6
 TEST(Engine, KvPropagationFillsExactlyTheSkippedPositions) {
   const ModelSpec spec = testing::tiny_spec(Family::llama, false, 3);
   testing::TinyModel tm = testing::make_tiny(spec, 2, 8);
-  Engine& e = *tm.engine;
+  CpuEngine& e = *tm.engine;
   const int64_t V = spec.model.vocab, D = spec.model.d_model, K = 3, B = 2;
   const int64_t kvd = spec.model.kv_dim(), P = 5;
   std::vector<std::vector<float>> state(2, std::vector<float>(static_cast<size_t>(D)));
@@ -267,7 +267,7 @@ TEST(Engine, OneHeadCallServesRowsOfEveryExit) {
 TEST(Engine, CopyKvCopiesTheLastComputedLoop) {
   const ModelSpec spec = testing::tiny_spec(Family::llama, false, 3);
   testing::TinyModel tm = testing::make_tiny(spec, 1, 4);
-  Engine& e = *tm.engine;
+  CpuEngine& e = *tm.engine;
   const int64_t D = spec.model.d_model, kvd = spec.model.kv_dim();
   std::vector<float> h(static_cast<size_t>(D));
   const int32_t tok = 7;

@@ -19,7 +19,7 @@ TEST(EngineNoAllocation, CallsAllocateNothingAfterConstruction) {
   dl_iterate_phdr(find_blas, nullptr);
   const ModelSpec spec = testing::tiny_spec(Family::llama, false, 3);
   testing::TinyModel tm = testing::make_tiny(spec, 3, 8);
-  inference::Engine& e = *tm.engine;
+  inference::CpuEngine& e = *tm.engine;
   const int64_t D = spec.model.d_model, V = spec.model.vocab;
   std::vector<float> resid(static_cast<size_t>(8 * D)), logits(static_cast<size_t>(8 * V));
   std::vector<int32_t> tokens = {1, 2, 3, 4, 5, 6, 7, 8};

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "core/rng.h"
-#include "inference/engine.h"
+#include "inference/cpu_engine.h"
 #include "model/recursive_model.h"
 #include "tests/model/families.h"
 
@@ -46,7 +46,7 @@ inline void randomise(ParameterSet& p, uint64_t seed) {
 
 struct TinyModel {
   std::unique_ptr<RecursiveModel> model;  // the full-sequence reference (owns the weights)
-  std::unique_ptr<inference::Engine> engine;
+  std::unique_ptr<inference::CpuEngine> engine;
 };
 
 inline TinyModel make_tiny(const ModelSpec& spec, int64_t slots, int64_t max_rows,
@@ -55,7 +55,7 @@ inline TinyModel make_tiny(const ModelSpec& spec, int64_t slots, int64_t max_row
   t.model = std::make_unique<RecursiveModel>(
       spec, ModelCapacity{.max_batch = 1, .max_seq = spec.model.max_seq_len});
   randomise(t.model->params(), seed);
-  t.engine = std::make_unique<inference::Engine>(
+  t.engine = std::make_unique<inference::CpuEngine>(
       inference::bind_weights(spec, t.model->params()),
       inference::EngineCapacity{.slots = slots, .max_rows = max_rows});
   return t;

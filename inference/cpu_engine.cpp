@@ -1,4 +1,4 @@
-#include "inference/engine.h"
+#include "inference/cpu_engine.h"
 
 #include <omp.h>
 
@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "inference/sampling.h"
 #include "ops/activation.h"
 #include "ops/embedding.h"
 #include "ops/lora.h"
@@ -41,7 +42,7 @@ LayerDims rows_dims(const ModelConfig& m, int64_t n) {
 
 }  // namespace
 
-Engine::Engine(ModelWeights weights, const EngineCapacity& capacity)
+CpuEngine::CpuEngine(ModelWeights weights, const EngineCapacity& capacity)
     : w_(std::move(weights)),
       cap_(capacity),
       cache_(w_.spec.positions(), capacity.slots,
@@ -74,19 +75,19 @@ Engine::Engine(ModelWeights weights, const EngineCapacity& capacity)
   head_u_.resize(R * static_cast<size_t>(std::max<int64_t>(w_.exit_lora_rank, 1)));
   scores_.resize(static_cast<size_t>(cap_.threads) * static_cast<size_t>(cap_.max_seq));
   groups_.reserve(static_cast<size_t>(stages()) + 1);
+  gathered_.resize(R * D);
+  head_logits_.resize(R * static_cast<size_t>(m.vocab));
+  head_argmax_.resize(R);
+  head_max_prob_.resize(R);
 }
 
-bool Engine::exits_before_last() const {
-  return w_.spec.recursion.sharing == Sharing::cycle && stages() > 1;
-}
-
-void Engine::embed(const int32_t* tokens, int64_t n, float* resid) const {
+void CpuEngine::embed(const int32_t* tokens, int64_t n, float* resid) const {
   const ModelConfig& m = w_.spec.model;
   ops::embedding_forward<float>(tokens, w_.embed, resid, n, m.d_model, m.vocab,
                                 static_cast<float>(m.embedding_multiplier()));
 }
 
-void Engine::group_rows(const StageRow* rows, int64_t n, int64_t j) {
+void CpuEngine::group_rows(const StageRow* rows, int64_t n, int64_t j) {
   groups_.clear();
   const int64_t B = block_layers();
   for (int64_t i = 0; i < n; ++i) {
@@ -104,7 +105,7 @@ void Engine::group_rows(const StageRow* rows, int64_t n, int64_t j) {
 
 // y = x W^T + bias + s B(A x) per group. The tied weight is one GEMM over every row when all
 // groups share it (cycle sharing: always); biases and LoRA belong to each group's position.
-void Engine::project(Proj p, const float* in, int64_t in_dim, float* out, int64_t out_dim) {
+void CpuEngine::project(Proj p, const float* in, int64_t in_dim, float* out, int64_t out_dim) {
   const int i = idx(p);
   const float* W = w_.positions[static_cast<size_t>(groups_[0].position)].weight[i];
   bool shared = true;
@@ -127,7 +128,7 @@ void Engine::project(Proj p, const float* in, int64_t in_dim, float* out, int64_
   }
 }
 
-void Engine::norm(bool attn, const float* x, float* y) {
+void CpuEngine::norm(bool attn, const float* x, float* y) {
   const ModelConfig& m = w_.spec.model;
   for (const Group& g : groups_) {
     const LayerParams& lp = w_.positions[static_cast<size_t>(g.position)];
@@ -139,7 +140,7 @@ void Engine::norm(bool attn, const float* x, float* y) {
 }
 
 // RoPE at each row's own position (ops/rope's formula, table and rounding).
-void Engine::rope_rows(float* x, const StageRow* rows, int64_t n, int64_t heads) const {
+void CpuEngine::rope_rows(float* x, const StageRow* rows, int64_t n, int64_t heads) const {
   const int64_t Dh = w_.spec.model.dh(), half = rope_.rot_dim / 2;
   for (int64_t i = 0; i < n; ++i) {
     const double* c = rope_.cos.data() + rows[i].pos * half;
@@ -156,7 +157,7 @@ void Engine::rope_rows(float* x, const StageRow* rows, int64_t n, int64_t heads)
   }
 }
 
-void Engine::store_kv(const StageRow* rows, int64_t n) {
+void CpuEngine::store_kv(const StageRow* rows, int64_t n) {
   const size_t bytes = static_cast<size_t>(w_.spec.model.kv_dim()) * sizeof(float);
   const int64_t kvd = w_.spec.model.kv_dim();
   for (const Group& g : groups_)
@@ -167,7 +168,7 @@ void Engine::store_kv(const StageRow* rows, int64_t n) {
 }
 
 // One query per row and head against its slot's keys 0..pos: softmax(q K^T / sqrt(Dh)) V.
-void Engine::attend(const StageRow* rows, int64_t n) {
+void CpuEngine::attend(const StageRow* rows, int64_t n) {
   const ModelConfig& m = w_.spec.model;
   const int64_t H = m.n_heads, Dh = m.dh(), kvd = m.kv_dim(), qd = m.q_dim();
   const int64_t group = H / m.n_kv_heads;
@@ -204,7 +205,7 @@ void Engine::attend(const StageRow* rows, int64_t n) {
   }
 }
 
-void Engine::layer(int64_t j, const StageRow* rows, int64_t n, float* x) {
+void CpuEngine::layer(int64_t j, const StageRow* rows, int64_t n, float* x) {
   const ModelConfig& m = w_.spec.model;
   const int64_t D = m.d_model, qd = m.q_dim(), kvd = m.kv_dim(), F = m.ffn;
   group_rows(rows, n, j);
@@ -239,7 +240,7 @@ void Engine::layer(int64_t j, const StageRow* rows, int64_t n, float* x) {
   ops::add_forward<float>(out_.data(), mid_.data(), x, n * D);
 }
 
-void Engine::run_stage(const StageRow* rows, int64_t n, float* resid) {
+void CpuEngine::run_stage(const StageRow* rows, int64_t n, float* resid) {
   if (n == 0) return;
   RRT_CHECK(n <= cap_.max_rows, "Engine", n, " rows exceed the planned ", cap_.max_rows);
   for (int64_t i = 0; i < n; ++i)
@@ -250,7 +251,7 @@ void Engine::run_stage(const StageRow* rows, int64_t n, float* resid) {
   for (int64_t j = 0; j < block_layers(); ++j) layer(j, rows, n, resid);
 }
 
-void Engine::head(const float* resid, int64_t n, float* logits) {
+void CpuEngine::head(const float* resid, int64_t n, float* logits) {
   const ModelConfig& m = w_.spec.model;
   RRT_CHECK(n <= cap_.max_rows, "Engine", n, " rows exceed the planned ", cap_.max_rows);
   norm_forward(rows_dims(m, n), resid, w_.final_norm, w_.final_norm_bias, head_h_.data(),
@@ -261,7 +262,7 @@ void Engine::head(const float* resid, int64_t n, float* logits) {
 
 // The exit's head adapter (scale 1), as in training: logits += (h A^T) B^T, for rows
 // [row0, row0 + rows) of the last head() call.
-void Engine::head_adapter(int64_t loop, int64_t row0, int64_t rows, float* logits) {
+void CpuEngine::head_adapter(int64_t loop, int64_t row0, int64_t rows, float* logits) {
   const ModelConfig& m = w_.spec.model;
   RRT_CHECK(loop >= 1 && loop <= stages(), "Engine", "exit loop ", loop, " outside 1..", stages());
   const float* A = w_.exit_lora_a[static_cast<size_t>(loop - 1)];
@@ -274,14 +275,14 @@ void Engine::head_adapter(int64_t loop, int64_t row0, int64_t rows, float* logit
                    m.vocab);
 }
 
-void Engine::exit_logits(int64_t loop, const float* resid, int64_t n, float* logits) {
+void CpuEngine::exit_logits(int64_t loop, const float* resid, int64_t n, float* logits) {
   RRT_CHECK(loop >= 1 && loop <= stages(), "Engine", "exit loop ", loop, " outside 1..", stages());
   if (n == 0) return;
   head(resid, n, logits);
   head_adapter(loop, 0, n, logits);
 }
 
-void Engine::exit_logits(const int32_t* loops, const float* resid, int64_t n, float* logits) {
+void CpuEngine::exit_logits(const int32_t* loops, const float* resid, int64_t n, float* logits) {
   if (n == 0) return;
   head(resid, n, logits);
   for (int64_t a = 0; a < n;) {
@@ -295,7 +296,7 @@ void Engine::exit_logits(const int32_t* loops, const float* resid, int64_t n, fl
 // For every skipped stage s, the rows whose last stage is below s are a prefix (rows ascend by
 // stage): each skipped position runs its attention norm and its k and v projections (with its
 // LoRA and bias) on that prefix, RoPE at each row's position, and stores the result.
-void Engine::propagate_kv(const StageRow* rows, int64_t n, const float* resid) {
+void CpuEngine::propagate_kv(const StageRow* rows, int64_t n, const float* resid) {
   if (n == 0) return;
   RRT_CHECK(n <= cap_.max_rows, "Engine", n, " rows exceed the planned ", cap_.max_rows);
   const ModelConfig& m = w_.spec.model;
@@ -317,7 +318,7 @@ void Engine::propagate_kv(const StageRow* rows, int64_t n, const float* resid) {
   }
 }
 
-void Engine::copy_kv(const StageRow& row) {
+void CpuEngine::copy_kv(const StageRow& row) {
   const int64_t B = block_layers();
   const size_t bytes = static_cast<size_t>(w_.spec.model.kv_dim()) * sizeof(float);
   for (int64_t s = row.stage + 1; s < stages(); ++s)
@@ -327,6 +328,58 @@ void Engine::copy_kv(const StageRow& row) {
       std::memcpy(cache_.value(to, row.slot, row.pos), cache_.value(from, row.slot, row.pos),
                   bytes);
     }
+}
+
+// ---- the state-based interface ------------------------------------------------------------
+
+void CpuEngine::reserve_states(int64_t n) {
+  const size_t need = static_cast<size_t>(n * d_model());
+  if (states_.size() < need) states_.resize(need);
+}
+
+float* CpuEngine::state_row(int32_t state) {
+  RRT_CHECK(state >= 0 && (state + 1) * d_model() <= static_cast<int64_t>(states_.size()), "Engine",
+            "state ", state, " outside the reserved pool of ",
+            static_cast<int64_t>(states_.size()) / d_model());
+  return states_.data() + static_cast<int64_t>(state) * d_model();
+}
+
+void CpuEngine::gather(const int32_t* states, int64_t n) {
+  RRT_CHECK(n <= cap_.max_rows, "Engine", n, " rows exceed the planned ", cap_.max_rows);
+  const size_t bytes = static_cast<size_t>(d_model()) * sizeof(float);
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(gathered_.data() + i * d_model(), state_row(states[i]), bytes);
+}
+
+void CpuEngine::scatter(const int32_t* states, int64_t n) {
+  const size_t bytes = static_cast<size_t>(d_model()) * sizeof(float);
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(state_row(states[i]), gathered_.data() + i * d_model(), bytes);
+}
+
+void CpuEngine::embed_states(const int32_t* tokens, const int32_t* states, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) embed(tokens + i, 1, state_row(states[i]));
+}
+
+void CpuEngine::run_stage(const StageRow* rows, const int32_t* states, int64_t n) {
+  gather(states, n);
+  run_stage(rows, n, gathered_.data());
+  scatter(states, n);
+}
+
+void CpuEngine::exit_heads(const int32_t* loops, const int32_t* states, int64_t n, bool) {
+  gather(states, n);
+  exit_logits(loops, gathered_.data(), n, head_logits_.data());
+  const int64_t V = vocab();
+  for (int64_t i = 0; i < n; ++i) {
+    head_argmax_[static_cast<size_t>(i)] = argmax(head_logits_.data() + i * V, V);
+    head_max_prob_[static_cast<size_t>(i)] = max_probability(head_logits_.data() + i * V, V);
+  }
+}
+
+void CpuEngine::propagate_kv(const StageRow* rows, const int32_t* states, int64_t n) {
+  gather(states, n);
+  propagate_kv(rows, n, gathered_.data());
 }
 
 }  // namespace rrt::inference
