@@ -90,6 +90,71 @@ double rel(double have, double want, double floor = 1e-4) {
   return std::fabs(have - want) / std::max(std::fabs(want), floor);
 }
 
+// Where one side's operands live: host fp32 for the CPU op; device bf16 (dh too) with fp32
+// parameter gradients for the GPU one. The teacher's and the LoRA's are read only where the case
+// has them.
+template <typename Value, typename ParamGrad>
+struct Operands {
+  const Value* const* h = nullptr;       // [E] -> [M, D]
+  const Value* W = nullptr;              // [V, D]
+  const int32_t* targets = nullptr;      // [M]
+  const Value* const* lora_A = nullptr;  // [E] -> [R, D] or null
+  const Value* const* lora_B = nullptr;  // [E] -> [V, R] or null
+  const Value* teacher_h = nullptr;      // [M, Dt]
+  const Value* teacher_W = nullptr;      // [V, Dt]
+  Value* const* dh = nullptr;            // [E] -> [M, D]
+  ParamGrad* dW = nullptr;               // [V, D]
+  ParamGrad* const* dA = nullptr;        // [E] -> [R, D] or null
+  ParamGrad* const* dB = nullptr;        // [E] -> [V, R] or null
+};
+
+// Per-exit means, [E] each, as both ops report them.
+struct ExitMeans {
+  std::vector<double> ce, kd, sd;
+  explicit ExitMeans(int64_t E) : ce(E), kd(E), sd(E) {}
+};
+
+// One case's arguments for either op, filled in one place so that the CPU and the GPU call cannot
+// drift apart; only the workspace, whose form differs, is the caller's.
+template <typename Args, typename Value, typename ParamGrad>
+Args case_args(const ExitCase& c, const Operands<Value, ParamGrad>& in,
+               const std::vector<double>& weights, float weight, ExitMeans& out) {
+  Args a;
+  a.M = c.M;
+  a.D = c.D;
+  a.V = c.V;
+  a.exits = c.exits;
+  a.h = in.h;
+  a.exit_weights = weights.data();
+  a.W = in.W;
+  a.targets = in.targets;
+  a.ignore_index = kIgnore;
+  a.head_lora_rank = c.lora_rank;
+  a.lora_A = c.lora_rank > 0 ? in.lora_A : nullptr;
+  a.lora_B = c.lora_rank > 0 ? in.lora_B : nullptr;
+  if (c.teacher) {
+    a.teacher_h = in.teacher_h;
+    a.teacher_W = in.teacher_W;
+    a.teacher_D = c.teacher_D;
+  }
+  a.divergence = c.divergence;
+  a.temperature = c.temperature;
+  a.alpha = c.alpha;
+  a.self_distill = c.self_distill;
+  if (c.backward) {
+    a.dh = in.dh;
+    a.dW = c.frozen_head ? nullptr : in.dW;
+    a.dA = in.dA;
+    a.dB = in.dB;
+  }
+  a.weight = weight;
+  a.chunk = c.chunk;
+  a.exit_ce = out.ce.data();
+  a.exit_kd = out.kd.data();
+  a.exit_sd = out.sd.data();
+  return a;
+}
+
 class ExitLossGpu : public ::testing::TestWithParam<ExitCase> {};
 
 TEST_P(ExitLossGpu, TermsAndGradientsMatchTheCpu) {
@@ -137,42 +202,21 @@ TEST_P(ExitLossGpu, TermsAndGradientsMatchTheCpu) {
       cdB_p[k] = cdB[k].data();
     }
   }
-  std::vector<double> ce_cpu(E), kd_cpu(E), sd_cpu(E), ce_gpu(E), kd_gpu(E), sd_gpu(E);
-  ops::ExitLossArgs<float> ca;
-  ca.M = M;
-  ca.D = D;
-  ca.V = V;
-  ca.exits = E;
-  ca.h = ch.data();
-  ca.exit_weights = weights.data();
-  ca.W = W.data();
-  ca.targets = targets.data();
-  ca.ignore_index = kIgnore;
-  ca.head_lora_rank = R;
-  ca.lora_A = R > 0 ? cA.data() : nullptr;
-  ca.lora_B = R > 0 ? cB.data() : nullptr;
-  if (c.teacher) {
-    ca.teacher_h = th.data();
-    ca.teacher_W = tW.data();
-    ca.teacher_D = Dt;
-  }
-  ca.divergence = c.divergence;
-  ca.temperature = c.temperature;
-  ca.alpha = c.alpha;
-  ca.self_distill = c.self_distill;
-  if (c.backward) {
-    ca.dh = cdh_p.data();
-    ca.dW = c.frozen_head ? nullptr : cdW.data();
-    ca.dA = cdA_p.data();
-    ca.dB = cdB_p.data();
-  }
-  ca.weight = weight;
+  ExitMeans cpu_means(E), gpu_means(E);
+  const Operands<float, float> cpu_in{.h = ch.data(),
+                                      .W = W.data(),
+                                      .targets = targets.data(),
+                                      .lora_A = cA.data(),
+                                      .lora_B = cB.data(),
+                                      .teacher_h = th.data(),
+                                      .teacher_W = tW.data(),
+                                      .dh = cdh_p.data(),
+                                      .dW = cdW.data(),
+                                      .dA = cdA_p.data(),
+                                      .dB = cdB_p.data()};
+  auto ca = case_args<ops::ExitLossArgs<float>>(c, cpu_in, weights, weight, cpu_means);
   std::vector<float> cws(ops::exit_loss_workspace_elems(V, c.chunk, c.teacher, c.self_distill, R));
   ca.workspace = cws.data();
-  ca.chunk = c.chunk;
-  ca.exit_ce = ce_cpu.data();
-  ca.exit_kd = kd_cpu.data();
-  ca.exit_sd = sd_cpu.data();
   const ExitLossResult want = ops::exit_loss<float>(ca);
 
   // The GPU on bf16 copies.
@@ -219,41 +263,20 @@ TEST_P(ExitLossGpu, TermsAndGradientsMatchTheCpu) {
   rrt::testing::poison(gws);  // nothing may be read before it is written
 
   GemmContext ctx;
-  ExitLossArgs ga;
-  ga.M = M;
-  ga.D = D;
-  ga.V = V;
-  ga.exits = E;
-  ga.h = gh_p.data();
-  ga.exit_weights = weights.data();
-  ga.W = gW.get();
-  ga.targets = gt.get();
-  ga.ignore_index = kIgnore;
-  ga.head_lora_rank = R;
-  ga.lora_A = R > 0 ? gA_p.data() : nullptr;
-  ga.lora_B = R > 0 ? gB_p.data() : nullptr;
-  if (c.teacher) {
-    ga.teacher_h = gth.get();
-    ga.teacher_W = gtW.get();
-    ga.teacher_D = Dt;
-  }
-  ga.divergence = c.divergence;
-  ga.temperature = c.temperature;
-  ga.alpha = c.alpha;
-  ga.self_distill = c.self_distill;
-  if (c.backward) {
-    ga.dh = gdh_p.data();
-    ga.dW = c.frozen_head ? nullptr : gdW.get();
-    ga.dA = gdA_p.data();
-    ga.dB = gdB_p.data();
-  }
-  ga.weight = weight;
+  const Operands<bf16, float> gpu_in{.h = gh_p.data(),
+                                     .W = gW.get(),
+                                     .targets = gt.get(),
+                                     .lora_A = gA_p.data(),
+                                     .lora_B = gB_p.data(),
+                                     .teacher_h = gth.get(),
+                                     .teacher_W = gtW.get(),
+                                     .dh = gdh_p.data(),
+                                     .dW = gdW.get(),
+                                     .dA = gdA_p.data(),
+                                     .dB = gdB_p.data()};
+  auto ga = case_args<ExitLossArgs>(c, gpu_in, weights, weight, gpu_means);
   ga.workspace = gws.get();
   ga.workspace_bytes = ws_bytes;
-  ga.chunk = c.chunk;
-  ga.exit_ce = ce_gpu.data();
-  ga.exit_kd = kd_gpu.data();
-  ga.exit_sd = sd_gpu.data();
   const ExitLossResult have = exit_loss(ctx, ga);
 
   EXPECT_EQ(have.counted, want.counted);
@@ -265,9 +288,9 @@ TEST_P(ExitLossGpu, TermsAndGradientsMatchTheCpu) {
   if (c.teacher) EXPECT_GT(want.kd, 0) << "the KD term is zero: the case proves nothing";
   if (c.self_distill && E > 1) EXPECT_GT(want.sd, 0) << "the SD term is zero";
   for (int64_t k = 0; k < E; ++k) {
-    EXPECT_LT(rel(ce_gpu[k], ce_cpu[k]), kTerm) << "exit " << k;
-    EXPECT_LT(rel(kd_gpu[k], kd_cpu[k]), kTerm) << "exit " << k;
-    EXPECT_LT(rel(sd_gpu[k], sd_cpu[k]), kTerm) << "exit " << k;
+    EXPECT_LT(rel(gpu_means.ce[k], cpu_means.ce[k]), kTerm) << "exit " << k;
+    EXPECT_LT(rel(gpu_means.kd[k], cpu_means.kd[k]), kTerm) << "exit " << k;
+    EXPECT_LT(rel(gpu_means.sd[k], cpu_means.sd[k]), kTerm) << "exit " << k;
   }
   // Gradients as what was added: (after - before) on both sides.
   auto added = [](const std::vector<float>& after, const std::vector<float>& before) {
