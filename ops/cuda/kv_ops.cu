@@ -1,0 +1,364 @@
+// The inference engine's kernels (ops/cuda/kv_ops.h): per-row RoPE, KV-cache writes, decode
+// attention, row gather/scatter, bias add, argmax and max probability.
+#include <climits>
+#include <cmath>
+
+#include "core/cuda/cuda_check.h"
+#include "core/error.h"
+#include "ops/cuda/elementwise_util.cuh"
+#include "ops/cuda/kv_ops.h"
+
+namespace rrt::ops::cuda {
+
+namespace {
+
+using detail::aligned16;
+using detail::grid_for;
+using detail::kWarp;
+using detail::load8;
+using detail::store8;
+
+constexpr int kThreads = 256;
+
+// ---- RoPE at per-row positions ----------------------------------------------------------------
+// One thread per rotated pair (t, t + half) of one head; heads = n * H, row = head / H.
+__global__ void rope_rows_kernel(bf16* x, const float* cos, const float* sin, const int32_t* pos,
+                                 int64_t heads, int64_t H, int64_t Dh, int64_t half) {
+  const int64_t pairs = heads * half;
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < pairs;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t t = idx % half, head = idx / half;
+    const int64_t angle = static_cast<int64_t>(pos[head / H]) * half + t;
+    bf16* v = x + head * Dh;
+    const float c = cos[angle], s = sin[angle];
+    const float a = __bfloat162float(v[t]), b = __bfloat162float(v[t + half]);
+    v[t] = __float2bfloat16_rn(a * c - b * s);
+    v[t + half] = __float2bfloat16_rn(b * c + a * s);
+  }
+}
+
+// ---- row copies -------------------------------------------------------------------------------
+// Row r of D bf16 moves from src row src_index[r] to dst row dst_index[r] (a null index: r).
+// kVec: 16-byte units (D % 8 == 0, both bases 16-byte aligned); otherwise one bf16 per thread.
+template <bool kVec>
+__global__ void copy_rows_kernel(const bf16* src, const int32_t* src_index, bf16* dst,
+                                 const int32_t* dst_index, int64_t n, int64_t D) {
+  const int64_t per_row = kVec ? D / 8 : D, total = n * per_row;
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = idx / per_row, c = idx % per_row;
+    const int64_t s = src_index ? src_index[r] : r, d = dst_index ? dst_index[r] : r;
+    if constexpr (kVec)
+      reinterpret_cast<uint4*>(dst + d * D)[c] = reinterpret_cast<const uint4*>(src + s * D)[c];
+    else
+      dst[d * D + c] = src[s * D + c];
+  }
+}
+
+// Keys and values of row r go to cache row slot[r] * max_seq + pos[r]; same units as above.
+template <bool kVec>
+__global__ void kv_store_kernel(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache,
+                                const int32_t* slot, const int32_t* pos, int64_t n,
+                                int64_t max_seq, int64_t kv_dim) {
+  const int64_t per_row = kVec ? kv_dim / 8 : kv_dim, total = n * per_row;
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = idx / per_row, c = idx % per_row;
+    const int64_t cell = static_cast<int64_t>(slot[r]) * max_seq + pos[r];
+    if constexpr (kVec) {
+      reinterpret_cast<uint4*>(k_cache + cell * kv_dim)[c] =
+          reinterpret_cast<const uint4*>(k + r * kv_dim)[c];
+      reinterpret_cast<uint4*>(v_cache + cell * kv_dim)[c] =
+          reinterpret_cast<const uint4*>(v + r * kv_dim)[c];
+    } else {
+      k_cache[cell * kv_dim + c] = k[r * kv_dim + c];
+      v_cache[cell * kv_dim + c] = v[r * kv_dim + c];
+    }
+  }
+}
+
+// ---- bias -------------------------------------------------------------------------------------
+// y[r, c] += bias[c], 8 columns per thread (kVec: 16-byte units, cols % 8 == 0, aligned).
+template <bool kVec>
+__global__ void add_row_bias_kernel(bf16* y, const bf16* bias, int64_t rows, int64_t cols) {
+  const int64_t per_row = (cols + 7) / 8, total = rows * per_row;
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = idx / per_row, c = idx % per_row * 8;
+    float yv[8], bv[8];
+    load8<kVec>(y + r * cols, c, cols, yv);
+    load8<kVec>(bias, c, cols, bv);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) yv[e] += bv[e];
+    store8<kVec>(y + r * cols, c, cols, yv);
+  }
+}
+
+// ---- decode attention -------------------------------------------------------------------------
+constexpr int kAttnThreads = 128;
+
+// One block per (row, head): blockIdx.x = row * H + h. The block is G = kAttnThreads / L key
+// groups of L lanes; lane `lane` of a group holds dims (lane + c * L) * 8 .. + 8 for c < C of q
+// (pre-scaled by log2(e) / sqrt(Dh), so exp2 gives the softmax), of its output accumulator and of
+// each key and value it reads. Group g takes keys g, g + G, ...: a key's dot product is summed
+// over the group's lanes with xor shuffles (L divides 32, so a group never straddles a warp),
+// then folded into the group's online softmax. Every thread runs the same number of rounds so
+// the full-mask shuffles always see the whole warp; keys past the end are skipped after them.
+// Finally the groups' (max, sum, accumulator) merge through shared memory.
+template <int C, bool kVec>
+__global__ void __launch_bounds__(kAttnThreads)
+    kv_attention_kernel(const bf16* q, const bf16* k_cache, const bf16* v_cache,
+                        const int32_t* slot, const int32_t* pos, bf16* out, int64_t H,
+                        int64_t heads_per_kv, int64_t Dh, int64_t max_seq, int lanes,
+                        float score_scale) {
+  __shared__ float acc_shared[1024 * C];  // G * Dh <= (128 / L) * (8 * L * C)
+  __shared__ float max_shared[kAttnThreads], sum_shared[kAttnThreads];
+  const int64_t row = blockIdx.x / H, h = blockIdx.x % H;
+  const int64_t kv_dim = H / heads_per_kv * Dh;
+  const int groups = blockDim.x / lanes, g = threadIdx.x / lanes, lane = threadIdx.x % lanes;
+  const int64_t len = pos[row] < max_seq ? static_cast<int64_t>(pos[row]) + 1 : max_seq;
+  const int64_t cache_offset =
+      static_cast<int64_t>(slot[row]) * max_seq * kv_dim + h / heads_per_kv * Dh;
+  const bf16* keys = k_cache + cache_offset;
+  const bf16* values = v_cache + cache_offset;
+  const bf16* q_row = q + (row * H + h) * Dh;
+
+  float qv[C][8], acc[C][8];
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    const int64_t d0 = static_cast<int64_t>(lane + c * lanes) * 8;
+    if (d0 < Dh)
+      load8<kVec>(q_row, d0, Dh, qv[c]);
+    else
+      for (int e = 0; e < 8; ++e) qv[c][e] = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      qv[c][e] *= score_scale;
+      acc[c][e] = 0.f;
+    }
+  }
+  float running_max = -INFINITY, running_sum = 0.f;
+  for (int64_t t0 = 0; t0 < len; t0 += groups) {
+    const int64_t t = t0 + g;
+    const bool valid = t < len;
+    float kv[C][8], vv[C][8];
+    float dot = 0.f;
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      const int64_t d0 = static_cast<int64_t>(lane + c * lanes) * 8;
+      if (valid && d0 < Dh) {
+        load8<kVec>(keys + t * kv_dim, d0, Dh, kv[c]);
+        load8<kVec>(values + t * kv_dim, d0, Dh, vv[c]);
+      } else {
+        for (int e = 0; e < 8; ++e) kv[c][e] = vv[c][e] = 0.f;
+      }
+#pragma unroll
+      for (int e = 0; e < 8; ++e) dot = fmaf(qv[c][e], kv[c][e], dot);
+    }
+    for (int offset = lanes / 2; offset > 0; offset /= 2)
+      dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+    if (!valid) continue;
+    const float new_max = fmaxf(running_max, dot);
+    const float rescale = exp2f(running_max - new_max), p = exp2f(dot - new_max);
+    running_sum = running_sum * rescale + p;
+    running_max = new_max;
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[c][e] = fmaf(p, vv[c][e], acc[c][e] * rescale);
+  }
+
+  if (lane == 0) {
+    max_shared[g] = running_max;
+    sum_shared[g] = running_sum;
+  }
+#pragma unroll
+  for (int c = 0; c < C; ++c)
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int64_t d = static_cast<int64_t>(lane + c * lanes) * 8 + e;
+      if (d < Dh) acc_shared[g * Dh + d] = acc[c][e];
+    }
+  __syncthreads();
+  // A group without keys has max -inf and sum 0: its weight exp2(-inf) is 0.
+  float block_max = -INFINITY;
+  for (int j = 0; j < groups; ++j) block_max = fmaxf(block_max, max_shared[j]);
+  float denominator = 0.f;
+  for (int j = 0; j < groups; ++j) denominator += exp2f(max_shared[j] - block_max) * sum_shared[j];
+  bf16* out_row = out + (row * H + h) * Dh;
+  for (int64_t d = threadIdx.x; d < Dh; d += blockDim.x) {
+    float numerator = 0.f;
+    for (int j = 0; j < groups; ++j)
+      numerator += exp2f(max_shared[j] - block_max) * acc_shared[j * Dh + d];
+    out_row[d] = __float2bfloat16_rn(numerator / denominator);
+  }
+}
+
+// ---- argmax and max probability ---------------------------------------------------------------
+constexpr int kLogitThreads = 512;
+
+// (value, index) a beats b: larger value, or the same value at a lower index (NaN never beats).
+__device__ __forceinline__ bool beats(float a, int a_index, float b, int b_index) {
+  return a > b || (a == b && a_index < b_index);
+}
+
+// One block per row: the lowest index of the maximum, then sum_j exp(l_j - max) in fp32.
+__global__ void __launch_bounds__(kLogitThreads)
+    argmax_max_prob_kernel(const float* logits, int64_t V, int32_t* argmax, float* max_prob) {
+  __shared__ float best_shared[kWarp], scratch[kWarp];
+  __shared__ int index_shared[kWarp];
+  const float* row = logits + static_cast<int64_t>(blockIdx.x) * V;
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
+  float best = -INFINITY;
+  int best_index = INT_MAX;  // no candidate yet: any value, -inf included, beats it on the index
+  for (int j = threadIdx.x; j < V; j += blockDim.x)
+    if (beats(row[j], j, best, best_index)) {
+      best = row[j];
+      best_index = j;
+    }
+  for (int round = 0; round < 2; ++round) {  // within each warp, then across the warps
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) {
+      const float other = __shfl_xor_sync(0xffffffffu, best, offset);
+      const int other_index = __shfl_xor_sync(0xffffffffu, best_index, offset);
+      if (beats(other, other_index, best, best_index)) {
+        best = other;
+        best_index = other_index;
+      }
+    }
+    if (round == 1) break;
+    if (lane == 0) {
+      best_shared[warp] = best;
+      index_shared[warp] = best_index;
+    }
+    __syncthreads();
+    const bool held = lane < static_cast<int>(blockDim.x / kWarp);
+    best = held ? best_shared[lane] : -INFINITY;
+    best_index = held ? index_shared[lane] : INT_MAX;
+  }
+  float sum = 0.f;
+  for (int j = threadIdx.x; j < V; j += blockDim.x) sum += expf(row[j] - best);
+  sum = detail::block_sum(sum, scratch);
+  if (threadIdx.x == 0) {
+    argmax[blockIdx.x] = best_index == INT_MAX ? 0 : best_index;  // all NaN: index 0, as the CPU
+    max_prob[blockIdx.x] = 1.f / sum;
+  }
+}
+
+}  // namespace
+
+void rope_rows_forward(bf16* x, const DeviceRopeTable& table, const int32_t* pos, int64_t n,
+                       int64_t H, int64_t Dh, cudaStream_t stream) {
+  RRT_CHECK(n >= 0 && H >= 0 && Dh > 0, "rope_rows", "bad shape n=", n, " H=", H, " Dh=", Dh);
+  RRT_CHECK(table.rot_dim() <= Dh, "rope_rows", "rotary dim ", table.rot_dim(),
+            " exceeds head dim ", Dh);
+  const int64_t half = table.rot_dim() / 2, heads = n * H;
+  if (heads == 0 || half == 0) return;
+  rope_rows_kernel<<<grid_for(heads * half, kThreads), kThreads, 0, stream>>>(
+      x, table.cos(), table.sin(), pos, heads, H, Dh, half);
+  RRT_CUDA_CHECK_LAUNCH();
+}
+
+void kv_store(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache, const int32_t* slot,
+              const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim,
+              cudaStream_t stream) {
+  RRT_CHECK(n >= 0 && max_seq >= 0 && kv_dim >= 0, "kv_store", "bad shape n=", n,
+            " max_seq=", max_seq, " kv_dim=", kv_dim);
+  if (n == 0 || kv_dim == 0) return;
+  const bool vec = kv_dim % 8 == 0 && aligned16(k) && aligned16(v) && aligned16(k_cache) &&
+                   aligned16(v_cache);
+  const int64_t units = n * (vec ? kv_dim / 8 : kv_dim);
+  if (vec)
+    kv_store_kernel<true><<<grid_for(units, kThreads), kThreads, 0, stream>>>(
+        k, v, k_cache, v_cache, slot, pos, n, max_seq, kv_dim);
+  else
+    kv_store_kernel<false><<<grid_for(units, kThreads), kThreads, 0, stream>>>(
+        k, v, k_cache, v_cache, slot, pos, n, max_seq, kv_dim);
+  RRT_CUDA_CHECK_LAUNCH();
+}
+
+void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const int32_t* slot,
+                  const int32_t* pos, bf16* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
+                  int64_t max_seq, cudaStream_t stream) {
+  RRT_CHECK(n >= 0 && H >= 1 && Hkv >= 1 && max_seq >= 1, "kv_attention", "bad shape n=", n,
+            " H=", H, " Hkv=", Hkv, " max_seq=", max_seq);
+  RRT_CHECK(H % Hkv == 0, "kv_attention", "H=", H, " is not a multiple of Hkv=", Hkv);
+  RRT_CHECK(Dh >= 1 && Dh <= kKvAttentionMaxHeadDim, "kv_attention", "head dim ", Dh,
+            " outside 1..", kKvAttentionMaxHeadDim);
+  RRT_CHECK(n * H <= INT_MAX, "kv_attention", n, " rows x ", H, " heads exceed the grid");
+  if (n == 0) return;
+  const int64_t chunks = (Dh + 7) / 8;  // 8 dims per lane and chunk
+  int lanes = 1;
+  while (lanes < chunks && lanes < kWarp) lanes *= 2;
+  const bool two_chunks = chunks > lanes;  // Dh > 256: each lane holds 16 dims
+  const bool vec = Dh % 8 == 0 && aligned16(q) && aligned16(k_cache) && aligned16(v_cache);
+  constexpr double kLog2E = 1.4426950408889634;
+  const float score_scale = static_cast<float>(kLog2E / std::sqrt(static_cast<double>(Dh)));
+  const unsigned blocks = static_cast<unsigned>(n * H);
+  const int64_t heads_per_kv = H / Hkv;
+#define RRT_KV_ATTENTION(C, VEC)                                                               \
+  kv_attention_kernel<C, VEC><<<blocks, kAttnThreads, 0, stream>>>(                            \
+      q, k_cache, v_cache, slot, pos, out, H, heads_per_kv, Dh, max_seq, lanes, score_scale)
+  if (two_chunks && vec)
+    RRT_KV_ATTENTION(2, true);
+  else if (two_chunks)
+    RRT_KV_ATTENTION(2, false);
+  else if (vec)
+    RRT_KV_ATTENTION(1, true);
+  else
+    RRT_KV_ATTENTION(1, false);
+#undef RRT_KV_ATTENTION
+  RRT_CUDA_CHECK_LAUNCH();
+}
+
+namespace {
+void copy_rows(const char* op, const bf16* src, const int32_t* src_index, bf16* dst,
+               const int32_t* dst_index, int64_t n, int64_t D, cudaStream_t stream) {
+  RRT_CHECK(n >= 0 && D >= 0, op, "bad shape n=", n, " D=", D);
+  if (n == 0 || D == 0) return;
+  const bool vec = D % 8 == 0 && aligned16(src) && aligned16(dst);
+  const int64_t units = n * (vec ? D / 8 : D);
+  if (vec)
+    copy_rows_kernel<true><<<grid_for(units, kThreads), kThreads, 0, stream>>>(
+        src, src_index, dst, dst_index, n, D);
+  else
+    copy_rows_kernel<false><<<grid_for(units, kThreads), kThreads, 0, stream>>>(
+        src, src_index, dst, dst_index, n, D);
+  RRT_CUDA_CHECK_LAUNCH();
+}
+}  // namespace
+
+void gather_rows(const bf16* src, const int32_t* index, bf16* dst, int64_t n, int64_t D,
+                 cudaStream_t stream) {
+  copy_rows("gather_rows", src, index, dst, nullptr, n, D, stream);
+}
+
+void scatter_rows(const bf16* src, const int32_t* index, bf16* dst, int64_t n, int64_t D,
+                  cudaStream_t stream) {
+  copy_rows("scatter_rows", src, nullptr, dst, index, n, D, stream);
+}
+
+void add_row_bias(bf16* y, const bf16* bias, int64_t rows, int64_t cols, cudaStream_t stream) {
+  RRT_CHECK(rows >= 0 && cols >= 0, "add_row_bias", "bad shape rows=", rows, " cols=", cols);
+  if (rows == 0 || cols == 0) return;
+  const bool vec = cols % 8 == 0 && aligned16(y) && aligned16(bias);
+  const int64_t units = rows * ((cols + 7) / 8);
+  if (vec)
+    add_row_bias_kernel<true><<<grid_for(units, kThreads), kThreads, 0, stream>>>(y, bias, rows,
+                                                                                   cols);
+  else
+    add_row_bias_kernel<false><<<grid_for(units, kThreads), kThreads, 0, stream>>>(y, bias, rows,
+                                                                                    cols);
+  RRT_CUDA_CHECK_LAUNCH();
+}
+
+void logits_argmax_max_prob(const float* logits, int64_t n, int64_t V, int32_t* argmax,
+                            float* max_prob, cudaStream_t stream) {
+  RRT_CHECK(n >= 0 && V >= 1 && V < INT_MAX && n <= INT_MAX, "logits_argmax_max_prob",
+            "bad shape n=", n, " V=", V);
+  if (n == 0) return;
+  argmax_max_prob_kernel<<<static_cast<unsigned>(n), kLogitThreads, 0, stream>>>(logits, V,
+                                                                                  argmax, max_prob);
+  RRT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace rrt::ops::cuda
