@@ -11,14 +11,12 @@
 //   kLoss     = 1e-2  relative, the total and the weighted CE
 //   kTerm     = 3e-2  relative with a 1e-2 absolute floor, KD, SD and each exit's means (small
 //                     differences of log-probabilities of bf16 hidden states)
-//   kGradient = 8e-2  relative L2 of each parameter's gradient, floored as in test_model_gpu.cpp
+//   kGradient = 8e-2  relative L2 of each parameter's gradient, floored as in device_vs_cpu.h
 //   kArena    = 3e-2  relative L2 of the whole gradient arena
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -27,27 +25,24 @@
 #include "model/optimizer.h"
 #include "model/parameters.h"
 #include "model/recursive_model.h"
+#include "tests/gpu/device_vs_cpu.h"
 #include "tests/gpu/gpu_test.h"
 
 namespace rrt {
 namespace {
 
+using rrt::testing::compare_gradients;
+using rrt::testing::forward_backward_both;
+using rrt::testing::init_bf16_weights;
+using rrt::testing::llama;
+using rrt::testing::random_tokens;
+using rrt::testing::rel;
 using rrt::testing::relative_l2;
 
 constexpr double kLoss = 1e-2;
 constexpr double kTerm = 3e-2;
 constexpr double kGradient = 8e-2;
 constexpr double kArena = 3e-2;
-
-ModelSpec llama(int64_t vocab, int64_t D, int64_t H, int64_t Hkv, int64_t F, int64_t B, int64_t K,
-                int64_t rank) {
-  ModelSpec s;
-  s.model = {
-      .vocab = vocab, .d_model = D, .n_heads = H, .n_kv_heads = Hkv, .ffn = F, .max_seq_len = 64};
-  s.recursion = {.block_layers = B, .loops = K};
-  s.lora = {.rank_attention = rank, .rank_mlp = rank / 2};
-  return s;
-}
 
 // The student: relaxed, K = 3 loops of B = 1 layer (heads of 64), head adapters of rank 4 on
 // the exits at loops 1 and 2. The teacher: a plain 2-layer model of another FFN width.
@@ -68,63 +63,6 @@ TrainingLoss exits_loss(bool teacher, ops::Divergence divergence) {
   l.temperature = 2.0;
   l.alpha = 0.5;
   return l;
-}
-
-void init_bf16_weights(ParameterSet& p, uint64_t seed) {
-  p.init({.seed = seed, .std = 0.05, .lora_b_zero = false});
-  float* v = static_cast<float*>(p.values_arena().base());
-  const int64_t n = p.values_arena().total_bytes() / static_cast<int64_t>(sizeof(float));
-  for (int64_t i = 0; i < n; ++i) v[i] = __bfloat162float(__float2bfloat16(v[i]));
-}
-
-void random_tokens(int64_t n, int64_t vocab, uint32_t seed, std::vector<int32_t>& tokens,
-                   std::vector<int32_t>& targets) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(vocab - 1));
-  tokens.resize(n);
-  targets.resize(n);
-  for (auto& t : tokens) t = dist(rng);
-  for (auto& t : targets) t = dist(rng);
-  targets[1] = RecursiveModel::kIgnoreIndex;
-}
-
-double rel(double have, double want, double floor) {
-  return std::fabs(have - want) / std::max(std::fabs(want), floor);
-}
-
-// Every parameter's gradient (floored relative L2) and the arena's; returns the worst tensor's.
-double compare_gradients(ParameterSet& cpu, ParameterSet& gpu, const std::string& what) {
-  const ParamRegistry& reg = cpu.registry();
-  std::vector<float> all_cpu, all_gpu;
-  for (int i = 0; i < reg.size(); ++i) {
-    const float* g = cpu.grad(i);
-    all_cpu.insert(all_cpu.end(), g, g + cpu.numel(i));
-    all_gpu.insert(all_gpu.end(), gpu.grad(i), gpu.grad(i) + gpu.numel(i));
-  }
-  double sq = 0;
-  for (float x : all_cpu) sq += double(x) * x;
-  const double rms = std::sqrt(sq / static_cast<double>(all_cpu.size()));
-  EXPECT_GT(rms, 0) << "the CPU gradients are all zero: the test would prove nothing";
-  EXPECT_LT(relative_l2(all_gpu, all_cpu), kArena) << what;
-  double worst = 0;
-  for (int i = 0; i < reg.size(); ++i) {
-    const int64_t n = cpu.numel(i);
-    double num = 0, den = 0;
-    for (int64_t j = 0; j < n; ++j) {
-      const double want = cpu.grad(i)[j], have = gpu.grad(i)[j];
-      num += (have - want) * (have - want);
-      den += want * want;
-    }
-    if (!reg[i].trainable) {
-      EXPECT_EQ(num, 0.0) << what << ": frozen " << reg[i].name << " got a gradient on the GPU";
-      continue;
-    }
-    const double floor = 0.05 * rms * std::sqrt(static_cast<double>(n));
-    const double err = std::sqrt(num) / std::max(std::sqrt(den), floor);
-    worst = std::max(worst, err);
-    EXPECT_LT(err, kGradient) << what << ": gradient of " << reg[i].name;
-  }
-  return worst;
 }
 
 struct DivergenceCase {
@@ -156,10 +94,9 @@ TEST_P(ExitsGpu, ExitsSelfDistillationAndTeacherMatchTheCpu) {
 
   std::vector<int32_t> tokens, targets;
   random_tokens(N * T, spec.model.vocab, 23, tokens, targets);
-  cpu.params().zero_grads();
-  gpu.zero_grads();
-  const double want = cpu.forward_backward(tokens.data(), targets.data(), N, T, 0.5f);
-  const double have = gpu.forward_backward(tokens.data(), targets.data(), N, T, 0.5f);
+  ParameterSet got(spec);
+  const auto losses = forward_backward_both(cpu, gpu, tokens, targets, N, T, 0.5f, got);
+  const double want = losses.cpu, have = losses.gpu;
   const LossBreakdown& w = cpu.last_losses();
   const LossBreakdown& h = gpu.last_losses();
   ASSERT_GT(w.kd, 0);
@@ -175,9 +112,7 @@ TEST_P(ExitsGpu, ExitsSelfDistillationAndTeacherMatchTheCpu) {
     EXPECT_LT(rel(h.exit_kd[k], w.exit_kd[k], 1e-2), kTerm) << "exit " << k;
     EXPECT_LT(rel(h.exit_sd[k], w.exit_sd[k], 1e-2), kTerm) << "exit " << k;
   }
-  ParameterSet got(spec);
-  gpu.download_grads(got);
-  const double worst = compare_gradients(cpu.params(), got, c.name);
+  const double worst = compare_gradients(cpu.params(), got, c.name, kGradient, kArena).worst;
   std::printf(
       "[exits %s] loss %.5f vs %.5f (ce %.4f kd %.4f sd %.4f), worst tensor %.2e (tol %.0e)\n",
       c.name.c_str(), have, want, w.ce, w.kd, w.sd, worst, kGradient);
@@ -214,14 +149,10 @@ TEST(ExitsGpuFreezing, FrozenParametersGetNoGradientAndNoUpdate) {
     gpu.upload(cpu.params());
     std::vector<int32_t> tokens, targets;
     random_tokens(N * T, spec.model.vocab, 33, tokens, targets);
-    cpu.params().zero_grads();
-    gpu.zero_grads();
-    const double want = cpu.forward_backward(tokens.data(), targets.data(), N, T);
-    const double have = gpu.forward_backward(tokens.data(), targets.data(), N, T);
-    EXPECT_LT(rel(have, want, 1e-2), kLoss) << what;
     ParameterSet got(spec);
-    gpu.download_grads(got);
-    compare_gradients(cpu.params(), got, what);
+    const auto losses = forward_backward_both(cpu, gpu, tokens, targets, N, T, 1.0f, got);
+    EXPECT_LT(rel(losses.gpu, losses.cpu, 1e-2), kLoss) << what;
+    compare_gradients(cpu.params(), got, what, kGradient, kArena);
 
     gpu.adamw_step({1e-2, 0.9, 0.95, 1e-8, 0.1}, 1e-2);
     ParameterSet after(spec);

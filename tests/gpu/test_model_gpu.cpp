@@ -28,11 +28,17 @@
 #include "model/optimizer.h"
 #include "model/parameters.h"
 #include "model/recursive_model.h"
+#include "tests/gpu/device_vs_cpu.h"
 #include "tests/gpu/gpu_test.h"
 
 namespace rrt {
 namespace {
 
+using rrt::testing::compare_gradients;
+using rrt::testing::forward_backward_both;
+using rrt::testing::init_bf16_weights;
+using rrt::testing::llama;
+using rrt::testing::random_tokens;
 using rrt::testing::relative_l2;
 
 constexpr double kLogits = 3e-2;
@@ -49,16 +55,6 @@ struct ModelCase {
 
 // ctest lists parameterised tests with their parameter: the case's name, not its bytes.
 void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
-
-ModelSpec llama(int64_t vocab, int64_t D, int64_t H, int64_t Hkv, int64_t F, int64_t B, int64_t K,
-                int64_t rank) {
-  ModelSpec s;
-  s.model = {
-      .vocab = vocab, .d_model = D, .n_heads = H, .n_kv_heads = Hkv, .ffn = F, .max_seq_len = 64};
-  s.recursion = {.block_layers = B, .loops = K};
-  s.lora = {.rank_attention = rank, .rank_mlp = rank / 2};
-  return s;
-}
 
 std::vector<ModelCase> cases() {
   std::vector<ModelCase> c;
@@ -94,25 +90,6 @@ std::vector<ModelCase> cases() {
   return c;
 }
 
-// Seeded random weights (LoRA B non-zero, so that every adapter gets a gradient), rounded to bf16.
-void init_bf16_weights(ParameterSet& p, uint64_t seed) {
-  p.init({.seed = seed, .std = 0.05, .lora_b_zero = false});
-  float* v = static_cast<float*>(p.values_arena().base());
-  const int64_t n = p.values_arena().total_bytes() / static_cast<int64_t>(sizeof(float));
-  for (int64_t i = 0; i < n; ++i) v[i] = __bfloat162float(__float2bfloat16(v[i]));
-}
-
-void random_tokens(int64_t n, int64_t vocab, uint32_t seed, std::vector<int32_t>& tokens,
-                   std::vector<int32_t>& targets) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(vocab - 1));
-  tokens.resize(n);
-  targets.resize(n);
-  for (auto& t : tokens) t = dist(rng);
-  for (auto& t : targets) t = dist(rng);
-  targets[1] = RecursiveModel::kIgnoreIndex;  // an ignored row, as padding would be
-}
-
 class ModelGpu : public ::testing::TestWithParam<ModelCase> {};
 
 TEST_P(ModelGpu, LogitsLossAndEveryGradientMatchTheCpu) {
@@ -135,53 +112,17 @@ TEST_P(ModelGpu, LogitsLossAndEveryGradientMatchTheCpu) {
   const double logits_err = relative_l2(gpu_logits, cpu_logits);
   EXPECT_LT(logits_err, kLogits) << c.name;
 
-  cpu.params().zero_grads();
-  gpu.zero_grads();
-  const double cpu_loss = cpu.forward_backward(tokens.data(), targets.data(), N, T, 0.5f);
-  const double gpu_loss = gpu.forward_backward(tokens.data(), targets.data(), N, T, 0.5f);
-  EXPECT_NEAR(gpu_loss, cpu_loss, kLoss * cpu_loss) << c.name;
-  EXPECT_DOUBLE_EQ(gpu.last_losses().total, gpu_loss);
-
   ParameterSet got(c.spec);
-  gpu.download_grads(got);
-  const ParamRegistry& reg = cpu.params().registry();
-  std::vector<float> all_cpu, all_gpu;
-  for (int i = 0; i < reg.size(); ++i) {
-    const float* g = cpu.params().grad(i);
-    all_cpu.insert(all_cpu.end(), g, g + cpu.params().numel(i));
-    all_gpu.insert(all_gpu.end(), got.grad(i), got.grad(i) + got.numel(i));
-  }
-  double sq = 0;
-  for (float x : all_cpu) sq += double(x) * x;
-  const double rms = std::sqrt(sq / static_cast<double>(all_cpu.size()));
-  ASSERT_GT(rms, 0) << "the CPU gradients are all zero: the test would prove nothing";
-  const double arena_err = relative_l2(all_gpu, all_cpu);
-  EXPECT_LT(arena_err, kArena) << c.name;
-  double worst = 0;
-  std::string worst_name;
-  for (int i = 0; i < reg.size(); ++i) {
-    const int64_t n = cpu.params().numel(i);
-    double num = 0, den = 0;
-    for (int64_t j = 0; j < n; ++j) {
-      const double want = cpu.params().grad(i)[j], have = got.grad(i)[j];
-      num += (have - want) * (have - want);
-      den += want * want;
-    }
-    const double floor = 0.05 * rms * std::sqrt(static_cast<double>(n));
-    const double err = std::sqrt(num) / std::max(std::sqrt(den), floor);
-    if (err > worst) {
-      worst = err;
-      worst_name = reg[i].name;
-    }
-    EXPECT_LT(err, kGradient) << c.name << ": gradient of " << reg[i].name << " (|g| "
-                              << std::sqrt(den) << ")";
-  }
+  const auto losses = forward_backward_both(cpu, gpu, tokens, targets, N, T, 0.5f, got);
+  EXPECT_NEAR(losses.gpu, losses.cpu, kLoss * losses.cpu) << c.name;
+  EXPECT_DOUBLE_EQ(gpu.last_losses().total, losses.gpu);
+  const auto errors = compare_gradients(cpu.params(), got, c.name, kGradient, kArena);
   // The margins, for the GPU log: what each tolerance was measured against.
   std::printf(
       "[model %s] logits %.2e (tol %.0e), loss %.5f vs %.5f, gradient arena %.2e (tol %.0e), "
       "worst tensor %s %.2e (tol %.0e)\n",
-      c.name.c_str(), logits_err, kLogits, gpu_loss, cpu_loss, arena_err, kArena,
-      worst_name.c_str(), worst, kGradient);
+      c.name.c_str(), logits_err, kLogits, losses.gpu, losses.cpu, errors.arena, kArena,
+      errors.worst_name.c_str(), errors.worst, kGradient);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, ModelGpu, ::testing::ValuesIn(cases()),
