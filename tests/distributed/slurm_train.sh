@@ -10,43 +10,8 @@
 # 77 (ctest: skipped) without them. The cluster is stopped and its directory deleted on exit.
 set -euo pipefail
 rrt="$1" diff_tool="$2" src="$3"
-skip=77
-for tool in munged slurmctld slurmd sbatch srun; do
-  command -v "$tool" >/dev/null ||
-    { echo "SKIP: $tool is not installed (tools/setup.sh installs slurm-wlm and munge)"; exit $skip; }
-done
-[[ $(id -u) -eq 0 ]] || { echo "SKIP: a local Slurm cluster needs root"; exit $skip; }
-
-work="$(mktemp -d)"
-chmod 755 "$work"  # munged wants every directory above its socket searchable
-export RRT_SLURM_DIR="$work/cluster"
-cleanup() { "$src/tools/local_slurm.sh" stop || true; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 1' TERM INT
-fail() {
-  echo "FAIL: $*" >&2
-  local f
-  for f in "$work"/*.out "$work"/*.log "$RRT_SLURM_DIR"/log/*.log; do
-    [[ -f "$f" ]] || continue
-    echo "---- $f" >&2
-    tail -n 40 "$f" >&2
-  done
-  exit 1
-}
-# Free ports: other clusters (another checkout's test) may be running on this machine.
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for _ in $(seq 20); do
-  RRT_SLURM_PORT=$((20000 + RANDOM % 20000))
-  port_free "$RRT_SLURM_PORT" && port_free $((RRT_SLURM_PORT + 1)) && break
-done
-export RRT_SLURM_PORT
-start=$(date +%s.%N)
-exports="$("$src/tools/local_slurm.sh" start)" || fail "the local cluster did not start"
-eval "$exports"
-echo "cluster up after $(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s: $SLURM_CONF"
-
-# One OpenMP thread per rank; the jobs inherit this environment (and RRT).
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive RRT="$rrt"
+source "$src/tests/slurm_common.sh"
+export RRT="$rrt"  # the jobs inherit the environment
 mkdir -p "$work/text"
 for i in 1 2 3; do
   for j in $(seq 1 60); do echo "Text $i, line $j: a block that loops over itself."; done > "$work/text/doc$i.txt"
@@ -118,4 +83,4 @@ grep -q "resuming from .*step_00000005.h5 (step 5)" "$work"/array-*_0.out || fai
 echo "array run a (resumed at step 5) vs the 1-rank run (exact):"
 "$diff_tool" "$work/a/step_00000010.h5" "$work/r1/step_00000010.h5" 0 ||
   fail "the resumed array run differs from the 1-rank run"
-echo "slurm: all good after $(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')") s"
+echo "slurm: all good after $(seconds_since_start) s"

@@ -7,38 +7,7 @@
 # skipped) without them. The cluster is stopped and its directory deleted on exit.
 set -euo pipefail
 rrt="$1" src="$2"
-skip=77
-for tool in munged slurmctld slurmd sbatch srun; do
-  command -v "$tool" >/dev/null ||
-    { echo "SKIP: $tool is not installed (tools/setup.sh installs slurm-wlm and munge)"; exit $skip; }
-done
-[[ $(id -u) -eq 0 ]] || { echo "SKIP: a local Slurm cluster needs root"; exit $skip; }
-
-work="$(mktemp -d)"
-chmod 755 "$work"  # munged wants every directory above its socket searchable
-export RRT_SLURM_DIR="$work/cluster"
-cleanup() { "$src/tools/local_slurm.sh" stop || true; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 1' TERM INT
-fail() {
-  echo "FAIL: $*" >&2
-  local f
-  for f in "$work"/*.log "$work"/sweep/slurm-*.out "$RRT_SLURM_DIR"/log/*.log; do
-    [[ -f "$f" ]] || continue
-    echo "---- $f" >&2
-    tail -n 40 "$f" >&2
-  done
-  exit 1
-}
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for _ in $(seq 20); do
-  RRT_SLURM_PORT=$((20000 + RANDOM % 20000))
-  port_free "$RRT_SLURM_PORT" && port_free $((RRT_SLURM_PORT + 1)) && break
-done
-export RRT_SLURM_PORT
-exports="$("$src/tools/local_slurm.sh" start)" || fail "the local cluster did not start"
-eval "$exports"
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+source "$src/tests/slurm_common.sh"
 
 mkdir -p "$work/text"
 for i in 1 2 3; do
