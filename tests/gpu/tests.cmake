@@ -6,9 +6,10 @@ rrt_add_gpu_test(test_ops_elementwise_gpu ${CMAKE_CURRENT_LIST_DIR}/test_ops_ele
 rrt_add_gpu_test(test_attention_gpu ${CMAKE_CURRENT_LIST_DIR}/test_attention_gpu.cpp)
 rrt_add_gpu_test(test_kv_ops_gpu ${CMAKE_CURRENT_LIST_DIR}/test_kv_ops_gpu.cpp)
 rrt_add_gpu_test(test_nccl_gpu ${CMAKE_CURRENT_LIST_DIR}/test_nccl_gpu.cpp)
-# The whole model and the trainer on the GPU share one binary (the bundle carries every binary
+# The whole model, the trainer and the inference engine on the GPU share one binary (the bundle carries every binary
 # with all of rrt's device code inside; one fewer keeps it under the device tool's carry limit).
 rrt_add_gpu_test(test_model_gpu ${CMAKE_CURRENT_LIST_DIR}/test_model_gpu.cpp
                  ${CMAKE_CURRENT_LIST_DIR}/test_exits_gpu.cpp
                  ${CMAKE_CURRENT_LIST_DIR}/test_trainer_gpu.cpp
-                 ${CMAKE_CURRENT_LIST_DIR}/test_grad_ready_gpu.cpp)
+                 ${CMAKE_CURRENT_LIST_DIR}/test_grad_ready_gpu.cpp
+                 ${CMAKE_CURRENT_LIST_DIR}/test_engine_gpu.cpp)

@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +26,7 @@
 #include "ops/cuda/elementwise.h"
 #include "ops/cuda/exit_loss.h"
 #include "ops/cuda/gemm.h"
+#include "ops/cuda/kv_ops.h"
 #include "ops/cuda/lora.h"
 #include "ops/cuda/vector_ops.h"
 #include "ops/embedding.h"
@@ -265,6 +267,12 @@ void linear_backward(GemmContext& c, const bf16* x, const bf16* W, const bf16* d
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < out; ++j) dbias[j] += __bfloat162float(dy[i * out + j]);
 }
+void lora_forward(GemmContext& ctx, const bf16* x, const bf16* A, const bf16* B, bf16* u, bf16* y,
+                  int64_t M, int64_t in, int64_t out, int64_t R, float scale) {
+  if (R == 0) return;
+  gemm(ctx, false, true, M, R, in, 1.f, x, A, 0.f, u);
+  gemm(ctx, false, true, M, out, R, scale, u, B, 1.f, y);
+}
 void lora_forward_overwrite(GemmContext& ctx, const bf16* x, const bf16* A, const bf16* B, bf16* u,
                             bf16* y, int64_t M, int64_t in, int64_t out, int64_t R, float scale) {
   if (R == 0) return;
@@ -405,5 +413,108 @@ double sum_squares(const float* x, int64_t n, double*, cudaStream_t) {
   double s = 0;
   for (int64_t i = 0; i < n; ++i) s += double(x[i]) * x[i];
   return s;
+}
+
+// ---- inference kernels (kv_ops) ----
+// The kernels' math in fp32 on the host, with their shape checks; outputs round to bf16 where
+// the kernels round (rope, attention, bias), copies are exact.
+void rope_rows_forward(bf16* x, const DeviceRopeTable& table, const int32_t* pos, int64_t n,
+                       int64_t H, int64_t Dh, cudaStream_t) {
+  RRT_CHECK(n >= 0 && H >= 0 && Dh > 0 && table.rot_dim() <= Dh, "rope_rows", "bad shape n=", n,
+            " H=", H, " Dh=", Dh, " rot_dim=", table.rot_dim());
+  const int64_t half = table.rot_dim() / 2;
+  for (int64_t i = 0; i < n; ++i) {
+    RRT_CHECK(pos[i] >= 0 && pos[i] < table.max_positions(), "emu rope_rows", "position ",
+              pos[i], " outside the table");
+    const float* c = table.cos() + pos[i] * half;
+    const float* sn = table.sin() + pos[i] * half;
+    for (int64_t h = 0; h < H; ++h) {
+      bf16* v = x + (i * H + h) * Dh;
+      for (int64_t t = 0; t < half; ++t) {
+        const float a = __bfloat162float(v[t]), b = __bfloat162float(v[t + half]);
+        v[t] = __float2bfloat16(a * c[t] - b * sn[t]);
+        v[t + half] = __float2bfloat16(b * c[t] + a * sn[t]);
+      }
+    }
+  }
+}
+void kv_store(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache, const int32_t* slot,
+              const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim, cudaStream_t) {
+  RRT_CHECK(n >= 0 && max_seq >= 0 && kv_dim >= 0, "kv_store", "bad shape");
+  for (int64_t i = 0; i < n; ++i) {
+    RRT_CHECK(slot[i] >= 0 && pos[i] >= 0 && pos[i] < max_seq, "emu kv_store", "row ", i,
+              " names slot ", slot[i], " position ", pos[i]);
+    const int64_t cell = (static_cast<int64_t>(slot[i]) * max_seq + pos[i]) * kv_dim;
+    std::memcpy(k_cache + cell, k + i * kv_dim, sizeof(bf16) * kv_dim);
+    std::memcpy(v_cache + cell, v + i * kv_dim, sizeof(bf16) * kv_dim);
+  }
+}
+void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const int32_t* slot,
+                  const int32_t* pos, bf16* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
+                  int64_t max_seq, cudaStream_t) {
+  RRT_CHECK(n >= 0 && H >= 1 && Hkv >= 1 && max_seq >= 1 && H % Hkv == 0 && Dh >= 1 &&
+                Dh <= kKvAttentionMaxHeadDim,
+            "kv_attention", "bad shape n=", n, " H=", H, " Hkv=", Hkv, " Dh=", Dh);
+  const int64_t kv_dim = Hkv * Dh;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(Dh));
+  std::vector<float> score, o(Dh);
+  for (int64_t i = 0; i < n; ++i) {
+    RRT_CHECK(slot[i] >= 0 && pos[i] >= 0 && pos[i] < max_seq, "emu kv_attention", "row ", i,
+              " names slot ", slot[i], " position ", pos[i]);
+    const int64_t len = pos[i] + 1;
+    score.resize(len);
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t base = static_cast<int64_t>(slot[i]) * max_seq * kv_dim + h / (H / Hkv) * Dh;
+      const bf16* qh = q + (i * H + h) * Dh;
+      float mx = -INFINITY;
+      for (int64_t t = 0; t < len; ++t) {
+        float dot = 0;
+        for (int64_t d = 0; d < Dh; ++d)
+          dot += __bfloat162float(qh[d]) * __bfloat162float(k_cache[base + t * kv_dim + d]);
+        score[t] = dot * scale;
+        mx = std::max(mx, score[t]);
+      }
+      float sum = 0;
+      for (float& sc : score) sum += (sc = std::exp(sc - mx));
+      std::fill(o.begin(), o.end(), 0.f);
+      for (int64_t t = 0; t < len; ++t)
+        for (int64_t d = 0; d < Dh; ++d)
+          o[d] += score[t] * __bfloat162float(v_cache[base + t * kv_dim + d]);
+      for (int64_t d = 0; d < Dh; ++d) out[(i * H + h) * Dh + d] = __float2bfloat16(o[d] / sum);
+    }
+  }
+}
+void gather_rows(const bf16* src, const int32_t* index, bf16* dst, int64_t n, int64_t D,
+                 cudaStream_t) {
+  RRT_CHECK(n >= 0 && D >= 0, "gather_rows", "bad shape n=", n, " D=", D);
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(dst + i * D, src + static_cast<int64_t>(index[i]) * D, sizeof(bf16) * D);
+}
+void scatter_rows(const bf16* src, const int32_t* index, bf16* dst, int64_t n, int64_t D,
+                  cudaStream_t) {
+  RRT_CHECK(n >= 0 && D >= 0, "scatter_rows", "bad shape n=", n, " D=", D);
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(dst + static_cast<int64_t>(index[i]) * D, src + i * D, sizeof(bf16) * D);
+}
+void add_row_bias(bf16* y, const bf16* bias, int64_t rows, int64_t cols, cudaStream_t) {
+  RRT_CHECK(rows >= 0 && cols >= 0, "add_row_bias", "bad shape rows=", rows, " cols=", cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      y[r * cols + c] =
+          __float2bfloat16(__bfloat162float(y[r * cols + c]) + __bfloat162float(bias[c]));
+}
+void logits_argmax_max_prob(const float* logits, int64_t n, int64_t V, int32_t* argmax,
+                            float* max_prob, cudaStream_t) {
+  RRT_CHECK(n >= 0 && V >= 1, "logits_argmax_max_prob", "bad shape n=", n, " V=", V);
+  for (int64_t r = 0; r < n; ++r) {
+    const float* l = logits + r * V;
+    int64_t best = 0;
+    for (int64_t j = 1; j < V; ++j)
+      if (l[j] > l[best]) best = j;
+    float sum = 0;
+    for (int64_t j = 0; j < V; ++j) sum += std::exp(l[j] - l[best]);
+    argmax[r] = static_cast<int32_t>(best);
+    max_prob[r] = 1.f / sum;
+  }
 }
 }  // namespace rrt::ops::cuda
