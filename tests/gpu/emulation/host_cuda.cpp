@@ -511,10 +511,10 @@ void logits_argmax_max_prob(const float* logits, int64_t n, int64_t V, int32_t* 
     int64_t best = 0;
     for (int64_t j = 1; j < V; ++j)
       if (l[j] > l[best]) best = j;
-    float sum = 0;
-    for (int64_t j = 0; j < V; ++j) sum += std::exp(l[j] - l[best]);
+    double sum = 0;  // the kernel's tree of fp32 partial sums is this close; one fp32 chain is not
+    for (int64_t j = 0; j < V; ++j) sum += std::exp(double(l[j]) - l[best]);
     argmax[r] = static_cast<int32_t>(best);
-    max_prob[r] = 1.f / sum;
+    max_prob[r] = static_cast<float>(1.0 / sum);
   }
 }
 }  // namespace rrt::ops::cuda
