@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -84,6 +85,11 @@ Workload make_workload(const WorkloadOptions& o, int64_t vocab) {
 
 std::string ExitSetting::label() const {
   if (rule == ExitRule::confidence) return "confidence " + fmt("%g", threshold);
+  if (!drawn.empty()) {
+    std::string s = "drawn ";
+    for (size_t k = 0; k < drawn.size(); ++k) s += (k ? "/" : "") + fmt("%g", drawn[k]);
+    return s;
+  }
   return to_string(rule);
 }
 
@@ -96,8 +102,24 @@ ExitSetting parse_exit_setting(const std::string& s) {
     RRT_CHECK(t >= 0 && t <= 1, "serve-bench", "a confidence threshold is in [0, 1], got ", t);
     return {ExitRule::confidence, t};
   }
-  throw Error("serve-bench",
-              "unknown exit setting '" + s + "': use none, oracle or confidence:T (e.g. 0.9)");
+  const std::string drawn = "drawn:";
+  if (s.rfind(drawn, 0) == 0) {
+    ExitSetting e{ExitRule::oracle, 0, {}};
+    std::stringstream in(s.substr(drawn.size()));
+    std::string item;
+    double sum = 0;
+    while (std::getline(in, item, ',')) {
+      const double p = std::stod(item);
+      RRT_CHECK(p >= 0 && p <= 1, "serve-bench", "an exit probability is in [0, 1], got ", p);
+      e.drawn.push_back(p);
+      sum += p;
+    }
+    RRT_CHECK(!e.drawn.empty() && std::fabs(sum - 1) < 1e-6, "serve-bench",
+              "drawn exit probabilities (one per loop) must sum to 1, got ", s);
+    return e;
+  }
+  throw Error("serve-bench", "unknown exit setting '" + s +
+                                 "': use none, oracle, confidence:T (e.g. 0.9) or drawn:P1,...,PK");
 }
 
 double percentile(std::vector<double> v, double p) {
@@ -178,6 +200,30 @@ BenchReport run_serve_bench(Engine& engine, const Workload& w, const BenchOption
     oracle.push_back(c.oracle_loops);
     ref_tokens += static_cast<int64_t>(c.tokens.size());
   }
+  // The drawn settings' tables: the loop of token t of request r from uniform(seed, r, t).
+  std::vector<std::vector<std::vector<int32_t>>> drawn_tables(o.exits.size());
+  for (size_t e = 0; e < o.exits.size(); ++e) {
+    const std::vector<double>& p = o.exits[e].drawn;
+    if (p.empty()) continue;
+    RRT_CHECK(static_cast<int64_t>(p.size()) == engine.stages(), "serve-bench", "drawn exit ",
+              o.exits[e].label(), " gives ", p.size(), " probabilities for a model with ",
+              engine.stages(), " loops");
+    for (size_t r = 0; r < w.requests.size(); ++r) {
+      const CounterRng rng(0x0e17, r);
+      std::vector<int32_t> loops;
+      for (int64_t t = 0; t < w.requests[r].max_new_tokens; ++t) {
+        double u = rng.uniform(static_cast<uint64_t>(t)), acc = 0;
+        int32_t k = static_cast<int32_t>(p.size());
+        for (size_t j = 0; j < p.size(); ++j)
+          if (u < (acc += p[j])) {
+            k = static_cast<int32_t>(j + 1);
+            break;
+          }
+        loops.push_back(k);
+      }
+      drawn_tables[e].push_back(std::move(loops));
+    }
+  }
   std::vector<int64_t>& decode_tokens = rep.decode_tokens;
   for (const Request& q : w.requests) decode_tokens.push_back(q.max_new_tokens - 1);
 
@@ -198,7 +244,8 @@ BenchReport run_serve_bench(Engine& engine, const Workload& w, const BenchOption
         GenerateOptions g;
         g.batching = o.schedulers[s];
         g.max_batch = o.max_batch;
-        g.exit = {o.exits[e].rule, o.exits[e].threshold, o.fill, &oracle};
+        g.exit = {o.exits[e].rule, o.exits[e].threshold, o.fill,
+                  o.exits[e].drawn.empty() ? &oracle : &drawn_tables[e]};
         RunStats st;
         const std::vector<Completion> out = generate(engine, w.requests, g, &st);
         Runs& run = runs[e][s];

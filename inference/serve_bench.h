@@ -50,9 +50,15 @@ Workload make_workload(const WorkloadOptions& o, int64_t vocab);
 struct ExitSetting {
   ExitRule rule = ExitRule::none;
   double threshold = 0;
+  // "drawn": every decoded token's exit loop drawn from these probabilities of loops 1..K
+  // (counter-based, per request and token), replayed as the oracle replays its table. It fixes
+  // the exit distribution whatever the weights do, so that the schedulers of a model with random
+  // weights (a ~1B-shaped benchmark) can be measured at a stated distribution; agreement then
+  // shows what exiting there costs.
+  std::vector<double> drawn;
   std::string label() const;
 };
-// "none", "oracle" or "confidence:T".
+// "none", "oracle", "confidence:T" or "drawn:P1,...,PK" (K probabilities summing to 1).
 ExitSetting parse_exit_setting(const std::string& s);
 
 struct BenchOptions {

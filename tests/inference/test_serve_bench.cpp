@@ -81,5 +81,38 @@ TEST(ServeBench, FullDepthAgreesWithItselfAndTheOracleSavesLoops) {
   EXPECT_THROW(parse_exit_setting("confidence:2"), Error);
 }
 
+// A drawn exit distribution is what the run exits at, whatever the weights: the depth-wise run's
+// exit counts follow it (400 tokens, K = 3), every scheduler replays the same table.
+TEST(ServeBench, DrawnExitsFollowTheStatedDistribution) {
+  const ModelSpec spec = testing::tiny_spec(Family::llama, false);
+  testing::TinyModel tm = testing::make_tiny(spec, 4, 16);
+  WorkloadOptions w;
+  w.requests = 10;
+  w.prompt_min = 2;
+  w.prompt_max = 4;
+  w.output_min = 41;
+  w.output_max = 41;
+  const Workload work = make_workload(w, spec.model.vocab);
+  BenchOptions o;
+  o.exits = {parse_exit_setting("drawn:0.5,0.3,0.2")};
+  o.max_batch = 4;
+  o.repeats = 1;
+  const BenchReport r = run_serve_bench(*tm.engine, work, o);
+  const std::vector<int64_t>& c = r.results[0].exit_counts;
+  ASSERT_EQ(c.size(), 3u);
+  const double n = static_cast<double>(c[0] + c[1] + c[2]);
+  EXPECT_EQ(n, 400);
+  EXPECT_NEAR(c[0] / n, 0.5, 0.08);
+  EXPECT_NEAR(c[1] / n, 0.3, 0.08);
+  EXPECT_NEAR(c[2] / n, 0.2, 0.08);
+  for (const SchedulerResult& s : r.results[0].schedulers)
+    EXPECT_NEAR(s.mean_loops, 1.0 * c[0] / n + 2.0 * c[1] / n + 3.0 * c[2] / n, 1e-9);
+  EXPECT_EQ(r.results[0].exit.label(), "drawn 0.5/0.3/0.2");
+  EXPECT_THROW(parse_exit_setting("drawn:0.5,0.4"), Error);
+  BenchOptions two = o;
+  two.exits = {parse_exit_setting("drawn:0.5,0.5")};
+  EXPECT_THROW(run_serve_bench(*tm.engine, work, two), Error);  // 2 probabilities, 3 loops
+}
+
 }  // namespace
 }  // namespace rrt
