@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/tinyllama.h"
 #include "core/cuda/cuda_check.h"
 #include "core/device.h"
 #include "model/cuda/device_model.h"
@@ -49,44 +50,6 @@ double table_peak_tflops(int major, int minor) {
   return 0.0;
 }
 
-rrt::ModelSpec tinyllama(bool relaxed) {
-  rrt::ModelSpec s;
-  s.model = {.n_layers = 22,
-             .vocab = 32000,
-             .d_model = 2048,
-             .n_heads = 32,
-             .n_kv_heads = 4,
-             .ffn = 5632,
-             .max_seq_len = 2048};
-  if (relaxed) {
-    s.recursion = {.block_layers = 11, .loops = 2};
-    s.lora = {.rank_attention = 64, .rank_mlp = 64};
-  } else {
-    s.recursion = {.block_layers = 22, .loops = 1};
-  }
-  return s;
-}
-
-// Random weights in a few seconds for 1.1 B parameters (ParameterSet::init's Philox streams take
-// much longer): norms 1, biases 0, every matrix uniform with standard deviation 0.02.
-void fill_weights(rrt::ParameterSet& p) {
-  std::mt19937_64 rng(1234);
-  const float half_width = 0.02f * 1.7320508f;
-  for (int i = 0; i < p.registry().size(); ++i) {
-    const rrt::ParamKind kind = p.registry()[i].kind;
-    float* v = p.value(i);
-    const int64_t n = p.numel(i);
-    if (kind == rrt::ParamKind::norm || kind == rrt::ParamKind::final_norm) {
-      std::fill(v, v + n, 1.0f);
-    } else if (kind == rrt::ParamKind::bias) {
-      std::fill(v, v + n, 0.0f);
-    } else {
-      for (int64_t j = 0; j < n; ++j)
-        v[j] = half_width * (static_cast<float>(rng() >> 40) / 8388608.0f - 1.0f);
-    }
-  }
-}
-
 struct Options {
   int64_t batch = 8, seq = 2048, steps = 8, warmup = 2;
   std::string recompute = "none", only;
@@ -95,7 +58,7 @@ struct Options {
 
 // Runs one model; returns tokens/s (0 when it could not run).
 double run_model(const char* label, bool relaxed, const Options& o, double peak) {
-  const rrt::ModelSpec spec = tinyllama(relaxed);
+  const rrt::ModelSpec spec = rrt::bench::tinyllama(relaxed);
   const int64_t N = o.batch, T = o.seq;
   std::printf("--- %s: %ld positions (B=%ld x K=%ld), LoRA r=%ld, N=%ld x T=%ld, recompute %s\n",
               label, static_cast<long>(spec.positions()),
@@ -105,7 +68,7 @@ double run_model(const char* label, bool relaxed, const Options& o, double peak)
   std::fflush(stdout);
   const auto t_setup = Clock::now();
   rrt::ParameterSet host(spec, rrt::ParameterSet::Grads::without);
-  fill_weights(host);
+  rrt::bench::fill_weights(host);
   const double params = static_cast<double>(host.registry().total_numel());
   rrt::DeviceModel model(spec, {.max_batch = N,
                                 .max_seq = T,
