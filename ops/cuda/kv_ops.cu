@@ -58,8 +58,8 @@ __global__ void copy_rows_kernel(const bf16* src, const int32_t* src_index, bf16
 // Keys and values of row r go to cache row slot[r] * max_seq + pos[r]; same units as above.
 template <bool kVec>
 __global__ void kv_store_kernel(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache,
-                                const int32_t* slot, const int32_t* pos, int64_t n,
-                                int64_t max_seq, int64_t kv_dim) {
+                                const int32_t* slot, const int32_t* pos, int64_t n, int64_t max_seq,
+                                int64_t kv_dim) {
   const int64_t per_row = kVec ? kv_dim / 8 : kv_dim, total = n * per_row;
   for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -96,19 +96,49 @@ __global__ void add_row_bias_kernel(bf16* y, const bf16* bias, int64_t rows, int
 
 // ---- decode attention -------------------------------------------------------------------------
 constexpr int kAttnThreads = 128;
+// Keys a group loads before it computes (memory-level parallelism): 4 when a lane holds 8 dims,
+// 2 when it holds 16 (Dh > 256); the same registers either way.
+template <int C>
+constexpr int kKeysPerRound = 4 / C;
+
+// 8 bf16 as raw bits: one 16-byte load (kVec: p + i 16-byte aligned, i + 8 <= n) or scalar loads,
+// zeros at and past n. Kept packed until used: half the registers of 8 floats.
+template <bool kVec>
+__device__ __forceinline__ uint4 load8_raw(const bf16* __restrict__ p, int64_t i, int64_t n) {
+  if constexpr (kVec) {
+    return *reinterpret_cast<const uint4*>(p + i);
+  } else {
+    uint4 raw;
+    bf16* h = reinterpret_cast<bf16*>(&raw);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) h[e] = i + e < n ? p[i + e] : __float2bfloat16_rn(0.f);
+    return raw;
+  }
+}
+__device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
+  const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const float2 f = __bfloat1622float2(pairs[k]);
+    out[2 * k] = f.x;
+    out[2 * k + 1] = f.y;
+  }
+}
 
 // One block per (row, head): blockIdx.x = row * H + h. The block is G = kAttnThreads / L key
 // groups of L lanes; lane `lane` of a group holds dims (lane + c * L) * 8 .. + 8 for c < C of q
 // (pre-scaled by log2(e) / sqrt(Dh), so exp2 gives the softmax), of its output accumulator and of
-// each key and value it reads. Group g takes keys g, g + G, ...: a key's dot product is summed
-// over the group's lanes with xor shuffles (L divides 32, so a group never straddles a warp),
-// then folded into the group's online softmax. Every thread runs the same number of rounds so
-// the full-mask shuffles always see the whole warp; keys past the end are skipped after them.
-// Finally the groups' (max, sum, accumulator) merge through shared memory.
+// each key and value it reads. A round covers G * K keys (K = kKeysPerRound<C>): group g loads
+// keys t0 + j * G + g for j < K (the G groups read neighbouring cache rows), sums each dot
+// product over its lanes with xor shuffles (L divides 32, so a group never straddles a warp) and
+// folds the round into its online softmax (one rescale per round). Every thread runs the same
+// rounds so the full-mask shuffles always see the whole warp; keys past the end load nothing and
+// count for nothing. Finally the groups' (max, sum, accumulator) merge through shared memory.
 template <int C, bool kVec>
 __global__ void __launch_bounds__(kAttnThreads)
-    kv_attention_kernel(const bf16* q, const bf16* k_cache, const bf16* v_cache,
-                        const int32_t* slot, const int32_t* pos, bf16* out, int64_t H,
+    kv_attention_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k_cache,
+                        const bf16* __restrict__ v_cache, const int32_t* __restrict__ slot,
+                        const int32_t* __restrict__ pos, bf16* __restrict__ out, int64_t H,
                         int64_t heads_per_kv, int64_t Dh, int64_t max_seq, int lanes,
                         float score_scale) {
   __shared__ float acc_shared[1024 * C];  // G * Dh <= (128 / L) * (8 * L * C)
@@ -138,34 +168,63 @@ __global__ void __launch_bounds__(kAttnThreads)
     }
   }
   float running_max = -INFINITY, running_sum = 0.f;
-  for (int64_t t0 = 0; t0 < len; t0 += groups) {
-    const int64_t t = t0 + g;
-    const bool valid = t < len;
-    float kv[C][8], vv[C][8];
-    float dot = 0.f;
+  for (int64_t t0 = 0; t0 < len; t0 += static_cast<int64_t>(groups) * kKeysPerRound<C>) {
+    uint4 k_raw[kKeysPerRound<C>][C], v_raw[kKeysPerRound<C>][C];
 #pragma unroll
-    for (int c = 0; c < C; ++c) {
-      const int64_t d0 = static_cast<int64_t>(lane + c * lanes) * 8;
-      if (valid && d0 < Dh) {
-        load8<kVec>(keys + t * kv_dim, d0, Dh, kv[c]);
-        load8<kVec>(values + t * kv_dim, d0, Dh, vv[c]);
-      } else {
-        for (int e = 0; e < 8; ++e) kv[c][e] = vv[c][e] = 0.f;
+    for (int j = 0; j < kKeysPerRound<C>; ++j) {
+      const int64_t t = t0 + j * groups + g;
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+        const int64_t d0 = static_cast<int64_t>(lane + c * lanes) * 8;
+        if (t < len && d0 < Dh) {
+          k_raw[j][c] = load8_raw<kVec>(keys + t * kv_dim, d0, Dh);
+          v_raw[j][c] = load8_raw<kVec>(values + t * kv_dim, d0, Dh);
+        } else {
+          k_raw[j][c] = v_raw[j][c] = make_uint4(0, 0, 0, 0);  // bf16 zeros
+        }
       }
+    }
+    float score[kKeysPerRound<C>];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) dot = fmaf(qv[c][e], kv[c][e], dot);
+    for (int j = 0; j < kKeysPerRound<C>; ++j) {
+      score[j] = 0.f;
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+        float kf[8];
+        unpack8(k_raw[j][c], kf);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) score[j] = fmaf(qv[c][e], kf[e], score[j]);
+      }
     }
     for (int offset = lanes / 2; offset > 0; offset /= 2)
-      dot += __shfl_xor_sync(0xffffffffu, dot, offset);
-    if (!valid) continue;
-    const float new_max = fmaxf(running_max, dot);
-    const float rescale = exp2f(running_max - new_max), p = exp2f(dot - new_max);
-    running_sum = running_sum * rescale + p;
-    running_max = new_max;
+#pragma unroll
+      for (int j = 0; j < kKeysPerRound<C>; ++j)
+        score[j] += __shfl_xor_sync(0xffffffffu, score[j], offset);
+    if (t0 + g >= len) continue;  // no key for this group in this round (nor in later ones)
+    float round_max = running_max;
+#pragma unroll
+    for (int j = 0; j < kKeysPerRound<C>; ++j)
+      if (t0 + j * groups + g < len) round_max = fmaxf(round_max, score[j]);
+    const float rescale = exp2f(running_max - round_max);  // 0 on the first round
+    running_sum *= rescale;
 #pragma unroll
     for (int c = 0; c < C; ++c)
 #pragma unroll
-      for (int e = 0; e < 8; ++e) acc[c][e] = fmaf(p, vv[c][e], acc[c][e] * rescale);
+      for (int e = 0; e < 8; ++e) acc[c][e] *= rescale;
+#pragma unroll
+    for (int j = 0; j < kKeysPerRound<C>; ++j) {
+      if (t0 + j * groups + g >= len) continue;
+      const float p = exp2f(score[j] - round_max);
+      running_sum += p;
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+        float vf[8];
+        unpack8(v_raw[j][c], vf);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[c][e] = fmaf(p, vf[e], acc[c][e]);
+      }
+    }
+    running_max = round_max;
   }
 
   if (lane == 0) {
@@ -259,13 +318,12 @@ void rope_rows_forward(bf16* x, const DeviceRopeTable& table, const int32_t* pos
 }
 
 void kv_store(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache, const int32_t* slot,
-              const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim,
-              cudaStream_t stream) {
+              const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim, cudaStream_t stream) {
   RRT_CHECK(n >= 0 && max_seq >= 0 && kv_dim >= 0, "kv_store", "bad shape n=", n,
             " max_seq=", max_seq, " kv_dim=", kv_dim);
   if (n == 0 || kv_dim == 0) return;
-  const bool vec = kv_dim % 8 == 0 && aligned16(k) && aligned16(v) && aligned16(k_cache) &&
-                   aligned16(v_cache);
+  const bool vec =
+      kv_dim % 8 == 0 && aligned16(k) && aligned16(v) && aligned16(k_cache) && aligned16(v_cache);
   const int64_t units = n * (vec ? kv_dim / 8 : kv_dim);
   if (vec)
     kv_store_kernel<true><<<grid_for(units, kThreads), kThreads, 0, stream>>>(
@@ -295,8 +353,8 @@ void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const
   const float score_scale = static_cast<float>(kLog2E / std::sqrt(static_cast<double>(Dh)));
   const unsigned blocks = static_cast<unsigned>(n * H);
   const int64_t heads_per_kv = H / Hkv;
-#define RRT_KV_ATTENTION(C, VEC)                                                               \
-  kv_attention_kernel<C, VEC><<<blocks, kAttnThreads, 0, stream>>>(                            \
+#define RRT_KV_ATTENTION(C, VEC)                                    \
+  kv_attention_kernel<C, VEC><<<blocks, kAttnThreads, 0, stream>>>( \
       q, k_cache, v_cache, slot, pos, out, H, heads_per_kv, Dh, max_seq, lanes, score_scale)
   if (two_chunks && vec)
     RRT_KV_ATTENTION(2, true);
@@ -318,11 +376,11 @@ void copy_rows(const char* op, const bf16* src, const int32_t* src_index, bf16* 
   const bool vec = D % 8 == 0 && aligned16(src) && aligned16(dst);
   const int64_t units = n * (vec ? D / 8 : D);
   if (vec)
-    copy_rows_kernel<true><<<grid_for(units, kThreads), kThreads, 0, stream>>>(
-        src, src_index, dst, dst_index, n, D);
+    copy_rows_kernel<true>
+        <<<grid_for(units, kThreads), kThreads, 0, stream>>>(src, src_index, dst, dst_index, n, D);
   else
-    copy_rows_kernel<false><<<grid_for(units, kThreads), kThreads, 0, stream>>>(
-        src, src_index, dst, dst_index, n, D);
+    copy_rows_kernel<false>
+        <<<grid_for(units, kThreads), kThreads, 0, stream>>>(src, src_index, dst, dst_index, n, D);
   RRT_CUDA_CHECK_LAUNCH();
 }
 }  // namespace
@@ -343,11 +401,11 @@ void add_row_bias(bf16* y, const bf16* bias, int64_t rows, int64_t cols, cudaStr
   const bool vec = cols % 8 == 0 && aligned16(y) && aligned16(bias);
   const int64_t units = rows * ((cols + 7) / 8);
   if (vec)
-    add_row_bias_kernel<true><<<grid_for(units, kThreads), kThreads, 0, stream>>>(y, bias, rows,
-                                                                                   cols);
+    add_row_bias_kernel<true>
+        <<<grid_for(units, kThreads), kThreads, 0, stream>>>(y, bias, rows, cols);
   else
-    add_row_bias_kernel<false><<<grid_for(units, kThreads), kThreads, 0, stream>>>(y, bias, rows,
-                                                                                    cols);
+    add_row_bias_kernel<false>
+        <<<grid_for(units, kThreads), kThreads, 0, stream>>>(y, bias, rows, cols);
   RRT_CUDA_CHECK_LAUNCH();
 }
 
@@ -356,8 +414,8 @@ void logits_argmax_max_prob(const float* logits, int64_t n, int64_t V, int32_t* 
   RRT_CHECK(n >= 0 && V >= 1 && V < INT_MAX && n <= INT_MAX, "logits_argmax_max_prob",
             "bad shape n=", n, " V=", V);
   if (n == 0) return;
-  argmax_max_prob_kernel<<<static_cast<unsigned>(n), kLogitThreads, 0, stream>>>(logits, V,
-                                                                                  argmax, max_prob);
+  argmax_max_prob_kernel<<<static_cast<unsigned>(n), kLogitThreads, 0, stream>>>(logits, V, argmax,
+                                                                                 max_prob);
   RRT_CUDA_CHECK_LAUNCH();
 }
 

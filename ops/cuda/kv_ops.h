@@ -46,9 +46,11 @@ void kv_store(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache, const 
 // cache (clamped to max_seq); pos[i] < 0 gives NaN (no keys).
 // One block (128 threads) per (i, h): a decode step has few query rows, each against a long
 // context, so the parallelism is over keys. The block splits into key groups of L lanes (L = the
-// power of two >= Dh/8, at most 32), each lane holding 8 or 16 dims; a group walks keys g, g + G,
-// ... with its own online softmax (running max and sum, fp32) and the groups merge at the end
-// through 9 KiB of static shared memory. No split over keys across blocks.
+// power of two >= Dh/8, at most 32; each lane holds 8 dims, 16 when Dh > 256); each round a group
+// loads 4 keys and values (2 when Dh > 256) at once, sums the dot products over its lanes with
+// warp shuffles and folds them into its own online softmax (running max and sum, fp32); the
+// groups merge at the end through 5 KiB (Dh <= 256) or 9 KiB of static shared memory. No split
+// over keys across blocks: n * H blocks in all, each reading its slot's pos[i] + 1 key rows.
 // Throws rrt::Error for Dh outside 1..512, Hkv < 1, H % Hkv != 0, negative sizes.
 void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const int32_t* slot,
                   const int32_t* pos, bf16* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,

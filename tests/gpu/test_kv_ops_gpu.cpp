@@ -172,7 +172,7 @@ TEST(GpuKvOps, KvAttentionMatchesDoubleReference) {
   RRT_REQUIRE_GPU();
   // GQA H=4 over Hkv=2 at the engine's head dims; Dh = 8 (one lane per key), 100 (not a
   // multiple of 8: scalar path), 512 (16 dims per lane), MHA, and misaligned pointers.
-  const AttentionCase cases[] = {{4, 2, 64, 0},  {4, 2, 80, 0}, {4, 2, 128, 0}, {4, 2, 256, 0},
+  const AttentionCase cases[] = {{4, 2, 64, 0},  {4, 2, 80, 0},  {4, 2, 128, 0}, {4, 2, 256, 0},
                                  {4, 2, 8, 0},   {4, 2, 100, 0}, {2, 1, 512, 0}, {3, 3, 64, 0},
                                  {4, 2, 128, 1}, {4, 2, 512, 1}};
   const int64_t slots = 3, max_seq = 300;
@@ -189,8 +189,8 @@ TEST(GpuKvOps, KvAttentionMatchesDoubleReference) {
     // q scaled up so the softmax is far from uniform (scores of standard deviation ~1.3).
     const auto q = random_bf16(q_count + off, 6, 4.f), kc = random_bf16(cache_count + off, 7);
     const auto vc = random_bf16(cache_count + off, 8);
-    const auto ref = attention_reference(tail(q, off), tail(kc, off), tail(vc, off), slot, pos,
-                                         c.H, c.Hkv, c.Dh, max_seq);
+    const auto ref = attention_reference(tail(q, off), tail(kc, off), tail(vc, off), slot, pos, c.H,
+                                         c.Hkv, c.Dh, max_seq);
     DeviceBuffer<bf16> d_q(q.size()), d_kc(kc.size()), d_vc(vc.size()), d_out(q_count + off);
     DeviceBuffer<int32_t> d_slot(slot.size()), d_pos(pos.size());
     put(d_q, q);
@@ -200,8 +200,7 @@ TEST(GpuKvOps, KvAttentionMatchesDoubleReference) {
     upload(d_slot, slot);
     upload(d_pos, pos);
     ops::cuda::kv_attention(d_q.get() + off, d_kc.get() + off, d_vc.get() + off, d_slot.get(),
-                            d_pos.get(), d_out.get() + off, n, c.H, c.Hkv, c.Dh, max_seq,
-                            nullptr);
+                            d_pos.get(), d_out.get() + off, n, c.H, c.Hkv, c.Dh, max_seq, nullptr);
     const auto got = tail(download_f32(d_out), off);
     const double err = relative_l2(got, ref);
     std::printf("[kv_attention] H=%ld Hkv=%ld Dh=%ld offset=%ld: relative L2 %.2e\n", long(c.H),
@@ -210,8 +209,7 @@ TEST(GpuKvOps, KvAttentionMatchesDoubleReference) {
     // Row 0 attends to one key: its output is that value row, up to bf16 rounding.
     const int64_t kvh0 = 0;
     for (int64_t d = 0; d < c.Dh; ++d)
-      EXPECT_NEAR(got[static_cast<size_t>(d)], vc[off + static_cast<size_t>(kvh0 * c.Dh + d)],
-                  1e-2)
+      EXPECT_NEAR(got[static_cast<size_t>(d)], vc[off + static_cast<size_t>(kvh0 * c.Dh + d)], 1e-2)
           << "row 0 (pos 0), dim " << d;
   }
 }
@@ -235,8 +233,7 @@ TEST(GpuKvOps, KvAttentionRejectsBadShapes) {  // host checks: no GPU needed
   EXPECT_NO_THROW(ops::cuda::kv_store(nb, nb, nullptr, nullptr, none, none, 0, 8, 64, nullptr));
   EXPECT_NO_THROW(ops::cuda::scatter_rows(nb, none, nullptr, 0, 64, nullptr));
   EXPECT_NO_THROW(ops::cuda::add_row_bias(nullptr, nb, 0, 64, nullptr));
-  EXPECT_NO_THROW(
-      ops::cuda::logits_argmax_max_prob(nullptr, 0, 100, nullptr, nullptr, nullptr));
+  EXPECT_NO_THROW(ops::cuda::logits_argmax_max_prob(nullptr, 0, 100, nullptr, nullptr, nullptr));
 }
 
 // ---- gather_rows, scatter_rows ----------------------------------------------------------------
@@ -244,7 +241,7 @@ TEST(GpuKvOps, KvAttentionRejectsBadShapes) {  // host checks: no GPU needed
 TEST(GpuKvOps, GatherAndScatterRowsCopyExactly) {
   RRT_REQUIRE_GPU();
   const int64_t rows = 10;
-  const std::vector<int32_t> gather_index = {9, 0, 4, 4, 7};    // a repeat is fine for gather
+  const std::vector<int32_t> gather_index = {9, 0, 4, 4, 7};   // a repeat is fine for gather
   const std::vector<int32_t> scatter_index = {3, 8, 0, 5, 1};  // distinct
   const int64_t n = static_cast<int64_t>(gather_index.size());
   for (int64_t D : {int64_t{64}, int64_t{13}}) {  // 16-byte path; scalar path
