@@ -7,7 +7,7 @@
 // exit settings besides none and oracle are drawn at stated distributions (drawn:P1,P2): the
 // schedulers are measured at the exit rates a trained model would have.
 //   bench_gpu_serve [--requests N] [--max-batch B] [--prompt A-B] [--output A-B]
-//                   [--repeats R] [--exits none,oracle,drawn:0.5,0.5,...]
+//                   [--repeats R] [--exits none,oracle,drawn:0.5,0.5,...] (as rrt serve-bench)
 // Prints the markdown table of rrt serve-bench and one RESULT line per exit setting.
 #include <algorithm>
 #include <chrono>
@@ -30,25 +30,13 @@ struct Options {
   int64_t requests = 96, max_batch = 32;
   int64_t prompt_min = 32, prompt_max = 256, output_min = 32, output_max = 256;
   int repeats = 3;
-  // Each setting is separated by ';' so that drawn probabilities keep their commas.
-  std::string exits = "none;oracle;drawn:0.5,0.5;drawn:0.8,0.2";
+  std::string exits = "none,oracle,drawn:0.5,0.5,drawn:0.8,0.2";
 };
 
 void parse_range(const char* s, int64_t& lo, int64_t& hi) {
   const char* dash = std::strchr(s, '-');
   lo = std::atoll(s);
   hi = dash ? std::atoll(dash + 1) : lo;
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t a = 0;
-  while (a <= s.size()) {
-    const size_t b = std::min(s.find(sep, a), s.size());
-    if (b > a) out.push_back(s.substr(a, b - a));
-    a = b + 1;
-  }
-  return out;
 }
 
 }  // namespace
@@ -99,8 +87,7 @@ int main(int argc, char** argv) {
     w.output_max = o.output_max;
     const rrt::inference::Workload work = rrt::inference::make_workload(w, spec.model.vocab);
     rrt::inference::BenchOptions b;
-    for (const std::string& e : split(o.exits, ';'))
-      b.exits.push_back(rrt::inference::parse_exit_setting(e));
+    b.exits = rrt::inference::parse_exit_settings(o.exits);
     b.max_batch = o.max_batch;
     b.repeats = o.repeats;
     b.verbose = true;

@@ -95,7 +95,8 @@ void add_serve_bench_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_flag("--random-prompts", o->random_prompts, "random token ids as prompts");
   cmd->add_option("--exits", o->exits,
-                  "exit settings, comma-separated: none, oracle, confidence:T (default "
+                  "exit settings, comma-separated: none, oracle, confidence:T, drawn:P1,...,PK "
+                  "(each token's exit loop drawn with these probabilities) (default "
                   "none,oracle,confidence:0.9,confidence:0.6)");
   cmd->add_option("--schedulers", o->schedulers, "static, sequence, depth (comma-separated)");
   cmd->add_option("--device", o->device, "engine: cpu or cuda (a GPU; a CUDA build)")
@@ -150,8 +151,7 @@ void add_serve_bench_command(CLI::App& app) {
     b.schedulers.clear();
     for (const std::string& s : split(o->schedulers))
       b.schedulers.push_back(inference::parse_batching(s));
-    for (const std::string& e : split(o->exits))
-      b.exits.push_back(inference::parse_exit_setting(e));
+    b.exits = inference::parse_exit_settings(o->exits);
     b.fill = inference::parse_kv_fill(o->kv);
     b.max_batch = o->max_batch;
     b.repeats = o->repeats;

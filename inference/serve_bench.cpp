@@ -122,6 +122,23 @@ ExitSetting parse_exit_setting(const std::string& s) {
                                  "': use none, oracle, confidence:T (e.g. 0.9) or drawn:P1,...,PK");
 }
 
+std::vector<ExitSetting> parse_exit_settings(const std::string& list) {
+  std::vector<std::string> items;
+  std::stringstream in(list);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item.empty()) continue;
+    const bool number = item.find_first_not_of("0123456789.eE+-") == std::string::npos;
+    if (number && !items.empty() && items.back().rfind("drawn:", 0) == 0)
+      items.back() += "," + item;
+    else
+      items.push_back(item);
+  }
+  std::vector<ExitSetting> out;
+  for (const std::string& s : items) out.push_back(parse_exit_setting(s));
+  return out;
+}
+
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());

@@ -60,6 +60,9 @@ struct ExitSetting {
 };
 // "none", "oracle", "confidence:T" or "drawn:P1,...,PK" (K probabilities summing to 1).
 ExitSetting parse_exit_setting(const std::string& s);
+// A comma-separated list of them, e.g. "none,oracle,confidence:0.9,drawn:0.5,0.5": numbers after
+// a drawn setting are its probabilities.
+std::vector<ExitSetting> parse_exit_settings(const std::string& list);
 
 struct BenchOptions {
   std::vector<Batching> schedulers = {Batching::static_batch, Batching::sequence_wise,

@@ -43,6 +43,9 @@ echo "Line 9:" | "$rrt" generate "$ckpt" --batching static --temperature 0.8 --t
 "$rrt" serve-bench "$ckpt" --requests 6 --prompt-len 4-9 --output-len 3-7 --repeats 1 \
   --exits none,oracle,confidence:0.3 --max-batch 3 >"$work/bench.md" || fail serve-bench
 for s in static sequence depth; do grep -q "| oracle | $s |" "$work/bench.md" || fail "bench lacks oracle/$s"; done
+"$rrt" serve-bench "$ckpt" --requests 4 --prompt-len 3 --output-len 6 --repeats 1 \
+  --exits drawn:0.5,0.5 --schedulers depth >"$work/drawn.md" || fail "serve-bench --exits drawn"
+grep -q "| drawn 0.5/0.5 | depth |" "$work/drawn.md" || fail "bench lacks the drawn setting"
 grep -q "c(n) = a + b n" "$work/bench.md" || fail "bench lacks the latency fit"
 "$rrt" serve-bench "$ckpt" --requests 4 --prompt-len 5 --output-len 4 --repeats 2 --random-prompts \
   --exits oracle --schedulers depth,static --kv copy --json >"$work/bench.json" || fail "serve-bench --json"
@@ -57,4 +60,8 @@ expect_error "no prompt" bash -c "\"$rrt\" generate \"$ckpt\" </dev/null"
 expect_error "max_seq_len" "$rrt" generate "$ckpt" --prompt "x" --max-new-tokens 100000
 expect_error "unknown exit setting" "$rrt" serve-bench "$ckpt" --exits sometimes
 expect_error "--prompt-len" "$rrt" serve-bench "$ckpt" --prompt-len 9-3
+if ! "$rrt" --version 2>/dev/null | grep -qi cuda; then
+  # A CPU build: the GPU engine is a clear error, not a crash.
+  expect_error "without CUDA" "$rrt" generate "$ckpt" --prompt "x" --device cuda
+fi
 echo "inference CLI smoke: ok"

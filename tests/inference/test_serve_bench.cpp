@@ -109,6 +109,10 @@ TEST(ServeBench, DrawnExitsFollowTheStatedDistribution) {
     EXPECT_NEAR(s.mean_loops, 1.0 * c[0] / n + 2.0 * c[1] / n + 3.0 * c[2] / n, 1e-9);
   EXPECT_EQ(r.results[0].exit.label(), "drawn 0.5/0.3/0.2");
   EXPECT_THROW(parse_exit_setting("drawn:0.5,0.4"), Error);
+  const std::vector<ExitSetting> list = parse_exit_settings("none,drawn:0.25,0.75,confidence:0.9");
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[1].label(), "drawn 0.25/0.75");
+  EXPECT_EQ(list[2].label(), "confidence 0.9");
   BenchOptions two = o;
   two.exits = {parse_exit_setting("drawn:0.5,0.5")};
   EXPECT_THROW(run_serve_bench(*tm.engine, work, two), Error);  // 2 probabilities, 3 loops
