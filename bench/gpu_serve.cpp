@@ -27,7 +27,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  int64_t requests = 96, max_batch = 32;
+  int64_t requests = 64, max_batch = 32;
   int64_t prompt_min = 32, prompt_max = 256, output_min = 32, output_max = 256;
   int repeats = 3;
   std::string exits = "none,oracle,drawn:0.5,0.5,drawn:0.8,0.2";
