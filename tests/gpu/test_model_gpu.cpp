@@ -3,7 +3,8 @@
 // random models of every family: a relaxed K = 2 Llama with LoRA and GQA, a plain MQA model with
 // odd sizes, Gemma (tied head, (1 + w) norms, embedding scale, GeGLU), NeoX (LayerNorm, biases,
 // parallel residual, 25% rotary, per-loop norms), sequence sharing, and activation
-// recomputation of some positions.
+// recomputation of some positions, and attention forced onto rrt's own kernels (the fallback of
+// ops/cuda/attention_fallback.h) for a relaxed Llama and a Gemma with head dimension 256.
 //
 // The weights are rounded to bf16 before either model sees them, so the comparison measures the
 // GPU's bf16 activations, not the storage rounding of the weights. Tolerances (bf16 has an 8-bit
@@ -20,6 +21,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -51,6 +53,25 @@ struct ModelCase {
   ModelSpec spec;
   int64_t N, T;
   std::string recompute = "none";
+  // Attention through rrt's own kernels instead of cuDNN (RRT_ATTENTION_FALLBACK=1, read when
+  // the model's attention context is made): the whole model on the path that shapes cuDNN cannot
+  // serve take (Gemma 2B's head dimension 256 on an A100, say).
+  bool fallback = false;
+};
+
+// Sets an environment variable for the scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, bool set) : name_(name), set_(set) {
+    if (set_) setenv(name_, "1", 1);
+  }
+  ~ScopedEnv() {
+    if (set_) unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  bool set_;
 };
 
 // ctest lists parameterised tests with their parameter: the case's name, not its bytes.
@@ -87,6 +108,14 @@ std::vector<ModelCase> cases() {
     c.push_back({"llama_sequence_sharing", s, 2, 16});
   }
   c.push_back({"llama_relaxed_recompute_some", llama(97, 256, 4, 2, 176, 2, 2, 8), 2, 33, "0,3"});
+  c.push_back(
+      {"llama_relaxed_gqa_fallback", llama(97, 256, 4, 2, 176, 2, 2, 8), 2, 33, "none", true});
+  {
+    ModelSpec s = llama(89, 128, 2, 1, 160, 2, 2, 6);
+    apply_family_defaults(s.model, Family::gemma);
+    s.model.head_dim = 256;  // Gemma 2B's head size, MQA
+    c.push_back({"gemma_dh256_fallback", s, 2, 20, "none", true});
+  }
   return c;
 }
 
@@ -98,6 +127,7 @@ TEST_P(ModelGpu, LogitsLossAndEveryGradientMatchTheCpu) {
   const int64_t N = c.N, T = c.T, V = c.spec.model.vocab;
   RecursiveModel cpu(c.spec, ModelCapacity{.max_batch = N, .max_seq = T, .head_chunk = 16});
   init_bf16_weights(cpu.params(), 7);
+  const ScopedEnv fallback("RRT_ATTENTION_FALLBACK", c.fallback);
   DeviceModel gpu(c.spec, {.max_batch = N,
                            .max_seq = T,
                            .head_chunk = 16,
