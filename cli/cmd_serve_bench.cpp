@@ -2,7 +2,7 @@
 //                 [--data DIR | --tokens FILE | --random-prompts] [--exits none,oracle,...]
 //                 [--schedulers static,sequence,depth] [--kv propagate|recompute|copy] [--device
 //                 cpu|cuda]
-//                 [--max-batch N] [--repeats R] [--seed S] [--json]
+//                 [--max-batch N] [--repeats R] [--seed S] [--arrival-rate R] [--json]
 // Throughput of static, continuous sequence-wise and continuous depth-wise batching over one
 // engine, per exit setting, beside the paper-style theoretical gain (docs/inference.md).
 #include <CLI/CLI.hpp>
@@ -76,6 +76,7 @@ void add_serve_bench_command(CLI::App& app) {
     int64_t requests = 32, max_batch = 8;
     int repeats = 3;
     uint64_t seed = 1;
+    double arrival_rate = 0;
     bool random_prompts = false, json = false, verbose = false;
   };
   auto o = std::make_shared<Opts>();
@@ -109,6 +110,10 @@ void add_serve_bench_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", o->seed, "workload seed");
   cmd->add_flag("--json", o->json, "print JSON instead of the Markdown table");
+  cmd->add_option("--arrival-rate", o->arrival_rate,
+                  "requests per second of a Poisson arrival process (default 0: all requests "
+                  "waiting at the start, an offline batch)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--verbose", o->verbose, "one line per run on standard error");
   cmd->callback([o] {
     const CheckpointContents header = read_checkpoint_header(o->checkpoint);
@@ -118,6 +123,7 @@ void add_serve_bench_command(CLI::App& app) {
     std::tie(w.prompt_min, w.prompt_max) = parse_range(o->prompt_len, "--prompt-len");
     std::tie(w.output_min, w.output_max) = parse_range(o->output_len, "--output-len");
     w.seed = o->seed;
+    w.arrival_rate = o->arrival_rate;
     w.val_fraction = cfg.data.val_fraction;
     w.data_seed = cfg.data.seed;
     if (!o->random_prompts && o->tokens.empty()) {
@@ -133,9 +139,12 @@ void add_serve_bench_command(CLI::App& app) {
       const auto prompts = read_token_file(o->tokens);
       for (size_t r = 0; r < work.requests.size(); ++r)
         work.requests[r].prompt = prompts[r % prompts.size()];
-      work.description = std::to_string(work.requests.size()) + " requests, prompts from " +
-                         o->tokens + ", output " + o->output_len + " tokens (seed " +
-                         std::to_string(o->seed) + ")";
+      work.description =
+          std::to_string(work.requests.size()) + " requests, prompts from " + o->tokens +
+          ", output " + o->output_len + " tokens (seed " + std::to_string(o->seed) + ")" +
+          (o->arrival_rate > 0
+               ? ", Poisson arrivals at " + std::to_string(o->arrival_rate) + " requests/s"
+               : "");
     }
     int64_t max_seq = 0;
     for (const auto& q : work.requests)

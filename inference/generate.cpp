@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "core/error.h"
 
@@ -95,6 +96,9 @@ Runner::Runner(Engine& engine, const std::vector<Request>& requests, const Gener
             "the oracle exit needs the oracle loops of a full-depth run (record_oracle)");
   for (size_t r = 0; r < reqs_.size(); ++r) {
     const Request& q = reqs_[r];
+    RRT_CHECK(q.arrival >= 0 && (r == 0 || q.arrival >= reqs_[r - 1].arrival), "generate",
+              "request ", r, " arrives at ", q.arrival,
+              " s: arrivals must be non-negative and in request order");
     RRT_CHECK(!q.prompt.empty() && q.max_new_tokens >= 1, "generate", "request ", r,
               " needs a prompt and at least one new token");
     RRT_CHECK(static_cast<int64_t>(q.prompt.size()) + q.max_new_tokens - 1 <= cap.max_seq,
@@ -159,6 +163,7 @@ void Runner::free_item(int32_t i) {
 void Runner::admit() {
   for (int32_t s = 0; s < o_.max_batch && next_req_ < static_cast<int32_t>(reqs_.size()); ++s) {
     if (slot_req_[s] >= 0) continue;
+    if (reqs_[next_req_].arrival > now()) break;  // not there yet
     const int32_t r = next_req_++;
     slot_req_[s] = r;
     ++active_;
@@ -185,6 +190,7 @@ void Runner::prefill(int32_t r, int32_t slot) {
   const int32_t loop = static_cast<int32_t>(K_);
   timed(CallKind::head, 1, [&] { e_.exit_heads(&loop, &prefill_states_[last], 1, host_logits_); });
   const int32_t token = choose_token(0, r, 0);
+  out_[r].first_token_seconds = now();
   emit(Emission{r, slot, token, static_cast<int32_t>(K_), static_cast<int32_t>(K_), 0});
 }
 
@@ -367,7 +373,12 @@ std::vector<Completion> Runner::run() {
   t0_ = Clock::now();
   while (true) {
     if (o_.batching != Batching::static_batch || active_ == 0) admit();
-    if (active_ == 0) break;
+    if (active_ == 0) {
+      if (next_req_ == static_cast<int32_t>(reqs_.size())) break;
+      // Idle until the next request arrives.
+      std::this_thread::sleep_for(std::chrono::duration<double>(reqs_[next_req_].arrival - now()));
+      continue;
+    }
     if (o_.batching == Batching::depth_wise)
       depth_step();
     else

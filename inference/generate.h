@@ -44,6 +44,9 @@ struct ExitPolicy {
 struct Request {
   std::vector<int32_t> prompt;
   int64_t max_new_tokens = 16;
+  // Seconds after the run starts at which the request arrives (requests in arrival order); a
+  // scheduler admits it only from then on. 0: waiting when the run starts (an offline batch).
+  double arrival = 0;
 };
 
 struct GenerateOptions {
@@ -59,7 +62,10 @@ struct Completion {
   std::vector<int32_t> tokens;        // generated tokens; the first comes from the prefill
   std::vector<int32_t> exit_loops;    // the loop (1..K) each token exited at; the first: K
   std::vector<int32_t> oracle_loops;  // with record_oracle: the earliest agreeing loop
-  double finish_seconds = 0;          // since the run started (every request arrives at 0)
+  double first_token_seconds = 0;     // since the run started: when the prefill's token came
+  double finish_seconds = 0;          // since the run started
+  // Latency seen by the request: finish_seconds - arrival; time to first token:
+  // first_token_seconds - arrival.
 };
 
 enum class CallKind { prefill, decode, head, kv_fill };

@@ -72,6 +72,11 @@ Workload make_workload(const WorkloadOptions& o, int64_t vocab) {
         q.prompt.push_back(static_cast<int32_t>(
             rng.below(static_cast<uint64_t>(1000003 * (r + 1) + t), static_cast<uint32_t>(vocab))));
     }
+    if (o.arrival_rate > 0) {
+      // Exponential gap with mean 1 / rate before each request.
+      const double gap = -std::log(rng.uniform(static_cast<uint64_t>(3 * r + 2))) / o.arrival_rate;
+      q.arrival = (w.requests.empty() ? 0.0 : w.requests.back().arrival) + gap;
+    }
     w.requests.push_back(std::move(q));
   }
   w.description = std::to_string(o.requests) + " requests, prompt " + std::to_string(o.prompt_min) +
@@ -80,6 +85,9 @@ Workload make_workload(const WorkloadOptions& o, int64_t vocab) {
                   " tokens (uniform, seed " + std::to_string(o.seed) + "), prompts from " +
                   (o.data_path.empty() ? std::string("random token ids")
                                        : "the validation split of " + o.data_path);
+  w.description += o.arrival_rate > 0
+                       ? ", Poisson arrivals at " + fmt("%g", o.arrival_rate) + " requests/s"
+                       : ", all waiting at time 0";
   return w;
 }
 
@@ -246,7 +254,7 @@ BenchReport run_serve_bench(Engine& engine, const Workload& w, const BenchOption
 
   const size_t E = o.exits.size(), S = o.schedulers.size();
   struct Runs {
-    std::vector<double> tps, p50, p99, block, other;
+    std::vector<double> tps, p50, p99, ttft50, ttft99, block, other;
   };
   std::vector<std::vector<Runs>> runs(E, std::vector<Runs>(S));
   std::vector<std::vector<std::pair<double, double>>> calls(E);  // (rows, seconds) of decode
@@ -267,10 +275,15 @@ BenchReport run_serve_bench(Engine& engine, const Workload& w, const BenchOption
         const std::vector<Completion> out = generate(engine, w.requests, g, &st);
         Runs& run = runs[e][s];
         run.tps.push_back(static_cast<double>(st.generated) / st.seconds);
-        std::vector<double> lat;
-        for (const Completion& c : out) lat.push_back(c.finish_seconds);
+        std::vector<double> lat, ttft;
+        for (size_t q = 0; q < out.size(); ++q) {
+          lat.push_back(out[q].finish_seconds - w.requests[q].arrival);
+          ttft.push_back(out[q].first_token_seconds - w.requests[q].arrival);
+        }
         run.p50.push_back(percentile(lat, 50));
         run.p99.push_back(percentile(lat, 99));
+        run.ttft50.push_back(percentile(ttft, 50));
+        run.ttft99.push_back(percentile(ttft, 99));
         double block = 0, other = 0;
         for (const EngineCall& c : st.calls) {
           if (c.kind == CallKind::decode) {
@@ -320,6 +333,8 @@ BenchReport run_serve_bench(Engine& engine, const Workload& w, const BenchOption
       sr.median_tokens_per_second = median(runs[e][s].tps);
       sr.latency_p50 = median(runs[e][s].p50);
       sr.latency_p99 = median(runs[e][s].p99);
+      sr.ttft_p50 = median(runs[e][s].ttft50);
+      sr.ttft_p99 = median(runs[e][s].ttft99);
       sr.block_seconds = median(runs[e][s].block);
       sr.other_seconds = median(runs[e][s].other);
       sr.theory_block_seconds = modelled_block_seconds(o.schedulers[s], decode_tokens, o.max_batch,
@@ -335,10 +350,11 @@ std::string bench_markdown(const BenchReport& r) {
                   ", KV fill " + r.kv_fill + ", " + std::to_string(r.repeats) +
                   " repeats (medians), load average " + fmt("%.2f", r.load_before) + " -> " +
                   fmt("%.2f", r.load_after) + ".\n\n";
-  s += "| exit | scheduler | tokens/s | x static | x sequence | latency p50 / p99 (s) | mean "
+  s += "| exit | scheduler | tokens/s | x static | x sequence | latency p50 / p99 (s) | TTFT p50 "
+       "/ p99 (s) | mean "
        "loops | agreement | block s (measured) | block s (theory) | x static (theory) | x "
        "sequence (theory) | other s |\n";
-  s += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  s += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const ExitResult& e : r.results) {
     const SchedulerResult *st = nullptr, *sq = nullptr;
     for (const SchedulerResult& x : e.schedulers) {
@@ -354,7 +370,8 @@ std::string bench_markdown(const BenchReport& r) {
            fmt("%.1f", x.median_tokens_per_second) + " | " +
            ratio(x.median_tokens_per_second, st, false) + " | " +
            ratio(x.median_tokens_per_second, sq, false) + " | " + fmt("%.2f", x.latency_p50) +
-           " / " + fmt("%.2f", x.latency_p99) + " | " + fmt("%.2f", x.mean_loops) + " | " +
+           " / " + fmt("%.2f", x.latency_p99) + " | " + fmt("%.3f", x.ttft_p50) + " / " +
+           fmt("%.3f", x.ttft_p99) + " | " + fmt("%.2f", x.mean_loops) + " | " +
            fmt("%.3f", x.agreement) + " | " + fmt("%.2f", x.block_seconds) + " | " +
            fmt("%.2f", x.theory_block_seconds) + " | " + ratio(x.theory_block_seconds, st, true) +
            " | " + ratio(x.theory_block_seconds, sq, true) + " | " + fmt("%.2f", x.other_seconds) +
@@ -398,6 +415,8 @@ std::string bench_json(const BenchReport& r) {
                      {"tokens_per_second_runs", x.tokens_per_second},
                      {"latency_p50", x.latency_p50},
                      {"latency_p99", x.latency_p99},
+                     {"ttft_p50", x.ttft_p50},
+                     {"ttft_p99", x.ttft_p99},
                      {"mean_loops", x.mean_loops},
                      {"agreement", x.agreement},
                      {"tokens", x.tokens},

@@ -4,7 +4,8 @@
 //
 // Per exit setting (none, oracle, confidence:t) and scheduler: generated tokens per second
 // (median over repeats; repeats interleave every scheduler and setting so load hits them
-// alike), request latency p50 / p99 (every request arrives at time 0; median over repeats), mean
+// alike), request latency p50 / p99 and time to first token p50 / p99 (from each request's
+// arrival: all at time 0, an offline batch, or a Poisson process; median over repeats), mean
 // loops per decoded token, and agreement = the fraction of generated tokens equal to full-depth
 // greedy decoding's token at the same index.
 //
@@ -33,6 +34,9 @@ struct WorkloadOptions {
   int64_t prompt_min = 16, prompt_max = 64;  // uniform in [min, max]
   int64_t output_min = 16, output_max = 64;
   uint64_t seed = 1;
+  // Requests per second of a Poisson arrival process (exponential gaps, seeded); 0: every request
+  // waits at time 0 (an offline batch, the paper's setting and the theory's).
+  double arrival_rate = 0;
   // Token shards (rrt prepare): prompts are the first tokens of validation-split sequences.
   // "": random token ids.
   std::string data_path;
@@ -78,7 +82,8 @@ struct SchedulerResult {
   Batching batching = Batching::depth_wise;
   std::vector<double> tokens_per_second;  // per repeat
   double median_tokens_per_second = 0;
-  double latency_p50 = 0, latency_p99 = 0;  // seconds, median over repeats
+  double latency_p50 = 0, latency_p99 = 0;  // seconds from arrival, median over repeats
+  double ttft_p50 = 0, ttft_p99 = 0;        // time to first token from arrival, the same
   double mean_loops = 0, agreement = 0;
   double block_seconds = 0;  // decode calls (median over repeats)
   double other_seconds = 0;  // prefill, exit heads and KV filling (median over repeats)

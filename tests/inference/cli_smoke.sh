@@ -46,6 +46,10 @@ for s in static sequence depth; do grep -q "| oracle | $s |" "$work/bench.md" ||
 "$rrt" serve-bench "$ckpt" --requests 4 --prompt-len 3 --output-len 6 --repeats 1 \
   --exits drawn:0.5,0.5 --schedulers depth >"$work/drawn.md" || fail "serve-bench --exits drawn"
 grep -q "| drawn 0.5/0.5 | depth |" "$work/drawn.md" || fail "bench lacks the drawn setting"
+"$rrt" serve-bench "$ckpt" --requests 4 --prompt-len 3 --output-len 4 --repeats 1 --exits none \
+  --arrival-rate 100 >"$work/arrivals.md" || fail "serve-bench --arrival-rate"
+grep -q "Poisson arrivals at 100 requests/s" "$work/arrivals.md" || fail "bench lacks the arrival rate"
+grep -q "TTFT p50" "$work/arrivals.md" || fail "bench lacks time to first token"
 grep -q "c(n) = a + b n" "$work/bench.md" || fail "bench lacks the latency fit"
 "$rrt" serve-bench "$ckpt" --requests 4 --prompt-len 5 --output-len 4 --repeats 2 --random-prompts \
   --exits oracle --schedulers depth,static --kv copy --json >"$work/bench.json" || fail "serve-bench --json"

@@ -268,5 +268,34 @@ TEST(Generate, StopsAtTheStopToken) {
   EXPECT_EQ(stopped[2].tokens.back(), o.stop_token);
 }
 
+// Requests that arrive later are admitted only once they are there: each first token comes at
+// or after its request's arrival, and the tokens are those of the offline batch (the schedule
+// never changes greedy tokens). Arrivals out of order are an error.
+TEST(Generate, RequestsAreAdmittedWhenTheyArrive) {
+  const ModelSpec spec = testing::tiny_spec(Family::llama, false);
+  testing::TinyModel tm = testing::make_tiny(spec, 3, 8);
+  const std::vector<Request> offline = mixed_requests(spec.model.vocab);
+  std::vector<Request> timed = offline;
+  const double arrivals[] = {0.0, 0.0, 0.03, 0.06, 0.06, 0.12};
+  for (size_t r = 0; r < timed.size(); ++r) timed[r].arrival = arrivals[r];
+  for (Batching b : kBatchings) {
+    GenerateOptions o;
+    o.batching = b;
+    o.max_batch = 3;
+    const std::vector<Completion> ref = generate(*tm.engine, offline, o);
+    const std::vector<Completion> got = generate(*tm.engine, timed, o);
+    for (size_t r = 0; r < timed.size(); ++r) {
+      EXPECT_EQ(got[r].tokens, ref[r].tokens) << to_string(b) << " request " << r;
+      EXPECT_GE(got[r].first_token_seconds, timed[r].arrival) << to_string(b) << " request " << r;
+      EXPECT_GE(got[r].finish_seconds, got[r].first_token_seconds);
+    }
+    EXPECT_GE(got.back().finish_seconds, 0.12) << to_string(b);
+  }
+  std::vector<Request> unsorted = timed;
+  std::swap(unsorted[2], unsorted[4]);
+  unsorted[2].arrival = 0.5;
+  EXPECT_THROW(generate(*tm.engine, unsorted, GenerateOptions{}), Error);
+}
+
 }  // namespace
 }  // namespace rrt

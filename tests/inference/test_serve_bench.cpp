@@ -49,6 +49,23 @@ TEST(ServeBench, ModelledBlockTimeFollowsTheExitDistribution) {
               1e-6 * 40 * 50 * 2);
 }
 
+// A Poisson arrival process: non-decreasing arrivals with exponential gaps of mean 1 / rate.
+TEST(ServeBench, PoissonArrivalsHaveTheStatedRate) {
+  WorkloadOptions w;
+  w.requests = 400;
+  w.arrival_rate = 50;
+  const Workload work = make_workload(w, 61);
+  double last = 0;
+  for (const Request& q : work.requests) {
+    EXPECT_GE(q.arrival, last);
+    last = q.arrival;
+  }
+  EXPECT_NEAR(last / 400, 1.0 / 50, 0.2 / 50);  // the mean gap, within 20%
+  EXPECT_NE(work.description.find("Poisson arrivals at 50 requests/s"), std::string::npos);
+  w.arrival_rate = 0;
+  for (const Request& q : make_workload(w, 61).requests) EXPECT_EQ(q.arrival, 0.0);
+}
+
 TEST(ServeBench, FullDepthAgreesWithItselfAndTheOracleSavesLoops) {
   const ModelSpec spec = testing::tiny_spec(Family::llama, false);
   testing::TinyModel tm = testing::make_tiny(spec, 3, 16);
@@ -72,6 +89,8 @@ TEST(ServeBench, FullDepthAgreesWithItselfAndTheOracleSavesLoops) {
     EXPECT_EQ(s.mean_loops, 3.0);
     EXPECT_EQ(s.tokens_per_second.size(), 2u);
     EXPECT_GT(s.median_tokens_per_second, 0);
+    EXPECT_GT(s.ttft_p50, 0);
+    EXPECT_LE(s.ttft_p50, s.latency_p50);
   }
   for (const SchedulerResult& s : r.results[1].schedulers) {
     EXPECT_EQ(s.agreement, 1.0);  // oracle exits with recomputed KV: the full-depth tokens
