@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one script for a GPU host: runs every `gpu`-labelled test (the ops, the whole model and the
-# trainer against the CPU) and the GPU benchmarks (every bench_gpu_*: GEMM, attention, training
-# steps of the TinyLlama-shaped relaxed and plain models with tokens/s and MFU), then prints one
+# trainer, the inference engine against the CPU) and the GPU benchmarks (every bench_gpu_*: GEMM,
+# attention, training steps of the TinyLlama-shaped relaxed and plain models with tokens/s and
+# MFU, early-exit serving with the three schedulers), then prints one
 # summary table (last, so that a truncated log still shows it). Under 8 minutes on an H100 with a
 # prebuilt bundle.
 #   RRT_BUILD_DIR=build-cuda-bundle tests/gpu/run.sh   a bundle from tools/bundle_cuda_build.sh
