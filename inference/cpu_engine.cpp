@@ -19,27 +19,6 @@ namespace {
 
 int idx(Proj p) { return static_cast<int>(p); }
 
-int64_t max_lora_rank(const ModelSpec& s) {
-  int64_t r = 1;
-  for (int j = 0; j < kNumProj; ++j) r = std::max(r, s.lora_rank(static_cast<Proj>(j)));
-  return r;
-}
-
-LayerDims rows_dims(const ModelConfig& m, int64_t n) {
-  return {n,
-          1,
-          m.d_model,
-          m.n_heads,
-          m.n_kv_heads,
-          m.dh(),
-          m.ffn,
-          static_cast<float>(m.norm_eps),
-          m.norm,
-          m.norm_unit_offset,
-          m.parallel_residual,
-          m.activation};
-}
-
 }  // namespace
 
 CpuEngine::CpuEngine(ModelWeights weights, const EngineCapacity& capacity)
@@ -68,7 +47,7 @@ CpuEngine::CpuEngine(ModelWeights weights, const EngineCapacity& capacity)
   gate_.resize(R * F);
   up_.resize(R * F);
   act_.resize(R * F);
-  lora_u_.resize(R * static_cast<size_t>(max_lora_rank(w_.spec)));
+  lora_u_.resize(R * static_cast<size_t>(std::max<int64_t>(w_.spec.max_lora_rank(), 1)));
   rstd_.resize(R);
   mean_.resize(R);
   head_h_.resize(R * D);
@@ -133,7 +112,7 @@ void CpuEngine::norm(bool attn, const float* x, float* y) {
   for (const Group& g : groups_) {
     const LayerParams& lp = w_.positions[static_cast<size_t>(g.position)];
     const int64_t rows = g.end - g.begin;
-    norm_forward(rows_dims(m, rows), x + g.begin * m.d_model, attn ? lp.attn_norm : lp.mlp_norm,
+    norm_forward(layer_dims(m, rows, 1), x + g.begin * m.d_model, attn ? lp.attn_norm : lp.mlp_norm,
                  attn ? lp.attn_norm_bias : lp.mlp_norm_bias, y + g.begin * m.d_model,
                  mean_.data() + g.begin, rstd_.data() + g.begin);
   }
@@ -254,7 +233,7 @@ void CpuEngine::run_stage(const StageRow* rows, int64_t n, float* resid) {
 void CpuEngine::head(const float* resid, int64_t n, float* logits) {
   const ModelConfig& m = w_.spec.model;
   RRT_CHECK(n <= cap_.max_rows, "Engine", n, " rows exceed the planned ", cap_.max_rows);
-  norm_forward(rows_dims(m, n), resid, w_.final_norm, w_.final_norm_bias, head_h_.data(),
+  norm_forward(layer_dims(m, n, 1), resid, w_.final_norm, w_.final_norm_bias, head_h_.data(),
                mean_.data(), rstd_.data());
   ops::linear_forward<float>(head_h_.data(), w_.head, nullptr, logits, n, m.d_model, m.vocab,
                              false);

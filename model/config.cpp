@@ -23,6 +23,12 @@ int64_t ModelSpec::lora_rank(Proj p) const {
   return std::min(lora.requested_rank(p), std::min(out, in));
 }
 
+int64_t ModelSpec::max_lora_rank() const {
+  int64_t r = 0;
+  for (int j = 0; j < kNumProj; ++j) r = std::max(r, lora_rank(static_cast<Proj>(j)));
+  return r;
+}
+
 double ModelSpec::lora_scale(Proj p) const {
   const int64_t r = lora_rank(p);
   return r == 0 ? 0.0 : (lora.alpha > 0 ? lora.alpha / static_cast<double>(r) : 1.0);

@@ -95,6 +95,8 @@ struct ModelSpec {
   // "capped at min(in, out)"), so a rank >= every dimension means full rank everywhere, also
   // where GQA makes k and v narrower than q and o. 0 for projections the family lacks.
   int64_t lora_rank(Proj p) const;
+  // The largest of them (0 without LoRA): the size of per-row LoRA scratch.
+  int64_t max_lora_rank() const;
   // The LoRA scale s = alpha / rank (1 when alpha = 0); 0 at rank 0.
   double lora_scale(Proj p) const;
 };

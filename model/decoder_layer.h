@@ -30,6 +30,15 @@ struct LayerDims {
   int64_t M() const { return N * T; }
 };
 
+// The sizes and structure of model m's layer for N sequences of T tokens.
+inline LayerDims layer_dims(const ModelConfig& m, int64_t N, int64_t T) {
+  return {N,         T,           m.d_model,
+          m.n_heads, m.n_kv_heads, m.dh(),
+          m.ffn,     static_cast<float>(m.norm_eps),
+          m.norm,    m.norm_unit_offset, m.parallel_residual,
+          m.activation};
+}
+
 // Weights of one position. Pointers into the parameter arena; LoRA entries are null at rank 0,
 // biases null without linear_bias / LayerNorm, gate null in an ungated MLP.
 struct LayerParams {

@@ -272,12 +272,7 @@ void RecursiveModel::bind_positions() {
 }
 
 LayerDims RecursiveModel::dims(int64_t N, int64_t T) const {
-  const ModelConfig& m = spec_.model;
-  return {N,         T,           m.d_model,
-          m.n_heads, m.n_kv_heads, m.dh(),
-          m.ffn,     static_cast<float>(m.norm_eps),
-          m.norm,    m.norm_unit_offset, m.parallel_residual,
-          m.activation};
+  return layer_dims(spec_.model, N, T);
 }
 
 

@@ -63,27 +63,6 @@ struct Buffer {
   }
 };
 
-int64_t max_lora_rank(const ModelSpec& s) {
-  int64_t r = 1;
-  for (int j = 0; j < kNumProj; ++j) r = std::max(r, s.lora_rank(static_cast<Proj>(j)));
-  return r;
-}
-
-LayerDims rows_dims(const ModelConfig& m, int64_t n) {
-  return {n,
-          1,
-          m.d_model,
-          m.n_heads,
-          m.n_kv_heads,
-          m.dh(),
-          m.ffn,
-          static_cast<float>(m.norm_eps),
-          m.norm,
-          m.norm_unit_offset,
-          m.parallel_residual,
-          m.activation};
-}
-
 // Before any cuBLAS handle exists: its own error would not say that no GPU is there.
 const EngineCapacity& require_gpu(const EngineCapacity& c) {
   RRT_CHECK(cuda_device_count() > 0, kWhere,
@@ -226,7 +205,7 @@ DeviceEngine::DeviceEngine(const ModelWeights& w, const ParameterSet& params,
   gate_.allocate<bf16>(R * F, "MLP gate");
   up_.allocate<bf16>(R * F, "MLP up");
   act_.allocate<bf16>(R * F, "MLP activation");
-  lora_u_.allocate<bf16>(R * max_lora_rank(spec_), "LoRA scratch");
+  lora_u_.allocate<bf16>(R * std::max<int64_t>(spec_.max_lora_rank(), 1), "LoRA scratch");
   head_u_.allocate<bf16>(R * std::max<int64_t>(exit_rank_, 1), "head adapter scratch");
   rstd_.allocate<float>(R, "norm statistics");
   mean_.allocate<float>(R, "norm statistics");
@@ -345,7 +324,7 @@ void DeviceEngine::norm(bool attn, const bf16* x, bf16* y) {
   const ModelConfig& m = spec_.model;
   for (const Group& g : groups_) {
     const DeviceLayerParams& lp = positions_[static_cast<size_t>(g.position)];
-    norm_rows(rows_dims(m, g.end - g.begin), x + g.begin * m.d_model,
+    norm_rows(layer_dims(m, g.end - g.begin, 1), x + g.begin * m.d_model,
               attn ? lp.attn_norm : lp.mlp_norm, attn ? lp.attn_norm_bias : lp.mlp_norm_bias,
               y + g.begin * m.d_model);
   }
@@ -428,7 +407,7 @@ void DeviceEngine::exit_heads(const int32_t* loops, const int32_t* states, int64
   bf16 *x = x_.as<bf16>(), *h = xn_.as<bf16>();
   float* logits = logits_.as<float>();
   cu::gather_rows(states_.as<bf16>(), d_state(), x, n, D, stream_);
-  norm_rows(rows_dims(m, n), x, final_norm_, final_norm_bias_, h);
+  norm_rows(layer_dims(m, n, 1), x, final_norm_, final_norm_bias_, h);
   cu::gemm(gemm_, false, true, n, V, D, 1.0f, h, head_, 0.0f, logits);
   for (int64_t a = 0; a < n;) {
     int64_t b = a;

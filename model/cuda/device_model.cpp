@@ -94,9 +94,7 @@ void DeviceModel::Impl::carve_activations(Carver& c) {
   final_mean = c.take<float>(M);
   tokens = c.take<int32_t>(M);
   if (opt.forward_only) return;
-  int64_t max_rank = 1;
-  for (int j = 0; j < kNumProj; ++j)
-    max_rank = std::max(max_rank, spec.lora_rank(static_cast<Proj>(j)));
+  const int64_t max_rank = std::max<int64_t>(spec.max_lora_rank(), 1);
   scratch.dxn = c.take<bf16>(M * D);
   d_resid = c.take<bf16>(M * D);
   d_final_h = c.take<bf16>(M * D);

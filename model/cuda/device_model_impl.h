@@ -120,21 +120,7 @@ struct DeviceModel::Impl {
     return grad != nullptr && registry[i].trainable ? grad + offset[i] : nullptr;
   }
 
-  LayerDims dims(int64_t n, int64_t t) const {
-    const ModelConfig& m = spec.model;
-    return {n,
-            t,
-            m.d_model,
-            m.n_heads,
-            m.n_kv_heads,
-            m.dh(),
-            m.ffn,
-            static_cast<float>(m.norm_eps),
-            m.norm,
-            m.norm_unit_offset,
-            m.parallel_residual,
-            m.activation};
-  }
+  LayerDims dims(int64_t n, int64_t t) const { return layer_dims(spec.model, n, t); }
   DeviceLayerContext context() { return {gemm, attention, *rope, stream}; }
 
   void plan_parameters();
