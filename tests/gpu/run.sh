@@ -49,12 +49,22 @@ build=${RRT_BUILD_DIR:-build-cuda}
 if [[ -f $build/BUNDLE.txt ]]; then
   say "using the bundle $build"
   sed 's/^/    /' "$build/BUNDLE.txt"
-  if [[ ! -d $build/lib && -f $build/lib.tar.xz ]]; then
-    # Unpacked for this run only, so that the folder stays small enough to carry again.
-    trap 'rm -rf "$build/lib"' EXIT
-    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
-      "$build/lib.tar.xz" "$build" || { say "cannot unpack $build/lib.tar.xz"; exit 1; }
-  fi
+  # lib.tar.xz (the libraries) and bin.tar.xz (the binaries), where the bundle packed them to
+  # fit the carry limit: unpacked for this run only, so that the folder stays small enough to
+  # carry again.
+  unpacked=()
+  trap 'for f in "${unpacked[@]}"; do rm -rf "$build/$f"; done' EXIT
+  for pack in lib bin; do
+    [[ -f $build/$pack.tar.xz ]] || continue
+    [[ $pack = lib && -d $build/lib ]] && continue
+    mapfile -t -O "${#unpacked[@]}" unpacked < <(python3 -c '
+import sys, tarfile
+t = tarfile.open(sys.argv[1])
+names = t.getnames()
+t.extractall(sys.argv[2])
+print("\n".join(n for n in names if n != "lib" and not n.startswith("lib/")) if sys.argv[3] == "bin" else "lib")
+' "$build/$pack.tar.xz" "$build" "$pack") || { say "cannot unpack $build/$pack.tar.xz"; exit 1; }
+  done
   # ctest lists: the bundle's absolute path goes where the build machine's was.
   for f in "$build"/tests/*_tests.cmake.in; do
     sed "s|@RRT_BUNDLE_DIR@|$build|g" "$f" >"${f%.in}"
