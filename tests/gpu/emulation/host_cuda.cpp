@@ -4,7 +4,9 @@
 // at the points where the GPU kernels round. What this proves: model/cuda/device_model.cpp and
 // device_layer.cpp pass the right buffers in the right order, zero and accumulate where they
 // must, and the trainer's cuda path (dispatch, validation, checkpoints, resume) works. What it
-// cannot prove: anything about the kernels themselves (those are the gpu tests on a GPU).
+// cannot prove: anything about the kernels themselves (those are the gpu tests on a GPU, and
+// tests/gpu/simulate.sh, which compiles with RRT_SIMULATED_KERNELS to keep only the runtime, the
+// GEMMs (cuBLASLt) and LoRA here and runs ops/cuda's own kernels on the host instead).
 // Not part of the CMake build: it replaces libcudart and ops/cuda, which a CUDA build links.
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
@@ -90,6 +92,8 @@ void add_into(bf16* p, const std::vector<float>& v) {
   for (size_t i = 0; i < v.size(); ++i) p[i] = __float2bfloat16(__bfloat162float(p[i]) + v[i]);
 }
 }  // namespace
+
+#ifndef RRT_SIMULATED_KERNELS  // tests/gpu/simulate.sh runs ops/cuda's own kernels instead
 
 void embedding_forward(const int32_t* tokens, const bf16* table, bf16* out, int64_t M, int64_t D,
                        int64_t V, float scale, cudaStream_t) {
@@ -213,11 +217,13 @@ void adamw_step(float* param, const float* grad, float* m, float* v, bf16* param
   if (param_bf16)
     for (int64_t i = 0; i < n; ++i) param_bf16[i] = __float2bfloat16(param[i]);
 }
+#endif  // RRT_SIMULATED_KERNELS
 
 // ---- gemm ----
 struct GemmContext::Impl {};
 GemmContext::GemmContext(cudaStream_t, size_t) : impl_(std::make_unique<Impl>()) {}
 GemmContext::~GemmContext() = default;
+cudaStream_t GemmContext::stream() const { return nullptr; }  // the simulated ops ask
 namespace {
 // C[M,N] = alpha op(A) op(B) + beta C in double
 template <typename Out>
@@ -289,6 +295,7 @@ void lora_backward(GemmContext& ctx, const bf16* x, const bf16* A, const bf16* B
   if (dx) gemm(ctx, false, false, M, in, R, 1.f, du, A, 1.f, dx);
 }
 
+#ifndef RRT_SIMULATED_KERNELS  // tests/gpu/simulate.sh runs ops/cuda's own kernels instead
 // ---- cross entropy ----
 size_t lm_head_workspace_bytes(int64_t V, int64_t chunk) { return 16; }
 CrossEntropyResult lm_head_cross_entropy(GemmContext&, const bf16* h, const bf16* W,
@@ -375,7 +382,7 @@ ExitLossResult exit_loss(GemmContext&, const ExitLossArgs& a) {
   return r;
 }
 
-// ---- attention ----
+// ---- attention (simulate.sh: the fallback kernels, tests/gpu/simulation/sim_attention.cpp) ----
 struct AttentionContext::Impl {};
 AttentionContext::AttentionContext(cudaStream_t) : impl_(std::make_unique<Impl>()) {}
 AttentionContext::~AttentionContext() = default;
@@ -517,4 +524,5 @@ void logits_argmax_max_prob(const float* logits, int64_t n, int64_t V, int32_t* 
     max_prob[r] = static_cast<float>(1.0 / sum);
   }
 }
+#endif  // RRT_SIMULATED_KERNELS
 }  // namespace rrt::ops::cuda
