@@ -40,11 +40,30 @@ cmake -S . -B "$stage" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRRT_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="80;90" -DRRT_MPI=OFF -DRRT_NATIVE=OFF -DRRT_BUILD_TESTS=ON \
   -DRRT_BUILD_BENCH=ON "-DRRT_CUDNN_FRONTEND_DIR=$frontend" '-DCMAKE_BUILD_RPATH=$ORIGIN/../lib' \
   '-DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags -Wl,--as-needed' >/dev/null
-cmake --build "$stage" -j "$(nproc)" --target "${tests[@]}" "${benches[@]}"
+cmake --build "$stage" -j "$(nproc)" --target "${tests[@]}" "${benches[@]}" rrt_cli
 
 rm -rf "$bundle"
-mkdir -p "$bundle/tests" "$bundle/bench" "$bundle/lib"
-bins=()
+mkdir -p "$bundle/tests" "$bundle/bench" "$bundle/bin" "$bundle/lib"
+# rrt itself, and an early-exit checkpoint with its data for tests/gpu/cli_cuda.sh (rrt generate
+# and serve-bench --device cuda against cpu): the demo's seed-1 model where this machine has it
+# (docs/benchmarks.md's CPU serving table is of that model), else a tiny one trained here.
+cp "$stage/rrt" "$bundle/bin/rrt"
+bins=("$bundle/bin/rrt")
+demo=runs/demo_seeds/seed_1
+if [[ -f $demo/exits_aggressive/step_00000100.h5 && -d $demo/data ]]; then
+  cp "$demo/exits_aggressive/step_00000100.h5" "$bundle/serve_model.h5"
+  cp -r "$demo/data" "$bundle/serve_data"
+  echo "[bundle] serving check: the demo's early-exit model ($demo/exits_aggressive)"
+else
+  echo "[bundle] serving check: no demo run here; training a tiny early-exit model (a few minutes)"
+  tmp=$(mktemp -d)
+  "$stage/rrt" prepare --quiet --out "$bundle/serve_data" data/corpus/demo.jsonl
+  OMP_NUM_THREADS=$(nproc) "$stage/rrt" train configs/tiny.yaml data.path="$bundle/serve_data" \
+    train.run_dir="$tmp/run" train.steps=150 early_exit.exits=all checkpoint.every=150 \
+    train.eval_every=150 >/dev/null
+  cp "$tmp/run/step_00000150.h5" "$bundle/serve_model.h5"
+  rm -rf "$tmp"
+fi
 for t in "${tests[@]}"; do
   cp "$stage/tests/$t" "$bundle/tests/"
   bins+=("$bundle/tests/$t")
@@ -108,8 +127,8 @@ if ((bundle_bytes > budget)); then
   # Then the binaries too (each one statically holds rrt and every kernel for sm_80 and sm_90,
   # which xz shrinks several times); tests/gpu/run.sh unpacks both for its run.
   echo "[bundle] still $((bundle_bytes >> 20)) MiB: packing the binaries into bin.tar.xz"
-  (cd "$bundle" && find tests bench -type f -perm -u+x | sort | tar -cJf bin.tar.xz -T - &&
-    find tests bench -type f -perm -u+x -delete)
+  (cd "$bundle" && find tests bench bin -type f -perm -u+x | sort | tar -cJf bin.tar.xz -T - &&
+    find tests bench bin -type f -perm -u+x -delete)
   bundle_bytes=$(du -sb "$bundle" | cut -f1)
 fi
 echo "[bundle] libraries: $( (ls "$bundle/lib" 2>/dev/null || tar -tJf "$bundle/lib.tar.xz" | sed 's|^lib/||') | grep . | tr '\n' ' ')"

@@ -74,7 +74,7 @@ print("\n".join(n for n in names if n != "lib" and not n.startswith("lib/")) if 
     for f in "$build"/tests/*_tests.cmake; do echo "include(\"$f\")"; done
   } >"$build/tests/CTestTestfile.cmake"
   echo 'subdirs("tests")' >"$build/CTestTestfile.cmake"
-  missing=$(for b in "$build"/tests/* "$build"/bench/*; do
+  missing=$(for b in "$build"/tests/* "$build"/bench/* "$build"/bin/*; do
     [[ -x $b && -f $b ]] && ldd "$b" 2>/dev/null | grep 'not found'; done | sort -u)
   if [[ -n $missing ]]; then
     say "libraries missing on this host:"
@@ -135,6 +135,20 @@ for b in "$build"/bench/bench_gpu_*; do
   rc=${PIPESTATUS[0]}
   ((rc == 0)) || { say "$(basename "$b") exited with $rc"; bench_rc=1; }
 done
+
+# --- the command line: rrt generate / serve-bench --device cuda against cpu ---------------------
+if [[ -x $build/bin/rrt && -f $build/serve_model.h5 ]]; then
+  say "rrt generate / serve-bench --device cuda (tests/gpu/cli_cuda.sh)"
+  if [[ -n $gpu_name ]]; then
+    data=()
+    [[ -d $build/serve_data ]] && data=("$build/serve_data")
+    timeout 240 tests/gpu/cli_cuda.sh "$build/bin/rrt" "$build/serve_model.h5" "$logs" "${data[@]}" \
+      2>&1 | tee -a "$logs/bench.log"
+    ((PIPESTATUS[0] == 0)) || bench_rc=1
+  else
+    say "no GPU visible: skipped"
+  fi
+fi
 
 # --- summary -----------------------------------------------------------------------------------
 {
