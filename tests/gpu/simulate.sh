@@ -9,9 +9,9 @@
 # it cannot: docs/architecture.md ("Kernel simulation").
 #   tests/gpu/simulate.sh [CPU_BUILD_DIR] [gtest flags...]
 # CPU_BUILD_DIR (default build): CPU-only libraries, as for tests/gpu/emulate.sh. Needs only the
-# CUDA toolkit's headers and python3. The tests run twice: each block's threads start
-# first-to-last, then last-to-first (a read that misses a __syncthreads shows up in one of the
-# two orders); RRT_SIM_SCHEDULE=forward or reverse runs one.
+# CUDA toolkit's headers and python3. The tests run three times, with each block's threads in
+# three orders (forward, reverse, greedy: sim_scheduler.h), since a read that misses its barrier
+# shows in at least one of them; RRT_SIM_SCHEDULE=forward|reverse|greedy runs one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
@@ -101,8 +101,8 @@ echo "[simulate] not simulated (cuDNN or its dispatch): ${skipped[*]}"
 skipped+=(AttentionGpu.FallbackMatchesTheCpuOnAnyShape)
 echo "[simulate] left out until its T = 1 check has an absolute floor: AttentionGpu.FallbackMatchesTheCpuOnAnyShape"
 filter="-$(IFS=:; echo "${skipped[*]}")"
-# Both schedules unless one is asked for: threads first-to-last, then last-to-first.
-for schedule in ${RRT_SIM_SCHEDULE:-forward reverse}; do
+# Three thread orders (tests/gpu/simulation/sim_scheduler.h) unless one is asked for.
+for schedule in ${RRT_SIM_SCHEDULE:-forward reverse greedy}; do
   echo "[simulate] running with the $schedule schedule"
   RRT_SIM_SCHEDULE=$schedule OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$exe" --gtest_filter="$filter" "$@"
 done

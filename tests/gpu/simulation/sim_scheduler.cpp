@@ -118,7 +118,11 @@ Fibers& fibers() {
 
 void release(Barrier& b) {
   b.arrived = 0;
-  for (int w : b.waiters) fibers().ready.push_back(w);
+  std::deque<int>& ready = fibers().ready;
+  if (g_state.schedule == Schedule::kGreedy)  // the released threads run on before the others
+    ready.insert(ready.begin(), b.waiters.begin(), b.waiters.end());
+  else
+    ready.insert(ready.end(), b.waiters.begin(), b.waiters.end());
   b.waiters.clear();
 }
 
@@ -190,15 +194,21 @@ void run_grid(dim3 grid, dim3 block, size_t dynamic_shared_bytes, void (*body)(v
   check_launch(grid, block, dynamic_shared_bytes);
   Fibers& f = fibers();
   BlockState& s = g_state;
-  static const bool reverse = [] {
+  static const Schedule schedule = [] {
     const char* e = std::getenv("RRT_SIM_SCHEDULE");
-    return e && std::strcmp(e, "reverse") == 0;
+    const std::string name = e ? e : "forward";
+    if (name == "forward") return Schedule::kForward;
+    if (name == "reverse") return Schedule::kReverse;
+    if (name == "greedy") return Schedule::kGreedy;
+    std::fprintf(stderr, "[simulate] RRT_SIM_SCHEDULE=%s: use forward, reverse or greedy\n", e);
+    std::exit(2);
   }();
+  const bool reverse = schedule == Schedule::kReverse;
   const unsigned threads = block.x * block.y * block.z;
   const unsigned warps = (threads + 31) / 32;
   s.grid = grid;
   s.block = block;
-  s.reverse = reverse;
+  s.schedule = schedule;
   s.thread_idx.resize(threads);
   for (unsigned t = 0; t < threads; ++t)
     s.thread_idx[t] = uint3{t % block.x, t / block.x % block.y, t / (block.x * block.y)};

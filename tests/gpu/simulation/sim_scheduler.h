@@ -22,6 +22,12 @@ struct Barrier {
   std::vector<int> waiters;
 };
 
+// The order fibers run in (RRT_SIM_SCHEDULE). forward: threads start first-to-last and resume
+// in arrival order, so the warps of a block advance nearly in step; reverse: they start
+// last-to-first; greedy: released threads resume before all others, so one warp runs ahead up
+// to the next __syncthreads. A read that misses its barrier shows in at least one of them.
+enum class Schedule { kForward, kReverse, kGreedy };
+
 struct BlockState {
   dim3 grid, block;
   uint3 block_idx{0, 0, 0};
@@ -32,7 +38,7 @@ struct BlockState {
   std::vector<Barrier> warp_barriers;
   std::vector<uint64_t> exchange[2];  // a value per lane, double-buffered by shuffle parity
   std::vector<unsigned char> dynamic_shared;
-  bool reverse = false;  // RRT_SIM_SCHEDULE=reverse: threads start last-first
+  Schedule schedule = Schedule::kForward;
 };
 
 BlockState& state();
