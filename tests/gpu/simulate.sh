@@ -44,31 +44,38 @@ kernels=(activation adamw embedding norm rope vector_ops kv_ops cross_entropy ex
          attention_fallback)
 tests=(test_ops_elementwise_gpu test_kv_ops_gpu test_cross_entropy_gpu test_exit_loss_gpu
        test_attention_gpu)
+# The device model, trainer and engine on top of them (emulate.sh's tests, GEMMs still emulated).
+model_sources=(tests/gpu/test_model_gpu.cpp tests/gpu/test_exits_gpu.cpp tests/gpu/test_trainer_gpu.cpp
+               tests/gpu/test_grad_ready_gpu.cpp tests/gpu/test_engine_gpu.cpp model/cuda/device_model.cpp
+               model/cuda/device_model_state.cpp model/cuda/device_model_exits.cpp
+               model/cuda/device_layer.cpp inference/cuda/device_engine.cpp)
 read -ra pkg_cflags < <(pkg-config --cflags hdf5 openblas yaml-cpp sentencepiece libpcre2-8 gtest)
-cxx=(g++ -std=c++20 -O2 -fno-strict-aliasing -w -I. -isystem "$cuda_include" "${pkg_cflags[@]}")
-
 # -fno-strict-aliasing: the kernels read bf16 rows through uint4 (16-byte loads), which nvcc
 # allows and g++ -O2 would otherwise miscompile.
-# Objects rebuild only when a source (or the simulation itself) is newer.
+cxx=(g++ -std=c++20 -O2 -fno-strict-aliasing -fopenmp -w -I. -isystem "$cuda_include" "${pkg_cflags[@]}")
+
+# Objects rebuild only when their source, any header or the simulation itself is newer.
+mapfile -t headers < <(git ls-files '*.h' '*.cuh')
 stale() {  # stale OBJ SRC...
   local obj=$1 src
   shift
   [[ -f $obj ]] || return 0
-  for src in "$@" $sim/sim_prelude.h $sim/sim_scheduler.h; do [[ $src -nt $obj ]] && return 0; done
+  for src in "$@" "${headers[@]}" $sim/convert.py; do [[ $src -nt $obj ]] && return 0; done
   return 1
 }
 jobs_list=()
 for k in "${kernels[@]}"; do
-  if stale "$out/$k.o" "ops/cuda/$k.cu" $sim/convert.py ops/cuda/*.h ops/cuda/*.cuh; then
+  if stale "$out/$k.o" "ops/cuda/$k.cu"; then
     python3 $sim/convert.py "ops/cuda/$k.cu" "$out/$k.cpp"
     jobs_list+=("$out/$k.cpp:$out/$k.o:")
   fi
 done
-for t in "${tests[@]}"; do
-  stale "$out/$t.o" "tests/gpu/$t.cpp" tests/gpu/gpu_test.h && jobs_list+=("tests/gpu/$t.cpp:$out/$t.o:")
+test_sources=()
+for t in "${tests[@]}"; do test_sources+=("tests/gpu/$t.cpp"); done
+for src in "${test_sources[@]}" "${model_sources[@]}" $sim/sim_scheduler.cpp $sim/sim_attention.cpp; do
+  obj=$out/$(basename "$src" .cpp).o
+  stale "$obj" "$src" && jobs_list+=("$src:$obj:")
 done
-stale "$out/sim_scheduler.o" $sim/sim_scheduler.cpp && jobs_list+=("$sim/sim_scheduler.cpp:$out/sim_scheduler.o:")
-stale "$out/sim_attention.o" $sim/sim_attention.cpp && jobs_list+=("$sim/sim_attention.cpp:$out/sim_attention.o:")
 stale "$out/host_cuda.o" tests/gpu/emulation/host_cuda.cpp &&
   jobs_list+=("tests/gpu/emulation/host_cuda.cpp:$out/host_cuda.o:-DRRT_SIMULATED_KERNELS")
 echo "[simulate] compiling ${#jobs_list[@]} files into $out"
@@ -81,12 +88,21 @@ for job in "${jobs_list[@]}"; do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 
-exe=$out/test_kernels_simulated
-objs=()
-for k in "${kernels[@]}" "${tests[@]}" sim_scheduler sim_attention host_cuda; do objs+=("$out/$k.o"); done
-g++ -fopenmp "${objs[@]}" "$build"/librrt_{inference,trainer,data,model,ops,distributed,core}.a \
-  $(pkg-config --libs hdf5 openblas yaml-cpp sentencepiece libpcre2-8 zlib gtest_main) \
-  "${mpi_link[@]}" -lpthread -o "$exe"
+# Two binaries on the same simulated kernels: the op tests and the whole-model tests.
+common=()
+for k in "${kernels[@]}" sim_scheduler sim_attention host_cuda; do common+=("$out/$k.o"); done
+link() {  # link EXE OBJ...
+  local exe=$1
+  shift
+  g++ -fopenmp "$@" "${common[@]}" "$build"/librrt_{inference,trainer,data,model,ops,distributed,core}.a \
+    $(pkg-config --libs hdf5 openblas yaml-cpp sentencepiece libpcre2-8 zlib gtest_main) \
+    "${mpi_link[@]}" -lpthread -o "$exe"
+}
+op_objs=() model_objs=()
+for t in "${tests[@]}"; do op_objs+=("$out/$t.o"); done
+for src in "${model_sources[@]}"; do model_objs+=("$out/$(basename "$src" .cpp).o"); done
+link "$out/test_kernels_simulated" "${op_objs[@]}"
+link "$out/test_model_simulated" "${model_objs[@]}"
 
 # Left out, each for a reason: cuDNN's own path and the dispatch between it and the fallback
 # (ops/cuda/attention.cpp needs cudnn-frontend and a GPU build).
@@ -103,6 +119,14 @@ echo "[simulate] left out until its T = 1 check has an absolute floor: Attention
 filter="-$(IFS=:; echo "${skipped[*]}")"
 # Three thread orders (tests/gpu/simulation/sim_scheduler.h) unless one is asked for.
 for schedule in ${RRT_SIM_SCHEDULE:-forward reverse greedy}; do
-  echo "[simulate] running with the $schedule schedule"
-  RRT_SIM_SCHEDULE=$schedule OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$exe" --gtest_filter="$filter" "$@"
+  echo "[simulate] op tests, $schedule schedule"
+  RRT_SIM_SCHEDULE=$schedule OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$out/test_kernels_simulated" \
+    --gtest_filter="$filter" "$@"
 done
+# The model tests once (forward schedule), without the trainer's three multi-step runs: over two
+# minutes here, and their wiring is what emulate.sh checks; CudaWithoutAGpu skips (one "GPU").
+slow=(TrainerGpu.TenStepsTrackTheCpuAndTheCheckpointIsDeviceIndependent
+      TrainerGpu.DistillationWithExitsTracksTheCpu TrainerGpu.ResumeContinuesTheStraightRun)
+echo "[simulate] model tests, forward schedule; left out for time (emulate.sh runs them): ${slow[*]}"
+RRT_SIM_SCHEDULE=forward OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$out/test_model_simulated" \
+  --gtest_filter="-$(IFS=:; echo "${slow[*]}")" "$@"
