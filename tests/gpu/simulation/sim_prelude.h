@@ -17,6 +17,7 @@
 #include <cstring>
 #include <tuple>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "tests/gpu/simulation/sim_scheduler.h"
@@ -26,6 +27,17 @@ namespace rrt_sim {
 inline const uint3& current_thread() { return state().thread_idx[state().current]; }
 inline unsigned linear_thread() { return static_cast<unsigned>(state().current); }
 inline void* dynamic_shared() { return state().dynamic_shared.data(); }
+
+// A static __shared__ variable outlives its block here; on a GPU a block finds garbage in it.
+// The first thread of each block to pass its declaration fills it with 0xFF bytes (NaN, -1),
+// before any thread can use it, so a read of what the block never wrote shows.
+inline void poison_shared(void* p, size_t bytes) {
+  static std::unordered_map<void*, uint64_t> poisoned_in;  // variable -> block serial
+  uint64_t& serial = poisoned_in[p];
+  if (serial == state().block_serial) return;
+  serial = state().block_serial;
+  std::memset(p, 0xFF, bytes);
+}
 
 // Every lane of the calling warp publishes `raw`, waits for the whole warp, and gets the
 // published values of all lanes (read before the warp's next exchange may overwrite them).

@@ -222,6 +222,7 @@ void run_grid(dim3 grid, dim3 block, size_t dynamic_shared_bytes, void (*body)(v
     for (unsigned y = 0; y < grid.y; ++y)
       for (unsigned x = 0; x < grid.x; ++x) {
         s.block_idx = uint3{x, y, z};
+        ++s.block_serial;
         s.block_barrier = Barrier{};
         s.block_barrier.expected = threads;
         for (auto& w : s.warp_barriers) w.arrived = 0, w.waiters.clear();

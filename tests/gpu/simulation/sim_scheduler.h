@@ -31,6 +31,7 @@ enum class Schedule { kForward, kReverse, kGreedy };
 struct BlockState {
   dim3 grid, block;
   uint3 block_idx{0, 0, 0};
+  uint64_t block_serial = 0;         // counts every block of every launch
   int current = -1;                  // the running fiber (its linear thread index)
   std::vector<uint3> thread_idx;     // per fiber
   std::vector<unsigned> warp_phase;  // per fiber: shuffles done, picks the exchange buffer
