@@ -72,7 +72,8 @@ for k in "${kernels[@]}"; do
 done
 test_sources=()
 for t in "${tests[@]}"; do test_sources+=("tests/gpu/$t.cpp"); done
-for src in "${test_sources[@]}" "${model_sources[@]}" $sim/sim_scheduler.cpp $sim/sim_attention.cpp; do
+for src in "${test_sources[@]}" "${model_sources[@]}" $sim/sim_scheduler.cpp $sim/sim_memory.cpp \
+           $sim/sim_attention.cpp; do
   obj=$out/$(basename "$src" .cpp).o
   stale "$obj" "$src" && jobs_list+=("$src:$obj:")
 done
@@ -90,7 +91,7 @@ for p in "${pids[@]}"; do wait "$p"; done
 
 # Two binaries on the same simulated kernels: the op tests and the whole-model tests.
 common=()
-for k in "${kernels[@]}" sim_scheduler sim_attention host_cuda; do common+=("$out/$k.o"); done
+for k in "${kernels[@]}" sim_scheduler sim_memory sim_attention host_cuda; do common+=("$out/$k.o"); done
 link() {  # link EXE OBJ...
   local exe=$1
   shift

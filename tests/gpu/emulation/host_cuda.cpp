@@ -35,13 +35,28 @@
 #include "ops/exit_loss.h"
 #include "ops/norm.h"
 
+#ifdef RRT_SIMULATED_KERNELS  // each buffer ends at a guard page (tests/gpu/simulation/sim_memory.cpp)
+namespace rrt_sim {
+void* device_alloc(size_t bytes);
+void device_free(void* p);
+}  // namespace rrt_sim
+#endif
+
 extern "C" {
 cudaError_t cudaMalloc(void** p, size_t n) {
+#ifdef RRT_SIMULATED_KERNELS
+  *p = rrt_sim::device_alloc(n);
+#else
   *p = std::aligned_alloc(256, (n + 255) / 256 * 256);
+#endif
   return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 cudaError_t cudaFree(void* p) {
+#ifdef RRT_SIMULATED_KERNELS
+  rrt_sim::device_free(p);
+#else
   std::free(p);
+#endif
   return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) {
