@@ -128,6 +128,11 @@ done
 # minutes here, and their wiring is what emulate.sh checks; CudaWithoutAGpu skips (one "GPU").
 slow=(TrainerGpu.TenStepsTrackTheCpuAndTheCheckpointIsDeviceIndependent
       TrainerGpu.DistillationWithExitsTracksTheCpu TrainerGpu.ResumeContinuesTheStraightRun)
-echo "[simulate] model tests, forward schedule; left out for time (emulate.sh runs them): ${slow[*]}"
+if [[ ${RRT_SIM_ALL:-0} == 1 ]]; then
+  slow=(None)  # RRT_SIM_ALL=1: the trainer's runs too (about 2 more minutes)
+else
+  echo "[simulate] left out for time (emulate.sh runs them; RRT_SIM_ALL=1 adds them): ${slow[*]}"
+fi
+echo "[simulate] model tests, forward schedule"
 RRT_SIM_SCHEDULE=forward OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$out/test_model_simulated" \
   --gtest_filter="-$(IFS=:; echo "${slow[*]}")" "$@"
