@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <ucontext.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -23,7 +24,7 @@ constexpr unsigned kMaxThreads = 1024;
 
 void fiber_main();
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(RRT_SIM_UCONTEXT)  // -DRRT_SIM_UCONTEXT: the portable path
 // A switch saves the callee-saved registers and the FP control words on the old stack and pops
 // them from the new one: no system call (swapcontext's signal-mask calls made the simulation
 // several times slower).
@@ -138,7 +139,7 @@ void fiber_main() {
   if (b.arrived > 0 && b.arrived == b.expected) release(b);
   // Returning resumes the scheduler (ucontext: uc_link; x86-64: fiber_entry switches).
 }
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(RRT_SIM_UCONTEXT)
 void fiber_entry() {
   fiber_main();
   Context dead;  // never resumed
@@ -192,6 +193,15 @@ void arrive_and_wait(Barrier& b) {
 
 void run_grid(dim3 grid, dim3 block, size_t dynamic_shared_bytes, void (*body)(void*), void* arg) {
   check_launch(grid, block, dynamic_shared_bytes);
+  // One launch at a time: the scheduler's state is global (host threads must not launch at once).
+  static std::atomic<bool> running{false};
+  if (running.exchange(true)) {
+    std::fprintf(stderr, "[simulate] two kernel launches at once (from two host threads)\n");
+    std::abort();
+  }
+  struct Done {
+    ~Done() { running = false; }
+  } done;
   Fibers& f = fibers();
   BlockState& s = g_state;
   static const Schedule schedule = [] {
