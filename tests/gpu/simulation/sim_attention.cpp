@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "core/error.h"
-
 #include "ops/cuda/attention.h"
 #include "ops/cuda/attention_fallback.h"
 
@@ -31,7 +30,8 @@ int64_t AttentionContext::fallback_calls() const { return impl_->fallback_calls;
 
 void check_attention_shape(const AttentionShape&, bool) {}  // the fallback checks every call
 AttentionPath choose_attention_path(const AttentionShape&, bool, int, bool, bool) {
-  RRT_FAIL("simulate", "the attention dispatch rule is ops/cuda/attention.cpp's (cuDNN): not simulated");
+  RRT_FAIL("simulate",
+           "the attention dispatch rule is ops/cuda/attention.cpp's (cuDNN): not simulated");
 }
 
 void attention_forward(AttentionContext& ctx, const bf16* q, const bf16* k, const bf16* v,

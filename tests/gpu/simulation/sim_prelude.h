@@ -2,8 +2,8 @@
 // g++ lacks, written for the fiber scheduler of sim_scheduler.h. threadIdx and blockIdx name the
 // running fiber's, __shared__ variables are function statics (one block runs at a time), warp
 // shuffles and ballots exchange values through a per-warp barrier, atomics are plain
-// read-modify-writes (fibers never interleave inside one). convert.py turns
-// kernel<<<grid, block, smem, stream>>>(args) into rrt_sim::launch(grid, block, smem, kernel, args).
+// read-modify-writes (fibers never interleave inside one). convert.py turns each launch
+// kernel<<<grid, block, smem, stream>>>(args) into rrt_sim::launch(grid, block, smem, kernel, ...).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -124,7 +124,8 @@ T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
 template <typename T>
 T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
   const unsigned lane = rrt_sim::linear_thread() % 32;
-  return rrt_sim::shuffle_from(mask, v, lane % width + delta < unsigned(width) ? lane + delta : lane);
+  return rrt_sim::shuffle_from(mask, v,
+                               lane % width + delta < unsigned(width) ? lane + delta : lane);
 }
 template <typename T>
 T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32) {

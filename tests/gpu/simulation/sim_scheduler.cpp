@@ -63,10 +63,11 @@ struct Context {
 [[noreturn]] void fiber_entry();
 // The new fiber's first switch "returns" into fiber_entry with the stack aligned as after a call.
 void prepare(Context& c, Context&, char* stack) {
-  auto** p = reinterpret_cast<void**>((reinterpret_cast<uintptr_t>(stack) + kStackBytes) & ~uintptr_t{15});
+  auto** p =
+      reinterpret_cast<void**>((reinterpret_cast<uintptr_t>(stack) + kStackBytes) & ~uintptr_t{15});
   *--p = nullptr;  // fiber_entry's return address: it never returns
   *--p = reinterpret_cast<void*>(&fiber_entry);
-  for (int r = 0; r < 6; ++r) *--p = nullptr;                // rbp rbx r12 r13 r14 r15
+  for (int r = 0; r < 6; ++r) *--p = nullptr;                        // rbp rbx r12 r13 r14 r15
   *--p = reinterpret_cast<void*>(uintptr_t{0x037F} << 32 | 0x1F80);  // default fcw, mxcsr
   c.sp = p;
 }
@@ -151,8 +152,8 @@ void fiber_entry() {
 [[noreturn]] void deadlock(unsigned threads) {
   const BlockState& s = g_state;
   std::string why = "[simulate] deadlock in block (" + std::to_string(s.block_idx.x) + "," +
-                    std::to_string(s.block_idx.y) + "," + std::to_string(s.block_idx.z) + "): " +
-                    std::to_string(fibers().live) + " of " + std::to_string(threads) +
+                    std::to_string(s.block_idx.y) + "," + std::to_string(s.block_idx.z) +
+                    "): " + std::to_string(fibers().live) + " of " + std::to_string(threads) +
                     " threads wait; __syncthreads holds " +
                     std::to_string(s.block_barrier.waiters.size());
   for (size_t w = 0; w < s.warp_barriers.size(); ++w)
@@ -223,7 +224,8 @@ void run_grid(dim3 grid, dim3 block, size_t dynamic_shared_bytes, void (*body)(v
   for (unsigned t = 0; t < threads; ++t)
     s.thread_idx[t] = uint3{t % block.x, t / block.x % block.y, t / (block.x * block.y)};
   s.warp_barriers.assign(warps, Barrier{});
-  for (unsigned w = 0; w < warps; ++w) s.warp_barriers[w].expected = std::min(32u, threads - w * 32);
+  for (unsigned w = 0; w < warps; ++w)
+    s.warp_barriers[w].expected = std::min(32u, threads - w * 32);
   s.exchange[0].assign(warps * 32, 0);
   s.exchange[1].assign(warps * 32, 0);
   f.body = body;
