@@ -53,21 +53,24 @@ read -ra pkg_cflags < <(pkg-config --cflags hdf5 openblas yaml-cpp sentencepiece
 # -fno-strict-aliasing: the kernels read bf16 rows through uint4 (16-byte loads), which nvcc
 # allows and g++ -O2 would otherwise miscompile.
 cxx=(g++ -std=c++20 -O2 -fno-strict-aliasing -fopenmp -w -I. -isystem "$cuda_include" "${pkg_cflags[@]}")
+# The kernels run under UBSan: a misaligned 16-byte load (a GPU's "misaligned address" error),
+# signed overflow in index arithmetic or an out-of-range shift stops the test with file:line.
+ubsan=(-fsanitize=undefined -fno-sanitize=vptr -fno-sanitize-recover=undefined)
 
-# Objects rebuild only when their source, any header or the simulation itself is newer.
+# Objects rebuild only when their source, any header, convert.py or this script is newer.
 mapfile -t headers < <(git ls-files '*.h' '*.cuh')
 stale() {  # stale OBJ SRC...
   local obj=$1 src
   shift
   [[ -f $obj ]] || return 0
-  for src in "$@" "${headers[@]}" $sim/convert.py; do [[ $src -nt $obj ]] && return 0; done
+  for src in "$@" "${headers[@]}" $sim/convert.py tests/gpu/simulate.sh; do [[ $src -nt $obj ]] && return 0; done
   return 1
 }
 jobs_list=()
 for k in "${kernels[@]}"; do
   if stale "$out/$k.o" "ops/cuda/$k.cu"; then
     python3 $sim/convert.py "ops/cuda/$k.cu" "$out/$k.cpp"
-    jobs_list+=("$out/$k.cpp:$out/$k.o:")
+    jobs_list+=("$out/$k.cpp:$out/$k.o:${ubsan[*]}")
   fi
 done
 test_sources=()
@@ -82,8 +85,9 @@ stale "$out/host_cuda.o" tests/gpu/emulation/host_cuda.cpp &&
 echo "[simulate] compiling ${#jobs_list[@]} files into $out"
 pids=()
 for job in "${jobs_list[@]}"; do
-  IFS=: read -r src obj flag <<<"$job"
-  "${cxx[@]}" ${flag:+"$flag"} -c "$src" -o "$obj" &
+  IFS=: read -r src obj flags <<<"$job"
+  read -ra flags <<<"$flags"
+  "${cxx[@]}" "${flags[@]}" -c "$src" -o "$obj" &
   pids+=($!)
   if (( ${#pids[@]} >= ${RRT_SIM_JOBS:-2} )); then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
 done
@@ -95,7 +99,7 @@ for k in "${kernels[@]}" sim_scheduler sim_memory sim_attention host_cuda; do co
 link() {  # link EXE OBJ...
   local exe=$1
   shift
-  g++ -fopenmp "$@" "${common[@]}" "$build"/librrt_{inference,trainer,data,model,ops,distributed,core}.a \
+  g++ -fopenmp -fsanitize=undefined "$@" "${common[@]}" "$build"/librrt_{inference,trainer,data,model,ops,distributed,core}.a \
     $(pkg-config --libs hdf5 openblas yaml-cpp sentencepiece libpcre2-8 zlib gtest_main) \
     "${mpi_link[@]}" -lpthread -o "$exe"
 }

@@ -28,7 +28,8 @@ void on_fault(int, siginfo_t* info, void*) {
     const uint3 t = s.thread_idx[s.current];
     n = std::snprintf(text, sizeof(text),
                       "[simulate] memory fault at %p in block (%u,%u,%u) thread (%u,%u,%u): an "
-                      "access past the end of a buffer, or a fiber's stack overflow\n",
+                      "access past the end of a buffer (at nil: a misaligned 16-byte access), or "
+                      "a fiber's stack overflow\n",
                       info->si_addr, s.block_idx.x, s.block_idx.y, s.block_idx.z, t.x, t.y, t.z);
   } else {
     n = std::snprintf(text, sizeof(text), "[simulate] memory fault at %p on the host side\n",
