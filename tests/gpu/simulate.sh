@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# The kernels' gpu tests (elementwise ops, kv ops, cross entropy, exit loss, the attention
-# fallback) on the CPU, against rrt's REAL kernel source: tests/gpu/simulation/convert.py rewrites
-# each ops/cuda/*.cu launch into a call of the fiber scheduler (tests/gpu/simulation/), g++
-# compiles the kernels unmodified otherwise, and every CUDA thread of a block runs as written,
-# barrier by barrier and shuffle by shuffle. cuBLASLt GEMMs stay emulated in fp32/double by
+# rrt's gpu tests on the CPU against the REAL kernel source of ops/cuda: the op tests
+# (elementwise, kv ops, cross entropy, exit loss; the attention fallback by hand, see below) and
+# the device model / exits / grad-ready / engine tests. tests/gpu/simulation/convert.py rewrites
+# each launch in ops/cuda/*.cu into a call of the fiber scheduler (tests/gpu/simulation/), g++
+# compiles the kernels otherwise unmodified, and every CUDA thread of a block runs as written,
+# barrier by barrier and shuffle by shuffle. cuBLASLt GEMMs stay emulated by
 # tests/gpu/emulation/host_cuda.cpp (RRT_SIMULATED_KERNELS keeps only its runtime, GEMM and LoRA
-# parts); cuDNN does not run, so attention goes to the fallback kernels. What this proves and what
-# it cannot: docs/architecture.md ("Kernel simulation").
+# parts); cuDNN does not run, so attention goes to the fallback kernels. What this proves and
+# what it cannot: docs/architecture.md (the host emulation paragraph) and docs/benchmarks.md.
 #   tests/gpu/simulate.sh [CPU_BUILD_DIR] [gtest flags...]
 # CPU_BUILD_DIR (default build): CPU-only libraries, as for tests/gpu/emulate.sh. Needs only the
-# CUDA toolkit's headers and python3. The tests run three times, with each block's threads in
-# three orders (forward, reverse, greedy: sim_scheduler.h), since a read that misses its barrier
-# shows in at least one of them; RRT_SIM_SCHEDULE=forward|reverse|greedy runs one.
+# CUDA toolkit's headers and python3. The op tests run with each block's threads in three orders
+# (forward, reverse, greedy: sim_scheduler.h), since a read that misses its barrier shows in at
+# least one of them; RRT_SIM_SCHEDULE=forward|reverse|greedy runs one. RRT_SIM_JOBS (default 2)
+# compiles in parallel; RRT_SIM_ALL=1 adds the trainer's slow multi-step tests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
