@@ -195,8 +195,20 @@ void expect_matches_cpu(AttentionContext& ctx, const AttentionShape& s, uint32_t
   d_dv.set(to_bf16(dv0));
   attention_backward(ctx, d_q.get(), d_k.get(), d_v.get(), d_out.get(), d_lse.get(), d_dout.get(),
                      d_dq.get(), d_dk.get(), d_dv.get(), s);
-  EXPECT_LE(relative_l2(sub(host_f32(d_dq), dq0), gq), tol.grad) << "dq";
-  EXPECT_LE(relative_l2(sub(host_f32(d_dk), dk0), gk), tol.grad) << "dk";
+  // dq and dk are exactly 0 when every query sees one key (T = 1): the error of an update is
+  // relative to the larger of its own norm and 1% of dv's (never zero), so rounding noise passes.
+  const double floor = 1e-2 * rms(gv);
+  auto update_error = [&](const std::vector<float>& got, const std::vector<float>& want) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (std::isnan(got[i])) return double(INFINITY);
+      num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+      den += double(want[i]) * want[i];
+    }
+    return std::sqrt(num / std::max(den, floor * floor * double(got.size())));
+  };
+  EXPECT_LE(update_error(sub(host_f32(d_dq), dq0), gq), tol.grad) << "dq";
+  EXPECT_LE(update_error(sub(host_f32(d_dk), dk0), gk), tol.grad) << "dk";
   EXPECT_LE(relative_l2(sub(host_f32(d_dv), dv0), gv), tol.grad) << "dv";
 }
 
