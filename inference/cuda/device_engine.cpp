@@ -124,8 +124,8 @@ class DeviceEngine final : public Engine {
   int64_t n_states_ = 0;
   // Scratch for max_rows rows.
   Buffer x_, xn_, q_, k_, v_, att_, mid_, gate_, up_, act_, out_, lora_u_, head_u_;
-  Buffer rstd_, mean_, logits_, max_prob_, argmax_,
-      row_data_;  // row_data_: slot, pos, state, token
+  Buffer logits_, max_prob_, argmax_;
+  Buffer row_data_;  // per row: slot, position, state, token ([4, max_rows] int32)
   std::vector<int32_t> staging_;
   std::vector<Group> groups_;
   std::vector<int32_t> head_argmax_;
@@ -207,8 +207,6 @@ DeviceEngine::DeviceEngine(const ModelWeights& w, const ParameterSet& params,
   act_.allocate<bf16>(R * F, "MLP activation");
   lora_u_.allocate<bf16>(R * std::max<int64_t>(spec_.max_lora_rank(), 1), "LoRA scratch");
   head_u_.allocate<bf16>(R * std::max<int64_t>(exit_rank_, 1), "head adapter scratch");
-  rstd_.allocate<float>(R, "norm statistics");
-  mean_.allocate<float>(R, "norm statistics");
   logits_.allocate<float>(R * m.vocab, "logits");
   max_prob_.allocate<float>(R, "head results");
   argmax_.allocate<int32_t>(R, "head results");
