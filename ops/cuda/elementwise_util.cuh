@@ -29,19 +29,23 @@ inline int row_threads(int64_t D) {
   return static_cast<int>(std::clamp<int64_t>((vecs + kWarp - 1) / kWarp * kWarp, kWarp, 256));
 }
 
+// 8 bf16 packed in 16 bytes, as fp32.
+__device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
+  const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const float2 f = __bfloat1622float2(pairs[k]);
+    out[2 * k] = f.x;
+    out[2 * k + 1] = f.y;
+  }
+}
+
 // p[i..i+8) as fp32. kVec: one 16-byte load; the caller guarantees p + i is 16-byte aligned and
 // i + 8 <= n. Otherwise scalar loads, elements at or past n read as 0.
 template <bool kVec>
 __device__ __forceinline__ void load8(const bf16* p, int64_t i, int64_t n, float (&out)[8]) {
   if constexpr (kVec) {
-    const uint4 raw = *reinterpret_cast<const uint4*>(p + i);
-    const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const float2 f = __bfloat1622float2(pairs[k]);
-      out[2 * k] = f.x;
-      out[2 * k + 1] = f.y;
-    }
+    unpack8(*reinterpret_cast<const uint4*>(p + i), out);
   } else {
 #pragma unroll
     for (int k = 0; k < 8; ++k) out[k] = i + k < n ? __bfloat162float(p[i + k]) : 0.f;

@@ -17,6 +17,7 @@ using detail::grid_for;
 using detail::kWarp;
 using detail::load8;
 using detail::store8;
+using detail::unpack8;
 
 constexpr int kThreads = 256;
 
@@ -113,15 +114,6 @@ __device__ __forceinline__ uint4 load8_raw(const bf16* __restrict__ p, int64_t i
 #pragma unroll
     for (int e = 0; e < 8; ++e) h[e] = i + e < n ? p[i + e] : __float2bfloat16_rn(0.f);
     return raw;
-  }
-}
-__device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
-  const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const float2 f = __bfloat1622float2(pairs[k]);
-    out[2 * k] = f.x;
-    out[2 * k + 1] = f.y;
   }
 }
 

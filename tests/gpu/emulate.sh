@@ -13,25 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
 shift || true
-for lib in inference trainer data model ops distributed core; do
-  [[ -f $build/librrt_$lib.a ]] || {
-    echo "[emulate] $build/librrt_$lib.a missing: build the CPU libraries first" \
-      "(cmake -S . -B $build -G Ninja -DRRT_CUDA=OFF && ninja -C $build rrt_inference)" >&2
-    exit 1
-  }
-done
-grep -q 'RRT_CUDA:BOOL=OFF' "$build/CMakeCache.txt" || {
-  echo "[emulate] $build is a CUDA build; the emulation replaces the CUDA libraries, so it needs" \
-    "a CPU-only build (-DRRT_CUDA=OFF)" >&2
-  exit 1
-}
-cuda_include=${CUDA_HOME:-/usr/local/cuda}/include
-[[ -f $cuda_include/cuda_bf16.h ]] || { echo "[emulate] no cuda_bf16.h in $cuda_include" >&2; exit 1; }
-# An MPI build's librrt_distributed needs Open MPI's libraries too.
-mpi_link=()
-if grep -q 'RRT_MPI:BOOL=ON' "$build/CMakeCache.txt"; then
-  read -ra mpi_link < <(mpicxx --showme:link)
-fi
+tag=emulate
+source tests/gpu/host_build.sh
 exe=$build/test_model_gpu_emulated
 echo "[emulate] building $exe"
 # The device model's and engine's sources are compiled here (the CPU build's libraries hold the stubs).

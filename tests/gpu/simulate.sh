@@ -18,24 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
 shift || true
-for lib in inference trainer data model ops distributed core; do
-  [[ -f $build/librrt_$lib.a ]] || {
-    echo "[simulate] $build/librrt_$lib.a missing: build the CPU libraries first" \
-      "(cmake -S . -B $build -G Ninja -DRRT_CUDA=OFF && ninja -C $build rrt_inference)" >&2
-    exit 1
-  }
-done
-grep -q 'RRT_CUDA:BOOL=OFF' "$build/CMakeCache.txt" || {
-  echo "[simulate] $build is a CUDA build; the simulation needs a CPU-only build (-DRRT_CUDA=OFF)" >&2
-  exit 1
-}
-cuda_include=${CUDA_HOME:-/usr/local/cuda}/include
-[[ -f $cuda_include/cuda_bf16.h ]] || { echo "[simulate] no cuda_bf16.h in $cuda_include" >&2; exit 1; }
+tag=simulate
+source tests/gpu/host_build.sh
 command -v python3 >/dev/null || { echo "[simulate] python3 is needed for convert.py" >&2; exit 1; }
-mpi_link=()
-if grep -q 'RRT_MPI:BOOL=ON' "$build/CMakeCache.txt"; then
-  read -ra mpi_link < <(mpicxx --showme:link)
-fi
 
 out=$build/gpu_simulation
 mkdir -p "$out"

@@ -1,0 +1,21 @@
+# Sourced by tests/gpu/emulate.sh and simulate.sh: checks that $build is a CPU-only build with
+# rrt's libraries and that the CUDA headers are here, and sets cuda_include and mpi_link (an
+# MPI build's librrt_distributed needs Open MPI's libraries too). $tag prefixes the messages.
+for lib in inference trainer data model ops distributed core; do
+  [[ -f $build/librrt_$lib.a ]] || {
+    echo "[$tag] $build/librrt_$lib.a missing: build the CPU libraries first" \
+      "(cmake -S . -B $build -G Ninja -DRRT_CUDA=OFF && ninja -C $build rrt_inference)" >&2
+    exit 1
+  }
+done
+grep -q 'RRT_CUDA:BOOL=OFF' "$build/CMakeCache.txt" || {
+  echo "[$tag] $build is a CUDA build; the $tag step replaces the CUDA libraries, so it needs a" \
+    "CPU-only build (-DRRT_CUDA=OFF)" >&2
+  exit 1
+}
+cuda_include=${CUDA_HOME:-/usr/local/cuda}/include
+[[ -f $cuda_include/cuda_bf16.h ]] || { echo "[$tag] no cuda_bf16.h in $cuda_include" >&2; exit 1; }
+mpi_link=()
+if grep -q 'RRT_MPI:BOOL=ON' "$build/CMakeCache.txt"; then
+  read -ra mpi_link < <(mpicxx --showme:link)
+fi
