@@ -66,33 +66,17 @@ void CpuEngine::embed(const int32_t* tokens, int64_t n, float* resid) const {
                                 static_cast<float>(m.embedding_multiplier()));
 }
 
-void CpuEngine::group_rows(const StageRow* rows, int64_t n, int64_t j) {
-  groups_.clear();
-  const int64_t B = block_layers();
-  for (int64_t i = 0; i < n; ++i) {
-    if (groups_.empty() || rows[i].stage != rows[groups_.back().begin].stage) {
-      RRT_CHECK(rows[i].stage >= 0 && rows[i].stage < stages(), "Engine", "stage ", rows[i].stage,
-                " outside 0..", stages() - 1);
-      RRT_CHECK(static_cast<int64_t>(groups_.size()) < stages(), "Engine",
-                "rows of one stage must be contiguous");
-      groups_.push_back({i, i + 1, rows[i].stage * B + j});
-    } else {
-      groups_.back().end = i + 1;
-    }
-  }
-}
-
 // y = x W^T + bias + s B(A x) per group. The tied weight is one GEMM over every row when all
 // groups share it (cycle sharing: always); biases and LoRA belong to each group's position.
 void CpuEngine::project(Proj p, const float* in, int64_t in_dim, float* out, int64_t out_dim) {
   const int i = idx(p);
   const float* W = w_.positions[static_cast<size_t>(groups_[0].position)].weight[i];
   bool shared = true;
-  for (const Group& g : groups_)
+  for (const StageGroup& g : groups_)
     shared = shared && w_.positions[static_cast<size_t>(g.position)].weight[i] == W;
   const int64_t n = groups_.back().end;
   if (shared) ops::linear_forward<float>(in, W, nullptr, out, n, in_dim, out_dim, false);
-  for (const Group& g : groups_) {
+  for (const StageGroup& g : groups_) {
     const LayerParams& lp = w_.positions[static_cast<size_t>(g.position)];
     const int64_t rows = g.end - g.begin;
     const float* x = in + g.begin * in_dim;
@@ -109,7 +93,7 @@ void CpuEngine::project(Proj p, const float* in, int64_t in_dim, float* out, int
 
 void CpuEngine::norm(bool attn, const float* x, float* y) {
   const ModelConfig& m = w_.spec.model;
-  for (const Group& g : groups_) {
+  for (const StageGroup& g : groups_) {
     const LayerParams& lp = w_.positions[static_cast<size_t>(g.position)];
     const int64_t rows = g.end - g.begin;
     norm_forward(layer_dims(m, rows, 1), x + g.begin * m.d_model, attn ? lp.attn_norm : lp.mlp_norm,
@@ -139,7 +123,7 @@ void CpuEngine::rope_rows(float* x, const StageRow* rows, int64_t n, int64_t hea
 void CpuEngine::store_kv(const StageRow* rows, int64_t n) {
   const size_t bytes = static_cast<size_t>(w_.spec.model.kv_dim()) * sizeof(float);
   const int64_t kvd = w_.spec.model.kv_dim();
-  for (const Group& g : groups_)
+  for (const StageGroup& g : groups_)
     for (int64_t i = g.begin; i < g.end; ++i) {
       std::memcpy(cache_.key(g.position, rows[i].slot, rows[i].pos), k_.data() + i * kvd, bytes);
       std::memcpy(cache_.value(g.position, rows[i].slot, rows[i].pos), v_.data() + i * kvd, bytes);
@@ -152,7 +136,7 @@ void CpuEngine::attend(const StageRow* rows, int64_t n) {
   const int64_t H = m.n_heads, Dh = m.dh(), kvd = m.kv_dim(), qd = m.q_dim();
   const int64_t group = H / m.n_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(Dh));
-  for (const Group& g : groups_) {
+  for (const StageGroup& g : groups_) {
     const int64_t l = g.position;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(cap_.threads)
     for (int64_t i = g.begin; i < g.end; ++i)
@@ -187,7 +171,7 @@ void CpuEngine::attend(const StageRow* rows, int64_t n) {
 void CpuEngine::layer(int64_t j, const StageRow* rows, int64_t n, float* x) {
   const ModelConfig& m = w_.spec.model;
   const int64_t D = m.d_model, qd = m.q_dim(), kvd = m.kv_dim(), F = m.ffn;
-  group_rows(rows, n, j);
+  group_by_stage(rows, n, j, groups_);
   norm(true, x, xn_.data());
   project(Proj::q, xn_.data(), D, q_.data(), qd);
   project(Proj::k, xn_.data(), D, k_.data(), kvd);
@@ -287,7 +271,7 @@ void CpuEngine::propagate_kv(const StageRow* rows, int64_t n, const float* resid
     int64_t count = 0;
     while (count < n && rows[count].stage < s) ++count;
     for (int64_t j = 0; j < B; ++j) {
-      groups_.assign(1, Group{0, count, s * B + j});
+      groups_.assign(1, StageGroup{0, count, s * B + j});
       norm(true, resid, xn_.data());
       project(Proj::k, xn_.data(), D, k_.data(), kvd);
       project(Proj::v, xn_.data(), D, v_.data(), kvd);

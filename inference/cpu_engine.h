@@ -72,11 +72,7 @@ class CpuEngine final : public Engine {
   void synchronize() override {}
 
  private:
-  struct Group {
-    int64_t begin, end, position;  // rows [begin, end) run unrolled position `position`
-  };
   void layer(int64_t j, const StageRow* rows, int64_t n, float* x);
-  void group_rows(const StageRow* rows, int64_t n, int64_t j);
   void project(Proj p, const float* in, int64_t in_dim, float* out, int64_t out_dim);
   void norm(bool attn, const float* x, float* y);
   void rope_rows(float* x, const StageRow* rows, int64_t n, int64_t heads) const;
@@ -89,7 +85,7 @@ class CpuEngine final : public Engine {
   EngineCapacity cap_;
   ops::RopeTable rope_;
   KvCache cache_;
-  std::vector<Group> groups_;
+  std::vector<StageGroup> groups_;
   // Scratch for max_rows rows.
   std::vector<float> xn_, q_, k_, v_, att_, mid_, gate_, up_, act_, out_, lora_u_, rstd_, mean_;
   std::vector<float> head_h_, head_u_, scores_;

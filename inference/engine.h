@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "model/config.h"
 
@@ -38,6 +39,11 @@ struct StageRow {
   int32_t slot = 0;
   int32_t pos = 0;
   int32_t stage = 0;
+};
+
+// Rows [begin, end) of a call that run unrolled position `position` (one stage, one block layer).
+struct StageGroup {
+  int64_t begin, end, position;
 };
 
 class Engine {
@@ -80,6 +86,12 @@ class Engine {
   // Copies the KV of row.stage's positions to every later stage's (the same block layer).
   virtual void copy_kv(const StageRow& row) = 0;
   virtual void synchronize() = 0;
+
+ protected:
+  // The call's rows as groups at the same stage, for block layer j: each group runs position
+  // stage * B + j. Throws for a stage outside 0..K-1 or rows of one stage that are not contiguous.
+  void group_by_stage(const StageRow* rows, int64_t n, int64_t j,
+                      std::vector<StageGroup>& groups) const;
 };
 
 }  // namespace rrt::inference
