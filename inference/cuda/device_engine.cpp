@@ -46,15 +46,7 @@ struct Buffer {
     cudaFree(ptr);
     ptr = nullptr;
     const size_t bytes = sizeof(T) * static_cast<size_t>(std::max<int64_t>(count, 1));
-    const cudaError_t err = cudaMalloc(&ptr, bytes);
-    if (err != cudaSuccess) {
-      size_t free_bytes = 0, total_bytes = 0;
-      cudaGetLastError();
-      cudaMemGetInfo(&free_bytes, &total_bytes);
-      RRT_FAIL(kWhere, "cannot allocate ", bytes >> 20, " MiB of GPU memory for the ", what, " (",
-               free_bytes >> 20, " of ", total_bytes >> 20, " MiB free): ", cudaGetErrorString(err),
-               ". Lower --max-batch or the sequence lengths");
-    }
+    ptr = cuda_malloc_or_fail(bytes, kWhere, what, "Lower --max-batch or the sequence lengths");
     return static_cast<T*>(ptr);
   }
   template <typename T>
@@ -91,13 +83,9 @@ class DeviceEngine final : public Engine {
   void synchronize() override { RRT_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
  private:
-  struct Group {
-    int64_t begin, end, position;  // rows [begin, end) run unrolled position `position`
-  };
   const bf16* on_device(const float* host) const;
   void upload_rows(const StageRow* rows, const int32_t* states, int64_t n);
   void layer(int64_t j, int64_t n);
-  void group_rows(const StageRow* rows, int64_t n, int64_t j);
   void project(Proj p, const bf16* in, int64_t in_dim, bf16* out, int64_t out_dim);
   void norm(bool attn, const bf16* x, bf16* y);
   void norm_rows(const LayerDims& d, const bf16* x, const bf16* w, const bf16* b, bf16* y);
@@ -127,7 +115,7 @@ class DeviceEngine final : public Engine {
   Buffer logits_, max_prob_, argmax_;
   Buffer row_data_;  // per row: slot, position, state, token ([4, max_rows] int32)
   std::vector<int32_t> staging_;
-  std::vector<Group> groups_;
+  std::vector<StageGroup> groups_;
   std::vector<int32_t> head_argmax_;
   std::vector<float> head_max_prob_f_;
   std::vector<double> head_max_prob_;
@@ -271,33 +259,17 @@ void DeviceEngine::embed_states(const int32_t* tokens, const int32_t* states, in
   }
 }
 
-void DeviceEngine::group_rows(const StageRow* rows, int64_t n, int64_t j) {
-  groups_.clear();
-  const int64_t B = block_layers();
-  for (int64_t i = 0; i < n; ++i) {
-    if (groups_.empty() || rows[i].stage != rows[groups_.back().begin].stage) {
-      RRT_CHECK(rows[i].stage >= 0 && rows[i].stage < stages(), kWhere, "stage ", rows[i].stage,
-                " outside 0..", stages() - 1);
-      RRT_CHECK(static_cast<int64_t>(groups_.size()) < stages(), kWhere,
-                "rows of one stage must be contiguous");
-      groups_.push_back({i, i + 1, rows[i].stage * B + j});
-    } else {
-      groups_.back().end = i + 1;
-    }
-  }
-}
-
 // y = x W^T + bias + s B(A x) per group, the tied GEMM once over every row when all groups
 // share the weight (CpuEngine::project).
 void DeviceEngine::project(Proj p, const bf16* in, int64_t in_dim, bf16* out, int64_t out_dim) {
   const int i = idx(p);
   const bf16* W = positions_[static_cast<size_t>(groups_[0].position)].weight[i];
   bool shared = true;
-  for (const Group& g : groups_)
+  for (const StageGroup& g : groups_)
     shared = shared && positions_[static_cast<size_t>(g.position)].weight[i] == W;
   const int64_t n = groups_.back().end;
   if (shared) cu::linear_forward(gemm_, in, W, nullptr, out, n, in_dim, out_dim, false);
-  for (const Group& g : groups_) {
+  for (const StageGroup& g : groups_) {
     const DeviceLayerParams& lp = positions_[static_cast<size_t>(g.position)];
     const int64_t rows = g.end - g.begin;
     const bf16* x = in + g.begin * in_dim;
@@ -320,7 +292,7 @@ void DeviceEngine::norm_rows(const LayerDims& d, const bf16* x, const bf16* w, c
 
 void DeviceEngine::norm(bool attn, const bf16* x, bf16* y) {
   const ModelConfig& m = spec_.model;
-  for (const Group& g : groups_) {
+  for (const StageGroup& g : groups_) {
     const DeviceLayerParams& lp = positions_[static_cast<size_t>(g.position)];
     norm_rows(layer_dims(m, g.end - g.begin, 1), x + g.begin * m.d_model,
               attn ? lp.attn_norm : lp.mlp_norm, attn ? lp.attn_norm_bias : lp.mlp_norm_bias,
@@ -330,7 +302,7 @@ void DeviceEngine::norm(bool attn, const bf16* x, bf16* y) {
 
 void DeviceEngine::store_kv() {
   const int64_t kvd = spec_.model.kv_dim();
-  for (const Group& g : groups_)
+  for (const StageGroup& g : groups_)
     cu::kv_store(k_.as<bf16>() + g.begin * kvd, v_.as<bf16>() + g.begin * kvd, k_cache(g.position),
                  v_cache(g.position), d_slot() + g.begin, d_pos() + g.begin, g.end - g.begin,
                  cap_.max_seq, kvd, stream_);
@@ -339,7 +311,7 @@ void DeviceEngine::store_kv() {
 void DeviceEngine::attend() {
   const ModelConfig& m = spec_.model;
   const int64_t qd = m.q_dim();
-  for (const Group& g : groups_)
+  for (const StageGroup& g : groups_)
     cu::kv_attention(q_.as<bf16>() + g.begin * qd, k_cache(g.position), v_cache(g.position),
                      d_slot() + g.begin, d_pos() + g.begin, att_.as<bf16>() + g.begin * qd,
                      g.end - g.begin, m.n_heads, m.n_kv_heads, m.dh(), cap_.max_seq, stream_);
@@ -385,7 +357,7 @@ void DeviceEngine::run_stage(const StageRow* rows, const int32_t* states, int64_
   upload_rows(rows, states, n);
   cu::gather_rows(states_.as<bf16>(), d_state(), x_.as<bf16>(), n, d_model(), stream_);
   for (int64_t j = 0; j < block_layers(); ++j) {
-    group_rows(rows, n, j);
+    group_by_stage(rows, n, j, groups_);
     layer(j, n);
   }
   cu::scatter_rows(x_.as<bf16>(), d_state(), states_.as<bf16>(), n, d_model(), stream_);
@@ -447,7 +419,7 @@ void DeviceEngine::propagate_kv(const StageRow* rows, const int32_t* states, int
     int64_t count = 0;
     while (count < n && rows[count].stage < s) ++count;
     for (int64_t j = 0; j < B; ++j) {
-      groups_.assign(1, Group{0, count, s * B + j});
+      groups_.assign(1, StageGroup{0, count, s * B + j});
       norm(true, x_.as<bf16>(), xn_.as<bf16>());
       project(Proj::k, xn_.as<bf16>(), D, k_.as<bf16>(), kvd);
       project(Proj::v, xn_.as<bf16>(), D, v_.as<bf16>(), kvd);

@@ -45,15 +45,8 @@ struct DeviceBlock {
   ~DeviceBlock() { cudaFree(ptr); }
   void allocate(size_t n, const char* what) {
     bytes = n;
-    const cudaError_t err = cudaMalloc(&ptr, n);
-    if (err != cudaSuccess) {
-      size_t free_bytes = 0, total_bytes = 0;
-      cudaGetLastError();
-      cudaMemGetInfo(&free_bytes, &total_bytes);
-      RRT_FAIL(kWhere, "cannot allocate ", n >> 20, " MiB of GPU memory for the ", what, " (",
-               free_bytes >> 20, " of ", total_bytes >> 20, " MiB free): ", cudaGetErrorString(err),
-               ". Lower train.micro_batch or train.seq_len, or set train.recompute: all");
-    }
+    ptr = cuda_malloc_or_fail(
+        n, kWhere, what, "Lower train.micro_batch or train.seq_len, or set train.recompute: all");
     RRT_CUDA_CHECK(cudaMemset(ptr, 0, n));
   }
 };
