@@ -71,9 +71,8 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     rrt::ParameterSet host(spec, rrt::ParameterSet::Grads::without);
     rrt::bench::fill_weights(host);
-    rrt::inference::EngineCapacity cap{.slots = o.max_batch,
-                                       .max_seq = o.prompt_max + o.output_max,
-                                       .max_rows = std::max<int64_t>(64, o.max_batch)};
+    const rrt::inference::EngineCapacity cap =
+        rrt::inference::capacity_for_batch(o.max_batch, o.prompt_max + o.output_max);
     const auto engine =
         rrt::inference::make_device_engine(rrt::inference::bind_weights(spec, host), host, cap);
     std::printf("tinyllama relaxed B=11 K=2 r=64 on %s: setup %.1f s\n",

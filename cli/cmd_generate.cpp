@@ -128,12 +128,8 @@ void add_generate_command(CLI::App& app) {
     RRT_CHECK(max_seq <= cfg.model.model.max_seq_len, "generate", "the longest prompt (", longest,
               " tokens) plus ", o->max_new, " new tokens exceed the model's max_seq_len ",
               cfg.model.model.max_seq_len);
-    inference::ServedModel m =
-        inference::load_served_model(o->checkpoint,
-                                     {.slots = o->max_batch,
-                                      .max_seq = max_seq,
-                                      .max_rows = std::max<int64_t>(64, o->max_batch)},
-                                     "none", o->device);
+    inference::ServedModel m = inference::load_served_model(
+        o->checkpoint, inference::capacity_for_batch(o->max_batch, max_seq), "none", o->device);
     inference::GenerateOptions g;
     g.batching = inference::parse_batching(o->batching);
     g.max_batch = o->max_batch;

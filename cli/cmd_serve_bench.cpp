@@ -150,12 +150,8 @@ void add_serve_bench_command(CLI::App& app) {
     for (const auto& q : work.requests)
       max_seq =
           std::max<int64_t>(max_seq, static_cast<int64_t>(q.prompt.size()) + q.max_new_tokens);
-    inference::ServedModel m =
-        inference::load_served_model(o->checkpoint,
-                                     {.slots = o->max_batch,
-                                      .max_seq = max_seq,
-                                      .max_rows = std::max<int64_t>(64, o->max_batch)},
-                                     "none", o->device);
+    inference::ServedModel m = inference::load_served_model(
+        o->checkpoint, inference::capacity_for_batch(o->max_batch, max_seq), "none", o->device);
     inference::BenchOptions b;
     b.schedulers.clear();
     for (const std::string& s : split(o->schedulers))

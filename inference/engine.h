@@ -33,6 +33,13 @@ struct EngineCapacity {
   int threads = 0;        // OpenMP threads for attention (CPU); 0: omp_get_max_threads()
 };
 
+// What the schedulers need to serve up to max_batch sequences of up to max_seq tokens: a slot per
+// sequence, and calls of at least 64 rows so that prefill chunks keep the GEMMs efficient even
+// when the decode batch is small.
+inline EngineCapacity capacity_for_batch(int64_t max_batch, int64_t max_seq) {
+  return {.slots = max_batch, .max_seq = max_seq, .max_rows = max_batch > 64 ? max_batch : 64};
+}
+
 // One row of an engine call: a token of the sequence in `slot` at position `pos`, and the
 // stage the call runs for it (propagate_kv / copy_kv: the last stage computed).
 struct StageRow {

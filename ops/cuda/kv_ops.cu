@@ -56,24 +56,30 @@ __global__ void copy_rows_kernel(const bf16* src, const int32_t* src_index, bf16
   }
 }
 
-// Keys and values of row r go to cache row slot[r] * max_seq + pos[r]; same units as above.
+// The first element of row r's cache (kv_ops.h: several caches in one allocation).
+__device__ __forceinline__ int64_t cache_base(const int32_t* cache, int64_t cache_stride,
+                                              int64_t r) {
+  return cache ? static_cast<int64_t>(cache[r]) * cache_stride : 0;
+}
+
+// Keys and values of row r go to cache row slot[r] * max_seq + pos[r] of row r's cache; same
+// units as above.
 template <bool kVec>
 __global__ void kv_store_kernel(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache,
                                 const int32_t* slot, const int32_t* pos, int64_t n, int64_t max_seq,
-                                int64_t kv_dim) {
+                                int64_t kv_dim, const int32_t* cache, int64_t cache_stride) {
   const int64_t per_row = kVec ? kv_dim / 8 : kv_dim, total = n * per_row;
   for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = idx / per_row, c = idx % per_row;
-    const int64_t cell = static_cast<int64_t>(slot[r]) * max_seq + pos[r];
+    const int64_t at = cache_base(cache, cache_stride, r) +
+                       (static_cast<int64_t>(slot[r]) * max_seq + pos[r]) * kv_dim;
     if constexpr (kVec) {
-      reinterpret_cast<uint4*>(k_cache + cell * kv_dim)[c] =
-          reinterpret_cast<const uint4*>(k + r * kv_dim)[c];
-      reinterpret_cast<uint4*>(v_cache + cell * kv_dim)[c] =
-          reinterpret_cast<const uint4*>(v + r * kv_dim)[c];
+      reinterpret_cast<uint4*>(k_cache + at)[c] = reinterpret_cast<const uint4*>(k + r * kv_dim)[c];
+      reinterpret_cast<uint4*>(v_cache + at)[c] = reinterpret_cast<const uint4*>(v + r * kv_dim)[c];
     } else {
-      k_cache[cell * kv_dim + c] = k[r * kv_dim + c];
-      v_cache[cell * kv_dim + c] = v[r * kv_dim + c];
+      k_cache[at + c] = k[r * kv_dim + c];
+      v_cache[at + c] = v[r * kv_dim + c];
     }
   }
 }
@@ -132,15 +138,17 @@ __global__ void __launch_bounds__(kAttnThreads)
                         const bf16* __restrict__ v_cache, const int32_t* __restrict__ slot,
                         const int32_t* __restrict__ pos, bf16* __restrict__ out, int64_t H,
                         int64_t heads_per_kv, int64_t Dh, int64_t max_seq, int lanes,
-                        float score_scale) {
+                        float score_scale, const int32_t* __restrict__ cache,
+                        int64_t cache_stride) {
   __shared__ float acc_shared[1024 * C];  // G * Dh <= (128 / L) * (8 * L * C)
   __shared__ float max_shared[kAttnThreads], sum_shared[kAttnThreads];
   const int64_t row = blockIdx.x / H, h = blockIdx.x % H;
   const int64_t kv_dim = H / heads_per_kv * Dh;
   const int groups = blockDim.x / lanes, g = threadIdx.x / lanes, lane = threadIdx.x % lanes;
   const int64_t len = pos[row] < max_seq ? static_cast<int64_t>(pos[row]) + 1 : max_seq;
-  const int64_t cache_offset =
-      static_cast<int64_t>(slot[row]) * max_seq * kv_dim + h / heads_per_kv * Dh;
+  const int64_t cache_offset = cache_base(cache, cache_stride, row) +
+                               static_cast<int64_t>(slot[row]) * max_seq * kv_dim +
+                               h / heads_per_kv * Dh;
   const bf16* keys = k_cache + cache_offset;
   const bf16* values = v_cache + cache_offset;
   const bf16* q_row = q + (row * H + h) * Dh;
@@ -310,27 +318,31 @@ void rope_rows_forward(bf16* x, const DeviceRopeTable& table, const int32_t* pos
 }
 
 void kv_store(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache, const int32_t* slot,
-              const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim, cudaStream_t stream) {
-  RRT_CHECK(n >= 0 && max_seq >= 0 && kv_dim >= 0, "kv_store", "bad shape n=", n,
-            " max_seq=", max_seq, " kv_dim=", kv_dim);
+              const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim, cudaStream_t stream,
+              const int32_t* cache, int64_t cache_stride) {
+  RRT_CHECK(n >= 0 && max_seq >= 0 && kv_dim >= 0 && cache_stride >= 0, "kv_store",
+            "bad shape n=", n, " max_seq=", max_seq, " kv_dim=", kv_dim,
+            " cache_stride=", cache_stride);
   if (n == 0 || kv_dim == 0) return;
-  const bool vec =
-      kv_dim % 8 == 0 && aligned16(k) && aligned16(v) && aligned16(k_cache) && aligned16(v_cache);
+  const bool vec = kv_dim % 8 == 0 && cache_stride % 8 == 0 && aligned16(k) && aligned16(v) &&
+                   aligned16(k_cache) && aligned16(v_cache);
   const int64_t units = n * (vec ? kv_dim / 8 : kv_dim);
   if (vec)
     kv_store_kernel<true><<<grid_for(units, kThreads), kThreads, 0, stream>>>(
-        k, v, k_cache, v_cache, slot, pos, n, max_seq, kv_dim);
+        k, v, k_cache, v_cache, slot, pos, n, max_seq, kv_dim, cache, cache_stride);
   else
     kv_store_kernel<false><<<grid_for(units, kThreads), kThreads, 0, stream>>>(
-        k, v, k_cache, v_cache, slot, pos, n, max_seq, kv_dim);
+        k, v, k_cache, v_cache, slot, pos, n, max_seq, kv_dim, cache, cache_stride);
   RRT_CUDA_CHECK_LAUNCH();
 }
 
 void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const int32_t* slot,
                   const int32_t* pos, bf16* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
-                  int64_t max_seq, cudaStream_t stream) {
-  RRT_CHECK(n >= 0 && H >= 1 && Hkv >= 1 && max_seq >= 1, "kv_attention", "bad shape n=", n,
-            " H=", H, " Hkv=", Hkv, " max_seq=", max_seq);
+                  int64_t max_seq, cudaStream_t stream, const int32_t* cache,
+                  int64_t cache_stride) {
+  RRT_CHECK(n >= 0 && H >= 1 && Hkv >= 1 && max_seq >= 1 && cache_stride >= 0, "kv_attention",
+            "bad shape n=", n, " H=", H, " Hkv=", Hkv, " max_seq=", max_seq,
+            " cache_stride=", cache_stride);
   RRT_CHECK(H % Hkv == 0, "kv_attention", "H=", H, " is not a multiple of Hkv=", Hkv);
   RRT_CHECK(Dh >= 1 && Dh <= kKvAttentionMaxHeadDim, "kv_attention", "head dim ", Dh,
             " outside 1..", kKvAttentionMaxHeadDim);
@@ -340,14 +352,16 @@ void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const
   int lanes = 1;
   while (lanes < chunks && lanes < kWarp) lanes *= 2;
   const bool two_chunks = chunks > lanes;  // Dh > 256: each lane holds 16 dims
-  const bool vec = Dh % 8 == 0 && aligned16(q) && aligned16(k_cache) && aligned16(v_cache);
+  const bool vec = Dh % 8 == 0 && cache_stride % 8 == 0 && aligned16(q) && aligned16(k_cache) &&
+                   aligned16(v_cache);
   constexpr double kLog2E = 1.4426950408889634;
   const float score_scale = static_cast<float>(kLog2E / std::sqrt(static_cast<double>(Dh)));
   const unsigned blocks = static_cast<unsigned>(n * H);
   const int64_t heads_per_kv = H / Hkv;
-#define RRT_KV_ATTENTION(C, VEC)                                    \
-  kv_attention_kernel<C, VEC><<<blocks, kAttnThreads, 0, stream>>>( \
-      q, k_cache, v_cache, slot, pos, out, H, heads_per_kv, Dh, max_seq, lanes, score_scale)
+#define RRT_KV_ATTENTION(C, VEC)                                                                  \
+  kv_attention_kernel<C, VEC>                                                                     \
+      <<<blocks, kAttnThreads, 0, stream>>>(q, k_cache, v_cache, slot, pos, out, H, heads_per_kv, \
+                                            Dh, max_seq, lanes, score_scale, cache, cache_stride)
   if (two_chunks && vec)
     RRT_KV_ATTENTION(2, true);
   else if (two_chunks)

@@ -11,6 +11,10 @@
 //
 // KV cache of one unrolled position: k_cache, v_cache [slots, max_seq, kv_dim] bf16, kv_dim =
 // Hkv * Dh; row (slot, t) holds the key (value) of token t of the sequence in `slot`.
+// Several caches in one allocation (the engine's, one per unrolled position, cache_stride
+// elements apart): with `cache` non-null, kv_store and kv_attention send row i to the cache that
+// starts cache[i] * cache_stride elements after k_cache (and v_cache), so one launch serves the
+// rows of every loop in a depth-wise step; with `cache` null every row uses k_cache / v_cache.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -37,7 +41,8 @@ void rope_rows_forward(bf16* x, const DeviceRopeTable& table, const int32_t* pos
 //   k_cache[(slot[i] * max_seq + pos[i]) * kv_dim + c] = k[i * kv_dim + c], the same for v.
 // Rows must name distinct (slot, pos) cells (two writes to one cell race).
 void kv_store(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache, const int32_t* slot,
-              const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim, cudaStream_t stream);
+              const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim, cudaStream_t stream,
+              const int32_t* cache = nullptr, int64_t cache_stride = 0);
 
 // Decode attention, one query per (row i, head h):
 //   out[i, h, :] = softmax(q[i, h, :] . K^T / sqrt(Dh)) V
@@ -51,10 +56,12 @@ void kv_store(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache, const 
 // warp shuffles and folds them into its own online softmax (running max and sum, fp32); the
 // groups merge at the end through 5 KiB (Dh <= 256) or 9 KiB of static shared memory. No split
 // over keys across blocks: n * H blocks in all, each reading its slot's pos[i] + 1 key rows.
-// Throws rrt::Error for Dh outside 1..512, Hkv < 1, H % Hkv != 0, negative sizes.
+// Throws rrt::Error for Dh outside 1..512, Hkv < 1, H % Hkv != 0, negative sizes (kv_store too,
+// and both for a negative cache_stride).
 void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const int32_t* slot,
                   const int32_t* pos, bf16* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
-                  int64_t max_seq, cudaStream_t stream);
+                  int64_t max_seq, cudaStream_t stream, const int32_t* cache = nullptr,
+                  int64_t cache_stride = 0);
 
 // Rows of D bf16 (i < n): gather dst[i] = src[index[i]]; scatter dst[index[i]] = src[i].
 // Scatter indices must be distinct; src and dst must not overlap.

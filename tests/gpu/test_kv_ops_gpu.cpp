@@ -101,29 +101,42 @@ TEST(GpuKvOps, KvStoreWritesTheNamedCellsOnly) {
   const int64_t slots = 3, max_seq = 9;
   const std::vector<int32_t> slot = {0, 2, 2, 1}, pos = {0, 8, 3, 5};
   const int64_t n = static_cast<int64_t>(slot.size());
-  for (int64_t kv_dim : {int64_t{40}, int64_t{12}}) {  // 16-byte path; 12 % 8 != 0: scalar path
-    SCOPED_TRACE("kv_dim=" + std::to_string(kv_dim));
-    const size_t cache_count = static_cast<size_t>(slots * max_seq * kv_dim);
-    const auto k = random_bf16(static_cast<size_t>(n * kv_dim), 2);
-    const auto v = random_bf16(static_cast<size_t>(n * kv_dim), 3);
+  struct Case {
+    int64_t kv_dim, caches, gap;  // gap: elements between two caches of one allocation
+  };
+  // 16-byte path; 12 % 8 != 0: scalar path; two caches (rows of two loops in one launch), with a
+  // stride that keeps 16-byte alignment and one that does not (scalar path although kv_dim % 8 ==
+  // 0).
+  const Case cases[] = {{40, 1, 0}, {12, 1, 0}, {40, 2, 8}, {12, 2, 3}, {40, 2, 3}};
+  const std::vector<int32_t> cache = {1, 0, 1, 1};
+  for (const Case& c : cases) {
+    SCOPED_TRACE("kv_dim=" + std::to_string(c.kv_dim) + " caches=" + std::to_string(c.caches) +
+                 " gap=" + std::to_string(c.gap));
+    const int64_t one_cache = slots * max_seq * c.kv_dim, stride = one_cache + c.gap;
+    const size_t cache_count = static_cast<size_t>((c.caches - 1) * stride + one_cache);
+    const auto k = random_bf16(static_cast<size_t>(n * c.kv_dim), 2);
+    const auto v = random_bf16(static_cast<size_t>(n * c.kv_dim), 3);
     const auto k_cache0 = random_bf16(cache_count, 4), v_cache0 = random_bf16(cache_count, 5);
     auto k_ref = k_cache0, v_ref = v_cache0;
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < kv_dim; ++c) {
-        const size_t cell = static_cast<size_t>((slot[i] * max_seq + pos[i]) * kv_dim + c);
-        k_ref[cell] = k[static_cast<size_t>(i * kv_dim + c)];
-        v_ref[cell] = v[static_cast<size_t>(i * kv_dim + c)];
+      for (int64_t e = 0; e < c.kv_dim; ++e) {
+        const int64_t base = c.caches > 1 ? cache[i] * stride : 0;
+        const size_t cell = static_cast<size_t>(base + (slot[i] * max_seq + pos[i]) * c.kv_dim + e);
+        k_ref[cell] = k[static_cast<size_t>(i * c.kv_dim + e)];
+        v_ref[cell] = v[static_cast<size_t>(i * c.kv_dim + e)];
       }
     DeviceBuffer<bf16> d_k(k.size()), d_v(v.size()), d_kc(cache_count), d_vc(cache_count);
-    DeviceBuffer<int32_t> d_slot(slot.size()), d_pos(pos.size());
+    DeviceBuffer<int32_t> d_slot(slot.size()), d_pos(pos.size()), d_cache(cache.size());
     put(d_k, k);
     put(d_v, v);
     put(d_kc, k_cache0);
     put(d_vc, v_cache0);
     upload(d_slot, slot);
     upload(d_pos, pos);
+    upload(d_cache, cache);
     ops::cuda::kv_store(d_k.get(), d_v.get(), d_kc.get(), d_vc.get(), d_slot.get(), d_pos.get(), n,
-                        max_seq, kv_dim, nullptr);
+                        max_seq, c.kv_dim, nullptr, c.caches > 1 ? d_cache.get() : nullptr,
+                        c.caches > 1 ? stride : 0);
     EXPECT_EQ(bits(download_f32(d_kc)), bits(k_ref)) << "keys";
     EXPECT_EQ(bits(download_f32(d_vc)), bits(v_ref)) << "values";
   }
@@ -214,6 +227,48 @@ TEST(GpuKvOps, KvAttentionMatchesDoubleReference) {
   }
 }
 
+// Rows of two loops in one launch: each row reads its own cache of one allocation (the engine's
+// depth-wise step). The reference runs each cache separately; a kernel that ignored `cache`
+// would read cache 0 for every row and miss the rows of cache 1.
+TEST(GpuKvOps, KvAttentionReadsEachRowsOwnCache) {
+  RRT_REQUIRE_GPU();
+  const int64_t H = 4, Hkv = 2, slots = 2, max_seq = 40;
+  const std::vector<int32_t> slot = {0, 1, 0, 1, 1}, pos = {3, 39, 17, 0, 20};
+  const std::vector<int32_t> cache = {1, 0, 0, 1, 1};
+  const int64_t n = static_cast<int64_t>(slot.size());
+  for (int64_t Dh : {int64_t{64}, int64_t{100}}) {  // 16-byte and scalar paths
+    SCOPED_TRACE("Dh=" + std::to_string(Dh));
+    const int64_t one_cache = slots * max_seq * Hkv * Dh, stride = one_cache + 16;
+    const size_t q_count = static_cast<size_t>(n * H * Dh), total = static_cast<size_t>(2 * stride);
+    const auto q = random_bf16(q_count, 9, 4.f), kc = random_bf16(total, 10);
+    const auto vc = random_bf16(total, 11);
+    std::vector<float> ref(q_count);
+    for (int64_t which = 0; which < 2; ++which) {
+      const size_t from = static_cast<size_t>(which * stride);
+      const std::vector<float> k_one(kc.begin() + from, kc.begin() + from + one_cache);
+      const std::vector<float> v_one(vc.begin() + from, vc.begin() + from + one_cache);
+      const auto part = attention_reference(q, k_one, v_one, slot, pos, H, Hkv, Dh, max_seq);
+      for (int64_t i = 0; i < n; ++i)
+        if (cache[i] == which)
+          std::copy_n(part.begin() + i * H * Dh, H * Dh, ref.begin() + i * H * Dh);
+    }
+    DeviceBuffer<bf16> d_q(q_count), d_kc(total), d_vc(total), d_out(q_count);
+    DeviceBuffer<int32_t> d_slot(slot.size()), d_pos(pos.size()), d_cache(cache.size());
+    put(d_q, q);
+    put(d_kc, kc);
+    put(d_vc, vc);
+    poison(d_out);
+    upload(d_slot, slot);
+    upload(d_pos, pos);
+    upload(d_cache, cache);
+    ops::cuda::kv_attention(d_q.get(), d_kc.get(), d_vc.get(), d_slot.get(), d_pos.get(),
+                            d_out.get(), n, H, Hkv, Dh, max_seq, nullptr, d_cache.get(), stride);
+    const double err = relative_l2(download_f32(d_out), ref);
+    std::printf("[kv_attention, two caches] Dh=%ld: relative L2 %.2e\n", long(Dh), err);
+    EXPECT_LE(err, kBf16Tol);
+  }
+}
+
 TEST(GpuKvOps, KvAttentionRejectsBadShapes) {  // host checks: no GPU needed
   const int32_t* none = nullptr;
   const bf16* nb = nullptr;
@@ -225,6 +280,9 @@ TEST(GpuKvOps, KvAttentionRejectsBadShapes) {  // host checks: no GPU needed
                Error);
   EXPECT_THROW(ops::cuda::kv_store(nb, nb, nullptr, nullptr, none, none, -1, 8, 64, nullptr),
                Error);
+  EXPECT_THROW(
+      ops::cuda::kv_store(nb, nb, nullptr, nullptr, none, none, 1, 8, 64, nullptr, none, -8),
+      Error);
   EXPECT_THROW(ops::cuda::gather_rows(nb, none, nullptr, 2, -1, nullptr), Error);
   EXPECT_THROW(ops::cuda::logits_argmax_max_prob(nullptr, 1, 0, nullptr, nullptr, nullptr), Error);
   // n = 0 launches nothing, so null pointers are fine.

@@ -461,21 +461,23 @@ void rope_rows_forward(bf16* x, const DeviceRopeTable& table, const int32_t* pos
   }
 }
 void kv_store(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache, const int32_t* slot,
-              const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim, cudaStream_t) {
-  RRT_CHECK(n >= 0 && max_seq >= 0 && kv_dim >= 0, "kv_store", "bad shape");
+              const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim, cudaStream_t,
+              const int32_t* cache, int64_t cache_stride) {
+  RRT_CHECK(n >= 0 && max_seq >= 0 && kv_dim >= 0 && cache_stride >= 0, "kv_store", "bad shape");
   for (int64_t i = 0; i < n; ++i) {
     RRT_CHECK(slot[i] >= 0 && pos[i] >= 0 && pos[i] < max_seq, "emu kv_store", "row ", i,
               " names slot ", slot[i], " position ", pos[i]);
-    const int64_t cell = (static_cast<int64_t>(slot[i]) * max_seq + pos[i]) * kv_dim;
+    const int64_t cell = (cache ? cache[i] * cache_stride : 0) +
+                         (static_cast<int64_t>(slot[i]) * max_seq + pos[i]) * kv_dim;
     std::memcpy(k_cache + cell, k + i * kv_dim, sizeof(bf16) * kv_dim);
     std::memcpy(v_cache + cell, v + i * kv_dim, sizeof(bf16) * kv_dim);
   }
 }
 void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const int32_t* slot,
                   const int32_t* pos, bf16* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
-                  int64_t max_seq, cudaStream_t) {
+                  int64_t max_seq, cudaStream_t, const int32_t* cache, int64_t cache_stride) {
   RRT_CHECK(n >= 0 && H >= 1 && Hkv >= 1 && max_seq >= 1 && H % Hkv == 0 && Dh >= 1 &&
-                Dh <= kKvAttentionMaxHeadDim,
+                Dh <= kKvAttentionMaxHeadDim && cache_stride >= 0,
             "kv_attention", "bad shape n=", n, " H=", H, " Hkv=", Hkv, " Dh=", Dh);
   const int64_t kv_dim = Hkv * Dh;
   const float scale = 1.0f / std::sqrt(static_cast<float>(Dh));
@@ -486,7 +488,8 @@ void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const
     const int64_t len = pos[i] + 1;
     score.resize(len);
     for (int64_t h = 0; h < H; ++h) {
-      const int64_t base = static_cast<int64_t>(slot[i]) * max_seq * kv_dim + h / (H / Hkv) * Dh;
+      const int64_t base = (cache ? cache[i] * cache_stride : 0) +
+                           static_cast<int64_t>(slot[i]) * max_seq * kv_dim + h / (H / Hkv) * Dh;
       const bf16* qh = q + (i * H + h) * Dh;
       float mx = -INFINITY;
       for (int64_t t = 0; t < len; ++t) {
