@@ -27,10 +27,10 @@ mkdir -p "$out"
 sim=tests/gpu/simulation
 # rrt's own kernels. Not here: gemm.cu (cuBLASLt; its two small bias kernels go with it), lora.cu
 # (GEMMs only), attention.cpp (cuDNN).
-kernels=(activation adamw embedding norm rope vector_ops kv_ops cross_entropy exit_loss
+kernels=(activation adamw embedding norm rope vector_ops kv_ops lora_rows cross_entropy exit_loss
          attention_fallback)
-tests=(test_ops_elementwise_gpu test_kv_ops_gpu test_cross_entropy_gpu test_exit_loss_gpu
-       test_attention_gpu)
+tests=(test_ops_elementwise_gpu test_kv_ops_gpu test_lora_rows_gpu test_cross_entropy_gpu
+       test_exit_loss_gpu test_attention_gpu)
 # The device model, trainer and engine on top of them (emulate.sh's tests, GEMMs still emulated).
 model_sources=(tests/gpu/test_model_gpu.cpp tests/gpu/test_exits_gpu.cpp tests/gpu/test_trainer_gpu.cpp
                tests/gpu/test_grad_ready_gpu.cpp tests/gpu/test_engine_gpu.cpp model/cuda/device_model.cpp

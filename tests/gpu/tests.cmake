@@ -5,6 +5,7 @@ rrt_add_gpu_test(test_exit_loss_gpu ${CMAKE_CURRENT_LIST_DIR}/test_exit_loss_gpu
 rrt_add_gpu_test(test_ops_elementwise_gpu ${CMAKE_CURRENT_LIST_DIR}/test_ops_elementwise_gpu.cpp)
 rrt_add_gpu_test(test_attention_gpu ${CMAKE_CURRENT_LIST_DIR}/test_attention_gpu.cpp)
 rrt_add_gpu_test(test_kv_ops_gpu ${CMAKE_CURRENT_LIST_DIR}/test_kv_ops_gpu.cpp)
+rrt_add_gpu_test(test_lora_rows_gpu ${CMAKE_CURRENT_LIST_DIR}/test_lora_rows_gpu.cpp)
 rrt_add_gpu_test(test_nccl_gpu ${CMAKE_CURRENT_LIST_DIR}/test_nccl_gpu.cpp)
 # The whole model, the trainer and the inference engine on the GPU share one binary (the bundle carries every binary
 # with all of rrt's device code inside; one fewer keeps it under the device tool's carry limit).

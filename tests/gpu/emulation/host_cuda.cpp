@@ -30,6 +30,7 @@
 #include "ops/cuda/gemm.h"
 #include "ops/cuda/kv_ops.h"
 #include "ops/cuda/lora.h"
+#include "ops/cuda/lora_rows.h"
 #include "ops/cuda/vector_ops.h"
 #include "ops/embedding.h"
 #include "ops/exit_loss.h"
@@ -540,6 +541,39 @@ void logits_argmax_max_prob(const float* logits, int64_t n, int64_t V, int32_t* 
     for (int64_t j = 0; j < V; ++j) sum += std::exp(double(l[j]) - l[best]);
     argmax[r] = static_cast<int32_t>(best);
     max_prob[r] = static_cast<float>(1.0 / sum);
+  }
+}
+
+// ---- batched per-row LoRA (lora_rows) ----
+// The kernels' math on the host: u in fp32 (never rounded), y rounded to bf16 once per element.
+void lora_rows_forward(const bf16* x, int64_t in, bf16* y, int64_t out, const LoraAdapter* adapters,
+                       int64_t adapter_stride, const LoraRowTile* tiles, int64_t n_tiles,
+                       int64_t max_rank, float* u, cudaStream_t) {
+  RRT_CHECK(in >= 1 && out >= 1 && n_tiles >= 0 && max_rank >= 0 && adapter_stride >= 0,
+            "lora_rows", "bad shape in=", in, " out=", out, " n_tiles=", n_tiles,
+            " max_rank=", max_rank, " adapter_stride=", adapter_stride);
+  if (max_rank == 0) return;  // as the kernels: nothing launched, the arrays are not read
+  for (int64_t t = 0; t < n_tiles; ++t) {
+    const LoraRowTile& tile = tiles[t];
+    const LoraAdapter& ad = adapters[tile.group * adapter_stride];
+    RRT_CHECK(tile.end - tile.begin <= kLoraRowTileMax && ad.rank <= max_rank, "emu lora_rows",
+              "tile ", t, " has ", tile.end - tile.begin, " rows, rank ", ad.rank);
+    if (!ad.a || !ad.b || ad.rank <= 0) continue;
+    for (int64_t i = tile.begin; i < tile.end; ++i) {
+      float* ui = u + i * max_rank;
+      for (int64_t k = 0; k < ad.rank; ++k) {
+        float dot = 0.f;
+        for (int64_t c = 0; c < in; ++c)
+          dot += __bfloat162float(x[i * in + c]) * __bfloat162float(ad.a[k * in + c]);
+        ui[k] = dot;
+      }
+      for (int64_t o = 0; o < out; ++o) {
+        float dot = 0.f;
+        for (int64_t k = 0; k < ad.rank; ++k)
+          dot += ui[k] * __bfloat162float(ad.b[o * ad.rank + k]);
+        y[i * out + o] = __float2bfloat16(__bfloat162float(y[i * out + o]) + ad.scale * dot);
+      }
+    }
   }
 }
 #endif  // RRT_SIMULATED_KERNELS
