@@ -40,7 +40,8 @@ __device__ __forceinline__ bool aligned16(const void* p) {
 struct TileWork {
   const bf16* a;
   const bf16* b;
-  int64_t rank;
+  int64_t rank;      // the ranks used: the adapter's, at most max_rank
+  int64_t b_stride;  // elements per row of B: the adapter's rank
   float scale;
   int64_t begin;
   int rows;
@@ -56,6 +57,7 @@ __device__ __forceinline__ TileWork tile_work(const LoraAdapter* adapters, int64
   w.scale = ad->scale;
   const int64_t rank = ad->rank < max_rank ? ad->rank : max_rank;  // u holds max_rank columns
   w.rank = w.a && w.b && rank > 0 ? rank : 0;
+  w.b_stride = ad->rank;
   w.begin = tile.begin;
   const int32_t rows = tile.end - tile.begin;
   w.rows = rows < 0 ? 0 : (rows > kRows ? kRows : rows);
@@ -179,8 +181,8 @@ __global__ void __launch_bounds__(kThreads)
   if (w.rank == 0) return;  // the whole block: uniform
   const int part = threadIdx.x % parts;
   const int64_t o = static_cast<int64_t>(blockIdx.y) * (kThreads / parts) + threadIdx.x / parts;
-  const bool vec = w.rank % 8 == 0 && aligned16(w.b);
-  const bf16* b_row = w.b + (o < out ? o : 0) * w.rank;
+  const bool vec = w.b_stride % 8 == 0 && aligned16(w.b);
+  const bf16* b_row = w.b + (o < out ? o : 0) * w.b_stride;
   float acc[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = 0.f;
