@@ -1,9 +1,10 @@
 // The batched per-row LoRA (ops/cuda/lora_rows.h) against a reference in double written here.
 // Inputs are random and rounded to bf16 first, so the reference sees exactly what the kernels
 // read. y starts from random values (the op accumulates); u starts poisoned (NaN), so a read of
-// a u element the down kernel never wrote shows. Every adapter has its own allocation, so a read
-// past the end of an A or B row of the last adapter row shows under tests/gpu/simulate.sh (guard
-// pages). Tolerances, relative L2 (||gpu - ref|| / ||ref||):
+// a u element the down kernel never wrote shows. Every adapter has its own allocations, so a read
+// past the end of its A or B faults under tests/gpu/simulate.sh (guard pages). The adapter table
+// has decoy adapters between the groups' entries (stride 3), so a wrong entry gives wrong values.
+// Tolerances, relative L2 (||gpu - ref|| / ||ref||):
 //   y (bf16 storage of the sum)                kBf16Tol = 1e-2  (bf16 storage alone: ~2e-3)
 //   u (fp32, never rounded to bf16)            kF32Tol  = 1e-4  (fp32 sums of up to 8192 terms;
 //                                                                 bf16 rounding would be ~2e-3)
