@@ -1,14 +1,21 @@
-// The inference engine on one GPU: inference/cpu_engine.cpp's twin, statement for statement (read
-// them side by side), on bf16 device buffers. The differences are where the data lives: the
-// weights are one bf16 copy of the model's value arena (a pointer into the host arena maps to
-// the same offset here), the work-item states and the KV cache are bf16 device memory, and each
-// call uploads only its rows (slot, position, state) and returns only the head's per-row results.
+// The inference engine on one GPU: inference/cpu_engine.cpp's twin (read them side by side), on
+// bf16 device buffers. The differences are where the data lives: the weights are one bf16 copy of
+// the model's value arena (a pointer into the host arena maps to the same offset here), the
+// work-item states and the KV cache are bf16 device memory, and each call uploads only its rows
+// (slot, position, state, stage) and returns only the head's per-row results. And how a
+// depth-wise step batches: the CPU engine loops over a call's stage groups (its cost follows the
+// rows), while a decode step on a GPU is bound by its kernel launches, so here every op of a
+// layer is one launch over all rows whatever their loops: the tied GEMM (shared by every loop),
+// each row's own loop's LoRA (lora_rows_forward), the KV cache of each row's own position
+// (kv_store / kv_attention with a per-row cache index). A step mixing loops then costs what a
+// step of one loop costs, as METHOD.md section 5 assumes.
 // Everything is queued on the engine's own stream; exit_heads and synchronize wait for it.
 #include "inference/device_engine.h"
 
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "core/cuda/cuda_check.h"
@@ -20,6 +27,7 @@
 #include "ops/cuda/gemm.h"
 #include "ops/cuda/kv_ops.h"
 #include "ops/cuda/lora.h"
+#include "ops/cuda/lora_rows.h"
 #include "ops/cuda/vector_ops.h"
 #include "ops/rope.h"
 
@@ -85,12 +93,13 @@ class DeviceEngine final : public Engine {
  private:
   const bf16* on_device(const float* host) const;
   void upload_rows(const StageRow* rows, const int32_t* states, int64_t n);
+  void upload_lora_tiles();
   void layer(int64_t j, int64_t n);
   void project(Proj p, const bf16* in, int64_t in_dim, bf16* out, int64_t out_dim);
   void norm(bool attn, const bf16* x, bf16* y);
   void norm_rows(const LayerDims& d, const bf16* x, const bf16* w, const bf16* b, bf16* y);
-  void store_kv();
-  void attend();
+  void store_kv(int64_t j, int64_t n);
+  void attend(int64_t j, int64_t n);
   bf16* k_cache(int64_t l) const { return kc_.as<bf16>() + l * cache_stride_; }
   bf16* v_cache(int64_t l) const { return vc_.as<bf16>() + l * cache_stride_; }
 
@@ -103,6 +112,12 @@ class DeviceEngine final : public Engine {
   int64_t arena_floats_ = 0;
   Buffer weights_;  // bf16 copy of the value arena
   std::vector<DeviceLayerParams> positions_;
+  // Every position's adapters as lora_rows_forward reads them: [position][projection] on the
+  // device; a call's rows of stage s and block layer j use entry (s * B + j) * kNumProj + p.
+  Buffer lora_adapters_;
+  // The current call's rows in tiles of one stage each (LoraRowTile::group = the stage).
+  std::vector<cu::LoraRowTile> lora_tiles_;
+  Buffer lora_tiles_dev_;
   const bf16 *embed_ = nullptr, *final_norm_ = nullptr, *final_norm_bias_ = nullptr,
              *head_ = nullptr;
   std::vector<const bf16*> exit_lora_a_, exit_lora_b_;
@@ -112,8 +127,9 @@ class DeviceEngine final : public Engine {
   int64_t n_states_ = 0;
   // Scratch for max_rows rows.
   Buffer x_, xn_, q_, k_, v_, att_, mid_, gate_, up_, act_, out_, lora_u_, head_u_;
+  Buffer lora_rows_u_;  // fp32 scratch of lora_rows_forward
   Buffer logits_, max_prob_, argmax_;
-  Buffer row_data_;  // per row: slot, position, state, token ([4, max_rows] int32)
+  Buffer row_data_;  // per row: slot, position, state, stage, token ([5, max_rows] int32)
   std::vector<int32_t> staging_;
   std::vector<StageGroup> groups_;
   std::vector<int32_t> head_argmax_;
@@ -123,7 +139,8 @@ class DeviceEngine final : public Engine {
   int32_t* d_slot() const { return row_data_.as<int32_t>(); }
   int32_t* d_pos() const { return row_data_.as<int32_t>() + cap_.max_rows; }
   int32_t* d_state() const { return row_data_.as<int32_t>() + 2 * cap_.max_rows; }
-  int32_t* d_token() const { return row_data_.as<int32_t>() + 3 * cap_.max_rows; }
+  int32_t* d_stage() const { return row_data_.as<int32_t>() + 3 * cap_.max_rows; }
+  int32_t* d_token() const { return row_data_.as<int32_t>() + 4 * cap_.max_rows; }
 };
 
 DeviceEngine::DeviceEngine(const ModelWeights& w, const ParameterSet& params,
@@ -170,6 +187,13 @@ DeviceEngine::DeviceEngine(const ModelWeights& w, const ParameterSet& params,
     }
     positions_.push_back(d);
   }
+  std::vector<cu::LoraAdapter> adapters;
+  for (const DeviceLayerParams& d : positions_)
+    for (int i = 0; i < kNumProj; ++i)
+      adapters.push_back({d.lora_a[i], d.lora_b[i], static_cast<int32_t>(d.rank[i]), d.scale[i]});
+  RRT_CUDA_CHECK(cudaMemcpy(
+      lora_adapters_.allocate<cu::LoraAdapter>(static_cast<int64_t>(adapters.size()), "adapters"),
+      adapters.data(), sizeof(cu::LoraAdapter) * adapters.size(), cudaMemcpyHostToDevice));
   embed_ = on_device(w.embed);
   final_norm_ = on_device(w.final_norm);
   final_norm_bias_ = on_device(w.final_norm_bias);
@@ -194,12 +218,17 @@ DeviceEngine::DeviceEngine(const ModelWeights& w, const ParameterSet& params,
   up_.allocate<bf16>(R * F, "MLP up");
   act_.allocate<bf16>(R * F, "MLP activation");
   lora_u_.allocate<bf16>(R * std::max<int64_t>(spec_.max_lora_rank(), 1), "LoRA scratch");
+  lora_rows_u_.allocate<float>(R * std::max<int64_t>(spec_.max_lora_rank(), 1), "LoRA scratch");
+  // A call's groups (at most one per stage) in tiles of up to kLoraRowTileMax rows.
+  const int64_t max_tiles = R / cu::kLoraRowTileMax + stages() + 1;
+  lora_tiles_dev_.allocate<cu::LoraRowTile>(max_tiles, "LoRA row tiles");
+  lora_tiles_.reserve(static_cast<size_t>(max_tiles));
   head_u_.allocate<bf16>(R * std::max<int64_t>(exit_rank_, 1), "head adapter scratch");
   logits_.allocate<float>(R * m.vocab, "logits");
   max_prob_.allocate<float>(R, "head results");
   argmax_.allocate<int32_t>(R, "head results");
-  row_data_.allocate<int32_t>(4 * R, "row descriptors");
-  staging_.resize(static_cast<size_t>(4 * R));
+  row_data_.allocate<int32_t>(5 * R, "row descriptors");
+  staging_.resize(static_cast<size_t>(5 * R));
   head_argmax_.resize(static_cast<size_t>(R));
   head_max_prob_f_.resize(static_cast<size_t>(R));
   head_max_prob_.resize(static_cast<size_t>(R));
@@ -221,8 +250,8 @@ void DeviceEngine::reserve_states(int64_t n) {
   n_states_ = n;
 }
 
-// slot, position and state of each row: one upload (pageable memory: staged at once, so the
-// host buffer is free again when the call returns).
+// slot, position, state and stage of each row: one upload (pageable memory: staged at once, so
+// the host buffer is free again when the call returns).
 void DeviceEngine::upload_rows(const StageRow* rows, const int32_t* states, int64_t n) {
   RRT_CHECK(n <= cap_.max_rows, kWhere, n, " rows exceed the planned ", cap_.max_rows);
   const int64_t R = cap_.max_rows;
@@ -234,12 +263,26 @@ void DeviceEngine::upload_rows(const StageRow* rows, const int32_t* states, int6
                 ") is outside the cache's ", cap_.slots, " slots x ", cap_.max_seq, " tokens");
       staging_[i] = rows[i].slot;
       staging_[R + i] = rows[i].pos;
+      staging_[3 * R + i] = rows[i].stage;
     }
     RRT_CHECK(states[i] >= 0 && states[i] < n_states_, kWhere, "state ", states[i],
               " outside the reserved pool of ", n_states_);
     staging_[2 * R + i] = states[i];
   }
-  RRT_CUDA_CHECK(cudaMemcpyAsync(row_data_.ptr, staging_.data(), sizeof(int32_t) * 3 * R,
+  RRT_CUDA_CHECK(cudaMemcpyAsync(row_data_.ptr, staging_.data(), sizeof(int32_t) * 4 * R,
+                                 cudaMemcpyHostToDevice, stream_));
+}
+
+// The current groups' rows as LoRA tiles, grouped by stage (the same for every block layer of a
+// call: a group's position is stage * B + j).
+void DeviceEngine::upload_lora_tiles() {
+  lora_tiles_.clear();
+  const int64_t B = block_layers();
+  for (const StageGroup& g : groups_)
+    cu::append_lora_row_tiles(static_cast<int32_t>(g.begin), static_cast<int32_t>(g.end),
+                              static_cast<int32_t>(g.position / B), lora_tiles_);
+  RRT_CUDA_CHECK(cudaMemcpyAsync(lora_tiles_dev_.ptr, lora_tiles_.data(),
+                                 sizeof(cu::LoraRowTile) * lora_tiles_.size(),
                                  cudaMemcpyHostToDevice, stream_));
 }
 
@@ -259,27 +302,42 @@ void DeviceEngine::embed_states(const int32_t* tokens, const int32_t* states, in
   }
 }
 
-// y = x W^T + bias + s B(A x) per group, the tied GEMM once over every row when all groups
-// share the weight (CpuEngine::project).
+// y = x W^T + bias + s B(A x): the tied GEMM (with its bias in the epilogue) once over every row
+// when all groups share the weight, then every row's own adapter in one lora_rows_forward.
 void DeviceEngine::project(Proj p, const bf16* in, int64_t in_dim, bf16* out, int64_t out_dim) {
   const int i = idx(p);
-  const bf16* W = positions_[static_cast<size_t>(groups_[0].position)].weight[i];
+  const DeviceLayerParams& first = positions_[static_cast<size_t>(groups_[0].position)];
   bool shared = true;
-  for (const StageGroup& g : groups_)
-    shared = shared && positions_[static_cast<size_t>(g.position)].weight[i] == W;
-  const int64_t n = groups_.back().end;
-  if (shared) cu::linear_forward(gemm_, in, W, nullptr, out, n, in_dim, out_dim, false);
   for (const StageGroup& g : groups_) {
     const DeviceLayerParams& lp = positions_[static_cast<size_t>(g.position)];
-    const int64_t rows = g.end - g.begin;
-    const bf16* x = in + g.begin * in_dim;
-    bf16* y = out + g.begin * out_dim;
-    if (!shared)
-      cu::linear_forward(gemm_, x, lp.weight[i], nullptr, y, rows, in_dim, out_dim, false);
-    if (lp.bias[i]) cu::add_row_bias(y, lp.bias[i], rows, out_dim, stream_);
-    cu::lora_forward(gemm_, x, lp.lora_a[i], lp.lora_b[i], lora_u_.as<bf16>(), y, rows, in_dim,
-                     out_dim, lp.rank[i], lp.scale[i]);
+    shared = shared && lp.weight[i] == first.weight[i] && lp.bias[i] == first.bias[i];
   }
+  if (shared) {
+    cu::linear_forward(gemm_, in, first.weight[i], first.bias[i], out, groups_.back().end, in_dim,
+                       out_dim, false);
+  } else {
+    for (const StageGroup& g : groups_) {
+      const DeviceLayerParams& lp = positions_[static_cast<size_t>(g.position)];
+      cu::linear_forward(gemm_, in + g.begin * in_dim, lp.weight[i], lp.bias[i],
+                         out + g.begin * out_dim, g.end - g.begin, in_dim, out_dim, false);
+    }
+  }
+  // One group (prefill, sequence-wise steps): the adapter's two GEMMs on tensor cores, no more
+  // launches than the batched kernel's two. Several: every row's own adapter at once.
+  if (groups_.size() == 1) {
+    const DeviceLayerParams& lp = first;
+    cu::lora_forward(gemm_, in, lp.lora_a[i], lp.lora_b[i], lora_u_.as<bf16>(), out,
+                     groups_[0].end - groups_[0].begin, in_dim, out_dim, lp.rank[i], lp.scale[i]);
+    return;
+  }
+  // Entry (stage * B + j) * kNumProj + i of the adapter table: base j * kNumProj + i, stride
+  // B * kNumProj.
+  const int64_t j = groups_[0].position % block_layers();
+  cu::lora_rows_forward(in, in_dim, out, out_dim,
+                        lora_adapters_.as<cu::LoraAdapter>() + j * kNumProj + i,
+                        block_layers() * kNumProj, lora_tiles_dev_.as<cu::LoraRowTile>(),
+                        static_cast<int64_t>(lora_tiles_.size()), spec_.max_lora_rank(),
+                        lora_rows_u_.as<float>(), stream_);
 }
 
 void DeviceEngine::norm_rows(const LayerDims& d, const bf16* x, const bf16* w, const bf16* b,
@@ -290,8 +348,21 @@ void DeviceEngine::norm_rows(const LayerDims& d, const bf16* x, const bf16* w, c
     cu::rmsnorm_forward(x, w, y, nullptr, d.M(), d.D, d.eps, d.unit_offset, stream_);
 }
 
+// One launch over every row when the groups share the norm's weights (tied blocks do).
 void DeviceEngine::norm(bool attn, const bf16* x, bf16* y) {
   const ModelConfig& m = spec_.model;
+  const auto weights = [&](const StageGroup& g) {
+    const DeviceLayerParams& lp = positions_[static_cast<size_t>(g.position)];
+    return attn ? std::pair(lp.attn_norm, lp.attn_norm_bias)
+                : std::pair(lp.mlp_norm, lp.mlp_norm_bias);
+  };
+  bool shared = true;
+  for (const StageGroup& g : groups_) shared = shared && weights(g) == weights(groups_[0]);
+  if (shared) {
+    const auto [w, b] = weights(groups_[0]);
+    norm_rows(layer_dims(m, groups_.back().end, 1), x, w, b, y);
+    return;
+  }
   for (const StageGroup& g : groups_) {
     const DeviceLayerParams& lp = positions_[static_cast<size_t>(g.position)];
     norm_rows(layer_dims(m, g.end - g.begin, 1), x + g.begin * m.d_model,
@@ -300,21 +371,19 @@ void DeviceEngine::norm(bool attn, const bf16* x, bf16* y) {
   }
 }
 
-void DeviceEngine::store_kv() {
-  const int64_t kvd = spec_.model.kv_dim();
-  for (const StageGroup& g : groups_)
-    cu::kv_store(k_.as<bf16>() + g.begin * kvd, v_.as<bf16>() + g.begin * kvd, k_cache(g.position),
-                 v_cache(g.position), d_slot() + g.begin, d_pos() + g.begin, g.end - g.begin,
-                 cap_.max_seq, kvd, stream_);
+// Rows of every stage in one launch each: row i's cache is position stage[i] * B + j, i.e.
+// k_cache(j) + stage[i] * (B * cache_stride_).
+void DeviceEngine::store_kv(int64_t j, int64_t n) {
+  cu::kv_store(k_.as<bf16>(), v_.as<bf16>(), k_cache(j), v_cache(j), d_slot(), d_pos(), n,
+               cap_.max_seq, spec_.model.kv_dim(), stream_, d_stage(),
+               block_layers() * cache_stride_);
 }
 
-void DeviceEngine::attend() {
+void DeviceEngine::attend(int64_t j, int64_t n) {
   const ModelConfig& m = spec_.model;
-  const int64_t qd = m.q_dim();
-  for (const StageGroup& g : groups_)
-    cu::kv_attention(q_.as<bf16>() + g.begin * qd, k_cache(g.position), v_cache(g.position),
-                     d_slot() + g.begin, d_pos() + g.begin, att_.as<bf16>() + g.begin * qd,
-                     g.end - g.begin, m.n_heads, m.n_kv_heads, m.dh(), cap_.max_seq, stream_);
+  cu::kv_attention(q_.as<bf16>(), k_cache(j), v_cache(j), d_slot(), d_pos(), att_.as<bf16>(), n,
+                   m.n_heads, m.n_kv_heads, m.dh(), cap_.max_seq, stream_, d_stage(),
+                   block_layers() * cache_stride_);
 }
 
 void DeviceEngine::layer(int64_t j, int64_t n) {
@@ -327,8 +396,8 @@ void DeviceEngine::layer(int64_t j, int64_t n) {
   project(Proj::v, xn, D, v_.as<bf16>(), kvd);
   cu::rope_rows_forward(q_.as<bf16>(), *rope_, d_pos(), n, m.n_heads, m.dh(), stream_);
   cu::rope_rows_forward(k_.as<bf16>(), *rope_, d_pos(), n, m.n_kv_heads, m.dh(), stream_);
-  store_kv();
-  attend();
+  store_kv(j, n);
+  attend(j, n);
   project(Proj::o, att_.as<bf16>(), qd, mid, D);
   cu::add_forward(mid, x, mid, n * D, stream_);
   norm(false, m.parallel_residual ? x : mid, xn);
@@ -356,6 +425,8 @@ void DeviceEngine::run_stage(const StageRow* rows, const int32_t* states, int64_
   if (n == 0) return;
   upload_rows(rows, states, n);
   cu::gather_rows(states_.as<bf16>(), d_state(), x_.as<bf16>(), n, d_model(), stream_);
+  group_by_stage(rows, n, 0, groups_);
+  if (groups_.size() > 1) upload_lora_tiles();  // project's batched LoRA reads them
   for (int64_t j = 0; j < block_layers(); ++j) {
     group_by_stage(rows, n, j, groups_);
     layer(j, n);
@@ -424,7 +495,9 @@ void DeviceEngine::propagate_kv(const StageRow* rows, const int32_t* states, int
       project(Proj::k, xn_.as<bf16>(), D, k_.as<bf16>(), kvd);
       project(Proj::v, xn_.as<bf16>(), D, v_.as<bf16>(), kvd);
       cu::rope_rows_forward(k_.as<bf16>(), *rope_, d_pos(), count, m.n_kv_heads, m.dh(), stream_);
-      store_kv();
+      // Into stage s's caches (not the rows' own last stage, which d_stage holds).
+      cu::kv_store(k_.as<bf16>(), v_.as<bf16>(), k_cache(s * B + j), v_cache(s * B + j), d_slot(),
+                   d_pos(), count, cap_.max_seq, kvd, stream_);
     }
   }
 }
