@@ -102,13 +102,13 @@ std::string ExitSetting::label() const {
 }
 
 ExitSetting parse_exit_setting(const std::string& s) {
-  if (s == "none") return {ExitRule::none, 0};
-  if (s == "oracle") return {ExitRule::oracle, 0};
+  if (s == "none") return {ExitRule::none, 0, {}};
+  if (s == "oracle") return {ExitRule::oracle, 0, {}};
   const std::string pre = "confidence:";
   if (s.rfind(pre, 0) == 0) {
     const double t = std::stod(s.substr(pre.size()));
     RRT_CHECK(t >= 0 && t <= 1, "serve-bench", "a confidence threshold is in [0, 1], got ", t);
-    return {ExitRule::confidence, t};
+    return {ExitRule::confidence, t, {}};
   }
   const std::string drawn = "drawn:";
   if (s.rfind(drawn, 0) == 0) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The device model's and the inference engine's gpu tests (test_model_gpu.cpp, test_exits_gpu.cpp, test_trainer_gpu.cpp,
-# test_grad_ready_gpu.cpp, test_engine_gpu.cpp)
+# test_grad_ready_gpu.cpp, test_engine_gpu.cpp; and the op tests of the engine's own kernels, test_kv_ops_gpu.cpp and
+# test_lora_rows_gpu.cpp, which here check the emulation's host versions that the engine test runs on)
 # on the CPU, against a host emulation of the CUDA runtime and of ops/cuda
 # (tests/gpu/emulation/host_cuda.cpp): checks the device model's and the trainer's cuda wiring
 # where no GPU is. It says nothing about the kernels; tests/gpu/run.sh on a GPU host does.
@@ -22,6 +23,7 @@ g++ -std=c++20 -O1 -fopenmp -w -I. -isystem "$cuda_include" \
   $(pkg-config --cflags hdf5 openblas yaml-cpp sentencepiece libpcre2-8 gtest) \
   tests/gpu/test_model_gpu.cpp tests/gpu/test_exits_gpu.cpp tests/gpu/test_trainer_gpu.cpp \
   tests/gpu/test_grad_ready_gpu.cpp tests/gpu/test_engine_gpu.cpp \
+  tests/gpu/test_kv_ops_gpu.cpp tests/gpu/test_lora_rows_gpu.cpp \
   model/cuda/device_model.cpp \
   model/cuda/device_model_state.cpp model/cuda/device_model_exits.cpp \
   model/cuda/device_layer.cpp inference/cuda/device_engine.cpp tests/gpu/emulation/host_cuda.cpp \
