@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <vector>
 
 #include "inference/serve_bench.h"
@@ -96,7 +97,21 @@ TEST(ServeBench, FullDepthAgreesWithItselfAndTheOracleSavesLoops) {
     EXPECT_EQ(s.agreement, 1.0);  // oracle exits with recomputed KV: the full-depth tokens
     EXPECT_LT(s.mean_loops, 3.0);
   }
-  EXPECT_NE(bench_markdown(r).find("| oracle | depth |"), std::string::npos);
+  const std::string md = bench_markdown(r);
+  EXPECT_NE(md.find("| oracle | depth |"), std::string::npos);
+  // Each exit setting's line compares depth-wise batching's measured block time with the model's.
+  double static_block = 0, depth_block = 0;
+  for (const SchedulerResult& s : r.results[1].schedulers) {
+    if (s.batching == Batching::static_batch) static_block = s.block_seconds;
+    if (s.batching == Batching::depth_wise) depth_block = s.block_seconds;
+  }
+  ASSERT_GT(depth_block, 0);
+  const size_t line = md.find("- oracle: [");
+  ASSERT_NE(line, std::string::npos) << md;
+  char want[80];
+  std::snprintf(want, sizeof want, "gain over static %.2fx measured / ",
+                static_block / depth_block);
+  EXPECT_NE(md.find(want, line), std::string::npos) << md;
   EXPECT_THROW(parse_exit_setting("confidence:2"), Error);
 }
 
