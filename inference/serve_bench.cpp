@@ -358,11 +358,12 @@ std::string block_gains(const ExitResult& e) {
   for (const SchedulerResult& x : e.schedulers) by[static_cast<int>(x.batching)] = &x;
   const SchedulerResult* depth = by[static_cast<int>(Batching::depth_wise)];
   if (!depth || depth->block_seconds <= 0 || depth->theory_block_seconds <= 0) return "";
-  std::string s = "; depth-wise block time gain";
+  std::string s;
   for (Batching b : {Batching::static_batch, Batching::sequence_wise}) {
     const SchedulerResult* x = by[static_cast<int>(b)];
     if (!x) continue;
-    s += std::string(b == Batching::static_batch ? " over static " : " over sequence-wise ") +
+    s += std::string(s.empty() ? "; depth-wise block-time gain over " : ", over ") +
+         (b == Batching::static_batch ? "static: " : "sequence-wise: ") +
          fmt("%.2f", x->block_seconds / depth->block_seconds) + "x measured / " +
          fmt("%.2f", x->theory_block_seconds / depth->theory_block_seconds) + "x theory";
   }

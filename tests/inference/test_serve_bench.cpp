@@ -109,7 +109,7 @@ TEST(ServeBench, FullDepthAgreesWithItselfAndTheOracleSavesLoops) {
   const size_t line = md.find("- oracle: [");
   ASSERT_NE(line, std::string::npos) << md;
   char want[80];
-  std::snprintf(want, sizeof want, "gain over static %.2fx measured / ",
+  std::snprintf(want, sizeof want, "gain over static: %.2fx measured / ",
                 static_block / depth_block);
   EXPECT_NE(md.find(want, line), std::string::npos) << md;
   EXPECT_THROW(parse_exit_setting("confidence:2"), Error);
