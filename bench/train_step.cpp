@@ -18,6 +18,7 @@
 #include "core/rng.h"
 #include "model/optimizer.h"
 #include "model/recursive_model.h"
+#include "ops/blas_kernels.h"
 #include "ops/matmul.h"
 
 namespace {
@@ -51,12 +52,16 @@ double sgemm_gflops(int64_t M, int64_t N, int64_t K, int repeats) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  rrt::ops::select_openblas_kernels(argv);  // the kernels rrt itself runs on
   int repeats = 5, warmup = 1;
   bool small = false;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = std::stoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = std::stoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--small")) small = true;
+    if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
+      repeats = std::stoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--warmup") && i + 1 < argc)
+      warmup = std::stoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--small"))
+      small = true;
     else {
       std::fprintf(stderr, "usage: %s [--repeats R] [--warmup W] [--small]\n", argv[0]);
       return 2;
@@ -78,8 +83,8 @@ int main(int argc, char** argv) {
 
   rrt::RecursiveModel model(spec, {.max_batch = N, .max_seq = T});
   model.params().init({.seed = 7, .std = 0.02, .lora_b_zero = false});
-  rrt::AdamW optimizer(model.params(), {.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
-                                        .weight_decay = 0.1});
+  rrt::AdamW optimizer(model.params(),
+                       {.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1});
   std::vector<int32_t> tokens(N * T), targets(N * T);
   rrt::CounterRng rng(3, 0);
   for (int64_t i = 0; i < N * T; ++i) {
@@ -113,7 +118,8 @@ int main(int argc, char** argv) {
   std::vector<double> ratios;
   for (int r = 0; r < repeats; ++r) ratios.push_back(flops / times[r] / 1e9 / peaks[r]);
 
-  std::printf("rrt train-step benchmark (CPU, %d OpenMP threads)\n", omp_get_max_threads());
+  std::printf("rrt train-step benchmark (CPU, %d OpenMP threads, OpenBLAS kernels %s)\n",
+              omp_get_max_threads(), rrt::ops::openblas_core().c_str());
   std::printf("config: d=%ld heads=%ld/%ld ffn=%ld B=%ld K=%ld lora_r=%ld vocab=%ld T=%ld N=%ld\n",
               m.d_model, m.n_heads, m.n_kv_heads, m.ffn, spec.recursion.block_layers,
               spec.recursion.loops, spec.lora.rank_attention, m.vocab, T, N);

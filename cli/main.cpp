@@ -7,16 +7,19 @@
 
 #include "cli/commands.h"
 #include "core/device.h"
+#include "ops/blas_kernels.h"
 
 int main(int argc, char** argv) {
+  rrt::ops::select_openblas_kernels(argv);  // may re-execute rrt with OPENBLAS_CORETYPE set
   CLI::App app{
       "rrt - train and serve Recursive and Relaxed Recursive Transformers\n"
       "Docs: docs/demo.md, docs/runs.md, docs/configs.md, docs/data.md,\n"
       "      docs/conversion.md, docs/distillation.md, docs/distributed.md,\n"
       "      docs/evaluation.md, docs/sweeps.md, docs/inference.md"};
   app.require_subcommand(1);
-  app.set_version_flag("--version",
-                       std::string("rrt 0.1.0 (CPU") + (rrt::cuda_compiled() ? ", CUDA)" : ")"));
+  app.set_version_flag("--version", std::string("rrt 0.1.0 (CPU") +
+                                        (rrt::cuda_compiled() ? ", CUDA" : "") +
+                                        "; OpenBLAS kernels " + rrt::ops::openblas_core() + ")");
   rrt::cli::add_train_command(app);
   rrt::cli::add_eval_command(app);
   rrt::cli::add_prepare_command(app);

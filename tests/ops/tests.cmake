@@ -2,3 +2,7 @@
 foreach(family gradcheck matmul embedding norm rope attention activation lora cross_entropy exit_loss adamw)
   rrt_add_test(ops_${family}_test ${CMAKE_CURRENT_LIST_DIR}/test_${family}.cpp)
 endforeach()
+# OpenBLAS kernel selection, down to the rrt binary's re-exec.
+rrt_add_test(ops_blas_kernels_test ${CMAKE_CURRENT_LIST_DIR}/test_blas_kernels.cpp)
+target_compile_definitions(ops_blas_kernels_test PRIVATE RRT_CLI_PATH="$<TARGET_FILE:rrt_cli>")
+add_dependencies(ops_blas_kernels_test rrt_cli)
