@@ -1,5 +1,5 @@
 // The inference engine's kernels (ops/cuda/kv_ops.h): per-row RoPE, KV-cache writes, decode
-// attention, row gather/scatter, bias add, argmax and max probability.
+// attention, row gather/scatter, argmax and max probability.
 #include <climits>
 #include <cmath>
 
@@ -81,23 +81,6 @@ __global__ void kv_store_kernel(const bf16* k, const bf16* v, bf16* k_cache, bf1
       k_cache[at + c] = k[r * kv_dim + c];
       v_cache[at + c] = v[r * kv_dim + c];
     }
-  }
-}
-
-// ---- bias -------------------------------------------------------------------------------------
-// y[r, c] += bias[c], 8 columns per thread (kVec: 16-byte units, cols % 8 == 0, aligned).
-template <bool kVec>
-__global__ void add_row_bias_kernel(bf16* y, const bf16* bias, int64_t rows, int64_t cols) {
-  const int64_t per_row = (cols + 7) / 8, total = rows * per_row;
-  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = idx / per_row, c = idx % per_row * 8;
-    float yv[8], bv[8];
-    load8<kVec>(y + r * cols, c, cols, yv);
-    load8<kVec>(bias, c, cols, bv);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) yv[e] += bv[e];
-    store8<kVec>(y + r * cols, c, cols, yv);
   }
 }
 
@@ -399,20 +382,6 @@ void gather_rows(const bf16* src, const int32_t* index, bf16* dst, int64_t n, in
 void scatter_rows(const bf16* src, const int32_t* index, bf16* dst, int64_t n, int64_t D,
                   cudaStream_t stream) {
   copy_rows("scatter_rows", src, nullptr, dst, index, n, D, stream);
-}
-
-void add_row_bias(bf16* y, const bf16* bias, int64_t rows, int64_t cols, cudaStream_t stream) {
-  RRT_CHECK(rows >= 0 && cols >= 0, "add_row_bias", "bad shape rows=", rows, " cols=", cols);
-  if (rows == 0 || cols == 0) return;
-  const bool vec = cols % 8 == 0 && aligned16(y) && aligned16(bias);
-  const int64_t units = rows * ((cols + 7) / 8);
-  if (vec)
-    add_row_bias_kernel<true>
-        <<<grid_for(units, kThreads), kThreads, 0, stream>>>(y, bias, rows, cols);
-  else
-    add_row_bias_kernel<false>
-        <<<grid_for(units, kThreads), kThreads, 0, stream>>>(y, bias, rows, cols);
-  RRT_CUDA_CHECK_LAUNCH();
 }
 
 void logits_argmax_max_prob(const float* logits, int64_t n, int64_t V, int32_t* argmax,

@@ -1,5 +1,5 @@
 // CUDA kernels of the early-exit inference engine: the per-row RoPE, KV-cache writes, decode
-// attention, row gather/scatter, bias add and greedy-exit statistics that the CPU engine computes
+// attention, row gather/scatter and greedy-exit statistics that the CPU engine computes
 // in its rope_rows, store_kv and attend and in inference/sampling.cpp's argmax / max_probability.
 //
 // All pointers are device pointers, int32 index arrays included; work is queued on `stream` and
@@ -69,10 +69,6 @@ void gather_rows(const bf16* src, const int32_t* index, bf16* dst, int64_t n, in
                  cudaStream_t stream);
 void scatter_rows(const bf16* src, const int32_t* index, bf16* dst, int64_t n, int64_t D,
                   cudaStream_t stream);
-
-// y[r, c] += bias[c] for r < rows, c < cols: y [rows, cols], bias [cols] bf16, fp32 add, then
-// rounded to bf16.
-void add_row_bias(bf16* y, const bf16* bias, int64_t rows, int64_t cols, cudaStream_t stream);
 
 // Per row r of fp32 logits [n, V] (one block per row):
 //   argmax[r]   = the lowest index of the maximum (inference/sampling.cpp argmax's tie rule),

@@ -522,13 +522,6 @@ void scatter_rows(const bf16* src, const int32_t* index, bf16* dst, int64_t n, i
   for (int64_t i = 0; i < n; ++i)
     std::memcpy(dst + static_cast<int64_t>(index[i]) * D, src + i * D, sizeof(bf16) * D);
 }
-void add_row_bias(bf16* y, const bf16* bias, int64_t rows, int64_t cols, cudaStream_t) {
-  RRT_CHECK(rows >= 0 && cols >= 0, "add_row_bias", "bad shape rows=", rows, " cols=", cols);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      y[r * cols + c] =
-          __float2bfloat16(__bfloat162float(y[r * cols + c]) + __bfloat162float(bias[c]));
-}
 void logits_argmax_max_prob(const float* logits, int64_t n, int64_t V, int32_t* argmax,
                             float* max_prob, cudaStream_t) {
   RRT_CHECK(n >= 0 && V >= 1, "logits_argmax_max_prob", "bad shape n=", n, " V=", V);
