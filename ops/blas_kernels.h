@@ -28,7 +28,9 @@ std::string better_openblas_core(const std::string& picked, const CpuSimd& cpu);
 // Call first in main. When OPENBLAS_CORETYPE is unset and better_openblas_core names a kernel
 // set, sets OPENBLAS_CORETYPE and re-executes the program with the same arguments (it returns
 // when there is nothing to do, or if the exec fails: the program then runs on the kernels it
-// has). RRT_OPENBLAS_CORETYPE=keep turns it off. Child processes inherit the setting.
+// has). RRT_OPENBLAS_CORETYPE=keep turns it off. Child processes inherit the setting. Under a
+// tool that follows one process (valgrind without --trace-children=yes), set OPENBLAS_CORETYPE or
+// RRT_OPENBLAS_CORETYPE=keep so that the program it starts is the one that runs.
 void select_openblas_kernels(char** argv);
 
 }  // namespace rrt::ops
