@@ -83,6 +83,11 @@ inline std::vector<float> random_uniform(size_t n, uint32_t seed, float scale = 
   return v;
 }
 
+// Uniform values already rounded to bf16: what a kernel reads is exactly what the reference sees.
+inline std::vector<float> random_bf16(size_t n, uint32_t seed, float scale = 1.f) {
+  return round_bf16(random_uniform(n, seed, scale));
+}
+
 // ||a - b|| / ||b||, NaN-aware (a NaN anywhere gives infinity).
 inline double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
   double num = 0, den = 0;

@@ -29,9 +29,6 @@ using ops::cuda::bf16;
 constexpr double kBf16Tol = 1e-2;
 constexpr double kF32Tol = 1e-5;
 
-std::vector<float> random_bf16(size_t n, uint32_t seed, float scale = 1.f) {
-  return round_bf16(random_uniform(n, seed, scale));
-}
 void put(DeviceBuffer<bf16>& d, const std::vector<float>& h) { upload(d, to_bf16(h)); }
 std::vector<float> tail(const std::vector<float>& v, size_t from) {
   return std::vector<float>(v.begin() + static_cast<std::ptrdiff_t>(from), v.end());
@@ -181,6 +178,30 @@ std::vector<float> attention_reference(const std::vector<float>& q, const std::v
   return out;
 }
 
+// kv_attention on the device over q and the caches (every pointer `off` elements in), rows
+// optionally sent to caches of one allocation (`cache`, `stride`); returns the output from `off`.
+std::vector<float> device_kv_attention(const std::vector<float>& q, const std::vector<float>& kc,
+                                       const std::vector<float>& vc,
+                                       const std::vector<int32_t>& slot,
+                                       const std::vector<int32_t>& pos, int64_t H, int64_t Hkv,
+                                       int64_t Dh, int64_t max_seq, size_t off = 0,
+                                       const std::vector<int32_t>& cache = {}, int64_t stride = 0) {
+  const int64_t n = static_cast<int64_t>(slot.size());
+  DeviceBuffer<bf16> d_q(q.size()), d_kc(kc.size()), d_vc(vc.size()), d_out(q.size());
+  DeviceBuffer<int32_t> d_slot(slot.size()), d_pos(pos.size()), d_cache(cache.size());
+  put(d_q, q);
+  put(d_kc, kc);
+  put(d_vc, vc);
+  poison(d_out);
+  upload(d_slot, slot);
+  upload(d_pos, pos);
+  if (!cache.empty()) upload(d_cache, cache);
+  ops::cuda::kv_attention(d_q.get() + off, d_kc.get() + off, d_vc.get() + off, d_slot.get(),
+                          d_pos.get(), d_out.get() + off, n, H, Hkv, Dh, max_seq, nullptr,
+                          cache.empty() ? nullptr : d_cache.get(), stride);
+  return tail(download_f32(d_out), off);
+}
+
 TEST(GpuKvOps, KvAttentionMatchesDoubleReference) {
   RRT_REQUIRE_GPU();
   // GQA H=4 over Hkv=2 at the engine's head dims; Dh = 8 (one lane per key), 100 (not a
@@ -204,17 +225,7 @@ TEST(GpuKvOps, KvAttentionMatchesDoubleReference) {
     const auto vc = random_bf16(cache_count + off, 8);
     const auto ref = attention_reference(tail(q, off), tail(kc, off), tail(vc, off), slot, pos, c.H,
                                          c.Hkv, c.Dh, max_seq);
-    DeviceBuffer<bf16> d_q(q.size()), d_kc(kc.size()), d_vc(vc.size()), d_out(q_count + off);
-    DeviceBuffer<int32_t> d_slot(slot.size()), d_pos(pos.size());
-    put(d_q, q);
-    put(d_kc, kc);
-    put(d_vc, vc);
-    poison(d_out);
-    upload(d_slot, slot);
-    upload(d_pos, pos);
-    ops::cuda::kv_attention(d_q.get() + off, d_kc.get() + off, d_vc.get() + off, d_slot.get(),
-                            d_pos.get(), d_out.get() + off, n, c.H, c.Hkv, c.Dh, max_seq, nullptr);
-    const auto got = tail(download_f32(d_out), off);
+    const auto got = device_kv_attention(q, kc, vc, slot, pos, c.H, c.Hkv, c.Dh, max_seq, off);
     const double err = relative_l2(got, ref);
     std::printf("[kv_attention] H=%ld Hkv=%ld Dh=%ld offset=%ld: relative L2 %.2e\n", long(c.H),
                 long(c.Hkv), long(c.Dh), long(c.offset), err);
@@ -252,18 +263,8 @@ TEST(GpuKvOps, KvAttentionReadsEachRowsOwnCache) {
         if (cache[i] == which)
           std::copy_n(part.begin() + i * H * Dh, H * Dh, ref.begin() + i * H * Dh);
     }
-    DeviceBuffer<bf16> d_q(q_count), d_kc(total), d_vc(total), d_out(q_count);
-    DeviceBuffer<int32_t> d_slot(slot.size()), d_pos(pos.size()), d_cache(cache.size());
-    put(d_q, q);
-    put(d_kc, kc);
-    put(d_vc, vc);
-    poison(d_out);
-    upload(d_slot, slot);
-    upload(d_pos, pos);
-    upload(d_cache, cache);
-    ops::cuda::kv_attention(d_q.get(), d_kc.get(), d_vc.get(), d_slot.get(), d_pos.get(),
-                            d_out.get(), n, H, Hkv, Dh, max_seq, nullptr, d_cache.get(), stride);
-    const double err = relative_l2(download_f32(d_out), ref);
+    const double err = relative_l2(
+        device_kv_attention(q, kc, vc, slot, pos, H, Hkv, Dh, max_seq, 0, cache, stride), ref);
     std::printf("[kv_attention, two caches] Dh=%ld: relative L2 %.2e\n", long(Dh), err);
     EXPECT_LE(err, kBf16Tol);
   }

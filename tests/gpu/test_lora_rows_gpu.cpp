@@ -35,9 +35,6 @@ using ops::cuda::LoraRowTile;
 constexpr double kBf16Tol = 1e-2;
 constexpr double kF32Tol = 1e-4;
 
-std::vector<float> random_bf16(size_t n, uint32_t seed, float scale = 1.f) {
-  return round_bf16(random_uniform(n, seed, scale));
-}
 std::vector<uint16_t> bf16_bits(const std::vector<bf16>& v) {
   std::vector<uint16_t> b(v.size());
   std::memcpy(b.data(), v.data(), 2 * v.size());
