@@ -350,17 +350,22 @@ BenchReport run_serve_bench(Engine& engine, const Workload& w, const BenchOption
 
 namespace {
 
+// The result of scheduler b in e, or null when it was not run.
+const SchedulerResult* find_scheduler(const ExitResult& e, Batching b) {
+  for (const SchedulerResult& x : e.schedulers)
+    if (x.batching == b) return &x;
+  return nullptr;
+}
+
 // The theory models the block's decode calls only, so the like-for-like comparison is of block
 // time: depth-wise batching's gain over static and sequence-wise batching in measured block
 // seconds beside the modelled ones (throughput also carries prefill, heads and KV filling).
 std::string block_gains(const ExitResult& e) {
-  const SchedulerResult* by[3] = {nullptr, nullptr, nullptr};
-  for (const SchedulerResult& x : e.schedulers) by[static_cast<int>(x.batching)] = &x;
-  const SchedulerResult* depth = by[static_cast<int>(Batching::depth_wise)];
+  const SchedulerResult* depth = find_scheduler(e, Batching::depth_wise);
   if (!depth || depth->block_seconds <= 0 || depth->theory_block_seconds <= 0) return "";
   std::string s;
   for (Batching b : {Batching::static_batch, Batching::sequence_wise}) {
-    const SchedulerResult* x = by[static_cast<int>(b)];
+    const SchedulerResult* x = find_scheduler(e, b);
     if (!x) continue;
     s += std::string(s.empty() ? "; depth-wise block-time gain over " : ", over ") +
          (b == Batching::static_batch ? "static: " : "sequence-wise: ") +
@@ -383,11 +388,8 @@ std::string bench_markdown(const BenchReport& r) {
        "sequence (theory) | other s |\n";
   s += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const ExitResult& e : r.results) {
-    const SchedulerResult *st = nullptr, *sq = nullptr;
-    for (const SchedulerResult& x : e.schedulers) {
-      if (x.batching == Batching::static_batch) st = &x;
-      if (x.batching == Batching::sequence_wise) sq = &x;
-    }
+    const SchedulerResult* st = find_scheduler(e, Batching::static_batch);
+    const SchedulerResult* sq = find_scheduler(e, Batching::sequence_wise);
     auto ratio = [](double a, const SchedulerResult* b, bool theory) {
       if (!b) return std::string("-");
       return fmt("%.2f", theory ? b->theory_block_seconds / a : a / b->median_tokens_per_second);
