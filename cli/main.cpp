@@ -13,9 +13,10 @@ int main(int argc, char** argv) {
   rrt::ops::select_openblas_kernels(argv);  // may re-execute rrt with OPENBLAS_CORETYPE set
   CLI::App app{
       "rrt - train and serve Recursive and Relaxed Recursive Transformers\n"
-      "Docs: docs/demo.md, docs/runs.md, docs/configs.md, docs/data.md,\n"
-      "      docs/conversion.md, docs/distillation.md, docs/distributed.md,\n"
-      "      docs/evaluation.md, docs/sweeps.md, docs/inference.md"};
+      "Docs: docs/method.md, docs/demo.md, docs/runs.md, docs/configs.md,\n"
+      "      docs/data.md, docs/conversion.md, docs/distillation.md,\n"
+      "      docs/distributed.md, docs/evaluation.md, docs/sweeps.md,\n"
+      "      docs/inference.md"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("rrt 0.1.0 (CPU") +
                                         (rrt::cuda_compiled() ? ", CUDA" : "") +

@@ -7,7 +7,7 @@
 // never a residual or (unless sampling needs them) the logits.
 //
 //   run_stage: the block once (B layers) over rows, each row one token of one sequence at its own
-//   stage (loop) and position, with that stage's LoRA, norms and biases (METHOD.md section 5: rows
+//   stage (loop) and position, with that stage's LoRA, norms and biases (docs/method.md §6.1: rows
 //   at different loop depths batched together); keys and values go to the cache at
 //   (s*B + j, slot, pos); attention reads the row's own slot, positions 0..pos.
 //   exit_heads: the shared final norm and head (plus each exit's head adapter) over states, and

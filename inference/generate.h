@@ -1,4 +1,4 @@
-// Generation over the engine with three schedulers (METHOD.md sections 4 and 5), all built on
+// Generation over the engine with three schedulers (docs/method.md §5 and §6), all built on
 // the same engine calls so that their throughputs compare fairly:
 //   - static batching: up to max_batch requests run until every one of them has finished;
 //   - continuous sequence-wise batching: a finished request's slot is refilled after every

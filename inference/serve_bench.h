@@ -1,6 +1,6 @@
 // rrt serve-bench: the throughput of the three schedulers over one engine on a workload of
 // requests, per exit setting, with the quality cost of exiting early and the paper-style
-// theoretical gain computed from the same run (METHOD.md section 5, docs/inference.md).
+// theoretical gain computed from the same run (docs/method.md §6.3, docs/inference.md).
 //
 // Per exit setting (none, oracle, confidence:t) and scheduler: generated tokens per second
 // (median over repeats; repeats interleave every scheduler and setting so load hits them

@@ -75,7 +75,7 @@ struct LoraConfig {
   }
 };
 
-// A LoRA on the shared head for each intermediate early exit (METHOD.md section 4's option):
+// A LoRA on the shared head for each intermediate early exit (docs/method.md §4.1's option):
 // exit k's logits are h W^T + (h A_k^T) B_k^T with exit.{k}.head_lora.A [R, D] and .B [V, R]
 // (scale 1). The final exit keeps the plain head, so the model's output does not depend on them.
 // Derived from the early_exit section (early_exit.head_lora_rank and the exits before K).
@@ -91,8 +91,8 @@ struct ModelSpec {
   ExitHeadConfig exit_head;
 
   int64_t positions() const { return recursion.loops * recursion.block_layers; }
-  // The LoRA rank of projection p: the requested rank capped at min(in, out) of p (METHOD.md:
-  // "capped at min(in, out)"), so a rank >= every dimension means full rank everywhere, also
+  // The LoRA rank of projection p: the requested rank capped at min(in, out) of p
+  // (docs/method.md §2.2), so a rank >= every dimension means full rank everywhere, also
   // where GQA makes k and v narrower than q and o. 0 for projections the family lacks.
   int64_t lora_rank(Proj p) const;
   // The largest of them (0 without LoRA): the size of per-row LoRA scratch.

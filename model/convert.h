@@ -1,5 +1,5 @@
 // Converting a plain (full-depth) model into a recursive or relaxed recursive one
-// (docs: /work/shared/METHOD.md sections 1 and 2).
+// (docs/method.md §1 and §2, docs/conversion.md).
 //
 // The original model is a ModelSpec with recursion {block_layers = L, loops = 1} and no LoRA.
 // The result has B = L / K block layers run K times with the chosen sharing pattern; each block
@@ -15,8 +15,8 @@
 // - Random takes one layer of the tied group, drawn from CounterRng(seed, stream = b).
 // - Norms and biases (NeoX) follow the same rule as the weights (average: element-wise mean),
 //   tied per block layer; with ConvertOptions::per_loop_norms each position instead keeps its
-//   original norms and biases. LoRA relaxes weights only (METHOD.md), so full rank reproduces
-//   an original whose layers differ in norms or biases only with per_loop_norms.
+//   original norms and biases. LoRA relaxes weights only (docs/method.md §1.2), so full rank
+//   reproduces an original whose layers differ in norms or biases only with per_loop_norms.
 // - The output LoRA uses alpha = 0 (scale s = 1), so B = U_r S_r and A = V_r^T.
 #pragma once
 

@@ -1,6 +1,6 @@
 // What the model's training step optimises beyond plain next-token cross-entropy: early exits
 // at loop ends sharing the final norm and head, their weights, self-distillation, distillation
-// from a teacher, and which parameters train (METHOD.md sections 3 and 4; docs/distillation.md).
+// from a teacher, and which parameters train (docs/method.md §3 and §4; docs/distillation.md).
 // The default is the plain objective: one exit after the last loop, weight 1, no teacher.
 #pragma once
 

@@ -1,5 +1,5 @@
 // Chunked loss of E early exits that share one LM head, with optional distillation from a
-// teacher and self-distillation from the final exit (METHOD.md sections 3 and 4). Like
+// teacher and self-distillation from the final exit (docs/method.md §3 and §4). Like
 // lm_head_cross_entropy, no M x V tensor ever exists: rows go `chunk` at a time, every logit
 // of the chunk lives in scratch [chunk, V], and the gradient is pushed back into dh_k and dW at
 // once. Exit E-1 is the final exit.

@@ -1,7 +1,7 @@
-// Per-exit evaluation of a looped model (METHOD.md section 4, docs/evaluation.md). Every loop end
-// k = 1..K is scored as an exit: logits_k = head_k(final_norm(residual after loop k)), the shared
-// final norm and head plus exit k's head adapter where the model has one. Whether or not the
-// model was trained with exits, on the tokens whose target is not ignored:
+// Per-exit evaluation of a looped model (docs/method.md §4 and §5, docs/evaluation.md). Every
+// loop end k = 1..K is scored as an exit: logits_k = head_k(final_norm(residual after loop k)),
+// the shared final norm and head plus exit k's head adapter where the model has one. Whether or
+// not the model was trained with exits, on the tokens whose target is not ignored:
 //   - per exit: mean cross-entropy (and perplexity), and agreement = the fraction of tokens whose
 //     argmax equals the final exit's argmax;
 //   - oracle exit: the earliest loop whose argmax equals the final argmax; the fraction of tokens

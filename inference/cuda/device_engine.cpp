@@ -8,7 +8,8 @@
 // layer is one launch over all rows whatever their loops: the tied GEMM (shared by every loop),
 // each row's own loop's LoRA (lora_rows_forward), the KV cache of each row's own position
 // (kv_store / kv_attention with a per-row cache index). A step mixing loops then costs what a
-// step of one loop costs, as METHOD.md section 5 assumes.
+// step of one loop costs, as the paper's model of depth-wise batching assumes
+// (docs/method.md §6.3).
 // Everything is queued on the engine's own stream; exit_heads and synchronize wait for it.
 #include "inference/device_engine.h"
 

@@ -6,7 +6,8 @@
 //   master weights, AdamW m and v, weight gradients             fp32
 //   per-row statistics (rstd, mean), every reduction            fp32
 // As on the CPU, every backward ADDS into its gradients (dx += ...), bf16 or fp32; a null
-// gradient pointer skips that gradient. Shapes use the letters of STYLE.md; M = rows (N*T).
+// gradient pointer skips that gradient. Shapes use the fixed letters of docs/architecture.md
+// ("How to add an op"); M = rows (N*T).
 #pragma once
 
 #include <cuda_bf16.h>

@@ -1,5 +1,5 @@
-// Batched per-row LoRA for the inference engine (METHOD.md §5, "batched LoRA: gather each row's
-// A/B by loop index"): one engine step runs the block over rows at different loop depths, and a
+// Batched per-row LoRA for the inference engine (docs/method.md §6.1: each row gathers its own
+// loop's A/B): one engine step runs the block over rows at different loop depths, and a
 // relaxed model gives each unrolled position its own adapter. Instead of two GEMMs per group of
 // rows (launch-bound at decode sizes), lora_rows_forward applies every row's own adapter in two
 // kernel launches, whatever the number of adapters:

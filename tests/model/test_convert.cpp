@@ -601,7 +601,7 @@ TEST(Convert, RejectsBadInputs) {
   EXPECT_THROW(convert_to_recursive(ospec, *orig, {.loops = 0}), Error);
   EXPECT_THROW(convert_to_recursive(ospec, *orig, {.loops = 2, .rank_attention = -1}), Error);
   EXPECT_THROW(convert_to_recursive(ospec, *orig, {.loops = 2, .rank_mlp = -1}), Error);
-  // A rank above min(in, out) is capped there (METHOD.md): the same model as full rank.
+  // A rank above min(in, out) is capped there (docs/method.md §2.2): the same model as full rank.
   Converted capped = convert_to_recursive(ospec, *orig, {.loops = 2, .rank_attention = kFull + 9});
   EXPECT_EQ(capped.params->registry().total_numel(),
             convert_to_recursive(ospec, *orig, {.loops = 2, .rank_attention = kFull})

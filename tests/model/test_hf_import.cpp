@@ -98,7 +98,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, HfParity,
                                            "hf_neox_parallel", "hf_neox_sequential_fp16_sharded"),
                          [](const auto& info) { return std::string(info.param); });
 
-// The conversion's correctness test on checkpoints transformers wrote (METHOD.md §2): every
+// The conversion's correctness test on checkpoints transformers wrote (docs/method.md §2.4): every
 // layer becomes its own loop position of one shared block layer (K = L, B = 1; cycle and
 // sequence), full-rank SVD LoRA with per-loop norms and biases, and the relaxed model still
 // gives transformers' logits. Rank 0 of the same conversion does not.

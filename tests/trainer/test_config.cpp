@@ -365,7 +365,7 @@ TEST(Config, FamilySetsItsStructureAndLaterKeysRefineIt) {
 
 TEST(Config, RankAboveAProjectionsSizeIsCapped) {
   // k and v are 64 x 32 (2 kv heads x 16): rank 40 gives them full rank 32 and q, o rank 40
-  // (METHOD.md: the rank is capped at min(in, out)).
+  // (docs/method.md §2.2: the rank is capped at min(in, out)).
   RunConfig c = parse_run_config(kSmall + "lora:\n  rank: 40\n", "t.yaml");
   EXPECT_EQ(c.model.lora_rank(Proj::q), 40);
   EXPECT_EQ(c.model.lora_rank(Proj::k), 32);
