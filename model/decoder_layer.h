@@ -39,59 +39,95 @@ inline LayerDims layer_dims(const ModelConfig& m, int64_t N, int64_t T) {
           m.activation};
 }
 
-// Weights of one position. Pointers into the parameter arena; LoRA entries are null at rank 0,
-// biases null without linear_bias / LayerNorm, gate null in an ungated MLP.
-struct LayerParams {
-  const float* attn_norm = nullptr;
-  const float* mlp_norm = nullptr;
-  const float* attn_norm_bias = nullptr;
-  const float* mlp_norm_bias = nullptr;
-  std::array<const float*, kNumProj> weight{}, bias{};
-  std::array<const float*, kNumProj> lora_a{}, lora_b{};
+// Weights of one position, in the backend's compute type A (pointers into its parameter
+// buffers). LoRA entries are null at rank 0, biases null without linear_bias / LayerNorm, gate
+// null in an ungated MLP.
+template <typename A>
+struct LayerParamsOf {
+  const A* attn_norm = nullptr;
+  const A* mlp_norm = nullptr;
+  const A* attn_norm_bias = nullptr;
+  const A* mlp_norm_bias = nullptr;
+  std::array<const A*, kNumProj> weight{}, bias{};
+  std::array<const A*, kNumProj> lora_a{}, lora_b{};
   std::array<int64_t, kNumProj> rank{};
   std::array<float, kNumProj> scale{};
 };
 
-struct LayerGrads {
-  float* attn_norm = nullptr;
-  float* mlp_norm = nullptr;
-  float* attn_norm_bias = nullptr;
-  float* mlp_norm_bias = nullptr;
-  std::array<float*, kNumProj> weight{}, bias{};
-  std::array<float*, kNumProj> lora_a{}, lora_b{};
+// Weight gradients (G: float on every backend today); null where frozen.
+template <typename G>
+struct LayerGradsOf {
+  G* attn_norm = nullptr;
+  G* mlp_norm = nullptr;
+  G* attn_norm_bias = nullptr;
+  G* mlp_norm_bias = nullptr;
+  std::array<G*, kNumProj> weight{}, bias{};
+  std::array<G*, kNumProj> lora_a{}, lora_b{};
 };
 
-// Activations of one position, kept from forward to backward. Shapes (M = N*T):
-// xn1, mid, xn2 [M, D]; q, att [M, H*Dh]; k, v [M, Hkv*Dh]; gate (gated MLPs), up, act [M, F];
-// rstd1, rstd2, mean1, mean2 (LayerNorm) [M]; lse [N, H, T]; lora_u[p] [M, rank(p)].
-struct LayerStash {
-  float *xn1, *rstd1, *q, *k, *v, *lse, *att, *mid, *xn2, *rstd2, *gate, *up, *act;
-  float *mean1 = nullptr, *mean2 = nullptr;
-  std::array<float*, kNumProj> lora_u{};
+// Activations of one position, kept from forward to backward, in A; statistics in S. Shapes
+// (M = N*T): xn1, mid, xn2 [M, D]; q, att [M, H*Dh]; k, v [M, Hkv*Dh]; gate (gated MLPs), up,
+// act [M, F]; rstd1, rstd2, mean1, mean2 (LayerNorm) [M]; lse [N, H, T]; lora_u[p] [M, rank(p)].
+template <typename A, typename S>
+struct LayerStashOf {
+  A *xn1 = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *mid = nullptr,
+    *xn2 = nullptr, *gate = nullptr, *up = nullptr, *act = nullptr;
+  S *rstd1 = nullptr, *rstd2 = nullptr, *mean1 = nullptr, *mean2 = nullptr, *lse = nullptr;
+  std::array<A*, kNumProj> lora_u{};
 };
 
-// Scratch shared by all positions (backward of one position at a time).
-struct LayerScratch {
-  float *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dact, *lora_du;
-  float* attn_workspace;
-  int threads;
+// Backward scratch shared by all positions (one position at a time).
+template <typename A>
+struct LayerScratchOf {
+  A *dxn = nullptr, *dq = nullptr, *dk = nullptr, *dv = nullptr, *datt = nullptr,
+    *dgate = nullptr, *dup = nullptr, *dact = nullptr, *lora_du = nullptr;
 };
 
-void decoder_layer_forward(const LayerDims& dims, const ops::RopeTable& rope,
-                           const LayerParams& p, const LayerStash& s, const float* x_in,
-                           float* x_out, const LayerScratch& scratch);
+// The fp32 CPU instantiation's names (the CPU engine and the tests use them).
+using LayerParams = LayerParamsOf<float>;
+using LayerGrads = LayerGradsOf<float>;
+using LayerStash = LayerStashOf<float, float>;
+using LayerScratch = LayerScratchOf<float>;
+
+// The layer over backend Be (ops/backend.h), written once for every backend in
+// model/decoder_layer_impl.h and instantiated per backend (decoder_layer.cpp for the CPU,
+// model/cuda/instantiate.cpp for CUDA).
+template <class Be>
+void decoder_layer_forward(Be& be, const LayerDims& dims,
+                           const LayerParamsOf<typename Be::Act>& p,
+                           const LayerStashOf<typename Be::Act, typename Be::Stat>& s,
+                           const typename Be::Act* x_in, typename Be::Act* x_out);
 
 // d_resid: in d(x_out), out d(x_in).
-void decoder_layer_backward(const LayerDims& dims, const ops::RopeTable& rope,
-                            const LayerParams& p, const LayerGrads& g, const LayerStash& s,
-                            const LayerScratch& scratch, const float* x_in, float* d_resid);
+template <class Be>
+void decoder_layer_backward(Be& be, const LayerDims& dims,
+                            const LayerParamsOf<typename Be::Act>& p,
+                            const LayerGradsOf<typename Be::Grad>& g,
+                            const LayerStashOf<typename Be::Act, typename Be::Stat>& s,
+                            const LayerScratchOf<typename Be::Act>& scratch,
+                            const typename Be::Act* x_in, typename Be::Act* d_resid);
 
-// The norm of the given kind over x [M, D] (RMSNorm ignores bias and mean); shared with the
-// model's final norm.
+// The family's norm over x [M, D] (RMSNorm ignores bias and mean); shared with the model's final
+// norm and the exits.
+template <class Be>
+void family_norm_forward(Be& be, const LayerDims& d, const typename Be::Act* x,
+                         const typename Be::Act* w, const typename Be::Act* bias,
+                         typename Be::Act* y, typename Be::Stat* mean, typename Be::Stat* rstd) {
+  be.norm_forward(d.norm == Norm::layer, x, w, bias, y, mean, rstd, d.M(), d.D, d.eps,
+                  d.unit_offset);
+}
+// Adds d(x) into dx and the weight (and bias) gradients.
+template <class Be>
+void family_norm_backward(Be& be, const LayerDims& d, const typename Be::Act* x,
+                          const typename Be::Act* w, const typename Be::Stat* mean,
+                          const typename Be::Stat* rstd, const typename Be::Act* dy,
+                          typename Be::Act* dx, typename Be::Grad* dw, typename Be::Grad* dbias) {
+  be.norm_backward(d.norm == Norm::layer, x, w, mean, rstd, dy, dx, dw, dbias, d.M(), d.D,
+                   d.unit_offset);
+}
+
+// The fp32 CPU norm (the CPU inference engine's).
 void norm_forward(const LayerDims& d, const float* x, const float* w, const float* bias, float* y,
                   float* mean, float* rstd);
-// Adds d(x) into dx and the weight (and bias) gradients.
-void norm_backward(const LayerDims& d, const float* x, const float* w, const float* mean,
-                   const float* rstd, const float* dy, float* dx, float* dw, float* dbias);
 
 }  // namespace rrt

@@ -18,11 +18,10 @@
 #include <memory>
 #include <vector>
 
-#include "core/arena.h"
-#include "model/decoder_layer.h"
 #include "model/parameters.h"
+#include "model/recursive_core.h"
 #include "model/training_loss.h"
-#include "ops/rope.h"
+#include "ops/cpu/backend.h"
 
 namespace rrt {
 
@@ -36,13 +35,8 @@ struct ModelCapacity {
   bool forward_only = false;
 };
 
-// The terms of the last forward_backward (ops/exit_loss.h): weighted sums over the exits, and
-// each exit's own means (exits in the order of TrainingLoss::exit_loops; the last is the final).
-struct LossBreakdown {
-  double total = 0, ce = 0, kd = 0, sd = 0;
-  std::vector<double> exit_ce, exit_kd, exit_sd;
-};
-
+// The model on the CPU fp32 backend: its parameters in a host ParameterSet (values and
+// gradients in two flat arenas) and the computation in a RecursiveCore<CpuBackend>.
 class RecursiveModel {
  public:
   RecursiveModel(const ModelSpec& spec, const ModelCapacity& capacity,
@@ -55,21 +49,30 @@ class RecursiveModel {
   // tokens, targets: [N, T] (targets == ignore_index are skipped). Runs forward and the loss;
   // adds weight * d(mean loss) into the gradients. Returns the mean loss.
   double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
-                          float weight = 1.0f);
+                          float weight = 1.0f) {
+    return core_.forward_backward(tokens, targets, N, T, weight);
+  }
   // Loss only (no gradients).
-  double loss(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T);
+  double loss(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T) {
+    return core_.loss(tokens, targets, N, T);
+  }
   // Full logits [N, T, V] for small checks; `out` is caller memory.
-  void logits(const int32_t* tokens, int64_t N, int64_t T, float* out);
+  void logits(const int32_t* tokens, int64_t N, int64_t T, float* out) {
+    core_.logits(tokens, N, T, out);
+  }
 
   // The teacher of distillation (TrainingLoss::teacher): a model with the same vocabulary and at
   // least this capacity, usually forward_only. It must outlive this model.
   void set_teacher(RecursiveModel* teacher);
-  const TrainingLoss& training_loss() const { return loss_; }
+  const TrainingLoss& training_loss() const { return core_.training_loss(); }
   // Terms of the last forward_backward: with the plain loss, total = ce = exit_ce[0].
-  const LossBreakdown& last_losses() const { return losses_; }
+  const LossBreakdown& last_losses() const { return core_.last_losses(); }
   // Forward only: the final normed hidden states [N*T, D], valid until the next call.
-  const float* final_hidden(const int32_t* tokens, int64_t N, int64_t T);
-  const float* head_weight() const { return head_; }
+  const float* final_hidden(const int32_t* tokens, int64_t N, int64_t T) {
+    core_.forward(tokens, N, T);
+    return core_.final_hidden();
+  }
+  const float* head_weight() const { return core_.head_weight(); }
 
   // Evaluation of every loop end, forward only (trainer/exit_eval.h, docs/evaluation.md);
   // separate from the training step. forward_loop_ends runs the forward; loop_end_residual(k)
@@ -78,74 +81,36 @@ class RecursiveModel {
   // exit k to `rows` rows of such a residual: the shared final norm into h [rows, D], then the
   // head (plus exit k's head adapter exit.{k}.head_lora where the model has one; none at K)
   // into out [rows, V]. Call it on chunks of rows: nothing of size N*T x V is needed.
-  void forward_loop_ends(const int32_t* tokens, int64_t N, int64_t T);
+  void forward_loop_ends(const int32_t* tokens, int64_t N, int64_t T) {
+    core_.forward(tokens, N, T);
+  }
   const float* loop_end_residual(int64_t loop) const;
   void exit_logits(int64_t loop, const float* resid_rows, int64_t rows, float* h, float* out) const;
 
   // Planned memory (bytes) of the activations and of the scratch.
-  int64_t activation_bytes() const { return activations_.total_bytes(); }
-  int64_t scratch_bytes() const { return scratch_.total_bytes(); }
+  int64_t activation_bytes() const { return core_.activation_bytes(); }
+  int64_t scratch_bytes() const { return core_.scratch_bytes(); }
 
   static constexpr int32_t kIgnoreIndex = -1;
 
-  // Gradient-ready notifications, for overlapping the gradient all-reduce with backward.
-  // Backward calls hook(v) with v = L (after the head and final norm), then L-1, ..., 0 (after
-  // each unrolled position), then -1 (after the embedding); once hook(v) has been called, the
-  // gradient of every parameter i with grad_ready_after()[i] >= v is final for this backward.
-  // The tied block's gradients are final only after the first loop's backward (their smallest
-  // position); a position's own LoRA, norms and biases right after that position.
-  void set_grad_ready_hook(std::function<void(int64_t)> hook) { grad_ready_hook_ = std::move(hook); }
-  const std::vector<int64_t>& grad_ready_after() const { return grad_ready_after_; }
+  // Gradient-ready notifications (RecursiveCore::set_grad_ready_hook), for overlapping the
+  // gradient all-reduce with backward. The tied block's gradients are final only after the
+  // first loop's backward (their smallest position); a position's own LoRA, norms and biases
+  // right after that position.
+  void set_grad_ready_hook(std::function<void(int64_t)> hook) {
+    core_.set_grad_ready_hook(std::move(hook));
+  }
+  const std::vector<int64_t>& grad_ready_after() const { return core_.grad_ready_after(); }
 
   // Model FLOPs of one forward+backward over N*T tokens (6 per weight per token plus
   // causal attention), the usual MFU convention; recomputation is not counted.
   double train_flops(int64_t N, int64_t T) const;
 
  private:
-  void forward(const int32_t* tokens, int64_t N, int64_t T);
-  void backward(const int32_t* tokens);
-  LayerDims dims(int64_t N, int64_t T) const;
-  void bind_positions();
-  void plan_exits(int64_t M);
-  void freeze();
-  float* grad_or_null(int i) const;
-  double exits_forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N,
-                                int64_t T, float weight);
-
   ModelSpec spec_;
-  ModelCapacity cap_;
   ParameterSet params_;
-  ops::RopeTable rope_;
-  Arena activations_{"activations"};
-  Arena scratch_{"scratch"};
-  std::vector<LayerParams> layer_params_;  // per unrolled position
-  std::vector<LayerGrads> layer_grads_;
-  std::vector<LayerStash> stash_;
-  std::vector<float*> resid_;              // L + 1 residual-stream tensors [M, D]
-  LayerScratch layer_scratch_{};
-  const float *embed_ = nullptr, *final_norm_ = nullptr, *head_ = nullptr;
-  float *embed_grad_ = nullptr, *final_norm_grad_ = nullptr, *head_grad_ = nullptr;
-  float* d_resid_ = nullptr;
-  float *final_h_ = nullptr, *final_rstd_ = nullptr, *d_final_h_ = nullptr, *head_ws_ = nullptr;
-  float *final_mean_ = nullptr;  // LayerNorm only
-  const float* final_norm_bias_ = nullptr;
-  float* final_norm_bias_grad_ = nullptr;
-  int64_t cur_N_ = 0, cur_T_ = 0;
-  std::function<void(int64_t)> grad_ready_hook_;
-  std::vector<int64_t> grad_ready_after_;  // per registry index
-
-  // Exits, in the order of loss_.exit_loops; the last is the final exit (final_h_, d_final_h_).
-  TrainingLoss loss_;
-  LossBreakdown losses_;
-  std::vector<int64_t> exit_resid_;        // residual index k * B of each exit
-  std::vector<float*> exit_h_;             // normed exit states [M, D]
-  std::vector<float*> exit_dh_;            // their gradients [M, D]
-  std::vector<float*> exit_rstd_, exit_mean_;
-  std::vector<int> exit_at_resid_;         // L + 1 entries: the exit at residual i, or -1
-  // Head adapters of the exits (ModelSpec::exit_head), null where an exit has none.
-  std::vector<const float*> exit_lora_a_, exit_lora_b_;
-  std::vector<float*> exit_lora_da_, exit_lora_db_;
-  RecursiveModel* teacher_ = nullptr;
+  CpuBackend backend_;
+  RecursiveCore<CpuBackend> core_;
 };
 
 }  // namespace rrt

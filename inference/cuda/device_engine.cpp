@@ -22,7 +22,7 @@
 #include "core/cuda/cuda_check.h"
 #include "core/device.h"
 #include "core/error.h"
-#include "model/cuda/device_layer.h"
+#include "model/decoder_layer.h"
 #include "model/parameters.h"
 #include "ops/cuda/elementwise.h"
 #include "ops/cuda/gemm.h"
@@ -36,6 +36,7 @@ namespace rrt::inference {
 
 namespace cu = ops::cuda;
 using cu::bf16;
+using DeviceLayerParams = LayerParamsOf<bf16>;  // the model's per-position weights, in bf16
 
 namespace {
 

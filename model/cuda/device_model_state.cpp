@@ -18,15 +18,13 @@ namespace rrt {
 using device_model_detail::kWhere;
 
 const ModelSpec& DeviceModel::spec() const { return impl_->spec; }
-const LossBreakdown& DeviceModel::last_losses() const { return impl_->losses; }
+const LossBreakdown& DeviceModel::last_losses() const { return impl_->core->last_losses(); }
 int64_t DeviceModel::steps_taken() const { return impl_->adam_step; }
 float* DeviceModel::device_gradients() { return impl_->grad; }
 int64_t DeviceModel::gradient_floats() const { return impl_->arena_floats; }
-int64_t DeviceModel::parameter_bytes() const {
-  return static_cast<int64_t>(impl_->param_block.bytes);
-}
+int64_t DeviceModel::parameter_bytes() const { return static_cast<int64_t>(impl_->param_bytes); }
 int64_t DeviceModel::activation_bytes() const {
-  return static_cast<int64_t>(impl_->activation_block.bytes);
+  return impl_->core->activation_bytes() + impl_->core->scratch_bytes();
 }
 
 namespace {
@@ -49,21 +47,20 @@ void DeviceModel::upload(const ParameterSet& params) {
   if (s.opt.forward_only) {
     // No masters: the fp32 values pass through a staging block, a slice at a time.
     const int64_t slice = std::min<int64_t>(s.arena_floats, int64_t{1} << 24);
-    device_model_detail::DeviceBlock staging;
-    staging.allocate(sizeof(float) * slice, "upload staging");
+    const BackendBlock staging = s.backend.allocate(sizeof(float) * slice, "upload staging");
     const float* host = static_cast<const float*>(values_of(params).base());
     for (int64_t at = 0; at < s.arena_floats; at += slice) {
       const int64_t n = std::min(slice, s.arena_floats - at);
-      RRT_CUDA_CHECK(cudaMemcpy(staging.ptr, host + at, sizeof(float) * n, cudaMemcpyHostToDevice));
-      ops::cuda::to_bf16(static_cast<const float*>(staging.ptr), s.compute + at, n, s.stream);
-      RRT_CUDA_CHECK(cudaStreamSynchronize(s.stream));
+      RRT_CUDA_CHECK(cudaMemcpy(staging.get(), host + at, sizeof(float) * n, cudaMemcpyHostToDevice));
+      ops::cuda::to_bf16(static_cast<const float*>(staging.get()), s.compute + at, n, s.backend.stream());
+      RRT_CUDA_CHECK(cudaStreamSynchronize(s.backend.stream()));
     }
     return;
   }
   RRT_CUDA_CHECK(cudaMemcpy(s.master, values_of(params).base(), sizeof(float) * s.arena_floats,
                             cudaMemcpyHostToDevice));
-  ops::cuda::to_bf16(s.master, s.compute, s.arena_floats, s.stream);
-  RRT_CUDA_CHECK(cudaStreamSynchronize(s.stream));
+  ops::cuda::to_bf16(s.master, s.compute, s.arena_floats, s.backend.stream());
+  RRT_CUDA_CHECK(cudaStreamSynchronize(s.backend.stream()));
 }
 
 void DeviceModel::download(ParameterSet& params) const {
@@ -112,17 +109,17 @@ void DeviceModel::download_optimizer(AdamW& opt) const {
 void DeviceModel::zero_grads() {
   Impl& s = *impl_;
   if (s.grad == nullptr) return;  // forward only
-  RRT_CUDA_CHECK(cudaMemsetAsync(s.grad, 0, sizeof(float) * s.arena_floats, s.stream));
+  RRT_CUDA_CHECK(cudaMemsetAsync(s.grad, 0, sizeof(float) * s.arena_floats, s.backend.stream()));
 }
 
 double DeviceModel::grad_norm() {
   Impl& s = *impl_;
-  return std::sqrt(ops::cuda::sum_squares(s.grad, s.arena_floats, s.norm_workspace, s.stream));
+  return std::sqrt(ops::cuda::sum_squares(s.grad, s.arena_floats, s.norm_workspace, s.backend.stream()));
 }
 
 void DeviceModel::scale_grads(float factor) {
   Impl& s = *impl_;
-  ops::cuda::scale_inplace(s.grad, s.arena_floats, factor, s.stream);
+  ops::cuda::scale_inplace(s.grad, s.arena_floats, factor, s.backend.stream());
 }
 
 void DeviceModel::adamw_step(const ops::AdamWHyper& hyper, double lr) {
@@ -136,7 +133,7 @@ void DeviceModel::adamw_step(const ops::AdamWHyper& hyper, double lr) {
     const int64_t at = s.offset[i];
     ops::cuda::adamw_step(s.master + at, s.grad + at, s.adam_m + at, s.adam_v + at, s.compute + at,
                           s.registry[i].shape.numel(), h, s.registry[i].decay, s.adam_step,
-                          s.stream);
+                          s.backend.stream());
   }
 }
 

@@ -25,8 +25,8 @@ g++ -std=c++20 -O1 -fopenmp -w -I. -isystem "$cuda_include" \
   tests/gpu/test_grad_ready_gpu.cpp tests/gpu/test_engine_gpu.cpp \
   tests/gpu/test_kv_ops_gpu.cpp tests/gpu/test_lora_rows_gpu.cpp \
   model/cuda/device_model.cpp \
-  model/cuda/device_model_state.cpp model/cuda/device_model_exits.cpp \
-  model/cuda/device_layer.cpp inference/cuda/device_engine.cpp tests/gpu/emulation/host_cuda.cpp \
+  model/cuda/device_model_state.cpp \
+  inference/cuda/device_engine.cpp tests/gpu/emulation/host_cuda.cpp \
   "$build"/librrt_{inference,trainer,data,model,ops,distributed,core}.a \
   $(pkg-config --libs hdf5 openblas yaml-cpp sentencepiece libpcre2-8 zlib gtest_main) \
   "${mpi_link[@]}" -lpthread -o "$exe"

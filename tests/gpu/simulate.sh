@@ -34,8 +34,8 @@ tests=(test_ops_elementwise_gpu test_kv_ops_gpu test_lora_rows_gpu test_cross_en
 # The device model, trainer and engine on top of them (emulate.sh's tests, GEMMs still emulated).
 model_sources=(tests/gpu/test_model_gpu.cpp tests/gpu/test_exits_gpu.cpp tests/gpu/test_trainer_gpu.cpp
                tests/gpu/test_grad_ready_gpu.cpp tests/gpu/test_engine_gpu.cpp model/cuda/device_model.cpp
-               model/cuda/device_model_state.cpp model/cuda/device_model_exits.cpp
-               model/cuda/device_layer.cpp inference/cuda/device_engine.cpp)
+               model/cuda/device_model_state.cpp
+               inference/cuda/device_engine.cpp)
 read -ra pkg_cflags < <(pkg-config --cflags hdf5 openblas yaml-cpp sentencepiece libpcre2-8 gtest)
 # -fno-strict-aliasing: the kernels read bf16 rows through uint4 (16-byte loads), which nvcc
 # allows and g++ -O2 would otherwise miscompile.

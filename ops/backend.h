@@ -1,0 +1,86 @@
+// The backend interface: what the decoder layer and the recursive model ask of the hardware they
+// run on. The layer (model/decoder_layer_impl.h) and the model (model/recursive_core_impl.h) are
+// written once as templates over a backend type; each backend is a class with the members below,
+// over its own buffers. Two exist:
+//
+//   CpuBackend  (ops/cpu/backend.h)   fp32 everywhere, OpenBLAS + OpenMP; the reference that the
+//                                     gradient checks and the PyTorch fixtures run on
+//   CudaBackend (ops/cuda/backend.h)  bf16 activations and compute weights, fp32 weight
+//                                     gradients, norm statistics and log-sum-exp; cuBLASLt,
+//                                     cuDNN and rrt's kernels on one stream (CUDA builds only)
+//
+// Why templates and not virtual calls: the two backends differ in their activation type (float,
+// bf16), and a virtual call per op would have to erase it into void pointers; with templates the
+// layer is type-checked against each backend, the ops inline into it, and the CPU model costs
+// what it cost before the interface existed (bench/bench_train_step, docs/benchmarks.md).
+//
+// A backend B provides (M = rows, in/out the projection's sizes; every backward adds into its
+// gradients, activation gradients are B::Act, weight gradients float):
+//   using Act;                                   activation / compute-weight element type
+//   static constexpr size_t kAlign;              alignment of planned buffers (bytes)
+//   void prepare(const BackendPlan&);            rope tables, attention workspaces (at build)
+//   Block allocate(size_t bytes, const char* what);  zeroed memory, freed with the Block
+//   void zero(T* x, n); void upload(T* dst, const T* host, n);   (T: Act, float or int32_t)
+//   project / project_backward                   y = x W^T + bias + s B (A x), and its backward
+//   norm_forward / norm_backward                 RMSNorm (w or 1 + w) or LayerNorm with a bias
+//   rope_forward / rope_backward, attention_forward / attention_backward (with the lse)
+//   add, swiglu / geglu / gelu forward and backward
+//   embedding_forward / embedding_backward
+//   lm_head_cross_entropy, exit_loss             the chunked head losses (HeadLossArgs)
+//   logits(h, W, rows, D, V, float* host_out)    full logits into host memory (small checks)
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "ops/attention.h"
+#include "ops/cross_entropy.h"
+#include "ops/exit_loss.h"
+
+namespace rrt {
+
+// What a backend prepares once, at the model's construction, for its largest call.
+struct BackendPlan {
+  ops::AttentionShape max_attention;  // N x T x H (Hkv) x Dh at capacity
+  int64_t rot_dim = 0;                // rotary dims per head
+  double rope_theta = 10000.0;
+  bool backward = true;               // whether backward will run (attention workspaces)
+};
+
+// Memory a backend handed out; freed (host free or cudaFree) with the block.
+using BackendBlock = std::unique_ptr<void, void (*)(void*)>;
+
+// The head losses as the model hands them to a backend: the exit loss of ops/exit_loss.h over
+// the backend's buffers (h, W, lora, teacher in Act; gradients of weights in float). Plain CE is
+// the case of one exit, no teacher, no self-distillation.
+template <typename Act>
+struct HeadLossArgs {
+  int64_t M = 0, D = 0, V = 0;
+  int64_t exits = 1;
+  const Act* const* h = nullptr;         // host [E] -> [M, D]
+  const double* exit_weights = nullptr;  // host [E]
+  const Act* W = nullptr;                // [V, D]
+  const int32_t* targets = nullptr;      // [M], backend memory
+  int32_t ignore_index = -1;
+  int64_t head_lora_rank = 0;
+  const Act* const* lora_A = nullptr;  // host [E] -> [R, D] or null
+  const Act* const* lora_B = nullptr;  // host [E] -> [V, R] or null
+  const Act* teacher_h = nullptr;      // [M, Dt]; null: no teacher
+  const Act* teacher_W = nullptr;      // [V, Dt]
+  int64_t teacher_D = 0;
+  ops::Divergence divergence = ops::Divergence::forward_kl;
+  double temperature = 1.0, alpha = 0.5;
+  bool self_distill = false;
+  Act* const* dh = nullptr;    // host [E] -> [M, D]; null: loss only
+  float* dW = nullptr;         // [V, D] or null (frozen)
+  float* const* dA = nullptr;  // host [E]
+  float* const* dB = nullptr;
+  float weight = 1.f;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+  int64_t chunk = 256;
+  double *exit_ce = nullptr, *exit_kd = nullptr, *exit_sd = nullptr;  // host [E], optional
+};
+
+}  // namespace rrt

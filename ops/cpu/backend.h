@@ -1,0 +1,166 @@
+// The CPU fp32 backend of the one model code (model/backend.h): every op is the fp32
+// instantiation of the ops/ templates (OpenBLAS + OpenMP); buffers are host memory. It is the
+// reference backend: the gradient checks and the PyTorch / transformers fixtures run on it.
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "ops/backend.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/cross_entropy.h"
+#include "ops/embedding.h"
+#include "ops/exit_loss.h"
+#include "ops/lora.h"
+#include "ops/matmul.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+
+namespace rrt {
+
+class CpuBackend {
+ public:
+  using Act = float;   // activations and compute weights (the fp32 parameters themselves)
+  using Grad = float;  // weight gradients
+  using Stat = float;  // norm statistics and the attention lse
+  static constexpr size_t kAlign = 64;
+  static constexpr const char* kName = "cpu";
+
+  // threads: OpenMP threads of the attention (0: omp_get_max_threads()).
+  explicit CpuBackend(int threads = 0);
+
+  void prepare(const BackendPlan& plan);
+  int threads() const { return threads_; }
+  const ops::RopeTable& rope() const { return rope_; }
+
+  BackendBlock allocate(size_t bytes, const char* what) const;
+  template <typename T>
+  void zero(T* x, int64_t n) const {
+    std::memset(x, 0, static_cast<size_t>(n) * sizeof(T));
+  }
+  template <typename T>
+  void upload(T* dst, const T* host, int64_t n) const {
+    std::memcpy(dst, host, static_cast<size_t>(n) * sizeof(T));
+  }
+
+  // y = x W^T + bias + s B (A x); u [M, R] keeps A x for backward.
+  void project(const float* x, const float* W, const float* bias, const float* A, const float* B,
+               float* u, float* y, int64_t M, int64_t in, int64_t out, int64_t R,
+               float scale) const {
+    ops::linear_forward<float>(x, W, bias, y, M, in, out, false);
+    ops::lora_forward<float>(x, A, B, u, y, M, in, out, R, scale);
+  }
+  // dx += ..., dW += ..., dbias += ..., dA / dB += ... (null gradients are skipped).
+  void project_backward(const float* x, const float* W, const float* A, const float* B,
+                        const float* u, const float* dy, float* dx, float* dW, float* dbias,
+                        float* dA, float* dB, float* du, int64_t M, int64_t in, int64_t out,
+                        int64_t R, float scale) const {
+    ops::linear_backward<float>(x, W, dy, dx, dW, dbias, M, in, out);
+    ops::lora_backward<float>(x, A, B, u, dy, dx, dA, dB, du, M, in, out, R, scale);
+  }
+
+  // RMSNorm (bias and mean unused) or LayerNorm over x [M, D].
+  void norm_forward(bool layer_norm, const float* x, const float* w, const float* bias, float* y,
+                    float* mean, float* rstd, int64_t M, int64_t D, float eps,
+                    bool unit_offset) const {
+    if (layer_norm)
+      ops::layernorm_forward<float>(x, w, bias, y, mean, rstd, M, D, eps);
+    else
+      ops::rmsnorm_forward<float>(x, w, y, rstd, M, D, eps, unit_offset);
+  }
+  void norm_backward(bool layer_norm, const float* x, const float* w, const float* mean,
+                     const float* rstd, const float* dy, float* dx, float* dw, float* dbias,
+                     int64_t M, int64_t D, bool unit_offset) const {
+    if (layer_norm)
+      ops::layernorm_backward<float>(x, w, mean, rstd, dy, dx, dw, dbias, M, D);
+    else
+      ops::rmsnorm_backward<float>(x, w, rstd, dy, dx, dw, M, D, unit_offset);
+  }
+
+  void rope_forward(float* x, int64_t N, int64_t T, int64_t H, int64_t Dh) const {
+    ops::rope_forward<float>(x, rope_, N, T, H, Dh);
+  }
+  void rope_backward(float* dx, int64_t N, int64_t T, int64_t H, int64_t Dh) const {
+    ops::rope_backward<float>(dx, rope_, N, T, H, Dh);
+  }
+  void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse,
+                         const ops::AttentionShape& shape) {
+    ops::attention_forward<float>(q, k, v, out, lse, shape, attn_ws_.data(), threads_);
+  }
+  void attention_backward(const float* q, const float* k, const float* v, const float* out,
+                          const float* lse, const float* dout, float* dq, float* dk, float* dv,
+                          const ops::AttentionShape& shape) {
+    ops::attention_backward<float>(q, k, v, out, lse, dout, dq, dk, dv, shape, attn_ws_.data(),
+                                   threads_);
+  }
+
+  void add(const float* a, const float* b, float* out, int64_t n) const {
+    ops::add_forward<float>(a, b, out, n);
+  }
+  void swiglu_forward(const float* gate, const float* up, float* out, int64_t n) const {
+    ops::swiglu_forward<float>(gate, up, out, n);
+  }
+  void swiglu_backward(const float* gate, const float* up, const float* dout, float* dgate,
+                       float* dup, int64_t n) const {
+    ops::swiglu_backward<float>(gate, up, dout, dgate, dup, n);
+  }
+  void geglu_forward(const float* gate, const float* up, float* out, int64_t n) const {
+    ops::geglu_forward<float>(gate, up, out, n);
+  }
+  void geglu_backward(const float* gate, const float* up, const float* dout, float* dgate,
+                      float* dup, int64_t n) const {
+    ops::geglu_backward<float>(gate, up, dout, dgate, dup, n);
+  }
+  void gelu_forward(const float* x, float* out, int64_t n, bool tanh_approx) const {
+    ops::gelu_forward<float>(x, out, n, tanh_approx);
+  }
+  void gelu_backward(const float* x, const float* dout, float* dx, int64_t n,
+                     bool tanh_approx) const {
+    ops::gelu_backward<float>(x, dout, dx, n, tanh_approx);
+  }
+
+  void embedding_forward(const int32_t* tokens, const float* table, float* out, int64_t M,
+                         int64_t D, int64_t V, float scale) const {
+    ops::embedding_forward<float>(tokens, table, out, M, D, V, scale);
+  }
+  void embedding_backward(const int32_t* tokens, const float* dout, float* dtable, int64_t M,
+                          int64_t D, int64_t /*V*/, float scale) const {
+    ops::embedding_backward<float>(tokens, dout, dtable, M, D, scale);
+  }
+
+  // Workspace of the head losses (bytes): plain CE, and the exit loss when `exits` is set.
+  size_t lm_head_workspace_bytes(int64_t V, int64_t chunk) const {
+    return sizeof(float) * static_cast<size_t>(ops::lm_head_workspace_elems(V, chunk));
+  }
+  size_t exit_loss_workspace_bytes(int64_t V, int64_t chunk, int64_t /*exits*/, bool teacher,
+                                   bool self_distill, int64_t head_lora_rank) const {
+    return sizeof(float) * static_cast<size_t>(ops::exit_loss_workspace_elems(
+                               V, chunk, teacher, self_distill, head_lora_rank));
+  }
+  ops::CrossEntropyResult lm_head_cross_entropy(const float* h, const float* W,
+                                                const int32_t* targets, float* dh, float* dW,
+                                                int64_t M, int64_t D, int64_t V,
+                                                int32_t ignore_index, float weight,
+                                                void* workspace, size_t /*bytes*/,
+                                                int64_t chunk) const {
+    return ops::lm_head_cross_entropy<float>(h, W, targets, dh, dW, M, D, V, ignore_index, weight,
+                                             static_cast<float*>(workspace), chunk);
+  }
+  ops::ExitLossResult exit_loss(const HeadLossArgs<float>& a) const;
+
+  // Logits of `rows` rows: out [rows, V] = h W^T (+ the exit's head adapter where given).
+  void logits(const float* h, const float* W, int64_t rows, int64_t D, int64_t V,
+              float* out) const {
+    ops::linear_forward<float>(h, W, nullptr, out, rows, D, V, false);
+  }
+
+ private:
+  int threads_;
+  ops::RopeTable rope_;
+  std::vector<float> attn_ws_;  // per-thread score blocks, sized for the largest call
+};
+
+}  // namespace rrt
