@@ -20,14 +20,14 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// NeoX-style HF configs give partial rotary as int(Dh * partial_rotary_factor) dims; rot_dim /
-// Dh gives back exactly rrt's (even) rot_dim, which the export checks rather than trusts to
-// rounding.
+// HF configs with a rotary key give partial rotary as int(Dh * partial_rotary_factor) dims;
+// rot_dim / Dh gives back exactly rrt's (even) rot_dim, which the export checks rather than
+// trusts to rounding.
 double partial_rotary_factor(const ModelConfig& m) {
   return static_cast<double>(m.rot_dim()) / static_cast<double>(m.dh());
 }
 
-// The hidden_act value `k` writes for activation a: the first the family accepts for it.
+// The value activation key `k` writes for activation a: the first the family accepts for it.
 const char* hf_activation(const HfActivationKey& k, Activation a) {
   for (const HfActivation& x : k.accepted)
     if (x.activation == a) return x.hf;
@@ -78,7 +78,8 @@ json hf_config(const ModelSpec& spec) {
   c[f.sizes.max_seq_len] = m.max_seq_len;
   c[f.tied_head_key] = m.tied_head;
   c[f.activation.key] = hf_activation(f.activation, m.activation);
-  // transformers 4 Gemma reads hidden_activation (and falls back to exact GELU without it).
+  // A second activation key some transformers versions read instead (the family's note says
+  // why); written so that every version computes the same function.
   if (f.activation_check.key)
     c[f.activation_check.key] = hf_activation(f.activation_check, m.activation);
   c["attention_dropout"] = 0.0;
