@@ -127,6 +127,19 @@ std::vector<FileTensor> expand_tensors(std::span<const TensorRule> rules, const 
       out.push_back(std::move(t));
     }
   }
+  // Layer by layer, as checkpoints are written: the tensors without a layer that the table
+  // lists before the first per-layer rule (the embedding) first, the others (final norm, head)
+  // last.
+  const auto first_per_layer =
+      std::find_if(rules.begin(), rules.end(),
+                   [](const TensorRule& r) { return layer_count(r.rrt, 2) == 2; }) -
+      rules.begin();
+  auto rank = [&](const FileTensor& t) {
+    if (t.layer >= 0) return t.layer;
+    return t.rule - rules.data() < first_per_layer ? int64_t{-1} : layers;
+  };
+  std::stable_sort(out.begin(), out.end(),
+                   [&](const FileTensor& a, const FileTensor& b) { return rank(a) < rank(b); });
   for (const ParamInfo& p : reg.params())
     RRT_CHECK(held_by.count(p.name), format, "no tensor is known for parameter '", p.name,
               "' (an internal error: extend the ", format, " table in model/families.cpp)");

@@ -189,9 +189,10 @@ struct FileTensor {
   std::vector<std::string> params;
 };
 
-// The tensors of the plain model with registry `reg` and `layers` layers: every rule whose rrt
-// name(s) the registry has. Throws (naming `format`) unless each parameter is held by exactly
-// one tensor: a table that misses one fails loudly rather than leaving it uninitialised.
+// The tensors of the plain model with registry `reg` and `layers` layers, layer by layer in
+// table order within a layer: every rule whose rrt name(s) the registry has. Throws (naming
+// `format`) unless each parameter is held by exactly one tensor: a table that misses one fails
+// loudly rather than leaving it uninitialised.
 std::vector<FileTensor> expand_tensors(std::span<const TensorRule> rules, const ParamRegistry& reg,
                                        int64_t layers, const std::string& format);
 // The names of the optional tensors of a model of `layers` layers.
