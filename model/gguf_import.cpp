@@ -1,8 +1,6 @@
 #include "model/gguf_import.h"
 
-#include <algorithm>
 #include <charconv>
-#include <map>
 #include <set>
 #include <vector>
 
