@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/family.h"
 
 namespace rrt {
 
@@ -35,40 +36,46 @@ double ModelSpec::lora_scale(Proj p) const {
 }
 
 void apply_family_defaults(ModelConfig& m, Family f) {
+  const FamilyStructure& s = family_descriptor(f).structure;
   m.family = f;
-  m.norm = f == Family::neox ? Norm::layer : Norm::rms;
-  m.norm_unit_offset = f == Family::gemma;
-  m.linear_bias = f == Family::neox;
-  m.parallel_residual = f == Family::neox;
-  m.rotary_fraction = f == Family::neox ? 0.25 : 1.0;
-  m.embed_scale = f == Family::gemma ? 0.0 : 1.0;
-  m.tied_head = f == Family::gemma;
-  m.activation = f == Family::llama   ? Activation::swiglu
-                 : f == Family::gemma ? Activation::geglu
-                                      : Activation::gelu;
+  m.norm = s.norm;
+  m.norm_unit_offset = s.norm_unit_offset;
+  m.linear_bias = s.linear_bias;
+  m.parallel_residual = s.parallel_residual;
+  m.rotary_fraction = s.rotary_fraction;
+  m.embed_scale = s.embed_scale;
+  m.tied_head = s.tied_head;
+  m.activation = s.activation;
 }
 
+// The family's structure fields must be its descriptor's; the ones its HF config may vary
+// (activation among those hidden_act takes, the residual where a key chooses it) may differ.
+// The rotary fraction and head shapes are export's to check (check_hf_expressible).
 void check_family_structure(const ModelConfig& m) {
+  const FamilyDescriptor& d = family_descriptor(m.family);
+  const FamilyStructure& s = d.structure;
   const std::string fam = "model.family " + to_string(m.family);
-  const bool neox = m.family == Family::neox, gemma = m.family == Family::gemma;
-  RRT_CHECK((m.norm == Norm::layer) == neox, fam, "uses ", neox ? "LayerNorm" : "RMSNorm",
+  const bool layer = s.norm == Norm::layer;
+  RRT_CHECK(m.norm == s.norm, fam, "uses ", layer ? "LayerNorm" : "RMSNorm",
             "; model.norm does not match");
-  RRT_CHECK(m.linear_bias == neox, fam, neox ? "has" : "has no", " projection biases; ",
-            "model.linear_bias does not match");
-  RRT_CHECK(m.norm_unit_offset == gemma, fam, gemma ? "scales" : "does not scale",
+  RRT_CHECK(m.linear_bias == s.linear_bias, fam, s.linear_bias ? "has" : "has no",
+            " projection biases; model.linear_bias does not match");
+  RRT_CHECK(m.norm_unit_offset == s.norm_unit_offset, fam,
+            s.norm_unit_offset ? "scales" : "does not scale",
             " its RMSNorm by (1 + w); model.norm_unit_offset does not match");
-  RRT_CHECK(!m.parallel_residual || neox, fam, "has no parallel residual");
-  if (gemma)
-    RRT_CHECK(m.activation == Activation::geglu && m.embed_scale == 0.0, fam,
-              "uses GeGLU and embeddings scaled by sqrt(d_model) (embed_scale 0)");
-  else
+  RRT_CHECK(d.hf.parallel_residual_key || m.parallel_residual == s.parallel_residual, fam,
+            s.parallel_residual ? "has a parallel residual" : "has no parallel residual");
+  const auto& acts = d.hf.activation.accepted;
+  RRT_CHECK(std::any_of(acts.begin(), acts.end(),
+                        [&](const HfActivation& a) { return a.activation == m.activation; }),
+            fam, "uses ", d.mlp, ", not activation ", to_string(m.activation));
+  if (s.embed_scale == 0.0)
+    RRT_CHECK(m.embed_scale == 0.0, fam, "scales its embeddings by sqrt(d_model) (embed_scale 0)");
+  else if (s.embed_scale == 1.0)
     RRT_CHECK(m.embed_scale == 1.0, fam, "does not scale its embeddings (embed_scale 1)");
-  if (neox)
-    RRT_CHECK(m.activation == Activation::gelu || m.activation == Activation::gelu_tanh, fam,
-              "uses a GELU MLP (activation gelu or gelu_tanh), not ", to_string(m.activation));
-  if (m.family == Family::llama)
-    RRT_CHECK(m.activation == Activation::swiglu, fam, "uses SwiGLU, not ",
-              to_string(m.activation));
+  else
+    RRT_CHECK(m.embed_scale == s.embed_scale, fam, "scales its embeddings by ", s.embed_scale,
+              " (embed_scale ", s.embed_scale, ")");
 }
 
 Position position_of(const RecursionConfig& r, int64_t l) {
@@ -78,13 +85,18 @@ Position position_of(const RecursionConfig& r, int64_t l) {
 
 std::array<int64_t, 2> proj_shape(const ModelConfig& m, Proj p) {
   switch (p) {
-    case Proj::q: return {m.q_dim(), m.d_model};
+    case Proj::q:
+      return {m.q_dim(), m.d_model};
     case Proj::k:
-    case Proj::v: return {m.kv_dim(), m.d_model};
-    case Proj::o: return {m.d_model, m.q_dim()};
+    case Proj::v:
+      return {m.kv_dim(), m.d_model};
+    case Proj::o:
+      return {m.d_model, m.q_dim()};
     case Proj::gate:
-    case Proj::up: return {m.ffn, m.d_model};
-    case Proj::down: return {m.d_model, m.ffn};
+    case Proj::up:
+      return {m.ffn, m.d_model};
+    case Proj::down:
+      return {m.d_model, m.ffn};
   }
   return {0, 0};
 }
@@ -93,7 +105,8 @@ void validate(const ModelSpec& spec) {
   const ModelConfig& m = spec.model;
   const RecursionConfig& r = spec.recursion;
   const LoraConfig& lora = spec.lora;
-  RRT_CHECK(m.vocab > 0 && m.d_model > 0 && m.ffn > 0, "model", "vocab, d_model and ffn must be positive");
+  RRT_CHECK(m.vocab > 0 && m.d_model > 0 && m.ffn > 0, "model",
+            "vocab, d_model and ffn must be positive");
   RRT_CHECK(m.n_heads > 0 && m.n_kv_heads > 0, "model", "n_heads and n_kv_heads must be positive");
   RRT_CHECK(m.n_heads % m.n_kv_heads == 0, "model.n_kv_heads", "kv heads (", m.n_kv_heads,
             ") must divide heads (", m.n_heads, ")");
@@ -105,33 +118,34 @@ void validate(const ModelSpec& spec) {
   const ExitHeadConfig& eh = spec.exit_head;
   RRT_CHECK(eh.lora_rank >= 0, "early_exit.head_lora_rank", "must be >= 0, got ", eh.lora_rank);
   for (size_t i = 0; i < eh.loops.size(); ++i)
-    RRT_CHECK(eh.loops[i] >= 1 && eh.loops[i] < r.loops && (i == 0 || eh.loops[i] > eh.loops[i - 1]),
-              "early_exit.exits", "head adapters sit on intermediate exits: ascending loops in 1..",
-              r.loops - 1, ", got ", eh.loops[i]);
-  RRT_CHECK(r.block_layers > 0 && r.loops > 0, "recursion", "block_layers and loops must be positive");
+    RRT_CHECK(
+        eh.loops[i] >= 1 && eh.loops[i] < r.loops && (i == 0 || eh.loops[i] > eh.loops[i - 1]),
+        "early_exit.exits", "head adapters sit on intermediate exits: ascending loops in 1..",
+        r.loops - 1, ", got ", eh.loops[i]);
+  RRT_CHECK(r.block_layers > 0 && r.loops > 0, "recursion",
+            "block_layers and loops must be positive");
   RRT_CHECK(m.n_layers == 0 || m.n_layers == r.block_layers * r.loops, "recursion.loops",
             "block_layers ", r.block_layers, " x loops ", r.loops, " must equal the model's ",
             m.n_layers, " layers");
-  RRT_CHECK(lora.rank_attention >= 0 && lora.rank_mlp >= 0, "lora.rank", "ranks must be >= 0, "
-            "got ", lora.rank_attention, " (attention) and ", lora.rank_mlp, " (mlp)");
+  RRT_CHECK(lora.rank_attention >= 0 && lora.rank_mlp >= 0, "lora.rank",
+            "ranks must be >= 0, "
+            "got ",
+            lora.rank_attention, " (attention) and ", lora.rank_mlp, " (mlp)");
   RRT_CHECK(lora.alpha >= 0, "lora.alpha", "must be >= 0 (0 means alpha = rank)");
 }
 
-std::string to_string(Family f) {
-  switch (f) {
-    case Family::llama: return "llama";
-    case Family::gemma: return "gemma";
-    case Family::neox: return "neox";
-  }
-  return "?";
-}
+std::string to_string(Family f) { return family_descriptor(f).name; }
 
 std::string to_string(Activation a) {
   switch (a) {
-    case Activation::swiglu: return "swiglu";
-    case Activation::geglu: return "geglu";
-    case Activation::gelu: return "gelu";
-    case Activation::gelu_tanh: return "gelu_tanh";
+    case Activation::swiglu:
+      return "swiglu";
+    case Activation::geglu:
+      return "geglu";
+    case Activation::gelu:
+      return "gelu";
+    case Activation::gelu_tanh:
+      return "gelu_tanh";
   }
   return "?";
 }

@@ -1,56 +1,17 @@
 #include "model/gguf_import.h"
 
-#include <algorithm>
 #include <charconv>
-#include <map>
 #include <set>
 #include <vector>
 
 #include "core/error.h"
 #include "core/gguf.h"
 #include "core/gguf_dequant.h"
-#include "model/layer_pattern.h"
+#include "model/family.h"
 #include "model/registry.h"
 
 namespace rrt {
 namespace {
-
-// ---- Tensor table -------------------------------------------------------------------------------
-// rrt registry name <- GGUF tensor name; "{l}" stands for the layer index. Loading walks the
-// registry and looks each parameter up here, so no tensor is handled by hand.
-enum class RowOrder {
-  as_is,
-  rope_q,  // llama.cpp's per-head pair interleave over the query heads
-  rope_k,  // the same over the kv heads
-};
-struct GgufRule {
-  const char* rrt;
-  const char* gguf;
-  RowOrder rows = RowOrder::as_is;
-};
-
-constexpr GgufRule kLlamaRules[] = {
-    {"embed.weight", "token_embd.weight"},
-    {"block.{l}.attn_norm.weight", "blk.{l}.attn_norm.weight"},
-    {"block.{l}.attn.q.weight", "blk.{l}.attn_q.weight", RowOrder::rope_q},
-    {"block.{l}.attn.k.weight", "blk.{l}.attn_k.weight", RowOrder::rope_k},
-    {"block.{l}.attn.v.weight", "blk.{l}.attn_v.weight"},
-    {"block.{l}.attn.o.weight", "blk.{l}.attn_output.weight"},
-    {"block.{l}.mlp_norm.weight", "blk.{l}.ffn_norm.weight"},
-    {"block.{l}.mlp.gate.weight", "blk.{l}.ffn_gate.weight"},
-    {"block.{l}.mlp.up.weight", "blk.{l}.ffn_up.weight"},
-    {"block.{l}.mlp.down.weight", "blk.{l}.ffn_down.weight"},
-    {"final_norm.weight", "output_norm.weight"},
-    {"head.weight", "output.weight"},  // in the registry only when the head is untied
-};
-// Tensors a llama GGUF may carry that rrt does not need: RoPE inverse frequencies that some
-// converters stored (they follow from rope.freq_base).
-constexpr const char* kLlamaOptional[] = {"blk.{l}.attn_rot_embd"};
-constexpr int64_t kLlamaTensorsPerLayer = 9;
-
-constexpr const char* kSupported = "llama";
-
-
 
 // A float32 metadata value as the decimal it was written from: 1e-5 stored as float32 reads back
 // as 1e-5 (what the HF config said), not 9.99999975e-06.
@@ -70,11 +31,14 @@ int64_t positive(const GgufFile& f, const std::string& key) {
   return v;
 }
 
-void read_llama(const GgufFile& f, ModelConfig& m) {
+// The metadata of format `g`: "<architecture>.<key>" with llama.cpp's generic key names; the
+// keys that differ between architectures are the family's (GgufFormat).
+void read_metadata(const GgufFile& f, const GgufFormat& g, ModelConfig& m) {
   const std::string where = "gguf " + f.path();
-  const std::string a = "llama.";
+  const std::string a = std::string(g.architecture) + ".";
   auto required = [&](const std::string& key) {
-    RRT_CHECK(f.has(a + key), where, "has no ", a, key, "; the llama metadata is incomplete");
+    RRT_CHECK(f.has(a + key), where, "has no ", a, key, "; the ", g.architecture,
+              " metadata is incomplete");
     return positive(f, a + key);
   };
   m.n_layers = required("block_count");
@@ -86,11 +50,10 @@ void read_llama(const GgufFile& f, ModelConfig& m) {
       f.has(a + "attention.head_count_kv") ? positive(f, a + "attention.head_count_kv") : m.n_heads;
   RRT_CHECK(m.n_heads % m.n_kv_heads == 0, where, a, "attention.head_count_kv ", m.n_kv_heads,
             " does not divide attention.head_count ", m.n_heads);
-  RRT_CHECK(f.has(a + "attention.layer_norm_rms_epsilon"), where, "has no ", a,
-            "attention.layer_norm_rms_epsilon; the llama metadata is incomplete");
-  m.norm_eps = widen(f.get_f32(a + "attention.layer_norm_rms_epsilon"));
-  RRT_CHECK(m.norm_eps > 0, where, a, "attention.layer_norm_rms_epsilon is ", m.norm_eps,
-            "; it must be positive");
+  RRT_CHECK(f.has(a + g.norm_eps_key), where, "has no ", a, g.norm_eps_key, "; the ",
+            g.architecture, " metadata is incomplete");
+  m.norm_eps = widen(f.get_f32(a + g.norm_eps_key));
+  RRT_CHECK(m.norm_eps > 0, where, a, g.norm_eps_key, " is ", m.norm_eps, "; it must be positive");
   m.rope_theta = f.has(a + "rope.freq_base") ? widen(f.get_f32(a + "rope.freq_base")) : 10000.0;
   RRT_CHECK(m.rope_theta > 0, where, a, "rope.freq_base is ", m.rope_theta, "; must be positive");
 
@@ -109,10 +72,10 @@ void read_llama(const GgufFile& f, ModelConfig& m) {
               "attention.value_length differs from the key length ", dh,
               "; rrt's attention uses one head size for keys and values");
   RRT_CHECK(dh % 2 == 0, where, "head size ", dh, " is odd; RoPE rotates pairs");
-  if (f.has(a + "rope.dimension_count"))
+  if (g.whole_head_rotary && f.has(a + "rope.dimension_count"))
     RRT_CHECK(positive(f, a + "rope.dimension_count") == dh, where, a, "rope.dimension_count ",
               f.get_i64(a + "rope.dimension_count"), " differs from the head size ", dh,
-              "; partial rotary is not supported for llama");
+              "; partial rotary is not supported for ", g.architecture);
 
   // What rrt's layer cannot compute: refuse rather than import approximately.
   if (f.has(a + "rope.scaling.type")) {
@@ -129,45 +92,19 @@ void read_llama(const GgufFile& f, ModelConfig& m) {
     RRT_CHECK(f.get_i64(a + "expert_count") == 0, where, a, "expert_count is ",
               f.get_i64(a + "expert_count"), "; mixtures of experts are not supported");
 
-  // Vocabulary: llama.vocab_size, else the token list, else the embedding's rows.
+  // Vocabulary: <arch>.vocab_size, else the token list, else the embedding's rows.
+  const std::string embed = file_name_of(g.tensors, "embed.weight");
   if (f.has(a + "vocab_size")) {
     m.vocab = positive(f, a + "vocab_size");
   } else if (f.has("tokenizer.ggml.tokens")) {
     m.vocab = static_cast<int64_t>(f.value("tokenizer.ggml.tokens").count);
   } else {
-    RRT_CHECK(f.has_tensor("token_embd.weight"), where, "has no token_embd.weight");
-    m.vocab = f.tensor("token_embd.weight").shape().front();
+    RRT_CHECK(f.has_tensor(embed), where, "has no ", embed);
+    m.vocab = f.tensor(embed).shape().front();
   }
   RRT_CHECK(m.vocab > 0, where, "the vocabulary is empty");
-  m.tied_head = !f.has_tensor("output.weight");
-}
-
-// ---- Weights ------------------------------------------------------------------------------------
-
-// GGUF row h * dh + 2i + j holds HF row h * dh + j * dh/2 + i (j: rotate_half's half, i < dh/2).
-void undo_rope_permutation(const std::vector<float>& gguf, int64_t heads, int64_t dh, int64_t cols,
-                           float* hf) {
-  const int64_t half = dh / 2;
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t i = 0; i < half; ++i)
-      for (int64_t j = 0; j < 2; ++j) {
-        const float* src = gguf.data() + (h * dh + 2 * i + j) * cols;
-        std::copy_n(src, cols, hf + (h * dh + j * half + i) * cols);
-      }
-}
-
-// The GGUF name (and row order) of every registry parameter.
-std::map<std::string, const GgufRule*> rules_for(const ParamRegistry& reg, int64_t layers,
-                                                 std::map<std::string, std::string>& gguf_of) {
-  std::map<std::string, const GgufRule*> rule_of;
-  for (const GgufRule& rule : kLlamaRules)
-    for (int64_t l = 0; l < layer_count(rule.rrt, layers); ++l) {
-      const std::string name = expand_layer(rule.rrt, l);
-      if (!reg.has(name)) continue;
-      rule_of[name] = &rule;
-      gguf_of[name] = expand_layer(rule.gguf, l);
-    }
-  return rule_of;
+  // A file without the head tensor ties the head to the embedding.
+  m.tied_head = !f.has_tensor(file_name_of(g.tensors, "head.weight"));
 }
 
 }  // namespace
@@ -175,15 +112,13 @@ std::map<std::string, const GgufRule*> rules_for(const ParamRegistry& reg, int64
 ModelConfig read_gguf_config(const GgufFile& file) {
   const std::string where = "gguf " + file.path();
   RRT_CHECK(file.has("general.architecture"), where,
-            "has no general.architecture; is this a "
-            "model file (supported: ",
-            kSupported, ")?");
-  const std::string arch = file.get_string("general.architecture");
-  RRT_CHECK(arch == "llama", where, "architecture '", arch,
-            "' is not supported; supported: ", kSupported);
+            "has no general.architecture; is this a model file (supported: ",
+            known_gguf_architectures(), ")?");
+  const FamilyDescriptor& d =
+      family_by_gguf_architecture(file.get_string("general.architecture"), where);
   ModelConfig m;
-  apply_family_defaults(m, Family::llama);
-  read_llama(file, m);
+  apply_family_defaults(m, d.family);
+  read_metadata(file, *d.gguf, m);
   return m;
 }
 
@@ -193,59 +128,65 @@ HfModel load_gguf_model(const std::string& path) {
   HfModel out;
   out.spec.model = read_gguf_config(file);
   const ModelConfig& m = out.spec.model;
+  const GgufFormat& g = *family_descriptor(m.family).gguf;
   // Before anything is sized from the metadata: a corrupt layer count must not build a registry
   // of billions of entries.
-  RRT_CHECK(m.n_layers <= static_cast<int64_t>(file.tensors().size()) / kLlamaTensorsPerLayer,
-            where, "llama.block_count says ", m.n_layers, " layers but the file holds only ",
-            file.tensors().size(), " tensors (", kLlamaTensorsPerLayer, " per layer)");
+  const int64_t per_layer = tensors_per_layer(g.tensors);
+  RRT_CHECK(m.n_layers <= static_cast<int64_t>(file.tensors().size()) / per_layer, where,
+            g.architecture, ".block_count says ", m.n_layers, " layers but the file holds only ",
+            file.tensors().size(), " tensors (", per_layer, " per layer)");
   out.spec.recursion.block_layers = m.n_layers;
   out.spec.recursion.loops = 1;
   validate(out.spec);
 
   // Every tensor present with its expected shape before the parameters are allocated.
   const ParamRegistry reg(out.spec);
-  std::map<std::string, std::string> gguf_of;
-  const auto rule_of = rules_for(reg, m.n_layers, gguf_of);
-  for (const ParamInfo& p : reg.params()) {
-    auto it = gguf_of.find(p.name);
-    RRT_CHECK(it != gguf_of.end(), "load_gguf_model", "no GGUF name is known for parameter '",
-              p.name, "' (an internal error: extend the tensor table)");
-    const std::string& name = it->second;
-    RRT_CHECK(file.has_tensor(name), where, "has no tensor '", name, "' (rrt '", p.name,
+  const std::vector<FileTensor> tensors = expand_tensors(g.tensors, reg, m.n_layers, "gguf");
+  auto parts_of = [&](const FileTensor& t) {
+    std::vector<std::vector<int64_t>> parts;
+    for (const std::string& p : t.params) parts.push_back(reg[reg.index(p)].shape.vec());
+    return parts;
+  };
+  std::set<std::string> expected = optional_tensors(g.optional, m.n_layers, m.tied_head);
+  for (const FileTensor& t : tensors) {
+    const std::string& name = t.file;
+    RRT_CHECK(file.has_tensor(name), where, "has no tensor '", name, "' (rrt '", t.params[0],
               "'); the file is incomplete or its metadata does not match its tensors");
-    const GgufTensorInfo& t = file.tensor(name);
-    RRT_CHECK(t.shape() == p.shape.vec(), where, "tensor '", name, "' has shape ",
-              shape_str(t.shape()), " (GGUF dims ", shape_str(t.dims),
-              ") but the metadata implies ", shape_str(p.shape.vec()), " (rrt '", p.name, "')");
-    RRT_CHECK(can_dequantize(t.type), where, "tensor '", name, "' has type ", t.type_name(),
+    const GgufTensorInfo& info = file.tensor(name);
+    const std::vector<int64_t> shape = file_shape(t, parts_of(t));
+    RRT_CHECK(info.shape() == shape, where, "tensor '", name, "' has shape ",
+              shape_str(info.shape()), " (GGUF dims ", shape_str(info.dims),
+              ") but the metadata implies ", shape_str(shape), " (rrt '", t.params[0], "')");
+    RRT_CHECK(can_dequantize(info.type), where, "tensor '", name, "' has type ", info.type_name(),
               ", which rrt cannot dequantise (supported: ", dequantizable_types(), ")");
+    expected.insert(name);
   }
-  std::set<std::string> expected;
-  for (const auto& [rrt_name, gguf_name] : gguf_of) expected.insert(gguf_name);
-  for (const char* pattern : kLlamaOptional)
-    for (int64_t l = 0; l < layer_count(pattern, m.n_layers); ++l) expected.insert(expand_layer(pattern, l));
-  for (const GgufTensorInfo& t : file.tensors())
-    RRT_CHECK(
-        expected.count(t.name), where, "unexpected tensor '", t.name, "' that a llama with ",
-        "this metadata does not have",
-        t.name == "rope_freqs.weight"
-            ? " (Llama 3 rope scaling, which rrt does not support)"
-            : "; the file is another architecture or has extra layers (check llama.block_count)");
+  for (const GgufTensorInfo& t : file.tensors()) {
+    if (expected.count(t.name)) continue;
+    std::string why = "; the file is another architecture or has extra layers (check " +
+                      std::string(g.architecture) + ".block_count)";
+    for (const RefusedTensor& r : g.refused)
+      if (t.name == r.file) why = std::string(" (") + r.why + ")";
+    RRT_FAIL(where, "unexpected tensor '", t.name, "' that a ", g.architecture,
+             " with this metadata does not have", why);
+  }
 
   out.params = std::make_unique<ParameterSet>(out.spec, ParameterSet::Grads::without);
   std::vector<float> staging;
-  for (int i = 0; i < reg.size(); ++i) {
-    const ParamInfo& p = reg[i];
-    const GgufRule& rule = *rule_of.at(p.name);
-    const std::string& name = gguf_of.at(p.name);
-    if (rule.rows == RowOrder::as_is) {
-      file.read_f32_into(name, out.params->value(i), p.shape.numel());
+  for (const FileTensor& t : tensors) {
+    const auto parts = parts_of(t);
+    std::vector<float*> dst;
+    for (const std::string& p : t.params) dst.push_back(out.params->value(p));
+    const std::vector<int64_t> shape = file_shape(t, parts);
+    int64_t n = 1;
+    for (int64_t s : shape) n *= s;
+    if (t.rule->rows == RowLayout::as_is) {
+      file.read_f32_into(t.file, dst[0], n);
       continue;
     }
-    staging.resize(static_cast<size_t>(p.shape.numel()));
-    file.read_f32_into(name, staging.data(), p.shape.numel());
-    const int64_t heads = rule.rows == RowOrder::rope_q ? m.n_heads : m.n_kv_heads;
-    undo_rope_permutation(staging, heads, m.dh(), p.shape[1], out.params->value(i));
+    staging.resize(static_cast<size_t>(n));
+    file.read_f32_into(t.file, staging.data(), n);
+    unpack_rows(t.rule->rows, m, staging.data(), parts, dst);
   }
   return out;
 }

@@ -10,6 +10,8 @@
 // RoPE, which rotates adjacent pairs: within each head of Dh rows, the HF row j * Dh/2 + i (half
 // j of rotate_half, i < Dh/2) is stored as row 2i + j. The import puts the rows back, so the
 // model equals the HF original (tests/model/test_gguf_import.cpp proves it on logits).
+// The tensor names, row layouts and the metadata keys that differ between architectures are the
+// family's descriptor's (GgufFormat in model/family.h).
 #pragma once
 
 #include <string>

@@ -6,13 +6,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <span>
 #include <system_error>
 #include <vector>
 
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "model/family.h"
 
 namespace rrt {
 namespace {
@@ -20,177 +20,84 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// What one HF tensor of a decoder layer holds, in rrt terms.
-enum class Holds { norm_weight, norm_bias, proj_weight, proj_bias, qkv_weight, qkv_bias };
-
-struct LayerTensor {
-  const char* hf;  // name after "<layers>.{l}."
-  Holds holds;
-  Proj proj = Proj::q;     // proj_weight, proj_bias
-  bool attn_norm = false;  // norm_*: the attention (input) norm, else the MLP norm
-};
-
-// Llama and Gemma share the tensor names; NeoX fuses q, k, v and has biases everywhere.
-constexpr LayerTensor kLlamaLayer[] = {
-    {"input_layernorm.weight", Holds::norm_weight, Proj::q, true},
-    {"self_attn.q_proj.weight", Holds::proj_weight, Proj::q},
-    {"self_attn.k_proj.weight", Holds::proj_weight, Proj::k},
-    {"self_attn.v_proj.weight", Holds::proj_weight, Proj::v},
-    {"self_attn.o_proj.weight", Holds::proj_weight, Proj::o},
-    {"post_attention_layernorm.weight", Holds::norm_weight, Proj::q, false},
-    {"mlp.gate_proj.weight", Holds::proj_weight, Proj::gate},
-    {"mlp.up_proj.weight", Holds::proj_weight, Proj::up},
-    {"mlp.down_proj.weight", Holds::proj_weight, Proj::down},
-};
-constexpr LayerTensor kNeoxLayer[] = {
-    {"input_layernorm.weight", Holds::norm_weight, Proj::q, true},
-    {"input_layernorm.bias", Holds::norm_bias, Proj::q, true},
-    {"attention.query_key_value.weight", Holds::qkv_weight},
-    {"attention.query_key_value.bias", Holds::qkv_bias},
-    {"attention.dense.weight", Holds::proj_weight, Proj::o},
-    {"attention.dense.bias", Holds::proj_bias, Proj::o},
-    {"post_attention_layernorm.weight", Holds::norm_weight, Proj::q, false},
-    {"post_attention_layernorm.bias", Holds::norm_bias, Proj::q, false},
-    {"mlp.dense_h_to_4h.weight", Holds::proj_weight, Proj::up},
-    {"mlp.dense_h_to_4h.bias", Holds::proj_bias, Proj::up},
-    {"mlp.dense_4h_to_h.weight", Holds::proj_weight, Proj::down},
-    {"mlp.dense_4h_to_h.bias", Holds::proj_bias, Proj::down},
-};
-
-// The checkpoint layout of one HF architecture.
-struct HfLayout {
-  const char* architecture;
-  const char* model_type;
-  const char* embed;       // embedding tensor
-  const char* layers;      // prefix of layer l's tensors: "<layers>.{l}."
-  const char* final_norm;  // final norm module (".weight", and ".bias" for LayerNorm)
-  const char* head;        // untied head tensor
-  std::span<const LayerTensor> layer;
-};
-
-constexpr HfLayout kLlamaLayout{
-    .architecture = "LlamaForCausalLM",
-    .model_type = "llama",
-    .embed = "model.embed_tokens.weight",
-    .layers = "model.layers",
-    .final_norm = "model.norm",
-    .head = "lm_head.weight",
-    .layer = kLlamaLayer,
-};
-constexpr HfLayout kGemmaLayout{
-    .architecture = "GemmaForCausalLM",
-    .model_type = "gemma",
-    .embed = "model.embed_tokens.weight",
-    .layers = "model.layers",
-    .final_norm = "model.norm",
-    .head = "lm_head.weight",
-    .layer = kLlamaLayer,
-};
-constexpr HfLayout kNeoxLayout{
-    .architecture = "GPTNeoXForCausalLM",
-    .model_type = "gpt_neox",
-    .embed = "gpt_neox.embed_in.weight",
-    .layers = "gpt_neox.layers",
-    .final_norm = "gpt_neox.final_layer_norm",
-    .head = "embed_out.weight",  // Pythia's name; transformers 5 renames it to lm_head on load
-    .layer = kNeoxLayer,
-};
-
-const HfLayout& layout_of(Family f) {
-  switch (f) {
-    case Family::llama:
-      return kLlamaLayout;
-    case Family::gemma:
-      return kGemmaLayout;
-    case Family::neox:
-      return kNeoxLayout;
-  }
-  RRT_FAIL("export", "unknown family");
-}
-
-// transformers' hidden_act of the MLP nonlinearity (the gate's in gated MLPs).
-const char* hf_activation(Activation a) {
-  switch (a) {
-    case Activation::swiglu:
-      return "silu";
-    case Activation::geglu:
-    case Activation::gelu_tanh:
-      return "gelu_pytorch_tanh";
-    case Activation::gelu:
-      return "gelu";
-  }
-  return "?";
-}
-
-// NeoX's HF rotary dims are int(Dh * partial_rotary_factor); rot_dim / Dh gives back exactly
-// rrt's (even) rot_dim, which the export checks rather than trusts to rounding.
+// HF configs with a rotary key give partial rotary as int(Dh * partial_rotary_factor) dims;
+// rot_dim / Dh gives back exactly rrt's (even) rot_dim, which the export checks rather than
+// trusts to rounding.
 double partial_rotary_factor(const ModelConfig& m) {
   return static_cast<double>(m.rot_dim()) / static_cast<double>(m.dh());
 }
 
-// What the HF configs cannot say beyond check_family_structure: Llama and Gemma rotate whole
-// heads; NeoX derives Dh from d_model / H and has one kv head per head.
+// The value activation key `k` writes for activation a: the first the family accepts for it.
+const char* hf_activation(const HfActivationKey& k, Activation a) {
+  for (const HfActivation& x : k.accepted)
+    if (x.activation == a) return x.hf;
+  RRT_FAIL("export", k.key, " has no value for activation ", to_string(a));
+}
+
+// What the HF config cannot say beyond check_family_structure: partial rotary without a
+// rotary key, GQA without a kv-heads key, a head size other than d_model / n_heads where the
+// config has none.
 void check_hf_expressible(const ModelConfig& m, const std::string& where) {
   check_family_structure(m);
-  const std::string arch = layout_of(m.family).architecture;
-  if (m.family != Family::neox) {
+  const HfFormat& f = family_descriptor(m.family).hf;
+  const std::string arch = f.architecture;
+  if (!f.rotary_fraction_key)
     RRT_CHECK(m.rot_dim() == m.dh(), where, arch, " rotates whole heads, but the model rotates ",
               m.rot_dim(), " of ", m.dh(), " head dims (model.rotary_fraction ", m.rotary_fraction,
               ")");
-    return;
+  if (!f.kv_heads_key)
+    RRT_CHECK(m.n_kv_heads == m.n_heads, where, arch,
+              " has no grouped-query attention; the model has ", m.n_kv_heads, " kv heads for ",
+              m.n_heads, " heads");
+  if (f.head_dim == HfHeadDim::quotient)
+    RRT_CHECK(m.dh() * m.n_heads == m.d_model, where, arch,
+              " uses head_dim = d_model / n_heads = ", m.d_model / m.n_heads,
+              ", but the model has head_dim ", m.dh());
+  if (f.rotary_fraction_key) {
+    const auto hf_rot =
+        static_cast<int64_t>(static_cast<double>(m.dh()) * partial_rotary_factor(m));
+    RRT_CHECK(hf_rot == m.rot_dim(), where, "rotary dims ", m.rot_dim(), " of ", m.dh(),
+              " cannot be written as a partial_rotary_factor");
   }
-  RRT_CHECK(m.n_kv_heads == m.n_heads, where, arch,
-            " has no grouped-query attention; the model "
-            "has ",
-            m.n_kv_heads, " kv heads for ", m.n_heads, " heads");
-  RRT_CHECK(m.dh() * m.n_heads == m.d_model, where, arch,
-            " uses head_dim = d_model / n_heads = ", m.d_model / m.n_heads,
-            ", but the model has head_dim ", m.dh());
-  const auto hf_rot = static_cast<int64_t>(static_cast<double>(m.dh()) * partial_rotary_factor(m));
-  RRT_CHECK(hf_rot == m.rot_dim(), where, "rotary dims ", m.rot_dim(), " of ", m.dh(),
-            " cannot be written as a partial_rotary_factor");
 }
 
+// config.json from the family's keys; the keys every transformers config spells alike
+// (architectures, model_type, rope_parameters, dtype, ...) are named here.
 json hf_config(const ModelSpec& spec) {
   const ModelConfig& m = spec.model;
-  const HfLayout& layout = layout_of(m.family);
+  const HfFormat& f = family_descriptor(m.family).hf;
   json rope = {{"rope_type", "default"}, {"rope_theta", m.rope_theta}};  // transformers 5
   json c;
-  c["architectures"] = json::array({layout.architecture});
-  c["model_type"] = layout.model_type;
-  c["vocab_size"] = m.vocab;
-  c["hidden_size"] = m.d_model;
-  c["intermediate_size"] = m.ffn;
-  c["num_hidden_layers"] = spec.positions();
-  c["num_attention_heads"] = m.n_heads;
-  c["max_position_embeddings"] = m.max_seq_len;
-  c["tie_word_embeddings"] = m.tied_head;
-  c["hidden_act"] = hf_activation(m.activation);
+  c["architectures"] = json::array({f.architecture});
+  c["model_type"] = f.model_type;
+  c[f.sizes.vocab] = m.vocab;
+  c[f.sizes.d_model] = m.d_model;
+  c[f.sizes.ffn] = m.ffn;
+  c[f.sizes.n_layers] = spec.positions();
+  c[f.sizes.n_heads] = m.n_heads;
+  c[f.sizes.max_seq_len] = m.max_seq_len;
+  c[f.tied_head_key] = m.tied_head;
+  c[f.activation.key] = hf_activation(f.activation, m.activation);
+  // A second activation key some transformers versions read instead (the family's note says
+  // why); written so that every version computes the same function.
+  if (f.activation_check.key)
+    c[f.activation_check.key] = hf_activation(f.activation_check, m.activation);
   c["attention_dropout"] = 0.0;
   c["torch_dtype"] = "float32";  // transformers 4
   c["dtype"] = "float32";        // transformers 5
   c["use_cache"] = true;
-  if (m.family == Family::neox) {
+  if (f.kv_heads_key) c[f.kv_heads_key] = m.n_kv_heads;
+  if (f.head_dim != HfHeadDim::quotient) c[f.head_dim_key] = m.dh();
+  c[f.norm_eps_key] = m.norm_eps;
+  c[f.rope_theta_key] = m.rope_theta;  // transformers 4
+  if (f.rotary_fraction_key) {
     rope["partial_rotary_factor"] = partial_rotary_factor(m);
-    c["rotary_pct"] = partial_rotary_factor(m);  // transformers 4
-    c["rotary_emb_base"] = m.rope_theta;         // transformers 4
-    c["layer_norm_eps"] = m.norm_eps;
-    c["use_parallel_residual"] = m.parallel_residual;
-    c["attention_bias"] = true;
-    c["hidden_dropout"] = 0.0;
-  } else {
-    c["num_key_value_heads"] = m.n_kv_heads;
-    c["head_dim"] = m.dh();
-    c["rms_norm_eps"] = m.norm_eps;
-    c["rope_theta"] = m.rope_theta;  // transformers 4
-    c["attention_bias"] = false;
+    c[f.rotary_fraction_key] = partial_rotary_factor(m);  // transformers 4
   }
-  if (m.family == Family::llama) {
-    c["mlp_bias"] = false;
-    c["pretraining_tp"] = 1;
-  }
-  // transformers 4 Gemma reads hidden_activation (and falls back to exact GELU without it).
-  if (m.family == Family::gemma) c["hidden_activation"] = hf_activation(m.activation);
+  if (f.parallel_residual_key) c[f.parallel_residual_key] = m.parallel_residual;
+  for (const HfFlag& flag : f.flags)
+    if (flag.written) c[flag.key] = flag.required;
+  for (const HfConstant& k : f.constants) c[k.key] = json::parse(k.json);
   c["rope_parameters"] = rope;
   return c;
 }
@@ -231,12 +138,11 @@ class ExportTensors {
   void add_param(const std::string& hf, const std::string& rrt_name) {
     const int i = params_.registry().index(rrt_name);
     const Shape& s = params_.registry()[i].shape;
-    out_.push_back({hf, "F32", s.vec(),
-                    params_.value(i)});
+    out_.push_back({hf, "F32", s.vec(), params_.value(i)});
     written_.insert(rrt_name);
   }
   void add_computed(const std::string& hf, std::vector<int64_t> shape, std::vector<float> data,
-                    std::initializer_list<std::string> from) {
+                    const std::vector<std::string>& from) {
     owned_.push_back(std::move(data));  // deque: earlier elements keep their addresses
     out_.push_back({hf, "F32", std::move(shape), owned_.back().data()});
     written_.insert(from.begin(), from.end());
@@ -246,7 +152,7 @@ class ExportTensors {
       if (p.kind == ParamKind::lora_a || p.kind == ParamKind::lora_b) continue;  // merged
       RRT_CHECK(written_.count(p.name), "export", "parameter '", p.name,
                 "' has no HF tensor "
-                "(an internal error: extend the layout table in model/hf_export.cpp)");
+                "(an internal error: extend its family's table in model/families.cpp)");
     }
   }
   const std::vector<SafetensorOut>& tensors() const { return out_; }
@@ -258,60 +164,74 @@ class ExportTensors {
   std::set<std::string> written_;
 };
 
-// The bias of projection p at position pos (tied, or the position's own with per-loop norms).
-std::string bias_at(const RecursionConfig& rc, Position pos, Proj p) {
-  return ParamRegistry::bias_name(pos.layer, p, pos.loop, rc.per_loop_norms);
-}
+// Where plain-model parameter `name` (of layer l of the plain model; -1: not a layer's) comes
+// from in the recursive model: the tied block weight (with the position's LoRA merged when it
+// has one), the tied or per-loop norm or bias, or the same name outside the layers.
+struct Source {
+  std::string param;
+  bool merge = false;  // merged_weight(proj) rather than the parameter itself
+  Proj proj = Proj::q;
+};
 
-void add_fused_qkv(ExportTensors& out, const ModelSpec& spec, const ParameterSet& params, int64_t l,
-                   const std::string& hf, bool bias) {
-  const ModelConfig& m = spec.model;
-  const Position pos = position_of(spec.recursion, l);
-  const Proj qkv[3] = {Proj::q, Proj::k, Proj::v};
-  if (bias) {
-    const float* b[3];
-    for (int i = 0; i < 3; ++i) b[i] = params.value(bias_at(spec.recursion, pos, qkv[i]));
-    out.add_computed(hf, {3 * m.q_dim()}, fuse_qkv_per_head(b[0], b[1], b[2], m.n_heads, m.dh()),
-                     {bias_at(spec.recursion, pos, Proj::q), bias_at(spec.recursion, pos, Proj::k),
-                      bias_at(spec.recursion, pos, Proj::v)});
-    return;
-  }
-  std::vector<float> w[3];
-  for (int i = 0; i < 3; ++i) w[i] = merged_weight(spec, params, l, qkv[i]);
-  out.add_computed(
-      hf, {3 * m.q_dim(), m.d_model},
-      fuse_qkv_per_head(w[0].data(), w[1].data(), w[2].data(), m.n_heads, m.dh() * m.d_model),
-      {ParamRegistry::block_name(pos.layer, Proj::q), ParamRegistry::block_name(pos.layer, Proj::k),
-       ParamRegistry::block_name(pos.layer, Proj::v)});
-}
-
-void add_layer_tensor(ExportTensors& out, const ModelSpec& spec, const ParameterSet& params,
-                      int64_t l, const LayerTensor& t, const std::string& hf) {
+Source source_of(const ModelSpec& spec, const std::string& name, int64_t l) {
+  if (l < 0) return {name};
   const RecursionConfig& rc = spec.recursion;
   const Position pos = position_of(rc, l);
-  switch (t.holds) {
-    case Holds::norm_weight:
-    case Holds::norm_bias:
-      out.add_param(hf, ParamRegistry::norm_name(pos.layer, pos.loop, t.attn_norm,
-                                                 rc.per_loop_norms, t.holds == Holds::norm_bias));
-      return;
-    case Holds::proj_bias:
-      out.add_param(hf, bias_at(rc, pos, t.proj));
-      return;
-    case Holds::proj_weight:
-      if (spec.lora_rank(t.proj) == 0) {
-        out.add_param(hf, ParamRegistry::block_name(pos.layer, t.proj));
-      } else {
-        const auto [rows, cols] = proj_shape(spec.model, t.proj);
-        out.add_computed(hf, {rows, cols}, merged_weight(spec, params, l, t.proj),
-                         {ParamRegistry::block_name(pos.layer, t.proj)});
-      }
-      return;
-    case Holds::qkv_weight:
-    case Holds::qkv_bias:
-      add_fused_qkv(out, spec, params, l, hf, t.holds == Holds::qkv_bias);
-      return;
+  for (int j = 0; j < kNumProj; ++j) {
+    const Proj p = static_cast<Proj>(j);
+    if (name == ParamRegistry::block_name(l, p))
+      return {ParamRegistry::block_name(pos.layer, p), spec.lora_rank(p) > 0, p};
+    if (name == ParamRegistry::bias_name(l, p))
+      return {ParamRegistry::bias_name(pos.layer, p, pos.loop, rc.per_loop_norms)};
   }
+  for (bool attn : {true, false})
+    for (bool bias : {false, true})
+      if (name == ParamRegistry::norm_name(l, -1, attn, false, bias))
+        return {ParamRegistry::norm_name(pos.layer, pos.loop, attn, rc.per_loop_norms, bias)};
+  RRT_FAIL("export", "no source is known for '", name,
+           "' (an internal error: extend source_of in model/hf_export.cpp)");
+}
+
+// The plain model that the export describes: every position its own layer, no LoRA.
+ModelSpec plain_spec(const ModelSpec& spec) {
+  ModelSpec plain;
+  plain.model = spec.model;
+  plain.model.n_layers = spec.positions();
+  plain.recursion.block_layers = spec.positions();
+  plain.recursion.loops = 1;
+  return plain;
+}
+
+// Adds the HF tensor `t` of the plain model: the parameter itself where it is one parameter
+// stored as it is, else its rows assembled from the (merged) sources.
+void add_tensor(ExportTensors& out, const ModelSpec& spec, const ParameterSet& params,
+                const ParamRegistry& plain, const FileTensor& t) {
+  std::vector<Source> sources;
+  std::vector<std::vector<int64_t>> parts;
+  std::vector<std::string> from;
+  for (const std::string& p : t.params) {
+    sources.push_back(source_of(spec, p, t.layer));
+    parts.push_back(plain[plain.index(p)].shape.vec());
+    from.push_back(sources.back().param);
+  }
+  if (t.rule->rows == RowLayout::as_is && !sources[0].merge) {
+    out.add_param(t.file, sources[0].param);
+    return;
+  }
+  std::vector<std::vector<float>> merged(sources.size());
+  std::vector<const float*> in;
+  for (size_t j = 0; j < sources.size(); ++j) {
+    if (sources[j].merge) {
+      merged[j] = merged_weight(spec, params, t.layer, sources[j].proj);
+      in.push_back(merged[j].data());
+    } else {
+      in.push_back(params.value(sources[j].param));
+    }
+  }
+  std::vector<float> rows = t.rule->rows == RowLayout::as_is
+                                ? std::move(merged[0])
+                                : pack_rows(t.rule->rows, spec.model, parts, in);
+  out.add_computed(t.file, file_shape(t, parts), std::move(rows), from);
 }
 
 void write_config(const ModelSpec& spec, const std::string& out_dir) {
@@ -361,35 +281,17 @@ std::vector<float> merged_weight(const ModelSpec& spec, const ParameterSet& para
   return out;
 }
 
-std::vector<float> fuse_qkv_per_head(const float* q, const float* k, const float* v, int64_t heads,
-                                     int64_t block) {
-  std::vector<float> fused(3 * heads * block);
-  const float* parts[3] = {q, k, v};
-  for (int64_t h = 0; h < heads; ++h)
-    for (int j = 0; j < 3; ++j)
-      std::copy_n(parts[j] + h * block, block, fused.data() + (3 * h + j) * block);
-  return fused;
-}
-
 void export_hf(const ModelSpec& spec, const ParameterSet& params, const std::string& out_dir,
                bool overwrite) {
   validate(spec);
   check_hf_expressible(spec.model, "export " + out_dir);
   prepare_dir(out_dir, overwrite);
 
-  const ModelConfig& m = spec.model;
-  const HfLayout& layout = layout_of(m.family);
+  const HfFormat& f = family_descriptor(spec.model.family).hf;
+  const ParamRegistry plain(plain_spec(spec));
   ExportTensors out(params);
-  out.add_param(layout.embed, "embed.weight");
-  for (int64_t l = 0; l < spec.positions(); ++l) {
-    const std::string prefix = std::string(layout.layers) + "." + std::to_string(l) + ".";
-    for (const LayerTensor& t : layout.layer)
-      add_layer_tensor(out, spec, params, l, t, prefix + t.hf);
-  }
-  out.add_param(std::string(layout.final_norm) + ".weight", "final_norm.weight");
-  if (m.norm == Norm::layer)
-    out.add_param(std::string(layout.final_norm) + ".bias", "final_norm.bias");
-  if (!m.tied_head) out.add_param(layout.head, "head.weight");
+  for (const FileTensor& t : expand_tensors(f.tensors, plain, spec.positions(), f.architecture))
+    add_tensor(out, spec, params, plain, t);
   out.check_all_written();
 
   write_safetensors((fs::path(out_dir) / "model.safetensors").string(), out.tensors(),

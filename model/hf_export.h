@@ -7,15 +7,16 @@
 //     W_l = W_b + s * B_{k,b} A_{k,b}      (s = ModelSpec::lora_scale(p); computed in double,
 //                                           rounded once to fp32)
 // Norms (and LayerNorm biases) and projection biases are the tied block layer's, or the
-// position's own with per-loop norms. NeoX's fused query_key_value is assembled per head:
-// rows [h*3*Dh, h*3*Dh + Dh) are q of head h, the next Dh rows k, the next Dh rows v (biases
-// alike). Embedding, final norm and head are copied; a tied head writes no head tensor and
-// tie_word_embeddings true.
+// position's own with per-loop norms. Embedding, final norm and head are copied; a tied head
+// writes no head tensor and tie_word_embeddings true. The tensor names, row layouts (NeoX's
+// fused per-head query_key_value) and config.json keys are the family's descriptor's
+// (model/family.h): export expands its tensor table over the unrolled positions.
 //
 // A model whose structure its family's HF architecture cannot express (check_family_structure,
-// plus what the HF configs cannot say: Llama/Gemma rotate whole heads, NeoX has no GQA and no
-// independent head_dim) is refused. The result loads with load_hf_model and transformers and
-// computes the same function as the rrt model, up to fp32 rounding of the merged weights.
+// plus what the family's config keys cannot say: partial rotary without a rotary key, GQA
+// without a kv-heads key, a head size other than d_model / n_heads where the config has no
+// head_dim) is refused. The result loads with load_hf_model and transformers and computes the
+// same function as the rrt model, up to fp32 rounding of the merged weights.
 #pragma once
 
 #include <string>
@@ -36,11 +37,5 @@ void export_hf(const ModelSpec& spec, const ParameterSet& params, const std::str
 // The merged weight [out, in] of projection p at unrolled position l (what export_hf writes).
 std::vector<float> merged_weight(const ModelSpec& spec, const ParameterSet& params, int64_t l,
                                  Proj p);
-
-// NeoX's fused query_key_value layout: q, k and v, each `heads` blocks of `block` floats (one
-// head's rows), interleaved per head as [q_0 k_0 v_0 q_1 k_1 v_1 ...]. block = Dh * D for the
-// weights, Dh for the biases.
-std::vector<float> fuse_qkv_per_head(const float* q, const float* k, const float* v, int64_t heads,
-                                     int64_t block);
 
 }  // namespace rrt

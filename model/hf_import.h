@@ -12,7 +12,9 @@
 //                       interleaved (q, k, v of head 0, then of head 1, ...) and is split into
 //                       rrt's q, k, v weights and biases.
 // All use the [out, in] weight layout and rotate_half RoPE over the first rot_dim dims of each
-// head, as rrt does, so the other tensors are copied as they are (F32/BF16/F16 -> fp32).
+// head, as rrt does, so the other tensors are copied as they are (F32/BF16/F16 -> fp32). The
+// config keys, tensor names and row layouts are each family's descriptor's (model/family.h,
+// model/families.cpp); import is a loop over them.
 // Configs that rrt's layer cannot compute exactly (rope_scaling, other activations, NeoX without
 // attention biases, ...) are refused with rrt::Error rather than imported approximately.
 #pragma once
@@ -30,9 +32,10 @@ struct HfModel {
   std::unique_ptr<ParameterSet> params;  // values only (no grads); block.{l}.attn.q.weight, ...
 };
 
-// Reads <dir>/config.json: the family's structural defaults (apply_family_defaults), then its
-// config keys. Only the architectures above with plain RoPE (no rope_scaling) are accepted;
-// anything else throws rrt::Error naming the field.
+// Reads <dir>/config.json: the family (its architectures and model_type, which must agree),
+// the family's structural defaults (apply_family_defaults), then its config keys. Only the
+// architectures above with plain RoPE (no rope_scaling) are accepted; anything else throws
+// rrt::Error naming the field (an unknown family: listing the known ones).
 ModelConfig read_hf_config(const std::string& dir);
 
 // Reads config.json and the weights of <dir>: model.safetensors, or the shards named by

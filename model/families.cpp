@@ -1,0 +1,275 @@
+// The family descriptors (model/family.h): one section per family. transformers 5.24 semantics
+// for the config keys and their defaults; llama.cpp's convert_hf_to_gguf.py for the GGUF names.
+#include "model/family.h"
+
+namespace rrt {
+namespace {
+
+// The size keys every transformers decoder config here spells alike.
+constexpr HfSizeKeys kHfSizes{
+    .vocab = "vocab_size",
+    .d_model = "hidden_size",
+    .n_heads = "num_attention_heads",
+    .ffn = "intermediate_size",
+    .n_layers = "num_hidden_layers",
+    .max_seq_len = "max_position_embeddings",
+};
+
+// ---- Llama (and everything saved as LlamaForCausalLM: TinyLlama, SmolLM, ...) ------------------
+// RMSNorm, SwiGLU, RoPE over whole heads, optional GQA and head_dim, tied or untied head.
+constexpr HfActivation kLlamaActivations[] = {{"silu", Activation::swiglu}};
+constexpr HfFlag kLlamaFlags[] = {
+    {"attention_bias", false, true, "rrt's Llama layers have no biases"},
+    {"mlp_bias", false, true, "rrt's Llama layers have no biases"},
+};
+constexpr HfConstant kLlamaConstants[] = {{"pretraining_tp", "1"}};
+// Gemma 1 names its tensors alike.
+constexpr TensorRule kLlamaTensors[] = {
+    {"embed.weight", "model.embed_tokens.weight"},
+    {"block.{l}.attn_norm.weight", "model.layers.{l}.input_layernorm.weight"},
+    {"block.{l}.attn.q.weight", "model.layers.{l}.self_attn.q_proj.weight"},
+    {"block.{l}.attn.k.weight", "model.layers.{l}.self_attn.k_proj.weight"},
+    {"block.{l}.attn.v.weight", "model.layers.{l}.self_attn.v_proj.weight"},
+    {"block.{l}.attn.o.weight", "model.layers.{l}.self_attn.o_proj.weight"},
+    {"block.{l}.mlp_norm.weight", "model.layers.{l}.post_attention_layernorm.weight"},
+    {"block.{l}.mlp.gate.weight", "model.layers.{l}.mlp.gate_proj.weight"},
+    {"block.{l}.mlp.up.weight", "model.layers.{l}.mlp.up_proj.weight"},
+    {"block.{l}.mlp.down.weight", "model.layers.{l}.mlp.down_proj.weight"},
+    {"final_norm.weight", "model.norm.weight"},
+    {"head.weight", "lm_head.weight"},  // in the registry only when the head is untied
+};
+// RoPE buffers that older checkpoints saved, and a tied head stored anyway (HF itself uses the
+// embedding then).
+constexpr OptionalTensor kLlamaOptional[] = {
+    {"model.layers.{l}.self_attn.rotary_emb.inv_freq"},
+    {"lm_head.weight", true},
+};
+
+// GGUF: llama.cpp reorders attn_q and attn_k for its adjacent-pair RoPE.
+constexpr TensorRule kLlamaGgufTensors[] = {
+    {"embed.weight", "token_embd.weight"},
+    {"block.{l}.attn_norm.weight", "blk.{l}.attn_norm.weight"},
+    {"block.{l}.attn.q.weight", "blk.{l}.attn_q.weight", RowLayout::rope_pairs_q},
+    {"block.{l}.attn.k.weight", "blk.{l}.attn_k.weight", RowLayout::rope_pairs_k},
+    {"block.{l}.attn.v.weight", "blk.{l}.attn_v.weight"},
+    {"block.{l}.attn.o.weight", "blk.{l}.attn_output.weight"},
+    {"block.{l}.mlp_norm.weight", "blk.{l}.ffn_norm.weight"},
+    {"block.{l}.mlp.gate.weight", "blk.{l}.ffn_gate.weight"},
+    {"block.{l}.mlp.up.weight", "blk.{l}.ffn_up.weight"},
+    {"block.{l}.mlp.down.weight", "blk.{l}.ffn_down.weight"},
+    {"final_norm.weight", "output_norm.weight"},
+    {"head.weight", "output.weight"},  // absent: the head is tied
+};
+// RoPE inverse frequencies that some converters stored (they follow from rope.freq_base).
+constexpr OptionalTensor kLlamaGgufOptional[] = {{"blk.{l}.attn_rot_embd"}};
+constexpr RefusedTensor kLlamaGgufRefused[] = {
+    {"rope_freqs.weight", "Llama 3 rope scaling, which rrt does not support"},
+};
+constexpr GgufFormat kLlamaGguf{
+    .architecture = "llama",
+    .norm_eps_key = "attention.layer_norm_rms_epsilon",
+    .whole_head_rotary = true,
+    .tensors = kLlamaGgufTensors,
+    .optional = kLlamaGgufOptional,
+    .refused = kLlamaGgufRefused,
+};
+
+// ---- Gemma 1 ------------------------------------------------------------------------------------
+// RMSNorm (1 + w), GeGLU with the tanh GELU, embeddings x sqrt(D), independent head_dim,
+// MQA/GQA, tied head by default. transformers 5.24's GemmaConfig turns the legacy hidden_act
+// "gelu" of the official releases into gelu_pytorch_tanh and no longer reads hidden_activation
+// (transformers 4 did, and there "gelu" meant the exact GELU), so hidden_activation must be a
+// tanh GELU when present. gelu_new, gelu_fast and gelu_python_tanh write the tanh approximation
+// out by hand; gelu_pytorch_tanh is torch's; all four are the same function.
+constexpr HfActivation kGemmaActivations[] = {
+    {"gelu_pytorch_tanh", Activation::geglu},
+    {"gelu", Activation::geglu},  // the legacy spelling: tanh in transformers 5
+    {"gelu_new", Activation::geglu},
+    {"gelu_fast", Activation::geglu},
+    {"gelu_python_tanh", Activation::geglu},
+};
+constexpr HfActivation kGemmaHiddenActivations[] = {
+    {"gelu_pytorch_tanh", Activation::geglu},
+    {"gelu_new", Activation::geglu},
+    {"gelu_fast", Activation::geglu},
+    {"gelu_python_tanh", Activation::geglu},
+};
+constexpr HfFlag kGemmaFlags[] = {
+    {"attention_bias", false, true, "rrt's Gemma layers have no biases"},
+    {"use_bidirectional_attention", false, false, "rrt's attention is causal"},
+};
+
+// ---- GPT-NeoX (Pythia, ...) -------------------------------------------------------------------
+// LayerNorm with bias, biases on every projection, exact or tanh GELU MLP, parallel or
+// sequential residual, partial rotary (rotary_pct / partial_rotary_factor; transformers rotates
+// 25% by default), head embed_out untied by default, no GQA.
+constexpr HfActivation kNeoxActivations[] = {
+    {"gelu", Activation::gelu},
+    {"gelu_python", Activation::gelu},
+    {"gelu_pytorch_tanh", Activation::gelu_tanh},
+    {"gelu_new", Activation::gelu_tanh},
+    {"gelu_fast", Activation::gelu_tanh},
+    {"gelu_python_tanh", Activation::gelu_tanh},
+};
+constexpr HfFlag kNeoxFlags[] = {
+    {"attention_bias", true, true,
+     "rrt's GPT-NeoX layer has a bias on every projection, so a NeoX without attention biases "
+     "cannot be imported"},
+};
+constexpr HfConstant kNeoxConstants[] = {{"hidden_dropout", "0.0"}};
+constexpr TensorRule kNeoxTensors[] = {
+    {"embed.weight", "gpt_neox.embed_in.weight"},
+    {"block.{l}.attn_norm.weight", "gpt_neox.layers.{l}.input_layernorm.weight"},
+    {"block.{l}.attn_norm.bias", "gpt_neox.layers.{l}.input_layernorm.bias"},
+    {"block.{l}.attn.q.weight", "gpt_neox.layers.{l}.attention.query_key_value.weight",
+     RowLayout::qkv_per_head},
+    {"block.{l}.attn.q.bias", "gpt_neox.layers.{l}.attention.query_key_value.bias",
+     RowLayout::qkv_per_head},
+    {"block.{l}.attn.o.weight", "gpt_neox.layers.{l}.attention.dense.weight"},
+    {"block.{l}.attn.o.bias", "gpt_neox.layers.{l}.attention.dense.bias"},
+    {"block.{l}.mlp_norm.weight", "gpt_neox.layers.{l}.post_attention_layernorm.weight"},
+    {"block.{l}.mlp_norm.bias", "gpt_neox.layers.{l}.post_attention_layernorm.bias"},
+    {"block.{l}.mlp.up.weight", "gpt_neox.layers.{l}.mlp.dense_h_to_4h.weight"},
+    {"block.{l}.mlp.up.bias", "gpt_neox.layers.{l}.mlp.dense_h_to_4h.bias"},
+    {"block.{l}.mlp.down.weight", "gpt_neox.layers.{l}.mlp.dense_4h_to_h.weight"},
+    {"block.{l}.mlp.down.bias", "gpt_neox.layers.{l}.mlp.dense_4h_to_h.bias"},
+    {"final_norm.weight", "gpt_neox.final_layer_norm.weight"},
+    {"final_norm.bias", "gpt_neox.final_layer_norm.bias"},
+    // Checkpoints (and transformers 5's save_pretrained) call the head embed_out; the module
+    // itself is lm_head, which other tools may write.
+    {"head.weight", "embed_out.weight", RowLayout::as_is, "lm_head.weight"},
+};
+// Causal-mask and RoPE buffers of older checkpoints (transformers ignores them on load too).
+constexpr OptionalTensor kNeoxOptional[] = {
+    {"gpt_neox.layers.{l}.attention.bias"},
+    {"gpt_neox.layers.{l}.attention.masked_bias"},
+    {"gpt_neox.layers.{l}.attention.rotary_emb.inv_freq"},
+    {"embed_out.weight", true},
+    {"lm_head.weight", true},
+};
+
+constexpr FamilyDescriptor kFamilies[] = {
+    {
+        .family = Family::llama,
+        .name = "llama",
+        .display = "Llama",
+        .mlp = "SwiGLU",
+        .structure = {.norm = Norm::rms,
+                      .norm_unit_offset = false,
+                      .activation = Activation::swiglu,
+                      .parallel_residual = false,
+                      .rotary_fraction = 1.0,
+                      .linear_bias = false,
+                      .tied_head = false,
+                      .embed_scale = 1.0},
+        .hf = {.architecture = "LlamaForCausalLM",
+               .model_type = "llama",
+               .sizes = kHfSizes,
+               .kv_heads_key = "num_key_value_heads",
+               .kv_heads_required = false,
+               .head_dim_key = "head_dim",
+               .head_dim = HfHeadDim::optional,
+               .norm_eps_key = "rms_norm_eps",
+               .norm_eps_default = 1e-6,
+               .rope_theta_key = "rope_theta",
+               .rotary_fraction_key = nullptr,
+               .parallel_residual_key = nullptr,
+               .tied_head_key = "tie_word_embeddings",
+               .activation = {.key = "hidden_act",
+                              .fallback = "silu",
+                              .accepted = kLlamaActivations},
+               .activation_check = {},
+               .flags = kLlamaFlags,
+               .constants = kLlamaConstants,
+               .tensors = kLlamaTensors,
+               .optional = kLlamaOptional},
+        .gguf = &kLlamaGguf,
+    },
+    {
+        .family = Family::gemma,
+        .name = "gemma",
+        .display = "Gemma",
+        .mlp = "GeGLU with the tanh GELU",
+        .structure = {.norm = Norm::rms,
+                      .norm_unit_offset = true,
+                      .activation = Activation::geglu,
+                      .parallel_residual = false,
+                      .rotary_fraction = 1.0,
+                      .linear_bias = false,
+                      .tied_head = true,
+                      .embed_scale = 0.0},
+        .hf = {.architecture = "GemmaForCausalLM",
+               .model_type = "gemma",
+               .sizes = kHfSizes,
+               // Required: GemmaConfig's defaults (16 kv heads, head_dim 256) are gemma-7b's and
+               // would silently apply to any other size.
+               .kv_heads_key = "num_key_value_heads",
+               .kv_heads_required = true,
+               .head_dim_key = "head_dim",
+               .head_dim = HfHeadDim::required,
+               .norm_eps_key = "rms_norm_eps",
+               .norm_eps_default = 1e-6,
+               .rope_theta_key = "rope_theta",
+               .rotary_fraction_key = nullptr,
+               .parallel_residual_key = nullptr,
+               .tied_head_key = "tie_word_embeddings",
+               .activation = {.key = "hidden_act",
+                              .fallback = "gelu_pytorch_tanh",
+                              .accepted = kGemmaActivations,
+                              .hint = " (the legacy \"gelu\" is the tanh GELU in transformers 5)"},
+               .activation_check = {.key = "hidden_activation",
+                                    .fallback = nullptr,
+                                    .accepted = kGemmaHiddenActivations,
+                                    .hint = "; transformers 4 computes hidden_activation but "
+                                            "transformers 5 hidden_act (the tanh GELU), so what "
+                                            "the model computes is ambiguous"},
+               .flags = kGemmaFlags,
+               .constants = {},
+               .tensors = kLlamaTensors,
+               .optional = kLlamaOptional},
+        .gguf = nullptr,
+    },
+    {
+        .family = Family::neox,
+        .name = "neox",
+        .display = "GPT-NeoX",
+        .mlp = "a GELU MLP (exact or tanh)",
+        .structure = {.norm = Norm::layer,
+                      .norm_unit_offset = false,
+                      .activation = Activation::gelu,
+                      .parallel_residual = true,
+                      .rotary_fraction = 0.25,
+                      .linear_bias = true,
+                      .tied_head = false,
+                      .embed_scale = 1.0},
+        .hf = {.architecture = "GPTNeoXForCausalLM",
+               .model_type = "gpt_neox",
+               .sizes = kHfSizes,
+               .kv_heads_key = nullptr,
+               .kv_heads_required = false,
+               // transformers' attention ignores head_dim but its rotary embedding would read it.
+               .head_dim_key = "head_dim",
+               .head_dim = HfHeadDim::quotient,
+               .norm_eps_key = "layer_norm_eps",
+               .norm_eps_default = 1e-5,
+               .rope_theta_key = "rotary_emb_base",
+               .rotary_fraction_key = "rotary_pct",
+               .parallel_residual_key = "use_parallel_residual",
+               .tied_head_key = "tie_word_embeddings",
+               .activation = {.key = "hidden_act",
+                              .fallback = "gelu",
+                              .accepted = kNeoxActivations},
+               .activation_check = {},
+               .flags = kNeoxFlags,
+               .constants = kNeoxConstants,
+               .tensors = kNeoxTensors,
+               .optional = kNeoxOptional},
+        .gguf = nullptr,
+    },
+};
+
+}  // namespace
+
+std::span<const FamilyDescriptor> families() { return kFamilies; }
+
+}  // namespace rrt

@@ -1,0 +1,218 @@
+// One descriptor per model family (Llama, Gemma 1, GPT-NeoX): what rrt computes for it and how
+// its checkpoints spell it. HF import (hf_import), HF export (hf_export), GGUF import
+// (gguf_import) and the structural defaults (apply_family_defaults, check_family_structure) are
+// loops over these tables; none of them names a family's tensor or config key. Adding a family
+// is one descriptor in model/families.cpp (plus its Family value and tests): see
+// docs/architecture.md, "Where changes go".
+//
+// Tensor tables name each checkpoint tensor once, beside the rrt registry name of the PLAIN
+// model (B = L, K = 1, no LoRA) that it holds; "{l}" stands for the layer index. Import expands
+// them over the layers and fills the plain model's registry; export expands them over the
+// unrolled positions and finds each name's source in the recursive model (tied block weight with
+// the position's LoRA merged, tied or per-loop norm and bias).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace rrt {
+
+class ParamRegistry;
+
+// ---- What rrt computes ----------------------------------------------------------------------
+// The structural fields of ModelConfig for the family (apply_family_defaults copies them).
+struct FamilyStructure {
+  Norm norm;
+  bool norm_unit_offset;   // RMSNorm scales by (1 + w)
+  Activation activation;   // the default; HfFormat::activation lists every one the family has
+  bool parallel_residual;  // the default; HfFormat::parallel_residual_key says if it may vary
+  double rotary_fraction;  // the default; HfFormat::rotary_fraction_key says if it may vary
+  bool linear_bias;        // every projection has a bias
+  bool tied_head;          // the default
+  double embed_scale;      // 0: sqrt(d_model)
+};
+
+// ---- Checkpoint tensors ---------------------------------------------------------------------
+// How a checkpoint tensor's rows relate to the rrt parameter(s) it holds. Every layout keeps
+// rrt's [out, in] order within a row; a family that stores [in, out] would add one here.
+enum class RowLayout {
+  as_is,
+  // q, k and v in one tensor, per head: rows [h*3*Dh, +Dh) are q of head h, the next Dh rows k,
+  // the next Dh rows v (NeoX's query_key_value, weight and bias). Needs one kv head per head.
+  qkv_per_head,
+  // llama.cpp's order for its adjacent-pair RoPE (convert_hf_to_gguf.py): within each head of
+  // Dh rows, rrt row j * Dh/2 + i (half j of rotate_half, i < Dh/2) is stored as row 2i + j;
+  // over the query heads (rope_pairs_q) or the kv heads (rope_pairs_k).
+  rope_pairs_q,
+  rope_pairs_k,
+};
+
+struct TensorRule {
+  const char* rrt;   // registry name in the plain model; qkv_per_head: q's (k and v follow)
+  const char* file;  // the checkpoint's name
+  RowLayout rows = RowLayout::as_is;
+  const char* alias = nullptr;  // another spelling import accepts (export writes `file`)
+};
+
+// Tensors a checkpoint may carry that hold nothing rrt needs (old RoPE / mask buffers, a tied
+// head stored anyway); import ignores them, as transformers and llama.cpp do.
+struct OptionalTensor {
+  const char* file;
+  bool only_when_tied = false;
+};
+
+// A tensor whose presence means a feature rrt lacks; import refuses it with `why`.
+struct RefusedTensor {
+  const char* file;
+  const char* why;
+};
+
+// ---- Hugging Face config.json and weights -----------------------------------------------------
+struct HfActivation {
+  const char* hf;  // hidden_act value; the first one of each Activation is what export writes
+  Activation activation;
+};
+
+struct HfActivationKey {
+  const char* key = nullptr;       // nullptr: the family has no such key
+  const char* fallback = nullptr;  // transformers' value when the key is absent (nullptr: none)
+  std::span<const HfActivation> accepted;
+  const char* hint = "";  // appended to the refusal
+};
+
+// A boolean config key rrt's layer fixes. An absent key means transformers' default, which is
+// `required` for every family so far.
+struct HfFlag {
+  const char* key;
+  bool required;
+  bool written;     // export writes it
+  const char* why;  // the refusal's reason
+};
+
+// A constant export writes as it is (a JSON literal).
+struct HfConstant {
+  const char* key;
+  const char* json;
+};
+
+enum class HfHeadDim {
+  optional,  // head_dim when given, else d_model / n_heads
+  required,  // the config must give it (transformers' default would be another model's)
+  quotient,  // always d_model / n_heads; a head_dim key must agree
+};
+
+// The keys every size is read from.
+struct HfSizeKeys {
+  const char* vocab;
+  const char* d_model;
+  const char* n_heads;
+  const char* ffn;
+  const char* n_layers;
+  const char* max_seq_len;
+};
+
+struct HfFormat {
+  const char* architecture;  // architectures[0]
+  const char* model_type;
+  HfSizeKeys sizes;
+  const char* kv_heads_key;  // nullptr: one kv head per head (no GQA)
+  bool kv_heads_required;
+  const char* head_dim_key;
+  HfHeadDim head_dim;
+  const char* norm_eps_key;
+  double norm_eps_default;
+  const char* rope_theta_key;         // the top-level spelling older configs use
+  const char* rotary_fraction_key;    // nullptr: RoPE over whole heads
+  const char* parallel_residual_key;  // nullptr: sequential residual only
+  const char* tied_head_key;
+  HfActivationKey activation;
+  // A second activation key that must agree when present (export writes it too).
+  HfActivationKey activation_check;
+  std::span<const HfFlag> flags;
+  std::span<const HfConstant> constants;
+  std::span<const TensorRule> tensors;
+  std::span<const OptionalTensor> optional;
+};
+
+// ---- GGUF (llama.cpp) ---------------------------------------------------------------------------
+// Metadata keys are "<architecture>.<key>" with llama.cpp's generic key names (block_count,
+// embedding_length, ...); the family names only the ones that differ between architectures.
+struct GgufFormat {
+  const char* architecture;  // general.architecture
+  const char* norm_eps_key;  // e.g. attention.layer_norm_rms_epsilon
+  bool whole_head_rotary;    // rope.dimension_count must be the head size
+  std::span<const TensorRule> tensors;
+  std::span<const OptionalTensor> optional;
+  std::span<const RefusedTensor> refused;
+};
+
+// ---- The descriptor ---------------------------------------------------------------------------
+struct FamilyDescriptor {
+  Family family;
+  const char* name;     // model.family in configs and checkpoints
+  const char* display;  // in messages: "rrt's GPT-NeoX ..."
+  const char* mlp;      // what the MLP is, for messages
+  FamilyStructure structure;
+  HfFormat hf;
+  const GgufFormat* gguf;  // nullptr: no GGUF import
+};
+
+// Every family, in Family order.
+std::span<const FamilyDescriptor> families();
+const FamilyDescriptor& family_descriptor(Family f);
+
+// Lookups that throw rrt::Error at `where`, listing the known families, for an unknown name.
+const FamilyDescriptor& family_by_hf_architecture(const std::string& architecture,
+                                                  const std::string& where);
+const FamilyDescriptor& family_by_hf_model_type(const std::string& model_type,
+                                                const std::string& where);
+const FamilyDescriptor& family_by_gguf_architecture(const std::string& architecture,
+                                                    const std::string& where);
+// "llama (LlamaForCausalLM, model_type llama), ...": what the lookups' errors list.
+std::string known_hf_families();
+// "llama": the general.architecture values GGUF import takes.
+std::string known_gguf_architectures();
+
+// ---- Expanding the tables ---------------------------------------------------------------------
+// One checkpoint tensor of a concrete model: a rule at one layer (-1 for a tensor without
+// "{l}"), with the plain-model parameters it holds (one; three for qkv_per_head).
+struct FileTensor {
+  const TensorRule* rule;
+  int64_t layer;
+  std::string file, alias;
+  std::vector<std::string> params;
+};
+
+// The tensors of the plain model with registry `reg` and `layers` layers, layer by layer in
+// table order within a layer: every rule whose rrt name(s) the registry has. Throws (naming
+// `format`) unless each parameter is held by exactly one tensor: a table that misses one fails
+// loudly rather than leaving it uninitialised.
+std::vector<FileTensor> expand_tensors(std::span<const TensorRule> rules, const ParamRegistry& reg,
+                                       int64_t layers, const std::string& format);
+// The names of the optional tensors of a model of `layers` layers.
+std::set<std::string> optional_tensors(std::span<const OptionalTensor> rules, int64_t layers,
+                                       bool tied_head);
+// The file name of the tensor holding plain-model parameter `rrt` (e.g. "head.weight"), or ""
+// when no rule names it.
+std::string file_name_of(std::span<const TensorRule> rules, const std::string& rrt);
+// How many tensors each layer has (the rules with "{l}").
+int64_t tensors_per_layer(std::span<const TensorRule> rules);
+
+// The checkpoint shape of tensor `t` for its parameters' shapes `parts` ([rows, cols] or [rows]).
+std::vector<int64_t> file_shape(const FileTensor& t,
+                                const std::vector<std::vector<int64_t>>& parts);
+// Checkpoint rows -> the parameters (each of its own shape in `parts`), and back. `m` gives the
+// head counts and Dh of the row layouts.
+void unpack_rows(RowLayout rows, const ModelConfig& m, const float* file,
+                 const std::vector<std::vector<int64_t>>& parts, const std::vector<float*>& out);
+std::vector<float> pack_rows(RowLayout rows, const ModelConfig& m,
+                             const std::vector<std::vector<int64_t>>& parts,
+                             const std::vector<const float*>& in);
+
+}  // namespace rrt
