@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "ops/backend.h"
 
 namespace rrt::inference {
 
@@ -49,9 +50,7 @@ struct StageRow {
 };
 
 // Rows [begin, end) of a call that run unrolled position `position` (one stage, one block layer).
-struct StageGroup {
-  int64_t begin, end, position;
-};
+using StageGroup = RowGroup;
 
 class Engine {
  public:

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "ops/logits.h"
+
 namespace rrt::inference {
 
 struct SamplingConfig {
@@ -15,9 +17,8 @@ struct SamplingConfig {
   uint64_t seed = 1;
 };
 
-int32_t argmax(const float* logits, int64_t V);
-// max_i softmax(logits)_i, in double.
-double max_probability(const float* logits, int64_t V);
+using ops::argmax;  // ops/logits.h
+using ops::max_probability;
 
 class Sampler {
  public:

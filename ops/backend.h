@@ -28,6 +28,11 @@
 //   embedding_forward / embedding_backward
 //   lm_head_cross_entropy, exit_loss             the chunked head losses (HeadLossArgs)
 //   logits(h, W, rows, D, V, float* host_out)    full logits into host memory (small checks)
+// and, for the serving engine (inference/stage_engine_impl.h), ops over rows that each carry
+// their own sequence slot, position and stage (int32 arrays in the backend's memory):
+//   rope_rows, kv_store, kv_attention, gather_rows / scatter_rows, lora_add, lora_rows (each
+//   row's own stage's adapter), head_logits / head_adapter (fp32 logits), head_results (argmax
+//   and max probability per row, to the host), copy, download, synchronize.
 #pragma once
 
 #include <cstddef>
@@ -50,6 +55,21 @@ struct BackendPlan {
 
 // Memory a backend handed out; freed (host free or cudaFree) with the block.
 using BackendBlock = std::unique_ptr<void, void (*)(void*)>;
+
+// One LoRA adapter as the serving engine's per-row LoRA reads it from a table (the layout of
+// ops/cuda/lora_rows.h's LoraAdapter): rank 0 or a null `a` leaves the rows unchanged.
+template <typename Act>
+struct RowAdapter {
+  const Act* a = nullptr;  // [rank, in]
+  const Act* b = nullptr;  // [out, rank]
+  int32_t rank = 0;
+  float scale = 0.f;
+};
+
+// Rows [begin, end) of an engine call that run at one stage (loop).
+struct RowGroup {
+  int64_t begin = 0, end = 0, position = 0;
+};
 
 // The head losses as the model hands them to a backend: the exit loss of ops/exit_loss.h over
 // the backend's buffers (h, W, lora, teacher in Act; gradients of weights in float). Plain CE is

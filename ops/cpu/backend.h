@@ -157,6 +157,54 @@ class CpuBackend {
     ops::linear_forward<float>(h, W, nullptr, out, rows, D, V, false);
   }
 
+  // ---- the serving engine's row ops (ops/cpu/backend_rows.cpp); every pointer is host memory.
+  static constexpr bool kHostMemory = true;  // engine buffers are readable on the host as they are
+  template <typename T>
+  void copy(T* dst, const T* src, int64_t n) const {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(T));
+  }
+  template <typename T>
+  void download(T* host, const T* src, int64_t n) const {
+    std::memcpy(host, src, static_cast<size_t>(n) * sizeof(T));
+  }
+  void synchronize() const {}
+  // RoPE at each row's own position pos[i] (ops/rope's table and rounding); x [n, H, Dh].
+  void rope_rows(float* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh) const;
+  // Row i's k, v into its cache at (slot[i], pos[i]); the cache of row i is k_cache +
+  // cache[i] * cache_stride (cache null: index 0). Caches are [slots, max_seq, kv_dim].
+  void kv_store(const float* k, const float* v, float* k_cache, float* v_cache,
+                const int32_t* slot, const int32_t* pos, int64_t n, int64_t max_seq,
+                int64_t kv_dim, const int32_t* cache, int64_t cache_stride) const;
+  // One query row against its slot's keys 0..pos[i]: softmax(q K^T / sqrt(Dh)) V, per head.
+  void kv_attention(const float* q, const float* k_cache, const float* v_cache,
+                    const int32_t* slot, const int32_t* pos, float* out, int64_t n, int64_t H,
+                    int64_t Hkv, int64_t Dh, int64_t max_seq, const int32_t* cache,
+                    int64_t cache_stride);
+  void gather_rows(const float* src, const int32_t* index, float* dst, int64_t n,
+                   int64_t D) const;
+  void scatter_rows(const float* src, const int32_t* index, float* dst, int64_t n,
+                    int64_t D) const;
+  // y += s B (A x) for M rows of one adapter (u [M, R] scratch).
+  void lora_add(const float* x, const float* A, const float* B, float* u, float* y, int64_t M,
+                int64_t in, int64_t out, int64_t R, float scale) const {
+    ops::lora_forward<float>(x, A, B, u, y, M, in, out, R, scale);
+  }
+  // Each group's rows get the adapter adapters[stage * stride] (stage = groups[g].position / B).
+  void lora_rows(const float* x, int64_t in, float* y, int64_t out,
+                 const RowAdapter<float>* adapters, int64_t stride, const RowGroup* groups,
+                 int64_t n_groups, int64_t B, float* u, int64_t max_rank);
+  // out [rows, V] = h W^T in fp32.
+  void head_logits(const float* h, const float* W, int64_t rows, int64_t D, int64_t V,
+                   float* out) const {
+    ops::linear_forward<float>(h, W, nullptr, out, rows, D, V, false);
+  }
+  // out [rows, V] += (h A^T) B^T (an exit's head adapter, scale 1; u [rows, R] scratch).
+  void head_adapter(const float* h, const float* A, const float* B, float* u, int64_t rows,
+                    int64_t D, int64_t V, int64_t R, float* out) const;
+  // Per row: the argmax and the max softmax probability, into host memory.
+  void head_results(const float* logits, int64_t n, int64_t V, int32_t* /*argmax_scratch*/,
+                    float* /*max_prob_scratch*/, int32_t* argmax, double* max_prob) const;
+
  private:
   int threads_;
   ops::RopeTable rope_;

@@ -8,7 +8,9 @@
 
 #include <cuda_runtime.h>
 
+#include <cstring>
 #include <memory>
+#include <vector>
 
 #include "core/cuda/cuda_check.h"
 #include "ops/backend.h"
@@ -17,7 +19,9 @@
 #include "ops/cuda/elementwise.h"
 #include "ops/cuda/exit_loss.h"
 #include "ops/cuda/gemm.h"
+#include "ops/cuda/kv_ops.h"
 #include "ops/cuda/lora.h"
+#include "ops/cuda/lora_rows.h"
 
 namespace rrt {
 
@@ -29,8 +33,9 @@ class CudaBackend {
   static constexpr size_t kAlign = 256;
   static constexpr const char* kName = "cuda";
 
-  // The legacy default stream: host copies order with the kernels.
-  CudaBackend() : gemm_(nullptr), attention_(nullptr) {}
+  // The legacy default stream: host copies order with the kernels. (The CPU backend's thread
+  // count has no meaning here.)
+  explicit CudaBackend(int /*threads*/ = 0) : gemm_(nullptr), attention_(nullptr) {}
 
   void prepare(const BackendPlan& plan) {
     // Shapes no attention path can run fail here, before any memory is taken.
@@ -200,7 +205,98 @@ class CudaBackend {
     RRT_CUDA_CHECK(cudaMemcpy(out, block.get(), bytes, cudaMemcpyDeviceToHost));
   }
 
+  // ---- the serving engine's row ops; pointers are device memory unless named host.
+  static constexpr bool kHostMemory = false;
+  template <typename T>
+  void copy(T* dst, const T* src, int64_t n) const {
+    RRT_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(T),
+                                   cudaMemcpyDeviceToDevice, stream_));
+  }
+  template <typename T>
+  void download(T* host, const T* src, int64_t n) const {
+    RRT_CUDA_CHECK(cudaMemcpyAsync(host, src, static_cast<size_t>(n) * sizeof(T),
+                                   cudaMemcpyDeviceToHost, stream_));
+  }
+  void synchronize() const { RRT_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  void rope_rows(Act* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh) const {
+    ops::cuda::rope_rows_forward(x, *rope_, pos, n, H, Dh, stream_);
+  }
+  void kv_store(const Act* k, const Act* v, Act* k_cache, Act* v_cache, const int32_t* slot,
+                const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim,
+                const int32_t* cache, int64_t cache_stride) const {
+    ops::cuda::kv_store(k, v, k_cache, v_cache, slot, pos, n, max_seq, kv_dim, stream_, cache,
+                        cache_stride);
+  }
+  void kv_attention(const Act* q, const Act* k_cache, const Act* v_cache, const int32_t* slot,
+                    const int32_t* pos, Act* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
+                    int64_t max_seq, const int32_t* cache, int64_t cache_stride) const {
+    ops::cuda::kv_attention(q, k_cache, v_cache, slot, pos, out, n, H, Hkv, Dh, max_seq, stream_,
+                            cache, cache_stride);
+  }
+  void gather_rows(const Act* src, const int32_t* index, Act* dst, int64_t n, int64_t D) const {
+    ops::cuda::gather_rows(src, index, dst, n, D, stream_);
+  }
+  void scatter_rows(const Act* src, const int32_t* index, Act* dst, int64_t n, int64_t D) const {
+    ops::cuda::scatter_rows(src, index, dst, n, D, stream_);
+  }
+  // One adapter's two tensor-core GEMMs.
+  void lora_add(const Act* x, const Act* A, const Act* B, Act* u, Act* y, int64_t M, int64_t in,
+                int64_t out, int64_t R, float scale) {
+    ops::cuda::lora_forward(gemm_, x, A, B, u, y, M, in, out, R, scale);
+  }
+  // Every row's own stage's adapter in two launches (ops/cuda/lora_rows.h), whatever the number
+  // of groups. `adapters` is a device table; the groups' tiles are uploaded only when they change
+  // (a call's block layers share them). u: fp32 scratch [rows, max rank].
+  void lora_rows(const Act* x, int64_t in, Act* y, int64_t out, const RowAdapter<Act>* adapters,
+                 int64_t stride, const RowGroup* groups, int64_t n_groups, int64_t B, float* u,
+                 int64_t max_rank) {
+    static_assert(sizeof(RowAdapter<Act>) == sizeof(ops::cuda::LoraAdapter));
+    tiles_.clear();
+    for (int64_t g = 0; g < n_groups; ++g)
+      ops::cuda::append_lora_row_tiles(static_cast<int32_t>(groups[g].begin),
+                                       static_cast<int32_t>(groups[g].end),
+                                       static_cast<int32_t>(groups[g].position / B), tiles_);
+    const bool same = tiles_.size() == uploaded_tiles_.size() &&
+                      std::memcmp(tiles_.data(), uploaded_tiles_.data(),
+                                  sizeof(ops::cuda::LoraRowTile) * tiles_.size()) == 0;
+    if (!same) {
+      if (tiles_.size() > tile_capacity_) {
+        tile_capacity_ = tiles_.size() * 2;
+        tiles_block_ = allocate(sizeof(ops::cuda::LoraRowTile) * tile_capacity_, "LoRA row tiles");
+      }
+      upload(static_cast<ops::cuda::LoraRowTile*>(tiles_block_.get()), tiles_.data(),
+             static_cast<int64_t>(tiles_.size()));
+      uploaded_tiles_ = tiles_;
+    }
+    ops::cuda::lora_rows_forward(x, in, y, out,
+                                 reinterpret_cast<const ops::cuda::LoraAdapter*>(adapters), stride,
+                                 static_cast<const ops::cuda::LoraRowTile*>(tiles_block_.get()),
+                                 static_cast<int64_t>(tiles_.size()), max_rank, u, stream_);
+  }
+  void head_logits(const Act* h, const Act* W, int64_t rows, int64_t D, int64_t V, float* out) {
+    ops::cuda::gemm(gemm_, false, true, rows, V, D, 1.0f, h, W, 0.0f, out);
+  }
+  void head_adapter(const Act* h, const Act* A, const Act* B, Act* u, int64_t rows, int64_t D,
+                    int64_t V, int64_t R, float* out) {
+    ops::cuda::gemm(gemm_, false, true, rows, R, D, 1.0f, h, A, 0.0f, u);
+    ops::cuda::gemm(gemm_, false, true, rows, V, R, 1.0f, u, B, 1.0f, out);
+  }
+  // On the device, then the n results to the host (waits for them).
+  void head_results(const float* logits, int64_t n, int64_t V, int32_t* argmax_scratch,
+                    float* max_prob_scratch, int32_t* argmax, double* max_prob) {
+    ops::cuda::logits_argmax_max_prob(logits, n, V, argmax_scratch, max_prob_scratch, stream_);
+    download(argmax, argmax_scratch, n);
+    host_max_prob_.resize(static_cast<size_t>(n));
+    download(host_max_prob_.data(), max_prob_scratch, n);
+    synchronize();
+    for (int64_t i = 0; i < n; ++i) max_prob[i] = host_max_prob_[static_cast<size_t>(i)];
+  }
+
  private:
+  std::vector<ops::cuda::LoraRowTile> tiles_, uploaded_tiles_;
+  BackendBlock tiles_block_{nullptr, nullptr};
+  size_t tile_capacity_ = 0;
+  std::vector<float> host_max_prob_;
   cudaStream_t stream_ = nullptr;
   ops::cuda::GemmContext gemm_;
   ops::cuda::AttentionContext attention_;
