@@ -20,8 +20,8 @@ void commit_temporary_file(const std::string& temporary, const std::string& fina
     const int synced = ::fsync(fd);
     const int sync_errno = errno;
     ::close(fd);
-    RRT_CHECK(synced == 0, where, "fsync of ", temporary, " failed (disk full?): ",
-              std::strerror(sync_errno));
+    RRT_CHECK(synced == 0, where, "fsync of ", temporary,
+              " failed (disk full?): ", std::strerror(sync_errno));
     std::error_code ec;
     fs::rename(temporary, final_path, ec);
     RRT_CHECK(!ec, where, "cannot rename ", temporary, " to ", final_path, ": ", ec.message());
@@ -30,6 +30,29 @@ void commit_temporary_file(const std::string& temporary, const std::string& fina
     fs::remove(temporary, ignored);
     throw;
   }
+}
+
+void write_file_atomically(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  RRT_CHECK(fd >= 0, path, "cannot create ", tmp, ": ", std::strerror(errno));
+  size_t done = 0;
+  int error = 0;
+  while (done < content.size() && error == 0) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      error = n < 0 ? errno : ENOSPC;
+    else
+      done += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0 && error == 0) error = errno;
+  if (error != 0) {
+    ::unlink(tmp.c_str());
+    RRT_FAIL(path, "write failed (", std::strerror(error),
+             "); the previous file, if any, is untouched");
+  }
+  commit_temporary_file(tmp, path, path);
 }
 
 }  // namespace rrt

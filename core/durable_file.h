@@ -12,4 +12,7 @@ namespace rrt {
 void commit_temporary_file(const std::string& temporary, const std::string& final_path,
                            const std::string& where);
 
+// Writes `content` to "<path>.tmp", then commits it as above. Errors name `path`.
+void write_file_atomically(const std::string& path, const std::string& content);
+
 }  // namespace rrt

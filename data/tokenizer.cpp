@@ -83,6 +83,18 @@ std::string SentencePieceTokenizer::name() const {
 
 // ---------------------------------------------------------------------------------------------
 
+std::string tokenizer_name_for(const std::string& spec) {
+  if (spec == "byte") return "byte";
+  std::string extension = fs::path(spec).extension().string();
+  for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const bool bpe_prefix = spec.rfind("bpe:", 0) == 0;
+  if (bpe_prefix || extension == ".gguf")
+    return "bpe:" + fs::path(bpe_prefix ? spec.substr(4) : spec).filename().string();
+  std::error_code error;
+  if (fs::is_directory(spec, error)) return "sentencepiece:tokenizer.model";
+  return "sentencepiece:" + fs::path(spec).filename().string();
+}
+
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
   if (spec == "byte") return std::make_unique<ByteTokenizer>();
   RRT_CHECK(!spec.empty(), "tokenizer",

@@ -57,4 +57,9 @@ class SentencePieceTokenizer final : public Tokenizer {
 // is the path of a SentencePiece .model file.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
 
+// The name() the tokenizer make_tokenizer(spec) builds would have, without reading any file
+// ("byte", "bpe:model.gguf", "sentencepiece:tokenizer.model"): training compares it with the
+// name stored in the shards, on machines that may hold the shards but not the tokenizer.
+std::string tokenizer_name_for(const std::string& spec);
+
 }  // namespace rrt

@@ -3,7 +3,9 @@
 //   /params/<name>     every registered parameter, fp32, registry shape
 //   /optim/m/<name>, /optim/v/<name>   AdamW moments (absent in weights-only files)
 //   /state             attributes: step, adam_step, data_epoch, data_index, tokens_seen,
-//                      format ("rrt-checkpoint"), format_version
+//                      format ("rrt-checkpoint"), format_version, checksum ("crc32"),
+//                      state_crc32 (of the five integers above, int64 little-endian)
+//   every dataset      attribute crc32: CRC-32 of its values (trainer/checkpoint_verify.h)
 // Writes go to "<path>.tmp", are flushed and closed, then renamed over <path>: a crash or a
 // full disk during the write leaves the previous checkpoint untouched.
 #pragma once
@@ -20,9 +22,9 @@
 namespace rrt {
 
 struct TrainState {
-  int64_t step = 0;          // optimizer steps completed
+  int64_t step = 0;  // optimizer steps completed
   int64_t adam_step = 0;
-  int64_t data_epoch = 0;    // train loader cursor
+  int64_t data_epoch = 0;  // train loader cursor
   int64_t data_index = 0;
   int64_t tokens_seen = 0;
 };
@@ -35,14 +37,19 @@ struct CheckpointContents {
   std::string config_yaml;
   TrainState state;
   bool has_optimizer = false;
+  // The file declares checksums (every dataset and the state carry one). Files written before
+  // rrt verified checkpoints do not; they load with a warning on stderr.
+  bool verified = false;
 };
 
-// Reads the config and state only (cheap).
+// Reads the config and state only (cheap); their checksums are verified.
 CheckpointContents read_checkpoint_header(const std::string& path);
 // Loads parameters (and the optimizer's moments when optimizer is non-null and the file has
-// them). Every registered parameter must be present with its shape.
-CheckpointContents load_checkpoint(const std::string& path, ParameterSet& params,
-                                   AdamW* optimizer);
+// them). Every registered parameter must be present with its shape. Each dataset is read through
+// HDF5's type conversion (any layout, compression filter HDF5 has, float width or byte order)
+// and verified against its checksum: a damaged file throws CheckpointCorrupt
+// (trainer/checkpoint_verify.h) naming the file and the dataset.
+CheckpointContents load_checkpoint(const std::string& path, ParameterSet& params, AdamW* optimizer);
 
 // The model a checkpoint holds: the run config stored inside it (its model sections describe
 // the model) and the weights, values only (e.g. `rrt convert --from run/step_00000300.h5`).

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "trainer/objective.h"
+#include "trainer/resume_check.h"
 
 namespace rrt {
 
@@ -393,6 +394,17 @@ std::vector<Field> checkpoint_fields(CheckpointConfig& c) {
       field("resume", c.resume,
             "continue from the newest checkpoint in train.run_dir if one exists")
           .also_called({"auto_resume", "resume_from_checkpoint"}),
+      choice("on_corrupt", c.on_corrupt, {"refuse", "fallback"},
+             "when the newest checkpoint fails its checksums on resume: refuse (naming it and "
+             "the newest intact one) or fallback (rename it to <name>.corrupt and resume from "
+             "the newest intact one)")
+          .also_called({"corrupt", "on_corruption", "if_corrupt"}),
+      field("allow_config_change", c.allow_config_change,
+            "keys (optim.lr), sections (optim) or all that may differ from the checkpoint's "
+            "config on resume; others that change the model, data order or schedule are "
+            "refused")
+          .items(check_allow_config_change, "all, a section or a key that resume checks")
+          .also_called({"allow_change", "allow_config_changes", "ignore_config_change"}),
   };
 }
 

@@ -375,6 +375,14 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& sour
   return config;
 }
 
+RunConfig read_run_config_unchecked(const std::string& yaml_text, const std::string& source_name) {
+  RunConfig config;
+  Origins origins;
+  read_yaml(config, yaml_text, source_name, origins);
+  derive(config);
+  return config;
+}
+
 RunConfig load_run_config(const std::string& yaml_path, const std::vector<std::string>& overrides) {
   std::ifstream in(yaml_path);
   RRT_CHECK(in, yaml_path, "cannot open the config file (", std::strerror(errno),

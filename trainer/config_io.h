@@ -26,6 +26,11 @@ RunConfig load_run_config(const std::string& yaml_path,
 RunConfig parse_run_config(const std::string& yaml_text, const std::string& source_name,
                            const std::vector<std::string>& overrides = {});
 
+// Reads the keys and derives block_layers, without the checks between fields (types and
+// ranges of each key are still checked): a checkpoint's stored config, compared on resume, may
+// predate a check that this rrt added.
+RunConfig read_run_config_unchecked(const std::string& yaml_text, const std::string& source_name);
+
 // Sets one key from "section.key=value" (type and range checked, block_layers re-derived).
 // Checks between fields are left to validate_run_config. Errors name "command line: <arg>".
 // Lists are written "lora.targets=q,v" or "lora.targets=[q, v]".

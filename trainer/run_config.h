@@ -68,6 +68,12 @@ struct CheckpointConfig {
   int64_t every = 500;    // optimizer steps between checkpoints
   int64_t keep_last = 3;  // older checkpoints in run_dir are deleted
   bool resume = true;     // continue from the newest checkpoint in run_dir if there is one
+  // When the newest checkpoint fails verification: refuse (name it and the newest intact one)
+  // or fallback (rename it to <name>.corrupt and resume from the newest intact one).
+  std::string on_corrupt = "refuse";
+  // Keys ("optim.lr"), sections ("optim") or "all" that may differ from the checkpoint's config
+  // on resume although the resumed run then no longer continues the same run bit for bit.
+  std::vector<std::string> allow_config_change = {};
 };
 
 // Data-parallel gradient synchronisation (docs/distributed.md); ignored on one process.

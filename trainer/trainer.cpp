@@ -19,12 +19,16 @@
 #include "model/cuda/device_model.h"
 #include "model/optimizer.h"
 #include "model/recursive_model.h"
+#include "core/durable_file.h"
 #include "trainer/checkpoint.h"
+#include "trainer/checkpoint_verify.h"
 #include "trainer/config_io.h"
 #include "trainer/evaluate.h"
 #include "trainer/initial_weights.h"
 #include "trainer/loss_terms.h"
+#include "trainer/metrics_log.h"
 #include "trainer/objective.h"
+#include "trainer/resume_check.h"
 #include "trainer/schedule.h"
 #include "trainer/teacher.h"
 #include "trainer/zero1.h"
@@ -58,7 +62,7 @@ struct Trainer::State {
   std::unique_ptr<Zero1> zero1;         // distributed.zero1 with more than one rank
   TrainState progress;
   std::vector<int32_t> inputs, targets;
-  std::ofstream metrics;
+  MetricsLog metrics;  // metrics.jsonl, appended (trainer/metrics_log.h)
   std::string last_checkpoint;
 };
 
@@ -177,6 +181,7 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
                          .world = world.world_size()};
   s.train = std::make_unique<TokenLoader>(lo, Split::train);
   if (c.data.val_fraction > 0) s.val = std::make_unique<TokenLoader>(lo, Split::validation);
+  check_data_tokenizer(c, s.train->tokenizer());
   RRT_CHECK(s.train->vocab_size() <= c.model.model.vocab, "model.vocab", "the data at ",
             c.data.path, " uses a vocabulary of ", s.train->vocab_size(),
             " tokens but the model has only ", c.model.model.vocab);
@@ -247,12 +252,19 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     const auto existing = list_checkpoints(c.train.run_dir);
     if (c.checkpoint.resume && !existing.empty()) {
       if (s.zero1) whole = std::make_unique<AdamW>(s.model->params(), hyper);
-      const CheckpointContents got = load_checkpoint(existing.back(), s.model->params(),
-                                                     s.zero1 ? whole.get() : s.optimizer.get());
+      // Verified, and checked against this run's config (trainer/checkpoint_verify.h,
+      // trainer/resume_check.h); a corrupt newest checkpoint is refused or skipped.
+      CheckpointContents got;
+      const size_t from =
+          load_newest_intact(existing, c.checkpoint.on_corrupt, s.model->params(),
+                             s.zero1 ? whole.get() : s.optimizer.get(), got,
+                             [&c](const std::string& yaml, const std::string& path) {
+                               check_resume_config(c, yaml, path);
+                             });
       s.progress = got.state;
-      s.last_checkpoint = existing.back();
+      s.last_checkpoint = existing[from];
       resumed = 1;
-      std::printf("resuming from %s (step %ld)\n", existing.back().c_str(),
+      std::printf("resuming from %s (step %ld)\n", existing[from].c_str(),
                   static_cast<long>(got.state.step));
     } else if (!c.train.init_from.empty()) {
       load_initial_weights(c.train.init_from, c.model, s.model->params());
@@ -303,21 +315,9 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   }
   if (!root) return;
   // The resolved config sits beside the checkpoints (and inside each of them).
-  std::ofstream(fs::path(c.train.run_dir) / "config.yaml") << s.yaml;
-  const fs::path metrics_path = fs::path(c.train.run_dir) / "metrics.jsonl";
-  if (s.progress.step > 0 && fs::exists(metrics_path)) {
-    // Lines logged after the checkpoint we resume from will be logged again: drop them.
-    std::ifstream in(metrics_path);
-    std::string line, kept;
-    while (std::getline(in, line)) {
-      const auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.value("step", int64_t{0}) <= s.progress.step) kept += line + "\n";
-    }
-    in.close();
-    std::ofstream(metrics_path, std::ios::trunc) << kept;
-  }
-  s.metrics.open(metrics_path, std::ios::app);
-  RRT_CHECK(s.metrics.good(), c.train.run_dir, "cannot write metrics.jsonl");
+  write_file_atomically((fs::path(c.train.run_dir) / "config.yaml").string(), s.yaml);
+  // Lines logged after the checkpoint we resume from will be logged again: they are cut off.
+  s.metrics.open((fs::path(c.train.run_dir) / "metrics.jsonl").string(), s.progress.step);
 }
 
 Trainer::~Trainer() = default;
@@ -378,9 +378,8 @@ TrainSummary Trainer::run(int64_t stop_after) {
     if (!root) return;
     std::printf("step %6ld | val loss %.4f | val ppl %.2f\n", static_cast<long>(step), val,
                 std::exp(val));
-    s.metrics << nlohmann::json{{"step", step}, {"val_loss", val}, {"val_ppl", std::exp(val)}}
-              << "\n";
-    s.metrics.flush();
+    check_stdout("validation line");
+    s.metrics.append({{"step", step}, {"val_loss", val}, {"val_ppl", std::exp(val)}});
   };
 
   LossTerms terms(s.model->training_loss());  // CE, KD and per-exit terms for the log
@@ -439,7 +438,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
           "%.1f GFLOP/s | ETA %s\n",
           static_cast<long>(step), static_cast<long>(c.train.steps), loss, terms.brief().c_str(),
           lr, grad_norm, tok_s, gflops, format_duration(eta).c_str());
-      std::fflush(stdout);
+      check_stdout("progress line");
       nlohmann::json line{{"step", step},
                           {"loss", loss},
                           {"lr", lr},
@@ -450,8 +449,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
                           {"elapsed_s", elapsed}};
       if (s.grad_sync) line["comm_wait_ms"] = window_comm_wait / window_steps * 1e3;
       terms.write(line);
-      s.metrics << line << "\n";
-      s.metrics.flush();
+      s.metrics.append(line);
       t_window = Clock::now();
       window_steps = 0;
       window_comm_wait = 0;
