@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <utility>
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/shard_set.h"
 
 namespace rrt {
 
@@ -32,6 +35,15 @@ std::vector<std::string> list_shards(const std::string& path) {
   RRT_CHECK(!names.empty(), path,
             "holds no token shards (*.h5); write them with `rrt prepare --out ", path, "`");
   std::sort(names.begin(), names.end());
+  // A set that `rrt prepare` did not finish, or whose shards are not its manifest's, is refused.
+  if (!check_shard_set(path, names)) {
+    static bool warned = false;
+    if (!std::exchange(warned, true))
+      std::fprintf(stderr,
+                   "warning: [%s] has no %s (shards written by an older rrt or another tool): "
+                   "cannot tell whether the set is complete\n",
+                   path.c_str(), kShardSetManifest);
+  }
   std::vector<std::string> paths;
   paths.reserve(names.size());
   for (const std::string& name : names) paths.push_back((fs::path(path) / name).string());
@@ -77,6 +89,7 @@ TokenLoader::TokenLoader(const LoaderOptions& options, Split split)
   }
 
   const int64_t T = seq_len_;
+  if (fs::is_directory(options.path)) check_shard_set_tokens(options.path, infos_);
   RRT_CHECK(total_tokens_ >= T + 1, where_, "seq_len ", T, " needs at least ", T + 1,
             " tokens but the data holds ", total_tokens_, "; lower seq_len or add data");
   const int64_t S = (total_tokens_ - 1) / T;

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "data/shard.h"
+#include "data/shard_set.h"
 #include "data/tokenizer.h"
 
 namespace rrt {
@@ -149,6 +150,8 @@ class ShardSink {
     writer_.reset();
     std::error_code ignored;
     for (const std::string& path : written_) fs::remove(path, ignored);
+    // Nothing of this set is left: the marker goes too.
+    fs::remove(fs::path(options_.out_dir) / kShardSetIncomplete, ignored);
   }
 
   void add_document(std::string_view text, const std::string& where) {
@@ -177,6 +180,7 @@ class ShardSink {
 
   PrepareSummary finish() {
     if (writer_) close_shard();
+    mark_shard_set_complete(options_.out_dir, infos_);  // the manifest last: the set is whole
     finished_ = true;
     return summary_;
   }
@@ -196,6 +200,10 @@ class ShardSink {
   void close_shard() {
     writer_->finish();
     written_.push_back(writer_->path());
+    infos_.push_back({.path = writer_->path(),
+                      .tokenizer = tokenizer_.name(),
+                      .documents = writer_->documents(),
+                      .tokens = writer_->tokens()});
     writer_.reset();
     summary_.shards += 1;
   }
@@ -204,6 +212,7 @@ class ShardSink {
   const Tokenizer& tokenizer_;
   std::unique_ptr<ShardWriter> writer_;
   std::vector<std::string> written_;
+  std::vector<ShardInfo> infos_;
   PrepareSummary summary_;
   bool finished_ = false;
 };
@@ -265,6 +274,7 @@ PrepareSummary prepare_shards(const PrepareOptions& options, const Tokenizer& to
             "an extension");
   check_output_directory(options.out_dir);
 
+  mark_shard_set_incomplete(options.out_dir);
   Progress progress(options.progress);
   ShardSink sink(options, tokenizer);
   for (const Source& source : sources) {

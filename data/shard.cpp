@@ -197,9 +197,14 @@ ShardReader::ShardReader(const std::string& path) : files_(std::make_unique<File
   files_->tokens = h5::Handle(H5Dopen2(root, "tokens", H5P_DEFAULT), H5Dclose);
   RRT_CHECK(files_->tokens.valid(), where, "cannot open /tokens", h5::error_suffix());
   h5::Handle type(H5Dget_type(files_->tokens.get()), H5Tclose);
+  // Any integer width another tool may choose (h5py stores numpy's default int64 as it is);
+  // rrt prepare writes uint16 or uint32. Values are range-checked when read.
+  const size_t stored_size = H5Tget_size(type.get());
   RRT_CHECK(H5Tget_class(type.get()) == H5T_INTEGER &&
-                (H5Tget_size(type.get()) == 2 || H5Tget_size(type.get()) == 4),
-            where, "/tokens must hold 16- or 32-bit integers (uint16 or uint32)");
+                (stored_size == 1 || stored_size == 2 || stored_size == 4 || stored_size == 8),
+            where,
+            "/tokens must hold integers (uint16 or uint32 as rrt prepare writes them; 8-, "
+            "16-, 32- and 64-bit integers of either sign are read)");
   info_.dtype = dtype_name(type.get());
   // Reading in the stored type and widening ourselves avoids HDF5's conversion path, which
   // allocates and clears a 1 MB buffer on every read.
@@ -238,6 +243,12 @@ void ShardReader::read(int64_t offset, int64_t n, int32_t* out) const {
             "; the shard is corrupt: re-run `rrt prepare`");
   const unsigned char* data = raw.data();
   switch (files_->element_size) {
+    case 1:
+      return files_->is_signed ? widen<int8_t>(data, n, offset, out)
+                               : widen<uint8_t>(data, n, offset, out);
+    case 8:
+      return files_->is_signed ? widen<int64_t>(data, n, offset, out)
+                               : widen<uint64_t>(data, n, offset, out);
     case 2:
       return files_->is_signed ? widen<int16_t>(data, n, offset, out)
                                : widen<uint16_t>(data, n, offset, out);

@@ -5,5 +5,7 @@ rrt_add_test(test_data
   ${CMAKE_CURRENT_LIST_DIR}/test_loader.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_data_errors.cpp
 )
+# Shard sets complete or refused (manifest, INCOMPLETE); shards in any integer storage.
+rrt_add_test(test_shard_set ${CMAKE_CURRENT_LIST_DIR}/test_shard_set.cpp)
 # Byte-level BPE from GGUF metadata, against transformers on SmolLM2's vocabulary.
 rrt_add_test(test_bpe_tokenizer ${CMAKE_CURRENT_LIST_DIR}/test_bpe_tokenizer.cpp)

@@ -1,0 +1,117 @@
+#include "data/shard_set.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/durable_file.h"
+#include "core/error.h"
+
+namespace rrt {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string hint(const std::string& dir) {
+  return "; delete the directory (rm -r " + dir + ") and run `rrt prepare` again";
+}
+
+nlohmann::json read_manifest(const std::string& dir) {
+  const fs::path path = fs::path(dir) / kShardSetManifest;
+  std::ifstream in(path);
+  RRT_CHECK(in, path.string(), "cannot open: ", std::strerror(errno));
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto j = nlohmann::json::parse(text.str(), nullptr, false);
+  RRT_CHECK(!j.is_discarded() && j.is_object() && j.contains("shards") && j["shards"].is_array(),
+            path.string(), "is not a shard-set manifest (JSON with a \"shards\" list)", hint(dir));
+  return j;
+}
+
+}  // namespace
+
+void mark_shard_set_incomplete(const std::string& dir) {
+  write_file_atomically((fs::path(dir) / kShardSetIncomplete).string(),
+                        "rrt prepare is writing this shard set. It is complete once this file is "
+                        "gone and manifest.json exists; readers refuse it until then.\n");
+}
+
+void mark_shard_set_complete(const std::string& dir, const std::vector<ShardInfo>& shards) {
+  nlohmann::ordered_json manifest;
+  manifest["format"] = "rrt-shard-set";
+  manifest["format_version"] = 1;
+  int64_t tokens = 0, documents = 0;
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  for (const ShardInfo& s : shards) {
+    list.push_back({{"name", fs::path(s.path).filename().string()},
+                    {"tokens", s.tokens},
+                    {"documents", s.documents}});
+    tokens += s.tokens;
+    documents += s.documents;
+  }
+  manifest["tokenizer"] = shards.empty() ? "" : shards.front().tokenizer;
+  manifest["tokens"] = tokens;
+  manifest["documents"] = documents;
+  manifest["shards"] = list;
+  write_file_atomically((fs::path(dir) / kShardSetManifest).string(), manifest.dump(2) + "\n");
+  const fs::path marker = fs::path(dir) / kShardSetIncomplete;
+  std::error_code ec;
+  fs::remove(marker, ec);
+  RRT_CHECK(!ec, marker.string(),
+            "cannot remove the marker of an incomplete shard set: ", ec.message());
+  // The removal is what makes the set complete: make it durable.
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+bool check_shard_set(const std::string& dir, const std::vector<std::string>& shard_names) {
+  std::error_code ec;
+  RRT_CHECK(!fs::exists(fs::path(dir) / kShardSetIncomplete, ec), dir,
+            "is an incomplete shard set: `rrt prepare` did not finish writing it (",
+            kShardSetIncomplete, " is still there; it was interrupted or ran out of disk)",
+            hint(dir));
+  if (!fs::exists(fs::path(dir) / kShardSetManifest, ec)) return false;
+  const nlohmann::json manifest = read_manifest(dir);
+  std::vector<std::string> listed;
+  for (const auto& s : manifest["shards"])
+    if (s.is_object() && s.contains("name") && s["name"].is_string())
+      listed.push_back(s["name"].get<std::string>());
+  std::vector<std::string> present = shard_names;
+  std::sort(listed.begin(), listed.end());
+  std::sort(present.begin(), present.end());
+  for (const std::string& name : listed)
+    RRT_CHECK(std::binary_search(present.begin(), present.end(), name), dir, "is missing shard ",
+              name, ", which its ", kShardSetManifest, " lists", hint(dir));
+  for (const std::string& name : present)
+    RRT_CHECK(std::binary_search(listed.begin(), listed.end(), name), dir, "holds shard ", name,
+              ", which its ", kShardSetManifest,
+              " does not list (left from another prepare?); remove it or prepare again");
+  return true;
+}
+
+void check_shard_set_tokens(const std::string& dir, const std::vector<ShardInfo>& shards) {
+  std::error_code ec;
+  if (!fs::exists(fs::path(dir) / kShardSetManifest, ec)) return;
+  const nlohmann::json manifest = read_manifest(dir);
+  for (const auto& s : manifest["shards"]) {
+    const std::string name = s.value("name", "");
+    for (const ShardInfo& info : shards)
+      if (fs::path(info.path).filename() == name)
+        RRT_CHECK(s.value("tokens", int64_t{-1}) == info.tokens, info.path, "holds ", info.tokens,
+                  " tokens but ", kShardSetManifest, " says ", s.value("tokens", int64_t{-1}),
+                  hint(dir));
+  }
+}
+
+}  // namespace rrt
