@@ -17,6 +17,7 @@
 
 #include "cli/cmd_convert.h"
 #include "cli/commands.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "model/convert.h"
 #include "model/gguf_import.h"
@@ -72,6 +73,7 @@ void run_convert(const ConvertOpts& o) {
     hf.spec = m.config.model;
     hf.params = std::move(m.params);
   } else {
+    if (!gguf) refuse_incomplete_output(o.from, "export", "export it again (rrt export)");
     hf = gguf ? load_gguf_model(o.from) : load_hf_model(o.from);
   }
   ConvertOptions c;

@@ -13,6 +13,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "cli/commands.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "model/hf_export.h"
 #include "model/parameters.h"
@@ -101,8 +102,14 @@ void run_export(const ExportOpts& o) {
               static_cast<long>(spec.lora.rank_attention), static_cast<long>(spec.lora.rank_mlp),
               static_cast<long>(spec.positions()));
   std::fflush(stdout);
-  export_hf(spec, *params, o.out, o.force);
+  // INCOMPLETE marks the directory until every file is written (core/durable_file.h): an export
+  // that fails or is killed half-way is refused by rrt's readers (convert, the teacher).
+  std::filesystem::create_directories(o.out, ec);
+  RRT_CHECK(!ec, "export " + o.out, "cannot create the directory (", ec.message(), ")");
+  mark_output_incomplete(o.out, "rrt export");
+  export_hf(spec, *params, o.out, /*overwrite=*/true);  // emptiness was checked above
   copy_tokenizer_files(tokenizer_of(o.checkpoint), o.out);
+  mark_output_complete(o.out);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("wrote %s/config.json and %s/model.safetensors in %.1f s\n", o.out.c_str(),

@@ -55,4 +55,34 @@ void write_file_atomically(const std::string& path, const std::string& content) 
   commit_temporary_file(tmp, path, path);
 }
 
+void mark_output_incomplete(const std::string& dir, const std::string& writer) {
+  write_file_atomically((std::filesystem::path(dir) / kIncompleteMarker).string(),
+                        writer +
+                            " is writing this directory. Its contents are complete once this "
+                            "file is gone; rrt refuses to read it until then.\n");
+}
+
+void mark_output_complete(const std::string& dir) {
+  const std::filesystem::path marker = std::filesystem::path(dir) / kIncompleteMarker;
+  std::error_code ec;
+  std::filesystem::remove(marker, ec);
+  RRT_CHECK(!ec, marker.string(),
+            "cannot remove the marker of an incomplete output: ", ec.message());
+  // The removal is what makes the output complete: make it durable.
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+void refuse_incomplete_output(const std::string& dir, const std::string& what,
+                              const std::string& redo) {
+  std::error_code ec;
+  RRT_CHECK(!std::filesystem::exists(std::filesystem::path(dir) / kIncompleteMarker, ec), dir,
+            "is an incomplete ", what, ": its writer did not finish (", kIncompleteMarker,
+            " is still there; it was interrupted or ran out of disk); delete the directory and ",
+            redo);
+}
+
 }  // namespace rrt

@@ -15,4 +15,16 @@ void commit_temporary_file(const std::string& temporary, const std::string& fina
 // Writes `content` to "<path>.tmp", then commits it as above. Errors name `path`.
 void write_file_atomically(const std::string& path, const std::string& content);
 
+// Multi-file outputs (shard sets, exports) are complete or refused: the writer puts
+// dir/INCOMPLETE down (durably) before its first file and removes it after its last;
+// readers refuse a directory that still holds it.
+inline constexpr const char* kIncompleteMarker = "INCOMPLETE";
+// `writer` names what is writing, e.g. "rrt export".
+void mark_output_incomplete(const std::string& dir, const std::string& writer);
+void mark_output_complete(const std::string& dir);
+// Throws rrt::Error naming dir when dir/INCOMPLETE exists; `what` names the output ("shard set",
+// "export") and `redo` the fix ("run `rrt prepare` again").
+void refuse_incomplete_output(const std::string& dir, const std::string& what,
+                              const std::string& redo);
+
 }  // namespace rrt

@@ -200,10 +200,12 @@ class ShardSink {
   void close_shard() {
     writer_->finish();
     written_.push_back(writer_->path());
-    infos_.push_back({.path = writer_->path(),
-                      .tokenizer = tokenizer_.name(),
-                      .documents = writer_->documents(),
-                      .tokens = writer_->tokens()});
+    ShardInfo info;
+    info.path = writer_->path();
+    info.tokenizer = tokenizer_.name();
+    info.documents = writer_->documents();
+    info.tokens = writer_->tokens();
+    infos_.push_back(info);
     writer_.reset();
     summary_.shards += 1;
   }

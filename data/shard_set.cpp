@@ -1,8 +1,5 @@
 #include "data/shard_set.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -39,9 +36,7 @@ nlohmann::json read_manifest(const std::string& dir) {
 }  // namespace
 
 void mark_shard_set_incomplete(const std::string& dir) {
-  write_file_atomically((fs::path(dir) / kShardSetIncomplete).string(),
-                        "rrt prepare is writing this shard set. It is complete once this file is "
-                        "gone and manifest.json exists; readers refuse it until then.\n");
+  mark_output_incomplete(dir, "rrt prepare");
 }
 
 void mark_shard_set_complete(const std::string& dir, const std::vector<ShardInfo>& shards) {
@@ -62,25 +57,12 @@ void mark_shard_set_complete(const std::string& dir, const std::vector<ShardInfo
   manifest["documents"] = documents;
   manifest["shards"] = list;
   write_file_atomically((fs::path(dir) / kShardSetManifest).string(), manifest.dump(2) + "\n");
-  const fs::path marker = fs::path(dir) / kShardSetIncomplete;
-  std::error_code ec;
-  fs::remove(marker, ec);
-  RRT_CHECK(!ec, marker.string(),
-            "cannot remove the marker of an incomplete shard set: ", ec.message());
-  // The removal is what makes the set complete: make it durable.
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+  mark_output_complete(dir);
 }
 
 bool check_shard_set(const std::string& dir, const std::vector<std::string>& shard_names) {
+  refuse_incomplete_output(dir, "shard set", "run `rrt prepare` again");
   std::error_code ec;
-  RRT_CHECK(!fs::exists(fs::path(dir) / kShardSetIncomplete, ec), dir,
-            "is an incomplete shard set: `rrt prepare` did not finish writing it (",
-            kShardSetIncomplete, " is still there; it was interrupted or ran out of disk)",
-            hint(dir));
   if (!fs::exists(fs::path(dir) / kShardSetManifest, ec)) return false;
   const nlohmann::json manifest = read_manifest(dir);
   std::vector<std::string> listed;

@@ -10,11 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "core/durable_file.h"
 #include "data/shard.h"
 
 namespace rrt {
 
-inline constexpr const char* kShardSetIncomplete = "INCOMPLETE";
+inline constexpr const char* kShardSetIncomplete = kIncompleteMarker;
 inline constexpr const char* kShardSetManifest = "manifest.json";
 
 // Writes dir/INCOMPLETE (durably) before the first shard.

@@ -244,7 +244,7 @@ hid_t open_for_read(const std::string& path) {
 
 // The state's integers in a fixed order, for its checksum.
 std::vector<int64_t> state_values(const TrainState& s) {
-  return {s.step, s.adam_step, s.data_epoch, s.data_index, s.tokens_seen};
+  return {s.step, s.adam_step, s.data_epoch, s.data_index, s.tokens_seen, s.world_size};
 }
 
 CheckpointContents read_header(hid_t file, ReadContext& ctx) {
@@ -269,6 +269,8 @@ CheckpointContents read_header(hid_t file, ReadContext& ctx) {
   c.state.data_epoch = read_i64_attr(state, "data_epoch", where);
   c.state.data_index = read_i64_attr(state, "data_index", where);
   c.state.tokens_seen = read_i64_attr(state, "tokens_seen", where);
+  if (H5Aexists(state, "world_size") > 0 || ctx.verified)
+    c.state.world_size = read_i64_attr(state, "world_size", where);
   if (ctx.verified) {
     const std::vector<int64_t> values = state_values(c.state);
     const uint32_t computed = checksum_bytes(values.data(), values.size() * sizeof(int64_t));
@@ -312,6 +314,7 @@ void write_contents(hid_t file, const std::string& where, const std::string& con
   write_i64_attr(st, "data_epoch", state.data_epoch, where);
   write_i64_attr(st, "data_index", state.data_index, where);
   write_i64_attr(st, "tokens_seen", state.tokens_seen, where);
+  write_i64_attr(st, "world_size", state.world_size, where);
   // Every dataset carries a crc32 attribute; the state's integers are covered here.
   write_string(st, "checksum", kChecksumKind, true, where);
   const std::vector<int64_t> values = state_values(state);

@@ -4,7 +4,8 @@
 //   /optim/m/<name>, /optim/v/<name>   AdamW moments (absent in weights-only files)
 //   /state             attributes: step, adam_step, data_epoch, data_index, tokens_seen,
 //                      format ("rrt-checkpoint"), format_version, checksum ("crc32"),
-//                      state_crc32 (of the five integers above, int64 little-endian)
+//                      world_size, state_crc32 (of step .. tokens_seen and world_size, int64
+//                      little-endian)
 //   every dataset      attribute crc32: CRC-32 of its values (trainer/checkpoint_verify.h)
 // Writes go to "<path>.tmp", are flushed and closed, then renamed over <path>: a crash or a
 // full disk during the write leaves the previous checkpoint untouched.
@@ -27,6 +28,9 @@ struct TrainState {
   int64_t data_epoch = 0;  // train loader cursor
   int64_t data_index = 0;
   int64_t tokens_seen = 0;
+  // Ranks that trained it: resume compares the global batch (micro_batch x ranks), not the
+  // per-rank one. 0: unknown (files written before rrt recorded it, weights-only conversions).
+  int64_t world_size = 0;
 };
 
 // optimizer may be null (weights only).

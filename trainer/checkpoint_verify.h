@@ -44,7 +44,7 @@ uint32_t checksum_bytes(const void* data, size_t n, uint32_t crc = 0);
 void verify_checkpoint(const std::string& path);
 
 // Loads the newest checkpoint of `checkpoints` (oldest first, as list_checkpoints gives them)
-// into params and optimizer. check_config(config_yaml, path) runs on each candidate's stored
+// into params and optimizer. check_config(header, path) runs on each candidate's stored
 // config before its weights are read (the resume consistency check; it throws to refuse). When
 // the newest is corrupt, the newest intact one is found; checkpoint.on_corrupt "fallback" renames
 // the corrupt files to <name>.corrupt and loads it, "refuse" throws an error naming the corrupt
@@ -52,6 +52,6 @@ void verify_checkpoint(const std::string& path);
 size_t load_newest_intact(
     const std::vector<std::string>& checkpoints, const std::string& policy, ParameterSet& params,
     AdamW* optimizer, CheckpointContents& out,
-    const std::function<void(const std::string&, const std::string&)>& check_config);
+    const std::function<void(const CheckpointContents&, const std::string&)>& check_config);
 
 }  // namespace rrt

@@ -66,8 +66,8 @@ std::string check_allow_config_change(const std::vector<std::string>& items) {
   return "";
 }
 
-void check_resume_config(const RunConfig& now, const std::string& stored_yaml,
-                         const std::string& checkpoint) {
+void check_resume_config(const RunConfig& now, int64_t now_world, const std::string& stored_yaml,
+                         int64_t stored_world, const std::string& checkpoint) {
   const std::vector<std::string>& allow = now.checkpoint.allow_config_change;
   if (std::find(allow.begin(), allow.end(), "all") != allow.end()) return;
   RunConfig stored;
@@ -85,7 +85,15 @@ void check_resume_config(const RunConfig& now, const std::string& stored_yaml,
   for (size_t i = 0; i < new_fields.size(); ++i) {
     const Field& f = new_fields[i];
     if (f.role != FieldRole::normal || !breaks_bit_exact_resume(f.key(), stored, now)) continue;
-    const std::string was = format_value(old_fields[i].get()), is = format_value(f.get());
+    std::string was = format_value(old_fields[i].get()), is = format_value(f.get());
+    if (f.key() == "train.micro_batch") {  // the global batch: resumable on any world size
+      if (stored_world <= 0) continue;
+      was = std::to_string(stored.train.micro_batch * stored_world) + " (global: " + was + " x " +
+            std::to_string(stored_world) + " ranks)";
+      is = std::to_string(now.train.micro_batch * now_world) + " (global: " + is + " x " +
+           std::to_string(now_world) + " ranks)";
+      if (stored.train.micro_batch * stored_world == now.train.micro_batch * now_world) continue;
+    }
     if (was == is || allowed(allow, f.key())) continue;
     differences += "\n  " + f.key() + ": " + was + " in the checkpoint, " + is + " now";
     keys.push_back(f.key());

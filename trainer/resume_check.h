@@ -6,6 +6,7 @@
 // tokenizer other than the run's data.tokenizer.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,9 +25,11 @@ std::string check_allow_config_change(const std::vector<std::string>& items);
 
 // Throws rrt::Error (where "resume") naming the differing keys when `stored_yaml` (the
 // checkpoint's /config) differs from `now` in keys that break a bit-exact resume and that
-// now.checkpoint.allow_config_change does not allow.
-void check_resume_config(const RunConfig& now, const std::string& stored_yaml,
-                         const std::string& checkpoint);
+// now.checkpoint.allow_config_change does not allow. train.micro_batch is compared as the
+// global batch, micro_batch x ranks (a checkpoint resumes on any world size), and only when the
+// checkpoint records its world size (stored_world > 0).
+void check_resume_config(const RunConfig& now, int64_t now_world, const std::string& stored_yaml,
+                         int64_t stored_world, const std::string& checkpoint);
 
 // Throws when the shards at now.data.path were written by a tokenizer (shards_tokenizer, the
 // name stored in every shard) other than the one now.data.tokenizer names.

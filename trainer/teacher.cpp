@@ -3,6 +3,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "model/hf_import.h"
 #include "trainer/checkpoint.h"
@@ -31,6 +32,7 @@ std::unique_ptr<RecursiveModel> load_teacher(const std::string& path, int64_t N,
   if (fs::is_directory(path)) {
     RRT_CHECK(fs::exists(fs::path(path) / "config.json"), "distill.teacher", "the directory '",
               path, "' has no config.json: it is not a Hugging Face model directory");
+    refuse_incomplete_output(path, "export", "export it again (rrt export)");
     HfModel hf = load_hf_model(path);
     auto teacher = plan_teacher(hf.spec, N, T, path);
     Arena& to = teacher->params().values_arena();

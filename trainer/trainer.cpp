@@ -258,8 +258,9 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
       const size_t from =
           load_newest_intact(existing, c.checkpoint.on_corrupt, s.model->params(),
                              s.zero1 ? whole.get() : s.optimizer.get(), got,
-                             [&c](const std::string& yaml, const std::string& path) {
-                               check_resume_config(c, yaml, path);
+                             [&](const CheckpointContents& header, const std::string& path) {
+                               check_resume_config(c, world.world_size(), header.config_yaml,
+                                                   header.state.world_size, path);
                              });
       s.progress = got.state;
       s.last_checkpoint = existing[from];
@@ -291,6 +292,7 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   }
   world.broadcast(&resumed, sizeof(resumed), 0);
   world.broadcast(&s.progress, sizeof(s.progress), 0);
+  s.progress.world_size = world.world_size();  // recorded in the checkpoints this run writes
   broadcast_arena(world, s.model->params().values_arena());
   if (resumed) {
     if (s.zero1) {

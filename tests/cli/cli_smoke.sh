@@ -37,7 +37,10 @@ expect_error "recursion.loops" "$rrt" config show "$cfg" recursion.loops=3
 
 "$rrt" train "$cfg" "${common[@]}" train.steps=3 >"$work/train1" || fail "train (first half)"
 [[ -f "$work/run/step_00000003.h5" ]] || fail "no checkpoint at step 3"
-"$rrt" train "$cfg" "${common[@]}" >"$work/train2" || fail "train (resume)"
+# Lengthening a cosine schedule changes every later learning rate: refused unless allowed.
+expect_error "train.steps: 3 in the checkpoint, 6 now" "$rrt" train "$cfg" "${common[@]}"
+"$rrt" train "$cfg" "${common[@]}" checkpoint.allow_config_change=train.steps >"$work/train2" ||
+  fail "train (resume)"
 grep -q "resuming from" "$work/train2" || fail "the second train did not resume"
 [[ -f "$work/run/config.yaml" && -f "$work/run/metrics.jsonl" ]] || fail "run directory incomplete"
 "$rrt" eval --json "$work/run/step_00000006.h5" | grep -q '"perplexity"' || fail eval

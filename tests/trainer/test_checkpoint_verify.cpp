@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cstring>
 #include <filesystem>
@@ -155,6 +156,16 @@ TEST(CheckpointVerify, CheckpointsWithoutChecksumsLoadWithAWarning) {
   verify_checkpoint(path);  // readable: passes
 }
 
+TEST(CheckpointVerify, ParallelChecksumEqualsOnePass) {
+  std::vector<unsigned char> bytes((size_t{21} << 20) + 13);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 131 + 7);
+  const uint32_t one_pass = static_cast<uint32_t>(crc32_z(0, bytes.data(), bytes.size()));
+  EXPECT_EQ(checksum_bytes(bytes.data(), bytes.size()), one_pass);
+  // Continued from an earlier CRC, as a stream would be.
+  const uint32_t head = checksum_bytes(bytes.data(), 1000);
+  EXPECT_EQ(checksum_bytes(bytes.data() + 1000, bytes.size() - 1000, head), one_pass);
+}
+
 // --- files written by other tools ---------------------------------------------------------------
 
 enum class Storage { contiguous_f32, chunked_gzip_f32, f64, f16, big_endian_f32 };
@@ -292,7 +303,8 @@ TEST(CheckpointVerify, ChecksumsCoverValuesNotStorage) {
     const hid_t attr = H5Acreate2(state, "checksum", str, scalar, H5P_DEFAULT, H5P_DEFAULT);
     H5Awrite(attr, str, "crc32");
     H5Aclose(attr);
-    const int64_t values[5] = {9, 9, 9, 9, 9};
+    write_int32_attr(state, "world_size", 9);
+    const int64_t values[6] = {9, 9, 9, 9, 9, 9};
     const int64_t crc = checksum_bytes(values, sizeof(values));
     const hid_t attr2 =
         H5Acreate2(state, "state_crc32", H5T_STD_I64LE, scalar, H5P_DEFAULT, H5P_DEFAULT);

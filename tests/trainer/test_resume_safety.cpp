@@ -149,8 +149,10 @@ TEST(ResumeSafety, ConfigChangesThatBreakResumeAreRefusedWithTheKeys) {
   changed.train.steps = 20;  // cosine: the learning rate of every later step moves
   changed.log.every = 3;     // free to change
   changed.checkpoint.every = 2;
+  changed.train.micro_batch = 3;  // the global batch of one rank
   const std::string msg = testing::error_message([&] { Trainer t(changed); });
-  for (const char* key : {"optim.lr", "lora.rank_attention", "data.seed", "train.steps"})
+  for (const char* key :
+       {"optim.lr", "lora.rank_attention", "data.seed", "train.steps", "train.micro_batch"})
     EXPECT_TRUE(testing::contains(msg, key)) << key << " in " << msg;
   EXPECT_FALSE(testing::contains(msg, "log.every")) << msg;
   EXPECT_FALSE(testing::contains(msg, "checkpoint.every")) << msg;
@@ -158,6 +160,7 @@ TEST(ResumeSafety, ConfigChangesThatBreakResumeAreRefusedWithTheKeys) {
   EXPECT_TRUE(testing::contains(msg, "allow_config_change")) << msg;
 
   // Allowed keys are not reported; allowing all of them resumes.
+  changed.train.micro_batch = c.train.micro_batch;
   changed.checkpoint.allow_config_change = {"optim", "data.seed"};
   const std::string rest = testing::error_message([&] { Trainer t(changed); });
   EXPECT_FALSE(testing::contains(rest, "optim.lr")) << rest;

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <map>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "model/convert.h"
 #include "model/gguf_import.h"
@@ -34,6 +35,7 @@ HfModel load_source(const std::string& from, const std::string& run) {
   } else if (fs::path(from).extension() == ".gguf") {
     return load_gguf_model(from);
   } else if (fs::is_directory(from)) {
+    refuse_incomplete_output(from, "export", "export it again (rrt export)");
     return load_hf_model(from);
   }
   const CheckpointContents header = read_checkpoint_header(checkpoint);

@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "core/plot.h"
 #include "trainer/sweep/metrics.h"
@@ -19,6 +20,7 @@ std::vector<std::string> expand_run_dirs(const std::vector<std::string>& dirs) {
   std::vector<std::string> out;
   for (const std::string& d : dirs) {
     RRT_CHECK(fs::is_directory(d), d, "no such run directory");
+    refuse_incomplete_output(d, "sweep tree", "run `rrt sweep` again");
     if (fs::exists(fs::path(d) / "metrics.jsonl") || fs::exists(fs::path(d) / "config.yaml")) {
       out.push_back(d);
       continue;

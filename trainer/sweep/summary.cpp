@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "model/registry.h"
 #include "trainer/sweep/launch.h"
@@ -62,6 +63,7 @@ std::string read_file(const fs::path& p) {
 
 SummaryTable sweep_summary(const std::string& dir) {
   RRT_CHECK(fs::is_directory(dir), dir, "no such sweep directory");
+  refuse_incomplete_output(dir, "sweep tree", "run `rrt sweep` again");
   std::vector<std::string> keys;
   std::vector<RunEntry> runs;
   const fs::path manifest = fs::path(dir) / "sweep.json";

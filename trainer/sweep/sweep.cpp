@@ -491,6 +491,8 @@ std::pair<std::string, std::string> first_config_difference(const std::string& a
 void write_sweep(const Sweep& sweep) {
   const fs::path out(sweep.out_dir);
   fs::create_directories(out);
+  // The tree is complete once sweep.json and runs.txt are written; readers refuse it until then.
+  mark_output_incomplete(out.string(), "rrt sweep");
   nlohmann::json manifest{{"name", sweep.name},
                           {"file", sweep.file},
                           {"swept_keys", sweep.swept_keys},
@@ -525,6 +527,7 @@ void write_sweep(const Sweep& sweep) {
   }
   write_text_atomically(out / "sweep.json", manifest.dump(2) + "\n");
   write_text_atomically(out / "runs.txt", list);
+  mark_output_complete(out.string());
 }
 
 }  // namespace rrt

@@ -158,6 +158,11 @@ TEST(SweepExpand, GridAndZipCountsNamesAndConfigs) {
   int lines = 0;
   for (std::string l; std::getline(list, l); ++lines) EXPECT_TRUE(fs::path(l).is_absolute()) << l;
   EXPECT_EQ(lines, 12);
+  // Complete: no INCOMPLETE marker. One left by a killed `rrt sweep` makes readers refuse.
+  EXPECT_FALSE(fs::exists(out / "INCOMPLETE"));
+  std::ofstream(out / "INCOMPLETE") << "x";
+  EXPECT_TRUE(contains(error_message([&] { sweep_summary(out.string()); }), "incomplete sweep"));
+  fs::remove(out / "INCOMPLETE");
 }
 
 TEST(SweepExpand, ListValuesSeveralZipGroupsAndNoAxes) {
