@@ -1,4 +1,4 @@
-# Sourced by tests/gpu/emulate.sh and simulate.sh: checks that $build is a CPU-only build with
+# Sourced by tests/gpu/simulate.sh: checks that $build is a CPU-only build with
 # rrt's libraries and that the CUDA headers are here, and sets cuda_include and mpi_link (an
 # MPI build's librrt_distributed needs Open MPI's libraries too). $tag prefixes the messages.
 for lib in inference trainer data model ops distributed core; do

@@ -4,12 +4,13 @@
 # the device model / exits / grad-ready / engine tests. tests/gpu/simulation/convert.py rewrites
 # each launch in ops/cuda/*.cu into a call of the fiber scheduler (tests/gpu/simulation/), g++
 # compiles the kernels otherwise unmodified, and every CUDA thread of a block runs as written,
-# barrier by barrier and shuffle by shuffle. cuBLASLt GEMMs stay emulated by
-# tests/gpu/emulation/host_cuda.cpp (RRT_SIMULATED_KERNELS keeps only its runtime, GEMM and LoRA
-# parts); cuDNN does not run, so attention goes to the fallback kernels. What this proves and
-# what it cannot: docs/architecture.md (the host emulation paragraph) and docs/benchmarks.md.
+# barrier by barrier and shuffle by shuffle. The CUDA runtime and cuBLASLt's GEMMs are emulated
+# on the host by tests/gpu/simulation/sim_runtime.cpp; cuDNN does not run, so attention goes to
+# the fallback kernels. The model, exits, trainer and engine tests run the one model code on the
+# CUDA backend (ops/cuda/backend.h) against the CPU backend. What this proves and what it cannot:
+# docs/architecture.md (the kernel simulation paragraph) and docs/benchmarks.md.
 #   tests/gpu/simulate.sh [CPU_BUILD_DIR] [gtest flags...]
-# CPU_BUILD_DIR (default build): CPU-only libraries, as for tests/gpu/emulate.sh. Needs only the
+# CPU_BUILD_DIR (default build): CPU-only libraries (-DRRT_CUDA=OFF). Needs only the
 # CUDA toolkit's headers and python3. The op tests run with each block's threads in three orders
 # (forward, reverse, greedy: sim_scheduler.h), since a read that misses its barrier shows in at
 # least one of them; RRT_SIM_SCHEDULE=forward|reverse|greedy runs one. RRT_SIM_JOBS (default 2)
@@ -31,7 +32,7 @@ kernels=(activation adamw embedding norm rope vector_ops kv_ops lora_rows cross_
          attention_fallback)
 tests=(test_ops_elementwise_gpu test_kv_ops_gpu test_lora_rows_gpu test_cross_entropy_gpu
        test_exit_loss_gpu test_attention_gpu)
-# The device model, trainer and engine on top of them (emulate.sh's tests, GEMMs still emulated).
+# The model, exits, trainer and engine tests on top of them (GEMMs emulated on the host).
 model_sources=(tests/gpu/test_model_gpu.cpp tests/gpu/test_exits_gpu.cpp tests/gpu/test_trainer_gpu.cpp
                tests/gpu/test_grad_ready_gpu.cpp tests/gpu/test_engine_gpu.cpp model/cuda/device_model.cpp
                model/cuda/device_model_state.cpp
@@ -67,8 +68,7 @@ for src in "${test_sources[@]}" "${model_sources[@]}" $sim/sim_scheduler.cpp $si
   obj=$out/$(basename "$src" .cpp).o
   stale "$obj" "$src" && jobs_list+=("$src:$obj:")
 done
-stale "$out/host_cuda.o" tests/gpu/emulation/host_cuda.cpp &&
-  jobs_list+=("tests/gpu/emulation/host_cuda.cpp:$out/host_cuda.o:-DRRT_SIMULATED_KERNELS")
+stale "$out/sim_runtime.o" $sim/sim_runtime.cpp && jobs_list+=("$sim/sim_runtime.cpp:$out/sim_runtime.o:")
 echo "[simulate] compiling ${#jobs_list[@]} files into $out"
 pids=()
 for job in "${jobs_list[@]}"; do
@@ -82,7 +82,7 @@ for p in "${pids[@]}"; do wait "$p"; done
 
 # Two binaries on the same simulated kernels: the op tests and the whole-model tests.
 common=()
-for k in "${kernels[@]}" sim_scheduler sim_memory sim_attention host_cuda; do common+=("$out/$k.o"); done
+for k in "${kernels[@]}" sim_scheduler sim_memory sim_attention sim_runtime; do common+=("$out/$k.o"); done
 link() {  # link EXE OBJ...
   local exe=$1
   shift
@@ -110,13 +110,13 @@ for schedule in ${RRT_SIM_SCHEDULE:-forward reverse greedy}; do
     --gtest_filter="$filter" "$@"
 done
 # The model tests once (forward schedule), without the trainer's three multi-step runs: over two
-# minutes here, and their wiring is what emulate.sh checks; CudaWithoutAGpu skips (one "GPU").
+# minutes here (CI runs them: RRT_SIM_ALL=1); CudaWithoutAGpu skips (one "GPU").
 slow=(TrainerGpu.TenStepsTrackTheCpuAndTheCheckpointIsDeviceIndependent
       TrainerGpu.DistillationWithExitsTracksTheCpu TrainerGpu.ResumeContinuesTheStraightRun)
 if [[ ${RRT_SIM_ALL:-0} == 1 ]]; then
   slow=(None)  # RRT_SIM_ALL=1: the trainer's runs too (about 2 more minutes)
 else
-  echo "[simulate] left out for time (emulate.sh runs them; RRT_SIM_ALL=1 adds them): ${slow[*]}"
+  echo "[simulate] left out for time (RRT_SIM_ALL=1 adds them, as CI does): ${slow[*]}"
 fi
 echo "[simulate] model tests, forward schedule"
 RRT_SIM_SCHEDULE=forward OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$out/test_model_simulated" \
