@@ -1,5 +1,7 @@
 #include "core/arena.h"
 
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -9,10 +11,19 @@ namespace rrt {
 namespace {
 // 64-byte alignment keeps every view on its own cache line and suits AVX-512 loads.
 constexpr int64_t kAlign = 64;
+// From this size on, an arena is an anonymous mapping: the kernel hands out zero pages and
+// commits each only when first touched, so planning a model (and its memory check,
+// trainer/memory_check.h) costs no memory until the step writes it. Below it, malloc + memset.
+constexpr int64_t kMapAtLeast = int64_t{1} << 20;
 std::atomic<int64_t> g_alloc_count{0};
 }  // namespace
 
-Arena::~Arena() { std::free(base_); }
+Arena::~Arena() {
+  if (mapped_)
+    munmap(base_, static_cast<size_t>(mapped_));
+  else
+    std::free(base_);
+}
 
 int Arena::plan(const std::string& name, Shape shape, DType dtype) {
   RRT_CHECK(!allocated(), "Arena " + name_, "cannot plan '", name, "' after allocate()");
@@ -28,9 +39,18 @@ int Arena::plan(const std::string& name, Shape shape, DType dtype) {
 void Arena::allocate() {
   RRT_CHECK(!allocated(), "Arena " + name_, "allocate() called twice");
   int64_t bytes = total_ > 0 ? total_ : kAlign;
-  base_ = std::aligned_alloc(kAlign, static_cast<size_t>(bytes));
-  RRT_CHECK(base_ != nullptr, "Arena " + name_, "out of memory allocating ", bytes, " bytes");
-  std::memset(base_, 0, static_cast<size_t>(bytes));
+  if (bytes >= kMapAtLeast) {
+    void* p = mmap(nullptr, static_cast<size_t>(bytes), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    RRT_CHECK(p != MAP_FAILED, "Arena " + name_, "out of memory reserving ", bytes,
+              " bytes (the system refused the mapping; see the memory check of rrt train)");
+    base_ = p;  // page-aligned, zero-filled
+    mapped_ = bytes;
+  } else {
+    base_ = std::aligned_alloc(kAlign, static_cast<size_t>(bytes));
+    RRT_CHECK(base_ != nullptr, "Arena " + name_, "out of memory allocating ", bytes, " bytes");
+    std::memset(base_, 0, static_cast<size_t>(bytes));
+  }
   ++g_alloc_count;
 }
 

@@ -14,14 +14,16 @@ namespace rrt {
 
 class Arena {
  public:
-  explicit Arena(std::string name, Device device = Device::cpu) : name_(std::move(name)), device_(device) {}
+  explicit Arena(std::string name, Device device = Device::cpu)
+      : name_(std::move(name)), device_(device) {}
   ~Arena();
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
 
   // Reserve a named tensor; its view becomes valid after allocate(). Returns its index.
   int plan(const std::string& name, Shape shape, DType dtype = DType::f32);
-  // Allocate (zero-filled) storage for every planned tensor. Plans are frozen afterwards.
+  // Allocate (zero-filled) storage for every planned tensor. Plans are frozen afterwards. Large
+  // arenas are mapped, not touched: their memory is committed page by page on first write.
   void allocate();
 
   bool allocated() const { return base_ != nullptr; }
@@ -51,6 +53,7 @@ class Arena {
   std::unordered_map<std::string, int> index_;
   int64_t total_ = 0;
   void* base_ = nullptr;
+  int64_t mapped_ = 0;  // bytes of an mmap'ed block (0: aligned_alloc)
 };
 
 }  // namespace rrt
