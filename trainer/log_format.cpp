@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "trainer/memory_check.h"
+
 namespace rrt {
 
 std::string format_perplexity(double ppl, int decimals) {
@@ -14,6 +16,22 @@ std::string format_perplexity(double ppl, int decimals) {
   else
     std::snprintf(buf, sizeof buf, "%.*f", decimals, ppl);
   return buf;
+}
+
+std::string throughput_text(double gflops, double teacher_fraction, double mfu, int64_t peak_rss) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f GFLOP/s", gflops);
+  std::string s = buf;
+  if (teacher_fraction > 0) {
+    std::snprintf(buf, sizeof buf, " (teacher %.0f%%)", 100.0 * teacher_fraction);
+    s += buf;
+  }
+  if (mfu > 0) {
+    std::snprintf(buf, sizeof buf, " | MFU %.1f%%", 100.0 * mfu);
+    s += buf;
+  }
+  if (peak_rss >= 0) s += " | peak mem " + format_bytes(peak_rss);
+  return s;
 }
 
 double table_peak_tflops(const std::string& name) {

@@ -421,8 +421,18 @@ TrainSummary Trainer::run(int64_t stop_after) {
   };
 
   LossTerms terms(s.model->training_loss());  // CE, KD and per-exit terms for the log
+  bool profiling = false;
+  struct StopTrace {  // an error part-way through the profile still stops the recorder
+    bool& on;
+    ~StopTrace() {
+      if (on) trace::stop();
+    }
+  } stop_trace{profiling};
   for (int64_t step = s.progress.step + 1; step <= c.train.steps; ++step) {
-    if (step == profile_first && c.log.profile_steps > 0) trace::start(world.rank());
+    if (step == profile_first && c.log.profile_steps > 0) {
+      trace::start(world.rank());
+      profiling = true;
+    }
     std::optional<trace::Span> step_span(std::in_place, "step", "step", step);
     runner.zero_grads();
     terms.clear();
@@ -490,23 +500,12 @@ TrainSummary Trainer::run(int64_t stop_after) {
       const double mfu =
           peak_tflops > 0 ? gflops / (peak_tflops * 1e3 * static_cast<double>(ranks)) : 0.0;
       const int64_t peak_rss = peak_rss_bytes();
-      // "21.7 GFLOP/s (teacher 61%) | MFU 40.1% | peak mem 1.2 GiB", the parts that apply.
-      char buf[96];
-      std::snprintf(buf, sizeof buf, "%.1f GFLOP/s", gflops);
-      std::string flops_text = buf;
-      if (teacher_flops > 0) {
-        std::snprintf(buf, sizeof buf, " (teacher %.0f%%)", 100.0 * teacher_flops / flops_per_step);
-        flops_text += buf;
-      }
-      if (mfu > 0) {
-        std::snprintf(buf, sizeof buf, " | MFU %.1f%%", 100.0 * mfu);
-        flops_text += buf;
-      }
-      if (peak_rss > 0) flops_text += " | peak mem " + format_bytes(peak_rss);
+      const double teacher_fraction = teacher_flops / flops_per_step;
       std::printf(
           "step %6ld/%ld | loss %.4f%s | lr %.2e | grad norm %.3f | %.0f tok/s | %s | ETA %s\n",
           static_cast<long>(step), static_cast<long>(c.train.steps), loss, terms.brief().c_str(),
-          lr, grad_norm, tok_s, flops_text.c_str(), format_duration(eta).c_str());
+          lr, grad_norm, tok_s, throughput_text(gflops, teacher_fraction, mfu, peak_rss).c_str(),
+          format_duration(eta).c_str());
       std::fflush(stdout);
       nlohmann::json line{{"step", step},
                           {"loss", loss},
@@ -517,9 +516,9 @@ TrainSummary Trainer::run(int64_t stop_after) {
                           {"tokens", s.progress.tokens_seen},
                           {"elapsed_s", elapsed}};
       if (s.grad_sync) line["comm_wait_ms"] = window_comm_wait / window_steps * 1e3;
-      if (teacher_flops > 0) line["teacher_flops_fraction"] = teacher_flops / flops_per_step;
+      if (teacher_flops > 0) line["teacher_flops_fraction"] = teacher_fraction;
       if (mfu > 0) line["mfu"] = mfu;
-      if (peak_rss > 0) line["peak_rss_gib"] = static_cast<double>(peak_rss) / 1073741824.0;
+      if (peak_rss >= 0) line["peak_rss_gib"] = static_cast<double>(peak_rss) / 1073741824.0;
       terms.write(line);
       s.metrics << line << "\n";
       s.metrics.flush();
@@ -551,8 +550,9 @@ TrainSummary Trainer::run(int64_t stop_after) {
       save(step);
     }
     step_span.reset();
-    if (trace::enabled() && (step == profile_last || last || interrupted)) {
+    if (profiling && (step == profile_last || last || interrupted)) {
       trace::stop();
+      profiling = false;
       const std::string path =
           (fs::path(c.train.run_dir) / ("profile_rank" + std::to_string(world.rank()) + ".json"))
               .string();

@@ -29,6 +29,6 @@ g++ -std=c++20 -O1 -fopenmp -w -I. -isystem "$cuda_include" \
   model/cuda/device_layer.cpp inference/cuda/device_engine.cpp tests/gpu/emulation/host_cuda.cpp \
   "$build"/librrt_{inference,trainer,data,model,ops,distributed,core}.a \
   $(pkg-config --libs hdf5 openblas yaml-cpp sentencepiece libpcre2-8 zlib gtest_main) \
-  "${mpi_link[@]}" -lpthread -o "$exe"
+  "${tensorboard_link[@]}" "${mpi_link[@]}" -lpthread -o "$exe"
 echo "[emulate] running (the CudaWithoutAGpu test skips: the emulation shows one GPU)"
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$exe" "$@"

@@ -453,6 +453,9 @@ TEST(LogFormat, LargePerplexitiesInScientificNotation) {
   EXPECT_EQ(format_perplexity(1.7e38), "1.700e+38");
   EXPECT_EQ(format_perplexity(INFINITY), "inf");
   EXPECT_EQ(format_perplexity(8.1734, 3), "8.173");
+  EXPECT_EQ(throughput_text(21.66, 0, 0, -1), "21.7 GFLOP/s");
+  EXPECT_EQ(throughput_text(21.66, 0.613, 0.4012, 1288490189),
+            "21.7 GFLOP/s (teacher 61%) | MFU 40.1% | peak mem 1.20 GiB");
   EXPECT_DOUBLE_EQ(table_peak_tflops("NVIDIA H100 80GB HBM3"), 989.0);
   EXPECT_DOUBLE_EQ(table_peak_tflops("NVIDIA A100-SXM4-40GB"), 312.0);
   EXPECT_DOUBLE_EQ(table_peak_tflops("Tesla T4"), 0.0);
