@@ -6,8 +6,11 @@ metrics.jsonl: every number of every line must be there, at its step, as a scala
     tools/check_tensorboard_events.py RUN_DIR [--rrt build/rrt]
 
 Without an existing RUN_DIR holding events it first trains a tiny run there with the given rrt
-binary (the byte tokenizer on a few KB of generated text). Exits 0 and prints "PASS" when every
-value matches; 1 with the differences otherwise.
+binary (the byte tokenizer on a few KB of generated text), then deletes its last checkpoint and
+resumes it, so that steps 7..12 are logged twice, in two event files: each (step, tag) must still
+hold one value, the resumed one (the SessionLog START record rrt writes makes TensorBoard drop the
+first file's points from the resumed step on). Exits 0 and prints "PASS" when every value
+matches; 1 with the differences otherwise.
 """
 import argparse
 import glob
@@ -17,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 
 def train_tiny_run(rrt, run_dir):
@@ -35,7 +39,11 @@ def train_tiny_run(rrt, run_dir):
             f"data: {{path: {shards}, val_fraction: 0.1}}\n"
             f"train: {{steps: 12, micro_batch: 4, seq_len: 64, eval_every: 6, eval_batches: 2, "
             f"run_dir: {run_dir}}}\n"
+            "checkpoint: {every: 6, keep_last: 3}\n"
             "early_exit: {exits: all}\nlog: {every: 3}\n")
+    subprocess.run([rrt, "train", config], check=True)
+    os.remove(os.path.join(run_dir, "step_00000012.h5"))
+    time.sleep(1.1)  # event files are read in name order, and the name holds whole seconds
     subprocess.run([rrt, "train", config], check=True)
 
 
@@ -56,11 +64,13 @@ def main():
     acc.Reload()
     tags = acc.Tags()["scalars"]
     got = {}
+    errors = []
     for tag in tags:
         for e in acc.Scalars(tag):
+            if (e.step, tag) in got:
+                errors.append(f"{tag} at step {e.step} twice: {got[(e.step, tag)]}, {e.value}")
             got[(e.step, tag)] = e.value
 
-    errors = []
     expected = 0
     with open(os.path.join(args.run_dir, "metrics.jsonl")) as f:
         for line in f:

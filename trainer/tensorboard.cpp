@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -77,19 +78,22 @@ std::string tensorboard_tag(const std::string& key) {
   return "train/" + key;
 }
 
-TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
+TensorBoardWriter::TensorBoardWriter(const std::string& dir, int64_t first_step) {
   std::array<char, 256> host{};
   if (gethostname(host.data(), host.size() - 1) != 0) std::strcpy(host.data(), "localhost");
   const long seconds = static_cast<long>(wall_time_now());
   // TensorBoard finds event files by "tfevents" in the name; time, host and pid keep the files
   // of successive invocations (and of two machines sharing a file system) apart.
+  // A counter keeps two writers of one process apart (a test that trains twice in a second).
+  static std::atomic<int> writers{0};
   path_ = (fs::path(dir) / ("events.out.tfevents." + std::to_string(seconds) + "." + host.data() +
-                            "." + std::to_string(getpid())))
+                            "." + std::to_string(getpid()) + "." + std::to_string(writers++)))
               .string();
   out_.open(path_, std::ios::binary | std::ios::app);
   RRT_CHECK(out_.good(), path_,
             "cannot create the TensorBoard event file (set log.tensorboard=false to run without)");
   write_event(encode_file_version_event(wall_time_now(), "brain.Event:2"));
+  write_event(encode_session_start_event(wall_time_now(), first_step));
 }
 
 void TensorBoardWriter::write_event(const std::string& serialized) {

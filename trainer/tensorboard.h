@@ -2,7 +2,7 @@
 // (losses per term and exit, learning rate, gradient norm, tokens/s, GFLOP/s, MFU, comm wait,
 // peak memory, validation loss and perplexity) as protobuf Event records in TFRecord framing,
 // in train.run_dir/events.out.tfevents.<time>.<host>.<pid>. Each invocation of rrt train starts
-// a new file; `tensorboard --logdir runs/` reads them all.
+// a new file; `tensorboard --logdir runs/` reads them all, in the order of their names.
 //
 // TFRecord framing of one record: uint64 length (little endian), uint32 masked CRC-32C of those
 // 8 bytes, the data, uint32 masked CRC-32C of the data (core/crc32c.h).
@@ -22,8 +22,10 @@ namespace rrt {
 
 class TensorBoardWriter {
  public:
-  // Creates the event file in `dir` (which must exist) and writes its file_version record.
-  explicit TensorBoardWriter(const std::string& dir);
+  // Creates the event file in `dir` (which must exist) and writes its file_version record, then
+  // a SessionLog START at `first_step`, the first step this invocation runs: TensorBoard then
+  // shows a resumed run's repeated steps once, from this file.
+  TensorBoardWriter(const std::string& dir, int64_t first_step);
   const std::string& path() const { return path_; }
 
   // One Event holding a scalar per (tag, value); flushed, and a failed write throws naming the

@@ -341,7 +341,8 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   }
   s.metrics.open(metrics_path, std::ios::app);
   RRT_CHECK(s.metrics.good(), c.train.run_dir, "cannot write metrics.jsonl");
-  if (c.log.tensorboard) s.tensorboard = std::make_unique<TensorBoardWriter>(c.train.run_dir);
+  if (c.log.tensorboard)
+    s.tensorboard = std::make_unique<TensorBoardWriter>(c.train.run_dir, s.progress.step + 1);
 }
 
 Trainer::~Trainer() = default;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -89,7 +90,7 @@ TEST(TensorBoard, WriterOutputParsesBackAsEvents) {
   const fs::path dir = fresh("tb_writer");
   std::string path;
   {
-    TensorBoardWriter w(dir.string());
+    TensorBoardWriter w(dir.string(), 4);
     path = w.path();
     w.add_scalars(5, {{"train/loss", 2.5}, {"train/lr", 3e-4}});
     w.add_metrics(nlohmann::json{{"step", 10}, {"loss", 2.25}, {"exit1_ce", 3.0}, {"note", "x"}});
@@ -97,12 +98,17 @@ TEST(TensorBoard, WriterOutputParsesBackAsEvents) {
   }
   EXPECT_EQ(event_files(dir).size(), 1u);
   EXPECT_NE(fs::path(path).filename().string().find("tfevents"), std::string::npos);
-  const std::vector<std::string> records = read_tfrecords(path);
-  ASSERT_EQ(records.size(), 4u);
+  std::vector<std::string> records = read_tfrecords(path);
+  ASSERT_EQ(records.size(), 5u);
   const TensorBoardEvent first = parse_tensorboard_event(records[0]);
   EXPECT_EQ(first.file_version, "brain.Event:2");
   EXPECT_GT(first.wall_time, 1.5e9);  // seconds since the epoch, not since start
   EXPECT_TRUE(first.scalars.empty());
+  EXPECT_FALSE(first.session_start);
+  const TensorBoardEvent start = parse_tensorboard_event(records[1]);
+  EXPECT_TRUE(start.session_start);
+  EXPECT_EQ(start.step, 4);
+  records.erase(records.begin());
 
   const TensorBoardEvent a = parse_tensorboard_event(records[1]);
   EXPECT_EQ(a.step, 5);
@@ -128,7 +134,7 @@ TEST(TensorBoard, ReaderRejectsCorruptAndTruncatedRecords) {
   const fs::path dir = fresh("tb_corrupt");
   std::string path;
   {
-    TensorBoardWriter w(dir.string());
+    TensorBoardWriter w(dir.string(), 1);
     path = w.path();
     w.add_scalars(1, {{"train/loss", 1.0}});
   }
@@ -325,6 +331,21 @@ TEST(TrainerObservability, EventFileMirrorsMetrics) {
   EXPECT_EQ(val_lines, 2);    // steps 3, 6
   EXPECT_TRUE(scalars.count({6, "train/peak_rss_gib"}));
   EXPECT_GT((scalars[{6, "train/peak_rss_gib"}]), 0.0f);
+
+  // A resumed invocation writes a second file, which opens with a SessionLog START at its first
+  // step: TensorBoard then shows the steps it repeats once.
+  const fs::path resumed = fresh("run_tb_resume");
+  Trainer(small_run(resumed)).run(/*stop_after=*/3);
+  Trainer(small_run(resumed)).run();
+  const auto two = event_files(resumed);
+  ASSERT_EQ(two.size(), 2u);
+  std::vector<int64_t> starts;
+  for (const auto& f : two)
+    for (const std::string& r : read_tfrecords(f.string()))
+      if (const TensorBoardEvent e = parse_tensorboard_event(r); e.session_start)
+        starts.push_back(e.step);
+  std::sort(starts.begin(), starts.end());
+  EXPECT_EQ(starts, (std::vector<int64_t>{1, 4}));
 
   // log.tensorboard: false writes none.
   const fs::path off = fresh("run_tb_off");

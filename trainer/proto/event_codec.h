@@ -20,11 +20,15 @@ struct TensorBoardEvent {
   double wall_time = 0;
   int64_t step = 0;
   std::string file_version;                            // set in the first record only
+  bool session_start = false;                          // a SessionLog START record
   std::vector<std::pair<std::string, float>> scalars;  // the summary's simple values
 };
 
 // The serialized Event that opens a file: wall_time and file_version ("brain.Event:2").
 std::string encode_file_version_event(double wall_time, const std::string& version);
+// The serialized Event marking that an invocation starts at `step` (SessionLog START): a reader
+// purges what earlier files logged at that step and later.
+std::string encode_session_start_event(double wall_time, int64_t step);
 // The serialized Event of one step: a Summary with a simple_value per (tag, value).
 std::string encode_scalars_event(
     double wall_time, int64_t step, const std::vector<std::pair<std::string, double>>& values);
