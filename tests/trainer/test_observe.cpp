@@ -253,6 +253,20 @@ TEST(MemoryCheck, RefusesWithBothNumbersAndTheHint) {
   check_memory(plan, limit, "");  // fits exactly
 }
 
+// Ranks on one machine share its memory: the launcher says how many there are.
+TEST(MemoryCheck, RanksOnThisMachine) {
+  const char* vars[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS",
+                        "SLURM_STEP_TASKS_PER_NODE"};
+  for (const char* v : vars) ::unsetenv(v);
+  EXPECT_EQ(ranks_on_this_machine(8), 1);
+  ::setenv("SLURM_STEP_TASKS_PER_NODE", "4(x2)", 1);  // four on each of two nodes
+  EXPECT_EQ(ranks_on_this_machine(8), 4);
+  EXPECT_EQ(ranks_on_this_machine(2), 2);          // never more than the world
+  ::setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "3", 1);  // mpirun's own count comes first
+  EXPECT_EQ(ranks_on_this_machine(8), 3);
+  for (const char* v : vars) ::unsetenv(v);
+}
+
 TEST(MemoryCheck, PeakRss) {
   FakeMachine m{fresh("mem_status")};
   write_file(m.root / "proc" / "self" / "status",
