@@ -68,8 +68,8 @@ std::vector<std::string> read_tfrecords(const std::string& path) {
 
 TensorBoardEvent parse_tensorboard_event(const std::string& record) {
   TensorBoardEvent out;
-  RRT_CHECK(decode_tensorboard_event(record, &out), "TensorBoard event",
-            "a record of ", record.size(), " bytes is not a protobuf Event");
+  RRT_CHECK(decode_tensorboard_event(record, &out), "TensorBoard event", "a record of ",
+            record.size(), " bytes is not a protobuf Event");
   return out;
 }
 

@@ -30,8 +30,8 @@ std::string encode_file_version_event(double wall_time, const std::string& versi
 // purges what earlier files logged at that step and later.
 std::string encode_session_start_event(double wall_time, int64_t step);
 // The serialized Event of one step: a Summary with a simple_value per (tag, value).
-std::string encode_scalars_event(
-    double wall_time, int64_t step, const std::vector<std::pair<std::string, double>>& values);
+std::string encode_scalars_event(double wall_time, int64_t step,
+                                 const std::vector<std::pair<std::string, double>>& values);
 // False when `record` is not an Event (no exception crosses the library's boundary).
 bool decode_tensorboard_event(const std::string& record, TensorBoardEvent* out);
 
