@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
 #include "distributed/communicator.h"
@@ -20,14 +22,20 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("overrides", *overrides,
                   "key=value overrides, e.g. optim.lr=1e-3 train.steps=500");
+  auto profile = std::make_shared<int64_t>(0);
+  cmd->add_flag("--profile{3}", *profile,
+                "write a Chrome trace of N steps (default 3, from the second step) to "
+                "<run_dir>/profile_rank<r>.json; the same as log.profile_steps=N");
   cmd->footer(
       "The run directory (train.run_dir) receives config.yaml, metrics.jsonl and checkpoints.\n"
       "An existing run directory with checkpoints is resumed (checkpoint.resume=false starts "
       "over).");
-  cmd->callback([config, overrides] {
+  cmd->callback([config, overrides, profile] {
     std::shared_ptr<Communicator> comm = make_communicator();
     try {
-      Trainer trainer(load_run_config(*config, *overrides), comm);
+      std::vector<std::string> all = *overrides;
+      if (*profile > 0) all.push_back("log.profile_steps=" + std::to_string(*profile));
+      Trainer trainer(load_run_config(*config, all), comm);
       const TrainSummary s = trainer.run();
       if (comm->is_root()) {
         std::printf("done: steps %ld..%ld in %.1f s, last checkpoint %s\n",

@@ -1,5 +1,7 @@
 #include "core/arena.h"
 
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -9,10 +11,31 @@ namespace rrt {
 namespace {
 // 64-byte alignment keeps every view on its own cache line and suits AVX-512 loads.
 constexpr int64_t kAlign = 64;
+// From this size on, an arena is an anonymous mapping: the kernel hands out zero pages and
+// commits each only when first touched, so planning a model (and its memory check,
+// trainer/memory_check.h) costs no memory until the step writes it. Below it, malloc + memset.
+constexpr int64_t kMapAtLeast = int64_t{1} << 20;
 std::atomic<int64_t> g_alloc_count{0};
 }  // namespace
 
-Arena::~Arena() { std::free(base_); }
+std::shared_ptr<void> allocate_zeroed(int64_t bytes, const std::string& what) {
+  bytes = bytes > 0 ? bytes : kAlign;
+  if (bytes >= kMapAtLeast) {
+    void* p = mmap(nullptr, static_cast<size_t>(bytes), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    RRT_CHECK(p != MAP_FAILED, what, "out of memory reserving ", bytes,
+              " bytes (the system refused the mapping; see the memory check of rrt train)");
+    // Page-aligned and zero-filled.
+    return std::shared_ptr<void>(p, [bytes](void* q) { munmap(q, static_cast<size_t>(bytes)); });
+  }
+  const int64_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
+  void* p = std::aligned_alloc(kAlign, static_cast<size_t>(rounded));
+  RRT_CHECK(p != nullptr, what, "out of memory allocating ", bytes, " bytes");
+  std::memset(p, 0, static_cast<size_t>(rounded));
+  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+
+Arena::~Arena() = default;
 
 int Arena::plan(const std::string& name, Shape shape, DType dtype) {
   RRT_CHECK(!allocated(), "Arena " + name_, "cannot plan '", name, "' after allocate()");
@@ -27,10 +50,8 @@ int Arena::plan(const std::string& name, Shape shape, DType dtype) {
 
 void Arena::allocate() {
   RRT_CHECK(!allocated(), "Arena " + name_, "allocate() called twice");
-  int64_t bytes = total_ > 0 ? total_ : kAlign;
-  base_ = std::aligned_alloc(kAlign, static_cast<size_t>(bytes));
-  RRT_CHECK(base_ != nullptr, "Arena " + name_, "out of memory allocating ", bytes, " bytes");
-  std::memset(base_, 0, static_cast<size_t>(bytes));
+  block_ = allocate_zeroed(total_, "Arena " + name_);
+  base_ = block_.get();
   ++g_alloc_count;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -12,16 +13,23 @@
 
 namespace rrt {
 
+// Zeroed host memory, 64-byte aligned. From 1 MiB on an anonymous mapping, which the kernel
+// commits page by page on first write: planning a model costs no memory until the step touches
+// it (trainer/memory_check.h relies on that). `what` names the owner in the error.
+std::shared_ptr<void> allocate_zeroed(int64_t bytes, const std::string& what);
+
 class Arena {
  public:
-  explicit Arena(std::string name, Device device = Device::cpu) : name_(std::move(name)), device_(device) {}
+  explicit Arena(std::string name, Device device = Device::cpu)
+      : name_(std::move(name)), device_(device) {}
   ~Arena();
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
 
   // Reserve a named tensor; its view becomes valid after allocate(). Returns its index.
   int plan(const std::string& name, Shape shape, DType dtype = DType::f32);
-  // Allocate (zero-filled) storage for every planned tensor. Plans are frozen afterwards.
+  // Allocate (zero-filled) storage for every planned tensor. Plans are frozen afterwards. Large
+  // arenas are mapped, not touched: their memory is committed page by page on first write.
   void allocate();
 
   bool allocated() const { return base_ != nullptr; }
@@ -51,6 +59,7 @@ class Arena {
   std::unordered_map<std::string, int> index_;
   int64_t total_ = 0;
   void* base_ = nullptr;
+  std::shared_ptr<void> block_;  // allocate_zeroed's
 };
 
 }  // namespace rrt

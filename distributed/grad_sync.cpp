@@ -4,6 +4,7 @@
 
 #include "core/arena.h"
 #include "core/error.h"
+#include "core/trace.h"
 
 namespace rrt {
 
@@ -63,6 +64,7 @@ void GradSync::arm() {
 }
 
 void GradSync::launch(size_t b) {
+  RRT_TRACE_SPAN("grad_sync.launch", "bucket", static_cast<int64_t>(b));
   const Bucket& bucket = buckets_[b];
   in_flight_[b] = comm_.all_reduce_mean_async(base_ + bucket.begin, bucket.end - bucket.begin);
 }
@@ -79,9 +81,12 @@ void GradSync::finish() {
   launched_early_ = armed_ ? static_cast<int64_t>(next_) : 0;
   armed_ = false;
   while (next_ < buckets_.size()) launch(next_++);
-  for (auto& request : in_flight_) {
-    if (request) request->wait();
-    request.reset();
+  for (size_t b = 0; b < in_flight_.size(); ++b) {
+    if (in_flight_[b]) {
+      RRT_TRACE_SPAN("grad_sync.wait_bucket", "bucket", static_cast<int64_t>(b));
+      in_flight_[b]->wait();
+    }
+    in_flight_[b].reset();
   }
   next_ = 0;
 }

@@ -95,8 +95,7 @@ class StageEngine : public Engine {
             *head_ = nullptr;
   std::vector<const Act*> exit_lora_a_, exit_lora_b_;
   int64_t exit_rank_ = 0, max_rank_ = 0;
-  BackendBlock block_{nullptr, nullptr}, cache_block_{nullptr, nullptr},
-      states_block_{nullptr, nullptr};
+  BackendBlock block_, cache_block_, states_block_;
   Act *k_cache_ = nullptr, *v_cache_ = nullptr;
   int64_t cache_stride_ = 0;  // slots * max_seq * kv_dim per position
   Act* states_ = nullptr;

@@ -125,7 +125,7 @@ class RecursiveCore {
   LossBreakdown losses_;
   int64_t L_ = 0, M_ = 0;
   bool any_recompute_ = false;
-  BackendBlock activation_block_{nullptr, nullptr}, scratch_block_{nullptr, nullptr};
+  BackendBlock activation_block_, scratch_block_;
   int64_t activation_bytes_ = 0, scratch_bytes_ = 0;
 
   std::vector<LayerParamsOf<Act>> layer_params_;  // per unrolled position

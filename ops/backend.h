@@ -53,8 +53,8 @@ struct BackendPlan {
   bool backward = true;               // whether backward will run (attention workspaces)
 };
 
-// Memory a backend handed out; freed (host free or cudaFree) with the block.
-using BackendBlock = std::unique_ptr<void, void (*)(void*)>;
+// Memory a backend handed out; freed (host unmap / free or cudaFree) with the last owner.
+using BackendBlock = std::shared_ptr<void>;
 
 // One LoRA adapter as the serving engine's per-row LoRA reads it from a table (the layout of
 // ops/cuda/lora_rows.h's LoraAdapter): rank 0 or a null `a` leaves the rows unchanged.

@@ -25,6 +25,7 @@ packages=(
   libsentencepiece-dev       # SentencePiece tokenizers for rrt prepare
   libpcre2-dev               # Unicode regexes of the byte-level BPE pre-tokenizers
   zlib1g-dev                 # deflate for the PNG writer of rrt plot (core/png)
+  libprotobuf-dev protobuf-compiler  # TensorBoard event files of rrt train (trainer/tensorboard)
   dict-jargon dict-devil     # source of the embedded public-domain demo corpus (tools/make_corpus.sh)
   libopenmpi-dev openmpi-bin # data-parallel training
   # launch/slurm_*.sbatch and their test on a local cluster (tools/local_slurm.sh). srun

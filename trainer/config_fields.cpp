@@ -290,8 +290,10 @@ std::vector<Field> train_fields(TrainConfig& t) {
       field("micro_batch", t.micro_batch, "sequences per micro-batch, per process")
           .at_least(1)
           .also_called({"batch_size", "micro_batch_size", "per_device_train_batch_size", "batch"}),
-      field("grad_accum", t.grad_accum, "micro-batches accumulated per optimizer step")
+      field("grad_accum", t.grad_accum,
+            "micro-batches accumulated per optimizer step; at most 100000")
           .at_least(1)
+          .at_most(100000)
           .also_called(
               {"gradient_accumulation_steps", "accum_steps", "grad_accumulation", "accumulate"}),
       field("seq_len", t.seq_len, "tokens per training sequence; at most model.max_seq_len")
@@ -302,8 +304,10 @@ std::vector<Field> train_fields(TrainConfig& t) {
           .at_least(1)
           .also_called({"eval_interval", "eval_steps", "val_every"}),
       field("eval_batches", t.eval_batches,
-            "micro-batches per validation pass (the same ones each time)")
+            "micro-batches per validation pass (the same ones each time); at most 100000, so "
+            "that a typo cannot start a pass of days with no output")
           .at_least(1)
+          .at_most(100000)
           .also_called({"eval_iters", "val_batches"}),
       field("seed", t.seed, "parameter initialisation seed").also_called({"init_seed"}),
       field("run_dir", t.run_dir, "directory for config.yaml, metrics.jsonl and checkpoints")
@@ -319,6 +323,7 @@ std::vector<Field> train_fields(TrainConfig& t) {
           .also_called({"activation_checkpointing", "gradient_checkpointing", "recompute_positions"}),
       field("threads", t.threads, "OpenMP threads per process; 0: all cores")
           .at_least(0)
+          .at_most(4096)
           .also_called({"num_threads", "omp_threads", "n_threads"}),
       field("init_from", t.init_from,
             "checkpoint whose weights start the run (e.g. from rrt convert); \"\": random init")
@@ -331,6 +336,11 @@ std::vector<Field> train_fields(TrainConfig& t) {
             "this invocation; 0: no limit")
           .at_least(0)
           .also_called({"max_minutes", "time_limit", "budget_minutes", "max_time"}),
+      field("memory_check", t.memory_check,
+            "refuse to start when the planned memory (parameters, gradients, AdamW moments, "
+            "activations, scratch, teacher) exceeds what the process may use: the cgroup limit "
+            "(Slurm --mem) or MemAvailable, whichever is smaller")
+          .also_called({"check_memory"}),
   };
 }
 
@@ -429,6 +439,21 @@ std::vector<Field> log_fields(LogConfig& l) {
       field("every", l.every, "optimizer steps between log lines (stdout and metrics.jsonl)")
           .at_least(1)
           .also_called({"log_every", "interval", "logging_steps", "log_interval"}),
+      field("tensorboard", l.tensorboard,
+            "also write the logged scalars to TensorBoard event files in train.run_dir "
+            "(events.out.tfevents.*)")
+          .also_called({"tb", "use_tensorboard", "report_to"}),
+      field("profile_steps", l.profile_steps,
+            "write a Chrome trace (Perfetto) of this many steps, from the second step of the "
+            "invocation, to train.run_dir/profile_rank<r>.json; 0: none (rrt train --profile)")
+          .at_least(0)
+          .at_most(1000)
+          .also_called({"profile", "trace_steps", "profiler_steps"}),
+      field("peak_tflops", l.peak_tflops,
+            "one device's dense peak in TFLOP/s, for the logged MFU; 0: H100/H200/A100 from a "
+            "table on cuda, no MFU on cpu")
+          .at_least(0)
+          .also_called({"peak_flops", "device_tflops"}),
   };
 }
 

@@ -13,6 +13,7 @@
 #include "model/recursive_model.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config_io.h"
+#include "trainer/log_format.h"
 
 namespace rrt {
 
@@ -137,21 +138,22 @@ std::string eval_report_text(const EvalReport& r) {
   std::string s;
   if (r.has_validation) {
     const ExitEvaluation& v = r.validation;
-    s += format("%s (step %ld): validation loss %.4f, perplexity %.3f over %ld tokens\n",
+    s += format("%s (step %ld): validation loss %.4f, perplexity %s over %ld tokens\n",
                 r.checkpoint.c_str(), static_cast<long>(r.step), v.exits.back().loss,
-                v.exits.back().perplexity, static_cast<long>(v.tokens));
+                format_perplexity(v.exits.back().perplexity, 3).c_str(),
+                static_cast<long>(v.tokens));
     s += "exit   loss  perplexity  agreement  oracle\n";
     for (size_t e = 0; e < v.exits.size(); ++e)
-      s += format("%4ld %7.4f %11.3f %10.3f %7.3f\n", static_cast<long>(v.exits[e].loop),
-                  v.exits[e].loss, v.exits[e].perplexity, v.exits[e].agreement,
-                  v.oracle.fractions[e]);
-    s += format("oracle exit: mean loops %.3f, loss %.4f, perplexity %.3f\n", v.oracle.mean_loops,
-                v.oracle.loss, v.oracle.perplexity);
+      s += format("%4ld %7.4f %11s %10.3f %7.3f\n", static_cast<long>(v.exits[e].loop),
+                  v.exits[e].loss, format_perplexity(v.exits[e].perplexity, 3).c_str(),
+                  v.exits[e].agreement, v.oracle.fractions[e]);
+    s += format("oracle exit: mean loops %.3f, loss %.4f, perplexity %s\n", v.oracle.mean_loops,
+                v.oracle.loss, format_perplexity(v.oracle.perplexity, 3).c_str());
     s +=
         "confidence exit:\nthreshold  mean loops  agreement    loss  perplexity  tokens per exit\n";
     for (const ConfidenceExit& c : v.confidence)
-      s += format("%9.3f %11.3f %10.3f %7.4f %11.3f ", c.threshold, c.mean_loops, c.agreement,
-                  c.loss, c.perplexity) +
+      s += format("%9.3f %11.3f %10.3f %7.4f %11s ", c.threshold, c.mean_loops, c.agreement, c.loss,
+                  format_perplexity(c.perplexity, 3).c_str()) +
            fractions_text(c.fractions) + "\n";
   } else {
     s += format("%s (step %ld)\n", r.checkpoint.c_str(), static_cast<long>(r.step));

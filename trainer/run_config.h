@@ -45,6 +45,9 @@ struct TrainConfig {
   // Stop (evaluating and saving a checkpoint) once this many minutes of this invocation's
   // training have passed; 0: no limit. A rerun resumes and gets the budget afresh.
   double time_budget_minutes = 0;
+  // Refuse to start when the planned memory exceeds what the process may use (cgroup limit,
+  // MemAvailable; trainer/memory_check.h).
+  bool memory_check = true;
 };
 
 // Knowledge distillation from a frozen teacher (docs/distillation.md).
@@ -84,7 +87,14 @@ struct DistributedConfig {
 };
 
 struct LogConfig {
-  int64_t every = 10;  // optimizer steps between log lines
+  int64_t every = 10;       // optimizer steps between log lines
+  bool tensorboard = true;  // also write the logged scalars as TensorBoard event files
+  // Chrome trace of this many steps (from the second step of the invocation) to
+  // run_dir/profile_rank<r>.json; 0: no profile (core/trace.h).
+  int64_t profile_steps = 0;
+  // Dense peak of one device in TFLOP/s for the logged MFU; 0: known GPUs from a table, no MFU
+  // on cpu.
+  double peak_tflops = 0;
 };
 
 struct RunConfig {

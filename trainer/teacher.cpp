@@ -26,15 +26,25 @@ std::unique_ptr<RecursiveModel> plan_teacher(const ModelSpec& spec, int64_t N, i
 
 }  // namespace
 
-std::unique_ptr<RecursiveModel> load_teacher(const std::string& path, int64_t N, int64_t T) {
+std::unique_ptr<RecursiveModel> load_teacher(
+    const std::string& path, int64_t N, int64_t T,
+    const std::function<void(const RecursiveModel&)>& planned) {
   RRT_CHECK(fs::exists(path), "distill.teacher", "'", path,
             "' does not exist; give an rrt checkpoint (.h5) or a Hugging Face model directory");
   if (fs::is_directory(path)) {
     RRT_CHECK(fs::exists(fs::path(path) / "config.json"), "distill.teacher", "the directory '",
               path, "' has no config.json: it is not a Hugging Face model directory");
     refuse_incomplete_output(path, "export", "export it again (rrt export)");
+    // The plain model of config.json, as load_hf_model builds it: planned before the weights
+    // are read, so that `planned` runs before any of them takes memory.
+    ModelSpec spec;
+    spec.model = read_hf_config(path);
+    spec.recursion.block_layers = spec.model.n_layers;
+    spec.recursion.loops = 1;
+    validate(spec);
+    auto teacher = plan_teacher(spec, N, T, path);
+    if (planned) planned(*teacher);
     HfModel hf = load_hf_model(path);
-    auto teacher = plan_teacher(hf.spec, N, T, path);
     Arena& to = teacher->params().values_arena();
     const Arena& from = hf.params->values_arena();
     RRT_CHECK(to.total_bytes() == from.total_bytes(), "distill.teacher", "layout mismatch");
@@ -45,6 +55,7 @@ std::unique_ptr<RecursiveModel> load_teacher(const std::string& path, int64_t N,
   // The stored config is the teacher run's resolved config; its model sections are the teacher.
   const RunConfig config = parse_run_config(header.config_yaml, path + " (/config)");
   auto teacher = plan_teacher(config.model, N, T, path);
+  if (planned) planned(*teacher);
   load_checkpoint(path, teacher->params(), nullptr);
   return teacher;
 }

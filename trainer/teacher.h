@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -13,6 +14,10 @@ namespace rrt {
 
 // Throws rrt::Error naming distill.teacher when the path is neither, cannot be read, or its
 // model cannot take sequences of T tokens. The vocabulary is checked by set_teacher.
-std::unique_ptr<RecursiveModel> load_teacher(const std::string& path, int64_t N, int64_t T);
+// `planned`, if given, sees the teacher once its memory is planned and before its weights are
+// read (the trainer's memory check, trainer/memory_check.h); it may throw.
+std::unique_ptr<RecursiveModel> load_teacher(
+    const std::string& path, int64_t N, int64_t T,
+    const std::function<void(const RecursiveModel&)>& planned = {});
 
 }  // namespace rrt

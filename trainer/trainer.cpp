@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/trace.h"
 #include "data/loader.h"
 #include "distributed/communicator.h"
 #include "distributed/gpu_communicator.h"
@@ -25,12 +27,15 @@
 #include "trainer/config_io.h"
 #include "trainer/evaluate.h"
 #include "trainer/initial_weights.h"
+#include "trainer/log_format.h"
 #include "trainer/loss_terms.h"
 #include "trainer/metrics_log.h"
+#include "trainer/memory_check.h"
 #include "trainer/objective.h"
 #include "trainer/resume_check.h"
 #include "trainer/schedule.h"
 #include "trainer/teacher.h"
+#include "trainer/tensorboard.h"
 #include "trainer/zero1.h"
 
 namespace rrt {
@@ -63,6 +68,7 @@ struct Trainer::State {
   TrainState progress;
   std::vector<int32_t> inputs, targets;
   MetricsLog metrics;  // metrics.jsonl, appended (trainer/metrics_log.h)
+  std::unique_ptr<TensorBoardWriter> tensorboard;  // log.tensorboard, rank 0
   std::string last_checkpoint;
 };
 
@@ -198,9 +204,24 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
                            .max_seq = T,
                            .recompute = parse_recompute(c.train.recompute, c.model.positions())},
         objective);
+  // Before anything writes the arenas planned so far (they are mapped, not yet committed):
+  // refuse a plan that does not fit rather than be killed part-way (trainer/memory_check.h).
+  auto check_host_memory = [&](const RecursiveModel* teacher) {
+    if (!c.train.memory_check) return;
+    const bool sharded = c.distributed.zero1 && world.world_size() > 1;
+    MemoryPlan plan =
+        training_memory_plan(*s.model, teacher, sharded ? 1.0 / world.world_size() : 1.0);
+    plan.processes = ranks_on_this_machine(world.world_size());
+    check_memory(plan, available_memory(MemorySources::from_environment()),
+                 "Lower train.micro_batch (activations grow with micro_batch x seq_len; "
+                 "train.grad_accum keeps the batch), shorten train.seq_len, shard the AdamW "
+                 "moments with distributed.zero1 over several ranks, put fewer ranks on a "
+                 "machine, or ask for more memory (Slurm --mem)");
+  };
   if (objective.teacher) {
-    s.teacher = on_device ? load_teacher(c.distill.teacher, 1, 1)
-                          : load_teacher(c.distill.teacher, N, T);
+    auto planned = [&](const RecursiveModel& teacher) { check_host_memory(&teacher); };
+    s.teacher = on_device ? load_teacher(c.distill.teacher, 1, 1, planned)
+                          : load_teacher(c.distill.teacher, N, T, planned);
     s.model->set_teacher(s.teacher.get());
     if (on_device) {
       const ModelSpec& ts = s.teacher->spec();
@@ -214,6 +235,8 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
       s.device->set_teacher(s.device_teacher.get());
     }
     if (root) std::printf("distilling from %s\n", c.distill.teacher.c_str());
+  } else {
+    check_host_memory(nullptr);
   }
   s.model->params().init({.seed = c.train.seed, .std = c.train.init_std});
   const ops::AdamWHyper hyper{c.optim.lr, c.optim.beta1, c.optim.beta2, c.optim.eps,
@@ -320,6 +343,8 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   write_file_atomically((fs::path(c.train.run_dir) / "config.yaml").string(), s.yaml);
   // Lines logged after the checkpoint we resume from will be logged again: they are cut off.
   s.metrics.open((fs::path(c.train.run_dir) / "metrics.jsonl").string(), s.progress.step);
+  if (c.log.tensorboard)
+    s.tensorboard = std::make_unique<TensorBoardWriter>(c.train.run_dir, s.progress.step + 1);
 }
 
 Trainer::~Trainer() = default;
@@ -344,8 +369,20 @@ TrainSummary Trainer::run(int64_t stop_after) {
   const int64_t ranks = world.world_size();
   const ScheduleSpec schedule{c.optim.schedule,     c.optim.lr,    c.optim.min_lr_ratio,
                               c.optim.warmup_steps, c.train.steps, c.optim.decay_fraction};
+  // Model FLOPs of a step (the MFU convention), plus the teacher's forward (a third of its
+  // forward + backward): distillation's cost shows in GFLOP/s instead of hiding behind tokens/s.
+  const double teacher_flops =
+      s.teacher ? s.teacher->train_flops(N, T) / 3.0 * static_cast<double>(accum * ranks) : 0.0;
   const double flops_per_step =
-      s.model->train_flops(N, T) * static_cast<double>(accum) * static_cast<double>(ranks);
+      s.model->train_flops(N, T) * static_cast<double>(accum) * static_cast<double>(ranks) +
+      teacher_flops;
+  const double peak_tflops = c.log.peak_tflops > 0
+                                 ? c.log.peak_tflops
+                                 : (s.device ? table_peak_tflops(cuda_device_name(0)) : 0.0);
+  // log.profile_steps: a Chrome trace of steps [profile_first, profile_last] of this invocation
+  // (from its second step: the first pays for page faults, buffers and graph builds).
+  const int64_t profile_first = s.progress.step + 1 + (c.train.steps > s.progress.step + 1 ? 1 : 0);
+  const int64_t profile_last = profile_first + c.log.profile_steps - 1;
   TrainSummary summary;
   summary.first_step = s.progress.step + 1;
   StepRunner runner{*s.model, *s.optimizer, s.device.get()};
@@ -378,21 +415,40 @@ TrainSummary Trainer::run(int64_t stop_after) {
     const double val = evaluate();
     summary.last_val_loss = val;
     if (!root) return;
-    std::printf("step %6ld | val loss %.4f | val ppl %.2f\n", static_cast<long>(step), val,
-                std::exp(val));
+    std::printf("step %6ld | val loss %.4f | val ppl %s\n", static_cast<long>(step), val,
+                format_perplexity(std::exp(val)).c_str());
     check_stdout("validation line");
-    s.metrics.append({{"step", step}, {"val_loss", val}, {"val_ppl", std::exp(val)}});
+    const nlohmann::json line{{"step", step}, {"val_loss", val}, {"val_ppl", std::exp(val)}};
+    s.metrics.append(line);
+    if (s.tensorboard) s.tensorboard->add_metrics(line);
   };
 
   LossTerms terms(s.model->training_loss());  // CE, KD and per-exit terms for the log
+  bool profiling = false;
+  struct StopTrace {  // an error part-way through the profile still stops the recorder
+    bool& on;
+    ~StopTrace() {
+      if (on) trace::stop();
+    }
+  } stop_trace{profiling};
   for (int64_t step = s.progress.step + 1; step <= c.train.steps; ++step) {
+    if (step == profile_first && c.log.profile_steps > 0) {
+      trace::start(world.rank());
+      profiling = true;
+    }
+    std::optional<trace::Span> step_span(std::in_place, "step", "step", step);
     runner.zero_grads();
     terms.clear();
     double loss = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {
+      RRT_TRACE_SPAN("micro_batch", micro);
       // Buckets go out during the last micro-batch's backward, once their gradients are final.
       if (s.grad_sync && micro == accum - 1) s.grad_sync->arm();
-      s.train->next_batch(N, s.inputs.data(), s.targets.data());
+      {
+        RRT_TRACE_SPAN("data");
+        s.train->next_batch(N, s.inputs.data(), s.targets.data());
+      }
+      RRT_TRACE_SPAN("forward_backward");
       loss += runner.forward_backward(s.inputs.data(), s.targets.data(), N, T,
                                       1.0f / static_cast<float>(accum));
       terms.add(runner.last_losses(), 1.0 / static_cast<double>(accum));
@@ -402,13 +458,17 @@ TrainSummary Trainer::run(int64_t stop_after) {
     // On cuda the host runs ahead of the GPU, so the wait also covers backward's last kernels:
     // comm_wait_ms is an upper bound there.
     if (s.grad_sync) {
+      RRT_TRACE_SPAN("grad_sync.wait");
       const auto t_wait = Clock::now();
       s.grad_sync->finish();
       window_comm_wait += std::chrono::duration<double>(Clock::now() - t_wait).count();
     }
+    std::optional<trace::Span> span(std::in_place, "loss.mean_over_ranks");
     loss = mean_over_ranks(world, loss);
     terms.mean_over_ranks(world);
+    span.emplace("grad_norm");
     const double grad_norm = runner.grad_norm();
+    span.reset();
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       // Stop before the optimizer touches the weights; the last checkpoint stays as it is.
       RRT_FAIL("train", "non-finite ", std::isfinite(loss) ? "gradient norm" : "loss", " at step ",
@@ -421,8 +481,13 @@ TrainSummary Trainer::run(int64_t stop_after) {
     if (c.optim.grad_clip > 0 && grad_norm > c.optim.grad_clip)
       runner.scale_grads(static_cast<float>(c.optim.grad_clip / grad_norm));
     const double lr = learning_rate(schedule, step);
+    span.emplace("optimizer");
     runner.optimizer_step(lr);
-    if (s.zero1) s.zero1->gather_parameters();
+    if (s.zero1) {
+      span.emplace("zero1.gather_parameters");
+      s.zero1->gather_parameters();
+    }
+    span.reset();
     s.progress.tokens_seen += N * T * accum * ranks;
     summary.losses.push_back(loss);
     summary.last_step = step;
@@ -435,11 +500,15 @@ TrainSummary Trainer::run(int64_t stop_after) {
       const double tok_s = static_cast<double>(N * T * accum * ranks) / step_time;
       const double gflops = flops_per_step / step_time / 1e9;
       const double eta = step_time * static_cast<double>(c.train.steps - step);
+      const double mfu =
+          peak_tflops > 0 ? gflops / (peak_tflops * 1e3 * static_cast<double>(ranks)) : 0.0;
+      const int64_t peak_rss = peak_rss_bytes();
+      const double teacher_fraction = teacher_flops / flops_per_step;
       std::printf(
-          "step %6ld/%ld | loss %.4f%s | lr %.2e | grad norm %.3f | %.0f tok/s | "
-          "%.1f GFLOP/s | ETA %s\n",
+          "step %6ld/%ld | loss %.4f%s | lr %.2e | grad norm %.3f | %.0f tok/s | %s | ETA %s\n",
           static_cast<long>(step), static_cast<long>(c.train.steps), loss, terms.brief().c_str(),
-          lr, grad_norm, tok_s, gflops, format_duration(eta).c_str());
+          lr, grad_norm, tok_s, throughput_text(gflops, teacher_fraction, mfu, peak_rss).c_str(),
+          format_duration(eta).c_str());
       check_stdout("progress line");
       nlohmann::json line{{"step", step},
                           {"loss", loss},
@@ -450,8 +519,12 @@ TrainSummary Trainer::run(int64_t stop_after) {
                           {"tokens", s.progress.tokens_seen},
                           {"elapsed_s", elapsed}};
       if (s.grad_sync) line["comm_wait_ms"] = window_comm_wait / window_steps * 1e3;
+      if (teacher_flops > 0) line["teacher_flops_fraction"] = teacher_fraction;
+      if (mfu > 0) line["mfu"] = mfu;
+      if (peak_rss >= 0) line["peak_rss_gib"] = static_cast<double>(peak_rss) / 1073741824.0;
       terms.write(line);
       s.metrics.append(line);
+      if (s.tensorboard) s.tensorboard->add_metrics(line);
       t_window = Clock::now();
       window_steps = 0;
       window_comm_wait = 0;
@@ -469,10 +542,33 @@ TrainSummary Trainer::run(int64_t stop_after) {
     }
     const bool interrupted =
         (stop_after > 0 && step - summary.first_step + 1 >= stop_after) || out_of_time;
-    if (s.val && ((c.train.eval_every > 0 && step % c.train.eval_every == 0) || last || out_of_time))
+    if (s.val &&
+        ((c.train.eval_every > 0 && step % c.train.eval_every == 0) || last || out_of_time)) {
+      RRT_TRACE_SPAN("evaluate");
       log_eval(step);
-    if ((c.checkpoint.every > 0 && step % c.checkpoint.every == 0) || last || interrupted)
+    }
+    if ((c.checkpoint.every > 0 && step % c.checkpoint.every == 0) || last || interrupted) {
+      RRT_TRACE_SPAN("checkpoint");
       save(step);
+    }
+    step_span.reset();
+    if (profiling && (step == profile_last || last || interrupted)) {
+      trace::stop();
+      profiling = false;
+      const std::string path =
+          (fs::path(c.train.run_dir) / ("profile_rank" + std::to_string(world.rank()) + ".json"))
+              .string();
+      try {
+        fs::create_directories(c.train.run_dir);  // ranks on other machines see it first here
+        trace::write_chrome_trace(path);
+      } catch (const Error& e) {
+        if (root) throw;  // rank 0 owns the run directory: its failed write is the run's error
+        std::fprintf(stderr, "rrt: rank %d: no profile written: %s\n", world.rank(), e.what());
+      }
+      if (root)
+        std::printf("profile of steps %ld..%ld written to %s (open it in ui.perfetto.dev)\n",
+                    static_cast<long>(profile_first), static_cast<long>(step), path.c_str());
+    }
     if (interrupted) break;
   }
   summary.last_checkpoint = s.last_checkpoint;

@@ -37,7 +37,7 @@ using ops::cuda::bf16;
 struct DeviceWeights {
   const float* host_base = nullptr;
   int64_t floats = 0;
-  BackendBlock block{nullptr, nullptr};
+  BackendBlock block;
 
   DeviceWeights(const ParameterSet& params, const EngineCapacity& capacity) {
     // Before any cuBLAS handle exists: its own error would not say that no GPU is there.

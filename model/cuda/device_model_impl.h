@@ -29,7 +29,7 @@ struct DeviceModel::Impl {
   // fp32 gradients and AdamW moments; a forward-only model keeps the compute copies alone.
   std::vector<int64_t> offset;
   int64_t arena_floats = 0;
-  BackendBlock param_block{nullptr, nullptr};
+  BackendBlock param_block;
   size_t param_bytes = 0;
   float *master = nullptr, *grad = nullptr, *adam_m = nullptr, *adam_v = nullptr;
   bf16* compute = nullptr;

@@ -2,6 +2,10 @@
 
 #include <omp.h>
 
+#include <string>
+
+#include "core/arena.h"
+
 namespace rrt {
 
 CpuBackend::CpuBackend(int threads) : threads_(threads > 0 ? threads : omp_get_max_threads()) {}
@@ -12,12 +16,10 @@ void CpuBackend::prepare(const BackendPlan& plan) {
       static_cast<size_t>(ops::attention_workspace_elems(plan.max_attention, threads_)), 0.f);
 }
 
+// The arenas' allocation: large blocks cost no memory until the step writes them, so the memory
+// check of rrt train can run after the model is planned.
 BackendBlock CpuBackend::allocate(size_t bytes, const char* what) const {
-  const size_t rounded = (std::max<size_t>(bytes, 1) + kAlign - 1) / kAlign * kAlign;
-  void* p = std::aligned_alloc(kAlign, rounded);
-  RRT_CHECK(p != nullptr, "CpuBackend", "could not allocate ", bytes, " bytes for ", what);
-  std::memset(p, 0, rounded);
-  return BackendBlock(p, [](void* q) { std::free(q); });
+  return allocate_zeroed(static_cast<int64_t>(bytes), std::string("model memory (") + what + ")");
 }
 
 ops::ExitLossResult CpuBackend::exit_loss(const HeadLossArgs<float>& in) const {

@@ -294,7 +294,7 @@ class CudaBackend {
 
  private:
   std::vector<ops::cuda::LoraRowTile> tiles_, uploaded_tiles_;
-  BackendBlock tiles_block_{nullptr, nullptr};
+  BackendBlock tiles_block_;
   size_t tile_capacity_ = 0;
   std::vector<float> host_max_prob_;
   cudaStream_t stream_ = nullptr;

@@ -43,6 +43,23 @@ expect_error "train.steps: 3 in the checkpoint, 6 now" "$rrt" train "$cfg" "${co
   fail "train (resume)"
 grep -q "resuming from" "$work/train2" || fail "the second train did not resume"
 [[ -f "$work/run/config.yaml" && -f "$work/run/metrics.jsonl" ]] || fail "run directory incomplete"
+# One TensorBoard event file per invocation; --profile writes a Chrome trace of the steps.
+[[ $(ls "$work/run"/events.out.tfevents.* | wc -l) -eq 2 ]] || fail "not one event file per train"
+"$rrt" train "$cfg" "${common[@]}" train.run_dir="$work/prof" --profile=2 >"$work/prof.log" \
+  || fail "train --profile"
+python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+steps = [e["args"]["step"] for e in d["traceEvents"] if e.get("name") == "step"]
+assert steps == [2, 3], steps' "$work/prof/profile_rank0.json" || fail "no profile of steps 2..3"
+# The memory check, against a fake 64 MiB cgroup (RRT_MEMORY_ROOT), and a bounded count.
+mkdir -p "$work/fake/proc/self" "$work/fake/sys/fs/cgroup/job"
+echo "0::/job" >"$work/fake/proc/self/cgroup"
+echo "MemAvailable: 1048576 kB" >"$work/fake/proc/meminfo"
+echo $((64 << 20)) >"$work/fake/sys/fs/cgroup/job/memory.max"
+echo 0 >"$work/fake/sys/fs/cgroup/job/memory.current"
+RRT_MEMORY_ROOT="$work/fake" expect_error "free in cgroup" "$rrt" train "$cfg" "${common[@]}" \
+  train.run_dir="$work/mem" train.micro_batch=1024
+expect_error "train.eval_batches" "$rrt" train "$cfg" "${common[@]}" train.eval_batches=1e9
 "$rrt" eval --json "$work/run/step_00000006.h5" | grep -q '"perplexity"' || fail eval
 # Every validation sequence once, with the run config adjusted: 1 x 16-token micro-batches.
 "$rrt" eval --all "$work/run/step_00000006.h5" train.micro_batch=1 train.seq_len=16 \

@@ -3,7 +3,8 @@
 # 1 rank does with the same global batch (6 rows x 2 accumulated micro-batches); a checkpoint
 # written by 3 ranks resumes on 2 and ends where the uninterrupted runs end; a 3-rank resume is
 # bit-exact; ZeRO-1 equals no ZeRO, and its checkpoints move between both; distillation with
-# early exits trains on 2 ranks as on 1.
+# early exits trains on 2 ranks as on 1; --profile writes one trace per rank (gradient buckets
+# included) and only rank 0 writes TensorBoard events.
 # Usage: mpi_train.sh RRT MPIRUN CHECKPOINT_DIFF SOURCE_DIR
 set -euo pipefail
 rrt="$1" mpirun="$2" diff_tool="$3" src="$4"
@@ -106,4 +107,23 @@ echo "KD + exits, 1 vs 2 ranks:"
 compare_losses "$work/kd2" "$work/kd1" 1 || fail "KD + exits: losses of 2 ranks differ from 1 rank"
 "$diff_tool" "$work/kd2/step_00000010.h5" "$work/kd1/step_00000010.h5" "$tolerance" \
   || fail "KD + exits: final parameters of 2 ranks differ from 1 rank"
+# --profile on 2 ranks: each rank writes its own trace (pid = rank) with the steps after the
+# first and the gradient buckets' all-reduce; rank 0 alone writes the TensorBoard events.
+"${mpi[@]}" -np 2 "$rrt" train "$cfg" "${common[@]}" train.run_dir="$work/prof2" \
+  train.micro_batch=3 train.steps=3 --profile=2 >"$work/prof2.log" 2>&1 \
+  || fail "--profile on 2 ranks: $(cat "$work/prof2.log")"
+python3 - "$work/prof2" <<'PY' || fail "profile traces of 2 ranks: $(cat "$work/prof2.log")"
+import glob, json, sys
+run = sys.argv[1]
+for rank in (0, 1):
+    doc = json.load(open(f"{run}/profile_rank{rank}.json"))
+    spans = [e for e in doc["traceEvents"] if e["ph"] == "X"]
+    assert all(e["pid"] == rank and e["dur"] >= 0 for e in spans), rank
+    steps = sorted(e["args"]["step"] for e in spans if e["name"] == "step")
+    assert steps == [2, 3], (rank, steps)
+    names = {e["name"] for e in spans}
+    assert {"grad_sync.launch", "grad_sync.wait", "forward_backward"} <= names, names
+assert len(glob.glob(f"{run}/events.out.tfevents.*")) == 1, glob.glob(f"{run}/events*")
+print("profile: 2 traces with steps 2..3 and bucket spans, one event file")
+PY
 echo "mpi train: all good"

@@ -1,7 +1,9 @@
 # Sourced by tests/gpu/simulate.sh: checks that $build is a CPU-only build with
 # rrt's libraries and that the CUDA headers are here, and sets cuda_include and mpi_link (an
-# MPI build's librrt_distributed needs Open MPI's libraries too). $tag prefixes the messages.
-for lib in inference trainer data model ops distributed core; do
+# MPI build's librrt_distributed needs Open MPI's libraries too) and tensorboard_link (the
+# trainer's TensorBoard codec, with libprotobuf whole and its symbols kept local, as CMake links
+# it: trainer/proto/event_codec.h). $tag prefixes the messages.
+for lib in inference trainer data model ops distributed core tensorboard; do
   [[ -f $build/librrt_$lib.a ]] || {
     echo "[$tag] $build/librrt_$lib.a missing: build the CPU libraries first" \
       "(cmake -S . -B $build -G Ninja -DRRT_CUDA=OFF && ninja -C $build rrt_inference)" >&2
@@ -15,6 +17,9 @@ grep -q 'RRT_CUDA:BOOL=OFF' "$build/CMakeCache.txt" || {
 }
 cuda_include=${CUDA_HOME:-/usr/local/cuda}/include
 [[ -f $cuda_include/cuda_bf16.h ]] || { echo "[$tag] no cuda_bf16.h in $cuda_include" >&2; exit 1; }
+protobuf_static=$(sed -n 's/^RRT_PROTOBUF_STATIC:FILEPATH=//p' "$build/CMakeCache.txt")
+tensorboard_link=("$build/librrt_tensorboard.a" -Wl,--whole-archive "$protobuf_static"
+                  -Wl,--no-whole-archive -Wl,--exclude-libs,libprotobuf.a -lz)
 mpi_link=()
 if grep -q 'RRT_MPI:BOOL=ON' "$build/CMakeCache.txt"; then
   read -ra mpi_link < <(mpicxx --showme:link)

@@ -88,7 +88,7 @@ link() {  # link EXE OBJ...
   shift
   g++ -fopenmp -fsanitize=undefined "$@" "${common[@]}" "$build"/librrt_{inference,trainer,data,model,ops,distributed,core}.a \
     $(pkg-config --libs hdf5 openblas yaml-cpp sentencepiece libpcre2-8 zlib gtest_main) \
-    "${mpi_link[@]}" -lpthread -o "$exe"
+    "${tensorboard_link[@]}" "${mpi_link[@]}" -lpthread -o "$exe"
 }
 op_objs=() model_objs=()
 for t in "${tests[@]}"; do op_objs+=("$out/$t.o"); done

@@ -21,6 +21,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/eval_report.h"
 #include "trainer/evaluate.h"
+#include "trainer/log_format.h"
 
 namespace rrt {
 
@@ -252,8 +253,8 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
                                                    {"val_ppl", e.perplexity},
                                                    {"tokens", e.tokens}}
                                  << "\n";
-        say("        converted model: val loss %.4f, val ppl %.3f before training\n", e.loss,
-            e.perplexity);
+        say("        converted model: val loss %.4f, val ppl %s before training\n", e.loss,
+            format_perplexity(e.perplexity, 3).c_str());
       }
       const std::string& init_from = run.config.train.init_from;
       RRT_CHECK(resume_from > 0 || init_from.empty() || fs::exists(init_from), run.name,

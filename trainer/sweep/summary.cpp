@@ -15,6 +15,7 @@
 #include "trainer/sweep/launch.h"
 #include "trainer/sweep/metrics.h"
 #include "trainer/config_io.h"
+#include "trainer/log_format.h"
 
 namespace rrt {
 
@@ -33,6 +34,9 @@ std::string fixed(double v, int decimals) {
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
   return buf;
 }
+
+// Perplexities in scientific notation from 1e5 on (log_format.h); "" when not finite.
+std::string perplexity(double v) { return std::isfinite(v) ? format_perplexity(v, 3) : ""; }
 
 // key -> value of every line of a resolved config ("optim.lr" -> "0.003").
 std::map<std::string, std::string> flat_config(const std::string& yaml) {
@@ -150,22 +154,22 @@ SummaryTable sweep_summary(const std::string& dir) {
     row.insert(row.end(), {params, lora,
                            std::to_string(s.last_step > 0 ? s.last_step : m.last_step) + "/" +
                                std::to_string(steps)});
-    if (any_init) row.push_back(fixed(std::exp(m.init_val_loss), 3));
-    row.push_back(m.val_loss.empty() ? "" : fixed(std::exp(m.val_loss.back().second), 3));
+    if (any_init) row.push_back(perplexity(std::exp(m.init_val_loss)));
+    row.push_back(m.val_loss.empty() ? "" : perplexity(std::exp(m.val_loss.back().second)));
     if (val_exits.empty()) row.push_back("not logged");
     for (int k : val_exits) {
       auto final_eval = m.final_exit_val_loss.find(k);
       auto logged = m.exit_val_loss.find(k);
       if (final_eval != m.final_exit_val_loss.end())
-        row.push_back(fixed(std::exp(final_eval->second), 3));
+        row.push_back(perplexity(std::exp(final_eval->second)));
       else if (logged != m.exit_val_loss.end() && !logged->second.empty())
-        row.push_back(fixed(std::exp(logged->second.back().second), 3));
+        row.push_back(perplexity(std::exp(logged->second.back().second)));
       else
         row.push_back("");
     }
     for (int k : train_exits) {
       auto it = m.exit_ce.find(k);
-      row.push_back(it == m.exit_ce.end() ? "" : fixed(std::exp(tail_mean(it->second, 0.1)), 3));
+      row.push_back(it == m.exit_ce.end() ? "" : perplexity(std::exp(tail_mean(it->second, 0.1))));
     }
     row.push_back(fixed(median(m.tokens_per_s), 0));
     std::string status = to_string(s.state);
