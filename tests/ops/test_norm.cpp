@@ -25,8 +25,8 @@ constexpr double kEps = 1e-5;
 
 testing::GradCheckOptions fd_options() {
   testing::GradCheckOptions opts;
-  opts.max_checked = static_cast<size_t>(
-      ::testing::TestWithParam<cases::NormCase>::GetParam().fd_samples);
+  opts.max_checked =
+      static_cast<size_t>(::testing::TestWithParam<cases::NormCase>::GetParam().fd_samples);
   return opts;
 }
 
