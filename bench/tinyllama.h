@@ -9,26 +9,12 @@
 
 #include "model/config.h"
 #include "model/parameters.h"
+#include "model/presets.h"
 
 namespace rrt::bench {
 
-inline ModelSpec tinyllama(bool relaxed) {
-  ModelSpec s;
-  s.model = {.n_layers = 22,
-             .vocab = 32000,
-             .d_model = 2048,
-             .n_heads = 32,
-             .n_kv_heads = 4,
-             .ffn = 5632,
-             .max_seq_len = 2048};
-  if (relaxed) {
-    s.recursion = {.block_layers = 11, .loops = 2};
-    s.lora = {.rank_attention = 64, .rank_mlp = 64};
-  } else {
-    s.recursion = {.block_layers = 22, .loops = 1};
-  }
-  return s;
-}
+// The "tinyllama" / "tinyllama-plain" presets (model/presets.h).
+inline ModelSpec tinyllama(bool relaxed) { return presets::tinyllama(relaxed); }
 
 // ParameterSet::init's Philox streams take much longer for 1.1 B parameters: norms 1, biases 0,
 // every matrix uniform with standard deviation 0.02 (never zeros, which would run faster).

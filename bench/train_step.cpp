@@ -17,6 +17,7 @@
 
 #include "core/rng.h"
 #include "model/optimizer.h"
+#include "model/presets.h"
 #include "model/recursive_model.h"
 #include "ops/blas_kernels.h"
 #include "ops/matmul.h"
@@ -68,17 +69,9 @@ int main(int argc, char** argv) {
     }
   }
 
-  rrt::ModelSpec spec;
-  rrt::ModelConfig& m = spec.model;
-  m.vocab = small ? 512 : 8192;
-  m.d_model = small ? 128 : 512;
-  m.n_heads = 8;
-  m.n_kv_heads = 4;
-  m.ffn = small ? 352 : 1408;
-  m.max_seq_len = small ? 64 : 256;
-  spec.recursion.block_layers = 4;
-  spec.recursion.loops = 2;
-  spec.lora.rank_attention = spec.lora.rank_mlp = small ? 8 : 32;
+  // The "bench" / "bench-small" presets (model/presets.h).
+  const rrt::ModelSpec spec = rrt::presets::bench(small);
+  const rrt::ModelConfig& m = spec.model;
   const int64_t N = small ? 2 : 8, T = m.max_seq_len;
 
   rrt::RecursiveModel model(spec, {.max_batch = N, .max_seq = T});

@@ -98,7 +98,7 @@ link "$out/test_model_simulated" "${model_objs[@]}"
 
 # Left out, each for a reason: cuDNN's own path and the dispatch between it and the fallback
 # (ops/cuda/attention.cpp needs cudnn-frontend and a GPU build).
-skipped=(AttentionGpu.ForwardAndBackwardMatchTheCpu AttentionGpu.DispatchPicksTheFallbackWhereCudnnCannotServe
+skipped=("Table/AttentionGpuCudnn.*" AttentionGpu.DispatchPicksTheFallbackWhereCudnnCannotServe
          AttentionGpu.FallbackMatchesCudnn AttentionGpu.GraphsAreCachedAndRepeatedBackwardsKeepAdding
          AttentionGpu.DispatchRule AttentionGpu.InvalidShapesAndPointersFailWithAClearError)
 echo "[simulate] not simulated (cuDNN or its dispatch): ${skipped[*]}"

@@ -1,9 +1,10 @@
 // cuDNN causal attention (ops/cuda/attention.h) against the CPU ops::attention_* in fp32 on the
-// same bf16-rounded inputs: out and lse of the forward, dq, dk, dv of the backward, for MHA, GQA
-// (H = 8, Hkv = 2), MQA, odd T (7, 37, 129, 300: tiles of 64 and 128 rows end mid-way), Dh 64
-// and 128, N > 1. The CPU backward runs from the GPU's own out and lse (as training would), so the
-// gradients measure the backward alone.
-// Tolerances (relative L2 against the CPU):
+// same bf16-rounded inputs: out and lse of the forward, dq, dk, dv of the backward, on every case
+// of the shared op-test table (tests/ops/op_cases.h) that cuDNN serves on the GPU at hand: MHA,
+// GQA (H = 8, Hkv = 2), MQA, odd T (7, 37, 129, 300: tiles of 64 and 128 rows end mid-way), Dh 8,
+// 64, 72 and 128, N > 1. The CPU backward runs from the GPU's own out and lse (as training would),
+// so the gradients measure the backward alone. Tolerances (relative L2 against the CPU;
+// attention_tol in the table):
 //   kLse  = 1e-3 on lse (fp32): fp32 scores of identical inputs; only the summation order and
 //           cuDNN's exp/log implementation differ (expected well below 1e-4).
 //   kOut  = 1e-2 on out (bf16): the output's own bf16 rounding (2^-9 relative) plus the
@@ -17,10 +18,10 @@
 // first, so an element cuDNN does not write fails.
 //
 // rrt's own kernels (ops/cuda/attention_fallback.h), which run where cuDNN cannot, go through the
-// same comparison, forced (RRT_ATTENTION_FALLBACK's context flag) on odd shapes: Dh 1, 20, 36,
-// 256 (backward too), 512, T = 1, GQA and MQA, pointers 2 bytes past an allocation; and unforced,
-// to check that the dispatch picks them. They keep fp32 from the loads to the one bf16 rounding of
-// each output, so their tolerances are tighter:
+// same comparison, forced (RRT_ATTENTION_FALLBACK's context flag) on every case of the table:
+// Dh 1, 3, 20, 36, 256 (backward too), 512, T = 1, GQA and MQA; pointers 2 bytes past an
+// allocation and unforced calls, to check that the dispatch picks them, below. They keep fp32 from
+// the loads to the one bf16 rounding of each output, so their tolerances are tighter:
 //   kFallbackLse  = 1e-4: fp32 on identical inputs, only the summation order differs.
 //   kFallbackOut  = 5e-3: the output's bf16 rounding alone (~1e-3 relative L2).
 //   kFallbackGrad = 1e-2: one bf16 rounding of (start + update), the start of the update's size
@@ -40,6 +41,7 @@
 #include "ops/attention.h"
 #include "ops/cuda/attention.h"
 #include "tests/gpu/gpu_test.h"
+#include "tests/ops/op_cases.h"
 
 namespace rrt::ops::cuda {
 namespace {
@@ -53,22 +55,15 @@ using rrt::testing::round_bf16;
 using rrt::testing::to_bf16;
 using rrt::testing::upload;
 
-constexpr double kLse = 1e-3;
-constexpr double kOut = 1e-2;
-constexpr double kGrad = 2e-2;
-constexpr double kFallbackLse = 1e-4;
-constexpr double kFallbackOut = 5e-3;
-constexpr double kFallbackGrad = 1e-2;
+namespace cases = rrt::testing::op_cases;
+namespace tol = cases::attention_tol;
+constexpr double kLse = tol::kCudnnLse.rel;
+constexpr double kOut = tol::kCudnnOut.rel;
+constexpr double kGrad = tol::kCudnnGrad.rel;
+constexpr double kFallbackLse = tol::kFallbackLse.rel;
+constexpr double kFallbackOut = tol::kFallbackOut.rel;
+constexpr double kFallbackGrad = tol::kFallbackGrad.rel;
 constexpr int kCpuThreads = 4;
-
-const AttentionShape kShapes[] = {
-    {2, 64, 4, 4, 64},    // MHA, N > 1
-    {2, 129, 8, 2, 64},   // GQA 8/2, odd T one past two 64-row tiles
-    {3, 37, 4, 1, 128},   // MQA, odd T, Dh 128
-    {1, 129, 8, 2, 128},  // GQA, Dh 128
-    {1, 300, 2, 1, 64},   // longer odd T: several key tiles, the last one partial
-    {2, 7, 2, 2, 64},     // shorter than one tile
-};
 
 std::string describe(const AttentionShape& s) {
   return "N=" + std::to_string(s.N) + " T=" + std::to_string(s.T) + " H=" + std::to_string(s.H) +
@@ -212,37 +207,53 @@ void expect_matches_cpu(AttentionContext& ctx, const AttentionShape& s, uint32_t
   EXPECT_LE(relative_l2(sub(host_f32(d_dv), dv0), gv), tol.grad) << "dv";
 }
 
-TEST(AttentionGpu, ForwardAndBackwardMatchTheCpu) {
+// The dispatch rule on an A100 (compute capability 80), the strictest of the GPUs rrt runs on
+// (Hopper's cuDNN also runs Dh 256 backward): the cases cuDNN serves on every one of them.
+constexpr int kStrictestComputeCapability = 80;
+
+// Seeds apart for every case of the table (by its position), the same on every run.
+uint32_t case_seed(const std::string& name) {
+  const auto all = cases::attention_cases();
+  for (size_t i = 0; i < all.size(); ++i)
+    if (all[i].name == name) return static_cast<uint32_t>(10 * (i + 1));
+  return 1;
+}
+
+// cuDNN on the table's cases it serves in both directions on any GPU (the dispatch rule
+// decides; the others are the fallback's, below).
+class AttentionGpuCudnn : public ::testing::TestWithParam<cases::AttentionCase> {};
+INSTANTIATE_TEST_SUITE_P(Table, AttentionGpuCudnn, ::testing::ValuesIn(cases::attention_cases()),
+                         cases::kCaseName);
+
+TEST_P(AttentionGpuCudnn, ForwardAndBackwardMatchTheCpu) {
   RRT_REQUIRE_GPU();
+  const AttentionShape& s = GetParam().shape;
+  const int cc = kStrictestComputeCapability;
+  for (bool backward : {false, true})
+    if (choose_attention_path(s, backward, cc, true, false) != AttentionPath::kCudnn)
+      GTEST_SKIP() << "cuDNN does not serve this shape on compute capability " << cc
+                   << " (the fallback test runs it)";
   AttentionContext ctx;
   ctx.set_force_fallback(false);  // cuDNN, whatever RRT_ATTENTION_FALLBACK says
-  uint32_t seed = 1;
-  for (const AttentionShape& s : kShapes)
-    expect_matches_cpu(ctx, s, seed += 10, 0, {kLse, kOut, kGrad});
-  // One forward and one backward graph per shape, and nothing through the fallback.
-  EXPECT_EQ(ctx.cached_graphs(), 2 * std::size(kShapes));
+  expect_matches_cpu(ctx, s, case_seed(GetParam().name), 0, {kLse, kOut, kGrad});
+  // One forward and one backward graph, and nothing through the fallback.
+  EXPECT_EQ(ctx.cached_graphs(), 2u);
   EXPECT_EQ(ctx.fallback_calls(), 0);
 }
 
-// rrt's own kernels, forced, on shapes cuDNN cannot serve and on ones it can.
-TEST(AttentionGpu, FallbackMatchesTheCpuOnAnyShape) {
+// rrt's own kernels, forced, on every case of the table: shapes cuDNN cannot serve (Dh 1, 3, 5,
+// 20, 36, 256 backward, 512; T = 1) and ones it can.
+class AttentionGpuFallback : public ::testing::TestWithParam<cases::AttentionCase> {};
+INSTANTIATE_TEST_SUITE_P(Table, AttentionGpuFallback, ::testing::ValuesIn(cases::attention_cases()),
+                         cases::kCaseName);
+
+TEST_P(AttentionGpuFallback, MatchesTheCpuOnAnyShape) {
   RRT_REQUIRE_GPU();
-  const AttentionShape shapes[] = {
-      {2, 19, 4, 4, 20},    // Dh 20: not a multiple of 8
-      {1, 37, 6, 2, 36},    // GQA 6/2, Dh 36
-      {2, 70, 4, 1, 256},   // MQA, Dh 256: cuDNN's backward only on Hopper; 5 key tiles
-      {2, 1, 4, 2, 64},     // T = 1: cuDNN has no backward
-      {1, 9, 2, 1, 1},      // Dh 1
-      {1, 5, 2, 2, 512},    // the largest Dh
-      {1, 129, 8, 2, 128},  // a shape cuDNN serves too
-      {3, 33, 2, 2, 72},    // Dh 72: a lane's third register slice partly used
-  };
   AttentionContext ctx;
   ctx.set_force_fallback(true);
-  uint32_t seed = 100;
-  for (const AttentionShape& s : shapes)
-    expect_matches_cpu(ctx, s, seed += 10, 0, {kFallbackLse, kFallbackOut, kFallbackGrad});
-  EXPECT_EQ(ctx.fallback_calls(), 2 * static_cast<int64_t>(std::size(shapes)));
+  expect_matches_cpu(ctx, GetParam().shape, 100 + case_seed(GetParam().name), 0,
+                     {kFallbackLse, kFallbackOut, kFallbackGrad});
+  EXPECT_EQ(ctx.fallback_calls(), 2);
   EXPECT_EQ(ctx.cached_graphs(), 0u);  // cuDNN never asked
 }
 

@@ -3,7 +3,8 @@
 // dW (fp32, added onto its old value), over chunks that do not divide M, ignored rows, a vocab
 // that is not a multiple of the block size, evaluation without gradients, all rows ignored, and a
 // bad target (an rrt::Error before any gradient is touched).
-// Tolerances (relative L2 against the CPU):
+// The cases are the shared op-test table's (tests/ops/op_cases.h), which the CPU op test runs too.
+// Tolerances (relative L2 against the CPU; cross_entropy_tol in the table):
 //   kLoss     = 1e-4 on the mean loss: fp32 logits of identical inputs, fp32 exp/log
 //   kGradient = 1e-2 on dh and dW: dlogits are stored in bf16 before the two gradient GEMMs
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@
 #include "ops/cross_entropy.h"
 #include "ops/cuda/cross_entropy.h"
 #include "tests/gpu/gpu_test.h"
+#include "tests/ops/op_cases.h"
 
 namespace rrt::ops::cuda {
 namespace {
@@ -30,8 +32,9 @@ using rrt::testing::round_bf16;
 using rrt::testing::to_bf16;
 using rrt::testing::upload;
 
-constexpr double kLoss = 1e-4;
-constexpr double kGradient = 1e-2;
+namespace cases = rrt::testing::op_cases;
+constexpr double kLoss = cases::cross_entropy_tol::kCudaLoss.rel;
+constexpr double kGradient = cases::cross_entropy_tol::kCudaGradient.rel;
 
 std::vector<float> random_values(size_t n, uint32_t seed, float scale) {
   return rrt::testing::random_uniform(n, seed, scale);
@@ -42,51 +45,31 @@ float rms(const std::vector<float>& v) {
   return v.empty() ? 0.f : static_cast<float>(std::sqrt(s / v.size()) + 1e-9);
 }
 
-struct CeCase {
-  int64_t M, D, V, chunk;
-  int ignore_every;  // every n-th row's target is ignore_index (0: none)
-  float weight;
-};
-const CeCase kCases[] = {
-    {257, 72, 1001, 64, 5, 1.f},      // 5 chunks, the last of 1 row; V odd
-    {3, 64, 32003, 2, 2, 0.5f},       // long rows, V not a multiple of 8 or of the block size
-    {1, 16, 2, 4, 0, 1.f},            // one row, two classes, chunk > M
-    {128, 256, 4096, 128, 3, 0.25f},  // one chunk, aligned sizes
-};
-
-std::string describe(const CeCase& c) {
-  return "M=" + std::to_string(c.M) + " D=" + std::to_string(c.D) + " V=" + std::to_string(c.V) +
-         " chunk=" + std::to_string(c.chunk);
-}
-
 constexpr int32_t kIgnore = -100;
 
-std::vector<int32_t> make_targets(const CeCase& c, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(c.V - 1));
-  std::vector<int32_t> t(c.M);
-  for (int64_t i = 0; i < c.M; ++i)
-    t[i] = (c.ignore_every && i % c.ignore_every == 1) ? kIgnore : dist(rng);
-  return t;
-}
+class CrossEntropyGpu : public ::testing::TestWithParam<cases::CrossEntropyCase> {};
+INSTANTIATE_TEST_SUITE_P(Table, CrossEntropyGpu, ::testing::ValuesIn(cases::cross_entropy_cases()),
+                         cases::kCaseName);
 
-TEST(CrossEntropyGpu, LossAndGradientsMatchTheCpu) {
+TEST_P(CrossEntropyGpu, LossAndGradientsMatchTheCpu) {
   RRT_REQUIRE_GPU();
   GemmContext ctx;
   uint32_t seed = 1;
-  for (const CeCase& c : kCases) {
-    SCOPED_TRACE(describe(c));
+  const cases::CrossEntropyCase& c = GetParam();
+  const float weight = static_cast<float>(c.weight);
+  const int32_t ignore = c.ignore_index;
+  {
     // Scales that give a spread-out softmax: logits of order 1.
     const auto h = round_bf16(random_values(c.M * c.D, seed++, 1.f));
     const auto W = round_bf16(random_values(c.V * c.D, seed++, 2.f / std::sqrt(float(c.D))));
-    const auto targets = make_targets(c, seed++);
+    const auto& targets = c.targets;
 
     // CPU: the update alone (to size the accumulators' starting values), then the expected sums.
     std::vector<float> cpu_ws(ops::lm_head_workspace_elems(c.V, c.chunk));
     std::vector<float> gh(h.size(), 0.f), gW(W.size(), 0.f);
     const auto ref =
         ops::lm_head_cross_entropy<float>(h.data(), W.data(), targets.data(), gh.data(), gW.data(),
-                                          c.M, c.D, c.V, kIgnore, c.weight, cpu_ws.data(), c.chunk);
+                                          c.M, c.D, c.V, ignore, weight, cpu_ws.data(), c.chunk);
     const auto dh0 = round_bf16(random_values(h.size(), seed++, rms(gh)));
     const auto dW0 = random_values(W.size(), seed++, rms(gW));
     std::vector<float> eh = dh0, eW = dW0;
@@ -107,7 +90,7 @@ TEST(CrossEntropyGpu, LossAndGradientsMatchTheCpu) {
 
     const auto got =
         lm_head_cross_entropy(ctx, d_h.get(), d_W.get(), d_t.get(), d_dh.get(), d_dW.get(), c.M,
-                              c.D, c.V, kIgnore, c.weight, ws.get(), ws_bytes, c.chunk);
+                              c.D, c.V, ignore, weight, ws.get(), ws_bytes, c.chunk);
     EXPECT_EQ(got.counted, ref.counted);
     EXPECT_NEAR(got.mean_loss, ref.mean_loss, kLoss * std::abs(ref.mean_loss));
     EXPECT_LE(relative_l2(download_f32(d_dh), eh), kGradient);
@@ -116,13 +99,13 @@ TEST(CrossEntropyGpu, LossAndGradientsMatchTheCpu) {
     // Evaluation: same loss, no gradient touched.
     const auto eval =
         lm_head_cross_entropy(ctx, d_h.get(), d_W.get(), d_t.get(), nullptr, nullptr, c.M, c.D, c.V,
-                              kIgnore, c.weight, ws.get(), ws_bytes, c.chunk);
+                              ignore, weight, ws.get(), ws_bytes, c.chunk);
     EXPECT_EQ(eval.counted, ref.counted);
     EXPECT_NEAR(eval.mean_loss, ref.mean_loss, kLoss * std::abs(ref.mean_loss));
   }
 }
 
-TEST(CrossEntropyGpu, AllIgnoredRowsCountZeroAndLeaveGradientsAlone) {
+TEST(CrossEntropyGpuEdge, AllIgnoredRowsCountZeroAndLeaveGradientsAlone) {
   RRT_REQUIRE_GPU();
   GemmContext ctx;
   const int64_t M = 4, D = 8, V = 10, chunk = 3;
@@ -149,7 +132,7 @@ TEST(CrossEntropyGpu, AllIgnoredRowsCountZeroAndLeaveGradientsAlone) {
   EXPECT_EQ(download(d_dW), dW0);
 }
 
-TEST(CrossEntropyGpu, BadTargetThrowsBeforeTouchingGradients) {
+TEST(CrossEntropyGpuEdge, BadTargetThrowsBeforeTouchingGradients) {
   RRT_REQUIRE_GPU();
   GemmContext ctx;
   const int64_t M = 5, D = 8, V = 10, chunk = 2;

@@ -5,7 +5,9 @@
 // aggressive(0.1) weights, self-distillation, per-exit head LoRA on the intermediate exits, a
 // teacher of another width, odd sizes with chunks that do not divide M, ignored rows, a loss-only
 // call, frozen (null) gradients, and a bad target (an rrt::Error before any gradient changes).
-// Tolerances (relative against the CPU):
+// The cases are the shared op-test table's (tests/ops/op_cases.h), which the CPU op test runs
+// too (with its finite differences in double).
+// Tolerances (relative against the CPU; exit_loss_tol in the table):
 //   kLoss     = 1e-4 on the total and the weighted CE (fp32 logits of identical inputs, fp32
 //               exp/log per row, double sums over rows)
 //   kTerm     = 2e-3 on KD, SD and each exit's means, floored at 1e-4 absolute (they are small
@@ -27,6 +29,7 @@
 #include "ops/cuda/exit_loss.h"
 #include "ops/exit_loss.h"
 #include "tests/gpu/gpu_test.h"
+#include "tests/ops/op_cases.h"
 
 namespace rrt::ops::cuda {
 namespace {
@@ -40,42 +43,14 @@ using rrt::testing::round_bf16;
 using rrt::testing::to_bf16;
 using rrt::testing::upload;
 
-constexpr double kLoss = 1e-4;
-constexpr double kTerm = 2e-3;
-constexpr double kGradient = 1.5e-2;
+namespace cases = rrt::testing::op_cases;
+constexpr double kLoss = cases::exit_loss_tol::kCudaLoss.rel;
+constexpr double kTerm = cases::exit_loss_tol::kCudaTerm.rel;
+constexpr double kTermFloor = cases::exit_loss_tol::kCudaTerm.abs;
+constexpr double kGradient = cases::exit_loss_tol::kCudaGradient.rel;
 constexpr int32_t kIgnore = -1;
 
-struct ExitCase {
-  std::string name;
-  int64_t M, D, V, chunk, exits;
-  bool teacher;
-  int64_t teacher_D;
-  Divergence divergence;
-  double temperature, alpha;
-  bool self_distill;
-  int64_t lora_rank;
-  bool backward = true;
-  bool frozen_head = false;  // dW null: the head frozen, as under train: lora
-};
-
-void PrintTo(const ExitCase& c, std::ostream* os) { *os << c.name; }
-
-std::vector<ExitCase> cases() {
-  return {
-      {"forward_kl_tau2_3exits_sd_lora", 37, 40, 1001, 16, 3, true, 48, Divergence::forward_kl, 2.0,
-       0.5, true, 4},
-      {"reverse_kl_tau1_5_3exits_sd", 29, 64, 517, 8, 3, true, 32, Divergence::reverse_kl, 1.5, 0.7,
-       true, 0},
-      {"tv_tau3_3exits_lora", 33, 48, 203, 32, 3, true, 48, Divergence::tv, 3.0, 0.4, false, 3},
-      {"no_teacher_sd_lora_odd", 21, 24, 97, 5, 3, false, 0, Divergence::forward_kl, 1.0, 0.5, true,
-       2},
-      {"one_exit_kd_long_rows", 6, 32, 32003, 4, 1, true, 40, Divergence::forward_kl, 2.0, 0.5,
-       false, 0},
-      {"loss_only", 19, 40, 301, 7, 3, true, 40, Divergence::reverse_kl, 2.0, 0.5, true, 4, false},
-      {"frozen_head_lora_only", 25, 40, 257, 9, 3, false, 0, Divergence::forward_kl, 1.0, 0.5, true,
-       4, true, true},
-  };
-}
+using ExitCase = cases::ExitLossCase;
 
 std::vector<int32_t> make_targets(int64_t M, int64_t V, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -86,7 +61,7 @@ std::vector<int32_t> make_targets(int64_t M, int64_t V, uint32_t seed) {
 }
 
 // Relative difference with an absolute floor.
-double rel(double have, double want, double floor = 1e-4) {
+double rel(double have, double want, double floor = kTermFloor) {
   return std::fabs(have - want) / std::max(std::fabs(want), floor);
 }
 
@@ -123,22 +98,22 @@ Args case_args(const ExitCase& c, const Operands<Value, ParamGrad>& in,
   a.M = c.M;
   a.D = c.D;
   a.V = c.V;
-  a.exits = c.exits;
+  a.exits = c.E;
   a.h = in.h;
   a.exit_weights = weights.data();
   a.W = in.W;
   a.targets = in.targets;
   a.ignore_index = kIgnore;
-  a.head_lora_rank = c.lora_rank;
-  a.lora_A = c.lora_rank > 0 ? in.lora_A : nullptr;
-  a.lora_B = c.lora_rank > 0 ? in.lora_B : nullptr;
+  a.head_lora_rank = c.R;
+  a.lora_A = c.R > 0 ? in.lora_A : nullptr;
+  a.lora_B = c.R > 0 ? in.lora_B : nullptr;
   if (c.teacher) {
     a.teacher_h = in.teacher_h;
     a.teacher_W = in.teacher_W;
     a.teacher_D = c.teacher_D;
   }
   a.divergence = c.divergence;
-  a.temperature = c.temperature;
+  a.temperature = c.tau;
   a.alpha = c.alpha;
   a.self_distill = c.self_distill;
   if (c.backward) {
@@ -160,7 +135,7 @@ class ExitLossGpu : public ::testing::TestWithParam<ExitCase> {};
 TEST_P(ExitLossGpu, TermsAndGradientsMatchTheCpu) {
   RRT_REQUIRE_GPU();
   const ExitCase& c = GetParam();
-  const int64_t M = c.M, D = c.D, V = c.V, E = c.exits, R = c.lora_rank, Dt = c.teacher_D;
+  const int64_t M = c.M, D = c.D, V = c.V, E = c.E, R = c.R, Dt = c.teacher_D;
   uint32_t seed = 100;
   // Logits of order 1: h uniform in (-1, 1), W in (-0.5, 0.5) for D ~ 40.
   std::vector<std::vector<float>> h(E), dh0(E), A(E), B(E), dA0(E), dB0(E);
@@ -169,7 +144,7 @@ TEST_P(ExitLossGpu, TermsAndGradientsMatchTheCpu) {
     // Small next to the added gradient (the 0.1-weighted exits add ~1e-3): a bf16 sum of two
     // values of one size rounds the smaller one by 2^-9 of the larger.
     dh0[k] = round_bf16(random_uniform(M * D, seed++, 1e-4f));
-    if (R > 0 && k + 1 < E) {  // adapters on the intermediate exits, none on the final
+    if (c.has_adapter(k)) {  // the table's cases: on every exit, or the intermediate ones
       A[k] = round_bf16(random_uniform(R * D, seed++, 0.3f));
       B[k] = round_bf16(random_uniform(V * R, seed++, 0.3f));
       dA0[k] = random_uniform(R * D, seed++, 0.01f);
@@ -183,8 +158,7 @@ TEST_P(ExitLossGpu, TermsAndGradientsMatchTheCpu) {
   const auto tW =
       c.teacher ? round_bf16(random_uniform(V * Dt, seed++, 0.5f)) : std::vector<float>();
   const auto targets = make_targets(M, V, seed++);
-  const std::vector<double> weights = E == 3 ? std::vector<double>{0.1, 0.1, 1.0}
-                                             : std::vector<double>(static_cast<size_t>(E), 1.0);
+  const std::vector<double>& weights = c.weights;
   const float weight = 0.5f;
 
   // CPU reference on the same values.
@@ -335,8 +309,8 @@ TEST_P(ExitLossGpu, TermsAndGradientsMatchTheCpu) {
       c.name.c_str(), have.loss, want.loss, want.ce, want.kd, want.sd, worst, kGradient);
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, ExitLossGpu, ::testing::ValuesIn(cases()),
-                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Table, ExitLossGpu, ::testing::ValuesIn(cases::exit_loss_cases()),
+                         cases::kCaseName);
 
 TEST(ExitLossGpuErrors, BadTargetThrowsBeforeAnyGradientChanges) {
   RRT_REQUIRE_GPU();

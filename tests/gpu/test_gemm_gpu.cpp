@@ -1,8 +1,9 @@
 // cuBLASLt GEMM wrapper, linear and LoRA on the GPU against the CPU fp32 ops (ops/matmul.h,
 // ops/lora.h) run on the same bf16-rounded inputs, so only the GPU's arithmetic is measured.
-// Shapes include M = 1, 3, 257 and K, N not multiples of 8 (the wrapper passes the real pointer
-// alignment to cuBLASLt, which then picks a kernel that handles them).
-// Tolerances (relative L2 against the CPU):
+// The cases are the shared op-test table's (tests/ops/op_cases.h), which the CPU op tests run
+// too: M = 1, 3, 257 and K, N not multiples of 8 (the wrapper passes the real pointer alignment
+// to cuBLASLt, which then picks a kernel that handles them).
+// Tolerances (relative L2 against the CPU; gemm_tol in the table):
 //   kBf16Out = 1e-2: bf16 outputs (rounding of the result, 2^-9 relative, plus accumulation order)
 //   kF32Out  = 1e-3: fp32 outputs of bf16 operands (only the accumulation order differs)
 //   kChained = 1e-2: results that pass through a bf16 intermediate (LoRA's u and du)
@@ -22,6 +23,7 @@
 #include "ops/lora.h"
 #include "ops/matmul.h"
 #include "tests/gpu/gpu_test.h"
+#include "tests/ops/op_cases.h"
 
 namespace rrt::ops::cuda {
 namespace {
@@ -35,9 +37,10 @@ using rrt::testing::round_bf16;
 using rrt::testing::to_bf16;
 using rrt::testing::upload;
 
-constexpr double kBf16Out = 1e-2;
-constexpr double kF32Out = 1e-3;
-constexpr double kChained = 1e-2;
+namespace cases = rrt::testing::op_cases;
+constexpr double kBf16Out = cases::gemm_tol::kCudaBf16Out.rel;
+constexpr double kF32Out = cases::gemm_tol::kCudaF32Out.rel;
+constexpr double kChained = cases::gemm_tol::kCudaChained.rel;
 
 // Uniform(-scale, scale), rounded to bf16 values (what the GPU will see exactly).
 std::vector<float> random_bf16_values(size_t n, uint32_t seed, float scale = 1.f) {
@@ -74,13 +77,18 @@ F32Buffer device_f32(const std::vector<float>& h) { return F32Buffer(h); }
 struct Shape {
   int64_t M, N, K;
 };
-const Shape kShapes[] = {{1, 64, 64}, {3, 40, 24}, {257, 96, 72}, {257, 33, 13},
-                         {64, 5, 7},  {1, 1, 1},   {3, 1, 257},   {128, 256, 512}};
 
-std::string describe(const Shape& s, bool ta, bool tb) {
-  return "M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K) +
-         " trans_a=" + std::to_string(ta) + " trans_b=" + std::to_string(tb);
+std::string describe(const Shape&, bool ta, bool tb) {
+  return "trans_a=" + std::to_string(ta) + " trans_b=" + std::to_string(tb);
 }
+
+// The table's shapes, each in all four transpose combinations.
+class GemmGpu : public ::testing::TestWithParam<cases::GemmCase> {
+ protected:
+  Shape shape() const { return {GetParam().M, GetParam().N, GetParam().K}; }
+};
+INSTANTIATE_TEST_SUITE_P(Table, GemmGpu, ::testing::ValuesIn(cases::gemm_cases()),
+                         cases::kCaseName);
 
 // CPU row-major reference: C = alpha op(A) op(B) + beta C.
 void cpu_gemm(bool ta, bool tb, const Shape& s, float alpha, const std::vector<float>& A,
@@ -89,61 +97,61 @@ void cpu_gemm(bool ta, bool tb, const Shape& s, float alpha, const std::vector<f
                    beta, C.data(), s.N);
 }
 
-TEST(GemmGpu, Bf16OutputAllTransposesOverwriteAndAccumulate) {
+TEST_P(GemmGpu, Bf16OutputAllTransposesOverwriteAndAccumulate) {
   RRT_REQUIRE_GPU();
   GemmContext ctx;
   uint32_t seed = 1;
-  for (const Shape& s : kShapes)
-    for (bool ta : {false, true})
-      for (bool tb : {false, true}) {
-        SCOPED_TRACE(describe(s, ta, tb));
-        const auto A = random_bf16_values(s.M * s.K, seed++);
-        const auto B = random_bf16_values(s.K * s.N, seed++);
-        auto dA = device_bf16(A), dB = device_bf16(B);
-        // beta = 0 on a poisoned output: every element must be written, C never read.
-        std::vector<float> expected(s.M * s.N, 0.f);
-        cpu_gemm(ta, tb, s, 0.5f, A, B, 0.f, expected);
-        DeviceBuffer<bf16> dC(s.M * s.N);
-        poison(dC);
-        gemm(ctx, ta, tb, s.M, s.N, s.K, 0.5f, dA.get(), dB.get(), 0.f, dC.get());
-        EXPECT_LE(relative_l2(download_f32(dC), expected), kBf16Out);
-        // beta = 1 onto values of the update's size.
-        const auto C0 = random_bf16_values(s.M * s.N, seed++, rms(expected));
-        auto dC1 = device_bf16(C0);
-        std::vector<float> expected1 = C0;
-        cpu_gemm(ta, tb, s, 0.5f, A, B, 1.f, expected1);
-        gemm(ctx, ta, tb, s.M, s.N, s.K, 0.5f, dA.get(), dB.get(), 1.f, dC1.get());
-        EXPECT_LE(relative_l2(download_f32(dC1), expected1), kBf16Out);
-      }
+  const Shape s = shape();
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      SCOPED_TRACE(describe(s, ta, tb));
+      const auto A = random_bf16_values(s.M * s.K, seed++);
+      const auto B = random_bf16_values(s.K * s.N, seed++);
+      auto dA = device_bf16(A), dB = device_bf16(B);
+      // beta = 0 on a poisoned output: every element must be written, C never read.
+      std::vector<float> expected(s.M * s.N, 0.f);
+      cpu_gemm(ta, tb, s, 0.5f, A, B, 0.f, expected);
+      DeviceBuffer<bf16> dC(s.M * s.N);
+      poison(dC);
+      gemm(ctx, ta, tb, s.M, s.N, s.K, 0.5f, dA.get(), dB.get(), 0.f, dC.get());
+      EXPECT_LE(relative_l2(download_f32(dC), expected), kBf16Out);
+      // beta = 1 onto values of the update's size.
+      const auto C0 = random_bf16_values(s.M * s.N, seed++, rms(expected));
+      auto dC1 = device_bf16(C0);
+      std::vector<float> expected1 = C0;
+      cpu_gemm(ta, tb, s, 0.5f, A, B, 1.f, expected1);
+      gemm(ctx, ta, tb, s.M, s.N, s.K, 0.5f, dA.get(), dB.get(), 1.f, dC1.get());
+      EXPECT_LE(relative_l2(download_f32(dC1), expected1), kBf16Out);
+    }
 }
 
-TEST(GemmGpu, F32OutputAllTransposesOverwriteAndAccumulate) {
+TEST_P(GemmGpu, F32OutputAllTransposesOverwriteAndAccumulate) {
   RRT_REQUIRE_GPU();
   GemmContext ctx;
   uint32_t seed = 100;
-  for (const Shape& s : kShapes)
-    for (bool ta : {false, true})
-      for (bool tb : {false, true}) {
-        SCOPED_TRACE(describe(s, ta, tb));
-        const auto A = random_bf16_values(s.M * s.K, seed++);
-        const auto B = random_bf16_values(s.K * s.N, seed++);
-        auto dA = device_bf16(A), dB = device_bf16(B);
-        std::vector<float> expected(s.M * s.N, 0.f);
-        cpu_gemm(ta, tb, s, 1.f, A, B, 0.f, expected);
-        DeviceBuffer<float> dC(s.M * s.N);
-        poison(dC);
-        gemm(ctx, ta, tb, s.M, s.N, s.K, 1.f, dA.get(), dB.get(), 0.f, dC.get());
-        EXPECT_LE(relative_l2(download(dC), expected), kF32Out);
-        const auto C0 = random_f32(s.M * s.N, seed++, rms(expected));
-        auto dC1 = device_f32(C0);
-        std::vector<float> expected1 = C0;
-        cpu_gemm(ta, tb, s, 1.f, A, B, 1.f, expected1);
-        gemm(ctx, ta, tb, s.M, s.N, s.K, 1.f, dA.get(), dB.get(), 1.f, dC1.get());
-        EXPECT_LE(relative_l2(download(dC1), expected1), kF32Out);
-      }
+  const Shape s = shape();
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      SCOPED_TRACE(describe(s, ta, tb));
+      const auto A = random_bf16_values(s.M * s.K, seed++);
+      const auto B = random_bf16_values(s.K * s.N, seed++);
+      auto dA = device_bf16(A), dB = device_bf16(B);
+      std::vector<float> expected(s.M * s.N, 0.f);
+      cpu_gemm(ta, tb, s, 1.f, A, B, 0.f, expected);
+      DeviceBuffer<float> dC(s.M * s.N);
+      poison(dC);
+      gemm(ctx, ta, tb, s.M, s.N, s.K, 1.f, dA.get(), dB.get(), 0.f, dC.get());
+      EXPECT_LE(relative_l2(download(dC), expected), kF32Out);
+      const auto C0 = random_f32(s.M * s.N, seed++, rms(expected));
+      auto dC1 = device_f32(C0);
+      std::vector<float> expected1 = C0;
+      cpu_gemm(ta, tb, s, 1.f, A, B, 1.f, expected1);
+      gemm(ctx, ta, tb, s.M, s.N, s.K, 1.f, dA.get(), dB.get(), 1.f, dC1.get());
+      EXPECT_LE(relative_l2(download(dC1), expected1), kF32Out);
+    }
 }
 
-TEST(GemmGpu, PlansAreCachedPerShape) {
+TEST(GemmGpuEdge, PlansAreCachedPerShape) {
   RRT_REQUIRE_GPU();
   GemmContext ctx;
   const Shape s{16, 32, 64};
@@ -157,7 +165,7 @@ TEST(GemmGpu, PlansAreCachedPerShape) {
   EXPECT_EQ(ctx.cached_plans(), 2u);
 }
 
-TEST(GemmGpu, RejectsMisalignedAndNegativeOperandsWithAClearError) {
+TEST(GemmGpuEdge, RejectsMisalignedAndNegativeOperandsWithAClearError) {
   RRT_REQUIRE_GPU();
   GemmContext ctx;
   DeviceBuffer<bf16> A(64), B(64), C(64);
@@ -171,54 +179,50 @@ TEST(GemmGpu, RejectsMisalignedAndNegativeOperandsWithAClearError) {
   }
 }
 
-struct LinearShape {
-  int64_t M, in, out;
-};
-const LinearShape kLinear[] = {
-    {1, 64, 32}, {3, 24, 40}, {257, 72, 96}, {257, 13, 33}, {16, 2048, 256}};
+using LinearShape = cases::LinearCase;
+class LinearGpu : public ::testing::TestWithParam<LinearShape> {};
+INSTANTIATE_TEST_SUITE_P(Table, LinearGpu, ::testing::ValuesIn(cases::linear_cases()),
+                         cases::kCaseName);
 
-std::string describe(const LinearShape& s) {
-  return "M=" + std::to_string(s.M) + " in=" + std::to_string(s.in) +
-         " out=" + std::to_string(s.out);
-}
-
-TEST(GemmGpu, LinearForwardWithAndWithoutBias) {
+TEST_P(LinearGpu, LinearForwardWithAndWithoutBias) {
   RRT_REQUIRE_GPU();
   GemmContext ctx;
   uint32_t seed = 200;
-  for (const LinearShape& s : kLinear)
-    for (int bias_mode : {0, 1, 2}) {  // none, aligned (fused epilogue), misaligned (fallback)
-      SCOPED_TRACE(describe(s) + " bias_mode=" + std::to_string(bias_mode));
-      const auto x = random_bf16_values(s.M * s.in, seed++);
-      const auto W = random_bf16_values(s.out * s.in, seed++);
-      const auto bias = random_bf16_values(s.out + 1, seed++);
-      auto dx = device_bf16(x), dW = device_bf16(W), dbias = device_bf16(bias);
-      const bf16* bias_ptr = bias_mode == 0 ? nullptr : dbias.get() + (bias_mode == 2 ? 1 : 0);
-      const float* bias_cpu = bias_mode == 0 ? nullptr : bias.data() + (bias_mode == 2 ? 1 : 0);
-      std::vector<float> expected(s.M * s.out, 0.f);
-      ops::linear_forward<float>(x.data(), W.data(), bias_cpu, expected.data(), s.M, s.in, s.out,
-                                 false);
-      DeviceBuffer<bf16> dy(s.M * s.out);
-      poison(dy);
-      linear_forward(ctx, dx.get(), dW.get(), bias_ptr, dy.get(), s.M, s.in, s.out, false);
-      EXPECT_LE(relative_l2(download_f32(dy), expected), kBf16Out);
-      // accumulate: y += x W^T + bias
-      const auto y0 = random_bf16_values(s.M * s.out, seed++, rms(expected));
-      auto dy1 = device_bf16(y0);
-      std::vector<float> expected1 = y0;
-      ops::linear_forward<float>(x.data(), W.data(), bias_cpu, expected1.data(), s.M, s.in, s.out,
-                                 true);
-      linear_forward(ctx, dx.get(), dW.get(), bias_ptr, dy1.get(), s.M, s.in, s.out, true);
-      EXPECT_LE(relative_l2(download_f32(dy1), expected1), kBf16Out);
-    }
+  const LinearShape& s = GetParam();
+  // none, aligned (fused epilogue), misaligned (fallback): the table's BiasMode in order.
+  for (cases::BiasMode mode : cases::kBiasModes) {
+    const int bias_mode = static_cast<int>(mode);
+    SCOPED_TRACE(std::string("bias ") + cases::bias_name(mode));
+    const auto x = random_bf16_values(s.M * s.in, seed++);
+    const auto W = random_bf16_values(s.out * s.in, seed++);
+    const auto bias = random_bf16_values(s.out + 1, seed++);
+    auto dx = device_bf16(x), dW = device_bf16(W), dbias = device_bf16(bias);
+    const bf16* bias_ptr = bias_mode == 0 ? nullptr : dbias.get() + (bias_mode == 2 ? 1 : 0);
+    const float* bias_cpu = bias_mode == 0 ? nullptr : bias.data() + (bias_mode == 2 ? 1 : 0);
+    std::vector<float> expected(s.M * s.out, 0.f);
+    ops::linear_forward<float>(x.data(), W.data(), bias_cpu, expected.data(), s.M, s.in, s.out,
+                               false);
+    DeviceBuffer<bf16> dy(s.M * s.out);
+    poison(dy);
+    linear_forward(ctx, dx.get(), dW.get(), bias_ptr, dy.get(), s.M, s.in, s.out, false);
+    EXPECT_LE(relative_l2(download_f32(dy), expected), kBf16Out);
+    // accumulate: y += x W^T + bias
+    const auto y0 = random_bf16_values(s.M * s.out, seed++, rms(expected));
+    auto dy1 = device_bf16(y0);
+    std::vector<float> expected1 = y0;
+    ops::linear_forward<float>(x.data(), W.data(), bias_cpu, expected1.data(), s.M, s.in, s.out,
+                               true);
+    linear_forward(ctx, dx.get(), dW.get(), bias_ptr, dy1.get(), s.M, s.in, s.out, true);
+    EXPECT_LE(relative_l2(download_f32(dy1), expected1), kBf16Out);
+  }
 }
 
-TEST(GemmGpu, LinearBackwardAddsIntoBf16DxAndF32DwDbias) {
+TEST_P(LinearGpu, LinearBackwardAddsIntoBf16DxAndF32DwDbias) {
   RRT_REQUIRE_GPU();
   GemmContext ctx;
   uint32_t seed = 300;
-  for (const LinearShape& s : kLinear) {
-    SCOPED_TRACE(describe(s));
+  const LinearShape& s = GetParam();
+  {
     const auto x = random_bf16_values(s.M * s.in, seed++);
     const auto W = random_bf16_values(s.out * s.in, seed++);
     const auto dy = random_bf16_values(s.M * s.out, seed++);
@@ -248,23 +252,20 @@ TEST(GemmGpu, LinearBackwardAddsIntoBf16DxAndF32DwDbias) {
   }
 }
 
-struct LoraShape {
-  int64_t M, in, out, R;
-  float scale;
-};
-const LoraShape kLora[] = {{1, 64, 32, 8, 2.f},
-                           {3, 24, 40, 4, 0.5f},
-                           {257, 72, 96, 16, 1.f},
-                           {257, 13, 33, 3, 4.f},
-                           {64, 256, 128, 64, 0.25f}};
+class LoraGpu : public ::testing::TestWithParam<cases::LoraCase> {};
+INSTANTIATE_TEST_SUITE_P(Table, LoraGpu, ::testing::ValuesIn(cases::lora_cases()),
+                         cases::kCaseName);
 
-TEST(LoraGpu, ForwardAndBackwardMatchTheCpu) {
+TEST_P(LoraGpu, ForwardAndBackwardMatchTheCpu) {
   RRT_REQUIRE_GPU();
   GemmContext ctx;
   uint32_t seed = 400;
-  for (const LoraShape& s : kLora) {
-    SCOPED_TRACE("M=" + std::to_string(s.M) + " in=" + std::to_string(s.in) +
-                 " out=" + std::to_string(s.out) + " R=" + std::to_string(s.R));
+  struct {
+    int64_t M, in, out, R;
+    float scale;
+  } const s{GetParam().M, GetParam().in, GetParam().out, GetParam().R,
+            static_cast<float>(GetParam().scale)};
+  {
     const auto x = random_bf16_values(s.M * s.in, seed++);
     const auto A = random_bf16_values(s.R * s.in, seed++);
     const auto B = random_bf16_values(s.out * s.R, seed++);
@@ -316,7 +317,7 @@ TEST(LoraGpu, ForwardAndBackwardMatchTheCpu) {
   }
 }
 
-TEST(LoraGpu, RankZeroIsANoOp) {
+TEST(LoraGpuEdge, RankZeroIsANoOp) {
   RRT_REQUIRE_GPU();
   GemmContext ctx;
   const auto y0 = random_bf16_values(12, 9);

@@ -8,28 +8,15 @@
 
 #include "core/rng.h"
 #include "inference/cpu_engine.h"
+#include "model/presets.h"
 #include "model/recursive_model.h"
 #include "tests/model/families.h"
 
 namespace rrt::testing {
 
+// The "tiny-relaxed" presets (model/presets.h): GQA Llama, MQA Gemma, MHA NeoX.
 inline ModelSpec tiny_spec(Family family, bool parallel, int64_t loops = 3) {
-  ModelSpec s;
-  apply_family_defaults(s.model, family);
-  s.model.vocab = 61;
-  s.model.d_model = 24;
-  // GQA for Llama, MQA for Gemma, MHA with 8-dim heads for NeoX (25% rotary: 2 dims).
-  s.model.n_heads = family == Family::neox ? 3 : 6;
-  s.model.n_kv_heads = family == Family::gemma ? 1 : family == Family::neox ? 3 : 2;
-  s.model.head_dim = family == Family::gemma ? 8 : 0;
-  s.model.ffn = 40;
-  s.model.max_seq_len = 48;
-  if (family == Family::neox) s.model.parallel_residual = parallel;
-  s.recursion = {.block_layers = 2, .loops = loops};
-  // Per-loop norms and biases for NeoX: every position's own vectors.
-  s.recursion.per_loop_norms = family == Family::neox;
-  s.lora = {.rank_attention = 3, .rank_mlp = 2};
-  return s;
+  return presets::tiny_relaxed(family, parallel, loops);
 }
 
 // Random weights: linear weights as initialised, then LoRA B, norms and biases too.

@@ -35,14 +35,20 @@ inline std::vector<float> to_float(const std::vector<double>& x) {
   return std::vector<float>(x.begin(), x.end());
 }
 
-// sum(out * weights), accumulated in long double so that the tiny differences between the two
-// perturbed losses are not buried under summation round-off.
+// sum(out * weights), accumulated and returned in long double (with Neumaier's compensation) so
+// that the tiny differences between the two perturbed losses are not buried under round-off:
+// the 10^5..10^6 outputs of the large table cases (tests/ops/op_cases.h) give losses of ~10^4,
+// whose rounding to double alone (~1e-12) would be ~1e-6 of a central difference with h = 1e-6.
 template <typename S>
-double weighted_sum(const std::vector<S>& out, const std::vector<double>& weights) {
-  long double sum = 0;
-  for (size_t i = 0; i < out.size(); ++i)
-    sum += static_cast<long double>(out[i]) * static_cast<long double>(weights[i]);
-  return static_cast<double>(sum);
+long double weighted_sum(const std::vector<S>& out, const std::vector<double>& weights) {
+  long double sum = 0, compensation = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const long double term = static_cast<long double>(out[i]) * static_cast<long double>(weights[i]);
+    const long double t = sum + term;
+    compensation += std::fabs(sum) >= std::fabs(term) ? (sum - t) + term : (term - t) + sum;
+    sum = t;
+  }
+  return sum + compensation;
 }
 
 // Element-wise comparison that reports the first few mismatches by name and index.
@@ -76,7 +82,8 @@ struct GradCheckOptions {
   uint64_t seed = 12345;
 };
 
-using LossFn = std::function<double()>;
+// Long double: see weighted_sum (a loss computed in double converts without loss).
+using LossFn = std::function<long double()>;
 // Must recompute the forward at the current values, then add the gradients into grads[i].
 using BackwardFn = std::function<void(std::vector<std::vector<double>>& grads)>;
 
@@ -131,12 +138,14 @@ inline void expect_gradients_match_fd(const std::vector<GradParam>& params, cons
     size_t checked = 0;
     for (size_t i : detail::indices_to_check(x.size(), opts)) {
       const double saved = x[i];
+      // The step actually taken: x +- h rounded to double.
       x[i] = saved + opts.h;
-      const double plus = loss();
+      const long double plus = loss(), up = x[i];
       x[i] = saved - opts.h;
-      const double minus = loss();
+      const long double minus = loss(), down = x[i];
       x[i] = saved;
-      const double numeric = (plus - minus) / (2 * opts.h), analytic = grads[p][i];
+      const double numeric = static_cast<double>((plus - minus) / (up - down));
+      const double analytic = grads[p][i];
       ++checked;
       if (std::abs(analytic - numeric) <= opts.atol + opts.rtol * std::abs(numeric)) continue;
       if (failures++ < 5) {

@@ -9,6 +9,7 @@
 
 #include "ops/activation.h"
 #include "tests/ops/gradcheck.h"
+#include "tests/ops/op_cases.h"
 
 namespace rrt::ops {
 namespace {
@@ -18,7 +19,16 @@ using testing::expect_near_all;
 using testing::random_vector;
 using testing::weighted_sum;
 
-const int64_t kSizes[] = {1, 37, 1000};
+namespace cases = testing::op_cases;
+namespace tol = cases::activation_tol;
+using cases::ElementCase;
+
+// The shared table (tests/ops/op_cases.h): every case runs on every backend. A case's offset
+// shifts every pointer by that many elements (buffers of n + offset): the forward checks run on
+// the shifted pointers; the gradient checks, which perturb whole buffers, on n aligned elements.
+class Activations : public ::testing::TestWithParam<ElementCase> {};
+INSTANTIATE_TEST_SUITE_P(Table, Activations, ::testing::ValuesIn(cases::element_cases()),
+                         cases::kCaseName);
 
 // Inputs spread over [-6, 6] plus a few exact values where the curves bend.
 std::vector<double> activation_inputs(int64_t n, uint64_t seed) {
@@ -48,46 +58,66 @@ TEST(Gelu, KnownValues) {
   EXPECT_NEAR(tanh_out[3], 2.996362607918227, 1e-14);
 }
 
-TEST(Activations, ForwardMatchesFormulas) {
-  for (int64_t n : kSizes) {
-    SCOPED_TRACE("n=" + std::to_string(n));
+// v with `offset` elements in front (zeros): the op reads and writes from data() + offset.
+template <typename S>
+std::vector<S> shifted(const std::vector<S>& v, int64_t offset) {
+  std::vector<S> out(static_cast<size_t>(offset), S(0));
+  out.insert(out.end(), v.begin(), v.end());
+  return out;
+}
+template <typename S>
+std::vector<S> unshifted(const std::vector<S>& v, int64_t offset) {
+  return std::vector<S>(v.begin() + offset, v.end());
+}
+
+TEST_P(Activations, ForwardMatchesFormulas) {
+  const int64_t n = GetParam().n, off = GetParam().offset;
+  {
     const auto gate = activation_inputs(n, 1), up = random_vector(n, 2);
-    std::vector<double> out(n), expected(n);
+    const auto gate_s = shifted(gate, off), up_s = shifted(up, off);
+    const double* g = gate_s.data() + off;
+    const double* u = up_s.data() + off;
+    std::vector<double> out_s(n + off), expected(n);
+    double* o = out_s.data() + off;
+    auto out = [&] { return unshifted(out_s, off); };
 
-    swiglu_forward(gate.data(), up.data(), out.data(), n);
+    swiglu_forward(g, u, o, n);
     for (int64_t i = 0; i < n; ++i) expected[i] = silu(gate[i]) * up[i];
-    expect_near_all("swiglu", out, expected, 1e-14, 1e-15);
+    expect_near_all("swiglu", out(), expected, tol::kCpuF64.rel, tol::kCpuF64.abs);
 
-    geglu_forward(gate.data(), up.data(), out.data(), n);
+    geglu_forward(g, u, o, n);
     for (int64_t i = 0; i < n; ++i) expected[i] = gelu_tanh(gate[i]) * up[i];
-    expect_near_all("geglu", out, expected, 1e-14, 1e-15);
+    expect_near_all("geglu", out(), expected, tol::kCpuF64.rel, tol::kCpuF64.abs);
 
-    gelu_forward(gate.data(), out.data(), n, false);
+    gelu_forward(g, o, n, false);
     for (int64_t i = 0; i < n; ++i) expected[i] = gelu_erf(gate[i]);
-    expect_near_all("gelu erf", out, expected, 1e-14, 1e-15);
+    expect_near_all("gelu erf", out(), expected, tol::kCpuF64.rel, tol::kCpuF64.abs);
 
-    gelu_forward(gate.data(), out.data(), n, true);
+    gelu_forward(g, o, n, true);
     for (int64_t i = 0; i < n; ++i) expected[i] = gelu_tanh(gate[i]);
-    expect_near_all("gelu tanh", out, expected, 1e-14, 1e-15);
+    expect_near_all("gelu tanh", out(), expected, tol::kCpuF64.rel, tol::kCpuF64.abs);
 
-    add_forward(gate.data(), up.data(), out.data(), n);
+    add_forward(g, u, o, n);
     for (int64_t i = 0; i < n; ++i) expected[i] = gate[i] + up[i];
-    EXPECT_EQ(out, expected);
+    EXPECT_EQ(out(), expected);
 
-    const auto gate_f = testing::to_float(gate), up_f = testing::to_float(up);
-    std::vector<float> out_f(n);
-    swiglu_forward(gate_f.data(), up_f.data(), out_f.data(), n);
+    const auto gate_f = shifted(testing::to_float(gate), off);
+    const auto up_f = shifted(testing::to_float(up), off);
+    std::vector<float> out_f(n + off);
+    swiglu_forward(gate_f.data() + off, up_f.data() + off, out_f.data() + off, n);
     for (int64_t i = 0; i < n; ++i) expected[i] = silu(gate[i]) * up[i];
-    expect_near_all("swiglu float", out_f, expected, 1e-5, 1e-6);
+    expect_near_all("swiglu float", unshifted(out_f, off), expected, tol::kCpuF32.rel,
+                    tol::kCpuF32.abs);
   }
 }
 
 // Gated activations: out = act(gate) * up, gradients for both inputs.
-void check_gated(const char* name, void (*forward)(const double*, const double*, double*, int64_t),
+void check_gated(int64_t n, const char* name,
+                 void (*forward)(const double*, const double*, double*, int64_t),
                  void (*backward)(const double*, const double*, const double*, double*, double*,
                                   int64_t)) {
-  for (int64_t n : kSizes) {
-    SCOPED_TRACE(std::string(name) + " n=" + std::to_string(n));
+  {
+    SCOPED_TRACE(name);
     auto gate = activation_inputs(n, 3), up = random_vector(n, 4);
     const auto w = random_vector(n, 5);
     std::vector<double> out(n);
@@ -103,31 +133,31 @@ void check_gated(const char* name, void (*forward)(const double*, const double*,
   }
 }
 
-TEST(SwiGlu, GradientsMatchFiniteDifferences) {
-  check_gated("swiglu", swiglu_forward<double>, swiglu_backward<double>);
+TEST_P(Activations, SwiGluGradientsMatchFiniteDifferences) {
+  check_gated(GetParam().n, "swiglu", swiglu_forward<double>, swiglu_backward<double>);
 }
 
-TEST(GeGlu, GradientsMatchFiniteDifferences) {
-  check_gated("geglu", geglu_forward<double>, geglu_backward<double>);
+TEST_P(Activations, GeGluGradientsMatchFiniteDifferences) {
+  check_gated(GetParam().n, "geglu", geglu_forward<double>, geglu_backward<double>);
 }
 
-TEST(Gelu, GradientsMatchFiniteDifferencesErfAndTanh) {
-  for (bool tanh_approx : {false, true})
-    for (int64_t n : kSizes) {
-      SCOPED_TRACE("tanh=" + std::to_string(tanh_approx) + " n=" + std::to_string(n));
-      auto x = activation_inputs(n, 6);
-      const auto w = random_vector(n, 7);
-      std::vector<double> out(n);
-      check_gradients(
-          {{"x", &x}},
-          [&] {
-            gelu_forward(x.data(), out.data(), n, tanh_approx);
-            return weighted_sum(out, w);
-          },
-          [&](std::vector<std::vector<double>>& g) {
-            gelu_backward(x.data(), w.data(), g[0].data(), n, tanh_approx);
-          });
-    }
+TEST_P(Activations, GeluGradientsMatchFiniteDifferencesErfAndTanh) {
+  const int64_t n = GetParam().n;
+  for (bool tanh_approx : {false, true}) {
+    SCOPED_TRACE("tanh=" + std::to_string(tanh_approx));
+    auto x = activation_inputs(n, 6);
+    const auto w = random_vector(n, 7);
+    std::vector<double> out(n);
+    check_gradients(
+        {{"x", &x}},
+        [&] {
+          gelu_forward(x.data(), out.data(), n, tanh_approx);
+          return weighted_sum(out, w);
+        },
+        [&](std::vector<std::vector<double>>& g) {
+          gelu_backward(x.data(), w.data(), g[0].data(), n, tanh_approx);
+        });
+  }
 }
 
 TEST(Gelu, ErfAndTanhDifferButStayClose) {
@@ -141,9 +171,9 @@ TEST(Gelu, ErfAndTanhDifferButStayClose) {
   EXPECT_LT(max_diff, 1e-3);  // and the approximation is good
 }
 
-TEST(Add, GradientsMatchFiniteDifferencesAndNullIsSkipped) {
-  for (int64_t n : kSizes) {
-    SCOPED_TRACE("n=" + std::to_string(n));
+TEST_P(Activations, AddGradientsMatchFiniteDifferencesAndNullIsSkipped) {
+  const int64_t n = GetParam().n;
+  {
     auto a = random_vector(n, 9), b = random_vector(n, 10);
     const auto w = random_vector(n, 11);
     std::vector<double> out(n);

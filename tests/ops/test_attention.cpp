@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "ops/attention.h"
 #include "tests/ops/gradcheck.h"
+#include "tests/ops/op_cases.h"
 
 namespace rrt::ops {
 namespace {
@@ -21,19 +22,13 @@ using testing::expect_near_all;
 using testing::random_vector;
 using testing::weighted_sum;
 
-const AttentionShape kShapes[] = {
-    {2, 5, 3, 3, 4},    // MHA, three heads
-    {1, 17, 6, 2, 5},   // GQA ratio 3, odd T and Dh
-    {2, 9, 3, 1, 8},    // MQA
-    {2, 1, 2, 2, 3},    // a single position
-    {1, 65, 2, 1, 4},   // one row past the first query block
-    {1, 130, 6, 2, 3},  // three query blocks, GQA
-};
+namespace cases = testing::op_cases;
+namespace tol = cases::attention_tol;
 
-std::string describe(const AttentionShape& s) {
-  return "N=" + std::to_string(s.N) + " T=" + std::to_string(s.T) + " H=" + std::to_string(s.H) +
-         " Hkv=" + std::to_string(s.Hkv) + " Dh=" + std::to_string(s.Dh);
-}
+// The shared table (tests/ops/op_cases.h): every case runs on every backend.
+class Attention : public ::testing::TestWithParam<cases::AttentionCase> {};
+INSTANTIATE_TEST_SUITE_P(Table, Attention, ::testing::ValuesIn(cases::attention_cases()),
+                         cases::kCaseName);
 
 int64_t q_elems(const AttentionShape& s) { return s.N * s.T * s.H * s.Dh; }
 int64_t kv_elems(const AttentionShape& s) { return s.N * s.T * s.Hkv * s.Dh; }
@@ -112,23 +107,23 @@ AttentionRun<S> run_attention(const std::vector<S>& q, const std::vector<S>& k,
   return r;
 }
 
-TEST(Attention, ForwardMatchesNaiveFullSoftmax) {
-  for (const AttentionShape& s : kShapes)
-    for (double input_scale : {1.0, 6.0}) {  // 6: peaked softmax, exercises the max shift
-      SCOPED_TRACE(describe(s) + " input scale " + std::to_string(input_scale));
-      const Inputs in = make_inputs(s, 1, input_scale);
-      std::vector<double> expected_out, expected_lse;
-      naive_attention(in, s, expected_out, expected_lse);
-      for (int threads : {1, 2}) {
-        SCOPED_TRACE("threads=" + std::to_string(threads));
-        const auto r = run_attention<double>(in.q, in.k, in.v, nullptr, s, threads);
-        expect_near_all("out", r.out, expected_out, 1e-11, 1e-12);
-        expect_near_all("lse", r.lse, expected_lse, 1e-12, 1e-12);
-      }
+TEST_P(Attention, ForwardMatchesNaiveFullSoftmax) {
+  const AttentionShape& s = GetParam().shape;
+  for (double input_scale : {1.0, 6.0}) {  // 6: peaked softmax, exercises the max shift
+    SCOPED_TRACE("input scale " + std::to_string(input_scale));
+    const Inputs in = make_inputs(s, 1, input_scale);
+    std::vector<double> expected_out, expected_lse;
+    naive_attention(in, s, expected_out, expected_lse);
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE("threads=" + std::to_string(threads));
+      const auto r = run_attention<double>(in.q, in.k, in.v, nullptr, s, threads);
+      expect_near_all("out", r.out, expected_out, tol::kCpuOutF64.rel, tol::kCpuOutF64.abs);
+      expect_near_all("lse", r.lse, expected_lse, tol::kCpuLseF64.rel, tol::kCpuLseF64.abs);
     }
+  }
 }
 
-TEST(Attention, FirstPositionCopiesItsValue) {
+TEST(AttentionEdge, FirstPositionCopiesItsValue) {
   // Row 0 sees only key 0, so out[0] = v[0] of the head's kv group and lse = scaled q.k.
   const AttentionShape s{1, 4, 6, 2, 3};
   const Inputs in = make_inputs(s, 2);
@@ -143,9 +138,9 @@ TEST(Attention, FirstPositionCopiesItsValue) {
   }
 }
 
-TEST(Attention, GradientsMatchFiniteDifferences) {
-  for (const AttentionShape& s : kShapes) {
-    SCOPED_TRACE(describe(s));
+TEST_P(Attention, GradientsMatchFiniteDifferences) {
+  const AttentionShape& s = GetParam().shape;
+  {
     Inputs in = make_inputs(s, 3);
     const auto w = random_vector(q_elems(s), 4);
     std::vector<double> out(q_elems(s)), lse(s.N * s.H * s.T);
@@ -161,44 +156,48 @@ TEST(Attention, GradientsMatchFiniteDifferences) {
       attention_backward(in.q.data(), in.k.data(), in.v.data(), out.data(), lse.data(), w.data(),
                          g[0].data(), g[1].data(), g[2].data(), s, workspace.data(), 2);
     };
-    testing::check_gradients({{"q", &in.q}, {"k", &in.k}, {"v", &in.v}}, loss, backward);
+    testing::GradCheckOptions opts;
+    opts.max_checked = static_cast<size_t>(GetParam().fd_samples);
+    testing::check_gradients({{"q", &in.q}, {"k", &in.k}, {"v", &in.v}}, loss, backward, opts);
   }
 }
 
-TEST(Attention, OneAndTwoThreadsAgree) {
-  for (const AttentionShape& s : kShapes) {
-    SCOPED_TRACE(describe(s));
+TEST_P(Attention, OneAndTwoThreadsAgree) {
+  const AttentionShape& s = GetParam().shape;
+  {
     const Inputs in = make_inputs(s, 5);
     const auto dout = random_vector(q_elems(s), 6);
     const auto one = run_attention<double>(in.q, in.k, in.v, &dout, s, 1);
     const auto two = run_attention<double>(in.q, in.k, in.v, &dout, s, 2);
-    expect_near_all("out", two.out, one.out, 1e-12, 1e-14);
-    expect_near_all("lse", two.lse, one.lse, 1e-12, 1e-14);
-    expect_near_all("dq", two.dq, one.dq, 1e-12, 1e-14);
-    expect_near_all("dk", two.dk, one.dk, 1e-12, 1e-14);
-    expect_near_all("dv", two.dv, one.dv, 1e-12, 1e-14);
+    const auto& t = tol::kCpuThreads;
+    expect_near_all("out", two.out, one.out, t.rel, t.abs);
+    expect_near_all("lse", two.lse, one.lse, t.rel, t.abs);
+    expect_near_all("dq", two.dq, one.dq, t.rel, t.abs);
+    expect_near_all("dk", two.dk, one.dk, t.rel, t.abs);
+    expect_near_all("dv", two.dv, one.dv, t.rel, t.abs);
     for (double x : two.dq) ASSERT_TRUE(std::isfinite(x));
   }
 }
 
-TEST(Attention, FloatAgreesWithDouble) {
-  for (const AttentionShape& s : kShapes) {
-    SCOPED_TRACE(describe(s));
+TEST_P(Attention, FloatAgreesWithDouble) {
+  const AttentionShape& s = GetParam().shape;
+  {
     const Inputs in = make_inputs(s, 7);
     const auto dout = random_vector(q_elems(s), 8);
     const auto ref = run_attention<double>(in.q, in.k, in.v, &dout, s, 2);
     const auto dout_f = testing::to_float(dout);
     const auto got = run_attention<float>(testing::to_float(in.q), testing::to_float(in.k),
                                           testing::to_float(in.v), &dout_f, s, 2);
-    expect_near_all("out", got.out, ref.out, 1e-5, 1e-5);
-    expect_near_all("lse", got.lse, ref.lse, 1e-5, 1e-5);
-    expect_near_all("dq", got.dq, ref.dq, 1e-5, 1e-5);
-    expect_near_all("dk", got.dk, ref.dk, 1e-5, 1e-5);
-    expect_near_all("dv", got.dv, ref.dv, 1e-5, 1e-5);
+    const auto& t = tol::kCpuF32;
+    expect_near_all("out", got.out, ref.out, t.rel, t.abs);
+    expect_near_all("lse", got.lse, ref.lse, t.rel, t.abs);
+    expect_near_all("dq", got.dq, ref.dq, t.rel, t.abs);
+    expect_near_all("dk", got.dk, ref.dk, t.rel, t.abs);
+    expect_near_all("dv", got.dv, ref.dv, t.rel, t.abs);
   }
 }
 
-TEST(Attention, HeadsNotAMultipleOfKvHeadsThrows) {
+TEST(AttentionEdge, HeadsNotAMultipleOfKvHeadsThrows) {
   const AttentionShape s{1, 3, 4, 3, 2};
   std::vector<double> q(q_elems(s)), kv(kv_elems(s)), out(q_elems(s)), lse(s.H * s.T);
   std::vector<double> workspace(attention_workspace_elems(s, 1));

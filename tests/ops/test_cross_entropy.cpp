@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "ops/cross_entropy.h"
 #include "tests/ops/gradcheck.h"
+#include "tests/ops/op_cases.h"
 
 namespace rrt::ops {
 namespace {
@@ -19,31 +20,21 @@ namespace {
 using testing::expect_near_all;
 using testing::random_vector;
 
-struct CeCase {
-  int64_t M, D, V, chunk;
-  int32_t ignore_index;
-  std::vector<int32_t> targets;  // size M
-};
+namespace cases = testing::op_cases;
+namespace tol = cases::cross_entropy_tol;
+using CeCase = cases::CrossEntropyCase;
 
-std::vector<CeCase> cases() {
-  const std::vector<int32_t> ten = {3, -100, 12, 0, 3, -100, 7, 7, 1, 12};
-  std::vector<int32_t> long_targets(34);
-  for (int64_t i = 0; i < 34; ++i) long_targets[i] = i % 5 == 2 ? -1 : (i * 37) % 300;
-  return {
-      {10, 7, 13, 3, -100, ten},   // chunk 3 does not divide M = 10
-      {10, 7, 13, 1, -100, ten},   // one row at a time
-      {10, 7, 13, 4, -100, ten},   // last chunk of 2
-      {10, 7, 13, 10, -100, ten},  // a single chunk
-      {10, 7, 13, 16, -100, ten},  // chunk larger than M
-      {1, 5, 2, 3, -100, {1}},     // one row, two classes
-      {34, 32, 300, 8, -1, long_targets},
-  };
+std::vector<CeCase> cases_list() { return cases::cross_entropy_cases(); }
+const CeCase& named(const std::string& name) {
+  static const std::vector<CeCase> all = cases_list();
+  return cases::find_case(all, name);
 }
 
-std::string describe(const CeCase& c) {
-  return "M=" + std::to_string(c.M) + " D=" + std::to_string(c.D) + " V=" + std::to_string(c.V) +
-         " chunk=" + std::to_string(c.chunk);
-}
+// The shared table (tests/ops/op_cases.h): every case runs on every backend.
+class CrossEntropy : public ::testing::TestWithParam<CeCase> {};
+INSTANTIATE_TEST_SUITE_P(Table, CrossEntropy, ::testing::ValuesIn(cases_list()), cases::kCaseName);
+
+std::string describe(const CeCase& c) { return c.name; }
 
 // Mean over non-ignored rows of lse(h_i W^T) - (h_i W^T)[target], in long double.
 double naive_mean_loss(const std::vector<double>& h, const std::vector<double>& W, const CeCase& c,
@@ -75,19 +66,19 @@ CrossEntropyResult run_ce(const std::vector<double>& h, const std::vector<double
                                c.ignore_index, weight, workspace.data(), c.chunk);
 }
 
-TEST(CrossEntropy, LossMatchesNaiveLogSoftmax) {
-  for (const CeCase& c : cases()) {
-    SCOPED_TRACE(describe(c));
+TEST_P(CrossEntropy, LossMatchesNaiveLogSoftmax) {
+  const CeCase& c = GetParam();
+  {
     const auto h = random_vector(c.M * c.D, 1), W = random_vector(c.V * c.D, 2, 0.7);
     int64_t counted = 0;
     const double expected = naive_mean_loss(h, W, c, &counted);
     const CrossEntropyResult eval = run_ce(h, W, c, nullptr, nullptr);
     EXPECT_EQ(eval.counted, counted);
-    EXPECT_NEAR(eval.mean_loss, expected, 1e-12 * std::abs(expected));
+    EXPECT_NEAR(eval.mean_loss, expected, tol::kCpuF64.rel * std::abs(expected));
     std::vector<double> dh(h.size(), 0.0), dW(W.size(), 0.0);
     const CrossEntropyResult train = run_ce(h, W, c, dh.data(), dW.data());
     EXPECT_EQ(train.counted, counted);
-    EXPECT_NEAR(train.mean_loss, expected, 1e-12 * std::abs(expected));
+    EXPECT_NEAR(train.mean_loss, expected, tol::kCpuF64.rel * std::abs(expected));
 
     std::vector<float> workspace(lm_head_workspace_elems(c.V, c.chunk));
     const auto hf = testing::to_float(h), Wf = testing::to_float(W);
@@ -95,32 +86,35 @@ TEST(CrossEntropy, LossMatchesNaiveLogSoftmax) {
         lm_head_cross_entropy(hf.data(), Wf.data(), c.targets.data(), static_cast<float*>(nullptr),
                               static_cast<float*>(nullptr), c.M, c.D, c.V, c.ignore_index, 1.0f,
                               workspace.data(), c.chunk);
-    EXPECT_NEAR(in_float.mean_loss, expected, 1e-5 * std::abs(expected));
+    EXPECT_NEAR(in_float.mean_loss, expected, tol::kCpuF32.rel * std::abs(expected));
   }
 }
 
-TEST(CrossEntropy, UniformLogitsGiveLogV) {
-  const CeCase c{4, 3, 50, 3, -100, {0, 49, -100, 7}};
+TEST(CrossEntropyEdge, UniformLogitsGiveLogV) {
+  const CeCase c{"uniform", 4, 3, 50, 3, -100, {0, 49, -100, 7}};
   const std::vector<double> h(c.M * c.D, 0.0), W = random_vector(c.V * c.D, 3);
   const CrossEntropyResult r = run_ce(h, W, c, nullptr, nullptr);
   EXPECT_EQ(r.counted, 3);
   EXPECT_NEAR(r.mean_loss, std::log(50.0), 1e-14);
 }
 
-TEST(CrossEntropy, GradientsMatchFiniteDifferences) {
-  for (const CeCase& c : cases()) {
-    SCOPED_TRACE(describe(c));
+TEST_P(CrossEntropy, GradientsMatchFiniteDifferences) {
+  const CeCase& c = GetParam();
+  {
     auto h = random_vector(c.M * c.D, 4), W = random_vector(c.V * c.D, 5, 0.7);
-    auto loss = [&] { return run_ce(h, W, c, nullptr, nullptr).mean_loss; };
+    // The gradient is c.weight times that of the mean loss.
+    auto loss = [&] { return c.weight * run_ce(h, W, c, nullptr, nullptr).mean_loss; };
     auto backward = [&](std::vector<std::vector<double>>& g) {
-      run_ce(h, W, c, g[0].data(), g[1].data());
+      run_ce(h, W, c, g[0].data(), g[1].data(), c.weight);
     };
-    testing::check_gradients({{"h", &h}, {"W", &W}}, loss, backward);
+    testing::GradCheckOptions opts;
+    opts.max_checked = static_cast<size_t>(c.fd_samples);
+    testing::check_gradients({{"h", &h}, {"W", &W}}, loss, backward, opts);
   }
 }
 
-TEST(CrossEntropy, IgnoredRowsGetNoGradient) {
-  const CeCase c = cases()[0];
+TEST_P(CrossEntropy, IgnoredRowsGetNoGradient) {
+  const CeCase& c = GetParam();
   const auto h = random_vector(c.M * c.D, 6), W = random_vector(c.V * c.D, 7);
   std::vector<double> dh(h.size(), 0.0), dW(W.size(), 0.0);
   run_ce(h, W, c, dh.data(), dW.data());
@@ -135,22 +129,24 @@ TEST(CrossEntropy, IgnoredRowsGetNoGradient) {
   }
 }
 
-TEST(CrossEntropy, ResultsDoNotDependOnChunkSize) {
-  const auto all = cases();
+TEST(CrossEntropyEdge, ResultsDoNotDependOnChunkSize) {
+  const CeCase& first = named("chunk3_not_dividing");
   const auto h = random_vector(10 * 7, 8), W = random_vector(13 * 7, 9);
   std::vector<double> ref_dh(h.size(), 0.0), ref_dW(W.size(), 0.0);
-  const double ref_loss = run_ce(h, W, all[0], ref_dh.data(), ref_dW.data()).mean_loss;
-  for (size_t k = 1; k < 5; ++k) {  // the M = 10 cases, chunks 1, 4, 10, 16
-    SCOPED_TRACE(describe(all[k]));
+  const double ref_loss = run_ce(h, W, first, ref_dh.data(), ref_dW.data()).mean_loss;
+  // The M = 10 cases, chunks 1, 4, 10, 16.
+  for (const char* name : {"chunk1", "chunk4_last_of_2", "chunk10_single", "chunk16_above_M"}) {
+    const CeCase& c = named(name);
+    SCOPED_TRACE(describe(c));
     std::vector<double> dh(h.size(), 0.0), dW(W.size(), 0.0);
-    EXPECT_NEAR(run_ce(h, W, all[k], dh.data(), dW.data()).mean_loss, ref_loss, 1e-13);
+    EXPECT_NEAR(run_ce(h, W, c, dh.data(), dW.data()).mean_loss, ref_loss, 1e-13);
     expect_near_all("dh", dh, ref_dh, 1e-12, 1e-14);
     expect_near_all("dW", dW, ref_dW, 1e-12, 1e-14);
   }
 }
 
-TEST(CrossEntropy, WeightScalesOnlyTheGradient) {
-  const CeCase c = cases()[2];
+TEST(CrossEntropyEdge, WeightScalesOnlyTheGradient) {
+  const CeCase& c = named("chunk4_last_of_2");
   const auto h = random_vector(c.M * c.D, 10), W = random_vector(c.V * c.D, 11);
   std::vector<double> dh1(h.size(), 0.0), dW1(W.size(), 0.0);
   std::vector<double> dh4(h.size(), 0.0), dW4(W.size(), 0.0);
@@ -163,8 +159,8 @@ TEST(CrossEntropy, WeightScalesOnlyTheGradient) {
   expect_near_all("dW", dW4, dW1, 1e-14, 1e-16);
 }
 
-TEST(CrossEntropy, AllIgnoredRowsCountZeroAndLeaveGradientsAlone) {
-  const CeCase c{5, 4, 9, 3, -100, {-100, -100, -100, -100, -100}};
+TEST(CrossEntropyEdge, AllIgnoredRowsCountZeroAndLeaveGradientsAlone) {
+  const CeCase c{"all_ignored", 5, 4, 9, 3, -100, {-100, -100, -100, -100, -100}};
   const auto h = random_vector(c.M * c.D, 12), W = random_vector(c.V * c.D, 13);
   std::vector<double> dh(h.size(), 2.0), dW(W.size(), -3.0);
   const CrossEntropyResult r = run_ce(h, W, c, dh.data(), dW.data());
@@ -175,9 +171,9 @@ TEST(CrossEntropy, AllIgnoredRowsCountZeroAndLeaveGradientsAlone) {
   EXPECT_EQ(dW, std::vector<double>(W.size(), -3.0));
 }
 
-TEST(CrossEntropy, TargetOutsideVocabularyThrows) {
+TEST(CrossEntropyEdge, TargetOutsideVocabularyThrows) {
   for (int32_t bad : {13, 99, -2}) {
-    CeCase c = cases()[0];
+    CeCase c = named("chunk3_not_dividing");
     c.targets[4] = bad;
     const auto h = random_vector(c.M * c.D, 14), W = random_vector(c.V * c.D, 15);
     try {

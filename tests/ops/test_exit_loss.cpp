@@ -15,6 +15,7 @@
 #include "ops/cross_entropy.h"
 #include "ops/exit_loss.h"
 #include "tests/ops/gradcheck.h"
+#include "tests/ops/op_cases.h"
 
 namespace rrt::ops {
 namespace {
@@ -22,68 +23,21 @@ namespace {
 using testing::expect_near_all;
 using testing::random_vector;
 
-struct Case {
-  std::string name;
-  int64_t E = 3, M = 7, D = 5, V = 11, chunk = 3;
-  bool teacher = false;
-  Divergence divergence = Divergence::forward_kl;
-  double tau = 1.0, alpha = 0.5;
-  bool self_distill = false;
-  int64_t R = 0;  // head LoRA rank
-  std::vector<double> weights = {0.1, 0.1, 1.0};
-};
+namespace cases = testing::op_cases;
+namespace tol = cases::exit_loss_tol;
+using Case = cases::ExitLossCase;
 
-constexpr int64_t kDt = 4;  // teacher hidden size (differs from D on purpose)
+constexpr int64_t kDt = 4;  // the teacher width of the equal-teacher test
 
-std::vector<Case> cases() {
-  std::vector<Case> out;
-  out.push_back({.name = "ce_one_exit", .E = 1, .weights = {1.0}});
-  out.push_back({.name = "ce_three_exits"});
-  out.push_back({.name = "self_distill", .self_distill = true});
-  for (auto [name, div] :
-       {std::pair{"forward_kl", Divergence::forward_kl},
-        std::pair{"reverse_kl", Divergence::reverse_kl}, std::pair{"tv", Divergence::tv}}) {
-    out.push_back({.name = std::string(name) + "_tau1",
-                   .E = 1,
-                   .teacher = true,
-                   .divergence = div,
-                   .weights = {1.0}});
-    out.push_back({.name = std::string(name) + "_tau2_sd",
-                   .teacher = true,
-                   .divergence = div,
-                   .tau = 2.0,
-                   .alpha = 0.3,
-                   .self_distill = true});
-    out.push_back({.name = std::string(name) + "_tau07_lora",
-                   .teacher = true,
-                   .divergence = div,
-                   .tau = 0.7,
-                   .alpha = 0.8,
-                   .self_distill = true,
-                   .R = 2});
-  }
-  out.push_back({.name = "lora_only", .R = 3});
-  out.push_back({.name = "one_row_chunks",
-                 .M = 5,
-                 .chunk = 1,
-                 .teacher = true,
-                 .tau = 1.5,
-                 .self_distill = true});
-  out.push_back({.name = "chunk_larger_than_M",
-                 .M = 4,
-                 .chunk = 16,
-                 .teacher = true,
-                 .divergence = Divergence::reverse_kl,
-                 .self_distill = true,
-                 .R = 1});
-  out.push_back({.name = "two_exits_uniform",
-                 .E = 2,
-                 .teacher = true,
-                 .tau = 3.0,
-                 .self_distill = true,
-                 .weights = {0.5, 0.5}});
-  return out;
+const Case& named(const std::string& name) {
+  static const std::vector<Case> all = cases::exit_loss_cases();
+  return cases::find_case(all, name);
 }
+
+// The shared table (tests/ops/op_cases.h): every case runs on every backend.
+class ExitLoss : public ::testing::TestWithParam<Case> {};
+INSTANTIATE_TEST_SUITE_P(Table, ExitLoss, ::testing::ValuesIn(cases::exit_loss_cases()),
+                         cases::kCaseName);
 
 std::vector<int32_t> targets_for(const Case& c) {
   std::vector<int32_t> t(c.M);
@@ -91,6 +45,25 @@ std::vector<int32_t> targets_for(const Case& c) {
   if (c.M > 2) t[2] = -1;  // an ignored row
   if (c.M > 6) t[6] = -1;
   return t;
+}
+
+// Where each input's gradient sits in the list grad_params returns: h_0..h_{E-1}, then W
+// (unless the head is frozen), then A and B of the exits with an adapter.
+struct GradSlots {
+  int64_t W = -1;
+  std::vector<int64_t> A, B;  // -1: no adapter on that exit
+};
+GradSlots grad_slots(const Case& c) {
+  GradSlots s;
+  int64_t next = c.E;
+  if (!c.frozen_head) s.W = next++;
+  s.A.assign(c.E, -1);
+  s.B.assign(c.E, -1);
+  for (int64_t k = 0; k < c.E; ++k)
+    if (c.has_adapter(k)) s.A[k] = next++;
+  for (int64_t k = 0; k < c.E; ++k)
+    if (c.has_adapter(k)) s.B[k] = next++;
+  return s;
 }
 
 // The inputs of one case, all in double.
@@ -102,17 +75,19 @@ struct Inputs {
 
 Inputs make_inputs(const Case& c, uint64_t seed) {
   Inputs in;
+  in.A.resize(c.E);
+  in.B.resize(c.E);
   for (int64_t k = 0; k < c.E; ++k) {
     in.h.push_back(random_vector(c.M * c.D, seed + 10 * k + 1));
-    if (c.R > 0) {
-      in.A.push_back(random_vector(c.R * c.D, seed + 10 * k + 2, 0.5));
-      in.B.push_back(random_vector(c.V * c.R, seed + 10 * k + 3, 0.5));
+    if (c.has_adapter(k)) {
+      in.A[k] = random_vector(c.R * c.D, seed + 10 * k + 2, 0.5);
+      in.B[k] = random_vector(c.V * c.R, seed + 10 * k + 3, 0.5);
     }
   }
   in.W = random_vector(c.V * c.D, seed + 100, 0.7);
   if (c.teacher) {
-    in.th = random_vector(c.M * kDt, seed + 101);
-    in.tW = random_vector(c.V * kDt, seed + 102, 0.8);
+    in.th = random_vector(c.M * c.teacher_D, seed + 101);
+    in.tW = random_vector(c.V * c.teacher_D, seed + 102, 0.8);
   }
   in.targets = targets_for(c);
   return in;
@@ -123,26 +98,27 @@ struct Output {
   std::vector<double> ce, kd, sd;
 };
 
-// Runs the op; grads (when non-null) are [h_0..h_{E-1}, W, A_0.., B_0..] in that order.
+// Runs the op; grads (when non-null) are laid out as grad_slots says.
 template <typename S>
 Output run(const Case& c, const std::vector<std::vector<S>>& h, const std::vector<S>& W,
            const std::vector<std::vector<S>>& A, const std::vector<std::vector<S>>& B,
            const std::vector<S>& th, const std::vector<S>& tW, const std::vector<int32_t>& targets,
            std::vector<std::vector<S>>* grads, S weight = 1, int64_t chunk = 0) {
   if (chunk == 0) chunk = c.chunk;
-  std::vector<const S*> hp, Ap, Bp;
-  std::vector<S*> dh, dA, dB;
+  const GradSlots slots = grad_slots(c);
+  std::vector<const S*> hp, Ap(c.E, nullptr), Bp(c.E, nullptr);
+  std::vector<S*> dh, dA(c.E, nullptr), dB(c.E, nullptr);
   for (int64_t k = 0; k < c.E; ++k) {
     hp.push_back(h[k].data());
-    if (c.R > 0) {
-      Ap.push_back(A[k].data());
-      Bp.push_back(B[k].data());
+    if (c.has_adapter(k)) {
+      Ap[k] = A[k].data();
+      Bp[k] = B[k].data();
     }
     if (grads) {
       dh.push_back((*grads)[k].data());
-      if (c.R > 0) {
-        dA.push_back((*grads)[c.E + 1 + k].data());
-        dB.push_back((*grads)[2 * c.E + 1 + k].data());
+      if (c.has_adapter(k)) {
+        dA[k] = (*grads)[slots.A[k]].data();
+        dB[k] = (*grads)[slots.B[k]].data();
       }
     }
   }
@@ -167,7 +143,7 @@ Output run(const Case& c, const std::vector<std::vector<S>>& h, const std::vecto
   if (c.teacher) {
     a.teacher_h = th.data();
     a.teacher_W = tW.data();
-    a.teacher_D = kDt;
+    a.teacher_D = c.teacher_D;
   }
   a.divergence = c.divergence;
   a.temperature = c.tau;
@@ -175,7 +151,7 @@ Output run(const Case& c, const std::vector<std::vector<S>>& h, const std::vecto
   a.self_distill = c.self_distill;
   if (grads) {
     a.dh = dh.data();
-    a.dW = (*grads)[c.E].data();
+    a.dW = c.frozen_head ? nullptr : (*grads)[slots.W].data();
     if (c.R > 0) {
       a.dA = dA.data();
       a.dB = dB.data();
@@ -234,13 +210,15 @@ Output naive(const Case& c, const Inputs& in, const Inputs* sd_target = nullptr)
     if (in.targets[i] == -1) continue;
     ++counted;
     auto z_of = [&](const Inputs& x, int64_t k) {
-      return logits_row(x.h[k], x.W, c.R ? &x.A[k] : nullptr, c.R ? &x.B[k] : nullptr, i, c.D, c.V,
-                        c.R, 1.5L);
+      const bool lora = c.has_adapter(k);
+      return logits_row(x.h[k], x.W, lora ? &x.A[k] : nullptr, lora ? &x.B[k] : nullptr, i, c.D,
+                        c.V, lora ? c.R : 0, 1.5L);
     };
     const auto final_lq = log_softmax(z_of(*sd_target, c.E - 1), 1);
     std::vector<LD> lp;
     if (c.teacher)
-      lp = log_softmax(logits_row(in.th, in.tW, nullptr, nullptr, i, kDt, c.V, 0, 0), c.tau);
+      lp =
+          log_softmax(logits_row(in.th, in.tW, nullptr, nullptr, i, c.teacher_D, c.V, 0, 0), c.tau);
     for (int64_t k = 0; k < c.E; ++k) {
       const auto z = z_of(in, k);
       const auto lq1 = log_softmax(z, 1), lq = log_softmax(z, c.tau);
@@ -286,53 +264,56 @@ Output naive(const Case& c, const Inputs& in, const Inputs* sd_target = nullptr)
 std::vector<testing::GradParam> grad_params(const Case& c, Inputs& in) {
   std::vector<testing::GradParam> params;
   for (int64_t k = 0; k < c.E; ++k) params.push_back({"h" + std::to_string(k), &in.h[k]});
-  params.push_back({"W", &in.W});
-  for (int64_t k = 0; k < c.E && c.R > 0; ++k)
-    params.push_back({"A" + std::to_string(k), &in.A[k]});
-  for (int64_t k = 0; k < c.E && c.R > 0; ++k)
-    params.push_back({"B" + std::to_string(k), &in.B[k]});
+  if (!c.frozen_head) params.push_back({"W", &in.W});
+  for (int64_t k = 0; k < c.E; ++k)
+    if (c.has_adapter(k)) params.push_back({"A" + std::to_string(k), &in.A[k]});
+  for (int64_t k = 0; k < c.E; ++k)
+    if (c.has_adapter(k)) params.push_back({"B" + std::to_string(k), &in.B[k]});
   return params;
 }
 
-TEST(ExitLoss, EveryTermMatchesNaiveFullLogits) {
-  for (const Case& c : cases()) {
-    SCOPED_TRACE(c.name);
+TEST_P(ExitLoss, EveryTermMatchesNaiveFullLogits) {
+  const Case& c = GetParam();
+  {
     Inputs in = make_inputs(c, 1);
     const Output ref = naive(c, in);
     const Output got = run(c, in);
     EXPECT_EQ(got.result.counted, ref.result.counted);
-    EXPECT_NEAR(got.result.loss, ref.result.loss, 1e-12 * std::abs(ref.result.loss));
-    expect_near_all("ce", got.ce, ref.ce, 1e-12, 1e-14);
-    expect_near_all("kd", got.kd, ref.kd, 1e-11, 1e-14);
-    expect_near_all("sd", got.sd, ref.sd, 1e-11, 1e-14);
+    EXPECT_NEAR(got.result.loss, ref.result.loss, tol::kCpuLossF64.rel * std::abs(ref.result.loss));
+    expect_near_all("ce", got.ce, ref.ce, tol::kCpuCeF64.rel, tol::kCpuCeF64.abs);
+    expect_near_all("kd", got.kd, ref.kd, tol::kCpuDivergenceF64.rel, tol::kCpuDivergenceF64.abs);
+    expect_near_all("sd", got.sd, ref.sd, tol::kCpuDivergenceF64.rel, tol::kCpuDivergenceF64.abs);
     // The same with gradients requested, and in float.
     auto grads = testing::detail::zero_grads(grad_params(c, in));
-    EXPECT_NEAR(run(c, in, &grads).result.loss, ref.result.loss, 1e-12 * ref.result.loss);
+    EXPECT_NEAR(run(c, in, &grads).result.loss, ref.result.loss,
+                tol::kCpuLossF64.rel * ref.result.loss);
     std::vector<std::vector<float>> hf, Af, Bf;
     for (const auto& x : in.h) hf.push_back(testing::to_float(x));
     for (const auto& x : in.A) Af.push_back(testing::to_float(x));
     for (const auto& x : in.B) Bf.push_back(testing::to_float(x));
     const Output f = run<float>(c, hf, testing::to_float(in.W), Af, Bf, testing::to_float(in.th),
                                 testing::to_float(in.tW), in.targets, nullptr);
-    EXPECT_NEAR(f.result.loss, ref.result.loss, 1e-5 * ref.result.loss);
+    EXPECT_NEAR(f.result.loss, ref.result.loss, tol::kCpuF32.rel * ref.result.loss);
   }
 }
 
-TEST(ExitLoss, GradientsMatchFiniteDifferences) {
-  for (const Case& c : cases()) {
-    SCOPED_TRACE(c.name);
+TEST_P(ExitLoss, GradientsMatchFiniteDifferences) {
+  const Case& c = GetParam();
+  {
     Inputs in = make_inputs(c, 2);
     const Inputs frozen = in;
     // The reference loss with the self-distillation target frozen at the unperturbed inputs.
     auto loss = [&] { return naive(c, in, &frozen).result.loss; };
     auto backward = [&](std::vector<std::vector<double>>& g) { run(c, in, &g); };
-    testing::check_gradients(grad_params(c, in), loss, backward);
+    testing::GradCheckOptions opts;
+    opts.max_checked = static_cast<size_t>(c.fd_samples);
+    testing::check_gradients(grad_params(c, in), loss, backward, opts);
   }
 }
 
-TEST(ExitLoss, ResultsDoNotDependOnChunkSize) {
-  for (const Case& c : cases()) {
-    SCOPED_TRACE(c.name);
+TEST_P(ExitLoss, ResultsDoNotDependOnChunkSize) {
+  const Case& c = GetParam();
+  {
     Inputs in = make_inputs(c, 3);
     auto ref_g = testing::detail::zero_grads(grad_params(c, in));
     const Output ref = run(c, in, &ref_g, 1.0, c.M);
@@ -342,13 +323,14 @@ TEST(ExitLoss, ResultsDoNotDependOnChunkSize) {
       const Output got = run(c, in, &g, 1.0, chunk);
       EXPECT_NEAR(got.result.loss, ref.result.loss, 1e-13);
       for (size_t p = 0; p < g.size(); ++p)
-        expect_near_all("grad " + std::to_string(p), g[p], ref_g[p], 1e-11, 1e-14);
+        expect_near_all("grad " + std::to_string(p), g[p], ref_g[p], tol::kCpuChunk.rel,
+                        tol::kCpuChunk.abs);
     }
   }
 }
 
-TEST(ExitLoss, OneExitWithoutTeacherIsTheCrossEntropy) {
-  const Case c = cases()[0];
+TEST(ExitLossEdge, OneExitWithoutTeacherIsTheCrossEntropy) {
+  const Case c = named("ce_one_exit");
   const Inputs in = make_inputs(c, 4);
   std::vector<double> dh(in.h[0].size(), 0.0), dW(in.W.size(), 0.0);
   std::vector<double> workspace(lm_head_workspace_elems(c.V, c.chunk));
@@ -364,8 +346,8 @@ TEST(ExitLoss, OneExitWithoutTeacherIsTheCrossEntropy) {
   expect_near_all("dW", g[1], dW, 1e-12, 1e-15);
 }
 
-TEST(ExitLoss, WeightScalesOnlyTheGradientAndTermsAddUp) {
-  Case c = cases()[4];  // forward_kl, tau 2, self-distillation
+TEST(ExitLossEdge, WeightScalesOnlyTheGradientAndTermsAddUp) {
+  Case c = named("forward_kl_tau2_sd");
   Inputs in = make_inputs(c, 5);
   auto g1 = testing::detail::zero_grads(grad_params(c, in));
   auto g4 = testing::detail::zero_grads(grad_params(c, in));
@@ -382,7 +364,7 @@ TEST(ExitLoss, WeightScalesOnlyTheGradientAndTermsAddUp) {
   EXPECT_EQ(r1.sd[c.E - 1], 0.0);  // the final exit has no self-distillation term
 }
 
-TEST(ExitLoss, TeacherEqualToStudentGivesZeroDivergence) {
+TEST(ExitLossEdge, TeacherEqualToStudentGivesZeroDivergence) {
   // The teacher is exit 0 itself (same hidden states and head): the divergence vanishes, and so
   // does its gradient, leaving only the CE part. (TV has no gradient at p = q: not checked.)
   for (Divergence div : {Divergence::forward_kl, Divergence::reverse_kl}) {
@@ -408,8 +390,8 @@ TEST(ExitLoss, TeacherEqualToStudentGivesZeroDivergence) {
   }
 }
 
-TEST(ExitLoss, IgnoredRowsGetNoGradientAndAllIgnoredIsZero) {
-  Case c = cases()[5];
+TEST(ExitLossEdge, IgnoredRowsGetNoGradientAndAllIgnoredIsZero) {
+  Case c = named("forward_kl_tau07_lora");
   Inputs in = make_inputs(c, 7);
   auto g = testing::detail::zero_grads(grad_params(c, in));
   run(c, in, &g);
@@ -427,15 +409,15 @@ TEST(ExitLoss, IgnoredRowsGetNoGradientAndAllIgnoredIsZero) {
   for (const auto& x : g2) EXPECT_EQ(x, std::vector<double>(x.size(), 0.0));
 }
 
-TEST(ExitLoss, ScratchIsBoundedByChunkTimesVocab) {
+TEST(ExitLossEdge, ScratchIsBoundedByChunkTimesVocab) {
   // The scratch does not depend on M at all: at most three [chunk, V] blocks plus the LoRA's.
   EXPECT_EQ(exit_loss_workspace_elems(32000, 256, true, true, 0), 3 * 256 * 32000);
   EXPECT_EQ(exit_loss_workspace_elems(32000, 256, false, false, 0), 256 * 32000);
   EXPECT_EQ(exit_loss_workspace_elems(100, 8, true, false, 4), 2 * 8 * 100 + 2 * 8 * 4);
 }
 
-TEST(ExitLoss, TargetOutsideVocabularyThrows) {
-  Case c = cases()[1];
+TEST(ExitLossEdge, TargetOutsideVocabularyThrows) {
+  Case c = named("ce_three_exits");
   Inputs in = make_inputs(c, 8);
   in.targets[4] = static_cast<int32_t>(c.V);
   try {

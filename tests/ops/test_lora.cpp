@@ -9,6 +9,7 @@
 
 #include "ops/lora.h"
 #include "tests/ops/gradcheck.h"
+#include "tests/ops/op_cases.h"
 
 namespace rrt::ops {
 namespace {
@@ -18,23 +19,17 @@ using testing::expect_near_all;
 using testing::random_vector;
 using testing::weighted_sum;
 
-struct LoraCase {
-  int64_t M, in, out, R;
-  double scale;
-};
-const LoraCase kCases[] = {
-    {1, 1, 1, 1, 1.0},   {1, 7, 5, 1, 2.0},   {17, 9, 6, 4, 0.5},
-    {5, 33, 16, 4, 4.0}, {17, 3, 11, 1, 8.0},  // rank above `in` is legal arithmetic too
-};
+namespace cases = testing::op_cases;
+namespace tol = cases::lora_tol;
+using cases::LoraCase;
 
-std::string describe(const LoraCase& c) {
-  return "M=" + std::to_string(c.M) + " in=" + std::to_string(c.in) +
-         " out=" + std::to_string(c.out) + " R=" + std::to_string(c.R);
-}
+// The shared table (tests/ops/op_cases.h): every case runs on every backend.
+class Lora : public ::testing::TestWithParam<LoraCase> {};
+INSTANTIATE_TEST_SUITE_P(Table, Lora, ::testing::ValuesIn(cases::lora_cases()), cases::kCaseName);
 
-TEST(Lora, ForwardAddsScaledLowRankProductAndStashesU) {
-  for (const LoraCase& c : kCases) {
-    SCOPED_TRACE(describe(c));
+TEST_P(Lora, ForwardAddsScaledLowRankProductAndStashesU) {
+  const LoraCase& c = GetParam();
+  {
     const auto x = random_vector(c.M * c.in, 1), A = random_vector(c.R * c.in, 2);
     const auto B = random_vector(c.out * c.R, 3), y0 = random_vector(c.M * c.out, 4);
     std::vector<double> expected_u(c.M * c.R, 0.0), expected_y = y0;
@@ -49,20 +44,21 @@ TEST(Lora, ForwardAddsScaledLowRankProductAndStashesU) {
 
     std::vector<double> u(c.M * c.R, 123.0), y = y0;
     lora_forward(x.data(), A.data(), B.data(), u.data(), y.data(), c.M, c.in, c.out, c.R, c.scale);
-    expect_near_all("u", u, expected_u, 1e-13, 1e-13);
-    expect_near_all("y", y, expected_y, 1e-13, 1e-13);
+    expect_near_all("u", u, expected_u, tol::kCpuF64.rel, tol::kCpuF64.abs);
+    expect_near_all("y", y, expected_y, tol::kCpuF64.rel, tol::kCpuF64.abs);
 
     const auto xf = testing::to_float(x), Af = testing::to_float(A), Bf = testing::to_float(B);
     std::vector<float> uf(c.M * c.R), yf = testing::to_float(y0);
     lora_forward(xf.data(), Af.data(), Bf.data(), uf.data(), yf.data(), c.M, c.in, c.out, c.R,
                  static_cast<float>(c.scale));
-    expect_near_all("y float", yf, expected_y, 1e-5, 1e-5);
+    const cases::Tolerance f32 = tol::cpu_f32_for(c.in, c.R, c.scale);
+    expect_near_all("y float", yf, expected_y, f32.rel, f32.abs);
   }
 }
 
-TEST(Lora, GradientsMatchFiniteDifferences) {
-  for (const LoraCase& c : kCases) {
-    SCOPED_TRACE(describe(c));
+TEST_P(Lora, GradientsMatchFiniteDifferences) {
+  const LoraCase& c = GetParam();
+  {
     auto x = random_vector(c.M * c.in, 5), A = random_vector(c.R * c.in, 6);
     auto B = random_vector(c.out * c.R, 7);
     const auto y0 = random_vector(c.M * c.out, 8), dy = random_vector(c.M * c.out, 9);
@@ -81,17 +77,16 @@ TEST(Lora, GradientsMatchFiniteDifferences) {
       lora_backward(x.data(), A.data(), B.data(), u.data(), dy.data(), g[0].data(), g[1].data(),
                     g[2].data(), du.data(), c.M, c.in, c.out, c.R, c.scale);
     };
-    // y is linear in every single entry of x, A and B, so a larger step has no truncation error
-    // and keeps the round-off of the ~M * out outputs each perturbation moves well below tolerance.
+    // y is linear in x, A and B: a larger step (tests/ops/op_cases.h says why).
     testing::GradCheckOptions opts;
-    opts.h = 1e-5;
+    opts.h = tol::kCpuFdStep;
     check_gradients({{"x", &x}, {"A", &A}, {"B", &B}}, loss, backward, opts);
   }
 }
 
-TEST(Lora, ZeroInitialisedBGivesZeroOutputButNonZeroBGradient) {
+TEST(LoraEdge, ZeroInitialisedBGivesZeroOutputButNonZeroBGradient) {
   // The standard LoRA init (B = 0): the adapter starts as a no-op yet B still learns.
-  const LoraCase c{6, 8, 4, 2, 2.0};
+  const LoraCase c{"zero_b", 6, 8, 4, 2, 2.0};
   const auto x = random_vector(c.M * c.in, 10), A = random_vector(c.R * c.in, 11);
   const std::vector<double> B(c.out * c.R, 0.0);
   const auto y0 = random_vector(c.M * c.out, 12), dy = random_vector(c.M * c.out, 13);
@@ -107,7 +102,7 @@ TEST(Lora, ZeroInitialisedBGivesZeroOutputButNonZeroBGradient) {
   EXPECT_GT(norm, 1e-6);
 }
 
-TEST(Lora, RankZeroIsANoOp) {
+TEST(LoraEdge, RankZeroIsANoOp) {
   const int64_t M = 3, in = 4, out = 5;
   const auto x = random_vector(M * in, 14), y0 = random_vector(M * out, 15);
   std::vector<double> y = y0, dx(M * in, 0.5);

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "ops/rope.h"
 #include "tests/ops/gradcheck.h"
+#include "tests/ops/op_cases.h"
 
 namespace rrt::ops {
 namespace {
@@ -18,21 +19,13 @@ using testing::expect_near_all;
 using testing::random_vector;
 using testing::weighted_sum;
 
-struct RopeCase {
-  int64_t N, T, H, Dh, rot_dim;
-};
-const RopeCase kCases[] = {
-    {1, 1, 1, 2, 2},    // single position: the identity
-    {2, 5, 3, 8, 8},    // full rotary, three heads
-    {1, 17, 2, 16, 4},  // partial rotary, rot_dim = Dh / 4 (GPT-NeoX)
-    {1, 9, 6, 12, 6},   // rot_dim / 2 odd
-    {2, 130, 1, 4, 4},  // long sequence
-};
+namespace cases = testing::op_cases;
+namespace tol = cases::rope_tol;
+using cases::RopeCase;
 
-std::string describe(const RopeCase& c) {
-  return "N=" + std::to_string(c.N) + " T=" + std::to_string(c.T) + " H=" + std::to_string(c.H) +
-         " Dh=" + std::to_string(c.Dh) + " rot=" + std::to_string(c.rot_dim);
-}
+// The shared table (tests/ops/op_cases.h): every case runs on every backend.
+class Rope : public ::testing::TestWithParam<RopeCase> {};
+INSTANTIATE_TEST_SUITE_P(Table, Rope, ::testing::ValuesIn(cases::rope_cases()), cases::kCaseName);
 
 // rotate_half RoPE computed from the definition (angles recomputed here, not from the table).
 std::vector<double> naive_rope(const std::vector<double>& x, const RopeCase& c, double theta) {
@@ -52,24 +45,24 @@ std::vector<double> naive_rope(const std::vector<double>& x, const RopeCase& c, 
   return y;
 }
 
-TEST(Rope, ForwardMatchesRotateHalfFormula) {
-  for (const RopeCase& c : kCases)
-    for (double theta : {10000.0, 500.0}) {
-      SCOPED_TRACE(describe(c) + " theta=" + std::to_string(theta));
-      const RopeTable table(c.T + 3, c.rot_dim, theta);
-      const auto x = random_vector(c.N * c.T * c.H * c.Dh, 1);
-      std::vector<double> y = x;
-      rope_forward(y.data(), table, c.N, c.T, c.H, c.Dh);
-      expect_near_all("rope(x)", y, naive_rope(x, c, theta), 1e-12, 1e-12);
+TEST_P(Rope, ForwardMatchesRotateHalfFormula) {
+  const RopeCase& c = GetParam();
+  for (double theta : {10000.0, 500.0}) {
+    SCOPED_TRACE("theta=" + std::to_string(theta));
+    const RopeTable table(c.T + 3, c.rot_dim, theta);
+    const auto x = random_vector(c.N * c.T * c.H * c.Dh, 1);
+    std::vector<double> y = x;
+    rope_forward(y.data(), table, c.N, c.T, c.H, c.Dh);
+    expect_near_all("rope(x)", y, naive_rope(x, c, theta), tol::kCpuF64.rel, tol::kCpuF64.abs);
 
-      std::vector<float> yf = testing::to_float(x);
-      rope_forward(yf.data(), table, c.N, c.T, c.H, c.Dh);
-      expect_near_all("rope(x) float", yf, y, 1e-5, 1e-5);
-    }
+    std::vector<float> yf = testing::to_float(x);
+    rope_forward(yf.data(), table, c.N, c.T, c.H, c.Dh);
+    expect_near_all("rope(x) float", yf, y, tol::kCpuF32.rel, tol::kCpuF32.abs);
+  }
 }
 
-TEST(Rope, PartialRotaryLeavesTailUntouched) {
-  const RopeCase c{2, 7, 3, 16, 4};
+TEST(RopeEdge, PartialRotaryLeavesTailUntouched) {
+  const RopeCase c{"partial", 2, 7, 3, 16, 4};
   const RopeTable table(c.T, c.rot_dim, 10000.0);
   const auto x = random_vector(c.N * c.T * c.H * c.Dh, 2);
   std::vector<double> y = x;
@@ -86,25 +79,25 @@ TEST(Rope, PartialRotaryLeavesTailUntouched) {
   EXPECT_GT(rotated_changed, 0);
 }
 
-TEST(Rope, BackwardOfForwardIsIdentityAndNormIsKept) {
-  for (const RopeCase& c : kCases) {
-    SCOPED_TRACE(describe(c));
+TEST_P(Rope, BackwardOfForwardIsIdentityAndNormIsKept) {
+  const RopeCase& c = GetParam();
+  {
     const RopeTable table(c.T, c.rot_dim, 10000.0);
     const auto x = random_vector(c.N * c.T * c.H * c.Dh, 3);
     std::vector<double> y = x;
     rope_forward(y.data(), table, c.N, c.T, c.H, c.Dh);
     EXPECT_NEAR(weighted_sum(y, y), weighted_sum(x, x), 1e-10 * weighted_sum(x, x));
     rope_backward(y.data(), table, c.N, c.T, c.H, c.Dh);
-    expect_near_all("backward(forward(x))", y, x, 1e-13, 1e-13);
+    expect_near_all("backward(forward(x))", y, x, tol::kCpuInverseF64.rel, tol::kCpuInverseF64.abs);
 
     std::vector<float> yf = testing::to_float(x);
     rope_forward(yf.data(), table, c.N, c.T, c.H, c.Dh);
     rope_backward(yf.data(), table, c.N, c.T, c.H, c.Dh);
-    expect_near_all("backward(forward(x)) float", yf, x, 1e-5, 1e-5);
+    expect_near_all("backward(forward(x)) float", yf, x, tol::kCpuF32.rel, tol::kCpuF32.abs);
   }
 }
 
-TEST(Rope, KnownRotationAtPositionOne) {
+TEST(RopeEdge, KnownRotationAtPositionOne) {
   // Dh = rot_dim = 2: position 1 rotates the pair (a, b) by exactly 1 radian.
   const RopeTable table(2, 2, 10000.0);
   std::vector<double> x = {0.5, -2.0, 1.0, 0.0};  // positions 0 and 1
@@ -115,9 +108,9 @@ TEST(Rope, KnownRotationAtPositionOne) {
   EXPECT_NEAR(x[3], std::sin(1.0), 1e-15);
 }
 
-TEST(Rope, GradientMatchesFiniteDifferences) {
-  for (const RopeCase& c : kCases) {
-    SCOPED_TRACE(describe(c));
+TEST_P(Rope, GradientMatchesFiniteDifferences) {
+  const RopeCase& c = GetParam();
+  {
     const RopeTable table(c.T, c.rot_dim, 10000.0);
     auto x = random_vector(c.N * c.T * c.H * c.Dh, 4);
     const auto w = random_vector(x.size(), 5);
@@ -139,7 +132,7 @@ TEST(Rope, GradientMatchesFiniteDifferences) {
   }
 }
 
-TEST(Rope, RejectsBadTablesAndShapes) {
+TEST(RopeEdge, RejectsBadTablesAndShapes) {
   EXPECT_THROW(RopeTable(8, 3, 10000.0), rrt::Error);  // odd rotary dim
   EXPECT_THROW(RopeTable(8, 0, 10000.0), rrt::Error);
   const RopeTable table(4, 8, 10000.0);

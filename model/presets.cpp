@@ -1,0 +1,97 @@
+#include "model/presets.h"
+
+#include <functional>
+#include <utility>
+
+#include "core/error.h"
+
+namespace rrt::presets {
+
+ModelSpec tiny_relaxed(Family family, bool parallel_residual, int64_t loops) {
+  ModelSpec s;
+  apply_family_defaults(s.model, family);
+  s.model.vocab = 61;
+  s.model.d_model = 24;
+  // GQA for Llama, MQA for Gemma, MHA with 8-dim heads for NeoX (25% rotary: 2 dims).
+  s.model.n_heads = family == Family::neox ? 3 : 6;
+  s.model.n_kv_heads = family == Family::gemma ? 1 : family == Family::neox ? 3 : 2;
+  s.model.head_dim = family == Family::gemma ? 8 : 0;
+  s.model.ffn = 40;
+  s.model.max_seq_len = 48;
+  if (family == Family::neox) s.model.parallel_residual = parallel_residual;
+  s.recursion = {.block_layers = 2, .loops = loops};
+  // Per-loop norms and biases for NeoX: every position's own vectors.
+  s.recursion.per_loop_norms = family == Family::neox;
+  s.lora = {.rank_attention = 3, .rank_mlp = 2};
+  return s;
+}
+
+ModelSpec bench(bool small) {
+  ModelSpec spec;
+  ModelConfig& m = spec.model;
+  m.vocab = small ? 512 : 8192;
+  m.d_model = small ? 128 : 512;
+  m.n_heads = 8;
+  m.n_kv_heads = 4;
+  m.ffn = small ? 352 : 1408;
+  m.max_seq_len = small ? 64 : 256;
+  spec.recursion.block_layers = 4;
+  spec.recursion.loops = 2;
+  spec.lora.rank_attention = spec.lora.rank_mlp = small ? 8 : 32;
+  return spec;
+}
+
+ModelSpec tinyllama(bool relaxed) {
+  ModelSpec s;
+  s.model = {.n_layers = 22,
+             .vocab = 32000,
+             .d_model = 2048,
+             .n_heads = 32,
+             .n_kv_heads = 4,
+             .ffn = 5632,
+             .max_seq_len = 2048};
+  if (relaxed) {
+    s.recursion = {.block_layers = 11, .loops = 2};
+    s.lora = {.rank_attention = 64, .rank_mlp = 64};
+  } else {
+    s.recursion = {.block_layers = 22, .loops = 1};
+  }
+  return s;
+}
+
+namespace {
+
+const std::vector<std::pair<std::string, std::function<ModelSpec()>>>& table() {
+  static const std::vector<std::pair<std::string, std::function<ModelSpec()>>> t = {
+      {"tiny-relaxed", [] { return tiny_relaxed(Family::llama, false); }},
+      {"tiny-relaxed-gemma", [] { return tiny_relaxed(Family::gemma, false); }},
+      {"tiny-relaxed-neox", [] { return tiny_relaxed(Family::neox, true); }},
+      {"tiny-relaxed-neox-sequential", [] { return tiny_relaxed(Family::neox, false); }},
+      {"bench", [] { return bench(false); }},
+      {"bench-small", [] { return bench(true); }},
+      {"tinyllama", [] { return tinyllama(true); }},
+      {"tinyllama-plain", [] { return tinyllama(false); }},
+  };
+  return t;
+}
+
+}  // namespace
+
+ModelSpec preset(std::string_view name) {
+  for (const auto& [n, make] : table())
+    if (n == name) return make();
+  std::string known;
+  for (const auto& [n, make] : table()) {
+    if (!known.empty()) known += ", ";
+    known += n;
+  }
+  RRT_FAIL("presets", "no model preset named '", std::string(name), "'; known presets: ", known);
+}
+
+std::vector<std::string> preset_names() {
+  std::vector<std::string> names;
+  for (const auto& [n, make] : table()) names.push_back(n);
+  return names;
+}
+
+}  // namespace rrt::presets
