@@ -11,14 +11,11 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "core/device.h"
 #include "core/error.h"
 #include "core/trace.h"
 #include "data/loader.h"
 #include "distributed/communicator.h"
-#include "distributed/gpu_communicator.h"
 #include "distributed/grad_sync.h"
-#include "model/cuda/device_model.h"
 #include "model/optimizer.h"
 #include "model/recursive_model.h"
 #include "core/durable_file.h"
@@ -36,6 +33,7 @@
 #include "trainer/schedule.h"
 #include "trainer/teacher.h"
 #include "trainer/tensorboard.h"
+#include "trainer/trainable_model.h"
 #include "trainer/zero1.h"
 
 namespace rrt {
@@ -48,21 +46,14 @@ struct Trainer::State {
   std::shared_ptr<Communicator> comm;
   std::string yaml;
   std::unique_ptr<TokenLoader> train, val;
-  std::unique_ptr<RecursiveModel> teacher;  // distill.teacher, run forward only
-  std::unique_ptr<RecursiveModel> model;
+  // distill.teacher, run forward only (its host copy; on cuda its forward runs on the GPU).
+  std::unique_ptr<RecursiveModel> teacher;
+  // The model on train.device (trainer/trainable_model.h); model->host() holds the weights that
+  // initialisation, resuming and checkpoints use, `optimizer` the host AdamW state.
+  std::unique_ptr<TrainableModel> model;
   std::unique_ptr<AdamW> optimizer;
-  // train.device: cuda. The step runs on the device model; `model` and `optimizer` hold the host
-  // copy that initialisation, resuming and checkpoints use (planned for 1 x 1 tokens).
-  std::unique_ptr<DeviceModel> device;
-  // cuda with distill.teacher: the teacher's forward on the GPU (forward only, bf16 weights);
-  // `teacher` then holds its host weights only (planned for one token).
-  std::unique_ptr<DeviceModel> device_teacher;
-  // cuda with more than one rank: NCCL on this rank's GPU (the host-side collectives stay on
-  // `comm`).
-  std::unique_ptr<Communicator> gpu_comm;
-  // More than one rank: buckets of the gradient arena all-reduced during backward, over the
-  // host arena with `comm` on cpu, over the device model's arena with `gpu_comm` on cuda
-  // (declared after both, so destroyed before them).
+  // More than one rank: buckets of the model's gradient buffer all-reduced during backward
+  // (declared after the model, so destroyed before it).
   std::unique_ptr<GradSync> grad_sync;
   std::unique_ptr<Zero1> zero1;         // distributed.zero1 with more than one rank
   TrainState progress;
@@ -84,23 +75,6 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-// sqrt(sum of squares) over the whole flat gradient arena (alignment gaps hold zeros).
-double global_grad_norm(ParameterSet& params) {
-  const float* g = static_cast<const float*>(params.grads_arena().base());
-  const int64_t n = params.grads_arena().total_bytes() / static_cast<int64_t>(sizeof(float));
-  double sum = 0;
-#pragma omp parallel for schedule(static) reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(g[i]) * g[i];
-  return std::sqrt(sum);
-}
-
-void scale_grads(ParameterSet& params, float factor) {
-  float* g = static_cast<float*>(params.grads_arena().base());
-  const int64_t n = params.grads_arena().total_bytes() / static_cast<int64_t>(sizeof(float));
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) g[i] *= factor;
-}
-
 // The mean over ranks of one value per rank (one process: the value itself, bit for bit).
 double mean_over_ranks(Communicator& comm, double value) {
   comm.all_reduce_sum(&value, 1);
@@ -110,49 +84,6 @@ double mean_over_ranks(Communicator& comm, double value) {
 void broadcast_arena(Communicator& comm, Arena& arena) {
   comm.broadcast(arena.base(), arena.total_bytes(), 0);
 }
-
-// The one place where train.device decides where the step runs: the CPU model with the host
-// AdamW, or the device model (model/cuda/device_model.h) with its fused AdamW, on-device norm and
-// clipping. The loop below calls these and never asks which device it has.
-struct StepRunner {
-  RecursiveModel& model;
-  AdamW& optimizer;
-  DeviceModel* device;  // null: cpu
-
-  void zero_grads() { device ? device->zero_grads() : model.params().zero_grads(); }
-  double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
-                          float weight) {
-    return device ? device->forward_backward(tokens, targets, N, T, weight)
-                  : model.forward_backward(tokens, targets, N, T, weight);
-  }
-  const LossBreakdown& last_losses() const {
-    return device ? device->last_losses() : model.last_losses();
-  }
-  double grad_norm() { return device ? device->grad_norm() : global_grad_norm(model.params()); }
-  void scale_grads(float factor) {
-    device ? device->scale_grads(factor) : rrt::scale_grads(model.params(), factor);
-  }
-  void optimizer_step(double lr) {
-    device ? device->adamw_step(optimizer.hyper(), lr) : optimizer.step(lr);
-  }
-  // Before a checkpoint: the device's fp32 masters, moments and step count into the host copy.
-  void sync_to_host() {
-    if (!device) return;
-    device->download(model.params());
-    device->download_optimizer(optimizer);
-  }
-  double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches, int32_t* inputs,
-                         int32_t* targets) {
-    if (!device) return mean_validation_loss(model, val, N, T, batches, inputs, targets);
-    val.restore({0, 0});  // as mean_validation_loss: the same tokens every time
-    double sum = 0;
-    for (int64_t b = 0; b < batches; ++b) {
-      val.next_batch(N, inputs, targets);
-      sum += device->loss(inputs, targets, N, T);
-    }
-    return sum / static_cast<double>(std::max<int64_t>(batches, 1));
-  }
-};
 
 }  // namespace
 
@@ -166,13 +97,6 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   derive_exit_head(s.cfg);  // the exits' head adapters, for configs built in code
   validate_run_config(s.cfg);
   const RunConfig& c = s.cfg;
-  const bool on_device = c.train.device == "cuda";
-  RRT_CHECK(on_device || c.train.recompute == "none", "train.recompute",
-            "activation recomputation exists on train.device: cuda only (the cpu model keeps "
-            "every position's activations); set train.recompute: none");
-  RRT_CHECK(!on_device || !c.distributed.zero1 || world.world_size() == 1, "distributed.zero1",
-            "ZeRO-1 exists on train.device: cpu only for now (on cuda the AdamW moments live in "
-            "the device model, unsharded); set distributed.zero1: false");
   if (c.train.threads > 0) omp_set_num_threads(static_cast<int>(c.train.threads));
   s.yaml = to_yaml(c);
 
@@ -192,25 +116,15 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
             c.data.path, " uses a vocabulary of ", s.train->vocab_size(),
             " tokens but the model has only ", c.model.model.vocab);
   const TrainingLoss objective = training_loss_from(c);
-  // On cuda the host model only holds the weights, so it plans activations for one token.
-  s.model = std::make_unique<RecursiveModel>(
-      c.model, on_device ? ModelCapacity{1, 1} : ModelCapacity{N, T}, objective);
-  // Several GPUs: NCCL first, because it picks this rank's GPU before the device model allocates.
-  if (on_device && world.world_size() > 1) s.gpu_comm = make_gpu_communicator(world);
-  if (on_device)
-    s.device = std::make_unique<DeviceModel>(
-        c.model,
-        DeviceModelOptions{.max_batch = N,
-                           .max_seq = T,
-                           .recompute = parse_recompute(c.train.recompute, c.model.positions())},
-        objective);
+  s.model = make_trainable_model(c, world, objective);
+  RecursiveModel& host = s.model->host();
   // Before anything writes the arenas planned so far (they are mapped, not yet committed):
   // refuse a plan that does not fit rather than be killed part-way (trainer/memory_check.h).
   auto check_host_memory = [&](const RecursiveModel* teacher) {
     if (!c.train.memory_check) return;
     const bool sharded = c.distributed.zero1 && world.world_size() > 1;
     MemoryPlan plan =
-        training_memory_plan(*s.model, teacher, sharded ? 1.0 / world.world_size() : 1.0);
+        training_memory_plan(host, teacher, sharded ? 1.0 / world.world_size() : 1.0);
     plan.processes = ranks_on_this_machine(world.world_size());
     check_memory(plan, available_memory(MemorySources::from_environment()),
                  "Lower train.micro_batch (activations grow with micro_batch x seq_len; "
@@ -220,32 +134,21 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   };
   if (objective.teacher) {
     auto planned = [&](const RecursiveModel& teacher) { check_host_memory(&teacher); };
-    s.teacher = on_device ? load_teacher(c.distill.teacher, 1, 1, planned)
-                          : load_teacher(c.distill.teacher, N, T, planned);
-    s.model->set_teacher(s.teacher.get());
-    if (on_device) {
-      const ModelSpec& ts = s.teacher->spec();
-      RRT_CHECK(T <= ts.model.max_seq_len, "distill.teacher", "the teacher at ",
-                c.distill.teacher, " serves sequences of at most ", ts.model.max_seq_len,
-                " tokens, but train.seq_len is ", T, "; shorten train.seq_len");
-      s.device_teacher = std::make_unique<DeviceModel>(
-          ts, DeviceModelOptions{
-                  .max_batch = N, .max_seq = T, .recompute = {}, .forward_only = true});
-      s.device_teacher->upload(s.teacher->params());
-      s.device->set_teacher(s.device_teacher.get());
-    }
+    s.teacher = load_teacher(c.distill.teacher, s.model->teacher_host_batch(),
+                             s.model->teacher_host_seq(), planned);
+    s.model->set_teacher(*s.teacher);
     if (root) std::printf("distilling from %s\n", c.distill.teacher.c_str());
   } else {
     check_host_memory(nullptr);
   }
-  s.model->params().init({.seed = c.train.seed, .std = c.train.init_std});
+  host.params().init({.seed = c.train.seed, .std = c.train.init_std});
   const ops::AdamWHyper hyper{c.optim.lr, c.optim.beta1, c.optim.beta2, c.optim.eps,
                               c.optim.weight_decay};
   if (c.distributed.zero1 && world.world_size() > 1) {
-    s.zero1 = std::make_unique<Zero1>(world, s.model->params());
-    s.optimizer = std::make_unique<AdamW>(s.model->params(), hyper, s.zero1->slice());
+    s.zero1 = std::make_unique<Zero1>(world, host.params());
+    s.optimizer = std::make_unique<AdamW>(host.params(), hyper, s.zero1->slice());
   } else {
-    s.optimizer = std::make_unique<AdamW>(s.model->params(), hyper);
+    s.optimizer = std::make_unique<AdamW>(host.params(), hyper);
   }
   s.inputs.resize(N * T);
   s.targets.resize(N * T);
@@ -253,18 +156,7 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     const GradSyncOptions sync{
         .bucket_bytes = static_cast<int64_t>(c.distributed.bucket_mb * 1024 * 1024),
         .overlap = c.distributed.overlap};
-    if (on_device) {
-      // The device arena has the host arena's layout; each bucket's NCCL launch waits (on the
-      // GPU, not the host) for the backward kernels enqueued before the hook fired.
-      s.grad_sync = std::make_unique<GradSync>(
-          *s.gpu_comm, s.device->device_gradients(), s.device->gradient_floats(),
-          s.device->parameter_offsets(), s.device->grad_ready_after(), sync);
-      s.device->set_grad_ready_hook([g = s.grad_sync.get()](int64_t v) { g->on_ready(v); });
-    } else {
-      s.grad_sync = std::make_unique<GradSync>(world, s.model->params().grads_arena(),
-                                               s.model->grad_ready_after(), sync);
-      s.model->set_grad_ready_hook([g = s.grad_sync.get()](int64_t v) { g->on_ready(v); });
-    }
+    s.grad_sync = s.model->make_grad_sync(world, sync);
   }
 
   // Rank 0 reads the run directory and the checkpoints; the others receive what it read.
@@ -274,12 +166,12 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     fs::create_directories(c.train.run_dir);
     const auto existing = list_checkpoints(c.train.run_dir);
     if (c.checkpoint.resume && !existing.empty()) {
-      if (s.zero1) whole = std::make_unique<AdamW>(s.model->params(), hyper);
+      if (s.zero1) whole = std::make_unique<AdamW>(host.params(), hyper);
       // Verified, and checked against this run's config (trainer/checkpoint_verify.h,
       // trainer/resume_check.h); a corrupt newest checkpoint is refused or skipped.
       CheckpointContents got;
       const size_t from =
-          load_newest_intact(existing, c.checkpoint.on_corrupt, s.model->params(),
+          load_newest_intact(existing, c.checkpoint.on_corrupt, host.params(),
                              s.zero1 ? whole.get() : s.optimizer.get(), got,
                              [&](const CheckpointContents& header, const std::string& path) {
                                check_resume_config(c, world.world_size(), header.config_yaml,
@@ -291,32 +183,23 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
       std::printf("resuming from %s (step %ld)\n", existing[from].c_str(),
                   static_cast<long>(got.state.step));
     } else if (!c.train.init_from.empty()) {
-      load_initial_weights(c.train.init_from, c.model, s.model->params());
+      load_initial_weights(c.train.init_from, c.model, host.params());
       std::printf("initialised weights from %s\n", c.train.init_from.c_str());
     }
-    if (s.gpu_comm) {
-      std::printf(
-          "data parallel: %d ranks (%s, one GPU each; rank 0 on GPU %d), global micro-batch %ld "
-          "x %ld tokens, gradients in %ld buckets of %.1f MiB, %s\n",
-          world.world_size(), s.gpu_comm->backend().c_str(), gpu_for_this_rank(),
-          static_cast<long>(N * world.world_size()), static_cast<long>(T),
-          static_cast<long>(s.grad_sync->bucket_count()), c.distributed.bucket_mb,
-          c.distributed.overlap ? "overlapped with backward" : "reduced after backward");
-    } else if (world.world_size() > 1) {
+    if (world.world_size() > 1)
       std::printf(
           "data parallel: %d ranks (%s), global micro-batch %ld x %ld tokens, gradients in %ld "
           "buckets of %.1f MiB, %s%s\n",
-          world.world_size(), world.backend().c_str(), static_cast<long>(N * world.world_size()),
-          static_cast<long>(T), static_cast<long>(s.grad_sync->bucket_count()),
-          c.distributed.bucket_mb,
+          world.world_size(), s.model->parallel_backend(world).c_str(),
+          static_cast<long>(N * world.world_size()), static_cast<long>(T),
+          static_cast<long>(s.grad_sync->bucket_count()), c.distributed.bucket_mb,
           c.distributed.overlap ? "overlapped with backward" : "reduced after backward",
           s.zero1 ? ", ZeRO-1 (optimizer state sharded)" : "");
-    }
   }
   world.broadcast(&resumed, sizeof(resumed), 0);
   world.broadcast(&s.progress, sizeof(s.progress), 0);
   s.progress.world_size = world.world_size();  // recorded in the checkpoints this run writes
-  broadcast_arena(world, s.model->params().values_arena());
+  broadcast_arena(world, host.params().values_arena());
   if (resumed) {
     if (s.zero1) {
       s.zero1->scatter_moments(whole.get(), *s.optimizer);
@@ -329,15 +212,10 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     // The cursor counts global entries, so it resumes on any world size.
     s.train->restore({s.progress.data_epoch, s.progress.data_index});
   }
-  if (s.device) {  // the initialised, loaded or resumed host state goes to the GPU
-    s.device->upload(s.model->params());
-    if (resumed) s.device->upload_optimizer(*s.optimizer);
-    if (root)
-      std::printf("training on %s: %.2f GiB of parameters and optimizer state, %.2f GiB of "
-                  "activations\n",
-                  cuda_device_name(0).c_str(), s.device->parameter_bytes() / 1073741824.0,
-                  s.device->activation_bytes() / 1073741824.0);
-  }
+  // The initialised, loaded or resumed host state goes to where the step runs.
+  s.model->upload(resumed ? s.optimizer.get() : nullptr);
+  if (const std::string where = s.model->describe(); root && !where.empty())
+    std::printf("%s\n", where.c_str());
   if (!root) return;
   // The resolved config sits beside the checkpoints (and inside each of them).
   write_file_atomically((fs::path(c.train.run_dir) / "config.yaml").string(), s.yaml);
@@ -354,9 +232,8 @@ double Trainer::evaluate() {
   const int64_t N = s.cfg.train.micro_batch, T = s.cfg.train.seq_len;
   RRT_CHECK(s.val != nullptr, "evaluate", "there is no validation split (data.val_fraction is 0)");
   // Each rank scores its slice of every global micro-batch; equal slices, so the mean of means.
-  StepRunner runner{*s.model, *s.optimizer, s.device.get()};
-  const double local = runner.validation_loss(*s.val, N, T, s.cfg.train.eval_batches,
-                                              s.inputs.data(), s.targets.data());
+  const double local = s.model->validation_loss(*s.val, N, T, s.cfg.train.eval_batches,
+                                               s.inputs.data(), s.targets.data());
   return mean_over_ranks(*s.comm, local);
 }
 
@@ -374,18 +251,19 @@ TrainSummary Trainer::run(int64_t stop_after) {
   const double teacher_flops =
       s.teacher ? s.teacher->train_flops(N, T) / 3.0 * static_cast<double>(accum * ranks) : 0.0;
   const double flops_per_step =
-      s.model->train_flops(N, T) * static_cast<double>(accum) * static_cast<double>(ranks) +
+      s.model->host().train_flops(N, T) * static_cast<double>(accum) *
+          static_cast<double>(ranks) +
       teacher_flops;
   const double peak_tflops = c.log.peak_tflops > 0
                                  ? c.log.peak_tflops
-                                 : (s.device ? table_peak_tflops(cuda_device_name(0)) : 0.0);
+                                 : s.model->peak_tflops();
   // log.profile_steps: a Chrome trace of steps [profile_first, profile_last] of this invocation
   // (from its second step: the first pays for page faults, buffers and graph builds).
   const int64_t profile_first = s.progress.step + 1 + (c.train.steps > s.progress.step + 1 ? 1 : 0);
   const int64_t profile_last = profile_first + c.log.profile_steps - 1;
   TrainSummary summary;
   summary.first_step = s.progress.step + 1;
-  StepRunner runner{*s.model, *s.optimizer, s.device.get()};
+  TrainableModel& runner = *s.model;
   const auto t_start = Clock::now();
   auto t_window = t_start;
   int64_t window_steps = 0;
@@ -394,7 +272,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
   double window_comm_wait = 0;
 
   auto save = [&](int64_t step) {
-    runner.sync_to_host();  // cuda: the masters, moments and step count, before they are read
+    runner.sync_to_host(*s.optimizer);  // cuda: masters, moments, step count, before reading
     const LoaderCursor cur = s.train->cursor();
     s.progress.step = step;
     s.progress.adam_step = s.optimizer->steps_taken();
@@ -404,7 +282,8 @@ TrainSummary Trainer::run(int64_t stop_after) {
     // ZeRO-1: the moments are gathered whole on rank 0 (a collective: every rank takes part).
     std::unique_ptr<AdamW> gathered = s.zero1 ? s.zero1->gather_moments(*s.optimizer) : nullptr;
     if (root) {
-      save_checkpoint(path, s.yaml, s.model->params(), s.zero1 ? gathered.get() : s.optimizer.get(),
+      save_checkpoint(path, s.yaml, runner.host().params(),
+                      s.zero1 ? gathered.get() : s.optimizer.get(),
                       s.progress);
       prune_checkpoints(c.train.run_dir, c.checkpoint.keep_last);
     }
@@ -423,7 +302,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
     if (s.tensorboard) s.tensorboard->add_metrics(line);
   };
 
-  LossTerms terms(s.model->training_loss());  // CE, KD and per-exit terms for the log
+  LossTerms terms(runner.host().training_loss());  // CE, KD and per-exit terms for the log
   bool profiling = false;
   struct StopTrace {  // an error part-way through the profile still stops the recorder
     bool& on;
@@ -482,7 +361,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
       runner.scale_grads(static_cast<float>(c.optim.grad_clip / grad_norm));
     const double lr = learning_rate(schedule, step);
     span.emplace("optimizer");
-    runner.optimizer_step(lr);
+    runner.optimizer_step(*s.optimizer, lr);
     if (s.zero1) {
       span.emplace("zero1.gather_parameters");
       s.zero1->gather_parameters();

@@ -1,0 +1,190 @@
+#include "trainer/trainable_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "distributed/gpu_communicator.h"
+#include "model/cuda/device_model.h"
+#include "trainer/evaluate.h"
+#include "trainer/log_format.h"
+
+namespace rrt {
+
+namespace {
+
+// sqrt(sum of squares) over the whole flat gradient arena (alignment gaps hold zeros).
+double host_grad_norm(ParameterSet& params) {
+  const float* g = static_cast<const float*>(params.grads_arena().base());
+  const int64_t n = params.grads_arena().total_bytes() / static_cast<int64_t>(sizeof(float));
+  double sum = 0;
+#pragma omp parallel for schedule(static) reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(g[i]) * g[i];
+  return std::sqrt(sum);
+}
+
+void scale_host_grads(ParameterSet& params, float factor) {
+  float* g = static_cast<float*>(params.grads_arena().base());
+  const int64_t n = params.grads_arena().total_bytes() / static_cast<int64_t>(sizeof(float));
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) g[i] *= factor;
+}
+
+// The CPU backend: the model that trains is the host model; AdamW runs over its arenas.
+class CpuTrainable final : public TrainableModel {
+ public:
+  CpuTrainable(const RunConfig& c, const TrainingLoss& objective)
+      : N_(c.train.micro_batch),
+        T_(c.train.seq_len),
+        model_(c.model, ModelCapacity{N_, T_}, objective) {}
+
+  RecursiveModel& host() override { return model_; }
+  int64_t teacher_host_batch() const override { return N_; }
+  int64_t teacher_host_seq() const override { return T_; }
+  void set_teacher(RecursiveModel& teacher) override { model_.set_teacher(&teacher); }
+  void upload(const AdamW*) override {}
+  void sync_to_host(AdamW&) override {}
+  void zero_grads() override { model_.params().zero_grads(); }
+  double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
+                          float weight) override {
+    return model_.forward_backward(tokens, targets, N, T, weight);
+  }
+  const LossBreakdown& last_losses() const override { return model_.last_losses(); }
+  double grad_norm() override { return host_grad_norm(model_.params()); }
+  void scale_grads(float factor) override { scale_host_grads(model_.params(), factor); }
+  void optimizer_step(AdamW& optimizer, double lr) override { optimizer.step(lr); }
+  double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches,
+                         int32_t* inputs, int32_t* targets) override {
+    return mean_validation_loss(model_, val, N, T, batches, inputs, targets);
+  }
+  std::unique_ptr<GradSync> make_grad_sync(Communicator& world,
+                                           const GradSyncOptions& options) override {
+    auto sync = std::make_unique<GradSync>(world, model_.params().grads_arena(),
+                                           model_.grad_ready_after(), options);
+    model_.set_grad_ready_hook([g = sync.get()](int64_t v) { g->on_ready(v); });
+    return sync;
+  }
+  std::string parallel_backend(Communicator& world) const override { return world.backend(); }
+  std::string describe() const override { return ""; }
+  double peak_tflops() const override { return 0.0; }
+
+ private:
+  int64_t N_, T_;
+  RecursiveModel model_;
+};
+
+// The CUDA backend: the step runs on a DeviceModel; the host model (planned for one token) and
+// the host AdamW hold the copies that initialisation, resume and checkpoints use.
+class CudaTrainable final : public TrainableModel {
+ public:
+  CudaTrainable(const RunConfig& c, Communicator& world, const TrainingLoss& objective)
+      : N_(c.train.micro_batch),
+        T_(c.train.seq_len),
+        teacher_path_(c.distill.teacher),
+        host_(c.model, ModelCapacity{1, 1}, objective),
+        // Several GPUs: NCCL first, because it picks this rank's GPU before the model allocates.
+        gpu_comm_(world.world_size() > 1 ? make_gpu_communicator(world) : nullptr),
+        device_(c.model,
+                DeviceModelOptions{.max_batch = N_,
+                                   .max_seq = T_,
+                                   .recompute = parse_recompute(c.train.recompute,
+                                                                c.model.positions())},
+                objective) {}
+
+  RecursiveModel& host() override { return host_; }
+  int64_t teacher_host_batch() const override { return 1; }
+  int64_t teacher_host_seq() const override { return 1; }
+  void set_teacher(RecursiveModel& teacher) override {
+    host_.set_teacher(&teacher);
+    const ModelSpec& ts = teacher.spec();
+    RRT_CHECK(T_ <= ts.model.max_seq_len, "distill.teacher", "the teacher at ", teacher_path_,
+              " serves sequences of at most ", ts.model.max_seq_len,
+              " tokens, but train.seq_len is ", T_, "; shorten train.seq_len");
+    teacher_ = std::make_unique<DeviceModel>(
+        ts, DeviceModelOptions{.max_batch = N_, .max_seq = T_, .recompute = {},
+                               .forward_only = true});
+    teacher_->upload(teacher.params());
+    device_.set_teacher(teacher_.get());
+  }
+  void upload(const AdamW* resumed) override {
+    device_.upload(host_.params());
+    if (resumed) device_.upload_optimizer(const_cast<AdamW&>(*resumed));
+  }
+  void sync_to_host(AdamW& optimizer) override {
+    device_.download(host_.params());
+    device_.download_optimizer(optimizer);
+  }
+  void zero_grads() override { device_.zero_grads(); }
+  double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
+                          float weight) override {
+    return device_.forward_backward(tokens, targets, N, T, weight);
+  }
+  const LossBreakdown& last_losses() const override { return device_.last_losses(); }
+  double grad_norm() override { return device_.grad_norm(); }
+  void scale_grads(float factor) override { device_.scale_grads(factor); }
+  void optimizer_step(AdamW& optimizer, double lr) override {
+    device_.adamw_step(optimizer.hyper(), lr);
+  }
+  double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches,
+                         int32_t* inputs, int32_t* targets) override {
+    val.restore({0, 0});  // as mean_validation_loss: the same tokens every time
+    double sum = 0;
+    for (int64_t b = 0; b < batches; ++b) {
+      val.next_batch(N, inputs, targets);
+      sum += device_.loss(inputs, targets, N, T);
+    }
+    return sum / static_cast<double>(std::max<int64_t>(batches, 1));
+  }
+  // The device arena has the host arena's layout; each bucket's NCCL launch waits (on the GPU,
+  // not the host) for the backward kernels enqueued before the hook fired.
+  std::unique_ptr<GradSync> make_grad_sync(Communicator&,
+                                           const GradSyncOptions& options) override {
+    auto sync = std::make_unique<GradSync>(*gpu_comm_, device_.device_gradients(),
+                                           device_.gradient_floats(), device_.parameter_offsets(),
+                                           device_.grad_ready_after(), options);
+    device_.set_grad_ready_hook([g = sync.get()](int64_t v) { g->on_ready(v); });
+    return sync;
+  }
+  std::string parallel_backend(Communicator&) const override {
+    return gpu_comm_->backend() + ", one GPU each; rank 0 on GPU " +
+           std::to_string(gpu_for_this_rank());
+  }
+  std::string describe() const override {
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "training on %s: %.2f GiB of parameters and optimizer state, %.2f GiB of "
+                  "activations",
+                  cuda_device_name(0).c_str(), device_.parameter_bytes() / 1073741824.0,
+                  device_.activation_bytes() / 1073741824.0);
+    return line;
+  }
+  double peak_tflops() const override { return table_peak_tflops(cuda_device_name(0)); }
+
+ private:
+  int64_t N_, T_;
+  std::string teacher_path_;
+  RecursiveModel host_;
+  std::unique_ptr<Communicator> gpu_comm_;  // before the models: GradSync and NCCL outlive none
+  DeviceModel device_;
+  std::unique_ptr<DeviceModel> teacher_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainableModel> make_trainable_model(const RunConfig& c, Communicator& world,
+                                                     const TrainingLoss& objective) {
+  if (c.train.device != "cuda") {
+    RRT_CHECK(c.train.recompute == "none", "train.recompute",
+              "activation recomputation exists on train.device: cuda only (the cpu model keeps "
+              "every position's activations); set train.recompute: none");
+    return std::make_unique<CpuTrainable>(c, objective);
+  }
+  RRT_CHECK(!c.distributed.zero1 || world.world_size() == 1, "distributed.zero1",
+            "ZeRO-1 exists on train.device: cpu only for now (on cuda the AdamW moments live in "
+            "the device model, unsharded); set distributed.zero1: false");
+  return std::make_unique<CudaTrainable>(c, world, objective);
+}
+
+}  // namespace rrt
