@@ -163,36 +163,9 @@ class CudaBackend {
   }
   ops::ExitLossResult exit_loss(const HeadLossArgs<Act>& in) {
     ops::cuda::ExitLossArgs a;
-    a.M = in.M;
-    a.D = in.D;
-    a.V = in.V;
-    a.exits = in.exits;
-    a.h = in.h;
-    a.exit_weights = in.exit_weights;
-    a.W = in.W;
-    a.targets = in.targets;
-    a.ignore_index = in.ignore_index;
-    a.head_lora_rank = in.head_lora_rank;
-    a.lora_A = in.lora_A;
-    a.lora_B = in.lora_B;
-    a.teacher_h = in.teacher_h;
-    a.teacher_W = in.teacher_W;
-    a.teacher_D = in.teacher_D;
-    a.divergence = in.divergence;
-    a.temperature = in.temperature;
-    a.alpha = in.alpha;
-    a.self_distill = in.self_distill;
-    a.dh = in.dh;
-    a.dW = in.dW;
-    a.dA = in.dA;
-    a.dB = in.dB;
-    a.weight = in.weight;
+    copy_head_loss_fields(in, a);
     a.workspace = in.workspace;
     a.workspace_bytes = in.workspace_bytes;
-    a.chunk = in.chunk;
-    a.exit_ce = in.exit_ce;
-    a.exit_kd = in.exit_kd;
-    a.exit_sd = in.exit_sd;
     return ops::cuda::exit_loss(gemm_, a);
   }
 
