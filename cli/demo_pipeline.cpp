@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/cmd_convert.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "data/prepare.h"
 #include "data/tokenizer.h"
@@ -57,9 +58,14 @@ json read_json(const fs::path& p) {
 }
 
 void write_json(const fs::path& p, const json& j) {
-  const fs::path tmp = p.string() + ".tmp";
-  std::ofstream(tmp) << j.dump(2) << "\n";
-  fs::rename(tmp, p);
+  const std::string tmp = temporary_path(p.string());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << j.dump(2) << "\n";
+    out.close();
+    RRT_CHECK(out.good(), p.string(), "cannot write (disk full, or no permission?)");
+  }
+  commit_temporary_file(tmp, p.string(), p.string());
 }
 
 // Unigram entropy of the corpus as the tokenizer sees it (every document plus its EOS).

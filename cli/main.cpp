@@ -1,5 +1,6 @@
 // The rrt command: git-style subcommands (CLI11). The only place that turns exceptions into
-// exit codes: 0 success, 1 an error (printed as "rrt: [where] what"), 2 bad usage.
+// exit codes: 0 success, 1 an error (printed as "rrt: [where] what"), 2 bad usage, 3 `rrt train`
+// stopped on a signal after writing a checkpoint (trainer/shutdown.h; CLI::RuntimeError(3)).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>

@@ -3,17 +3,42 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/test_signal.h"
 
 namespace rrt {
+
+std::string temporary_path(const std::string& final_path) {
+  static std::atomic<int64_t> counter{0};
+  return final_path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+}
+
+bool is_temporary_of(const std::string& name, const std::string& final_name) {
+  const std::string prefix = final_name + ".tmp";
+  if (name.compare(0, prefix.size(), prefix) != 0) return false;
+  if (name.size() == prefix.size()) return true;  // the fixed name rrt used before
+  // ".<pid>.<n>": digits and exactly one more dot
+  const std::string rest = name.substr(prefix.size());
+  int dots = 0;
+  for (char ch : rest) {
+    if (ch == '.')
+      ++dots;
+    else if (ch < '0' || ch > '9')
+      return false;
+  }
+  return dots == 2 && rest[0] == '.' && rest.back() != '.' && rest.find("..") == std::string::npos;
+}
 
 void commit_temporary_file(const std::string& temporary, const std::string& final_path,
                            const std::string& where) {
   namespace fs = std::filesystem;
+  // Tests stop rrt here, inside a write: written, not yet synced nor renamed.
+  test_signal_point("commit", fs::path(final_path).filename().string());
   try {
     const int fd = ::open(temporary.c_str(), O_RDONLY);
     RRT_CHECK(fd >= 0, where, "cannot reopen ", temporary, " to sync it: ", std::strerror(errno));
@@ -33,7 +58,7 @@ void commit_temporary_file(const std::string& temporary, const std::string& fina
 }
 
 void write_file_atomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_path(path);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   RRT_CHECK(fd >= 0, path, "cannot create ", tmp, ": ", std::strerror(errno));
   size_t done = 0;

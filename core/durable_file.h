@@ -7,12 +7,21 @@
 
 namespace rrt {
 
+// The temporary name for a write that will be committed to `final_path`:
+// "<final_path>.tmp.<pid>.<n>", unique per process and per call, so two processes (or two
+// writers in one) that write the same file never write into one temporary. A crashed writer's
+// temporary stays behind under its own name; `is_temporary_of` recognises it for clean-up.
+std::string temporary_path(const std::string& final_path);
+// True when `name` (a file name, no directory) is a temporary of the file named `final_name`
+// made by temporary_path, or by rrt before it (`<final_name>.tmp`).
+bool is_temporary_of(const std::string& name, const std::string& final_name);
+
 // On failure the temporary file is removed and rrt::Error (where = `where`) is thrown; the file
 // at final_path, if any, is untouched.
 void commit_temporary_file(const std::string& temporary, const std::string& final_path,
                            const std::string& where);
 
-// Writes `content` to "<path>.tmp", then commits it as above. Errors name `path`.
+// Writes `content` to temporary_path(path), then commits it as above. Errors name `path`.
 void write_file_atomically(const std::string& path, const std::string& content);
 
 // Multi-file outputs (shard sets, exports) are complete or refused: the writer puts

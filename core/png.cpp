@@ -64,7 +64,7 @@ std::vector<uint8_t> encode_png(int64_t width, int64_t height, const std::vector
 void write_png(const std::string& path, int64_t width, int64_t height,
                const std::vector<uint8_t>& rgb) {
   const std::vector<uint8_t> bytes = encode_png(width, height, rgb);
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_path(path);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     RRT_CHECK(out.good(), path, "cannot write the image (is the folder there and writable?)");

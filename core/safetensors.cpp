@@ -211,7 +211,7 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorOut>
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_path(path);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   RRT_CHECK(f != nullptr, where, "cannot create ", tmp, ": ", std::strerror(errno));
   const uint64_t len = text.size();

@@ -25,7 +25,8 @@ struct SafetensorOut {
   const void* data;
 };
 
-// Writes a safetensors file atomically: to `path`.tmp, flushed, then renamed over `path`.
+// Writes a safetensors file atomically: to a temporary beside `path` (core/durable_file.h),
+// flushed, then renamed over `path`.
 void write_safetensors(const std::string& path, const std::vector<SafetensorOut>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 

@@ -31,7 +31,7 @@ struct ShardWriter::Files {
 ShardWriter::ShardWriter(std::string path, const std::string& tokenizer, int64_t vocab_size,
                          int32_t eos_id, int64_t chunk_tokens)
     : path_(std::move(path)),
-      temp_path_(path_ + ".tmp"),
+      temp_path_(temporary_path(path_)),
       chunk_tokens_(std::max<int64_t>(1, chunk_tokens)),
       files_(std::make_unique<Files>()) {
   try {

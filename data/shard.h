@@ -31,8 +31,9 @@ std::string shard_dtype_for(int64_t vocab_size);
 
 class ShardWriter {
  public:
-  // Creates `path + ".tmp"`; nothing appears under `path` until finish(). Tokens are buffered
-  // and written `chunk_tokens` at a time (also the HDF5 chunk size), so memory stays bounded.
+  // Creates a temporary beside `path` (core/durable_file.h); nothing appears under `path` until
+  // finish(). Tokens are buffered and written `chunk_tokens` at a time (also the HDF5 chunk
+  // size), so memory stays bounded.
   ShardWriter(std::string path, const std::string& tokenizer, int64_t vocab_size, int32_t eos_id,
               int64_t chunk_tokens = kShardChunkTokens);
   // Without finish(): closes and deletes the temporary file.

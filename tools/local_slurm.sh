@@ -43,7 +43,8 @@ write_conf() {
   # oversubscribed up to 4 jobs per core, so small test jobs never queue behind each other.
   # MpiDefault=pmix: what Debian's Open MPI 4.1 wants under srun. MinJobAge=4: `sbatch --wait`
   # polls every 2 s only while MinJobAge < 6 (else after 2, 10, 42, 74... s); a finished job
-  # stays visible to squeue and scontrol for about 4 s.
+  # stays visible to squeue and scontrol for about 4 s. cred_expire=10: a requeued job may start
+  # again 10 s after its requeue instead of Slurm's default 120 s (the requeue test waits for it).
   cat >"$conf" <<EOF
 ClusterName=rrt-local
 SlurmctldHost=$node(127.0.0.1)
@@ -53,7 +54,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$dir/munge.socket
+AuthInfo=socket=$dir/munge.socket,cred_expire=10
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
 SlurmctldPidFile=$dir/slurmctld.pid

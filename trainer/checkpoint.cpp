@@ -328,7 +328,7 @@ void save_checkpoint(const std::string& path, const std::string& config_yaml,
                      const ParameterSet& params, AdamW* optimizer, const TrainState& state) {
   silence_hdf5();
   const std::string where = "checkpoint " + path;
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = temporary_path(path);
   // Refuse up front when the disk visibly lacks the room: the common full-disk case then never
   // reaches HDF5's write path at all.
   int64_t need = 1 << 20;
@@ -468,12 +468,6 @@ std::vector<std::string> list_checkpoints(const std::string& dir) {
   }
   std::sort(out.begin(), out.end());  // zero-padded step numbers sort by step
   return out;
-}
-
-void prune_checkpoints(const std::string& dir, int64_t keep_last) {
-  auto all = list_checkpoints(dir);
-  for (size_t i = 0; keep_last > 0 && i + static_cast<size_t>(keep_last) < all.size(); ++i)
-    fs::remove(all[i]);
 }
 
 }  // namespace rrt

@@ -7,8 +7,8 @@
 //                      world_size, state_crc32 (of step .. tokens_seen and world_size, int64
 //                      little-endian)
 //   every dataset      attribute crc32: CRC-32 of its values (trainer/checkpoint_verify.h)
-// Writes go to "<path>.tmp", are flushed and closed, then renamed over <path>: a crash or a
-// full disk during the write leaves the previous checkpoint untouched.
+// Writes go to "<path>.tmp.<pid>.<n>" (core/durable_file.h), are flushed and closed, then renamed
+// over <path>: a crash or a full disk during the write leaves the previous checkpoint untouched.
 #pragma once
 
 #include <cstdint>
@@ -66,9 +66,7 @@ CheckpointModel load_checkpoint_model(const std::string& path);
 
 // "<dir>/step_00001234.h5"
 std::string checkpoint_path(const std::string& dir, int64_t step);
-// Checkpoint files in dir, oldest first (by step).
+// Checkpoint files in dir, oldest first (by step). Pruning: trainer/retention.h.
 std::vector<std::string> list_checkpoints(const std::string& dir);
-// Deletes all but the newest keep_last checkpoints.
-void prune_checkpoints(const std::string& dir, int64_t keep_last);
 
 }  // namespace rrt

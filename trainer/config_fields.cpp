@@ -415,6 +415,11 @@ std::vector<Field> checkpoint_fields(CheckpointConfig& c) {
             "refused")
           .items(check_allow_config_change, "all, a section or a key that resume checks")
           .also_called({"allow_change", "allow_config_changes", "ignore_config_change"}),
+      choice("existing", c.existing, {"refuse", "archive", "overwrite"},
+             "a fresh run (resume false) in a train.run_dir that holds checkpoints: refuse, "
+             "archive (move the earlier run's checkpoints, metrics and config to "
+             "run_dir/archive/<time>/) or overwrite (delete them)")
+          .also_called({"overwrite", "on_existing", "if_exists"}),
   };
 }
 

@@ -77,6 +77,8 @@ struct CheckpointConfig {
   // Keys ("optim.lr"), sections ("optim") or "all" that may differ from the checkpoint's config
   // on resume although the resumed run then no longer continues the same run bit for bit.
   std::vector<std::string> allow_config_change = {};
+  // A fresh run (resume false) in a run_dir that holds checkpoints: refuse | archive | overwrite
+  std::string existing = "refuse";
 };
 
 // Data-parallel gradient synchronisation (docs/distributed.md); ignored on one process.

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "core/test_signal.h"
 #include "core/trace.h"
 #include "data/loader.h"
 #include "distributed/communicator.h"
@@ -30,7 +31,10 @@
 #include "trainer/memory_check.h"
 #include "trainer/objective.h"
 #include "trainer/resume_check.h"
+#include "trainer/retention.h"
+#include "trainer/run_directory.h"
 #include "trainer/schedule.h"
+#include "trainer/shutdown.h"
 #include "trainer/teacher.h"
 #include "trainer/tensorboard.h"
 #include "trainer/trainable_model.h"
@@ -61,6 +65,8 @@ struct Trainer::State {
   MetricsLog metrics;  // metrics.jsonl, appended (trainer/metrics_log.h)
   std::unique_ptr<TensorBoardWriter> tensorboard;  // log.tensorboard, rank 0
   std::string last_checkpoint;
+  std::unique_ptr<RunLock> run_lock;               // rank 0: held while this trainer lives
+  std::unique_ptr<CheckpointRetention> retention;  // rank 0: which checkpoints to keep
 };
 
 namespace {
@@ -163,7 +169,7 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   int64_t resumed = 0;
   std::unique_ptr<AdamW> whole;  // ZeRO-1: rank 0 loads the whole optimizer, then scatters it
   if (root) {
-    fs::create_directories(c.train.run_dir);
+    s.run_lock = claim_run_directory(c);  // the lock, stale temporaries, checkpoint.existing
     const auto existing = list_checkpoints(c.train.run_dir);
     if (c.checkpoint.resume && !existing.empty()) {
       if (s.zero1) whole = std::make_unique<AdamW>(host.params(), hyper);
@@ -217,6 +223,9 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   if (const std::string where = s.model->describe(); root && !where.empty())
     std::printf("%s\n", where.c_str());
   if (!root) return;
+  s.retention = std::make_unique<CheckpointRetention>(c.train.run_dir, c.checkpoint.keep_last);
+  if (resumed)
+    s.retention->resume((fs::path(c.train.run_dir) / "metrics.jsonl").string(), s.progress.step);
   // The resolved config sits beside the checkpoints (and inside each of them).
   write_file_atomically((fs::path(c.train.run_dir) / "config.yaml").string(), s.yaml);
   // Lines logged after the checkpoint we resume from will be logged again: they are cut off.
@@ -285,7 +294,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
       save_checkpoint(path, s.yaml, runner.host().params(),
                       s.zero1 ? gathered.get() : s.optimizer.get(),
                       s.progress);
-      prune_checkpoints(c.train.run_dir, c.checkpoint.keep_last);
+      s.retention->saved(step);
     }
     world.barrier();  // the checkpoint exists once any rank goes on
     s.last_checkpoint = path;
@@ -294,6 +303,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
     const double val = evaluate();
     summary.last_val_loss = val;
     if (!root) return;
+    s.retention->validated(step, val);
     std::printf("step %6ld | val loss %.4f | val ppl %s\n", static_cast<long>(step), val,
                 format_perplexity(std::exp(val)).c_str());
     check_stdout("validation line");
@@ -330,6 +340,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
       RRT_TRACE_SPAN("forward_backward");
       loss += runner.forward_backward(s.inputs.data(), s.targets.data(), N, T,
                                       1.0f / static_cast<float>(accum));
+      if (micro == 0) test_signal_point("step", step, world.rank());
       terms.add(runner.last_losses(), 1.0 / static_cast<double>(accum));
     }
     loss /= static_cast<double>(accum);
@@ -343,20 +354,36 @@ TrainSummary Trainer::run(int64_t stop_after) {
       window_comm_wait += std::chrono::duration<double>(Clock::now() - t_wait).count();
     }
     std::optional<trace::Span> span(std::in_place, "loss.mean_over_ranks");
-    loss = mean_over_ranks(world, loss);
+    // One all-reduce carries the loss and whether any rank was asked to stop (shutdown.h), so
+    // every rank stops after the same step at no extra cost.
+    double reduced[2] = {loss, stop_signal() != 0 ? 1.0 : 0.0};
+    world.all_reduce_sum(reduced, 2);
+    loss = reduced[0] / static_cast<double>(ranks);
+    const bool stop_requested = reduced[1] > 0;
     terms.mean_over_ranks(world);
     span.emplace("grad_norm");
     const double grad_norm = runner.grad_norm();
     span.reset();
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
-      // Stop before the optimizer touches the weights; the last checkpoint stays as it is.
+      // Stop before the optimizer touches the weights. The weights after step - 1 computed
+      // this, so their checkpoint is no good: it and any newer than the last good one move
+      // to diverged/ (retention.h), and a plain resume starts from the good one.
+      int64_t good = 0;
+      std::string moved;
+      if (root) {
+        for (const std::string& name : s.retention->diverged(step)) moved += " " + name;
+        good = s.retention->last_good();
+      }
+      world.broadcast(&good, sizeof(good), 0);  // every rank names it, after rank 0 moved
       RRT_FAIL("train", "non-finite ", std::isfinite(loss) ? "gradient norm" : "loss", " at step ",
-               step,
-               "; stopping without writing a checkpoint. The last good "
-               "checkpoint is ",
-               s.last_checkpoint.empty() ? "(none)" : s.last_checkpoint,
-               ". Lower optim.lr or set optim.grad_clip, then resume from it.");
+               step, "; stopping without writing a checkpoint. The last good checkpoint is ",
+               good > 0 ? checkpoint_path(c.train.run_dir, good) : "(none)",
+               moved.empty() ? ""
+                             : "; the newer ones hold the diverging weights and were moved to " +
+                                   (fs::path(c.train.run_dir) / "diverged").string() + ":" + moved,
+               ". Lower optim.lr or set optim.grad_clip, then resume (from it).");
     }
+    if (root) s.retention->trained(step);  // the weights after step - 1 trained finitely
     if (c.optim.grad_clip > 0 && grad_norm > c.optim.grad_clip)
       runner.scale_grads(static_cast<float>(c.optim.grad_clip / grad_norm));
     const double lr = learning_rate(schedule, step);
@@ -367,6 +394,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
       s.zero1->gather_parameters();
     }
     span.reset();
+    test_signal_point("after_step", step, world.rank());
     s.progress.tokens_seen += N * T * accum * ranks;
     summary.losses.push_back(loss);
     summary.last_step = step;
@@ -419,19 +447,27 @@ TrainSummary Trainer::run(int64_t stop_after) {
         std::printf("time budget of %g minutes reached after step %ld: evaluating and saving\n",
                     c.train.time_budget_minutes, static_cast<long>(step));
     }
+    // A signal (shutdown.h): this step is done; save it and stop, skipping evaluation.
+    const bool on_signal = stop_requested && !last;
     const bool interrupted =
-        (stop_after > 0 && step - summary.first_step + 1 >= stop_after) || out_of_time;
+        (stop_after > 0 && step - summary.first_step + 1 >= stop_after) || out_of_time || on_signal;
     if (s.val &&
         ((c.train.eval_every > 0 && step % c.train.eval_every == 0) || last || out_of_time)) {
       RRT_TRACE_SPAN("evaluate");
       log_eval(step);
     }
-    if ((c.checkpoint.every > 0 && step % c.checkpoint.every == 0) || last || interrupted) {
+    const bool saving =
+        (c.checkpoint.every > 0 && step % c.checkpoint.every == 0) || last || interrupted;
+    if (saving) {
       RRT_TRACE_SPAN("checkpoint");
       save(step);
     }
+    // A signal that came during this evaluation or checkpoint needs no further step.
+    const bool after_save = saving && !interrupted && !last && any_rank_stopping(world);
+    if (on_signal || after_save) summary.stopped_by_signal = stop_signal() ? stop_signal() : -1;
+    const bool stopping = interrupted || after_save;
     step_span.reset();
-    if (profiling && (step == profile_last || last || interrupted)) {
+    if (profiling && (step == profile_last || last || stopping)) {
       trace::stop();
       profiling = false;
       const std::string path =
@@ -448,7 +484,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
         std::printf("profile of steps %ld..%ld written to %s (open it in ui.perfetto.dev)\n",
                     static_cast<long>(profile_first), static_cast<long>(step), path.c_str());
     }
-    if (interrupted) break;
+    if (stopping) break;
   }
   summary.last_checkpoint = s.last_checkpoint;
   summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();

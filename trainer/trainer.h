@@ -2,7 +2,9 @@
 // a schedule, periodic evaluation, logging (stdout + metrics.jsonl), checkpoints and resume.
 //
 // Run directory: config.yaml (resolved config), metrics.jsonl (one JSON object per log/eval
-// event), step_XXXXXXXX.h5 checkpoints (the newest keep_last are kept).
+// event), step_XXXXXXXX.h5 checkpoints (trainer/retention.h says which are kept), rrt.lock
+// (trainer/run_directory.h). With StopSignals (trainer/shutdown.h) alive, SIGTERM, SIGINT and
+// SIGUSR1 end run() after the current step with a checkpoint.
 //
 // Data parallel (docs/distributed.md): every rank of the communicator runs train.micro_batch
 // rows of each micro-batch from its slice of the global batch; the flat gradient arena is
@@ -30,6 +32,9 @@ struct TrainSummary {
   double last_val_loss = -1;    // -1: never evaluated
   std::string last_checkpoint;  // "" if none was written
   double seconds = 0;
+  // Stopped before train.steps on a signal (trainer/shutdown.h), with a checkpoint of
+  // last_step: the signal's number, or -1 on a rank that did not receive one itself.
+  int stopped_by_signal = 0;
 };
 
 class Trainer {

@@ -40,7 +40,7 @@ std::vector<int64_t> concatenated_shards(const fs::path& dir) {
 
 bool has_temporary_files(const fs::path& dir) {
   for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.path().extension() == ".tmp") return true;
+    if (entry.path().filename().string().find(".tmp") != std::string::npos) return true;
   return false;
 }
 

@@ -1,7 +1,7 @@
 # distributed/: the communicators (no MPI needed), and under mpirun (label mpi) the MPI
 # communicator, data-parallel training equal to one rank, resume across world sizes, failing
-# ranks ending the job, and (labels gpu + mpi) NCCL data parallel on 2 GPUs; under a local
-# Slurm cluster (label slurm) the launch/ scripts.
+# ranks ending the job, stopping on signals, and (labels gpu + mpi) NCCL data parallel on 2
+# GPUs; under a local Slurm cluster (label slurm) the launch/ scripts and their requeue cycle.
 rrt_add_test(test_communicator ${CMAKE_CURRENT_LIST_DIR}/test_communicator.cpp)
 rrt_add_test(test_grad_sync ${CMAKE_CURRENT_LIST_DIR}/test_grad_sync.cpp)
 
@@ -53,4 +53,12 @@ if(RRT_MPI)
   set_tests_properties(Distributed.SlurmTrain PROPERTIES LABELS slurm SKIP_RETURN_CODE 77
     RESOURCE_LOCK local_slurm
     ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive" TIMEOUT 120)
+  # launch/slurm_train.sbatch's requeue cycle: SIGUSR1 before the time limit, a checkpoint, a
+  # requeue, a bit-exact resume; scancel's SIGTERM checkpoints without a requeue.
+  add_test(NAME Distributed.SlurmRequeue
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/slurm_requeue.sh $<TARGET_FILE:rrt_cli>
+            $<TARGET_FILE:checkpoint_diff> ${CMAKE_SOURCE_DIR})
+  set_tests_properties(Distributed.SlurmRequeue PROPERTIES LABELS slurm SKIP_RETURN_CODE 77
+    RESOURCE_LOCK local_slurm
+    ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive" TIMEOUT 300)
 endif()

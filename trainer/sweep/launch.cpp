@@ -22,6 +22,7 @@
 #include "trainer/eval_report.h"
 #include "trainer/evaluate.h"
 #include "trainer/log_format.h"
+#include "trainer/shutdown.h"
 
 namespace rrt {
 
@@ -94,7 +95,7 @@ int64_t step_of(const std::string& checkpoint) {
 
 void write_status(const std::string& dir, const nlohmann::json& status) {
   const fs::path path = fs::path(dir) / "status.json";
-  const std::string tmp = path.string() + ".tmp";
+  const std::string tmp = temporary_path(path.string());
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << status.dump(2) << "\n";
@@ -292,14 +293,18 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
       say("[%zu/%zu] %s: finished in %.1f s\n", i + 1, n, run.name.c_str(), seconds);
       continue;
     }
-    if (r.exit_code == 0) {  // a clean stop before train.steps (a time budget): resumable
+    // A clean stop before train.steps, resumable: a time budget (0), or a signal (3), after
+    // which the sweep stops too: someone asked rrt to stop.
+    if (r.exit_code == 0 || r.exit_code == kExitStoppedOnSignal) {
       ++counts.stopped;
       status["status"] = "stopped";
       status["seconds"] = seconds;
       write_status(run.dir, status);
-      say("[%zu/%zu] %s: stopped before its final step; the next launch resumes it\n", i + 1, n,
-          run.name.c_str());
-      continue;
+      say("[%zu/%zu] %s: stopped before its final step%s; the next launch resumes it\n", i + 1, n,
+          run.name.c_str(), r.exit_code == 0 ? "" : " on a signal");
+      if (r.exit_code == 0) continue;
+      say("sweep: stopping after a signal; launching again resumes where it stopped\n");
+      break;
     }
     std::string error = last_error_line(log, log_start);
     if (error.empty())

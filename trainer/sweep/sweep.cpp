@@ -457,7 +457,7 @@ bool run_finished(const SweepRun& run) {
 namespace {
 
 void write_text_atomically(const fs::path& path, const std::string& text) {
-  const std::string tmp = path.string() + ".tmp";
+  const std::string tmp = temporary_path(path.string());
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << text;

@@ -1,0 +1,78 @@
+#include "core/test_signal.h"
+
+#include <csignal>
+#include <cstdlib>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace rrt {
+
+namespace {
+
+struct Entry {
+  int signal = 0;
+  std::string point, value;
+  int rank = -1;  // -1: any
+  bool fired = false;
+};
+
+int parse_signal(const std::string& name, const std::string& spec) {
+  if (name == "TERM") return SIGTERM;
+  if (name == "INT") return SIGINT;
+  if (name == "USR1") return SIGUSR1;
+  RRT_FAIL("RRT_TEST_SIGNAL", "unknown signal '", name, "' in '", spec, "'; use TERM, INT or USR1");
+}
+
+std::vector<Entry> parse(const char* env) {
+  std::vector<Entry> out;
+  std::stringstream all(env);
+  std::string spec;
+  while (std::getline(all, spec, ',')) {
+    std::vector<std::string> parts;
+    std::stringstream fields(spec);
+    for (std::string part; std::getline(fields, part, ':');) parts.push_back(part);
+    RRT_CHECK(parts.size() == 3 || parts.size() == 4, "RRT_TEST_SIGNAL", "entry '", spec,
+              "' is not SIGNAL:POINT:VALUE[:RANK]");
+    Entry e{.signal = parse_signal(parts[0], spec), .point = parts[1], .value = parts[2]};
+    if (parts.size() == 4) e.rank = std::stoi(parts[3]);
+    out.push_back(e);
+  }
+  return out;
+}
+
+const char* hook() {
+  static const char* env = std::getenv("RRT_TEST_SIGNAL");
+  return env != nullptr && *env != '\0' ? env : nullptr;
+}
+
+}  // namespace
+
+void test_signal_point(std::string_view point, int64_t value, int rank) {
+  if (hook() != nullptr) test_signal_point(point, std::to_string(value), rank);
+}
+
+void test_signal_point(std::string_view point, std::string_view value, int rank) {
+  if (hook() == nullptr) return;
+  static std::vector<Entry> entries = parse(hook());
+  static std::mutex mutex;
+  int signal = 0;
+  {
+    const std::lock_guard<std::mutex> lock(mutex);
+    for (Entry& e : entries) {
+      if (e.fired || e.point != point || e.value != value) continue;
+      if (e.rank >= 0 && e.rank != rank) continue;
+      e.fired = true;
+      signal = e.signal;
+      break;
+    }
+  }
+  if (signal != 0) std::raise(signal);
+  // A second matching entry: a second signal at the same point.
+  if (signal != 0) test_signal_point(point, value, rank);
+}
+
+}  // namespace rrt

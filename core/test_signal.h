@@ -1,0 +1,27 @@
+// A test hook that sends rrt a real signal at a chosen point of its work, so that the tests of
+// signal handling (docs/runs.md, "Signals") stop a run at a step, or inside a checkpoint write,
+// deterministically instead of racing a `kill` against the clock.
+//
+//   RRT_TEST_SIGNAL=TERM:step:6            SIGTERM in the middle of step 6 (every rank)
+//   RRT_TEST_SIGNAL=TERM:after_step:6:1    SIGTERM after step 6's all-reduce, on rank 1 only
+//   RRT_TEST_SIGNAL=TERM:commit:step_00000008.h5
+//                                          SIGTERM while step_00000008.h5 is being written
+//
+// Entries are separated by commas, each fires once, in order (two equal entries: a second
+// signal at the same point). Signals: TERM, INT, USR1. Unset (always, outside tests), a point
+// costs one load of a static flag.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace rrt {
+
+// Raises the signal of the first unfired entry matching (point, value) and, when the entry
+// names a rank, this rank (rank -1: the caller does not know its rank; only entries without
+// one match).
+void test_signal_point(std::string_view point, std::string_view value, int rank = -1);
+// The same with a number for the value (a step), formatted only when the hook is set.
+void test_signal_point(std::string_view point, int64_t value, int rank = -1);
+
+}  // namespace rrt
