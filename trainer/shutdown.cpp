@@ -58,6 +58,7 @@ StopSignals::StopSignals() {
 
 StopSignals::~StopSignals() {
   for (int i = 0; i < 3; ++i) sigaction(kSignals[i], &g_previous[i], nullptr);
+  g_stop_signal = 0;  // a later run without handlers must not see it
   g_installed = false;
 }
 

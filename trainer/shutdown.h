@@ -28,7 +28,8 @@ class StopSignals {
   StopSignals& operator=(const StopSignals&) = delete;
 };
 
-// The first of those signals this process received while a StopSignals lived (0: none).
+// The first of those signals received since the living StopSignals was made (0: none, or no
+// StopSignals lives).
 int stop_signal();
 // Whether any rank has received one (a collective: every rank calls it; one small all-reduce).
 bool any_rank_stopping(Communicator& world);

@@ -7,3 +7,11 @@ set_tests_properties(Cli.EndToEndSmoke PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1
 add_test(NAME Cli.DemoQuick
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/demo_quick.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
 set_tests_properties(Cli.DemoQuick PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+
+# Signals (a stop after the step with a checkpoint, exit 3; a second signal at once) and the run
+# directory's lock, through the binary; resumes compared bit for bit (checkpoint_diff).
+add_test(NAME Cli.Signals
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/signals.sh $<TARGET_FILE:rrt_cli>
+          $<TARGET_FILE:checkpoint_diff> ${CMAKE_SOURCE_DIR})
+set_tests_properties(Cli.Signals PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive"
+  TIMEOUT 300)

@@ -5,10 +5,12 @@
 rrt_add_test(test_communicator ${CMAKE_CURRENT_LIST_DIR}/test_communicator.cpp)
 rrt_add_test(test_grad_sync ${CMAKE_CURRENT_LIST_DIR}/test_grad_sync.cpp)
 
+# Compares two checkpoints (also used by tests/cli/signals.sh, so built with or without MPI).
+add_executable(checkpoint_diff ${CMAKE_CURRENT_LIST_DIR}/checkpoint_diff.cpp)
+target_link_libraries(checkpoint_diff PRIVATE rrt)
+target_compile_options(checkpoint_diff PRIVATE ${RRT_CXX_FLAGS})
+
 if(RRT_MPI)
-  add_executable(checkpoint_diff ${CMAKE_CURRENT_LIST_DIR}/checkpoint_diff.cpp)
-  target_link_libraries(checkpoint_diff PRIVATE rrt)
-  target_compile_options(checkpoint_diff PRIVATE ${RRT_CXX_FLAGS})
 
   add_executable(test_mpi_communicator ${CMAKE_CURRENT_LIST_DIR}/test_mpi_communicator.cpp)
   target_link_libraries(test_mpi_communicator PRIVATE rrt GTest::gtest GTest::gtest_main)
@@ -29,8 +31,12 @@ if(RRT_MPI)
   add_test(NAME Distributed.FailingRankEndsTheJob
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/mpi_failure.sh $<TARGET_FILE:rrt_cli> ${MPIEXEC_EXECUTABLE}
             ${CMAKE_SOURCE_DIR})
+  add_test(NAME Distributed.SignalsStopEveryRank
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/mpi_signals.sh $<TARGET_FILE:rrt_cli> ${MPIEXEC_EXECUTABLE}
+            $<TARGET_FILE:checkpoint_diff> ${CMAKE_SOURCE_DIR})
   set_tests_properties(Distributed.MpiCommunicator.2ranks Distributed.MpiCommunicator.3ranks
     Distributed.TrainEqualsOneRank Distributed.FailingRankEndsTheJob
+    Distributed.SignalsStopEveryRank
     PROPERTIES LABELS mpi ENVIRONMENT "${_rrt_mpi_env}" TIMEOUT 600)
 
   # train.device: cuda on 2 GPUs with NCCL gradients against 1 GPU (labels gpu and mpi;

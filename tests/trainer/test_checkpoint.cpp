@@ -1,5 +1,5 @@
 // Checkpoints: exact round trip, clear errors for unreadable files, atomic writes that survive
-// a full disk, and pruning.
+// a full disk (pruning: test_retention.cpp).
 #include <gtest/gtest.h>
 
 #include "tests/error_helpers.h"
@@ -15,7 +15,6 @@
 
 #include "core/error.h"
 #include "trainer/checkpoint.h"
-#include "trainer/retention.h"
 
 namespace rrt {
 namespace {
@@ -150,20 +149,6 @@ TEST(Checkpoint, FullDiskDuringWriteKeepsThePreviousCheckpoint) {
   EXPECT_FALSE(has_temporary(fs::path(path).parent_path())) << "the partial file is cleaned up";
   EXPECT_EQ(fs::file_size(path), size_before);
   EXPECT_EQ(read_checkpoint_header(path).config_yaml, "first");
-}
-
-TEST(Checkpoint, PruneKeepsTheNewest) {
-  const fs::path dir = fresh_dir("prune");
-  ParameterSet p(tiny_spec());
-  for (int64_t step : {10, 20, 30, 40})
-    save_checkpoint(checkpoint_path(dir.string(), step), "c", p, nullptr, {.step = step});
-  std::ofstream(dir / "notes.txt") << "not a checkpoint";
-  prune_checkpoints(dir.string(), 2, 40);
-  const auto left = list_checkpoints(dir.string());
-  ASSERT_EQ(left.size(), 2u);
-  EXPECT_EQ(left[0], checkpoint_path(dir.string(), 30));
-  EXPECT_EQ(left[1], checkpoint_path(dir.string(), 40));
-  EXPECT_TRUE(fs::exists(dir / "notes.txt"));
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "tests/text_shards.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config_io.h"
+#include "trainer/evaluate.h"
 #include "trainer/schedule.h"
 #include "trainer/trainer.h"
 
@@ -141,29 +142,43 @@ TEST(Trainer, ResumeIsBitExact) {
   EXPECT_EQ(to_yaml(reread), to_yaml(resumed_cfg));
 }
 
+// A divergence: three healthy steps, then a learning rate whose step-4 update overflows the
+// weights, so step 5's loss is not finite. The checkpoint of step 4 holds those weights (its
+// perplexity is not finite): the run must name step 3 as the last good one, keep it (keep_last
+// is 2), and move step 4 aside so that a plain resume starts from step 3.
 TEST(Trainer, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   const fs::path dir = fresh("nonfinite");
   RunConfig c = small_run(dir.string());
-  c.optim.lr = 1e30;  // step 1 is finite; its update overflows the weights
   c.optim.warmup_steps = 0;
   c.optim.schedule = "constant";
   c.optim.grad_clip = 0;
   c.checkpoint.every = 1;
   c.train.grad_accum = 1;
-  Trainer trainer(c);
+  ASSERT_EQ(Trainer(c).run(/*stop_after=*/3).last_step, 3);
+  RunConfig diverging = c;
+  diverging.optim.lr = 1e30;
   try {
-    trainer.run();
+    Trainer(diverging).run();
     FAIL() << "a non-finite loss must stop the run";
   } catch (const Error& e) {
     const std::string msg = e.what();
-    EXPECT_NE(msg.find("step 2"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("step_00000001.h5"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("step 5"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("last good checkpoint is " + checkpoint_path(dir.string(), 3)),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("diverged: step_00000004.h5"), std::string::npos) << msg;
   }
   const auto left = list_checkpoints(dir.string());
   ASSERT_EQ(left.size(), 1u);
-  EXPECT_EQ(read_checkpoint_header(left[0]).state.step, 1);
-  // The surviving checkpoint holds finite weights.
+  EXPECT_EQ(read_checkpoint_header(left[0]).state.step, 3);
+  // The kept checkpoint is healthy, the one moved aside is not.
   for (float x : final_params(left[0], c)) ASSERT_TRUE(std::isfinite(x));
+  EXPECT_TRUE(std::isfinite(evaluate_checkpoint(left[0], "", 2).perplexity));
+  const std::string blown = (dir / "diverged" / "step_00000004.h5").string();
+  ASSERT_TRUE(fs::exists(blown));
+  EXPECT_FALSE(std::isfinite(evaluate_checkpoint(blown, "", 2).perplexity));
+  // A plain resume with the old learning rate goes on from the good one.
+  EXPECT_EQ(Trainer(c).run(/*stop_after=*/1).first_step, 4);
 }
 
 TEST(Trainer, EvaluationIsRepeatableAndMetricsAreWritten) {
