@@ -52,7 +52,7 @@ struct LaunchCounts {
   int trained = 0;  // finished by this launch
   int failed = 0;
   int busy = 0;     // status.json says another launch is training it (its process is alive)
-  int stopped = 0;  // rrt train ended cleanly before train.steps (a time budget): resumable
+  int stopped = 0;  // rrt train ended cleanly before train.steps (a time budget, a signal)
 };
 
 // Trains every unfinished run in order: converts its starting weights if needed (prepare_run),

@@ -571,5 +571,20 @@ TEST(SweepLaunch, ACleanEarlyStopIsResumableNotFailed) {
   EXPECT_TRUE(contains(read_file(fs::path(s.runs[0].dir) / "train.log"), "time budget reached"));
 }
 
+// rrt train stopped by a signal (exit 3, a checkpoint written): the run is stopped, resumable,
+// not failed, and the sweep launches nothing more (someone asked rrt to stop).
+TEST(SweepLaunch, ARunStoppedOnASignalEndsTheSweepResumably) {
+  const fs::path out = temp("signal");
+  const fs::path fake = out / "fake_rrt.sh";
+  std::ofstream(fake) << "#!/bin/sh\necho \"stopped by SIGTERM after step 2\"\nexit 3\n";
+  fs::permissions(fake, fs::perms::owner_all);
+  const Sweep s = parse(base_config() + "grid:\n  lora.rank: [0, 2]\n", out / "sweep");
+  const LaunchCounts c = launch_local(s, {fake.string(), true, true});
+  EXPECT_EQ(c.stopped, 1);
+  EXPECT_EQ(c.failed, 0);
+  EXPECT_EQ(read_run_status(s.runs[0].dir, 6).state, RunState::interrupted);
+  EXPECT_FALSE(fs::exists(fs::path(s.runs[1].dir) / "train.log")) << "the sweep went on";
+}
+
 }  // namespace
 }  // namespace rrt
