@@ -381,7 +381,8 @@ TrainSummary Trainer::run(int64_t stop_after) {
                moved.empty() ? ""
                              : "; the newer ones hold the diverging weights and were moved to " +
                                    (fs::path(c.train.run_dir) / "diverged").string() + ":" + moved,
-               ". Lower optim.lr or set optim.grad_clip, then resume (from it).");
+               ". Lower optim.lr or set optim.grad_clip (with checkpoint.allow_config_change=[optim] "
+               "so that the resume accepts them), then rerun: it resumes from that checkpoint.");
     }
     if (root) s.retention->trained(step);  // the weights after step - 1 trained finitely
     if (c.optim.grad_clip > 0 && grad_norm > c.optim.grad_clip)

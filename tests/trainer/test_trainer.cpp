@@ -157,6 +157,7 @@ TEST(Trainer, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   ASSERT_EQ(Trainer(c).run(/*stop_after=*/3).last_step, 3);
   RunConfig diverging = c;
   diverging.optim.lr = 1e30;
+  diverging.checkpoint.allow_config_change = {"optim.lr"};
   try {
     Trainer(diverging).run();
     FAIL() << "a non-finite loss must stop the run";
