@@ -4,9 +4,10 @@
 #     the checkpoint barrier -> MPI_Abort from rrt's error path;
 #  2. rank 1 throws while starting (no data) while rank 0 waits in the first broadcast;
 #  3. rank 1 is killed (SIGKILL) mid-training -> mpirun ends the others.
-# Each must exit non-zero within 60 s. Usage: mpi_failure.sh RRT MPIRUN SOURCE_DIR
+# Each must exit non-zero within 60 s.
+# Usage: mpi_failure.sh RRT MPIRUN SOURCE_DIR FAULT_LIBRARY (tests/fault/write_fault.c)
 set -euo pipefail
-rrt="$1" mpirun="$2" src="$3"
+rrt="$1" mpirun="$2" src="$3" fault="$4"
 source "$(dirname "$0")/mpi_common.sh"
 limit=60
 
@@ -30,9 +31,11 @@ run() {
   grep -qF -- "$fragment" "$work/$name.out" || fail "$name: no '$fragment' in: $(cat "$work/$name.out")"
 }
 
-# 1. A directory in the way of step 3's temporary file: H5Fcreate fails on rank 0 only.
-mkdir -p "$work/run1/step_00000003.h5.tmp"
-run checkpoint_throw "rank 0 of 2: [checkpoint" -np 2 "$rrt" train "$cfg" "${common[@]}" \
+# 1. A full disk for step 3's checkpoint (its temporary's name holds the writer's pid, so the
+#    LD_PRELOAD fault library fails the writes by name): rank 0, the only writer, throws.
+LD_PRELOAD="$fault" RRT_FAULT_FILE=step_00000003.h5 RRT_FAULT_AFTER=0 RRT_FAULT_MODE=enospc \
+  run checkpoint_throw "rank 0 of 2: [checkpoint" -np 2 -x LD_PRELOAD -x RRT_FAULT_FILE \
+  -x RRT_FAULT_AFTER -x RRT_FAULT_MODE "$rrt" train "$cfg" "${common[@]}" \
   train.run_dir="$work/run1" train.steps=1000 checkpoint.every=3
 grep -q "aborting all 2 ranks" "$work/checkpoint_throw.out" || fail "no abort notice"
 

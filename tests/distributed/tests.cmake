@@ -30,7 +30,7 @@ if(RRT_MPI)
             $<TARGET_FILE:checkpoint_diff> ${CMAKE_SOURCE_DIR})
   add_test(NAME Distributed.FailingRankEndsTheJob
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/mpi_failure.sh $<TARGET_FILE:rrt_cli> ${MPIEXEC_EXECUTABLE}
-            ${CMAKE_SOURCE_DIR})
+            ${CMAKE_SOURCE_DIR} $<TARGET_FILE:rrt_write_fault>)
   add_test(NAME Distributed.SignalsStopEveryRank
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/mpi_signals.sh $<TARGET_FILE:rrt_cli> ${MPIEXEC_EXECUTABLE}
             $<TARGET_FILE:checkpoint_diff> ${CMAKE_SOURCE_DIR})
