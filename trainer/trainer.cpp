@@ -375,14 +375,15 @@ TrainSummary Trainer::run(int64_t stop_after) {
         good = s.retention->last_good();
       }
       world.broadcast(&good, sizeof(good), 0);  // every rank names it, after rank 0 moved
-      RRT_FAIL("train", "non-finite ", std::isfinite(loss) ? "gradient norm" : "loss", " at step ",
-               step, "; stopping without writing a checkpoint. The last good checkpoint is ",
-               good > 0 ? checkpoint_path(c.train.run_dir, good) : "(none)",
-               moved.empty() ? ""
-                             : "; the newer ones hold the diverging weights and were moved to " +
-                                   (fs::path(c.train.run_dir) / "diverged").string() + ":" + moved,
-               ". Lower optim.lr or set optim.grad_clip (with checkpoint.allow_config_change=[optim] "
-               "so that the resume accepts them), then rerun: it resumes from that checkpoint.");
+      RRT_FAIL(
+          "train", "non-finite ", std::isfinite(loss) ? "gradient norm" : "loss", " at step ", step,
+          "; stopping without writing a checkpoint. The last good checkpoint is ",
+          good > 0 ? checkpoint_path(c.train.run_dir, good) : "(none)",
+          moved.empty() ? ""
+                        : "; the newer ones hold the diverging weights and were moved to " +
+                              (fs::path(c.train.run_dir) / "diverged").string() + ":" + moved,
+          ". Lower optim.lr or set optim.grad_clip (with checkpoint.allow_config_change=[optim] "
+          "so that the resume accepts them), then rerun: it resumes from that checkpoint.");
     }
     if (root) s.retention->trained(step);  // the weights after step - 1 trained finitely
     if (c.optim.grad_clip > 0 && grad_norm > c.optim.grad_clip)

@@ -19,8 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path fresh(const std::string& name) {
-  const fs::path p = fs::path(::testing::TempDir()) /
-                     ("rrt_retention_" + std::to_string(getpid()) + "_" + name);
+  const fs::path p =
+      fs::path(::testing::TempDir()) / ("rrt_retention_" + std::to_string(getpid()) + "_" + name);
   fs::remove_all(p);
   fs::create_directories(p);
   return p;

@@ -84,9 +84,8 @@ TEST(RunSafety, TemporaryNamesAreUniquePerProcessAndWrite) {
   ASSERT_GE(child, 0);
   if (child == 0) {
     const std::string name = temporary_path("/r/step_00000004.h5");
-    std::_Exit(write(pipefd[1], name.data(), name.size()) == static_cast<ssize_t>(name.size())
-                   ? 0
-                   : 1);
+    std::_Exit(write(pipefd[1], name.data(), name.size()) == static_cast<ssize_t>(name.size()) ? 0
+                                                                                               : 1);
   }
   char buf[256] = {};
   const ssize_t n = read(pipefd[0], buf, sizeof(buf) - 1);
@@ -154,7 +153,7 @@ TEST(RunSafety, AFreshRunOverAnotherRunIsRefusedUnlessArchivedOrOverwritten) {
   fresh.checkpoint.existing = "archive";
   const TrainSummary s = Trainer(fresh).run();
   EXPECT_EQ(s.last_checkpoint, checkpoint_path(dir.string(), 3));
-  EXPECT_EQ(steps_in(dir), (std::vector<int64_t>{2, 3}));  // the new run's newest survives
+  EXPECT_EQ(steps_in(dir), (std::vector<int64_t>{2, 3}));   // the new run's newest survives
   EXPECT_EQ(first_metrics_step(dir / "metrics.jsonl"), 1);  // its own metrics only
   std::vector<fs::path> archives;
   for (const auto& e : fs::directory_iterator(dir / "archive")) archives.push_back(e.path());
