@@ -54,7 +54,9 @@ std::string describe_holder(const std::string& text) {
 bool is_run_output(const std::string& name) {
   return (name.size() == 16 && name.rfind("step_", 0) == 0 && name.substr(13) == ".h5") ||
          name == "metrics.jsonl" || name == "config.yaml" || name == "diverged" ||
-         name.rfind("events.out.tfevents.", 0) == 0;
+         name.rfind("events.out.tfevents.", 0) == 0 ||
+         (name.rfind("profile_rank", 0) == 0 && name.size() > 5 &&
+          name.substr(name.size() - 5) == ".json");
 }
 
 std::vector<fs::path> run_outputs(const fs::path& dir) {
