@@ -235,13 +235,9 @@ void add_tensor(ExportTensors& out, const ModelSpec& spec, const ParameterSet& p
 }
 
 void write_config(const ModelSpec& spec, const std::string& out_dir) {
-  const std::string cfg_path = (fs::path(out_dir) / "config.json").string();
-  const std::string tmp = cfg_path + ".tmp";
-  std::ofstream f(tmp);
-  f << hf_config(spec).dump(2) << "\n";
-  f.close();
-  RRT_CHECK(f.good(), "export " + out_dir, "cannot write ", tmp, "; is the disk full?");
-  commit_temporary_file(tmp, cfg_path, "export " + out_dir);
+  // A temporary name of this process's own (core/durable_file.h), fsynced, then renamed.
+  write_file_atomically((fs::path(out_dir) / "config.json").string(),
+                        hf_config(spec).dump(2) + "\n");
 }
 
 }  // namespace
