@@ -36,7 +36,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // app.exit prints the help, the version or the usage error; its codes are CLI11's own (106
+    // for a missing option, 109 for an extra argument, ...), not the documented 2. A
+    // RuntimeError carries rrt's code (3 after a signal), and help or --version is a success.
+    const int code = app.exit(e);
+    if (code == 0 || dynamic_cast<const CLI::RuntimeError*>(&e) != nullptr) return code;
+    return 2;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "rrt: %s\n", e.what());

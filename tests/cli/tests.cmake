@@ -15,3 +15,8 @@ add_test(NAME Cli.Signals
           $<TARGET_FILE:checkpoint_diff> ${CMAKE_SOURCE_DIR})
 set_tests_properties(Cli.Signals PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive"
   TIMEOUT 300)
+
+# Usage errors (CLI11 parse errors, unknown subcommands, bad flags and values) exit 2, as
+# docs/runs.md says; help and --version 0; a failure of the work itself 1.
+add_test(NAME Cli.UsageErrors
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/usage_errors.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
