@@ -17,12 +17,13 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
-#include "trainer/sweep/process.h"
+#include "core/progress.h"
 #include "trainer/checkpoint.h"
 #include "trainer/eval_report.h"
 #include "trainer/evaluate.h"
 #include "trainer/log_format.h"
 #include "trainer/shutdown.h"
+#include "trainer/sweep/process.h"
 
 namespace rrt {
 
@@ -241,14 +242,27 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
         resume_from > 0 ? ("resuming at step " + std::to_string(resume_from)).c_str() : "training",
         log.c_str());
     try {
-      if (prepare_run(run))
-        say("        converted %s -> %s/init.h5 (%s init, %s LoRA)\n", run.convert->from.c_str(),
+      bool shared = false;
+      if (prepare_run(run, &shared))
+        say("        %s %s -> %s/init.h5 (%s init, %s LoRA)\n",
+            shared ? "shared the conversion of" : "converted", run.convert->from.c_str(),
             run.dir.c_str(), run.convert->init.c_str(), run.convert->lora_init.c_str());
       // The converted model's validation loss before any training: the init ablations'
       // first point (summary column "init val ppl", step 0 of the plot).
       const fs::path init_eval = fs::path(run.dir) / "init_eval.json";
       if (run.convert && resume_from == 0 && !fs::exists(init_eval)) {
-        const EvalResult e = evaluate_checkpoint((fs::path(run.dir) / "init.h5").string(), "", 0);
+        // init.h5 may be shared with runs whose data or batch shape differ: its stored config
+        // is the first run's, so evaluate with this run's.
+        const RunConfig& c = run.config;
+        char fraction[32];
+        std::snprintf(fraction, sizeof(fraction), "%.17g", c.data.val_fraction);
+        const EvalResult e = evaluate_checkpoint(
+            (fs::path(run.dir) / "init.h5").string(), "", 0,
+            {"data.path=" + c.data.path, "data.val_fraction=" + std::string(fraction),
+             "data.seed=" + std::to_string(c.data.seed),
+             "train.micro_batch=" + std::to_string(c.train.micro_batch),
+             "train.seq_len=" + std::to_string(c.train.seq_len),
+             "train.eval_batches=" + std::to_string(c.train.eval_batches)});
         std::ofstream(init_eval) << nlohmann::json{{"step", 0},
                                                    {"val_loss", e.loss},
                                                    {"val_ppl", e.perplexity},
@@ -317,16 +331,35 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
   return counts;
 }
 
+namespace {
+
+// Before a command is printed or submitted, every run's starting weights are made: minutes
+// for large models. One stderr line per run that converts (prepare_run adds its stages), so
+// that the wait is visible; stdout keeps only the commands.
+void prepare_with_progress(const SweepRun& run, size_t i, size_t n) {
+  if (!run.convert) return;
+  const auto t0 = ProgressClock::now();
+  bool shared = false;
+  if (prepare_run(run, &shared))
+    std::fprintf(stderr, "sweep: [%zu/%zu] %s: starting weights %s in %s\n", i + 1, n,
+                 run.name.c_str(), shared ? "shared" : "converted",
+                 format_duration(seconds_since(t0)).c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace
+
 std::string mpirun_commands(const Sweep& sweep, const std::string& launch_dir,
                             const std::string& rrt_binary, int ranks) {
   write_sweep(sweep);
   std::string out;
-  for (const SweepRun& run : sweep.runs) {
+  for (size_t i = 0; i < sweep.runs.size(); ++i) {
+    const SweepRun& run = sweep.runs[i];
     if (run_finished(run)) {
       out += "# " + run.name + ": finished\n";
       continue;
     }
-    prepare_run(run);
+    prepare_with_progress(run, i, sweep.runs.size());
     out += "RRT=" + shell_quote(rrt_binary) + " " +
            shell_quote((fs::path(launch_dir) / "mpirun.sh").string()) + " " +
            std::to_string(ranks) + " " + shell_quote((fs::path(run.dir) / "config.yaml").string()) +
@@ -342,9 +375,10 @@ SlurmArray slurm_array(const Sweep& sweep, const std::string& launch_dir,
   const fs::path out = fs::absolute(sweep.out_dir).lexically_normal();
   a.list = (out / "slurm_runs.txt").string();
   std::string lines;
-  for (const SweepRun& run : sweep.runs) {
+  for (size_t i = 0; i < sweep.runs.size(); ++i) {
+    const SweepRun& run = sweep.runs[i];
     if (run_finished(run)) continue;
-    prepare_run(run);
+    prepare_with_progress(run, i, sweep.runs.size());
     lines += fs::absolute(run.dir).lexically_normal().string() + "\n";
     ++a.tasks;
   }

@@ -18,8 +18,8 @@
 // [A-Za-z0-9.+-] become '-'. A sweep without axes has one run named after the sweep.
 // The `convert` section (keys convert.from, convert.init, convert.lora_init, convert.seed, which
 // axes may sweep too) starts each run from a recursive/relaxed model converted from a plain one
-// (model/convert.h) into <run>/init.h5; loops, sharing, per-loop norms and LoRA ranks come from
-// the run's own config.
+// (model/convert.h) into <run>/init.h5 (shared between runs whose conversions are equal); loops,
+// sharing, per-loop norms and LoRA ranks come from the run's own config.
 #pragma once
 
 #include <cstdint>
@@ -89,7 +89,16 @@ void write_sweep(const Sweep& sweep);
 
 // Makes <run>/init.h5 from convert.from when the run has a convert step, has not started and
 // the file is not there yet. Throws when convert.from is not ready (an unfinished run) or does
-// not fit the run's model. Returns true when it converted.
-bool prepare_run(const SweepRun& run);
+// not fit the run's model. Returns true when it made init.h5. Identical conversions are made
+// once: into shared_conversion_path(run), then hard-linked (copied where links fail) as each
+// run's init.h5; *shared (when given) says the run reused one made before. Progress (each
+// stage with its seconds) goes to stderr.
+bool prepare_run(const SweepRun& run, bool* shared = nullptr);
+
+// What decides a run's converted weights, as text: convert.from (absolute), init, lora_init,
+// seed and the run's model sections; runs with equal texts share one conversion.
+std::string conversion_key_text(const SweepRun& run);
+// <sweep out>/_converted/<16 hex digits of the key's hash>.h5 (with a .txt of the key beside).
+std::string shared_conversion_path(const SweepRun& run);
 
 }  // namespace rrt

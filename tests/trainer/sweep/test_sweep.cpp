@@ -335,6 +335,47 @@ TEST(SweepConvert, EachRunStartsFromItsConvertedModel) {
   EXPECT_TRUE(contains(e, "differs from the run's model ('model.d_model: 64' in the run")) << e;
 }
 
+// Runs that differ only in training keys convert the same way: one conversion, shared.
+TEST(SweepConvert, IdenticalConversionsAreMadeOnce) {
+  const fs::path root = temp("convert_shared");
+  const std::string base = train_plain_model(root / "plain");
+  const Sweep s = parse(base_config() + "convert:\n  from: " + base +
+                            "\ngrid:\n  convert.init: [stepwise, average]\n"
+                            "  optim.lr: [1e-3, 2e-3]\n",
+                        root / "sweep");
+  ASSERT_EQ(s.runs.size(), 4u);
+  // Runs 0 and 1 differ only in optim.lr (so do 2 and 3): equal keys, one file per init.
+  EXPECT_EQ(conversion_key_text(s.runs[0]), conversion_key_text(s.runs[1]));
+  EXPECT_NE(conversion_key_text(s.runs[0]), conversion_key_text(s.runs[2]));
+  EXPECT_EQ(shared_conversion_path(s.runs[2]), shared_conversion_path(s.runs[3]));
+  std::vector<bool> was_shared;
+  for (const SweepRun& r : s.runs) {
+    bool shared = true;
+    EXPECT_TRUE(prepare_run(r, &shared)) << r.name;
+    was_shared.push_back(shared);
+    EXPECT_TRUE(fs::exists(r.config.train.init_from)) << r.name;
+  }
+  EXPECT_EQ(was_shared, (std::vector<bool>{false, true, false, true}));
+  int made = 0;
+  for (const auto& e : fs::directory_iterator(root / "sweep" / "_converted"))
+    made += e.path().extension() == ".h5";
+  EXPECT_EQ(made, 2) << "one conversion per distinct init";
+  EXPECT_TRUE(fs::equivalent(s.runs[0].config.train.init_from, s.runs[1].config.train.init_from))
+      << "the second run's init.h5 is the first's file (hard link)";
+  EXPECT_FALSE(fs::equivalent(s.runs[0].config.train.init_from, s.runs[2].config.train.init_from));
+  ParameterSet a(s.runs[0].config.model, ParameterSet::Grads::without);
+  ParameterSet b(s.runs[1].config.model, ParameterSet::Grads::without);
+  load_checkpoint(s.runs[0].config.train.init_from, a, nullptr);
+  load_checkpoint(s.runs[1].config.train.init_from, b, nullptr);
+  const int64_t n = a.numel(a.registry().index("block.1.attn.q.weight"));
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(a.value("block.1.attn.q.weight")[i], b.value("block.1.attn.q.weight")[i]) << i;
+  // A run whose init.h5 exists already is left alone, shared or not.
+  bool shared = true;
+  EXPECT_FALSE(prepare_run(s.runs[1], &shared));
+  EXPECT_FALSE(shared);
+}
+
 int dead_pid() {
   const pid_t pid = ::fork();
   if (pid == 0) ::_exit(0);
