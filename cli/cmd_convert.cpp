@@ -7,18 +7,21 @@
 // data and training settings the written config keeps.
 // Writes a weights-only rrt checkpoint of the recursive / relaxed model, plus FILE.yaml: a run
 // config whose model sections describe it and whose train.init_from points at it.
+#include "cli/cmd_convert.h"
+
 #include <CLI/CLI.hpp>
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 
-#include "cli/cmd_convert.h"
 #include "cli/commands.h"
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "model/convert.h"
 #include "model/gguf_import.h"
 #include "model/hf_import.h"
@@ -62,6 +65,15 @@ void run_convert(const ConvertOpts& o) {
   const bool rrt_checkpoint = fs::path(o.from).extension() == ".h5";
   HfModel hf;
   RunConfig from_run;  // an rrt checkpoint's own run config: its data and training carry over
+  // Progress of each stage on stderr (stdout keeps the lines scripts read); the heartbeats
+  // speak up only when a stage takes longer than RRT_PROGRESS_SECONDS (10 s).
+  auto stage_done = [](const char* what, ProgressClock::time_point since) {
+    std::fprintf(stderr, "convert: %s in %s\n", what,
+                 format_duration(seconds_since(since)).c_str());
+    std::fflush(stderr);
+  };
+  std::optional<Heartbeat> beat;
+  beat.emplace("convert: reading " + o.from);
   if (rrt_checkpoint) {
     CheckpointModel m = load_checkpoint_model(o.from);
     from_run = m.config;
@@ -76,29 +88,40 @@ void run_convert(const ConvertOpts& o) {
     if (!gguf) refuse_incomplete_output(o.from, "export", "export it again (rrt export)");
     hf = gguf ? load_gguf_model(o.from) : load_hf_model(o.from);
   }
+  beat.reset();
+  stage_done("read the source", t0);
   ConvertOptions c;
   c.loops = o.loops;
   c.sharing = o.sharing == "sequence" ? Sharing::sequence : Sharing::cycle;
-  static const std::map<std::string, InitRule> rules = {
-      {"stepwise", InitRule::stepwise}, {"average", InitRule::average},
-      {"lower", InitRule::lower},       {"upper", InitRule::upper},
-      {"random", InitRule::random}};
+  static const std::map<std::string, InitRule> rules = {{"stepwise", InitRule::stepwise},
+                                                        {"average", InitRule::average},
+                                                        {"lower", InitRule::lower},
+                                                        {"upper", InitRule::upper},
+                                                        {"random", InitRule::random}};
   c.init = rules.at(o.init);
   const ModelConfig& m = hf.spec.model;
-  c.rank_attention = parse_rank(o.rank_attention.empty() ? o.rank : o.rank_attention, m,
-                                "--lora-rank-attention");
+  c.rank_attention =
+      parse_rank(o.rank_attention.empty() ? o.rank : o.rank_attention, m, "--lora-rank-attention");
   c.rank_mlp = parse_rank(o.rank_mlp.empty() ? o.rank : o.rank_mlp, m, "--lora-rank-mlp");
   c.lora_init = o.lora_init == "zero" ? LoraInit::zero : LoraInit::svd;
   c.seed = o.seed;
   c.per_loop_norms = o.per_loop_norms;
-  std::printf("converting %s: %ld layers into %ld loops (%s sharing, %s init, LoRA rank %ld/%ld, "
-              "%s%s)\n",
-              to_string(m.family).c_str(), static_cast<long>(hf.spec.positions()),
-              static_cast<long>(c.loops), o.sharing.c_str(), o.init.c_str(),
-              static_cast<long>(c.rank_attention), static_cast<long>(c.rank_mlp),
-              o.lora_init.c_str(), o.per_loop_norms ? ", per-loop norms" : "");
+  std::printf(
+      "converting %s: %ld layers into %ld loops (%s sharing, %s init, LoRA rank %ld/%ld, "
+      "%s%s)\n",
+      to_string(m.family).c_str(), static_cast<long>(hf.spec.positions()),
+      static_cast<long>(c.loops), o.sharing.c_str(), o.init.c_str(),
+      static_cast<long>(c.rank_attention), static_cast<long>(c.rank_mlp), o.lora_init.c_str(),
+      o.per_loop_norms ? ", per-loop norms" : "");
   std::fflush(stdout);
+  const auto t_convert = ProgressClock::now();
+  beat.emplace(std::string("convert: converting") +
+               (c.lora_init == LoraInit::svd && (c.rank_attention > 0 || c.rank_mlp > 0)
+                    ? " (truncated SVD of every tied layer)"
+                    : ""));
   Converted out = convert_to_recursive(hf.spec, *hf.params, c);
+  beat.reset();
+  stage_done("converted", t_convert);
   RunConfig run = from_run;
   run.model = out.spec;
   run.model.model.n_layers = hf.spec.positions();
@@ -117,16 +140,19 @@ void run_convert(const ConvertOpts& o) {
   const std::string yaml = to_yaml(run);
   const std::filesystem::path parent = std::filesystem::path(o.out).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
+  const auto t_write = ProgressClock::now();
+  beat.emplace("convert: writing " + o.out);
   save_checkpoint(o.out, yaml, *out.params, nullptr, {});
+  beat.reset();
+  stage_done("wrote the checkpoint", t_write);
   const std::string yaml_path = o.out.substr(0, o.out.rfind('.')) + ".yaml";
   std::ofstream(yaml_path) << "# Written by rrt convert from " << o.from
                            << ". Set data.path, then: rrt train " << yaml_path << "\n"
                            << yaml;
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("wrote %s (%.2f M parameters, was %.2f M) and %s in %.1f s\n", o.out.c_str(),
-              out.params->registry().total_numel() / 1e6,
-              hf.params->registry().total_numel() / 1e6, yaml_path.c_str(), secs);
+              out.params->registry().total_numel() / 1e6, hf.params->registry().total_numel() / 1e6,
+              yaml_path.c_str(), secs);
 }
 
 void add_convert_command(CLI::App& app) {
@@ -159,8 +185,7 @@ void add_convert_command(CLI::App& app) {
   cmd->add_flag("--per-loop-norms", o->per_loop_norms,
                 "keep every position's own norms (and NeoX biases) instead of tying them; with "
                 "full rank the result then equals the original exactly");
-  cmd->add_option("--lora-init", o->lora_init,
-                  "svd: truncated SVD of what tying lost; zero: B = 0")
+  cmd->add_option("--lora-init", o->lora_init, "svd: truncated SVD of what tying lost; zero: B = 0")
       ->check(CLI::IsMember({"svd", "zero"}))
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed for random init / zero-LoRA A")->capture_default_str();

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "core/rng.h"
 #include "data/loader.h"
 
@@ -221,7 +222,14 @@ BenchReport run_serve_bench(Engine& engine, const Workload& w, const BenchOption
   // (Its tokens do not depend on when requests arrive: it runs them as an offline batch.)
   std::vector<Request> offline = w.requests;
   for (Request& q : offline) q.arrival = 0;
-  const std::vector<Completion> ref = generate(engine, offline, ref_opts);
+  const auto t_ref = ProgressClock::now();
+  const std::vector<Completion> ref = [&] {
+    Heartbeat beat("serve-bench: full-depth reference decode");
+    return generate(engine, offline, ref_opts);
+  }();
+  if (o.verbose)
+    std::fprintf(stderr, "serve-bench: full-depth reference decode in %s\n",
+                 format_duration(seconds_since(t_ref)).c_str());
   std::vector<std::vector<int32_t>> oracle;
   int64_t ref_tokens = 0;
   for (const Completion& c : ref) {
@@ -266,6 +274,10 @@ BenchReport run_serve_bench(Engine& engine, const Workload& w, const BenchOption
     rep.results[e].exit = o.exits[e];
     rep.results[e].schedulers.resize(S);
   }
+  // repeats x exit settings x schedulers runs, each a full decode of the workload: minutes on
+  // a large model, so an "i/n, elapsed, ETA" line every RRT_PROGRESS_SECONDS on stderr.
+  ProgressMeter meter("serve-bench", static_cast<int64_t>(o.repeats) * E * S);
+  int64_t finished = 0;
   for (int r = 0; r < o.repeats; ++r)
     for (size_t e = 0; e < E; ++e)
       for (size_t s = 0; s < S; ++s) {
@@ -315,6 +327,7 @@ BenchReport run_serve_bench(Engine& engine, const Workload& w, const BenchOption
           std::fprintf(stderr, "  repeat %d  %-14s %-9s %8.1f tokens/s  mean loops %.3f\n", r + 1,
                        o.exits[e].label().c_str(), to_string(o.schedulers[s]).c_str(),
                        run.tps.back(), st.mean_loops());
+        meter.step(++finished);
       }
   for (size_t e = 0; e < E; ++e) {
     ExitResult& res = rep.results[e];

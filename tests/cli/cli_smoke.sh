@@ -80,6 +80,15 @@ expect_error "nothing to evaluate" "$rrt" eval --no-validation "$work/run/step_0
 "$rrt" convert --from "$src/tests/fixtures/hf_llama_mqa_tied_bf16" --loops 3 --init average \
   --lora-rank 4 --out "$work/conv/init.h5" >/dev/null || fail convert
 [[ -f "$work/conv/init.yaml" ]] || fail "convert wrote no init.yaml"
+# Each stage's seconds on stderr; stdout keeps its lines (scripts read "wrote ... in").
+"$rrt" convert --from "$src/tests/fixtures/hf_llama_mqa_tied_bf16" --loops 3 --lora-rank 4 \
+  --out "$work/conv_progress.h5" >"$work/conv_progress.out" 2>"$work/conv_progress.err" \
+  || fail "convert (progress)"
+for stage in "read the source in" "converted in" "wrote the checkpoint in"; do
+  grep -q "^convert: $stage [0-9.]* s$" "$work/conv_progress.err" || fail "convert: no '$stage' line"
+done
+grep -q "^wrote .*conv_progress.h5 (" "$work/conv_progress.out" || fail "convert's stdout changed"
+! grep -q "^convert:" "$work/conv_progress.out" || fail "convert progress went to stdout"
 "$rrt" train "$work/conv/init.yaml" data.path="$work/shards" train.run_dir="$work/conv/run" \
   train.steps=2 train.micro_batch=2 train.seq_len=8 train.eval_batches=1 >/dev/null || fail "train from convert"
 "$rrt" eval "$work/conv/run/step_00000002.h5" | grep -q "validation loss" || fail "eval of converted"

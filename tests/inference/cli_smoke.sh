@@ -56,6 +56,16 @@ grep -q "c(n) = a + b n" "$work/bench.md" || fail "bench lacks the latency fit"
 for key in '"tokens_per_second"' '"latency_p99"' '"mean_loops"' '"agreement"' '"theory_block_seconds"' '"exit_counts"'; do
   grep -qF "$key" "$work/bench.json" || fail "serve-bench --json lacks $key"
 done
+# Progress on stderr (every run with RRT_PROGRESS_SECONDS=0: 2 repeats x 1 exit x 2 schedulers),
+# stdout still exactly the JSON document.
+RRT_PROGRESS_SECONDS=0 "$rrt" serve-bench "$ckpt" --requests 4 --prompt-len 5 --output-len 4 \
+  --repeats 2 --random-prompts --exits oracle --schedulers depth,static --json \
+  >"$work/progress.json" 2>"$work/progress.err" || fail "serve-bench with progress"
+for i in 1 2 3 4; do
+  grep -q "^serve-bench: $i/4, .* s, ETA " "$work/progress.err" || fail "no progress line $i/4: $(cat "$work/progress.err")"
+done
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$work/progress.json" \
+  || fail "serve-bench --json stdout is not one JSON document with progress on"
 printf '1 2 3\n40 41 42 43 44\n' >"$work/tokens.txt"
 "$rrt" serve-bench "$ckpt" --tokens "$work/tokens.txt" --requests 3 --output-len 3 --repeats 1 \
   --exits none --schedulers depth | grep -q "prompts from" || fail "serve-bench --tokens"
