@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
-#include "trainer/config_io.h"
+#include "config/config_io.h"
 
 namespace rrt::cli {
 

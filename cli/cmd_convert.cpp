@@ -18,15 +18,15 @@
 #include <map>
 #include <optional>
 
+#include "checkpoint/checkpoint.h"
 #include "cli/commands.h"
+#include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "model/convert.h"
 #include "model/gguf_import.h"
 #include "model/hf_import.h"
-#include "trainer/checkpoint.h"
-#include "trainer/config_io.h"
 
 namespace rrt::cli {
 

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "trainer/eval_report.h"
+#include "evaluation/eval_report.h"
 
 namespace rrt::cli {
 

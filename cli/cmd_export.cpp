@@ -12,13 +12,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "checkpoint/checkpoint.h"
 #include "cli/commands.h"
+#include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "model/hf_export.h"
 #include "model/parameters.h"
-#include "trainer/checkpoint.h"
-#include "trainer/config_io.h"
 
 namespace rrt::cli {
 

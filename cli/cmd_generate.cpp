@@ -13,10 +13,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "config/config_io.h"
 #include "core/error.h"
 #include "inference/generate.h"
 #include "inference/load.h"
-#include "trainer/config_io.h"
 
 namespace rrt::cli {
 

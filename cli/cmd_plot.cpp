@@ -38,7 +38,7 @@ void add_plot_command(CLI::App& app) {
   cmd->footer(
       "Left: training loss (each exit's CE with early exits: the final exit solid, earlier ones\n"
       "dashed/dotted); right: validation loss at each evaluation. One colour per run. Drawn by\n"
-      "rrt itself (core/png, core/plot): no Python, gnuplot or network needed (docs/sweeps.md).");
+      "rrt itself (plot/png, plot/plot): no Python, gnuplot or network needed (docs/sweeps.md).");
   cmd->callback([o] {
     const std::vector<std::string> runs = expand_run_dirs(o->dirs);
     const int drawn = plot_runs(runs, o->out, o->plot);

@@ -13,10 +13,10 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "config/config_io.h"
 #include "core/error.h"
 #include "inference/load.h"
 #include "inference/serve_bench.h"
-#include "trainer/config_io.h"
 
 namespace rrt::cli {
 

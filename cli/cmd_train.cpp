@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "config/config_io.h"
 #include "distributed/communicator.h"
-#include "trainer/config_io.h"
 #include "trainer/shutdown.h"
 #include "trainer/trainer.h"
 

@@ -9,15 +9,15 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "checkpoint/checkpoint.h"
 #include "cli/cmd_convert.h"
+#include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "data/prepare.h"
 #include "data/tokenizer.h"
+#include "evaluation/eval_report.h"
 #include "model/registry.h"
-#include "trainer/checkpoint.h"
-#include "trainer/config_io.h"
-#include "trainer/eval_report.h"
 #include "trainer/trainer.h"
 
 namespace rrt::cli {

@@ -5,9 +5,9 @@
 #include <memory>
 #include <string>
 
+#include "checkpoint/checkpoint.h"
 #include "data/tokenizer.h"
 #include "inference/engine.h"
-#include "trainer/checkpoint.h"
 
 namespace rrt::inference {
 

@@ -74,7 +74,7 @@ class RecursiveModel {
   }
   const float* head_weight() const { return core_.head_weight(); }
 
-  // Evaluation of every loop end, forward only (trainer/exit_eval.h, docs/evaluation.md);
+  // Evaluation of every loop end, forward only (evaluation/exit_eval.h, docs/evaluation.md);
   // separate from the training step. forward_loop_ends runs the forward; loop_end_residual(k)
   // is then the residual stream after loop k (1..K) [N*T, D], valid until the next call (loops
   // before K need cycle sharing and a model not planned forward only). exit_logits applies

@@ -1,4 +1,4 @@
-// A PNG reader for tests, independent of core/png: walks the chunks (checking each CRC),
+// A PNG reader for tests, independent of plot/png: walks the chunks (checking each CRC),
 // reads IHDR, inflates the IDAT data with zlib and undoes all five row filters, so a test
 // checks the file a PNG viewer would see rather than our writer against itself.
 // Supports what rrt writes and a little more: 8-bit RGB or RGBA, no interlacing.

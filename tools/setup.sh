@@ -24,7 +24,7 @@ packages=(
   libcli11-dev               # the rrt command line
   libsentencepiece-dev       # SentencePiece tokenizers for rrt prepare
   libpcre2-dev               # Unicode regexes of the byte-level BPE pre-tokenizers
-  zlib1g-dev                 # deflate for the PNG writer of rrt plot (core/png)
+  zlib1g-dev                 # deflate for the PNG writer of rrt plot (plot/png)
   libprotobuf-dev protobuf-compiler  # TensorBoard event files of rrt train (trainer/tensorboard)
   dict-jargon dict-devil     # source of the embedded public-domain demo corpus (tools/make_corpus.sh)
   libopenmpi-dev openmpi-bin # data-parallel training

@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "checkpoint/checkpoint.h"
 #include "core/error.h"
-#include "trainer/checkpoint.h"
 
 namespace rrt {
 

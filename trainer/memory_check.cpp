@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "evaluation/log_format.h"
 #include "model/recursive_model.h"
 
 namespace rrt {
@@ -163,22 +164,6 @@ int64_t ranks_on_this_machine(int64_t world) {
     if (n >= 1) return std::min<int64_t>(n, std::max<int64_t>(world, 1));
   }
   return 1;
-}
-
-std::string format_bytes(int64_t bytes) {
-  char buf[32];
-  const double b = static_cast<double>(bytes);
-  if (bytes < 0)
-    return "unknown";
-  else if (bytes < 1024)
-    std::snprintf(buf, sizeof buf, "%ld B", static_cast<long>(bytes));
-  else if (bytes < (int64_t{1} << 20))
-    std::snprintf(buf, sizeof buf, "%.0f KiB", b / 1024);
-  else if (bytes < (int64_t{1} << 30))
-    std::snprintf(buf, sizeof buf, "%.1f MiB", b / 1048576);
-  else
-    std::snprintf(buf, sizeof buf, "%.2f GiB", b / 1073741824);
-  return buf;
 }
 
 MemorySources MemorySources::from_environment() {

@@ -67,7 +67,4 @@ void check_memory(const MemoryPlan& needed, const MemoryLimit& limit, const std:
 // The process's resident-set high-water mark (VmHWM of <proc>/self/status); -1 if unknown.
 int64_t peak_rss_bytes(const std::string& proc = "/proc");
 
-// "512 KiB", "1.50 GiB".
-std::string format_bytes(int64_t bytes);
-
 }  // namespace rrt

@@ -7,8 +7,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/checkpoint.h"
 #include "core/error.h"
-#include "trainer/checkpoint.h"
 
 namespace rrt {
 

@@ -14,9 +14,9 @@
 #include <sstream>
 #include <vector>
 
+#include "checkpoint/checkpoint.h"
 #include "core/durable_file.h"
 #include "core/error.h"
-#include "trainer/checkpoint.h"
 
 namespace rrt {
 

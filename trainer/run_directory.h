@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "trainer/run_config.h"
+#include "config/run_config.h"
 
 namespace rrt {
 

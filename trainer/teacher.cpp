@@ -3,11 +3,11 @@
 #include <cstring>
 #include <filesystem>
 
+#include "checkpoint/checkpoint.h"
+#include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "model/hf_import.h"
-#include "trainer/checkpoint.h"
-#include "trainer/config_io.h"
 
 namespace rrt {
 

@@ -7,9 +7,9 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "distributed/gpu_communicator.h"
+#include "evaluation/evaluate.h"
+#include "evaluation/log_format.h"
 #include "model/cuda/device_model.h"
-#include "trainer/evaluate.h"
-#include "trainer/log_format.h"
 
 namespace rrt {
 

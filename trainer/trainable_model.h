@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "trainer/run_config.h"
+#include "config/run_config.h"
 #include "data/loader.h"
 #include "distributed/communicator.h"
 #include "distributed/grad_sync.h"

@@ -11,26 +11,26 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_verify.h"
+#include "config/config_io.h"
+#include "config/objective.h"
+#include "config/resume_check.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "core/test_signal.h"
 #include "core/trace.h"
 #include "data/loader.h"
 #include "distributed/communicator.h"
 #include "distributed/grad_sync.h"
+#include "evaluation/evaluate.h"
+#include "evaluation/log_format.h"
 #include "model/optimizer.h"
 #include "model/recursive_model.h"
-#include "core/durable_file.h"
-#include "trainer/checkpoint.h"
-#include "trainer/checkpoint_verify.h"
-#include "trainer/config_io.h"
-#include "trainer/evaluate.h"
 #include "trainer/initial_weights.h"
-#include "trainer/log_format.h"
 #include "trainer/loss_terms.h"
-#include "trainer/metrics_log.h"
 #include "trainer/memory_check.h"
-#include "trainer/objective.h"
-#include "trainer/resume_check.h"
+#include "trainer/metrics_log.h"
 #include "trainer/retention.h"
 #include "trainer/run_directory.h"
 #include "trainer/schedule.h"
@@ -173,8 +173,8 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     const auto existing = list_checkpoints(c.train.run_dir);
     if (c.checkpoint.resume && !existing.empty()) {
       if (s.zero1) whole = std::make_unique<AdamW>(host.params(), hyper);
-      // Verified, and checked against this run's config (trainer/checkpoint_verify.h,
-      // trainer/resume_check.h); a corrupt newest checkpoint is refused or skipped.
+      // Verified, and checked against this run's config (checkpoint/checkpoint_verify.h,
+      // config/resume_check.h); a corrupt newest checkpoint is refused or skipped.
       CheckpointContents got;
       const size_t from =
           load_newest_intact(existing, c.checkpoint.on_corrupt, host.params(),

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "trainer/run_config.h"
+#include "config/run_config.h"
 
 namespace rrt {
 

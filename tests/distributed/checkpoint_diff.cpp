@@ -7,9 +7,9 @@
 #include <exception>
 #include <string>
 
+#include "checkpoint/checkpoint.h"
+#include "config/config_io.h"
 #include "model/parameters.h"
-#include "trainer/checkpoint.h"
-#include "trainer/config_io.h"
 
 namespace {
 

@@ -3,10 +3,11 @@
 # MPI build's librrt_distributed needs Open MPI's libraries too) and tensorboard_link (the
 # trainer's TensorBoard codec, with libprotobuf whole and its symbols kept local, as CMake links
 # it: trainer/proto/event_codec.h). $tag prefixes the messages.
-for lib in inference trainer data model ops distributed core tensorboard; do
+for lib in inference trainer evaluation checkpoint config distributed data model ops plot core \
+    tensorboard; do
   [[ -f $build/librrt_$lib.a ]] || {
     echo "[$tag] $build/librrt_$lib.a missing: build the CPU libraries first" \
-      "(cmake -S . -B $build -G Ninja -DRRT_CUDA=OFF && ninja -C $build rrt_inference)" >&2
+      "(cmake -S . -B $build -G Ninja -DRRT_CUDA=OFF && ninja -C $build rrt_trainer rrt_inference)" >&2
     exit 1
   }
 done

@@ -86,7 +86,8 @@ for k in "${kernels[@]}" sim_scheduler sim_memory sim_attention sim_runtime; do 
 link() {  # link EXE OBJ...
   local exe=$1
   shift
-  g++ -fopenmp -fsanitize=undefined "$@" "${common[@]}" "$build"/librrt_{inference,trainer,data,model,ops,distributed,core}.a \
+  g++ -fopenmp -fsanitize=undefined "$@" "${common[@]}" \
+    "$build"/librrt_{inference,trainer,evaluation,checkpoint,config,distributed,data,model,ops,plot,core}.a \
     $(pkg-config --libs hdf5 openblas yaml-cpp sentencepiece libpcre2-8 zlib gtest_main) \
     "${tensorboard_link[@]}" "${mpi_link[@]}" -lpthread -o "$exe"
 }

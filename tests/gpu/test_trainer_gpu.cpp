@@ -13,11 +13,11 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "config/config_io.h"
 #include "core/error.h"
+#include "evaluation/evaluate.h"
 #include "tests/gpu/gpu_test.h"
 #include "tests/text_shards.h"
-#include "trainer/config_io.h"
-#include "trainer/evaluate.h"
 #include "trainer/trainer.h"
 
 namespace rrt {

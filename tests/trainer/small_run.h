@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/checkpoint.h"
+#include "config/run_config.h"
 #include "model/parameters.h"
 #include "tests/text_shards.h"
-#include "trainer/checkpoint.h"
-#include "trainer/run_config.h"
 
 namespace rrt::testing {
 

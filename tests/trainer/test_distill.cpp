@@ -13,14 +13,14 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "checkpoint/checkpoint.h"
+#include "config/objective.h"
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "data/prepare.h"
+#include "evaluation/evaluate.h"
 #include "tests/model/compare.h"
 #include "tests/text_shards.h"
-#include "trainer/checkpoint.h"
-#include "trainer/evaluate.h"
-#include "trainer/objective.h"
 #include "trainer/teacher.h"
 #include "trainer/trainer.h"
 

@@ -13,12 +13,12 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "config/config_io.h"
 #include "core/crc32c.h"
 #include "core/error.h"
+#include "evaluation/log_format.h"
 #include "model/cuda/device_model.h"
 #include "tests/text_shards.h"
-#include "trainer/config_io.h"
-#include "trainer/log_format.h"
 #include "trainer/memory_check.h"
 #include "trainer/tensorboard.h"
 #include "trainer/trainer.h"

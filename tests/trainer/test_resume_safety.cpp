@@ -12,9 +12,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "checkpoint/checkpoint.h"
 #include "tests/error_helpers.h"
 #include "tests/text_shards.h"
-#include "trainer/checkpoint.h"
 #include "trainer/metrics_log.h"
 #include "trainer/trainer.h"
 

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <limits>
 
-#include "trainer/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "trainer/retention.h"
 
 namespace rrt {

@@ -10,10 +10,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/checkpoint.h"
 #include "core/durable_file.h"
 #include "tests/error_helpers.h"
 #include "tests/trainer/small_run.h"
-#include "trainer/checkpoint.h"
 #include "trainer/run_directory.h"
 #include "trainer/trainer.h"
 

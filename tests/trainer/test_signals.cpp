@@ -10,8 +10,8 @@
 #include <csignal>
 #include <cstring>
 
+#include "checkpoint/checkpoint.h"
 #include "tests/trainer/small_run.h"
-#include "trainer/checkpoint.h"
 #include "trainer/shutdown.h"
 #include "trainer/trainer.h"
 

@@ -9,13 +9,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/checkpoint.h"
+#include "config/config_io.h"
 #include "core/error.h"
 #include "data/prepare.h"
+#include "evaluation/evaluate.h"
 #include "model/recursive_model.h"
 #include "tests/text_shards.h"
-#include "trainer/checkpoint.h"
-#include "trainer/config_io.h"
-#include "trainer/evaluate.h"
 #include "trainer/schedule.h"
 #include "trainer/trainer.h"
 

@@ -9,14 +9,14 @@
 #include <fstream>
 #include <map>
 
+#include "checkpoint/checkpoint.h"
+#include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "model/convert.h"
 #include "model/gguf_import.h"
 #include "model/hf_import.h"
-#include "trainer/checkpoint.h"
-#include "trainer/config_io.h"
 #include "trainer/sweep/sweep.h"
 
 namespace rrt {

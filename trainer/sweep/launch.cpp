@@ -15,13 +15,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "checkpoint/checkpoint.h"
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "core/progress.h"
-#include "trainer/checkpoint.h"
-#include "trainer/eval_report.h"
-#include "trainer/evaluate.h"
-#include "trainer/log_format.h"
+#include "evaluation/eval_report.h"
+#include "evaluation/evaluate.h"
+#include "evaluation/log_format.h"
 #include "trainer/shutdown.h"
 #include "trainer/sweep/process.h"
 
@@ -125,7 +125,7 @@ std::string last_error_line(const std::string& log, std::streamoff from) {
   return error;
 }
 
-// <run>/eval.json: `rrt eval --json` of the final checkpoint (trainer/eval_report.h), for the
+// <run>/eval.json: `rrt eval --json` of the final checkpoint (evaluation/eval_report.h), for the
 // summary's per-exit validation perplexity. Made once per finished run; a failure is reported
 // and left for the next launch.
 void evaluate_exits(const SweepRun& run, bool quiet) {

@@ -9,7 +9,7 @@
 //   {"status": "stopped", ...}   rrt train exited cleanly before train.steps: the next launch
 //                                resumes it (reported as interrupted)
 // and sends each run's output to <run>/train.log (appended, so a resumed run keeps its history).
-// A finished run is then evaluated at every exit (rrt eval's report, trainer/eval_report.h) into
+// A finished run is then evaluated at every exit (rrt eval's report, evaluation/eval_report.h) into
 // <run>/eval.json; a run that starts from a converted model gets <run>/init_eval.json (the
 // validation loss before training).
 #pragma once

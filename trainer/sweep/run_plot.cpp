@@ -9,7 +9,7 @@
 
 #include "core/durable_file.h"
 #include "core/error.h"
-#include "core/plot.h"
+#include "plot/plot.h"
 #include "trainer/sweep/metrics.h"
 
 namespace rrt {

@@ -1,5 +1,5 @@
 // `rrt plot`: training and validation loss of one or more runs against steps or tokens, as a
-// PNG (core/plot.h). Each run has a colour; with early exits, every exit's CE is drawn in the
+// PNG (plot/plot.h). Each run has a colour; with early exits, every exit's CE is drawn in the
 // run's colour, the final exit solid and the earlier exits dashed (the first) or dotted.
 #pragma once
 

@@ -9,13 +9,13 @@
 #include <set>
 #include <sstream>
 
+#include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "evaluation/log_format.h"
 #include "model/registry.h"
 #include "trainer/sweep/launch.h"
 #include "trainer/sweep/metrics.h"
-#include "trainer/config_io.h"
-#include "trainer/log_format.h"
 
 namespace rrt {
 

@@ -12,11 +12,11 @@
 #include <set>
 #include <sstream>
 
+#include "checkpoint/checkpoint.h"
+#include "config/config_fields.h"
+#include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
-#include "trainer/checkpoint.h"
-#include "trainer/config_fields.h"
-#include "trainer/config_io.h"
 
 namespace rrt {
 

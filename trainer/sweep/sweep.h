@@ -28,7 +28,7 @@
 #include <utility>
 #include <vector>
 
-#include "trainer/run_config.h"
+#include "config/run_config.h"
 
 namespace rrt {
 

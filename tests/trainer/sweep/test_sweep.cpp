@@ -16,14 +16,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "checkpoint/checkpoint.h"
+#include "config/config_io.h"
 #include "core/error.h"
-#include "core/plot.h"
 #include "data/prepare.h"
+#include "plot/plot.h"
 #include "tests/error_helpers.h"
 #include "tests/png_decode.h"
 #include "tests/text_shards.h"
-#include "trainer/checkpoint.h"
-#include "trainer/config_io.h"
 #include "trainer/sweep/launch.h"
 #include "trainer/sweep/process.h"
 #include "trainer/sweep/run_plot.h"

@@ -1,0 +1,123 @@
+#include "config/resume_check.h"
+
+#include <algorithm>
+
+#include "config/config_fields.h"
+#include "config/config_io.h"
+#include "core/error.h"
+#include "data/tokenizer.h"
+
+namespace rrt {
+
+namespace {
+
+// Sections whose every key shapes the model, the objective or the update.
+constexpr const char* kWholeSections[] = {"model",      "recursion", "lora",
+                                          "early_exit", "distill",   "optim"};
+// Single keys elsewhere: the data order and the batch shape.
+constexpr const char* kKeys[] = {"data.path",     "data.tokenizer",    "data.val_fraction",
+                                 "data.seed",     "train.micro_batch", "train.grad_accum",
+                                 "train.seq_len", "train.steps"};
+
+std::string section_of(const std::string& key) { return key.substr(0, key.find('.')); }
+
+bool is_checked_key(const std::string& key) {
+  const std::string section = section_of(key);
+  for (const char* s : kWholeSections)
+    if (section == s) return true;
+  for (const char* k : kKeys)
+    if (key == k) return true;
+  return false;
+}
+
+bool allowed(const std::vector<std::string>& allow, const std::string& key) {
+  for (const std::string& item : allow)
+    if (item == "all" || item == key || item == section_of(key)) return true;
+  return false;
+}
+
+}  // namespace
+
+bool breaks_bit_exact_resume(const std::string& key, const RunConfig& stored,
+                             const RunConfig& now) {
+  if (key == "train.steps")  // the schedule's length: every later learning rate moves
+    return stored.optim.schedule != "constant" || now.optim.schedule != "constant";
+  return is_checked_key(key);
+}
+
+std::string check_allow_config_change(const std::vector<std::string>& items) {
+  RunConfig config;
+  const std::vector<Field> fields = config_fields(config);
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string& item = items[i];
+    if (std::find(items.begin(), items.begin() + i, item) != items.begin() + i)
+      return "item '" + item + "' appears twice";
+    if (item == "all") continue;
+    const bool known = std::any_of(fields.begin(), fields.end(), [&](const Field& f) {
+      return f.key() == item || f.section == item;
+    });
+    if (!known) return "unknown item '" + item + "'; items are all, a section or a key";
+    if (!is_checked_key(item) &&
+        std::none_of(std::begin(kWholeSections), std::end(kWholeSections),
+                     [&](const char* s) { return item == s; }) &&
+        item != "data" && item != "train")
+      return "'" + item + "' may change on resume anyway; list only keys that resume checks";
+  }
+  return "";
+}
+
+void check_resume_config(const RunConfig& now, int64_t now_world, const std::string& stored_yaml,
+                         int64_t stored_world, const std::string& checkpoint) {
+  const std::vector<std::string>& allow = now.checkpoint.allow_config_change;
+  if (std::find(allow.begin(), allow.end(), "all") != allow.end()) return;
+  RunConfig stored;
+  try {
+    stored = read_run_config_unchecked(stored_yaml, checkpoint + " (/config)");
+  } catch (const Error& e) {
+    RRT_FAIL("resume", "cannot compare the run config with the one stored in ", checkpoint, ": ",
+             e.what(),
+             ". Set checkpoint.allow_config_change=all to resume without the comparison.");
+  }
+  RunConfig current = now;
+  std::vector<Field> old_fields = config_fields(stored), new_fields = config_fields(current);
+  std::string differences;
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < new_fields.size(); ++i) {
+    const Field& f = new_fields[i];
+    if (f.role != FieldRole::normal || !breaks_bit_exact_resume(f.key(), stored, now)) continue;
+    std::string was = format_value(old_fields[i].get()), is = format_value(f.get());
+    if (f.key() == "train.micro_batch") {  // the global batch: resumable on any world size
+      if (stored_world <= 0) continue;
+      was = std::to_string(stored.train.micro_batch * stored_world) + " (global: " + was + " x " +
+            std::to_string(stored_world) + " ranks)";
+      is = std::to_string(now.train.micro_batch * now_world) + " (global: " + is + " x " +
+           std::to_string(now_world) + " ranks)";
+      if (stored.train.micro_batch * stored_world == now.train.micro_batch * now_world) continue;
+    }
+    if (was == is || allowed(allow, f.key())) continue;
+    differences += "\n  " + f.key() + ": " + was + " in the checkpoint, " + is + " now";
+    keys.push_back(f.key());
+  }
+  if (keys.empty()) return;
+  std::string list;
+  for (size_t i = 0; i < keys.size(); ++i) list += (i ? "," : "") + keys[i];
+  RRT_FAIL("resume", "the run config differs from the one ", checkpoint,
+           " was trained with, in keys that change the model, the data order or the schedule, "
+           "so the resumed run would not continue the same run:",
+           differences,
+           "\nRestore these values, start a new run in another train.run_dir, or, if the change "
+           "is intended, allow it with checkpoint.allow_config_change=[",
+           list, "] (docs/runs.md, \"After a refused resume\").");
+}
+
+void check_data_tokenizer(const RunConfig& now, const std::string& shards_tokenizer) {
+  const std::string expected = tokenizer_name_for(now.data.tokenizer);
+  RRT_CHECK(shards_tokenizer == expected, "data.tokenizer", "the shards at ", now.data.path,
+            " were written with tokenizer '", shards_tokenizer, "', but the run's data.tokenizer (",
+            now.data.tokenizer, ") is '", expected,
+            "'; set data.tokenizer to the tokenizer the shards were prepared with, or prepare "
+            "the data again with `rrt prepare --tokenizer ",
+            now.data.tokenizer, "`");
+}
+
+}  // namespace rrt

@@ -1,0 +1,38 @@
+// Resume consistency (docs/runs.md, "Resume consistency"): a resume continues the run that wrote
+// the checkpoint bit for bit only when the model, the objective, the data order and the schedule
+// are the same. check_resume_config compares the checkpoint's stored config with the one the run
+// was started with and refuses, naming every differing key with both values, unless the keys
+// are listed in checkpoint.allow_config_change. check_data_tokenizer refuses shards written by a
+// tokenizer other than the run's data.tokenizer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/run_config.h"
+
+namespace rrt {
+
+// Whether changing `key` ("optim.lr") between the checkpoint and the resume breaks a bit-exact
+// continuation. `now` matters for train.steps (it moves every step's learning rate unless the
+// schedule is constant).
+bool breaks_bit_exact_resume(const std::string& key, const RunConfig& stored, const RunConfig& now);
+
+// "" when every item of checkpoint.allow_config_change is "all", a section ("optim") or a key
+// ("optim.lr"), else what is wrong (the rule of the config field).
+std::string check_allow_config_change(const std::vector<std::string>& items);
+
+// Throws rrt::Error (where "resume") naming the differing keys when `stored_yaml` (the
+// checkpoint's /config) differs from `now` in keys that break a bit-exact resume and that
+// now.checkpoint.allow_config_change does not allow. train.micro_batch is compared as the
+// global batch, micro_batch x ranks (a checkpoint resumes on any world size), and only when the
+// checkpoint records its world size (stored_world > 0).
+void check_resume_config(const RunConfig& now, int64_t now_world, const std::string& stored_yaml,
+                         int64_t stored_world, const std::string& checkpoint);
+
+// Throws when the shards at now.data.path were written by a tokenizer (shards_tokenizer, the
+// name stored in every shard) other than the one now.data.tokenizer names.
+void check_data_tokenizer(const RunConfig& now, const std::string& shards_tokenizer);
+
+}  // namespace rrt

@@ -1,0 +1,61 @@
+#include "evaluation/evaluate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "checkpoint/checkpoint.h"
+#include "config/config_io.h"
+#include "data/loader.h"
+#include "model/recursive_model.h"
+
+namespace rrt {
+
+double mean_validation_loss(RecursiveModel& model, TokenLoader& validation, int64_t N, int64_t T,
+                            int64_t batches, int32_t* inputs, int32_t* targets) {
+  validation.restore({0, 0});
+  double sum = 0;
+  for (int64_t b = 0; b < batches; ++b) {
+    validation.next_batch(N, inputs, targets);
+    sum += model.loss(inputs, targets, N, T);
+  }
+  return sum / static_cast<double>(std::max<int64_t>(batches, 1));
+}
+
+EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string& data_path,
+                               int64_t batches, const std::vector<std::string>& overrides) {
+  const CheckpointContents header = read_checkpoint_header(checkpoint);
+  RunConfig cfg = parse_run_config(header.config_yaml, checkpoint + ":/config", overrides);
+  if (!data_path.empty()) cfg.data.path = data_path;
+  if (batches == 0) batches = cfg.train.eval_batches;
+  const int64_t N = cfg.train.micro_batch, T = cfg.train.seq_len;
+  // The data first: its errors are cheaper to meet than building the model.
+  TokenLoader val(LoaderOptions{cfg.data.path, T, cfg.data.val_fraction, cfg.data.seed, 0, 1},
+                  Split::validation);
+  RRT_CHECK(val.vocab_size() <= cfg.model.model.vocab, "eval", "the data at ", cfg.data.path,
+            " has a vocabulary of ", val.vocab_size(), " but the model only ",
+            cfg.model.model.vocab);
+  if (batches == kAllBatches) batches = val.sequences() / N;
+  RRT_CHECK(batches > 0, "eval", "the validation split of ", cfg.data.path, " holds ",
+            val.sequences(), " sequences of ", T, " tokens, fewer than one micro-batch of ", N,
+            "; lower train.micro_batch or train.seq_len, or raise data.val_fraction");
+  RecursiveModel model(cfg.model, ModelCapacity{N, T});
+  load_checkpoint(checkpoint, model.params(), nullptr);
+  std::vector<int32_t> inputs(N * T), targets(N * T);
+  EvalResult r;
+  r.loss = mean_validation_loss(model, val, N, T, batches, inputs.data(), targets.data());
+  r.perplexity = std::exp(r.loss);
+  r.tokens = batches * N * T;
+  r.step = header.state.step;
+  return r;
+}
+
+double unigram_entropy(const std::vector<int64_t>& counts) {
+  double total = 0, h = 0;
+  for (int64_t c : counts) total += static_cast<double>(c);
+  for (int64_t c : counts)
+    if (c > 0) h -= static_cast<double>(c) / total * std::log(static_cast<double>(c) / total);
+  return h;
+}
+
+}  // namespace rrt

@@ -1,0 +1,3 @@
+# The HDF5 checkpoint format: round trip, atomic writes, pruning, checksums and foreign files.
+rrt_add_test(test_checkpoint ${CMAKE_CURRENT_LIST_DIR}/test_checkpoint.cpp)
+rrt_add_test(test_checkpoint_verify ${CMAKE_CURRENT_LIST_DIR}/test_checkpoint_verify.cpp)

@@ -1,0 +1,2 @@
+# Per-exit evaluation, multiple choice and the rrt eval report.
+rrt_add_test(test_exit_eval ${CMAKE_CURRENT_LIST_DIR}/test_exit_eval.cpp)
