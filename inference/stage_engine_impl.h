@@ -23,8 +23,8 @@ struct Carver {
   template <typename T>
   T* take(int64_t count) {
     T* p = base ? reinterpret_cast<T*>(base + used) : nullptr;
-    used += (sizeof(T) * static_cast<size_t>(std::max<int64_t>(count, 1)) + kAlign - 1) /
-            kAlign * kAlign;
+    used += (sizeof(T) * static_cast<size_t>(std::max<int64_t>(count, 1)) + kAlign - 1) / kAlign *
+            kAlign;
     return p;
   }
 };
@@ -122,8 +122,8 @@ const float* StageEngine<Be>::head_logits() const {
 template <class Be>
 void StageEngine<Be>::reserve_states(int64_t n) {
   if (n <= n_states_) return;
-  states_block_ = be_.allocate(sizeof(Act) * static_cast<size_t>(n * d_model()),
-                               "work-item states");
+  states_block_ =
+      be_.allocate(sizeof(Act) * static_cast<size_t>(n * d_model()), "work-item states");
   states_ = static_cast<Act*>(states_block_.get());
   n_states_ = n;
 }
@@ -196,8 +196,8 @@ void StageEngine<Be>::project(Proj p, const Act* in, int64_t in_dim, Act* out, i
     }
   }
   if (groups_.size() == 1) {
-    be_.lora_add(in, first.lora_a[i], first.lora_b[i], lora_u_, out, groups_[0].end - groups_[0].begin,
-                 in_dim, out_dim, first.rank[i], first.scale[i]);
+    be_.lora_add(in, first.lora_a[i], first.lora_b[i], lora_u_, out,
+                 groups_[0].end - groups_[0].begin, in_dim, out_dim, first.rank[i], first.scale[i]);
     return;
   }
   // Entry (stage * B + j) * kNumProj + i of the adapter table: base j * kNumProj + i, stride
@@ -249,8 +249,8 @@ void StageEngine<Be>::layer(int64_t j, int64_t n) {
   be_.rope_rows(k_, d_pos(), n, m.n_kv_heads, m.dh());
   be_.kv_store(k_, v_, k_cache(j), v_cache(j), d_slot(), d_pos(), n, cap_.max_seq, kvd, d_stage(),
                stride);
-  be_.kv_attention(q_, k_cache(j), v_cache(j), d_slot(), d_pos(), att_, n, m.n_heads,
-                   m.n_kv_heads, m.dh(), cap_.max_seq, d_stage(), stride);
+  be_.kv_attention(q_, k_cache(j), v_cache(j), d_slot(), d_pos(), att_, n, m.n_heads, m.n_kv_heads,
+                   m.dh(), cap_.max_seq, d_stage(), stride);
   project(Proj::o, att_, qd, mid_, D);
   be_.add(mid_, x_, mid_, n * D);
   norm(false, m.parallel_residual ? x_ : mid_, xn_);
@@ -307,8 +307,8 @@ void StageEngine<Be>::head_rows(const int32_t* loops, int64_t n) {
     const int64_t loop = loops[a];
     const Act* A = exit_lora_a_.empty() ? nullptr : exit_lora_a_[static_cast<size_t>(loop - 1)];
     if (loop != stages() && A != nullptr)
-      be_.head_adapter(xn_ + a * D, A, exit_lora_b_[static_cast<size_t>(loop - 1)], head_u_,
-                       b - a, D, V, exit_rank_, logits_ + a * V);
+      be_.head_adapter(xn_ + a * D, A, exit_lora_b_[static_cast<size_t>(loop - 1)], head_u_, b - a,
+                       D, V, exit_rank_, logits_ + a * V);
     a = b;
   }
 }

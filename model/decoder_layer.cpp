@@ -9,10 +9,9 @@ namespace rrt {
 
 template void decoder_layer_forward<CpuBackend>(CpuBackend&, const LayerDims&, const LayerParams&,
                                                 const LayerStash&, const float*, float*);
-template void decoder_layer_backward<CpuBackend>(CpuBackend&, const LayerDims&,
-                                                 const LayerParams&, const LayerGrads&,
-                                                 const LayerStash&, const LayerScratch&,
-                                                 const float*, float*);
+template void decoder_layer_backward<CpuBackend>(CpuBackend&, const LayerDims&, const LayerParams&,
+                                                 const LayerGrads&, const LayerStash&,
+                                                 const LayerScratch&, const float*, float*);
 
 void norm_forward(const LayerDims& d, const float* x, const float* w, const float* bias, float* y,
                   float* mean, float* rstd) {

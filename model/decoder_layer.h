@@ -32,10 +32,17 @@ struct LayerDims {
 
 // The sizes and structure of model m's layer for N sequences of T tokens.
 inline LayerDims layer_dims(const ModelConfig& m, int64_t N, int64_t T) {
-  return {N,         T,           m.d_model,
-          m.n_heads, m.n_kv_heads, m.dh(),
-          m.ffn,     static_cast<float>(m.norm_eps),
-          m.norm,    m.norm_unit_offset, m.parallel_residual,
+  return {N,
+          T,
+          m.d_model,
+          m.n_heads,
+          m.n_kv_heads,
+          m.dh(),
+          m.ffn,
+          static_cast<float>(m.norm_eps),
+          m.norm,
+          m.norm_unit_offset,
+          m.parallel_residual,
           m.activation};
 }
 
@@ -79,8 +86,8 @@ struct LayerStashOf {
 // Backward scratch shared by all positions (one position at a time).
 template <typename A>
 struct LayerScratchOf {
-  A *dxn = nullptr, *dq = nullptr, *dk = nullptr, *dv = nullptr, *datt = nullptr,
-    *dgate = nullptr, *dup = nullptr, *dact = nullptr, *lora_du = nullptr;
+  A *dxn = nullptr, *dq = nullptr, *dk = nullptr, *dv = nullptr, *datt = nullptr, *dgate = nullptr,
+    *dup = nullptr, *dact = nullptr, *lora_du = nullptr;
 };
 
 // The fp32 CPU instantiation's names (the CPU engine and the tests use them).
@@ -93,15 +100,13 @@ using LayerScratch = LayerScratchOf<float>;
 // model/decoder_layer_impl.h and instantiated per backend (decoder_layer.cpp for the CPU,
 // model/cuda/instantiate.cpp for CUDA).
 template <class Be>
-void decoder_layer_forward(Be& be, const LayerDims& dims,
-                           const LayerParamsOf<typename Be::Act>& p,
+void decoder_layer_forward(Be& be, const LayerDims& dims, const LayerParamsOf<typename Be::Act>& p,
                            const LayerStashOf<typename Be::Act, typename Be::Stat>& s,
                            const typename Be::Act* x_in, typename Be::Act* x_out);
 
 // d_resid: in d(x_out), out d(x_in).
 template <class Be>
-void decoder_layer_backward(Be& be, const LayerDims& dims,
-                            const LayerParamsOf<typename Be::Act>& p,
+void decoder_layer_backward(Be& be, const LayerDims& dims, const LayerParamsOf<typename Be::Act>& p,
                             const LayerGradsOf<typename Be::Grad>& g,
                             const LayerStashOf<typename Be::Act, typename Be::Stat>& s,
                             const LayerScratchOf<typename Be::Act>& scratch,

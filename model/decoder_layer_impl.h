@@ -17,8 +17,7 @@ inline bool gated(const LayerDims& d) {
 // y = x W^T + bias + s B(A x): the tied projection plus this position's LoRA.
 template <class Be, class Stash>
 void project(Be& be, const LayerDims& d, const LayerParamsOf<typename Be::Act>& p, const Stash& s,
-             Proj which, const typename Be::Act* x, typename Be::Act* y, int64_t in,
-             int64_t out) {
+             Proj which, const typename Be::Act* x, typename Be::Act* y, int64_t in, int64_t out) {
   const int i = idx(which);
   be.project(x, p.weight[i], p.bias[i], p.lora_a[i], p.lora_b[i], s.lora_u[i], y, d.M(), in, out,
              p.rank[i], p.scale[i]);
@@ -29,8 +28,8 @@ template <class Be, class Stash>
 void project_backward(Be& be, const LayerDims& d, const LayerParamsOf<typename Be::Act>& p,
                       const LayerGradsOf<typename Be::Grad>& g, const Stash& s,
                       const LayerScratchOf<typename Be::Act>& sc, Proj which,
-                      const typename Be::Act* x, const typename Be::Act* dy,
-                      typename Be::Act* dx, int64_t in, int64_t out) {
+                      const typename Be::Act* x, const typename Be::Act* dy, typename Be::Act* dx,
+                      int64_t in, int64_t out) {
   const int i = idx(which);
   be.project_backward(x, p.weight[i], p.lora_a[i], p.lora_b[i], s.lora_u[i], dy, dx, g.weight[i],
                       g.bias[i], g.lora_a[i], g.lora_b[i], sc.lora_du, d.M(), in, out, p.rank[i],
@@ -58,8 +57,8 @@ void decoder_layer_forward(Be& be, const LayerDims& d, const LayerParamsOf<typen
   project(be, d, p, s, Proj::o, s.att, s.mid, qd, d.D);
   be.add(s.mid, x_in, s.mid, M * d.D);
 
-  family_norm_forward(be, d, d.parallel_residual ? x_in : s.mid, p.mlp_norm, p.mlp_norm_bias,
-                      s.xn2, s.mean2, s.rstd2);
+  family_norm_forward(be, d, d.parallel_residual ? x_in : s.mid, p.mlp_norm, p.mlp_norm_bias, s.xn2,
+                      s.mean2, s.rstd2);
   project(be, d, p, s, Proj::up, s.xn2, s.up, d.D, d.F);
   switch (d.activation) {
     case Activation::swiglu:

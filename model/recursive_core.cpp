@@ -14,7 +14,8 @@ std::vector<bool> trainable_under(const ParamRegistry& registry, TrainScope scop
   if (scope == TrainScope::all) return trains;
   bool any = false;
   for (int i = 0; i < registry.size(); ++i) {
-    const bool lora = registry[i].kind == ParamKind::lora_a || registry[i].kind == ParamKind::lora_b;
+    const bool lora =
+        registry[i].kind == ParamKind::lora_a || registry[i].kind == ParamKind::lora_b;
     const bool head_adapter = lora && registry[i].layer < 0;
     trains[static_cast<size_t>(i)] = scope == TrainScope::lora ? lora : head_adapter;
     any |= trains[static_cast<size_t>(i)];

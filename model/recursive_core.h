@@ -32,7 +32,7 @@ struct LossBreakdown {
 
 struct CoreCapacity {
   int64_t max_batch = 1;
-  int64_t max_seq = 0;     // resolved: > 0
+  int64_t max_seq = 0;  // resolved: > 0
   int64_t head_chunk = 256;
   // A frozen model run forward only (a teacher): no gradients, no backward scratch, one stash
   // for every position and two residual buffers in turn.
@@ -130,8 +130,8 @@ class RecursiveCore {
 
   std::vector<LayerParamsOf<Act>> layer_params_;  // per unrolled position
   std::vector<LayerGradsOf<Grad>> layer_grads_;
-  std::vector<LayerStashOf<Act, Stat>> stash_;    // recomputed positions share one
-  std::vector<Act*> resid_;                       // L + 1 residual streams [M, D]
+  std::vector<LayerStashOf<Act, Stat>> stash_;  // recomputed positions share one
+  std::vector<Act*> resid_;                     // L + 1 residual streams [M, D]
   LayerScratchOf<Act> scratch_{};
   Act *d_resid_ = nullptr, *final_h_ = nullptr, *d_final_h_ = nullptr, *recompute_out_ = nullptr;
   Stat *final_rstd_ = nullptr, *final_mean_ = nullptr;

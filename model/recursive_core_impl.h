@@ -42,10 +42,10 @@ RecursiveCore<Be>::RecursiveCore(Be& backend, const ModelSpec& spec, const Param
   M_ = cap_.max_batch * cap_.max_seq;
   if (cap_.recompute.empty() || cap_.forward_only)
     cap_.recompute.assign(static_cast<size_t>(L_), false);
-  RRT_CHECK(static_cast<int64_t>(cap_.recompute.size()) == L_, "RecursiveModel",
-            "recompute lists ", cap_.recompute.size(), " positions; the model has ", L_);
-  any_recompute_ = std::find(cap_.recompute.begin(), cap_.recompute.end(), true) !=
-                   cap_.recompute.end();
+  RRT_CHECK(static_cast<int64_t>(cap_.recompute.size()) == L_, "RecursiveModel", "recompute lists ",
+            cap_.recompute.size(), " positions; the model has ", L_);
+  any_recompute_ =
+      std::find(cap_.recompute.begin(), cap_.recompute.end(), true) != cap_.recompute.end();
   cap_.head_chunk = std::clamp<int64_t>(cap_.head_chunk, 1, M_);
   be_.prepare({{cap_.max_batch, cap_.max_seq, m.n_heads, m.n_kv_heads, m.dh()},
                m.rot_dim(),
@@ -56,10 +56,9 @@ RecursiveCore<Be>::RecursiveCore(Be& backend, const ModelSpec& spec, const Param
   head_ws_bytes_ = be_.lm_head_workspace_bytes(m.vocab, cap_.head_chunk);
   if (!loss_.plain())
     head_ws_bytes_ = std::max(
-        head_ws_bytes_,
-        be_.exit_loss_workspace_bytes(m.vocab, cap_.head_chunk,
-                                      static_cast<int64_t>(exit_resid_.size()), loss_.teacher,
-                                      loss_.self_distill, spec_.exit_head.lora_rank));
+        head_ws_bytes_, be_.exit_loss_workspace_bytes(
+                            m.vocab, cap_.head_chunk, static_cast<int64_t>(exit_resid_.size()),
+                            loss_.teacher, loss_.self_distill, spec_.exit_head.lora_rank));
   Carver measure;
   carve_activations(measure);
   activation_bytes_ = static_cast<int64_t>(measure.used);
@@ -229,8 +228,8 @@ void RecursiveCore<Be>::bind_positions(const ParamRegistry& reg,
       p.weight[j] = params.value(w);
       g.weight[j] = params.grad(w);
       if (m.linear_bias) {
-        const int bi = used(
-            reg.index(ParamRegistry::bias_name(pos.layer, proj, pos.loop, r.per_loop_norms)));
+        const int bi =
+            used(reg.index(ParamRegistry::bias_name(pos.layer, proj, pos.loop, r.per_loop_norms)));
         p.bias[j] = params.value(bi);
         g.bias[j] = params.grad(bi);
       }
@@ -287,9 +286,8 @@ void RecursiveCore<Be>::bind_head(const ParamRegistry& reg, const ParameterBindi
 
 template <class Be>
 void RecursiveCore<Be>::forward(const int32_t* tokens, int64_t N, int64_t T) {
-  RRT_CHECK(N > 0 && T > 0 && N <= cap_.max_batch && T <= cap_.max_seq, "RecursiveModel",
-            "batch ", N, " x ", T, " exceeds the planned capacity ", cap_.max_batch, " x ",
-            cap_.max_seq);
+  RRT_CHECK(N > 0 && T > 0 && N <= cap_.max_batch && T <= cap_.max_seq, "RecursiveModel", "batch ",
+            N, " x ", T, " exceeds the planned capacity ", cap_.max_batch, " x ", cap_.max_seq);
   const ModelConfig& m = spec_.model;
   cur_N_ = N;
   cur_T_ = T;
@@ -332,8 +330,8 @@ void RecursiveCore<Be>::backward() {
 }
 
 template <class Be>
-double RecursiveCore<Be>::forward_backward(const int32_t* tokens, const int32_t* targets,
-                                           int64_t N, int64_t T, float weight) {
+double RecursiveCore<Be>::forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N,
+                                           int64_t T, float weight) {
   RRT_CHECK(!cap_.forward_only, "RecursiveModel",
             "this model was planned forward only (a teacher) and cannot train");
   forward(tokens, N, T);
@@ -362,8 +360,8 @@ double RecursiveCore<Be>::exits_forward_backward(const int32_t* tokens, int64_t 
   const int64_t E = static_cast<int64_t>(exit_resid_.size());
   for (int64_t e = 0; e < E; ++e) {
     if (e + 1 < E)
-      family_norm_forward(be_, d, resid_[exit_resid_[e]], final_norm_, final_norm_bias_,
-                          exit_h_[e], exit_mean_[e], exit_rstd_[e]);
+      family_norm_forward(be_, d, resid_[exit_resid_[e]], final_norm_, final_norm_bias_, exit_h_[e],
+                          exit_mean_[e], exit_rstd_[e]);
     be_.zero(exit_dh_[e], N * T * m.d_model);
   }
   HeadLossArgs<Act> a;
@@ -418,9 +416,8 @@ double RecursiveCore<Be>::loss(const int32_t* tokens, const int32_t* targets, in
   be_.upload(targets_, targets, N * T);
   const ModelConfig& m = spec_.model;
   return be_
-      .lm_head_cross_entropy(final_h_, head_, targets_, nullptr, nullptr, N * T, m.d_model,
-                             m.vocab, kIgnoreIndex, 1.0f, head_ws_, head_ws_bytes_,
-                             cap_.head_chunk)
+      .lm_head_cross_entropy(final_h_, head_, targets_, nullptr, nullptr, N * T, m.d_model, m.vocab,
+                             kIgnoreIndex, 1.0f, head_ws_, head_ws_bytes_, cap_.head_chunk)
       .mean_loss;
 }
 
@@ -443,8 +440,7 @@ void RecursiveCore<Be>::set_teacher(RecursiveCore* teacher) {
             "student's tokenizer");
   RRT_CHECK(teacher->cap_.max_batch >= cap_.max_batch && teacher->cap_.max_seq >= cap_.max_seq,
             "RecursiveModel", "the teacher's capacity ", teacher->cap_.max_batch, " x ",
-            teacher->cap_.max_seq, " is below the student's ", cap_.max_batch, " x ",
-            cap_.max_seq);
+            teacher->cap_.max_seq, " is below the student's ", cap_.max_batch, " x ", cap_.max_seq);
   teacher_ = teacher;
 }
 

@@ -20,8 +20,7 @@ const ParamRegistry& frozen_for(ParameterSet& params, const TrainingLoss& loss) 
 ParameterBinding<CpuBackend> host_binding(const ParameterSet& params) {
   return {[&params](int i) -> const float* { return params.value(i); },
           [&params](int i) -> float* {
-            return params.has_grads() && params.registry()[i].trainable ? params.grad(i)
-                                                                        : nullptr;
+            return params.has_grads() && params.registry()[i].trainable ? params.grad(i) : nullptr;
           }};
 }
 
@@ -39,8 +38,8 @@ CoreCapacity core_capacity(const ModelConfig& m, const ModelCapacity& c) {
 RecursiveModel::RecursiveModel(const ModelSpec& spec, const ModelCapacity& capacity,
                                const TrainingLoss& loss)
     : spec_(spec),
-      params_(spec, capacity.forward_only ? ParameterSet::Grads::without
-                                          : ParameterSet::Grads::with),
+      params_(spec,
+              capacity.forward_only ? ParameterSet::Grads::without : ParameterSet::Grads::with),
       backend_(capacity.threads),
       core_(backend_, spec_, frozen_for(params_, loss), host_binding(params_),
             core_capacity(spec.model, capacity), loss) {}
@@ -71,8 +70,7 @@ void RecursiveModel::exit_logits(int64_t loop, const float* resid_rows, int64_t 
   std::vector<float> stats(static_cast<size_t>(2 * rows));  // norm mean and rstd per row
   norm_forward(layer_dims(m, rows, 1), resid_rows, core_.final_norm_weight(),
                core_.final_norm_bias(), h, stats.data(), stats.data() + rows);
-  ops::linear_forward<float>(h, core_.head_weight(), nullptr, out, rows, m.d_model, m.vocab,
-                             false);
+  ops::linear_forward<float>(h, core_.head_weight(), nullptr, out, rows, m.d_model, m.vocab, false);
   const int64_t R = spec_.exit_head.lora_rank;
   const std::string a = ParamRegistry::head_lora_name(loop, true);
   if (loop == K || R == 0 || !params_.registry().has(a)) return;

@@ -50,7 +50,7 @@ struct BackendPlan {
   ops::AttentionShape max_attention;  // N x T x H (Hkv) x Dh at capacity
   int64_t rot_dim = 0;                // rotary dims per head
   double rope_theta = 10000.0;
-  bool backward = true;               // whether backward will run (attention workspaces)
+  bool backward = true;  // whether backward will run (attention workspaces)
 };
 
 // Memory a backend handed out; freed (host unmap / free or cudaFree) with the last owner.

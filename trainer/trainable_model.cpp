@@ -55,8 +55,8 @@ class CpuTrainable final : public TrainableModel {
   double grad_norm() override { return host_grad_norm(model_.params()); }
   void scale_grads(float factor) override { scale_host_grads(model_.params(), factor); }
   void optimizer_step(AdamW& optimizer, double lr) override { optimizer.step(lr); }
-  double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches,
-                         int32_t* inputs, int32_t* targets) override {
+  double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches, int32_t* inputs,
+                         int32_t* targets) override {
     return mean_validation_loss(model_, val, N, T, batches, inputs, targets);
   }
   std::unique_ptr<GradSync> make_grad_sync(Communicator& world,
@@ -87,10 +87,10 @@ class CudaTrainable final : public TrainableModel {
         // Several GPUs: NCCL first, because it picks this rank's GPU before the model allocates.
         gpu_comm_(world.world_size() > 1 ? make_gpu_communicator(world) : nullptr),
         device_(c.model,
-                DeviceModelOptions{.max_batch = N_,
-                                   .max_seq = T_,
-                                   .recompute = parse_recompute(c.train.recompute,
-                                                                c.model.positions())},
+                DeviceModelOptions{
+                    .max_batch = N_,
+                    .max_seq = T_,
+                    .recompute = parse_recompute(c.train.recompute, c.model.positions())},
                 objective) {}
 
   RecursiveModel& host() override { return host_; }
@@ -103,8 +103,8 @@ class CudaTrainable final : public TrainableModel {
               " serves sequences of at most ", ts.model.max_seq_len,
               " tokens, but train.seq_len is ", T_, "; shorten train.seq_len");
     teacher_ = std::make_unique<DeviceModel>(
-        ts, DeviceModelOptions{.max_batch = N_, .max_seq = T_, .recompute = {},
-                               .forward_only = true});
+        ts,
+        DeviceModelOptions{.max_batch = N_, .max_seq = T_, .recompute = {}, .forward_only = true});
     teacher_->upload(teacher.params());
     device_.set_teacher(teacher_.get());
   }
@@ -127,8 +127,8 @@ class CudaTrainable final : public TrainableModel {
   void optimizer_step(AdamW& optimizer, double lr) override {
     device_.adamw_step(optimizer.hyper(), lr);
   }
-  double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches,
-                         int32_t* inputs, int32_t* targets) override {
+  double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches, int32_t* inputs,
+                         int32_t* targets) override {
     val.restore({0, 0});  // as mean_validation_loss: the same tokens every time
     double sum = 0;
     for (int64_t b = 0; b < batches; ++b) {
@@ -139,8 +139,7 @@ class CudaTrainable final : public TrainableModel {
   }
   // The device arena has the host arena's layout; each bucket's NCCL launch waits (on the GPU,
   // not the host) for the backward kernels enqueued before the hook fired.
-  std::unique_ptr<GradSync> make_grad_sync(Communicator&,
-                                           const GradSyncOptions& options) override {
+  std::unique_ptr<GradSync> make_grad_sync(Communicator&, const GradSyncOptions& options) override {
     auto sync = std::make_unique<GradSync>(*gpu_comm_, device_.device_gradients(),
                                            device_.gradient_floats(), device_.parameter_offsets(),
                                            device_.grad_ready_after(), options);

@@ -89,8 +89,8 @@ DeviceModel::DeviceModel(const ModelSpec& spec, const DeviceModelOptions& option
   const ParameterBinding<CudaBackend> binding{
       [&s](int i) -> const ops::cuda::bf16* { return s.compute + s.offset[i]; },
       [&s](int i) -> float* { return s.grad_of(i); }};
-  s.core = std::make_unique<RecursiveCore<CudaBackend>>(s.backend, s.spec, s.registry, binding,
-                                                        cap, loss);
+  s.core = std::make_unique<RecursiveCore<CudaBackend>>(s.backend, s.spec, s.registry, binding, cap,
+                                                        loss);
 }
 
 DeviceModel::~DeviceModel() = default;

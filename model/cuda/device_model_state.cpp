@@ -51,8 +51,10 @@ void DeviceModel::upload(const ParameterSet& params) {
     const float* host = static_cast<const float*>(values_of(params).base());
     for (int64_t at = 0; at < s.arena_floats; at += slice) {
       const int64_t n = std::min(slice, s.arena_floats - at);
-      RRT_CUDA_CHECK(cudaMemcpy(staging.get(), host + at, sizeof(float) * n, cudaMemcpyHostToDevice));
-      ops::cuda::to_bf16(static_cast<const float*>(staging.get()), s.compute + at, n, s.backend.stream());
+      RRT_CUDA_CHECK(
+          cudaMemcpy(staging.get(), host + at, sizeof(float) * n, cudaMemcpyHostToDevice));
+      ops::cuda::to_bf16(static_cast<const float*>(staging.get()), s.compute + at, n,
+                         s.backend.stream());
       RRT_CUDA_CHECK(cudaStreamSynchronize(s.backend.stream()));
     }
     return;
@@ -114,7 +116,8 @@ void DeviceModel::zero_grads() {
 
 double DeviceModel::grad_norm() {
   Impl& s = *impl_;
-  return std::sqrt(ops::cuda::sum_squares(s.grad, s.arena_floats, s.norm_workspace, s.backend.stream()));
+  return std::sqrt(
+      ops::cuda::sum_squares(s.grad, s.arena_floats, s.norm_workspace, s.backend.stream()));
 }
 
 void DeviceModel::scale_grads(float factor) {

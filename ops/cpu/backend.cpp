@@ -12,8 +12,8 @@ CpuBackend::CpuBackend(int threads) : threads_(threads > 0 ? threads : omp_get_m
 
 void CpuBackend::prepare(const BackendPlan& plan) {
   rope_ = ops::RopeTable(plan.max_attention.T, plan.rot_dim, plan.rope_theta);
-  attn_ws_.assign(
-      static_cast<size_t>(ops::attention_workspace_elems(plan.max_attention, threads_)), 0.f);
+  attn_ws_.assign(static_cast<size_t>(ops::attention_workspace_elems(plan.max_attention, threads_)),
+                  0.f);
 }
 
 // The arenas' allocation: large blocks cost no memory until the step writes them, so the memory

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "core/error.h"
-#include "ops/backend.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/backend.h"
 #include "ops/cross_entropy.h"
 #include "ops/embedding.h"
 #include "ops/exit_loss.h"
@@ -143,9 +143,8 @@ class CpuBackend {
   ops::CrossEntropyResult lm_head_cross_entropy(const float* h, const float* W,
                                                 const int32_t* targets, float* dh, float* dW,
                                                 int64_t M, int64_t D, int64_t V,
-                                                int32_t ignore_index, float weight,
-                                                void* workspace, size_t /*bytes*/,
-                                                int64_t chunk) const {
+                                                int32_t ignore_index, float weight, void* workspace,
+                                                size_t /*bytes*/, int64_t chunk) const {
     return ops::lm_head_cross_entropy<float>(h, W, targets, dh, dW, M, D, V, ignore_index, weight,
                                              static_cast<float*>(workspace), chunk);
   }
@@ -172,18 +171,15 @@ class CpuBackend {
   void rope_rows(float* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh) const;
   // Row i's k, v into its cache at (slot[i], pos[i]); the cache of row i is k_cache +
   // cache[i] * cache_stride (cache null: index 0). Caches are [slots, max_seq, kv_dim].
-  void kv_store(const float* k, const float* v, float* k_cache, float* v_cache,
-                const int32_t* slot, const int32_t* pos, int64_t n, int64_t max_seq,
-                int64_t kv_dim, const int32_t* cache, int64_t cache_stride) const;
+  void kv_store(const float* k, const float* v, float* k_cache, float* v_cache, const int32_t* slot,
+                const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim,
+                const int32_t* cache, int64_t cache_stride) const;
   // One query row against its slot's keys 0..pos[i]: softmax(q K^T / sqrt(Dh)) V, per head.
-  void kv_attention(const float* q, const float* k_cache, const float* v_cache,
-                    const int32_t* slot, const int32_t* pos, float* out, int64_t n, int64_t H,
-                    int64_t Hkv, int64_t Dh, int64_t max_seq, const int32_t* cache,
-                    int64_t cache_stride);
-  void gather_rows(const float* src, const int32_t* index, float* dst, int64_t n,
-                   int64_t D) const;
-  void scatter_rows(const float* src, const int32_t* index, float* dst, int64_t n,
-                    int64_t D) const;
+  void kv_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* slot,
+                    const int32_t* pos, float* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
+                    int64_t max_seq, const int32_t* cache, int64_t cache_stride);
+  void gather_rows(const float* src, const int32_t* index, float* dst, int64_t n, int64_t D) const;
+  void scatter_rows(const float* src, const int32_t* index, float* dst, int64_t n, int64_t D) const;
   // y += s B (A x) for M rows of one adapter (u [M, R] scratch).
   void lora_add(const float* x, const float* A, const float* B, float* u, float* y, int64_t M,
                 int64_t in, int64_t out, int64_t R, float scale) const {

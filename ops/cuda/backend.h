@@ -88,8 +88,8 @@ class CudaBackend {
       ops::cuda::rmsnorm_forward(x, w, y, rstd, M, D, eps, unit_offset, stream_);
   }
   void norm_backward(bool layer_norm, const Act* x, const Act* w, const float* mean,
-                     const float* rstd, const Act* dy, Act* dx, float* dw, float* dbias,
-                     int64_t M, int64_t D, bool unit_offset) const {
+                     const float* rstd, const Act* dy, Act* dx, float* dw, float* dbias, int64_t M,
+                     int64_t D, bool unit_offset) const {
     if (layer_norm)
       ops::cuda::layernorm_backward(x, w, mean, rstd, dy, dx, dw, dbias, M, D, stream_);
     else
@@ -153,11 +153,10 @@ class CudaBackend {
     return ops::cuda::exit_loss_workspace_bytes(V, chunk, exits, teacher, self_distill,
                                                 head_lora_rank);
   }
-  ops::CrossEntropyResult lm_head_cross_entropy(const Act* h, const Act* W,
-                                                const int32_t* targets, Act* dh, float* dW,
-                                                int64_t M, int64_t D, int64_t V,
-                                                int32_t ignore_index, float weight,
-                                                void* workspace, size_t bytes, int64_t chunk) {
+  ops::CrossEntropyResult lm_head_cross_entropy(const Act* h, const Act* W, const int32_t* targets,
+                                                Act* dh, float* dW, int64_t M, int64_t D, int64_t V,
+                                                int32_t ignore_index, float weight, void* workspace,
+                                                size_t bytes, int64_t chunk) {
     return ops::cuda::lm_head_cross_entropy(gemm_, h, W, targets, dh, dW, M, D, V, ignore_index,
                                             weight, workspace, bytes, chunk);
   }

@@ -122,8 +122,11 @@ grep -q "is in use by rrt pid $holder on host $(hostname)" "$work/second.log" ||
   fail "the refusal does not name pid $holder and host $(hostname): $(cat "$work/second.log")"
 kill -9 "$holder"
 { wait "$holder"; } 2>/dev/null || true
-# No stale lock after kill -9: the next trainer starts (and resumes).
-RRT_TEST_SIGNAL=TERM:step:30 train "$dir" "${long[@]}"
+# No stale lock after kill -9: the next trainer starts (and resumes). The holder may have
+# checkpointed any number of steps before the kill, so the stop comes one step after the newest
+# checkpoint (a fixed step would never come when the holder got past it).
+last=$(ls "$dir" | sed -n 's/^step_0*\([0-9][0-9]*\)\.h5$/\1/p' | sort -n | tail -1)
+RRT_TEST_SIGNAL=TERM:step:$((${last:-0} + 1)) train "$dir" "${long[@]}"
 [[ $status -eq 3 ]] || fail "after kill -9 of the holder: exit $status: $(tail -3 "$dir.log")"
 echo "lock: a second trainer refused with pid and host; free again after kill -9"
 echo "signals: all good"
