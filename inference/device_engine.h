@@ -1,5 +1,5 @@
-// The engine on one GPU (inference/engine.h's interface): the twin of CpuEngine with bf16 weights
-// (one upload of the model's values), bf16 residual states and KV cache, fp32 norm statistics,
+// The engine on one GPU (inference/engine.h's interface): the one engine code (StageEngine) on the
+// CUDA backend, with bf16 weights (one upload of the model's values), bf16 residual states and KV cache, fp32 norm statistics,
 // softmax and logits, cuBLASLt GEMMs and rrt's decode-attention kernel (ops/cuda/kv_ops.h).
 // This header names no CUDA type: CPU code (rrt generate, rrt serve-bench) includes it
 // unconditionally, and a build without CUDA links a stub whose factory throws saying so.

@@ -1,5 +1,6 @@
-// The whole recursive (and relaxed) model on one GPU: the twin of model/recursive_model.h for
-// training with train.device: cuda. This header names no CUDA type, so CPU code (the trainer)
+// The whole recursive (and relaxed) model on one GPU for training with train.device: cuda: the
+// one model code (RecursiveCore, model/recursive_core.h) on the CUDA backend (ops/cuda/backend.h),
+// plus the parameters' device copies, transfers and the fused AdamW. This header names no CUDA type, so CPU code (the trainer)
 // includes it unconditionally; a build without CUDA links device_model_stub.cpp, whose
 // constructor throws an error saying so.
 //
@@ -7,9 +8,9 @@
 // layout as the host's ParameterSet arena), bf16 compute copies refreshed by the fused AdamW, an
 // fp32 gradient arena (the tied block's gradients accumulate over loops in fp32), bf16
 // activations stashed per unrolled position, fp32 norm statistics and attention lse. The
-// forward and backward are model/cuda/device_layer.cpp, statement for statement the CPU's
-// decoder layer (one exception: a projection's LoRA term is written before the tied GEMM adds
-// onto it); the LM head + CE is ops/cuda/cross_entropy's chunked kernel.
+// forward and backward are the CPU's (model/decoder_layer_impl.h); the backend writes a
+// projection's LoRA term before the tied GEMM adds onto it, and its LM head + CE is
+// ops/cuda/cross_entropy's chunked kernel.
 //
 // Supported: every family (Llama, Gemma, NeoX), cycle and sequence sharing, per-loop norms,
 // LoRA on any projection, tied heads, and every TrainingLoss the CPU model takes: early exits at

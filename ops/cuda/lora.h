@@ -16,7 +16,7 @@ void lora_forward(GemmContext& ctx, const bf16* x, const bf16* A, const bf16* B,
                   int64_t M, int64_t in, int64_t out, int64_t R, float scale);
 // The same product written over y (y = s (x A^T) B^T, never read): the first term of a projection
 // whose tied GEMM then adds onto y with beta = 1 inside its own compute-bound pass, instead of a
-// separate read-modify-write of y (model/cuda/device_layer.cpp). R = 0 does nothing.
+// separate read-modify-write of y (CudaBackend::project, ops/cuda/backend.h). R = 0 does nothing.
 void lora_forward_overwrite(GemmContext& ctx, const bf16* x, const bf16* A, const bf16* B, bf16* u,
                             bf16* y, int64_t M, int64_t in, int64_t out, int64_t R, float scale);
 void lora_backward(GemmContext& ctx, const bf16* x, const bf16* A, const bf16* B, const bf16* u,
