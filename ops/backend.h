@@ -1,6 +1,7 @@
-// The backend interface: what the decoder layer and the recursive model ask of the hardware they
-// run on. The layer (model/decoder_layer_impl.h) and the model (model/recursive_core_impl.h) are
-// written once as templates over a backend type; each backend is a class with the members below,
+// The backend interface: what the decoder layer, the recursive model and the serving engine ask of
+// the hardware they run on. The layer (model/decoder_layer_impl.h), the model
+// (model/recursive_core_impl.h) and the engine (inference/stage_engine_impl.h) are written once
+// as templates over a backend type; each backend is a class with the members below,
 // over its own buffers. Two exist:
 //
 //   CpuBackend  (ops/cpu/backend.h)   fp32 everywhere, OpenBLAS + OpenMP; the reference that the
@@ -15,11 +16,14 @@
 // what it cost before the interface existed (bench/bench_train_step, docs/benchmarks.md).
 //
 // A backend B provides (M = rows, in/out the projection's sizes; every backward adds into its
-// gradients, activation gradients are B::Act, weight gradients float):
-//   using Act;                                   activation / compute-weight element type
-//   static constexpr size_t kAlign;              alignment of planned buffers (bytes)
+// gradients, activation gradients are B::Act, weight gradients B::Grad):
+//   using Act, Grad, Stat;                       activations and compute weights; weight
+//                                                gradients; norm statistics and lse
+//   static constexpr kAlign, kHostMemory, kName  buffer alignment; whether its memory is the
+//                                                host's; "cpu" / "cuda"
+//   explicit B(int threads);                     threads: the CPU's OpenMP team (0: all)
 //   void prepare(const BackendPlan&);            rope tables, attention workspaces (at build)
-//   Block allocate(size_t bytes, const char* what);  zeroed memory, freed with the Block
+//   BackendBlock allocate(size_t bytes, const char* what);  zeroed memory, freed with the block
 //   void zero(T* x, n); void upload(T* dst, const T* host, n);   (T: Act, float or int32_t)
 //   project / project_backward                   y = x W^T + bias + s B (A x), and its backward
 //   norm_forward / norm_backward                 RMSNorm (w or 1 + w) or LayerNorm with a bias
