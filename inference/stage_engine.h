@@ -90,7 +90,7 @@ class StageEngine : public Engine {
   ModelSpec spec_;
   EngineCapacity cap_;
   std::vector<LayerParamsOf<Act>> positions_;
-  const RowAdapter<Act>* adapters_ = nullptr;  // [position][projection], backend memory
+  RowAdapter<Act>* adapters_ = nullptr;  // [position][projection], backend memory
   const Act *embed_ = nullptr, *final_norm_ = nullptr, *final_norm_bias_ = nullptr,
             *head_ = nullptr;
   std::vector<const Act*> exit_lora_a_, exit_lora_b_;

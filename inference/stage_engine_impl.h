@@ -14,21 +14,6 @@ namespace stage_engine_detail {
 
 inline int idx(Proj p) { return static_cast<int>(p); }
 
-// Carves typed pieces out of one block of backend memory: measured once without a base, then
-// handed out on the allocation.
-template <size_t kAlign>
-struct Carver {
-  char* base = nullptr;
-  size_t used = 0;
-  template <typename T>
-  T* take(int64_t count) {
-    T* p = base ? reinterpret_cast<T*>(base + used) : nullptr;
-    used += (sizeof(T) * static_cast<size_t>(std::max<int64_t>(count, 1)) + kAlign - 1) / kAlign *
-            kAlign;
-    return p;
-  }
-};
-
 }  // namespace stage_engine_detail
 
 template <class Be>
@@ -99,13 +84,12 @@ StageEngine<Be>::StageEngine(const ModelWeights& w, const WeightMap& map,
     argmax_ = c.template take<int32_t>(R);
     row_data_ = c.template take<int32_t>(5 * R);
   };
-  stage_engine_detail::Carver<Be::kAlign> measure;
+  BufferCarver<Be::kAlign> measure;
   carve(measure);
   block_ = be_.allocate(measure.used, "engine scratch");
-  stage_engine_detail::Carver<Be::kAlign> c{static_cast<char*>(block_.get())};
+  BufferCarver<Be::kAlign> c{static_cast<char*>(block_.get())};
   carve(c);
-  be_.upload(const_cast<RowAdapter<Act>*>(adapters_), adapters.data(),
-             static_cast<int64_t>(adapters.size()));
+  be_.upload(adapters_, adapters.data(), static_cast<int64_t>(adapters.size()));
   staging_.resize(static_cast<size_t>(5 * R));
   groups_.reserve(static_cast<size_t>(stages()) + 1);
   head_argmax_.resize(static_cast<size_t>(R));

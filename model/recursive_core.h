@@ -105,7 +105,7 @@ class RecursiveCore {
   int64_t scratch_bytes() const { return scratch_bytes_; }
 
  private:
-  struct Carver;
+  using Carver = BufferCarver<Be::kAlign>;
   void plan_exits();
   void carve_activations(Carver& c);
   void carve_scratch(Carver& c);

@@ -12,21 +12,6 @@
 
 namespace rrt {
 
-// Carves typed pieces out of one block of backend memory. Run once with no base to measure the
-// block, then again on the allocation to hand out the pointers: one plan, no size kept twice.
-template <class Be>
-struct RecursiveCore<Be>::Carver {
-  char* base = nullptr;
-  size_t used = 0;
-  template <typename T>
-  T* take(int64_t count) {
-    T* p = base ? reinterpret_cast<T*>(base + used) : nullptr;
-    const size_t bytes = sizeof(T) * static_cast<size_t>(std::max<int64_t>(count, 1));
-    used += (bytes + Be::kAlign - 1) / Be::kAlign * Be::kAlign;
-    return p;
-  }
-};
-
 template <class Be>
 RecursiveCore<Be>::RecursiveCore(Be& backend, const ModelSpec& spec, const ParamRegistry& registry,
                                  const ParameterBinding<Be>& params, const CoreCapacity& capacity,

@@ -60,6 +60,22 @@ struct BackendPlan {
 // Memory a backend handed out; freed (host unmap / free or cudaFree) with the last owner.
 using BackendBlock = std::shared_ptr<void>;
 
+// Carves typed pieces out of one block of backend memory, each aligned to kAlign. Run once with
+// no base to measure the block, then again on the allocation to hand out the pointers: one plan,
+// no size kept twice (the model's and the engine's buffers are planned this way).
+template <size_t kAlign>
+struct BufferCarver {
+  char* base = nullptr;
+  size_t used = 0;
+  template <typename T>
+  T* take(int64_t count) {
+    T* p = base ? reinterpret_cast<T*>(base + used) : nullptr;
+    const size_t bytes = sizeof(T) * static_cast<size_t>(count > 1 ? count : 1);
+    used += (bytes + kAlign - 1) / kAlign * kAlign;
+    return p;
+  }
+};
+
 // One LoRA adapter as the serving engine's per-row LoRA reads it from a table (the layout of
 // ops/cuda/lora_rows.h's LoraAdapter): rank 0 or a null `a` leaves the rows unchanged.
 template <typename Act>

@@ -26,28 +26,22 @@ void DeviceModel::Impl::plan_parameters() {
   for (int i = 0; i < layout.size(); ++i)
     offset.push_back(layout.offset_bytes(i) / static_cast<int64_t>(sizeof(float)));
   arena_floats = layout.total_bytes() / static_cast<int64_t>(sizeof(float));
-  auto carve = [&](char* base) {
-    size_t used = 0;
-    auto take = [&](size_t bytes) {
-      char* p = base ? base + used : nullptr;
-      used += (bytes + CudaBackend::kAlign - 1) / CudaBackend::kAlign * CudaBackend::kAlign;
-      return p;
-    };
-    const size_t floats = sizeof(float) * static_cast<size_t>(arena_floats);
+  auto carve = [&](BufferCarver<CudaBackend::kAlign>& c) {
     if (!opt.forward_only) {
-      master = reinterpret_cast<float*>(take(floats));
-      grad = reinterpret_cast<float*>(take(floats));
-      adam_m = reinterpret_cast<float*>(take(floats));
-      adam_v = reinterpret_cast<float*>(take(floats));
+      master = c.take<float>(arena_floats);
+      grad = c.take<float>(arena_floats);
+      adam_m = c.take<float>(arena_floats);
+      adam_v = c.take<float>(arena_floats);
     }
-    compute = reinterpret_cast<bf16*>(take(sizeof(bf16) * static_cast<size_t>(arena_floats)));
-    norm_workspace = reinterpret_cast<double*>(
-        take(sizeof(double) * static_cast<size_t>(ops::cuda::kSumSquaresBlocks + 1)));
-    return used;
+    compute = c.take<bf16>(arena_floats);
+    norm_workspace = c.take<double>(ops::cuda::kSumSquaresBlocks + 1);
   };
-  param_bytes = carve(nullptr);
+  BufferCarver<CudaBackend::kAlign> measure;
+  carve(measure);
+  param_bytes = measure.used;
   param_block = backend.allocate(param_bytes, "parameters, gradients and AdamW moments");
-  carve(static_cast<char*>(param_block.get()));
+  BufferCarver<CudaBackend::kAlign> c{static_cast<char*>(param_block.get())};
+  carve(c);
 }
 
 namespace {
