@@ -51,16 +51,7 @@ struct DeviceWeights {
     floats = arena.total_bytes() / static_cast<int64_t>(sizeof(float));
     const CudaBackend memory;
     block = memory.allocate(sizeof(bf16) * static_cast<size_t>(floats), "bf16 weights");
-    const int64_t slice = std::min<int64_t>(floats, int64_t{1} << 24);
-    const BackendBlock staging =
-        memory.allocate(sizeof(float) * static_cast<size_t>(slice), "weight upload staging");
-    for (int64_t at = 0; at < floats; at += slice) {
-      const int64_t n = std::min(slice, floats - at);
-      RRT_CUDA_CHECK(cudaMemcpy(staging.get(), host_base + at,
-                                sizeof(float) * static_cast<size_t>(n), cudaMemcpyHostToDevice));
-      ops::cuda::to_bf16(static_cast<const float*>(staging.get()), bf16_base() + at, n, nullptr);
-      RRT_CUDA_CHECK(cudaStreamSynchronize(nullptr));
-    }
+    memory.upload_bf16(bf16_base(), host_base, floats, "weight upload staging");
   }
   bf16* bf16_base() const { return static_cast<bf16*>(block.get()); }
   const bf16* on_device(const float* host) const {

@@ -45,18 +45,9 @@ void DeviceModel::upload(const ParameterSet& params) {
   Impl& s = *impl_;
   check_same_layout(params, s.arena_floats);
   if (s.opt.forward_only) {
-    // No masters: the fp32 values pass through a staging block, a slice at a time.
-    const int64_t slice = std::min<int64_t>(s.arena_floats, int64_t{1} << 24);
-    const BackendBlock staging = s.backend.allocate(sizeof(float) * slice, "upload staging");
-    const float* host = static_cast<const float*>(values_of(params).base());
-    for (int64_t at = 0; at < s.arena_floats; at += slice) {
-      const int64_t n = std::min(slice, s.arena_floats - at);
-      RRT_CUDA_CHECK(
-          cudaMemcpy(staging.get(), host + at, sizeof(float) * n, cudaMemcpyHostToDevice));
-      ops::cuda::to_bf16(static_cast<const float*>(staging.get()), s.compute + at, n,
-                         s.backend.stream());
-      RRT_CUDA_CHECK(cudaStreamSynchronize(s.backend.stream()));
-    }
+    // No masters: the fp32 values go straight to the bf16 compute copies.
+    s.backend.upload_bf16(s.compute, static_cast<const float*>(values_of(params).base()),
+                          s.arena_floats, "upload staging");
     return;
   }
   RRT_CUDA_CHECK(cudaMemcpy(s.master, values_of(params).base(), sizeof(float) * s.arena_floats,

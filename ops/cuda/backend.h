@@ -8,6 +8,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "ops/cuda/kv_ops.h"
 #include "ops/cuda/lora.h"
 #include "ops/cuda/lora_rows.h"
+#include "ops/cuda/vector_ops.h"
 
 namespace rrt {
 
@@ -62,6 +64,21 @@ class CudaBackend {
   void upload(T* dst, const T* host, int64_t n) const {
     RRT_CUDA_CHECK(cudaMemcpyAsync(dst, host, static_cast<size_t>(n) * sizeof(T),
                                    cudaMemcpyHostToDevice, stream_));
+  }
+
+  // dst [n] = bf16(host [n]) for weights that keep no fp32 copy on the device: the values pass
+  // through an fp32 staging block, a slice of at most 16M floats at a time (synchronous).
+  void upload_bf16(Act* dst, const float* host, int64_t n, const char* what) const {
+    const int64_t slice = std::min<int64_t>(n, int64_t{1} << 24);
+    const BackendBlock staging = allocate(sizeof(float) * static_cast<size_t>(slice), what);
+    for (int64_t at = 0; at < n; at += slice) {
+      const int64_t count = std::min(slice, n - at);
+      RRT_CUDA_CHECK(cudaMemcpy(staging.get(), host + at,
+                                sizeof(float) * static_cast<size_t>(count),
+                                cudaMemcpyHostToDevice));
+      ops::cuda::to_bf16(static_cast<const float*>(staging.get()), dst + at, count, stream_);
+      RRT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
   }
 
   // The LoRA term is written first and the tied GEMM adds onto it (beta = 1): that saves a
