@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
+#include "evaluation/exit_model.h"
 #include "evaluation/log_format.h"
 #include "model/recursive_model.h"
 #include "plot/plot.h"
@@ -55,11 +56,11 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
   }
 
   const int64_t max_seq = std::max(o.validation ? T : 0, choice_seq);
-  RecursiveModel model(cfg.model,
-                       ModelCapacity{.max_batch = N, .max_seq = max_seq, .head_chunk = o.chunk});
-  load_checkpoint(checkpoint, model.params(), nullptr);
+  std::unique_ptr<ExitModel> model =
+      load_exit_model(checkpoint, cfg.model, N, max_seq, o.chunk, cfg.train.device);
+  report.device = model->device();
   if (o.validation) {
-    ExitEvaluator evaluator(model, o.thresholds, o.chunk);
+    ExitEvaluator evaluator(*model, o.thresholds, o.chunk);
     std::vector<int32_t> inputs(N * T), targets(N * T);
     val->restore({0, 0});
     for (int64_t b = 0; b < batches; ++b) {
@@ -72,14 +73,14 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
   if (!examples.empty()) {
     report.has_choices = true;
     report.choices_path = o.choices;
-    report.choices = score_choices(model, *tokenizer, examples, N, max_seq, o.chunk);
+    report.choices = score_choices(*model, *tokenizer, examples, N, max_seq, o.chunk);
   }
   return report;
 }
 
 nlohmann::ordered_json eval_report_json(const EvalReport& r) {
   using json = nlohmann::ordered_json;
-  json j{{"checkpoint", r.checkpoint}, {"step", r.step}, {"loops", r.loops}};
+  json j{{"checkpoint", r.checkpoint}, {"step", r.step}, {"loops", r.loops}, {"device", r.device}};
   if (r.has_validation) {
     const ExitEvaluation& v = r.validation;
     j["loss"] = v.exits.back().loss;
@@ -138,10 +139,10 @@ std::string eval_report_text(const EvalReport& r) {
   std::string s;
   if (r.has_validation) {
     const ExitEvaluation& v = r.validation;
-    s += format("%s (step %ld): validation loss %.4f, perplexity %s over %ld tokens\n",
+    s += format("%s (step %ld): validation loss %.4f, perplexity %s over %ld tokens (%s)\n",
                 r.checkpoint.c_str(), static_cast<long>(r.step), v.exits.back().loss,
                 format_perplexity(v.exits.back().perplexity, 3).c_str(),
-                static_cast<long>(v.tokens));
+                static_cast<long>(v.tokens), r.device.c_str());
     s += "exit   loss  perplexity  agreement  oracle\n";
     for (size_t e = 0; e < v.exits.size(); ++e)
       s += format("%4ld %7.4f %11s %10.3f %7.3f\n", static_cast<long>(v.exits[e].loop),

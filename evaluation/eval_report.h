@@ -27,8 +27,9 @@ struct EvalOptions {
 
 struct EvalReport {
   std::string checkpoint;
-  int64_t step = 0;   // the checkpoint's training step
-  int64_t loops = 0;  // K
+  int64_t step = 0;    // the checkpoint's training step
+  int64_t loops = 0;   // K
+  std::string device;  // where the model ran: the run's train.device (after the overrides)
   bool has_validation = false;
   ExitEvaluation validation;
   bool has_choices = false;

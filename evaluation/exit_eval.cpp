@@ -8,8 +8,16 @@
 
 namespace rrt {
 
+namespace {
+constexpr int32_t kIgnoreTarget = RecursiveModel::kIgnoreIndex;
+}  // namespace
+
 std::vector<int64_t> exit_loops_of(const RecursiveModel& model) {
-  const RecursionConfig& r = model.spec().recursion;
+  return exit_loops_of(model.spec());
+}
+
+std::vector<int64_t> exit_loops_of(const ModelSpec& spec) {
+  const RecursionConfig& r = spec.recursion;
   if (r.sharing != Sharing::cycle) return {r.loops};
   std::vector<int64_t> loops;
   for (int64_t k = 1; k <= r.loops; ++k) loops.push_back(k);
@@ -17,15 +25,23 @@ std::vector<int64_t> exit_loops_of(const RecursiveModel& model) {
 }
 
 ExitEvaluator::ExitEvaluator(RecursiveModel& model, std::vector<double> thresholds, int64_t chunk)
-    : model_(model),
-      loops_(exit_loops_of(model)),
+    : ExitEvaluator(exit_model_of(model), nullptr, std::move(thresholds), chunk) {}
+
+ExitEvaluator::ExitEvaluator(ExitModel& model, std::vector<double> thresholds, int64_t chunk)
+    : ExitEvaluator(nullptr, &model, std::move(thresholds), chunk) {}
+
+ExitEvaluator::ExitEvaluator(std::unique_ptr<ExitModel> owned, ExitModel* model,
+                             std::vector<double> thresholds, int64_t chunk)
+    : owned_(std::move(owned)),
+      model_(model != nullptr ? *model : *owned_),
+      loops_(exit_loops_of(model_.spec())),
       thresholds_(std::move(thresholds)),
-      chunk_(std::max<int64_t>(chunk, 1)) {
-  const ModelConfig& m = model.spec().model;
+      chunk_(std::clamp<int64_t>(chunk, 1, std::max<int64_t>(model_.chunk(), 1))) {
+  const ModelConfig& m = model_.spec().model;
   const size_t E = loops_.size(), C = thresholds_.size();
   for (double t : thresholds_)
     RRT_CHECK(std::isfinite(t), "rrt eval", "confidence thresholds must be numbers, got ", t);
-  h_.resize(static_cast<size_t>(chunk_ * m.d_model));
+  rows_.resize(static_cast<size_t>(chunk_));
   logits_.resize(static_cast<size_t>(chunk_ * m.vocab));
   argmax_.resize(static_cast<size_t>(chunk_) * E);
   max_prob_.resize(static_cast<size_t>(chunk_) * E);
@@ -41,9 +57,8 @@ ExitEvaluator::ExitEvaluator(RecursiveModel& model, std::vector<double> threshol
 void ExitEvaluator::add_batch(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T) {
   const int64_t V = model_.spec().model.vocab;
   for (int64_t i = 0; i < N * T; ++i)
-    RRT_CHECK(targets[i] == RecursiveModel::kIgnoreIndex || (targets[i] >= 0 && targets[i] < V),
-              "rrt eval", "target ", targets[i], " at row ", i, " is outside the vocabulary of ",
-              V);
+    RRT_CHECK(targets[i] == kIgnoreTarget || (targets[i] >= 0 && targets[i] < V), "rrt eval",
+              "target ", targets[i], " at row ", i, " is outside the vocabulary of ", V);
   model_.forward_loop_ends(tokens, N, T);
   for (int64_t r0 = 0; r0 < N * T; r0 += chunk_)
     score_chunk(targets + r0, r0, std::min(chunk_, N * T - r0));
@@ -53,13 +68,13 @@ void ExitEvaluator::add_batch(const int32_t* tokens, const int32_t* targets, int
 // then the exit rules, which need every exit of a row, read only those.
 void ExitEvaluator::score_chunk(const int32_t* targets, int64_t row0, int64_t rows) {
   const ModelConfig& m = model_.spec().model;
-  const int64_t D = m.d_model, V = m.vocab, E = static_cast<int64_t>(loops_.size());
+  const int64_t V = m.vocab, E = static_cast<int64_t>(loops_.size());
+  for (int64_t r = 0; r < rows; ++r) rows_[static_cast<size_t>(r)] = static_cast<int32_t>(row0 + r);
   for (int64_t e = 0; e < E; ++e) {
-    const float* resid = model_.loop_end_residual(loops_[e]) + row0 * D;
-    model_.exit_logits(loops_[e], resid, rows, h_.data(), logits_.data());
+    model_.exit_logits(loops_[e], rows_.data(), rows, logits_.data());
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-      if (targets[r] == RecursiveModel::kIgnoreIndex) continue;
+      if (targets[r] == kIgnoreTarget) continue;
       const float* z = logits_.data() + r * V;
       const int64_t best = std::max_element(z, z + V) - z;  // the first maximum
       const float zmax = z[best];
@@ -73,7 +88,7 @@ void ExitEvaluator::score_chunk(const int32_t* targets, int64_t row0, int64_t ro
   }
   const size_t C = thresholds_.size();
   for (int64_t r = 0; r < rows; ++r) {
-    if (targets[r] == RecursiveModel::kIgnoreIndex) continue;
+    if (targets[r] == kIgnoreTarget) continue;
     ++counted_;
     const int32_t* argmax = argmax_.data() + r * E;
     const double* max_prob = max_prob_.data() + r * E;

@@ -13,7 +13,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
+
+#include "evaluation/exit_model.h"
 
 namespace rrt {
 
@@ -51,12 +54,16 @@ struct ExitEvaluation {
 };
 
 // The loops whose ends can be exits: 1..K with cycle sharing, K alone with sequence sharing.
+std::vector<int64_t> exit_loops_of(const ModelSpec& spec);
 std::vector<int64_t> exit_loops_of(const RecursiveModel& model);
 
 // Accumulates the statistics over batches; result() may be called at any time.
 class ExitEvaluator {
  public:
-  // The model must be planned for the batches given (not forward only).
+  // The model must be planned for the batches given (not forward only); rows go in chunks of
+  // at most min(chunk, model.chunk()).
+  ExitEvaluator(ExitModel& model, std::vector<double> thresholds, int64_t chunk = 256);
+  // A host model, through exit_model_of.
   ExitEvaluator(RecursiveModel& model, std::vector<double> thresholds, int64_t chunk = 256);
 
   // tokens, targets: [N, T]; targets == RecursiveModel::kIgnoreIndex are not scored.
@@ -64,13 +71,17 @@ class ExitEvaluator {
   ExitEvaluation result() const;
 
  private:
+  ExitEvaluator(std::unique_ptr<ExitModel> owned, ExitModel* model, std::vector<double> thresholds,
+                int64_t chunk);
   void score_chunk(const int32_t* targets, int64_t row0, int64_t rows);
 
-  RecursiveModel& model_;
+  std::unique_ptr<ExitModel> owned_;  // the view of a host model, where given one
+  ExitModel& model_;
   std::vector<int64_t> loops_;
   std::vector<double> thresholds_;
   int64_t chunk_;
-  std::vector<float> h_, logits_;  // [chunk, D], [chunk, V]
+  std::vector<int32_t> rows_;  // [chunk] row indices
+  std::vector<float> logits_;  // [chunk, V]
   // Per row of a chunk and exit: argmax, max softmax probability and CE.
   std::vector<int32_t> argmax_;
   std::vector<double> max_prob_, ce_;

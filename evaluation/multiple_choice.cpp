@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "data/tokenizer.h"
 #include "evaluation/exit_eval.h"
+#include "evaluation/exit_model.h"
 #include "model/recursive_model.h"
 
 namespace rrt {
@@ -114,9 +115,16 @@ Sequence make_sequence(const ChoiceTokens& t, int64_t example, int64_t choice, i
 ChoiceEvaluation score_choices(RecursiveModel& model, const Tokenizer& tokenizer,
                                const std::vector<ChoiceExample>& examples, int64_t max_batch,
                                int64_t max_seq, int64_t chunk) {
+  return score_choices(*exit_model_of(model), tokenizer, examples, max_batch, max_seq, chunk);
+}
+
+ChoiceEvaluation score_choices(ExitModel& model, const Tokenizer& tokenizer,
+                               const std::vector<ChoiceExample>& examples, int64_t max_batch,
+                               int64_t max_seq, int64_t chunk) {
   const ModelConfig& m = model.spec().model;
-  const int64_t D = m.d_model, V = m.vocab;
-  const std::vector<int64_t> loops = exit_loops_of(model);
+  const int64_t V = m.vocab;
+  chunk = std::min(chunk, model.chunk());
+  const std::vector<int64_t> loops = exit_loops_of(model.spec());
   const size_t E = loops.size();
   RRT_CHECK(max_batch >= 1 && max_seq >= 1 && chunk >= 1, "score_choices",
             "needs a batch, a sequence length and a chunk of at least 1");
@@ -139,7 +147,7 @@ ChoiceEvaluation score_choices(RecursiveModel& model, const Tokenizer& tokenizer
     return seqs[a].inputs.size() > seqs[b].inputs.size();
   });
 
-  std::vector<float> gathered(static_cast<size_t>(chunk * D)), h(gathered.size());
+  std::vector<int32_t> chunk_rows(static_cast<size_t>(chunk));
   std::vector<float> logits(static_cast<size_t>(chunk * V));
   std::vector<double> logp(static_cast<size_t>(chunk));
   for (size_t b0 = 0; b0 < order.size(); b0 += static_cast<size_t>(max_batch)) {
@@ -162,13 +170,12 @@ ChoiceEvaluation score_choices(RecursiveModel& model, const Tokenizer& tokenizer
     }
     model.forward_loop_ends(inputs.data(), static_cast<int64_t>(nb), T);
     for (size_t e = 0; e < E; ++e) {
-      const float* resid = model.loop_end_residual(loops[e]);
       for (size_t r0 = 0; r0 < rows.size(); r0 += static_cast<size_t>(chunk)) {
         const int64_t nr =
             static_cast<int64_t>(std::min(rows.size() - r0, static_cast<size_t>(chunk)));
         for (int64_t r = 0; r < nr; ++r)
-          std::copy_n(resid + rows[r0 + r].row * D, D, gathered.begin() + r * D);
-        model.exit_logits(loops[e], gathered.data(), nr, h.data(), logits.data());
+          chunk_rows[static_cast<size_t>(r)] = static_cast<int32_t>(rows[r0 + r].row);
+        model.exit_logits(loops[e], chunk_rows.data(), nr, logits.data());
 #pragma omp parallel for schedule(static)
         for (int64_t r = 0; r < nr; ++r) {
           const float* z = logits.data() + r * V;

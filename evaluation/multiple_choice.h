@@ -22,6 +22,7 @@
 namespace rrt {
 
 class RecursiveModel;
+class ExitModel;
 class Tokenizer;
 
 struct ChoiceExample {
@@ -59,6 +60,11 @@ int64_t longest_choice_sequence(const Tokenizer& tokenizer,
 
 // Scores every choice at every exit; batches of up to max_batch sequences of up to max_seq
 // tokens (within the model's capacity), rows scored `chunk` at a time.
+// chunk is capped at model.chunk().
+ChoiceEvaluation score_choices(ExitModel& model, const Tokenizer& tokenizer,
+                               const std::vector<ChoiceExample>& examples, int64_t max_batch,
+                               int64_t max_seq, int64_t chunk = 256);
+// A host model, through exit_model_of.
 ChoiceEvaluation score_choices(RecursiveModel& model, const Tokenizer& tokenizer,
                                const std::vector<ChoiceExample>& examples, int64_t max_batch,
                                int64_t max_seq, int64_t chunk = 256);

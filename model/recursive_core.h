@@ -90,6 +90,16 @@ class RecursiveCore {
   const Act* final_norm_bias() const { return final_norm_bias_; }
   int64_t current_rows() const { return cur_N_ * cur_T_; }
 
+  // Evaluation of loop ends as exits (evaluation/exit_model.h), after forward(): the residual
+  // stream after loop k (1..K; before K it needs cycle sharing and a model not planned forward
+  // only), and exit k's fp32 logits of n rows of the batch (host row indices into its N*T rows)
+  // into host `out` [n, V]: the shared final norm, the head, plus exit k's head adapter
+  // exit.{k}.head_lora where the model has one (none at K). n <= exit_chunk(); the first call
+  // allocates its buffers (evaluation only: a training step never calls it).
+  const Act* loop_end(int64_t loop) const;
+  void exit_logits(int64_t loop, const int32_t* rows, int64_t n, float* out);
+  int64_t exit_chunk() const { return cap_.head_chunk; }
+
   // The teacher of distillation: a core of the same backend planned forward_only, with the same
   // vocabulary and at least this capacity. It must outlive this one.
   void set_teacher(RecursiveCore* teacher);
@@ -112,6 +122,7 @@ class RecursiveCore {
   void bind_positions(const ParamRegistry& reg, const ParameterBinding<Be>& params);
   void bind_head(const ParamRegistry& reg, const ParameterBinding<Be>& params);
   void backward();
+  void plan_exit_logits();
   double exits_forward_backward(const int32_t* targets, int64_t N, int64_t T, float weight);
   void grad_ready(int64_t v) const {
     if (hook_) hook_(v);
@@ -152,6 +163,14 @@ class RecursiveCore {
   std::vector<const Act*> exit_lora_a_, exit_lora_b_;  // head adapters, null where none
   std::vector<Grad*> exit_lora_da_, exit_lora_db_;
   RecursiveCore* teacher_ = nullptr;
+
+  // exit_logits: every loop's head adapter (index k - 1; null where none) and its buffers.
+  std::vector<const Act*> head_lora_a_, head_lora_b_;
+  BackendBlock exit_block_;
+  int32_t* exit_rows_ = nullptr;
+  Act *exit_x_ = nullptr, *exit_xn_ = nullptr, *exit_u_ = nullptr;
+  Stat *exit_mean_rows_ = nullptr, *exit_rstd_rows_ = nullptr;
+  float* exit_logits_ = nullptr;
 
   std::function<void(int64_t)> hook_;
   std::vector<int64_t> grad_ready_after_;  // per registry index

@@ -262,6 +262,16 @@ void RecursiveCore<Be>::bind_head(const ParamRegistry& reg, const ParameterBindi
     exit_lora_da_[e] = params.grad(reg.index(a));
     exit_lora_db_[e] = params.grad(reg.index(b));
   }
+  const int64_t K = spec_.recursion.loops;
+  head_lora_a_.assign(static_cast<size_t>(K), nullptr);
+  head_lora_b_.assign(static_cast<size_t>(K), nullptr);
+  for (int64_t k = 1; k < K; ++k) {
+    const std::string a = ParamRegistry::head_lora_name(k, true);
+    if (spec_.exit_head.lora_rank == 0 || !reg.has(a)) continue;
+    head_lora_a_[static_cast<size_t>(k - 1)] = params.value(reg.index(a));
+    head_lora_b_[static_cast<size_t>(k - 1)] =
+        params.value(reg.index(ParamRegistry::head_lora_name(k, false)));
+  }
   // Intermediate exits add into the final norm's gradient during backward, at their loop's
   // end: it is final once the earliest of them is done (after hook(k * B - 1)).
   if (E > 1)
@@ -284,6 +294,68 @@ void RecursiveCore<Be>::forward(const int32_t* tokens, int64_t N, int64_t T) {
     decoder_layer_forward(be_, d, layer_params_[l], stash_[l], resid_[l], resid_[l + 1]);
   family_norm_forward(be_, d, resid_[L_], final_norm_, final_norm_bias_, final_h_, final_mean_,
                       final_rstd_);
+}
+
+template <class Be>
+const typename Be::Act* RecursiveCore<Be>::loop_end(int64_t loop) const {
+  const int64_t K = spec_.recursion.loops;
+  RRT_CHECK(loop >= 1 && loop <= K, "RecursiveModel", "loop ", loop, " is outside 1..", K);
+  RRT_CHECK(current_rows() > 0, "RecursiveModel", "loop ends need a forward first");
+  if (loop == K) return resid_[static_cast<size_t>(L_)];
+  RRT_CHECK(spec_.recursion.sharing == Sharing::cycle, "RecursiveModel",
+            "only the last loop ends a sequence-shared model (exits need cycle sharing)");
+  RRT_CHECK(!cap_.forward_only, "RecursiveModel",
+            "a forward-only model keeps no residual stream before its last loop");
+  return resid_[static_cast<size_t>(loop * spec_.recursion.block_layers)];
+}
+
+template <class Be>
+void RecursiveCore<Be>::plan_exit_logits() {
+  const ModelConfig& m = spec_.model;
+  const int64_t C = cap_.head_chunk, D = m.d_model;
+  const int64_t R = std::max<int64_t>(spec_.exit_head.lora_rank, 1);
+  auto carve = [&](Carver& c) {
+    exit_rows_ = c.template take<int32_t>(C);
+    exit_x_ = c.template take<Act>(C * D);
+    exit_xn_ = c.template take<Act>(C * D);
+    exit_u_ = c.template take<Act>(C * R);
+    exit_mean_rows_ = c.template take<Stat>(C);
+    exit_rstd_rows_ = c.template take<Stat>(C);
+    exit_logits_ = c.template take<float>(C * m.vocab);
+  };
+  Carver measure;
+  carve(measure);
+  exit_block_ = be_.allocate(measure.used, "exit logits");
+  Carver c{static_cast<char*>(exit_block_.get())};
+  carve(c);
+}
+
+template <class Be>
+void RecursiveCore<Be>::exit_logits(int64_t loop, const int32_t* rows, int64_t n, float* out) {
+  const Act* resid = loop_end(loop);
+  RRT_CHECK(n >= 0 && n <= cap_.head_chunk, "RecursiveModel", n, " exit rows exceed the chunk ",
+            cap_.head_chunk);
+  if (n == 0) return;
+  for (int64_t i = 0; i < n; ++i)
+    RRT_CHECK(rows[i] >= 0 && rows[i] < current_rows(), "RecursiveModel", "exit row ", rows[i],
+              " is outside the batch's ", current_rows(), " rows");
+  if (!exit_block_) plan_exit_logits();
+  const ModelConfig& m = spec_.model;
+  const int64_t D = m.d_model, V = m.vocab;
+  be_.upload(exit_rows_, rows, n);
+  be_.gather_rows(resid, exit_rows_, exit_x_, n, D);
+  family_norm_forward(be_, layer_dims(m, n, 1), exit_x_, final_norm_, final_norm_bias_, exit_xn_,
+                      exit_mean_rows_, exit_rstd_rows_);
+  float* logits = Be::kHostMemory ? out : exit_logits_;
+  be_.head_logits(exit_xn_, head_, n, D, V, logits);
+  const Act* A = head_lora_a_[static_cast<size_t>(loop - 1)];
+  if (A != nullptr)
+    be_.head_adapter(exit_xn_, A, head_lora_b_[static_cast<size_t>(loop - 1)], exit_u_, n, D, V,
+                     spec_.exit_head.lora_rank, logits);
+  if (!Be::kHostMemory) {
+    be_.download(out, exit_logits_, n * V);
+    be_.synchronize();
+  }
 }
 
 template <class Be>

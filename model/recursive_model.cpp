@@ -48,18 +48,7 @@ void RecursiveModel::set_teacher(RecursiveModel* teacher) {
   core_.set_teacher(teacher != nullptr ? &teacher->core_ : nullptr);
 }
 
-const float* RecursiveModel::loop_end_residual(int64_t loop) const {
-  const int64_t K = spec_.recursion.loops;
-  RRT_CHECK(loop >= 1 && loop <= K, "RecursiveModel", "loop ", loop, " is outside 1..", K);
-  RRT_CHECK(core_.current_rows() > 0, "RecursiveModel",
-            "loop_end_residual needs a forward_loop_ends first");
-  if (loop == K) return core_.residual(spec_.positions());
-  RRT_CHECK(spec_.recursion.sharing == Sharing::cycle, "RecursiveModel",
-            "only the last loop ends a sequence-shared model (exits need cycle sharing)");
-  RRT_CHECK(!core_.capacity().forward_only, "RecursiveModel",
-            "a forward-only model keeps no residual stream before its last loop");
-  return core_.residual(loop * spec_.recursion.block_layers);
-}
+const float* RecursiveModel::loop_end_residual(int64_t loop) const { return core_.loop_end(loop); }
 
 void RecursiveModel::exit_logits(int64_t loop, const float* resid_rows, int64_t rows, float* h,
                                  float* out) const {

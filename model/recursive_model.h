@@ -86,6 +86,12 @@ class RecursiveModel {
   }
   const float* loop_end_residual(int64_t loop) const;
   void exit_logits(int64_t loop, const float* resid_rows, int64_t rows, float* h, float* out) const;
+  // Exit k's logits of n rows of the last forward_loop_ends (row indices into its N*T rows),
+  // n <= exit_chunk(): RecursiveCore::exit_logits, as every backend computes them.
+  void exit_logits_of_rows(int64_t loop, const int32_t* rows, int64_t n, float* out) {
+    core_.exit_logits(loop, rows, n, out);
+  }
+  int64_t exit_chunk() const { return core_.exit_chunk(); }
 
   // Planned memory (bytes) of the activations and of the scratch.
   int64_t activation_bytes() const { return core_.activation_bytes(); }

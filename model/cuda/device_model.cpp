@@ -102,6 +102,16 @@ void DeviceModel::logits(const int32_t* tokens, int64_t N, int64_t T, float* out
   impl_->core->logits(tokens, N, T, out);
 }
 
+void DeviceModel::forward_loop_ends(const int32_t* tokens, int64_t N, int64_t T) {
+  impl_->core->forward(tokens, N, T);
+}
+
+void DeviceModel::exit_logits_of_rows(int64_t loop, const int32_t* rows, int64_t n, float* out) {
+  impl_->core->exit_logits(loop, rows, n, out);
+}
+
+int64_t DeviceModel::exit_chunk() const { return impl_->core->exit_chunk(); }
+
 void DeviceModel::set_teacher(DeviceModel* teacher) {
   RRT_CHECK(teacher == nullptr || teacher->impl_->opt.forward_only, kWhere,
             "the teacher must be planned forward only (DeviceModelOptions::forward_only)");

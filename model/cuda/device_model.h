@@ -1,8 +1,8 @@
 // The whole recursive (and relaxed) model on one GPU for training with train.device: cuda: the
 // one model code (RecursiveCore, model/recursive_core.h) on the CUDA backend (ops/cuda/backend.h),
-// plus the parameters' device copies, transfers and the fused AdamW. This header names no CUDA type, so CPU code (the trainer)
-// includes it unconditionally; a build without CUDA links device_model_stub.cpp, whose
-// constructor throws an error saying so.
+// plus the parameters' device copies, transfers and the fused AdamW. This header names no CUDA
+// type, so CPU code (the trainer) includes it unconditionally; a build without CUDA links
+// device_model_stub.cpp, whose constructor throws an error saying so.
 //
 // Precision (issue 6): fp32 master copy of every registry parameter on the device (the same flat
 // layout as the host's ParameterSet arena), bf16 compute copies refreshed by the fused AdamW, an
@@ -94,6 +94,11 @@ class DeviceModel {
   // the device for the call).
   void logits(const int32_t* tokens, int64_t N, int64_t T, float* out);
   const LossBreakdown& last_losses() const;
+  // Evaluation of loop ends as exits, as RecursiveModel's: the forward, then exit k's fp32
+  // logits of n <= exit_chunk() rows of that batch (host row indices) into host `out` [n, V].
+  void forward_loop_ends(const int32_t* tokens, int64_t N, int64_t T);
+  void exit_logits_of_rows(int64_t loop, const int32_t* rows, int64_t n, float* out);
+  int64_t exit_chunk() const;
   // The teacher of distillation (TrainingLoss::teacher): a DeviceModel planned forward_only with
   // the same vocabulary and at least this capacity, on the same GPU. It must outlive this model.
   void set_teacher(DeviceModel* teacher);

@@ -28,6 +28,9 @@ double DeviceModel::forward_backward(const int32_t*, const int32_t*, int64_t, in
 }
 double DeviceModel::loss(const int32_t*, const int32_t*, int64_t, int64_t) { return 0; }
 void DeviceModel::logits(const int32_t*, int64_t, int64_t, float*) {}
+void DeviceModel::forward_loop_ends(const int32_t*, int64_t, int64_t) {}
+void DeviceModel::exit_logits_of_rows(int64_t, const int32_t*, int64_t, float*) {}
+int64_t DeviceModel::exit_chunk() const { return 0; }
 const LossBreakdown& DeviceModel::last_losses() const {
   RRT_FAIL("DeviceModel", "no CUDA in this build");
 }

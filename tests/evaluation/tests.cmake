@@ -1,2 +1,3 @@
 # Per-exit evaluation, multiple choice and the rrt eval report.
 rrt_add_test(test_exit_eval ${CMAKE_CURRENT_LIST_DIR}/test_exit_eval.cpp)
+rrt_add_test(test_exit_model ${CMAKE_CURRENT_LIST_DIR}/test_exit_model.cpp)

@@ -208,3 +208,43 @@ TEST(ExitsGpuTeacher, ForwardOnlyGivesTheLogitsOfATrainingModel) {
 
 }  // namespace
 }  // namespace rrt
+
+namespace rrt {
+namespace {
+
+// rrt eval on train.device: cuda: every loop end's exit logits, with the exits' head adapters,
+// from the device model (planned with the default loss, as evaluation plans it) for scattered
+// rows of the batch, against the CPU model's exit_logits on the same rows. Tolerance kLogits:
+// the relative L2 of test_model_gpu.cpp's logits (bf16 activations through K loops).
+TEST(ExitsGpuEvaluation, LoopEndExitLogitsMatchTheCpu) {
+  RRT_REQUIRE_GPU();
+  constexpr double kLogits = 3e-2;
+  const ModelSpec spec = student_spec();
+  const int64_t N = 2, T = 19, D = spec.model.d_model, V = spec.model.vocab;
+  RecursiveModel cpu(spec, ModelCapacity{.max_batch = N, .max_seq = T, .head_chunk = 16});
+  init_bf16_weights(cpu.params(), 41);
+  DeviceModel gpu(spec, {.max_batch = N, .max_seq = T, .head_chunk = 16});
+  gpu.upload(cpu.params());
+  std::vector<int32_t> tokens, targets;
+  random_tokens(N * T, V, 42, tokens, targets);
+  cpu.forward_loop_ends(tokens.data(), N, T);
+  gpu.forward_loop_ends(tokens.data(), N, T);
+  const std::vector<int32_t> rows = {37, 0, 5, 18, 19, 30, 2};  // both sequences, out of order
+  const int64_t n = static_cast<int64_t>(rows.size());
+  ASSERT_LE(n, gpu.exit_chunk());
+  for (int64_t k = 1; k <= spec.recursion.loops; ++k) {
+    std::vector<float> resid(static_cast<size_t>(n * D)), h(resid.size());
+    for (int64_t r = 0; r < n; ++r)
+      std::copy_n(cpu.loop_end_residual(k) + rows[r] * D, D, resid.begin() + r * D);
+    std::vector<float> want(static_cast<size_t>(n * V)), have(want.size());
+    cpu.exit_logits(k, resid.data(), n, h.data(), want.data());
+    gpu.exit_logits_of_rows(k, rows.data(), n, have.data());
+    const double err = relative_l2(have, want);
+    EXPECT_LT(err, kLogits) << "exit " << k;
+    std::printf("[eval on the GPU] exit %ld logits %.2e (tol %.0e)\n", static_cast<long>(k), err,
+                kLogits);
+  }
+}
+
+}  // namespace
+}  // namespace rrt
