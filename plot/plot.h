@@ -79,7 +79,7 @@ struct Series {
   bool markers = false;                           // a small square at every point
   // Text drawn beside point i (in black), e.g. the threshold a trade-off point belongs to;
   // empty or missing entries draw nothing. Placed where it overlaps no earlier label if it can.
-  std::vector<std::string> point_labels;
+  std::vector<std::string> point_labels = {};
 };
 
 struct Chart {

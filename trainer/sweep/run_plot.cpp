@@ -107,26 +107,23 @@ int plot_runs(const std::vector<std::string>& dirs, const std::string& png_path,
                                     : LineStyle::dotted;
     };
     if (m.exit_ce.empty()) {
-      train.series.push_back(
-          {label, color, LineStyle::solid, x_of(smoothed(m.loss, o.smooth)), false, {}});
+      train.series.push_back({label, color, LineStyle::solid, x_of(smoothed(m.loss, o.smooth))});
     } else {
       int i = static_cast<int>(m.exit_ce.size()) - 1;
       max_exits = std::max<int>(max_exits, static_cast<int>(m.exit_ce.size()));
-      for (const auto& [k, c] : m.exit_ce) {
-        const std::string name = label + " exit " + std::to_string(k);
-        train.series.push_back(
-            {name, color, style_of(i--), x_of(smoothed(c, o.smooth)), false, {}});
-      }
+      for (const auto& [k, c] : m.exit_ce)
+        train.series.push_back({label + " exit " + std::to_string(k), color, style_of(i--),
+                                x_of(smoothed(c, o.smooth))});
     }
     if (m.exit_val_loss.empty()) {
       Curve v = m.val_loss;
       if (std::isfinite(m.init_val_loss)) v.insert(v.begin(), {0.0, m.init_val_loss});
-      val.series.push_back({label, color, LineStyle::solid, x_of(v), true, {}});
+      val.series.push_back({label, color, LineStyle::solid, x_of(v), true});
     } else {
       int i = static_cast<int>(m.exit_val_loss.size()) - 1;
       for (const auto& [k, c] : m.exit_val_loss)
         val.series.push_back(
-            {label + " exit " + std::to_string(k), color, style_of(i--), x_of(c), true, {}});
+            {label + " exit " + std::to_string(k), color, style_of(i--), x_of(c), true});
     }
     fig.legend.push_back({label, color, LineStyle::solid});
     ++drawn;
