@@ -168,6 +168,15 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
   // Tied block: every tensor of block layer b is the rule's mean over its source layers, named
   // by `name_of(layer)` in both models.
   const auto sources = init_sources(L, B, options.sharing, options.init, options.seed);
+  bool svd = false;  // any position gets truncated SVDs: the long part, reported per position
+  for (int p = 0; p < kNumProj; ++p)
+    svd |= options.lora_init == LoraInit::svd && m.has_proj(static_cast<Proj>(p)) &&
+           spec.lora_rank(static_cast<Proj>(p)) > 0;
+  const int64_t total = B + (svd ? L : 0);
+  int64_t done = 0;
+  auto report = [&](const std::function<std::string()>& what) {
+    if (options.progress) options.progress(++done, total, what());
+  };
   auto tie = [&](int64_t b, const std::function<std::string(int64_t)>& name_of) {
     const int j = out.registry().index(name_of(b));
     mean_into(out.value(j), out.numel(j), sources[b],
@@ -188,6 +197,15 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
             tie(b, [attn, bias](int64_t l) {
               return ParamRegistry::norm_name(l, -1, attn, false, bias);
             });
+    report([&] {
+      std::string layers;
+      for (int64_t l : sources[b]) {
+        if (!layers.empty()) layers += ", ";
+        layers += std::to_string(l);
+      }
+      return "block layer " + std::to_string(b) +
+             (sources[b].size() > 1 ? ": mean of layers " : " from layer ") + layers;
+    });
   }
 
   // Per-position parameters: norms (per loop) and LoRA.
@@ -240,6 +258,11 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
       if (s != 1.0)
         for (int64_t i = 0; i < rows * r; ++i) Bm[i] = static_cast<float>(Bm[i] / s);
     }
+    if (svd)
+      report([&] {
+        return "LoRA SVD of layer " + std::to_string(l) + ": block layer " +
+               std::to_string(pos.layer) + ", loop " + std::to_string(pos.loop + 1);
+      });
   }
   return result;
 }

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,11 @@ struct ConvertOptions {
   LoraInit lora_init = LoraInit::svd;
   uint64_t seed = 1;            // random init rule and zero-init A
   bool per_loop_norms = false;  // keep each position's original norms and biases
+  // Called after each unit of work with (done, total, what): every block layer once its tied
+  // tensors are set (total B), then, with SVD-initialised LoRA, every unrolled position once its
+  // truncated SVDs are done (total B + L). done counts 1..total. The SVDs of a large model run
+  // for minutes; `rrt convert` prints these as progress lines (core/progress.h).
+  std::function<void(int64_t done, int64_t total, const std::string& what)> progress = nullptr;
 };
 
 // Which original layers feed block layer b (outer index b = 0..B-1): stepwise, lower, upper and
