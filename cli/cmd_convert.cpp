@@ -119,6 +119,12 @@ void run_convert(const ConvertOpts& o) {
                (c.lora_init == LoraInit::svd && (c.rank_attention > 0 || c.rank_mlp > 0)
                     ? " (truncated SVD of every tied layer)"
                     : ""));
+  // A line per block layer and per position's SVDs, every RRT_PROGRESS_SECONDS (10 s).
+  std::optional<ProgressMeter> meter;
+  c.progress = [&meter](int64_t done, int64_t total, const std::string& what) {
+    if (!meter) meter.emplace("convert", total);
+    meter->step(done, what);
+  };
   Converted out = convert_to_recursive(hf.spec, *hf.params, c);
   beat.reset();
   stage_done("converted", t_convert);

@@ -37,8 +37,10 @@ void add_plot_command(CLI::App& app) {
   cmd->add_option("--title", o->plot.title, "figure title (default: none)");
   cmd->footer(
       "Left: training loss (each exit's CE with early exits: the final exit solid, earlier ones\n"
-      "dashed/dotted); right: validation loss at each evaluation. One colour per run. Drawn by\n"
-      "rrt itself (plot/png, plot/plot): no Python, gnuplot or network needed (docs/sweeps.md).");
+      "dashed/dotted); right: validation loss at each evaluation. One colour per run. A y axis\n"
+      "whose values span more than a decade is logarithmic (ticks 1, 10, 100, 1e3, ...). Drawn\n"
+      "by rrt itself (plot/png, plot/plot): no Python, gnuplot or network needed "
+      "(docs/sweeps.md).");
   cmd->callback([o] {
     const std::vector<std::string> runs = expand_run_dirs(o->dirs);
     const int drawn = plot_runs(runs, o->out, o->plot);

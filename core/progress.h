@@ -3,7 +3,7 @@
 // the work is and how long the rest will take.
 //
 //   ProgressMeter meter("serve-bench", 12);  // "serve-bench: 3/12, 41.2 s, ETA 2 min 03 s"
-//   for (...) { ...; meter.step(i + 1); }
+//   for (...) { ...; meter.step(i + 1); }    // step(i + 1, "layer 3"): "3/12 (layer 3), ..."
 //   Heartbeat beat("convert: SVD");          // "convert: SVD: still working, 30 s" until destroyed
 //
 // Lines come at most every RRT_PROGRESS_SECONDS seconds (default 10; 0: every step), so short
@@ -59,15 +59,17 @@ class ProgressMeter {
   ProgressMeter(std::string what, int64_t total, double interval_s = progress_interval())
       : what_(std::move(what)), total_(total), interval_(interval_s) {}
 
-  void step(int64_t done) {
+  // detail, when given, names the step just finished: "what: i/n (detail), elapsed, ETA".
+  void step(int64_t done, const std::string& detail = {}) {
     const double t = seconds_since(start_);
     if (interval_ > 0 && t - last_ < interval_) return;
     last_ = t;
     const double eta =
         done > 0 ? t / static_cast<double>(done) * static_cast<double>(total_ - done) : 0.0;
-    std::fprintf(stderr, "%s: %lld/%lld, %s, ETA %s\n", what_.c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total_), format_duration(t).c_str(),
-                 format_duration(eta).c_str());
+    std::fprintf(stderr, "%s: %lld/%lld%s%s%s, %s, ETA %s\n", what_.c_str(),
+                 static_cast<long long>(done), static_cast<long long>(total_),
+                 detail.empty() ? "" : " (", detail.c_str(), detail.empty() ? "" : ")",
+                 format_duration(t).c_str(), format_duration(eta).c_str());
     std::fflush(stderr);
   }
   double elapsed() const { return seconds_since(start_); }

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 
 #include "checkpoint/checkpoint.h"
@@ -14,7 +13,6 @@
 #include "evaluation/exit_model.h"
 #include "evaluation/log_format.h"
 #include "model/recursive_model.h"
-#include "plot/plot.h"
 
 namespace rrt {
 
@@ -167,125 +165,6 @@ std::string eval_report_text(const EvalReport& r) {
       s += format("%4ld %6.3f %9.3f\n", static_cast<long>(e.loop), e.acc, e.acc_norm);
   }
   return s;
-}
-
-namespace {
-
-Chart chart(const std::string& title, const std::string& x_label, const std::string& y_label) {
-  Chart c;
-  c.title = title;
-  c.x_label = x_label;
-  c.y_label = y_label;
-  return c;
-}
-
-Series series(const std::string& label, int color, LineStyle style = LineStyle::solid) {
-  Series s;
-  s.label = label;
-  s.color = palette(color);
-  s.style = style;
-  s.markers = true;
-  return s;
-}
-
-// The plot module clips a large start of the y range away (made for training curves); exit 1's
-// perplexity is usually the largest value and must show, so the limits are given.
-void fit_y(Chart& c) {
-  double lo = INFINITY, hi = -INFINITY;
-  for (const Series& s : c.series)
-    for (auto [x, y] : s.points)
-      if (std::isfinite(y)) lo = std::min(lo, y), hi = std::max(hi, y);
-  if (!(hi >= lo)) return;
-  const double pad = hi > lo ? 0.05 * (hi - lo) : std::max(1e-3, 0.05 * std::abs(hi));
-  c.y_min = lo - pad;
-  c.y_max = hi + pad;
-}
-
-std::string save(const Figure& figure, const std::string& dir, const char* name) {
-  const std::string path = (std::filesystem::path(dir) / name).string();
-  render_figure(figure).save_png(path);
-  return path;
-}
-
-}  // namespace
-
-std::vector<std::string> write_eval_plots(const EvalReport& r, const std::string& dir) {
-  std::filesystem::create_directories(dir);
-  std::vector<std::string> written;
-  const std::string name = std::filesystem::path(r.checkpoint).filename().string() + " (step " +
-                           std::to_string(r.step) + ")";
-  Figure exits;
-  exits.title = name;
-  if (r.has_validation) {
-    const ExitEvaluation& v = r.validation;
-    Chart ppl = chart("validation perplexity per exit", "exit (loop)", "perplexity");
-    ppl.x_integer = true;
-    Chart oracle = chart("oracle exit", "exit (loop)", "fraction of tokens");
-    oracle.x_integer = true;
-    Series p = series("perplexity", 0), f = series("oracle exit", 1);
-    for (size_t e = 0; e < v.exits.size(); ++e) {
-      p.points.emplace_back(static_cast<double>(v.exits[e].loop), v.exits[e].perplexity);
-      f.points.emplace_back(static_cast<double>(v.exits[e].loop), v.oracle.fractions[e]);
-    }
-    ppl.series = {p};
-    oracle.series = {f};
-    fit_y(ppl);
-    oracle.y_min = 0;
-    oracle.y_max = 1;
-    exits.charts = {ppl, oracle};
-  }
-  if (r.has_choices) {
-    Chart acc = chart("multiple choice", "exit (loop)", "accuracy");
-    acc.x_integer = true;
-    acc.y_min = 0;
-    acc.y_max = 1;
-    Series a = series("acc", 2), an = series("acc_norm", 3, LineStyle::dashed);
-    for (const ChoiceExitScore& e : r.choices.exits) {
-      a.points.emplace_back(static_cast<double>(e.loop), e.acc);
-      an.points.emplace_back(static_cast<double>(e.loop), e.acc_norm);
-    }
-    acc.series = {a, an};
-    exits.charts.push_back(acc);
-    exits.legend = {{"acc", palette(2), LineStyle::solid},
-                    {"acc_norm", palette(3), LineStyle::dashed}};
-  }
-  written.push_back(save(exits, dir, "exits.png"));
-  if (!r.has_validation) return written;
-
-  // The trade-off: each threshold is one point (mean loops, quality); the fixed exits and the
-  // oracle for reference.
-  const ExitEvaluation& v = r.validation;
-  Figure trade;
-  trade.title = "confidence exit: " + name;
-  Chart ppl = chart("perplexity vs loops used", "mean loops per token", "perplexity");
-  Chart agree =
-      chart("agreement with the final exit", "mean loops per token", "fraction of tokens");
-  Series cp = series("confidence", 0), ca = cp;
-  for (const ConfidenceExit& c : v.confidence) {
-    cp.points.emplace_back(c.mean_loops, c.perplexity);
-    ca.points.emplace_back(c.mean_loops, c.agreement);
-  }
-  std::stable_sort(cp.points.begin(), cp.points.end());
-  std::stable_sort(ca.points.begin(), ca.points.end());
-  Series fp = series("fixed exit", 1, LineStyle::dashed), fa = fp;
-  for (const ExitScore& e : v.exits) {
-    fp.points.emplace_back(static_cast<double>(e.loop), e.perplexity);
-    fa.points.emplace_back(static_cast<double>(e.loop), e.agreement);
-  }
-  Series op = series("oracle", 3), oa = op;
-  op.points = {{v.oracle.mean_loops, v.oracle.perplexity}};
-  oa.points = {{v.oracle.mean_loops, 1.0}};
-  ppl.series = {fp, cp, op};
-  agree.series = {fa, ca, oa};
-  fit_y(ppl);
-  fit_y(agree);
-  agree.y_max = std::max(agree.y_max, 1.0);
-  trade.charts = {ppl, agree};
-  trade.legend = {{"confidence (a point per threshold)", palette(0), LineStyle::solid},
-                  {"fixed exit at loop k", palette(1), LineStyle::dashed},
-                  {"oracle exit", palette(3), LineStyle::solid}};
-  written.push_back(save(trade, dir, "confidence.png"));
-  return written;
 }
 
 }  // namespace rrt

@@ -46,8 +46,8 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
 nlohmann::ordered_json eval_report_json(const EvalReport& report);
 std::string eval_report_text(const EvalReport& report);
 // Writes exits.png (perplexity per exit, the oracle-exit distribution, multiple-choice accuracy
-// per exit) and, with validation, confidence.png (the trade-off curves) into dir; returns the
-// files written.
+// per exit) and, with validation, confidence.png (the trade-off curves, every point labelled
+// with its threshold) into dir; returns the files written. The figures: evaluation/eval_plots.h.
 std::vector<std::string> write_eval_plots(const EvalReport& report, const std::string& dir);
 
 }  // namespace rrt

@@ -20,7 +20,7 @@ int64_t linspace_index(int64_t L, int64_t B, int64_t b) {
   if (b == B - 1) return L - 1;
   const double step = static_cast<double>(L - 1) / static_cast<double>(B - 1);
   const double y = static_cast<double>(b) * step;
-  double r = std::round(y);  // half away from zero
+  double r = std::round(y);                                                // half away from zero
   if (std::fabs(y - std::trunc(y)) == 0.5) r = 2.0 * std::round(y / 2.0);  // ties to even
   return static_cast<int64_t>(r);
 }
@@ -35,11 +35,16 @@ void check_LB(int64_t L, int64_t B) {
 
 std::string to_string(InitRule r) {
   switch (r) {
-    case InitRule::stepwise: return "stepwise";
-    case InitRule::average: return "average";
-    case InitRule::lower: return "lower";
-    case InitRule::upper: return "upper";
-    case InitRule::random: return "random";
+    case InitRule::stepwise:
+      return "stepwise";
+    case InitRule::average:
+      return "average";
+    case InitRule::lower:
+      return "lower";
+    case InitRule::upper:
+      return "upper";
+    case InitRule::random:
+      return "random";
   }
   return "?";
 }
@@ -53,18 +58,26 @@ std::vector<int64_t> tied_group(int64_t L, int64_t B, Sharing sharing, int64_t b
   return g;
 }
 
-std::vector<std::vector<int64_t>> init_sources(int64_t L, int64_t B, Sharing sharing,
-                                               InitRule rule, uint64_t seed) {
+std::vector<std::vector<int64_t>> init_sources(int64_t L, int64_t B, Sharing sharing, InitRule rule,
+                                               uint64_t seed) {
   check_LB(L, B);
   const int64_t K = L / B;
   std::vector<std::vector<int64_t>> out(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
     std::vector<int64_t> g = tied_group(L, B, sharing, b);
     switch (rule) {
-      case InitRule::stepwise: out[b] = {linspace_index(L, B, b)}; break;
-      case InitRule::average: out[b] = g; break;
-      case InitRule::lower: out[b] = {g.front()}; break;
-      case InitRule::upper: out[b] = {g.back()}; break;
+      case InitRule::stepwise:
+        out[b] = {linspace_index(L, B, b)};
+        break;
+      case InitRule::average:
+        out[b] = g;
+        break;
+      case InitRule::lower:
+        out[b] = {g.front()};
+        break;
+      case InitRule::upper:
+        out[b] = {g.back()};
+        break;
       case InitRule::random: {
         CounterRng rng(seed, static_cast<uint64_t>(b));
         out[b] = {g[rng.below(0, static_cast<uint32_t>(K))]};
@@ -118,8 +131,8 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
     RRT_CHECK(original.registry().has(info.name), "convert", "the original parameters lack '",
               info.name, "'; do they belong to this spec?");
     const ParamInfo& have = original.registry()[original.registry().index(info.name)];
-    RRT_CHECK(have.shape == info.shape, "convert", "'", info.name, "' has shape ",
-              have.shape.str(), " but the spec says ", info.shape.str());
+    RRT_CHECK(have.shape == info.shape, "convert", "'", info.name, "' has shape ", have.shape.str(),
+              " but the spec says ", info.shape.str());
   }
   const int64_t L = orec.block_layers;
   const int64_t K = options.loops;
@@ -155,6 +168,15 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
   // Tied block: every tensor of block layer b is the rule's mean over its source layers, named
   // by `name_of(layer)` in both models.
   const auto sources = init_sources(L, B, options.sharing, options.init, options.seed);
+  bool svd = false;  // any position gets truncated SVDs: the long part, reported per position
+  for (int p = 0; p < kNumProj; ++p)
+    svd |= options.lora_init == LoraInit::svd && m.has_proj(static_cast<Proj>(p)) &&
+           spec.lora_rank(static_cast<Proj>(p)) > 0;
+  const int64_t total = B + (svd ? L : 0);
+  int64_t done = 0;
+  auto report = [&](const std::function<std::string()>& what) {
+    if (options.progress) options.progress(++done, total, what());
+  };
   auto tie = [&](int64_t b, const std::function<std::string(int64_t)>& name_of) {
     const int j = out.registry().index(name_of(b));
     mean_into(out.value(j), out.numel(j), sources[b],
@@ -175,6 +197,15 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
             tie(b, [attn, bias](int64_t l) {
               return ParamRegistry::norm_name(l, -1, attn, false, bias);
             });
+    report([&] {
+      std::string layers;
+      for (int64_t l : sources[b]) {
+        if (!layers.empty()) layers += ", ";
+        layers += std::to_string(l);
+      }
+      return "block layer " + std::to_string(b) +
+             (sources[b].size() > 1 ? ": mean of layers " : " from layer ") + layers;
+    });
   }
 
   // Per-position parameters: norms (per loop) and LoRA.
@@ -184,8 +215,8 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
       for (bool attn : {true, false})
         for (bool bias : {false, true}) {
           if (bias && !norm_bias) continue;
-          const int j = out.registry().index(
-              ParamRegistry::norm_name(pos.layer, pos.loop, attn, true, bias));
+          const int j =
+              out.registry().index(ParamRegistry::norm_name(pos.layer, pos.loop, attn, true, bias));
           std::memcpy(out.value(j),
                       original.value(ParamRegistry::norm_name(l, -1, attn, false, bias)),
                       static_cast<size_t>(out.numel(j)) * sizeof(float));
@@ -193,7 +224,8 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
       for (int p = 0; p < kNumProj && m.linear_bias; ++p) {
         const Proj proj = static_cast<Proj>(p);
         if (!m.has_proj(proj)) continue;
-        const int j = out.registry().index(ParamRegistry::bias_name(pos.layer, proj, pos.loop, true));
+        const int j =
+            out.registry().index(ParamRegistry::bias_name(pos.layer, proj, pos.loop, true));
         std::memcpy(out.value(j), original.value(ParamRegistry::bias_name(l, proj)),
                     static_cast<size_t>(out.numel(j)) * sizeof(float));
       }
@@ -203,10 +235,12 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
       const int64_t r = spec.lora_rank(proj);
       if (r == 0) continue;
       auto [rows, cols] = proj_shape(m, proj);
-      const int ia = out.registry().index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, true));
-      const int ib = out.registry().index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, false));
-      float* A = out.value(ia);  // [r, in]
-      float* Bm = out.value(ib); // [out, r]
+      const int ia =
+          out.registry().index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, true));
+      const int ib =
+          out.registry().index(ParamRegistry::lora_name(pos.loop, pos.layer, proj, false));
+      float* A = out.value(ia);   // [r, in]
+      float* Bm = out.value(ib);  // [out, r]
       if (options.lora_init == LoraInit::zero) {
         fill_normal(A, r * cols, 0.0, 1.0 / std::sqrt(static_cast<double>(cols)), options.seed,
                     static_cast<uint64_t>(ia));
@@ -224,6 +258,11 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
       if (s != 1.0)
         for (int64_t i = 0; i < rows * r; ++i) Bm[i] = static_cast<float>(Bm[i] / s);
     }
+    if (svd)
+      report([&] {
+        return "LoRA SVD of layer " + std::to_string(l) + ": block layer " +
+               std::to_string(pos.layer) + ", loop " + std::to_string(pos.loop + 1);
+      });
   }
   return result;
 }

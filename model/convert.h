@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,20 +35,25 @@ enum class InitRule { stepwise, average, lower, upper, random };
 enum class LoraInit { svd, zero };
 
 struct ConvertOptions {
-  int64_t loops = 2;                  // K; must divide L
+  int64_t loops = 2;  // K; must divide L
   Sharing sharing = Sharing::cycle;
   InitRule init = InitRule::stepwise;
-  int64_t rank_attention = 0;         // LoRA rank of q, k, v, o (0: none; capped per projection)
-  int64_t rank_mlp = 0;               // LoRA rank of gate, up, down (0: none; capped)
+  int64_t rank_attention = 0;  // LoRA rank of q, k, v, o (0: none; capped per projection)
+  int64_t rank_mlp = 0;        // LoRA rank of gate, up, down (0: none; capped)
   LoraInit lora_init = LoraInit::svd;
-  uint64_t seed = 1;                  // random init rule and zero-init A
-  bool per_loop_norms = false;        // keep each position's original norms and biases
+  uint64_t seed = 1;            // random init rule and zero-init A
+  bool per_loop_norms = false;  // keep each position's original norms and biases
+  // Called after each unit of work with (done, total, what): every block layer once its tied
+  // tensors are set (total B), then, with SVD-initialised LoRA, every unrolled position once its
+  // truncated SVDs are done (total B + L). done counts 1..total. The SVDs of a large model run
+  // for minutes; `rrt convert` prints these as progress lines (core/progress.h).
+  std::function<void(int64_t done, int64_t total, const std::string& what)> progress = nullptr;
 };
 
 // Which original layers feed block layer b (outer index b = 0..B-1): stepwise, lower, upper and
 // random give one layer, average the whole tied group (in ascending order).
-std::vector<std::vector<int64_t>> init_sources(int64_t L, int64_t B, Sharing sharing,
-                                               InitRule rule, uint64_t seed = 1);
+std::vector<std::vector<int64_t>> init_sources(int64_t L, int64_t B, Sharing sharing, InitRule rule,
+                                               uint64_t seed = 1);
 
 // The tied group of block layer b: the original layers (= unrolled positions) it serves.
 std::vector<int64_t> tied_group(int64_t L, int64_t B, Sharing sharing, int64_t b);
@@ -57,9 +63,9 @@ struct Converted {
   std::unique_ptr<ParameterSet> params;
 };
 
-// Builds the recursive / relaxed model (values only: ParameterSet::Grads::without). Throws rrt::Error
-// when the original is not a plain model or K does not divide L. Ranks are capped per projection
-// at min(in, out) (ModelSpec::lora_rank), so a rank >= every dimension gives full rank.
+// Builds the recursive / relaxed model (values only: ParameterSet::Grads::without). Throws
+// rrt::Error when the original is not a plain model or K does not divide L. Ranks are capped per
+// projection at min(in, out) (ModelSpec::lora_rank), so a rank >= every dimension gives full rank.
 Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSet& original,
                                const ConvertOptions& options);
 

@@ -115,43 +115,6 @@ int Canvas::text_height(int scale) { return kGlyphHeight * scale; }
 
 void Canvas::save_png(const std::string& path) const { write_png(path, width_, height_, rgb_); }
 
-std::vector<double> nice_ticks(double lo, double hi, int target, double min_step) {
-  if (!(hi > lo) || !std::isfinite(lo) || !std::isfinite(hi)) return {lo};
-  const double rough = (hi - lo) / std::max(1, target);
-  const double magnitude = std::pow(10.0, std::floor(std::log10(rough)));
-  double step = magnitude;
-  for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (m * magnitude >= rough) {
-      step = m * magnitude;
-      break;
-    }
-  step = std::max(step, min_step);
-  std::vector<double> ticks;  // integer multiples of the step: no drift from adding it up
-  for (double k = std::ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1)
-    ticks.push_back(k == 0 ? 0.0 : k * step);  // not -0, which prints as "-0"
-  return ticks;
-}
-
-std::string tick_label(double value, double step) {
-  const char* unit = "";
-  double scale = 1;
-  if (step >= 1e6) {
-    unit = "M";
-    scale = 1e6;
-  } else if (step >= 1e3) {
-    unit = "k";
-    scale = 1e3;
-  }
-  const double v = value / scale, s = step / scale;
-  int decimals = 0;  // as many as the step needs: 0.5 -> 1, 0.25 -> 2
-  while (decimals < 6 &&
-         std::abs(s * std::pow(10.0, decimals) - std::round(s * std::pow(10.0, decimals))) > 1e-6)
-    ++decimals;
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.*f%s", decimals, v, unit);
-  return buf;
-}
-
 namespace {
 
 struct Range {
@@ -164,16 +127,25 @@ struct Range {
   bool empty() const { return !(hi >= lo); }
 };
 
-// The data's ranges, with the y rule of Chart (leave out a start that alone holds the large
-// values), then padding, then the chart's explicit limits.
-void chart_ranges(const Chart& chart, Range& xr, Range& yr) {
+// The x range: the data's, then the chart's explicit limits.
+Range x_range(const Chart& chart) {
+  Range xr;
   for (const Series& s : chart.series)
     for (auto [x, y] : s.points)
-      if (std::isfinite(y)) xr.add(x), yr.add(y);
+      if (std::isfinite(y)) xr.add(x);
   if (!std::isnan(chart.x_min)) xr.lo = chart.x_min;
   if (!std::isnan(chart.x_max)) xr.hi = chart.x_max;
   if (xr.empty()) xr = {0, 1};
   if (xr.hi == xr.lo) xr = {xr.lo - 1, xr.hi + 1};
+  return xr;
+}
+
+// A linear y range: the data's, with the rule of Chart (leave out a start that alone holds the
+// large values), then padding, then the chart's explicit limits.
+Range linear_y_range(const Chart& chart, const Range& xr) {
+  Range yr;
+  for (const Series& s : chart.series)
+    for (auto [x, y] : s.points) yr.add(y);
   Range late;
   const double cut = xr.lo + 0.1 * (xr.hi - xr.lo);
   for (const Series& s : chart.series)
@@ -187,21 +159,92 @@ void chart_ranges(const Chart& chart, Range& xr, Range& yr) {
   if (!std::isnan(chart.y_min)) yr.lo = chart.y_min;
   if (!std::isnan(chart.y_max)) yr.hi = chart.y_max;
   if (!(yr.hi > yr.lo)) yr.hi = yr.lo + 1;
+  return yr;
+}
+
+// A log y range: the positive values' (all of them: a log axis needs no clipping), padded by
+// 5% of the decades shown, then the chart's explicit limits where they are positive.
+Range log_y_range(const Chart& chart) {
+  Range yr;
+  for (const Series& s : chart.series)
+    for (auto [x, y] : s.points)
+      if (y > 0) yr.add(y);
+  if (yr.empty()) yr = {1, 10};
+  const double decades = std::log10(yr.hi / yr.lo);
+  const double pad = std::pow(10.0, decades > 0 ? 0.05 * decades : 0.05);
+  yr = {yr.lo / pad, yr.hi * pad};
+  if (chart.y_min > 0) yr.lo = chart.y_min;
+  if (chart.y_max > 0) yr.hi = chart.y_max;
+  if (!(yr.hi > yr.lo)) yr.hi = yr.lo * 10;
+  return yr;
+}
+
+struct Box {
+  int x0, y0, x1, y1;  // inclusive
+  bool overlaps(const Box& o) const { return x0 <= o.x1 && o.x0 <= x1 && y0 <= o.y1 && o.y0 <= y1; }
+  bool inside(const Box& o) const { return x0 >= o.x0 && x1 <= o.x1 && y0 >= o.y0 && y1 <= o.y1; }
+};
+
+// Where a w x h label of the point (x, y) goes: beside the point (above right, below right,
+// above left, below left, then further up or down), at the first place inside the plot area
+// that overlaps no label placed before; failing that, the first place inside the area.
+Box place_label(int x, int y, int w, int h, int gap, const Box& area,
+                const std::vector<Box>& placed) {
+  std::vector<Box> candidates;
+  for (int shift = 0; shift <= 4; ++shift) {
+    const int dy = shift * (h + gap);
+    for (int x0 : {x + gap, x - gap - w + 1})
+      for (int y0 : {y - gap - h + 1 - dy, y + gap + dy})
+        candidates.push_back({x0, y0, x0 + w - 1, y0 + h - 1});
+  }
+  const Box* fallback = nullptr;
+  for (const Box& c : candidates) {
+    if (!c.inside(area)) continue;
+    if (fallback == nullptr) fallback = &c;
+    if (std::none_of(placed.begin(), placed.end(), [&](const Box& p) { return p.overlaps(c); }))
+      return c;
+  }
+  return fallback != nullptr ? *fallback : candidates.front();
 }
 
 }  // namespace
 
+YAxisPlan plan_y_axis(const Chart& chart) {
+  YAxisPlan plan;
+  plan.log = chart.y_scale == AxisScale::log;
+  if (chart.y_scale == AxisScale::automatic) {
+    Range data;
+    for (const Series& s : chart.series)
+      for (auto [x, y] : s.points) data.add(y);
+    if (!std::isnan(chart.y_min)) data.lo = chart.y_min;
+    if (!std::isnan(chart.y_max)) data.hi = chart.y_max;
+    plan.log = wants_log_axis(data.lo, data.hi);
+  }
+  const Range yr = plan.log ? log_y_range(chart) : linear_y_range(chart, x_range(chart));
+  plan.lo = yr.lo;
+  plan.hi = yr.hi;
+  if (plan.log) {
+    std::vector<double> ticks = log_ticks(yr.lo, yr.hi);
+    if (ticks.empty()) ticks = {yr.lo, yr.hi};  // a forced log axis shorter than 2 x
+    for (double v : ticks) plan.ticks.emplace_back(v, log_tick_label(v));
+  } else {
+    const std::vector<double> ticks = nice_ticks(yr.lo, yr.hi, 6);
+    const double step = ticks.size() > 1 ? ticks[1] - ticks[0] : 1;
+    for (double v : ticks) plan.ticks.emplace_back(v, tick_label(v, step));
+  }
+  return plan;
+}
+
 void draw_chart(Canvas& canvas, const Chart& chart, int x, int y, int width, int height,
                 int text_scale) {
   const int s = text_scale, th = Canvas::text_height(s), pad = 6 * s, gap = 3 * s;
-  Range xr, yr;
-  chart_ranges(chart, xr, yr);
-  const std::vector<double> xticks = nice_ticks(xr.lo, xr.hi, 5, chart.x_integer ? 1.0 : 0.0),
-                            yticks = nice_ticks(yr.lo, yr.hi, 6);
+  const Range xr = x_range(chart);
+  const YAxisPlan yaxis = plan_y_axis(chart);
+  const std::vector<double> xticks = nice_ticks(xr.lo, xr.hi, 5, chart.x_integer ? 1.0 : 0.0);
   const double xstep = xticks.size() > 1 ? xticks[1] - xticks[0] : 1;
-  const double ystep = yticks.size() > 1 ? yticks[1] - yticks[0] : 1;
   int ytick_w = 0;
-  for (double v : yticks) ytick_w = std::max(ytick_w, Canvas::text_width(tick_label(v, ystep), s));
+  for (const auto& [v, label] : yaxis.ticks)
+    ytick_w = std::max(ytick_w, Canvas::text_width(label, s));
 
   const int left = x + pad + (chart.y_label.empty() ? 0 : th + gap) + ytick_w + gap;
   const int right = x + width - pad - Canvas::text_width(tick_label(xticks.back(), xstep), s) / 2;
@@ -209,7 +252,10 @@ void draw_chart(Canvas& canvas, const Chart& chart, int x, int y, int width, int
   const int bottom = y + height - pad - (chart.x_label.empty() ? 0 : th + gap) - th - gap;
   if (right - left < 20 || bottom - top < 20) return;  // too small to draw anything useful
   auto px = [&](double v) { return left + (v - xr.lo) / (xr.hi - xr.lo) * (right - left); };
-  auto py = [&](double v) { return bottom - (v - yr.lo) / (yr.hi - yr.lo) * (bottom - top); };
+  // On a log axis positions are linear in log10(v); v <= 0 maps to NaN, which is not drawn.
+  auto ty = [&](double v) { return yaxis.log ? (v > 0 ? std::log10(v) : NAN) : v; };
+  const double ty_lo = ty(yaxis.lo), ty_hi = ty(yaxis.hi);
+  auto py = [&](double v) { return bottom - (ty(v) - ty_lo) / (ty_hi - ty_lo) * (bottom - top); };
 
   if (!chart.title.empty())
     canvas.text(x + (width - Canvas::text_width(chart.title, s)) / 2, y + pad, chart.title, kBlack,
@@ -221,11 +267,10 @@ void draw_chart(Canvas& canvas, const Chart& chart, int x, int y, int width, int
     const std::string label = tick_label(v, xstep);
     canvas.text(gx - Canvas::text_width(label, s) / 2, bottom + gap + 1, label, kBlack, s);
   }
-  for (double v : yticks) {
+  for (const auto& [v, label] : yaxis.ticks) {
     const int gy = static_cast<int>(std::lround(py(v)));
     canvas.fill_rect(left, gy, right, gy, kLightGrey);
     canvas.fill_rect(left - gap, gy, left, gy, kBlack);
-    const std::string label = tick_label(v, ystep);
     canvas.text(left - gap - 1 - Canvas::text_width(label, s), gy - th / 2, label, kBlack, s);
   }
   if (!chart.x_label.empty())
@@ -242,11 +287,11 @@ void draw_chart(Canvas& canvas, const Chart& chart, int x, int y, int width, int
     bool have_prev = false;
     double prev_x = 0, prev_y = 0;
     for (auto [vx, vy] : series.points) {
-      if (!std::isfinite(vx) || !std::isfinite(vy)) {
+      const double cx = px(vx), cy = py(vy);  // not finite: a gap (so is v <= 0 on a log axis)
+      if (!std::isfinite(cx) || !std::isfinite(cy)) {
         have_prev = false;
         continue;
       }
-      const double cx = px(vx), cy = py(vy);
       if (have_prev)
         canvas.line(prev_x, prev_y, cx, cy, series.color, thickness, series.style, &phase);
       else if (series.points.size() == 1 || series.markers)
@@ -260,6 +305,20 @@ void draw_chart(Canvas& canvas, const Chart& chart, int x, int y, int width, int
       prev_x = cx, prev_y = cy;
     }
   }
+  // Point labels after every curve, so that no later curve covers one.
+  std::vector<Box> placed;
+  const Box area{left + 1, top + 1, right - 1, bottom - 1};
+  for (const Series& series : chart.series)
+    for (size_t i = 0; i < series.point_labels.size() && i < series.points.size(); ++i) {
+      const std::string& label = series.point_labels[i];
+      const double cx = px(series.points[i].first), cy = py(series.points[i].second);
+      if (label.empty() || !std::isfinite(cx) || !std::isfinite(cy)) continue;
+      const Box b =
+          place_label(static_cast<int>(std::lround(cx)), static_cast<int>(std::lround(cy)),
+                      Canvas::text_width(label, s), th, 3 * thickness, area, placed);
+      canvas.text(b.x0, b.y0, label, kBlack, s);
+      placed.push_back(b);
+    }
   canvas.reset_clip();
   // The frame last, over the curves' ends.
   canvas.fill_rect(left, top, right, top, kBlack);

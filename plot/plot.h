@@ -1,6 +1,7 @@
 // Line plots rasterised into an RGB canvas and written as PNG (plot/png.h): axes with "nice"
-// ticks, a few colours and dash styles, titles, and a legend, with labels in a built-in 5 x 7
-// bitmap font (plot/bitmap_font.h). No plotting library, no Python, no network at run time;
+// ticks (a log y axis where the values span decades: plot/axis.h), a few colours and dash
+// styles, titles, a legend and labelled points, with text in a built-in 5 x 7 bitmap font
+// (plot/bitmap_font.h). No plotting library, no Python, no network at run time;
 // `rrt plot` draws training curves with it and `rrt eval` can reuse it.
 //
 //   Figure fig{.title = "loss"};
@@ -15,6 +16,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "plot/axis.h"
 
 namespace rrt {
 
@@ -74,6 +77,9 @@ struct Series {
   LineStyle style = LineStyle::solid;
   std::vector<std::pair<double, double>> points;  // (x, y), drawn in order; non-finite y skipped
   bool markers = false;                           // a small square at every point
+  // Text drawn beside point i (in black), e.g. the threshold a trade-off point belongs to;
+  // empty or missing entries draw nothing. Placed where it overlaps no earlier label if it can.
+  std::vector<std::string> point_labels = {};
 };
 
 struct Chart {
@@ -82,7 +88,11 @@ struct Chart {
   // Axis limits; NaN: from the data. With y_max from the data, the y range leaves out the
   // first tenth of the x range when that holds the only large values (the start of training),
   // so that the end of the curves, where runs differ, is not flattened; those values are clipped.
+  // On a log y axis (y_scale log, or automatic and the values span more than a decade:
+  // wants_log_axis) nothing is clipped, the padding is a fraction of the decades shown, and
+  // values <= 0 are not drawn.
   double x_min = NAN, x_max = NAN, y_min = NAN, y_max = NAN;
+  AxisScale y_scale = AxisScale::automatic;
   bool x_integer = false;  // x counts something (loops, steps): no tick between whole numbers
 };
 
@@ -101,11 +111,13 @@ struct Figure {
   int text_scale = 2;
 };
 
-// Tick positions for [lo, hi]: multiples of 1, 2 or 5 x 10^k, about `target` of them, and
-// at least min_step apart (1 for an axis of whole numbers).
-std::vector<double> nice_ticks(double lo, double hi, int target = 6, double min_step = 0);
-// A tick label: "0.5", "12", "1.5k", "2M".
-std::string tick_label(double value, double step);
+// The y axis draw_chart uses: the scale it chose, its limits (in data units) and labelled ticks.
+struct YAxisPlan {
+  bool log = false;
+  double lo = 0, hi = 1;
+  std::vector<std::pair<double, std::string>> ticks;
+};
+YAxisPlan plan_y_axis(const Chart& chart);
 
 void draw_chart(Canvas& canvas, const Chart& chart, int x, int y, int width, int height,
                 int text_scale);

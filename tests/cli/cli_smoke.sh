@@ -89,6 +89,19 @@ for stage in "read the source in" "converted in" "wrote the checkpoint in"; do
 done
 grep -q "^wrote .*conv_progress.h5 (" "$work/conv_progress.out" || fail "convert's stdout changed"
 ! grep -q "^convert:" "$work/conv_progress.out" || fail "convert progress went to stdout"
+# Per block layer and per position's SVDs with RRT_PROGRESS_SECONDS=0 (3 layers, K = 3: one
+# block layer, then 3 positions), in order, on stderr only.
+RRT_PROGRESS_SECONDS=0 "$rrt" convert --from "$src/tests/fixtures/hf_llama_mqa_tied_bf16" \
+  --loops 3 --lora-rank 4 --out "$work/conv_layers.h5" >"$work/conv_layers.out" \
+  2>"$work/conv_layers.err" || fail "convert (per-layer progress)"
+grep -q "^convert: 1/4 (block layer 0 from layer 0), .* s, ETA " "$work/conv_layers.err" \
+  || fail "convert: no block-layer progress line: $(cat "$work/conv_layers.err")"
+for l in 0 1 2; do
+  grep -q "^convert: $((l + 2))/4 (LoRA SVD of layer $l: block layer 0, loop $((l + 1))), " \
+    "$work/conv_layers.err" || fail "convert: no progress line for the SVD of layer $l"
+done
+[[ "$(grep -c '^convert: [0-9]*/4 ' "$work/conv_layers.err")" == 4 ]] || fail "convert: not 4 progress lines"
+! grep -q "/4 (" "$work/conv_layers.out" || fail "convert progress went to stdout"
 "$rrt" train "$work/conv/init.yaml" data.path="$work/shards" train.run_dir="$work/conv/run" \
   train.steps=2 train.micro_batch=2 train.seq_len=8 train.eval_batches=1 >/dev/null || fail "train from convert"
 "$rrt" eval "$work/conv/run/step_00000002.h5" | grep -q "validation loss" || fail "eval of converted"

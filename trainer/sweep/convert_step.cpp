@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 
 #include "checkpoint/checkpoint.h"
 #include "config/config_io.h"
@@ -143,6 +144,11 @@ bool prepare_run(const SweepRun& run, bool* shared) {
   c.seed = step.seed;
   c.per_loop_norms = want.recursion.per_loop_norms;
   const auto t1 = ProgressClock::now();
+  std::optional<ProgressMeter> meter;  // as rrt convert's: per block layer and position
+  c.progress = [&](int64_t done, int64_t total, const std::string& what) {
+    if (!meter) meter.emplace("sweep: " + run.name + ": converting", total);
+    meter->step(done, what);
+  };
   Converted out = [&] {
     Heartbeat beat("sweep: " + run.name + ": converting");
     return convert_to_recursive(source.spec, *source.params, c);
