@@ -2,13 +2,15 @@
 // the hardware they run on. The layer (model/decoder_layer_impl.h), the model
 // (model/recursive_core_impl.h) and the engine (inference/stage_engine_impl.h) are written once
 // as templates over a backend type; each backend is a class with the members below,
-// over its own buffers. Two exist:
+// over its own buffers. Three exist:
 //
 //   CpuBackend  (ops/cpu/backend.h)   fp32 everywhere, OpenBLAS + OpenMP; the reference that the
 //                                     gradient checks and the PyTorch fixtures run on
 //   CudaBackend (ops/cuda/backend.h)  bf16 activations and compute weights, fp32 weight
 //                                     gradients, norm statistics and log-sum-exp; cuBLASLt,
 //                                     cuDNN and rrt's kernels on one stream (CUDA builds only)
+//   CpuBf16Backend (ops/cpu_bf16/backend.h)  the CUDA backend's precisions on the host: GEMMs
+//                                     through ops/cpu_bf16/gemm.h, fp32 arithmetic elsewhere
 //
 // Why templates and not virtual calls: the two backends differ in their activation type (float,
 // bf16), and a virtual call per op would have to erase it into void pointers; with templates the
@@ -20,7 +22,7 @@
 //   using Act, Grad, Stat;                       activations and compute weights; weight
 //                                                gradients; norm statistics and lse
 //   static constexpr kAlign, kHostMemory, kName  buffer alignment; whether its memory is the
-//                                                host's; "cpu" / "cuda"
+//                                                host's; "cpu" / "cuda" / "cpu-bf16"
 //   explicit B(int threads);                     threads: the CPU's OpenMP team (0: all)
 //   void prepare(const BackendPlan&);            rope tables, attention workspaces (at build)
 //   BackendBlock allocate(size_t bytes, const char* what);  zeroed memory, freed with the block

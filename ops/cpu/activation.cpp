@@ -2,36 +2,15 @@
 
 #include <cmath>
 
+#include "ops/activation_math.h"
+
 namespace rrt::ops {
 
-namespace {
-constexpr double kSqrt2OverPi = 0.7978845608028654;
-constexpr double kGeluCubic = 0.044715;
-
-template <typename S>
-inline S sigmoid(S x) { return S(1) / (S(1) + std::exp(-x)); }
-
-template <typename S>
-inline S gelu_tanh(S x) {
-  S u = static_cast<S>(kSqrt2OverPi) * (x + static_cast<S>(kGeluCubic) * x * x * x);
-  return S(0.5) * x * (S(1) + std::tanh(u));
-}
-template <typename S>
-inline S gelu_tanh_grad(S x) {
-  S u = static_cast<S>(kSqrt2OverPi) * (x + static_cast<S>(kGeluCubic) * x * x * x);
-  S t = std::tanh(u);
-  S du = static_cast<S>(kSqrt2OverPi) * (S(1) + S(3 * kGeluCubic) * x * x);
-  return S(0.5) * (S(1) + t) + S(0.5) * x * (S(1) - t * t) * du;
-}
-template <typename S>
-inline S gelu_erf(S x) { return S(0.5) * x * (S(1) + std::erf(x * static_cast<S>(M_SQRT1_2))); }
-template <typename S>
-inline S gelu_erf_grad(S x) {
-  S cdf = S(0.5) * (S(1) + std::erf(x * static_cast<S>(M_SQRT1_2)));
-  S pdf = std::exp(S(-0.5) * x * x) * static_cast<S>(0.3989422804014327);
-  return cdf + x * pdf;
-}
-}  // namespace
+using activation_math::gelu_erf;
+using activation_math::gelu_erf_grad;
+using activation_math::gelu_tanh;
+using activation_math::gelu_tanh_grad;
+using activation_math::sigmoid;
 
 template <typename S>
 void swiglu_forward(const S* gate, const S* up, S* out, int64_t n) {
@@ -92,14 +71,14 @@ void add_backward(const S* dout, S* da, S* db, int64_t n) {
   }
 }
 
-#define RRT_INSTANTIATE(S)                                                               \
-  template void swiglu_forward<S>(const S*, const S*, S*, int64_t);                      \
-  template void swiglu_backward<S>(const S*, const S*, const S*, S*, S*, int64_t);       \
-  template void geglu_forward<S>(const S*, const S*, S*, int64_t);                       \
-  template void geglu_backward<S>(const S*, const S*, const S*, S*, S*, int64_t);        \
-  template void gelu_forward<S>(const S*, S*, int64_t, bool);                            \
-  template void gelu_backward<S>(const S*, const S*, S*, int64_t, bool);                 \
-  template void add_forward<S>(const S*, const S*, S*, int64_t);                         \
+#define RRT_INSTANTIATE(S)                                                         \
+  template void swiglu_forward<S>(const S*, const S*, S*, int64_t);                \
+  template void swiglu_backward<S>(const S*, const S*, const S*, S*, S*, int64_t); \
+  template void geglu_forward<S>(const S*, const S*, S*, int64_t);                 \
+  template void geglu_backward<S>(const S*, const S*, const S*, S*, S*, int64_t);  \
+  template void gelu_forward<S>(const S*, S*, int64_t, bool);                      \
+  template void gelu_backward<S>(const S*, const S*, S*, int64_t, bool);           \
+  template void add_forward<S>(const S*, const S*, S*, int64_t);                   \
   template void add_backward<S>(const S*, S*, S*, int64_t);
 RRT_INSTANTIATE(float)
 RRT_INSTANTIATE(double)

@@ -50,6 +50,16 @@ inline constexpr Tolerance kCudaF32{1e-5, 0,
                                     "fp32 outputs of identical inputs: only summation order and "
                                     "fused multiply-adds differ"};
 
+// The CPU bf16 backend (ops/cpu_bf16/backend.h, tests/ops/cpu_bf16/) stores what the CUDA
+// backend stores, in the same format (bf16 activations rounded to nearest even; fp32 weight
+// gradients, statistics, lse and logits) and accumulates in fp32 as it does, so where an entry's
+// argument is that storage the two backends share it: the kCpuBf16 entries below and in each op's
+// namespace name the CUDA entry they share, and differ only where the arithmetic differs (said
+// there). Its checks, like the CUDA ones, are on the relative L2 error against the fp32 CPU op on
+// bf16-representable inputs.
+inline constexpr const Tolerance& kCpuBf16 = kCudaBf16;
+inline constexpr const Tolerance& kCpuBf16F32 = kCudaF32;
+
 // t widened by `factor` where factor > 1 (a check on larger sizes than t was set on).
 inline Tolerance scaled(const Tolerance& t, double factor) {
   return factor > 1 ? Tolerance{t.rel * factor, t.abs * factor, t.why} : t;
@@ -248,6 +258,10 @@ inline constexpr Tolerance kCudaBf16Out{1e-2, 0,
 inline constexpr Tolerance kCudaF32Out{1e-3, 0,
                                        "fp32 result of bf16 operands: accumulation order only"};
 inline constexpr Tolerance kCudaChained{1e-2, 0, "through a bf16 intermediate (LoRA's u and du)"};
+// The CPU bf16 backend's projections are ops/cpu_bf16/gemm.h's products with the same storage.
+inline constexpr const Tolerance& kCpuBf16Out = kCudaBf16Out;
+inline constexpr const Tolerance& kCpuBf16F32Out = kCudaF32Out;
+inline constexpr const Tolerance& kCpuBf16Chained = kCudaChained;
 }  // namespace gemm_tol
 
 // ---- LoRA ------------------------------------------------------------------------------------
@@ -337,6 +351,11 @@ inline constexpr Tolerance kFallbackOut{5e-3, 0, "out's bf16 rounding alone (~1e
 inline constexpr Tolerance kFallbackGrad{1e-2, 0,
                                          "one bf16 rounding of (start + update), the start of "
                                          "the update's size (~3e-3)"};
+// The CPU bf16 backend widens every block to fp32 and rounds each output once, as rrt's own CUDA
+// kernels do: their entries.
+inline constexpr const Tolerance& kCpuBf16Lse = kFallbackLse;
+inline constexpr const Tolerance& kCpuBf16Out = kFallbackOut;
+inline constexpr const Tolerance& kCpuBf16Grad = kFallbackGrad;
 }  // namespace attention_tol
 
 // ---- chunked LM head + cross-entropy ---------------------------------------------------------
@@ -389,6 +408,14 @@ inline constexpr Tolerance kCudaLoss{1e-4, 0,
 inline constexpr Tolerance kCudaGradient{1e-2, 0,
                                          "dlogits are stored in bf16 before the two gradient "
                                          "GEMMs"};
+// The CPU bf16 backend scores each chunk with the fp32 op on the widened rows and head: the loss
+// is the CUDA one's argument (fp32 logits of identical inputs); its dlogits stay fp32, so dW
+// (fp32) differs by summation order only and dh by its one bf16 rounding.
+inline constexpr const Tolerance& kCpuBf16Loss = kCudaLoss;
+// dh: one bf16 rounding of (start + update), the start of the update's size: the argument of
+// attention_tol::kFallbackGrad.
+inline constexpr Tolerance kCpuBf16Dh{1e-2, 0, "one bf16 rounding of (start + update) (~3e-3)"};
+inline constexpr Tolerance kCpuBf16DW{1e-5, 0, "fp32 of identical inputs: summation order"};
 }  // namespace cross_entropy_tol
 
 // ---- early-exit + distillation loss ----------------------------------------------------------
@@ -515,6 +542,15 @@ inline constexpr Tolerance kCudaTerm{2e-3, 1e-4,
 inline constexpr Tolerance kCudaGradient{1.5e-2, 0,
                                          "dlogits and the LoRA's u = h A^T are stored in bf16 "
                                          "before the GEMMs that read them"};
+// The CPU bf16 backend: the fp32 op on widened rows, head and adapters, chunk by chunk (as
+// cross_entropy_tol's kCpuBf16 entries): the loss and terms share the CUDA entries' argument;
+// the gradients keep fp32 up to dh's one rounding.
+inline constexpr const Tolerance& kCpuBf16Loss = kCudaLoss;
+inline constexpr const Tolerance& kCpuBf16Term = kCudaTerm;
+inline constexpr const Tolerance& kCpuBf16Dh = cross_entropy_tol::kCpuBf16Dh;
+inline constexpr Tolerance kCpuBf16Grad{1e-4, 0,
+                                        "fp32 dW, dA, dB of identical inputs, chunk-weighted: "
+                                        "summation order"};
 }  // namespace exit_loss_tol
 
 }  // namespace rrt::testing::op_cases

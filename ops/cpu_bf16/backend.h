@@ -1,0 +1,166 @@
+// The CPU bf16 backend of the one model code (ops/backend.h): the CUDA backend's mixed-precision
+// scheme on the host. bf16 activations and compute weights; fp32 weight gradients (the tied
+// block's accumulate over loops in fp32), fp32 norm statistics and attention log-sum-exp, fp32
+// logits and losses. Buffers are host memory.
+//
+//   GEMMs (projections, LoRA, the engine's head)   ops/cpu_bf16/gemm.h only: bf16 operands, fp32
+//                                                  accumulation, bf16 or fp32 results
+//   element-wise ops, norms, RoPE, embedding       bf16 read, fp32 arithmetic, one rounding on
+//                                                  store (ops/cpu_bf16/convert.h), OpenMP
+//   attention                                      flash-style blocks widened to fp32, fp32
+//                                                  softmax, lse and accumulators (attention.cpp)
+//   chunked head losses                            each chunk of rows widened to fp32 and scored
+//                                                  by the fp32 ops with an fp32 copy of the head
+//                                                  made once per call (head_loss.cpp)
+//
+// Like the CUDA backend, a backward that adds into a bf16 gradient rounds the sum once per GEMM
+// or op (dx += dy W, then += du A for a LoRA), and LoRA's u and du are stored in bf16.
+#pragma once
+
+#include <cstring>
+#include <vector>
+
+#include "core/dtype.h"
+#include "ops/backend.h"
+#include "ops/cpu_bf16/gemm.h"
+#include "ops/cross_entropy.h"
+#include "ops/exit_loss.h"
+
+namespace rrt {
+
+class CpuBf16Backend {
+ public:
+  using Act = bf16;
+  using Grad = float;
+  using Stat = float;
+  static constexpr size_t kAlign = 64;
+  static constexpr bool kHostMemory = true;
+  static constexpr const char* kName = "cpu-bf16";
+
+  // threads: OpenMP threads of the attention (0: omp_get_max_threads()).
+  explicit CpuBf16Backend(int threads = 0);
+
+  void prepare(const BackendPlan& plan);
+  int threads() const { return threads_; }
+
+  BackendBlock allocate(size_t bytes, const char* what) const;
+  template <typename T>
+  void zero(T* x, int64_t n) const {
+    std::memset(static_cast<void*>(x), 0, static_cast<size_t>(n) * sizeof(T));
+  }
+  template <typename T>
+  void upload(T* dst, const T* host, int64_t n) const {
+    std::memcpy(static_cast<void*>(dst), host, static_cast<size_t>(n) * sizeof(T));
+  }
+  // dst [n] = bf16(host [n]): the compute copy of fp32 weights (as CudaBackend::upload_bf16).
+  void upload_bf16(Act* dst, const float* host, int64_t n, const char* what) const;
+
+  // y = x W^T + bias + s B (A x); u [M, R] keeps A x (bf16) for backward. The LoRA term is
+  // written first and the tied GEMM adds onto it (CudaBackend's order).
+  void project(const Act* x, const Act* W, const Act* bias, const Act* A, const Act* B, Act* u,
+               Act* y, int64_t M, int64_t in, int64_t out, int64_t R, float scale) const;
+  void project_backward(const Act* x, const Act* W, const Act* A, const Act* B, const Act* u,
+                        const Act* dy, Act* dx, float* dW, float* dbias, float* dA, float* dB,
+                        Act* du, int64_t M, int64_t in, int64_t out, int64_t R, float scale) const;
+
+  void norm_forward(bool layer_norm, const Act* x, const Act* w, const Act* bias, Act* y,
+                    float* mean, float* rstd, int64_t M, int64_t D, float eps,
+                    bool unit_offset) const;
+  void norm_backward(bool layer_norm, const Act* x, const Act* w, const float* mean,
+                     const float* rstd, const Act* dy, Act* dx, float* dw, float* dbias, int64_t M,
+                     int64_t D, bool unit_offset) const;
+
+  void rope_forward(Act* x, int64_t N, int64_t T, int64_t H, int64_t Dh) const;
+  void rope_backward(Act* dx, int64_t N, int64_t T, int64_t H, int64_t Dh) const;
+  void attention_forward(const Act* q, const Act* k, const Act* v, Act* out, float* lse,
+                         const ops::AttentionShape& shape);
+  void attention_backward(const Act* q, const Act* k, const Act* v, const Act* out,
+                          const float* lse, const Act* dout, Act* dq, Act* dk, Act* dv,
+                          const ops::AttentionShape& shape);
+
+  void add(const Act* a, const Act* b, Act* out, int64_t n) const;
+  void swiglu_forward(const Act* gate, const Act* up, Act* out, int64_t n) const;
+  void swiglu_backward(const Act* gate, const Act* up, const Act* dout, Act* dgate, Act* dup,
+                       int64_t n) const;
+  void geglu_forward(const Act* gate, const Act* up, Act* out, int64_t n) const;
+  void geglu_backward(const Act* gate, const Act* up, const Act* dout, Act* dgate, Act* dup,
+                      int64_t n) const;
+  void gelu_forward(const Act* x, Act* out, int64_t n, bool tanh_approx) const;
+  void gelu_backward(const Act* x, const Act* dout, Act* dx, int64_t n, bool tanh_approx) const;
+
+  void embedding_forward(const int32_t* tokens, const Act* table, Act* out, int64_t M, int64_t D,
+                         int64_t V, float scale) const;
+  void embedding_backward(const int32_t* tokens, const Act* dout, float* dtable, int64_t M,
+                          int64_t D, int64_t V, float scale) const;
+
+  // The head losses' workspace is the fp32 ops' (ops/cross_entropy.h, ops/exit_loss.h); the
+  // fp32 copies of the head and of the rows of a chunk are the backend's own, grown on first use.
+  size_t lm_head_workspace_bytes(int64_t V, int64_t chunk) const {
+    return sizeof(float) * static_cast<size_t>(ops::lm_head_workspace_elems(V, chunk));
+  }
+  size_t exit_loss_workspace_bytes(int64_t V, int64_t chunk, int64_t /*exits*/, bool teacher,
+                                   bool self_distill, int64_t head_lora_rank) const {
+    return sizeof(float) * static_cast<size_t>(ops::exit_loss_workspace_elems(
+                               V, chunk, teacher, self_distill, head_lora_rank));
+  }
+  ops::CrossEntropyResult lm_head_cross_entropy(const Act* h, const Act* W, const int32_t* targets,
+                                                Act* dh, float* dW, int64_t M, int64_t D, int64_t V,
+                                                int32_t ignore_index, float weight, void* workspace,
+                                                size_t bytes, int64_t chunk);
+  ops::ExitLossResult exit_loss(const HeadLossArgs<Act>& a);
+
+  // out [rows, V] (host fp32) = h W^T.
+  void logits(const Act* h, const Act* W, int64_t rows, int64_t D, int64_t V, float* out) const {
+    head_logits(h, W, rows, D, V, out);
+  }
+
+  // ---- the serving engine's row ops (ops/cpu_bf16/backend_rows.cpp); host memory throughout.
+  template <typename T>
+  void copy(T* dst, const T* src, int64_t n) const {
+    std::memcpy(static_cast<void*>(dst), src, static_cast<size_t>(n) * sizeof(T));
+  }
+  template <typename T>
+  void download(T* host, const T* src, int64_t n) const {
+    std::memcpy(static_cast<void*>(host), src, static_cast<size_t>(n) * sizeof(T));
+  }
+  void synchronize() const {}
+  void rope_rows(Act* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh) const;
+  void kv_store(const Act* k, const Act* v, Act* k_cache, Act* v_cache, const int32_t* slot,
+                const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim,
+                const int32_t* cache, int64_t cache_stride) const;
+  void kv_attention(const Act* q, const Act* k_cache, const Act* v_cache, const int32_t* slot,
+                    const int32_t* pos, Act* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
+                    int64_t max_seq, const int32_t* cache, int64_t cache_stride);
+  void gather_rows(const Act* src, const int32_t* index, Act* dst, int64_t n, int64_t D) const;
+  void scatter_rows(const Act* src, const int32_t* index, Act* dst, int64_t n, int64_t D) const;
+  // y += s B (A x) for M rows of one adapter (u [M, R] scratch).
+  void lora_add(const Act* x, const Act* A, const Act* B, Act* u, Act* y, int64_t M, int64_t in,
+                int64_t out, int64_t R, float scale) const;
+  // Each group's rows get the adapter adapters[stage * stride]; u: fp32 scratch [rows, max rank]
+  // (used here as bf16 storage for u = x A^T, which it holds twice over).
+  void lora_rows(const Act* x, int64_t in, Act* y, int64_t out, const RowAdapter<Act>* adapters,
+                 int64_t stride, const RowGroup* groups, int64_t n_groups, int64_t B, float* u,
+                 int64_t max_rank) const;
+  void head_logits(const Act* h, const Act* W, int64_t rows, int64_t D, int64_t V,
+                   float* out) const {
+    ops::cpu_bf16::gemm(false, true, rows, V, D, 1.f, h, D, W, D, 0.f, out, V);
+  }
+  void head_adapter(const Act* h, const Act* A, const Act* B, Act* u, int64_t rows, int64_t D,
+                    int64_t V, int64_t R, float* out) const {
+    ops::cpu_bf16::gemm(false, true, rows, R, D, 1.f, h, D, A, D, 0.f, u, R);
+    ops::cpu_bf16::gemm(false, true, rows, V, R, 1.f, u, R, B, R, 1.f, out, V);
+  }
+  void head_results(const float* logits, int64_t n, int64_t V, int32_t* /*argmax_scratch*/,
+                    float* /*max_prob_scratch*/, int32_t* argmax, double* max_prob) const;
+
+ private:
+  int threads_;
+  int64_t rope_half_ = 0, rope_positions_ = 0;
+  std::vector<float> rope_cos_, rope_sin_;  // [positions, rot_dim / 2], ops::RopeTable rounded
+  std::vector<float> attn_ws_;              // per-thread fp32 panels, sized for the largest call
+  // The head losses' fp32 copies: the head (and the teacher's), the exits' head adapters, and a
+  // chunk of each exit's rows with their gradients.
+  std::vector<float> head_f32_, teacher_head_f32_, adapters_f32_, rows_f32_;
+};
+
+}  // namespace rrt
