@@ -1,6 +1,10 @@
-// Training-step throughput of the CPU path against this machine's OpenBLAS sgemm, same run.
+// Training-step throughput of the CPU path against this machine's GEMM rate, same run.
 //
-//   bench_train_step [--repeats R] [--warmup W] [--small]
+//   bench_train_step [--repeats R] [--warmup W] [--small] [--precision fp32|bf16]
+//
+// --precision bf16 runs the step on the CPU bf16 backend (model/cpu_bf16_model.h: fp32 masters
+// in the host set, AdamW over them, then the bf16 copy refreshed) and compares it with the bf16
+// GEMM (ops/cpu_bf16/gemm.h) instead of OpenBLAS's sgemm.
 //
 // Config (issue #2): d=512, 8 heads / 4 kv, ffn 1408, B=4 block layers, K=2 loops, LoRA r=32 on
 // all seven projections, vocab 8192, T=256, N=8. One step = zero grads + forward + backward +
@@ -12,14 +16,17 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/rng.h"
+#include "model/cpu_bf16_model.h"
 #include "model/optimizer.h"
 #include "model/presets.h"
 #include "model/recursive_model.h"
 #include "ops/blas_kernels.h"
+#include "ops/cpu_bf16/gemm.h"
 #include "ops/matmul.h"
 
 namespace {
@@ -50,12 +57,35 @@ double sgemm_gflops(int64_t M, int64_t N, int64_t K, int repeats) {
   return median(rates);
 }
 
+// The same through the bf16 GEMM (fp32 accumulation, bf16 result).
+double bf16_gemm_gflops(int64_t M, int64_t N, int64_t K, int repeats) {
+  std::vector<float> af(M * K), bf(N * K);
+  rrt::fill_normal(af.data(), M * K, 0.0, 1.0, 1, 0);
+  rrt::fill_normal(bf.data(), N * K, 0.0, 1.0, 1, 1);
+  std::vector<rrt::bf16> a(M * K), b(N * K), c(M * N);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = rrt::bf16::from_float(af[i]);
+  for (size_t i = 0; i < b.size(); ++i) b[i] = rrt::bf16::from_float(bf[i]);
+  auto run = [&] {
+    rrt::ops::cpu_bf16::gemm(false, true, M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, c.data(),
+                             N);
+  };
+  run();
+  std::vector<double> rates;
+  for (int r = 0; r < repeats; ++r) {
+    auto t0 = Clock::now();
+    run();
+    rates.push_back(2.0 * M * N * K / seconds_since(t0) / 1e9);
+  }
+  return median(rates);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   rrt::ops::select_openblas_kernels(argv);  // the kernels rrt itself runs on
   int repeats = 5, warmup = 1;
   bool small = false;
+  std::string precision = "fp32";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
       repeats = std::stoi(argv[++i]);
@@ -63,10 +93,24 @@ int main(int argc, char** argv) {
       warmup = std::stoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--small"))
       small = true;
+    else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc)
+      precision = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--repeats R] [--warmup W] [--small]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--repeats R] [--warmup W] [--small] [--precision fp32|bf16]\n",
+                   argv[0]);
       return 2;
     }
+  }
+  const bool bf16 = precision == "bf16";
+  if (!bf16 && precision != "fp32") {
+    std::fprintf(stderr, "--precision: fp32 or bf16, not '%s'\n", precision.c_str());
+    return 2;
+  }
+  std::string why;
+  if (bf16 && !rrt::cpu_bf16_supported(&why)) {
+    std::fprintf(stderr, "--precision bf16: %s\n", why.c_str());
+    return 3;
   }
 
   // The "bench" / "bench-small" presets (model/presets.h).
@@ -74,8 +118,13 @@ int main(int argc, char** argv) {
   const rrt::ModelConfig& m = spec.model;
   const int64_t N = small ? 2 : 8, T = m.max_seq_len;
 
-  rrt::RecursiveModel model(spec, {.max_batch = N, .max_seq = T});
+  // bf16: the host model is planned for one token and holds the masters and gradients only.
+  rrt::RecursiveModel model(spec, {.max_batch = bf16 ? 1 : N, .max_seq = bf16 ? 1 : T});
   model.params().init({.seed = 7, .std = 0.02, .lora_b_zero = false});
+  std::unique_ptr<rrt::CpuBf16Model> low;
+  if (bf16)
+    low = std::make_unique<rrt::CpuBf16Model>(model.params(), spec,
+                                              rrt::ModelCapacity{.max_batch = N, .max_seq = T});
   rrt::AdamW optimizer(model.params(),
                        {.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1});
   std::vector<int32_t> tokens(N * T), targets(N * T);
@@ -87,21 +136,25 @@ int main(int argc, char** argv) {
 
   auto step = [&] {
     model.params().zero_grads();
-    double loss = model.forward_backward(tokens.data(), targets.data(), N, T);
+    const double loss = low ? low->forward_backward(tokens.data(), targets.data(), N, T)
+                            : model.forward_backward(tokens.data(), targets.data(), N, T);
     optimizer.step();
+    if (low) low->refresh();
     return loss;
   };
   const int64_t big = small ? 512 : 2048;
   for (int w = 0; w < warmup; ++w) step();
-  // Steps and sgemm runs alternate so that both see the same machine conditions.
+  auto gemm_gflops = bf16 ? bf16_gemm_gflops : sgemm_gflops;
+  const char* gemm_name = bf16 ? "bf16 gemm" : "sgemm";
+  // Steps and GEMM runs alternate so that both see the same machine conditions.
   std::vector<double> times, peaks, shapeds;
   double loss = 0;
   for (int r = 0; r < repeats; ++r) {
     auto t0 = Clock::now();
     loss = step();
     times.push_back(seconds_since(t0));
-    peaks.push_back(sgemm_gflops(big, big, big, 1));
-    shapeds.push_back(sgemm_gflops(N * T, m.ffn, m.d_model, 1));
+    peaks.push_back(gemm_gflops(big, big, big, 1));
+    shapeds.push_back(gemm_gflops(N * T, m.ffn, m.d_model, 1));
   }
   const double t = median(times), peak = median(peaks), shaped = median(shapeds);
   const double flops = model.train_flops(N, T);
@@ -111,8 +164,9 @@ int main(int argc, char** argv) {
   std::vector<double> ratios;
   for (int r = 0; r < repeats; ++r) ratios.push_back(flops / times[r] / 1e9 / peaks[r]);
 
-  std::printf("rrt train-step benchmark (CPU, %d OpenMP threads, OpenBLAS kernels %s)\n",
-              omp_get_max_threads(), rrt::ops::openblas_core().c_str());
+  std::printf("rrt train-step benchmark (CPU %s, %d OpenMP threads, OpenBLAS kernels %s)\n",
+              precision.c_str(), omp_get_max_threads(), rrt::ops::openblas_core().c_str());
+  if (bf16) std::printf("bf16 GEMMs: %s\n", rrt::ops::cpu_bf16::gemm_path().c_str());
   std::printf("config: d=%ld heads=%ld/%ld ffn=%ld B=%ld K=%ld lora_r=%ld vocab=%ld T=%ld N=%ld\n",
               m.d_model, m.n_heads, m.n_kv_heads, m.ffn, spec.recursion.block_layers,
               spec.recursion.loops, spec.lora.rank_attention, m.vocab, T, N);
@@ -120,9 +174,9 @@ int main(int argc, char** argv) {
               model.params().registry().total_numel() / 1e6, flops / 1e9);
   std::printf("step (fwd+bwd+AdamW), median of %d: %.3f s   loss %.4f\n", repeats, t, loss);
   std::printf("throughput: %.0f tokens/s   %.1f GFLOP/s\n", N * T / t, step_gflops);
-  std::printf("sgemm %ldx%ldx%ld: %.1f GFLOP/s   sgemm %ldx%ldx%ld (MLP shape): %.1f GFLOP/s\n",
-              big, big, big, peak, N * T, m.ffn, m.d_model, shaped);
-  std::printf("ratio step / sgemm(%ld^3): %.1f%% of medians, %.1f%% median of paired runs\n", big,
-              100.0 * step_gflops / peak, 100.0 * median(ratios));
+  std::printf("%s %ldx%ldx%ld: %.1f GFLOP/s   %s %ldx%ldx%ld (MLP shape): %.1f GFLOP/s\n",
+              gemm_name, big, big, big, peak, gemm_name, N * T, m.ffn, m.d_model, shaped);
+  std::printf("ratio step / %s(%ld^3): %.1f%% of medians, %.1f%% median of paired runs\n",
+              gemm_name, big, 100.0 * step_gflops / peak, 100.0 * median(ratios));
   return 0;
 }

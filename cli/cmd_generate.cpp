@@ -53,7 +53,7 @@ void add_generate_command(CLI::App& app) {
       "and the loop each token exited at (docs/inference.md)");
   struct Opts {
     std::string checkpoint, prompts_file, exit = "none", kv = "propagate", device = "cpu",
-                                          batching = "depth", tokenizer;
+                                          precision = "auto", batching = "depth", tokenizer;
     std::vector<std::string> prompts;
     int64_t max_new = 64, max_batch = 8;
     double temperature = 0, top_p = 1, threshold = 0.9;
@@ -81,6 +81,10 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--threshold", o->threshold, "confidence threshold")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--device", o->device, "engine: cpu or cuda (a GPU; a CUDA build)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--precision", o->precision,
+                  "arithmetic: auto (fp32 on cpu, bf16 on cuda), fp32, or bf16 (on cpu: bf16 "
+                  "weights, states and KV cache; needs AVX512_BF16 or AMX)")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   cmd->add_option("--kv", o->kv,
                   "how an early-exited token's skipped KV is filled: propagate (k and v "
                   "projections of the exited state), recompute (run the skipped loops after "
@@ -129,7 +133,8 @@ void add_generate_command(CLI::App& app) {
               " tokens) plus ", o->max_new, " new tokens exceed the model's max_seq_len ",
               cfg.model.model.max_seq_len);
     inference::ServedModel m = inference::load_served_model(
-        o->checkpoint, inference::capacity_for_batch(o->max_batch, max_seq), "none", o->device);
+        o->checkpoint, inference::capacity_for_batch(o->max_batch, max_seq), "none", o->device,
+        o->precision);
     inference::GenerateOptions g;
     g.batching = inference::parse_batching(o->batching);
     g.max_batch = o->max_batch;

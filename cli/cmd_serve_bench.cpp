@@ -72,7 +72,8 @@ void add_serve_bench_command(CLI::App& app) {
   struct Opts {
     std::string checkpoint, data, tokens, prompt_len = "16-64", output_len = "16-64";
     std::string exits = "none,oracle,confidence:0.9,confidence:0.6";
-    std::string schedulers = "static,sequence,depth", kv = "propagate", device = "cpu";
+    std::string schedulers = "static,sequence,depth", kv = "propagate", device = "cpu",
+                precision = "auto";
     int64_t requests = 32, max_batch = 8;
     int repeats = 3;
     uint64_t seed = 1;
@@ -102,6 +103,10 @@ void add_serve_bench_command(CLI::App& app) {
   cmd->add_option("--schedulers", o->schedulers, "static, sequence, depth (comma-separated)");
   cmd->add_option("--device", o->device, "engine: cpu or cuda (a GPU; a CUDA build)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--precision", o->precision,
+                  "arithmetic: auto (fp32 on cpu, bf16 on cuda), fp32, or bf16 (on cpu: bf16 "
+                  "weights, states and KV cache; needs AVX512_BF16 or AMX)")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   cmd->add_option("--kv", o->kv, "KV of skipped loops: propagate, recompute or copy")
       ->check(CLI::IsMember({"propagate", "recompute", "copy"}));
   cmd->add_option("--max-batch", o->max_batch, "sequences in flight = rows per engine call")
@@ -151,7 +156,8 @@ void add_serve_bench_command(CLI::App& app) {
       max_seq =
           std::max<int64_t>(max_seq, static_cast<int64_t>(q.prompt.size()) + q.max_new_tokens);
     inference::ServedModel m = inference::load_served_model(
-        o->checkpoint, inference::capacity_for_batch(o->max_batch, max_seq), "none", o->device);
+        o->checkpoint, inference::capacity_for_batch(o->max_batch, max_seq), "none", o->device,
+        o->precision);
     inference::BenchOptions b;
     b.schedulers.clear();
     for (const std::string& s : split(o->schedulers))

@@ -149,8 +149,7 @@ std::vector<Field> model_fields(ModelConfig& m) {
       field("linear_bias", m.linear_bias, "every projection has a bias (neox)")
           .also_called({"bias", "attention_bias"}),
       field("norm_unit_offset", m.norm_unit_offset, "Gemma: RMSNorm scales by (1 + w)"),
-      field("embed_scale", m.embed_scale,
-            "multiplier on the embeddings; 0: sqrt(d_model) (gemma)")
+      field("embed_scale", m.embed_scale, "multiplier on the embeddings; 0: sqrt(d_model) (gemma)")
           .at_least(0)
           .also_called({"embedding_multiplier", "embedding_scale"}),
   };
@@ -172,7 +171,8 @@ std::vector<Field> recursion_fields(RecursionConfig& r) {
              "which block layer serves unrolled position l: cycle l % B (loop after loop), "
              "sequence l / K (each layer K times in a row)")
           .also_called({"strategy", "sharing_strategy", "mode"}),
-      field("per_loop_norms", r.per_loop_norms, "norms (and NeoX biases) per unrolled position instead of tied")
+      field("per_loop_norms", r.per_loop_norms,
+            "norms (and NeoX biases) per unrolled position instead of tied")
           .also_called({"untied_norms"}),
   };
 }
@@ -208,10 +208,12 @@ std::vector<Field> lora_fields(LoraConfig& l) {
   };
   return {
       rank,
-      field("rank_attention", l.rank_attention, "LoRA rank R of q, k, v, o; capped at each projection's min(in, out)")
+      field("rank_attention", l.rank_attention,
+            "LoRA rank R of q, k, v, o; capped at each projection's min(in, out)")
           .at_least(0)
           .also_called({"attention_rank", "rank_attn"}),
-      field("rank_mlp", l.rank_mlp, "LoRA rank R of gate, up, down; capped at each projection's min(in, out)")
+      field("rank_mlp", l.rank_mlp,
+            "LoRA rank R of gate, up, down; capped at each projection's min(in, out)")
           .at_least(0)
           .also_called({"mlp_rank", "rank_ffn"}),
       field("alpha", l.alpha, "LoRA scale is alpha / rank; 0: scale 1")
@@ -317,10 +319,16 @@ std::vector<Field> train_fields(TrainConfig& t) {
              "where the step runs: cpu, or cuda (one GPU per rank; bf16 compute, fp32 master "
              "weights; several ranks average gradients with NCCL)")
           .also_called({"backend"}),
+      choice("precision", t.precision, {"auto", "fp32", "bf16"},
+             "arithmetic of the step: auto (fp32 on cpu, bf16 on cuda), fp32, or bf16 (fp32 "
+             "master weights, gradients and AdamW moments; bf16 activations and compute "
+             "weights; on cpu it needs AVX512_BF16 or AMX)")
+          .also_called({"dtype", "mixed_precision", "compute_dtype"}),
       field("recompute", t.recompute,
             "cuda only: positions whose activations are recomputed in backward instead of "
             "stored: none, all, or unrolled positions such as 0,1,5")
-          .also_called({"activation_checkpointing", "gradient_checkpointing", "recompute_positions"}),
+          .also_called(
+              {"activation_checkpointing", "gradient_checkpointing", "recompute_positions"}),
       field("threads", t.threads, "OpenMP threads per process; 0: all cores")
           .at_least(0)
           .at_most(4096)

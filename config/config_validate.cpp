@@ -61,6 +61,9 @@ void validate_run_config(const RunConfig& config) {
   // train.device: cuda needs a CUDA build, which the trainer checks (the config stays readable
   // anywhere: a GPU run's checkpoint is evaluated on CPUs). The recompute list must name positions.
   parse_recompute(t.recompute, config.model.positions());
+  RRT_CHECK(t.device != "cuda" || t.precision != "fp32", "train.precision",
+            "fp32 on train.device: cuda: the CUDA backend computes in bf16 with fp32 master "
+            "weights only; set train.precision: auto or bf16");
 
   // The model's own checks: families this build cannot run yet, rotary dims, ...
   validate(config.model);

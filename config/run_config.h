@@ -36,6 +36,9 @@ struct TrainConfig {
   uint64_t seed = 1;  // parameter init seed
   std::string run_dir = "runs/default";
   std::string device = "cpu";  // cpu | cuda (one GPU: model/cuda/device_model.h)
+  // auto | fp32 | bf16: auto is fp32 on cpu and bf16 on cuda (its only precision); bf16 on cpu
+  // is the CPU bf16 backend (ops/cpu_bf16/backend.h): fp32 masters, bf16 compute.
+  std::string precision = "auto";
   // Activation recomputation on cuda: none | all | unrolled positions "0,3,5" (0-based). A
   // recomputed position keeps only its input residual and reruns its forward in backward.
   std::string recompute = "none";

@@ -55,7 +55,8 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
 
   const int64_t max_seq = std::max(o.validation ? T : 0, choice_seq);
   std::unique_ptr<ExitModel> model =
-      load_exit_model(checkpoint, cfg.model, N, max_seq, o.chunk, cfg.train.device);
+      load_exit_model(checkpoint, cfg.model, N, max_seq, o.chunk, cfg.train.device,
+                      cfg.train.precision);
   report.device = model->device();
   if (o.validation) {
     ExitEvaluator evaluator(*model, o.thresholds, o.chunk);

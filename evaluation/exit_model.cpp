@@ -2,6 +2,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "core/error.h"
+#include "model/cpu_bf16_model.h"
 #include "model/cuda/device_model.h"
 #include "model/recursive_model.h"
 
@@ -49,6 +50,33 @@ class HostExitModel final : public ExitModel {
   HostExitView view_;
 };
 
+// bf16 on the CPU: the loaded fp32 set is the masters of a CpuBf16Model.
+class CpuBf16ExitModel final : public ExitModel {
+ public:
+  CpuBf16ExitModel(const std::string& checkpoint, const ModelSpec& spec, int64_t N, int64_t T,
+                   int64_t chunk)
+      : masters_(load(checkpoint, spec)),
+        model_(*masters_, spec, ModelCapacity{.max_batch = N, .max_seq = T, .head_chunk = chunk}) {}
+  const ModelSpec& spec() const override { return model_.spec(); }
+  void forward_loop_ends(const int32_t* tokens, int64_t N, int64_t T) override {
+    model_.forward_loop_ends(tokens, N, T);
+  }
+  void exit_logits(int64_t loop, const int32_t* rows, int64_t n, float* out) override {
+    model_.exit_logits_of_rows(loop, rows, n, out);
+  }
+  int64_t chunk() const override { return model_.exit_chunk(); }
+  std::string device() const override { return "cpu-bf16"; }
+
+ private:
+  static std::unique_ptr<ParameterSet> load(const std::string& checkpoint, const ModelSpec& spec) {
+    auto p = std::make_unique<ParameterSet>(spec, ParameterSet::Grads::without);
+    load_checkpoint(checkpoint, *p, nullptr);
+    return p;
+  }
+  std::unique_ptr<ParameterSet> masters_;
+  CpuBf16Model model_;
+};
+
 // The parameters pass through a host set planned for one token (as the CUDA trainer's), then
 // live on the GPU only.
 class CudaExitModel final : public ExitModel {
@@ -82,7 +110,10 @@ std::unique_ptr<ExitModel> exit_model_of(RecursiveModel& model) {
 
 std::unique_ptr<ExitModel> load_exit_model(const std::string& checkpoint, const ModelSpec& spec,
                                            int64_t N, int64_t T, int64_t chunk,
-                                           const std::string& device) {
+                                           const std::string& device,
+                                           const std::string& precision) {
+  if (device == "cpu" && precision == "bf16")
+    return std::make_unique<CpuBf16ExitModel>(checkpoint, spec, N, T, chunk);
   if (device == "cpu") return std::make_unique<HostExitModel>(checkpoint, spec, N, T, chunk);
   RRT_CHECK(device == "cuda", "train.device", "'", device, "' is not a device: cpu or cuda");
   return std::make_unique<CudaExitModel>(checkpoint, spec, N, T, chunk);

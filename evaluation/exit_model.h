@@ -24,18 +24,21 @@ class ExitModel {
   // its N*T rows) into host `out` [n, V] (RecursiveCore::exit_logits).
   virtual void exit_logits(int64_t loop, const int32_t* rows, int64_t n, float* out) = 0;
   virtual int64_t chunk() const = 0;
-  // "cpu" or "cuda": where the model runs (the report says so).
+  // "cpu", "cpu-bf16" or "cuda": where the model runs and in what (the report says so).
   virtual std::string device() const = 0;
 };
 
 // A view of a host model (tests, and callers that built one): it must outlive the view.
 std::unique_ptr<ExitModel> exit_model_of(RecursiveModel& model);
 
-// The checkpoint's parameters in a model of `spec` on `device` ("cpu" or "cuda"; train.device),
-// planned for batches of up to N x T tokens and logits chunks of `chunk` rows. Throws rrt::Error
-// naming train.device when the device is unknown or this build or machine has no such device.
+// The checkpoint's parameters in a model of `spec` on `device` ("cpu" or "cuda"; train.device)
+// in `precision` (train.precision: "bf16" on cpu is the CPU bf16 backend; otherwise the
+// device's own), planned for batches of up to N x T tokens and logits chunks of `chunk` rows.
+// Throws rrt::Error naming train.device (train.precision) when this build or machine has no
+// such device (bf16 arithmetic).
 std::unique_ptr<ExitModel> load_exit_model(const std::string& checkpoint, const ModelSpec& spec,
                                            int64_t N, int64_t T, int64_t chunk,
-                                           const std::string& device);
+                                           const std::string& device,
+                                           const std::string& precision = "auto");
 
 }  // namespace rrt

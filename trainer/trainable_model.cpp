@@ -9,7 +9,9 @@
 #include "distributed/gpu_communicator.h"
 #include "evaluation/evaluate.h"
 #include "evaluation/log_format.h"
+#include "model/cpu_bf16_model.h"
 #include "model/cuda/device_model.h"
+#include "ops/cpu_bf16/gemm.h"
 
 namespace rrt {
 
@@ -73,6 +75,78 @@ class CpuTrainable final : public TrainableModel {
  private:
   int64_t N_, T_;
   RecursiveModel model_;
+};
+
+// The CPU bf16 backend: the host model (planned for one token) holds the fp32 masters and
+// gradients, so AdamW, clipping, the all-reduce and checkpoints are the fp32 path's; the step
+// runs on a CpuBf16Model over them, whose bf16 copy is rewritten after every update.
+class CpuBf16Trainable final : public TrainableModel {
+ public:
+  CpuBf16Trainable(const RunConfig& c, const TrainingLoss& objective)
+      : N_(c.train.micro_batch),
+        T_(c.train.seq_len),
+        teacher_path_(c.distill.teacher),
+        host_(c.model, ModelCapacity{1, 1}, objective),
+        model_(host_.params(), c.model, ModelCapacity{N_, T_}, objective) {}
+
+  RecursiveModel& host() override { return host_; }
+  int64_t teacher_host_batch() const override { return 1; }
+  int64_t teacher_host_seq() const override { return 1; }
+  void set_teacher(RecursiveModel& teacher) override {
+    host_.set_teacher(&teacher);
+    const ModelSpec& ts = teacher.spec();
+    RRT_CHECK(T_ <= ts.model.max_seq_len, "distill.teacher", "the teacher at ", teacher_path_,
+              " serves sequences of at most ", ts.model.max_seq_len,
+              " tokens, but train.seq_len is ", T_, "; shorten train.seq_len");
+    teacher_ = std::make_unique<CpuBf16Model>(
+        teacher.params(), ts, ModelCapacity{.max_batch = N_, .max_seq = T_, .forward_only = true});
+    model_.set_teacher(teacher_.get());
+  }
+  void upload(const AdamW*) override { model_.refresh(); }
+  void sync_to_host(AdamW&) override {}
+  void zero_grads() override { host_.params().zero_grads(); }
+  double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
+                          float weight) override {
+    return model_.forward_backward(tokens, targets, N, T, weight);
+  }
+  const LossBreakdown& last_losses() const override { return model_.last_losses(); }
+  double grad_norm() override { return host_grad_norm(host_.params()); }
+  void scale_grads(float factor) override { scale_host_grads(host_.params(), factor); }
+  void optimizer_step(AdamW& optimizer, double lr) override { optimizer.step(lr); }
+  void parameters_updated() override { model_.refresh(); }
+  double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches, int32_t* inputs,
+                         int32_t* targets) override {
+    val.restore({0, 0});  // as mean_validation_loss: the same tokens every time
+    double sum = 0;
+    for (int64_t b = 0; b < batches; ++b) {
+      val.next_batch(N, inputs, targets);
+      sum += model_.loss(inputs, targets, N, T);
+    }
+    return sum / static_cast<double>(std::max<int64_t>(batches, 1));
+  }
+  std::unique_ptr<GradSync> make_grad_sync(Communicator& world,
+                                           const GradSyncOptions& options) override {
+    auto sync = std::make_unique<GradSync>(world, host_.params().grads_arena(),
+                                           model_.grad_ready_after(), options);
+    model_.set_grad_ready_hook([g = sync.get()](int64_t v) { g->on_ready(v); });
+    return sync;
+  }
+  std::string parallel_backend(Communicator& world) const override { return world.backend(); }
+  std::string describe() const override {
+    return "training in bf16 on the CPU (fp32 masters; GEMMs: " + ops::cpu_bf16::gemm_path() + ")";
+  }
+  double peak_tflops() const override { return 0.0; }
+  std::vector<MemoryPart> extra_host_memory() const override {
+    return {{"bf16 weights", model_.compute_copy_bytes()},
+            {"bf16 activations and scratch", model_.activation_bytes()}};
+  }
+
+ private:
+  int64_t N_, T_;
+  std::string teacher_path_;
+  RecursiveModel host_;
+  CpuBf16Model model_;
+  std::unique_ptr<CpuBf16Model> teacher_;
 };
 
 // The CUDA backend: the step runs on a DeviceModel; the host model (planned for one token) and
@@ -178,6 +252,7 @@ std::unique_ptr<TrainableModel> make_trainable_model(const RunConfig& c, Communi
     RRT_CHECK(c.train.recompute == "none", "train.recompute",
               "activation recomputation exists on train.device: cuda only (the cpu model keeps "
               "every position's activations); set train.recompute: none");
+    if (c.train.precision == "bf16") return std::make_unique<CpuBf16Trainable>(c, objective);
     return std::make_unique<CpuTrainable>(c, objective);
   }
   RRT_CHECK(!c.distributed.zero1 || world.world_size() == 1, "distributed.zero1",

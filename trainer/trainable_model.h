@@ -3,13 +3,17 @@
 //   cpu:  RecursiveModel on the CPU backend, the host AdamW (ZeRO-1 sharded when asked);
 //   cuda: DeviceModel (the same model code on the CUDA backend) with its fused AdamW, on-device
 //         norm and clipping, NCCL between ranks; a host RecursiveModel planned for one token
-//         keeps the weights for initialisation, resume and checkpoints.
+//         keeps the weights for initialisation, resume and checkpoints;
+//   cpu with train.precision: bf16: CpuBf16Model (the same model code on the CPU bf16 backend)
+//         over a host RecursiveModel planned for one token, whose fp32 arenas are the masters
+//         and gradients: the host AdamW, clipping and all-reduce of the fp32 path.
 // The loop (trainer.cpp) calls these and never asks which device it has.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/run_config.h"
 #include "data/loader.h"
@@ -17,6 +21,7 @@
 #include "distributed/grad_sync.h"
 #include "model/optimizer.h"
 #include "model/recursive_model.h"
+#include "trainer/memory_check.h"
 
 namespace rrt {
 
@@ -45,6 +50,8 @@ class TrainableModel {
   virtual double grad_norm() = 0;
   virtual void scale_grads(float factor) = 0;
   virtual void optimizer_step(AdamW& optimizer, double lr) = 0;
+  // After the step's update is complete on this rank (AdamW, and ZeRO-1's parameter gather).
+  virtual void parameters_updated() {}
   // The mean loss of `batches` validation micro-batches from the split's start.
   virtual double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches,
                                  int32_t* inputs, int32_t* targets) = 0;
@@ -58,6 +65,8 @@ class TrainableModel {
   // What the step runs on and its memory, for the log ("" on cpu); the accelerator's peak
   // TFLOP/s where known (0: unknown).
   virtual std::string describe() const = 0;
+  // Host memory the step needs beyond host()'s planned arenas (trainer/memory_check.h).
+  virtual std::vector<MemoryPart> extra_host_memory() const { return {}; }
   virtual double peak_tflops() const = 0;
 };
 

@@ -131,6 +131,7 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     const bool sharded = c.distributed.zero1 && world.world_size() > 1;
     MemoryPlan plan =
         training_memory_plan(host, teacher, sharded ? 1.0 / world.world_size() : 1.0);
+    for (const MemoryPart& part : s.model->extra_host_memory()) plan.parts.push_back(part);
     plan.processes = ranks_on_this_machine(world.world_size());
     check_memory(plan, available_memory(MemorySources::from_environment()),
                  "Lower train.micro_batch (activations grow with micro_batch x seq_len; "
@@ -395,6 +396,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
       span.emplace("zero1.gather_parameters");
       s.zero1->gather_parameters();
     }
+    runner.parameters_updated();
     span.reset();
     test_signal_point("after_step", step, world.rank());
     s.progress.tokens_seen += N * T * accum * ranks;
