@@ -5,11 +5,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "trainer/shutdown.h"
 #include "trainer/sweep/launch.h"
+#include "trainer/sweep/process.h"
 #include "trainer/sweep/run_plot.h"
 #include "trainer/sweep/summary.h"
 #include "trainer/sweep/sweep.h"
@@ -61,6 +64,67 @@ void list_runs(const Sweep& s) {
   }
 }
 
+// The same command again, which resumes the sweep: finished runs are skipped, interrupted ones
+// resume from their newest checkpoint.
+std::string resume_command(const SweepOpts& o) {
+  std::string cmd = "rrt sweep " + shell_quote(o.file);
+  for (const std::string& kv : o.overrides) cmd += " " + shell_quote(kv);
+  if (!o.out.empty()) cmd += " --out " + shell_quote(o.out);
+  cmd += " --launch local";
+  if (o.stop_on_failure) cmd += " --stop-on-failure";
+  return cmd;
+}
+
+// After a stop signal: every run's state (finished, interrupted with its step, not started,
+// failed), how to resume, and exit status 3 (as rrt train's: stopped, resumable).
+[[noreturn]] void report_stop(const Sweep& s, const SweepOpts& o) {
+  std::fflush(stderr);
+  const int signal = stop_signal();
+  std::printf("== sweep %s stopped%s%s; no further run was started\n", s.name.c_str(),
+              signal != 0 ? " by " : " after a run was stopped by a signal",
+              signal != 0 ? signal_name(signal) : "");
+  size_t width = 0;
+  for (const SweepRun& r : s.runs) width = std::max(width, r.name.size());
+  int finished = 0, interrupted = 0, not_started = 0, failed = 0;
+  for (const SweepRun& r : s.runs) {
+    const RunStatus st = read_run_status(r.dir, r.config.train.steps);
+    std::string detail;
+    switch (st.state) {
+      case RunState::finished:
+        ++finished;
+        break;
+      case RunState::interrupted:
+      case RunState::running:  // ours has exited: whatever status.json says, it resumes
+        ++interrupted;
+        detail = "at step " + std::to_string(st.last_step) + "/" +
+                 std::to_string(r.config.train.steps) +
+                 (st.last_step > 0 ? "" : " (no checkpoint)");
+        break;
+      case RunState::not_started:
+        ++not_started;
+        break;
+      case RunState::failed:
+        ++failed;
+        detail = st.error;
+        break;
+    }
+    const std::string state =
+        st.state == RunState::running ? std::string("interrupted") : to_string(st.state);
+    std::printf(
+        "  %-*s %s%s%s\n", static_cast<int>(width), r.name.c_str(), state.c_str(),
+        detail.empty() ? "" : std::string(12 - std::min<size_t>(state.size(), 11), ' ').c_str(),
+        detail.c_str());
+  }
+  std::printf("== %d finished, %d interrupted, %d not started%s\n", finished, interrupted,
+              not_started, failed ? (", " + std::to_string(failed) + " failed").c_str() : "");
+  std::printf(
+      "to resume, rerun the same command (finished runs are skipped, interrupted ones "
+      "resume from their newest checkpoint):\n  %s\n",
+      resume_command(o).c_str());
+  std::fflush(stdout);
+  throw CLI::RuntimeError(kExitStoppedOnSignal);  // main returns 3
+}
+
 // The prerequisite sweeps, depth first, each once; `--launch local` runs them, the other
 // launchers need them finished.
 void run_before(const Sweep& s, const SweepOpts& o, std::set<std::string>& done, int depth) {
@@ -74,6 +138,7 @@ void run_before(const Sweep& s, const SweepOpts& o, std::set<std::string>& done,
     if (o.launch == "local") {
       std::printf("== before %s: sweep %s\n", s.name.c_str(), before.name.c_str());
       const LaunchCounts c = launch_local(before, {self_binary(), !o.stop_on_failure, false});
+      if (c.stopped_on_signal) report_stop(before, o);
       RRT_CHECK(c.failed == 0, file, c.failed,
                 " run(s) of this prerequisite failed; see rrt sweep "
                 "summary ",
@@ -105,11 +170,19 @@ void run_sweep(const SweepOpts& o) {
                 s.runs.size());
     return;
   }
+  // --launch local: a stop signal (Ctrl-C, SIGTERM, SIGUSR1) goes on to the run in training,
+  // which checkpoints; nothing further starts; a second one kills it at once.
+  std::optional<StopSignals> signals;
+  if (o.launch == "local") signals.emplace(StopMode::forward_to_child);
   std::set<std::string> done;
   run_before(s, o, done, 0);
   if (o.launch == "local") {
     std::printf("== sweep %s: %zu runs in %s\n", s.name.c_str(), s.runs.size(), s.out_dir.c_str());
     const LaunchCounts c = launch_local(s, {self_binary(), !o.stop_on_failure, false});
+    if (c.stopped_on_signal) {
+      write_summary(s.out_dir);
+      report_stop(s, o);
+    }
     std::printf("== %d trained, %d finished before, %d failed", c.trained, c.skipped, c.failed);
     if (c.busy) std::printf(", %d running elsewhere", c.busy);
     if (c.stopped) std::printf(", %d stopped early (rerun to resume)", c.stopped);

@@ -347,7 +347,9 @@ std::vector<Field> train_fields(TrainConfig& t) {
       field("memory_check", t.memory_check,
             "refuse to start when the planned memory (parameters, gradients, AdamW moments, "
             "activations, scratch, teacher) exceeds what the process may use: the cgroup limit "
-            "(Slurm --mem) or MemAvailable, whichever is smaller")
+            "(Slurm --mem) or MemAvailable, whichever is smaller; on `train.device: cuda` also "
+            "the device model's planned GPU blocks against the GPU's free memory "
+            "(cudaMemGetInfo), before they are allocated (docs/runs.md, \"Memory\")")
           .also_called({"check_memory"}),
   };
 }

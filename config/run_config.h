@@ -49,7 +49,7 @@ struct TrainConfig {
   // training have passed; 0: no limit. A rerun resumes and gets the budget afresh.
   double time_budget_minutes = 0;
   // Refuse to start when the planned memory exceeds what the process may use (cgroup limit,
-  // MemAvailable; trainer/memory_check.h).
+  // MemAvailable; on cuda also the GPU's free memory; trainer/memory_check.h).
   bool memory_check = true;
 };
 

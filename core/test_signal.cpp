@@ -1,5 +1,7 @@
 #include "core/test_signal.h"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <mutex>
@@ -17,6 +19,7 @@ struct Entry {
   int signal = 0;
   std::string point, value;
   int rank = -1;  // -1: any
+  enum class Target { self, parent, group } target = Target::self;
   bool fired = false;
 };
 
@@ -36,9 +39,14 @@ std::vector<Entry> parse(const char* env) {
     std::stringstream fields(spec);
     for (std::string part; std::getline(fields, part, ':');) parts.push_back(part);
     RRT_CHECK(parts.size() == 3 || parts.size() == 4, "RRT_TEST_SIGNAL", "entry '", spec,
-              "' is not SIGNAL:POINT:VALUE[:RANK]");
+              "' is not SIGNAL:POINT:VALUE[:RANK|parent|group]");
     Entry e{.signal = parse_signal(parts[0], spec), .point = parts[1], .value = parts[2]};
-    if (parts.size() == 4) e.rank = std::stoi(parts[3]);
+    if (parts.size() == 4 && parts[3] == "parent")
+      e.target = Entry::Target::parent;
+    else if (parts.size() == 4 && parts[3] == "group")
+      e.target = Entry::Target::group;
+    else if (parts.size() == 4)
+      e.rank = std::stoi(parts[3]);
     out.push_back(e);
   }
   return out;
@@ -60,6 +68,7 @@ void test_signal_point(std::string_view point, std::string_view value, int rank)
   static std::vector<Entry> entries = parse(hook());
   static std::mutex mutex;
   int signal = 0;
+  Entry::Target target = Entry::Target::self;
   {
     const std::lock_guard<std::mutex> lock(mutex);
     for (Entry& e : entries) {
@@ -67,10 +76,13 @@ void test_signal_point(std::string_view point, std::string_view value, int rank)
       if (e.rank >= 0 && e.rank != rank) continue;
       e.fired = true;
       signal = e.signal;
+      target = e.target;
       break;
     }
   }
-  if (signal != 0) std::raise(signal);
+  if (signal != 0 && target == Entry::Target::self) std::raise(signal);
+  if (signal != 0 && target == Entry::Target::parent) ::kill(::getppid(), signal);
+  if (signal != 0 && target == Entry::Target::group) ::kill(-::getpgid(::getppid()), signal);
   // A second matching entry: a second signal at the same point.
   if (signal != 0) test_signal_point(point, value, rank);
 }

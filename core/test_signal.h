@@ -6,6 +6,10 @@
 //   RRT_TEST_SIGNAL=TERM:after_step:6:1    SIGTERM after step 6's all-reduce, on rank 1 only
 //   RRT_TEST_SIGNAL=TERM:commit:step_00000008.h5
 //                                          SIGTERM while step_00000008.h5 is being written
+//   RRT_TEST_SIGNAL=INT:step:2:parent      SIGINT to the parent process (`rrt sweep --launch
+//                                          local` training this run) in the middle of step 2
+//   RRT_TEST_SIGNAL=INT:step:2:group       SIGINT to the parent's process group, as a
+//                                          terminal's Ctrl-C reaches every process in it
 //
 // Entries are separated by commas, each fires once, in order (two equal entries: a second
 // signal at the same point). Signals: TERM, INT, USR1. Unset (always, outside tests), a point
@@ -18,8 +22,8 @@
 namespace rrt {
 
 // Raises the signal of the first unfired entry matching (point, value) and, when the entry
-// names a rank, this rank (rank -1: the caller does not know its rank; only entries without
-// one match).
+// names a rank, this rank (an entry naming `parent` or `group` sends it there instead) (rank -1:
+// the caller does not know its rank; only entries without one match).
 void test_signal_point(std::string_view point, std::string_view value, int rank = -1);
 // The same with a number for the value (a step), formatted only when the hook is set.
 void test_signal_point(std::string_view point, int64_t value, int rank = -1);

@@ -32,10 +32,11 @@ RecursiveCore<Be>::RecursiveCore(Be& backend, const ModelSpec& spec, const Param
   any_recompute_ =
       std::find(cap_.recompute.begin(), cap_.recompute.end(), true) != cap_.recompute.end();
   cap_.head_chunk = std::clamp<int64_t>(cap_.head_chunk, 1, M_);
-  be_.prepare({{cap_.max_batch, cap_.max_seq, m.n_heads, m.n_kv_heads, m.dh()},
-               m.rot_dim(),
-               m.rope_theta,
-               !cap_.forward_only});
+  if (!cap_.measure_only)
+    be_.prepare({{cap_.max_batch, cap_.max_seq, m.n_heads, m.n_kv_heads, m.dh()},
+                 m.rot_dim(),
+                 m.rope_theta,
+                 !cap_.forward_only});
   plan_exits();
   // One head workspace for the plain CE and the exit loss: chunk x V blocks, never M x V.
   head_ws_bytes_ = be_.lm_head_workspace_bytes(m.vocab, cap_.head_chunk);
@@ -44,15 +45,17 @@ RecursiveCore<Be>::RecursiveCore(Be& backend, const ModelSpec& spec, const Param
         head_ws_bytes_, be_.exit_loss_workspace_bytes(
                             m.vocab, cap_.head_chunk, static_cast<int64_t>(exit_resid_.size()),
                             loss_.teacher, loss_.self_distill, spec_.exit_head.lora_rank));
+  // Both blocks are measured before either is allocated (measure_only stops there).
   Carver measure;
   carve_activations(measure);
   activation_bytes_ = static_cast<int64_t>(measure.used);
-  activation_block_ = be_.allocate(measure.used, "activations");
-  Carver c{static_cast<char*>(activation_block_.get())};
-  carve_activations(c);
   Carver measure_scratch;
   carve_scratch(measure_scratch);
   scratch_bytes_ = static_cast<int64_t>(measure_scratch.used);
+  if (cap_.measure_only) return;
+  activation_block_ = be_.allocate(measure.used, "activations");
+  Carver c{static_cast<char*>(activation_block_.get())};
+  carve_activations(c);
   scratch_block_ = be_.allocate(measure_scratch.used, "backward scratch and head workspace");
   Carver s{static_cast<char*>(scratch_block_.get())};
   carve_scratch(s);

@@ -210,6 +210,26 @@ void check_memory(const MemoryPlan& needed, const MemoryLimit& limit, const std:
            " (train.memory_check=false skips this check)");
 }
 
+std::string device_memory_refusal(const MemoryPlan& needed, const DeviceMemoryInfo& gpu,
+                                  const std::string& device_name, const std::string& hint) {
+  if (gpu.free_bytes < 0 || needed.total() <= gpu.free_bytes) return "";
+  std::string where = "GPU " + std::to_string(gpu.device);
+  if (!device_name.empty()) where += " (" + device_name + ")";
+  std::string total;
+  if (gpu.total_bytes >= 0) total = " of its " + format_bytes(gpu.total_bytes);
+  return "train.device cuda: this run needs about " + format_bytes(needed.total()) +
+         " of GPU memory (" + needed.describe() + ") but " + where + " has only " +
+         format_bytes(gpu.free_bytes) + total +
+         " free; the allocation would fail part-way (nvidia-smi shows what else holds it). " +
+         hint + " (train.memory_check=false skips this check)";
+}
+
+void check_device_memory(const MemoryPlan& needed, const DeviceMemoryInfo& gpu,
+                         const std::string& device_name, const std::string& hint) {
+  const std::string refusal = device_memory_refusal(needed, gpu, device_name, hint);
+  RRT_CHECK(refusal.empty(), "memory", refusal);
+}
+
 int64_t peak_rss_bytes(const std::string& proc) {
   return read_kib_field(fs::path(proc) / "self" / "status", "VmHWM");
 }

@@ -8,11 +8,16 @@
 // plan exists before the memory does.
 //
 // The paths are injectable (MemorySources), so tests run against a fake /proc and cgroup tree.
+//
+// On train.device: cuda the same is done for the GPU (check_device_memory): the device model's
+// planned bytes against cudaMemGetInfo's free memory, before any of them is allocated.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "core/device.h"
 
 namespace rrt {
 
@@ -63,6 +68,18 @@ MemoryLimit available_memory(const MemorySources& sources = {});
 // The check itself: throws rrt::Error (where "memory") when `needed` exceeds limit.bytes, naming
 // both numbers, the plan's parts and `hint` (what the user can change). Unknown limits pass.
 void check_memory(const MemoryPlan& needed, const MemoryLimit& limit, const std::string& hint);
+
+// The GPU check of train.device: cuda, before the device model allocates: `needed` (the device
+// model's planned parameter, gradient and moment block and its activation and scratch blocks,
+// DeviceModelOptions::before_allocation) against what is free on the GPU now (`gpu`,
+// cuda_memory_info()). Returns "" when it fits or the free memory is unknown, else the refusal:
+// both numbers, the GPU (`device_name`), the plan's parts and `hint`. Pure: no CUDA call, so the
+// comparison and the message are tested on the CPU.
+std::string device_memory_refusal(const MemoryPlan& needed, const DeviceMemoryInfo& gpu,
+                                  const std::string& device_name, const std::string& hint);
+// Throws rrt::Error (where "memory") with device_memory_refusal's message, if any.
+void check_device_memory(const MemoryPlan& needed, const DeviceMemoryInfo& gpu,
+                         const std::string& device_name, const std::string& hint);
 
 // The process's resident-set high-water mark (VmHWM of <proc>/self/status); -1 if unknown.
 int64_t peak_rss_bytes(const std::string& proc = "/proc");

@@ -7,7 +7,17 @@
 // writes one line with write(2). The training loop reads it once per step and, under MPI,
 // all-reduces it with the step's loss, so every rank stops after the same step even when the
 // signal reached only some of them, or reached them during different steps.
+//
+// A process that runs `rrt train` as its child (`rrt sweep --launch local`) installs them with
+// StopMode::forward_to_child: the first signal is passed on to the running child (its own
+// handler finishes the step and checkpoints) and recorded, so that nothing further is launched;
+// a second one kills the child with SIGKILL and exits 128 + its number. run_process
+// (trainer/sweep/process.h) registers the child and puts it in a process group of its own, so
+// that a terminal's Ctrl-C, which reaches the whole foreground group, reaches it once, through
+// the parent, and not twice (which would mean "exit at once, without a checkpoint").
 #pragma once
+
+#include <csignal>
 
 namespace rrt {
 
@@ -18,11 +28,16 @@ class Communicator;
 // exits at once with 128 + its number, as a shell reports a process killed by it.)
 inline constexpr int kExitStoppedOnSignal = 3;
 
+enum class StopMode {
+  finish_step,       // rrt train: finish the step, checkpoint, exit 3
+  forward_to_child,  // a launcher of rrt train: pass the signal on to the child, launch no more
+};
+
 // Handles SIGTERM, SIGINT and SIGUSR1 for its lifetime (restoring the previous handlers after);
 // one at a time. Constructing it forgets any signal received before.
 class StopSignals {
  public:
-  StopSignals();
+  explicit StopSignals(StopMode mode = StopMode::finish_step);
   ~StopSignals();
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
@@ -35,5 +50,27 @@ int stop_signal();
 bool any_rank_stopping(Communicator& world);
 // "SIGTERM", "SIGINT", "SIGUSR1", or "signal N".
 const char* signal_name(int signal);
+
+// Whether a StopSignals(StopMode::forward_to_child) lives.
+bool stop_signals_forwarded();
+// forward_to_child: the child that receives the signals (0: none). Set it and clear it with the
+// stop signals blocked (BlockStopSignals), so that a signal is forwarded exactly once, and never
+// to a pid already reaped (and maybe reused).
+void set_stop_child(int pid);
+
+// Blocks SIGTERM, SIGINT and SIGUSR1 in this thread for its lifetime; a signal that came
+// meanwhile is handled when it ends. old_mask() is the mask before (for a forked child to
+// restore before exec).
+class BlockStopSignals {
+ public:
+  BlockStopSignals();
+  ~BlockStopSignals();
+  BlockStopSignals(const BlockStopSignals&) = delete;
+  BlockStopSignals& operator=(const BlockStopSignals&) = delete;
+  const sigset_t& old_mask() const { return old_; }
+
+ private:
+  sigset_t old_;
+};
 
 }  // namespace rrt

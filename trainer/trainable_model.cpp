@@ -12,6 +12,7 @@
 #include "model/cpu_bf16_model.h"
 #include "model/cuda/device_model.h"
 #include "ops/cpu_bf16/gemm.h"
+#include "trainer/memory_check.h"
 
 namespace rrt {
 
@@ -149,6 +150,19 @@ class CpuBf16Trainable final : public TrainableModel {
   std::unique_ptr<CpuBf16Model> teacher_;
 };
 
+// train.memory_check on cuda: a DeviceModel's planned blocks against the GPU's free memory,
+// called by the model after planning and before allocating (DeviceModelOptions).
+std::function<void(int64_t, int64_t)> gpu_memory_check(const RunConfig& c, std::string params,
+                                                       std::string activations, std::string hint) {
+  if (!c.train.memory_check) return {};
+  return [params, activations, hint](int64_t param_bytes, int64_t activation_bytes) {
+    MemoryPlan plan;
+    plan.parts = {{params, param_bytes}, {activations, activation_bytes}};
+    const DeviceMemoryInfo gpu = cuda_memory_info();
+    check_device_memory(plan, gpu, gpu.device >= 0 ? cuda_device_name(gpu.device) : "", hint);
+  };
+}
+
 // The CUDA backend: the step runs on a DeviceModel; the host model (planned for one token) and
 // the host AdamW hold the copies that initialisation, resume and checkpoints use.
 class CudaTrainable final : public TrainableModel {
@@ -164,8 +178,18 @@ class CudaTrainable final : public TrainableModel {
                 DeviceModelOptions{
                     .max_batch = N_,
                     .max_seq = T_,
-                    .recompute = parse_recompute(c.train.recompute, c.model.positions())},
-                objective) {}
+                    .recompute = parse_recompute(c.train.recompute, c.model.positions()),
+                    .before_allocation = gpu_memory_check(
+                        c, "parameters, gradients and AdamW moments", "activations and scratch",
+                        "Lower train.micro_batch (activations grow with micro_batch x seq_len; "
+                        "train.grad_accum keeps the batch), shorten train.seq_len, or recompute "
+                        "activations in backward (train.recompute: all, or a list of positions)")},
+                objective),
+        teacher_check_(gpu_memory_check(
+            c, "distillation teacher's bf16 weights", "teacher's activations",
+            "The model being trained already holds its share. Lower train.micro_batch or "
+            "train.seq_len (the teacher's activations grow with them too), recompute the "
+            "student's activations (train.recompute: all), or distil from a smaller teacher")) {}
 
   RecursiveModel& host() override { return host_; }
   int64_t teacher_host_batch() const override { return 1; }
@@ -176,9 +200,12 @@ class CudaTrainable final : public TrainableModel {
     RRT_CHECK(T_ <= ts.model.max_seq_len, "distill.teacher", "the teacher at ", teacher_path_,
               " serves sequences of at most ", ts.model.max_seq_len,
               " tokens, but train.seq_len is ", T_, "; shorten train.seq_len");
-    teacher_ = std::make_unique<DeviceModel>(
-        ts,
-        DeviceModelOptions{.max_batch = N_, .max_seq = T_, .recompute = {}, .forward_only = true});
+    teacher_ =
+        std::make_unique<DeviceModel>(ts, DeviceModelOptions{.max_batch = N_,
+                                                             .max_seq = T_,
+                                                             .recompute = {},
+                                                             .forward_only = true,
+                                                             .before_allocation = teacher_check_});
     teacher_->upload(teacher.params());
     device_.set_teacher(teacher_.get());
   }
@@ -241,6 +268,7 @@ class CudaTrainable final : public TrainableModel {
   RecursiveModel host_;
   std::unique_ptr<Communicator> gpu_comm_;  // before the models: GradSync and NCCL outlive none
   DeviceModel device_;
+  std::function<void(int64_t, int64_t)> teacher_check_;  // the teacher's GPU memory check
   std::unique_ptr<DeviceModel> teacher_;
 };
 

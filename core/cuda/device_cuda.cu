@@ -14,6 +14,21 @@ int cuda_device_count() {
   return count;
 }
 
+DeviceMemoryInfo cuda_memory_info() {
+  DeviceMemoryInfo info;
+  int device = 0;
+  size_t free_bytes = 0, total_bytes = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+    cudaGetLastError();  // unknown, not an error: the caller's check lets the run go
+    return info;
+  }
+  info.device = device;
+  info.free_bytes = static_cast<int64_t>(free_bytes);
+  info.total_bytes = static_cast<int64_t>(total_bytes);
+  return info;
+}
+
 std::string cuda_device_name(int index) {
   cudaDeviceProp prop{};
   cudaError_t err = cudaGetDeviceProperties(&prop, index);

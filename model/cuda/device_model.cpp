@@ -18,10 +18,11 @@ template class RecursiveCore<CudaBackend>;
 
 using device_model_detail::kWhere;
 
-void DeviceModel::Impl::plan_parameters() {
+void DeviceModel::Impl::plan_parameters(bool measure_only) {
   // The host ParameterSet's arena, planned but not allocated: the same offsets, so upload and
   // download are single copies of the whole arena.
   Arena layout("device params");
+  offset.clear();  // planned twice when measured first
   for (const auto& p : registry.params()) layout.plan(p.name, p.shape);
   for (int i = 0; i < layout.size(); ++i)
     offset.push_back(layout.offset_bytes(i) / static_cast<int64_t>(sizeof(float)));
@@ -39,6 +40,7 @@ void DeviceModel::Impl::plan_parameters() {
   BufferCarver<CudaBackend::kAlign> measure;
   carve(measure);
   param_bytes = measure.used;
+  if (measure_only) return;
   param_block = backend.allocate(param_bytes, "parameters, gradients and AdamW moments");
   BufferCarver<CudaBackend::kAlign> c{static_cast<char*>(param_block.get())};
   carve(c);
@@ -73,13 +75,22 @@ DeviceModel::DeviceModel(const ModelSpec& spec, const DeviceModelOptions& option
   ops::cuda::check_attention_shape(
       {s.opt.max_batch, s.opt.max_seq, m.n_heads, m.n_kv_heads, m.dh()},
       /*backward=*/!s.opt.forward_only);
-  s.plan_parameters();
   CoreCapacity cap;
   cap.max_batch = s.opt.max_batch;
   cap.max_seq = s.opt.max_seq;
   cap.head_chunk = s.opt.head_chunk;
   cap.forward_only = s.opt.forward_only;
   cap.recompute = s.opt.recompute;
+  if (s.opt.before_allocation) {
+    // Every block planned, none allocated: the caller may refuse (the trainer's GPU check).
+    s.plan_parameters(/*measure_only=*/true);
+    CoreCapacity plan = cap;
+    plan.measure_only = true;
+    const RecursiveCore<CudaBackend> planned(s.backend, s.spec, s.registry, {}, plan, loss);
+    s.opt.before_allocation(static_cast<int64_t>(s.param_bytes),
+                            planned.activation_bytes() + planned.scratch_bytes());
+  }
+  s.plan_parameters(/*measure_only=*/false);
   const ParameterBinding<CudaBackend> binding{
       [&s](int i) -> const ops::cuda::bf16* { return s.compute + s.offset[i]; },
       [&s](int i) -> float* { return s.grad_of(i); }};

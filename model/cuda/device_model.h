@@ -49,6 +49,10 @@ struct DeviceModelOptions {
   // bf16 compute weights only (no masters, gradients or moments), two residual buffers in turn
   // and one layer stash; upload() is its only way in. It takes no TrainingLoss.
   bool forward_only = false;
+  // Called once every device block is planned and before any is allocated, with what
+  // parameter_bytes() and activation_bytes() will report; it may throw to refuse (the trainer's
+  // GPU memory check, trainer/memory_check.h). Unset: no extra planning.
+  std::function<void(int64_t parameter_bytes, int64_t activation_bytes)> before_allocation;
 };
 
 // train.recompute's value for L positions: "none", "all", or positions "0,3,5" (0-based).
@@ -66,7 +70,8 @@ bool device_model_compiled();
 class DeviceModel {
  public:
   // Plans and allocates every device buffer (throws rrt::Error if the GPU memory does not
-  // suffice, with the sizes). Parameters start as zeros: call upload().
+  // suffice, with the sizes; options.before_allocation can refuse first). Parameters start as
+  // zeros: call upload().
   DeviceModel(const ModelSpec& spec, const DeviceModelOptions& options,
               const TrainingLoss& loss = {});
   ~DeviceModel();

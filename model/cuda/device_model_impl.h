@@ -43,7 +43,9 @@ struct DeviceModel::Impl {
   float* grad_of(int i) const {
     return grad != nullptr && registry[i].trainable ? grad + offset[i] : nullptr;
   }
-  void plan_parameters();
+  // The parameter block's layout and size (param_bytes); allocated and carved unless
+  // measure_only.
+  void plan_parameters(bool measure_only);
 };
 
 }  // namespace rrt

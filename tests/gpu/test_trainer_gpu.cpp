@@ -16,6 +16,7 @@
 #include "config/config_io.h"
 #include "core/error.h"
 #include "evaluation/evaluate.h"
+#include "model/cuda/device_model.h"
 #include "tests/gpu/gpu_test.h"
 #include "tests/text_shards.h"
 #include "trainer/trainer.h"
@@ -168,6 +169,53 @@ TEST(TrainerGpu, RecomputeIsRefusedOnTheCpuAndCheckedOnTheGpu) {
     ADD_FAILURE() << "an unknown position was accepted";
   } catch (const Error& e) {
     EXPECT_EQ(e.where(), "train.recompute") << e.what();
+  }
+}
+
+// The GPU memory check (train.memory_check, trainer/memory_check.h): the device model reports
+// its plan before allocating, and exactly what it then holds; a run whose plan exceeds the GPU's
+// free memory is refused with both numbers and the hint before a byte of it is allocated, and
+// with the check off the allocation itself fails (the device model's own message).
+TEST(TrainerGpu, AnOversizedRunIsRefusedBeforeTheGpuAllocates) {
+  RRT_REQUIRE_GPU();
+  const RunConfig c = small_run(fresh("gpu_memory").string(), "cuda");
+  int64_t planned_params = -1, planned_activations = -1;
+  DeviceModelOptions o{.max_batch = 3, .max_seq = 32};
+  o.before_allocation = [&](int64_t p, int64_t a) {
+    planned_params = p;
+    planned_activations = a;
+  };
+  {
+    const DeviceModel model(c.model, o);
+    EXPECT_EQ(planned_params, model.parameter_bytes());
+    EXPECT_EQ(planned_activations, model.activation_bytes());
+    EXPECT_GT(planned_activations, 0);
+  }
+
+  RunConfig big = c;
+  big.train.micro_batch = int64_t{1} << 21;  // 64M tokens a micro-batch: far beyond any GPU
+  big.train.grad_accum = 1;
+  const DeviceMemoryInfo before = cuda_memory_info();
+  ASSERT_GT(before.free_bytes, 0);
+  try {
+    Trainer t(big);
+    ADD_FAILURE() << "a plan larger than the GPU was accepted";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(e.where(), "memory") << what;
+    EXPECT_NE(what.find("of GPU memory"), std::string::npos) << what;
+    EXPECT_NE(what.find("activations and scratch"), std::string::npos) << what;
+    EXPECT_NE(what.find("train.recompute"), std::string::npos) << what;
+    EXPECT_NE(what.find("GPU " + std::to_string(before.device)), std::string::npos) << what;
+  }
+  // Nothing of the refused plan stays allocated (a few MiB of handles may come and go).
+  EXPECT_GT(cuda_memory_info().free_bytes, before.free_bytes - (int64_t{256} << 20));
+  big.train.memory_check = false;
+  try {
+    Trainer t(big);
+    ADD_FAILURE() << "a plan larger than the GPU was allocated";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.where(), "DeviceModel") << e.what();
   }
 }
 

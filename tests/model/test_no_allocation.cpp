@@ -4,11 +4,15 @@
 // open; OpenBLAS's internal job descriptors are counted apart and reported.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "core/arena.h"
 #include "model/optimizer.h"
+#include "model/recursive_core.h"
 #include "model/recursive_model.h"
+#include "ops/cpu/backend.h"
 #include "tests/allocation_counter.h"
 
 namespace rrt {
@@ -21,8 +25,8 @@ class NoAllocation : public ::testing::TestWithParam<Family> {};
 TEST_P(NoAllocation, TrainingStepsTwoToFive) {
   g_heap_allocs = 0;
   ModelSpec spec;
-  spec.model = {.vocab = 301, .d_model = 48, .n_heads = 6, .n_kv_heads = 2, .ffn = 80,
-                .max_seq_len = 70};
+  spec.model = {
+      .vocab = 301, .d_model = 48, .n_heads = 6, .n_kv_heads = 2, .ffn = 80, .max_seq_len = 70};
   apply_family_defaults(spec.model, GetParam());
   spec.recursion = {.block_layers = 2, .loops = 3};
   spec.lora = {.rank_attention = 4, .rank_mlp = 3};
@@ -67,12 +71,12 @@ TEST_P(NoAllocation, TrainingStepsTwoToFive) {
 TEST(NoAllocationDistill, ExitsTeacherAndFreezing) {
   g_heap_allocs = 0;
   ModelSpec spec, teacher_spec;
-  spec.model = {.vocab = 301, .d_model = 48, .n_heads = 6, .n_kv_heads = 2, .ffn = 80,
-                .max_seq_len = 70};
+  spec.model = {
+      .vocab = 301, .d_model = 48, .n_heads = 6, .n_kv_heads = 2, .ffn = 80, .max_seq_len = 70};
   spec.recursion = {.block_layers = 2, .loops = 3};
   spec.lora = {.rank_attention = 4, .rank_mlp = 3};
-  teacher_spec.model = {.vocab = 301, .d_model = 64, .n_heads = 4, .n_kv_heads = 4, .ffn = 96,
-                        .max_seq_len = 70};
+  teacher_spec.model = {
+      .vocab = 301, .d_model = 64, .n_heads = 4, .n_kv_heads = 4, .ffn = 96, .max_seq_len = 70};
   teacher_spec.recursion = {.block_layers = 4, .loops = 1};
   const int64_t N = 3, T = 70;
   RecursiveModel teacher(teacher_spec, {.max_batch = N, .max_seq = T, .forward_only = true});
@@ -109,6 +113,66 @@ TEST(NoAllocationDistill, ExitsTeacherAndFreezing) {
   EXPECT_EQ(Arena::alloc_count(), arenas_before);
   EXPECT_EQ(g_heap_allocs.load(), 0) << "heap allocations inside steps 2..5";
   EXPECT_LT(last, first);
+}
+
+// The process's virtual size (VmSize of /proc/self/status), in bytes; -1 if unknown.
+int64_t virtual_bytes() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmSize:", 0) == 0) return std::stoll(line.substr(7)) * 1024;
+  return -1;
+}
+
+// A measure-only core (CoreCapacity::measure_only, what DeviceModel builds for the trainer's GPU
+// memory check) plans exactly the blocks the real core allocates, and allocates none of them:
+// a plan of over 32 GiB leaves the process's virtual size as it was.
+TEST(MeasureOnlyCore, PlansTheBlocksAndAllocatesNothing) {
+  ModelSpec spec;
+  spec.model = {
+      .vocab = 301, .d_model = 48, .n_heads = 6, .n_kv_heads = 2, .ffn = 80, .max_seq_len = 70};
+  spec.recursion = {.block_layers = 2, .loops = 3};
+  spec.lora = {.rank_attention = 4, .rank_mlp = 3};
+  TrainingLoss exits;
+  exits.exit_loops = {1, 2, 3};
+  exits.exit_weights = {0.1, 0.1, 1.0};
+  exits.self_distill = true;
+  struct Case {
+    TrainingLoss loss;
+    bool forward_only;
+  };
+  for (const Case& c : {Case{{}, false}, Case{exits, false}, Case{{}, true}}) {
+    const ModelCapacity capacity{
+        .max_batch = 3, .max_seq = 70, .head_chunk = 64, .forward_only = c.forward_only};
+    const RecursiveModel model(spec, capacity, c.loss);
+    CpuBackend backend(1);
+    const ParamRegistry registry(spec);
+    CoreCapacity plan{.max_batch = 3,
+                      .max_seq = 70,
+                      .head_chunk = 64,
+                      .forward_only = c.forward_only,
+                      .recompute = {},
+                      .measure_only = true};
+    const RecursiveCore<CpuBackend> measured(backend, spec, registry, {}, plan, c.loss);
+    EXPECT_EQ(measured.activation_bytes(), model.activation_bytes()) << c.forward_only;
+    EXPECT_EQ(measured.scratch_bytes(), model.scratch_bytes()) << c.forward_only;
+    EXPECT_GT(measured.activation_bytes(), 0);
+  }
+  spec.model.max_seq_len = 4096;
+  const int64_t before = virtual_bytes();
+  CpuBackend backend(1);
+  const ParamRegistry registry(spec);
+  const RecursiveCore<CpuBackend> huge(backend, spec, registry, {},
+                                       {.max_batch = 1024,
+                                        .max_seq = 4096,
+                                        .head_chunk = 64,
+                                        .forward_only = false,
+                                        .recompute = {},
+                                        .measure_only = true},
+                                       {});
+  const int64_t after = virtual_bytes();
+  EXPECT_GT(huge.activation_bytes(), int64_t{32} << 30);
+  ASSERT_GT(before, 0);
+  EXPECT_LT(after - before, int64_t{1} << 30) << "the measure-only core allocated its plan";
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, NoAllocation,

@@ -253,6 +253,38 @@ TEST(MemoryCheck, RefusesWithBothNumbersAndTheHint) {
   check_memory(plan, limit, "");  // fits exactly
 }
 
+// train.device: cuda: the device model's planned blocks against the GPU's free memory. A pure
+// function, so the comparison and the message are tested without a GPU.
+TEST(MemoryCheck, GpuPlanAgainstFreeDeviceMemory) {
+  MemoryPlan plan;
+  plan.parts = {{"parameters, gradients and AdamW moments", 12 * kGiB},
+                {"activations and scratch", 70 * kGiB}};
+  DeviceMemoryInfo gpu{.device = 1, .free_bytes = 78 * kGiB, .total_bytes = 80 * kGiB};
+  const std::string hint = "Lower train.micro_batch or set train.recompute: all.";
+  const std::string e = device_memory_refusal(plan, gpu, "NVIDIA H100 80GB HBM3", hint);
+  EXPECT_NE(e.find("82.00 GiB"), std::string::npos) << e;  // needed
+  EXPECT_NE(e.find("78.00 GiB"), std::string::npos) << e;  // free
+  EXPECT_NE(e.find("80.00 GiB"), std::string::npos) << e;  // total
+  EXPECT_NE(e.find("GPU 1 (NVIDIA H100 80GB HBM3)"), std::string::npos) << e;
+  EXPECT_NE(e.find("activations and scratch 70.00 GiB"), std::string::npos) << e;
+  EXPECT_NE(e.find(hint), std::string::npos) << e;
+  EXPECT_NE(e.find("train.memory_check=false"), std::string::npos) << e;
+  std::string where;
+  const std::string thrown =
+      error_of([&] { check_device_memory(plan, gpu, "NVIDIA H100 80GB HBM3", hint); }, &where);
+  EXPECT_EQ(where, "memory");
+  EXPECT_NE(thrown.find("82.00 GiB"), std::string::npos) << thrown;
+
+  gpu.free_bytes = 82 * kGiB;  // fits exactly
+  EXPECT_EQ(device_memory_refusal(plan, gpu, "", hint), "");
+  check_device_memory(plan, gpu, "", hint);
+  gpu.free_bytes = 82 * kGiB - 1;  // one byte short
+  EXPECT_NE(device_memory_refusal(plan, gpu, "", hint), "");
+  // Unknown free memory (no CUDA, a failed query): the run goes ahead; the stub says unknown.
+  EXPECT_EQ(device_memory_refusal(plan, DeviceMemoryInfo{}, "", hint), "");
+  EXPECT_EQ(cuda_compiled() ? 0 : cuda_memory_info().free_bytes, cuda_compiled() ? 0 : -1);
+}
+
 // Ranks on one machine share its memory: the launcher says how many there are.
 TEST(MemoryCheck, RanksOnThisMachine) {
   const char* vars[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS",

@@ -199,6 +199,10 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
   };
   for (size_t i = 0; i < n; ++i) {
     const SweepRun& run = sweep.runs[i];
+    if (stop_signal() != 0) {  // came during a conversion, an evaluation, between runs
+      counts.stopped_on_signal = true;
+      break;
+    }
     if (run_finished(run)) {
       evaluate_exits(run, o.quiet);  // runs trained elsewhere (Slurm) or before eval.json
       ++counts.skipped;
@@ -296,28 +300,41 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
       if (!o.keep_going) break;
       continue;
     }
+    if (!r.started) {  // a stop signal came before the launch: nothing of this run changed
+      counts.stopped_on_signal = true;
+      break;
+    }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // Our own stop signal, passed on to the run: whatever way it ended short of its final
+    // checkpoint (3 after a checkpoint; killed by the signal before its handlers were in place)
+    // it is resumable, not failed.
+    const bool asked_to_stop = stop_signal() != 0;
     if (r.exit_code == 0 && run_finished(run)) {
       ++counts.trained;
       status["status"] = "finished";
       status["seconds"] = seconds;
       write_status(run.dir, status);
-      evaluate_exits(run, o.quiet);
       say("[%zu/%zu] %s: finished in %.1f s\n", i + 1, n, run.name.c_str(), seconds);
+      if (asked_to_stop) {  // the evaluation waits for the next launch
+        counts.stopped_on_signal = true;
+        break;
+      }
+      evaluate_exits(run, o.quiet);
       continue;
     }
     // A clean stop before train.steps, resumable: a time budget (0), or a signal (3), after
     // which the sweep stops too: someone asked rrt to stop.
-    if (r.exit_code == 0 || r.exit_code == kExitStoppedOnSignal) {
+    if (r.exit_code == 0 || r.exit_code == kExitStoppedOnSignal ||
+        (asked_to_stop && (r.signal != 0 || r.exit_code > 128))) {
       ++counts.stopped;
       status["status"] = "stopped";
       status["seconds"] = seconds;
       write_status(run.dir, status);
       say("[%zu/%zu] %s: stopped before its final step%s; the next launch resumes it\n", i + 1, n,
-          run.name.c_str(), r.exit_code == 0 ? "" : " on a signal");
-      if (r.exit_code == 0) continue;
-      say("sweep: stopping after a signal; launching again resumes where it stopped\n");
+          run.name.c_str(), r.exit_code == 0 && !asked_to_stop ? "" : " on a signal");
+      if (r.exit_code == 0 && !asked_to_stop) continue;
+      counts.stopped_on_signal = true;
       break;
     }
     std::string error = last_error_line(log, log_start);
@@ -326,6 +343,10 @@ LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& o) {
                              (r.signal == SIGKILL ? " (out of memory?)" : "")
                        : "exit code " + std::to_string(r.exit_code);
     fail(error, r.exit_code);
+    if (asked_to_stop) {
+      counts.stopped_on_signal = true;
+      break;
+    }
     if (!o.keep_going) break;
   }
   return counts;

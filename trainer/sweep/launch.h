@@ -53,12 +53,20 @@ struct LaunchCounts {
   int failed = 0;
   int busy = 0;     // status.json says another launch is training it (its process is alive)
   int stopped = 0;  // rrt train ended cleanly before train.steps (a time budget, a signal)
+  // A stop signal ended the launch (trainer/shutdown.h): the sweep's own (passed on to the run
+  // in training; stop_signal() is its number), or one that reached a run directly (it exited
+  // 3). Nothing was launched after it.
+  bool stopped_on_signal = false;
 };
 
 // Trains every unfinished run in order: converts its starting weights if needed (prepare_run),
 // then runs `rrt train <dir>/config.yaml` as a child process (resuming from its newest
 // checkpoint), recording status.json and train.log. Finished runs are not touched, nor runs
 // that another launch is training (status.json running, its process alive or on another host).
+// With StopSignals(StopMode::forward_to_child) alive (rrt sweep does that), a stop signal is
+// passed on to the run in training, which checkpoints and exits 3; the run is recorded as
+// stopped and no further run starts (stopped_on_signal). A signal between runs (a conversion,
+// an evaluation) starts nothing more.
 LaunchCounts launch_local(const Sweep& sweep, const LocalLaunch& options);
 
 // One line per unfinished run: `RRT=<rrt> <launch>/mpirun.sh RANKS <dir>/config.yaml`.

@@ -5,10 +5,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "core/error.h"
+#include "trainer/shutdown.h"
 
 namespace rrt {
 
@@ -43,8 +46,38 @@ ProcessResult run_process(const std::vector<std::string>& argv,
   int exec_error[2];
   RRT_CHECK(::pipe2(exec_error, O_CLOEXEC) == 0, "process", "pipe: ", std::strerror(errno));
 
+  // Forwarding: the stop signals stay blocked from before the check to after the child is
+  // registered, so one that comes meanwhile is either seen here (nothing starts) or handled,
+  // and forwarded, once the child exists.
+  const bool forward = stop_signals_forwarded();
+  std::optional<BlockStopSignals> blocked;
+  if (forward) blocked.emplace();
+  if (forward && stop_signal() != 0) {
+    ::close(exec_error[0]);
+    ::close(exec_error[1]);
+    if (pipe_fds[0] >= 0) ::close(pipe_fds[0]);
+    ::close(out_fd);
+    ProcessResult r;
+    r.started = false;
+    return r;
+  }
   const pid_t pid = ::fork();
   if (pid == 0) {
+    if (forward) {
+      // Out of the terminal's foreground group: a Ctrl-C reaches the child through the parent
+      // only. A stop signal pending here (sent to the group before setpgid) is dropped by
+      // ignoring it (the parent forwards its own copy); the defaults come back for exec.
+      ::setpgid(0, 0);
+      struct sigaction ignore {
+      }, fallback{};
+      ignore.sa_handler = SIG_IGN;
+      fallback.sa_handler = SIG_DFL;
+      for (int s : {SIGTERM, SIGINT, SIGUSR1}) {
+        ::sigaction(s, &ignore, nullptr);
+        ::sigaction(s, &fallback, nullptr);
+      }
+      ::pthread_sigmask(SIG_SETMASK, &blocked->old_mask(), nullptr);
+    }
     ::dup2(out_fd, STDOUT_FILENO);
     ::dup2(out_fd, STDERR_FILENO);
     ::execvpe(args[0], args.data(), envp.data());
@@ -52,6 +85,11 @@ ProcessResult run_process(const std::vector<std::string>& argv,
     [[maybe_unused]] auto n = ::write(exec_error[1], &err, sizeof err);
     ::_exit(127);
   }
+  if (forward && pid > 0) {
+    ::setpgid(pid, pid);  // also here: whichever of the two runs first
+    set_stop_child(pid);
+  }
+  blocked.reset();  // a signal that came since the check is forwarded now
   ::close(exec_error[1]);
   if (pipe_fds[1] >= 0) ::close(pipe_fds[1]);
   if (pid < 0) {
@@ -73,6 +111,17 @@ ProcessResult run_process(const std::vector<std::string>& argv,
     while ((n = ::read(pipe_fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
       if (n > 0) r.output.append(buf, static_cast<size_t>(n));
     ::close(pipe_fds[0]);
+  }
+  if (forward) {
+    // Wait for the exit without reaping, then unregister the child with the signals blocked:
+    // until it is reaped its pid cannot be reused, so a forwarded signal never hits another
+    // process.
+    siginfo_t info{};
+    while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) < 0 &&
+           errno == EINTR) {
+    }
+    const BlockStopSignals block;
+    set_stop_child(0);
   }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
