@@ -80,8 +80,8 @@ uint32_t float_bits(float f) {
 std::string gemm_unavailable_reason(const CpuFeatures& cpu) {
 #if !RRT_HAVE_ONEDNN
   (void)cpu;
-  return "this build has no oneDNN (install libdnnl-dev, e.g. tools/setup.sh, and reconfigure "
-         "with -DRRT_ONEDNN=ON)";
+  return "this build has no oneDNN: install libdnnl-dev (tools/setup.sh) and reconfigure with "
+         "-DRRT_ONEDNN=ON";
 #else
   if (!cpu_has_bf16_matmul(cpu)) {
     std::string why = "this CPU has neither AMX nor AVX512_BF16";

@@ -13,7 +13,9 @@
 // a missing bias, beta applied twice or a wrong leading dimension are off by orders of magnitude.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <random>
 #include <string>
@@ -304,6 +306,17 @@ TEST(GemmBf16, PathNamesTheLibraryOrWhyNot) {
   } else {
     EXPECT_EQ(path, "unavailable (" + gemm_unavailable_reason() + ")");
   }
+}
+
+// `rrt --version` names the same path on its second line, available or not.
+TEST(GemmBf16, RrtVersionNamesThePath) {
+  FILE* p = popen((std::string(RRT_CLI_PATH) + " --version").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  std::array<char, 256> buf{};
+  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
+  EXPECT_EQ(pclose(p), 0) << out;
+  EXPECT_NE(out.find("\nbf16: " + gemm_path() + "\n"), std::string::npos) << out;
 }
 
 // The refusal itself: always tested, whatever this machine has.
