@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "core/device.h"
 #include "ops/blas_kernels.h"
+#include "ops/cpu_bf16/gemm.h"
 
 int main(int argc, char** argv) {
   rrt::ops::select_openblas_kernels(argv);  // may re-execute rrt with OPENBLAS_CORETYPE set
@@ -19,9 +20,12 @@ int main(int argc, char** argv) {
       "      docs/distributed.md, docs/evaluation.md, docs/sweeps.md,\n"
       "      docs/inference.md"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("rrt 0.1.0 (CPU") +
-                                        (rrt::cuda_compiled() ? ", CUDA" : "") +
-                                        "; OpenBLAS kernels " + rrt::ops::openblas_core() + ")");
+  // A callback: naming the bf16 path creates a oneDNN primitive, which only --version should pay.
+  app.set_version_flag("--version", [] {
+    return std::string("rrt 0.1.0 (CPU") + (rrt::cuda_compiled() ? ", CUDA" : "") +
+           "; OpenBLAS kernels " + rrt::ops::openblas_core() +
+           ")\nbf16: " + rrt::ops::cpu_bf16::gemm_path();
+  });
   rrt::cli::add_train_command(app);
   rrt::cli::add_eval_command(app);
   rrt::cli::add_prepare_command(app);

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "ops/cpu_bf16/gemm.h"
 
 namespace rrt {
 
@@ -31,9 +32,10 @@ const ParamRegistry& checked_registry(ParameterSet& masters, const ModelSpec& sp
 
 }  // namespace
 
+// The GEMMs decide: a build with oneDNN on a CPU with AMX-BF16 or AVX512_BF16 (ops/cpu_bf16/gemm.h).
 bool cpu_bf16_supported(std::string* why) {
-  if (__builtin_cpu_supports("avx512bf16")) return true;
-  if (why != nullptr) *why = "this CPU has neither AVX512_BF16 nor AMX";
+  if (ops::cpu_bf16::gemm_available()) return true;
+  if (why != nullptr) *why = ops::cpu_bf16::gemm_unavailable_reason();
   return false;
 }
 

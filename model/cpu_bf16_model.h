@@ -77,7 +77,8 @@ class CpuBf16Model {
   RecursiveCore<CpuBf16Backend> core_;
 };
 
-// Whether this CPU runs the bf16 backend, and if not, why (for errors and `rrt --version`).
+// Whether this build and CPU run the bf16 backend (oneDNN, and AMX-BF16 or AVX512_BF16), and if
+// not, why (for errors and the tests' skips).
 bool cpu_bf16_supported(std::string* why = nullptr);
 
 }  // namespace rrt
