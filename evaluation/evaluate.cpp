@@ -11,17 +11,6 @@
 
 namespace rrt {
 
-double mean_validation_loss(RecursiveModel& model, TokenLoader& validation, int64_t N, int64_t T,
-                            int64_t batches, int32_t* inputs, int32_t* targets) {
-  validation.restore({0, 0});
-  double sum = 0;
-  for (int64_t b = 0; b < batches; ++b) {
-    validation.next_batch(N, inputs, targets);
-    sum += model.loss(inputs, targets, N, T);
-  }
-  return sum / static_cast<double>(std::max<int64_t>(batches, 1));
-}
-
 EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string& data_path,
                                int64_t batches, const std::vector<std::string>& overrides) {
   const CheckpointContents header = read_checkpoint_header(checkpoint);

@@ -5,22 +5,31 @@
 #include <string>
 #include <vector>
 
+#include "data/loader.h"
+
 namespace rrt {
 
 struct EvalResult {
-  double loss = 0;        // mean cross-entropy (nats per token)
+  double loss = 0;  // mean cross-entropy (nats per token)
   double perplexity = 0;
-  int64_t tokens = 0;     // tokens scored
-  int64_t step = 0;       // the checkpoint's training step
+  int64_t tokens = 0;  // tokens scored
+  int64_t step = 0;    // the checkpoint's training step
 };
-
-class RecursiveModel;
-class TokenLoader;
 
 // Mean loss over the first `batches` validation micro-batches of N x T tokens (the loader is
 // rewound first, so every call scores the same tokens). inputs/targets: caller scratch [N*T].
-double mean_validation_loss(RecursiveModel& model, TokenLoader& validation, int64_t N, int64_t T,
-                            int64_t batches, int32_t* inputs, int32_t* targets);
+// Model: anything with loss(tokens, targets, N, T) (RecursiveModel, CpuBf16Model, DeviceModel).
+template <class Model>
+double mean_validation_loss(Model& model, TokenLoader& validation, int64_t N, int64_t T,
+                            int64_t batches, int32_t* inputs, int32_t* targets) {
+  validation.restore({0, 0});
+  double sum = 0;
+  for (int64_t b = 0; b < batches; ++b) {
+    validation.next_batch(N, inputs, targets);
+    sum += model.loss(inputs, targets, N, T);
+  }
+  return sum / static_cast<double>(batches > 1 ? batches : 1);
+}
 
 // data_path: "" uses the checkpoint's data.path. batches == 0 uses its train.eval_batches,
 // kAllBatches every whole micro-batch of the validation split once. overrides (key=value, as for

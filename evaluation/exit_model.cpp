@@ -10,9 +10,14 @@ namespace rrt {
 
 namespace {
 
-class HostExitView final : public ExitModel {
+// Any model with forward_loop_ends / exit_logits_of_rows / exit_chunk (RecursiveModel,
+// CpuBf16Model, DeviceModel: each the one model code on its backend), kept alive by `owner`
+// where the view owns it.
+template <class Model>
+class ExitView final : public ExitModel {
  public:
-  explicit HostExitView(RecursiveModel& model) : model_(model) {}
+  ExitView(Model& model, std::string device, std::shared_ptr<void> owner = {})
+      : model_(model), device_(std::move(device)), owner_(std::move(owner)) {}
   const ModelSpec& spec() const override { return model_.spec(); }
   void forward_loop_ends(const int32_t* tokens, int64_t N, int64_t T) override {
     model_.forward_loop_ends(tokens, N, T);
@@ -21,102 +26,71 @@ class HostExitView final : public ExitModel {
     model_.exit_logits_of_rows(loop, rows, n, out);
   }
   int64_t chunk() const override { return model_.exit_chunk(); }
-  std::string device() const override { return "cpu"; }
+  std::string device() const override { return device_; }
 
  private:
-  RecursiveModel& model_;
+  Model& model_;
+  std::string device_;
+  std::shared_ptr<void> owner_;
 };
 
-class HostExitModel final : public ExitModel {
- public:
-  HostExitModel(const std::string& checkpoint, const ModelSpec& spec, int64_t N, int64_t T,
-                int64_t chunk)
-      : model_(spec, ModelCapacity{.max_batch = N, .max_seq = T, .head_chunk = chunk}),
-        view_(model_) {
-    load_checkpoint(checkpoint, model_.params(), nullptr);
-  }
-  const ModelSpec& spec() const override { return view_.spec(); }
-  void forward_loop_ends(const int32_t* tokens, int64_t N, int64_t T) override {
-    view_.forward_loop_ends(tokens, N, T);
-  }
-  void exit_logits(int64_t loop, const int32_t* rows, int64_t n, float* out) override {
-    view_.exit_logits(loop, rows, n, out);
-  }
-  int64_t chunk() const override { return view_.chunk(); }
-  std::string device() const override { return "cpu"; }
+template <class Model, class Owner>
+std::unique_ptr<ExitModel> owning_view(std::shared_ptr<Owner> owner, Model& model,
+                                       const std::string& device) {
+  return std::make_unique<ExitView<Model>>(model, device, std::move(owner));
+}
 
- private:
-  RecursiveModel model_;
-  HostExitView view_;
+// The checkpoint's fp32 values in a set of their own: the host model's parameters, or the masters
+// of a bf16 or device copy.
+struct LoadedSet {
+  ParameterSet params;
+  LoadedSet(const std::string& checkpoint, const ModelSpec& spec)
+      : params(spec, ParameterSet::Grads::without) {
+    load_checkpoint(checkpoint, params, nullptr);
+  }
 };
 
-// bf16 on the CPU: the loaded fp32 set is the masters of a CpuBf16Model.
-class CpuBf16ExitModel final : public ExitModel {
- public:
-  CpuBf16ExitModel(const std::string& checkpoint, const ModelSpec& spec, int64_t N, int64_t T,
-                   int64_t chunk)
-      : masters_(load(checkpoint, spec)),
-        model_(*masters_, spec, ModelCapacity{.max_batch = N, .max_seq = T, .head_chunk = chunk}) {}
-  const ModelSpec& spec() const override { return model_.spec(); }
-  void forward_loop_ends(const int32_t* tokens, int64_t N, int64_t T) override {
-    model_.forward_loop_ends(tokens, N, T);
-  }
-  void exit_logits(int64_t loop, const int32_t* rows, int64_t n, float* out) override {
-    model_.exit_logits_of_rows(loop, rows, n, out);
-  }
-  int64_t chunk() const override { return model_.exit_chunk(); }
-  std::string device() const override { return "cpu-bf16"; }
-
- private:
-  static std::unique_ptr<ParameterSet> load(const std::string& checkpoint, const ModelSpec& spec) {
-    auto p = std::make_unique<ParameterSet>(spec, ParameterSet::Grads::without);
-    load_checkpoint(checkpoint, *p, nullptr);
-    return p;
-  }
-  std::unique_ptr<ParameterSet> masters_;
-  CpuBf16Model model_;
+// bf16 on the CPU: the loaded set is the masters of a CpuBf16Model.
+struct Bf16Owner {
+  LoadedSet masters;
+  CpuBf16Model model;
+  Bf16Owner(const std::string& checkpoint, const ModelSpec& spec, const ModelCapacity& capacity)
+      : masters(checkpoint, spec), model(masters.params, spec, capacity) {}
 };
 
-// The parameters pass through a host set planned for one token (as the CUDA trainer's), then
-// live on the GPU only.
-class CudaExitModel final : public ExitModel {
- public:
-  CudaExitModel(const std::string& checkpoint, const ModelSpec& spec, int64_t N, int64_t T,
-                int64_t chunk)
-      : device_(spec, DeviceModelOptions{.max_batch = N, .max_seq = T, .head_chunk = chunk}) {
-    RecursiveModel host(spec, ModelCapacity{1, 1});
-    load_checkpoint(checkpoint, host.params(), nullptr);
-    device_.upload(host.params());
+// cuda: the loaded values are uploaded to the GPU and dropped from the host.
+struct CudaOwner {
+  DeviceModel model;
+  CudaOwner(const std::string& checkpoint, const ModelSpec& spec, const DeviceModelOptions& o)
+      : model(spec, o) {
+    model.upload(LoadedSet(checkpoint, spec).params);
   }
-  const ModelSpec& spec() const override { return device_.spec(); }
-  void forward_loop_ends(const int32_t* tokens, int64_t N, int64_t T) override {
-    device_.forward_loop_ends(tokens, N, T);
-  }
-  void exit_logits(int64_t loop, const int32_t* rows, int64_t n, float* out) override {
-    device_.exit_logits_of_rows(loop, rows, n, out);
-  }
-  int64_t chunk() const override { return device_.exit_chunk(); }
-  std::string device() const override { return "cuda"; }
-
- private:
-  DeviceModel device_;
 };
 
 }  // namespace
 
 std::unique_ptr<ExitModel> exit_model_of(RecursiveModel& model) {
-  return std::make_unique<HostExitView>(model);
+  return std::make_unique<ExitView<RecursiveModel>>(model, "cpu");
 }
 
 std::unique_ptr<ExitModel> load_exit_model(const std::string& checkpoint, const ModelSpec& spec,
                                            int64_t N, int64_t T, int64_t chunk,
                                            const std::string& device,
                                            const std::string& precision) {
-  if (device == "cpu" && precision == "bf16")
-    return std::make_unique<CpuBf16ExitModel>(checkpoint, spec, N, T, chunk);
-  if (device == "cpu") return std::make_unique<HostExitModel>(checkpoint, spec, N, T, chunk);
+  const ModelCapacity capacity{.max_batch = N, .max_seq = T, .head_chunk = chunk};
+  if (device == "cpu" && precision == "bf16") {
+    auto owner = std::make_shared<Bf16Owner>(checkpoint, spec, capacity);
+    return owning_view(owner, owner->model, "cpu-bf16");
+  }
+  if (device == "cpu") {
+    auto model = std::make_shared<RecursiveModel>(spec, capacity);
+    load_checkpoint(checkpoint, model->params(), nullptr);
+    return owning_view(model, *model, "cpu");
+  }
   RRT_CHECK(device == "cuda", "train.device", "'", device, "' is not a device: cpu or cuda");
-  return std::make_unique<CudaExitModel>(checkpoint, spec, N, T, chunk);
+  auto owner = std::make_shared<CudaOwner>(
+      checkpoint, spec, DeviceModelOptions{.max_batch = N, .max_seq = T, .head_chunk = chunk});
+  return owning_view(owner, owner->model, "cuda");
 }
 
 }  // namespace rrt

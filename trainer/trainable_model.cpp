@@ -117,13 +117,7 @@ class CpuBf16Trainable final : public TrainableModel {
   void parameters_updated() override { model_.refresh(); }
   double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches, int32_t* inputs,
                          int32_t* targets) override {
-    val.restore({0, 0});  // as mean_validation_loss: the same tokens every time
-    double sum = 0;
-    for (int64_t b = 0; b < batches; ++b) {
-      val.next_batch(N, inputs, targets);
-      sum += model_.loss(inputs, targets, N, T);
-    }
-    return sum / static_cast<double>(std::max<int64_t>(batches, 1));
+    return mean_validation_loss(model_, val, N, T, batches, inputs, targets);
   }
   std::unique_ptr<GradSync> make_grad_sync(Communicator& world,
                                            const GradSyncOptions& options) override {
@@ -230,13 +224,7 @@ class CudaTrainable final : public TrainableModel {
   }
   double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches, int32_t* inputs,
                          int32_t* targets) override {
-    val.restore({0, 0});  // as mean_validation_loss: the same tokens every time
-    double sum = 0;
-    for (int64_t b = 0; b < batches; ++b) {
-      val.next_batch(N, inputs, targets);
-      sum += device_.loss(inputs, targets, N, T);
-    }
-    return sum / static_cast<double>(std::max<int64_t>(batches, 1));
+    return mean_validation_loss(device_, val, N, T, batches, inputs, targets);
   }
   // The device arena has the host arena's layout; each bucket's NCCL launch waits (on the GPU,
   // not the host) for the backward kernels enqueued before the hook fired.

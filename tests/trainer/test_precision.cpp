@@ -80,6 +80,32 @@ TEST(Bf16Training, ResumesBitExactly) {
       checkpoint_values((fs::path(part.train.run_dir) / "step_00000008.h5").string(), part)));
 }
 
+// Distillation from a teacher checkpoint, with exits at every loop and self-distillation: the
+// teacher runs forward only in bf16 too (a CpuBf16Model over its host set), and every logged
+// loss term follows the fp32 run's within the curve tolerance.
+TEST(Bf16Training, DistillsWithExitsLikeFp32) {
+  RRT_REQUIRE_CPU_BF16();
+  RunConfig teacher = small_run(fresh_run_dir("bf16_teacher").string(), 4);
+  const TrainSummary t = Trainer(teacher).run();
+  ASSERT_FALSE(t.last_checkpoint.empty());
+  TrainSummary runs[2];
+  for (int i = 0; i < 2; ++i) {
+    RunConfig c = small_run(fresh_run_dir(i ? "bf16_student" : "fp32_student").string(), 6);
+    c.distill.teacher = t.last_checkpoint;
+    c.distill.temperature = 2.0;
+    c.early_exit.exits = {"all"};
+    c.early_exit.self_distill = true;
+    if (i) c.train.precision = "bf16";
+    runs[i] = Trainer(c).run();
+  }
+  ASSERT_EQ(runs[1].losses.size(), runs[0].losses.size());
+  for (size_t i = 0; i < runs[0].losses.size(); ++i)
+    EXPECT_LT(std::fabs(runs[1].losses[i] - runs[0].losses[i]) / runs[0].losses[i], kCurve) << i;
+  EXPECT_LT(std::fabs(runs[1].losses[0] - runs[0].losses[0]) / runs[0].losses[0], kFirstStep);
+  EXPECT_LT(std::fabs(runs[1].last_val_loss - runs[0].last_val_loss) / runs[0].last_val_loss,
+            kCurve);
+}
+
 TEST(Bf16Training, Fp32OnCudaIsRefusedWithTheKey) {
   RunConfig c = small_run(fresh_run_dir("precision_cuda").string(), 2);
   c.train.device = "cuda";
