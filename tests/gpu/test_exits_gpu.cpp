@@ -7,7 +7,7 @@
 // exactly zero gradient and keep their weights through AdamW, the trained ones match the CPU
 // (with every position recomputed for head_lora).
 // And a forward-only device model gives the logits of a training one.
-// Tolerances (bf16 activations, as test_model_gpu.cpp):
+// Tolerances (bf16 activations; tests/bf16_model_tolerances.h, shared with the CPU bf16 tests):
 //   kLoss     = 1e-2  relative, the total and the weighted CE
 //   kTerm     = 3e-2  relative with a 1e-2 absolute floor, KD, SD and each exit's means (small
 //                     differences of log-probabilities of bf16 hidden states)
@@ -25,6 +25,7 @@
 #include "model/optimizer.h"
 #include "model/parameters.h"
 #include "model/recursive_model.h"
+#include "tests/bf16_model_tolerances.h"
 #include "tests/gpu/device_vs_cpu.h"
 #include "tests/gpu/gpu_test.h"
 
@@ -39,10 +40,10 @@ using rrt::testing::random_tokens;
 using rrt::testing::rel;
 using rrt::testing::relative_l2;
 
-constexpr double kLoss = 1e-2;
-constexpr double kTerm = 3e-2;
-constexpr double kGradient = 8e-2;
-constexpr double kArena = 3e-2;
+using rrt::testing::bf16_model_tol::kArena;
+using rrt::testing::bf16_model_tol::kGradient;
+using rrt::testing::bf16_model_tol::kLoss;
+using rrt::testing::bf16_model_tol::kTerm;
 
 // The student: relaxed, K = 3 loops of B = 1 layer (heads of 64), head adapters of rank 4 on
 // the exits at loops 1 and 2. The teacher: a plain 2-layer model of another FFN width.
@@ -218,7 +219,7 @@ namespace {
 // the relative L2 of test_model_gpu.cpp's logits (bf16 activations through K loops).
 TEST(ExitsGpuEvaluation, LoopEndExitLogitsMatchTheCpu) {
   RRT_REQUIRE_GPU();
-  constexpr double kLogits = 3e-2;
+  using rrt::testing::bf16_model_tol::kLogits;
   const ModelSpec spec = student_spec();
   const int64_t N = 2, T = 19, D = spec.model.d_model, V = spec.model.vocab;
   RecursiveModel cpu(spec, ModelCapacity{.max_batch = N, .max_seq = T, .head_chunk = 16});

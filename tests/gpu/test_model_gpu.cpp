@@ -7,7 +7,8 @@
 // ops/cuda/attention_fallback.h) for a relaxed Llama and a Gemma with head dimension 256.
 //
 // The weights are rounded to bf16 before either model sees them, so the comparison measures the
-// GPU's bf16 activations, not the storage rounding of the weights. Tolerances (bf16 has an 8-bit
+// GPU's bf16 activations, not the storage rounding of the weights. Tolerances
+// (tests/bf16_model_tolerances.h, shared with the CPU bf16 tests; bf16 has an 8-bit
 // significand: one rounding is up to 2^-9 = 0.2% relative, and a position rounds a dozen
 // activations on the way forward and as many on the way back):
 //   kLogits   = 3e-2  relative L2 of the logits [N, T, V]
@@ -30,6 +31,7 @@
 #include "model/optimizer.h"
 #include "model/parameters.h"
 #include "model/recursive_model.h"
+#include "tests/bf16_model_tolerances.h"
 #include "tests/gpu/device_vs_cpu.h"
 #include "tests/gpu/gpu_test.h"
 
@@ -43,10 +45,10 @@ using rrt::testing::llama;
 using rrt::testing::random_tokens;
 using rrt::testing::relative_l2;
 
-constexpr double kLogits = 3e-2;
-constexpr double kLoss = 1e-2;
-constexpr double kGradient = 8e-2;
-constexpr double kArena = 3e-2;
+using rrt::testing::bf16_model_tol::kArena;
+using rrt::testing::bf16_model_tol::kGradient;
+using rrt::testing::bf16_model_tol::kLogits;
+using rrt::testing::bf16_model_tol::kLoss;
 
 struct ModelCase {
   std::string name;

@@ -9,8 +9,8 @@
 //
 // The bf16 model is owned here as its trainer will own it: the fp32 values rounded to a bf16
 // compute copy (CpuBf16Backend::upload_bf16), fp32 gradients in a ParameterSet's arena.
-// Tolerances: the CUDA model's (tests/gpu/test_model_gpu.cpp, test_exits_gpu.cpp), whose
-// argument is the same bf16 storage of activations:
+// Tolerances: the CUDA model's, shared in tests/bf16_model_tolerances.h (the argument is the same
+// bf16 storage of activations):
 //   kLogits 3e-2 relative L2 of the logits; kLoss 1e-2 relative on the loss and the weighted CE;
 //   kTerm 3e-2 relative (1e-2 floor) on KD, SD and each exit's means; kGradient 8e-2 relative L2
 //   per parameter, its norm floored at 5% of a tensor of its size at the arena's RMS gradient;
@@ -33,6 +33,7 @@
 #include "model/recursive_core.h"
 #include "model/recursive_model.h"
 #include "ops/cpu_bf16/backend.h"
+#include "tests/bf16_model_tolerances.h"
 #include "tests/ops/cpu_bf16/bf16_test.h"
 
 namespace rrt {
@@ -40,11 +41,11 @@ namespace {
 
 using testing::relative_l2;
 
-constexpr double kLogits = 3e-2;
-constexpr double kLoss = 1e-2;
-constexpr double kTerm = 3e-2;
-constexpr double kGradient = 8e-2;
-constexpr double kArena = 3e-2;
+using testing::bf16_model_tol::kArena;
+using testing::bf16_model_tol::kGradient;
+using testing::bf16_model_tol::kLogits;
+using testing::bf16_model_tol::kLoss;
+using testing::bf16_model_tol::kTerm;
 
 // Seeded weights (LoRA B non-zero, so every adapter gets a gradient), rounded to bf16.
 void init_bf16_weights(ParameterSet& p, uint64_t seed) {

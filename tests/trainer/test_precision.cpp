@@ -10,6 +10,7 @@
 
 #include "config/config_io.h"
 #include "model/cpu_bf16_model.h"
+#include "tests/bf16_model_tolerances.h"
 #include "tests/error_helpers.h"
 #include "tests/trainer/small_run.h"
 #include "trainer/trainer.h"
@@ -36,7 +37,7 @@ using testing::small_run;
 //   the curve (8 AdamW steps at lr 3e-3): 3e-2 relative per step, the step-1 error compounded by
 //     updates computed from bf16 gradients (AdamW normalises them, so each step moves by lr
 //     whatever their rounding).
-constexpr double kFirstStep = 1e-2;
+constexpr double kFirstStep = testing::bf16_model_tol::kLoss;
 constexpr double kCurve = 3e-2;
 
 TEST(Bf16Training, FollowsTheFp32LossCurve) {
