@@ -49,12 +49,13 @@ run_rrt() {  # appends "RRT mode=... tokens_per_s=... params_m=..." for round $1
     else
       out=$("$rrt" --repeats "$rrt_repeats" --warmup 1 --precision bf16 "${small[@]}")
     fi
-    local tok params sgemm
+    local tok params sgemm loss
+    loss=$(sed -n 's/^step .* s   loss \([0-9.]*\).*/\1/p' <<<"$out")
     tok=$(sed -n 's/^throughput: \([0-9.]*\) tokens\/s.*/\1/p' <<<"$out")
     params=$(sed -n 's/^params: \([0-9.]*\) M.*/\1/p' <<<"$out")
     sgemm=$(sed -n 's/^sgemm \([0-9]*\)x[0-9x]*: \([0-9.]*\) GFLOP\/s.*/\1 \2/p' <<<"$out")
     [[ -n $tok ]] || { echo "compare_with_torch: no throughput line from $rrt ($p):" >&2; echo "$out" >&2; exit 1; }
-    echo "RRT round=$1 mode=$p tokens_per_s=$tok params_m=$params" >>"$log"
+    echo "RRT round=$1 mode=$p tokens_per_s=$tok params_m=$params loss=$loss" >>"$log"
     # The binary's own sgemm (OpenBLAS) n^3 rate, timed between its steps.
     if [[ $p == fp32 && -n $sgemm ]]; then
       echo "RRT round=$1 sgemm_n=${sgemm% *} gflops=${sgemm#* }" >>"$log"
@@ -62,7 +63,7 @@ run_rrt() {  # appends "RRT mode=... tokens_per_s=... params_m=..." for round $1
   done
 }
 run_torch() {
-  "$PYTHON" tools/bench_torch_train_step.py --threads "$threads" --warmup 2 \
+  "$PYTHON" tools/bench_torch_train_step.py --threads "$threads" --warmup 1 \
     --repeats "$torch_repeats" --adamw "$adamw" --gemm 2048 "${small[@]}" |
     sed -n "s/^RESULT /TORCH round=$1 /p" >>"$log"
 }
@@ -81,7 +82,7 @@ echo "load after: $(uptime)"
 python3 - "$log" "${precisions[*]}" <<'PY'
 import collections, statistics, sys
 rows = collections.defaultdict(dict)  # round -> {key: value}
-params = {}
+params, losses = {}, {}
 for line in open(sys.argv[1]):
     who, *kv = line.split()
     f = dict(x.split("=", 1) for x in kv if "=" in x)
@@ -91,13 +92,18 @@ for line in open(sys.argv[1]):
         sgemm_n = f["sgemm_n"]
     elif who == "RRT":
         rows[r]["rrt " + f["mode"]] = float(f["tokens_per_s"])
+        losses["rrt " + f["mode"]] = f.get("loss")
         params["rrt"] = f["params_m"] + " M"
     elif f.get("dtype"):
         rows[r]["gemm " + f["dtype"]] = float(f["gflops"])
     else:
         rows[r]["torch " + f["mode"]] = float(f["tokens_per_s"])
+        losses["PyTorch " + f["mode"]] = f.get("loss")
         params["torch"] = f"{int(f['params']) / 1e6:.2f} M ({f['params']}, rrt registry formula {f['rrt_params']})"
 print(f"parameters: rrt {params.get('rrt')}, PyTorch {params.get('torch')}")
+# Both sides take 1 warm-up + R timed steps on the same kind of batch (random tokens, the same
+# init scale and AdamW settings), so the losses after them should agree to about 0.01.
+print("loss after the last step:", ", ".join(f"{k} {v}" for k, v in sorted(losses.items())))
 modes = sys.argv[2].split()
 print()
 print("| round | " + " | ".join(f"rrt {m} tok/s | PyTorch {m} tok/s | rrt/PyTorch {m}" for m in ("fp32", "bf16")) + " |")

@@ -102,15 +102,16 @@ class RecursiveLoRAModel(torch.nn.Module):
             blk["attn_norm"] = torch.nn.Parameter(torch.ones(d))
             blk["mlp_norm"] = torch.nn.Parameter(torch.ones(d))
             self.blocks.append(blk)
-        # Per-position LoRA: lora[k * B + b][p + "_A" / "_B"]; rrt initialises B non-zero here
-        # too (bench_train_step: lora_b_zero = false), so every LoRA product is live.
+        # Per-position LoRA: lora[k * B + b][p + "_A" / "_B"]; B is non-zero (std 0.02) as in
+        # bench_train_step (lora_b_zero = false), so every LoRA product is live.
         self.lora = torch.nn.ModuleList()
+        # A is drawn with std 1/sqrt(in), as ParameterSet::init does.
         for _ in range(c["loops"] * c["block_layers"]):
             pd = torch.nn.ParameterDict()
             for p in PROJS:
                 out, inp = shapes[p]
                 r = min(c["rank"], out, inp)
-                pd[p + "_A"] = mat(r, inp)
+                pd[p + "_A"] = torch.nn.Parameter(torch.randn(r, inp) / math.sqrt(inp))
                 pd[p + "_B"] = mat(out, r)
             self.lora.append(pd)
         self.final_norm = torch.nn.Parameter(torch.ones(d))
