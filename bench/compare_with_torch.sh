@@ -75,6 +75,7 @@ echo "threads: $threads  OMP_WAIT_POLICY=$OMP_WAIT_POLICY  rounds: $rounds"
 echo "load before: $(uptime)"
 for ((i = 1; i <= rounds; ++i)); do
   if ((i % 2)); then run_rrt "$i"; run_torch "$i"; else run_torch "$i"; run_rrt "$i"; fi
+  echo "round $i done, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   grep " round=$i " "$log" | sed 's/^/  /'
 done
 echo "load after: $(uptime)"
