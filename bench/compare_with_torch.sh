@@ -49,17 +49,17 @@ run_rrt() {  # appends "RRT mode=... tokens_per_s=... params_m=..." for round $1
     else
       out=$("$rrt" --repeats "$rrt_repeats" --warmup 1 --precision bf16 "${small[@]}")
     fi
-    local tok params sgemm loss
+    local tok params loss gemm frac
     loss=$(sed -n 's/^step .* s   loss \([0-9.]*\).*/\1/p' <<<"$out")
     tok=$(sed -n 's/^throughput: \([0-9.]*\) tokens\/s.*/\1/p' <<<"$out")
     params=$(sed -n 's/^params: \([0-9.]*\) M.*/\1/p' <<<"$out")
-    sgemm=$(sed -n 's/^sgemm \([0-9]*\)x[0-9x]*: \([0-9.]*\) GFLOP\/s.*/\1 \2/p' <<<"$out")
+    # The binary's own GEMM n^3 rate (sgemm in fp32, the bf16 GEMM in bf16), timed between its
+    # steps, and its step's share of it (median of the paired runs).
+    gemm=$(sed -n 's/^\(sgemm\|bf16 gemm\) \([0-9]*\)x[0-9x]*: \([0-9.]*\) GFLOP\/s.*/\2 \3/p' <<<"$out")
+    frac=$(sed -n 's/^ratio step .*, \([0-9.]*\)% median of paired runs.*/\1/p' <<<"$out")
     [[ -n $tok ]] || { echo "compare_with_torch: no throughput line from $rrt ($p):" >&2; echo "$out" >&2; exit 1; }
-    echo "RRT round=$1 mode=$p tokens_per_s=$tok params_m=$params loss=$loss" >>"$log"
-    # The binary's own sgemm (OpenBLAS) n^3 rate, timed between its steps.
-    if [[ $p == fp32 && -n $sgemm ]]; then
-      echo "RRT round=$1 sgemm_n=${sgemm% *} gflops=${sgemm#* }" >>"$log"
-    fi
+    echo "RRT round=$1 mode=$p tokens_per_s=$tok params_m=$params loss=$loss" \
+      "gemm_n=${gemm% *} gemm_gflops=${gemm#* } step_vs_gemm_pct=${frac:-nan}" >>"$log"
   done
 }
 run_torch() {
@@ -88,11 +88,12 @@ for line in open(sys.argv[1]):
     who, *kv = line.split()
     f = dict(x.split("=", 1) for x in kv if "=" in x)
     r = int(f["round"])
-    if who == "RRT" and "sgemm_n" in f:
-        rows[r]["sgemm"] = float(f["gflops"])
-        sgemm_n = f["sgemm_n"]
-    elif who == "RRT":
+    if who == "RRT":
         rows[r]["rrt " + f["mode"]] = float(f["tokens_per_s"])
+        if f.get("gemm_gflops", ""):
+            rows[r]["rrt gemm " + f["mode"]] = float(f["gemm_gflops"])
+            rows[r]["rrt step/gemm " + f["mode"]] = float(f["step_vs_gemm_pct"])
+            gemm_n = f["gemm_n"]
         losses["rrt " + f["mode"]] = f.get("loss")
         params["rrt"] = f["params_m"] + " M"
     elif f.get("dtype"):
@@ -130,8 +131,10 @@ g32, g16 = med("gemm fp32"), med("gemm bf16")
 print()
 if g32:
     print(f"PyTorch 2048^3 products, medians over rounds: fp32 (MKL) {g32:.0f} GFLOP/s, bf16 (oneDNN) {g16:.0f} GFLOP/s")
-if med("sgemm"):
-    print(f"rrt's sgemm {sgemm_n}^3 (OpenBLAS), median over rounds: {med('sgemm'):.0f} GFLOP/s")
+for m, lib in (("fp32", "sgemm (OpenBLAS)"), ("bf16", "bf16 GEMM")):
+    if med("rrt gemm " + m):
+        print(f"rrt {m}: its {lib} {gemm_n}^3 {med('rrt gemm ' + m):.0f} GFLOP/s, the step at "
+              f"{med('rrt step/gemm ' + m):.1f}% of it (medians over rounds)")
 for m in ("fp32", "bf16"):
     if ratios[m]:
         print(f"rrt/PyTorch {m}: median of {len(ratios[m])} paired rounds {statistics.median(ratios[m]):.3f} (min {min(ratios[m]):.3f}, max {max(ratios[m]):.3f})")
