@@ -1,7 +1,10 @@
 // Training-step throughput of the CPU path against this machine's GEMM rate, same run.
 //
 //   bench_train_step [--repeats R] [--warmup W] [--small] [--precision fp32|bf16]
+//                    [--profile FILE]
 //
+// --profile writes a Chrome trace of the timed steps (core/trace.h: the model's spans per
+// position, projection, attention and head) and prints the time per span name.
 // --precision bf16 runs the step on the CPU bf16 backend (model/cpu_bf16_model.h: fp32 masters
 // in the host set, AdamW over them, then the bf16 copy refreshed) and compares it with the bf16
 // GEMM (ops/cpu_bf16/gemm.h) instead of OpenBLAS's sgemm.
@@ -16,11 +19,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/rng.h"
+#include "core/trace.h"
 #include "model/cpu_bf16_model.h"
 #include "model/optimizer.h"
 #include "model/presets.h"
@@ -79,13 +84,22 @@ double bf16_gemm_gflops(int64_t M, int64_t N, int64_t K, int repeats) {
   return median(rates);
 }
 
+// Seconds per step in each span name (spans nest: a layer's time includes its projections').
+void print_profile(const std::string& path, int steps) {
+  std::map<std::string, double> total;
+  for (const rrt::trace::Event& e : rrt::trace::events()) total[e.name] += e.dur_ns * 1e-9;
+  std::printf("profile (%s), seconds per step by span:\n", path.c_str());
+  for (const auto& [name, seconds] : total)
+    std::printf("  %-20s %8.3f\n", name.c_str(), seconds / steps);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   rrt::ops::select_openblas_kernels(argv);  // the kernels rrt itself runs on
   int repeats = 5, warmup = 1;
   bool small = false;
-  std::string precision = "fp32";
+  std::string precision = "fp32", profile;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
       repeats = std::stoi(argv[++i]);
@@ -95,9 +109,12 @@ int main(int argc, char** argv) {
       small = true;
     else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc)
       precision = argv[++i];
+    else if (!std::strcmp(argv[i], "--profile") && i + 1 < argc)
+      profile = argv[++i];
     else {
       std::fprintf(stderr,
-                   "usage: %s [--repeats R] [--warmup W] [--small] [--precision fp32|bf16]\n",
+                   "usage: %s [--repeats R] [--warmup W] [--small] [--precision fp32|bf16] "
+                   "[--profile FILE]\n",
                    argv[0]);
       return 2;
     }
@@ -138,12 +155,14 @@ int main(int argc, char** argv) {
     model.params().zero_grads();
     const double loss = low ? low->forward_backward(tokens.data(), targets.data(), N, T)
                             : model.forward_backward(tokens.data(), targets.data(), N, T);
+    RRT_TRACE_SPAN("optimizer");
     optimizer.step();
     if (low) low->refresh();
     return loss;
   };
   const int64_t big = small ? 512 : 2048;
   for (int w = 0; w < warmup; ++w) step();
+  if (!profile.empty()) rrt::trace::start();
   auto gemm_gflops = bf16 ? bf16_gemm_gflops : sgemm_gflops;
   const char* gemm_name = bf16 ? "bf16 gemm" : "sgemm";
   // Steps and GEMM runs alternate so that both see the same machine conditions.
@@ -155,6 +174,10 @@ int main(int argc, char** argv) {
     times.push_back(seconds_since(t0));
     peaks.push_back(gemm_gflops(big, big, big, 1));
     shapeds.push_back(gemm_gflops(N * T, m.ffn, m.d_model, 1));
+  }
+  if (!profile.empty()) {
+    rrt::trace::stop();
+    rrt::trace::write_chrome_trace(profile);
   }
   const double t = median(times), peak = median(peaks), shaped = median(shapeds);
   const double flops = model.train_flops(N, T);
@@ -178,5 +201,6 @@ int main(int argc, char** argv) {
               gemm_name, big, big, big, peak, gemm_name, N * T, m.ffn, m.d_model, shaped);
   std::printf("ratio step / %s(%ld^3): %.1f%% of medians, %.1f%% median of paired runs\n",
               gemm_name, big, 100.0 * step_gflops / peak, 100.0 * median(ratios));
+  if (!profile.empty()) print_profile(profile, repeats);
   return 0;
 }

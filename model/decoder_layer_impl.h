@@ -3,6 +3,7 @@
 // it for a backend: model/decoder_layer.cpp (CPU) and model/cuda/instantiate.cpp (CUDA).
 #pragma once
 
+#include "core/trace.h"
 #include "model/decoder_layer.h"
 #include "ops/attention.h"
 
@@ -19,6 +20,7 @@ template <class Be, class Stash>
 void project(Be& be, const LayerDims& d, const LayerParamsOf<typename Be::Act>& p, const Stash& s,
              Proj which, const typename Be::Act* x, typename Be::Act* y, int64_t in, int64_t out) {
   const int i = idx(which);
+  RRT_TRACE_SPAN("project", "proj", i);  // spans: docs/runs.md (profiles); on a GPU, enqueue time
   be.project(x, p.weight[i], p.bias[i], p.lora_a[i], p.lora_b[i], s.lora_u[i], y, d.M(), in, out,
              p.rank[i], p.scale[i]);
 }
@@ -31,6 +33,7 @@ void project_backward(Be& be, const LayerDims& d, const LayerParamsOf<typename B
                       const typename Be::Act* x, const typename Be::Act* dy, typename Be::Act* dx,
                       int64_t in, int64_t out) {
   const int i = idx(which);
+  RRT_TRACE_SPAN("project.backward", "proj", i);
   be.project_backward(x, p.weight[i], p.lora_a[i], p.lora_b[i], s.lora_u[i], dy, dx, g.weight[i],
                       g.bias[i], g.lora_a[i], g.lora_b[i], sc.lora_du, d.M(), in, out, p.rank[i],
                       p.scale[i]);
@@ -53,7 +56,10 @@ void decoder_layer_forward(Be& be, const LayerDims& d, const LayerParamsOf<typen
   be.rope_forward(s.q, d.N, d.T, d.H, d.Dh);
   be.rope_forward(s.k, d.N, d.T, d.Hkv, d.Dh);
   const ops::AttentionShape shape{d.N, d.T, d.H, d.Hkv, d.Dh};
-  be.attention_forward(s.q, s.k, s.v, s.att, s.lse, shape);
+  {
+    RRT_TRACE_SPAN("attention");
+    be.attention_forward(s.q, s.k, s.v, s.att, s.lse, shape);
+  }
   project(be, d, p, s, Proj::o, s.att, s.mid, qd, d.D);
   be.add(s.mid, x_in, s.mid, M * d.D);
 
@@ -122,7 +128,10 @@ void decoder_layer_backward(Be& be, const LayerDims& d, const LayerParamsOf<type
   be.zero(sc.dk, M * kvd);
   be.zero(sc.dv, M * kvd);
   const ops::AttentionShape shape{d.N, d.T, d.H, d.Hkv, d.Dh};
-  be.attention_backward(s.q, s.k, s.v, s.att, s.lse, sc.datt, sc.dq, sc.dk, sc.dv, shape);
+  {
+    RRT_TRACE_SPAN("attention.backward");
+    be.attention_backward(s.q, s.k, s.v, s.att, s.lse, sc.datt, sc.dq, sc.dk, sc.dv, shape);
+  }
   be.rope_backward(sc.dq, d.N, d.T, d.H, d.Dh);
   be.rope_backward(sc.dk, d.N, d.T, d.Hkv, d.Dh);
   be.zero(sc.dxn, M * d.D);

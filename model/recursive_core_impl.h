@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/trace.h"
 #include "model/decoder_layer_impl.h"
 #include "model/recursive_core.h"
 
@@ -293,8 +294,10 @@ void RecursiveCore<Be>::forward(const int32_t* tokens, int64_t N, int64_t T) {
   be_.upload(tokens_, tokens, d.M());
   be_.embedding_forward(tokens_, embed_, resid_[0], d.M(), d.D, m.vocab,
                         static_cast<float>(m.embedding_multiplier()));
-  for (int64_t l = 0; l < L_; ++l)
+  for (int64_t l = 0; l < L_; ++l) {
+    RRT_TRACE_SPAN("layer.forward", "position", l);
     decoder_layer_forward(be_, d, layer_params_[l], stash_[l], resid_[l], resid_[l + 1]);
+  }
   family_norm_forward(be_, d, resid_[L_], final_norm_, final_norm_bias_, final_h_, final_mean_,
                       final_rstd_);
 }
@@ -377,8 +380,11 @@ void RecursiveCore<Be>::backward() {
                            exit_dh_[e], d_resid_, final_norm_grad_, final_norm_bias_grad_);
     // A recomputed position refills the shared stash from its input residual first (its output,
     // identical to resid[l + 1], goes to a scratch buffer).
-    if (cap_.recompute[static_cast<size_t>(l)])
+    if (cap_.recompute[static_cast<size_t>(l)]) {
+      RRT_TRACE_SPAN("layer.recompute", "position", l);
       decoder_layer_forward(be_, d, layer_params_[l], stash_[l], resid_[l], recompute_out_);
+    }
+    RRT_TRACE_SPAN("layer.backward", "position", l);
     decoder_layer_backward(be_, d, layer_params_[l], layer_grads_[l], stash_[l], scratch_,
                            resid_[l], d_resid_);
     grad_ready(l);
@@ -399,9 +405,13 @@ double RecursiveCore<Be>::forward_backward(const int32_t* tokens, const int32_t*
   if (!loss_.plain()) return exits_forward_backward(tokens, N, T, weight);
   const ModelConfig& m = spec_.model;
   be_.zero(d_final_h_, N * T * m.d_model);
-  const ops::CrossEntropyResult ce = be_.lm_head_cross_entropy(
-      final_h_, head_, targets_, d_final_h_, head_grad_, N * T, m.d_model, m.vocab, kIgnoreIndex,
-      weight, head_ws_, head_ws_bytes_, cap_.head_chunk);
+  ops::CrossEntropyResult ce;
+  {
+    RRT_TRACE_SPAN("head_loss");
+    ce = be_.lm_head_cross_entropy(final_h_, head_, targets_, d_final_h_, head_grad_, N * T,
+                                   m.d_model, m.vocab, kIgnoreIndex, weight, head_ws_,
+                                   head_ws_bytes_, cap_.head_chunk);
+  }
   backward();
   losses_.total = losses_.ce = losses_.exit_ce[0] = ce.mean_loss;
   return ce.mean_loss;
@@ -435,7 +445,10 @@ double RecursiveCore<Be>::exits_forward_backward(const int32_t* tokens, int64_t 
   a.targets = targets_;
   a.ignore_index = kIgnoreIndex;
   if (loss_.teacher) {
-    teacher_->forward(tokens, N, T);  // same stream on a GPU: ordered before the loss reads it
+    {
+      RRT_TRACE_SPAN("teacher.forward");
+      teacher_->forward(tokens, N, T);  // same stream on a GPU: ordered before the loss reads it
+    }
     a.teacher_h = teacher_->final_hidden();
     a.teacher_W = teacher_->head_weight();
     a.teacher_D = teacher_->spec().model.d_model;
@@ -460,7 +473,11 @@ double RecursiveCore<Be>::exits_forward_backward(const int32_t* tokens, int64_t 
   a.exit_ce = losses_.exit_ce.data();
   a.exit_kd = losses_.exit_kd.data();
   a.exit_sd = losses_.exit_sd.data();
-  const ops::ExitLossResult r = be_.exit_loss(a);
+  ops::ExitLossResult r;
+  {
+    RRT_TRACE_SPAN("head_loss");
+    r = be_.exit_loss(a);
+  }
   losses_.total = r.loss;
   losses_.ce = r.ce;
   losses_.kd = r.kd;
@@ -475,6 +492,7 @@ double RecursiveCore<Be>::loss(const int32_t* tokens, const int32_t* targets, in
   forward(tokens, N, T);
   be_.upload(targets_, targets, N * T);
   const ModelConfig& m = spec_.model;
+  RRT_TRACE_SPAN("head_loss");
   return be_
       .lm_head_cross_entropy(final_h_, head_, targets_, nullptr, nullptr, N * T, m.d_model, m.vocab,
                              kIgnoreIndex, 1.0f, head_ws_, head_ws_bytes_, cap_.head_chunk)

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "config/config_io.h"
@@ -431,6 +432,21 @@ TEST(TrainerObservability, ProfileTraceHoldsTheStepPhases) {
   EXPECT_EQ(count["optimizer"], 3);
   EXPECT_EQ(count["evaluate"], 1);
   EXPECT_EQ(count["checkpoint"], 1);
+  // The model's own spans (model/recursive_core_impl.h, model/decoder_layer_impl.h): every
+  // position's backward once per micro-batch, seven projections and one attention in each;
+  // forwards and the head also run in the validation pass.
+  const int L = static_cast<int>(c.model.positions());
+  EXPECT_EQ(count["layer.backward"], 6 * L);
+  EXPECT_EQ(count["attention.backward"], 6 * L);
+  EXPECT_EQ(count["project.backward"], 6 * L * 7);
+  EXPECT_GT(count["layer.forward"], 6 * L);
+  EXPECT_GT(count["attention"], 6 * L);
+  EXPECT_GT(count["project"], 6 * L * 7);
+  EXPECT_GT(count["head_loss"], 6);
+  std::set<int64_t> positions;
+  for (const auto& e : spans)
+    if (e["name"] == "layer.backward") positions.insert(e["args"]["position"].get<int64_t>());
+  EXPECT_EQ(static_cast<int>(positions.size()), L);
   // Each phase lies inside one step span, on the step's thread.
   for (const auto& e : spans) {
     if (e["name"] == "step") continue;
