@@ -141,7 +141,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return info.param.name; });
 
 TEST_P(CoreBf16, LogitsLossAndGradientsMatchFp32) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   const ModelSpec spec = GetParam().spec;
   const int64_t N = 2, T = 13, V = spec.model.vocab;
   RecursiveModel cpu(spec, {.max_batch = N, .max_seq = T, .head_chunk = 8});
@@ -188,7 +188,7 @@ ModelSpec tiny_llama(int64_t vocab, int64_t D, int64_t H, int64_t Hkv, int64_t F
 }
 
 TEST_P(ExitsBf16, ExitsSelfDistillationAndTeacherMatchFp32) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   ModelSpec spec = tiny_llama(97, 128, 2, 1, 160, 1, 3, 8);
   spec.exit_head = {.lora_rank = 4, .loops = {1, 2}};
   const ModelSpec tspec = tiny_llama(97, 128, 2, 2, 224, 2, 1, 0);
@@ -237,7 +237,7 @@ TEST_P(ExitsBf16, ExitsSelfDistillationAndTeacherMatchFp32) {
 // The engine on the bf16 backend: prefill of a prompt through every stage, then the exit logits
 // of each loop, against the fp32 engine's.
 TEST(EngineBf16, PrefillExitLogitsMatchFp32Engine) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   ModelSpec spec = presets::tiny_relaxed(Family::llama);
   RecursiveModel model(spec, {.max_batch = 1, .max_seq = 16});
   init_bf16_weights(model.params(), 5);

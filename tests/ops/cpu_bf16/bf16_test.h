@@ -11,14 +11,15 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "ops/cpu_bf16/gemm.h"
 
-// The backend's vector paths target AVX512_BF16 (vcvtne2ps2bf16); a CPU without it skips.
-#define RRT_REQUIRE_AVX512_BF16()                                                          \
-  do {                                                                                     \
-    if (!__builtin_cpu_supports("avx512bf16"))                                             \
-      GTEST_SKIP() << "this CPU has no AVX512_BF16: the bf16 CPU backend's tests need it " \
-                      "(an AMD Zen 4 / Intel Cooper Lake or later); /proc/cpuinfo lists "  \
-                      "avx512_bf16 where it is there";                                     \
+// The backend runs where its GEMMs do (a build with oneDNN on a CPU with AMX-BF16 or
+// AVX512_BF16, ops/cpu_bf16/gemm.h); elsewhere its tests skip with the reason.
+#define RRT_REQUIRE_CPU_BF16_BACKEND()                                 \
+  do {                                                                 \
+    if (!::rrt::ops::cpu_bf16::gemm_available())                       \
+      GTEST_SKIP() << "the CPU bf16 backend cannot run here: "         \
+                   << ::rrt::ops::cpu_bf16::gemm_unavailable_reason(); \
   } while (0)
 
 namespace rrt::testing {

@@ -48,7 +48,7 @@ INSTANTIATE_TEST_SUITE_P(Table, Bf16Attention, ::testing::ValuesIn(cases::attent
                          cases::kCaseName);
 
 TEST_P(Bf16Attention, ForwardBackwardAndDecodeMatchFp32) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   const AttentionShape s = GetParam().shape;
   const size_t nq = s.N * s.T * s.H * s.Dh, nkv = s.N * s.T * s.Hkv * s.Dh, nl = s.N * s.H * s.T;
   CpuBackend cpu(2);

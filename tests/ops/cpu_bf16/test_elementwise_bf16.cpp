@@ -36,7 +36,7 @@ INSTANTIATE_TEST_SUITE_P(Table, Bf16Embedding, ::testing::ValuesIn(cases::embedd
                          cases::kCaseName);
 
 TEST_P(Bf16Embedding, ForwardAndBackwardMatchFp32) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   const cases::EmbeddingCase& c = GetParam();
   const int64_t M = static_cast<int64_t>(c.tokens.size()), D = c.D, V = c.V;
   const float scale = static_cast<float>(c.scale);
@@ -100,7 +100,7 @@ void check_norm(bool layer_norm, bool unit_offset, bool with_bias, int64_t M, in
 }
 
 TEST_P(Bf16Norm, RmsNormMatchesFp32) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   for (bool unit_offset : {false, true}) {
     SCOPED_TRACE("unit_offset=" + std::to_string(unit_offset));
     check_norm(false, unit_offset, false, GetParam().M, GetParam().D);
@@ -108,7 +108,7 @@ TEST_P(Bf16Norm, RmsNormMatchesFp32) {
 }
 
 TEST_P(Bf16Norm, LayerNormMatchesFp32) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   for (bool with_bias : {true, false}) {
     SCOPED_TRACE("bias=" + std::to_string(with_bias));
     check_norm(true, false, with_bias, GetParam().M, GetParam().D);
@@ -122,7 +122,7 @@ INSTANTIATE_TEST_SUITE_P(Table, Bf16Rope, ::testing::ValuesIn(cases::rope_cases(
                          cases::kCaseName);
 
 TEST_P(Bf16Rope, ForwardBackwardAndRowsMatchFp32) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   const cases::RopeCase& c = GetParam();
   CpuBackend cpu(1);
   CpuBf16Backend be(2);
@@ -216,7 +216,7 @@ void check_activation(Act a, int64_t count, int64_t offset) {
 }
 
 TEST_P(Bf16Activation, EveryActivationAndAddMatchFp32) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   const auto names = {"swiglu", "geglu", "gelu_erf", "gelu_tanh", "add"};
   int i = 0;
   for (const char* name : names) {

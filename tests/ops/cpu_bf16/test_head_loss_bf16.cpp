@@ -43,7 +43,7 @@ INSTANTIATE_TEST_SUITE_P(Table, Bf16CrossEntropy, ::testing::ValuesIn(cases::cro
                          cases::kCaseName);
 
 TEST_P(Bf16CrossEntropy, LossAndGradientsMatchFp32) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   namespace tol = cases::cross_entropy_tol;
   const cases::CrossEntropyCase& c = GetParam();
   const int64_t M = c.M, D = c.D, V = c.V;
@@ -83,7 +83,7 @@ INSTANTIATE_TEST_SUITE_P(Table, Bf16ExitLoss, ::testing::ValuesIn(cases::exit_lo
                          cases::kCaseName);
 
 TEST_P(Bf16ExitLoss, LossTermsAndGradientsMatchFp32) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   namespace tol = cases::exit_loss_tol;
   const cases::ExitLossCase& c = GetParam();
   const int64_t E = c.E, M = c.M, D = c.D, V = c.V, R = c.R, Dt = c.teacher_D;

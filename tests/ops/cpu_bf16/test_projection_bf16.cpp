@@ -26,7 +26,7 @@ INSTANTIATE_TEST_SUITE_P(Table, Bf16Linear, ::testing::ValuesIn(cases::linear_ca
                          cases::kCaseName);
 
 TEST_P(Bf16Linear, ForwardAndBackwardMatchFp32EveryBiasMode) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   const cases::LinearCase& c = GetParam();
   const int64_t M = c.M, in = c.in, out = c.out;
   CpuBackend cpu(1);
@@ -68,7 +68,7 @@ INSTANTIATE_TEST_SUITE_P(Table, Bf16Lora, ::testing::ValuesIn(cases::lora_cases(
                          cases::kCaseName);
 
 TEST_P(Bf16Lora, ProjectionWithAdapterMatchesFp32) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   const cases::LoraCase& c = GetParam();
   const int64_t M = c.M, in = c.in, out = c.out, R = c.R;
   const float s = static_cast<float>(c.scale);
