@@ -68,8 +68,10 @@ class CpuBf16ExitModel final : public ExitModel {
   std::string device() const override { return "cpu-bf16"; }
 
  private:
+  // With gradients, though nothing trains: a forward-only model keeps the residual stream of
+  // its last loop alone, and the evaluation reads every loop's end.
   static std::unique_ptr<ParameterSet> load(const std::string& checkpoint, const ModelSpec& spec) {
-    auto p = std::make_unique<ParameterSet>(spec, ParameterSet::Grads::without);
+    auto p = std::make_unique<ParameterSet>(spec, ParameterSet::Grads::with);
     load_checkpoint(checkpoint, *p, nullptr);
     return p;
   }
