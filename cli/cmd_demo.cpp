@@ -22,7 +22,7 @@ void add_demo_command(CLI::App& app) {
       "convert it to recursive and relaxed models, uptrain them with distillation beside a "
       "from-scratch model, post-train early exits, print validation perplexity per exit");
   struct Opts {
-    std::string source = RRT_SOURCE_DIR, out;
+    std::string source = RRT_SOURCE_DIR, out, precision = "auto";
     uint64_t seed = 1;
     bool quick = false;
     int64_t teacher_steps = 0, steps = 0, post_steps = 0;
@@ -33,7 +33,7 @@ void add_demo_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out", o->out,
                   "the run tree; a rerun skips finished stages (default runs/demo, with --quick "
-                  "runs/demo-quick)");
+                  "runs/demo-quick; -bf16 appended with --precision bf16)");
   cmd->add_flag("--quick", o->quick, "a few steps of every stage (seconds; for tests)");
   cmd->add_option("--seed", o->seed, "train.seed and data.seed of every stage")
       ->capture_default_str();
@@ -42,12 +42,20 @@ void add_demo_command(CLI::App& app) {
                   "uptraining steps of every converted model and the from-scratch one "
                   "(default 150)");
   cmd->add_option("--post-steps", o->post_steps, "early-exit post-training steps (default 100)");
+  cmd->add_option("--precision", o->precision,
+                  "train.precision of every stage and of the evaluation: auto (fp32 on cpu), "
+                  "fp32 or bf16 (on cpu the bf16 backend: AVX512_BF16 or AMX)")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+      ->capture_default_str();
   cmd->add_option("overrides", o->overrides,
                   "key=value overrides for every stage, e.g. train.threads=2");
   cmd->callback([o] {
     DemoPlan plan = o->quick ? DemoPlan::quick_plan() : DemoPlan{};
     plan.source = o->source;
     plan.out = !o->out.empty() ? o->out : o->quick ? "runs/demo-quick" : "runs/demo";
+    // Another precision is another plan (plan.json refuses it in the same tree).
+    if (o->out.empty() && o->precision == "bf16") plan.out += "-bf16";
+    plan.precision = o->precision;
     plan.seed = o->seed;
     if (o->teacher_steps > 0) plan.teacher_steps = o->teacher_steps;
     if (o->steps > 0) plan.student_steps = o->steps;

@@ -125,7 +125,8 @@ class Pipeline {
   // Per-exit validation perplexities of a checkpoint (cached in eval/<row>.json).
   json evaluate(const std::string& row, const std::string& checkpoint);
   // Prints the table and the findings; writes results.json and results.md.
-  std::string report(const std::vector<Row>& rows, int64_t tokens, const RunConfig& teacher_cfg);
+  std::string report(const std::vector<Row>& rows, int64_t tokens, const std::string& device,
+                     const RunConfig& teacher_cfg);
 
   DemoPlan p_;
   fs::path out_;
@@ -149,6 +150,9 @@ void Pipeline::check_plan() {
                {"eval_micro_batch", p_.eval_micro_batch},
                {"eval_batches", p_.eval_batches},
                {"overrides", p_.overrides}};
+  // Written only when not the default, so that a tree made before the key existed still
+  // resumes; auto and another precision are different plans.
+  if (p_.precision != "auto") plan["precision"] = p_.precision;
   const fs::path file = out_ / "plan.json";
   if (fs::exists(file)) {
     const json before = read_json(file);
@@ -176,6 +180,8 @@ std::vector<std::string> Pipeline::common() const {
   std::vector<std::string> o = {"data.path=" + (out_ / "data").string(), "train.seed=" + seed,
                                 "data.seed=" + seed, "train.seq_len=" + std::to_string(p_.seq_len),
                                 "checkpoint.keep_last=1"};
+  // Every stage in the demo's precision (the default, auto, is the config's own: not printed).
+  if (p_.precision != "auto") o.push_back("train.precision=" + p_.precision);
   if (p_.quick) o.insert(o.end(), {"train.eval_batches=2", "log.every=4"});
   o.insert(o.end(), p_.overrides.begin(), p_.overrides.end());
   return o;
@@ -221,6 +227,7 @@ json Pipeline::evaluate(const std::string& row, const std::string& checkpoint) {
   const fs::path cache = out_ / "eval" / (row + ".json");
   if (fs::exists(cache)) {
     json j = read_json(cache);
+    // The plan (precision included) is the tree's, so a cached score is this run's.
     if (j.value("checkpoint", "") == checkpoint) return j;
   }
   fs::create_directories(cache.parent_path());
@@ -229,8 +236,10 @@ json Pipeline::evaluate(const std::string& row, const std::string& checkpoint) {
   o.thresholds = {};
   o.overrides = {"train.micro_batch=" + std::to_string(p_.eval_micro_batch),
                  "train.seq_len=" + std::to_string(p_.seq_len)};
+  // In the demo's precision; with auto, the checkpoint's own (what its run trained in).
+  if (p_.precision != "auto") o.overrides.push_back("train.precision=" + p_.precision);
   const EvalReport r = evaluate_checkpoint_exits(checkpoint, o);
-  json j = {{"checkpoint", checkpoint}, {"tokens", r.validation.tokens}};
+  json j = {{"checkpoint", checkpoint}, {"tokens", r.validation.tokens}, {"device", r.device}};
   for (const ExitScore& e : r.validation.exits)
     j["exits"].push_back({{"loop", e.loop}, {"loss", e.loss}, {"perplexity", e.perplexity}});
   const RunConfig cfg =
@@ -248,8 +257,11 @@ std::string Pipeline::run() {
   // the full-size model trained on, three post-trainings, evaluation.
   stages_total_ = static_cast<int>(2 + (p_.ranks.size() + 2) + (p_.ranks.size() + 4) + 3 + 1);
   const std::string config = (fs::path(p_.source) / "configs/demo.yaml").string();
-  std::printf("== rrt demo%s: the paper's pipeline in miniature (seed %lu), into %s\n",
-              p_.quick ? " --quick" : "", static_cast<unsigned long>(p_.seed), out_.c_str());
+  std::printf(
+      "== rrt demo%s: the paper's pipeline in miniature (seed %lu, train.precision %s), "
+      "into %s\n",
+      p_.quick ? " --quick" : "", static_cast<unsigned long>(p_.seed), p_.precision.c_str(),
+      out_.c_str());
   prepare();
 
   // 1. The full-size teacher: configs/demo.yaml as it is (a plain L-layer Llama).
@@ -377,6 +389,7 @@ std::string Pipeline::run() {
   const auto te = Clock::now();
   std::vector<Row> rows;
   int64_t tokens = 0;
+  std::string device;  // what evaluate_checkpoint_exits ran on: cpu, cpu-bf16 or cuda
   auto add_row = [&](const std::string& key, const std::string& label,
                      const std::string& checkpoint, const std::string& init) {
     const json j = evaluate(key, checkpoint);
@@ -385,6 +398,7 @@ std::string Pipeline::run() {
     if (!init.empty())
       r.converted = evaluate(key + "_converted", init).at("exits").back().at("perplexity");
     tokens = j.at("tokens").get<int64_t>();
+    device = j.value("device", "cpu");  // scores cached before the key was written were fp32
     std::printf("   %-52s %s\n", label.c_str(), format_ppl(r.exits.back()).c_str());
     std::fflush(stdout);
     rows.push_back(r);
@@ -402,11 +416,11 @@ std::string Pipeline::run() {
                                           : "early exits, " + weights + " + SD"),
             posttrained[name], "");
   record("evaluate", seconds_since(te));
-  return report(rows, tokens, teacher_cfg);
+  return report(rows, tokens, device, teacher_cfg);
 }
 
 std::string Pipeline::report(const std::vector<Row>& rows, int64_t tokens,
-                             const RunConfig& teacher_cfg) {
+                             const std::string& device, const RunConfig& teacher_cfg) {
   // The table, as markdown (what results.md and the README hold) and printed as it is.
   std::ostringstream md;
   md << "| model | parameters | converted |";
@@ -477,11 +491,13 @@ std::string Pipeline::report(const std::vector<Row>& rows, int64_t tokens,
   double trained = 0;
   for (const auto& [name, secs] : stages_.items()) trained += secs.get<double>();
   std::printf(
-      "\n== validation perplexity per exit (%ld tokens of the corpus's validation split; "
-      "lower is better; 'converted' is before uptraining)\n\n%s\n",
-      static_cast<long>(tokens), table.c_str());
-  std::printf("== the paper's findings, in miniature (seed %lu; final-exit perplexity)\n%s",
-              static_cast<unsigned long>(p_.seed), f.str().c_str());
+      "\n== validation perplexity per exit (%ld tokens of the corpus's validation split, "
+      "evaluated on %s; lower is better; 'converted' is before uptraining)\n\n%s\n",
+      static_cast<long>(tokens), device.c_str(), table.c_str());
+  std::printf(
+      "== the paper's findings, in miniature (seed %lu, train.precision %s; final-exit "
+      "perplexity)\n%s",
+      static_cast<unsigned long>(p_.seed), p_.precision.c_str(), f.str().c_str());
   const double h =
       corpus_unigram_entropy((fs::path(p_.source) / "data/corpus/demo.jsonl").string());
   const double teacher_loss = std::log(final_of("teacher"));
@@ -498,6 +514,8 @@ std::string Pipeline::report(const std::vector<Row>& rows, int64_t tokens,
                                      {"tokens", tokens},
                                      {"teacher_layers", teacher_cfg.model.positions()},
                                      {"loops", p_.loops},
+                                     {"precision", p_.precision},
+                                     {"device", device},
                                      {"post_trained", "relaxed_r" + std::to_string(p_.post_rank)},
                                      {"rows", jrows},
                                      {"stage_seconds", stages_}});

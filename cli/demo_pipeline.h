@@ -34,7 +34,10 @@ struct DemoPlan {
   int64_t eval_micro_batch = 16;         // every model is scored on the same
   int64_t eval_batches = 20;             // eval_batches x eval_micro_batch x seq_len tokens
   bool quick = false;                    // a few steps of everything (tests)
-  std::vector<std::string> overrides;    // key=value for every stage (e.g. train.threads=2)
+  // train.precision of every stage and of the evaluation (auto | fp32 | bf16): bf16 on the CPU
+  // is the CPU bf16 backend, the teacher's distillation forward included.
+  std::string precision = "auto";
+  std::vector<std::string> overrides;  // key=value for every stage (e.g. train.threads=2)
 
   // The plan of --quick: the same stages, a few steps each on short sequences.
   static DemoPlan quick_plan();

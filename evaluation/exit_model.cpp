@@ -44,18 +44,22 @@ std::unique_ptr<ExitModel> owning_view(std::shared_ptr<Owner> owner, Model& mode
 // of a bf16 or device copy.
 struct LoadedSet {
   ParameterSet params;
-  LoadedSet(const std::string& checkpoint, const ModelSpec& spec)
-      : params(spec, ParameterSet::Grads::without) {
+  LoadedSet(const std::string& checkpoint, const ModelSpec& spec,
+            ParameterSet::Grads grads = ParameterSet::Grads::without)
+      : params(spec, grads) {
     load_checkpoint(checkpoint, params, nullptr);
   }
 };
 
-// bf16 on the CPU: the loaded set is the masters of a CpuBf16Model.
+// bf16 on the CPU: the loaded set is the masters of a CpuBf16Model. With gradients, though
+// nothing trains: a forward-only model keeps the residual stream of its last loop alone, and the
+// evaluation reads every loop's end.
 struct Bf16Owner {
   LoadedSet masters;
   CpuBf16Model model;
   Bf16Owner(const std::string& checkpoint, const ModelSpec& spec, const ModelCapacity& capacity)
-      : masters(checkpoint, spec), model(masters.params, spec, capacity) {}
+      : masters(checkpoint, spec, ParameterSet::Grads::with),
+        model(masters.params, spec, capacity) {}
 };
 
 // cuda: the loaded values are uploaded to the GPU and dropped from the host.

@@ -1,17 +1,43 @@
 #!/usr/bin/env bash
 # rrt demo --quick end to end: every stage runs, the table has every row with finite numbers in
 # the columns each model has, results.json agrees, and a rerun skips every stage.
-# Usage: demo_quick.sh RRT_BINARY SOURCE_DIR
+# With PRECISION (bf16), `rrt demo --quick --precision PRECISION`: every stage trains in it and
+# the evaluation runs on its device; skipped (exit 77) where this build or CPU has no bf16 backend.
+# Usage: demo_quick.sh RRT_BINARY SOURCE_DIR [PRECISION]
 set -euo pipefail
 rrt="$1"
 src="$2"
+precision="${3:-}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+args=()
+if [[ -n "$precision" ]]; then
+  args=(--precision "$precision")
+  if [[ "$precision" == bf16 ]] && "$rrt" --version | grep -q "^bf16: unavailable"; then
+    echo "SKIP: $("$rrt" --version | grep '^bf16:')"
+    exit 77
+  fi
+fi
 
-"$rrt" demo --quick --source "$src" --out "$work/demo" >"$work/log" 2>&1 \
-  || { cat "$work/log"; fail "rrt demo --quick"; }
+"$rrt" demo --quick "${args[@]}" --source "$src" --out "$work/demo" >"$work/log" 2>&1 \
+  || { cat "$work/log"; fail "rrt demo --quick ${args[*]}"; }
 grep -q "== \[16/16\] evaluate" "$work/log" || fail "not every stage ran: $(grep '== \[' "$work/log")"
+if [[ "$precision" == bf16 ]]; then
+  # Every training stage (10 `rrt train` lines: the teacher, 5 uptrainings, the full-size one
+  # trained on, 3 post-trainings) in bf16, and the table scored on the bf16 model.
+  [[ $(grep -c "^   rrt train .* train.precision=bf16" "$work/log") -eq \
+     $(grep -c "^   rrt train " "$work/log") ]] || fail "a stage did not train in bf16"
+  [[ $(grep -c "^training in bf16 on the CPU" "$work/log") -eq $(grep -c "^   rrt train " "$work/log") ]] \
+    || fail "a stage did not run the CPU bf16 backend"
+  grep -q "evaluated on cpu-bf16;" "$work/log" || fail "the table was not scored in bf16"
+  python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["precision"] == "bf16" and r["device"] == "cpu-bf16", r' "$work/demo/results.json" \
+    || fail "results.json names no bf16"
+else
+  grep -q "evaluated on cpu;" "$work/log" || fail "the table was not scored in fp32"
+fi
 
 # The table: a header, a rule and one row per model; a number where the model has the column
 # ('converted' for the conversions, exit 1 for the looped models), '-' elsewhere.
@@ -46,13 +72,19 @@ for row in r["rows"]:
 PY
 
 # A rerun trains nothing: every stage was done before.
-"$rrt" demo --quick --source "$src" --out "$work/demo" >"$work/log2" 2>&1 || fail "rerun"
+"$rrt" demo --quick "${args[@]}" --source "$src" --out "$work/demo" >"$work/log2" 2>&1 || fail "rerun"
 [[ $(grep -c "done before" "$work/log2") -eq 15 ]] || fail "the rerun redid stages: $(cat "$work/log2")"
 cmp -s <(grep '^|' "$work/log2") <(grep '^|' <<<"$table") \
   || fail "the rerun printed another table"
-# Another plan in the same tree is refused.
-if "$rrt" demo --quick --seed 2 --source "$src" --out "$work/demo" >/dev/null 2>"$work/err"; then
+# Another plan in the same tree is refused: another seed, another precision.
+if "$rrt" demo --quick "${args[@]}" --seed 2 --source "$src" --out "$work/demo" >/dev/null 2>"$work/err"; then
   fail "a second seed reused the tree"
+fi
+grep -q "other settings" "$work/err" || fail "unexpected error: $(cat "$work/err")"
+other=bf16
+[[ "$precision" == bf16 ]] && other=fp32
+if "$rrt" demo --quick --precision "$other" --source "$src" --out "$work/demo" >/dev/null 2>"$work/err"; then
+  fail "precision $other reused the tree"
 fi
 grep -q "other settings" "$work/err" || fail "unexpected error: $(cat "$work/err")"
 echo "demo quick: all good"

@@ -7,6 +7,19 @@ set_tests_properties(Cli.EndToEndSmoke PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1
 add_test(NAME Cli.DemoQuick
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/demo_quick.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
 set_tests_properties(Cli.DemoQuick PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+# The same with --precision bf16: every stage on the CPU bf16 backend, the table scored on it;
+# skipped (77) where this build or CPU has none.
+add_test(NAME Cli.DemoQuickBf16
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/demo_quick.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR} bf16)
+set_tests_properties(Cli.DemoQuickBf16 PROPERTIES SKIP_RETURN_CODE 77
+  ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+
+# rrt eval of a bf16 run's checkpoint: scored on the CPU bf16 model ("cpu-bf16"), every exit
+# within the bf16 loss tolerance of fp32's; skipped (77) where there is no bf16 backend.
+add_test(NAME Cli.EvalBf16
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/eval_bf16.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
+set_tests_properties(Cli.EvalBf16 PROPERTIES SKIP_RETURN_CODE 77
+  ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
 
 # Signals (a stop after the step with a checkpoint, exit 3; a second signal at once) and the run
 # directory's lock, through the binary; resumes compared bit for bit (checkpoint_diff).

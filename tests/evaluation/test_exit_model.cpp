@@ -1,17 +1,23 @@
 // The model rrt eval scores (evaluation/exit_model.h): the one model code's exit logits of rows of
 // a batch (RecursiveCore::exit_logits, what every backend computes for evaluation) against the
 // host model's exit_logits on the same residual rows gathered by hand, for every loop end with
-// and without head adapters; its refusals; and the device factory.
+// and without head adapters; its refusals; the device factory; and the CPU bf16 model a bf16
+// run's checkpoint is scored on.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <vector>
 
+#include "checkpoint/checkpoint.h"
 #include "evaluation/exit_model.h"
+#include "model/cpu_bf16_model.h"
 #include "model/cuda/device_model.h"
 #include "model/recursive_model.h"
 #include "tests/error_helpers.h"
+#include "tests/ops/cpu_bf16/bf16_test.h"
 
 namespace rrt {
 namespace {
@@ -103,6 +109,46 @@ TEST(ExitModel, TheDeviceIsTheRunsAndAnUnknownOneIsRefused) {
       testing::error_message([&] { load_exit_model("unused.h5", spec, 1, 8, 4, "cuda"); });
   EXPECT_TRUE(testing::contains(msg, "train.device")) << msg;
   EXPECT_TRUE(testing::contains(msg, "train.device: cpu")) << msg;
+}
+
+// A bf16 run's checkpoint (train.precision: bf16 on cpu) is scored on the CPU bf16 model at every
+// loop end, not only the last: the evaluation needs each loop's residual stream. Its exit logits
+// follow the fp32 model's on the same weights within kLogits, the whole-model logits tolerance of
+// the bf16 backends (tests/model/test_core_bf16.cpp: bf16 activations through every layer).
+TEST(ExitModel, ABf16CheckpointIsScoredOnTheCpuBf16ModelAtEveryLoop) {
+  std::string why;
+  if (!cpu_bf16_supported(&why)) GTEST_SKIP() << why;
+  constexpr double kLogits = 3e-2;
+  const ModelSpec spec = spec_with_adapters();
+  const int64_t N = 2, T = 11, V = spec.model.vocab;
+  ParameterSet params(spec, ParameterSet::Grads::without);
+  params.init(InitConfig{.seed = 5, .std = 0.3, .lora_b_zero = false});
+  // bf16 values, so that the two models differ by their arithmetic alone.
+  float* v = static_cast<float*>(params.values_arena().base());
+  for (int64_t i = 0; i < params.values_arena().total_bytes() / 4; ++i)
+    v[i] = bf16::from_float(v[i]).to_float();
+  const std::string path = (std::filesystem::path(::testing::TempDir()) /
+                            ("rrt_exit_bf16_" + std::to_string(::getpid()) + ".h5"))
+                               .string();
+  save_checkpoint(path, "", params, nullptr, TrainState{.step = 1});
+  auto fp32 = load_exit_model(path, spec, N, T, 8, "cpu", "fp32");
+  auto bf = load_exit_model(path, spec, N, T, 8, "cpu", "bf16");
+  std::filesystem::remove(path);
+  EXPECT_EQ(fp32->device(), "cpu");
+  EXPECT_EQ(bf->device(), "cpu-bf16");
+  const std::vector<int32_t> tokens = tokens_for(N * T, V);
+  fp32->forward_loop_ends(tokens.data(), N, T);
+  bf->forward_loop_ends(tokens.data(), N, T);
+  const std::vector<int32_t> rows = {21, 0, 12, 11, 3};
+  const int64_t n = static_cast<int64_t>(rows.size());
+  for (int64_t k = 1; k <= spec.recursion.loops; ++k) {
+    std::vector<float> want(static_cast<size_t>(n * V)), have(want.size(), NAN);
+    fp32->exit_logits(k, rows.data(), n, want.data());
+    bf->exit_logits(k, rows.data(), n, have.data());
+    const double err = testing::relative_l2(have, want);
+    EXPECT_LT(err, kLogits) << "loop " << k;
+    EXPECT_GT(err, 0.0) << "loop " << k << ": not the bf16 arithmetic";
+  }
 }
 
 }  // namespace
