@@ -2,7 +2,8 @@
 # rrt's libraries and that the CUDA headers are here, and sets cuda_include and mpi_link (an
 # MPI build's librrt_distributed needs Open MPI's libraries too) and tensorboard_link (the
 # trainer's TensorBoard codec, with libprotobuf whole and its symbols kept local, as CMake links
-# it: trainer/proto/event_codec.h). $tag prefixes the messages.
+# it: trainer/proto/event_codec.h) and onednn_link (the CPU bf16 backend's GEMMs, where the build
+# has them: ops/cpu_bf16/gemm.cpp). $tag prefixes the messages.
 for lib in inference trainer evaluation checkpoint config distributed data model ops plot core \
     tensorboard; do
   [[ -f $build/librrt_$lib.a ]] || {
@@ -24,4 +25,9 @@ tensorboard_link=("$build/librrt_tensorboard.a" -Wl,--whole-archive "$protobuf_s
 mpi_link=()
 if grep -q 'RRT_MPI:BOOL=ON' "$build/CMakeCache.txt"; then
   read -ra mpi_link < <(mpicxx --showme:link)
+fi
+onednn_link=()
+if grep -q 'RRT_ONEDNN:BOOL=ON' "$build/CMakeCache.txt"; then
+  dnnl_lib=$(cd "$(sed -n 's/^dnnl_DIR:PATH=//p' "$build/CMakeCache.txt")/../.." && pwd)
+  onednn_link=(-L"$dnnl_lib" -Wl,-rpath,"$dnnl_lib" -ldnnl)
 fi

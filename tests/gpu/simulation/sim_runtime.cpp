@@ -77,6 +77,9 @@ namespace rrt {
 bool cuda_compiled() { return true; }
 int cuda_device_count() { return 1; }
 std::string cuda_device_name(int) { return "host emulation"; }
+// An emulated 16 GiB device, all of it free: the trainer's GPU memory check runs against it
+// (tests/gpu/test_trainer_gpu.cpp refuses a plan far beyond any GPU) while every real test fits.
+DeviceMemoryInfo cuda_memory_info() { return {0, int64_t{16} << 30, int64_t{16} << 30}; }
 }  // namespace rrt
 
 namespace rrt::ops::cuda {
