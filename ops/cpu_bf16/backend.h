@@ -93,10 +93,14 @@ class CpuBf16Backend {
   void embedding_backward(const int32_t* tokens, const Act* dout, float* dtable, int64_t M,
                           int64_t D, int64_t V, float scale) const;
 
-  // The head losses' workspace is the fp32 ops' (ops/cross_entropy.h, ops/exit_loss.h); the
-  // fp32 copies of the head and of the rows of a chunk are the backend's own, grown on first use.
+  // The plain CE's workspace: a chunk's fp32 logits, then its bf16 dlogits (the CUDA layout).
+  // The exit loss's is the fp32 op's (ops/exit_loss.h); its fp32 copies of the head and of the
+  // rows of a chunk are the backend's own, grown on first use.
   size_t lm_head_workspace_bytes(int64_t V, int64_t chunk) const {
-    return sizeof(float) * static_cast<size_t>(ops::lm_head_workspace_elems(V, chunk));
+    return logits_bytes(V, chunk) + sizeof(bf16) * static_cast<size_t>(V * chunk);
+  }
+  static size_t logits_bytes(int64_t V, int64_t chunk) {
+    return (sizeof(float) * static_cast<size_t>(V * chunk) + kAlign - 1) / kAlign * kAlign;
   }
   size_t exit_loss_workspace_bytes(int64_t V, int64_t chunk, int64_t /*exits*/, bool teacher,
                                    bool self_distill, int64_t head_lora_rank) const {
