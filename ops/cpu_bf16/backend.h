@@ -9,9 +9,12 @@
 //                                                  store (ops/cpu_bf16/convert.h), OpenMP
 //   attention                                      flash-style blocks widened to fp32, fp32
 //                                                  softmax, lse and accumulators (attention.cpp)
-//   chunked head losses                            each chunk of rows widened to fp32 and scored
-//                                                  by the fp32 ops with an fp32 copy of the head
-//                                                  made once per call (head_loss.cpp)
+//   chunked CE head (head_loss.cpp)                the CUDA scheme: per chunk, fp32 logits by the
+//                                                  bf16 GEMM, fp32 softmax and loss, bf16 dlogits
+//                                                  into dh (bf16) and dW (fp32) by bf16 GEMMs
+//   exit / distillation loss (head_loss.cpp)       each chunk of rows widened to fp32 and scored
+//                                                  by the fp32 op with an fp32 copy of the head
+//                                                  made once per call
 //
 // Like the CUDA backend, a backward that adds into a bf16 gradient rounds the sum once per GEMM
 // or op (dx += dy W, then += du A for a LoRA), and LoRA's u and du are stored in bf16.

@@ -1,13 +1,20 @@
-// CpuBf16Backend's chunked head losses (ops/cpu_bf16/backend.h): the plain CE and the exit /
-// distillation loss scored by the fp32 ops (ops/cpu/cross_entropy.cpp, ops/cpu/exit_loss.cpp),
-// one chunk of rows at a time. The head (and the teacher's head and the exits' adapters) is
-// widened to fp32 once per call; each chunk's hidden rows are widened, scored by one fp32 call
-// of that chunk, and its fp32 dh added into the bf16 dh (one rounding). dW, dA and dB are the
-// fp32 gradients themselves. Logits, softmax, the loss and its gradient are fp32 throughout (the
-// per-row divergences in double, as the fp32 op computes them).
+// CpuBf16Backend's chunked head losses (ops/cpu_bf16/backend.h).
 //
-// A chunk's call averages over its own counted rows; every term is a mean over rows, so the call
-// is weighted by counted(chunk) / counted(all), and its gradient weight likewise.
+// The plain CE (lm_head_cross_entropy) is ops/cuda/cross_entropy.cu's scheme on the host: per
+// chunk of rows, logits = h W^T by the bf16 GEMM (ops/cpu_bf16/gemm.h, fp32 out); a vectorised
+// fp32 softmax per row gives the loss (summed over rows in double) and dlogits = grad_scale *
+// (softmax - onehot) rounded to bf16; then dh += dlogits W (bf16, one rounding) and dW +=
+// dlogits^T h (fp32) by the bf16 GEMM. Keeping dlogits fp32 would need the fp32 GEMM on a
+// widened head and rows, which is what this replaced (docs/benchmarks.md, the bf16 head).
+//
+// The exit / distillation loss is scored by the fp32 op (ops/cpu/exit_loss.cpp), one chunk of
+// rows at a time. The head (and the teacher's head and the exits' adapters) is widened to fp32
+// once per call; each chunk's hidden rows are widened, scored by one fp32 call of that chunk, and
+// its fp32 dh added into the bf16 dh (one rounding). dW, dA and dB are the fp32 gradients
+// themselves. Logits, softmax, the loss and its gradient are fp32 throughout (the per-row
+// divergences in double, as the fp32 op computes them). A chunk's call averages over its own
+// counted rows; every term is a mean over rows, so the call is weighted by counted(chunk) /
+// counted(all), and its gradient weight likewise.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
