@@ -9,9 +9,12 @@
 //                                                  store (ops/cpu_bf16/convert.h), OpenMP
 //   attention                                      flash-style blocks widened to fp32, fp32
 //                                                  softmax, lse and accumulators (attention.cpp)
-//   chunked head losses                            each chunk of rows widened to fp32 and scored
-//                                                  by the fp32 ops with an fp32 copy of the head
-//                                                  made once per call (head_loss.cpp)
+//   chunked CE head (head_loss.cpp)                the CUDA scheme: per chunk, fp32 logits by the
+//                                                  bf16 GEMM, fp32 softmax and loss, bf16 dlogits
+//                                                  into dh (bf16) and dW (fp32) by bf16 GEMMs
+//   exit / distillation loss (head_loss.cpp)       each chunk of rows widened to fp32 and scored
+//                                                  by the fp32 op with an fp32 copy of the head
+//                                                  made once per call
 //
 // Like the CUDA backend, a backward that adds into a bf16 gradient rounds the sum once per GEMM
 // or op (dx += dy W, then += du A for a LoRA), and LoRA's u and du are stored in bf16.
@@ -93,10 +96,14 @@ class CpuBf16Backend {
   void embedding_backward(const int32_t* tokens, const Act* dout, float* dtable, int64_t M,
                           int64_t D, int64_t V, float scale) const;
 
-  // The head losses' workspace is the fp32 ops' (ops/cross_entropy.h, ops/exit_loss.h); the
-  // fp32 copies of the head and of the rows of a chunk are the backend's own, grown on first use.
+  // The plain CE's workspace: a chunk's fp32 logits, then its bf16 dlogits (the CUDA layout).
+  // The exit loss's is the fp32 op's (ops/exit_loss.h); its fp32 copies of the head and of the
+  // rows of a chunk are the backend's own, grown on first use.
   size_t lm_head_workspace_bytes(int64_t V, int64_t chunk) const {
-    return sizeof(float) * static_cast<size_t>(ops::lm_head_workspace_elems(V, chunk));
+    return logits_bytes(V, chunk) + sizeof(bf16) * static_cast<size_t>(V * chunk);
+  }
+  static size_t logits_bytes(int64_t V, int64_t chunk) {
+    return (sizeof(float) * static_cast<size_t>(V * chunk) + kAlign - 1) / kAlign * kAlign;
   }
   size_t exit_loss_workspace_bytes(int64_t V, int64_t chunk, int64_t /*exits*/, bool teacher,
                                    bool self_distill, int64_t head_lora_rank) const {

@@ -408,14 +408,12 @@ inline constexpr Tolerance kCudaLoss{1e-4, 0,
 inline constexpr Tolerance kCudaGradient{1e-2, 0,
                                          "dlogits are stored in bf16 before the two gradient "
                                          "GEMMs"};
-// The CPU bf16 backend scores each chunk with the fp32 op on the widened rows and head: the loss
-// is the CUDA one's argument (fp32 logits of identical inputs); its dlogits stay fp32, so dW
-// (fp32) differs by summation order only and dh by its one bf16 rounding.
+// The CPU bf16 backend runs the CUDA scheme (ops/cpu_bf16/head_loss.cpp): fp32 logits from the
+// bf16 GEMM of identical inputs, fp32 softmax and loss, dlogits stored in bf16 before the two
+// gradient GEMMs (dh rounded once more onto its start): the CUDA entries and their arguments.
 inline constexpr const Tolerance& kCpuBf16Loss = kCudaLoss;
-// dh: one bf16 rounding of (start + update), the start of the update's size: the argument of
-// attention_tol::kFallbackGrad.
-inline constexpr Tolerance kCpuBf16Dh{1e-2, 0, "one bf16 rounding of (start + update) (~3e-3)"};
-inline constexpr Tolerance kCpuBf16DW{1e-5, 0, "fp32 of identical inputs: summation order"};
+inline constexpr const Tolerance& kCpuBf16Dh = kCudaGradient;
+inline constexpr const Tolerance& kCpuBf16DW = kCudaGradient;
 }  // namespace cross_entropy_tol
 
 // ---- early-exit + distillation loss ----------------------------------------------------------
@@ -542,12 +540,13 @@ inline constexpr Tolerance kCudaTerm{2e-3, 1e-4,
 inline constexpr Tolerance kCudaGradient{1.5e-2, 0,
                                          "dlogits and the LoRA's u = h A^T are stored in bf16 "
                                          "before the GEMMs that read them"};
-// The CPU bf16 backend: the fp32 op on widened rows, head and adapters, chunk by chunk (as
-// cross_entropy_tol's kCpuBf16 entries): the loss and terms share the CUDA entries' argument;
-// the gradients keep fp32 up to dh's one rounding.
+// The CPU bf16 backend: the fp32 op on widened rows, head and adapters, chunk by chunk: the loss
+// and terms share the CUDA entries' argument; the gradients keep fp32 up to dh's one rounding.
 inline constexpr const Tolerance& kCpuBf16Loss = kCudaLoss;
 inline constexpr const Tolerance& kCpuBf16Term = kCudaTerm;
-inline constexpr const Tolerance& kCpuBf16Dh = cross_entropy_tol::kCpuBf16Dh;
+// dh: one bf16 rounding of (start + update), the start of the update's size: the argument of
+// attention_tol::kFallbackGrad.
+inline constexpr Tolerance kCpuBf16Dh{1e-2, 0, "one bf16 rounding of (start + update) (~3e-3)"};
 inline constexpr Tolerance kCpuBf16Grad{1e-4, 0,
                                         "fp32 dW, dA, dB of identical inputs, chunk-weighted: "
                                         "summation order"};

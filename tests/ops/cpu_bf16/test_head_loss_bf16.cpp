@@ -2,11 +2,12 @@
 // CpuBackend on the shared op-test table (tests/ops/op_cases.h): the plain CE cases and every
 // exit-loss case (each divergence, three exits, self-distillation, head adapters, a teacher of
 // another width, ignored rows, chunks that do not divide M, loss-only calls, a frozen head), on
-// bf16-representable inputs. The backend scores each chunk with the fp32 op, so only dh's one bf16
-// rounding and the order of the fp32 sums differ. Tolerances (cross_entropy_tol's and
-// exit_loss_tol's kCpuBf16 entries): the loss and the weighted CE 1e-4 relative, KD / SD / each
-// exit's means 2e-3 with a 1e-4 floor (shared with the CUDA entries), dh 5e-3 relative L2 of the
-// update, fp32 dW 1e-5 (CE) and dW / dA / dB 1e-4 (exit loss).
+// bf16-representable inputs. The plain CE runs the CUDA scheme (bf16 GEMMs, fp32 softmax, bf16
+// dlogits); the exit loss scores each chunk with the fp32 op, so only dh's one bf16 rounding and
+// the order of the fp32 sums differ. Tolerances (cross_entropy_tol's and exit_loss_tol's kCpuBf16
+// entries): the loss and the weighted CE 1e-4 relative, KD / SD / each exit's means 2e-3 with a
+// 1e-4 floor (shared with the CUDA entries); CE dh and dW 1e-2 relative L2 of the update (the
+// CUDA entry: bf16 dlogits); exit-loss dh 1e-2 (one rounding), dW / dA / dB 1e-4.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <random>
 #include <vector>
 
+#include "core/error.h"
 #include "ops/cpu/backend.h"
 #include "ops/cpu_bf16/backend.h"
 #include "tests/ops/cpu_bf16/bf16_test.h"
@@ -76,6 +78,56 @@ TEST_P(Bf16CrossEntropy, LossAndGradientsMatchFp32) {
                                              nullptr, nullptr, M, D, V, c.ignore_index, 1.f,
                                              ws16.data(), ws16.size(), c.chunk);
   EXPECT_DOUBLE_EQ(eval.mean_loss, got.mean_loss);
+}
+
+// Logits hundreds apart (a near one-hot softmax): the fp32 exp below the clamp of -87 and the
+// row maximum must still give the fp32 op's loss and gradients.
+TEST(Bf16CrossEntropyEdges, WideLogitRangeMatchesFp32) {
+  RRT_REQUIRE_AVX512_BF16();
+  namespace tol = cases::cross_entropy_tol;
+  const int64_t M = 6, D = 16, V = 133, chunk = 4;
+  const std::vector<int32_t> targets = {5, 0, -100, 132, 77, 31};
+  CpuBackend cpu(1);
+  CpuBf16Backend be(2);
+  const auto h = random_uniform(M * D, 81, 6.f), W = random_uniform(V * D, 82, 6.f);
+  std::vector<char> ws(cpu.lm_head_workspace_bytes(V, chunk));
+  std::vector<float> dh(M * D), dW(V * D);
+  const auto want =
+      cpu.lm_head_cross_entropy(h.data(), W.data(), targets.data(), dh.data(), dW.data(), M, D, V,
+                                -100, 1.f, ws.data(), ws.size(), chunk);
+  std::vector<char> ws16(be.lm_head_workspace_bytes(V, chunk));
+  std::vector<bf16> dh16(M * D);
+  std::vector<float> dW32(V * D);
+  const auto got =
+      be.lm_head_cross_entropy(to_bf16(h).data(), to_bf16(W).data(), targets.data(), dh16.data(),
+                               dW32.data(), M, D, V, -100, 1.f, ws16.data(), ws16.size(), chunk);
+  EXPECT_GT(want.mean_loss, 10.0) << "the case must reach far into exp's tail";
+  EXPECT_LT(rel(got.mean_loss, want.mean_loss, 1e-6), tol::kCpuBf16Loss.rel)
+      << got.mean_loss << " vs " << want.mean_loss;
+  EXPECT_LE(relative_l2(to_f32(dh16), dh), tol::kCpuBf16Dh.rel) << "dh";
+  EXPECT_LE(relative_l2(dW32, dW), tol::kCpuBf16DW.rel) << "dW";
+}
+
+// The workspace holds the chunk's fp32 logits and its bf16 dlogits; a smaller one is refused
+// with the size it needs, and a target outside the vocabulary names its row.
+TEST(Bf16CrossEntropyEdges, RefusesSmallWorkspaceAndBadTargets) {
+  RRT_REQUIRE_AVX512_BF16();
+  const int64_t M = 3, D = 8, V = 10, chunk = 2;
+  CpuBf16Backend be(1);
+  const auto h = to_bf16(random_uniform(M * D, 1)), W = to_bf16(random_uniform(V * D, 2));
+  std::vector<int32_t> targets = {1, 2, 3};
+  const size_t need = be.lm_head_workspace_bytes(V, chunk);
+  EXPECT_GE(need, sizeof(float) * V * chunk + sizeof(bf16) * V * chunk);
+  std::vector<char> ws(need);
+  std::vector<bf16> dh(M * D);
+  std::vector<float> dW(V * D);
+  EXPECT_THROW(be.lm_head_cross_entropy(h.data(), W.data(), targets.data(), dh.data(), dW.data(), M,
+                                        D, V, -100, 1.f, ws.data(), need - 1, chunk),
+               Error);
+  targets[2] = static_cast<int32_t>(V);
+  EXPECT_THROW(be.lm_head_cross_entropy(h.data(), W.data(), targets.data(), dh.data(), dW.data(), M,
+                                        D, V, -100, 1.f, ws.data(), need, chunk),
+               Error);
 }
 
 class Bf16ExitLoss : public ::testing::TestWithParam<cases::ExitLossCase> {};
