@@ -83,7 +83,7 @@ TEST_P(Bf16CrossEntropy, LossAndGradientsMatchFp32) {
 // Logits hundreds apart (a near one-hot softmax): the fp32 exp below the clamp of -87 and the
 // row maximum must still give the fp32 op's loss and gradients.
 TEST(Bf16CrossEntropyEdges, WideLogitRangeMatchesFp32) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   namespace tol = cases::cross_entropy_tol;
   const int64_t M = 6, D = 16, V = 133, chunk = 4;
   const std::vector<int32_t> targets = {5, 0, -100, 132, 77, 31};
@@ -111,7 +111,7 @@ TEST(Bf16CrossEntropyEdges, WideLogitRangeMatchesFp32) {
 // The workspace holds the chunk's fp32 logits and its bf16 dlogits; a smaller one is refused
 // with the size it needs, and a target outside the vocabulary names its row.
 TEST(Bf16CrossEntropyEdges, RefusesSmallWorkspaceAndBadTargets) {
-  RRT_REQUIRE_AVX512_BF16();
+  RRT_REQUIRE_CPU_BF16_BACKEND();
   const int64_t M = 3, D = 8, V = 10, chunk = 2;
   CpuBf16Backend be(1);
   const auto h = to_bf16(random_uniform(M * D, 1)), W = to_bf16(random_uniform(V * D, 2));
