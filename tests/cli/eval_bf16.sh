@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # rrt eval on a bf16 run's checkpoint (train.precision: bf16 on cpu): it is scored on the CPU bf16
 # model at every exit and says so ("cpu-bf16" in the text and in --json's "device"); an override
-# moves it to fp32 and back, and the two agree within the bf16 backends' loss tolerance.
+# moves it to fp32 and back, and the two agree within the bf16 backends' loss tolerance. Then
+# serving in bf16: rrt generate and rrt serve-bench with --precision bf16 on the same checkpoint,
+# and the combination no engine runs (fp32 on cuda) refused with the flag named.
 # Skipped (exit 77) where this build or CPU has no bf16 backend (`rrt --version` says why).
 # Usage: eval_bf16.sh RRT_BINARY SOURCE_DIR
 set -euo pipefail
@@ -44,4 +46,22 @@ for b, f in zip(bf["exits"], fp["exits"]):
     assert abs(b["loss"] - f["loss"]) < 1e-2 * f["loss"], (b, f)
     assert b["loss"] != f["loss"], (b, f)
 PY
-echo "eval bf16: all good"
+# Serving on the CPU bf16 engine: greedy text with each token's exit loop, and a small benchmark.
+"$rrt" generate "$ckpt" --precision bf16 --prompt "Text 1, line" --max-new-tokens 8 --json \
+  >"$work/gen.json" || fail "generate --precision bf16"
+python3 - "$work/gen.json" <<'PY' || fail "generate --precision bf16 output: $(cat "$work/gen.json")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert len(rows) == 1, rows
+assert len(rows[0]["exit_loops"]) >= 1, rows[0]
+PY
+"$rrt" serve-bench "$ckpt" --precision bf16 --requests 4 --prompt-len 4-8 --output-len 4-8 \
+  --repeats 1 --exits none --schedulers depth >"$work/bench.out" || fail "serve-bench --precision bf16"
+grep -q "depth" "$work/bench.out" || fail "serve-bench printed no depth-wise row: $(cat "$work/bench.out")"
+set +e
+"$rrt" generate "$ckpt" --device cuda --precision fp32 --prompt "x" >"$work/refused" 2>&1
+code=$?
+set -e
+[[ $code -ne 0 ]] || fail "fp32 on cuda was accepted"
+grep -q -- "--precision" "$work/refused" || fail "the refusal names no --precision: $(cat "$work/refused")"
+echo "eval and serving in bf16: all good"
