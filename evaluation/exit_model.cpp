@@ -69,7 +69,10 @@ class CpuBf16ExitModel final : public ExitModel {
 
  private:
   static std::unique_ptr<ParameterSet> load(const std::string& checkpoint, const ModelSpec& spec) {
-    auto p = std::make_unique<ParameterSet>(spec, ParameterSet::Grads::without);
+    // With a gradient arena, unused: a CpuBf16Model that keeps every loop end (the exits need
+    // them) is a trainable one, and that needs gradients; a forward-only one keeps only the
+    // last loop's stream. HostExitModel's RecursiveModel carries the same arena.
+    auto p = std::make_unique<ParameterSet>(spec, ParameterSet::Grads::with);
     load_checkpoint(checkpoint, *p, nullptr);
     return p;
   }

@@ -3,15 +3,22 @@
 // host model's exit_logits on the same residual rows gathered by hand, for every loop end with
 // and without head adapters; its refusals; and the device factory.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <string>
 #include <vector>
 
+#include "checkpoint/checkpoint.h"
+#include "config/config_io.h"
 #include "evaluation/exit_model.h"
+#include "model/cpu_bf16_model.h"
 #include "model/cuda/device_model.h"
 #include "model/recursive_model.h"
 #include "tests/error_helpers.h"
+#include "tests/ops/cpu_bf16/bf16_test.h"
 
 namespace rrt {
 namespace {
@@ -103,6 +110,47 @@ TEST(ExitModel, TheDeviceIsTheRunsAndAnUnknownOneIsRefused) {
       testing::error_message([&] { load_exit_model("unused.h5", spec, 1, 8, 4, "cuda"); });
   EXPECT_TRUE(testing::contains(msg, "train.device")) << msg;
   EXPECT_TRUE(testing::contains(msg, "train.device: cpu")) << msg;
+}
+
+// `rrt eval ... train.precision=bf16`: the checkpoint's weights (a set without gradients: nothing
+// trains) in a forward-only bf16 model, whose exit logits are the fp32 host model's within the
+// bf16 model tests' logits tolerance (tests/model/test_core_bf16.cpp: 3e-2 relative L2) for
+// every exit.
+TEST(ExitModel, Bf16OnTheCpuLoadsACheckpointAndGivesTheFp32ExitLogits) {
+  RRT_REQUIRE_AVX512_BF16();
+  std::string why;
+  if (!cpu_bf16_supported(&why)) GTEST_SKIP() << why;
+  const ModelSpec spec = spec_with_adapters();
+  const int64_t N = 2, T = 11, V = spec.model.vocab;
+  RecursiveModel model(spec, ModelCapacity{.max_batch = N, .max_seq = T, .head_chunk = 8});
+  model.params().init(InitConfig{.seed = 5, .std = 0.3, .lora_b_zero = false});
+  // Weights that bf16 holds exactly, as tests/model/test_core_bf16.cpp: the tolerance is the
+  // activations' rounding, not the weights'.
+  float* v = static_cast<float*>(model.params().values_arena().base());
+  const int64_t n_values =
+      model.params().values_arena().total_bytes() / static_cast<int64_t>(sizeof(float));
+  for (int64_t i = 0; i < n_values; ++i) v[i] = bf16::from_float(v[i]).to_float();
+  const std::filesystem::path path = std::filesystem::path(::testing::TempDir()) /
+                                     ("rrt_exit_model_bf16_" + std::to_string(::getpid()) + ".h5");
+  RunConfig c;
+  c.model = spec;
+  save_checkpoint(path.string(), to_yaml(c), model.params(), nullptr, TrainState{.step = 1});
+  std::unique_ptr<ExitModel> bf16;
+  ASSERT_NO_THROW(bf16 = load_exit_model(path.string(), spec, N, T, 8, "cpu", "bf16"));
+  std::filesystem::remove(path);
+  EXPECT_EQ(bf16->device(), "cpu-bf16");
+  auto fp32 = exit_model_of(model);
+  const std::vector<int32_t> tokens = tokens_for(N * T, V);
+  bf16->forward_loop_ends(tokens.data(), N, T);
+  fp32->forward_loop_ends(tokens.data(), N, T);
+  const std::vector<int32_t> rows = {21, 0, 12, 11, 3};
+  const int64_t n = static_cast<int64_t>(rows.size());
+  for (int64_t k = 1; k <= 3; ++k) {
+    std::vector<float> want(static_cast<size_t>(n * V)), have(want.size(), NAN);
+    fp32->exit_logits(k, rows.data(), n, want.data());
+    bf16->exit_logits(k, rows.data(), n, have.data());
+    EXPECT_LT(testing::relative_l2(have, want), 3e-2) << "exit " << k;
+  }
 }
 
 }  // namespace
