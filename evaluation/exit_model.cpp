@@ -92,8 +92,11 @@ std::unique_ptr<ExitModel> load_exit_model(const std::string& checkpoint, const 
     return owning_view(model, *model, "cpu");
   }
   RRT_CHECK(device == "cuda", "train.device", "'", device, "' is not a device: cpu or cuda");
-  auto owner = std::make_shared<CudaOwner>(
-      checkpoint, spec, DeviceModelOptions{.max_batch = N, .max_seq = T, .head_chunk = chunk});
+  DeviceModelOptions options;
+  options.max_batch = N;
+  options.max_seq = T;
+  options.head_chunk = chunk;
+  auto owner = std::make_shared<CudaOwner>(checkpoint, spec, options);
   return owning_view(owner, owner->model, "cuda");
 }
 

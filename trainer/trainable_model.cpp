@@ -35,8 +35,44 @@ void scale_host_grads(ParameterSet& params, float factor) {
   for (int64_t i = 0; i < n; ++i) g[i] *= factor;
 }
 
+// The CPU paths: gradients, clipping, AdamW and the all-reduce over a host ParameterSet's fp32
+// arenas; the forward and backward on `Step` (the host RecursiveModel itself, or a CpuBf16Model
+// bound to the same arenas).
+template <class Step>
+class HostArenaTrainable : public TrainableModel {
+ public:
+  void zero_grads() override { arenas().zero_grads(); }
+  double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
+                          float weight) override {
+    return step().forward_backward(tokens, targets, N, T, weight);
+  }
+  const LossBreakdown& last_losses() const override {
+    return const_cast<HostArenaTrainable*>(this)->step().last_losses();
+  }
+  double grad_norm() override { return host_grad_norm(arenas()); }
+  void scale_grads(float factor) override { scale_host_grads(arenas(), factor); }
+  void optimizer_step(AdamW& optimizer, double lr) override { optimizer.step(lr); }
+  double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches, int32_t* inputs,
+                         int32_t* targets) override {
+    return mean_validation_loss(step(), val, N, T, batches, inputs, targets);
+  }
+  std::unique_ptr<GradSync> make_grad_sync(Communicator& world,
+                                           const GradSyncOptions& options) override {
+    auto sync = std::make_unique<GradSync>(world, arenas().grads_arena(), step().grad_ready_after(),
+                                           options);
+    step().set_grad_ready_hook([g = sync.get()](int64_t v) { g->on_ready(v); });
+    return sync;
+  }
+  std::string parallel_backend(Communicator& world) const override { return world.backend(); }
+  double peak_tflops() const override { return 0.0; }
+
+ protected:
+  ParameterSet& arenas() { return host().params(); }
+  virtual Step& step() = 0;
+};
+
 // The CPU backend: the model that trains is the host model; AdamW runs over its arenas.
-class CpuTrainable final : public TrainableModel {
+class CpuTrainable final : public HostArenaTrainable<RecursiveModel> {
  public:
   CpuTrainable(const RunConfig& c, const TrainingLoss& objective)
       : N_(c.train.micro_batch),
@@ -49,31 +85,10 @@ class CpuTrainable final : public TrainableModel {
   void set_teacher(RecursiveModel& teacher) override { model_.set_teacher(&teacher); }
   void upload(const AdamW*) override {}
   void sync_to_host(AdamW&) override {}
-  void zero_grads() override { model_.params().zero_grads(); }
-  double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
-                          float weight) override {
-    return model_.forward_backward(tokens, targets, N, T, weight);
-  }
-  const LossBreakdown& last_losses() const override { return model_.last_losses(); }
-  double grad_norm() override { return host_grad_norm(model_.params()); }
-  void scale_grads(float factor) override { scale_host_grads(model_.params(), factor); }
-  void optimizer_step(AdamW& optimizer, double lr) override { optimizer.step(lr); }
-  double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches, int32_t* inputs,
-                         int32_t* targets) override {
-    return mean_validation_loss(model_, val, N, T, batches, inputs, targets);
-  }
-  std::unique_ptr<GradSync> make_grad_sync(Communicator& world,
-                                           const GradSyncOptions& options) override {
-    auto sync = std::make_unique<GradSync>(world, model_.params().grads_arena(),
-                                           model_.grad_ready_after(), options);
-    model_.set_grad_ready_hook([g = sync.get()](int64_t v) { g->on_ready(v); });
-    return sync;
-  }
-  std::string parallel_backend(Communicator& world) const override { return world.backend(); }
   std::string describe() const override { return ""; }
-  double peak_tflops() const override { return 0.0; }
 
  private:
+  RecursiveModel& step() override { return model_; }
   int64_t N_, T_;
   RecursiveModel model_;
 };
@@ -81,7 +96,7 @@ class CpuTrainable final : public TrainableModel {
 // The CPU bf16 backend: the host model (planned for one token) holds the fp32 masters and
 // gradients, so AdamW, clipping, the all-reduce and checkpoints are the fp32 path's; the step
 // runs on a CpuBf16Model over them, whose bf16 copy is rewritten after every update.
-class CpuBf16Trainable final : public TrainableModel {
+class CpuBf16Trainable final : public HostArenaTrainable<CpuBf16Model> {
  public:
   CpuBf16Trainable(const RunConfig& c, const TrainingLoss& objective)
       : N_(c.train.micro_batch),
@@ -105,38 +120,17 @@ class CpuBf16Trainable final : public TrainableModel {
   }
   void upload(const AdamW*) override { model_.refresh(); }
   void sync_to_host(AdamW&) override {}
-  void zero_grads() override { host_.params().zero_grads(); }
-  double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
-                          float weight) override {
-    return model_.forward_backward(tokens, targets, N, T, weight);
-  }
-  const LossBreakdown& last_losses() const override { return model_.last_losses(); }
-  double grad_norm() override { return host_grad_norm(host_.params()); }
-  void scale_grads(float factor) override { scale_host_grads(host_.params(), factor); }
-  void optimizer_step(AdamW& optimizer, double lr) override { optimizer.step(lr); }
   void parameters_updated() override { model_.refresh(); }
-  double validation_loss(TokenLoader& val, int64_t N, int64_t T, int64_t batches, int32_t* inputs,
-                         int32_t* targets) override {
-    return mean_validation_loss(model_, val, N, T, batches, inputs, targets);
-  }
-  std::unique_ptr<GradSync> make_grad_sync(Communicator& world,
-                                           const GradSyncOptions& options) override {
-    auto sync = std::make_unique<GradSync>(world, host_.params().grads_arena(),
-                                           model_.grad_ready_after(), options);
-    model_.set_grad_ready_hook([g = sync.get()](int64_t v) { g->on_ready(v); });
-    return sync;
-  }
-  std::string parallel_backend(Communicator& world) const override { return world.backend(); }
   std::string describe() const override {
     return "training in bf16 on the CPU (fp32 masters; GEMMs: " + ops::cpu_bf16::gemm_path() + ")";
   }
-  double peak_tflops() const override { return 0.0; }
   std::vector<MemoryPart> extra_host_memory() const override {
     return {{"bf16 weights", model_.compute_copy_bytes()},
             {"bf16 activations and scratch", model_.activation_bytes()}};
   }
 
  private:
+  CpuBf16Model& step() override { return model_; }
   int64_t N_, T_;
   std::string teacher_path_;
   RecursiveModel host_;
