@@ -166,10 +166,21 @@ CompletionParams parse_completion_request(const std::string& body, const Tokeniz
                     "1): 'exit_loop' must be " +
                         std::to_string(lim.loops));
   }
-  if (!j["prompt"].is_null())
-    read_prompts(j["prompt"], tokenizer, lim, c);
-  else
-    throw invalid("prompt", "'prompt' is required");
+  // A model named "<name>@exit<k>" (as /v1/models lists them) serves exit k: clients that
+  // send only standard fields (lm-evaluation-harness) score any exit by the model they name.
+  const size_t at = c.model.rfind("@exit");
+  if (at != std::string::npos && !has("exit_loop")) {
+    const std::string k = c.model.substr(at + 5);
+    if (k.empty() || k.size() > 3 || k.find_first_not_of("0123456789") != std::string::npos)
+      throw invalid("model", "model '" + c.model + "': an exit is named <model>@exit<k>, k in 1.." +
+                                 std::to_string(lim.loops));
+    c.exit.exit_loop = static_cast<int32_t>(integer(json(std::stoi(k)), "model", 1, lim.loops));
+    if (c.exit.exit_loop < lim.loops && !lim.exits_before_last)
+      throw invalid("model", "this model's loop ends are not exits: only @exit" +
+                                 std::to_string(lim.loops) + " is served");
+  }
+  if (j["prompt"].is_null()) throw invalid("prompt", "'prompt' is required");
+  read_prompts(j["prompt"], tokenizer, lim, c);
   if (c.max_tokens == 0 && !c.echo)
     throw invalid("max_tokens", "'max_tokens' 0 returns nothing without 'echo'");
   for (size_t i = 0; i < c.prompts.size(); ++i) {

@@ -5,7 +5,8 @@
 // temperature, top_p, stop (a string or up to 4), seed, stream, logprobs (0..5: the chosen
 // token's log-probability and the top ones), echo (the prompt comes back first, with its tokens'
 // log-probabilities), n (1 only); rrt's own: exit ("none" or "confidence"), threshold, exit_loop
-// (1..K: every token from that exit). Unknown fields are ignored, as OpenAI's server does for
+// (1..K: every token from that exit; a model named "<name>@exit<k>" means exit_loop k, for clients
+// that send only standard fields). Unknown fields are ignored, as OpenAI's server does for
 // ones it has retired; known ones with the wrong type or out of range are errors naming them.
 #pragma once
 

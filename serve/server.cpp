@@ -187,13 +187,21 @@ void Server::routes() {
     res.set_content(metrics_->render(engine_thread_->now()), "text/plain; version=0.0.4");
   });
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-    json m{{"id", o_.model_name},
-           {"object", "model"},
-           {"created", created_},
-           {"owned_by", "rrt"},
-           {"max_model_len", limits_->max_seq},
-           {"loops", limits_->loops}};
-    res.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
+    // The model, then one id per exit ("<name>@exit<k>": every token from exit k).
+    json data = json::array();
+    const int64_t first_exit = limits_->exits_before_last ? 1 : limits_->loops;
+    for (int64_t k = 0; k <= limits_->loops; ++k) {
+      if (k > 0 && k < first_exit) continue;
+      data.push_back(
+          json{{"id", k == 0 ? o_.model_name : o_.model_name + "@exit" + std::to_string(k)},
+               {"object", "model"},
+               {"created", created_},
+               {"owned_by", "rrt"},
+               {"max_model_len", limits_->max_seq},
+               {"loops", limits_->loops},
+               {"exit_loop", k == 0 ? json(nullptr) : json(k)}});
+    }
+    res.set_content(dump(json{{"object", "list"}, {"data", data}}), "application/json");
   });
   s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
     const double received = engine_thread_->now();

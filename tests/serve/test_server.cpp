@@ -129,6 +129,12 @@ TEST(Serve, ExitLoopGivesThatExitsGreedyDecoding) {
       seq.push_back(want.back());
     }
     EXPECT_EQ(r["choices"][0]["token_ids"].get<std::vector<int32_t>>(), want) << "loop " << loop;
+    // The same exit by the model's name, as /v1/models lists it.
+    const json named = srv.complete(json{{"model", "rrt@exit" + std::to_string(loop)},
+                                         {"prompt", "Line 7:"},
+                                         {"max_tokens", 6},
+                                         {"temperature", 0}});
+    EXPECT_EQ(named["choices"][0]["token_ids"].get<std::vector<int32_t>>(), want);
   }
 }
 
@@ -307,6 +313,8 @@ TEST(Serve, BadInputGetsItsFourHundredAndAnOpenAiErrorBody) {
   expect_error(srv, R"({"prompt": "x", "exit": "sometimes"})", 400, "exit");
   expect_error(srv, R"({"prompt": "x", "exit_loop": 4})", 400, "exit_loop");
   expect_error(srv, R"({"prompt": "x", "n": 2})", 400, "n");
+  expect_error(srv, R"({"prompt": "x", "model": "m@exit9"})", 400, "model");
+  expect_error(srv, R"({"prompt": "x", "model": "m@exitx"})", 400, "model");
   expect_error(srv, R"({"prompt": 5})", 400, "prompt");
   expect_error(srv, R"({"prompt": ""})", 400, "prompt");
   expect_error(srv, R"({"prompt": [1, 300]})", 400, "prompt");
@@ -387,7 +395,10 @@ TEST(Serve, ModelsHealthAndMetrics) {
   RunningServer srv(o);
   const json models = json::parse(srv.get("/v1/models"));
   EXPECT_EQ(models["object"], "list");
+  ASSERT_EQ(models["data"].size(), 4u);  // the model, then each of its 3 exits
   EXPECT_EQ(models["data"][0]["id"], "tiny");
+  EXPECT_EQ(models["data"][2]["id"], "tiny@exit2");
+  EXPECT_EQ(models["data"][2]["exit_loop"], 2);
   EXPECT_EQ(json::parse(srv.get("/health"))["status"], "ok");
   srv.complete(json{{"prompt", json::array({"Line 1:", "ab"})},
                     {"max_tokens", 6},
