@@ -256,26 +256,39 @@ TEST(Serve, EchoLogprobsEqualRrtEvalScoresAtEveryExit) {
 }
 
 TEST(Serve, ArrivalsWhileOthersRunDoNotChangeGreedyOutput) {
-  for (Batching b : {Batching::sequence_wise, Batching::depth_wise}) {
+  using Clock = std::chrono::steady_clock;
+  for (Batching b : {Batching::static_batch, Batching::sequence_wise, Batching::depth_wise}) {
     serve::ServerOptions o;
     o.batching = b;
     o.max_batch = 3;
+    o.stop_at_eos = false;  // every request runs its full length
     RunningServer srv(o);
     const std::vector<std::string> prompts = {"Line 1: the block", "ab", "Once upon a time"};
-    const std::vector<int64_t> lengths = {60, 30, 20};
+    const std::vector<int64_t> lengths = {480, 120, 60};
     std::vector<std::future<json>> running;
+    std::vector<Clock::time_point> sent(prompts.size()), done(prompts.size());
     for (size_t i = 0; i < prompts.size(); ++i) {
+      sent[i] = Clock::now();
       running.push_back(std::async(std::launch::async, [&, i] {
-        return srv.complete(
+        json r = srv.complete(
             json{{"prompt", prompts[i]}, {"max_tokens", lengths[i]}, {"temperature", 0}});
+        done[i] = Clock::now();
+        return r;
       }));
-      std::this_thread::sleep_for(std::chrono::milliseconds(15));  // arrive mid-run
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // arrive mid-run
     }
+    std::vector<json> out;
+    for (auto& f : running) out.push_back(f.get());
+    // Otherwise nothing arrived while another ran and the test checks nothing.
+    ASSERT_GT(done[0], sent[2]) << "the first request ended before the last was sent";
     for (size_t i = 0; i < prompts.size(); ++i) {
-      const json r = running[i].get();
+      inference::ServedModel m = inference::load_served_model(served_checkpoint().path,
+                                                              inference::capacity_for_batch(1, 0));
+      inference::GenerateOptions g;  // alone, full depth, greedy
+      g.max_batch = 1;
       const auto want =
-          reference(b, reference_requests({prompts[i]}, lengths[i], inference::ExitPolicy{}));
-      EXPECT_EQ(r["choices"][0]["token_ids"].get<std::vector<int32_t>>(), want[0].tokens)
+          inference::generate(*m.engine, reference_requests({prompts[i]}, lengths[i], {}), g);
+      EXPECT_EQ(out[i]["choices"][0]["token_ids"].get<std::vector<int32_t>>(), want[0].tokens)
           << to_string(b) << " prompt " << i;
     }
   }
