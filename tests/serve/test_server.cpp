@@ -432,3 +432,41 @@ TEST(Serve, ModelsHealthAndMetrics) {
 
 }  // namespace
 }  // namespace rrt
+
+namespace rrt {
+namespace {
+
+// SIGINT / SIGTERM call stop(): it must end the requests in flight (a 503 for the unfinished,
+// the stream closed) and return, not wait for them to run out.
+TEST(Serve, StopEndsTheRequestsInFlight) {
+  using namespace testing;
+  serve::ServerOptions o;
+  o.max_batch = 1;
+  o.stop_at_eos = false;
+  RunningServer srv(o);
+  std::vector<std::future<std::pair<int, std::string>>> calls;
+  for (int i = 0; i < 3; ++i) {
+    calls.push_back(std::async(std::launch::async, [&, i] {
+      return srv.post(json{{"prompt", "Line"}, {"max_tokens", 480}, {"stream", i == 2}}.dump());
+    }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  srv.server->stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  int unavailable = 0;
+  for (int i = 0; i < 2; ++i) {
+    const auto [status, body] = calls[static_cast<size_t>(i)].get();
+    EXPECT_TRUE(status == 200 || status == 503) << status << " " << body;
+    if (status == 503) {
+      ++unavailable;
+      EXPECT_TRUE(json::parse(body).contains("error")) << body;
+    }
+  }
+  calls[2].get();  // the stream ends (with an error event, or cut), whatever it had
+  // Three requests of 480 tokens through one slot cannot all have finished before the stop.
+  EXPECT_GE(unavailable, 1);
+}
+
+}  // namespace
+}  // namespace rrt
