@@ -19,6 +19,9 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
+// The end-of-text token's name in /tokenizer_info and /tokenize (it decodes to no text).
+constexpr const char* kEosText = "<|endoftext|>";
+
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 void send_error(httplib::Response& res, const ApiError& e, ServerMetrics& m) {
@@ -185,6 +188,64 @@ void Server::routes() {
   });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_->render(engine_thread_->now()), "text/plain; version=0.0.4");
+  });
+  // vLLM's tokenizer endpoints: lm-evaluation-harness's local-completions finds them and then
+  // tokenizes with the served model's own tokenizer (byte, SentencePiece or GGUF BPE: none of
+  // them need a Hugging Face tokenizer on the client). The end-of-text token has no text, so it
+  // is named by kEosText: /tokenize turns that marker into the EOS id (as Hugging Face
+  // tokenizers turn special tokens' text into their ids), and bos_token names it too, so that
+  // add_bos_token=True puts EOS first as rrt eval's scorer does.
+  s.Get("/tokenizer_info", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(dump(json{{"eos_token", kEosText},
+                              {"bos_token", kEosText},
+                              {"pad_token", nullptr},
+                              {"tokenizer_class", tok_.name()},
+                              {"vocab_size", tok_.vocab_size()},
+                              {"model_max_length", limits_->max_seq}}),
+                    "application/json");
+  });
+  s.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    const json j = json::parse(req.body, nullptr, false);
+    if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string()) {
+      send_error(
+          res,
+          ApiError(400, "invalid_request_error", "/tokenize needs {\"prompt\": text}", "prompt"),
+          *metrics_);
+      return;
+    }
+    const std::string text = j["prompt"].get<std::string>();
+    std::vector<int32_t> ids;
+    for (size_t at = 0;;) {
+      const size_t eos = text.find(kEosText, at);
+      const std::vector<int32_t> piece =
+          tok_.encode(std::string_view(text).substr(at, eos == std::string::npos ? eos : eos - at));
+      ids.insert(ids.end(), piece.begin(), piece.end());
+      if (eos == std::string::npos) break;
+      ids.push_back(tok_.eos_id());
+      at = eos + std::string(kEosText).size();
+    }
+    res.set_content(
+        dump(json{{"tokens", ids}, {"count", ids.size()}, {"max_model_len", limits_->max_seq}}),
+        "application/json");
+  });
+  s.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    const json j = json::parse(req.body, nullptr, false);
+    bool ok = j.is_object() && j.contains("tokens") && j["tokens"].is_array();
+    std::vector<int32_t> ids;
+    if (ok)
+      for (const json& t : j["tokens"]) {
+        ok = ok && t.is_number_integer() && t.get<int64_t>() >= 0 &&
+             t.get<int64_t>() < limits_->vocab;
+        if (ok) ids.push_back(t.get<int32_t>());
+      }
+    if (!ok) {
+      send_error(res,
+                 ApiError(400, "invalid_request_error",
+                          "/detokenize needs {\"tokens\": [ids in the vocabulary]}", "tokens"),
+                 *metrics_);
+      return;
+    }
+    res.set_content(dump(json{{"prompt", tok_.decode(ids)}}), "application/json");
   });
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     // The model, then one id per exit ("<name>@exit<k>": every token from exit k).

@@ -436,6 +436,32 @@ TEST(Serve, ModelsHealthAndMetrics) {
 namespace rrt {
 namespace {
 
+// The vLLM tokenizer endpoints lm-evaluation-harness looks for: the model's own tokenizer, with
+// EOS named by its marker (bos_token too: add_bos_token puts EOS first, as rrt eval does).
+TEST(Serve, TokenizerEndpointsAreTheModelsTokenizer) {
+  using namespace testing;
+  RunningServer srv(serve::ServerOptions{});
+  const json info = json::parse(srv.get("/tokenizer_info"));
+  const std::string eos = info["eos_token"];
+  EXPECT_EQ(info["bos_token"], eos);
+  auto post = [&](const char* path, const json& body) {
+    auto res = srv.client()->Post(path, body.dump(), "application/json");
+    EXPECT_TRUE(res && res->status == 200) << path;
+    return json::parse(res ? res->body : "{}");
+  };
+  ByteTokenizer tok;
+  std::vector<int32_t> want = tok.encode("The cat");
+  EXPECT_EQ(post("/tokenize", json{{"prompt", "The cat"}, {"add_special_tokens", false}})["tokens"],
+            json(want));
+  EXPECT_EQ(post("/tokenize", json{{"prompt", eos}})["tokens"], json({ByteTokenizer::kEos}));
+  want.insert(want.begin(), ByteTokenizer::kEos);
+  EXPECT_EQ(post("/tokenize", json{{"prompt", eos + "The cat"}})["tokens"], json(want));
+  EXPECT_EQ(post("/detokenize", json{{"tokens", want}})["prompt"], "The cat");
+  auto bad = srv.client()->Post("/detokenize", R"({"tokens": [1, 999]})", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+}
+
 // SIGINT / SIGTERM call stop(): it must end the requests in flight (a 503 for the unfinished,
 // the stream closed) and return, not wait for them to run out.
 TEST(Serve, StopEndsTheRequestsInFlight) {
