@@ -193,8 +193,8 @@ void Server::routes() {
   // tokenizes with the served model's own tokenizer (byte, SentencePiece or GGUF BPE: none of
   // them need a Hugging Face tokenizer on the client). The end-of-text token has no text, so it
   // is named by kEosText: /tokenize turns that marker into the EOS id (as Hugging Face
-  // tokenizers turn special tokens' text into their ids), and bos_token names it too, so that
-  // add_bos_token=True puts EOS first as rrt eval's scorer does.
+  // tokenizers turn special tokens' text into their ids), so a task whose text starts with it
+  // scores its sequences after an EOS, as rrt eval's scorer does (tools/lm_eval_exits.sh).
   s.Get("/tokenizer_info", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(dump(json{{"eos_token", kEosText},
                               {"bos_token", kEosText},
