@@ -82,12 +82,13 @@ void ServerMetrics::token(int64_t index, int32_t loop, double seconds, double no
     ++decoded_;
     loop_sum_ += loop;
   }
-  // One sample per 100 ms is enough for the rate; old ones beyond the window go.
-  if (samples_.empty() || now - samples_.back().first >= 0.1)
-    samples_.emplace_back(now, tokens_);
+  // Tokens per 100 ms bucket are enough for the rate; buckets past the window go.
+  if (first_token_ < 0) first_token_ = now;
+  if (buckets_.empty() || now - buckets_.back().first >= 0.1)
+    buckets_.emplace_back(now, 1);
   else
-    samples_.back().second = tokens_;
-  while (samples_.size() > 2 && now - samples_[1].first > kRateWindow) samples_.pop_front();
+    ++buckets_.back().second;
+  while (!buckets_.empty() && now - buckets_.front().first > kRateWindow) buckets_.pop_front();
 }
 
 void ServerMetrics::set_queue(int64_t waiting, int64_t running,
@@ -114,14 +115,17 @@ std::string ServerMetrics::render(double now) const {
   out += "rrt_generated_tokens_total " + std::to_string(tokens_) + "\n";
   head(out, "rrt_prompt_tokens_total", "counter", "Prompt tokens prefilled");
   out += "rrt_prompt_tokens_total " + std::to_string(prompt_tokens_) + "\n";
+  // The tokens of the last 10 s over 10 s (over the time since the first token, when shorter).
   double rate = 0;
-  if (samples_.size() >= 2 && now - samples_.back().first < kRateWindow) {
-    const double span = std::max(now, samples_.back().first) - samples_.front().first;
-    if (span > 0)
-      rate = static_cast<double>(samples_.back().second - samples_.front().second) / span;
+  if (first_token_ >= 0) {
+    int64_t recent = 0;
+    for (const auto& [t, n] : buckets_)
+      if (now - t <= kRateWindow) recent += n;
+    const double span = std::min(kRateWindow, std::max(now - first_token_, 1e-3));
+    rate = static_cast<double>(recent) / span;
   }
   head(out, "rrt_tokens_per_second", "gauge",
-       "Generated tokens per second over the last 10 s (0 when idle)");
+       "Generated tokens per second over the last 10 s (since the first token, if sooner)");
   out += "rrt_tokens_per_second " + num(rate) + "\n";
   head(out, "rrt_mean_loops_per_token", "gauge",
        "Mean loops run per decoded token (after each request's first), since the start");

@@ -51,7 +51,8 @@ class ServerMetrics {
   int64_t waiting_ = 0, running_ = 0;
   std::vector<int64_t> depth_;
   std::vector<std::pair<std::string, int64_t>> finished_, rejected_;
-  std::deque<std::pair<double, int64_t>> samples_;  // (time, tokens so far), for tokens/s
+  std::deque<std::pair<double, int64_t>> buckets_;  // (start, tokens), 100 ms each: tokens/s
+  double first_token_ = -1;
 };
 
 }  // namespace rrt::serve

@@ -424,6 +424,10 @@ TEST(Serve, ModelsHealthAndMetrics) {
         "rrt_time_to_first_token_seconds_count", "rrt_time_per_output_token_seconds_count"})
     EXPECT_GE(metric(m, s), 0) << s << " missing from:\n" << m;
   EXPECT_EQ(metric(m, "rrt_generated_tokens_total"), 12);
+  // 12 tokens within the last 10 s: at least 1.2 tokens/s, whatever the machine.
+  const size_t rate_at = m.find("\nrrt_tokens_per_second ");
+  ASSERT_NE(rate_at, std::string::npos);
+  EXPECT_GE(std::stod(m.substr(rate_at + 23)), 1.2) << m;
   EXPECT_EQ(metric(m, "rrt_time_to_first_token_seconds_count"), 2);
   EXPECT_EQ(metric(m, "rrt_time_per_output_token_seconds_count"), 10);
   EXPECT_NE(m.find("rrt_time_to_first_token_seconds_bucket{le=\"+Inf\"} 2"), std::string::npos);
