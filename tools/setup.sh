@@ -23,6 +23,7 @@ packages=(
   libhdf5-dev                # checkpoints and token shards
   libyaml-cpp-dev            # configs
   libcli11-dev               # the rrt command line
+  libcpp-httplib-dev         # rrt serve's HTTP server (serve/); optional: the build skips it without
   libsentencepiece-dev       # SentencePiece tokenizers for rrt prepare
   libpcre2-dev               # Unicode regexes of the byte-level BPE pre-tokenizers
   zlib1g-dev                 # deflate for the PNG writer of rrt plot (plot/png)
