@@ -27,6 +27,9 @@ Styles (each trained with `tokenizers` on local text: rrt's demo corpus, its doc
               vocabulary and merges trimmed to those the samples use (ids unchanged; the script
               checks that the trimmed file encodes and decodes every sample as the full one)
 
+Training breaks ties between equally frequent pairs in hash order, so a rerun may differ in a
+few merges; the committed fixtures are the reference, whatever the rerun gives.
+
 transformers' GGUF loader refuses to run without PyTorch although reading a tokenizer needs
 none; the script declares it present for that call rather than install PyTorch (a few GB).
 
@@ -67,6 +70,7 @@ SAMPLES = [
     "Whitespace   runs\t\ttabs\n\n\nnewlines    \n  trailing   \u00a0nbsp\u3000ideographic"
     "\u2003em\u0085nel end   ",
     "   leading spaces and a final newline\n",
+    "Unicode spaces in runs:\u0085\u0085x \u0085  y\u2028\u2029z\u000b\u000c w \u3000\u3000 v\u00a0 u",
     "Emoji: 😀 👍🏽 👨‍👩‍👧‍👦 🇩🇪 🇯🇵 ❤️ 🤖💬 ✨ and text after.",
     "Combining: e\u0301 vs é, A\u030a vs Å, n\u0303 vs ñ; Hangul jamo \u1100\u1161\u11a8.",
     "Special tokens in text: <|endoftext|> then <s>hello</s> and <|im_start|>user\nhi<|im_end|>"
