@@ -144,4 +144,13 @@ std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
   return std::make_unique<SentencePieceTokenizer>(spec);
 }
 
+void check_tokenizer_fits_model(const Tokenizer& tokenizer, int64_t model_vocab,
+                                const std::string& what) {
+  const int64_t vocab = tokenizer.vocab_size();
+  RRT_CHECK(vocab <= model_vocab && vocab * 2 >= model_vocab, what, "the tokenizer ",
+            tokenizer.name(), " has ", vocab, " tokens but the model's vocabulary is ",
+            model_vocab, ": it is not the model's tokenizer. Give the model's own (--tokenizer "
+            "<its tokenizer.json, tokenizer.model or .gguf>, or data.tokenizer in its config)");
+}
+
 }  // namespace rrt

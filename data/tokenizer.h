@@ -66,4 +66,9 @@ std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
 // the tokenizer (a folder is looked into for which of its files it would read).
 std::string tokenizer_name_for(const std::string& spec);
 
+// Refuses a tokenizer whose ids a model of `model_vocab` rows cannot embed, or whose vocabulary
+// is less than half the model's (not the model's tokenizer). `what` names the command.
+void check_tokenizer_fits_model(const Tokenizer& tokenizer, int64_t model_vocab,
+                                const std::string& what);
+
 }  // namespace rrt
