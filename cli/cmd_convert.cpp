@@ -154,11 +154,11 @@ void run_convert(const ConvertOpts& o) {
     std::printf("tokenizer: %s (%ld tokens, EOS %d)\n", run.data.tokenizer.c_str(),
                 static_cast<long>(tok->vocab_size()), tok->eos_id());
   } else {
-    std::printf("warning: %s holds no tokenizer.model or tokenizer.json; data.tokenizer stays "
-                "'%s'. Set it to the model's tokenizer before preparing data (training refuses "
-                "shards whose vocabulary does not fit the model's %ld tokens)\n",
-                o.from.c_str(), run.data.tokenizer.c_str(),
-                static_cast<long>(run.model.model.vocab));
+    std::printf(
+        "warning: %s holds no tokenizer.model or tokenizer.json; data.tokenizer stays "
+        "'%s'. Set it to the model's tokenizer before preparing data (training refuses "
+        "shards whose vocabulary does not fit the model's %ld tokens)\n",
+        o.from.c_str(), run.data.tokenizer.c_str(), static_cast<long>(run.model.model.vocab));
   }
   const std::string yaml = to_yaml(run);
   const std::filesystem::path parent = std::filesystem::path(o.out).parent_path();

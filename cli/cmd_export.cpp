@@ -19,6 +19,8 @@
 #include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "data/bpe_tokenizer.h"
+#include "data/tokenizer_json.h"
 #include "model/hf_export.h"
 #include "model/parameters.h"
 
@@ -76,10 +78,23 @@ void copy_tokenizer_files(std::filesystem::path tokenizer, const std::string& ou
     return;
   }
   if (tokenizer.extension() == ".gguf") {
-    // The BPE vocabulary lives in the GGUF's metadata; copying a whole model file beside the
-    // export would help no one, and transformers reads the tokenizer from it directly.
-    std::printf("tokenizer not copied: it is inside %s; load it with transformers' "
-                "AutoTokenizer.from_pretrained(dir, gguf_file=name)\n", tokenizer.c_str());
+    // The BPE vocabulary lives in the GGUF's metadata (copying a whole model file beside the
+    // export would help no one): written out as tokenizer.json and tokenizer_config.json.
+    try {
+      const BpeVocab vocab = bpe_vocab_from_gguf(tokenizer.string());
+      for (const auto& [name, text] :
+           {std::pair{"tokenizer.json", tokenizer_json_from_bpe(vocab)},
+            std::pair{"tokenizer_config.json", tokenizer_config_from_bpe(vocab)}}) {
+        const fs::path dst = fs::path(out_dir) / name;
+        write_file_atomically(dst.string(), text);
+        std::printf("wrote %s (from the tokenizer of %s)\n", dst.c_str(), tokenizer.c_str());
+      }
+    } catch (const Error& e) {
+      std::printf("tokenizer not copied: rrt cannot write the tokenizer of %s as tokenizer.json "
+                  "(%s); load it with transformers' AutoTokenizer.from_pretrained(dir, "
+                  "gguf_file=name)\n",
+                  tokenizer.c_str(), e.what());
+    }
     return;
   }
   const fs::path dir = tokenizer.parent_path().empty() ? fs::path(".") : tokenizer.parent_path();

@@ -89,7 +89,8 @@ std::string SentencePieceTokenizer::name() const {
 fs::path tokenizer_in_folder(const fs::path& folder) {
   std::error_code error;
   const fs::path json = folder / "tokenizer.json";
-  if (!fs::exists(folder / "tokenizer.model", error) && fs::is_regular_file(json, error)) return json;
+  if (!fs::exists(folder / "tokenizer.model", error) && fs::is_regular_file(json, error))
+    return json;
   return folder / "tokenizer.model";
 }
 
@@ -148,8 +149,8 @@ void check_tokenizer_fits_model(const Tokenizer& tokenizer, int64_t model_vocab,
                                 const std::string& what) {
   const int64_t vocab = tokenizer.vocab_size();
   RRT_CHECK(vocab <= model_vocab && vocab * 2 >= model_vocab, what, "the tokenizer ",
-            tokenizer.name(), " has ", vocab, " tokens but the model's vocabulary is ",
-            model_vocab, ": it is not the model's tokenizer. Give the model's own (--tokenizer "
+            tokenizer.name(), " has ", vocab, " tokens but the model's vocabulary is ", model_vocab,
+            ": it is not the model's tokenizer. Give the model's own (--tokenizer "
             "<its tokenizer.json, tokenizer.model or .gguf>, or data.tokenizer in its config)");
 }
 

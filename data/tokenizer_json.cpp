@@ -5,11 +5,10 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <queue>
 #include <sstream>
 #include <unordered_map>
-
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "data/tokenizer_json_impl.h"
@@ -75,20 +74,22 @@ int32_t TokenizerJson::Impl::id_of(std::string_view token) const {
 void TokenizerJson::Impl::read_model(const json& model) {
   RRT_CHECK(model.is_object(), where, "has no \"model\" object");
   const std::string type = model.value("type", model.contains("merges") ? "BPE" : "");
-  RRT_CHECK(type == "BPE", "model.type",
-            "is '", type, "' in ", where, "; rrt reads BPE models only (WordPiece, WordLevel "
+  RRT_CHECK(type == "BPE", "model.type", "is '", type, "' in ", where,
+            "; rrt reads BPE models only (WordPiece, WordLevel "
             "and Unigram tokenizers are not implemented)");
-  refuse_unknown_keys(model, "model",
-                      {"type", "dropout", "unk_token", "continuing_subword_prefix",
-                       "end_of_word_suffix", "fuse_unk", "byte_fallback", "ignore_merges", "vocab",
-                       "merges"});
+  refuse_unknown_keys(
+      model, "model",
+      {"type", "dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix",
+       "fuse_unk", "byte_fallback", "ignore_merges", "vocab", "merges"});
   RRT_CHECK(!model.contains("dropout") || model["dropout"].is_null() ||
                 model["dropout"].get<double>() == 0.0,
-            "model.dropout", "BPE dropout (random merges) is for training only; rrt encodes "
+            "model.dropout",
+            "BPE dropout (random merges) is for training only; rrt encodes "
             "deterministically. Set it to null.");
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     RRT_CHECK(!model.contains(key) || model[key].is_null() || model[key].get<std::string>().empty(),
-              std::string("model.") + key, "is not implemented by rrt (BPE with word-piece "
+              std::string("model.") + key,
+              "is not implemented by rrt (BPE with word-piece "
               "prefixes or suffixes); byte-level and SentencePiece-style BPE have none");
   }
   byte_fallback = model.value("byte_fallback", false);
@@ -145,8 +146,12 @@ void TokenizerJson::Impl::read_model(const json& model) {
     }
     const auto l = vocab.find(left), r = vocab.find(right), merged = vocab.find(left + right);
     RRT_CHECK(l != vocab.end() && r != vocab.end() && merged != vocab.end(), "model.merges",
-              "merge ", rank, " ('", left, "', '", right, "') names or makes a token that is not "
-              "in model.vocab ('", l == vocab.end() ? left : r == vocab.end() ? right : left + right,
+              "merge ", rank, " ('", left, "', '", right,
+              "') names or makes a token that is not "
+              "in model.vocab ('",
+              l == vocab.end()   ? left
+              : r == vocab.end() ? right
+                                 : left + right,
               "')");
     // The library collects merges into a map: a repeated pair takes its last rank.
     merges.insert_or_assign(tokjson::pair_key(l->second, r->second),
@@ -161,12 +166,12 @@ void TokenizerJson::Impl::read_added_tokens(const json& list) {
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string field = "added_tokens[" + std::to_string(i) + "]";
     const json& t = list[i];
-    refuse_unknown_keys(t, field,
-                        {"id", "content", "single_word", "lstrip", "rstrip", "normalized",
-                         "special"});
+    refuse_unknown_keys(
+        t, field, {"id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"});
     for (const char* key : {"single_word", "lstrip", "rstrip"}) {
       RRT_CHECK(!t.value(key, false), field + "." + key, "is true for '",
-                t.value("content", std::string()), "'; rrt matches added tokens exactly and does "
+                t.value("content", std::string()),
+                "'; rrt matches added tokens exactly and does "
                 "not implement single_word, lstrip or rstrip");
     }
     const int64_t id = t.at("id").get<int64_t>();
@@ -238,8 +243,7 @@ void TokenizerJson::Impl::choose_bos_eos(const json& config, const std::string& 
   bool is_null = false;
   if (config_token(config, "eos_token", content, is_null) && !is_null) {
     eos = id_of(content);
-    RRT_CHECK(eos >= 0, config_where + ": eos_token", "'", content, "' is not a token of ",
-              source);
+    RRT_CHECK(eos >= 0, config_where + ": eos_token", "'", content, "' is not a token of ", source);
   } else {
     for (const char* name : {"</s>", "<eos>", "<|endoftext|>", "<|end_of_text|>"}) {
       for (const Added& a : added) {
@@ -247,7 +251,8 @@ void TokenizerJson::Impl::choose_bos_eos(const json& config, const std::string& 
       }
     }
   }
-  RRT_CHECK(eos >= 0, source, "no EOS token: tokenizer_config.json beside it names no "
+  RRT_CHECK(eos >= 0, source,
+            "no EOS token: tokenizer_config.json beside it names no "
             "eos_token and no added token is </s>, <eos>, <|endoftext|> or <|end_of_text|>; "
             "rrt ends every document with EOS. Put a tokenizer_config.json with \"eos_token\" "
             "beside the file.");
@@ -262,12 +267,15 @@ void TokenizerJson::Impl::choose_bos_eos(const json& config, const std::string& 
 }
 
 TokenizerJson::TokenizerJson(const std::string& path)
-    : TokenizerJson(read_text_file(path), [&] {
-        const fs::path config = fs::path(path).parent_path() / "tokenizer_config.json";
-        std::error_code error;
-        return fs::is_regular_file(config, error) ? read_text_file(config.string())
-                                                  : std::string();
-      }(), path) {}
+    : TokenizerJson(
+          read_text_file(path),
+          [&] {
+            const fs::path config = fs::path(path).parent_path() / "tokenizer_config.json";
+            std::error_code error;
+            return fs::is_regular_file(config, error) ? read_text_file(config.string())
+                                                      : std::string();
+          }(),
+          path) {}
 
 TokenizerJson::TokenizerJson(const std::string& json_text, const std::string& config_text,
                              const std::string& source)
@@ -293,8 +301,10 @@ TokenizerJson::TokenizerJson(const std::string& json_text, const std::string& co
     m.read_model(file.value("model", json()));
     m.read_added_tokens(file.value("added_tokens", json()));
     m.read_post_processor(file.value("post_processor", json()), "post_processor");
-    for (int32_t id : m.prefix) RRT_CHECK(id >= 0 && id < m.vocab_size, "post_processor", "id ", id);
-    for (int32_t id : m.suffix) RRT_CHECK(id >= 0 && id < m.vocab_size, "post_processor", "id ", id);
+    for (int32_t id : m.prefix)
+      RRT_CHECK(id >= 0 && id < m.vocab_size, "post_processor", "id ", id);
+    for (int32_t id : m.suffix)
+      RRT_CHECK(id >= 0 && id < m.vocab_size, "post_processor", "id ", id);
     const std::string config_where =
         (fs::path(source).parent_path() / "tokenizer_config.json").string();
     m.choose_bos_eos(config_text.empty() ? json() : parse_json(config_text, config_where),
@@ -312,9 +322,8 @@ int32_t TokenizerJson::bos_id() const { return impl_->bos; }
 int32_t TokenizerJson::token_to_id(std::string_view token) const { return impl_->id_of(token); }
 
 std::string TokenizerJson::name() const {
-  return "hf:" + fs::path(impl_->source.empty() ? "tokenizer.json" : impl_->source)
-                     .filename()
-                     .string();
+  return "hf:" +
+         fs::path(impl_->source.empty() ? "tokenizer.json" : impl_->source).filename().string();
 }
 
 bool is_tokenizer_json_path(const std::string& spec) {

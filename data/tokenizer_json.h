@@ -66,4 +66,15 @@ class TokenizerJson final : public Tokenizer {
 // True for a path whose file name ends in .json (the tokenizer.json spelling of a tokenizer).
 bool is_tokenizer_json_path(const std::string& spec);
 
+struct BpeVocab;
+
+// A GGUF byte-level BPE vocabulary (data/bpe_tokenizer.h) as tokenizer.json and
+// tokenizer_config.json texts, for `rrt export`: the tokenizers library (and TokenizerJson)
+// encode with them as BpeTokenizer does. Control tokens spelled in the byte alphabet become
+// special added tokens, user-defined ones added tokens; the pre-tokenizer is ByteLevel
+// ("gpt2") or Digits(individual_digits) then ByteLevel ("smollm", "starcoder"); no template
+// (rrt adds no BOS). The config names bos_token and eos_token.
+std::string tokenizer_json_from_bpe(const BpeVocab& vocab);
+std::string tokenizer_config_from_bpe(const BpeVocab& vocab);
+
 }  // namespace rrt

@@ -17,8 +17,8 @@ using Added = TokenizerJson::Impl::Added;
 // A piece of text or an added token found in it.
 struct Segment {
   std::string_view text;
-  size_t offset;   // in the string that was searched
-  int32_t token;   // >= 0: an added token
+  size_t offset;  // in the string that was searched
+  int32_t token;  // >= 0: an added token
 };
 
 // Cuts the added tokens of `table` out of `text`: at the leftmost position where one starts,

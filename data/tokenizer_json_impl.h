@@ -5,12 +5,11 @@
 #include <array>
 #include <cstdint>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "data/tokenizer_json.h"
 #include "data/tokenizer_json_parts.h"
@@ -44,15 +43,15 @@ struct TokenizerJson::Impl {
   };
 
   std::string source, where;
-  tokjson::StringMap<int32_t> vocab;            // the model's
-  std::vector<std::string> id_token;   // [vocab_size] the model's token of each id ("" none)
+  tokjson::StringMap<int32_t> vocab;    // the model's
+  std::vector<std::string> id_token;    // [vocab_size] the model's token of each id ("" none)
   std::vector<int8_t> has_model_token;  // [vocab_size]
   std::unordered_map<uint64_t, Merge> merges;
   int32_t unk = -1;
   bool byte_fallback = false, fuse_unk = false, ignore_merges = false;
   std::array<int32_t, 256> byte_tokens{};  // <0xAB> ids, -1 where the vocabulary lacks one
 
-  std::vector<Added> added;                     // every added token, as in the file
+  std::vector<Added> added;  // every added token, as in the file
   std::unordered_map<int32_t, size_t> added_of_id;
   std::array<std::vector<Added>, 256> raw_by_byte, normalized_by_byte;  // longest first
 

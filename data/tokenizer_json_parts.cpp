@@ -24,7 +24,8 @@ void check_keys(const json& node, const std::string& field,
     bool ok = key == "type";
     for (const char* k : known) ok = ok || key == k;
     RRT_CHECK(ok, field + "." + key, "is an option rrt does not implement (", field, " of type ",
-              node.value("type", std::string("?")), "); rrt refuses the tokenizer rather than "
+              node.value("type", std::string("?")),
+              "); rrt refuses the tokenizer rather than "
               "tokenize differently from the tokenizers library");
   }
 }
@@ -47,7 +48,8 @@ std::shared_ptr<Regex> make_pattern(const json& node, const std::string& field) 
             "is not a pattern ({\"String\": ...} or {\"Regex\": ...})");
   if (node.contains("String"))
     return std::make_shared<Regex>(node["String"].get<std::string>(), true, field + ".String");
-  RRT_CHECK(node.contains("Regex"), field, "is not a pattern ({\"String\": ...} or {\"Regex\": ...})");
+  RRT_CHECK(node.contains("Regex"), field,
+            "is not a pattern ({\"String\": ...} or {\"Regex\": ...})");
   return std::make_shared<Regex>(node["Regex"].get<std::string>(), false, field + ".Regex");
 }
 
@@ -60,7 +62,8 @@ void split_pieces(std::vector<Piece>& pieces, F&& split) {
   for (Piece& piece : pieces) {
     bool first = true;
     for (const auto& [begin, end] : split(piece.text)) {
-      if (end > begin) out.push_back({piece.text.substr(begin, end - begin), piece.at_start && first});
+      if (end > begin)
+        out.push_back({piece.text.substr(begin, end - begin), piece.at_start && first});
       first = false;
     }
   }
@@ -89,8 +92,8 @@ std::string replace_all(const std::string& text, const std::string& from, const 
 std::string prepend_scheme(const json& node, const std::string& field) {
   std::string scheme = get_or<std::string>(node, "prepend_scheme", "");
   if (scheme.empty()) scheme = get_or<bool>(node, "add_prefix_space", true) ? "always" : "never";
-  RRT_CHECK(scheme == "always" || scheme == "first" || scheme == "never",
-            field + ".prepend_scheme", "is '", scheme, "'; the library knows always, first, never");
+  RRT_CHECK(scheme == "always" || scheme == "first" || scheme == "never", field + ".prepend_scheme",
+            "is '", scheme, "'; the library knows always, first, never");
   return scheme;
 }
 
@@ -116,7 +119,7 @@ int byte_of_byte_level_char(int32_t code_point) {
     return t;
   }();
   return code_point >= 0 && code_point < static_cast<int32_t>(table.size()) ? table[code_point]
-                                                                             : -1;
+                                                                            : -1;
 }
 
 Normalizer make_normalizer(const json& node, const std::string& field) {
@@ -222,13 +225,13 @@ PreTokenizer make_pre_tokenizer(const json& node, const std::string& field) {
     return [digit, individual](std::vector<Piece>& pieces) {
       split_pieces(pieces, [&](const std::string& s) {
         return split_spans(spans_of_matches(digit->find_all(s), s.size()),
-                           individual ? SplitBehavior::isolated : SplitBehavior::contiguous,
-                           false);
+                           individual ? SplitBehavior::isolated : SplitBehavior::contiguous, false);
       });
     };
   }
   if (type == "Metaspace") {
-    check_keys(node, field, {"replacement", "prepend_scheme", "split", "add_prefix_space", "str_rep"});
+    check_keys(node, field,
+               {"replacement", "prepend_scheme", "split", "add_prefix_space", "str_rep"});
     const std::string replacement = single_char(node, "replacement", field);
     const std::string scheme = prepend_scheme(node, field);
     const bool split = get_or<bool>(node, "split", true);
@@ -294,7 +297,8 @@ Decoder make_decoder(const json& node, const std::string& field) {
     };
   }
   if (type == "Metaspace") {
-    check_keys(node, field, {"replacement", "prepend_scheme", "split", "add_prefix_space", "str_rep"});
+    check_keys(node, field,
+               {"replacement", "prepend_scheme", "split", "add_prefix_space", "str_rep"});
     const std::string replacement = single_char(node, "replacement", field);
     const bool strip_first = prepend_scheme(node, field) != "never";
     return [replacement, strip_first](Tokens tokens) {

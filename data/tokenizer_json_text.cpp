@@ -189,10 +189,9 @@ std::string unicode_normalize(std::string_view text, std::string_view form) {
     RRT_FAIL("normalizer", "unknown normalization form ", std::string(form));
   }
   utf8proc_uint8_t* result = nullptr;
-  const utf8proc_ssize_t n =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                   static_cast<utf8proc_ssize_t>(text.size()), &result,
-                   static_cast<utf8proc_option_t>(options));
+  const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                          static_cast<utf8proc_ssize_t>(text.size()), &result,
+                                          static_cast<utf8proc_option_t>(options));
   RRT_CHECK(n >= 0, "normalizer", std::string(form), " failed: ", utf8proc_errmsg(n));
   std::string out(reinterpret_cast<const char*>(result), static_cast<size_t>(n));
   std::free(result);
@@ -210,8 +209,8 @@ Regex::Regex(const std::string& pattern, bool literal, const std::string& field)
   PCRE2_SIZE offset = 0;
   code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.c_str()), translated.size(),
                         PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
-  RRT_CHECK(code_ != nullptr, field, "cannot compile the regex ", pattern, " (as PCRE2: ",
-            translated, ") at ", offset, ": ", pcre2_message(error));
+  RRT_CHECK(code_ != nullptr, field, "cannot compile the regex ", pattern,
+            " (as PCRE2: ", translated, ") at ", offset, ": ", pcre2_message(error));
   pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);  // the interpreter serves where JIT cannot
 }
 
@@ -291,8 +290,8 @@ std::vector<Span> spans_of_matches(const std::vector<std::pair<size_t, size_t>>&
   return spans;
 }
 
-std::vector<std::pair<size_t, size_t>> split_spans(std::vector<Span> spans,
-                                                   SplitBehavior behavior, bool invert) {
+std::vector<std::pair<size_t, size_t>> split_spans(std::vector<Span> spans, SplitBehavior behavior,
+                                                   bool invert) {
   if (invert)
     for (Span& s : spans) s.match = !s.match;
   std::vector<std::pair<size_t, size_t>> out;

@@ -64,7 +64,7 @@ struct Span {
 std::vector<Span> spans_of_matches(const std::vector<std::pair<size_t, size_t>>& matches,
                                    size_t size);
 // The pieces that remain after applying `behavior` to the spans (NormalizedString::split).
-std::vector<std::pair<size_t, size_t>> split_spans(std::vector<Span> spans,
-                                                   SplitBehavior behavior, bool invert);
+std::vector<std::pair<size_t, size_t>> split_spans(std::vector<Span> spans, SplitBehavior behavior,
+                                                   bool invert);
 
 }  // namespace rrt::tokjson

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "data/bpe_tokenizer.h"
 #include "data/prepare.h"
 #include "data/shard.h"
 #include "data/tokenizer_json.h"
@@ -41,7 +42,7 @@ const json& expected() {
 }
 
 const std::vector<std::string> kStyles = {"gpt2",   "smollm",    "llama3", "qwen2",
-                               "llama2", "metaspace", "gemma",  "smollm2"};
+                                          "llama2", "metaspace", "gemma",  "smollm2"};
 
 class TokenizerJsonParity : public ::testing::TestWithParam<std::string> {};
 
@@ -102,7 +103,10 @@ TEST(TokenizerJson, BosAndEos) {
 
 TEST(TokenizerJson, InvalidUtf8IsReadWithReplacementCharacters) {
   TokenizerJson tok(kDir + "/llama2/tokenizer.json");
-  EXPECT_EQ(tok.encode("a\xFF" "b\xE2\x82"), tok.encode("a\xEF\xBF\xBD" "b\xEF\xBF\xBD"));
+  EXPECT_EQ(tok.encode("a\xFF"
+                       "b\xE2\x82"),
+            tok.encode("a\xEF\xBF\xBD"
+                       "b\xEF\xBF\xBD"));
   EXPECT_THROW(tok.decode({static_cast<int32_t>(tok.vocab_size())}), Error);
   EXPECT_THROW(tok.decode({-1}), Error);
 }
@@ -124,7 +128,8 @@ TEST(TokenizerJson, FoundInAFolderAndNamedForShards) {
 TEST(TokenizerJson, PrepareWritesShardsWithItsVocabulary) {
   TempDir dir;
   const std::string text_path = (dir.path() / "doc.txt").string();
-  std::ofstream(text_path) << expected()["styles"]["llama3"]["samples"][0]["text"].get<std::string>();
+  std::ofstream(text_path)
+      << expected()["styles"]["llama3"]["samples"][0]["text"].get<std::string>();
   PrepareOptions options;
   options.inputs = {text_path};
   options.out_dir = (dir.path() / "shards").string();
@@ -139,11 +144,37 @@ TEST(TokenizerJson, PrepareWritesShardsWithItsVocabulary) {
   EXPECT_EQ(shard.info().eos_id, TokenizerJson(options.tokenizer).eos_id());
 }
 
+// A GGUF vocabulary written as tokenizer.json (what rrt export writes for a GGUF-converted
+// model) encodes as the GGUF tokenizer does, on SmolLM2's vocabulary and the BPE parity samples.
+TEST(TokenizerJson, WrittenFromGgufEncodesAsTheGgufTokenizer) {
+  const BpeVocab vocab =
+      bpe_vocab_from_gguf(std::string(RRT_FIXTURE_DIR) + "/smollm2_tokenizer.gguf");
+  const BpeTokenizer gguf(vocab);
+  const TokenizerJson tok(tokenizer_json_from_bpe(vocab), tokenizer_config_from_bpe(vocab),
+                          "export/tokenizer.json");
+  EXPECT_EQ(tok.vocab_size(), gguf.vocab_size());
+  EXPECT_EQ(tok.eos_id(), gguf.eos_id());
+  EXPECT_EQ(tok.bos_id(), gguf.bos_id());
+  const json parity = json::parse(read(std::string(RRT_FIXTURE_DIR) + "/bpe_parity.json"));
+  size_t samples = 0;
+  for (const json& sample : parity["samples"]) {
+    const std::string text = sample["text"];
+    const auto ids = gguf.encode(text);
+    EXPECT_EQ(tok.encode(text), ids) << text;
+    EXPECT_EQ(tok.encode(text), sample["smollm_ids"].get<std::vector<int32_t>>()) << text;
+    ++samples;
+  }
+  EXPECT_GE(samples, 30u);
+  BpeVocab other = vocab;
+  other.pre = "gpt2";
+  EXPECT_EQ(TokenizerJson(tokenizer_json_from_bpe(other), "", "x/tokenizer.json").encode("a  1"),
+            BpeTokenizer(other).encode("a  1"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Refusals: each names the JSON field.
 
-std::string refusal(const std::function<void(json&)>& edit,
-                    const std::string& style = "gpt2") {
+std::string refusal(const std::function<void(json&)>& edit, const std::string& style = "gpt2") {
   json file = json::parse(read(kDir + "/" + style + "/tokenizer.json"));
   edit(file);
   return error_message([&] { TokenizerJson(file.dump(), "", "edited/tokenizer.json"); });
@@ -160,13 +191,19 @@ TEST(TokenizerJson, RefusesWhatItDoesNotImplementNamingTheField) {
       {[](json& f) { f["model"]["continuing_subword_prefix"] = "##"; },
        "model.continuing_subword_prefix"},
       {[](json& f) { f["model"]["something_new"] = true; }, "model.something_new"},
-      {[](json& f) { f["normalizer"] = {{"type", "Lowercase"}}; }, "normalizer.type"},
+      {[](json& f) {
+         f["normalizer"] = {{"type", "Lowercase"}};
+       },
+       "normalizer.type"},
       {[](json& f) {
          f["normalizer"] = {{"type", "Sequence"},
                             {"normalizers", {{{"type", "NFC"}}, {{"type", "BertNormalizer"}}}}};
        },
        "normalizer.normalizers[1].type"},
-      {[](json& f) { f["pre_tokenizer"] = {{"type", "Whitespace"}}; }, "pre_tokenizer.type"},
+      {[](json& f) {
+         f["pre_tokenizer"] = {{"type", "Whitespace"}};
+       },
+       "pre_tokenizer.type"},
       {[](json& f) { f["pre_tokenizer"]["new_option"] = 1; }, "pre_tokenizer.new_option"},
       {[](json& f) {
          f["pre_tokenizer"] = {{"type", "Split"},
@@ -182,14 +219,27 @@ TEST(TokenizerJson, RefusesWhatItDoesNotImplementNamingTheField) {
                                {"invert", false}};
        },
        "pre_tokenizer.behavior"},
-      {[](json& f) { f["decoder"] = {{"type", "WordPiece"}, {"prefix", "##"}}; }, "decoder.type"},
-      {[](json& f) { f["post_processor"] = {{"type", "RobertaProcessing"}}; },
+      {[](json& f) {
+         f["decoder"] = {{"type", "WordPiece"}, {"prefix", "##"}};
+       },
+       "decoder.type"},
+      {[](json& f) {
+         f["post_processor"] = {{"type", "RobertaProcessing"}};
+       },
        "post_processor.type"},
       {[](json& f) { f["added_tokens"][0]["lstrip"] = true; }, "added_tokens[0].lstrip"},
-      {[](json& f) { f["truncation"] = {{"max_length", 512}}; }, "truncation"},
-      {[](json& f) { f["padding"] = {{"pad_id", 0}}; }, "padding"},
+      {[](json& f) {
+         f["truncation"] = {{"max_length", 512}};
+       },
+       "truncation"},
+      {[](json& f) {
+         f["padding"] = {{"pad_id", 0}};
+       },
+       "padding"},
       {[](json& f) { f["model"]["merges"][0] = "nospace"; }, "model.merges"},
-      {[](json& f) { f["model"]["merges"][0] = json::array({"\xC4\xA0", "not-a-token"}); },
+      {[](json& f) {
+         f["model"]["merges"][0] = json::array({"\xC4\xA0", "not-a-token"});
+       },
        "model.merges"},
       {[](json& f) { f["model"]["unk_token"] = "<nowhere>"; }, "model.unk_token"},
       {[](json& f) { f["future_section"] = json::object(); }, "future_section"},
@@ -214,21 +264,27 @@ TEST(TokenizerJson, RefusesWhatItDoesNotImplementNamingTheField) {
 // fallback, unknown tokens fused, ignore_merges, Split behaviours.
 TEST(TokenizerJson, HandMadeRules) {
   const auto make = [](const json& model, const json& pre = nullptr) {
-    json file = {{"version", "1.0"},
-                 {"added_tokens", json::array({{{"id", 0},
-                                                {"content", "</s>"},
-                                                {"special", true},
-                                                {"normalized", false}}})},
-                 {"normalizer", nullptr},
-                 {"pre_tokenizer", pre},
-                 {"post_processor", nullptr},
-                 {"decoder", {{"type", "Fuse"}}},
-                 {"model", model}};
+    json file = {
+        {"version", "1.0"},
+        {"added_tokens",
+         json::array({{{"id", 0}, {"content", "</s>"}, {"special", true}, {"normalized", false}}})},
+        {"normalizer", nullptr},
+        {"pre_tokenizer", pre},
+        {"post_processor", nullptr},
+        {"decoder", {{"type", "Fuse"}}},
+        {"model", model}};
     return TokenizerJson(file.dump(), "", "hand/tokenizer.json");
   };
   json model = {{"type", "BPE"},
-                {"vocab", {{"</s>", 0}, {"<unk>", 1}, {"a", 2}, {"b", 3}, {"ab", 4}, {"aa", 5},
-                           {"<0x63>", 6}, {"aab", 7}}},
+                {"vocab",
+                 {{"</s>", 0},
+                  {"<unk>", 1},
+                  {"a", 2},
+                  {"b", 3},
+                  {"ab", 4},
+                  {"aa", 5},
+                  {"<0x63>", 6},
+                  {"aab", 7}}},
                 {"merges", json::array({"a a", "a b", "aa b"})},
                 {"unk_token", "<unk>"},
                 {"fuse_unk", true},
