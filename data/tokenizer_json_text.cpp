@@ -232,11 +232,17 @@ std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view subject)
   RRT_CHECK(data != nullptr, "tokenizer regex", "out of memory for PCRE2 match data");
   const auto* text = reinterpret_cast<PCRE2_SPTR>(subject.data());
   size_t start = 0;
+  // PCRE2 checks the whole subject's UTF-8 on every call: once is enough (else a document of n
+  // bytes costs O(n^2)).
+  uint32_t options = 0;
   while (start <= subject.size()) {
-    int rc = pcre2_match(code_, text, subject.size(), start, 0, data.get(), nullptr);
+    int rc = pcre2_match(code_, text, subject.size(), start, options, data.get(), nullptr);
     // A very long run can outgrow the JIT stack; the interpreter keeps its frames on the heap.
-    if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
-      rc = pcre2_match(code_, text, subject.size(), start, PCRE2_NO_JIT, data.get(), nullptr);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
+      rc = pcre2_match(code_, text, subject.size(), start, options | PCRE2_NO_JIT, data.get(),
+                       nullptr);
+    }
+    options = PCRE2_NO_UTF_CHECK;
     if (rc == PCRE2_ERROR_NOMATCH) break;
     RRT_CHECK(rc >= 0, "tokenizer regex", "matching failed on a text of ", subject.size(),
               " bytes: ", pcre2_message(rc));
