@@ -163,6 +163,11 @@ void TokenizerJson::Impl::read_model(const json& model) {
 void TokenizerJson::Impl::read_added_tokens(const json& list) {
   if (list.is_null()) return;
   RRT_CHECK(list.is_array(), "added_tokens", "is not a list");
+  // The library ignores the ids written here: a token the model has keeps the model's id, the
+  // others are numbered on from the model's vocabulary size in file order (with a warning when
+  // that differs from the file). A file where it differs is refused rather than followed.
+  int64_t next_id = static_cast<int64_t>(vocab.size());
+  tokjson::StringMap<int32_t> seen;
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string field = "added_tokens[" + std::to_string(i) + "]";
     const json& t = list[i];
@@ -178,6 +183,16 @@ void TokenizerJson::Impl::read_added_tokens(const json& list) {
     RRT_CHECK(id >= 0 && id < INT32_MAX, field + ".id", id, " is not a token id");
     const std::string original = t.at("content").get<std::string>();
     RRT_CHECK(!original.empty(), field + ".content", "is empty");
+    RRT_CHECK(seen.emplace(original, static_cast<int32_t>(id)).second, field + ".content", "'",
+              original, "' is added twice");
+    const auto in_model = vocab.find(original);
+    const int64_t library_id = in_model != vocab.end() ? in_model->second : next_id++;
+    RRT_CHECK(id == library_id, field + ".id", "is ", id, " for '", original,
+              "', but the tokenizers library gives it id ", library_id,
+              in_model != vocab.end() ? " (its id in model.vocab)"
+                                      : " (added tokens the model lacks are numbered on from the "
+                                        "model's vocabulary size, in file order)",
+              "; rrt refuses an inconsistent file rather than guess");
     std::string content = original;
     const bool special = t.value("special", false);
     // The library's default: special tokens are matched in the raw text, others after the

@@ -26,6 +26,7 @@ Styles (each trained with `tokenizers` on local text: rrt's demo corpus, its doc
               file (AutoTokenizer.from_pretrained(dir, gguf_file=...).save_pretrained), with its
               vocabulary and merges trimmed to those the samples use (ids unchanged; the script
               checks that the trimmed file encodes and decodes every sample as the full one)
+  options_*   the options no family's file uses, on those models (option_styles below)
 
 Training breaks ties between equally frequent pairs in hash order, so a rerun may differ in a
 few merges; the committed fixtures are the reference, whatever the rerun gives.
@@ -226,6 +227,61 @@ def sentencepiece_styles(text):
              {"bos_token": "<bos>", "eos_token": "<eos>"})]
 
 
+def add_token(data, content, special, normalized):
+    """Appends an added token with the id the library gives it (the model's id, else the next
+    one after the model's vocabulary and the added tokens it lacks)."""
+    vocab = data["model"]["vocab"]
+    new = sum(1 for t in data["added_tokens"] if t["content"] not in vocab)
+    data["added_tokens"].append({
+        "id": vocab.get(content, len(vocab) + new), "content": content, "single_word": False,
+        "lstrip": False, "rstrip": False, "normalized": normalized, "special": special})
+
+
+def option_styles(base):
+    """The options no family file above uses, on the trained models: every Split behaviour,
+    invert, contiguous Digits, NFKC / NFD / NFKD, Strip, a regex Replace, ByteLevel's prefix
+    space, normalized added tokens, Metaspace always + split and its decoder, the unknown token
+    without byte fallback or fusing, the Strip decoder."""
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                  "use_regex": False}
+    splits = json.loads(json.dumps(base["gpt2"]))
+    splits["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "NFKC"}, {"type": "Strip", "strip_left": True, "strip_right": True},
+        {"type": "Replace", "pattern": {"Regex": "[0-9]{2}"}, "content": "#"}]}
+    splits["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "MergedWithNext",
+         "invert": False},
+        {"type": "Split", "pattern": {"Regex": "[aeiou]+"}, "behavior": "Contiguous",
+         "invert": True},
+        {"type": "Digits", "individual_digits": False}, byte_level]}
+    splits2 = json.loads(json.dumps(base["gpt2"]))
+    splits2["normalizer"] = {"type": "NFD"}
+    splits2["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"String": "e"}, "behavior": "MergedWithPrevious",
+         "invert": False},
+        {"type": "Split", "pattern": {"Regex": "\\S+"}, "behavior": "Removed", "invert": True},
+        dict(byte_level, add_prefix_space=True, use_regex=True)]}
+    splits2["decoder"] = dict(byte_level, add_prefix_space=True)
+    add_token(splits2, "the", special=False, normalized=True)
+    always = json.loads(json.dumps(base["llama2"]))
+    always["normalizer"] = None
+    always["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁",
+                               "prepend_scheme": "always", "split": True}
+    always["decoder"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always",
+                         "split": True}
+    add_token(always, " the", special=False, normalized=True)
+    unk = json.loads(json.dumps(base["llama2"]))
+    unk["normalizer"]["normalizers"].append({"type": "NFKD"})
+    unk["model"].update(fuse_unk=False, byte_fallback=False)
+    unk["decoder"] = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "Fuse"},
+        {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    config = {"eos_token": "</s>", "bos_token": "<s>"}
+    return [("options_split", splits, {"eos_token": "<|endoftext|>"}),
+            ("options_split2", splits2, {"eos_token": "<|endoftext|>"}),
+            ("options_metaspace", always, config), ("options_unknown", unk, config)]
+
+
 def smollm2_from_gguf(gguf_path):
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers import AutoTokenizer
@@ -334,8 +390,10 @@ def main():
               ("llama3",) + train_llama3(text), ("qwen2",) + train_qwen2(text)]
     styles += sentencepiece_styles(text)
     expected = {"tokenizers_version": tokenizers.__version__, "styles": {}}
+    written = {}
     for name, tok, config in styles:
-        tok_json = json.loads(tok.to_str())
+        written[name] = json.loads(tok.to_str())
+    for name, tok_json, config in [(n, written[n], c) for n, _, c in styles] + option_styles(written):
         reread = Tokenizer.from_str(json.dumps(tok_json))
         write_style(args.out, name, tok_json, config)
         expected["styles"][name] = {"vocab_size": reread.get_vocab_size(with_added_tokens=True),

@@ -41,8 +41,11 @@ const json& expected() {
   return fixture;
 }
 
-const std::vector<std::string> kStyles = {"gpt2",   "smollm",    "llama3", "qwen2",
-                                          "llama2", "metaspace", "gemma",  "smollm2"};
+const std::vector<std::string> kStyles = {
+    "gpt2", "smollm", "llama3", "qwen2", "llama2", "metaspace", "gemma", "smollm2",
+    // The options no family's file uses: every split behaviour, NFKC / NFD / NFKD, Strip, regex
+    // Replace, normalized added tokens, Metaspace always + split, unknown tokens unfused.
+    "options_split", "options_split2", "options_metaspace", "options_unknown"};
 
 class TokenizerJsonParity : public ::testing::TestWithParam<std::string> {};
 
@@ -243,6 +246,15 @@ TEST(TokenizerJson, RefusesWhatItDoesNotImplementNamingTheField) {
        "model.merges"},
       {[](json& f) { f["model"]["unk_token"] = "<nowhere>"; }, "model.unk_token"},
       {[](json& f) { f["future_section"] = json::object(); }, "future_section"},
+      // Ids the library would assign otherwise: a model token's content under another id, a
+      // new token on a model token's id, a token added twice.
+      {[](json& f) { f["added_tokens"][0]["id"] = 5; }, "added_tokens[0].id"},
+      {[](json& f) {
+         f["added_tokens"].push_back({{"id", 3}, {"content", "<new>"}, {"special", true}});
+       },
+       "added_tokens[1].id"},
+      {[](json& f) { f["added_tokens"].push_back(f["added_tokens"][0]); },
+       "added_tokens[1].content"},
   };
   for (const Case& c : cases) {
     const std::string message = refusal(c.edit);
