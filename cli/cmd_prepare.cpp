@@ -1,4 +1,5 @@
-// rrt prepare --out DIR [--tokenizer byte|FILE.model] [--shard-tokens N] INPUT...
+// rrt prepare --out DIR [--tokenizer byte|FILE.model|tokenizer.json|FILE.gguf|HF-DIR]
+//             [--shard-tokens N] INPUT...
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -17,8 +18,9 @@ void add_prepare_command(CLI::App& app) {
       ->required();
   cmd->add_option("--out", o->out_dir, "output directory for shard_NNNNN.h5 files")->required();
   cmd->add_option("--tokenizer", o->tokenizer,
-                  "\"byte\" (256 bytes + EOS), a SentencePiece .model file, or a .gguf file "
-                  "(its byte-level BPE tokenizer; also bpe:<path>)")
+                  "\"byte\" (256 bytes + EOS), a SentencePiece .model file, an HF "
+                  "tokenizer.json, a .gguf file (its byte-level BPE tokenizer; also bpe:<path>) "
+                  "or an HF checkpoint folder (its tokenizer.model, else its tokenizer.json)")
       ->capture_default_str();
   cmd->add_option("--shard-tokens", o->shard_tokens, "tokens per shard")->capture_default_str();
   cmd->add_flag("--quiet", *quiet, "no progress output");

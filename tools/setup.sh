@@ -26,6 +26,7 @@ packages=(
   libcpp-httplib-dev         # rrt serve's HTTP server (serve/); optional: the build skips it without
   libsentencepiece-dev       # SentencePiece tokenizers for rrt prepare
   libpcre2-dev               # Unicode regexes of the byte-level BPE pre-tokenizers
+  libutf8proc-dev            # NFC/NFKC normalizers of tokenizer.json files (Qwen2's NFC)
   zlib1g-dev                 # deflate for the PNG writer of rrt plot (plot/png)
   libprotobuf-dev protobuf-compiler  # TensorBoard event files of rrt train (trainer/tensorboard)
   dict-jargon dict-devil     # source of the embedded public-domain demo corpus (tools/make_corpus.sh)

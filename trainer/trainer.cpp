@@ -118,9 +118,7 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   s.train = std::make_unique<TokenLoader>(lo, Split::train);
   if (c.data.val_fraction > 0) s.val = std::make_unique<TokenLoader>(lo, Split::validation);
   check_data_tokenizer(c, s.train->tokenizer());
-  RRT_CHECK(s.train->vocab_size() <= c.model.model.vocab, "model.vocab", "the data at ",
-            c.data.path, " uses a vocabulary of ", s.train->vocab_size(),
-            " tokens but the model has only ", c.model.model.vocab);
+  check_data_vocabulary(c, s.train->tokenizer(), s.train->vocab_size(), "train");
   const TrainingLoss objective = training_loss_from(c);
   s.model = make_trainable_model(c, world, objective);
   RecursiveModel& host = s.model->host();
