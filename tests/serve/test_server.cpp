@@ -302,8 +302,12 @@ void expect_error(const RunningServer& srv, const std::string& body, int status,
   ASSERT_TRUE(j.is_object() && j.contains("error")) << text;
   EXPECT_TRUE(j["error"]["message"].is_string());
   EXPECT_TRUE(j["error"]["type"].is_string());
-  if (!param.empty()) EXPECT_EQ(j["error"]["param"], param) << text;
-  if (!code.empty()) EXPECT_EQ(j["error"]["code"], code) << text;
+  if (!param.empty()) {
+    EXPECT_EQ(j["error"]["param"], param) << text;
+  }
+  if (!code.empty()) {
+    EXPECT_EQ(j["error"]["code"], code) << text;
+  }
 }
 
 TEST(Serve, BadInputGetsItsFourHundredAndAnOpenAiErrorBody) {
