@@ -33,3 +33,9 @@ set_tests_properties(Cli.Signals PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_W
 # docs/runs.md says; help and --version 0; a failure of the work itself 1.
 add_test(NAME Cli.UsageErrors
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/usage_errors.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
+
+# rrt convert --score: the original and the converted model scored per exit, equal to rrt eval on
+# the same tokens; a full-rank conversion with per-loop norms scores the original; text input.
+add_test(NAME Cli.ConvertScore
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/convert_score.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
+set_tests_properties(Cli.ConvertScore PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
