@@ -102,7 +102,12 @@ PACKAGES = [
     ("octave-doc", "7.3.0-2"),
     ("libssl-doc", "3.0.22-1~deb12u2"),
     ("erlang-doc", "1:25.2.3+dfsg-1+deb12u4"),
-    ("ruby3.1-doc", "3.1.7+really3.1.2-0+deb12u1"),
+    ("zsh-doc", "5.9-4"),
+    ("python-biopython-doc", "1.80+dfsg-4"),
+    ("maxima-doc", "5.46.0-11"),
+    ("kicad-doc-en", "6.0.11+dfsg-1"),
+    ("xorg-docs", "1:1.7.1-1.2"),
+    ("grass-doc", "8.2.1-1"),
     ("vim-runtime", "2:9.0.1378-2+deb12u2"),
     ("gnuplot-doc", "5.4.4+dfsg1-2"),
     ("sqlite3-doc", "3.40.1-2+deb12u2"),
@@ -200,9 +205,10 @@ def licences(root, name):
             return ["(no copyright file; Debian main)"]
         path = found[0]
     text = open(path, encoding="utf-8", errors="replace").read()
-    names = sorted({m.strip() for m in re.findall(r"^License:[ \t]*(\S[^\n]*)", text, re.M)})
-    if names:
-        return names
+    if text.startswith("Format:"):  # machine-readable (DEP-5): its License fields
+        names = sorted({m.strip() for m in re.findall(r"^License:[ \t]*(\S[^\n]*)", text, re.M)})
+        if names:
+            return names
     known = ["GPL-3", "GPL-2", "GPL", "LGPL", "GFDL", "BSD", "MIT", "Apache", "Artistic", "PSF",
              "Python Software Foundation", "PostgreSQL", "MPL", "CC-BY-SA", "CC-BY", "public domain",
              "Vim", "Ruby", "Expat", "zlib"]

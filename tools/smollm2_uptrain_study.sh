@@ -14,10 +14,16 @@
 #   RRT=build/rrt   TOKENS_PER_ARM=2000000 (rounded to whole quarters of steps of 2,048 tokens)
 #   STEPS (overrides TOKENS_PER_ARM)   LR_STEPS (default STEPS / 5)   LR (skip the lr sweep)
 #   POST_STEPS (early-exit post-training, default STEPS / 4)   POST_LR (default LR / 2)
-#   EVAL_BATCHES=16 (x 8 x 256 tokens per evaluation)   EVAL_PRECISION=bf16
+#   EVAL_BATCHES=16  EVAL_MICRO_BATCH=8  EVAL_SEQ=256 (32,768 tokens per evaluation)
+#   EVAL_PRECISION=bf16
 #   CORPUS_DIR (an existing make_study_corpus.py output)   CORPUS_CACHE (its .deb cache)
 #   CORPUS_PACKAGES ("a b c": only these packages, for a quick try)
 #   SWEEP_ARGS (extra key=value for every run, e.g. train.threads=2)
+#   SERVE_REQUESTS=32  SERVE_ARGS (more rrt serve-bench flags)
+# A quick end-to-end try (minutes, not hours): STEPS=4 LR_STEPS=4 POST_STEPS=4 EVAL_BATCHES=1
+#   EVAL_MICRO_BATCH=1 EVAL_SEQ=32 SWEEP_ARGS="train.micro_batch=1 train.seq_len=32"
+#   SERVE_REQUESTS=2 SERVE_ARGS="--prompt-len 4 --output-len 4 --repeats 1"
+#   CORPUS_PACKAGES="python3.11-doc debian-reference-en"
 #
 # Resumable: every stage leaves a file that says it is done (the corpus's manifest.json, the
 # shards' manifest.json, init/*.h5, each run's final checkpoint, evals/*.json), and rrt sweep
@@ -76,6 +82,8 @@ quarter=$((steps / 4))
 lr_steps="${LR_STEPS:-$(( steps / 5 > 4 ? steps / 5 : 4 ))}"
 post_steps="${POST_STEPS:-$(( quarter > 4 ? quarter : 4 ))}"
 eval_batches="${EVAL_BATCHES:-16}"
+eval_n="${EVAL_MICRO_BATCH:-8}"
+eval_t="${EVAL_SEQ:-256}"
 eval_precision="${EVAL_PRECISION:-bf16}"
 read -r -a extra <<<"${SWEEP_ARGS:-}"
 cd "$out"
@@ -142,13 +150,15 @@ convert() {  # convert NAME FLAGS...
 convert original --loops 1
 convert recursive --loops 3 --init stepwise --lora-rank 0
 convert relaxed_svd --loops 3 --init average --lora-rank 64 --lora-init svd \
-  --score data/heldout_shards --score-batches "$eval_batches" --score-micro-batch 8
+  --score data/heldout_shards --score-batches "$eval_batches" --score-micro-batch "$eval_n" \
+  --score-seq-len "$eval_t"
 convert relaxed_zero --loops 3 --init average --lora-rank 64 --lora-init zero
 # Vanilla: SmolLM2's first 15 layers. Converted as a block of the lower 15 layers (K = 2, no
 # LoRA), whose tensors are those of a plain 15-layer model (the arm's config says so).
 convert vanilla --loops 2 --init lower --lora-rank 0
 
-# The same tokens score every model: the last half of each held-out set, EVAL_BATCHES x 8 x 256.
+# The same tokens score every model: the last half of each held-out set, EVAL_BATCHES x
+# EVAL_MICRO_BATCH x EVAL_SEQ tokens.
 mkdir -p evals
 evaluate() {  # evaluate NAME CHECKPOINT [overrides...]: evals/NAME.{in,ood}.json
   local name="$1" ckpt="$2" set
@@ -158,8 +168,8 @@ evaluate() {  # evaluate NAME CHECKPOINT [overrides...]: evals/NAME.{in,ood}.jso
     [[ -f "$f" ]] && continue
     local data=data/heldout_shards
     [[ $set == ood ]] && data=data/ood_shards
-    "$rrt" eval --json "$ckpt" --data "$data" --batches "$eval_batches" train.seq_len=256 \
-      train.micro_batch=8 data.val_fraction=0.5 train.precision="$eval_precision" "$@" >"$f.part"
+    "$rrt" eval --json "$ckpt" --data "$data" --batches "$eval_batches" train.seq_len="$eval_t" \
+      train.micro_batch="$eval_n" data.val_fraction=0.5 train.precision="$eval_precision" "$@" >"$f.part"
     mv "$f.part" "$f"
     log "$name ($set): $(grep -o '"perplexity":[0-9.e+-]*' "$f" | head -1)"
   done
@@ -224,7 +234,7 @@ for run in control aggressive uniform; do
   evaluate "post_$run" "$(step_file "early_exit/$run" "$post_steps")"
   [[ -f "evals/post_$run.plots/confidence.png" ]] ||
     "$rrt" eval "$(step_file "early_exit/$run" "$post_steps")" --data data/heldout_shards \
-      --batches "$eval_batches" train.seq_len=256 train.micro_batch=8 data.val_fraction=0.5 \
+      --batches "$eval_batches" train.seq_len="$eval_t" train.micro_batch="$eval_n" data.val_fraction=0.5 \
       train.precision="$eval_precision" --plot "evals/post_$run.plots" >/dev/null
 done
 
@@ -233,7 +243,7 @@ if [[ ! -f evals/serve_bench.md ]]; then
   log "serve-bench of the aggressive post-trained model"
   "$rrt" serve-bench "$(step_file early_exit/aggressive "$post_steps")" --data data/heldout_shards \
     --precision "$eval_precision" --requests "${SERVE_REQUESTS:-32}" \
-    --exits none,oracle,confidence:0.9,confidence:0.6 >evals/serve_bench.md.part
+    --exits none,oracle,confidence:0.9,confidence:0.6 ${SERVE_ARGS:-} >evals/serve_bench.md.part
   mv evals/serve_bench.md.part evals/serve_bench.md
 fi
 
