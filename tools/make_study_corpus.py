@@ -194,8 +194,8 @@ def sha256_file(path):
 
 
 def licences(root, name):
-    """The licence names a package's copyright file gives (machine-readable 'License:' fields,
-    else the licence names it mentions)."""
+    """The licence names a package's copyright file gives: its License fields when it is
+    machine-readable (DEP-5), else every known licence name it mentions (a superset)."""
     path = os.path.join(root, "usr/share/doc", name, "copyright")
     if not os.path.exists(path):
         docs = os.path.join(root, "usr/share/doc")
@@ -210,9 +210,12 @@ def licences(root, name):
         if names:
             return names
     known = ["GPL-3", "GPL-2", "GPL", "LGPL", "GFDL", "BSD", "MIT", "Apache", "Artistic", "PSF",
-             "Python Software Foundation", "PostgreSQL", "MPL", "CC-BY-SA", "CC-BY", "public domain",
-             "Vim", "Ruby", "Expat", "zlib"]
-    return [k for k in known if k.lower() in text.lower()] or ["see copyright file"]
+             "Python Software Foundation", "PostgreSQL", "MPL", "CC-BY-SA", "CC-BY", "Expat"]
+    # Whole words, case as written (a case-blind "MPL" would match "example").
+    found = [k for k in known if re.search(r"(?<![\w-])" + re.escape(k) + r"(?![\w-])", text)]
+    if re.search(r"public domain", text, re.I):
+        found.append("public domain")
+    return found or ["see copyright file"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,6 +231,7 @@ class HtmlText(html.parser.HTMLParser):
     BLOCK = {"p", "div", "br", "li", "ul", "ol", "dl", "dt", "dd", "tr", "table", "h1", "h2", "h3",
              "h4", "h5", "h6", "pre", "blockquote", "section", "article", "hr", "title", "td",
              "th"}
+    CONTAINERS = {"html", "body", "main", "article"}
     VOID = {"br", "img", "meta", "link", "input", "hr", "area", "base", "col", "embed", "param",
             "source", "track", "wbr"}
 
@@ -244,7 +248,9 @@ class HtmlText(html.parser.HTMLParser):
             return
         a = dict(attrs)
         marker = " ".join(filter(None, (a.get("class"), a.get("id"), a.get("role"))))
-        if tag in self.SKIP_TAGS or (marker and self.SKIP_CLASS.search(marker)):
+        # Asciidoctor's <body class="toc2 toc-left">: containers of the page are never skipped.
+        by_class = tag not in self.CONTAINERS and marker and self.SKIP_CLASS.search(marker)
+        if tag in self.SKIP_TAGS or by_class:
             if tag not in self.VOID:
                 self.skip = [tag, 1]
             return
@@ -274,7 +280,10 @@ class HtmlText(html.parser.HTMLParser):
             return
         if not self.pre:
             data = re.sub(r"\s+", " ", data)
-        self.out.append(data)
+            if not self.out or self.out[-1].endswith("\n"):
+                data = data.lstrip()  # markup indentation, not the text's
+        if data:
+            self.out.append(data)
 
 
 def html_to_text(raw):

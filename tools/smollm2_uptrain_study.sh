@@ -105,7 +105,7 @@ fi
 exec 9>"$out/study.lock"
 flock -n 9 || { echo "another study runs in $out (study.lock is held)" >&2; exit 1; }
 echo $$ >"$out/study.pid"
-log "study in $out: $steps steps per arm ($((steps * tokens_per_step)) tokens), lr sweep $lr_steps steps, post-training $post_steps steps"
+log "study in $out: $steps steps per arm ($((steps * tokens_per_step)) tokens at base.yaml's 2,048 a step), lr sweep $lr_steps steps, post-training $post_steps steps"
 
 # 1. The model.
 mkdir -p model
@@ -248,6 +248,6 @@ if [[ ! -f evals/serve_bench.md ]]; then
 fi
 
 # 9. The table and the figures.
-"$rrt" plot arms --out loss_curves.png --x tokens --title "SmolLM2-135M uptraining, $((steps * tokens_per_step)) tokens per arm"
+"$rrt" plot arms --out loss_curves.png --x tokens --title "SmolLM2-135M uptraining, $steps steps per arm"
 python3 "$here/tools/smollm2_uptrain_summary.py" "$out"
 log "done: $out/results.md"

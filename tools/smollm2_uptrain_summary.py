@@ -73,7 +73,8 @@ def params_of(out, arm):
             for line in lines[1:]:
                 cells = line.split(",")
                 if cells[0] == arm:
-                    return cells[head.index("params")]
+                    n = cells[head.index("params")]
+                    return f"{int(n) / 1e6:.2f} M" if n.isdigit() else n
     return "-"
 
 
