@@ -118,7 +118,10 @@ if [[ ! -f "$corpus/manifest.json" ]]; then
   log "corpus: Debian documentation -> $corpus"
   args=(--out "$corpus")
   [[ -n "${CORPUS_CACHE:-}" ]] && args+=(--cache "$CORPUS_CACHE")
-  [[ -n "${CORPUS_PACKAGES:-}" ]] && args+=(--packages $CORPUS_PACKAGES)
+  if [[ -n "${CORPUS_PACKAGES:-}" ]]; then
+    read -r -a packages <<<"$CORPUS_PACKAGES"
+    args+=(--packages "${packages[@]}")
+  fi
   python3 "$here/tools/make_study_corpus.py" "${args[@]}"
 fi
 prepare() {  # prepare NAME INPUT: data/NAME tokenised from INPUT, once
