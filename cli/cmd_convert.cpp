@@ -173,6 +173,8 @@ void run_convert(const ConvertOpts& o) {
                        : std::string();
     so.text_shards = stem + ".score_shards";
     so.data_seed = run.data.seed;
+    if (run.train.device != "cpu") so.eval_overrides += " train.device=cpu";
+    if (run.train.precision == "bf16") so.eval_overrides += " train.precision=fp32";
     const auto t_score = ProgressClock::now();
     beat.emplace("convert: scoring the original and the converted model");
     const ConversionScore score = score_conversion(hf.spec, *hf.params, out.spec, *out.params, so);

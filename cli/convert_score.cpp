@@ -88,6 +88,7 @@ ConversionScore score_conversion(const ModelSpec& original_spec, const Parameter
       o.seq_len, std::min(original_spec.model.max_seq_len, converted_spec.model.max_seq_len));
   s.micro_batch = o.micro_batch;
   s.val_fraction = o.val_fraction;
+  s.eval_overrides = o.eval_overrides;
   s.original_params = original.registry().total_numel();
   s.converted_params = converted.registry().total_numel();
   s.original_layers = original_spec.positions();
@@ -128,7 +129,8 @@ std::string conversion_score_text(const ConversionScore& s, const std::string& c
   }
   t << "  the same tokens with rrt eval: rrt eval " << checkpoint << " --data " << s.data
     << " --batches " << s.batches << " train.seq_len=" << s.seq_len
-    << " train.micro_batch=" << s.micro_batch << " data.val_fraction=" << s.val_fraction << "\n";
+    << " train.micro_batch=" << s.micro_batch << " data.val_fraction=" << s.val_fraction
+    << s.eval_overrides << "\n";
   t << "note: a converted model scores far worse than its original before uptraining, and that is\n"
        "  expected, not a bug: tying layers replaces each one by a shared block (and a truncated\n"
        "  LoRA only partly restores the difference), so the residual stream every later layer was\n"

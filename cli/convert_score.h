@@ -19,12 +19,16 @@ struct ScoreOptions {
   std::string tokenizer;      // for text: the converted model's data.tokenizer
   std::string text_shards;    // for text: where its shards go (kept, so rrt eval can reuse them)
   uint64_t data_seed = 1;     // the loader's seed (data.seed of the written config)
+  // What the printed rrt eval command adds so that it scores as this does (on the CPU in fp32)
+  // when the written config says otherwise (a bf16 or cuda run's checkpoint converted).
+  std::string eval_overrides;
 };
 
 struct ConversionScore {
   std::string data;  // the shard directory scored
   int64_t batches = 0, seq_len = 0, micro_batch = 0;
   double val_fraction = 0;
+  std::string eval_overrides;
   int64_t original_params = 0, converted_params = 0;
   int64_t original_layers = 0, loops = 0, block_layers = 0;
   ExitEvaluation original, converted;  // per exit (the original has one)
