@@ -1,12 +1,14 @@
 // rrt convert --from HF_DIR|FILE.gguf|CHECKPOINT.h5 --loops K [--sharing cycle|sequence]
 //             [--init RULE] [--lora-rank R|full] [--lora-init svd|zero] [--per-loop-norms]
-//             --out FILE.h5
+//             [--score SHARDS|TEXT [--score-batches N] [--score-seq-len T]
+//              [--score-micro-batch N] [--score-val-fraction F]] --out FILE.h5
 // HF_DIR holds a LlamaForCausalLM, GemmaForCausalLM or GPTNeoXForCausalLM checkpoint; a .gguf
 // file (llama architecture, llama.cpp's format) is read through model/gguf_import.h instead, and
 // an rrt checkpoint of a plain model (loops 1, no LoRA) through its stored run config, whose
 // data and training settings the written config keeps.
 // Writes a weights-only rrt checkpoint of the recursive / relaxed model, plus FILE.yaml: a run
-// config whose model sections describe it and whose train.init_from points at it.
+// config whose model sections describe it and whose train.init_from points at it. With --score,
+// the original and the converted model (per exit) are scored on the same tokens (FILE.score.json).
 #include "cli/cmd_convert.h"
 
 #include <CLI/CLI.hpp>
@@ -20,6 +22,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "cli/commands.h"
+#include "cli/convert_score.h"
 #include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
@@ -173,6 +176,30 @@ void run_convert(const ConvertOpts& o) {
                            << ". Set data.path, then: rrt train " << yaml_path << "\n"
                            << yaml;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!o.score.empty()) {
+    // Before the last line, which scripts read; its seconds are the conversion's alone.
+    const std::string stem = o.out.substr(0, o.out.rfind('.'));
+    ScoreOptions so;
+    so.path = o.score;
+    so.batches = o.score_batches;
+    so.seq_len = o.score_seq_len;
+    so.micro_batch = o.score_micro_batch;
+    so.val_fraction = o.score_val_fraction;
+    so.tokenizer = run.data.tokenizer == "byte" || fs::exists(run.data.tokenizer)
+                       ? run.data.tokenizer
+                       : std::string();
+    so.text_shards = stem + ".score_shards";
+    so.data_seed = run.data.seed;
+    if (run.train.device != "cpu") so.eval_overrides += " train.device=cpu";
+    if (run.train.precision == "bf16") so.eval_overrides += " train.precision=fp32";
+    const auto t_score = ProgressClock::now();
+    beat.emplace("convert: scoring the original and the converted model");
+    const ConversionScore score = score_conversion(hf.spec, *hf.params, out.spec, *out.params, so);
+    beat.reset();
+    stage_done("scored both models", t_score);
+    std::printf("%s", conversion_score_text(score, o.out).c_str());
+    write_file_atomically(stem + ".score.json", conversion_score_json(score) + "\n");
+  }
   std::printf("wrote %s (%.2f M parameters, was %.2f M) and %s in %.1f s\n", o.out.c_str(),
               out.params->registry().total_numel() / 1e6, hf.params->registry().total_numel() / 1e6,
               yaml_path.c_str(), secs);
@@ -210,6 +237,25 @@ void add_convert_command(CLI::App& app) {
                 "full rank the result then equals the original exactly");
   cmd->add_option("--lora-init", o->lora_init, "svd: truncated SVD of what tying lost; zero: B = 0")
       ->check(CLI::IsMember({"svd", "zero"}))
+      ->capture_default_str();
+  cmd->add_option("--score", o->score,
+                  "after writing, score the original and the converted model (every exit) on "
+                  "these token shards, or on this text (tokenised with the model's tokenizer "
+                  "into FILE.score_shards); prints both perplexities and writes FILE.score.json")
+      ->check(CLI::ExistingPath);
+  cmd->add_option("--score-batches", o->score_batches, "micro-batches scored")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--score-seq-len", o->score_seq_len, "tokens per scored sequence")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--score-micro-batch", o->score_micro_batch, "sequences per micro-batch")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option(
+         "--score-val-fraction", o->score_val_fraction,
+         "the scored validation split: this last fraction of the tokens (data.val_fraction)")
+      ->check(CLI::Range(0.0, 0.999))
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed for random init / zero-LoRA A")->capture_default_str();
   cmd->callback([o] { run_convert(*o); });

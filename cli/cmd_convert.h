@@ -13,6 +13,11 @@ struct ConvertOpts {
   int64_t loops = 2;
   uint64_t seed = 1;
   bool per_loop_norms = false;
+  // --score: token shards or text to score the original and the converted model on, after
+  // writing (cli/convert_score.h); "" scores nothing.
+  std::string score;
+  int64_t score_batches = 4, score_seq_len = 256, score_micro_batch = 4;
+  double score_val_fraction = 0.5;
 };
 
 // Writes opts.out (a weights-only checkpoint) and the run config beside it (.yaml), printing

@@ -39,3 +39,9 @@ add_test(NAME Cli.UsageErrors
 add_test(NAME Cli.TokenizerJson
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/tokenizer_json.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
 set_tests_properties(Cli.TokenizerJson PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+
+# rrt convert --score: the original and the converted model scored per exit, equal to rrt eval on
+# the same tokens; a full-rank conversion with per-loop norms scores the original; text input.
+add_test(NAME Cli.ConvertScore
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/convert_score.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
+set_tests_properties(Cli.ConvertScore PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# The SmolLM2-135M uptraining study (issue 22; docs/results.md): SmolLM2-135M-Instruct converted
+# into recursive and relaxed models, uptrained on English documentation text from Debian
+# (tools/make_study_corpus.py) with distillation from the original, the same tokens for every
+# arm (configs/sweeps/smollm2/arms.yaml), then arm 2 post-trained with early exits.
+#
+# Usage: tools/smollm2_uptrain_study.sh [--background | --stop | --status] [OUT_DIR]
+#                                                        (default runs/smollm2_uptrain_study)
+#   --background  run detached (nohup, its own process group); output in OUT_DIR/study.log
+#   --stop        SIGTERM to a background study: the run in training finishes its step and
+#                 writes a checkpoint, nothing further starts; rerun to continue
+#   --status      where it stands: the stages done, each sweep's runs
+# Environment:
+#   RRT=build/rrt   TOKENS_PER_ARM=2000000 (rounded to whole quarters of steps of 2,048 tokens)
+#   STEPS (overrides TOKENS_PER_ARM)   LR_STEPS (default STEPS / 5)   LR (skip the lr sweep)
+#   POST_STEPS (early-exit post-training, default STEPS / 4)   POST_LR (default LR / 2)
+#   EVAL_BATCHES=16  EVAL_MICRO_BATCH=8  EVAL_SEQ=256 (32,768 tokens per evaluation)
+#   EVAL_PRECISION=bf16
+#   CORPUS_DIR (an existing make_study_corpus.py output)   CORPUS_CACHE (its .deb cache)
+#   CORPUS_PACKAGES ("a b c": only these packages, for a quick try)
+#   SWEEP_ARGS (extra key=value for every run, e.g. train.threads=2)
+#   SERVE_REQUESTS=32  SERVE_ARGS (more rrt serve-bench flags)
+# A quick end-to-end try (minutes, not hours): STEPS=4 LR_STEPS=4 POST_STEPS=4 EVAL_BATCHES=1
+#   EVAL_MICRO_BATCH=1 EVAL_SEQ=32 SWEEP_ARGS="train.micro_batch=1 train.seq_len=32"
+#   SERVE_REQUESTS=2 SERVE_ARGS="--prompt-len 4 --output-len 4 --repeats 1"
+#   CORPUS_PACKAGES="python3.11-doc debian-reference-en"
+#
+# Resumable: every stage leaves a file that says it is done (the corpus's manifest.json, the
+# shards' manifest.json, init/*.h5, each run's final checkpoint, evals/*.json), and rrt sweep
+# resumes an interrupted run from its newest checkpoint and skips finished ones. Stop it with
+# --stop (or SIGTERM to the script's process group) and run the same command again.
+#
+# Stages, in OUT_DIR:
+#   model/       the GGUF (tools/fetch_smollm2.sh)
+#   corpus/      train.jsonl, heldout.jsonl, manifest.json (tools/make_study_corpus.py)
+#   data/        train_shards, heldout_shards (in-domain, never trained on), ood_shards (Debian
+#                fortunes, tools/make_heldout_text.py: the conversion study's held-out text)
+#   init/        the starting weights: original, recursive (K = 3 stepwise), relaxed_svd and
+#                relaxed_zero (K = 3 average, LoRA r = 64), vanilla (the first 15 layers);
+#                relaxed_svd.score.json: rrt convert --score of the conversion
+#   lr/          the learning-rate sweep on arm 2 (lr.txt: the choice)
+#   arms/        the six arms (rrt sweep; summary.md, loss.png)
+#   early_exit/  arm 2 post-trained: control, aggressive(0.1) + SD, uniform + SD
+#   evals/       rrt eval --json of every checkpoint scored, in-domain and out-of-domain
+#   results.md, results.jsonl, loss_curves.png, confidence_*.png: tools/smollm2_uptrain_summary.py
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+mode=""
+case "${1:-}" in --background | --stop | --status) mode="$1"; shift ;; esac
+out="${1:-runs/smollm2_uptrain_study}"
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+
+if [[ "$mode" == "--background" ]]; then
+  nohup setsid "$0" "$out" >>"$out/study.log" 2>&1 </dev/null &
+  echo "study running in the background (pid $!); log: $out/study.log; stop: $0 --stop $out"
+  exit 0
+fi
+if [[ "$mode" == "--stop" ]]; then
+  [[ -f "$out/study.pid" ]] || { echo "no study.pid in $out: nothing to stop" >&2; exit 1; }
+  pid="$(cat "$out/study.pid")"
+  kill -0 "$pid" 2>/dev/null || { echo "the study (pid $pid) is not running" >&2; exit 1; }
+  # The script's process group: bash and rrt sweep, which passes the signal on once to the run
+  # in training (its own group); that run checkpoints after its step and exits 3.
+  kill -TERM -- "-$(ps -o pgid= "$pid" | tr -d ' ')"
+  echo "sent SIGTERM to the study (pid $pid); it stops after the current step's checkpoint"
+  exit 0
+fi
+
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+rrt="${RRT:-$here/build/rrt}"
+[[ "$rrt" == /* ]] || rrt="$here/$rrt"
+sweeps="$here/configs/sweeps/smollm2"
+tokens_per_step=$((8 * 256))  # train.micro_batch x train.seq_len of base.yaml
+if [[ -n "${STEPS:-}" ]]; then
+  steps="$STEPS"
+else
+  steps=$(( (${TOKENS_PER_ARM:-2000000} + 4 * tokens_per_step - 1) / (4 * tokens_per_step) * 4 ))
+fi
+(( steps % 4 == 0 )) || { echo "STEPS must be a multiple of 4 (the 25/50/75/100% points)" >&2; exit 2; }
+quarter=$((steps / 4))
+lr_steps="${LR_STEPS:-$(( steps / 5 > 4 ? steps / 5 : 4 ))}"
+post_steps="${POST_STEPS:-$(( quarter > 4 ? quarter : 4 ))}"
+eval_batches="${EVAL_BATCHES:-16}"
+eval_n="${EVAL_MICRO_BATCH:-8}"
+eval_t="${EVAL_SEQ:-256}"
+eval_precision="${EVAL_PRECISION:-bf16}"
+read -r -a extra <<<"${SWEEP_ARGS:-}"
+cd "$out"
+log() { echo "[$(date '+%F %T')] $*"; }
+
+if [[ "$mode" == "--status" ]]; then
+  for f in corpus/manifest.json data/train_shards/manifest.json data/heldout_shards/manifest.json \
+      data/ood_shards/manifest.json init/original.h5 init/recursive.h5 init/relaxed_svd.h5 \
+      init/relaxed_zero.h5 init/vanilla.h5 lr/lr.txt results.md; do
+    [[ -e "$f" ]] && echo "done      $f" || echo "not done  $f"
+  done
+  for s in lr arms early_exit; do
+    [[ -f "$s/sweep.json" ]] && "$rrt" sweep summary "$s" 2>/dev/null | tail -n +1
+  done
+  exit 0
+fi
+
+# One study per directory at a time.
+exec 9>"$out/study.lock"
+flock -n 9 || { echo "another study runs in $out (study.lock is held)" >&2; exit 1; }
+echo $$ >"$out/study.pid"
+log "study in $out: $steps steps per arm ($((steps * tokens_per_step)) tokens at base.yaml's 2,048 a step), lr sweep $lr_steps steps, post-training $post_steps steps"
+
+# 1. The model.
+mkdir -p model
+gguf="$out/model/SmolLM2-135M-Instruct.Q4_1.gguf"
+[[ -f "$gguf" ]] || ln -sf "$("$here/tools/fetch_smollm2.sh")" "$gguf"
+
+# 2. The corpus and the held-out sets, tokenised with SmolLM2's own tokenizer.
+corpus="${CORPUS_DIR:-$out/corpus}"
+if [[ ! -f "$corpus/manifest.json" ]]; then
+  log "corpus: Debian documentation -> $corpus"
+  args=(--out "$corpus")
+  [[ -n "${CORPUS_CACHE:-}" ]] && args+=(--cache "$CORPUS_CACHE")
+  if [[ -n "${CORPUS_PACKAGES:-}" ]]; then
+    read -r -a packages <<<"$CORPUS_PACKAGES"
+    args+=(--packages "${packages[@]}")
+  fi
+  python3 "$here/tools/make_study_corpus.py" "${args[@]}"
+fi
+prepare() {  # prepare NAME INPUT: data/NAME tokenised from INPUT, once
+  [[ -f "data/$1/manifest.json" ]] && return
+  rm -rf "data/$1"  # an interrupted prepare (INCOMPLETE)
+  log "tokenising $2 -> data/$1"
+  local t0=$SECONDS
+  "$rrt" prepare --quiet --tokenizer "$gguf" --out "data/$1" "$2"
+  log "data/$1 in $((SECONDS - t0)) s"
+}
+mkdir -p data
+prepare train_shards "$corpus/train.jsonl"
+prepare heldout_shards "$corpus/heldout.jsonl"
+if [[ ! -f data/ood/heldout.jsonl ]]; then
+  [[ -d /usr/share/games/fortunes ]] || apt-get install -y -q fortunes >/dev/null
+  python3 "$here/tools/make_heldout_text.py" --out data/ood/heldout.jsonl
+fi
+prepare ood_shards data/ood/heldout.jsonl
+
+# 3. The starting weights (rrt convert writes atomically; a file present is complete).
+mkdir -p init
+convert() {  # convert NAME FLAGS...
+  local name="$1"
+  shift
+  [[ -f "init/$name.h5" ]] && return
+  log "converting init/$name.h5: $*"
+  "$rrt" convert --from "$gguf" "$@" --out "init/$name.h5" | tee "init/$name.convert.log"
+}
+convert original --loops 1
+convert recursive --loops 3 --init stepwise --lora-rank 0
+convert relaxed_svd --loops 3 --init average --lora-rank 64 --lora-init svd \
+  --score data/heldout_shards --score-batches "$eval_batches" --score-micro-batch "$eval_n" \
+  --score-seq-len "$eval_t"
+convert relaxed_zero --loops 3 --init average --lora-rank 64 --lora-init zero
+# Vanilla: SmolLM2's first 15 layers. Converted as a block of the lower 15 layers (K = 2, no
+# LoRA), whose tensors are those of a plain 15-layer model (the arm's config says so).
+convert vanilla --loops 2 --init lower --lora-rank 0
+
+# The same tokens score every model: the last half of each held-out set, EVAL_BATCHES x
+# EVAL_MICRO_BATCH x EVAL_SEQ tokens.
+mkdir -p evals
+evaluate() {  # evaluate NAME CHECKPOINT [overrides...]: evals/NAME.{in,ood}.json
+  local name="$1" ckpt="$2" set
+  shift 2
+  for set in in ood; do
+    local f="evals/$name.$set.json"
+    [[ -f "$f" ]] && continue
+    local data=data/heldout_shards
+    [[ $set == ood ]] && data=data/ood_shards
+    "$rrt" eval --json "$ckpt" --data "$data" --batches "$eval_batches" train.seq_len="$eval_t" \
+      train.micro_batch="$eval_n" data.val_fraction=0.5 train.precision="$eval_precision" "$@" >"$f.part"
+    mv "$f.part" "$f"
+    log "$name ($set): $(grep -o '"perplexity":[0-9.e+-]*' "$f" | head -1)"
+  done
+}
+step_file() { printf "%s/step_%08d.h5" "$1" "$2"; }
+common=(train.eval_batches=4 "${extra[@]}")
+
+# 4. The learning rate: a short sweep on arm 2, the lowest in-domain held-out loss wins.
+if [[ -n "${LR:-}" ]]; then
+  lr="$LR"
+elif [[ -f lr/lr.txt ]]; then
+  lr="$(cat lr/lr.txt)"
+else
+  log "learning-rate sweep: $lr_steps steps per run"
+  "$rrt" sweep "$sweeps/lr.yaml" --out lr --launch local train.steps="$lr_steps" \
+    train.eval_every="$lr_steps" checkpoint.every="$lr_steps" \
+    optim.warmup_steps=$(( lr_steps / 20 > 1 ? lr_steps / 20 : 1 )) "${common[@]}"
+  for run in lr/lr-*/; do
+    run="${run%/}"
+    evaluate "lr_${run#lr/}" "$(step_file "$run" "$lr_steps")"
+  done
+  python3 - "$lr_steps" >lr/lr.txt.part <<'PY'
+import glob, json, re, sys
+best = min((json.load(open(f))["loss"], f) for f in glob.glob("evals/lr_lr-*.in.json"))
+print(re.search(r"lr_lr-([^/]*)\.in\.json", best[1]).group(1))
+PY
+  mv lr/lr.txt.part lr/lr.txt
+  lr="$(cat lr/lr.txt)"
+  log "learning rate: $lr"
+fi
+
+# 5. The arms, the same tokens and budget each.
+log "arms: $steps steps each at lr $lr"
+"$rrt" sweep "$sweeps/arms.yaml" --out arms --launch local optim.lr="$lr" train.steps="$steps" \
+  train.eval_every="$quarter" checkpoint.every="$quarter" \
+  optim.warmup_steps=$(( steps / 20 > 1 ? steps / 20 : 1 )) "${common[@]}"
+
+# 6. Every arm at 0, 25, 50, 75 and 100% of its budget, on both held-out sets.
+for arm in recursive relaxed_svd relaxed_zero vanilla relaxed_svd_ce original; do
+  case $arm in
+    relaxed_svd_ce) init=init/relaxed_svd.h5 ;;
+    *) init="init/$arm.h5" ;;
+  esac
+  if [[ $arm == vanilla ]]; then
+    evaluate "${arm}_000" "$init" model.n_layers=15 recursion.loops=1
+  else
+    evaluate "${arm}_000" "$init"
+  fi
+  for q in 1 2 3 4; do
+    evaluate "${arm}_$(printf %03d $((q * 25)))" "$(step_file "arms/$arm" $((q * quarter)))"
+  done
+done
+
+# 7. Early-exit post-training of arm 2, then every exit, the oracle and the confidence exits.
+ln -sf "../$(step_file arms/relaxed_svd "$steps")" init/relaxed_svd_uptrained.h5
+post_lr="${POST_LR:-$(python3 -c "print(f'{$lr / 2:g}')")}"
+log "early-exit post-training: $post_steps steps at lr $post_lr"
+"$rrt" sweep "$sweeps/early_exit.yaml" --out early_exit --launch local optim.lr="$post_lr" \
+  train.steps="$post_steps" train.eval_every="$post_steps" checkpoint.every="$post_steps" \
+  optim.warmup_steps=$(( post_steps / 20 > 1 ? post_steps / 20 : 1 )) "${common[@]}"
+for run in control aggressive uniform; do
+  evaluate "post_$run" "$(step_file "early_exit/$run" "$post_steps")"
+  [[ -f "evals/post_$run.plots/confidence.png" ]] ||
+    "$rrt" eval "$(step_file "early_exit/$run" "$post_steps")" --data data/heldout_shards \
+      --batches "$eval_batches" train.seq_len="$eval_t" train.micro_batch="$eval_n" data.val_fraction=0.5 \
+      train.precision="$eval_precision" --plot "evals/post_$run.plots" >/dev/null
+done
+
+# 8. Serving with confidence exits: depth-wise batching against static and sequence-wise.
+if [[ ! -f evals/serve_bench.md ]]; then
+  log "serve-bench of the aggressive post-trained model"
+  "$rrt" serve-bench "$(step_file early_exit/aggressive "$post_steps")" --data data/heldout_shards \
+    --precision "$eval_precision" --requests "${SERVE_REQUESTS:-32}" \
+    --exits none,oracle,confidence:0.9,confidence:0.6 ${SERVE_ARGS:-} >evals/serve_bench.md.part
+  mv evals/serve_bench.md.part evals/serve_bench.md
+fi
+
+# 9. The table and the figures.
+"$rrt" plot arms --out loss_curves.png --x tokens --title "SmolLM2-135M uptraining, $steps steps per arm"
+python3 "$here/tools/smollm2_uptrain_summary.py" "$out"
+log "done: $out/results.md"

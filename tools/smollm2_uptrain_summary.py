@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""The table of the SmolLM2 uptraining study (tools/smollm2_uptrain_study.sh, docs/results.md).
+
+Reads a study directory (evals/*.json from `rrt eval --json`, the arms' metrics.jsonl, the
+conversion logs, the shard manifests) and writes
+
+    OUT/results.md      the tables: perplexity per arm at 0/25/50/75/100% of the budget on the
+                        in-domain held-out set and the out-of-domain one (fortunes); the paper's
+                        orderings, each "holds" or "does not hold" with its numbers; the
+                        early-exit post-training per exit, the oracle exits and the
+                        confidence-exit trade-off; the learning-rate sweep; tokens/s per arm
+    OUT/results.jsonl   one object per arm and point, per post-trained model, per lr run
+
+Usage: python3 tools/smollm2_uptrain_summary.py OUT_DIR
+"""
+import glob
+import json
+import math
+import os
+import re
+import statistics
+import sys
+
+ARMS = [
+    ("recursive", "1 recursive: K = 3, stepwise, no LoRA"),
+    ("relaxed_svd", "2 relaxed: K = 3, average, SVD LoRA r = 64"),
+    ("relaxed_zero", "3 relaxed: K = 3, average, zero LoRA r = 64"),
+    ("vanilla", "4 vanilla: the first 15 layers"),
+    ("relaxed_svd_ce", "5 arm 2 without distillation"),
+    ("original", "6 original, 30 layers (ceiling)"),
+]
+POINTS = ["000", "025", "050", "075", "100"]
+SETS = [("in", "in-domain held-out (Debian documentation)"),
+        ("ood", "out-of-domain (fortunes, the conversion study's text)")]
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def ppl(x):
+    if x is None:
+        return "-"
+    if not math.isfinite(x) or x >= 1e5:
+        return f"{x:.3g}"
+    return f"{x:.2f}"
+
+
+def tokens_per_s(run_dir):
+    rates = []
+    try:
+        with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+            for line in f:
+                r = json.loads(line)
+                if "tokens_per_s" in r and r.get("step", 0) > 1:
+                    rates.append(r["tokens_per_s"])
+    except OSError:
+        return None
+    return statistics.median(rates) if rates else None
+
+
+def params_of(out, arm):
+    # The run's model size: its config in the sweep's summary.csv, else the conversion log.
+    csv = os.path.join(out, "arms", "summary.csv")
+    if os.path.exists(csv):
+        lines = open(csv).read().splitlines()
+        head = lines[0].split(",")
+        if "params" in head:
+            for line in lines[1:]:
+                cells = line.split(",")
+                if cells[0] == arm:
+                    n = cells[head.index("params")]
+                    return f"{int(n) / 1e6:.2f} M" if n.isdigit() else n
+    return "-"
+
+
+def main():
+    out = sys.argv[1]
+    ev = {os.path.basename(f)[:-5]: load(f) for f in glob.glob(os.path.join(out, "evals", "*.json"))}
+    rows, md = [], []
+    corpus = load(os.path.join(out, "corpus", "manifest.json")) or {}
+    shards = {n: load(os.path.join(out, "data", n, "manifest.json")) or {}
+              for n in ("train_shards", "heldout_shards", "ood_shards")}
+    md.append("## Data\n")
+    md.append(f"- training tokens: {shards['train_shards'].get('tokens', '-')} "
+              f"({shards['train_shards'].get('documents', '-')} documents); in-domain held-out "
+              f"{shards['heldout_shards'].get('tokens', '-')} tokens "
+              f"({shards['heldout_shards'].get('documents', '-')} documents); out-of-domain "
+              f"{shards['ood_shards'].get('tokens', '-')} tokens")
+    if corpus:
+        md.append(f"- {len(corpus.get('packages', []))} Debian packages "
+                  "(corpus/manifest.md lists each with version and licences)")
+    some = next((e for e in ev.values() if e), None)
+    if some:
+        md.append(f"- every evaluation scores the same {some['tokens']} tokens of each held-out "
+                  f"set (rrt eval, {some.get('device', '')})")
+
+    for key, title in SETS:
+        md.append(f"\n## Perplexity, {title}\n")
+        md.append("| arm | parameters | " + " | ".join(f"{int(p)}%" for p in POINTS) + " |")
+        md.append("|---|---:|" + "---:|" * len(POINTS))
+        for arm, name in ARMS:
+            cells = []
+            for p in POINTS:
+                e = ev.get(f"{arm}_{p}.{key}")
+                cells.append(ppl(e["perplexity"]) if e else "-")
+                if e:
+                    rows.append({"arm": arm, "point": int(p), "set": key, "loss": e["loss"],
+                                 "perplexity": e["perplexity"], "tokens": e["tokens"],
+                                 "exits": e.get("exits")})
+            md.append(f"| {name} | {params_of(out, arm)} | " + " | ".join(cells) + " |")
+
+    def final(arm, key="in"):
+        e = ev.get(f"{arm}_100.{key}")
+        return e["loss"] if e else None
+
+    md.append("\n## The paper's orderings (final checkpoints, in-domain loss; lower is better)\n")
+    checks = [("relaxed < recursive", "relaxed_svd", "recursive"),
+              ("relaxed < vanilla of the same size", "relaxed_svd", "vanilla"),
+              ("SVD < zero LoRA init", "relaxed_svd", "relaxed_zero"),
+              ("distillation < plain CE", "relaxed_svd", "relaxed_svd_ce")]
+    for key, _ in SETS:
+        for what, a, b in checks:
+            la, lb = final(a, key), final(b, key)
+            if la is None or lb is None:
+                md.append(f"- {what} ({key}): not measured yet")
+                continue
+            verdict = "holds" if la < lb else "does not hold"
+            md.append(f"- {what} ({key}): **{verdict}**: {ppl(math.exp(la))} against "
+                      f"{ppl(math.exp(lb))} (loss {la:.4f} vs {lb:.4f})")
+        conv, up = ev.get(f"relaxed_svd_000.{key}"), final("relaxed_svd", key)
+        orig0, ceil = ev.get(f"original_000.{key}"), final("original", key)
+        if conv and up is not None and orig0:
+            gap = conv["loss"] - orig0["loss"]
+            rec = (conv["loss"] - up) / gap if gap > 0 else float("nan")
+            md.append(f"- conversion gap recovered by arm 2 ({key}): {100 * rec:.1f}% of the "
+                      f"{gap:.3f} nats between the conversion ({ppl(conv['perplexity'])}) and the "
+                      f"original ({ppl(orig0['perplexity'])}); arm 2 ends at "
+                      f"{ppl(math.exp(up))}" +
+                      (f", the ceiling arm at {ppl(math.exp(ceil))}" if ceil is not None else ""))
+
+    md.append("\n## Early-exit post-training of arm 2 (in-domain held-out)\n")
+    md.append("| model | " + " | ".join(f"exit {k}" for k in (1, 2, 3)) +
+              " | oracle mean loops | oracle fractions |")
+    md.append("|---|---:|---:|---:|---:|---|")
+    for name, label in [("relaxed_svd_100", "arm 2 before post-training"),
+                        ("post_control", "control (final exit only)"),
+                        ("post_aggressive", "aggressive(0.1) + self-distillation"),
+                        ("post_uniform", "uniform + self-distillation")]:
+        e = ev.get(f"{name}.in")
+        if not e:
+            md.append(f"| {label} | - | - | - | - | - |")
+            continue
+        exits = [ppl(x["perplexity"]) for x in e["exits"]]
+        o = e["oracle"]
+        md.append(f"| {label} | " + " | ".join(exits) + f" | {o['mean_loops']:.2f} | "
+                  + ", ".join(f"{f:.2f}" for f in o["fractions"]) + " |")
+        rows.append({"post": name, "set": "in", "exits": e["exits"], "oracle": o,
+                     "confidence": e.get("confidence")})
+    for name in ("post_aggressive", "post_uniform"):
+        e = ev.get(f"{name}.in")
+        if not e or not e.get("confidence"):
+            continue
+        md.append(f"\nConfidence exits, {name[5:]}: threshold -> mean loops, perplexity, "
+                  "agreement with the final exit\n")
+        md.append("| threshold | mean loops | perplexity | agreement |")
+        md.append("|---:|---:|---:|---:|")
+        for c in e["confidence"]:
+            md.append(f"| {c['threshold']} | {c['mean_loops']:.2f} | {ppl(c['perplexity'])} | "
+                      f"{c['agreement']:.3f} |")
+
+    md.append("\n## Learning-rate sweep (arm 2, in-domain held-out)\n")
+    lr_choice = (open(os.path.join(out, "lr", "lr.txt")).read().strip()
+                 if os.path.exists(os.path.join(out, "lr", "lr.txt")) else "-")
+    for f in sorted(glob.glob(os.path.join(out, "evals", "lr_lr-*.in.json"))):
+        lr = re.search(r"lr_lr-(.*)\.in\.json", f).group(1)
+        e = load(f)
+        md.append(f"- lr {lr}: perplexity {ppl(e['perplexity'])}" +
+                  (" (chosen)" if lr == lr_choice else ""))
+        rows.append({"lr": lr, "loss": e["loss"], "perplexity": e["perplexity"]})
+
+    md.append("\n## Throughput (median tokens/s of each arm's logged steps, teacher included)\n")
+    for arm, name in ARMS:
+        r = tokens_per_s(os.path.join(out, "arms", arm))
+        md.append(f"- {name}: {r:.0f} tokens/s" if r else f"- {name}: -")
+        if r:
+            rows.append({"arm": arm, "tokens_per_s": r})
+    serve = os.path.join(out, "evals", "serve_bench.md")
+    if os.path.exists(serve):
+        md.append("\n## Serving with confidence exits (rrt serve-bench, aggressive post-trained)\n")
+        md.append(open(serve).read())
+
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write("# SmolLM2-135M uptraining study\n\n" + "\n".join(md) + "\n")
+    with open(os.path.join(out, "results.jsonl"), "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
