@@ -8,6 +8,7 @@
 #include <map>
 #include <system_error>
 
+#include "core/durable_file.h"
 #include "core/error.h"
 
 namespace rrt {
@@ -171,21 +172,8 @@ bool detect_input(const std::string& path, InputFile& file, std::string& reason)
              std::to_string(static_cast<const char*>(nul) - head.data());
     return false;
   }
-  // A character cut by the end of the sniffed block is not an error.
-  std::string_view sniffed(head);
-  if (head.size() == kSniffBytes) {
-    size_t cut = sniffed.size();
-    while (cut > 0 && sniffed.size() - cut < 4 &&
-           (static_cast<unsigned char>(sniffed[cut - 1]) & 0xC0) == 0x80)
-      --cut;
-    if (cut > 0 && static_cast<unsigned char>(sniffed[cut - 1]) >= 0xC0)
-      sniffed = sniffed.substr(0, cut - 1);
-  }
-  const int64_t bad = find_invalid_utf8(sniffed);
-  if (bad >= 0) {
-    reason = "binary: invalid UTF-8 at offset " + std::to_string(bad);
-    return false;
-  }
+  // Invalid UTF-8 does not make a file binary: a text file with one bad byte is not left out
+  // for it; its document is reported by file and line instead (or skipped and counted).
   file.format = ends_with(name, ".jsonl") || ends_with(name, ".ndjson") ? InputFormat::jsonl
                                                                         : InputFormat::text;
   return true;
@@ -218,7 +206,16 @@ InputList collect_inputs(const std::vector<std::string>& inputs) {
           if (it->is_directory()) it.disable_recursion_pending();
           continue;
         }
-        if (it->is_directory()) continue;
+        if (it->is_directory()) {
+          // A shard set (rrt prepare's output) under an input directory is not input.
+          const fs::path dir = it->path();
+          if (fs::exists(dir / "manifest.json") || fs::exists(dir / kIncompleteMarker) ||
+              fs::exists(dir / "prepare_state.json")) {
+            list.skipped.push_back({dir.string(), "output of rrt prepare (a shard set)"});
+            it.disable_recursion_pending();
+          }
+          continue;
+        }
         if (!it->is_regular_file()) {
           list.skipped.push_back({it->path().string(), "not a regular file"});
           continue;

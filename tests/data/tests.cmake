@@ -9,3 +9,10 @@ rrt_add_test(test_data
 rrt_add_test(test_shard_set ${CMAKE_CURRENT_LIST_DIR}/test_shard_set.cpp)
 # Byte-level BPE from GGUF metadata, against transformers on SmolLM2's vocabulary.
 rrt_add_test(test_bpe_tokenizer ${CMAKE_CURRENT_LIST_DIR}/test_bpe_tokenizer.cpp)
+# rrt prepare's inputs (jsonl, zstd, gzip, Parquet), malformed inputs, threads and resume after
+# SIGKILL (child processes).
+rrt_add_test(test_prepare_inputs
+  ${CMAKE_CURRENT_LIST_DIR}/test_prepare_inputs.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_prepare_bad.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_prepare_parallel.cpp
+)
