@@ -25,7 +25,9 @@ packages=(
   libcli11-dev               # the rrt command line
   libsentencepiece-dev       # SentencePiece tokenizers for rrt prepare
   libpcre2-dev               # Unicode regexes of the byte-level BPE pre-tokenizers
-  zlib1g-dev                 # deflate for the PNG writer of rrt plot (plot/png)
+  zlib1g-dev                 # deflate for the PNG writer of rrt plot (plot/png), .jsonl.gz inputs
+  libzstd-dev                # .jsonl.zst inputs of rrt prepare
+  python3-pip                # tools/fetch_arrow.sh downloads pyarrow's wheel (Parquet inputs)
   libprotobuf-dev protobuf-compiler  # TensorBoard event files of rrt train (trainer/tensorboard)
   dict-jargon dict-devil     # source of the embedded public-domain demo corpus (tools/make_corpus.sh)
   libopenmpi-dev openmpi-bin # data-parallel training
@@ -47,6 +49,13 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "[setup] all Debian packages present"
+fi
+
+# Apache Arrow's C++ Parquet reader (Parquet inputs of rrt prepare) from PyPI's pyarrow wheel
+# into .deps/ (docs/data.md, "Parquet": Debian 12 packages no Arrow). Without the network the
+# build goes on without Parquet support, and a .parquet input is an error naming this step.
+if ! ./tools/fetch_arrow.sh >/dev/null; then
+  echo "[setup] could not fetch pyarrow's wheel: rrt builds without Parquet inputs"
 fi
 
 if ((fixture_tools)); then
