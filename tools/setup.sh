@@ -26,7 +26,7 @@ packages=(
   libsentencepiece-dev       # SentencePiece tokenizers for rrt prepare
   libpcre2-dev               # Unicode regexes of the byte-level BPE pre-tokenizers
   zlib1g-dev                 # deflate for the PNG writer of rrt plot (plot/png), .jsonl.gz inputs
-  libzstd-dev                # .jsonl.zst inputs of rrt prepare
+  libzstd-dev zstd           # .jsonl.zst inputs of rrt prepare (the tool: tests, bench)
   python3-pip                # tools/fetch_arrow.sh downloads pyarrow's wheel (Parquet inputs)
   libprotobuf-dev protobuf-compiler  # TensorBoard event files of rrt train (trainer/tensorboard)
   dict-jargon dict-devil     # source of the embedded public-domain demo corpus (tools/make_corpus.sh)

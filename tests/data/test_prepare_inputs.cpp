@@ -203,6 +203,17 @@ TEST(PrepareInputs, AnOutputDirectoryInsideTheInputsIsNotReadBack) {
   EXPECT_EQ(summary.documents, 1);  // not the first run's shards and manifest
 }
 
+TEST(PrepareInputs, ParquetWithoutArrowIsAnErrorNamingWhatToInstall) {
+  if (parquet_supported()) GTEST_SKIP() << "this build reads Parquet (" << parquet_library() << ")";
+  TempDir dir;
+  test::write_text(dir / "a.parquet", std::string("PAR1\0\0\0\0PAR1", 12));
+  const std::string message =
+      error_message([&] { prepare_shards(options_for(dir, {dir / "a.parquet"}, "out")); });
+  EXPECT_TRUE(contains(message, test::bracketed(dir / "a.parquet"))) << message;
+  EXPECT_TRUE(contains(message, "without Parquet support")) << message;
+  EXPECT_TRUE(contains(message, "tools/fetch_arrow.sh")) << message;
+}
+
 TEST(PrepareInputs, Utf8Validation) {
   EXPECT_EQ(find_invalid_utf8("plain ascii text that is long enough"), -1);
   EXPECT_EQ(find_invalid_utf8("caf\xC3\xA9 \xF0\x9F\x98\x80 \xE4\xB8\xAD"), -1);

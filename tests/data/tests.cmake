@@ -16,3 +16,6 @@ rrt_add_test(test_prepare_inputs
   ${CMAKE_CURRENT_LIST_DIR}/test_prepare_bad.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_prepare_parallel.cpp
 )
+# The same through the rrt binary: compressed inputs, exit codes, kill -9 and resume.
+add_test(NAME Data.PrepareCli
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/prepare_cli.sh $<TARGET_FILE:rrt_cli>)
