@@ -98,10 +98,10 @@ class Progress {
         interval_(progress_interval(5)) {}
 
   void update(int64_t input_bytes, const PrepareSummary& s) {
-    input_bytes_ = input_bytes;
-    if (!enabled_ || interval_ <= 0 || seconds_since(last_) < interval_) return;
+    // RRT_PROGRESS_SECONDS=0: a line after every batch.
+    if (!enabled_ || seconds_since(last_) < interval_) return;
     last_ = ProgressClock::now();
-    const double t = seconds_since(start_);
+    const double t = std::max(seconds_since(start_), 1e-9);
     const double fraction = total_ > 0 ? static_cast<double>(input_bytes) / total_ : 0;
     const double eta = fraction > 0 ? t / fraction * (1 - fraction) : 0;
     std::fprintf(stderr,
@@ -137,7 +137,7 @@ class Progress {
   int64_t total_;
   int threads_;
   double interval_;
-  int64_t input_bytes_ = 0, tokens0_ = 0, text0_ = 0;
+  int64_t tokens0_ = 0, text0_ = 0;
   ProgressClock::time_point start_ = ProgressClock::now(), last_ = ProgressClock::now();
 };
 

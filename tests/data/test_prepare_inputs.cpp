@@ -214,6 +214,25 @@ TEST(PrepareInputs, ParquetWithoutArrowIsAnErrorNamingWhatToInstall) {
   EXPECT_TRUE(contains(message, "tools/fetch_arrow.sh")) << message;
 }
 
+TEST(PrepareInputs, ProgressLinesGiveTokensPerSecondAndEta) {
+  TempDir dir;
+  std::string jsonl;
+  for (int i = 0; i < 9000; ++i) jsonl += "{\"text\": \"document " + std::to_string(i) + "\"}\n";
+  test::write_zstd(dir / "a.jsonl.zst", jsonl);
+  test::write_text(dir / "b.txt", "second file");
+  PrepareOptions options = options_for(dir, {dir / "a.jsonl.zst", dir / "b.txt"}, "out");
+  options.progress = true;
+  ::setenv("RRT_PROGRESS_SECONDS", "0", 1);  // a line after every batch
+  ::testing::internal::CaptureStderr();
+  prepare_shards(options);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  ::unsetenv("RRT_PROGRESS_SECONDS");
+  EXPECT_TRUE(contains(err, "% of ")) << err;
+  EXPECT_TRUE(contains(err, "M tokens/s, ETA ")) << err;
+  EXPECT_TRUE(contains(err, "[prepare] done: 9001 documents")) << err;
+  EXPECT_TRUE(contains(err, "2 thread(s)") || contains(err, "1 thread(s)")) << err;
+}
+
 TEST(PrepareInputs, Utf8Validation) {
   EXPECT_EQ(find_invalid_utf8("plain ascii text that is long enough"), -1);
   EXPECT_EQ(find_invalid_utf8("caf\xC3\xA9 \xF0\x9F\x98\x80 \xE4\xB8\xAD"), -1);
