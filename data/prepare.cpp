@@ -244,9 +244,11 @@ class ShardSink {
       info.path = (fs::path(options_.out_dir) / info.path).string();
       info.tokenizer = tokenizer_.name();
     }
-    mark_shard_set_complete(options_.out_dir, infos, extra);  // the manifest last: set is whole
+    // The journal goes first, so a complete set never holds one (a kill right here leaves
+    // INCOMPLETE without a journal: the rerun starts afresh, which is slow but right).
     std::error_code ignored;
     fs::remove(fs::path(options_.out_dir) / kPrepareState, ignored);
+    mark_shard_set_complete(options_.out_dir, infos, extra);  // the manifest last: set is whole
     finished_ = true;
     return summary_;
   }

@@ -173,7 +173,7 @@ TEST(PrepareParallel, KilledAtAnyMomentAndRerunEqualsAnUninterruptedRun) {
         },
         true);
     // Unless the child had finished before its timer fired (a loaded machine), rerun it.
-    if (fs::exists(out + "/INCOMPLETE")) {
+    if (!fs::exists(out + "/manifest.json") || fs::exists(out + "/INCOMPLETE")) {
       ++interrupted;
       prepare_shards(options);
     }
