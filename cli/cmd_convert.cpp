@@ -24,6 +24,7 @@
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "data/tokenizer.h"
 #include "model/convert.h"
 #include "model/gguf_import.h"
 #include "model/hf_import.h"
@@ -135,14 +136,30 @@ void run_convert(const ConvertOpts& o) {
   // Training defaults that fit the converted model: sequences no longer than it allows, and
   // the checkpoint's own SentencePiece tokenizer when there is one (or its vocab needs one).
   run.train.seq_len = std::min<int64_t>(run.train.seq_len, run.model.model.max_seq_len);
-  // A GGUF file carries its own (BPE) tokenizer; an HF directory may hold a SentencePiece one.
+  // The tokenizer travels with the model: a GGUF file carries its own (BPE); an HF directory
+  // holds a SentencePiece tokenizer.model or a tokenizers tokenizer.json (read here, so a file
+  // rrt cannot run, or one that does not fit the model, fails now and not at training).
   const fs::path sp = fs::path(o.from) / "tokenizer.model";
-  if (rrt_checkpoint)
+  const fs::path tokenizer_json = fs::path(o.from) / "tokenizer.json";
+  if (rrt_checkpoint) {
     ;  // keeps the checkpoint's data.tokenizer
-  else if (gguf)
+  } else if (gguf) {
     run.data.tokenizer = fs::absolute(o.from).string();
-  else if (fs::exists(sp) || run.model.model.vocab < 257)
-    run.data.tokenizer = sp.string();
+  } else if (fs::exists(sp) || run.model.model.vocab < 257) {
+    run.data.tokenizer = fs::exists(sp) ? fs::absolute(sp).string() : sp.string();
+  } else if (fs::exists(tokenizer_json)) {
+    run.data.tokenizer = fs::absolute(tokenizer_json).string();
+    const auto tok = make_tokenizer(run.data.tokenizer);
+    check_tokenizer_fits_model(*tok, run.model.model.vocab, "convert " + tokenizer_json.string());
+    std::printf("tokenizer: %s (%ld tokens, EOS %d)\n", run.data.tokenizer.c_str(),
+                static_cast<long>(tok->vocab_size()), tok->eos_id());
+  } else {
+    std::printf(
+        "warning: %s holds no tokenizer.model or tokenizer.json; data.tokenizer stays "
+        "'%s'. Set it to the model's tokenizer before preparing data (training refuses "
+        "shards whose vocabulary does not fit the model's %ld tokens)\n",
+        o.from.c_str(), run.data.tokenizer.c_str(), static_cast<long>(run.model.model.vocab));
+  }
   const std::string yaml = to_yaml(run);
   const std::filesystem::path parent = std::filesystem::path(o.out).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);

@@ -1,5 +1,5 @@
 // rrt eval CHECKPOINT [--data DIR] [--batches N | --all] [--thresholds T,...] [--choices FILE]
-//          [--no-validation] [--json] [--plot DIR] [key=value...]
+//          [--no-validation] [--tokenizer SPEC] [--json] [--plot DIR] [key=value...]
 // Every loop end scored as an exit (docs/evaluation.md).
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -16,7 +16,7 @@ void add_eval_command(CLI::App& app) {
       "Validation loss and perplexity of a checkpoint at every exit (loop end), the oracle and "
       "confidence exits, and multiple-choice accuracy per exit (docs/evaluation.md)");
   struct Opts {
-    std::string checkpoint, data, choices, plot;
+    std::string checkpoint, data, choices, plot, tokenizer;
     std::vector<std::string> overrides;
     std::vector<double> thresholds = kDefaultThresholds;
     int64_t batches = 0;
@@ -45,6 +45,9 @@ void add_eval_command(CLI::App& app) {
                   "key=value changes to the checkpoint's run config, e.g. train.seq_len=512 "
                   "train.micro_batch=4 data.val_fraction=0.5 data.tokenizer=PATH");
   cmd->add_flag("--json", o->json, "print one JSON object instead of text");
+  cmd->add_option("--tokenizer", o->tokenizer,
+                  "the tokenizer (sets data.tokenizer): a tokenizer.json, SentencePiece .model, "
+                  ".gguf or an HF checkpoint folder; the shards must have been prepared with it");
   cmd->add_option("--plot", o->plot,
                   "write exits.png (perplexity and oracle exit per exit, multiple choice) and "
                   "confidence.png (the confidence-exit trade-off) into this directory");
@@ -53,6 +56,7 @@ void add_eval_command(CLI::App& app) {
     opts.data_path = o->data;
     opts.batches = o->all ? kAllBatches : o->batches;
     opts.overrides = o->overrides;
+    if (!o->tokenizer.empty()) opts.overrides.push_back("data.tokenizer=" + o->tokenizer);
     opts.thresholds = o->thresholds;
     opts.validation = !o->no_validation;
     opts.choices = o->choices;

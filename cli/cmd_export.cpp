@@ -4,11 +4,13 @@
 // LoRA merged into its weights), fp32, plus the tokenizer files of the checkpoint's
 // data.tokenizer, so that transformers and lm-evaluation-harness can use DIR as it is.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <yaml-cpp/yaml.h>
 
@@ -17,6 +19,8 @@
 #include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "data/bpe_tokenizer.h"
+#include "data/tokenizer_json.h"
 #include "model/hf_export.h"
 #include "model/parameters.h"
 
@@ -52,30 +56,55 @@ std::filesystem::path tokenizer_of(const std::string& checkpoint) {
   return tok.as<std::string>();
 }
 
-// Copies a SentencePiece tokenizer.model and the HF tokenizer files beside it into out_dir.
-void copy_tokenizer_files(const std::filesystem::path& tokenizer, const std::string& out_dir) {
+// Copies the tokenizer file (a SentencePiece tokenizer.model or an HF tokenizer.json) and the HF
+// tokenizer files beside it into out_dir.
+void copy_tokenizer_files(std::filesystem::path tokenizer, const std::string& out_dir) {
   namespace fs = std::filesystem;
   if (tokenizer.empty()) {
     std::printf("no tokenizer files copied: the checkpoint uses the byte tokenizer\n");
     return;
   }
   std::error_code ec;
+  // data.tokenizer naming an HF checkpoint folder: the file rrt reads there.
+  if (fs::is_directory(tokenizer, ec)) {
+    tokenizer = fs::exists(tokenizer / "tokenizer.model", ec) ||
+                        !fs::exists(tokenizer / "tokenizer.json", ec)
+                    ? tokenizer / "tokenizer.model"
+                    : tokenizer / "tokenizer.json";
+  }
   if (!fs::is_regular_file(tokenizer, ec)) {
     std::printf("warning: tokenizer %s (data.tokenizer) not found; copy the tokenizer files into "
                 "%s by hand\n", tokenizer.c_str(), out_dir.c_str());
     return;
   }
   if (tokenizer.extension() == ".gguf") {
-    // The BPE vocabulary lives in the GGUF's metadata; copying a whole model file beside the
-    // export would help no one, and transformers reads the tokenizer from it directly.
-    std::printf("tokenizer not copied: it is inside %s; load it with transformers' "
-                "AutoTokenizer.from_pretrained(dir, gguf_file=name)\n", tokenizer.c_str());
+    // The BPE vocabulary lives in the GGUF's metadata (copying a whole model file beside the
+    // export would help no one): written out as tokenizer.json and tokenizer_config.json.
+    try {
+      const BpeVocab vocab = bpe_vocab_from_gguf(tokenizer.string());
+      for (const auto& [name, text] :
+           {std::pair{"tokenizer.json", tokenizer_json_from_bpe(vocab)},
+            std::pair{"tokenizer_config.json", tokenizer_config_from_bpe(vocab)}}) {
+        const fs::path dst = fs::path(out_dir) / name;
+        write_file_atomically(dst.string(), text);
+        std::printf("wrote %s (from the tokenizer of %s)\n", dst.c_str(), tokenizer.c_str());
+      }
+    } catch (const Error& e) {
+      std::printf("tokenizer not copied: rrt cannot write the tokenizer of %s as tokenizer.json "
+                  "(%s); load it with transformers' AutoTokenizer.from_pretrained(dir, "
+                  "gguf_file=name)\n",
+                  tokenizer.c_str(), e.what());
+    }
     return;
   }
   const fs::path dir = tokenizer.parent_path().empty() ? fs::path(".") : tokenizer.parent_path();
+  std::vector<fs::path> copied;
   for (const fs::path& f : {tokenizer, dir / "tokenizer.json", dir / "tokenizer_config.json",
                             dir / "special_tokens_map.json"}) {
     if (!fs::is_regular_file(f, ec)) continue;
+    // A tokenizer.json data.tokenizer is also the tokenizer.json beside itself.
+    if (std::find(copied.begin(), copied.end(), fs::weakly_canonical(f)) != copied.end()) continue;
+    copied.push_back(fs::weakly_canonical(f));
     const bool sp_model = f == tokenizer && f.extension() == ".model";
     const fs::path dst = fs::path(out_dir) / (sp_model ? fs::path("tokenizer.model") : f.filename());
     fs::copy_file(f, dst, fs::copy_options::overwrite_existing);

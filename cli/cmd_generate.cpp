@@ -95,7 +95,9 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--max-batch", o->max_batch, "sequences (and rows per engine call) at once")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating after the end-of-text token");
-  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer (default: the run's data.tokenizer)");
+  cmd->add_option("--tokenizer", o->tokenizer,
+                  "tokenizer: a tokenizer.json, SentencePiece .model, .gguf or HF checkpoint "
+                  "folder (default: the run's data.tokenizer)");
   cmd->add_flag("--json", o->json, "one JSON object per prompt instead of text");
   cmd->callback([o] {
     std::vector<std::string> texts = o->prompts;
@@ -118,6 +120,7 @@ void add_generate_command(CLI::App& app) {
     const RunConfig cfg = parse_run_config(header.config_yaml, o->checkpoint + " (/config)");
     std::unique_ptr<Tokenizer> tok =
         make_tokenizer(o->tokenizer.empty() ? cfg.data.tokenizer : o->tokenizer);
+    check_tokenizer_fits_model(*tok, cfg.model.model.vocab, "generate");
     std::vector<inference::Request> reqs;
     int64_t longest = 0;
     for (const std::string& t : texts) {

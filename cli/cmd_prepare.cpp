@@ -1,5 +1,6 @@
-// rrt prepare --out DIR [--tokenizer byte|FILE] [--shard-tokens N] [--text-field NAME]
-//             [--threads N] [--skip-bad] [--quiet] INPUT...
+// rrt prepare --out DIR [--tokenizer byte|FILE.model|tokenizer.json|FILE.gguf|HF-DIR]
+//             [--shard-tokens N] [--text-field NAME] [--threads N] [--skip-bad] [--quiet]
+//             INPUT...
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -18,8 +19,9 @@ void add_prepare_command(CLI::App& app) {
       ->required();
   cmd->add_option("--out", o->out_dir, "output directory for shard_NNNNN.h5 files")->required();
   cmd->add_option("--tokenizer", o->tokenizer,
-                  "\"byte\" (256 bytes + EOS), a SentencePiece .model file, or a .gguf file "
-                  "(its byte-level BPE tokenizer; also bpe:<path>)")
+                  "\"byte\" (256 bytes + EOS), a SentencePiece .model file, an HF "
+                  "tokenizer.json, a .gguf file (its byte-level BPE tokenizer; also bpe:<path>) "
+                  "or an HF checkpoint folder (its tokenizer.model, else its tokenizer.json)")
       ->capture_default_str();
   cmd->add_option("--shard-tokens", o->shard_tokens, "tokens per shard")->capture_default_str();
   cmd->add_option("--text-field", o->text_field,

@@ -18,5 +18,6 @@ void add_sweep_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_serve_bench_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace rrt::cli

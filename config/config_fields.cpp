@@ -228,8 +228,9 @@ std::vector<Field> data_fields(DataConfig& d) {
       field("path", d.path, "directory of token shards written by `rrt prepare`, or one shard file")
           .also_called({"dir", "data_dir", "dataset", "train_path", "shards", "data_path"}),
       field("tokenizer", d.tokenizer,
-            "\"byte\", the path of a SentencePiece .model file, or of a GGUF file (.gguf or "
-            "bpe:<path>) for its byte-level BPE tokenizer")
+            "\"byte\", the path of a SentencePiece .model file, of an HF tokenizer.json, of "
+            "a GGUF file (.gguf or bpe:<path>) for its byte-level BPE tokenizer, or an HF "
+            "checkpoint folder (its tokenizer.model, else its tokenizer.json)")
           .required()
           .also_called({"tokenizer_path", "spm", "sentencepiece", "vocab_file"}),
       field("val_fraction", d.val_fraction,

@@ -120,4 +120,19 @@ void check_data_tokenizer(const RunConfig& now, const std::string& shards_tokeni
             now.data.tokenizer, "`");
 }
 
+void check_data_vocabulary(const RunConfig& now, const std::string& shards_tokenizer,
+                           int64_t shards_vocab, const std::string& what) {
+  const int64_t model_vocab = now.model.model.vocab;
+  RRT_CHECK(shards_vocab <= model_vocab, "model.vocab", what, ": the data at ", now.data.path,
+            " uses a vocabulary of ", shards_vocab, " tokens (tokenizer '", shards_tokenizer,
+            "') but the model has only ", model_vocab,
+            "; prepare the data with the model's own tokenizer");
+  RRT_CHECK(shards_vocab * 2 >= model_vocab, "data.tokenizer", what, ": the data at ",
+            now.data.path, " uses a vocabulary of ", shards_vocab, " tokens (tokenizer '",
+            shards_tokenizer, "'), less than half of the model's ", model_vocab,
+            ": it was not tokenised with the model's tokenizer. Prepare it with that tokenizer "
+            "(`rrt prepare --tokenizer <the model's tokenizer.json, tokenizer.model or .gguf>`) "
+            "and set data.tokenizer to it (docs/data.md)");
+}
+
 }  // namespace rrt

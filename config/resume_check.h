@@ -35,4 +35,11 @@ void check_resume_config(const RunConfig& now, int64_t now_world, const std::str
 // name stored in every shard) other than the one now.data.tokenizer names.
 void check_data_tokenizer(const RunConfig& now, const std::string& shards_tokenizer);
 
+// Throws when the shards' vocabulary (shards_vocab ids, written by shards_tokenizer) does not
+// fit the model: ids the embedding lacks (more than model.vocab), or a model with more than
+// twice the rows the data can ever use, the sign of data tokenised with another tokenizer than
+// the model's (byte shards under a converted 49,152-token model). `what` names the command.
+void check_data_vocabulary(const RunConfig& now, const std::string& shards_tokenizer,
+                           int64_t shards_vocab, const std::string& what);
+
 }  // namespace rrt

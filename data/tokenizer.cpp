@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "data/bpe_tokenizer.h"
+#include "data/tokenizer_json.h"
 
 namespace rrt {
 
@@ -83,23 +84,43 @@ std::string SentencePieceTokenizer::name() const {
 
 // ---------------------------------------------------------------------------------------------
 
+// The tokenizer file of an HF checkpoint folder: tokenizer.model first (what rrt has always
+// read there, so the names stored in existing shards still match), else tokenizer.json.
+fs::path tokenizer_in_folder(const fs::path& folder) {
+  std::error_code error;
+  const fs::path json = folder / "tokenizer.json";
+  if (!fs::exists(folder / "tokenizer.model", error) && fs::is_regular_file(json, error))
+    return json;
+  return folder / "tokenizer.model";
+}
+
 std::string tokenizer_name_for(const std::string& spec) {
   if (spec == "byte") return "byte";
+  if (is_tokenizer_json_path(spec)) return "hf:" + fs::path(spec).filename().string();
   std::string extension = fs::path(spec).extension().string();
   for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   const bool bpe_prefix = spec.rfind("bpe:", 0) == 0;
   if (bpe_prefix || extension == ".gguf")
     return "bpe:" + fs::path(bpe_prefix ? spec.substr(4) : spec).filename().string();
   std::error_code error;
-  if (fs::is_directory(spec, error)) return "sentencepiece:tokenizer.model";
+  if (fs::is_directory(spec, error)) {
+    const fs::path file = tokenizer_in_folder(spec);
+    return (file.extension() == ".json" ? "hf:" : "sentencepiece:") + file.filename().string();
+  }
   return "sentencepiece:" + fs::path(spec).filename().string();
 }
 
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
   if (spec == "byte") return std::make_unique<ByteTokenizer>();
   RRT_CHECK(!spec.empty(), "tokenizer",
-            "empty tokenizer; give 'byte', the path of a SentencePiece .model file or of a "
-            "GGUF file (.gguf, or bpe:<path>)");
+            "empty tokenizer; give 'byte', the path of a SentencePiece .model file, of an HF "
+            "tokenizer.json or of a GGUF file (.gguf, or bpe:<path>)");
+  if (is_tokenizer_json_path(spec)) {
+    std::error_code error;
+    RRT_CHECK(fs::is_regular_file(spec, error), spec,
+              "tokenizer.json not found; give the path of an HF tokenizers file");
+    return std::make_unique<TokenizerJson>(spec);
+  }
   std::string extension = fs::path(spec).extension().string();
   for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   const bool bpe_prefix = spec.rfind("bpe:", 0) == 0;
@@ -111,16 +132,26 @@ std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
               "tokenizer.ggml.* metadata holds a byte-level BPE vocabulary");
     return std::make_unique<BpeTokenizer>(bpe_vocab_from_gguf(path));
   }
-  // A model folder (an HF checkpoint): the SentencePiece tokenizer.model beside its weights.
+  // A model folder (an HF checkpoint): the tokenizer file beside its weights.
   std::error_code error;
   if (fs::is_directory(spec, error)) {
-    const fs::path model = fs::path(spec) / "tokenizer.model";
-    RRT_CHECK(fs::is_regular_file(model, error), spec,
-              "is a folder without tokenizer.model; give the tokenizer file itself (a "
-              "SentencePiece .model or a .gguf)");
-    return std::make_unique<SentencePieceTokenizer>(model.string());
+    const fs::path file = tokenizer_in_folder(spec);
+    RRT_CHECK(fs::is_regular_file(file, error), spec,
+              "is a folder without tokenizer.model or tokenizer.json; give the tokenizer file "
+              "itself (a SentencePiece .model, an HF tokenizer.json or a .gguf)");
+    if (file.extension() == ".json") return std::make_unique<TokenizerJson>(file.string());
+    return std::make_unique<SentencePieceTokenizer>(file.string());
   }
   return std::make_unique<SentencePieceTokenizer>(spec);
+}
+
+void check_tokenizer_fits_model(const Tokenizer& tokenizer, int64_t model_vocab,
+                                const std::string& what) {
+  const int64_t vocab = tokenizer.vocab_size();
+  RRT_CHECK(vocab <= model_vocab && vocab * 2 >= model_vocab, what, "the tokenizer ",
+            tokenizer.name(), " has ", vocab, " tokens but the model's vocabulary is ", model_vocab,
+            ": it is not the model's tokenizer. Give the model's own (--tokenizer "
+            "<its tokenizer.json, tokenizer.model or .gguf>, or data.tokenizer in its config)");
 }
 
 }  // namespace rrt

@@ -1,6 +1,7 @@
 // Tokenizers: text <-> token ids. The byte tokenizer needs no file (ids 0..255 are the bytes,
 // 256 is EOS); the SentencePiece tokenizer loads a .model file through libsentencepiece; the
-// byte-level BPE tokenizer (data/bpe_tokenizer.h) reads a GGUF file's tokenizer metadata.
+// byte-level BPE tokenizer (data/bpe_tokenizer.h) reads a GGUF file's tokenizer metadata; an HF
+// tokenizer.json runs as the tokenizers library runs it (data/tokenizer_json.h).
 #pragma once
 
 #include <cstdint>
@@ -19,7 +20,8 @@ class Tokenizer {
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
   virtual int64_t vocab_size() const = 0;
   virtual int32_t eos_id() const = 0;
-  // "byte", "sentencepiece:<file name>" or "bpe:<file name>"; stored in every token shard.
+  // "byte", "sentencepiece:<file name>", "bpe:<file name>" or "hf:<file name>" (a
+  // tokenizer.json); stored in every token shard.
   virtual std::string name() const = 0;
 };
 
@@ -53,13 +55,20 @@ class SentencePieceTokenizer final : public Tokenizer {
 };
 
 // "byte" -> ByteTokenizer; "<path>.gguf" or "bpe:<path>" -> BpeTokenizer from the GGUF file's
-// tokenizer.ggml.* metadata; a folder (an HF checkpoint) -> its tokenizer.model; anything else
-// is the path of a SentencePiece .model file.
+// tokenizer.ggml.* metadata; "<path>.json" -> TokenizerJson (an HF tokenizer.json); a folder (an
+// HF checkpoint) -> its tokenizer.model, or its tokenizer.json when it has no tokenizer.model;
+// anything else is the path of a SentencePiece .model file.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
 
 // The name() the tokenizer make_tokenizer(spec) builds would have, without reading any file
-// ("byte", "bpe:model.gguf", "sentencepiece:tokenizer.model"): training compares it with the
-// name stored in the shards, on machines that may hold the shards but not the tokenizer.
+// ("byte", "bpe:model.gguf", "sentencepiece:tokenizer.model", "hf:tokenizer.json"): training
+// compares it with the name stored in the shards, on machines that may hold the shards but not
+// the tokenizer (a folder is looked into for which of its files it would read).
 std::string tokenizer_name_for(const std::string& spec);
+
+// Refuses a tokenizer whose ids a model of `model_vocab` rows cannot embed, or whose vocabulary
+// is less than half the model's (not the model's tokenizer). `what` names the command.
+void check_tokenizer_fits_model(const Tokenizer& tokenizer, int64_t model_vocab,
+                                const std::string& what);
 
 }  // namespace rrt

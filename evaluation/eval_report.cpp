@@ -7,6 +7,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "config/config_io.h"
+#include "config/resume_check.h"
 #include "core/error.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
@@ -35,9 +36,9 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
     val = std::make_unique<TokenLoader>(
         LoaderOptions{cfg.data.path, T, cfg.data.val_fraction, cfg.data.seed, 0, 1},
         Split::validation);
-    RRT_CHECK(val->vocab_size() <= cfg.model.model.vocab, "eval", "the data at ", cfg.data.path,
-              " has a vocabulary of ", val->vocab_size(), " but the model only ",
-              cfg.model.model.vocab);
+    // Shards of another tokenizer than the model's would score a meaningless loss.
+    check_data_tokenizer(cfg, val->tokenizer());
+    check_data_vocabulary(cfg, val->tokenizer(), val->vocab_size(), "eval");
     if (batches == kAllBatches) batches = val->sequences() / N;
     RRT_CHECK(batches > 0, "eval", "the validation split of ", cfg.data.path, " holds ",
               val->sequences(), " sequences of ", T, " tokens, fewer than one micro-batch of ", N,

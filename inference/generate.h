@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,14 +40,24 @@ struct ExitPolicy {
   // oracle: per request, the exit loop of each generated token (Completion::oracle_loops of a
   // full-depth run with record_oracle); tokens beyond the table run the full depth.
   const std::vector<std::vector<int32_t>>* oracle_loops = nullptr;
+  // 1..K: every token exits at this loop, the prefill's first token too (rrt serve's exit_loop,
+  // to score or sample any exit); 0: the rule decides.
+  int32_t exit_loop = 0;
 };
 
 struct Request {
   std::vector<int32_t> prompt;
-  int64_t max_new_tokens = 16;
+  int64_t max_new_tokens = 16;  // 0: no generation, only the prompt's logits (prompt_logits)
   // Seconds after the run starts at which the request arrives (requests in arrival order); a
   // scheduler admits it only from then on. 0: waiting when the run starts (an offline batch).
   double arrival = 0;
+  // Per-request settings (rrt serve's; inference/scheduler.h): unset, the run's GenerateOptions.
+  // The KV fill and the oracle table are always the run's.
+  std::optional<ExitPolicy> exit;
+  std::optional<SamplingConfig> sampling;
+  int64_t stream = -1;         // the counter-based draws' stream; -1: the request's index
+  bool token_logits = false;   // token events carry the logits of each token's exit
+  bool prompt_logits = false;  // the exit's logits of every prompt position (echo + logprobs)
 };
 
 struct GenerateOptions {
@@ -61,6 +72,7 @@ struct GenerateOptions {
 struct Completion {
   std::vector<int32_t> tokens;        // generated tokens; the first comes from the prefill
   std::vector<int32_t> exit_loops;    // the loop (1..K) each token exited at; the first: K
+                                      // (or the exit_loop)
   std::vector<int32_t> oracle_loops;  // with record_oracle: the earliest agreeing loop
   double first_token_seconds = 0;     // since the run started: when the prefill's token came
   double finish_seconds = 0;          // since the run started
@@ -84,8 +96,9 @@ struct RunStats {
   double mean_loops() const;         // over the tokens counted in exit_counts
 };
 
-// Runs every request to completion. The engine needs slots >= max_batch and max_rows >=
-// max_batch. Completions are in request order.
+// Runs every request to completion (the Scheduler of inference/scheduler.h, fed the requests as
+// they arrive). The engine needs slots >= max_batch and max_rows >= max_batch. Completions are in
+// request order.
 std::vector<Completion> generate(Engine& engine, const std::vector<Request>& requests,
                                  const GenerateOptions& options, RunStats* stats = nullptr);
 

@@ -31,9 +31,11 @@ ServedModel load_served_model(const std::string& checkpoint, const EngineCapacit
     m.engine = make_cpu_bf16_engine(w, *m.checkpoint.params, capacity);
   else
     m.engine = std::make_unique<CpuEngine>(w, capacity);
-  if (tokenizer != "none")
+  if (tokenizer != "none") {
     m.tokenizer =
         make_tokenizer(tokenizer.empty() ? m.checkpoint.config.data.tokenizer : tokenizer);
+    check_tokenizer_fits_model(*m.tokenizer, m.checkpoint.config.model.model.vocab, checkpoint);
+  }
   return m;
 }
 

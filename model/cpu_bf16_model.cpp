@@ -32,7 +32,8 @@ const ParamRegistry& checked_registry(ParameterSet& masters, const ModelSpec& sp
 
 }  // namespace
 
-// The GEMMs decide: a build with oneDNN on a CPU with AMX-BF16 or AVX512_BF16 (ops/cpu_bf16/gemm.h).
+// The GEMMs decide: a build with oneDNN on a CPU with AMX-BF16 or AVX512_BF16
+// (ops/cpu_bf16/gemm.h).
 bool cpu_bf16_supported(std::string* why) {
   if (ops::cpu_bf16::gemm_available()) return true;
   if (why != nullptr) *why = ops::cpu_bf16::gemm_unavailable_reason();
@@ -70,6 +71,17 @@ CpuBf16Model::CpuBf16Model(ParameterSet& masters, const ModelSpec& spec,
       copy_(make_copy(backend_, masters, &floats_)),
       core_(backend_, spec_, checked_registry(masters, spec, capacity, loss),
             binding(capacity.forward_only), bf16_capacity(spec, capacity), loss) {}
+
+CpuBf16Plan CpuBf16Model::plan(const ModelSpec& spec, const ModelCapacity& capacity,
+                               const TrainingLoss& loss) {
+  const ParamRegistry registry(spec);
+  CoreCapacity cap = bf16_capacity(spec, capacity);
+  cap.measure_only = true;
+  CpuBf16Backend backend(capacity.threads);
+  const RecursiveCore<CpuBf16Backend> planned(backend, spec, registry, {}, cap, loss);
+  return {.compute_copy_bytes = registry.total_numel() * static_cast<int64_t>(sizeof(bf16)),
+          .activation_bytes = planned.activation_bytes() + planned.scratch_bytes()};
+}
 
 void CpuBf16Model::refresh() {
   backend_.upload_bf16(static_cast<bf16*>(copy_.get()),

@@ -18,6 +18,11 @@
 
 namespace rrt {
 
+// What a CpuBf16Model of a spec and capacity will hold, before any of it exists.
+struct CpuBf16Plan {
+  int64_t compute_copy_bytes = 0, activation_bytes = 0;
+};
+
 class CpuBf16Model {
  public:
   // `masters` must have this spec and outlive the model; it needs gradients unless
@@ -63,6 +68,10 @@ class CpuBf16Model {
   // Planned bytes: activations and scratch, and the bf16 compute copy.
   int64_t activation_bytes() const { return core_.activation_bytes() + core_.scratch_bytes(); }
   int64_t compute_copy_bytes() const { return floats_ * static_cast<int64_t>(sizeof(bf16)); }
+  // The same two, planned without building the model (the trainer's memory check, which runs
+  // before a teacher's compute copy exists).
+  static CpuBf16Plan plan(const ModelSpec& spec, const ModelCapacity& capacity,
+                          const TrainingLoss& loss = {});
 
  private:
   // Runs before the core is built: the copy must exist when the core binds its pointers.

@@ -23,8 +23,10 @@ packages=(
   libhdf5-dev                # checkpoints and token shards
   libyaml-cpp-dev            # configs
   libcli11-dev               # the rrt command line
+  libcpp-httplib-dev         # rrt serve's HTTP server (serve/); optional: the build skips it without
   libsentencepiece-dev       # SentencePiece tokenizers for rrt prepare
   libpcre2-dev               # Unicode regexes of the byte-level BPE pre-tokenizers
+  libutf8proc-dev            # NFC/NFKC normalizers of tokenizer.json files (Qwen2's NFC)
   zlib1g-dev                 # deflate for the PNG writer of rrt plot (plot/png), .jsonl.gz inputs
   libzstd-dev zstd           # .jsonl.zst inputs of rrt prepare (the tool: tests, bench)
   python3-pip                # tools/fetch_arrow.sh downloads pyarrow's wheel (Parquet inputs)

@@ -114,8 +114,7 @@ class CpuBf16Trainable final : public HostArenaTrainable<CpuBf16Model> {
     RRT_CHECK(T_ <= ts.model.max_seq_len, "distill.teacher", "the teacher at ", teacher_path_,
               " serves sequences of at most ", ts.model.max_seq_len,
               " tokens, but train.seq_len is ", T_, "; shorten train.seq_len");
-    teacher_ = std::make_unique<CpuBf16Model>(
-        teacher.params(), ts, ModelCapacity{.max_batch = N_, .max_seq = T_, .forward_only = true});
+    teacher_ = std::make_unique<CpuBf16Model>(teacher.params(), ts, teacher_capacity());
     model_.set_teacher(teacher_.get());
   }
   void upload(const AdamW*) override { model_.refresh(); }
@@ -124,13 +123,22 @@ class CpuBf16Trainable final : public HostArenaTrainable<CpuBf16Model> {
   std::string describe() const override {
     return "training in bf16 on the CPU (fp32 masters; GEMMs: " + ops::cpu_bf16::gemm_path() + ")";
   }
-  std::vector<MemoryPart> extra_host_memory() const override {
-    return {{"bf16 weights", model_.compute_copy_bytes()},
-            {"bf16 activations and scratch", model_.activation_bytes()}};
+  std::vector<MemoryPart> extra_host_memory(const RecursiveModel* teacher) const override {
+    std::vector<MemoryPart> parts = {{"bf16 weights", model_.compute_copy_bytes()},
+                                     {"bf16 activations and scratch", model_.activation_bytes()}};
+    if (teacher != nullptr) {
+      const CpuBf16Plan t = CpuBf16Model::plan(teacher->spec(), teacher_capacity());
+      parts.push_back({"bf16 teacher weights", t.compute_copy_bytes});
+      parts.push_back({"bf16 teacher activations", t.activation_bytes});
+    }
+    return parts;
   }
 
  private:
   CpuBf16Model& step() override { return model_; }
+  ModelCapacity teacher_capacity() const {
+    return {.max_batch = N_, .max_seq = T_, .forward_only = true};
+  }
   int64_t N_, T_;
   std::string teacher_path_;
   RecursiveModel host_;

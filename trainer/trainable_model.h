@@ -65,8 +65,11 @@ class TrainableModel {
   // What the step runs on and its memory, for the log ("" on cpu); the accelerator's peak
   // TFLOP/s where known (0: unknown).
   virtual std::string describe() const = 0;
-  // Host memory the step needs beyond host()'s planned arenas (trainer/memory_check.h).
-  virtual std::vector<MemoryPart> extra_host_memory() const { return {}; }
+  // Host memory the step needs beyond host()'s planned arenas (trainer/memory_check.h), with the
+  // teacher's beyond its own host model where the run distils (null: none).
+  virtual std::vector<MemoryPart> extra_host_memory(const RecursiveModel* /*teacher*/) const {
+    return {};
+  }
   virtual double peak_tflops() const = 0;
 };
 

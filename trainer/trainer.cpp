@@ -59,7 +59,7 @@ struct Trainer::State {
   // More than one rank: buckets of the model's gradient buffer all-reduced during backward
   // (declared after the model, so destroyed before it).
   std::unique_ptr<GradSync> grad_sync;
-  std::unique_ptr<Zero1> zero1;         // distributed.zero1 with more than one rank
+  std::unique_ptr<Zero1> zero1;  // distributed.zero1 with more than one rank
   TrainState progress;
   std::vector<int32_t> inputs, targets;
   MetricsLog metrics;  // metrics.jsonl, appended (trainer/metrics_log.h)
@@ -118,9 +118,7 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   s.train = std::make_unique<TokenLoader>(lo, Split::train);
   if (c.data.val_fraction > 0) s.val = std::make_unique<TokenLoader>(lo, Split::validation);
   check_data_tokenizer(c, s.train->tokenizer());
-  RRT_CHECK(s.train->vocab_size() <= c.model.model.vocab, "model.vocab", "the data at ",
-            c.data.path, " uses a vocabulary of ", s.train->vocab_size(),
-            " tokens but the model has only ", c.model.model.vocab);
+  check_data_vocabulary(c, s.train->tokenizer(), s.train->vocab_size(), "train");
   const TrainingLoss objective = training_loss_from(c);
   s.model = make_trainable_model(c, world, objective);
   RecursiveModel& host = s.model->host();
@@ -129,9 +127,8 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   auto check_host_memory = [&](const RecursiveModel* teacher) {
     if (!c.train.memory_check) return;
     const bool sharded = c.distributed.zero1 && world.world_size() > 1;
-    MemoryPlan plan =
-        training_memory_plan(host, teacher, sharded ? 1.0 / world.world_size() : 1.0);
-    for (const MemoryPart& part : s.model->extra_host_memory()) plan.parts.push_back(part);
+    MemoryPlan plan = training_memory_plan(host, teacher, sharded ? 1.0 / world.world_size() : 1.0);
+    for (const MemoryPart& part : s.model->extra_host_memory(teacher)) plan.parts.push_back(part);
     plan.processes = ranks_on_this_machine(world.world_size());
     check_memory(plan, available_memory(MemorySources::from_environment()),
                  "Lower train.micro_batch (activations grow with micro_batch x seq_len; "
@@ -243,7 +240,7 @@ double Trainer::evaluate() {
   RRT_CHECK(s.val != nullptr, "evaluate", "there is no validation split (data.val_fraction is 0)");
   // Each rank scores its slice of every global micro-batch; equal slices, so the mean of means.
   const double local = s.model->validation_loss(*s.val, N, T, s.cfg.train.eval_batches,
-                                               s.inputs.data(), s.targets.data());
+                                                s.inputs.data(), s.targets.data());
   return mean_over_ranks(*s.comm, local);
 }
 
@@ -261,12 +258,9 @@ TrainSummary Trainer::run(int64_t stop_after) {
   const double teacher_flops =
       s.teacher ? s.teacher->train_flops(N, T) / 3.0 * static_cast<double>(accum * ranks) : 0.0;
   const double flops_per_step =
-      s.model->host().train_flops(N, T) * static_cast<double>(accum) *
-          static_cast<double>(ranks) +
+      s.model->host().train_flops(N, T) * static_cast<double>(accum) * static_cast<double>(ranks) +
       teacher_flops;
-  const double peak_tflops = c.log.peak_tflops > 0
-                                 ? c.log.peak_tflops
-                                 : s.model->peak_tflops();
+  const double peak_tflops = c.log.peak_tflops > 0 ? c.log.peak_tflops : s.model->peak_tflops();
   // log.profile_steps: a Chrome trace of steps [profile_first, profile_last] of this invocation
   // (from its second step: the first pays for page faults, buffers and graph builds).
   const int64_t profile_first = s.progress.step + 1 + (c.train.steps > s.progress.step + 1 ? 1 : 0);
@@ -293,8 +287,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
     std::unique_ptr<AdamW> gathered = s.zero1 ? s.zero1->gather_moments(*s.optimizer) : nullptr;
     if (root) {
       save_checkpoint(path, s.yaml, runner.host().params(),
-                      s.zero1 ? gathered.get() : s.optimizer.get(),
-                      s.progress);
+                      s.zero1 ? gathered.get() : s.optimizer.get(), s.progress);
       s.retention->saved(step);
     }
     world.barrier();  // the checkpoint exists once any rank goes on

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "ops/cpu_bf16/convert.h"
+#include "ops/cpu_bf16/vector_exp.h"
 #include "ops/matmul.h"
 
 namespace rrt::ops::cpu_bf16 {
@@ -54,6 +55,18 @@ void block_scores(const float* qb, const float* kf, const AttentionShape& s, int
               -std::numeric_limits<float>::infinity());
 }
 
+// row[j] = exp(row[j] - shift) for j < n, 16 lanes at a time; returns their sum.
+float exp_shifted(float* row, int64_t n, float shift) {
+  F16 acc{};
+  for (int64_t j = 0; j < n; j += kLanes) {
+    const int64_t w = std::min(kLanes, n - j);
+    const F16 e = exp_lanes(load(row + j, w) - shift);
+    store(row + j, e, w);
+    acc += lanes_below(w) ? e : splat(0.f);
+  }
+  return sum(acc);
+}
+
 float scale_of(const AttentionShape& s) {
   return static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.Dh)));
 }
@@ -88,11 +101,7 @@ void attention_forward(const bf16* q, const bf16* k, const bf16* v, bf16* out, f
         const int64_t valid = i0 + r + 1;
         float m = row[0];
         for (int64_t j = 1; j < valid; ++j) m = std::max(m, row[j]);
-        float sum = 0;
-        for (int64_t j = 0; j < valid; ++j) {
-          row[j] = std::exp(row[j] - m);
-          sum += row[j];
-        }
+        const float sum = exp_shifted(row, valid, m);
         const float inv = 1.f / sum;
         for (int64_t j = 0; j < valid; ++j) row[j] *= inv;
         for (int64_t j = valid; j < cols; ++j) row[j] = 0;
@@ -138,8 +147,9 @@ void attention_backward(const bf16* q, const bf16* k, const bf16* v, const bf16*
             block_scores(qf + off, kf, s, i0, i1, scale, probs);
             for (int64_t r = 0; r < rows; ++r) {
               const float l = lse[(n * s.H + h) * s.T + i0 + r];
-              for (int64_t j = 0; j < cols; ++j)
-                probs[r * cols + j] = std::exp(probs[r * cols + j] - l);
+              const int64_t valid = i0 + r + 1;  // the causal mask's probabilities are 0
+              exp_shifted(probs + r * cols, valid, l);
+              std::fill(probs + r * cols + valid, probs + (r + 1) * cols, 0.f);
               float dot = 0;  // D_i = dO_i . O_i = sum_j P_ij dP_ij
               for (int64_t d = 0; d < s.Dh; ++d)
                 dot += dof[off + r * s.Dh + d] * of[off + r * s.Dh + d];

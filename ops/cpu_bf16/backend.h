@@ -97,19 +97,16 @@ class CpuBf16Backend {
                           int64_t D, int64_t V, float scale) const;
 
   // The plain CE's workspace: a chunk's fp32 logits, then its bf16 dlogits (the CUDA layout).
-  // The exit loss's is the fp32 op's (ops/exit_loss.h); its fp32 copies of the head and of the
-  // rows of a chunk are the backend's own, grown on first use.
   size_t lm_head_workspace_bytes(int64_t V, int64_t chunk) const {
     return logits_bytes(V, chunk) + sizeof(bf16) * static_cast<size_t>(V * chunk);
   }
   static size_t logits_bytes(int64_t V, int64_t chunk) {
     return (sizeof(float) * static_cast<size_t>(V * chunk) + kAlign - 1) / kAlign * kAlign;
   }
-  size_t exit_loss_workspace_bytes(int64_t V, int64_t chunk, int64_t /*exits*/, bool teacher,
-                                   bool self_distill, int64_t head_lora_rank) const {
-    return sizeof(float) * static_cast<size_t>(ops::exit_loss_workspace_elems(
-                               V, chunk, teacher, self_distill, head_lora_rank));
-  }
+  // The exit loss's (ops/cpu_bf16/exit_loss.cpp): a chunk's fp32 logits and bf16 dlogits, the
+  // teacher's and the final exit's fp32 log-probabilities where used, the adapters' bf16 rows.
+  size_t exit_loss_workspace_bytes(int64_t V, int64_t chunk, int64_t exits, bool teacher,
+                                   bool self_distill, int64_t head_lora_rank) const;
   ops::CrossEntropyResult lm_head_cross_entropy(const Act* h, const Act* W, const int32_t* targets,
                                                 Act* dh, float* dW, int64_t M, int64_t D, int64_t V,
                                                 int32_t ignore_index, float weight, void* workspace,
@@ -165,9 +162,6 @@ class CpuBf16Backend {
   int64_t rope_half_ = 0, rope_positions_ = 0;
   std::vector<float> rope_cos_, rope_sin_;  // [positions, rot_dim / 2], ops::RopeTable rounded
   std::vector<float> attn_ws_;              // per-thread fp32 panels, sized for the largest call
-  // The head losses' fp32 copies: the head (and the teacher's), the exits' head adapters, and a
-  // chunk of each exit's rows with their gradients.
-  std::vector<float> head_f32_, teacher_head_f32_, adapters_f32_, rows_f32_;
 };
 
 }  // namespace rrt

@@ -1,6 +1,7 @@
 // CpuBf16Backend's element-wise ops (ops/cpu_bf16/backend.h): norms, RoPE, the activations, the
 // residual add and the embedding. Each reads bf16 16 lanes at a time (ops/cpu_bf16/convert.h),
-// computes in fp32 as the fp32 ops do (the same formulas, ops/activation_math.h), and rounds once
+// computes in fp32 as the fp32 ops do (ops/activation_math.h's formulas; sigmoid and GELU's tanh
+// form through the 16-lane exp of ops/cpu_bf16/vector_exp.h), and rounds once
 // on store; a backward into a bf16 gradient loads it, adds, and rounds the sum once. Weight
 // gradients are fp32 sums over rows in row order, one column block per thread, as on the fp32
 // backend.
@@ -11,6 +12,7 @@
 #include "ops/activation_math.h"
 #include "ops/cpu_bf16/backend.h"
 #include "ops/cpu_bf16/convert.h"
+#include "ops/cpu_bf16/vector_exp.h"
 
 namespace rrt {
 
@@ -194,9 +196,9 @@ void CpuBf16Backend::rope_rows(Act* x, const int32_t* pos, int64_t n, int64_t H,
 
 using ops::activation_math::gelu_erf;
 using ops::activation_math::gelu_erf_grad;
-using ops::activation_math::gelu_tanh;
-using ops::activation_math::gelu_tanh_grad;
-using ops::activation_math::sigmoid;
+using ops::cpu_bf16::gelu_tanh_grad_lanes;
+using ops::cpu_bf16::gelu_tanh_lanes;
+using ops::cpu_bf16::sigmoid_lanes;
 
 void CpuBf16Backend::add(const Act* a, const Act* b, Act* out, int64_t n) const {
   parallel_lanes(n,
@@ -206,14 +208,14 @@ void CpuBf16Backend::add(const Act* a, const Act* b, Act* out, int64_t n) const 
 void CpuBf16Backend::swiglu_forward(const Act* gate, const Act* up, Act* out, int64_t n) const {
   parallel_lanes(n, [&](int64_t i, int64_t w) {
     const F16 g = load(gate + i, w);
-    store(out + i, g * map(g, sigmoid<float>) * load(up + i, w), w);
+    store(out + i, g * sigmoid_lanes(g) * load(up + i, w), w);
   });
 }
 
 void CpuBf16Backend::swiglu_backward(const Act* gate, const Act* up, const Act* dout, Act* dgate,
                                      Act* dup, int64_t n) const {
   parallel_lanes(n, [&](int64_t i, int64_t w) {
-    const F16 g = load(gate + i, w), sg = map(g, sigmoid<float>), d = load(dout + i, w);
+    const F16 g = load(gate + i, w), sg = sigmoid_lanes(g), d = load(dout + i, w);
     store(dgate + i, load(dgate + i, w) + d * load(up + i, w) * sg * (1.f + g * (1.f - sg)), w);
     store(dup + i, load(dup + i, w) + d * (g * sg), w);
   });
@@ -221,7 +223,7 @@ void CpuBf16Backend::swiglu_backward(const Act* gate, const Act* up, const Act* 
 
 void CpuBf16Backend::geglu_forward(const Act* gate, const Act* up, Act* out, int64_t n) const {
   parallel_lanes(n, [&](int64_t i, int64_t w) {
-    store(out + i, map(load(gate + i, w), gelu_tanh<float>) * load(up + i, w), w);
+    store(out + i, gelu_tanh_lanes(load(gate + i, w)) * load(up + i, w), w);
   });
 }
 
@@ -229,15 +231,15 @@ void CpuBf16Backend::geglu_backward(const Act* gate, const Act* up, const Act* d
                                     Act* dup, int64_t n) const {
   parallel_lanes(n, [&](int64_t i, int64_t w) {
     const F16 g = load(gate + i, w), d = load(dout + i, w);
-    store(dgate + i, load(dgate + i, w) + d * load(up + i, w) * map(g, gelu_tanh_grad<float>), w);
-    store(dup + i, load(dup + i, w) + d * map(g, gelu_tanh<float>), w);
+    store(dgate + i, load(dgate + i, w) + d * load(up + i, w) * gelu_tanh_grad_lanes(g), w);
+    store(dup + i, load(dup + i, w) + d * gelu_tanh_lanes(g), w);
   });
 }
 
 void CpuBf16Backend::gelu_forward(const Act* x, Act* out, int64_t n, bool tanh_approx) const {
   parallel_lanes(n, [&](int64_t i, int64_t w) {
     const F16 v = load(x + i, w);
-    store(out + i, tanh_approx ? map(v, gelu_tanh<float>) : map(v, gelu_erf<float>), w);
+    store(out + i, tanh_approx ? gelu_tanh_lanes(v) : map(v, gelu_erf<float>), w);
   });
 }
 
@@ -245,7 +247,7 @@ void CpuBf16Backend::gelu_backward(const Act* x, const Act* dout, Act* dx, int64
                                    bool tanh_approx) const {
   parallel_lanes(n, [&](int64_t i, int64_t w) {
     const F16 v = load(x + i, w);
-    const F16 g = tanh_approx ? map(v, gelu_tanh_grad<float>) : map(v, gelu_erf_grad<float>);
+    const F16 g = tanh_approx ? gelu_tanh_grad_lanes(v) : map(v, gelu_erf_grad<float>);
     store(dx + i, load(dx + i, w) + load(dout + i, w) * g, w);
   });
 }

@@ -33,3 +33,9 @@ set_tests_properties(Cli.Signals PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_W
 # docs/runs.md says; help and --version 0; a failure of the work itself 1.
 add_test(NAME Cli.UsageErrors
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/usage_errors.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
+
+# HF tokenizer.json through the binary: convert carries it, prepare / eval / generate take
+# --tokenizer, other tokenizers' shards refused, export writes it back.
+add_test(NAME Cli.TokenizerJson
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/tokenizer_json.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
+set_tests_properties(Cli.TokenizerJson PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")

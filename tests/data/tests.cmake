@@ -9,6 +9,9 @@ rrt_add_test(test_data
 rrt_add_test(test_shard_set ${CMAKE_CURRENT_LIST_DIR}/test_shard_set.cpp)
 # Byte-level BPE from GGUF metadata, against transformers on SmolLM2's vocabulary.
 rrt_add_test(test_bpe_tokenizer ${CMAKE_CURRENT_LIST_DIR}/test_bpe_tokenizer.cpp)
+# HF tokenizer.json against the tokenizers library, per family style (tools/
+# make_tokenizer_json_fixtures.py), and its refusals.
+rrt_add_test(test_tokenizer_json ${CMAKE_CURRENT_LIST_DIR}/test_tokenizer_json.cpp)
 # rrt prepare's inputs (jsonl, zstd, gzip, Parquet), malformed inputs, threads and resume after
 # SIGKILL (child processes).
 rrt_add_test(test_prepare_inputs

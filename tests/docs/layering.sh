@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Each layer includes only itself and the layers below it (docs/architecture.md, "Layers"):
 #   core -> ops -> model -> data -> config -> checkpoint -> evaluation -> trainer -> sweep,
-# with plot/ beside core, distributed/ under the trainer and inference/ over checkpoint/. An
+# with plot/ beside core, distributed/ under the trainer, inference/ over checkpoint/ and serve/
+# over inference/. An
 # include that climbs (model/ naming trainer/, inference/ naming trainer/) fails the test, listed
 # file:line. cli/, tests/ and bench/ sit on top and may include anything. A new source folder must
 # be added to the table below. Usage: layering.sh SOURCE_DIR
@@ -23,6 +24,7 @@ declare -A allowed=(
   [trainer]="trainer evaluation checkpoint config data model ops core plot distributed"
   [sweep]="sweep trainer evaluation checkpoint config data model ops core plot distributed"
   [inference]="inference checkpoint config data model ops core"
+  [serve]="serve inference checkpoint config data model ops core"
 )
 # Folders above every layer (or not C++ sources of the library at all).
 top="cli tests bench tools docs configs"

@@ -2,6 +2,7 @@ rrt_add_test(test_inference
   ${CMAKE_CURRENT_LIST_DIR}/test_engine.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_generate.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_serve_bench.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_scheduler.cpp
 )
 # rrt generate and rrt serve-bench end to end (shell script).
 add_test(NAME Inference.CliSmoke

@@ -28,6 +28,7 @@
 #include "inference/cpu_bf16_engine.h"
 #include "inference/cpu_engine.h"
 #include "inference/weights.h"
+#include "model/cpu_bf16_model.h"
 #include "model/parameters.h"
 #include "model/presets.h"
 #include "model/recursive_core.h"
@@ -271,6 +272,37 @@ TEST(EngineBf16, PrefillExitLogitsMatchFp32Engine) {
     const std::vector<float> want(fp32.head_logits(), fp32.head_logits() + n * V);
     const std::vector<float> got(bf->head_logits(), bf->head_logits() + n * V);
     EXPECT_LT(relative_l2(got, want), kLogits) << "loop " << s + 1;
+  }
+}
+
+}  // namespace
+}  // namespace rrt
+
+namespace rrt {
+namespace {
+
+// The trainer's memory check plans a bf16 teacher before its compute copy exists: the plan must
+// be what the built model then holds (activations exactly; the copy up to the arena's alignment
+// padding, which the plan, made from the registry alone, cannot see).
+TEST(CpuBf16ModelPlan, IsWhatTheBuiltModelHolds) {
+  RRT_REQUIRE_CPU_BF16_BACKEND();
+  ModelSpec spec = tiny_llama(97, 128, 2, 1, 160, 1, 3, 8);
+  spec.exit_head = {.lora_rank = 4, .loops = {1, 2}};
+  TrainingLoss loss;
+  loss.exit_loops = {1, 2, 3};
+  loss.exit_weights = {0.1, 0.1, 1.0};
+  for (const bool forward_only : {false, true}) {
+    const ModelCapacity cap{
+        .max_batch = 3, .max_seq = 17, .head_chunk = 16, .forward_only = forward_only};
+    const TrainingLoss l = forward_only ? TrainingLoss{} : loss;
+    RecursiveModel masters(spec, {.max_batch = 1, .max_seq = 1}, l);
+    const CpuBf16Model built(masters.params(), spec, cap, l);
+    const CpuBf16Plan plan = CpuBf16Model::plan(spec, cap, l);
+    EXPECT_EQ(plan.activation_bytes, built.activation_bytes()) << "forward_only " << forward_only;
+    EXPECT_GT(plan.activation_bytes, 0);
+    const int64_t padding = built.compute_copy_bytes() - plan.compute_copy_bytes;
+    EXPECT_GE(padding, 0);
+    EXPECT_LE(padding, ParamRegistry(spec).size() * 64) << "at most an alignment per tensor";
   }
 }
 

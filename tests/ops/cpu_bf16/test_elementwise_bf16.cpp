@@ -88,7 +88,9 @@ void check_norm(bool layer_norm, bool unit_offset, bool with_bias, int64_t M, in
                   mean16.data(), rstd16.data(), M, D, eps, unit_offset);
   EXPECT_LE(relative_l2(to_f32(y16), y), kBf16Tol) << "y";
   EXPECT_LE(relative_l2(rstd16, rstd), kF32Tol) << "rstd";
-  if (layer_norm) EXPECT_LE(relative_l2(mean16, mean), kF32Tol) << "mean";
+  if (layer_norm) {
+    EXPECT_LE(relative_l2(mean16, mean), kF32Tol) << "mean";
+  }
 
   auto dx16 = to_bf16(dx0);
   std::vector<float> dw16 = dw0, db16 = db0;
@@ -96,7 +98,9 @@ void check_norm(bool layer_norm, bool unit_offset, bool with_bias, int64_t M, in
                    dx16.data(), dw16.data(), with_bias ? db16.data() : nullptr, M, D, unit_offset);
   EXPECT_LE(relative_l2(to_f32(dx16), dx), kBf16Tol) << "dx";
   EXPECT_LE(relative_l2(minus(dw16, dw0), minus(dw, dw0)), kF32Tol) << "dw";
-  if (with_bias) EXPECT_LE(relative_l2(minus(db16, db0), minus(db, db0)), kF32Tol) << "dbias";
+  if (with_bias) {
+    EXPECT_LE(relative_l2(minus(db16, db0), minus(db, db0)), kF32Tol) << "dbias";
+  }
 }
 
 TEST_P(Bf16Norm, RmsNormMatchesFp32) {
@@ -208,11 +212,14 @@ void check_activation(Act a, int64_t count, int64_t offset) {
     return std::vector<float>(v.begin() + offset, v.end());
   };
   EXPECT_LE(relative_l2(tail(to_f32(out16)), tail(out)), kBf16Tol) << "out";
-  if (offset > 0) EXPECT_EQ(out16[0].bits, 0xFFFF) << "wrote before the start";
+  if (offset > 0) {
+    EXPECT_EQ(out16[0].bits, 0xFFFF) << "wrote before the start";
+  }
   if (a == Act::add) return;
   EXPECT_LE(relative_l2(tail(to_f32(dg16)), tail(dg)), kBf16Tol) << "dgate";
-  if (a == Act::swiglu || a == Act::geglu)
+  if (a == Act::swiglu || a == Act::geglu) {
     EXPECT_LE(relative_l2(tail(to_f32(du16)), tail(du)), kBf16Tol) << "dup";
+  }
 }
 
 TEST_P(Bf16Activation, EveryActivationAndAddMatchFp32) {

@@ -58,8 +58,9 @@ TEST_P(Bf16Linear, ForwardAndBackwardMatchFp32EveryBiasMode) {
                         nullptr, M, in, out, 0, 0.f);
     EXPECT_LE(relative_l2(minus(to_f32(dx16), dx0), minus(dx, dx0)), tol::kCpuBf16Out.rel) << "dx";
     EXPECT_LE(relative_l2(minus(dW32, dW0), minus(dW, dW0)), tol::kCpuBf16F32Out.rel) << "dW";
-    if (bias)
+    if (bias) {
       EXPECT_LE(relative_l2(minus(db32, db0), minus(db, db0)), tol::kCpuBf16F32Out.rel) << "db";
+    }
   }
 }
 
