@@ -1,5 +1,6 @@
 // rrt prepare --out DIR [--tokenizer byte|FILE.model|tokenizer.json|FILE.gguf|HF-DIR]
-//             [--shard-tokens N] INPUT...
+//             [--shard-tokens N] [--text-field NAME] [--threads N] [--skip-bad] [--quiet]
+//             INPUT...
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -13,8 +14,8 @@ void add_prepare_command(CLI::App& app) {
   auto o = std::make_shared<PrepareOptions>();
   auto quiet = std::make_shared<bool>(false);
   cmd->add_option("inputs", o->inputs,
-                  "text files, directories (searched recursively) or .jsonl files with a "
-                  "\"text\" field")
+                  "files or directories (searched recursively): text, .jsonl, .jsonl.zst, "
+                  ".jsonl.gz (also compressed text) and .parquet")
       ->required();
   cmd->add_option("--out", o->out_dir, "output directory for shard_NNNNN.h5 files")->required();
   cmd->add_option("--tokenizer", o->tokenizer,
@@ -23,14 +24,30 @@ void add_prepare_command(CLI::App& app) {
                   "or an HF checkpoint folder (its tokenizer.model, else its tokenizer.json)")
       ->capture_default_str();
   cmd->add_option("--shard-tokens", o->shard_tokens, "tokens per shard")->capture_default_str();
+  cmd->add_option("--text-field", o->text_field,
+                  "the JSON field (.jsonl) or Parquet column that holds each document")
+      ->capture_default_str();
+  cmd->add_option("--threads", o->threads,
+                  "tokenising threads (0: one per hardware thread); the shards are the same for "
+                  "every count")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_flag("--skip-bad", o->skip_bad,
+                "skip and count bad documents (invalid JSON or UTF-8, a missing field, an empty "
+                "document) instead of stopping at the first");
   cmd->add_flag("--quiet", *quiet, "no progress output");
-  cmd->footer("Format and loader semantics: docs/data.md");
+  cmd->footer(
+      "A preparation that was interrupted resumes when run again with the same inputs and "
+      "options. Format, inputs and loader semantics: docs/data.md");
   cmd->callback([o, quiet] {
     o->progress = !*quiet;
     const PrepareSummary s = prepare_shards(*o);
     std::printf("prepared %ld documents, %ld tokens (%s) in %ld shard(s) under %s\n",
                 static_cast<long>(s.documents), static_cast<long>(s.tokens), s.dtype.c_str(),
                 static_cast<long>(s.shards), o->out_dir.c_str());
+    for (const auto& [what, count] : s.skipped_documents)
+      std::printf("skipped %ld document(s): %s (listed in %s/manifest.json)\n",
+                  static_cast<long>(count), what.c_str(), o->out_dir.c_str());
   });
 }
 

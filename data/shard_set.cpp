@@ -39,7 +39,8 @@ void mark_shard_set_incomplete(const std::string& dir) {
   mark_output_incomplete(dir, "rrt prepare");
 }
 
-void mark_shard_set_complete(const std::string& dir, const std::vector<ShardInfo>& shards) {
+void mark_shard_set_complete(const std::string& dir, const std::vector<ShardInfo>& shards,
+                             const nlohmann::ordered_json& extra) {
   nlohmann::ordered_json manifest;
   manifest["format"] = "rrt-shard-set";
   manifest["format_version"] = 1;
@@ -56,6 +57,8 @@ void mark_shard_set_complete(const std::string& dir, const std::vector<ShardInfo
   manifest["tokens"] = tokens;
   manifest["documents"] = documents;
   manifest["shards"] = list;
+  if (extra.is_object())
+    for (const auto& [key, value] : extra.items()) manifest[key] = value;
   write_file_atomically((fs::path(dir) / kShardSetManifest).string(), manifest.dump(2) + "\n");
   mark_output_complete(dir);
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,10 @@ inline constexpr const char* kShardSetManifest = "manifest.json";
 
 // Writes dir/INCOMPLETE (durably) before the first shard.
 void mark_shard_set_incomplete(const std::string& dir);
-// Writes dir/manifest.json atomically, then removes dir/INCOMPLETE.
-void mark_shard_set_complete(const std::string& dir, const std::vector<ShardInfo>& shards);
+// Writes dir/manifest.json atomically, then removes dir/INCOMPLETE. `extra` (an object: rrt
+// prepare's inputs, totals and skip counts) is added to the manifest after the shard list.
+void mark_shard_set_complete(const std::string& dir, const std::vector<ShardInfo>& shards,
+                             const nlohmann::ordered_json& extra = {});
 
 // Throws when dir/INCOMPLETE exists, or when manifest.json exists and names other shards than
 // `shard_names` (the *.h5 files present, file names only). Returns whether a manifest was found.

@@ -37,8 +37,9 @@ frontend=$(tools/fetch_cudnn_frontend.sh) || {
 
 # Portable code (no -march=native: the GPU host's CPU may differ), no MPI, sm_80 and sm_90, no
 # oneDNN (the CPU bf16 backend is checked here, not on the GPU host; its 40 MB library would not
-# fit the device tool's 64 MiB).
+# fit the device tool's 64 MiB), no Parquet (Arrow's 62 MB of libraries, for rrt prepare only).
 cmake -S . -B "$stage" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRRT_CUDA=ON -DRRT_ONEDNN=OFF \
+  -DRRT_PARQUET=OFF \
   -DCMAKE_CUDA_ARCHITECTURES="80;90" -DRRT_MPI=OFF -DRRT_NATIVE=OFF -DRRT_BUILD_TESTS=ON \
   -DRRT_BUILD_BENCH=ON "-DRRT_CUDNN_FRONTEND_DIR=$frontend" '-DCMAKE_BUILD_RPATH=$ORIGIN/../lib' \
   '-DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags -Wl,--as-needed' >/dev/null

@@ -27,7 +27,9 @@ packages=(
   libsentencepiece-dev       # SentencePiece tokenizers for rrt prepare
   libpcre2-dev               # Unicode regexes of the byte-level BPE pre-tokenizers
   libutf8proc-dev            # NFC/NFKC normalizers of tokenizer.json files (Qwen2's NFC)
-  zlib1g-dev                 # deflate for the PNG writer of rrt plot (plot/png)
+  zlib1g-dev                 # deflate for the PNG writer of rrt plot (plot/png), .jsonl.gz inputs
+  libzstd-dev zstd           # .jsonl.zst inputs of rrt prepare (the tool: tests, bench)
+  python3-pip                # tools/fetch_arrow.sh downloads pyarrow's wheel (Parquet inputs)
   libprotobuf-dev protobuf-compiler  # TensorBoard event files of rrt train (trainer/tensorboard)
   dict-jargon dict-devil     # source of the embedded public-domain demo corpus (tools/make_corpus.sh)
   libopenmpi-dev openmpi-bin # data-parallel training
@@ -49,6 +51,13 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "[setup] all Debian packages present"
+fi
+
+# Apache Arrow's C++ Parquet reader (Parquet inputs of rrt prepare) from PyPI's pyarrow wheel
+# into .deps/ (docs/data.md, "Parquet": Debian 12 packages no Arrow). Without the network the
+# build goes on without Parquet support, and a .parquet input is an error naming this step.
+if ! ./tools/fetch_arrow.sh >/dev/null; then
+  echo "[setup] could not fetch pyarrow's wheel: rrt builds without Parquet inputs"
 fi
 
 if ((fixture_tools)); then

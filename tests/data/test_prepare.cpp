@@ -50,7 +50,8 @@ TEST(DataPrepare, FilesDirectoriesAndJsonlBecomeOneShard) {
   test::write_text(in + "/a.txt", "alpha document\nwith two lines\n");
   test::write_text(in + "/sub/b.md", "# beta\n\nmarkdown \xC3\xA9t\xC3\xA9");
   test::write_text(in + "/c", "gamma, no extension");
-  test::write_text(in + "/d.bin", "skipped: not a text extension");
+  // Binary (a NUL byte), so skipped and reported; a text file is never skipped for its name.
+  test::write_text(in + "/d.bin", std::string("skipped: \0 binary", 17));
   test::write_text(in + "/.hidden.txt", "skipped: hidden");
   test::write_text(in + "/.git/config", "skipped: hidden directory");
   test::write_text(in + "/e.jsonl",
@@ -67,10 +68,13 @@ TEST(DataPrepare, FilesDirectoriesAndJsonlBecomeOneShard) {
   options.inputs = {in, dir / "explicit.dat"};
   options.out_dir = dir / "out";
   options.progress = false;
+  options.skip_bad = true;  // the two empty documents are skipped and counted
   const PrepareSummary summary = prepare_shards(options);
 
   // Directory order is sorted by path: a.txt, c, e.jsonl (3 documents), empty.txt (skipped),
   // sub/b.md; then the explicit file.
+  EXPECT_EQ(summary.skipped_documents.at("empty document"), 2);
+  EXPECT_EQ(summary.skipped_files, 3);  // d.bin, .hidden.txt, .git
   const std::vector<std::string> documents = {"alpha document\nwith two lines\n",
                                               "gamma, no extension",
                                               "first json line",
@@ -258,7 +262,7 @@ TEST(DataPrepare, InputErrorsNameTheFileAndLeaveNoShards) {
   std::string message = error_message([&] { prepare_shards(options); });
   EXPECT_TRUE(contains(message, "[" + options.inputs[0] + "]")) << message;
 
-  test::write_text(dir / "only_bin/x.bin", "binary");
+  test::write_text(dir / "only_bin/x.bin", std::string("bin\0ary", 7));
   options.inputs = {dir / "only_bin"};
   message = error_message([&] { prepare_shards(options); });
   EXPECT_TRUE(contains(message, "no input files")) << message;

@@ -12,3 +12,13 @@ rrt_add_test(test_bpe_tokenizer ${CMAKE_CURRENT_LIST_DIR}/test_bpe_tokenizer.cpp
 # HF tokenizer.json against the tokenizers library, per family style (tools/
 # make_tokenizer_json_fixtures.py), and its refusals.
 rrt_add_test(test_tokenizer_json ${CMAKE_CURRENT_LIST_DIR}/test_tokenizer_json.cpp)
+# rrt prepare's inputs (jsonl, zstd, gzip, Parquet), malformed inputs, threads and resume after
+# SIGKILL (child processes).
+rrt_add_test(test_prepare_inputs
+  ${CMAKE_CURRENT_LIST_DIR}/test_prepare_inputs.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_prepare_bad.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_prepare_parallel.cpp
+)
+# The same through the rrt binary: compressed inputs, exit codes, kill -9 and resume.
+add_test(NAME Data.PrepareCli
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/prepare_cli.sh $<TARGET_FILE:rrt_cli>)
