@@ -165,13 +165,18 @@ ops::RopeScaling read_rope_scaling(const json& r, const std::string& path, const
             " names two rope types; which one the model uses is ambiguous");
   ops::RopeScaling sc;
   std::set<std::string> keys = {"rope_type", "type", "rope_theta"};
+  auto need = [&](const char* key) {
+    RRT_CHECK(has_value(r, key), path, where, " ", r.dump(), ": rope_type '", type, "' needs '",
+              key, "'");
+    keys.insert(key);
+    return get_field<double>(r, path, key);
+  };
   if (type == "default") {
   } else if (type == "linear" || type == "dynamic" || type == "llama3") {
     RRT_CHECK(d.hf.rope_scaling, path, where, " rope_type '", type, "' is not supported for ",
               d.hf.architecture, "; only plain RoPE (rope_type default) can be imported");
-    sc.factor = get_field<double>(r, path, "factor");
+    sc.factor = need("factor");
     RRT_CHECK(sc.factor > 0, path, where, ".factor must be positive, got ", sc.factor);
-    keys.insert("factor");
     if (type == "linear") {
       sc.type = ops::RopeScalingType::linear;
     } else if (type == "dynamic") {
@@ -183,10 +188,10 @@ ops::RopeScaling read_rope_scaling(const json& r, const std::string& path, const
       keys.insert("original_max_position_embeddings");
     } else {
       sc.type = ops::RopeScalingType::llama3;
-      sc.low_freq_factor = get_field<double>(r, path, "low_freq_factor");
-      sc.high_freq_factor = get_field<double>(r, path, "high_freq_factor");
+      sc.low_freq_factor = need("low_freq_factor");
+      sc.high_freq_factor = need("high_freq_factor");
+      need("original_max_position_embeddings");
       sc.original_max_positions = get_field<int64_t>(r, path, "original_max_position_embeddings");
-      keys.insert({"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"});
       RRT_CHECK(sc.high_freq_factor > sc.low_freq_factor && sc.original_max_positions > 0, path,
                 where,
                 " llama3 scaling needs high_freq_factor > low_freq_factor and a positive "

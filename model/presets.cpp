@@ -15,13 +15,22 @@ ModelSpec tiny_relaxed(Family family, bool parallel_residual, int64_t loops) {
   // GQA for Llama, MQA for Gemma, MHA with 8-dim heads for NeoX (25% rotary: 2 dims).
   s.model.n_heads = family == Family::neox ? 3 : 6;
   s.model.n_kv_heads = family == Family::gemma ? 1 : family == Family::neox ? 3 : 2;
-  s.model.head_dim = family == Family::gemma ? 8 : 0;
+  // Qwen3: head_dim 8 independent of d_model / n_heads (4), as the real models' 128.
+  s.model.head_dim = family == Family::gemma || family == Family::qwen3 ? 8 : 0;
   s.model.ffn = 40;
   s.model.max_seq_len = 48;
   if (family == Family::neox) s.model.parallel_residual = parallel_residual;
+  // Qwen3 with Llama 3's RoPE scaling, so the engines run a scaled table too (every band of
+  // it: with 8-dim heads the wavelengths are 6.3, 63, 628 and 6283 against 16 / 4 and 16 / 1).
+  if (family == Family::qwen3)
+    s.model.rope_scaling = {.type = ops::RopeScalingType::llama3,
+                            .factor = 4.0,
+                            .low_freq_factor = 1.0,
+                            .high_freq_factor = 4.0,
+                            .original_max_positions = 16};
   s.recursion = {.block_layers = 2, .loops = loops};
-  // Per-loop norms and biases for NeoX: every position's own vectors.
-  s.recursion.per_loop_norms = family == Family::neox;
+  // Per-loop norms and biases for NeoX and Qwen2: every position's own vectors.
+  s.recursion.per_loop_norms = family == Family::neox || family == Family::qwen2;
   s.lora = {.rank_attention = 3, .rank_mlp = 2};
   return s;
 }
@@ -67,6 +76,8 @@ const std::vector<std::pair<std::string, std::function<ModelSpec()>>>& table() {
       {"tiny-relaxed-gemma", [] { return tiny_relaxed(Family::gemma, false); }},
       {"tiny-relaxed-neox", [] { return tiny_relaxed(Family::neox, true); }},
       {"tiny-relaxed-neox-sequential", [] { return tiny_relaxed(Family::neox, false); }},
+      {"tiny-relaxed-qwen2", [] { return tiny_relaxed(Family::qwen2, false); }},
+      {"tiny-relaxed-qwen3", [] { return tiny_relaxed(Family::qwen3, false); }},
       {"bench", [] { return bench(false); }},
       {"bench-small", [] { return bench(true); }},
       {"tinyllama", [] { return tinyllama(true); }},

@@ -137,7 +137,9 @@ INSTANTIATE_TEST_SUITE_P(
     Families, CoreBf16,
     ::testing::Values(FamilyCase{"llama", presets::tiny_relaxed(Family::llama)},
                       FamilyCase{"gemma", presets::tiny_relaxed(Family::gemma)},
-                      FamilyCase{"neox_parallel", presets::tiny_relaxed(Family::neox, true)}),
+                      FamilyCase{"neox_parallel", presets::tiny_relaxed(Family::neox, true)},
+                      FamilyCase{"qwen2", presets::tiny_relaxed(Family::qwen2)},
+                      FamilyCase{"qwen3", presets::tiny_relaxed(Family::qwen3)}),
     [](const auto& info) { return info.param.name; });
 
 TEST_P(CoreBf16, LogitsLossAndGradientsMatchFp32) {
