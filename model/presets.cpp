@@ -68,6 +68,71 @@ ModelSpec tinyllama(bool relaxed) {
   return s;
 }
 
+ModelSpec llama32_1b(bool relaxed) {
+  ModelSpec s;
+  ModelConfig& m = s.model;
+  apply_family_defaults(m, Family::llama);
+  m.n_layers = 16;
+  m.vocab = 128256;
+  m.d_model = 2048;
+  m.n_heads = 32;
+  m.n_kv_heads = 8;
+  m.head_dim = 64;
+  m.ffn = 8192;
+  m.max_seq_len = 131072;
+  m.norm_eps = 1e-5;
+  m.rope_theta = 500000.0;
+  m.rope_scaling = {.type = ops::RopeScalingType::llama3,
+                    .factor = 32.0,
+                    .low_freq_factor = 1.0,
+                    .high_freq_factor = 4.0,
+                    .original_max_positions = 8192};
+  m.tied_head = true;
+  s.recursion = relaxed ? RecursionConfig{.block_layers = 8, .loops = 2}
+                        : RecursionConfig{.block_layers = 16, .loops = 1};
+  if (relaxed) s.lora = {.rank_attention = 64, .rank_mlp = 64};
+  return s;
+}
+
+ModelSpec qwen25_05b(bool relaxed) {
+  ModelSpec s;
+  ModelConfig& m = s.model;
+  apply_family_defaults(m, Family::qwen2);
+  m.n_layers = 24;
+  m.vocab = 151936;
+  m.d_model = 896;
+  m.n_heads = 14;
+  m.n_kv_heads = 2;
+  m.ffn = 4864;
+  m.max_seq_len = 32768;
+  m.norm_eps = 1e-6;
+  m.rope_theta = 1000000.0;
+  m.tied_head = true;
+  s.recursion = relaxed ? RecursionConfig{.block_layers = 12, .loops = 2, .per_loop_norms = true}
+                        : RecursionConfig{.block_layers = 24, .loops = 1};
+  if (relaxed) s.lora = {.rank_attention = 64, .rank_mlp = 64};
+  return s;
+}
+
+ModelSpec qwen3_06b() {
+  ModelSpec s;
+  ModelConfig& m = s.model;
+  apply_family_defaults(m, Family::qwen3);
+  m.n_layers = 28;
+  m.vocab = 151936;
+  m.d_model = 1024;
+  m.n_heads = 16;
+  m.n_kv_heads = 8;
+  m.head_dim = 128;
+  m.ffn = 3072;
+  m.max_seq_len = 40960;
+  m.norm_eps = 1e-6;
+  m.rope_theta = 1000000.0;
+  m.tied_head = true;
+  s.recursion = {.block_layers = 28, .loops = 1};
+  return s;
+}
+
 namespace {
 
 const std::vector<std::pair<std::string, std::function<ModelSpec()>>>& table() {
@@ -82,6 +147,11 @@ const std::vector<std::pair<std::string, std::function<ModelSpec()>>>& table() {
       {"bench-small", [] { return bench(true); }},
       {"tinyllama", [] { return tinyllama(true); }},
       {"tinyllama-plain", [] { return tinyllama(false); }},
+      {"llama3.2-1b", [] { return llama32_1b(true); }},
+      {"llama3.2-1b-plain", [] { return llama32_1b(false); }},
+      {"qwen2.5-0.5b", [] { return qwen25_05b(true); }},
+      {"qwen2.5-0.5b-plain", [] { return qwen25_05b(false); }},
+      {"qwen3-0.6b-plain", [] { return qwen3_06b(); }},
   };
   return t;
 }
