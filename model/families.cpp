@@ -63,7 +63,9 @@ constexpr TensorRule kLlamaGgufTensors[] = {
 // RoPE inverse frequencies that some converters stored (they follow from rope.freq_base).
 constexpr OptionalTensor kLlamaGgufOptional[] = {{"blk.{l}.attn_rot_embd"}};
 constexpr RefusedTensor kLlamaGgufRefused[] = {
-    {"rope_freqs.weight", "Llama 3 rope scaling, which rrt does not support"},
+    {"rope_freqs.weight",
+     "Llama 3 RoPE scaling as llama.cpp stores it (per-dimension factors), which GGUF import "
+     "does not read; import the HF checkpoint, whose llama3 rope_scaling rrt supports"},
 };
 constexpr GgufFormat kLlamaGguf{
     .architecture = "llama",

@@ -203,7 +203,10 @@ ops::RopeScaling read_rope_scaling(const json& r, const std::string& path, const
              d.hf.rope_scaling ? ", linear, dynamic and llama3" : " only", " for ",
              d.hf.architecture);
   }
-  if (d.hf.rotary_fraction_key) keys.insert("partial_rotary_factor");
+  // The rotated share: the family's own key where it has one, else only whole heads.
+  if (d.hf.rotary_fraction_key ||
+      get_field_or<double>(r, path, "partial_rotary_factor", 1.0) == 1.0)
+    keys.insert("partial_rotary_factor");
   for (const auto& [key, value] : r.items())
     RRT_CHECK(keys.count(key) || value.is_null(), path, where, ".", key, " (", value.dump(),
               ") is not supported with rope_type '", type, "': rrt would compute another RoPE");

@@ -31,8 +31,13 @@ struct RopeScaling {
   double low_freq_factor = 1.0;        // llama3
   double high_freq_factor = 4.0;       // llama3
   int64_t original_max_positions = 0;  // llama3, dynamic
-  bool operator==(const RopeScaling&) const = default;
 };
+// Written out: the CUDA sources that include this header compile as C++17.
+inline bool operator==(const RopeScaling& a, const RopeScaling& b) {
+  return a.type == b.type && a.factor == b.factor && a.low_freq_factor == b.low_freq_factor &&
+         a.high_freq_factor == b.high_freq_factor &&
+         a.original_max_positions == b.original_max_positions;
+}
 
 // The rot_dim / 2 inverse frequencies, in double.
 std::vector<double> rope_inv_freq(int64_t rot_dim, double theta, const RopeScaling& scaling);

@@ -344,6 +344,10 @@ TEST(HfImportErrors, UnsupportedRopeScalingAndWindows) {
     c["rope_parameters"]["attention_factor"] = 1.5;  // YaRN's key: not what llama3 reads
   });
   EXPECT_NE(msg.find("attention_factor"), std::string::npos) << msg;
+  msg = refusal("hf_llama_gqa", [](auto& c) {
+    c["rope_parameters"]["partial_rotary_factor"] = 0.5;  // Llama rotates whole heads in rrt
+  });
+  EXPECT_NE(msg.find("partial_rotary_factor"), std::string::npos) << msg;
   msg = refusal("hf_llama3_rope", [](auto& c) { c["rope_parameters"].erase("low_freq_factor"); });
   EXPECT_NE(msg.find("low_freq_factor"), std::string::npos) << msg;
   msg = refusal("hf_llama3_rope", [](auto& c) {
