@@ -37,8 +37,8 @@ struct ModelConfig {
   int64_t max_seq_len = 2048;
   double norm_eps = 1e-5;
   double rope_theta = 10000.0;
-  ops::RopeScaling rope_scaling;  // Llama 3.x: llama3; also linear, dynamic (ops/rope.h)
-  double rotary_fraction = 1.0;   // NeoX rotates 25% of each head
+  ops::RopeScaling rope_scaling{};  // Llama 3.x: llama3; also linear, dynamic (ops/rope.h)
+  double rotary_fraction = 1.0;     // NeoX rotates 25% of each head
   bool tied_head = false;
   bool parallel_residual = false;  // NeoX: x + attn(ln1(x)) + mlp(ln2(x))
   Activation activation = Activation::swiglu;
@@ -57,7 +57,6 @@ struct ModelConfig {
     return has_proj(p) &&
            (linear_bias || (qkv_bias && (p == Proj::q || p == Proj::k || p == Proj::v)));
   }
-  bool any_bias() const { return linear_bias || qkv_bias; }
 
   double embedding_multiplier() const;
   int64_t dh() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
