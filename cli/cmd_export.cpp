@@ -1,8 +1,9 @@
 // rrt export CHECKPOINT --out DIR [--force]
 // Writes DIR/config.json + DIR/model.safetensors: a Hugging Face LlamaForCausalLM,
-// GemmaForCausalLM or GPTNeoXForCausalLM of the unrolled model (K * B layers, each position's
-// LoRA merged into its weights), fp32, plus the tokenizer files of the checkpoint's
-// data.tokenizer, so that transformers and lm-evaluation-harness can use DIR as it is.
+// GemmaForCausalLM, GPTNeoXForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM of the unrolled
+// model (K * B layers, each position's LoRA merged into its weights), fp32, plus the tokenizer
+// files of the checkpoint's data.tokenizer, so that transformers and lm-evaluation-harness can
+// use DIR as it is.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -150,8 +151,9 @@ void run_export(const ExportOpts& o) {
 void add_export_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "export",
-      "Export an rrt checkpoint as an HF directory (Llama, Gemma or GPT-NeoX, as trained) of\n"
-      "the unrolled model (K*B layers; each position's LoRA merged into its weights; fp32;\n"
+      "Export an rrt checkpoint as an HF directory (Llama, Gemma, GPT-NeoX, Qwen2 or Qwen3, as\n"
+      "trained) of the unrolled model (K*B layers; each position's LoRA merged into its\n"
+      "weights; fp32;\n"
       "the checkpoint's tokenizer files copied). Load it with\n"
       "transformers' AutoModelForCausalLM.from_pretrained(DIR) or rrt convert --from DIR.");
   auto o = std::make_shared<ExportOpts>();

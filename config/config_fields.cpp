@@ -79,8 +79,13 @@ Field choice(const char* name, E& member, std::vector<std::pair<std::string, E>>
 // model_fields lists it first, so the keys after it refine the family's defaults.
 Field family_field(ModelConfig& m) {
   Field f = choice("family", m.family,
-                   {{"llama", Family::llama}, {"gemma", Family::gemma}, {"neox", Family::neox}},
-                   "architecture family: llama, gemma or neox; sets the family's norm, "
+                   {{"llama", Family::llama},
+                    {"gemma", Family::gemma},
+                    {"neox", Family::neox},
+                    {"qwen2", Family::qwen2},
+                    {"qwen3", Family::qwen3}},
+                   "architecture family: llama, gemma, neox, qwen2 or qwen3; sets the family's "
+                   "norm, "
                    "activation, biases, residual, rotary fraction, embedding scale and tied head, "
                    "which the keys after it may refine");
   const auto set_enum = f.set;
@@ -126,6 +131,29 @@ std::vector<Field> model_fields(ModelConfig& m) {
       field("rope_theta", m.rope_theta, "RoPE base frequency")
           .above(0)
           .also_called({"rope_base", "rotary_base", "rotary_emb_base", "theta"}),
+      choice("rope_scaling", m.rope_scaling.type,
+             {{"none", ops::RopeScalingType::none},
+              {"linear", ops::RopeScalingType::linear},
+              {"dynamic", ops::RopeScalingType::dynamic},
+              {"llama3", ops::RopeScalingType::llama3}},
+             "RoPE frequency scaling as transformers computes it (Llama 3.x: llama3)")
+          .also_called({"rope_type", "rope_scaling_type"}),
+      field("rope_scaling_factor", m.rope_scaling.factor,
+            "RoPE scaling factor (linear: positions / factor; llama3: low frequencies / factor)")
+          .above(0)
+          .also_called({"rope_factor"}),
+      field("rope_low_freq_factor", m.rope_scaling.low_freq_factor, "llama3 RoPE: low_freq_factor")
+          .above(0)
+          .also_called({"low_freq_factor"}),
+      field("rope_high_freq_factor", m.rope_scaling.high_freq_factor,
+            "llama3 RoPE: high_freq_factor")
+          .above(0)
+          .also_called({"high_freq_factor"}),
+      field("rope_original_max_positions", m.rope_scaling.original_max_positions,
+            "llama3 and dynamic RoPE: the context length before scaling "
+            "(original_max_position_embeddings)")
+          .at_least(0)
+          .also_called({"original_max_position_embeddings"}),
       field("rotary_fraction", m.rotary_fraction,
             "fraction of each head's dims that RoPE rotates (NeoX: 0.25)")
           .above(0)
@@ -148,6 +176,9 @@ std::vector<Field> model_fields(ModelConfig& m) {
           .also_called({"norm_type"}),
       field("linear_bias", m.linear_bias, "every projection has a bias (neox)")
           .also_called({"bias", "attention_bias"}),
+      field("qkv_bias", m.qkv_bias, "q, k and v (only) have a bias (qwen2)"),
+      field("qk_norm", m.qk_norm, "RMSNorm over each head of q and k before RoPE (qwen3)")
+          .also_called({"qk_layernorm"}),
       field("norm_unit_offset", m.norm_unit_offset, "Gemma: RMSNorm scales by (1 + w)"),
       field("embed_scale", m.embed_scale, "multiplier on the embeddings; 0: sqrt(d_model) (gemma)")
           .at_least(0)

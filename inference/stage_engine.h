@@ -77,6 +77,9 @@ class StageEngine : public Engine {
   void layer(int64_t j, int64_t n);
   void project(Proj p, const Act* in, int64_t in_dim, Act* out, int64_t out_dim);
   void norm(bool attn, const Act* x, Act* y);
+  // Qwen3's per-head RMSNorm of q (q = true, H heads) or k (Hkv heads) over rows' projections
+  // `raw` into y, each group with its position's weight.
+  void head_norm(bool q, const Act* raw, Act* y);
   void norm_rows(int64_t rows, const Act* x, const Act* w, const Act* b, Act* y);
   Act* k_cache(int64_t l) const { return k_cache_ + l * cache_stride_; }
   Act* v_cache(int64_t l) const { return v_cache_ + l * cache_stride_; }
@@ -103,7 +106,7 @@ class StageEngine : public Engine {
   // Scratch for max_rows rows.
   Act *x_ = nullptr, *xn_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *att_ = nullptr,
       *mid_ = nullptr, *gate_ = nullptr, *up_ = nullptr, *act_ = nullptr, *out_ = nullptr,
-      *lora_u_ = nullptr, *head_u_ = nullptr;
+      *lora_u_ = nullptr, *head_u_ = nullptr, *k_raw_ = nullptr;  // k_raw_: qk_norm only
   typename Be::Stat *mean_ = nullptr, *rstd_ = nullptr;
   float *lora_rows_u_ = nullptr, *logits_ = nullptr, *max_prob_ = nullptr;
   int32_t *argmax_ = nullptr, *row_data_ = nullptr;  // row data: slot, pos, state, stage, token

@@ -28,6 +28,7 @@ StageEngine<Be>::StageEngine(const ModelWeights& w, const WeightMap& map,
   be_.prepare({{cap_.max_rows, cap_.max_seq, m.n_heads, m.n_kv_heads, m.dh()},
                m.rot_dim(),
                m.rope_theta,
+               m.rope_scaling,
                false});
   std::vector<RowAdapter<Act>> adapters;
   for (const LayerParams& lp : w.positions) {
@@ -36,6 +37,8 @@ StageEngine<Be>::StageEngine(const ModelWeights& w, const WeightMap& map,
     d.mlp_norm = map(lp.mlp_norm);
     d.attn_norm_bias = map(lp.attn_norm_bias);
     d.mlp_norm_bias = map(lp.mlp_norm_bias);
+    d.q_norm = map(lp.q_norm);
+    d.k_norm = map(lp.k_norm);
     for (int i = 0; i < kNumProj; ++i) {
       d.weight[i] = map(lp.weight[i]);
       d.bias[i] = map(lp.bias[i]);
@@ -78,7 +81,9 @@ StageEngine<Be>::StageEngine(const ModelWeights& w, const WeightMap& map,
     lora_rows_u_ = c.template take<float>(R * rank);
     head_u_ = c.template take<Act>(R * std::max<int64_t>(exit_rank_, 1));
     mean_ = c.template take<typename Be::Stat>(R);
-    rstd_ = c.template take<typename Be::Stat>(R);
+    // The q head norm has a statistic per row and head.
+    rstd_ = c.template take<typename Be::Stat>(R * (m.qk_norm ? m.n_heads : 1));
+    if (m.qk_norm) k_raw_ = c.template take<Act>(R * m.kv_dim());
     logits_ = c.template take<float>(R * V);
     max_prob_ = c.template take<float>(R);
     argmax_ = c.template take<int32_t>(R);
@@ -221,14 +226,31 @@ void StageEngine<Be>::norm(bool attn, const Act* x, Act* y) {
 }
 
 template <class Be>
+void StageEngine<Be>::head_norm(bool q, const Act* raw, Act* y) {
+  const ModelConfig& m = spec_.model;
+  const int64_t H = q ? m.n_heads : m.n_kv_heads, Dh = m.dh();
+  for (const StageGroup& g : groups_) {
+    const LayerParamsOf<Act>& lp = positions_[static_cast<size_t>(g.position)];
+    be_.norm_forward(false, raw + g.begin * H * Dh, q ? lp.q_norm : lp.k_norm, nullptr,
+                     y + g.begin * H * Dh, nullptr, rstd_, (g.end - g.begin) * H, Dh,
+                     static_cast<float>(m.norm_eps), false);
+  }
+}
+
+template <class Be>
 void StageEngine<Be>::layer(int64_t j, int64_t n) {
   const ModelConfig& m = spec_.model;
   const int64_t D = m.d_model, qd = m.q_dim(), kvd = m.kv_dim(), F = m.ffn;
   const int64_t stride = block_layers() * cache_stride_;  // row i's cache: stage[i] * stride
   norm(true, x_, xn_);
-  project(Proj::q, xn_, D, q_, qd);
-  project(Proj::k, xn_, D, k_, kvd);
+  // With q/k head norms the projections land in att_ (free until attention) and k_raw_ first.
+  project(Proj::q, xn_, D, m.qk_norm ? att_ : q_, qd);
+  project(Proj::k, xn_, D, m.qk_norm ? k_raw_ : k_, kvd);
   project(Proj::v, xn_, D, v_, kvd);
+  if (m.qk_norm) {
+    head_norm(true, att_, q_);
+    head_norm(false, k_raw_, k_);
+  }
   be_.rope_rows(q_, d_pos(), n, m.n_heads, m.dh());
   be_.rope_rows(k_, d_pos(), n, m.n_kv_heads, m.dh());
   be_.kv_store(k_, v_, k_cache(j), v_cache(j), d_slot(), d_pos(), n, cap_.max_seq, kvd, d_stage(),
@@ -325,8 +347,9 @@ void StageEngine<Be>::propagate_rows(const StageRow* rows, int64_t n) {
     for (int64_t j = 0; j < B; ++j) {
       groups_.assign(1, StageGroup{0, count, s * B + j});
       norm(true, x_, xn_);
-      project(Proj::k, xn_, D, k_, kvd);
+      project(Proj::k, xn_, D, m.qk_norm ? k_raw_ : k_, kvd);
       project(Proj::v, xn_, D, v_, kvd);
+      if (m.qk_norm) head_norm(false, k_raw_, k_);
       be_.rope_rows(k_, d_pos(), count, m.n_kv_heads, m.dh());
       be_.kv_store(k_, v_, k_cache(s * B + j), v_cache(s * B + j), d_slot(), d_pos(), count,
                    cap_.max_seq, kvd, nullptr, 0);

@@ -19,11 +19,15 @@ ModelWeights bind_weights(const ModelSpec& spec, const ParameterSet& params) {
       p.mlp_norm_bias =
           value(ParamRegistry::norm_name(pos.layer, pos.loop, false, r.per_loop_norms, true));
     }
+    if (m.qk_norm) {
+      p.q_norm = value(ParamRegistry::qk_norm_name(pos.layer, pos.loop, true, r.per_loop_norms));
+      p.k_norm = value(ParamRegistry::qk_norm_name(pos.layer, pos.loop, false, r.per_loop_norms));
+    }
     for (int j = 0; j < kNumProj; ++j) {
       const Proj proj = static_cast<Proj>(j);
       if (!m.has_proj(proj)) continue;
       p.weight[j] = value(ParamRegistry::block_name(pos.layer, proj));
-      if (m.linear_bias)
+      if (m.has_bias(proj))
         p.bias[j] = value(ParamRegistry::bias_name(pos.layer, proj, pos.loop, r.per_loop_norms));
       p.rank[j] = spec.lora_rank(proj);
       p.scale[j] = static_cast<float>(spec.lora_scale(proj));

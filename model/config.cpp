@@ -41,6 +41,8 @@ void apply_family_defaults(ModelConfig& m, Family f) {
   m.norm = s.norm;
   m.norm_unit_offset = s.norm_unit_offset;
   m.linear_bias = s.linear_bias;
+  m.qkv_bias = s.qkv_bias;
+  m.qk_norm = s.qk_norm;
   m.parallel_residual = s.parallel_residual;
   m.rotary_fraction = s.rotary_fraction;
   m.embed_scale = s.embed_scale;
@@ -60,6 +62,10 @@ void check_family_structure(const ModelConfig& m) {
             "; model.norm does not match");
   RRT_CHECK(m.linear_bias == s.linear_bias, fam, s.linear_bias ? "has" : "has no",
             " projection biases; model.linear_bias does not match");
+  RRT_CHECK(m.qkv_bias == s.qkv_bias, fam, s.qkv_bias ? "has" : "has no",
+            " biases on q, k and v alone; model.qkv_bias does not match");
+  RRT_CHECK(m.qk_norm == s.qk_norm, fam, s.qk_norm ? "has" : "has no",
+            " RMSNorm on q and k heads; model.qk_norm does not match");
   RRT_CHECK(m.norm_unit_offset == s.norm_unit_offset, fam,
             s.norm_unit_offset ? "scales" : "does not scale",
             " its RMSNorm by (1 + w); model.norm_unit_offset does not match");
@@ -115,6 +121,22 @@ void validate(const ModelSpec& spec) {
   RRT_CHECK(m.rot_dim() > 0 && m.rotary_fraction <= 1.0, "model.rotary_fraction",
             "rotary dims must be in (0, head_dim], got fraction ", m.rotary_fraction);
   RRT_CHECK(m.max_seq_len > 0, "model.max_seq_len", "must be positive");
+  const ops::RopeScaling& rs = m.rope_scaling;
+  if (rs.type != ops::RopeScalingType::none) {
+    RRT_CHECK(rs.factor > 0, "model.rope_scaling.factor", "must be positive, got ", rs.factor);
+    RRT_CHECK(rs.type == ops::RopeScalingType::linear || rs.original_max_positions > 0,
+              "model.rope_scaling.original_max_positions", to_string(rs.type),
+              " scaling needs the original context length, got ", rs.original_max_positions);
+  }
+  if (rs.type == ops::RopeScalingType::llama3)
+    RRT_CHECK(rs.high_freq_factor > rs.low_freq_factor, "model.rope_scaling.high_freq_factor",
+              "must exceed low_freq_factor (", rs.low_freq_factor, "), got ", rs.high_freq_factor);
+  if (rs.type == ops::RopeScalingType::dynamic)
+    RRT_CHECK(m.max_seq_len <= rs.original_max_positions, "model.max_seq_len",
+              "dynamic NTK RoPE scaling only changes frequencies past ", rs.original_max_positions,
+              " positions, and then with the sequence length, which a "
+              "fixed table cannot hold; keep max_seq_len (",
+              m.max_seq_len, ") within them");
   const ExitHeadConfig& eh = spec.exit_head;
   RRT_CHECK(eh.lora_rank >= 0, "early_exit.head_lora_rank", "must be >= 0, got ", eh.lora_rank);
   for (size_t i = 0; i < eh.loops.size(); ++i)
@@ -151,5 +173,19 @@ std::string to_string(Activation a) {
 }
 
 std::string to_string(Sharing s) { return s == Sharing::cycle ? "cycle" : "sequence"; }
+
+std::string to_string(ops::RopeScalingType t) {
+  switch (t) {
+    case ops::RopeScalingType::none:
+      return "none";
+    case ops::RopeScalingType::linear:
+      return "linear";
+    case ops::RopeScalingType::dynamic:
+      return "dynamic";
+    case ops::RopeScalingType::llama3:
+      return "llama3";
+  }
+  return "?";
+}
 
 }  // namespace rrt

@@ -9,9 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "ops/rope.h"
+
 namespace rrt {
 
-enum class Family { llama, gemma, neox };
+// qwen2: Qwen2 / Qwen2.5; qwen3: Qwen3 (dense). Llama 3.x is llama with RoPE scaling.
+enum class Family { llama, gemma, neox, qwen2, qwen3 };
 enum class Activation { swiglu, geglu, gelu, gelu_tanh };  // gelu: exact (erf)
 enum class Norm { rms, layer };
 enum class Sharing { cycle, sequence };
@@ -24,28 +27,36 @@ inline bool is_attention_proj(Proj p) { return static_cast<int>(p) <= static_cas
 
 struct ModelConfig {
   Family family = Family::llama;
-  int64_t n_layers = 0;            // depth L of the original model; 0: block_layers * loops
+  int64_t n_layers = 0;  // depth L of the original model; 0: block_layers * loops
   int64_t vocab = 32000;
   int64_t d_model = 2048;
   int64_t n_heads = 32;
   int64_t n_kv_heads = 4;
-  int64_t head_dim = 0;            // 0: d_model / n_heads (Gemma sets it independently)
+  int64_t head_dim = 0;  // 0: d_model / n_heads (Gemma sets it independently)
   int64_t ffn = 5632;
   int64_t max_seq_len = 2048;
   double norm_eps = 1e-5;
   double rope_theta = 10000.0;
-  double rotary_fraction = 1.0;    // NeoX rotates 25% of each head
+  ops::RopeScaling rope_scaling{};  // Llama 3.x: llama3; also linear, dynamic (ops/rope.h)
+  double rotary_fraction = 1.0;     // NeoX rotates 25% of each head
   bool tied_head = false;
   bool parallel_residual = false;  // NeoX: x + attn(ln1(x)) + mlp(ln2(x))
   Activation activation = Activation::swiglu;
-  Norm norm = Norm::rms;           // NeoX: LayerNorm with a bias
-  bool linear_bias = false;        // NeoX: every projection has a bias
-  bool norm_unit_offset = false;   // Gemma: RMSNorm scales by (1 + w)
-  double embed_scale = 1.0;        // multiplier on the embeddings; 0: sqrt(d_model) (Gemma)
+  Norm norm = Norm::rms;          // NeoX: LayerNorm with a bias
+  bool linear_bias = false;       // NeoX: every projection has a bias
+  bool qkv_bias = false;          // Qwen2: q, k and v (only) have a bias
+  bool qk_norm = false;           // Qwen3: RMSNorm over each head of q and k before RoPE
+  bool norm_unit_offset = false;  // Gemma: RMSNorm scales by (1 + w)
+  double embed_scale = 1.0;       // multiplier on the embeddings; 0: sqrt(d_model) (Gemma)
 
   // Gated MLPs (SwiGLU, GeGLU) have a gate projection; NeoX's GELU MLP has only up and down.
   bool gated() const { return activation == Activation::swiglu || activation == Activation::geglu; }
   bool has_proj(Proj p) const { return p != Proj::gate || gated(); }
+  // Whether projection p carries a bias: every one (NeoX) or q, k and v (Qwen2).
+  bool has_bias(Proj p) const {
+    return has_proj(p) &&
+           (linear_bias || (qkv_bias && (p == Proj::q || p == Proj::k || p == Proj::v)));
+  }
 
   double embedding_multiplier() const;
   int64_t dh() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
@@ -127,5 +138,6 @@ void check_family_structure(const ModelConfig& m);
 std::string to_string(Family f);
 std::string to_string(Activation a);
 std::string to_string(Sharing s);
+std::string to_string(ops::RopeScalingType t);
 
 }  // namespace rrt

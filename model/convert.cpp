@@ -187,16 +187,20 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
       const Proj proj = static_cast<Proj>(p);
       if (!m.has_proj(proj)) continue;
       tie(b, [proj](int64_t l) { return ParamRegistry::block_name(l, proj); });
-      if (m.linear_bias && !options.per_loop_norms)
+      if (m.has_bias(proj) && !options.per_loop_norms)
         tie(b, [proj](int64_t l) { return ParamRegistry::bias_name(l, proj); });
     }
-    if (!options.per_loop_norms)
+    if (!options.per_loop_norms) {
       for (bool attn : {true, false})
         for (bool bias : {false, true})
           if (!bias || norm_bias)
             tie(b, [attn, bias](int64_t l) {
               return ParamRegistry::norm_name(l, -1, attn, false, bias);
             });
+      for (bool q : {true, false})
+        if (m.qk_norm)
+          tie(b, [q](int64_t l) { return ParamRegistry::qk_norm_name(l, -1, q, false); });
+    }
     report([&] {
       std::string layers;
       for (int64_t l : sources[b]) {
@@ -221,9 +225,18 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
                       original.value(ParamRegistry::norm_name(l, -1, attn, false, bias)),
                       static_cast<size_t>(out.numel(j)) * sizeof(float));
         }
-      for (int p = 0; p < kNumProj && m.linear_bias; ++p) {
+      auto copy = [&](const std::string& to, const std::string& from) {
+        const int j = out.registry().index(to);
+        std::memcpy(out.value(j), original.value(from),
+                    static_cast<size_t>(out.numel(j)) * sizeof(float));
+      };
+      for (bool q : {true, false})
+        if (m.qk_norm)
+          copy(ParamRegistry::qk_norm_name(pos.layer, pos.loop, q, true),
+               ParamRegistry::qk_norm_name(l, -1, q, false));
+      for (int p = 0; p < kNumProj; ++p) {
         const Proj proj = static_cast<Proj>(p);
-        if (!m.has_proj(proj)) continue;
+        if (!m.has_bias(proj)) continue;
         const int j =
             out.registry().index(ParamRegistry::bias_name(pos.layer, proj, pos.loop, true));
         std::memcpy(out.value(j), original.value(ParamRegistry::bias_name(l, proj)),

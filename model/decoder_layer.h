@@ -3,6 +3,7 @@
 // d(x_in) in place and adds every weight gradient. One code path serves every family:
 //
 //   xn1 = norm1(x_in)              q,k,v = proj(xn1) (+ bias, + LoRA), RoPE on q and k
+//                                  (Qwen3: q and k RMSNorm-ed per head, over Dh, before RoPE)
 //   att = causal_attention(q,k,v)  mid = x_in + proj_o(att)
 //   xn2 = norm2(parallel ? x_in : mid)
 //   act = silu(gate) * up (Llama), gelu_tanh(gate) * up (Gemma) or gelu(up) (NeoX)
@@ -27,6 +28,7 @@ struct LayerDims {
   bool unit_offset = false;
   bool parallel_residual = false;
   Activation activation = Activation::swiglu;
+  bool qk_norm = false;
   int64_t M() const { return N * T; }
 };
 
@@ -43,7 +45,8 @@ inline LayerDims layer_dims(const ModelConfig& m, int64_t N, int64_t T) {
           m.norm,
           m.norm_unit_offset,
           m.parallel_residual,
-          m.activation};
+          m.activation,
+          m.qk_norm};
 }
 
 // Weights of one position, in the backend's compute type A (pointers into its parameter
@@ -55,6 +58,8 @@ struct LayerParamsOf {
   const A* mlp_norm = nullptr;
   const A* attn_norm_bias = nullptr;
   const A* mlp_norm_bias = nullptr;
+  const A* q_norm = nullptr;  // [Dh], qk_norm only
+  const A* k_norm = nullptr;
   std::array<const A*, kNumProj> weight{}, bias{};
   std::array<const A*, kNumProj> lora_a{}, lora_b{};
   std::array<int64_t, kNumProj> rank{};
@@ -68,6 +73,8 @@ struct LayerGradsOf {
   G* mlp_norm = nullptr;
   G* attn_norm_bias = nullptr;
   G* mlp_norm_bias = nullptr;
+  G* q_norm = nullptr;
+  G* k_norm = nullptr;
   std::array<G*, kNumProj> weight{}, bias{};
   std::array<G*, kNumProj> lora_a{}, lora_b{};
 };
@@ -75,11 +82,15 @@ struct LayerGradsOf {
 // Activations of one position, kept from forward to backward, in A; statistics in S. Shapes
 // (M = N*T): xn1, mid, xn2 [M, D]; q, att [M, H*Dh]; k, v [M, Hkv*Dh]; gate (gated MLPs), up,
 // act [M, F]; rstd1, rstd2, mean1, mean2 (LayerNorm) [M]; lse [N, H, T]; lora_u[p] [M, rank(p)].
+// With qk_norm, q_raw [M, H*Dh] and k_raw [M, Hkv*Dh] hold the projections before their head
+// norms (q and k hold the normed, rotated heads), rstd_q [M*H] and rstd_k [M*Hkv].
 template <typename A, typename S>
 struct LayerStashOf {
   A *xn1 = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *mid = nullptr,
     *xn2 = nullptr, *gate = nullptr, *up = nullptr, *act = nullptr;
+  A *q_raw = nullptr, *k_raw = nullptr;
   S *rstd1 = nullptr, *rstd2 = nullptr, *mean1 = nullptr, *mean2 = nullptr, *lse = nullptr;
+  S *rstd_q = nullptr, *rstd_k = nullptr;
   std::array<A*, kNumProj> lora_u{};
 };
 
@@ -88,6 +99,7 @@ template <typename A>
 struct LayerScratchOf {
   A *dxn = nullptr, *dq = nullptr, *dk = nullptr, *dv = nullptr, *datt = nullptr, *dgate = nullptr,
     *dup = nullptr, *dact = nullptr, *lora_du = nullptr;
+  A *dq_raw = nullptr, *dk_raw = nullptr;  // qk_norm: d(q_raw), d(k_raw)
 };
 
 // The fp32 CPU instantiation's names (the CPU engine and the tests use them).

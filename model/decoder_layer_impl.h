@@ -50,9 +50,15 @@ void decoder_layer_forward(Be& be, const LayerDims& d, const LayerParamsOf<typen
   using layer_detail::project;
   const int64_t M = d.M(), qd = d.H * d.Dh, kvd = d.Hkv * d.Dh;
   family_norm_forward(be, d, x_in, p.attn_norm, p.attn_norm_bias, s.xn1, s.mean1, s.rstd1);
-  project(be, d, p, s, Proj::q, s.xn1, s.q, d.D, qd);
-  project(be, d, p, s, Proj::k, s.xn1, s.k, d.D, kvd);
+  project(be, d, p, s, Proj::q, s.xn1, d.qk_norm ? s.q_raw : s.q, d.D, qd);
+  project(be, d, p, s, Proj::k, s.xn1, d.qk_norm ? s.k_raw : s.k, d.D, kvd);
   project(be, d, p, s, Proj::v, s.xn1, s.v, d.D, kvd);
+  if (d.qk_norm) {  // each head's Dh values are one RMSNorm row
+    be.norm_forward(false, s.q_raw, p.q_norm, nullptr, s.q, nullptr, s.rstd_q, M * d.H, d.Dh, d.eps,
+                    false);
+    be.norm_forward(false, s.k_raw, p.k_norm, nullptr, s.k, nullptr, s.rstd_k, M * d.Hkv, d.Dh,
+                    d.eps, false);
+  }
   be.rope_forward(s.q, d.N, d.T, d.H, d.Dh);
   be.rope_forward(s.k, d.N, d.T, d.Hkv, d.Dh);
   const ops::AttentionShape shape{d.N, d.T, d.H, d.Hkv, d.Dh};
@@ -134,9 +140,21 @@ void decoder_layer_backward(Be& be, const LayerDims& d, const LayerParamsOf<type
   }
   be.rope_backward(sc.dq, d.N, d.T, d.H, d.Dh);
   be.rope_backward(sc.dk, d.N, d.T, d.Hkv, d.Dh);
+  const typename Be::Act* dq = sc.dq;
+  const typename Be::Act* dk = sc.dk;
+  if (d.qk_norm) {
+    be.zero(sc.dq_raw, M * qd);
+    be.zero(sc.dk_raw, M * kvd);
+    be.norm_backward(false, s.q_raw, p.q_norm, nullptr, s.rstd_q, sc.dq, sc.dq_raw, g.q_norm,
+                     nullptr, M * d.H, d.Dh, false);
+    be.norm_backward(false, s.k_raw, p.k_norm, nullptr, s.rstd_k, sc.dk, sc.dk_raw, g.k_norm,
+                     nullptr, M * d.Hkv, d.Dh, false);
+    dq = sc.dq_raw;
+    dk = sc.dk_raw;
+  }
   be.zero(sc.dxn, M * d.D);
-  back(Proj::q, s.xn1, sc.dq, sc.dxn, d.D, qd);
-  back(Proj::k, s.xn1, sc.dk, sc.dxn, d.D, kvd);
+  back(Proj::q, s.xn1, dq, sc.dxn, d.D, qd);
+  back(Proj::k, s.xn1, dk, sc.dxn, d.D, kvd);
   back(Proj::v, s.xn1, sc.dv, sc.dxn, d.D, kvd);
   family_norm_backward(be, d, x_in, p.attn_norm, s.mean1, s.rstd1, sc.dxn, d_resid, g.attn_norm,
                        g.attn_norm_bias);

@@ -63,7 +63,9 @@ constexpr TensorRule kLlamaGgufTensors[] = {
 // RoPE inverse frequencies that some converters stored (they follow from rope.freq_base).
 constexpr OptionalTensor kLlamaGgufOptional[] = {{"blk.{l}.attn_rot_embd"}};
 constexpr RefusedTensor kLlamaGgufRefused[] = {
-    {"rope_freqs.weight", "Llama 3 rope scaling, which rrt does not support"},
+    {"rope_freqs.weight",
+     "Llama 3 RoPE scaling as llama.cpp stores it (per-dimension factors), which GGUF import "
+     "does not read; import the HF checkpoint, whose llama3 rope_scaling rrt supports"},
 };
 constexpr GgufFormat kLlamaGguf{
     .architecture = "llama",
@@ -148,6 +150,58 @@ constexpr OptionalTensor kNeoxOptional[] = {
     {"lm_head.weight", true},
 };
 
+// ---- Qwen2 / Qwen2.5 -------------------------------------------------------------------------
+// Llama's layer with a bias on q, k and v (transformers hard-codes bias=True there and False on
+// o and the MLP; there is no config key for it). Sliding-window attention (use_sliding_window,
+// layer_types with "sliding_attention") is refused: rrt's attention is full causal.
+constexpr HfFlag kQwen2Flags[] = {
+    {"use_sliding_window", false, true,
+     "rrt's attention is full causal; sliding-window layers are not implemented"},
+};
+constexpr TensorRule kQwen2Tensors[] = {
+    {"embed.weight", "model.embed_tokens.weight"},
+    {"block.{l}.attn_norm.weight", "model.layers.{l}.input_layernorm.weight"},
+    {"block.{l}.attn.q.weight", "model.layers.{l}.self_attn.q_proj.weight"},
+    {"block.{l}.attn.q.bias", "model.layers.{l}.self_attn.q_proj.bias"},
+    {"block.{l}.attn.k.weight", "model.layers.{l}.self_attn.k_proj.weight"},
+    {"block.{l}.attn.k.bias", "model.layers.{l}.self_attn.k_proj.bias"},
+    {"block.{l}.attn.v.weight", "model.layers.{l}.self_attn.v_proj.weight"},
+    {"block.{l}.attn.v.bias", "model.layers.{l}.self_attn.v_proj.bias"},
+    {"block.{l}.attn.o.weight", "model.layers.{l}.self_attn.o_proj.weight"},
+    {"block.{l}.mlp_norm.weight", "model.layers.{l}.post_attention_layernorm.weight"},
+    {"block.{l}.mlp.gate.weight", "model.layers.{l}.mlp.gate_proj.weight"},
+    {"block.{l}.mlp.up.weight", "model.layers.{l}.mlp.up_proj.weight"},
+    {"block.{l}.mlp.down.weight", "model.layers.{l}.mlp.down_proj.weight"},
+    {"final_norm.weight", "model.norm.weight"},
+    {"head.weight", "lm_head.weight"},
+};
+
+// ---- Qwen3 (dense) ---------------------------------------------------------------------------
+// Llama's layer with an RMSNorm over each head of q and k (weights [head_dim]) between the
+// projection and RoPE; no biases (attention_bias false); head_dim independent of hidden_size
+// (Qwen3Config's default, 128, is the real models', but a config must say it).
+constexpr HfFlag kQwen3Flags[] = {
+    {"attention_bias", false, true, "rrt's Qwen3 layers have no biases"},
+    {"use_sliding_window", false, true,
+     "rrt's attention is full causal; sliding-window layers are not implemented"},
+};
+constexpr TensorRule kQwen3Tensors[] = {
+    {"embed.weight", "model.embed_tokens.weight"},
+    {"block.{l}.attn_norm.weight", "model.layers.{l}.input_layernorm.weight"},
+    {"block.{l}.attn.q.weight", "model.layers.{l}.self_attn.q_proj.weight"},
+    {"block.{l}.attn.k.weight", "model.layers.{l}.self_attn.k_proj.weight"},
+    {"block.{l}.attn.v.weight", "model.layers.{l}.self_attn.v_proj.weight"},
+    {"block.{l}.attn.o.weight", "model.layers.{l}.self_attn.o_proj.weight"},
+    {"block.{l}.attn.q_norm.weight", "model.layers.{l}.self_attn.q_norm.weight"},
+    {"block.{l}.attn.k_norm.weight", "model.layers.{l}.self_attn.k_norm.weight"},
+    {"block.{l}.mlp_norm.weight", "model.layers.{l}.post_attention_layernorm.weight"},
+    {"block.{l}.mlp.gate.weight", "model.layers.{l}.mlp.gate_proj.weight"},
+    {"block.{l}.mlp.up.weight", "model.layers.{l}.mlp.up_proj.weight"},
+    {"block.{l}.mlp.down.weight", "model.layers.{l}.mlp.down_proj.weight"},
+    {"final_norm.weight", "model.norm.weight"},
+    {"head.weight", "lm_head.weight"},
+};
+
 constexpr FamilyDescriptor kFamilies[] = {
     {
         .family = Family::llama,
@@ -175,6 +229,7 @@ constexpr FamilyDescriptor kFamilies[] = {
                .rotary_fraction_key = nullptr,
                .parallel_residual_key = nullptr,
                .tied_head_key = "tie_word_embeddings",
+               .rope_scaling = true,
                .activation = {.key = "hidden_act",
                               .fallback = "silu",
                               .accepted = kLlamaActivations},
@@ -213,6 +268,7 @@ constexpr FamilyDescriptor kFamilies[] = {
                .rotary_fraction_key = nullptr,
                .parallel_residual_key = nullptr,
                .tied_head_key = "tie_word_embeddings",
+               .rope_scaling = false,
                .activation = {.key = "hidden_act",
                               .fallback = "gelu_pytorch_tanh",
                               .accepted = kGemmaActivations,
@@ -256,6 +312,7 @@ constexpr FamilyDescriptor kFamilies[] = {
                .rotary_fraction_key = "rotary_pct",
                .parallel_residual_key = "use_parallel_residual",
                .tied_head_key = "tie_word_embeddings",
+               .rope_scaling = false,
                .activation = {.key = "hidden_act",
                               .fallback = "gelu",
                               .accepted = kNeoxActivations},
@@ -264,6 +321,83 @@ constexpr FamilyDescriptor kFamilies[] = {
                .constants = kNeoxConstants,
                .tensors = kNeoxTensors,
                .optional = kNeoxOptional},
+        .gguf = nullptr,
+    },
+    {
+        .family = Family::qwen2,
+        .name = "qwen2",
+        .display = "Qwen2",
+        .mlp = "SwiGLU",
+        .structure = {.norm = Norm::rms,
+                      .norm_unit_offset = false,
+                      .activation = Activation::swiglu,
+                      .parallel_residual = false,
+                      .rotary_fraction = 1.0,
+                      .linear_bias = false,
+                      .qkv_bias = true,
+                      .tied_head = false,
+                      .embed_scale = 1.0},
+        .hf = {.architecture = "Qwen2ForCausalLM",
+               .model_type = "qwen2",
+               .sizes = kHfSizes,
+               // Required: Qwen2Config's default when the key is absent is 32, not n_heads.
+               .kv_heads_key = "num_key_value_heads",
+               .kv_heads_required = true,
+               .head_dim_key = "head_dim",
+               .head_dim = HfHeadDim::optional,
+               .norm_eps_key = "rms_norm_eps",
+               .norm_eps_default = 1e-6,
+               .rope_theta_key = "rope_theta",
+               .rotary_fraction_key = nullptr,
+               .parallel_residual_key = nullptr,
+               .tied_head_key = "tie_word_embeddings",
+               .rope_scaling = true,
+               .activation = {.key = "hidden_act",
+                              .fallback = "silu",
+                              .accepted = kLlamaActivations},
+               .activation_check = {},
+               .flags = kQwen2Flags,
+               .constants = {},
+               .tensors = kQwen2Tensors,
+               .optional = kLlamaOptional},
+        .gguf = nullptr,
+    },
+    {
+        .family = Family::qwen3,
+        .name = "qwen3",
+        .display = "Qwen3",
+        .mlp = "SwiGLU",
+        .structure = {.norm = Norm::rms,
+                      .norm_unit_offset = false,
+                      .activation = Activation::swiglu,
+                      .parallel_residual = false,
+                      .rotary_fraction = 1.0,
+                      .linear_bias = false,
+                      .qk_norm = true,
+                      .tied_head = false,
+                      .embed_scale = 1.0},
+        .hf = {.architecture = "Qwen3ForCausalLM",
+               .model_type = "qwen3",
+               .sizes = kHfSizes,
+               .kv_heads_key = "num_key_value_heads",
+               .kv_heads_required = true,
+               .head_dim_key = "head_dim",
+               .head_dim = HfHeadDim::required,
+               .norm_eps_key = "rms_norm_eps",
+               .norm_eps_default = 1e-6,
+               .rope_theta_key = "rope_theta",
+               .rotary_fraction_key = nullptr,
+               .parallel_residual_key = nullptr,
+               .tied_head_key = "tie_word_embeddings",
+               .rope_scaling = true,
+               .activation = {.key = "hidden_act",
+                              .fallback = "silu",
+                              .accepted = kLlamaActivations},
+               .activation_check = {},
+               .flags = kQwen3Flags,
+               .constants = {},
+               .tensors = kQwen3Tensors,
+               .optional = kLlamaOptional},
         .gguf = nullptr,
     },
 };

@@ -34,6 +34,8 @@ struct FamilyStructure {
   bool parallel_residual;  // the default; HfFormat::parallel_residual_key says if it may vary
   double rotary_fraction;  // the default; HfFormat::rotary_fraction_key says if it may vary
   bool linear_bias;        // every projection has a bias
+  bool qkv_bias = false;   // q, k and v have a bias, no other projection (Qwen2)
+  bool qk_norm = false;    // RMSNorm over each head of q and k before RoPE (Qwen3)
   bool tied_head;          // the default
   double embed_scale;      // 0: sqrt(d_model)
 };
@@ -131,6 +133,9 @@ struct HfFormat {
   const char* rotary_fraction_key;    // nullptr: RoPE over whole heads
   const char* parallel_residual_key;  // nullptr: sequential residual only
   const char* tied_head_key;
+  // Whether rope_scaling / rope_parameters may scale the frequencies (linear, dynamic, llama3:
+  // transformers' rotary embedding of Llama-shaped models); else only plain RoPE imports.
+  bool rope_scaling;
   HfActivationKey activation;
   // A second activation key that must agree when present (export writes it too).
   HfActivationKey activation_check;

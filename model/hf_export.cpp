@@ -98,6 +98,27 @@ json hf_config(const ModelSpec& spec) {
   for (const HfFlag& flag : f.flags)
     if (flag.written) c[flag.key] = flag.required;
   for (const HfConstant& k : f.constants) c[k.key] = json::parse(k.json);
+  // RoPE scaling: the keys transformers' rope type reads, in rope_parameters (transformers 5)
+  // and rope_scaling (transformers 4; null when plain).
+  const ops::RopeScaling& rs = m.rope_scaling;
+  if (rs.type != ops::RopeScalingType::none) {
+    json scaling = {{"rope_type", to_string(rs.type)}, {"factor", rs.factor}};
+    if (rs.type == ops::RopeScalingType::llama3) {
+      scaling["low_freq_factor"] = rs.low_freq_factor;
+      scaling["high_freq_factor"] = rs.high_freq_factor;
+      scaling["original_max_position_embeddings"] = rs.original_max_positions;
+    }
+    if (rs.type == ops::RopeScalingType::dynamic)
+      RRT_CHECK(rs.original_max_positions == m.max_seq_len, "export",
+                "dynamic RoPE scaling "
+                "from ",
+                rs.original_max_positions,
+                " positions cannot be written: transformers "
+                "scales from max_position_embeddings (",
+                m.max_seq_len, ")");
+    rope.update(scaling);
+    c["rope_scaling"] = scaling;
+  }
   c["rope_parameters"] = rope;
   return c;
 }
@@ -188,6 +209,9 @@ Source source_of(const ModelSpec& spec, const std::string& name, int64_t l) {
     for (bool bias : {false, true})
       if (name == ParamRegistry::norm_name(l, -1, attn, false, bias))
         return {ParamRegistry::norm_name(pos.layer, pos.loop, attn, rc.per_loop_norms, bias)};
+  for (bool q : {true, false})
+    if (name == ParamRegistry::qk_norm_name(l, -1, q, false))
+      return {ParamRegistry::qk_norm_name(pos.layer, pos.loop, q, rc.per_loop_norms)};
   RRT_FAIL("export", "no source is known for '", name,
            "' (an internal error: extend source_of in model/hf_export.cpp)");
 }

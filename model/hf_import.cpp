@@ -153,21 +153,89 @@ void read_heads(const json& c, const std::string& path, const HfFormat& f, Model
   }
 }
 
-// Plain RoPE only. The family's rope_theta_key is where older configs kept the base (and its
-// rotary_fraction_key the rotated share); transformers >= 5 writes rope_parameters {rope_type,
-// rope_theta, partial_rotary_factor, ...}, whose values win, as in transformers.
-void read_rope(const json& c, const std::string& path, const HfFormat& f, ModelConfig& m) {
-  RRT_CHECK(!has_value(c, "rope_scaling"), path, "rope_scaling ",
-            c.contains("rope_scaling") ? c.at("rope_scaling").dump() : "",
-            " is not supported; only plain RoPE (rope_scaling null) can be imported");
+// The RoPE scaling of a rope_parameters / rope_scaling object `r` (transformers'
+// modeling_rope_utils): default, linear, dynamic or llama3, each with only the keys that type
+// reads; anything else is refused by name rather than imported as another model.
+ops::RopeScaling read_rope_scaling(const json& r, const std::string& path, const char* where,
+                                   const FamilyDescriptor& d, const ModelConfig& m) {
+  // transformers 4 spelled the type "type"; both are accepted, and must agree.
+  const std::string type = get_field_or<std::string>(
+      r, path, "rope_type", get_field_or<std::string>(r, path, "type", "default"));
+  RRT_CHECK(get_field_or<std::string>(r, path, "type", type) == type, path, where, " ", r.dump(),
+            " names two rope types; which one the model uses is ambiguous");
+  ops::RopeScaling sc;
+  std::set<std::string> keys = {"rope_type", "type", "rope_theta"};
+  auto need = [&](const char* key) {
+    RRT_CHECK(has_value(r, key), path, where, " ", r.dump(), ": rope_type '", type, "' needs '",
+              key, "'");
+    keys.insert(key);
+    return get_field<double>(r, path, key);
+  };
+  if (type == "default") {
+  } else if (type == "linear" || type == "dynamic" || type == "llama3") {
+    RRT_CHECK(d.hf.rope_scaling, path, where, " rope_type '", type, "' is not supported for ",
+              d.hf.architecture, "; only plain RoPE (rope_type default) can be imported");
+    sc.factor = need("factor");
+    RRT_CHECK(sc.factor > 0, path, where, ".factor must be positive, got ", sc.factor);
+    if (type == "linear") {
+      sc.type = ops::RopeScalingType::linear;
+    } else if (type == "dynamic") {
+      // transformers' dynamic NTK: plain frequencies up to max_position_embeddings (its
+      // original_max_seq_len; an original_max_position_embeddings key is not read), rescaled by
+      // the sequence length beyond them, where rrt's models never run (max_seq_len).
+      sc.type = ops::RopeScalingType::dynamic;
+      sc.original_max_positions = m.max_seq_len;
+      keys.insert("original_max_position_embeddings");
+    } else {
+      sc.type = ops::RopeScalingType::llama3;
+      sc.low_freq_factor = need("low_freq_factor");
+      sc.high_freq_factor = need("high_freq_factor");
+      need("original_max_position_embeddings");
+      sc.original_max_positions = get_field<int64_t>(r, path, "original_max_position_embeddings");
+      RRT_CHECK(sc.high_freq_factor > sc.low_freq_factor && sc.original_max_positions > 0, path,
+                where,
+                " llama3 scaling needs high_freq_factor > low_freq_factor and a positive "
+                "original_max_position_embeddings, got ",
+                r.dump());
+    }
+  } else {
+    RRT_FAIL(path, where, " ", r.dump(), " use rope_type '", type, "'; rrt implements default",
+             d.hf.rope_scaling ? ", linear, dynamic and llama3" : " only", " for ",
+             d.hf.architecture);
+  }
+  // The rotated share: the family's own key where it has one, else only whole heads.
+  if (d.hf.rotary_fraction_key ||
+      get_field_or<double>(r, path, "partial_rotary_factor", 1.0) == 1.0)
+    keys.insert("partial_rotary_factor");
+  for (const auto& [key, value] : r.items())
+    RRT_CHECK(keys.count(key) || value.is_null(), path, where, ".", key, " (", value.dump(),
+              ") is not supported with rope_type '", type, "': rrt would compute another RoPE");
+  return sc;
+}
+
+// The family's rope_theta_key is where older configs kept the base (and its rotary_fraction_key
+// the rotated share), with rope_scaling beside it; transformers >= 5 writes rope_parameters
+// {rope_type, rope_theta, partial_rotary_factor, factor, ...}, whose values win, as in
+// transformers.
+void read_rope(const json& c, const std::string& path, const FamilyDescriptor& d, ModelConfig& m) {
+  const HfFormat& f = d.hf;
   m.rope_theta = get_field_or<double>(c, path, f.rope_theta_key, 10000.0);
   if (f.rotary_fraction_key)
     m.rotary_fraction = get_field_or<double>(c, path, f.rotary_fraction_key, m.rotary_fraction);
+  if (has_value(c, "rope_scaling")) {
+    RRT_CHECK(c.at("rope_scaling").is_object(), path, "rope_scaling ", c.at("rope_scaling").dump(),
+              " is not an object");
+    m.rope_scaling = read_rope_scaling(c.at("rope_scaling"), path, "rope_scaling", d, m);
+  }
   if (has_value(c, "rope_parameters")) {
     const json& r = c.at("rope_parameters");
-    const std::string type = get_field_or<std::string>(r, path, "rope_type", "default");
-    RRT_CHECK(type == "default", path, "rope_parameters ", r.dump(), " use rope_type '", type,
-              "'; only plain RoPE (rope_type default) can be imported");
+    RRT_CHECK(r.is_object(), path, "rope_parameters ", r.dump(),
+              " is not an object (per-layer-type RoPE is not supported)");
+    const ops::RopeScaling sc = read_rope_scaling(r, path, "rope_parameters", d, m);
+    RRT_CHECK(!has_value(c, "rope_scaling") || sc == m.rope_scaling, path,
+              "rope_scaling and rope_parameters describe different RoPE scalings; which one the "
+              "model uses is ambiguous");
+    m.rope_scaling = sc;
     m.rope_theta = get_field_or<double>(r, path, "rope_theta", m.rope_theta);
     if (f.rotary_fraction_key)
       m.rotary_fraction = get_field_or<double>(r, path, "partial_rotary_factor", m.rotary_fraction);
@@ -179,6 +247,16 @@ void read_rope(const json& c, const std::string& path, const HfFormat& f, ModelC
   RRT_CHECK(rot > 0 && rot % 2 == 0 && m.rotary_fraction <= 1.0, path, "partial_rotary_factor ",
             m.rotary_fraction, " of head size ", m.dh(), " gives ", rot,
             " rotary dims; rrt needs an even count in [2, head size]");
+}
+
+// transformers 5's per-layer attention kinds: rrt's layers are all full attention.
+void read_layer_types(const json& c, const std::string& path) {
+  if (!has_value(c, "layer_types")) return;
+  RRT_CHECK(c.at("layer_types").is_array(), path, "layer_types is not a list");
+  for (const auto& t : c.at("layer_types"))
+    RRT_CHECK(t == "full_attention", path, "layer_types lists ", t.dump(),
+              "; rrt's attention is full causal in every layer (sliding-window layers are not "
+              "implemented)");
 }
 
 // ---- Weights ----------------------------------------------------------------------------------
@@ -292,7 +370,8 @@ ModelConfig read_hf_config(const std::string& dir) {
   m.tied_head = get_field_or<bool>(c, path, f.tied_head_key, m.tied_head);
   if (f.parallel_residual_key)
     m.parallel_residual = get_field_or<bool>(c, path, f.parallel_residual_key, m.parallel_residual);
-  read_rope(c, path, f, m);
+  read_layer_types(c, path);
+  read_rope(c, path, d, m);
   return m;
 }
 

@@ -15,13 +15,22 @@ ModelSpec tiny_relaxed(Family family, bool parallel_residual, int64_t loops) {
   // GQA for Llama, MQA for Gemma, MHA with 8-dim heads for NeoX (25% rotary: 2 dims).
   s.model.n_heads = family == Family::neox ? 3 : 6;
   s.model.n_kv_heads = family == Family::gemma ? 1 : family == Family::neox ? 3 : 2;
-  s.model.head_dim = family == Family::gemma ? 8 : 0;
+  // Qwen3: head_dim 8 independent of d_model / n_heads (4), as the real models' 128.
+  s.model.head_dim = family == Family::gemma || family == Family::qwen3 ? 8 : 0;
   s.model.ffn = 40;
   s.model.max_seq_len = 48;
   if (family == Family::neox) s.model.parallel_residual = parallel_residual;
+  // Qwen3 with Llama 3's RoPE scaling, so the engines run a scaled table too (every band of
+  // it: with 8-dim heads the wavelengths are 6.3, 63, 628 and 6283 against 16 / 4 and 16 / 1).
+  if (family == Family::qwen3)
+    s.model.rope_scaling = {.type = ops::RopeScalingType::llama3,
+                            .factor = 4.0,
+                            .low_freq_factor = 1.0,
+                            .high_freq_factor = 4.0,
+                            .original_max_positions = 16};
   s.recursion = {.block_layers = 2, .loops = loops};
-  // Per-loop norms and biases for NeoX: every position's own vectors.
-  s.recursion.per_loop_norms = family == Family::neox;
+  // Per-loop norms and biases for NeoX and Qwen2: every position's own vectors.
+  s.recursion.per_loop_norms = family == Family::neox || family == Family::qwen2;
   s.lora = {.rank_attention = 3, .rank_mlp = 2};
   return s;
 }
@@ -59,6 +68,71 @@ ModelSpec tinyllama(bool relaxed) {
   return s;
 }
 
+ModelSpec llama32_1b(bool relaxed) {
+  ModelSpec s;
+  ModelConfig& m = s.model;
+  apply_family_defaults(m, Family::llama);
+  m.n_layers = 16;
+  m.vocab = 128256;
+  m.d_model = 2048;
+  m.n_heads = 32;
+  m.n_kv_heads = 8;
+  m.head_dim = 64;
+  m.ffn = 8192;
+  m.max_seq_len = 131072;
+  m.norm_eps = 1e-5;
+  m.rope_theta = 500000.0;
+  m.rope_scaling = {.type = ops::RopeScalingType::llama3,
+                    .factor = 32.0,
+                    .low_freq_factor = 1.0,
+                    .high_freq_factor = 4.0,
+                    .original_max_positions = 8192};
+  m.tied_head = true;
+  s.recursion = relaxed ? RecursionConfig{.block_layers = 8, .loops = 2}
+                        : RecursionConfig{.block_layers = 16, .loops = 1};
+  if (relaxed) s.lora = {.rank_attention = 64, .rank_mlp = 64};
+  return s;
+}
+
+ModelSpec qwen25_05b(bool relaxed) {
+  ModelSpec s;
+  ModelConfig& m = s.model;
+  apply_family_defaults(m, Family::qwen2);
+  m.n_layers = 24;
+  m.vocab = 151936;
+  m.d_model = 896;
+  m.n_heads = 14;
+  m.n_kv_heads = 2;
+  m.ffn = 4864;
+  m.max_seq_len = 32768;
+  m.norm_eps = 1e-6;
+  m.rope_theta = 1000000.0;
+  m.tied_head = true;
+  s.recursion = relaxed ? RecursionConfig{.block_layers = 12, .loops = 2, .per_loop_norms = true}
+                        : RecursionConfig{.block_layers = 24, .loops = 1};
+  if (relaxed) s.lora = {.rank_attention = 64, .rank_mlp = 64};
+  return s;
+}
+
+ModelSpec qwen3_06b() {
+  ModelSpec s;
+  ModelConfig& m = s.model;
+  apply_family_defaults(m, Family::qwen3);
+  m.n_layers = 28;
+  m.vocab = 151936;
+  m.d_model = 1024;
+  m.n_heads = 16;
+  m.n_kv_heads = 8;
+  m.head_dim = 128;
+  m.ffn = 3072;
+  m.max_seq_len = 40960;
+  m.norm_eps = 1e-6;
+  m.rope_theta = 1000000.0;
+  m.tied_head = true;
+  s.recursion = {.block_layers = 28, .loops = 1};
+  return s;
+}
+
 namespace {
 
 const std::vector<std::pair<std::string, std::function<ModelSpec()>>>& table() {
@@ -67,10 +141,17 @@ const std::vector<std::pair<std::string, std::function<ModelSpec()>>>& table() {
       {"tiny-relaxed-gemma", [] { return tiny_relaxed(Family::gemma, false); }},
       {"tiny-relaxed-neox", [] { return tiny_relaxed(Family::neox, true); }},
       {"tiny-relaxed-neox-sequential", [] { return tiny_relaxed(Family::neox, false); }},
+      {"tiny-relaxed-qwen2", [] { return tiny_relaxed(Family::qwen2, false); }},
+      {"tiny-relaxed-qwen3", [] { return tiny_relaxed(Family::qwen3, false); }},
       {"bench", [] { return bench(false); }},
       {"bench-small", [] { return bench(true); }},
       {"tinyllama", [] { return tinyllama(true); }},
       {"tinyllama-plain", [] { return tinyllama(false); }},
+      {"llama3.2-1b", [] { return llama32_1b(true); }},
+      {"llama3.2-1b-plain", [] { return llama32_1b(false); }},
+      {"qwen2.5-0.5b", [] { return qwen25_05b(true); }},
+      {"qwen2.5-0.5b-plain", [] { return qwen25_05b(false); }},
+      {"qwen3-0.6b-plain", [] { return qwen3_06b(); }},
   };
   return t;
 }

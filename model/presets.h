@@ -9,6 +9,9 @@
 //                      --small variant
 //   tinyllama, tinyllama-plain  tinyllama(): TinyLlama 1.1B's shape, relaxed (B = 11 x K = 2,
 //                      LoRA 64) or plain; the GPU benchmarks' ~1B model
+//   llama3.2-1b[-plain], qwen2.5-0.5b[-plain], qwen3-0.6b-plain  the real checkpoints' shapes
+//                      (Llama 3 RoPE scaling, Qwen2 q/k/v biases, Qwen3 q/k norms), relaxed
+//                      (K = 2, LoRA 64) or plain
 #pragma once
 
 #include <cstdint>
@@ -35,6 +38,18 @@ ModelSpec bench(bool small = false);
 // TinyLlama 1.1B: 22 layers, vocab 32000, d_model 2048, 32 heads / 4 kv heads, ffn 5632, seq
 // 2048; relaxed as B = 11 x K = 2 with LoRA 64 on every projection, or plain (K = 1).
 ModelSpec tinyllama(bool relaxed = true);
+
+// Llama 3.2 1B (16 layers, vocab 128256, d 2048, 32 / 8 heads of 64, ffn 8192, llama3 RoPE
+// scaling factor 32 from 8192 positions, theta 500000, tied head; 1,235,814,400 parameters);
+// relaxed: B = 8 x K = 2, LoRA 64.
+ModelSpec llama32_1b(bool relaxed = true);
+// Qwen2.5 0.5B (24 layers, vocab 151936, d 896, 14 / 2 heads of 64, ffn 4864, q/k/v biases,
+// theta 1e6, tied head; 494,032,768 parameters); relaxed: B = 12 x K = 2, LoRA 64, per-loop
+// norms and biases.
+ModelSpec qwen25_05b(bool relaxed = true);
+// Qwen3 0.6B (28 layers, vocab 151936, d 1024, 16 / 8 heads of 128, ffn 3072, q/k norms, theta
+// 1e6, tied head; 596,049,920 parameters), plain.
+ModelSpec qwen3_06b();
 
 ModelSpec preset(std::string_view name);
 std::vector<std::string> preset_names();

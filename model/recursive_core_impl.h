@@ -37,6 +37,7 @@ RecursiveCore<Be>::RecursiveCore(Be& backend, const ModelSpec& spec, const Param
     be_.prepare({{cap_.max_batch, cap_.max_seq, m.n_heads, m.n_kv_heads, m.dh()},
                  m.rot_dim(),
                  m.rope_theta,
+                 m.rope_scaling,
                  !cap_.forward_only});
   plan_exits();
   // One head workspace for the plain CE and the exit loss: chunk x V blocks, never M x V.
@@ -128,6 +129,12 @@ void RecursiveCore<Be>::carve_activations(Carver& c) {
       s.mean2 = c.template take<Stat>(M);
     }
     s.lse = c.template take<Stat>(M * m.n_heads);
+    if (m.qk_norm) {
+      s.q_raw = c.template take<Act>(M * qd);
+      s.k_raw = c.template take<Act>(M * kvd);
+      s.rstd_q = c.template take<Stat>(M * m.n_heads);
+      s.rstd_k = c.template take<Stat>(M * m.n_kv_heads);
+    }
     for (int j = 0; j < kNumProj; ++j) {
       const int64_t r = spec_.lora_rank(static_cast<Proj>(j));
       if (r > 0) s.lora_u[j] = c.template take<Act>(M * r);
@@ -172,6 +179,10 @@ void RecursiveCore<Be>::carve_scratch(Carver& c) {
   scratch_.dup = c.template take<Act>(M * F);
   scratch_.dact = c.template take<Act>(M * F);
   scratch_.lora_du = c.template take<Act>(M * std::max<int64_t>(spec_.max_lora_rank(), 1));
+  if (m.qk_norm) {
+    scratch_.dq_raw = c.template take<Act>(M * qd);
+    scratch_.dk_raw = c.template take<Act>(M * kvd);
+  }
   if (any_recompute_) recompute_out_ = c.template take<Act>(M * D);
   const int64_t E = static_cast<int64_t>(exit_resid_.size());
   for (int64_t e = 0; e + 1 < E; ++e) exit_dh_[e] = c.template take<Act>(M * D);
@@ -210,13 +221,23 @@ void RecursiveCore<Be>::bind_positions(const ParamRegistry& reg,
       g.attn_norm_bias = params.grad(norm(true, true));
       g.mlp_norm_bias = params.grad(norm(false, true));
     }
+    if (m.qk_norm) {
+      const int qn =
+          used(reg.index(ParamRegistry::qk_norm_name(pos.layer, pos.loop, true, r.per_loop_norms)));
+      const int kn = used(
+          reg.index(ParamRegistry::qk_norm_name(pos.layer, pos.loop, false, r.per_loop_norms)));
+      p.q_norm = params.value(qn);
+      p.k_norm = params.value(kn);
+      g.q_norm = params.grad(qn);
+      g.k_norm = params.grad(kn);
+    }
     for (int j = 0; j < kNumProj; ++j) {
       const Proj proj = static_cast<Proj>(j);
       if (!m.has_proj(proj)) continue;
       const int w = used(reg.index(ParamRegistry::block_name(pos.layer, proj)));
       p.weight[j] = params.value(w);
       g.weight[j] = params.grad(w);
-      if (m.linear_bias) {
+      if (m.has_bias(proj)) {
         const int bi =
             used(reg.index(ParamRegistry::bias_name(pos.layer, proj, pos.loop, r.per_loop_norms)));
         p.bias[j] = params.value(bi);

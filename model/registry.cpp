@@ -18,9 +18,17 @@ std::string ParamRegistry::bias_name(int64_t layer, Proj p, int64_t loop, bool p
 
 std::string ParamRegistry::norm_name(int64_t layer, int64_t loop, bool attn, bool per_loop,
                                      bool bias) {
-  const std::string which = std::string(attn ? "attn_norm" : "mlp_norm") + (bias ? ".bias" : ".weight");
-  if (per_loop) return "loop." + std::to_string(loop) + ".block." + std::to_string(layer) + "." + which;
+  const std::string which =
+      std::string(attn ? "attn_norm" : "mlp_norm") + (bias ? ".bias" : ".weight");
+  if (per_loop)
+    return "loop." + std::to_string(loop) + ".block." + std::to_string(layer) + "." + which;
   return "block." + std::to_string(layer) + "." + which;
+}
+
+std::string ParamRegistry::qk_norm_name(int64_t layer, int64_t loop, bool q, bool per_loop) {
+  const std::string name =
+      "block." + std::to_string(layer) + (q ? ".attn.q_norm.weight" : ".attn.k_norm.weight");
+  return per_loop ? "loop." + std::to_string(loop) + "." + name : name;
 }
 
 std::string ParamRegistry::lora_name(int64_t loop, int64_t layer, Proj p, bool a) {
@@ -39,6 +47,10 @@ ParamRegistry::ParamRegistry(const ModelSpec& spec) {
     if (norm_bias)
       add({norm_name(b, k, attn, r.per_loop_norms, true), Shape{m.d_model}, ParamKind::bias, k, b,
            false});
+    // Qwen3's q and k head norms belong to the attention half, beside its input norm.
+    if (attn && m.qk_norm)
+      for (bool q : {true, false})
+        add({qk_norm_name(b, k, q, r.per_loop_norms), Shape{m.dh()}, ParamKind::norm, k, b, false});
   };
   // The projections of one half of the layer (attention: q..o, MLP: gate..down) with biases.
   auto add_projs = [&](int64_t b, int first, int last) {
@@ -47,7 +59,7 @@ ParamRegistry::ParamRegistry(const ModelSpec& spec) {
       if (!m.has_proj(proj)) continue;
       auto [out, in] = proj_shape(m, proj);
       add({block_name(b, proj), Shape{out, in}, ParamKind::tied_block, -1, b});
-      if (m.linear_bias && !r.per_loop_norms)
+      if (m.has_bias(proj) && !r.per_loop_norms)
         add({bias_name(b, proj), Shape{out}, ParamKind::bias, -1, b, false});
     }
   };
@@ -55,7 +67,7 @@ ParamRegistry::ParamRegistry(const ModelSpec& spec) {
   auto add_loop_biases = [&](int64_t b, int64_t k) {
     for (int p = 0; p < kNumProj; ++p) {
       const Proj proj = static_cast<Proj>(p);
-      if (!m.has_proj(proj) || !m.linear_bias) continue;
+      if (!m.has_bias(proj)) continue;
       add({bias_name(b, proj, k, true), Shape{proj_shape(m, proj)[0]}, ParamKind::bias, k, b,
            false});
     }
@@ -80,8 +92,8 @@ ParamRegistry::ParamRegistry(const ModelSpec& spec) {
       const int64_t rank = spec.lora_rank(proj);
       if (rank == 0) continue;
       auto [out, in] = proj_shape(m, proj);
-      add({lora_name(pos.loop, pos.layer, proj, true), Shape{rank, in}, ParamKind::lora_a,
-           pos.loop, pos.layer});
+      add({lora_name(pos.loop, pos.layer, proj, true), Shape{rank, in}, ParamKind::lora_a, pos.loop,
+           pos.layer});
       add({lora_name(pos.loop, pos.layer, proj, false), Shape{out, rank}, ParamKind::lora_b,
            pos.loop, pos.layer});
     }

@@ -15,12 +15,12 @@ namespace rrt {
 enum class ParamKind { embedding, tied_block, lora_a, lora_b, norm, final_norm, head, bias };
 
 struct ParamInfo {
-  std::string name;     // e.g. "block.1.attn.q.weight", "lora.2.1.q.A"
+  std::string name;  // e.g. "block.1.attn.q.weight", "lora.2.1.q.A"
   Shape shape;
   ParamKind kind;
-  int64_t loop = -1;    // LoRA and per-loop norms: the loop k of their position
-  int64_t layer = -1;   // block layer b (tied weights, LoRA, norms)
-  bool decay = true;    // AdamW weight decay applies (matrices yes, norms no)
+  int64_t loop = -1;   // LoRA and per-loop norms: the loop k of their position
+  int64_t layer = -1;  // block layer b (tied weights, LoRA, norms)
+  bool decay = true;   // AdamW weight decay applies (matrices yes, norms no)
   bool trainable = true;
 };
 
@@ -39,13 +39,16 @@ class ParamRegistry {
   int64_t numel_of(ParamKind kind) const;
 
   // Canonical names, shared with checkpoints and fixtures.
-  static std::string block_name(int64_t layer, Proj p);           // block.{b}.attn.q.weight
+  static std::string block_name(int64_t layer, Proj p);  // block.{b}.attn.q.weight
   // block.{b}.attn.q.bias, or loop.{k}.block.{b}.attn.q.bias when vectors are per loop.
   static std::string bias_name(int64_t layer, Proj p, int64_t loop = -1, bool per_loop = false);
   // block.{b}.attn_norm.weight, or loop.{k}.block.{b}.attn_norm.weight with per-loop norms;
   // bias: the LayerNorm bias (.bias) instead.
   static std::string norm_name(int64_t layer, int64_t loop, bool attn, bool per_loop,
                                bool bias = false);
+  // Qwen3's per-head RMSNorm of q (q = true) or k: block.{layer}.attn.q_norm.weight [Dh], or
+  // loop.{loop}.block.{layer}.attn.q_norm.weight when per loop (a layer vector like the norms).
+  static std::string qk_norm_name(int64_t layer, int64_t loop, bool q, bool per_loop);
   static std::string lora_name(int64_t loop, int64_t layer, Proj p, bool a);
   // exit.{k}.head_lora.A / .B: the head adapter of the exit after loop k (1-based).
   static std::string head_lora_name(int64_t exit_loop, bool a);

@@ -48,6 +48,7 @@
 #include "ops/attention.h"
 #include "ops/cross_entropy.h"
 #include "ops/exit_loss.h"
+#include "ops/rope.h"
 
 namespace rrt {
 
@@ -56,7 +57,8 @@ struct BackendPlan {
   ops::AttentionShape max_attention;  // N x T x H (Hkv) x Dh at capacity
   int64_t rot_dim = 0;                // rotary dims per head
   double rope_theta = 10000.0;
-  bool backward = true;  // whether backward will run (attention workspaces)
+  ops::RopeScaling rope_scaling;  // ops/rope.h: linear, dynamic or llama3 frequencies
+  bool backward = true;           // whether backward will run (attention workspaces)
 };
 
 // Memory a backend handed out; freed (host unmap / free or cudaFree) with the last owner.

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Checks an `rrt export` directory against transformers (CPU, float32).
 
-Loads each DIR with transformers' AutoModelForCausalLM (LlamaForCausalLM, GemmaForCausalLM or
-GPTNeoXForCausalLM, as its config.json says), fails when a tensor of the file is unused or a
+Loads each DIR with transformers' AutoModelForCausalLM (LlamaForCausalLM with or without RoPE
+scaling, GemmaForCausalLM, GPTNeoXForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM, as its
+config.json says), fails when a tensor of the file is unused or a
 weight of the model is missing from the file (transformers would initialise it at random), runs
 the tokens stored in a reference file written by rrt and prints the max abs difference between
 the two sets of logits. The

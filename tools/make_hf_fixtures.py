@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Tiny Hugging Face checkpoints plus reference outputs for rrt's HF import (model/hf_import.h).
 
-Families: LlamaForCausalLM, GemmaForCausalLM (Gemma 1) and GPTNeoXForCausalLM.
+Families: LlamaForCausalLM (with and without rope_scaling: linear, dynamic, llama3),
+GemmaForCausalLM (Gemma 1), GPTNeoXForCausalLM, Qwen2ForCausalLM and Qwen3ForCausalLM.
 Each fixture folder tests/fixtures/hf_<name>/ holds what save_pretrained writes (config.json and
 model.safetensors, or shards plus model.safetensors.index.json) and reference.safetensors with:
   inputs  int32 [N, T]      token ids
@@ -28,6 +29,16 @@ activations.py), which rrt's layer must match:
          hidden_act "gelu" is the exact (erf) GELU (nn.functional.gelu); parallel residual
          x + attn(ln1(x)) + mlp(ln2(x)), sequential x' = x + attn(ln1(x)), x' + mlp(ln2(x'));
          the head is the module lm_head, saved as embed_out.weight (a conversion_mapping rename).
+  Llama 3 RoPE scaling (modeling_rope_utils): inv_freq of the plain RoPE, then llama3 divides
+         the frequencies whose wavelength 2 pi / inv_freq exceeds original_max_position_embeddings
+         / low_freq_factor by factor, keeps those below original / high_freq_factor and blends
+         between; linear divides every one by factor; dynamic keeps them up to
+         max_position_embeddings (its original_max_seq_len) and rescales the base with the
+         sequence length past it (the fixture's sequences stay within, as rrt's do).
+  Qwen2  Llama's layer with bias=True on q_proj, k_proj, v_proj (hard-coded, no config key),
+         none on o_proj or the MLP.
+  Qwen3  Llama's layer with q_norm / k_norm: RMSNorm over head_dim of each head of q and k
+         (weights [head_dim]) after the projection and before RoPE; head_dim from the config.
   GPTNeoXConfig takes rotary_pct / rotary_emb_base as constructor keywords and writes them to
   config.json as rope_parameters {partial_rotary_factor, rope_theta, rope_type}.
 
@@ -48,7 +59,8 @@ import torch.nn.functional as F
 import transformers
 from safetensors.torch import save_file
 from transformers import (GemmaConfig, GemmaForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM,
-                          LlamaConfig, LlamaForCausalLM)
+                          LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM,
+                          Qwen3Config, Qwen3ForCausalLM)
 
 N, T = 2, 13
 
@@ -63,6 +75,12 @@ _LAYER_MAP = {
     "mlp.gate_proj.weight": "mlp.gate.weight",
     "mlp.up_proj.weight": "mlp.up.weight",
     "mlp.down_proj.weight": "mlp.down.weight",
+    # Qwen2's q/k/v biases, Qwen3's per-head q/k norms.
+    "self_attn.q_proj.bias": "attn.q.bias",
+    "self_attn.k_proj.bias": "attn.k.bias",
+    "self_attn.v_proj.bias": "attn.v.bias",
+    "self_attn.q_norm.weight": "attn.q_norm.weight",
+    "self_attn.k_norm.weight": "attn.k_norm.weight",
 }
 
 # GPT-NeoX per-layer module -> rrt name (without .weight/.bias); query_key_value is split.
@@ -175,8 +193,22 @@ def init_neox(model):
             p.copy_(0.1 * torch.randn_like(p))
 
 
+def init_qwen(model):
+    # Every norm (q_norm / k_norm too) around 1, and q/k/v biases large enough to matter (the
+    # real Qwen2 k biases are large).
+    for n, p in model.named_parameters():
+        if n.endswith("norm.weight"):
+            p.copy_(1.0 + 0.1 * torch.randn_like(p))
+        elif p.dim() == 2:
+            p.copy_(0.08 * torch.randn_like(p))
+        else:
+            p.copy_(0.3 * torch.randn_like(p))
+
+
 FAMILIES = {
     "llama": (LlamaConfig, LlamaForCausalLM, init_llama, llama_grads),
+    "qwen2": (Qwen2Config, Qwen2ForCausalLM, init_qwen, llama_grads),
+    "qwen3": (Qwen3Config, Qwen3ForCausalLM, init_qwen, llama_grads),
     "gemma": (GemmaConfig, GemmaForCausalLM, init_gemma, llama_grads),
     "neox": (GPTNeoXConfig, GPTNeoXForCausalLM, init_neox, neox_grads),
 }
@@ -192,6 +224,18 @@ def check_shapes(family, model, cfg_kwargs):
     else:
         hd = cfg_kwargs.get("head_dim", cfg_kwargs["hidden_size"] // heads)
         assert model.model.layers[0].self_attn.q_proj.weight.shape[0] == heads * hd, "head_dim ignored"
+    if family == "qwen2":
+        attn = model.model.layers[0].self_attn
+        assert attn.q_proj.bias is not None and attn.o_proj.bias is None, "Qwen2 biases"
+    if family == "qwen3":
+        assert model.model.layers[0].self_attn.q_norm.weight.shape[0] == hd, "Qwen3 q_norm"
+    rope = cfg_kwargs.get("rope_scaling")
+    if rope:
+        # The model's frequencies are the scaled ones (not the plain RoPE's).
+        rot = model.model.rotary_emb
+        plain = 1.0 / (cfg_kwargs["rope_theta"] ** (torch.arange(0, hd, 2).float() / hd))
+        changed = not torch.allclose(rot.inv_freq.float(), plain)
+        assert changed == (rope["rope_type"] != "dynamic"), f"rope_scaling {rope} ignored"
 
 
 def make(out_dir, name, seed, cfg_kwargs, save_dtype=torch.float32, max_shard_size=None,
@@ -258,8 +302,13 @@ def make(out_dir, name, seed, cfg_kwargs, save_dtype=torch.float32, max_shard_si
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
+    ap.add_argument("--only", nargs="*", help="fixture names to (re)write; default all")
     args = ap.parse_args()
     torch.set_default_dtype(torch.float32)
+    global make
+    if args.only:
+        all_make = make
+        make = lambda out, name, *a, **k: all_make(out, name, *a, **k) if name in args.only else None
     base = dict(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
                 rms_norm_eps=1e-5, tie_word_embeddings=False, rope_theta=5000.0)
@@ -291,6 +340,30 @@ def main():
                     hidden_act="gelu", tie_word_embeddings=False)
     make(args.out, "neox_sequential_fp16_sharded", 66, neox_seq, save_dtype=torch.float16,
          max_shard_size="30KB", family="neox")
+
+    # Llama 3.x RoPE scaling, head_dim 8, theta 5000: with original_max_position_embeddings 16,
+    # low_freq_factor 1 and high 4, wavelengths above 16 are divided by the factor, the first
+    # (6.3) lies in the blended band: every branch of llama3 is taken.
+    llama3 = dict(base, rope_scaling=dict(rope_type="llama3", factor=4.0, low_freq_factor=1.0,
+                                          high_freq_factor=4.0,
+                                          original_max_position_embeddings=16))
+    make(args.out, "llama3_rope", 77, llama3)
+    make(args.out, "llama_rope_linear", 78,
+         dict(base, rope_scaling=dict(rope_type="linear", factor=2.5)))
+    # Dynamic NTK: plain RoPE within max_position_embeddings (the only positions rrt runs).
+    make(args.out, "llama_rope_dynamic", 79,
+         dict(base, rope_scaling=dict(rope_type="dynamic", factor=2.0)))
+    # Qwen2 / Qwen2.5: q/k/v biases, GQA, tied head (as Qwen2.5 0.5B).
+    qwen2 = dict(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                 rms_norm_eps=1e-6, tie_word_embeddings=True, rope_theta=10000.0)
+    make(args.out, "qwen2_tied", 88, qwen2, family="qwen2")
+    # Qwen3: q/k norms, head_dim 12 != 32 / 4, untied head, 3 layers.
+    qwen3 = dict(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                 num_attention_heads=4, num_key_value_heads=2, head_dim=12,
+                 max_position_embeddings=64, rms_norm_eps=1e-6, tie_word_embeddings=False,
+                 rope_theta=10000.0)
+    make(args.out, "qwen3", 99, qwen3, family="qwen3")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ namespace rrt {
 CpuBackend::CpuBackend(int threads) : threads_(threads > 0 ? threads : omp_get_max_threads()) {}
 
 void CpuBackend::prepare(const BackendPlan& plan) {
-  rope_ = ops::RopeTable(plan.max_attention.T, plan.rot_dim, plan.rope_theta);
+  rope_ = ops::RopeTable(plan.max_attention.T, plan.rot_dim, plan.rope_theta, plan.rope_scaling);
   attn_ws_.assign(static_cast<size_t>(ops::attention_workspace_elems(plan.max_attention, threads_)),
                   0.f);
 }

@@ -21,7 +21,8 @@ CpuBf16Backend::CpuBf16Backend(int threads)
 
 void CpuBf16Backend::prepare(const BackendPlan& plan) {
   // ops::RopeTable's double angles, rounded to fp32 once: what the fp32 backend multiplies by.
-  const ops::RopeTable table(plan.max_attention.T, plan.rot_dim, plan.rope_theta);
+  const ops::RopeTable table(plan.max_attention.T, plan.rot_dim, plan.rope_theta,
+                             plan.rope_scaling);
   rope_half_ = plan.rot_dim / 2;
   rope_positions_ = plan.max_attention.T;
   rope_cos_.assign(table.cos.begin(), table.cos.end());

@@ -43,7 +43,7 @@ class CudaBackend {
     // Shapes no attention path can run fail here, before any memory is taken.
     ops::cuda::check_attention_shape(plan.max_attention, plan.backward);
     rope_ = std::make_unique<ops::cuda::DeviceRopeTable>(
-        ops::RopeTable(plan.max_attention.T, plan.rot_dim, plan.rope_theta));
+        ops::RopeTable(plan.max_attention.T, plan.rot_dim, plan.rope_theta, plan.rope_scaling));
   }
   ops::cuda::GemmContext& gemm() { return gemm_; }
   ops::cuda::AttentionContext& attention() { return attention_; }

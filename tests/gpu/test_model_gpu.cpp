@@ -109,6 +109,22 @@ std::vector<ModelCase> cases() {
     s.recursion.sharing = Sharing::sequence;
     c.push_back({"llama_sequence_sharing", s, 2, 16});
   }
+  {
+    ModelSpec s = llama(97, 256, 4, 2, 176, 2, 2, 8);
+    apply_family_defaults(s.model, Family::qwen2);  // q, k, v biases, per loop
+    s.recursion.per_loop_norms = true;
+    s.model.rope_scaling = {.type = ops::RopeScalingType::llama3,
+                            .factor = 8.0,
+                            .low_freq_factor = 1.0,
+                            .high_freq_factor = 4.0,
+                            .original_max_positions = 32};
+    c.push_back({"qwen2_per_loop_biases_llama3_rope", s, 2, 33});
+  }
+  {
+    ModelSpec s = llama(97, 256, 4, 2, 176, 2, 2, 8);
+    apply_family_defaults(s.model, Family::qwen3);  // q/k head norms (tied)
+    c.push_back({"qwen3_qk_norm", s, 2, 20});
+  }
   c.push_back({"llama_relaxed_recompute_some", llama(97, 256, 4, 2, 176, 2, 2, 8), 2, 33, "0,3"});
   c.push_back(
       {"llama_relaxed_gqa_fallback", llama(97, 256, 4, 2, 176, 2, 2, 8), 2, 33, "none", true});

@@ -1,5 +1,5 @@
-// The model structures the family-wide tests run over: Llama, Gemma, and NeoX with parallel and
-// with sequential residual (each test picks its own sizes for them).
+// The model structures the family-wide tests run over: Llama, Gemma, NeoX with parallel and
+// with sequential residual, Qwen2 and Qwen3 (each test picks its own sizes for them).
 #pragma once
 
 #include "model/config.h"
@@ -12,9 +12,9 @@ struct FamilyCase {
   bool parallel;  // NeoX's parallel residual
 };
 
-inline constexpr FamilyCase kFamilies[] = {{"llama", Family::llama, false},
-                                           {"gemma", Family::gemma, false},
-                                           {"neox_parallel", Family::neox, true},
-                                           {"neox_sequential", Family::neox, false}};
+inline constexpr FamilyCase kFamilies[] = {
+    {"llama", Family::llama, false},       {"gemma", Family::gemma, false},
+    {"neox_parallel", Family::neox, true}, {"neox_sequential", Family::neox, false},
+    {"qwen2", Family::qwen2, false},       {"qwen3", Family::qwen3, false}};
 
 }  // namespace rrt::testing

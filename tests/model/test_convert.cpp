@@ -585,6 +585,34 @@ TEST(ConvertFamilies, NeoxHasNoGateAndPerLoopBiases) {
   EXPECT_TRUE(reg.has("final_norm.bias"));
 }
 
+// Qwen2's q/k/v biases and Qwen3's q/k head norms are layer vectors: tied ones are the mean of
+// the layers their block layer ties (average rule), per-loop ones the position's own layer's.
+TEST(ConvertFamilies, QwenVectorsAreAveragedOrPerLoop) {
+  for (const FamilyCase& f : {kFamilies[4], kFamilies[5]}) {
+    SCOPED_TRACE(f.name);
+    const ModelSpec ospec = family_spec(f, 4);
+    auto orig = random_family_original(ospec);
+    const bool qwen2 = f.family == Family::qwen2;
+    const char* vec = qwen2 ? "attn.k.bias" : "attn.k_norm.weight";
+    EXPECT_TRUE(orig->registry().has(std::string("block.3.") + vec));
+    EXPECT_EQ(orig->registry().has("block.0.attn.o.bias"), false);
+    // Cycle, B = 2, average: block layer 1 ties original layers 1 and 3.
+    Converted tied = convert_to_recursive(ospec, *orig, {.loops = 2, .init = InitRule::average});
+    const std::string b1 = std::string("block.1.") + vec;
+    const int j = tied.params->registry().index(b1);
+    const float* l1 = orig->value(std::string("block.1.") + vec);
+    const float* l3 = orig->value(std::string("block.3.") + vec);
+    for (int64_t i = 0; i < tied.params->numel(j); ++i)
+      EXPECT_NEAR(tied.params->value(j)[i], 0.5 * (static_cast<double>(l1[i]) + l3[i]), 1e-6);
+    // Per loop: position (loop 1, layer 1) is original layer 3, copied bit for bit.
+    Converted per = convert_to_recursive(
+        ospec, *orig, {.loops = 2, .init = InitRule::average, .per_loop_norms = true});
+    EXPECT_FALSE(per.params->registry().has(b1));
+    const int k = per.params->registry().index(std::string("loop.1.block.1.") + vec);
+    EXPECT_EQ(std::memcmp(per.params->value(k), l3, per.params->numel(k) * 4), 0);
+  }
+}
+
 TEST(Convert, OneLoopStepwiseIsTheOriginal) {
   ModelSpec ospec = original_spec(4);
   auto orig = random_original(ospec, /*random_norms=*/true);

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "core/rng.h"
 #include "inference/cpu_bf16_engine.h"
 #include "inference/cpu_engine.h"
 #include "inference/weights.h"
@@ -51,6 +52,16 @@ using testing::bf16_model_tol::kTerm;
 // Seeded weights (LoRA B non-zero, so every adapter gets a gradient), rounded to bf16.
 void init_bf16_weights(ParameterSet& p, uint64_t seed) {
   p.init({.seed = seed, .std = 0.05, .lora_b_zero = false});
+  // Biases and norm gains away from 0 and 1, so that every one of them changes the outputs.
+  const ParamRegistry& reg = p.registry();
+  for (int i = 0; i < reg.size(); ++i) {
+    const ParamKind k = reg[i].kind;
+    if (k == ParamKind::bias) fill_normal(p.value(i), p.numel(i), 0.0, 0.1, seed + 1, i);
+    if (k == ParamKind::norm || k == ParamKind::final_norm) {
+      const double gain = p.value(i)[0];  // init's: 1, or 0 for Gemma's (1 + w)
+      fill_normal(p.value(i), p.numel(i), gain, 0.1, seed + 2, i);
+    }
+  }
   float* v = static_cast<float*>(p.values_arena().base());
   const int64_t n = p.values_arena().total_bytes() / static_cast<int64_t>(sizeof(float));
   for (int64_t i = 0; i < n; ++i) v[i] = bf16::from_float(v[i]).to_float();
@@ -138,7 +149,9 @@ INSTANTIATE_TEST_SUITE_P(
     Families, CoreBf16,
     ::testing::Values(FamilyCase{"llama", presets::tiny_relaxed(Family::llama)},
                       FamilyCase{"gemma", presets::tiny_relaxed(Family::gemma)},
-                      FamilyCase{"neox_parallel", presets::tiny_relaxed(Family::neox, true)}),
+                      FamilyCase{"neox_parallel", presets::tiny_relaxed(Family::neox, true)},
+                      FamilyCase{"qwen2", presets::tiny_relaxed(Family::qwen2)},
+                      FamilyCase{"qwen3", presets::tiny_relaxed(Family::qwen3)}),
     [](const auto& info) { return info.param.name; });
 
 TEST_P(CoreBf16, LogitsLossAndGradientsMatchFp32) {
@@ -236,42 +249,46 @@ TEST_P(ExitsBf16, ExitsSelfDistillationAndTeacherMatchFp32) {
 }
 
 // The engine on the bf16 backend: prefill of a prompt through every stage, then the exit logits
-// of each loop, against the fp32 engine's.
+// of each loop, against the fp32 engine's; Llama, and Qwen2 (per-loop q/k/v biases) and Qwen3
+// (q/k head norms, llama3 RoPE scaling) for the rows their layers add.
 TEST(EngineBf16, PrefillExitLogitsMatchFp32Engine) {
   RRT_REQUIRE_CPU_BF16_BACKEND();
-  ModelSpec spec = presets::tiny_relaxed(Family::llama);
-  RecursiveModel model(spec, {.max_batch = 1, .max_seq = 16});
-  init_bf16_weights(model.params(), 5);
-  const inference::ModelWeights weights = inference::bind_weights(spec, model.params());
-  const inference::EngineCapacity cap{.slots = 2, .max_seq = 16, .max_rows = 16, .threads = 2};
-  inference::CpuEngine fp32(weights, cap);
-  std::unique_ptr<inference::Engine> bf =
-      inference::make_cpu_bf16_engine(weights, model.params(), cap);
-  EXPECT_STREQ(bf->device(), "cpu-bf16");
-  const int64_t n = 9, K = spec.recursion.loops, V = spec.model.vocab;
-  std::vector<int32_t> tokens(n), states(n);
-  for (int64_t i = 0; i < n; ++i) {
-    tokens[i] = static_cast<int32_t>((7 * i + 3) % V);
-    states[i] = static_cast<int32_t>(i);
-  }
-  for (inference::Engine* e : {static_cast<inference::Engine*>(&fp32), bf.get()}) {
-    e->reserve_states(n);
-    e->embed_states(tokens.data(), states.data(), n);
-  }
-  std::vector<inference::StageRow> rows(n);
-  std::vector<int32_t> loops(n);
-  for (int64_t s = 0; s < K; ++s) {
+  for (Family family : {Family::llama, Family::qwen2, Family::qwen3}) {
+    SCOPED_TRACE(to_string(family));
+    ModelSpec spec = presets::tiny_relaxed(family);
+    RecursiveModel model(spec, {.max_batch = 1, .max_seq = 16});
+    init_bf16_weights(model.params(), 5);
+    const inference::ModelWeights weights = inference::bind_weights(spec, model.params());
+    const inference::EngineCapacity cap{.slots = 2, .max_seq = 16, .max_rows = 16, .threads = 2};
+    inference::CpuEngine fp32(weights, cap);
+    std::unique_ptr<inference::Engine> bf =
+        inference::make_cpu_bf16_engine(weights, model.params(), cap);
+    EXPECT_STREQ(bf->device(), "cpu-bf16");
+    const int64_t n = 9, K = spec.recursion.loops, V = spec.model.vocab;
+    std::vector<int32_t> tokens(n), states(n);
     for (int64_t i = 0; i < n; ++i) {
-      rows[i] = {.slot = 1, .pos = static_cast<int32_t>(i), .stage = static_cast<int32_t>(s)};
-      loops[i] = static_cast<int32_t>(s + 1);
+      tokens[i] = static_cast<int32_t>((7 * i + 3) % V);
+      states[i] = static_cast<int32_t>(i);
     }
-    fp32.run_stage(rows.data(), states.data(), n);
-    bf->run_stage(rows.data(), states.data(), n);
-    fp32.exit_heads(loops.data(), states.data(), n, true);
-    bf->exit_heads(loops.data(), states.data(), n, true);
-    const std::vector<float> want(fp32.head_logits(), fp32.head_logits() + n * V);
-    const std::vector<float> got(bf->head_logits(), bf->head_logits() + n * V);
-    EXPECT_LT(relative_l2(got, want), kLogits) << "loop " << s + 1;
+    for (inference::Engine* e : {static_cast<inference::Engine*>(&fp32), bf.get()}) {
+      e->reserve_states(n);
+      e->embed_states(tokens.data(), states.data(), n);
+    }
+    std::vector<inference::StageRow> rows(n);
+    std::vector<int32_t> loops(n);
+    for (int64_t s = 0; s < K; ++s) {
+      for (int64_t i = 0; i < n; ++i) {
+        rows[i] = {.slot = 1, .pos = static_cast<int32_t>(i), .stage = static_cast<int32_t>(s)};
+        loops[i] = static_cast<int32_t>(s + 1);
+      }
+      fp32.run_stage(rows.data(), states.data(), n);
+      bf->run_stage(rows.data(), states.data(), n);
+      fp32.exit_heads(loops.data(), states.data(), n, true);
+      bf->exit_heads(loops.data(), states.data(), n, true);
+      const std::vector<float> want(fp32.head_logits(), fp32.head_logits() + n * V);
+      const std::vector<float> got(bf->head_logits(), bf->head_logits() + n * V);
+      EXPECT_LT(relative_l2(got, want), kLogits) << "loop " << s + 1;
+    }
   }
 }
 

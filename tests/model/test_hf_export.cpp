@@ -28,8 +28,8 @@
 #include "model/hf_export.h"
 #include "model/hf_import.h"
 #include "model/recursive_model.h"
-#include "tests/model/families.h"
 #include "tests/error_helpers.h"
+#include "tests/model/families.h"
 
 namespace rrt {
 namespace {
@@ -81,6 +81,9 @@ void expect_same_config(const ModelConfig& a, const ModelConfig& b) {
   EXPECT_EQ(a.norm, b.norm);
   EXPECT_EQ(a.activation, b.activation);
   EXPECT_EQ(a.linear_bias, b.linear_bias);
+  EXPECT_EQ(a.qkv_bias, b.qkv_bias);
+  EXPECT_EQ(a.qk_norm, b.qk_norm);
+  EXPECT_EQ(a.rope_scaling, b.rope_scaling);
   EXPECT_EQ(a.norm_unit_offset, b.norm_unit_offset);
   EXPECT_EQ(a.embedding_multiplier(), b.embedding_multiplier());
   EXPECT_EQ(a.parallel_residual, b.parallel_residual);
@@ -90,7 +93,8 @@ void expect_same_config(const ModelConfig& a, const ModelConfig& b) {
 TEST(HfExport, RoundTripIsBitwise) {
   for (const char* name :
        {"hf_llama_gqa", "hf_llama_mqa_tied_bf16", "hf_llama_sharded", "hf_gemma_mqa_bf16",
-        "hf_neox_parallel", "hf_neox_sequential_fp16_sharded"}) {
+        "hf_neox_parallel", "hf_neox_sequential_fp16_sharded", "hf_llama3_rope",
+        "hf_llama_rope_linear", "hf_llama_rope_dynamic", "hf_qwen2_tied", "hf_qwen3"}) {
     SCOPED_TRACE(name);
     TempDir dir(std::string("rt_") + name);
     HfModel src = load_hf_model(fixture(name));
@@ -109,7 +113,13 @@ TEST(HfExport, RoundTripIsBitwise) {
     EXPECT_EQ(cfg.at("tie_word_embeddings").get<bool>(), src.spec.model.tied_head);
     EXPECT_EQ(cfg.at("model_type"), src_cfg.at("model_type"));
     EXPECT_EQ(cfg.at("architectures"), src_cfg.at("architectures"));
-    EXPECT_EQ(cfg.at("rope_parameters").at("rope_type"), "default");
+    // The RoPE (and its scaling) as the source spelled it: every key transformers reads.
+    const auto& rope = cfg.at("rope_parameters");
+    const auto& src_rope = src_cfg.at("rope_parameters");
+    for (const auto& [key, value] : src_rope.items())
+      EXPECT_EQ(rope.at(key), value) << "rope_parameters." << key;
+    EXPECT_EQ(rope.size(), src_rope.size()) << rope.dump();
+    EXPECT_EQ(src.spec.model.rope_scaling, back.spec.model.rope_scaling);
   }
 }
 
@@ -254,6 +264,7 @@ ModelSpec family_spec(const FamilyCase& f, int64_t loops, int64_t block_layers) 
     m.head_dim = 12;
   }
   if (f.family == Family::neox) m.n_heads = m.n_kv_heads = 2;  // Dh 16, rot_dim 4
+  if (f.family == Family::qwen3) m.head_dim = 12;
   s.recursion.loops = loops;
   s.recursion.block_layers = block_layers;
   return s;
@@ -306,6 +317,11 @@ HfModel read_export(const std::string& dir, const ModelConfig& source) {
         copy(h + "self_attn." + x + "_proj.weight", b + "attn." + x + ".weight");
       for (const char* x : {"gate", "up", "down"})
         copy(h + "mlp." + x + "_proj.weight", b + "mlp." + x + ".weight");
+      for (const char* x : {"q", "k", "v"})
+        if (m.qkv_bias) copy(h + "self_attn." + x + "_proj.bias", b + "attn." + x + ".bias");
+      for (const char* x : {"q", "k"})
+        if (m.qk_norm)
+          copy(h + "self_attn." + x + "_norm.weight", b + "attn." + x + "_norm.weight");
       continue;
     }
     const std::string h = "gpt_neox.layers." + std::to_string(l) + ".";
@@ -342,8 +358,9 @@ HfModel read_export(const std::string& dir, const ModelConfig& source) {
 void expect_family_config(const std::string& dir, const ModelSpec& spec) {
   const ModelConfig& m = spec.model;
   const auto c = nlohmann::json::parse(std::ifstream(fs::path(dir) / "config.json"));
-  const char* arch[] = {"LlamaForCausalLM", "GemmaForCausalLM", "GPTNeoXForCausalLM"};
-  const char* type[] = {"llama", "gemma", "gpt_neox"};
+  const char* arch[] = {"LlamaForCausalLM", "GemmaForCausalLM", "GPTNeoXForCausalLM",
+                        "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
+  const char* type[] = {"llama", "gemma", "gpt_neox", "qwen2", "qwen3"};
   const int fi = static_cast<int>(m.family);
   EXPECT_EQ(c.at("architectures").at(0), arch[fi]);
   EXPECT_EQ(c.at("model_type"), type[fi]);
@@ -411,7 +428,10 @@ TEST(FamilyExport, PlainModelHasHfNamesShapesAndFusedQkv) {
         }
     } else {
       const std::string l1 = "model.layers.1.";
-      EXPECT_EQ(f.tensors().size(), 1u + 3 * 9 + 1 + (m.tied_head ? 0 : 1));
+      const size_t per_layer = 9 + (m.qkv_bias ? 3 : 0) + (m.qk_norm ? 2 : 0);
+      EXPECT_EQ(f.tensors().size(), 1u + 3 * per_layer + 1 + (m.tied_head ? 0 : 1));
+      if (m.qkv_bias) EXPECT_EQ(f.info(l1 + "self_attn.k_proj.bias").shape, (Dims{m.kv_dim()}));
+      if (m.qk_norm) EXPECT_EQ(f.info(l1 + "self_attn.q_norm.weight").shape, (Dims{m.dh()}));
       EXPECT_EQ(f.info(l1 + "self_attn.q_proj.weight").shape, (Dims{m.q_dim(), D}));
       EXPECT_EQ(f.info(l1 + "self_attn.k_proj.weight").shape, (Dims{m.kv_dim(), D}));
       EXPECT_EQ(f.info(l1 + "self_attn.o_proj.weight").shape, (Dims{D, m.q_dim()}));
@@ -437,6 +457,7 @@ struct RelaxedFamilyCase {
   bool per_loop_norms;
   bool flip_tied_head;     // the family default's opposite
   bool tanh_gelu = false;  // NeoX with the tanh GELU (hidden_act gelu_pytorch_tanh)
+  ops::RopeScalingType rope = ops::RopeScalingType::none;  // Llama 3.x RoPE scaling
 };
 const RelaxedFamilyCase kRelaxedFamilies[] = {
     {kFamilies[1], Sharing::cycle, 2, 2, false, false},
@@ -446,6 +467,12 @@ const RelaxedFamilyCase kRelaxedFamilies[] = {
     {kFamilies[3], Sharing::cycle, 3, 1, true, false},
     {kFamilies[3], Sharing::sequence, 2, 2, false, false, true},
     {kFamilies[0], Sharing::cycle, 2, 2, true, false},
+    {kFamilies[0], Sharing::sequence, 2, 2, false, true, false, ops::RopeScalingType::llama3},
+    {kFamilies[0], Sharing::cycle, 2, 2, false, false, false, ops::RopeScalingType::linear},
+    {kFamilies[4], Sharing::cycle, 2, 2, true, false},     // Qwen2: per-loop q/k/v biases
+    {kFamilies[4], Sharing::sequence, 3, 1, false, true},  // tied (averaged) biases
+    {kFamilies[5], Sharing::cycle, 2, 2, true, false},     // Qwen3: per-loop q/k norms
+    {kFamilies[5], Sharing::sequence, 2, 2, false, false, false, ops::RopeScalingType::llama3},
 };
 
 // A relaxed model (rank 3 everywhere; random LoRA, norms and biases) of one case.
@@ -456,6 +483,14 @@ Converted relaxed_family_model(const RelaxedFamilyCase& c) {
   r.spec.recursion.per_loop_norms = c.per_loop_norms;
   if (c.flip_tied_head) r.spec.model.tied_head = !r.spec.model.tied_head;
   if (c.tanh_gelu) r.spec.model.activation = Activation::gelu_tanh;
+  if (c.rope == ops::RopeScalingType::llama3)
+    r.spec.model.rope_scaling = {.type = c.rope,
+                                 .factor = 4.0,
+                                 .low_freq_factor = 1.0,
+                                 .high_freq_factor = 4.0,
+                                 .original_max_positions = 8};
+  if (c.rope == ops::RopeScalingType::linear)
+    r.spec.model.rope_scaling = {.type = c.rope, .factor = 2.5};
   r.spec.lora.rank_attention = r.spec.lora.rank_mlp = 3;
   r.spec.lora.alpha = 6.0;  // s = 2: the scale is merged too
   r.params = random_params(r.spec, 21);
@@ -465,7 +500,8 @@ Converted relaxed_family_model(const RelaxedFamilyCase& c) {
 std::string case_name(const RelaxedFamilyCase& c) {
   return std::string(c.family.name) + "_" + to_string(c.sharing) + "_K" + std::to_string(c.loops) +
          (c.per_loop_norms ? "_per_loop" : "") + (c.flip_tied_head ? "_head_flipped" : "") +
-         (c.tanh_gelu ? "_tanh_gelu" : "");
+         (c.tanh_gelu ? "_tanh_gelu" : "") +
+         (c.rope != ops::RopeScalingType::none ? "_rope_" + to_string(c.rope) : "");
 }
 
 TEST(FamilyExport, RelaxedModelExportsToTheSameLogits) {

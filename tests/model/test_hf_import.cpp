@@ -95,7 +95,9 @@ TEST_P(HfParity, LogitsLossAndEveryGradient) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, HfParity,
                          ::testing::Values("hf_llama_gqa", "hf_llama_mqa_tied_bf16",
                                            "hf_llama_sharded", "hf_gemma_mqa_bf16",
-                                           "hf_neox_parallel", "hf_neox_sequential_fp16_sharded"),
+                                           "hf_neox_parallel", "hf_neox_sequential_fp16_sharded",
+                                           "hf_llama3_rope", "hf_llama_rope_linear",
+                                           "hf_llama_rope_dynamic", "hf_qwen2_tied", "hf_qwen3"),
                          [](const auto& info) { return std::string(info.param); });
 
 // The conversion's correctness test on checkpoints transformers wrote (docs/method.md §2.4): every
@@ -120,15 +122,19 @@ TEST_P(HfParity, FullRankRelaxedConversionGivesTransformersLogits) {
     return out;
   };
   for (Sharing sharing : {Sharing::cycle, Sharing::sequence}) {
-    ConvertOptions opt{.loops = L, .sharing = sharing, .init = InitRule::average,
-                       .rank_attention = 1 << 20, .rank_mlp = 1 << 20, .per_loop_norms = true};
+    ConvertOptions opt{.loops = L,
+                       .sharing = sharing,
+                       .init = InitRule::average,
+                       .rank_attention = 1 << 20,
+                       .rank_mlp = 1 << 20,
+                       .per_loop_norms = true};
     const Converted full = convert_to_recursive(hf.spec, *hf.params, opt);
     EXPECT_EQ(full.spec.recursion.block_layers, 1);
     EXPECT_LE(relative_max_error(logits_of(full).data(), want), 1e-4) << to_string(sharing);
     opt.rank_attention = opt.rank_mlp = 0;
-    EXPECT_GT(relative_max_error(logits_of(convert_to_recursive(hf.spec, *hf.params, opt)).data(),
-                                 want),
-              1e-2)
+    EXPECT_GT(
+        relative_max_error(logits_of(convert_to_recursive(hf.spec, *hf.params, opt)).data(), want),
+        1e-2)
         << to_string(sharing);
   }
 }
@@ -192,6 +198,45 @@ TEST(HfImport, NeoxConfigFields) {
   EXPECT_EQ(seq.n_layers, 3);
 }
 
+TEST(HfImport, RopeScalingConfigFields) {
+  const ModelConfig l3 = read_hf_config(fixture("hf_llama3_rope"));
+  EXPECT_EQ(l3.family, Family::llama);
+  EXPECT_EQ(l3.rope_scaling.type, ops::RopeScalingType::llama3);
+  EXPECT_DOUBLE_EQ(l3.rope_scaling.factor, 4.0);
+  EXPECT_DOUBLE_EQ(l3.rope_scaling.low_freq_factor, 1.0);
+  EXPECT_DOUBLE_EQ(l3.rope_scaling.high_freq_factor, 4.0);
+  EXPECT_EQ(l3.rope_scaling.original_max_positions, 16);
+  EXPECT_DOUBLE_EQ(l3.rope_theta, 5000.0);
+  const ModelConfig lin = read_hf_config(fixture("hf_llama_rope_linear"));
+  EXPECT_EQ(lin.rope_scaling.type, ops::RopeScalingType::linear);
+  EXPECT_DOUBLE_EQ(lin.rope_scaling.factor, 2.5);
+  const ModelConfig dyn = read_hf_config(fixture("hf_llama_rope_dynamic"));
+  EXPECT_EQ(dyn.rope_scaling.type, ops::RopeScalingType::dynamic);
+  EXPECT_EQ(dyn.rope_scaling.original_max_positions, dyn.max_seq_len);
+  EXPECT_EQ(read_hf_config(fixture("hf_llama_gqa")).rope_scaling, ops::RopeScaling{});
+}
+
+TEST(HfImport, QwenConfigFields) {
+  const ModelConfig q2 = read_hf_config(fixture("hf_qwen2_tied"));
+  EXPECT_EQ(q2.family, Family::qwen2);
+  EXPECT_TRUE(q2.qkv_bias);
+  EXPECT_FALSE(q2.linear_bias);
+  EXPECT_FALSE(q2.qk_norm);
+  for (Proj p : {Proj::q, Proj::k, Proj::v}) EXPECT_TRUE(q2.has_bias(p));
+  for (Proj p : {Proj::o, Proj::gate, Proj::up, Proj::down}) EXPECT_FALSE(q2.has_bias(p));
+  EXPECT_TRUE(q2.tied_head);
+  EXPECT_EQ(q2.activation, Activation::swiglu);
+  EXPECT_NO_THROW(check_family_structure(q2));
+  const ModelConfig q3 = read_hf_config(fixture("hf_qwen3"));
+  EXPECT_EQ(q3.family, Family::qwen3);
+  EXPECT_TRUE(q3.qk_norm);
+  EXPECT_FALSE(q3.qkv_bias);
+  EXPECT_EQ(q3.dh(), 12);
+  EXPECT_FALSE(q3.tied_head);
+  EXPECT_EQ(q3.n_layers, 3);
+  EXPECT_NO_THROW(check_family_structure(q3));
+}
+
 // A scratch copy of a fixture that a test may edit; removed afterwards.
 class TempCopy {
  public:
@@ -251,15 +296,17 @@ TEST(HfImportErrors, UnsupportedConfig) {
   TempCopy tmp("hf_llama_gqa");
   const auto base = tmp.config();
   auto c = base;
-  c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
+  // Llama 3's llama3, linear and dynamic are imported (RopeScaling below); YaRN is not.
+  c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 2.0}};
   tmp.set_config(c);
   EXPECT_NE(testing::error_message([&] { read_hf_config(tmp.dir()); }).find("rope_scaling"),
             std::string::npos);
   c = base;
-  c["rope_parameters"]["rope_type"] = "llama3";
+  c["rope_parameters"]["rope_type"] = "llama3";  // without its factors
   tmp.set_config(c);
-  EXPECT_NE(testing::error_message([&] { read_hf_config(tmp.dir()); }).find("llama3"),
-            std::string::npos);
+  std::string msg = testing::error_message([&] { read_hf_config(tmp.dir()); });
+  EXPECT_NE(msg.find("llama3"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'factor'"), std::string::npos) << msg;
   c = base;
   c["hidden_act"] = "gelu";
   tmp.set_config(c);
@@ -282,6 +329,62 @@ TEST(HfImportErrors, UnsupportedConfig) {
   c["rope_scaling"] = nullptr;
   tmp.set_config(c);
   EXPECT_DOUBLE_EQ(read_hf_config(tmp.dir()).rope_theta, 123.0);
+}
+
+// Each unsupported field of the new families is refused by name.
+TEST(HfImportErrors, UnsupportedRopeScalingAndWindows) {
+  auto refusal = [](const char* fixture_name, const std::function<void(nlohmann::json&)>& edit) {
+    TempCopy tmp(fixture_name);
+    auto c = tmp.config();
+    edit(c);
+    tmp.set_config(c);
+    return testing::error_message([&] { read_hf_config(tmp.dir()); });
+  };
+  std::string msg = refusal("hf_llama3_rope", [](auto& c) {
+    c["rope_parameters"]["attention_factor"] = 1.5;  // YaRN's key: not what llama3 reads
+  });
+  EXPECT_NE(msg.find("attention_factor"), std::string::npos) << msg;
+  msg = refusal("hf_llama_gqa", [](auto& c) {
+    c["rope_parameters"]["partial_rotary_factor"] = 0.5;  // Llama rotates whole heads in rrt
+  });
+  EXPECT_NE(msg.find("partial_rotary_factor"), std::string::npos) << msg;
+  msg = refusal("hf_llama3_rope", [](auto& c) { c["rope_parameters"].erase("low_freq_factor"); });
+  EXPECT_NE(msg.find("low_freq_factor"), std::string::npos) << msg;
+  msg = refusal("hf_llama3_rope", [](auto& c) {
+    c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};  // disagrees
+  });
+  EXPECT_NE(msg.find("ambiguous"), std::string::npos) << msg;
+  msg = refusal("hf_llama_gqa", [](auto& c) { c["rope_parameters"]["rope_type"] = "longrope"; });
+  EXPECT_NE(msg.find("longrope"), std::string::npos) << msg;
+  msg = refusal("hf_gemma_mqa_bf16", [](auto& c) {
+    c["rope_parameters"] = {{"rope_type", "linear"}, {"factor", 2.0}, {"rope_theta", 1e4}};
+  });
+  EXPECT_NE(msg.find("GemmaForCausalLM"), std::string::npos) << msg;
+  msg = refusal("hf_qwen2_tied", [](auto& c) { c["use_sliding_window"] = true; });
+  EXPECT_NE(msg.find("use_sliding_window"), std::string::npos) << msg;
+  msg = refusal("hf_qwen2_tied", [](auto& c) { c["layer_types"][1] = "sliding_attention"; });
+  EXPECT_NE(msg.find("layer_types"), std::string::npos) << msg;
+  // transformers' defaults would be another model's: 32 kv heads, head_dim 128.
+  msg = refusal("hf_qwen2_tied", [](auto& c) { c.erase("num_key_value_heads"); });
+  EXPECT_NE(msg.find("num_key_value_heads"), std::string::npos) << msg;
+  msg = refusal("hf_qwen3", [](auto& c) { c.erase("head_dim"); });
+  EXPECT_NE(msg.find("head_dim"), std::string::npos) << msg;
+  msg = refusal("hf_qwen3", [](auto& c) { c["attention_bias"] = true; });
+  EXPECT_NE(msg.find("attention_bias"), std::string::npos) << msg;
+  // transformers 4's spelling: rope_scaling with "type" and rope_theta at the top level.
+  TempCopy tmp("hf_llama3_rope");
+  auto c = tmp.config();
+  nlohmann::json legacy = c["rope_parameters"];
+  legacy.erase("rope_theta");
+  legacy.erase("rope_type");
+  legacy["type"] = "llama3";
+  c.erase("rope_parameters");
+  c["rope_scaling"] = legacy;
+  c["rope_theta"] = 5000.0;
+  tmp.set_config(c);
+  const ModelConfig old = read_hf_config(tmp.dir());
+  EXPECT_EQ(old.rope_scaling, read_hf_config(fixture("hf_llama3_rope")).rope_scaling);
+  EXPECT_DOUBLE_EQ(old.rope_theta, 5000.0);
 }
 
 TEST(HfImportErrors, MissingConfig) {

@@ -132,6 +132,85 @@ TEST_P(Rope, GradientMatchesFiniteDifferences) {
   }
 }
 
+// Llama 3.2 1B's llama3 scaling (head_dim 64, theta 500000, factor 32, low 1, high 4, original
+// 8192): the inverse frequencies transformers 5.24's _compute_llama3_parameters returns (fp32),
+// which span all three bands (kept, blended at 15-17, divided from 18 on).
+TEST(RopeScaling, Llama3MatchesTransformers) {
+  const std::vector<double> want = {
+      1.000000000e+00, 6.636012793e-01, 4.403666258e-01, 2.922278345e-01, 1.939227581e-01,
+      1.286873817e-01, 8.539710194e-02, 5.666961893e-02, 3.760603070e-02, 2.495540865e-02,
+      1.656044088e-02, 1.098952908e-02, 7.292665076e-03, 4.839421250e-03, 3.211446106e-03,
+      1.290548011e-03, 4.295567051e-04, 9.708286234e-05, 1.946163866e-05, 1.291476747e-05,
+      8.570255886e-06, 5.687232260e-06, 3.774054449e-06, 2.504467147e-06, 1.661967417e-06,
+      1.102883630e-06, 7.318749340e-07, 4.856731266e-07, 3.222932889e-07, 2.138742303e-07,
+      1.419272024e-07, 9.418306490e-08};
+  const RopeScaling sc{.type = RopeScalingType::llama3,
+                       .factor = 32.0,
+                       .low_freq_factor = 1.0,
+                       .high_freq_factor = 4.0,
+                       .original_max_positions = 8192};
+  const auto got = rope_inv_freq(64, 500000.0, sc);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_NEAR(got[i] / want[i], 1.0, 1e-6) << "inv_freq " << i;
+  const auto plain = rope_inv_freq(64, 500000.0, {});
+  EXPECT_EQ(got[0], plain[0]);                                   // high frequency: kept
+  EXPECT_NEAR(got[31] * 32.0 / plain[31], 1.0, 1e-12);           // low frequency: / factor
+  EXPECT_TRUE(got[16] < plain[16] && got[16] > plain[16] / 32);  // blended
+}
+
+TEST(RopeScaling, LinearDividesAndDynamicKeepsFrequencies) {
+  const auto plain = rope_inv_freq(16, 10000.0, {});
+  const auto linear = rope_inv_freq(16, 10000.0, {.type = RopeScalingType::linear, .factor = 2.5});
+  const auto dynamic = rope_inv_freq(
+      16, 10000.0, {.type = RopeScalingType::dynamic, .factor = 2, .original_max_positions = 64});
+  for (size_t i = 0; i < plain.size(); ++i) {
+    EXPECT_DOUBLE_EQ(linear[i], plain[i] / 2.5);
+    EXPECT_DOUBLE_EQ(dynamic[i], plain[i]);
+  }
+  // Past the original context dynamic NTK depends on the sequence length: no table holds it.
+  EXPECT_THROW(
+      RopeTable(65, 16, 10000.0,
+                {.type = RopeScalingType::dynamic, .factor = 2, .original_max_positions = 64}),
+      rrt::Error);
+}
+
+// The scaled tables rotate by their own frequencies, and backward is still the exact transpose
+// (finite differences in double).
+TEST_P(Rope, ScaledTablesRotateAndDifferentiate) {
+  const RopeCase& c = GetParam();
+  const RopeScaling llama3{.type = RopeScalingType::llama3,
+                           .factor = 4.0,
+                           .low_freq_factor = 1.0,
+                           .high_freq_factor = 4.0,
+                           .original_max_positions = 16};
+  for (const RopeScaling& sc :
+       {llama3, RopeScaling{.type = RopeScalingType::linear, .factor = 3}}) {
+    const RopeTable table(c.T, c.rot_dim, 500.0, sc);
+    const auto inv = rope_inv_freq(c.rot_dim, 500.0, sc);
+    const int64_t half = c.rot_dim / 2;
+    for (int64_t t = 0; t < c.T; ++t)
+      for (int64_t i = 0; i < half; ++i)
+        EXPECT_NEAR(table.cos[t * half + i], std::cos(t * inv[i]), 1e-15);
+    auto x = random_vector(c.N * c.T * c.H * c.Dh, 14);
+    const auto w = random_vector(x.size(), 15);
+    std::vector<double> y;
+    auto loss = [&] {
+      y = x;
+      rope_forward(y.data(), table, c.N, c.T, c.H, c.Dh);
+      return weighted_sum(y, w);
+    };
+    auto backward = [&](std::vector<std::vector<double>>& g) {
+      std::vector<double> dx = w;
+      rope_backward(dx.data(), table, c.N, c.T, c.H, c.Dh);
+      for (size_t k = 0; k < dx.size(); ++k) g[0][k] += dx[k];
+    };
+    testing::GradCheckOptions opts;
+    opts.check_accumulates = false;
+    testing::check_gradients({{"x", &x}}, loss, backward, opts);
+  }
+}
+
 TEST(RopeEdge, RejectsBadTablesAndShapes) {
   EXPECT_THROW(RopeTable(8, 3, 10000.0), rrt::Error);  // odd rotary dim
   EXPECT_THROW(RopeTable(8, 0, 10000.0), rrt::Error);

@@ -53,7 +53,8 @@ TEST_P(Bf16Attention, ForwardBackwardAndDecodeMatchFp32) {
   const size_t nq = s.N * s.T * s.H * s.Dh, nkv = s.N * s.T * s.Hkv * s.Dh, nl = s.N * s.H * s.T;
   CpuBackend cpu(2);
   CpuBf16Backend be(2);
-  const BackendPlan plan{s, 2, 10000.0, true};  // no RoPE here: any table
+  // No RoPE here: any table.
+  const BackendPlan plan{.max_attention = s, .rot_dim = 2, .rope_theta = 10000.0, .backward = true};
   cpu.prepare(plan);
   be.prepare(plan);
   const auto q = random_uniform(nq, 1), k = random_uniform(nkv, 2), v = random_uniform(nkv, 3);

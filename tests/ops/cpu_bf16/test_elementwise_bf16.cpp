@@ -26,7 +26,10 @@ const double kBf16Tol = cases::kCpuBf16.rel;
 const double kF32Tol = cases::kCpuBf16F32.rel;
 
 BackendPlan plan_for(int64_t T, int64_t rot_dim, int64_t Dh) {
-  return {{1, T, 1, 1, Dh}, rot_dim, 10000.0, true};
+  return {.max_attention = {1, T, 1, 1, Dh},
+          .rot_dim = rot_dim,
+          .rope_theta = 10000.0,
+          .backward = true};
 }
 
 // ---- embedding ------------------------------------------------------------------------------
