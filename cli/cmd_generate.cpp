@@ -1,5 +1,5 @@
 // rrt generate CHECKPOINT [--prompt TEXT]... [--prompts FILE|-] [--max-new-tokens N]
-//              [--temperature T] [--top-p P] [--seed S] [--exit none|oracle|confidence]
+//              [--temperature T] [--top-p P] [--seed S] [--exit none|oracle|confidence|saturation]
 //              [--threshold T] [--kv propagate|recompute|copy] [--device cpu|cuda] [--batching
 //              depth|sequence|static]
 //              [--max-batch N] [--ignore-eos] [--tokenizer SPEC] [--json]
@@ -75,10 +75,15 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "sampling seed");
   cmd->add_option("--exit", o->exit,
                   "exit rule: none, confidence (the first loop whose max probability reaches "
-                  "--threshold) or oracle (measurement: decodes at full depth first to find "
+                  "--threshold), saturation (the first loop whose state, through the final norm, "
+                  "has a cosine similarity above --threshold with the previous loop's) or oracle "
+                  "(measurement: decodes at full depth first to find "
                   "each token's earliest agreeing loop, then replays those exits)")
-      ->check(CLI::IsMember({"none", "oracle", "confidence"}));
-  cmd->add_option("--threshold", o->threshold, "confidence threshold")->check(CLI::Range(0.0, 1.0));
+      ->check(CLI::IsMember({"none", "oracle", "confidence", "saturation"}));
+  cmd->add_option("--threshold", o->threshold,
+                  "confidence threshold (a probability, 0..1) or saturation threshold (a cosine "
+                  "similarity, -1..1)")
+      ->check(CLI::Range(-1.0, 1.0));
   cmd->add_option("--device", o->device, "engine: cpu or cuda (a GPU; a CUDA build)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--precision", o->precision,
@@ -145,9 +150,12 @@ void add_generate_command(CLI::App& app) {
     g.stop_token = o->ignore_eos ? -1 : tok->eos_id();
     g.exit.fill = inference::parse_kv_fill(o->kv);
     g.exit.threshold = o->threshold;
-    g.exit.rule = o->exit == "confidence" ? inference::ExitRule::confidence
-                  : o->exit == "oracle"   ? inference::ExitRule::oracle
-                                          : inference::ExitRule::none;
+    g.exit.rule = o->exit == "confidence"   ? inference::ExitRule::confidence
+                  : o->exit == "saturation" ? inference::ExitRule::saturation
+                  : o->exit == "oracle"     ? inference::ExitRule::oracle
+                                            : inference::ExitRule::none;
+    RRT_CHECK(g.exit.rule != inference::ExitRule::confidence || o->threshold >= 0, "generate",
+              "a confidence threshold is a probability in [0, 1], got ", o->threshold);
     std::vector<std::vector<int32_t>> oracle;
     if (g.exit.rule == inference::ExitRule::oracle) {
       inference::GenerateOptions full = g;

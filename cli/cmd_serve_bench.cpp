@@ -97,7 +97,8 @@ void add_serve_bench_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_flag("--random-prompts", o->random_prompts, "random token ids as prompts");
   cmd->add_option("--exits", o->exits,
-                  "exit settings, comma-separated: none, oracle, confidence:T, drawn:P1,...,PK "
+                  "exit settings, comma-separated: none, oracle, confidence:T, saturation:T (a "
+                  "cosine similarity of successive loops' normed states), drawn:P1,...,PK "
                   "(each token's exit loop drawn with these probabilities) (default "
                   "none,oracle,confidence:0.9,confidence:0.6)");
   cmd->add_option("--schedulers", o->schedulers, "static, sequence, depth (comma-separated)");

@@ -14,9 +14,11 @@
 // Exit rules: none (every token runs K loops), oracle (a recorded table: the earliest loop whose
 // argmax agreed with the final argmax in a full-depth run with record_oracle; needs that run,
 // so it is for measurement), confidence (exit at the first loop whose max softmax probability
-// reaches the threshold). The exited token's skipped KV entries are filled by KV propagation,
-// by copying its last computed loop, or by recomputing the skipped loops later (the token is
-// emitted at once and keeps running as a fill item that writes only KV).
+// reaches the threshold), saturation (exit at the first loop whose state, through the final norm,
+// has a cosine similarity above the threshold with the previous loop's, the embedding's for loop
+// 1: the head runs only for the tokens that exit). The exited token's skipped KV entries are filled
+// by KV propagation, by copying its last computed loop, or by recomputing the skipped loops later
+// (the token is emitted at once and keeps running as a fill item that writes only KV).
 #pragma once
 
 #include <cstdint>
@@ -29,13 +31,13 @@
 
 namespace rrt::inference {
 
-enum class ExitRule { none, oracle, confidence };
+enum class ExitRule { none, oracle, confidence, saturation };
 enum class KvFill { propagate, recompute, copy };
 enum class Batching { static_batch, sequence_wise, depth_wise };
 
 struct ExitPolicy {
   ExitRule rule = ExitRule::none;
-  double threshold = 0.9;  // confidence
+  double threshold = 0.9;  // confidence; saturation (a cosine similarity, -1..1)
   KvFill fill = KvFill::propagate;
   // oracle: per request, the exit loop of each generated token (Completion::oracle_loops of a
   // full-depth run with record_oracle); tokens beyond the table run the full depth.

@@ -24,6 +24,8 @@ std::string to_string(ExitRule r) {
       return "oracle";
     case ExitRule::confidence:
       return "confidence";
+    case ExitRule::saturation:
+      return "saturation";
   }
   return "?";
 }

@@ -292,9 +292,18 @@ int32_t Scheduler::oracle_loop(const Item& it) const {
   return static_cast<int32_t>(K_);
 }
 
-// Whether the item's last loop end needs the head: the final loop always, earlier ones when a
-// rule may exit there (or record_oracle scores every loop).
-bool Scheduler::wants_logits(const Item& it) const {
+// Whether the item's next stage ends at a loop where the saturation rule may exit (its decode
+// call then scores every row's similarity).
+bool Scheduler::wants_saturation(const Item& it) const {
+  if (it.fill || it.stage + 1 >= K_ || !e_.exits_before_last()) return false;
+  const ExitPolicy& x = slots_[it.slot].exit;
+  return x.exit_loop == 0 && x.rule == ExitRule::saturation;
+}
+
+// Whether the item's last loop end (row `row` of the call) needs the head: the final loop
+// always, earlier ones when a rule may exit there (or record_oracle scores every loop). The
+// saturation rule has decided already: only an exiting row needs the head.
+bool Scheduler::wants_logits(const Item& it, int64_t row) const {
   if (it.fill) return false;
   if (it.stage == K_) return true;
   if (!e_.exits_before_last()) return false;
@@ -306,6 +315,8 @@ bool Scheduler::wants_logits(const Item& it) const {
       return false;
     case ExitRule::confidence:
       return true;
+    case ExitRule::saturation:
+      return similarity_ && e_.stage_similarity()[row] > x.threshold;
     case ExitRule::oracle:
       return it.stage == oracle_loop(it);
   }
@@ -318,7 +329,12 @@ void Scheduler::run_call(const int32_t* list, int64_t n) {
     const Item& it = items_[list[i]];
     rows_[i] = StageRow{it.slot, it.pos, it.stage};
   }
-  timed(CallKind::decode, n, [&] { e_.run_stage(rows_.data(), list, n); });
+  similarity_ = false;
+  for (int64_t i = 0; i < n && !similarity_; ++i) similarity_ = wants_saturation(items_[list[i]]);
+  if (similarity_)
+    timed(CallKind::decode, n, [&] { e_.run_stage_saturation(rows_.data(), list, n); });
+  else
+    timed(CallKind::decode, n, [&] { e_.run_stage(rows_.data(), list, n); });
   for (int64_t i = 0; i < n; ++i) ++items_[list[i]].stage;  // now the number of loops completed
   if (stats_) stats_->decode_rows += n;
   after_stage(list, n);
@@ -327,7 +343,7 @@ void Scheduler::run_call(const int32_t* list, int64_t n) {
 void Scheduler::after_stage(const int32_t* list, int64_t n) {
   head_items_.clear();
   for (int64_t i = 0; i < n; ++i)
-    if (wants_logits(items_[list[i]])) head_items_.push_back(list[i]);
+    if (wants_logits(items_[list[i]], i)) head_items_.push_back(list[i]);
   // Sorted by loop: the exits' head adapters run per group.
   std::sort(head_items_.begin(), head_items_.end(),
             [&](int32_t a, int32_t b) { return items_[a].stage < items_[b].stage; });
@@ -356,6 +372,8 @@ void Scheduler::after_stage(const int32_t* list, int64_t n) {
     if (!exit && x.exit_loop == 0 && x.rule == ExitRule::oracle) exit = k == oracle_loop(it);
     if (!exit && x.exit_loop == 0 && x.rule == ExitRule::confidence)
       exit = e_.head_max_probability()[h] >= x.threshold;
+    if (!exit && x.exit_loop == 0 && x.rule == ExitRule::saturation)
+      exit = true;  // only its exiting rows came to the head (wants_logits)
     if (!exit) continue;
     Emission em{it.slot, 0, k, k, it.index, h};
     em.token = choose_token(h, it.slot, it.index, host);

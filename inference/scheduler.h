@@ -123,7 +123,8 @@ class Scheduler {
   void free_item(int32_t i);
   void run_call(const int32_t* list, int64_t n);
   void after_stage(const int32_t* list, int64_t n);
-  bool wants_logits(const Item& it) const;
+  bool wants_saturation(const Item& it) const;
+  bool wants_logits(const Item& it, int64_t row) const;
   int32_t oracle_loop(const Item& it) const;
   void sync_step();
   void depth_step();
@@ -148,6 +149,7 @@ class Scheduler {
   // Per-call scratch.
   std::vector<StageRow> rows_;
   std::vector<int32_t> list_, head_items_, head_loops_, fill_items_;
+  bool similarity_ = false;          // the last decode call scored saturation (stage_similarity)
   std::vector<float> first_logits_;  // the prefill token's logits, for its token event
   // Tokens emitted since the last engine call, embedded into their items' states before the next.
   std::vector<int32_t> pending_tokens_, pending_states_;

@@ -94,6 +94,7 @@ Workload make_workload(const WorkloadOptions& o, int64_t vocab) {
 
 std::string ExitSetting::label() const {
   if (rule == ExitRule::confidence) return "confidence " + fmt("%g", threshold);
+  if (rule == ExitRule::saturation) return "saturation " + fmt("%g", threshold);
   if (!drawn.empty()) {
     std::string s = "drawn ";
     for (size_t k = 0; k < drawn.size(); ++k) s += (k ? "/" : "") + fmt("%g", drawn[k]);
@@ -111,6 +112,13 @@ ExitSetting parse_exit_setting(const std::string& s) {
     RRT_CHECK(t >= 0 && t <= 1, "serve-bench", "a confidence threshold is in [0, 1], got ", t);
     return {ExitRule::confidence, t, {}};
   }
+  const std::string sat = "saturation:";
+  if (s.rfind(sat, 0) == 0) {
+    const double t = std::stod(s.substr(sat.size()));
+    RRT_CHECK(t >= -1 && t <= 1, "serve-bench",
+              "a saturation threshold is a cosine similarity in [-1, 1], got ", t);
+    return {ExitRule::saturation, t, {}};
+  }
   const std::string drawn = "drawn:";
   if (s.rfind(drawn, 0) == 0) {
     ExitSetting e{ExitRule::oracle, 0, {}};
@@ -127,8 +135,10 @@ ExitSetting parse_exit_setting(const std::string& s) {
               "drawn exit probabilities (one per loop) must sum to 1, got ", s);
     return e;
   }
-  throw Error("serve-bench", "unknown exit setting '" + s +
-                                 "': use none, oracle, confidence:T (e.g. 0.9) or drawn:P1,...,PK");
+  throw Error("serve-bench",
+              "unknown exit setting '" + s +
+                  "': use none, oracle, confidence:T (e.g. 0.9), saturation:T (e.g. 0.99) or "
+                  "drawn:P1,...,PK");
 }
 
 std::vector<ExitSetting> parse_exit_settings(const std::string& list) {

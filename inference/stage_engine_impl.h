@@ -4,7 +4,9 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "inference/stage_engine.h"
 
@@ -13,6 +15,14 @@ namespace rrt::inference {
 namespace stage_engine_detail {
 
 inline int idx(Proj p) { return static_cast<int>(p); }
+
+// An activation on the host as a float: fp32, rrt's bf16 or CUDA's (its host conversion).
+inline float as_float(float x) { return x; }
+inline float as_float(const bf16& x) { return x.to_float(); }
+template <typename T>
+float as_float(const T& x) {
+  return static_cast<float>(x);
+}
 
 }  // namespace stage_engine_detail
 
@@ -73,7 +83,7 @@ StageEngine<Be>::StageEngine(const ModelWeights& w, const WeightMap& map,
   const int64_t rank = std::max<int64_t>(max_rank_, 1);
   auto carve = [&](auto& c) {
     adapters_ = c.template take<RowAdapter<Act>>(static_cast<int64_t>(adapters.size()));
-    for (Act** p : {&x_, &xn_, &mid_, &out_}) *p = c.template take<Act>(R * D);
+    for (Act** p : {&x_, &xn_, &mid_, &out_, &before_}) *p = c.template take<Act>(R * D);
     for (Act** p : {&q_, &att_}) *p = c.template take<Act>(R * m.q_dim());
     for (Act** p : {&k_, &v_}) *p = c.template take<Act>(R * m.kv_dim());
     for (Act** p : {&gate_, &up_, &act_}) *p = c.template take<Act>(R * F);
@@ -99,6 +109,9 @@ StageEngine<Be>::StageEngine(const ModelWeights& w, const WeightMap& map,
   groups_.reserve(static_cast<size_t>(stages()) + 1);
   head_argmax_.resize(static_cast<size_t>(R));
   head_max_prob_.resize(static_cast<size_t>(R));
+  sat_before_.resize(static_cast<size_t>(R * D));
+  sat_after_.resize(static_cast<size_t>(R * D));
+  similarity_.resize(static_cast<size_t>(R));
   if (!Be::kHostMemory) head_logits_.resize(static_cast<size_t>(R * V));
   be_.synchronize();  // the adapter table's host copy goes out of scope
 }
@@ -294,6 +307,38 @@ void StageEngine<Be>::run_stage(const StageRow* rows, const int32_t* states, int
   be_.gather_rows(states_, d_state(), x_, n, d_model());
   run_rows(rows, n);
   be_.scatter_rows(x_, d_state(), states_, n, d_model());
+}
+
+// Why after the final norm: the head reads the normed state, so two loops whose normed states
+// point the same way give logits of the same direction; the norm's gain weights each dimension as
+// much as the head sees it. Cosine ignores the scale the norm removes.
+template <class Be>
+void StageEngine<Be>::run_stage_saturation(const StageRow* rows, const int32_t* states, int64_t n) {
+  using stage_engine_detail::as_float;
+  if (n == 0) return;
+  const int64_t D = d_model();
+  upload_rows(rows, states, n);
+  be_.gather_rows(states_, d_state(), x_, n, D);
+  norm_rows(n, x_, final_norm_, final_norm_bias_, before_);
+  run_rows(rows, n);
+  norm_rows(n, x_, final_norm_, final_norm_bias_, xn_);
+  be_.scatter_rows(x_, d_state(), states_, n, D);
+  be_.download(sat_before_.data(), before_, n * D);
+  be_.download(sat_after_.data(), xn_, n * D);
+  be_.synchronize();
+  for (int64_t i = 0; i < n; ++i) {
+    const Act* a = sat_before_.data() + i * D;
+    const Act* b = sat_after_.data() + i * D;
+    double ab = 0, aa = 0, bb = 0;
+    for (int64_t d = 0; d < D; ++d) {
+      const double x = as_float(a[d]), y = as_float(b[d]);
+      ab += x * y;
+      aa += x * x;
+      bb += y * y;
+    }
+    const double denom = std::sqrt(aa * bb);
+    similarity_[static_cast<size_t>(i)] = denom > 0 ? std::clamp(ab / denom, -1.0, 1.0) : 0.0;
+  }
 }
 
 // The final norm and head over every row (fp32 logits), then each exit's head adapter (scale 1)

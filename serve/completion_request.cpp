@@ -148,16 +148,24 @@ CompletionParams parse_completion_request(const std::string& body, const Tokeniz
       if (s.empty()) throw invalid("stop", "a stop sequence must not be empty");
   }
   if (has("exit")) {
-    if (!j["exit"].is_string()) throw invalid("exit", "'exit' must be \"none\" or \"confidence\"");
+    if (!j["exit"].is_string())
+      throw invalid("exit", "'exit' must be \"none\", \"confidence\" or \"saturation\"");
     const std::string rule = j["exit"].get<std::string>();
     if (rule == "none")
       c.exit.rule = inference::ExitRule::none;
     else if (rule == "confidence")
       c.exit.rule = inference::ExitRule::confidence;
+    else if (rule == "saturation")
+      c.exit.rule = inference::ExitRule::saturation;
     else
-      throw invalid("exit", "'exit' must be \"none\" or \"confidence\", got \"" + rule + "\"");
+      throw invalid("exit", "'exit' must be \"none\", \"confidence\" or \"saturation\", got \"" +
+                                rule + "\"");
   }
-  if (has("threshold")) c.exit.threshold = number(j["threshold"], "threshold", 0.0, 1.0);
+  // A probability for confidence, a cosine similarity (-1..1) for saturation.
+  if (has("threshold"))
+    c.exit.threshold = c.exit.rule == inference::ExitRule::saturation
+                           ? number(j["threshold"], "threshold", -1.0, 1.0)
+                           : number(j["threshold"], "threshold", 0.0, 1.0);
   if (has("exit_loop")) {
     c.exit.exit_loop = static_cast<int32_t>(integer(j["exit_loop"], "exit_loop", 1, lim.loops));
     if (c.exit.exit_loop < lim.loops && !lim.exits_before_last)

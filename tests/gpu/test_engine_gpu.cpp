@@ -1,9 +1,10 @@
 // The inference engine on the GPU against the CPU engine (label gpu): the same scripted calls
 // through the Engine interface on both (prefill of two prompts, decoding rows at mixed loop
 // depths in one call, an exit head per loop, KV propagation and copy read by later tokens), for
-// every family, compare every head's logits; and generate() with each scheduler on the GPU gives
-// the CPU's greedy tokens. The GPU runs bf16 weights, states and KV, so logits are compared with
-// a tolerance relative to their scale, and tokens by agreement (a near-tie may flip).
+// every family, compare every head's logits and a call's saturation scores; and generate() with
+// each scheduler on the GPU gives the CPU's greedy tokens. The GPU runs bf16 weights, states and
+// KV, so logits are compared with a tolerance relative to their scale, and tokens by agreement (a
+// near-tie may flip).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -115,18 +116,23 @@ TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
   // The next tokens read the propagated and copied KV: slot 1's runs loop 1 while slot 0's has
   // already run loop 1 in an earlier call, so one call holds rows at two depths.
   const std::vector<int32_t> more = {7, 19}, ms = {0, 5};
+  std::vector<std::vector<double>> sims;  // the mixed call's saturation scores, CPU then GPU
   both(e, [&](Engine& x) {
     x.embed_states(more.data(), ms.data(), 2);
     const StageRow first = {0, 6, 0};
     x.run_stage(&first, &ms[0], 1);
     const StageRow mixed[2] = {{0, 6, 1}, {1, 4, 0}};
-    x.run_stage(mixed, ms.data(), 2);
+    x.run_stage_saturation(mixed, ms.data(), 2);
+    sims.push_back({x.stage_similarity()[0], x.stage_similarity()[1]});
     const StageRow last[2] = {{0, 6, 2}, {1, 4, 1}};
     x.run_stage(last, ms.data(), 2);
     const StageRow deepest = {1, 4, 2};
     x.run_stage(&deepest, &ms[1], 1);
   });
   compare_heads(e, {K, K}, ms, "after propagated and copied KV, final exits");
+  // The saturation exit's score (cosine of the normed states around the stage) from bf16 states.
+  for (size_t r = 0; r < 2; ++r)
+    EXPECT_NEAR(sims[1][r], sims[0][r], 3e-2) << "saturation score of the mixed call, row " << r;
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, EngineGpuFamilies, ::testing::ValuesIn(testing::kFamilies),

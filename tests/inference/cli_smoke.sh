@@ -30,7 +30,7 @@ grep -q '^\[1\] Line 3:' "$work/gen" || fail "generate printed no continuation: 
 grep -q '^exits:.*@2' "$work/gen" || fail "generate printed no exit depths"
 grep -q "tokens/s" "$work/gen.err" || fail "generate printed no summary"
 printf 'Line 1:\nLine 2:\n' >"$work/prompts.txt"
-for exit in none oracle confidence; do
+for exit in none oracle confidence saturation; do
   for kv in propagate recompute copy; do
     "$rrt" generate "$ckpt" --prompts "$work/prompts.txt" --exit "$exit" --threshold 0.2 --kv "$kv" \
       --max-new-tokens 6 --json 2>/dev/null >"$work/gen.json" || fail "generate --exit $exit --kv $kv"
@@ -41,8 +41,11 @@ echo "Line 9:" | "$rrt" generate "$ckpt" --batching static --temperature 0.8 --t
   --max-new-tokens 4 2>/dev/null | grep -q '^\[1\] Line 9:' || fail "generate from stdin"
 
 "$rrt" serve-bench "$ckpt" --requests 6 --prompt-len 4-9 --output-len 3-7 --repeats 1 \
-  --exits none,oracle,confidence:0.3 --max-batch 3 >"$work/bench.md" || fail serve-bench
+  --exits none,oracle,confidence:0.3,saturation:0.5 --max-batch 3 >"$work/bench.md" || fail serve-bench
 for s in static sequence depth; do grep -q "| oracle | $s |" "$work/bench.md" || fail "bench lacks oracle/$s"; done
+grep -q "| saturation 0.5 | depth |" "$work/bench.md" || fail "bench lacks saturation 0.5"
+"$rrt" generate "$ckpt" --prompt "x" --exit confidence --threshold -0.5 >/dev/null 2>&1 &&
+  fail "generate accepted a negative confidence threshold"
 "$rrt" serve-bench "$ckpt" --requests 4 --prompt-len 3 --output-len 6 --repeats 1 \
   --exits drawn:0.5,0.5 --schedulers depth >"$work/drawn.md" || fail "serve-bench --exits drawn"
 grep -q "| drawn 0.5/0.5 | depth |" "$work/drawn.md" || fail "bench lacks the drawn setting"

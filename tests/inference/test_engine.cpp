@@ -283,6 +283,48 @@ TEST(Engine, CopyKvCopiesTheLastComputedLoop) {
     }
 }
 
+// run_stage_saturation runs the same stage as run_stage (the states give the same logits) and
+// scores each row with the cosine similarity of its state before and after, through the final
+// RMSNorm: cos(a * w, b * w), the norm's per-row scale cancelling.
+TEST(Engine, SaturationScoreIsTheCosineOfTheNormedStatesAroundTheStage) {
+  const ModelSpec spec = testing::tiny_spec(Family::llama, false, 3);
+  ASSERT_FALSE(spec.model.norm_unit_offset);
+  testing::TinyModel tm = testing::make_tiny(spec, 1, 4);
+  CpuEngine& e = *tm.engine;
+  const int64_t D = spec.model.d_model, V = spec.model.vocab, n = 4;
+  const float* w = inference::bind_weights(spec, tm.model->params()).final_norm;
+  const std::vector<int32_t> tokens = sequence(n, V, 5);
+  const std::vector<int32_t> states = {0, 1, 2, 3};
+  e.reserve_states(n);
+  e.embed_states(tokens.data(), states.data(), n);
+  std::vector<float> before(static_cast<size_t>(n * D)), after, logits(static_cast<size_t>(n * V));
+  e.embed(tokens.data(), n, before.data());
+  for (int32_t stage = 0; stage < 2; ++stage) {
+    std::vector<StageRow> rows;
+    for (int32_t p = 0; p < n; ++p) rows.push_back({0, p, stage});
+    e.run_stage_saturation(rows.data(), states.data(), n);
+    after = before;
+    e.run_stage(rows.data(), n, after.data());  // the same KV again: same values
+    for (int64_t i = 0; i < n; ++i) {
+      double ab = 0, aa = 0, bb = 0;
+      for (int64_t d = 0; d < D; ++d) {
+        const double x = before[i * D + d] * w[d], y = after[i * D + d] * w[d];
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+      }
+      EXPECT_NEAR(e.stage_similarity()[i], ab / std::sqrt(aa * bb), 1e-5)
+          << "stage " << stage << " row " << i;
+    }
+    const std::vector<int32_t> loops(static_cast<size_t>(n), stage + 1);
+    e.exit_heads(loops.data(), states.data(), n, true);
+    const std::vector<float> got(e.head_logits(), e.head_logits() + n * V);
+    e.exit_logits(stage + 1, after.data(), n, logits.data());
+    EXPECT_LE(testing::relative_max_error(got.data(), logits), 1e-6) << "stage " << stage;
+    before = after;
+  }
+}
+
 TEST(Engine, RejectsRowsOutsideItsCapacity) {
   const ModelSpec spec = testing::tiny_spec(Family::llama, false, 2);
   testing::TinyModel tm = testing::make_tiny(spec, 1, 2);

@@ -4,7 +4,7 @@
 // confidence threshold that never fires changes nothing; the oracle exit replayed with the
 // skipped loops recomputed reproduces the full-depth output; exits at a chosen loop with
 // recomputation give the tokens of that exit's full-sequence logits; sampling is the same
-// whatever the scheduler.
+// whatever the scheduler; the saturation exit runs the head only for the tokens that exit.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -105,6 +105,69 @@ TEST(Generate, AThresholdThatNeverFiresGivesTheFullDepthOutput) {
     o.exit.threshold = 0.0;
     generate(*tm.engine, reqs, o, &stats);
     EXPECT_DOUBLE_EQ(stats.mean_loops(), 1.0) << to_string(b);
+  }
+}
+
+int64_t head_rows(const RunStats& st) {
+  int64_t n = 0;
+  for (const EngineCall& c : st.calls)
+    if (c.kind == CallKind::head) n += c.rows;
+  return n;
+}
+
+// The saturation rule decides without the head: every generated token costs exactly one head row
+// (its exit's), where the confidence rule scores every loop end. A similarity above 1 never
+// happens (full depth); one above -1 always does (every decoded token exits at loop 1); between
+// them every scheduler computes the same tokens.
+TEST(Generate, SaturationExitRunsTheHeadOnlyForTheTokensThatExit) {
+  const ModelSpec spec = testing::tiny_spec(Family::llama, false);
+  testing::TinyModel tm = testing::make_tiny(spec, 3, 16);
+  const std::vector<Request> reqs = mixed_requests(spec.model.vocab);
+  GenerateOptions full;
+  full.max_batch = 3;
+  const auto want = tokens_of(generate(*tm.engine, reqs, full));
+  for (Batching b : kBatchings) {
+    GenerateOptions o = full;
+    o.batching = b;
+    o.exit.rule = ExitRule::saturation;
+    o.exit.threshold = 1.0;
+    RunStats stats;
+    EXPECT_EQ(tokens_of(generate(*tm.engine, reqs, o, &stats)), want) << to_string(b);
+    EXPECT_DOUBLE_EQ(stats.mean_loops(), 3.0) << to_string(b);
+    EXPECT_EQ(head_rows(stats), stats.generated) << to_string(b);
+    o.exit.threshold = -1.0;
+    const auto first = generate(*tm.engine, reqs, o, &stats);
+    EXPECT_DOUBLE_EQ(stats.mean_loops(), 1.0) << to_string(b);
+    EXPECT_EQ(head_rows(stats), stats.generated) << to_string(b);
+    for (const Completion& c : first)
+      for (size_t i = 1; i < c.exit_loops.size(); ++i) EXPECT_EQ(c.exit_loops[i], 1);
+    // The confidence rule, for contrast, runs the head at every loop end a token reaches.
+    o.exit = {.rule = ExitRule::confidence, .threshold = 1.5};
+    generate(*tm.engine, reqs, o, &stats);
+    EXPECT_GT(head_rows(stats), 2 * stats.generated) << to_string(b);
+  }
+  // A threshold between: some tokens exit early, some do not, and the schedulers agree.
+  double mixed = 2;
+  for (double t = 0.99; t > -1 && mixed > 1; t -= 0.01) {
+    GenerateOptions o = full;
+    o.exit = {.rule = ExitRule::saturation, .threshold = t};
+    RunStats stats;
+    generate(*tm.engine, reqs, o, &stats);
+    if (stats.mean_loops() > 1.2 && stats.mean_loops() < 2.8) mixed = t;
+  }
+  ASSERT_LE(mixed, 1) << "no threshold mixes the exits: the test would prove nothing";
+  std::vector<std::vector<int32_t>> first;
+  for (Batching b : kBatchings) {
+    GenerateOptions o = full;
+    o.batching = b;
+    o.exit = {.rule = ExitRule::saturation, .threshold = mixed};
+    RunStats stats;
+    const auto out = tokens_of(generate(*tm.engine, reqs, o, &stats));
+    EXPECT_EQ(head_rows(stats), stats.generated) << to_string(b);
+    if (first.empty())
+      first = out;
+    else
+      EXPECT_EQ(out, first) << to_string(b);
   }
 }
 

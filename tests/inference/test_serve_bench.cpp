@@ -152,5 +152,33 @@ TEST(ServeBench, DrawnExitsFollowTheStatedDistribution) {
   EXPECT_THROW(run_serve_bench(*tm.engine, work, two), Error);  // 2 probabilities, 3 loops
 }
 
+// saturation:T is spelled like confidence:T; a similarity never above 1 is full depth (agreeing
+// with it exactly), one always above -1 exits every decoded token at loop 1.
+TEST(ServeBench, SaturationExitsAtItsExtremes) {
+  const ModelSpec spec = testing::tiny_spec(Family::llama, false);
+  testing::TinyModel tm = testing::make_tiny(spec, 4, 16);
+  WorkloadOptions w;
+  w.requests = 6;
+  w.prompt_min = 2;
+  w.prompt_max = 5;
+  w.output_min = 4;
+  w.output_max = 9;
+  const Workload work = make_workload(w, spec.model.vocab);
+  BenchOptions o;
+  o.exits = parse_exit_settings("saturation:1,saturation:-1");
+  o.max_batch = 4;
+  o.repeats = 1;
+  const BenchReport r = run_serve_bench(*tm.engine, work, o);
+  ASSERT_EQ(r.results.size(), 2u);
+  EXPECT_EQ(r.results[0].exit.label(), "saturation 1");
+  for (const SchedulerResult& s : r.results[0].schedulers) {
+    EXPECT_DOUBLE_EQ(s.mean_loops, 3.0);
+    EXPECT_DOUBLE_EQ(s.agreement, 1.0);
+  }
+  for (const SchedulerResult& s : r.results[1].schedulers) EXPECT_DOUBLE_EQ(s.mean_loops, 1.0);
+  EXPECT_THROW(parse_exit_setting("saturation:1.5"), Error);
+  EXPECT_THROW(parse_exit_setting("saturation:-2"), Error);
+}
+
 }  // namespace
 }  // namespace rrt

@@ -65,18 +65,24 @@ struct ExitCase {
   inference::ExitPolicy policy;
 };
 
+// A similarity the test model's loops sometimes exceed and sometimes do not.
+constexpr double kSaturation = 0.5;
+
 std::vector<ExitCase> exit_cases() {
-  inference::ExitPolicy none, conf, fixed;
+  inference::ExitPolicy none, conf, sat, fixed;
   conf.rule = inference::ExitRule::confidence;
   conf.threshold = 0.012;
+  sat.rule = inference::ExitRule::saturation;
+  sat.threshold = kSaturation;
   fixed.exit_loop = 2;
   return {{"none", json{{"exit", "none"}}, none},
           {"confidence", json{{"exit", "confidence"}, {"threshold", 0.012}}, conf},
+          {"saturation", json{{"exit", "saturation"}, {"threshold", kSaturation}}, sat},
           {"exit_loop", json{{"exit_loop", 2}}, fixed}};
 }
 
 TEST(Serve, GreedyCompletionsEqualGenerateForEverySchedulerAndExitRule) {
-  bool some_early = false;
+  bool some_early = false, saturation_early = false, saturation_late = false;
   for (Batching b : {Batching::static_batch, Batching::sequence_wise, Batching::depth_wise}) {
     serve::ServerOptions o;
     o.batching = b;
@@ -101,6 +107,10 @@ TEST(Serve, GreedyCompletionsEqualGenerateForEverySchedulerAndExitRule) {
           if (std::string(ec.name) == "exit_loop") EXPECT_EQ(loop, 2) << where;
           if (std::string(ec.name) == "none") EXPECT_EQ(loop, 3) << where;
           if (std::string(ec.name) == "confidence" && loop < 3) some_early = true;
+          if (std::string(ec.name) == "saturation") {
+            (loop < 3 ? saturation_early : saturation_late) = true;
+          }
+          (loop < 3 ? saturation_early : saturation_late) = true;
         }
       }
       EXPECT_EQ(r["usage"]["completion_tokens"], 36);
@@ -108,6 +118,8 @@ TEST(Serve, GreedyCompletionsEqualGenerateForEverySchedulerAndExitRule) {
     }
   }
   EXPECT_TRUE(some_early) << "the confidence threshold never fired: the test checks nothing";
+  EXPECT_TRUE(saturation_early && saturation_late)
+      << "the saturation threshold does not mix the exits: the test checks little";
 }
 
 // With the skipped loops recomputed, a fixed exit loop's tokens (the first included) are greedy
@@ -329,6 +341,10 @@ TEST(Serve, BadInputGetsItsFourHundredAndAnOpenAiErrorBody) {
   expect_error(srv, R"({"prompt": "x", "stop": 7})", 400, "stop");
   expect_error(srv, R"({"prompt": "x", "exit": "sometimes"})", 400, "exit");
   expect_error(srv, R"({"prompt": "x", "exit_loop": 4})", 400, "exit_loop");
+  // A probability for confidence, a cosine similarity for saturation.
+  expect_error(srv, R"({"prompt": "x", "exit": "confidence", "threshold": -0.5})", 400,
+               "threshold");
+  expect_error(srv, R"({"prompt": "x", "exit": "saturation", "threshold": 1.5})", 400, "threshold");
   expect_error(srv, R"({"prompt": "x", "n": 2})", 400, "n");
   expect_error(srv, R"({"prompt": "x", "model": "m@exit9"})", 400, "model");
   expect_error(srv, R"({"prompt": "x", "model": "m@exitx"})", 400, "model");
