@@ -3,7 +3,8 @@
 # MPI build's librrt_distributed needs Open MPI's libraries too) and tensorboard_link (the
 # trainer's TensorBoard codec, with libprotobuf whole and its symbols kept local, as CMake links
 # it: trainer/proto/event_codec.h) and onednn_link (the CPU bf16 backend's GEMMs, where the build
-# has them: ops/cpu_bf16/gemm.cpp). $tag prefixes the messages.
+# has them: ops/cpu_bf16/gemm.cpp) and data_link (rrt prepare's inputs in librrt_data: zstd,
+# utf8proc, and Arrow's Parquet reader where the build found it). $tag prefixes the messages.
 for lib in inference trainer evaluation checkpoint config distributed data model ops plot core \
     tensorboard; do
   [[ -f $build/librrt_$lib.a ]] || {
@@ -30,4 +31,11 @@ onednn_link=()
 if grep -q 'RRT_ONEDNN:BOOL=ON' "$build/CMakeCache.txt"; then
   dnnl_lib=$(cd "$(sed -n 's/^dnnl_DIR:PATH=//p' "$build/CMakeCache.txt")/../.." && pwd)
   onednn_link=(-L"$dnnl_lib" -Wl,-rpath,"$dnnl_lib" -ldnnl)
+fi
+# CMakeLists.txt's RRT_PARQUET rule: on unless OFF, where Arrow's reader header and library exist.
+data_link=(-lzstd -lutf8proc)
+arrow_dir=$(sed -n 's/^RRT_ARROW_DIR:PATH=//p' "$build/CMakeCache.txt")
+if ! grep -q 'RRT_PARQUET:STRING=OFF' "$build/CMakeCache.txt" &&
+  [[ -f $arrow_dir/include/parquet/arrow/reader.h && -f $arrow_dir/lib/libparquet.so ]]; then
+  data_link+=(-L"$arrow_dir/lib" -Wl,-rpath,"$arrow_dir/lib" -lparquet -larrow)
 fi

@@ -89,7 +89,8 @@ link() {  # link EXE OBJ...
   g++ -fopenmp -fsanitize=undefined "$@" "${common[@]}" \
     "$build"/librrt_{inference,trainer,evaluation,checkpoint,config,distributed,data,model,ops,plot,core}.a \
     $(pkg-config --libs hdf5 openblas yaml-cpp sentencepiece libpcre2-8 zlib gtest_main) \
-    "${tensorboard_link[@]}" "${mpi_link[@]}" "${onednn_link[@]}" -lpthread -o "$exe"
+    "${tensorboard_link[@]}" "${mpi_link[@]}" "${onednn_link[@]}" "${data_link[@]}" -lpthread \
+    -o "$exe"
 }
 op_objs=() model_objs=()
 for t in "${tests[@]}"; do op_objs+=("$out/$t.o"); done
