@@ -410,7 +410,7 @@ TEST(Safetensors, RejectsCorruptFiles) {
 
   // Well-formed JSON of the wrong structure is an rrt::Error too, not a JSON exception.
   const std::string wrong_types = write_safetensors(
-      "rrt_core_test_types.safetensors",
+      "rrt_core_test_wrong_types.safetensors",
       R"({"w":{"dtype":3,"shape":"big","data_offsets":[0,8]}})", std::vector<uint8_t>(8, 0));
   EXPECT_TRUE(contains(error_message([&] { SafetensorsFile f(wrong_types); }), "malformed header"));
 }
