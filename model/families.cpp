@@ -62,18 +62,14 @@ constexpr TensorRule kLlamaGgufTensors[] = {
 };
 // RoPE inverse frequencies that some converters stored (they follow from rope.freq_base).
 constexpr OptionalTensor kLlamaGgufOptional[] = {{"blk.{l}.attn_rot_embd"}};
-constexpr RefusedTensor kLlamaGgufRefused[] = {
-    {"rope_freqs.weight",
-     "Llama 3 RoPE scaling as llama.cpp stores it (per-dimension factors), which GGUF import "
-     "does not read; import the HF checkpoint, whose llama3 rope_scaling rrt supports"},
-};
 constexpr GgufFormat kLlamaGguf{
     .architecture = "llama",
     .norm_eps_key = "attention.layer_norm_rms_epsilon",
     .whole_head_rotary = true,
     .tensors = kLlamaGgufTensors,
     .optional = kLlamaGgufOptional,
-    .refused = kLlamaGgufRefused,
+    .refused = {},
+    .rope_factors = "rope_freqs.weight",
 };
 
 // ---- Gemma 1 ------------------------------------------------------------------------------------
@@ -174,6 +170,35 @@ constexpr TensorRule kQwen2Tensors[] = {
     {"block.{l}.mlp.down.weight", "model.layers.{l}.mlp.down_proj.weight"},
     {"final_norm.weight", "model.norm.weight"},
     {"head.weight", "lm_head.weight"},
+};
+
+// GGUF "qwen2": llama.cpp runs it with NeoX-style RoPE (rotate_half, HF's), so its converter
+// keeps HF's q/k row order; the biases of q, k and v are tensors of their own.
+constexpr TensorRule kQwen2GgufTensors[] = {
+    {"embed.weight", "token_embd.weight"},
+    {"block.{l}.attn_norm.weight", "blk.{l}.attn_norm.weight"},
+    {"block.{l}.attn.q.weight", "blk.{l}.attn_q.weight"},
+    {"block.{l}.attn.q.bias", "blk.{l}.attn_q.bias"},
+    {"block.{l}.attn.k.weight", "blk.{l}.attn_k.weight"},
+    {"block.{l}.attn.k.bias", "blk.{l}.attn_k.bias"},
+    {"block.{l}.attn.v.weight", "blk.{l}.attn_v.weight"},
+    {"block.{l}.attn.v.bias", "blk.{l}.attn_v.bias"},
+    {"block.{l}.attn.o.weight", "blk.{l}.attn_output.weight"},
+    {"block.{l}.mlp_norm.weight", "blk.{l}.ffn_norm.weight"},
+    {"block.{l}.mlp.gate.weight", "blk.{l}.ffn_gate.weight"},
+    {"block.{l}.mlp.up.weight", "blk.{l}.ffn_up.weight"},
+    {"block.{l}.mlp.down.weight", "blk.{l}.ffn_down.weight"},
+    {"final_norm.weight", "output_norm.weight"},
+    {"head.weight", "output.weight"},  // absent: the head is tied
+};
+constexpr GgufFormat kQwen2Gguf{
+    .architecture = "qwen2",
+    .norm_eps_key = "attention.layer_norm_rms_epsilon",
+    .whole_head_rotary = true,
+    .tensors = kQwen2GgufTensors,
+    .optional = {},
+    .refused = {},
+    .rope_factors = nullptr,
 };
 
 // ---- Qwen3 (dense) ---------------------------------------------------------------------------
@@ -360,7 +385,7 @@ constexpr FamilyDescriptor kFamilies[] = {
                .constants = {},
                .tensors = kQwen2Tensors,
                .optional = kLlamaOptional},
-        .gguf = nullptr,
+        .gguf = &kQwen2Gguf,
     },
     {
         .family = Family::qwen3,
