@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/gguf.h"
+#include "data/tokenizer_json_text.h"
 
 namespace rrt {
 
@@ -21,6 +22,15 @@ namespace {
 // GPT-2's split (its tokenizer.json / tiktoken "r50k" pattern).
 constexpr const char* kGpt2Regex = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" RRT_WS
                                    "\\p{L}\\p{N}]+|[" RRT_WS "]+(?![^" RRT_WS "])|[" RRT_WS "]+";
+// Llama 3's split (tiktoken "cl100k"-style: case-free contractions, a letter run with one
+// leading non-letter, numbers of up to three digits) and Qwen2's, which is the same with single
+// digits; \s and \S spelled as above.
+#define RRT_LLAMA3_STYLE(DIGITS)                                                           \
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}" DIGITS " ?[^" RRT_WS \
+  "\\p{L}\\p{N}]+[\\r\\n]*|[" RRT_WS "]*[\\r\\n]+|[" RRT_WS "]+(?![^" RRT_WS "])|[" RRT_WS "]+"
+constexpr const char* kLlama3Regex = RRT_LLAMA3_STYLE("{1,3}|");
+constexpr const char* kQwen2Regex = RRT_LLAMA3_STYLE("|");
+#undef RRT_LLAMA3_STYLE
 #undef RRT_WS
 // Every numeric character a piece of its own (llama.cpp's first regex for these vocabularies;
 // transformers' Digits(individual_digits=true)).
@@ -30,6 +40,12 @@ struct PreTokenizerSpec {
   const char* name;
   std::vector<const char*> regexes;  // applied in turn; each splits every piece of the last
   const char* meaning;
+  // A piece that is a token as a whole is that token, merged or not (transformers' BPE
+  // ignore_merges, which Llama 3's tokenizer.json sets and llama.cpp follows for it).
+  bool ignore_merges = false;
+  // Text in Unicode NFC before anything else: the normalizer of Qwen2's tokenizer.json, which
+  // the model was trained with (llama.cpp leaves it out; rrt tokenises as the model's own).
+  bool nfc = false;
 };
 
 const std::vector<PreTokenizerSpec>& pre_tokenizer_specs() {
@@ -37,6 +53,11 @@ const std::vector<PreTokenizerSpec>& pre_tokenizer_specs() {
       {"gpt2", {kGpt2Regex}, "the GPT-2 regex"},
       {"smollm", {kSingleDigitRegex, kGpt2Regex}, "single digits, then the GPT-2 regex"},
       {"starcoder", {kSingleDigitRegex, kGpt2Regex}, "single digits, then the GPT-2 regex"},
+      // llama.cpp's names for Llama 3's tokenizer.
+      {"llama-bpe", {kLlama3Regex}, "Llama 3's regex, whole-token pieces kept", true},
+      {"llama3", {kLlama3Regex}, "Llama 3's regex, whole-token pieces kept", true},
+      {"llama-v3", {kLlama3Regex}, "Llama 3's regex, whole-token pieces kept", true},
+      {"qwen2", {kQwen2Regex}, "NFC, then Qwen2's regex", false, true},
   };
   return specs;
 }
@@ -261,6 +282,8 @@ struct BpeTokenizer::Impl {
   std::unordered_map<uint64_t, Merge> merges;  // (left id, right id) -> rank, merged id
   std::array<std::vector<Special>, 256> specials_by_first_byte;  // longest first
   std::vector<std::string> decoded;                              // [V] the bytes each id decodes to
+  bool ignore_merges = false, nfc = false;
+  StringMap<int32_t> whole_tokens;  // with ignore_merges: a token's bytes -> its id
 
   // Per-piece results; pieces repeat (Zipf), so most pieces never reach the merge loop.
   static constexpr size_t kCacheEntries = 1 << 18;
@@ -290,6 +313,8 @@ BpeTokenizer::BpeTokenizer(BpeVocab vocab)
             "' (tokenizer.ggml.pre); supported: ", supported_pre_tokenizers());
   for (const char* pattern : spec->regexes)
     impl_->regexes.push_back(std::make_unique<Regex>(pattern));
+  impl_->ignore_merges = spec->ignore_merges;
+  impl_->nfc = spec->nfc;
 
   // Token spellings -> ids (the first of duplicates), and what each id decodes to.
   StringMap<int32_t> spelled_to_id;
@@ -316,6 +341,7 @@ BpeTokenizer::BpeTokenizer(BpeVocab vocab)
     }
     if (in_alphabet) bytes_to_id.emplace(bytes, id);
   }
+  if (impl_->ignore_merges) impl_->whole_tokens = bytes_to_id;
   for (auto& specials : impl_->specials_by_first_byte) {
     std::stable_sort(specials.begin(), specials.end(),
                      [](const auto& a, const auto& b) { return a.text.size() > b.text.size(); });
@@ -424,6 +450,11 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
 }
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
+  std::string normalized;
+  if (impl_->nfc) {
+    normalized = tokjson::unicode_normalize(text, "NFC");
+    text = normalized;
+  }
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 8);
   std::vector<std::unique_ptr<MatchData>> match_data;
@@ -434,7 +465,13 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
   // into the next regex; after the last, each piece is merged.
   const auto split = [&](auto&& self, std::string_view piece, size_t stage) -> void {
     if (piece.empty()) return;
-    if (stage == impl_->regexes.size()) return encode_piece(piece, ids);
+    if (stage == impl_->regexes.size()) {
+      if (impl_->ignore_merges) {
+        const auto whole = impl_->whole_tokens.find(piece);
+        if (whole != impl_->whole_tokens.end()) return ids.push_back(whole->second);
+      }
+      return encode_piece(piece, ids);
+    }
     const Regex& regex = *impl_->regexes[stage];
     size_t pos = 0, begin = 0, end = 0;
     while (pos < piece.size() && regex.find(piece, pos, match_data[stage]->data, begin, end)) {

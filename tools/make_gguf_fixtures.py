@@ -26,6 +26,14 @@ independent writer, into tests/fixtures/gguf/:
                             high 4, original 8192, as Llama 3.2), which llama.cpp's converter
                             writes as rope_freqs.weight: per-dimension divisors of the inverse
                             frequencies (its LlamaModel.generate_extra_tensors formula)
+  tokenizer_llama3.gguf, tokenizer_qwen2.gguf
+                            tokenizer-only GGUF files of the committed tokenizer.json fixtures
+                            of those styles (tests/fixtures/tokenizer_json, made by the
+                            `tokenizers` library), as llama.cpp's converter writes them: pre
+                            "llama-bpe" / "qwen2", byte-level spellings, merges "a b", special
+                            added tokens as control (3), other added ones user-defined (4);
+                            rrt's GGUF tokenizer must encode that fixture's samples to the
+                            library's ids
   qwen2_tied.gguf, qwen2_tied_reference.safetensors
                             a tiny random HF Qwen2ForCausalLM (q/k/v biases, tied head) as
                             llama.cpp's converter writes architecture "qwen2": HF's row order
@@ -46,6 +54,7 @@ metadata may list its keys in another order, so keep committed fixtures unless c
 Usage: python3 tools/make_gguf_fixtures.py [--out tests/fixtures/gguf]
 """
 import argparse
+import json
 import math
 import os
 import shutil
@@ -346,6 +355,37 @@ def write_qwen2(out):
     write_reference(out, "qwen2_tied", cfg, model, path, Qwen2ForCausalLM)
 
 
+def write_tokenizer_gguf(out, style, pre, bos, eos):
+    src = os.path.join(os.path.dirname(out.rstrip("/")), "tokenizer_json", style,
+                       "tokenizer.json")
+    with open(src, encoding="utf-8") as f:
+        j = json.load(f)
+    vocab = j["model"]["vocab"]
+    added = {a["id"]: a for a in j["added_tokens"]}
+    size = max(list(vocab.values()) + list(added)) + 1
+    tokens, types = [None] * size, [1] * size
+    for text, i in vocab.items():
+        tokens[i] = text
+    for i, a in added.items():
+        tokens[i] = a["content"]
+        types[i] = 3 if a["special"] else 4
+    assert all(t is not None for t in tokens), "ids with no token"
+    merges = [m if isinstance(m, str) else " ".join(m) for m in j["model"]["merges"]]
+    w = GGUFWriter(os.path.join(out, f"tokenizer_{style}.gguf"), "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre(pre)
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    if bos is not None:
+        w.add_bos_token_id(vocab.get(bos, next(i for i, a in added.items() if a["content"] == bos)))
+    w.add_eos_token_id(next(i for i, a in added.items() if a["content"] == eos))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
@@ -357,6 +397,8 @@ def main():
     for tied in (False, True):
         write_llama(args.out, tied)
     write_llama3_rope(args.out)
+    write_tokenizer_gguf(args.out, "llama3", "llama-bpe", "<|begin_of_text|>", "<|end_of_text|>")
+    write_tokenizer_gguf(args.out, "qwen2", "qwen2", None, "<|endoftext|>")
     write_qwen2(args.out)
     total = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
     print(f"wrote {len(os.listdir(args.out))} files, {total / 1024:.0f} KiB, to {args.out}")
