@@ -71,6 +71,27 @@ ops::RopeScaling scaling_from_factors(const std::vector<float>& factors, int64_t
   std::vector<size_t> smooth;
   for (size_t i = 0; i < factors.size(); ++i)
     if (factors[i] > 1.0f + 1e-5f && factors[i] < *hi * (1 - 1e-5f)) smooth.push_back(i);
+  // One interpolated dim fixes original_max for low 1, high 4: s = (original / wavelen - 1) / 3.
+  // None: any original between 4 x the longest unscaled wavelength and the shortest scaled one
+  // serves; the shortest scaled one is tried.
+  auto llama3_low1_high4 = [&](double original) {
+    return ops::RopeScaling{.type = ops::RopeScalingType::llama3,
+                            .factor = factor,
+                            .low_freq_factor = 1.0,
+                            .high_freq_factor = 4.0,
+                            .original_max_positions = std::llround(original)};
+  };
+  if (smooth.size() == 1) {
+    const size_t i = smooth.front();
+    const double s = (1.0 / factors[i] - 1.0 / factor) / (1.0 - 1.0 / factor);
+    candidates.push_back(llama3_low1_high4((3 * s + 1) * 2 * M_PI / plain[i]));
+  } else if (smooth.empty()) {
+    double shortest_scaled = INFINITY;  // reproduces() checks the unscaled side
+    for (size_t i = 0; i < factors.size(); ++i)
+      if (factors[i] == *hi) shortest_scaled = std::min(shortest_scaled, 2 * M_PI / plain[i]);
+    if (std::isfinite(shortest_scaled))
+      candidates.push_back(llama3_low1_high4(std::floor(shortest_scaled)));
+  }
   if (smooth.size() >= 2) {
     auto s_of = [&](size_t i) { return (1.0 / factors[i] - 1.0 / factor) / (1.0 - 1.0 / factor); };
     const double wi = plain[smooth.front()] / (2 * M_PI), wj = plain[smooth.back()] / (2 * M_PI);

@@ -20,3 +20,5 @@ rrt_add_test(test_family ${CMAKE_CURRENT_LIST_DIR}/test_family.cpp)
 rrt_add_test(test_presets ${CMAKE_CURRENT_LIST_DIR}/test_presets.cpp)
 rrt_add_test(test_core_bf16 ${CMAKE_CURRENT_LIST_DIR}/test_core_bf16.cpp)
 rrt_add_test(test_real_shapes ${CMAKE_CURRENT_LIST_DIR}/test_real_shapes.cpp)
+# GGUF export, read back by GGUF import.
+rrt_add_test(test_gguf_export ${CMAKE_CURRENT_LIST_DIR}/test_gguf_export.cpp)
