@@ -22,3 +22,6 @@ rrt_add_test(test_prepare_inputs
 # The same through the rrt binary: compressed inputs, exit codes, kill -9 and resume.
 add_test(NAME Data.PrepareCli
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/prepare_cli.sh $<TARGET_FILE:rrt_cli>)
+# Weighted mixtures of shard sets: proportions, resume, ranks, epoch caps (data/mixture.h); and a
+# pin of the single-path loader's batches.
+rrt_add_test(test_mixture ${CMAKE_CURRENT_LIST_DIR}/test_mixture.cpp)
