@@ -35,22 +35,9 @@
 #include <vector>
 
 #include "data/loader.h"
+#include "data/mixture_source.h"
 
 namespace rrt {
-
-// One source of a mixture (data.sources in the run config).
-struct MixtureSource {
-  std::string path;       // a shard set written by `rrt prepare` (or one shard file)
-  double weight = 1;      // relative share of the sequences drawn; > 0
-  double epochs = 0;      // cap in passes over its train split (may be fractional); 0: no cap
-  std::string name = "";  // in logs and metrics; "" means default_source_name(path)
-  bool operator==(const MixtureSource&) const = default;
-};
-
-// The last component of the path that is not empty ("data/web/" -> "web").
-std::string default_source_name(const std::string& path);
-// The source's name, defaulted.
-std::string source_name(const MixtureSource& source);
 
 inline constexpr uint64_t kMixtureStream = 0x6d69787475726573ull;  // "mixtures"
 
