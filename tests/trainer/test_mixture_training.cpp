@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -15,8 +16,10 @@
 #include "checkpoint/checkpoint.h"
 #include "config/config_io.h"
 #include "core/error.h"
+#include "evaluation/evaluate.h"
 #include "tests/error_helpers.h"
 #include "tests/trainer/small_run.h"
+#include "trainer/sweep/summary.h"
 #include "trainer/trainer.h"
 
 namespace rrt {
@@ -104,11 +107,12 @@ TEST(MixtureTraining, ResumeIsBitExact) {
 // Training lines carry each source's tokens so far (summing to the tokens seen, in the ratio
 // of the weights); validation lines each source's loss and their weighted mean as val_loss.
 TEST(MixtureTraining, MetricsCarryTokensAndValidationPerSource) {
-  const fs::path dir = fresh_run_dir("mix_metrics");
+  const fs::path root = fresh_run_dir("mix_metrics"), dir = root / "run";
   const RunConfig c = mixture_run(dir, 8);
   Trainer trainer(c);
   trainer.run();
   int training = 0, validation = 0;
+  double last_prose = 0;
   for (const nlohmann::json& j : metrics(dir)) {
     if (j.contains("loss")) {
       ++training;
@@ -121,6 +125,7 @@ TEST(MixtureTraining, MetricsCarryTokensAndValidationPerSource) {
       ++validation;
       const double prose = j.at("val_loss/prose"), code = j.at("val_loss/code");
       EXPECT_NE(prose, code);
+      last_prose = prose;
       EXPECT_NEAR(j.at("val_loss").get<double>(), (3 * prose + code) / 4, 1e-12);
     }
   }
@@ -129,6 +134,21 @@ TEST(MixtureTraining, MetricsCarryTokensAndValidationPerSource) {
   const std::vector<double> losses = trainer.validation_losses();
   ASSERT_EQ(losses.size(), 2u);
   EXPECT_DOUBLE_EQ(trainer.evaluate(), (3 * losses[0] + losses[1]) / 4);
+  // rrt eval without --data scores the first source's validation split.
+  const EvalResult eval = evaluate_checkpoint(checkpoint_path(dir.string(), 8), "", 0);
+  EXPECT_NEAR(eval.loss, last_prose, 1e-9);
+  // rrt sweep summary shows each source's validation perplexity and realised share.
+  const SummaryTable t = sweep_summary(root.string());
+  ASSERT_EQ(t.rows.size(), 1u);
+  auto column = [&t](const std::string& name) {
+    const auto it = std::find(t.header.begin(), t.header.end(), name);
+    EXPECT_NE(it, t.header.end()) << name;
+    return it == t.header.end() ? std::string() : t.rows[0][it - t.header.begin()];
+  };
+  EXPECT_EQ(column("tokens prose"), "75.0%");
+  EXPECT_EQ(column("tokens code"), "25.0%");
+  EXPECT_NEAR(std::stod(column("val ppl prose")), std::exp(last_prose), 0.01);
+  EXPECT_FALSE(column("val ppl code").empty());
 }
 
 // Caps that cannot feed train.steps are refused before the first step, naming the numbers; a
