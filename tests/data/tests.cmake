@@ -29,3 +29,6 @@ if(RRT_MPI)
   set_tests_properties(Data.PrepareOnMpiRanks PROPERTIES LABELS mpi TIMEOUT 300
     ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
 endif()
+# Weighted mixtures of shard sets: proportions, resume, ranks, epoch caps (data/mixture.h); and a
+# pin of the single-path loader's batches.
+rrt_add_test(test_mixture ${CMAKE_CURRENT_LIST_DIR}/test_mixture.cpp)

@@ -26,10 +26,13 @@ RunMetrics read_metrics(const std::string& dir) {
     std::smatch match;
     if (j.contains("val_loss")) {
       m.val_loss.emplace_back(step, number("val_loss"));
-      for (const auto& [key, value] : j.items())
+      for (const auto& [key, value] : j.items()) {
         if (value.is_number() && std::regex_match(key, match, exit_val))
           m.exit_val_loss[std::stoi(match[1].matched ? match[1].str() : match[2].str())]
               .emplace_back(step, value.get<double>());
+        if (value.is_number() && key.starts_with("val_loss/"))
+          m.source_val_loss[key.substr(9)] = value.get<double>();
+      }
       continue;
     }
     if (!j.contains("loss")) continue;
@@ -37,9 +40,12 @@ RunMetrics read_metrics(const std::string& dir) {
     if (j.contains("tokens_per_s")) m.tokens_per_s.emplace_back(step, number("tokens_per_s"));
     if (const double tokens = number("tokens"); std::isfinite(tokens) && step > 0)
       m.tokens_per_step = tokens / step;
-    for (const auto& [key, value] : j.items())
+    for (const auto& [key, value] : j.items()) {
       if (value.is_number() && std::regex_match(key, match, exit_ce))
         m.exit_ce[std::stoi(match[1].str())].emplace_back(step, value.get<double>());
+      if (value.is_number() && key.starts_with("source_tokens/"))
+        m.source_tokens[key.substr(14)] = value.get<double>();
+    }
   }
   std::ifstream init(std::filesystem::path(dir) / "init_eval.json");
   const auto j = nlohmann::json::parse(init, nullptr, false, true);
