@@ -201,6 +201,29 @@ constexpr OptionalTensor kNeoxOptional[] = {
     {"lm_head.weight", true},
 };
 
+// ---- Qwen2 / Qwen2.5 and Qwen3: Llama's with a difference each -------------------------------
+// Llama's layer with q/k/v biases or q/k norms; Llama's HF format but for the names, the flags,
+// the tensors, head_dim, and two keys: kv heads required (Qwen2Config's and Qwen3Config's default
+// when the key is absent is 32, not n_heads), and no pretraining_tp.
+constexpr FamilyStructure qwen_structure(bool qkv_bias, bool qk_norm) {
+  FamilyStructure s = kLlamaStructure;
+  s.qkv_bias = qkv_bias;
+  s.qk_norm = qk_norm;
+  return s;
+}
+constexpr HfFormat qwen_hf(const char* architecture, const char* model_type, HfHeadDim head_dim,
+                           std::span<const HfFlag> flags, std::span<const TensorRule> tensors) {
+  HfFormat f = kLlamaHf;
+  f.architecture = architecture;
+  f.model_type = model_type;
+  f.kv_heads_required = true;
+  f.head_dim = head_dim;
+  f.flags = flags;
+  f.constants = {};
+  f.tensors = tensors;
+  return f;
+}
+
 // ---- Qwen2 / Qwen2.5 -------------------------------------------------------------------------
 // Llama's layer with a bias on q, k and v (transformers hard-codes bias=True there and False on
 // o and the MLP; there is no config key for it). Sliding-window attention (use_sliding_window,
@@ -218,21 +241,9 @@ constexpr AddedTensor kQwen2QkvBiases[] = {
      {"block.{l}.attn.v.bias", "model.layers.{l}.self_attn.v_proj.bias"}},
 };
 constexpr auto kQwen2Tensors = with_tensors(kLlamaTensors, kQwen2QkvBiases);
-constexpr FamilyStructure kQwen2Structure = [] {
-  FamilyStructure s = kLlamaStructure;
-  s.qkv_bias = true;
-  return s;
-}();
-constexpr HfFormat kQwen2Hf = [] {
-  HfFormat f = kLlamaHf;
-  f.architecture = "Qwen2ForCausalLM";
-  f.model_type = "qwen2";
-  f.kv_heads_required = true;  // Qwen2Config's default when the key is absent is 32, not n_heads
-  f.flags = kQwen2Flags;
-  f.constants = {};
-  f.tensors = kQwen2Tensors;
-  return f;
-}();
+constexpr FamilyStructure kQwen2Structure = qwen_structure(/*qkv_bias=*/true, /*qk_norm=*/false);
+constexpr HfFormat kQwen2Hf =
+    qwen_hf("Qwen2ForCausalLM", "qwen2", HfHeadDim::optional, kQwen2Flags, kQwen2Tensors);
 
 // GGUF "qwen2": llama.cpp runs it with NeoX-style RoPE (rotate_half, HF's), so its converter
 // keeps HF's q/k row order; the biases of q, k and v are tensors of their own.
@@ -279,22 +290,9 @@ constexpr AddedTensor kQwen3QkNorms[] = {
      {"block.{l}.attn.k_norm.weight", "model.layers.{l}.self_attn.k_norm.weight"}},
 };
 constexpr auto kQwen3Tensors = with_tensors(kLlamaTensors, kQwen3QkNorms);
-constexpr FamilyStructure kQwen3Structure = [] {
-  FamilyStructure s = kLlamaStructure;
-  s.qk_norm = true;
-  return s;
-}();
-constexpr HfFormat kQwen3Hf = [] {
-  HfFormat f = kLlamaHf;
-  f.architecture = "Qwen3ForCausalLM";
-  f.model_type = "qwen3";
-  f.kv_heads_required = true;
-  f.head_dim = HfHeadDim::required;
-  f.flags = kQwen3Flags;
-  f.constants = {};
-  f.tensors = kQwen3Tensors;
-  return f;
-}();
+constexpr FamilyStructure kQwen3Structure = qwen_structure(/*qkv_bias=*/false, /*qk_norm=*/true);
+constexpr HfFormat kQwen3Hf =
+    qwen_hf("Qwen3ForCausalLM", "qwen3", HfHeadDim::required, kQwen3Flags, kQwen3Tensors);
 
 constexpr FamilyDescriptor kFamilies[] = {
     {
