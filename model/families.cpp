@@ -18,25 +18,34 @@ constexpr HfSizeKeys kHfSizes{
     .max_seq_len = "max_position_embeddings",
 };
 
-// A family that is another's with a few tensors more (Qwen over Llama) states only those: each
-// added rule goes right after the base rule of plain-model parameter `after` (in the order
-// listed), so the table keeps the order its own copy had. An `after` that no base rule names
-// does not compile.
+// A family that is another's with a few tensors more or different (Qwen over Llama) states only
+// those: each added rule goes right after the base rule of plain-model parameter `after` (in
+// the order listed), and a rule in `replaced` takes the place of the base rule of its rrt name,
+// so the table keeps the order its own copy had. An `after` or a replaced rule that no base rule
+// names does not compile.
 struct AddedTensor {
   const char* after;
   TensorRule rule;
 };
 template <size_t N, size_t A>
 constexpr std::array<TensorRule, N + A> with_tensors(const TensorRule (&base)[N],
-                                                     const AddedTensor (&added)[A]) {
+                                                     const AddedTensor (&added)[A],
+                                                     std::span<const TensorRule> replaced = {}) {
   std::array<TensorRule, N + A> out{};
-  size_t n = 0;
+  size_t n = 0, replacements = 0;
   for (const TensorRule& rule : base) {
-    out[n++] = rule;
+    out[n] = rule;
+    for (const TensorRule& r : replaced) {
+      if (std::string_view(r.rrt) != rule.rrt) continue;
+      out[n] = r;
+      ++replacements;
+    }
+    ++n;
     for (const AddedTensor& a : added)
       if (std::string_view(a.after) == rule.rrt) out[n++] = a.rule;
   }
-  if (n != N + A) throw "with_tensors: an added tensor's `after` names no rule of the base table";
+  if (n != N + A || replacements != replaced.size())
+    throw "with_tensors: an added or replaced tensor names no rule of the base table";
   return out;
 }
 
@@ -245,25 +254,20 @@ constexpr FamilyStructure kQwen2Structure = qwen_structure(/*qkv_bias=*/true, /*
 constexpr HfFormat kQwen2Hf =
     qwen_hf("Qwen2ForCausalLM", "qwen2", HfHeadDim::optional, kQwen2Flags, kQwen2Tensors);
 
-// GGUF "qwen2": llama.cpp runs it with NeoX-style RoPE (rotate_half, HF's), so its converter
-// keeps HF's q/k row order; the biases of q, k and v are tensors of their own.
-constexpr TensorRule kQwen2GgufTensors[] = {
-    {"embed.weight", "token_embd.weight"},
-    {"block.{l}.attn_norm.weight", "blk.{l}.attn_norm.weight"},
-    {"block.{l}.attn.q.weight", "blk.{l}.attn_q.weight"},
-    {"block.{l}.attn.q.bias", "blk.{l}.attn_q.bias"},
-    {"block.{l}.attn.k.weight", "blk.{l}.attn_k.weight"},
-    {"block.{l}.attn.k.bias", "blk.{l}.attn_k.bias"},
-    {"block.{l}.attn.v.weight", "blk.{l}.attn_v.weight"},
-    {"block.{l}.attn.v.bias", "blk.{l}.attn_v.bias"},
-    {"block.{l}.attn.o.weight", "blk.{l}.attn_output.weight"},
-    {"block.{l}.mlp_norm.weight", "blk.{l}.ffn_norm.weight"},
-    {"block.{l}.mlp.gate.weight", "blk.{l}.ffn_gate.weight"},
-    {"block.{l}.mlp.up.weight", "blk.{l}.ffn_up.weight"},
-    {"block.{l}.mlp.down.weight", "blk.{l}.ffn_down.weight"},
-    {"final_norm.weight", "output_norm.weight"},
-    {"head.weight", "output.weight"},  // absent: the head is tied
+// GGUF "qwen2": Llama's GGUF names, but llama.cpp runs it with NeoX-style RoPE (rotate_half,
+// HF's), so its converter keeps HF's q/k row order; the biases of q, k and v are tensors of
+// their own.
+constexpr AddedTensor kQwen2GgufQkvBiases[] = {
+    {"block.{l}.attn.q.weight", {"block.{l}.attn.q.bias", "blk.{l}.attn_q.bias"}},
+    {"block.{l}.attn.k.weight", {"block.{l}.attn.k.bias", "blk.{l}.attn_k.bias"}},
+    {"block.{l}.attn.v.weight", {"block.{l}.attn.v.bias", "blk.{l}.attn_v.bias"}},
 };
+constexpr TensorRule kQwen2GgufHfRows[] = {
+    {"block.{l}.attn.q.weight", "blk.{l}.attn_q.weight"},
+    {"block.{l}.attn.k.weight", "blk.{l}.attn_k.weight"},
+};
+constexpr auto kQwen2GgufTensors =
+    with_tensors(kLlamaGgufTensors, kQwen2GgufQkvBiases, kQwen2GgufHfRows);
 constexpr GgufFormat kQwen2Gguf{
     .architecture = "qwen2",
     .norm_eps_key = "attention.layer_norm_rms_epsilon",
