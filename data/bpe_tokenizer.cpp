@@ -6,10 +6,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <mutex>
-#include <queue>
+#include <utility>
 
 #include "core/error.h"
 #include "core/gguf.h"
+#include "data/bpe_merge.h"
 #include "data/tokenizer_json_text.h"
 
 namespace rrt {
@@ -151,10 +152,6 @@ struct StringHash {
 template <typename V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
-uint64_t pair_key(int32_t left, int32_t right) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
-}
-
 std::string pcre2_message(int code) {
   PCRE2_UCHAR buffer[256];
   pcre2_get_error_message(code, buffer, sizeof(buffer));
@@ -269,17 +266,13 @@ const std::array<std::string, 256>& BpeTokenizer::byte_alphabet() {
 }
 
 struct BpeTokenizer::Impl {
-  struct Merge {
-    int32_t rank;
-    int32_t merged;
-  };
   struct Special {
     std::string text;
     int32_t id;
   };
   std::vector<std::unique_ptr<Regex>> regexes;
   std::array<int32_t, 256> byte_token{};
-  std::unordered_map<uint64_t, Merge> merges;  // (left id, right id) -> rank, merged id
+  BpeMergeTable merges;
   std::array<std::vector<Special>, 256> specials_by_first_byte;  // longest first
   std::vector<std::string> decoded;                              // [V] the bytes each id decodes to
   bool ignore_merges = false, nfc = false;
@@ -370,8 +363,8 @@ BpeTokenizer::BpeTokenizer(BpeVocab vocab)
               l == spelled_to_id.end() ? left : right, "')");
     RRT_CHECK(merged != spelled_to_id.end(), where, "merge ", rank, " '", line, "' makes '", left,
               right, "', which is not in the vocabulary");
-    impl_->merges.emplace(pair_key(l->second, r->second),
-                          Impl::Merge{static_cast<int32_t>(rank), merged->second});
+    impl_->merges.emplace(bpe_pair_key(l->second, r->second),
+                          BpeMerge{static_cast<int32_t>(rank), merged->second});
   }
 }
 
@@ -382,9 +375,8 @@ std::string BpeTokenizer::name() const {
   return "bpe:" + std::filesystem::path(vocab_.source).filename().string();
 }
 
-// Byte pair merging of one piece: a doubly linked list of symbols and a heap of candidate pairs
-// ordered by (rank, position), so the lowest-ranked pair merges first and ties go to the left
-// (transformers and llama.cpp agree); stale heap entries are skipped. O(n log n) in the bytes.
+// Byte pair merging of one piece (data/bpe_merge.h), its bytes' tokens the symbols; results of
+// short pieces cached.
 void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
   if (piece.size() == 1) {
     const int32_t id = impl_->byte_token[static_cast<unsigned char>(piece[0])];
@@ -408,39 +400,8 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
     const int32_t token = impl_->byte_token[static_cast<unsigned char>(byte)];
     if (token >= 0) id.push_back(token);
   }
-  const int n = static_cast<int>(id.size());
-  std::vector<int32_t> prev(n), next(n);
-  for (int i = 0; i < n; ++i) {
-    prev[i] = i - 1;
-    next[i] = i + 1 < n ? i + 1 : -1;
-  }
-  struct Candidate {
-    int32_t rank, left, right, left_id, right_id;
-    bool operator>(const Candidate& o) const {
-      return rank != o.rank ? rank > o.rank : left > o.left;
-    }
-  };
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
-  const auto push = [&](int left) {
-    if (left < 0 || next[left] < 0) return;
-    const int right = next[left];
-    const auto it = impl_->merges.find(pair_key(id[left], id[right]));
-    if (it != impl_->merges.end()) heap.push({it->second.rank, left, right, id[left], id[right]});
-  };
-  for (int i = 0; i + 1 < n; ++i) push(i);
-  while (!heap.empty()) {
-    const Candidate c = heap.top();
-    heap.pop();
-    if (id[c.left] != c.left_id || next[c.left] != c.right || id[c.right] != c.right_id) continue;
-    id[c.left] = impl_->merges.at(pair_key(c.left_id, c.right_id)).merged;
-    id[c.right] = -1;
-    next[c.left] = next[c.right];
-    if (next[c.left] >= 0) prev[next[c.left]] = c.left;
-    push(prev[c.left]);
-    push(c.left);
-  }
   const size_t first = out.size();
-  for (int i = n > 0 ? 0 : -1; i >= 0; i = next[i]) out.push_back(id[i]);
+  bpe_merge(std::move(id), impl_->merges, out);
 
   if (cacheable) {
     std::lock_guard lock(impl_->cache_mutex);

@@ -41,6 +41,10 @@ struct RunMetrics {
 // metrics, an unreadable line is skipped (a run being written may end in half a line).
 RunMetrics read_metrics(const std::string& dir);
 
+// The newest step in <dir>/metrics.jsonl, read from the file's last 64 KiB only (a run's status
+// asks for it on every `rrt sweep --status`); -1 without a metrics file or a whole logged line.
+int64_t newest_logged_step(const std::string& dir);
+
 // Mean of the values over the last `fraction` of the curve's points (at least one); NaN if empty.
 double tail_mean(const Curve& curve, double fraction);
 // Median of the values; NaN if empty.
