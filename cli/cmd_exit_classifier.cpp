@@ -1,5 +1,6 @@
 // rrt exit-classifier train CHECKPOINT --out FILE [--data DIR] [--tokens N] [--seq-len T]
-//                     [--hidden H] [--epochs E] [--batch B] [--lr LR] [--l2 X] [--held-out F]
+//                     [--split validation|all] [--hidden H] [--epochs E] [--batch B] [--lr LR]
+//                     [--l2 X] [--held-out F]
 //                     [--seed S] [--device cpu|cuda] [--precision auto|fp32|bf16] [--json]
 // rrt exit-classifier show FILE [--checkpoint CHECKPOINT]
 // The CALM-style learned exit classifier (inference/exit_classifier.h, docs/inference.md "The
@@ -23,7 +24,7 @@ namespace rrt::cli {
 namespace {
 
 struct TrainOpts {
-  std::string checkpoint, out, data, device = "cpu", precision = "auto";
+  std::string checkpoint, out, data, split = "validation", device = "cpu", precision = "auto";
   int64_t tokens = 32768, seq_len = 0;
   inference::ExitTrainOptions train;
   bool json = false;
@@ -39,22 +40,25 @@ void run_train(const TrainOpts& o) {
   const int64_t T = o.seq_len > 0 ? o.seq_len : std::min<int64_t>(256, cfg.model.model.max_seq_len);
   RRT_CHECK(T <= cfg.model.model.max_seq_len, "exit-classifier", "--seq-len ", T,
             " exceeds the model's max_seq_len ", cfg.model.model.max_seq_len);
-  // Held-out tokens: the validation split the run never trained on.
-  TokenLoader loader(LoaderOptions{data, T, cfg.data.val_fraction, cfg.data.seed, 0, 1},
-                     Split::validation);
+  // Held-out tokens: the validation split the run never trained on, or every sequence of a
+  // held-out shard set (in the loader's seeded order).
+  const bool all = o.split == "all";
+  TokenLoader loader(LoaderOptions{data, T, all ? 0.0 : cfg.data.val_fraction, cfg.data.seed, 0, 1},
+                     all ? Split::train : Split::validation);
   RRT_CHECK(loader.vocab_size() <= cfg.model.model.vocab, "exit-classifier",
             "the data's vocabulary (", loader.vocab_size(), ") exceeds the model's (",
             cfg.model.model.vocab, "): shards of another tokenizer?");
   const int64_t want = (o.tokens + T - 1) / T;
   const int64_t n = std::min(want, loader.sequences());
-  RRT_CHECK(n >= 2, "exit-classifier", "the validation split of ", data, " holds ",
+  RRT_CHECK(n >= 2, "exit-classifier", all ? "" : "the validation split of ", data, " holds ",
             loader.sequences(), " sequences of ", T,
             " tokens; needs 2 or more (a smaller --seq-len?)");
   if (n < want)
     std::fprintf(stderr,
-                 "exit-classifier: the validation split holds %ld sequences of %ld tokens; "
-                 "using all of them (%ld tokens)\n",
-                 static_cast<long>(n), static_cast<long>(T), static_cast<long>(n * T));
+                 "exit-classifier: %s holds %ld sequences of %ld tokens; using all of them "
+                 "(%ld tokens)\n",
+                 all ? "the shard set" : "the validation split", static_cast<long>(n),
+                 static_cast<long>(T), static_cast<long>(n * T));
   std::vector<std::vector<int32_t>> seqs(static_cast<size_t>(n));
   std::vector<int32_t> targets(static_cast<size_t>(T));
   for (auto& s : seqs) {
@@ -74,9 +78,9 @@ void run_train(const TrainOpts& o) {
   if (o.json) {
     std::printf("%s\n", c.report.c_str());
   } else {
-    std::printf("Checkpoint %s (%s), tokens from the validation split of %s, %s engine.\n%s",
-                o.checkpoint.c_str(), id.describe().c_str(), data.c_str(), m.engine->device(),
-                report.markdown().c_str());
+    std::printf("Checkpoint %s (%s), tokens from %s%s, %s engine.\n%s", o.checkpoint.c_str(),
+                id.describe().c_str(), all ? "every sequence of " : "the validation split of ",
+                data.c_str(), m.engine->device(), report.markdown().c_str());
   }
   std::fprintf(stderr, "exit-classifier: wrote %s\n", o.out.c_str());
 }
@@ -112,6 +116,11 @@ void add_exit_classifier_command(CLI::App& app) {
   train->add_option("--data", o->data,
                     "token shards whose validation split gives the tokens (default: the run's "
                     "data.path)");
+  train
+      ->add_option("--split", o->split,
+                   "validation: the run's validation split of --data (default); all: every "
+                   "sequence of --data, a shard set held out from training")
+      ->check(CLI::IsMember({"validation", "all"}));
   train->add_option("--tokens", o->tokens, "held-out tokens to run (default 32768)")
       ->check(CLI::PositiveNumber);
   train
