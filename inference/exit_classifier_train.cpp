@@ -39,12 +39,6 @@ void each_param(ProbeParams<float>& p, ProbeParams<float>& g, ProbeParams<float>
   f(p.b2, g.b2, m.b2, v.b2);
 }
 
-std::string fmt(const char* f, double x) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), f, x);
-  return buf;
-}
-
 }  // namespace
 
 ExitExamples collect_exit_examples(Engine& e, const std::vector<std::vector<int32_t>>& seqs) {
@@ -329,33 +323,46 @@ std::string ExitTrainReport::json() const {
 }
 
 std::string ExitTrainReport::markdown() const {
-  std::string s =
-      "Exit classifier: " + std::to_string(sequences) + " sequences x " + std::to_string(seq_len) +
-      " tokens (the last " + fmt("%.0f%%", 100 * options.held_out) + " held out), hidden " +
-      std::to_string(options.hidden) + ", " + std::to_string(options.epochs) +
-      " epochs of Adam (lr " + fmt("%g", options.lr) + ", batch " + std::to_string(options.batch) +
-      ", l2 " + fmt("%g", options.l2) + "). Held-out:\n\n";
+  // snprintf lines: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string chains.
+  char line[512];
+  std::snprintf(line, sizeof(line),
+                "Exit classifier: %ld sequences x %ld tokens (the last %.0f%% held out), hidden "
+                "%ld, %d epochs of Adam (lr %g, batch %ld, l2 %g). Held-out:\n\n",
+                static_cast<long>(sequences), static_cast<long>(seq_len), 100 * options.held_out,
+                static_cast<long>(options.hidden), options.epochs, options.lr,
+                static_cast<long>(options.batch), options.l2);
+  std::string s = line;
   s += "| loop | train | held out | agree (base rate) | accuracy | majority | log loss | base "
        "log loss | Brier | ECE | AUC | best epoch |\n";
   s += "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
-  for (const LoopReport& r : loops)
-    s += "| " + std::to_string(r.loop) + " | " + std::to_string(r.train) + " | " +
-         std::to_string(r.held_out) + " | " + fmt("%.3f", r.base_rate) + " | " +
-         fmt("%.3f", r.accuracy) + " | " + fmt("%.3f", r.majority_accuracy) + " | " +
-         fmt("%.4f", r.log_loss) + " | " + fmt("%.4f", r.base_log_loss) + " | " +
-         fmt("%.4f", r.brier) + " | " + fmt("%.4f", r.ece) + " | " + fmt("%.3f", r.auc) + " | " +
-         std::to_string(r.best_epoch) + " |\n";
+  for (const LoopReport& r : loops) {
+    std::snprintf(line, sizeof(line),
+                  "| %ld | %ld | %ld | %.3f | %.3f | %.3f | %.4f | %.4f | %.4f | %.4f | %.3f | "
+                  "%d |\n",
+                  static_cast<long>(r.loop), static_cast<long>(r.train),
+                  static_cast<long>(r.held_out), r.base_rate, r.accuracy, r.majority_accuracy,
+                  r.log_loss, r.base_log_loss, r.brier, r.ece, r.auc, r.best_epoch);
+    s += line;
+  }
   s += "\nPer threshold (held out): the tokens whose probability reaches it, and the fraction of "
        "those whose exit agrees with the full depth:\n\n| loop |";
-  for (double t : kThresholds) s += " " + fmt("%g", t) + " |";
+  for (double t : kThresholds) {
+    std::snprintf(line, sizeof(line), " %g |", t);
+    s += line;
+  }
   s += "\n|---:|";
   for (size_t i = 0; i < std::size(kThresholds); ++i) s += "---:|";
   s += "\n";
   for (const LoopReport& r : loops) {
-    s += "| " + std::to_string(r.loop) + " |";
-    for (const ThresholdStats& t : r.thresholds)
-      s += " " + fmt("%.3f", t.exit_fraction) + " / " +
-           (std::isnan(t.exit_agreement) ? std::string("-") : fmt("%.3f", t.exit_agreement)) + " |";
+    std::snprintf(line, sizeof(line), "| %ld |", static_cast<long>(r.loop));
+    s += line;
+    for (const ThresholdStats& t : r.thresholds) {
+      if (std::isnan(t.exit_agreement))
+        std::snprintf(line, sizeof(line), " %.3f / - |", t.exit_fraction);
+      else
+        std::snprintf(line, sizeof(line), " %.3f / %.3f |", t.exit_fraction, t.exit_agreement);
+      s += line;
+    }
     s += "\n";
   }
   return s;
