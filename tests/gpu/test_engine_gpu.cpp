@@ -116,7 +116,7 @@ TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
   // The next tokens read the propagated and copied KV: slot 1's runs loop 1 while slot 0's has
   // already run loop 1 in an earlier call, so one call holds rows at two depths.
   const std::vector<int32_t> more = {7, 19}, ms = {0, 5};
-  std::vector<std::vector<double>> sims;  // the mixed call's saturation scores, CPU then GPU
+  std::vector<std::vector<double>> sims;   // the mixed call's saturation scores, CPU then GPU
   std::vector<std::vector<float>> normed;  // and its normed states (the classifier's features)
   both(e, [&](Engine& x) {
     x.embed_states(more.data(), ms.data(), 2);
