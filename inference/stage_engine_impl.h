@@ -112,6 +112,7 @@ StageEngine<Be>::StageEngine(const ModelWeights& w, const WeightMap& map,
   sat_before_.resize(static_cast<size_t>(R * D));
   sat_after_.resize(static_cast<size_t>(R * D));
   similarity_.resize(static_cast<size_t>(R));
+  sat_normed_.resize(static_cast<size_t>(R * D));
   if (!Be::kHostMemory) head_logits_.resize(static_cast<size_t>(R * V));
   be_.synchronize();  // the adapter table's host copy goes out of scope
 }
@@ -329,9 +330,11 @@ void StageEngine<Be>::run_stage_saturation(const StageRow* rows, const int32_t* 
   for (int64_t i = 0; i < n; ++i) {
     const Act* a = sat_before_.data() + i * D;
     const Act* b = sat_after_.data() + i * D;
+    float* normed = sat_normed_.data() + i * D;
     double ab = 0, aa = 0, bb = 0;
     for (int64_t d = 0; d < D; ++d) {
-      const double x = as_float(a[d]), y = as_float(b[d]);
+      normed[d] = as_float(b[d]);
+      const double x = as_float(a[d]), y = normed[d];
       ab += x * y;
       aa += x * x;
       bb += y * y;

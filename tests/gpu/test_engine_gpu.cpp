@@ -116,7 +116,8 @@ TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
   // The next tokens read the propagated and copied KV: slot 1's runs loop 1 while slot 0's has
   // already run loop 1 in an earlier call, so one call holds rows at two depths.
   const std::vector<int32_t> more = {7, 19}, ms = {0, 5};
-  std::vector<std::vector<double>> sims;  // the mixed call's saturation scores, CPU then GPU
+  std::vector<std::vector<double>> sims;   // the mixed call's saturation scores, CPU then GPU
+  std::vector<std::vector<float>> normed;  // and its normed states (the classifier's features)
   both(e, [&](Engine& x) {
     x.embed_states(more.data(), ms.data(), 2);
     const StageRow first = {0, 6, 0};
@@ -124,6 +125,7 @@ TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
     const StageRow mixed[2] = {{0, 6, 1}, {1, 4, 0}};
     x.run_stage_saturation(mixed, ms.data(), 2);
     sims.push_back({x.stage_similarity()[0], x.stage_similarity()[1]});
+    normed.emplace_back(x.stage_normed_states(), x.stage_normed_states() + 2 * x.d_model());
     const StageRow last[2] = {{0, 6, 2}, {1, 4, 1}};
     x.run_stage(last, ms.data(), 2);
     const StageRow deepest = {1, 4, 2};
@@ -133,6 +135,14 @@ TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
   // The saturation exit's score (cosine of the normed states around the stage) from bf16 states.
   for (size_t r = 0; r < 2; ++r)
     EXPECT_NEAR(sims[1][r], sims[0][r], 3e-2) << "saturation score of the mixed call, row " << r;
+  // The classifier exit's features: each row's state after the stage through the final norm.
+  double scale = 0, worst = 0;
+  for (size_t i = 0; i < normed[0].size(); ++i) {
+    scale = std::max(scale, std::abs(static_cast<double>(normed[0][i])));
+    worst = std::max(worst, std::abs(static_cast<double>(normed[1][i]) - normed[0][i]));
+  }
+  EXPECT_GT(scale, 0.0);
+  EXPECT_LE(worst, 3e-2 * scale) << "normed states of the mixed call";
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, EngineGpuFamilies, ::testing::ValuesIn(testing::kFamilies),

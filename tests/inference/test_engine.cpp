@@ -285,7 +285,8 @@ TEST(Engine, CopyKvCopiesTheLastComputedLoop) {
 
 // run_stage_saturation runs the same stage as run_stage (the states give the same logits) and
 // scores each row with the cosine similarity of its state before and after, through the final
-// RMSNorm: cos(a * w, b * w), the norm's per-row scale cancelling.
+// RMSNorm: cos(a * w, b * w), the norm's per-row scale cancelling; and it hands out each row's
+// normed state after the stage (the classifier exit's features).
 TEST(Engine, SaturationScoreIsTheCosineOfTheNormedStatesAroundTheStage) {
   const ModelSpec spec = testing::tiny_spec(Family::llama, false, 3);
   ASSERT_FALSE(spec.model.norm_unit_offset);
@@ -315,6 +316,13 @@ TEST(Engine, SaturationScoreIsTheCosineOfTheNormedStatesAroundTheStage) {
       }
       EXPECT_NEAR(e.stage_similarity()[i], ab / std::sqrt(aa * bb), 1e-5)
           << "stage " << stage << " row " << i;
+      // The classifier exit's features: the state after the stage through the final norm.
+      double ms = 0;
+      for (int64_t d = 0; d < D; ++d) ms += double(after[i * D + d]) * after[i * D + d];
+      const double rstd = 1 / std::sqrt(ms / D + spec.model.norm_eps);
+      for (int64_t d = 0; d < D; ++d)
+        EXPECT_NEAR(e.stage_normed_states()[i * D + d], after[i * D + d] * rstd * w[d], 1e-5)
+            << "stage " << stage << " row " << i << " dim " << d;
     }
     const std::vector<int32_t> loops(static_cast<size_t>(n), stage + 1);
     e.exit_heads(loops.data(), states.data(), n, true);

@@ -249,7 +249,8 @@ TEST_P(ExitsBf16, ExitsSelfDistillationAndTeacherMatchFp32) {
 }
 
 // The engine on the bf16 backend: prefill of a prompt through every stage, then the exit logits
-// of each loop, against the fp32 engine's; Llama, and Qwen2 (per-loop q/k/v biases) and Qwen3
+// of each loop (and before the last, the saturation score and the normed states the classifier
+// exit reads), against the fp32 engine's; Llama, and Qwen2 (per-loop q/k/v biases) and Qwen3
 // (q/k head norms, llama3 RoPE scaling) for the rows their layers add.
 TEST(EngineBf16, PrefillExitLogitsMatchFp32Engine) {
   RRT_REQUIRE_CPU_BF16_BACKEND();
@@ -281,8 +282,22 @@ TEST(EngineBf16, PrefillExitLogitsMatchFp32Engine) {
         rows[i] = {.slot = 1, .pos = static_cast<int32_t>(i), .stage = static_cast<int32_t>(s)};
         loops[i] = static_cast<int32_t>(s + 1);
       }
-      fp32.run_stage(rows.data(), states.data(), n);
-      bf->run_stage(rows.data(), states.data(), n);
+      if (s + 1 < K) {
+        // The saturation and classifier exits' scores and features from bf16 states.
+        fp32.run_stage_saturation(rows.data(), states.data(), n);
+        bf->run_stage_saturation(rows.data(), states.data(), n);
+        const int64_t D = spec.model.d_model;
+        const std::vector<float> want(fp32.stage_normed_states(),
+                                      fp32.stage_normed_states() + n * D);
+        const std::vector<float> got(bf->stage_normed_states(), bf->stage_normed_states() + n * D);
+        EXPECT_LT(relative_l2(got, want), kLogits) << "normed states, loop " << s + 1;
+        for (int64_t i = 0; i < n; ++i)
+          EXPECT_NEAR(bf->stage_similarity()[i], fp32.stage_similarity()[i], 3e-2)
+              << "loop " << s + 1 << " row " << i;
+      } else {
+        fp32.run_stage(rows.data(), states.data(), n);
+        bf->run_stage(rows.data(), states.data(), n);
+      }
       fp32.exit_heads(loops.data(), states.data(), n, true);
       bf->exit_heads(loops.data(), states.data(), n, true);
       const std::vector<float> want(fp32.head_logits(), fp32.head_logits() + n * V);
