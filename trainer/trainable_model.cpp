@@ -42,6 +42,7 @@ template <class Step>
 class HostArenaTrainable : public TrainableModel {
  public:
   void zero_grads() override { arenas().zero_grads(); }
+  void set_document_eos(int32_t eos) override { step().set_document_eos(eos); }
   double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
                           float weight) override {
     return step().forward_backward(tokens, targets, N, T, weight);
@@ -214,6 +215,7 @@ class CudaTrainable final : public TrainableModel {
     device_.download_optimizer(optimizer);
   }
   void zero_grads() override { device_.zero_grads(); }
+  void set_document_eos(int32_t eos) override { device_.set_document_eos(eos); }
   double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
                           float weight) override {
     return device_.forward_backward(tokens, targets, N, T, weight);

@@ -121,6 +121,8 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   check_data_vocabulary(c, s.train->tokenizer(), s.train->vocab_size(), "train");
   const TrainingLoss objective = training_loss_from(c);
   s.model = make_trainable_model(c, world, objective);
+  // Document-aware batches: the shards' EOS ends each document (model/documents.h).
+  s.model->set_document_eos(c.data.document_mask ? s.train->eos_id() : -1);
   RecursiveModel& host = s.model->host();
   // Before anything writes the arenas planned so far (they are mapped, not yet committed):
   // refuse a plan that does not fit rather than be killed part-way (trainer/memory_check.h).
@@ -141,6 +143,9 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     s.teacher = load_teacher(c.distill.teacher, s.model->teacher_host_batch(),
                              s.model->teacher_host_seq(), planned);
     s.model->set_teacher(*s.teacher);
+    // The teacher sees the documents the student sees (its CPU forward; a CUDA student's device
+    // teacher does not take the mask yet).
+    s.teacher->set_document_eos(c.data.document_mask ? s.train->eos_id() : -1);
     if (root) std::printf("distilling from %s\n", c.distill.teacher.c_str());
   } else {
     check_host_memory(nullptr);
