@@ -89,7 +89,8 @@ struct AttentionRun {
 template <typename S>
 AttentionRun<S> run_attention(const std::vector<S>& q, const std::vector<S>& k,
                               const std::vector<S>& v, const std::vector<S>* dout,
-                              const AttentionShape& s, int threads) {
+                              const AttentionShape& s, int threads,
+                              const AttentionMask& mask = {}) {
   AttentionRun<S> r;
   r.out.assign(q.size(), S(0));
   r.lse.assign(s.N * s.H * s.T, S(0));
@@ -254,7 +255,8 @@ TEST_P(Attention, PackedDocumentsEqualEachDocumentAlone) {
 
 TEST(AttentionEdge, ZeroMaskIsThePlainOp) {
   // A mask with nothing set takes the plain path: bit-identical results.
-  const auto& c = cases::find_case(cases::attention_cases(), "three_query_blocks_gqa");
+  const auto all = cases::attention_cases();
+  const auto& c = cases::find_case(all, "three_query_blocks_gqa");
   const Inputs in = make_inputs(c.shape, 11);
   const auto dout = random_vector(q_elems(c.shape), 12);
   const auto plain = run_attention<double>(in.q, in.k, in.v, &dout, c.shape, 2);
@@ -282,7 +284,8 @@ TEST(AttentionEdge, ZeroMaskIsThePlainOp) {
 TEST(AttentionEdge, DecodeWithWindowAndSoftcapMatchesForward) {
   for (const char* name : {"window_mqa", "window_across_blocks", "softcap_mha", "window_of_one"}) {
     SCOPED_TRACE(name);
-    const auto& c = cases::find_case(cases::attention_cases(), name);
+    const auto all = cases::attention_cases();
+    const auto& c = cases::find_case(all, name);
     const AttentionShape& s = c.shape;
     const AttentionMask mask = c.mask(nullptr);
     const Inputs in = make_inputs(s, 13);
@@ -290,7 +293,8 @@ TEST(AttentionEdge, DecodeWithWindowAndSoftcapMatchesForward) {
     const auto q = f(in.q), k = f(in.k), v = f(in.v);
     const auto want = run_attention<float>(q, k, v, nullptr, s, 2, mask);
     CpuBackend be(2);
-    be.prepare(BackendPlan{.max_attention = s, .rot_dim = 2, .backward = false});
+    be.prepare(BackendPlan{
+        .max_attention = s, .rot_dim = 2, .rope_theta = 1e4, .rope_scaling = {}, .backward = false});
     const int64_t rows = s.N * s.T;
     std::vector<int32_t> slot(rows), pos(rows);
     for (int64_t i = 0; i < rows; ++i) {
