@@ -15,9 +15,9 @@ namespace {
 constexpr const char* kWholeSections[] = {"model",      "recursion", "lora",
                                           "early_exit", "distill",   "optim"};
 // Single keys elsewhere: the data order, the batch shape and what a batch's tokens attend to.
-constexpr const char* kKeys[] = {"data.path",          "data.tokenizer",    "data.val_fraction",
-                                 "data.seed",          "train.micro_batch", "train.grad_accum",
-                                 "train.seq_len",      "train.steps",       "data.document_mask"};
+constexpr const char* kKeys[] = {"data.path",     "data.tokenizer",    "data.val_fraction",
+                                 "data.seed",     "train.micro_batch", "train.grad_accum",
+                                 "train.seq_len", "train.steps",       "data.document_mask"};
 
 std::string section_of(const std::string& key) { return key.substr(0, key.find('.')); }
 

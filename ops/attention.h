@@ -28,8 +28,8 @@ struct AttentionMask {
   // [N, T] int32 in the backend's memory: doc_start[n T + i] is the first position of the
   // document that holds token i (non-decreasing along a sequence, <= i). null: one document.
   const int32_t* doc_start = nullptr;
-  int64_t window = 0;   // sliding window: key j visible iff i - j < window; 0: none
-  double softcap = 0;   // scores become softcap tanh(s / softcap); 0: none
+  int64_t window = 0;  // sliding window: key j visible iff i - j < window; 0: none
+  double softcap = 0;  // scores become softcap tanh(s / softcap); 0: none
   bool plain() const { return doc_start == nullptr && window <= 0 && softcap <= 0; }
 };
 

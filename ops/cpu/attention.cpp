@@ -64,9 +64,8 @@ int64_t block_scores(const S* q, const S* k, const AttentionShape& s, const Atte
 }  // namespace
 
 template <typename S>
-void attention_forward(const S* q, const S* k, const S* v, S* out, S* lse,
-                       const AttentionShape& s, S* workspace, int threads,
-                       const AttentionMask& mask) {
+void attention_forward(const S* q, const S* k, const S* v, S* out, S* lse, const AttentionShape& s,
+                       S* workspace, int threads, const AttentionMask& mask) {
   check_shape(s);
   check_attention_mask(mask, s);
   const int64_t blocks = (s.T + kAttnBlock - 1) / kAttnBlock;
@@ -146,7 +145,8 @@ void attention_backward(const S* q, const S* k, const S* v, const S* out, const 
             }
             for (int64_t r = 0; r < rows; ++r) {
               const S l = lse[(n * s.H + h) * s.T + i0 + r];
-              for (int64_t j = 0; j < cols; ++j) probs[r * cols + j] = std::exp(probs[r * cols + j] - l);
+              for (int64_t j = 0; j < cols; ++j)
+                probs[r * cols + j] = std::exp(probs[r * cols + j] - l);
               S dot = 0;  // D_i = dO_i . O_i = sum_j P_ij dP_ij
               for (int64_t d = 0; d < s.Dh; ++d)
                 dot += dout[off + r * qstride + d] * out[off + r * qstride + d];
@@ -180,9 +180,8 @@ template void attention_forward<double>(const double*, const double*, const doub
 template void attention_backward<float>(const float*, const float*, const float*, const float*,
                                         const float*, const float*, float*, float*, float*,
                                         const AttentionShape&, float*, int, const AttentionMask&);
-template void attention_backward<double>(const double*, const double*, const double*,
-                                         const double*, const double*, const double*, double*,
-                                         double*, double*, const AttentionShape&, double*, int,
-                                         const AttentionMask&);
+template void attention_backward<double>(const double*, const double*, const double*, const double*,
+                                         const double*, const double*, double*, double*, double*,
+                                         const AttentionShape&, double*, int, const AttentionMask&);
 
 }  // namespace rrt::ops

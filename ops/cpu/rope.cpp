@@ -78,8 +78,8 @@ void rotate(S* x, const RopeTable& tab, int64_t N, int64_t T, int64_t H, int64_t
             tab.max_positions, " positions");
   RRT_CHECK(tab.rot_dim <= Dh, "rope", "rotary dim ", tab.rot_dim, " exceeds head dim ", Dh);
   for (int64_t i = 0; pos && i < N * T; ++i)  // checked before the parallel loop, which can't throw
-    RRT_CHECK(pos[i] >= 0 && pos[i] < tab.max_positions, "rope", "position ", pos[i],
-              " of token ", i, " outside the table's ", tab.max_positions);
+    RRT_CHECK(pos[i] >= 0 && pos[i] < tab.max_positions, "rope", "position ", pos[i], " of token ",
+              i, " outside the table's ", tab.max_positions);
   const int64_t half = tab.rot_dim / 2;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < N; ++n)

@@ -163,8 +163,8 @@ void attention_backward(const bf16* q, const bf16* k, const bf16* v, const bf16*
             const int64_t i0 = blk * kAttnBlock, i1 = std::min(s.T, i0 + kAttnBlock);
             const int64_t rows = i1 - i0, off = i0 * s.Dh;
             const int64_t c0 = attention_first_key(mask, s.T, n, i0), koff = c0 * s.Dh;
-            const int64_t cols = block_scores(qf + off, kf + koff, s, mask, n, i0, i1, c0, scale,
-                                              probs);
+            const int64_t cols =
+                block_scores(qf + off, kf + koff, s, mask, n, i0, i1, c0, scale, probs);
             if (mask.softcap > 0) {
               const float cap = static_cast<float>(mask.softcap);
               for (int64_t j = 0; j < rows * cols; ++j) {

@@ -39,8 +39,7 @@ void CpuBf16Backend::kv_attention(const Act* q, const Act* k_cache, const Act* v
   const int64_t kvd = Hkv * Dh, qd = H * Dh, group = H / Hkv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(Dh));
   const float cap = static_cast<float>(mask.softcap);
-  RRT_CHECK(mask.doc_start == nullptr, "CpuBf16Backend",
-            "kv_attention serves one document a row");
+  RRT_CHECK(mask.doc_start == nullptr, "CpuBf16Backend", "kv_attention serves one document a row");
   // Per thread: the scores [max_seq], the query and the output row [Dh] in fp32.
   const int64_t per_thread = max_seq + 2 * Dh;
   RRT_CHECK(static_cast<int64_t>(attn_ws_.size()) >= threads_ * per_thread, "CpuBf16Backend",

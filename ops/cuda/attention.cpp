@@ -340,8 +340,8 @@ AttentionPath choose_attention_path(const AttentionShape& s, bool backward, int 
   const bool cudnn_head_dim = s.Dh % 8 == 0 && s.Dh <= 256;
   const bool cudnn_backward = s.T >= 2 && (s.Dh <= 128 || compute_capability == 90);
   // Windows are cuDNN's diagonal band; documents and soft-caps it cannot express (header).
-  const bool cudnn_mask = mask.doc_start == nullptr && mask.softcap <= 0 &&
-                          mask.window <= INT32_MAX;
+  const bool cudnn_mask =
+      mask.doc_start == nullptr && mask.softcap <= 0 && mask.window <= INT32_MAX;
   const bool cudnn = !force_fallback && pointers_aligned && cudnn_head_dim && cudnn_mask &&
                      (!backward || cudnn_backward);
   return cudnn ? AttentionPath::kCudnn : AttentionPath::kFallback;
@@ -353,7 +353,8 @@ void attention_forward(AttentionContext& ctx, const bf16* q, const bf16* k, cons
   if (impl.path_for(s, false, mask, {{q, "q"}, {k, "k"}, {v, "v"}, {out, "out"}, {lse, "lse"}}) ==
       AttentionPath::kFallback)
     return attention_fallback_forward(q, k, v, out, lse, s, impl.stream, mask);
-  const BuiltGraph& built = impl.graph_for({false, s.N, s.T, s.H, s.Hkv, s.Dh, window_of(mask, s)}, s);
+  const BuiltGraph& built =
+      impl.graph_for({false, s.N, s.T, s.H, s.Hkv, s.Dh, window_of(mask, s)}, s);
   // The pack wants void*: cuDNN only reads the inputs.
   std::unordered_map<int64_t, void*> pack = {{kQ, const_cast<bf16*>(q)},
                                              {kK, const_cast<bf16*>(k)},
@@ -381,10 +382,11 @@ void attention_backward(AttentionContext& ctx, const bf16* q, const bf16* k, con
     float* row_dot = static_cast<float*>(
         impl.grad_scratch.reserve(attention_fallback_scratch_elems(s) * sizeof(float), impl.stream,
                                   "attention fallback scratch"));
-    return attention_fallback_backward(q, k, v, out, lse, dout, dq, dk, dv, row_dot, s,
-                                       impl.stream, mask);
+    return attention_fallback_backward(q, k, v, out, lse, dout, dq, dk, dv, row_dot, s, impl.stream,
+                                       mask);
   }
-  const BuiltGraph& built = impl.graph_for({true, s.N, s.T, s.H, s.Hkv, s.Dh, window_of(mask, s)}, s);
+  const BuiltGraph& built =
+      impl.graph_for({true, s.N, s.T, s.H, s.Hkv, s.Dh, window_of(mask, s)}, s);
 
   // cuDNN overwrites its outputs: it writes the gradients into scratch, which is then added into
   // dq, dk, dv. Each part starts at a multiple of 256 bytes.

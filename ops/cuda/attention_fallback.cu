@@ -155,8 +155,7 @@ __global__ void forward_kernel(const bf16* q, const bf16* k, const bf16* v, bf16
     if (!active) continue;
     const int64_t end = min(j0 + rows, i + 1);  // causal: keys j <= i
     for (int64_t j = max(j0, lo); j < end; ++j) {
-      const float score =
-          cap_score(s, s.scale * dot(q_row, k_tile + (j - j0) * s.Dh, s.Dh, lane));
+      const float score = cap_score(s, s.scale * dot(q_row, k_tile + (j - j0) * s.Dh, s.Dh, lane));
       // Online softmax: rescale what was summed under the old maximum (exp(-inf) = 0 at first).
       const float new_max = fmaxf(running_max, score);
       const float correction = expf(running_max - new_max), p = expf(score - new_max);
@@ -218,8 +217,8 @@ __global__ void backward_query_kernel(const bf16* q, const bf16* k, const bf16* 
       const bf16* k_row = k_tile + (j - j0) * s.Dh;
       const float score = cap_score(s, s.scale * dot(q_row, k_row, s.Dh, lane));
       const float p = expf(score - row_lse);
-      const float dscore = p * (dot(dout_row, v_tile + (j - j0) * s.Dh, s.Dh, lane) - D) *
-                           cap_grad(s, score);
+      const float dscore =
+          p * (dot(dout_row, v_tile + (j - j0) * s.Dh, s.Dh, lane) - D) * cap_grad(s, score);
       axpy(s.scale * dscore, k_row, s.Dh, lane, dq_acc);
     }
   }
@@ -306,8 +305,8 @@ Dims check_and_describe(const AttentionShape& s, const AttentionMask& m) {
   RRT_CHECK(m.window >= 0 && m.softcap >= 0, "attention fallback", "window ", m.window,
             " and softcap ", m.softcap, " must be >= 0 (0: off)");
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.Dh)));
-  return Dims{s.N,   s.T,         s.H,      s.Hkv, s.Dh, s.H / s.Hkv, scale, m.doc_start,
-              m.window, static_cast<float>(m.softcap)};
+  return Dims{s.N,         s.T,   s.H,         s.Hkv,    s.Dh,
+              s.H / s.Hkv, scale, m.doc_start, m.window, static_cast<float>(m.softcap)};
 }
 
 size_t row_tiles_bytes(const Dims& s) { return 2 * kTile * s.Dh * sizeof(bf16); }

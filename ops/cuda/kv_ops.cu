@@ -121,8 +121,8 @@ __global__ void __launch_bounds__(kAttnThreads)
                         const bf16* __restrict__ v_cache, const int32_t* __restrict__ slot,
                         const int32_t* __restrict__ pos, bf16* __restrict__ out, int64_t H,
                         int64_t heads_per_kv, int64_t Dh, int64_t max_seq, int lanes,
-                        float score_scale, const int32_t* __restrict__ cache,
-                        int64_t cache_stride, int64_t window, float cap2) {
+                        float score_scale, const int32_t* __restrict__ cache, int64_t cache_stride,
+                        int64_t window, float cap2) {
   __shared__ float acc_shared[1024 * C];  // G * Dh <= (128 / L) * (8 * L * C)
   __shared__ float max_shared[kAttnThreads], sum_shared[kAttnThreads];
   const int64_t row = blockIdx.x / H, h = blockIdx.x % H;
@@ -326,8 +326,8 @@ void kv_store(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache, const 
 
 void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const int32_t* slot,
                   const int32_t* pos, bf16* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
-                  int64_t max_seq, cudaStream_t stream, const int32_t* cache,
-                  int64_t cache_stride, int64_t window, double softcap) {
+                  int64_t max_seq, cudaStream_t stream, const int32_t* cache, int64_t cache_stride,
+                  int64_t window, double softcap) {
   RRT_CHECK(window >= 0 && softcap >= 0, "kv_attention", "window ", window, " and softcap ",
             softcap, " must be >= 0 (0: off)");
   RRT_CHECK(n >= 0 && H >= 1 && Hkv >= 1 && max_seq >= 1 && cache_stride >= 0, "kv_attention",
@@ -349,11 +349,10 @@ void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const
   const float cap2 = static_cast<float>(softcap * kLog2E);
   const unsigned blocks = static_cast<unsigned>(n * H);
   const int64_t heads_per_kv = H / Hkv;
-#define RRT_KV_ATTENTION(C, VEC)                                                                  \
-  kv_attention_kernel<C, VEC>                                                                     \
-      <<<blocks, kAttnThreads, 0, stream>>>(q, k_cache, v_cache, slot, pos, out, H, heads_per_kv, \
-                                            Dh, max_seq, lanes, score_scale, cache, cache_stride, \
-                                            window, cap2)
+#define RRT_KV_ATTENTION(C, VEC)                                                             \
+  kv_attention_kernel<C, VEC><<<blocks, kAttnThreads, 0, stream>>>(                          \
+      q, k_cache, v_cache, slot, pos, out, H, heads_per_kv, Dh, max_seq, lanes, score_scale, \
+      cache, cache_stride, window, cap2)
   if (two_chunks && vec)
     RRT_KV_ATTENTION(2, true);
   else if (two_chunks)

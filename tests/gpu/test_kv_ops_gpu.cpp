@@ -219,8 +219,8 @@ TEST(GpuKvOps, KvAttentionWindowAndSoftcapMatchDoubleReference) {
     double softcap;
   };
   for (int64_t Dh : {int64_t{64}, int64_t{100}})
-    for (const Mask m : {Mask{1, 0}, Mask{5, 0}, Mask{130, 0}, Mask{1000, 0}, Mask{0, 0.7},
-                         Mask{40, 1.5}}) {
+    for (const Mask m :
+         {Mask{1, 0}, Mask{5, 0}, Mask{130, 0}, Mask{1000, 0}, Mask{0, 0.7}, Mask{40, 1.5}}) {
       SCOPED_TRACE("Dh=" + std::to_string(Dh) + " window=" + std::to_string(m.window) +
                    " softcap=" + std::to_string(m.softcap));
       const size_t q_count = static_cast<size_t>(n * H * Dh);
@@ -229,9 +229,8 @@ TEST(GpuKvOps, KvAttentionWindowAndSoftcapMatchDoubleReference) {
       const auto vc = random_bf16(cache_count, 14);
       const auto ref =
           attention_reference(q, kc, vc, slot, pos, H, Hkv, Dh, max_seq, m.window, m.softcap);
-      const auto got =
-          device_kv_attention(q, kc, vc, slot, pos, H, Hkv, Dh, max_seq, 0, {}, 0, m.window,
-                              m.softcap);
+      const auto got = device_kv_attention(q, kc, vc, slot, pos, H, Hkv, Dh, max_seq, 0, {}, 0,
+                                           m.window, m.softcap);
       EXPECT_LE(relative_l2(got, ref), kBf16Tol);
     }
 }

@@ -1,8 +1,8 @@
 // The KV-cached engine against the full-sequence forward: prefill then decode, with rows of
 // several sequences and several stages in the same engine calls, reproduce every exit's logits
 // of RecursiveModel::forward_loop_ends / exit_logits (1e-5 of their magnitude), for every
-// family, also with sliding windows and soft-capped scores; KV propagation writes exactly the skipped positions, with a direct computation's
-// values; copy_kv copies the last computed loop.
+// family, also with sliding windows and soft-capped scores; KV propagation writes exactly the
+// skipped positions, with a direct computation's values; copy_kv copies the last computed loop.
 #include <gtest/gtest.h>
 
 #include <cmath>

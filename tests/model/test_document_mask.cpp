@@ -19,8 +19,8 @@ constexpr int32_t kEos = 5;
 
 ModelSpec doc_spec(bool windows) {
   ModelSpec s;
-  s.model = {.vocab = 53, .d_model = 24, .n_heads = 6, .n_kv_heads = 2, .ffn = 40,
-             .max_seq_len = 40};
+  s.model = {
+      .vocab = 53, .d_model = 24, .n_heads = 6, .n_kv_heads = 2, .ffn = 40, .max_seq_len = 40};
   s.recursion = {.block_layers = 2, .loops = 2};
   s.lora = {.rank_attention = 3, .rank_mlp = 2};
   if (windows) {
@@ -119,7 +119,7 @@ TEST_P(DocumentMask, OneDocumentPerSequenceChangesNothing) {
   const ModelSpec spec = doc_spec(GetParam());
   Packed b;
   b.tokens[6] = b.tokens[18] = 9;  // no EOS inside: one document each
-  b.tokens.back() = kEos;           // an EOS at the very end starts nothing
+  b.tokens.back() = kEos;          // an EOS at the very end starts nothing
   RecursiveModel m(spec, {.max_batch = b.N, .max_seq = b.T});
   m.params().init({.seed = 7, .lora_b_zero = false});
   m.params().zero_grads();

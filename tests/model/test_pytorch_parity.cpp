@@ -3,13 +3,12 @@
 // packed documents, a sliding window on some layers and soft-capped attention logits.
 #include <gtest/gtest.h>
 
-#include "tests/model/compare.h"
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "model/optimizer.h"
+#include "tests/model/compare.h"
 #include "tests/model/fixture.h"
 
 namespace rrt {
@@ -76,8 +75,7 @@ TEST_P(PyTorchParity, TenAdamWStepLosses) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, PyTorchParity,
                          ::testing::Values("relaxed_cycle.safetensors", "plain_k1.safetensors",
-                                           "recursive_sequence.safetensors",
-                                           "masks.safetensors"),
+                                           "recursive_sequence.safetensors", "masks.safetensors"),
                          [](const auto& info) {
                            std::string s = info.param;
                            return s.substr(0, s.find('.'));

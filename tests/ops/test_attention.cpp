@@ -293,8 +293,11 @@ TEST(AttentionEdge, DecodeWithWindowAndSoftcapMatchesForward) {
     const auto q = f(in.q), k = f(in.k), v = f(in.v);
     const auto want = run_attention<float>(q, k, v, nullptr, s, 2, mask);
     CpuBackend be(2);
-    be.prepare(BackendPlan{
-        .max_attention = s, .rot_dim = 2, .rope_theta = 1e4, .rope_scaling = {}, .backward = false});
+    be.prepare(BackendPlan{.max_attention = s,
+                           .rot_dim = 2,
+                           .rope_theta = 1e4,
+                           .rope_scaling = {},
+                           .backward = false});
     const int64_t rows = s.N * s.T;
     std::vector<int32_t> slot(rows), pos(rows);
     for (int64_t i = 0; i < rows; ++i) {
@@ -312,7 +315,7 @@ TEST(AttentionEdge, DocumentStartsOutOfOrderThrow) {
   const AttentionShape s{1, 4, 2, 1, 2};
   std::vector<double> q(q_elems(s)), kv(kv_elems(s)), out(q_elems(s)), lse(s.H * s.T);
   std::vector<double> workspace(attention_workspace_elems(s, 1));
-  for (const std::vector<int32_t>& bad : {std::vector<int32_t>{0, 0, 3, 2},    // decreasing
+  for (const std::vector<int32_t>& bad : {std::vector<int32_t>{0, 0, 3, 2},     // decreasing
                                           std::vector<int32_t>{0, 2, 2, 2}}) {  // after token 1
     AttentionMask m;
     m.doc_start = bad.data();

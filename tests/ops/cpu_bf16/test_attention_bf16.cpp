@@ -1,13 +1,14 @@
 // The CPU bf16 backend's causal attention (ops/cpu_bf16/attention.h, through CpuBf16Backend)
 // against the fp32 CpuBackend on every case of the shared op-test table (tests/ops/op_cases.h):
 // MHA, GQA, MQA, T = 1, T across query blocks, Dh 1 to 512, and the masks (documents, windows,
-// soft-caps; the decode check takes the window and soft-cap, a served row being one document). Forward: out (bf16) and lse (fp32).
-// Backward: dq, dk, dv from the same out (rounded to bf16, as the backend stores it) and lse on
-// both sides, so it measures the backward alone; the gradients start from random values of the
-// update's size and the check is on the update (as tests/gpu/test_attention_gpu.cpp). And the
-// engine's decode attention (kv_attention) over a cache filled from the same k and v. Tolerances
-// (relative L2; attention_tol's kCpuBf16 entries, shared with rrt's own CUDA kernels, which also
-// keep fp32 up to each output's one rounding): lse 1e-4, out 5e-3, gradients 1e-2.
+// soft-caps; the decode check takes the window and soft-cap, a served row being one document).
+// Forward: out (bf16) and lse (fp32). Backward: dq, dk, dv from the same out (rounded to bf16, as
+// the backend stores it) and lse on both sides, so it measures the backward alone; the gradients
+// start from random values of the update's size and the check is on the update (as
+// tests/gpu/test_attention_gpu.cpp). And the engine's decode attention (kv_attention) over a cache
+// filled from the same k and v. Tolerances (relative L2; attention_tol's kCpuBf16 entries, shared
+// with rrt's own CUDA kernels, which also keep fp32 up to each output's one rounding): lse 1e-4,
+// out 5e-3, gradients 1e-2.
 #include <gtest/gtest.h>
 
 #include <algorithm>
