@@ -55,9 +55,8 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
   }
 
   const int64_t max_seq = std::max(o.validation ? T : 0, choice_seq);
-  std::unique_ptr<ExitModel> model =
-      load_exit_model(checkpoint, cfg.model, N, max_seq, o.chunk, cfg.train.device,
-                      cfg.train.precision);
+  std::unique_ptr<ExitModel> model = load_exit_model(checkpoint, cfg.model, N, max_seq, o.chunk,
+                                                     cfg.train.device, cfg.train.precision);
   report.device = model->device();
   if (o.validation) {
     // The held-out windows as the run saw them: documents kept apart when it did.

@@ -143,8 +143,8 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     s.teacher = load_teacher(c.distill.teacher, s.model->teacher_host_batch(),
                              s.model->teacher_host_seq(), planned);
     s.model->set_teacher(*s.teacher);
-    // The teacher sees the documents the student sees (its CPU forward; a CUDA student's device
-    // teacher does not take the mask yet).
+    // The teacher sees the documents the student sees (the fp32 CPU step runs this host model;
+    // the bf16 and CUDA steps their own copies, which set_document_eos above reaches).
     s.teacher->set_document_eos(c.data.document_mask ? s.train->eos_id() : -1);
     if (root) std::printf("distilling from %s\n", c.distill.teacher.c_str());
   } else {
