@@ -14,10 +14,11 @@ namespace {
 // Sections whose every key shapes the model, the objective or the update.
 constexpr const char* kWholeSections[] = {"model",      "recursion", "lora",
                                           "early_exit", "distill",   "optim"};
-// Single keys elsewhere: the data order and the batch shape.
-constexpr const char* kKeys[] = {"data.path",         "data.sources",  "data.tokenizer",
-                                 "data.val_fraction", "data.seed",     "train.micro_batch",
-                                 "train.grad_accum",  "train.seq_len", "train.steps"};
+// Single keys elsewhere: the data order, the batch shape and what a batch's tokens attend to.
+constexpr const char* kKeys[] = {"data.path",          "data.sources",      "data.tokenizer",
+                                 "data.val_fraction",  "data.seed",         "train.micro_batch",
+                                 "train.grad_accum",   "train.seq_len",     "train.steps",
+                                 "data.document_mask"};
 
 std::string section_of(const std::string& key) { return key.substr(0, key.find('.')); }
 

@@ -63,6 +63,8 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
                                                      cfg.train.device, cfg.train.precision);
   report.device = model->device();
   if (o.validation) {
+    // The held-out windows as the run saw them: documents kept apart when it did.
+    model->set_document_eos(cfg.data.document_mask ? val->eos_id() : -1);
     ExitEvaluator evaluator(*model, o.thresholds, o.chunk);
     std::vector<int32_t> inputs(N * T), targets(N * T);
     val->restore({0, 0});
@@ -74,6 +76,7 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
     report.validation = evaluator.result();
   }
   if (!examples.empty()) {
+    model->set_document_eos(-1);  // each choice is one sequence of its own
     report.has_choices = true;
     report.choices_path = o.choices;
     report.choices = score_choices(*model, *tokenizer, examples, N, max_seq, o.chunk);

@@ -32,6 +32,8 @@ EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string&
             "; lower train.micro_batch or train.seq_len, or raise data.val_fraction");
   RecursiveModel model(cfg.model, ModelCapacity{N, T});
   load_checkpoint(checkpoint, model.params(), nullptr);
+  // The held-out loss as the run computed it: with its documents kept apart when it did.
+  model.set_document_eos(cfg.data.document_mask ? val.eos_id() : -1);
   std::vector<int32_t> inputs(N * T), targets(N * T);
   EvalResult r;
   r.loss = mean_validation_loss(model, val, N, T, batches, inputs.data(), targets.data());

@@ -269,8 +269,25 @@ void StageEngine<Be>::layer(int64_t j, int64_t n) {
   be_.rope_rows(k_, d_pos(), n, m.n_kv_heads, m.dh());
   be_.kv_store(k_, v_, k_cache(j), v_cache(j), d_slot(), d_pos(), n, cap_.max_seq, kvd, d_stage(),
                stride);
-  be_.kv_attention(q_, k_cache(j), v_cache(j), d_slot(), d_pos(), att_, n, m.n_heads, m.n_kv_heads,
-                   m.dh(), cap_.max_seq, d_stage(), stride);
+  // Each row's position (loop) has its own window (ModelConfig::window_at): one call when the
+  // groups share it, else one per group (a window reads only its last keys of the cache).
+  ops::AttentionMask mask;
+  mask.softcap = m.attn_logit_softcapping;
+  bool one_window = true;
+  for (const StageGroup& g : groups_)
+    one_window = one_window && m.window_at(g.position) == m.window_at(groups_[0].position);
+  if (one_window) {
+    mask.window = m.window_at(groups_[0].position);
+    be_.kv_attention(q_, k_cache(j), v_cache(j), d_slot(), d_pos(), att_, n, m.n_heads,
+                     m.n_kv_heads, m.dh(), cap_.max_seq, d_stage(), stride, mask);
+  } else {
+    for (const StageGroup& g : groups_) {
+      mask.window = m.window_at(g.position);
+      be_.kv_attention(q_ + g.begin * qd, k_cache(j), v_cache(j), d_slot() + g.begin,
+                       d_pos() + g.begin, att_ + g.begin * qd, g.end - g.begin, m.n_heads,
+                       m.n_kv_heads, m.dh(), cap_.max_seq, d_stage() + g.begin, stride, mask);
+    }
+  }
   project(Proj::o, att_, qd, mid_, D);
   be_.add(mid_, x_, mid_, n * D);
   norm(false, m.parallel_residual ? x_ : mid_, xn_);

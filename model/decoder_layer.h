@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "model/config.h"
+#include "ops/attention.h"
 #include "ops/rope.h"
 
 namespace rrt {
@@ -29,7 +30,21 @@ struct LayerDims {
   bool parallel_residual = false;
   Activation activation = Activation::swiglu;
   bool qk_norm = false;
+  // Attention masks (ops/attention.h): the window of the position being run (ModelConfig::
+  // window_at), the soft-cap, and a document-aware batch's doc_start and restarted RoPE
+  // positions ([N, T] in the backend's memory; null: one document per sequence).
+  int64_t window = 0;
+  double softcap = 0;
+  const int32_t* doc_start = nullptr;
+  const int32_t* positions = nullptr;
   int64_t M() const { return N * T; }
+  ops::AttentionMask mask() const {
+    ops::AttentionMask m;
+    m.doc_start = doc_start;
+    m.window = window < T ? window : 0;  // a window the sequence fits in is no window
+    m.softcap = softcap;
+    return m;
+  }
 };
 
 // The sizes and structure of model m's layer for N sequences of T tokens.
@@ -46,7 +61,9 @@ inline LayerDims layer_dims(const ModelConfig& m, int64_t N, int64_t T) {
           m.norm_unit_offset,
           m.parallel_residual,
           m.activation,
-          m.qk_norm};
+          m.qk_norm,
+          0,
+          m.attn_logit_softcapping};
 }
 
 // Weights of one position, in the backend's compute type A (pointers into its parameter

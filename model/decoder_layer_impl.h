@@ -59,12 +59,12 @@ void decoder_layer_forward(Be& be, const LayerDims& d, const LayerParamsOf<typen
     be.norm_forward(false, s.k_raw, p.k_norm, nullptr, s.k, nullptr, s.rstd_k, M * d.Hkv, d.Dh,
                     d.eps, false);
   }
-  be.rope_forward(s.q, d.N, d.T, d.H, d.Dh);
-  be.rope_forward(s.k, d.N, d.T, d.Hkv, d.Dh);
+  be.rope_forward(s.q, d.N, d.T, d.H, d.Dh, d.positions);
+  be.rope_forward(s.k, d.N, d.T, d.Hkv, d.Dh, d.positions);
   const ops::AttentionShape shape{d.N, d.T, d.H, d.Hkv, d.Dh};
   {
     RRT_TRACE_SPAN("attention");
-    be.attention_forward(s.q, s.k, s.v, s.att, s.lse, shape);
+    be.attention_forward(s.q, s.k, s.v, s.att, s.lse, shape, d.mask());
   }
   project(be, d, p, s, Proj::o, s.att, s.mid, qd, d.D);
   be.add(s.mid, x_in, s.mid, M * d.D);
@@ -136,10 +136,11 @@ void decoder_layer_backward(Be& be, const LayerDims& d, const LayerParamsOf<type
   const ops::AttentionShape shape{d.N, d.T, d.H, d.Hkv, d.Dh};
   {
     RRT_TRACE_SPAN("attention.backward");
-    be.attention_backward(s.q, s.k, s.v, s.att, s.lse, sc.datt, sc.dq, sc.dk, sc.dv, shape);
+    be.attention_backward(s.q, s.k, s.v, s.att, s.lse, sc.datt, sc.dq, sc.dk, sc.dv, shape,
+                          d.mask());
   }
-  be.rope_backward(sc.dq, d.N, d.T, d.H, d.Dh);
-  be.rope_backward(sc.dk, d.N, d.T, d.Hkv, d.Dh);
+  be.rope_backward(sc.dq, d.N, d.T, d.H, d.Dh, d.positions);
+  be.rope_backward(sc.dk, d.N, d.T, d.Hkv, d.Dh, d.positions);
   const typename Be::Act* dq = sc.dq;
   const typename Be::Act* dk = sc.dk;
   if (d.qk_norm) {

@@ -46,6 +46,16 @@ void check_hf_expressible(const ModelConfig& m, const std::string& where) {
     RRT_CHECK(m.rot_dim() == m.dh(), where, arch, " rotates whole heads, but the model rotates ",
               m.rot_dim(), " of ", m.dh(), " head dims (model.rotary_fraction ", m.rotary_fraction,
               ")");
+  // The attention masks' keys: no family's export writes them yet (the Gemma 2 / 3 families
+  // will), and dropping them would export another model.
+  RRT_CHECK(m.sliding_window == 0, where, arch,
+            " as rrt exports it has no sliding window, but "
+            "the model has model.sliding_window ",
+            m.sliding_window);
+  RRT_CHECK(m.attn_logit_softcapping == 0, where, arch,
+            " as rrt exports it has no attention "
+            "logit soft-capping, but the model has model.attn_logit_softcapping ",
+            m.attn_logit_softcapping);
   if (!f.kv_heads_key)
     RRT_CHECK(m.n_kv_heads == m.n_heads, where, arch,
               " has no grouped-query attention; the model has ", m.n_kv_heads, " kv heads for ",

@@ -131,6 +131,8 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   }
   const TrainingLoss objective = training_loss_from(c);
   s.model = make_trainable_model(c, world, objective);
+  // Document-aware batches: the shards' EOS ends each document (model/documents.h).
+  s.model->set_document_eos(c.data.document_mask ? s.train->eos_id() : -1);
   RecursiveModel& host = s.model->host();
   // Before anything writes the arenas planned so far (they are mapped, not yet committed):
   // refuse a plan that does not fit rather than be killed part-way (trainer/memory_check.h).
@@ -151,6 +153,9 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     s.teacher = load_teacher(c.distill.teacher, s.model->teacher_host_batch(),
                              s.model->teacher_host_seq(), planned);
     s.model->set_teacher(*s.teacher);
+    // The teacher sees the documents the student sees (the fp32 CPU step runs this host model;
+    // the bf16 and CUDA steps their own copies, which set_document_eos above reaches).
+    s.teacher->set_document_eos(c.data.document_mask ? s.train->eos_id() : -1);
     if (root) std::printf("distilling from %s\n", c.distill.teacher.c_str());
   } else {
     check_host_memory(nullptr);

@@ -74,9 +74,7 @@ void compare_heads(Engines& e, const std::vector<int32_t>& loops,
 
 class EngineGpuFamilies : public ::testing::TestWithParam<testing::FamilyCase> {};
 
-TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
-  RRT_REQUIRE_GPU();
-  const ModelSpec spec = testing::tiny_spec(GetParam().family, GetParam().parallel, 3);
+void scripted_calls_match_the_cpu_engine(const ModelSpec& spec) {
   Engines e = make_engines(spec, 2, 8);
   const int32_t K = 3;
   both(e, [](Engine& x) { x.reserve_states(10); });
@@ -143,6 +141,24 @@ TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
   }
   EXPECT_GT(scale, 0.0);
   EXPECT_LE(worst, 3e-2 * scale) << "normed states of the mixed call";
+}
+
+TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
+  RRT_REQUIRE_GPU();
+  scripted_calls_match_the_cpu_engine(
+      testing::tiny_spec(GetParam().family, GetParam().parallel, 3));
+}
+
+// Gemma 2 / 3 attention in decode: a window of 2 on positions 0 and 2 of every 3 (so the mixed
+// call's rows at two depths take different windows: one decode attention per group) and
+// soft-capped scores, on the GPU's kv_attention against the CPU engine's.
+TEST_P(EngineGpuFamilies, ScriptedCallsWithWindowsAndSoftcapMatchTheCpuEngine) {
+  RRT_REQUIRE_GPU();
+  ModelSpec spec = testing::tiny_spec(GetParam().family, GetParam().parallel, 3);
+  spec.model.sliding_window = 2;
+  spec.model.sliding_layers = {true, false, true};
+  spec.model.attn_logit_softcapping = 2.0;
+  scripted_calls_match_the_cpu_engine(spec);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, EngineGpuFamilies, ::testing::ValuesIn(testing::kFamilies),

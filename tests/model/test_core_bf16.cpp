@@ -141,7 +141,18 @@ double compare_gradients(const ParameterSet& want, const ParameterSet& got,
 struct FamilyCase {
   std::string name;
   ModelSpec spec;
+  int32_t document_eos = -1;  // >= 0: document-aware batches, EOS at a few positions
 };
+
+// Gemma 2's attention: sliding windows on alternate positions, soft-capped logits, and packed
+// documents (issues 24, 25).
+ModelSpec gemma_masked() {
+  ModelSpec s = presets::tiny_relaxed(Family::gemma);
+  s.model.sliding_window = 4;
+  s.model.sliding_layers = {true, false};
+  s.model.attn_logit_softcapping = 1.0;
+  return s;
+}
 void PrintTo(const FamilyCase& c, std::ostream* os) { *os << c.name; }
 
 class CoreBf16 : public ::testing::TestWithParam<FamilyCase> {};
@@ -151,7 +162,8 @@ INSTANTIATE_TEST_SUITE_P(
                       FamilyCase{"gemma", presets::tiny_relaxed(Family::gemma)},
                       FamilyCase{"neox_parallel", presets::tiny_relaxed(Family::neox, true)},
                       FamilyCase{"qwen2", presets::tiny_relaxed(Family::qwen2)},
-                      FamilyCase{"qwen3", presets::tiny_relaxed(Family::qwen3)}),
+                      FamilyCase{"qwen3", presets::tiny_relaxed(Family::qwen3)},
+                      FamilyCase{"gemma_window_softcap_documents", gemma_masked(), 2}),
     [](const auto& info) { return info.param.name; });
 
 TEST_P(CoreBf16, LogitsLossAndGradientsMatchFp32) {
@@ -163,6 +175,13 @@ TEST_P(CoreBf16, LogitsLossAndGradientsMatchFp32) {
   Bf16Model bf(spec, cpu.params(), {.max_batch = N, .max_seq = T, .head_chunk = 8}, TrainingLoss{});
   std::vector<int32_t> tokens, targets;
   random_batch(N * T, V, 4, tokens, targets);
+  if (const int32_t eos = GetParam().document_eos; eos >= 0) {
+    for (int32_t& t : tokens)
+      if (t == eos) t = eos + 1;
+    for (int64_t at : {int64_t{3}, int64_t{8}, T + 5}) tokens[at] = eos;
+    cpu.set_document_eos(eos);
+    bf.core->set_document_eos(eos);
+  }
 
   std::vector<float> want(N * T * V), got(want.size());
   cpu.logits(tokens.data(), N, T, want.data());

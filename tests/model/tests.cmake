@@ -1,6 +1,7 @@
 rrt_add_test(test_model
   ${CMAKE_CURRENT_LIST_DIR}/test_pytorch_parity.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_model_structure.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_document_mask.cpp
 )
 # Its own binary: it replaces malloc and operator new for the whole process.
 rrt_add_test(test_no_allocation
