@@ -96,6 +96,30 @@ Field family_field(ModelConfig& m) {
   return f.also_called({"model_type", "arch", "architecture"});
 }
 
+// HF's layer_types: one "sliding_attention" / "full_attention" per layer, kept as the repeating
+// pattern ModelConfig::sliding_layers (config.h).
+Field layer_types_field(ModelConfig& m) {
+  Field f;
+  f.name = "layer_types";
+  f.type = FieldType::list;
+  f.doc =
+      "which layers use model.sliding_window: sliding_attention or full_attention per unrolled "
+      "position, repeated over the depth when shorter (Gemma 2: [sliding_attention, "
+      "full_attention]); empty: every layer when a window is set";
+  f.choices = {"sliding_attention", "full_attention"};
+  f.get = [&m] {
+    std::vector<std::string> names;
+    for (bool s : m.sliding_layers) names.push_back(s ? "sliding_attention" : "full_attention");
+    return FieldValue(names);
+  };
+  f.set = [&m](const FieldValue& v) {
+    m.sliding_layers.clear();
+    for (const std::string& name : std::get<std::vector<std::string>>(v))
+      m.sliding_layers.push_back(name == "sliding_attention");
+  };
+  return f.also_called({"sliding_layers", "attention_types"});
+}
+
 std::vector<Field> model_fields(ModelConfig& m) {
   return {
       family_field(m),
@@ -183,6 +207,16 @@ std::vector<Field> model_fields(ModelConfig& m) {
       field("embed_scale", m.embed_scale, "multiplier on the embeddings; 0: sqrt(d_model) (gemma)")
           .at_least(0)
           .also_called({"embedding_multiplier", "embedding_scale"}),
+      field("sliding_window", m.sliding_window,
+            "local attention: a query sees only the keys less than this many positions back, "
+            "on the layers model.layer_types names; 0: full causal attention")
+          .at_least(0)
+          .also_called({"window", "attention_window", "sliding_window_size"}),
+      layer_types_field(m),
+      field("attn_logit_softcapping", m.attn_logit_softcapping,
+            "attention scores s become cap * tanh(s / cap) before the softmax (Gemma 2); 0: off")
+          .at_least(0)
+          .also_called({"attention_softcap", "attn_softcap"}),
   };
 }
 
@@ -270,6 +304,10 @@ std::vector<Field> data_fields(DataConfig& d) {
           .below(1)
           .also_called({"val_split", "validation_fraction", "eval_fraction", "holdout"}),
       field("seed", d.seed, "shuffle seed").also_called({"shuffle_seed", "data_seed"}),
+      field("document_mask", d.document_mask,
+            "document-aware batches: attention does not cross an EOS within a packed sequence "
+            "and RoPE positions restart after each EOS, so each document computes as if alone")
+          .also_called({"document_masking", "doc_mask", "mask_documents"}),
   };
 }
 

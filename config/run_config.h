@@ -20,6 +20,9 @@ struct DataConfig {
   std::string tokenizer = "byte";
   double val_fraction = 0.05;  // last fraction of the sequences held out for validation
   uint64_t seed = 1;           // shuffle seed
+  // Document-aware batches: within a packed sequence, attention stops at each EOS and RoPE
+  // positions restart after it (each document computed as if alone).
+  bool document_mask = false;
 };
 
 struct OptimConfig {

@@ -121,6 +121,13 @@ void validate(const ModelSpec& spec) {
   RRT_CHECK(m.rot_dim() > 0 && m.rotary_fraction <= 1.0, "model.rotary_fraction",
             "rotary dims must be in (0, head_dim], got fraction ", m.rotary_fraction);
   RRT_CHECK(m.max_seq_len > 0, "model.max_seq_len", "must be positive");
+  RRT_CHECK(m.sliding_window >= 0, "model.sliding_window", "must be >= 0 (0: no window), got ",
+            m.sliding_window);
+  RRT_CHECK(m.attn_logit_softcapping >= 0 && std::isfinite(m.attn_logit_softcapping),
+            "model.attn_logit_softcapping", "must be >= 0 (0: off), got ",
+            m.attn_logit_softcapping);
+  RRT_CHECK(m.sliding_layers.empty() || m.sliding_window > 0, "model.layer_types",
+            "names sliding_attention layers but model.sliding_window is 0; set the window");
   const ops::RopeScaling& rs = m.rope_scaling;
   if (rs.type != ops::RopeScalingType::none) {
     RRT_CHECK(rs.factor > 0, "model.rope_scaling.factor", "must be positive, got ", rs.factor);

@@ -49,6 +49,25 @@ struct ModelConfig {
   bool norm_unit_offset = false;  // Gemma: RMSNorm scales by (1 + w)
   double embed_scale = 1.0;       // multiplier on the embeddings; 0: sqrt(d_model) (Gemma)
 
+  // Sliding-window (local) attention (Mistral, Gemma 2 / 3): at an unrolled position l that
+  // uses it, query i sees key j only if i - j < sliding_window. 0: no window anywhere.
+  // sliding_layers says which positions use it as a pattern repeated over the depth: position
+  // l uses sliding_layers[l % size] (HF's layer_types is the full list, one entry per layer;
+  // Gemma 2's alternation is {true, false}; Gemma 3's is five true then one false); empty with
+  // a window: every position. Positions count the unrolled depth K * B (loop k's layer b is
+  // position k * B + b under cycle sharing), so a converted model keeps each original layer's.
+  int64_t sliding_window = 0;
+  std::vector<bool> sliding_layers;
+  // Gemma 2: attention scores s become cap * tanh(s / cap) before the softmax; 0: off.
+  double attn_logit_softcapping = 0.0;
+
+  // The window of unrolled position l: sliding_window if l uses it, else 0 (no window).
+  int64_t window_at(int64_t l) const {
+    if (sliding_window <= 0) return 0;
+    if (sliding_layers.empty()) return sliding_window;
+    return sliding_layers[static_cast<size_t>(l) % sliding_layers.size()] ? sliding_window : 0;
+  }
+
   // Gated MLPs (SwiGLU, GeGLU) have a gate projection; NeoX's GELU MLP has only up and down.
   bool gated() const { return activation == Activation::swiglu || activation == Activation::geglu; }
   bool has_proj(Proj p) const { return p != Proj::gate || gated(); }
