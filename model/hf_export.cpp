@@ -53,6 +53,27 @@ void check_hf_expressible(const ModelConfig& m, const std::string& where) {
     RRT_CHECK(m.dh() * m.n_heads == m.d_model, where, arch,
               " uses head_dim = d_model / n_heads = ", m.d_model / m.n_heads,
               ", but the model has head_dim ", m.dh());
+  if (!f.query_scale_key)
+    RRT_CHECK(
+        m.query_pre_attn_scalar == 0 || m.query_pre_attn_scalar == static_cast<double>(m.dh()),
+        where, arch,
+        " scales attention by head_dim^-0.5; the model has "
+        "model.query_pre_attn_scalar ",
+        m.query_pre_attn_scalar);
+  if (!f.rope_local_theta_key)
+    RRT_CHECK(m.rope_local_theta == 0, where, arch,
+              " has one RoPE base for every layer; the model has model.rope_local_theta ",
+              m.rope_local_theta);
+  if (f.sliding_pattern_default == 0)
+    RRT_CHECK(m.sliding_window == 0, where, "rrt exports ", arch,
+              " without sliding-window layers; the model has model.sliding_window ",
+              m.sliding_window);
+  bool softcap = false;
+  for (const HfUnsupportedKey& k : f.unsupported)
+    softcap |= std::string(k.key) == "attn_logit_softcapping";
+  RRT_CHECK(m.attn_logit_softcapping == 0 || softcap, where, arch,
+            " has no attention logit soft-capping; the model has model.attn_logit_softcapping ",
+            m.attn_logit_softcapping);
   if (f.rotary_fraction_key) {
     const auto hf_rot =
         static_cast<int64_t>(static_cast<double>(m.dh()) * partial_rotary_factor(m));
@@ -118,6 +139,27 @@ json hf_config(const ModelSpec& spec) {
                 m.max_seq_len, ")");
     rope.update(scaling);
     c["rope_scaling"] = scaling;
+  }
+  for (const HfUnsupportedKey& k : f.unsupported) c[k.key] = nullptr;
+  if (f.query_scale_key)
+    c[f.query_scale_key] =
+        m.query_pre_attn_scalar > 0 ? m.query_pre_attn_scalar : static_cast<double>(m.dh());
+  if (f.sliding_pattern_default > 0) {
+    // Without a window every layer is a full one (and sliding_window a placeholder transformers
+    // then never reads for a mask).
+    json types = json::array();
+    for (int64_t l = 0; l < spec.positions(); ++l)
+      types.push_back(m.window_at(l) > 0 ? "sliding_attention" : "full_attention");
+    c["layer_types"] = types;
+    c["sliding_window"] = m.sliding_window > 0 ? m.sliding_window : m.max_seq_len;
+  }
+  if (f.rope_local_theta_key) {
+    const double local = m.rope_local_theta > 0 ? m.rope_local_theta : m.rope_theta;
+    c[f.rope_local_theta_key] = local;  // transformers 4
+    c["rope_parameters"] = {
+        {"full_attention", rope},
+        {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", local}}}};
+    return c;
   }
   c["rope_parameters"] = rope;
   return c;
@@ -212,6 +254,9 @@ Source source_of(const ModelSpec& spec, const std::string& name, int64_t l) {
   for (bool q : {true, false})
     if (name == ParamRegistry::qk_norm_name(l, -1, q, false))
       return {ParamRegistry::qk_norm_name(pos.layer, pos.loop, q, rc.per_loop_norms)};
+  for (bool attn : {true, false})
+    if (name == ParamRegistry::post_norm_name(l, -1, attn, false))
+      return {ParamRegistry::post_norm_name(pos.layer, pos.loop, attn, rc.per_loop_norms)};
   RRT_FAIL("export", "no source is known for '", name,
            "' (an internal error: extend source_of in model/hf_export.cpp)");
 }

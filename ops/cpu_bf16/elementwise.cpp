@@ -159,36 +159,42 @@ inline void rotate_row(bf16* v, const float* c, const float* s, int64_t half, fl
 
 }  // namespace
 
-void CpuBf16Backend::rope_forward(Act* x, int64_t N, int64_t T, int64_t H, int64_t Dh) const {
+void CpuBf16Backend::rope_forward(Act* x, int64_t N, int64_t T, int64_t H, int64_t Dh,
+                                  bool local) const {
   RRT_CHECK(T <= rope_positions_, "rope", "sequence of ", T, " exceeds the table's ",
             rope_positions_, " positions");
   RRT_CHECK(2 * rope_half_ <= Dh, "rope", "rotary dim ", 2 * rope_half_, " exceeds head dim ", Dh);
+  const float *cos = rope_cos(local), *sin = rope_sin(local);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t t = 0; t < T; ++t)
       for (int64_t h = 0; h < H; ++h)
-        rotate_row(x + ((n * T + t) * H + h) * Dh, rope_cos_.data() + t * rope_half_,
-                   rope_sin_.data() + t * rope_half_, rope_half_, 1.f);
+        rotate_row(x + ((n * T + t) * H + h) * Dh, cos + t * rope_half_, sin + t * rope_half_,
+                   rope_half_, 1.f);
 }
 
-void CpuBf16Backend::rope_backward(Act* dx, int64_t N, int64_t T, int64_t H, int64_t Dh) const {
+void CpuBf16Backend::rope_backward(Act* dx, int64_t N, int64_t T, int64_t H, int64_t Dh,
+                                   bool local) const {
   RRT_CHECK(T <= rope_positions_, "rope", "sequence of ", T, " exceeds the table's ",
             rope_positions_, " positions");
+  const float *cos = rope_cos(local), *sin = rope_sin(local);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t t = 0; t < T; ++t)
       for (int64_t h = 0; h < H; ++h)
-        rotate_row(dx + ((n * T + t) * H + h) * Dh, rope_cos_.data() + t * rope_half_,
-                   rope_sin_.data() + t * rope_half_, rope_half_, -1.f);
+        rotate_row(dx + ((n * T + t) * H + h) * Dh, cos + t * rope_half_, sin + t * rope_half_,
+                   rope_half_, -1.f);
 }
 
-void CpuBf16Backend::rope_rows(Act* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh) const {
+void CpuBf16Backend::rope_rows(Act* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh,
+                               bool local) const {
+  const float *cos = rope_cos(local), *sin = rope_sin(local);
   for (int64_t i = 0; i < n; ++i) {
     RRT_CHECK(pos[i] >= 0 && pos[i] < rope_positions_, "rope", "position ", pos[i],
               " outside the table's ", rope_positions_);
     for (int64_t h = 0; h < H; ++h)
-      rotate_row(x + (i * H + h) * Dh, rope_cos_.data() + pos[i] * rope_half_,
-                 rope_sin_.data() + pos[i] * rope_half_, rope_half_, 1.f);
+      rotate_row(x + (i * H + h) * Dh, cos + pos[i] * rope_half_, sin + pos[i] * rope_half_,
+                 rope_half_, 1.f);
   }
 }
 
@@ -203,6 +209,10 @@ using ops::cpu_bf16::sigmoid_lanes;
 void CpuBf16Backend::add(const Act* a, const Act* b, Act* out, int64_t n) const {
   parallel_lanes(n,
                  [&](int64_t i, int64_t w) { store(out + i, load(a + i, w) + load(b + i, w), w); });
+}
+
+void CpuBf16Backend::scale(Act* x, float factor, int64_t n) const {
+  parallel_lanes(n, [&](int64_t i, int64_t w) { store(x + i, load(x + i, w) * factor, w); });
 }
 
 void CpuBf16Backend::swiglu_forward(const Act* gate, const Act* up, Act* out, int64_t n) const {

@@ -151,7 +151,9 @@ INSTANTIATE_TEST_SUITE_P(
                       FamilyCase{"gemma", presets::tiny_relaxed(Family::gemma)},
                       FamilyCase{"neox_parallel", presets::tiny_relaxed(Family::neox, true)},
                       FamilyCase{"qwen2", presets::tiny_relaxed(Family::qwen2)},
-                      FamilyCase{"qwen3", presets::tiny_relaxed(Family::qwen3)}),
+                      FamilyCase{"qwen3", presets::tiny_relaxed(Family::qwen3)},
+                      FamilyCase{"gemma3", presets::tiny_relaxed(Family::gemma3)},
+                      FamilyCase{"gemma2", presets::tiny_relaxed(Family::gemma2)}),
     [](const auto& info) { return info.param.name; });
 
 TEST_P(CoreBf16, LogitsLossAndGradientsMatchFp32) {
@@ -250,10 +252,11 @@ TEST_P(ExitsBf16, ExitsSelfDistillationAndTeacherMatchFp32) {
 
 // The engine on the bf16 backend: prefill of a prompt through every stage, then the exit logits
 // of each loop, against the fp32 engine's; Llama, and Qwen2 (per-loop q/k/v biases) and Qwen3
-// (q/k head norms, llama3 RoPE scaling) for the rows their layers add.
+// (q/k head norms, llama3 RoPE scaling) and Gemma 3 (sandwich norms, the query scale, local
+// and global RoPE per group of rows) for the rows their layers add.
 TEST(EngineBf16, PrefillExitLogitsMatchFp32Engine) {
   RRT_REQUIRE_CPU_BF16_BACKEND();
-  for (Family family : {Family::llama, Family::qwen2, Family::qwen3}) {
+  for (Family family : {Family::llama, Family::qwen2, Family::qwen3, Family::gemma3}) {
     SCOPED_TRACE(to_string(family));
     ModelSpec spec = presets::tiny_relaxed(family);
     RecursiveModel model(spec, {.max_batch = 1, .max_seq = 16});
