@@ -21,8 +21,7 @@ AdamW::AdamW(ParameterSet& params, const ops::AdamWHyper& hyper, FloatSlice slic
   } else {
     for (int i = 0; i < values.size(); ++i) {
       const int64_t at = values.offset_bytes(i) / static_cast<int64_t>(sizeof(float));
-      const int64_t lo = std::max(at, slice_.begin),
-                    hi = std::min(at + params_.numel(i), slice_.end);
+      const int64_t lo = std::max(at, slice_.begin), hi = std::min(at + params_.numel(i), slice_.end);
       if (lo < hi) pieces_.push_back({i, lo - at, hi - lo, lo - slice_.begin});
     }
     m_.plan("slice", Shape{std::max<int64_t>(slice_.end - slice_.begin, 1)});

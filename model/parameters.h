@@ -16,8 +16,8 @@ class SafetensorsFile;
 
 struct InitConfig {
   uint64_t seed = 1234;
-  double std = 0.02;        // linear weights and embeddings
-  bool lora_b_zero = true;  // B = 0 so a fresh LoRA leaves the model unchanged
+  double std = 0.02;          // linear weights and embeddings
+  bool lora_b_zero = true;    // B = 0 so a fresh LoRA leaves the model unchanged
 };
 
 class ParameterSet {

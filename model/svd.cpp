@@ -18,8 +18,8 @@ extern "C" void dorgqr_(const int* m, const int* n, const int* k, double* a, con
                         const double* tau, double* work, const int* lwork, int* info);
 extern "C" void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
                        const double* alpha, const double* a, const int* lda, const double* b,
-                       const int* ldb, const double* beta, double* c, const int* ldc, size_t ta_len,
-                       size_t tb_len);
+                       const int* ldb, const double* beta, double* c, const int* ldc,
+                       size_t ta_len, size_t tb_len);
 
 namespace rrt {
 namespace {
@@ -36,15 +36,15 @@ void gesdd(int m, int n, double* a, std::vector<double>& s, std::vector<double>&
   const char jobz = 'S';
   int info = 0, lwork = -1;
   double query = 0.0;
-  dgesdd_(&jobz, &m, &n, a, &m, s.data(), u.data(), &m, vt.data(), &k, &query, &lwork, iwork.data(),
-          &info, 1);
+  dgesdd_(&jobz, &m, &n, a, &m, s.data(), u.data(), &m, vt.data(), &k, &query, &lwork,
+          iwork.data(), &info, 1);
   RRT_CHECK(info == 0, "truncated_svd", "dgesdd workspace query failed (info ", info, ")");
   lwork = static_cast<int>(query) + 1;
   std::vector<double> work(static_cast<size_t>(lwork));
   dgesdd_(&jobz, &m, &n, a, &m, s.data(), u.data(), &m, vt.data(), &k, work.data(), &lwork,
           iwork.data(), &info, 1);
-  RRT_CHECK(info == 0, "truncated_svd", "dgesdd failed on a ", m, " x ", n, " matrix (info ", info,
-            info > 0 ? ": did not converge)" : ": bad argument)");
+  RRT_CHECK(info == 0, "truncated_svd", "dgesdd failed on a ", m, " x ", n, " matrix (info ",
+            info, info > 0 ? ": did not converge)" : ": bad argument)");
 }
 
 // Replaces the column-major m x n matrix q (m >= n) by an orthonormal basis of its columns.
@@ -65,8 +65,8 @@ void orthonormalise(int m, int n, double* q) {
   RRT_CHECK(info == 0, "truncated_svd", "dorgqr failed (info ", info, ")");
 }
 
-void gemm(char ta, char tb, int m, int n, int k, const double* a, int lda, const double* b, int ldb,
-          double* c, int ldc) {
+void gemm(char ta, char tb, int m, int n, int k, const double* a, int lda, const double* b,
+          int ldb, double* c, int ldc) {
   const double one = 1.0, zero = 0.0;
   dgemm_(&ta, &tb, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc, 1, 1);
 }

@@ -13,8 +13,8 @@
 namespace rrt {
 
 // M [rows, cols] ~ (U_r S_r) V_r^T with r = rank <= min(rows, cols):
-//   U_times_S [rows, rank] = the first `rank` left singular vectors scaled by their singular
-//   values, Vt [rank, cols]        = the first `rank` right singular vectors, as rows.
+//   U_times_S [rows, rank] = the first `rank` left singular vectors scaled by their singular values,
+//   Vt [rank, cols]        = the first `rank` right singular vectors, as rows.
 // Singular values come in descending order; `singular_values`, when given, receives all
 // min(rows, cols) of them. Throws rrt::Error on bad sizes or when LAPACK fails to converge.
 void truncated_svd(const double* M, int64_t rows, int64_t cols, int64_t rank, float* U_times_S,

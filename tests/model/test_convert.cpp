@@ -71,14 +71,9 @@ TEST(InitSources, AverageSequenceTakesConsecutiveGroups) {
   Table gemma;
   for (int64_t b = 0; b < 9; ++b) gemma.push_back({2 * b, 2 * b + 1});
   EXPECT_EQ(init_sources(18, 9, Sharing::sequence, InitRule::average), gemma);
-  EXPECT_EQ(init_sources(24, 8, Sharing::sequence, InitRule::average), (Table{{0, 1, 2},
-                                                                              {3, 4, 5},
-                                                                              {6, 7, 8},
-                                                                              {9, 10, 11},
-                                                                              {12, 13, 14},
-                                                                              {15, 16, 17},
-                                                                              {18, 19, 20},
-                                                                              {21, 22, 23}}));
+  EXPECT_EQ(init_sources(24, 8, Sharing::sequence, InitRule::average),
+            (Table{{0, 1, 2}, {3, 4, 5}, {6, 7, 8}, {9, 10, 11}, {12, 13, 14}, {15, 16, 17},
+                   {18, 19, 20}, {21, 22, 23}}));
   for (const Case& c : kCases) {
     const int64_t K = c.L / c.B;
     Table t = init_sources(c.L, c.B, Sharing::sequence, InitRule::average);
@@ -158,8 +153,7 @@ std::vector<double> product(const std::vector<float>& US, const std::vector<floa
   std::vector<double> out(rows * cols, 0.0);
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t k = 0; k < r; ++k)
-      for (int64_t j = 0; j < cols; ++j)
-        out[i * cols + j] += double(US[i * r + k]) * Vt[k * cols + j];
+      for (int64_t j = 0; j < cols; ++j) out[i * cols + j] += double(US[i * r + k]) * Vt[k * cols + j];
   return out;
 }
 
@@ -216,8 +210,7 @@ TEST(Svd, RandomizedLowRankIsNearOptimal) {
     std::vector<float> X = random_matrix(rows * cols, 11), Y = random_matrix(cols * cols, 12);
     if (decaying)
       for (int64_t i = 0; i < rows; ++i)
-        for (int64_t k = 0; k < cols; ++k)
-          X[i * cols + k] *= static_cast<float>(std::exp(-k / 10.0));
+        for (int64_t k = 0; k < cols; ++k) X[i * cols + k] *= static_cast<float>(std::exp(-k / 10.0));
     std::vector<double> M = product(X, Y, rows, cols, cols);
     auto error_of = [&](bool exact) {
       std::vector<float> US(rows * r), Vt(r * cols);
@@ -248,12 +241,7 @@ constexpr int64_t kFull = 16;
 
 ModelSpec original_spec(int64_t L) {
   ModelSpec s;
-  s.model = {.vocab = 53,
-             .d_model = 16,
-             .n_heads = 4,
-             .n_kv_heads = 2,
-             .head_dim = 8,
-             .ffn = 40,
+  s.model = {.vocab = 53, .d_model = 16, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8, .ffn = 40,
              .max_seq_len = 12};
   s.recursion = {.block_layers = L, .loops = 1};
   return s;
@@ -310,8 +298,8 @@ std::vector<int32_t> targets(int64_t vocab) {
 }
 
 std::unique_ptr<RecursiveModel> build(const ModelSpec& spec, const ParameterSet& params) {
-  auto model = std::make_unique<RecursiveModel>(
-      spec, ModelCapacity{.max_batch = kN, .max_seq = kT, .threads = 1});
+  auto model = std::make_unique<RecursiveModel>(spec, ModelCapacity{.max_batch = kN, .max_seq = kT,
+                                                                     .threads = 1});
   ParameterSet& dst = model->params();
   EXPECT_EQ(dst.registry().size(), params.registry().size());
   for (int i = 0; i < params.registry().size(); ++i) {
@@ -365,11 +353,8 @@ TEST(Convert, FullRankSvdReproducesOriginalLogits) {
   for (Sharing sharing : {Sharing::cycle, Sharing::sequence})
     for (int64_t K : {2, 3})
       for (InitRule rule : {InitRule::stepwise, InitRule::average}) {
-        ConvertOptions opt{.loops = K,
-                           .sharing = sharing,
-                           .init = rule,
-                           .rank_attention = kFull,
-                           .rank_mlp = kFull};
+        ConvertOptions opt{.loops = K, .sharing = sharing, .init = rule,
+                           .rank_attention = kFull, .rank_mlp = kFull};
         Converted c = convert_to_recursive(ospec, *orig, opt);
         EXPECT_EQ(c.spec.recursion.loops, K);
         EXPECT_EQ(c.spec.recursion.block_layers, L / K);
@@ -390,12 +375,8 @@ TEST(Convert, FullRankWithPerLoopNormsReproducesDifferingNorms) {
   auto orig = random_original(ospec, /*random_norms=*/true);
   std::vector<float> ref = logits_of(ospec, *orig);
   for (Sharing sharing : {Sharing::cycle, Sharing::sequence}) {
-    ConvertOptions opt{.loops = 2,
-                       .sharing = sharing,
-                       .init = InitRule::average,
-                       .rank_attention = kFull,
-                       .rank_mlp = kFull,
-                       .per_loop_norms = true};
+    ConvertOptions opt{.loops = 2, .sharing = sharing, .init = InitRule::average,
+                       .rank_attention = kFull, .rank_mlp = kFull, .per_loop_norms = true};
     Converted c = convert_to_recursive(ospec, *orig, opt);
     EXPECT_TRUE(c.spec.recursion.per_loop_norms);
     EXPECT_LE(max_diff(logits_of(c.spec, *c.params), ref), 1e-4 * max_abs(ref));
@@ -410,11 +391,10 @@ TEST(Convert, RankZeroIsTiedCopiesBitwise) {
   auto orig = random_original(ospec, /*random_norms=*/true);
   for (Sharing sharing : {Sharing::cycle, Sharing::sequence})
     for (int64_t K : {2, 3})
-      for (InitRule rule : {InitRule::stepwise, InitRule::average, InitRule::lower, InitRule::upper,
-                            InitRule::random}) {
+      for (InitRule rule : {InitRule::stepwise, InitRule::average, InitRule::lower,
+                            InitRule::upper, InitRule::random}) {
         const int64_t B = L / K;
-        Converted c =
-            convert_to_recursive(ospec, *orig, {.loops = K, .sharing = sharing, .init = rule});
+        Converted c = convert_to_recursive(ospec, *orig, {.loops = K, .sharing = sharing, .init = rule});
         const ParamRegistry& reg = c.params->registry();
         EXPECT_EQ(reg.numel_of(ParamKind::lora_a) + reg.numel_of(ParamKind::lora_b), 0);
         EXPECT_EQ(reg.size(), 1 + B * 9 + 1 + 1);
@@ -453,9 +433,7 @@ TEST(Convert, RankZeroIsTiedCopiesBitwise) {
         for (const char* name : {"embed.weight", "final_norm.weight", "head.weight"}) {
           const int j = reg.index(name);
           EXPECT_EQ(std::memcmp(orig->value(name), c.params->value(j),
-                                c.params->numel(j) * sizeof(float)),
-                    0)
-              << name;
+                                c.params->numel(j) * sizeof(float)), 0) << name;
         }
       }
 }
@@ -464,13 +442,10 @@ TEST(Convert, ZeroLoraInitLeavesThePureRecursiveModel) {
   ModelSpec ospec = original_spec(4);
   auto orig = random_original(ospec);
   Converted pure = convert_to_recursive(ospec, *orig, {.loops = 2, .init = InitRule::average});
-  Converted zero = convert_to_recursive(ospec, *orig,
-                                        {.loops = 2,
-                                         .init = InitRule::average,
-                                         .rank_attention = 4,
-                                         .rank_mlp = 3,
-                                         .lora_init = LoraInit::zero,
-                                         .seed = 5});
+  Converted zero = convert_to_recursive(
+      ospec, *orig,
+      {.loops = 2, .init = InitRule::average, .rank_attention = 4, .rank_mlp = 3,
+       .lora_init = LoraInit::zero, .seed = 5});
   const ParamRegistry& reg = zero.params->registry();
   for (int i = 0; i < reg.size(); ++i) {
     const ParamInfo& p = reg[i];
@@ -501,16 +476,16 @@ TEST(Convert, ErrorFallsAsRankGrows) {
       std::vector<double> errs, dloss;
       for (int64_t r : {0, 2, 4, 8, int(kFull)}) {
         Converted c = convert_to_recursive(
-            ospec, *orig,
-            {.loops = 2, .sharing = sharing, .init = rule, .rank_attention = r, .rank_mlp = r});
+            ospec, *orig, {.loops = 2, .sharing = sharing, .init = rule, .rank_attention = r,
+                           .rank_mlp = r});
         errs.push_back(rms_diff(logits_of(c.spec, *c.params), ref));
         dloss.push_back(std::fabs(loss_of(c.spec, *c.params) - ref_loss));
       }
       // The logits error falls with every rank step. The loss distance is signed noise at low
       // ranks on this toy model (it is not monotone there), so only its end points are checked.
       for (size_t i = 0; i + 1 < errs.size(); ++i)
-        EXPECT_LT(errs[i + 1], errs[i])
-            << "rank step " << i << " " << to_string(sharing) << " " << to_string(rule);
+        EXPECT_LT(errs[i + 1], errs[i]) << "rank step " << i << " " << to_string(sharing) << " "
+                                        << to_string(rule);
       EXPECT_LT(dloss.back(), 1e-4);
       EXPECT_LT(dloss.back(), dloss.front());
     }
@@ -562,17 +537,15 @@ TEST(ConvertFamilies, FullRankWithPerLoopVectorsReproducesTheOriginal) {
       for (InitRule rule : {InitRule::stepwise, InitRule::average}) {
         // Rank 1000 is capped at every projection's min(in, out): full rank everywhere.
         Converted c = convert_to_recursive(ospec, *orig,
-                                           {.loops = 3,
-                                            .sharing = sharing,
-                                            .init = rule,
-                                            .rank_attention = 1000,
-                                            .rank_mlp = 1000,
+                                           {.loops = 3, .sharing = sharing, .init = rule,
+                                            .rank_attention = 1000, .rank_mlp = 1000,
                                             .per_loop_norms = true});
         EXPECT_LE(max_diff(logits_of(c.spec, *c.params), ref), 1e-4 * max_abs(ref))
             << f.name << " " << to_string(sharing) << " " << to_string(rule);
         // Without LoRA the tied model is far from the original: the check is not vacuous.
-        Converted c0 = convert_to_recursive(
-            ospec, *orig, {.loops = 3, .sharing = sharing, .init = rule, .per_loop_norms = true});
+        Converted c0 = convert_to_recursive(ospec, *orig,
+                                            {.loops = 3, .sharing = sharing, .init = rule,
+                                             .per_loop_norms = true});
         EXPECT_GT(max_diff(logits_of(c0.spec, *c0.params), ref), 1e-2 * max_abs(ref)) << f.name;
       }
   }
@@ -593,12 +566,9 @@ TEST(ConvertFamilies, RankZeroIsThePureRecursiveModelBitwise) {
           << f.name << " " << name;
     }
     // And zero-initialised LoRA leaves exactly that model's function.
-    Converted z = convert_to_recursive(ospec, *orig,
-                                       {.loops = 2,
-                                        .init = InitRule::lower,
-                                        .rank_attention = 3,
-                                        .rank_mlp = 3,
-                                        .lora_init = LoraInit::zero});
+    Converted z = convert_to_recursive(ospec, *orig, {.loops = 2, .init = InitRule::lower,
+                                                      .rank_attention = 3, .rank_mlp = 3,
+                                                      .lora_init = LoraInit::zero});
     const std::vector<float> a = logits_of(c.spec, *c.params), b = logits_of(z.spec, *z.params);
     EXPECT_LE(max_diff(a, b), 1e-6 * max_abs(a)) << f.name;
   }
@@ -607,8 +577,8 @@ TEST(ConvertFamilies, RankZeroIsThePureRecursiveModelBitwise) {
 TEST(ConvertFamilies, NeoxHasNoGateAndPerLoopBiases) {
   const ModelSpec ospec = family_spec(kFamilies[2], 4);
   auto orig = random_family_original(ospec);
-  Converted c = convert_to_recursive(
-      ospec, *orig, {.loops = 2, .rank_attention = 2, .rank_mlp = 2, .per_loop_norms = true});
+  Converted c = convert_to_recursive(ospec, *orig, {.loops = 2, .rank_attention = 2,
+                                                    .rank_mlp = 2, .per_loop_norms = true});
   const ParamRegistry& reg = c.params->registry();
   EXPECT_FALSE(reg.has("block.0.mlp.gate.weight"));
   EXPECT_FALSE(reg.has("lora.0.0.gate.A"));
@@ -616,9 +586,8 @@ TEST(ConvertFamilies, NeoxHasNoGateAndPerLoopBiases) {
   EXPECT_FALSE(reg.has("block.0.attn.q.bias"));
   // Cycle, B = 2: position (loop 1, layer 0) is original layer 2.
   const int j = reg.index("loop.1.block.0.attn.q.bias");
-  EXPECT_EQ(
-      std::memcmp(c.params->value(j), orig->value("block.2.attn.q.bias"), c.params->numel(j) * 4),
-      0);
+  EXPECT_EQ(std::memcmp(c.params->value(j), orig->value("block.2.attn.q.bias"),
+                        c.params->numel(j) * 4), 0);
   EXPECT_TRUE(reg.has("loop.1.block.0.mlp_norm.bias"));
   EXPECT_TRUE(reg.has("final_norm.bias"));
 }
@@ -674,8 +643,7 @@ TEST(Convert, RejectsBadInputs) {
   Converted capped = convert_to_recursive(ospec, *orig, {.loops = 2, .rank_attention = kFull + 9});
   EXPECT_EQ(capped.params->registry().total_numel(),
             convert_to_recursive(ospec, *orig, {.loops = 2, .rank_attention = kFull})
-                .params->registry()
-                .total_numel());
+                .params->registry().total_numel());
   ModelSpec looped = original_spec(3);
   looped.recursion.loops = 2;
   ParameterSet lp(looped);
