@@ -653,6 +653,12 @@ TEST(RelaxedExport, WritesTransformersCheck) {
   o.per_loop_norms = true;
   write_converted_check(load_hf_model(fixture("hf_llama_mqa_tied_bf16")), o,
                         (fs::path(env) / "sequence_tied").string());
+  // Gemma 3 from transformers' own fixture: local and global layers tied into one block layer
+  // (K = 2 over 4 layers, cycle), per-loop norms, the global layers' linear RoPE scaling.
+  o.loops = 2;
+  o.sharing = Sharing::cycle;
+  write_converted_check(load_hf_model(fixture("hf_gemma3")), o,
+                        (fs::path(env) / "gemma3_fixture_cycle").string());
   for (const RelaxedFamilyCase& c : kRelaxedFamilies) {
     const Converted r = relaxed_family_model(c);
     write_check(r.spec, *r.params, (fs::path(env) / case_name(c)).string());
