@@ -1,6 +1,7 @@
 #include "model/hf_export.h"
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -141,9 +142,15 @@ json hf_config(const ModelSpec& spec) {
     c["rope_scaling"] = scaling;
   }
   for (const HfUnsupportedKey& k : f.unsupported) c[k.key] = nullptr;
-  if (f.query_scale_key)
-    c[f.query_scale_key] =
+  if (f.query_scale_key) {
+    // transformers' config field is an int.
+    const double scalar =
         m.query_pre_attn_scalar > 0 ? m.query_pre_attn_scalar : static_cast<double>(m.dh());
+    RRT_CHECK(scalar == std::floor(scalar), "export", f.query_scale_key,
+              " must be a whole number in ", f.architecture, "'s config; the model has "
+              "model.query_pre_attn_scalar ", scalar);
+    c[f.query_scale_key] = static_cast<int64_t>(scalar);
+  }
   if (f.sliding_pattern_default > 0) {
     // Without a window every layer is a full one (and sliding_window a placeholder transformers
     // then never reads for a mask).
