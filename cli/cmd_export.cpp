@@ -1,6 +1,7 @@
 // rrt export CHECKPOINT --out DIR [--force]
 // Writes DIR/config.json + DIR/model.safetensors: a Hugging Face LlamaForCausalLM,
-// GemmaForCausalLM, GPTNeoXForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM of the unrolled
+// GemmaForCausalLM, GPTNeoXForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM or
+// Gemma2ForCausalLM of the unrolled
 // model (K * B layers, each position's LoRA merged into its weights), fp32, plus the tokenizer
 // files of the checkpoint's data.tokenizer, so that transformers and lm-evaluation-harness can
 // use DIR as it is.
@@ -151,7 +152,8 @@ void run_export(const ExportOpts& o) {
 void add_export_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "export",
-      "Export an rrt checkpoint as an HF directory (Llama, Gemma, GPT-NeoX, Qwen2 or Qwen3, as\n"
+      "Export an rrt checkpoint as an HF directory (Llama, Gemma, GPT-NeoX, Qwen2, Qwen3, Gemma 3\n"
+      "or Gemma 2, as "
       "trained) of the unrolled model (K*B layers; each position's LoRA merged into its\n"
       "weights; fp32;\n"
       "the checkpoint's tokenizer files copied). Load it with\n"
