@@ -327,10 +327,11 @@ void read_sliding_layers(const json& c, const std::string& path, const FamilyDes
                          ModelConfig& m) {
   const std::vector<bool> sliding = read_layer_types(c, path, d, m);
   if (std::find(sliding.begin(), sliding.end(), true) == sliding.end()) return;
-  RRT_CHECK(has_value(c, "sliding_window"), path,
+  // Absent: Gemma2Config's and Gemma3TextConfig's default, 4096; null: no size to apply.
+  RRT_CHECK(!c.contains("sliding_window") || !c.at("sliding_window").is_null(), path,
             "layer_types has sliding_attention layers but sliding_window is null; rrt needs the "
             "window's size");
-  m.sliding_window = get_field<int64_t>(c, path, "sliding_window");
+  m.sliding_window = get_field_or<int64_t>(c, path, "sliding_window", 4096);
   RRT_CHECK(m.sliding_window > 0, path, "sliding_window must be positive, got ", m.sliding_window);
   m.sliding_layers = shortest_period(sliding);
   if (m.sliding_layers == std::vector<bool>{true}) m.sliding_layers.clear();  // every layer

@@ -135,6 +135,11 @@ TEST(HfGemma3, Transformers4Keys) {
   EXPECT_DOUBLE_EQ(bare.rope_theta, 1e6);
   EXPECT_DOUBLE_EQ(bare.rope_local_theta, 1e4);
   EXPECT_DOUBLE_EQ(bare.query_pre_attn_scalar, 256.0);
+  ModelConfig no_window;
+  ASSERT_EQ(import_error(
+                "hf_gemma3", [](json& c) { c.erase("sliding_window"); }, &no_window),
+            "");
+  EXPECT_EQ(no_window.sliding_window, 4096);
   EXPECT_TRUE(bare.sliding_layers.empty());  // 4 layers < 6: all sliding
   EXPECT_TRUE(bare.local_rope_at(3));
 }
@@ -177,6 +182,10 @@ TEST(HfGemma3, RefusedKeysAreNamed) {
   refused(
       "hf_gemma3", [](json& c) { c["rope_parameters"]["full_attention"]["rope_type"] = "yarn"; },
       "yarn");
+  refused(
+      "hf_gemma3", [](json& c) { c["sliding_window"] = nullptr; }, "sliding_window");
+  refused(
+      "hf_gemma3", [](json& c) { c["sliding_window"] = 0; }, "sliding_window");
   refused(
       "hf_gemma3", [](json& c) { c.erase("head_dim"); }, "head_dim");
   refused(
