@@ -226,7 +226,9 @@ void StageEngine<Be>::norm(bool attn, const Act* x, Act* y, bool post) {
   const int64_t D = d_model();
   const auto weights = [&](const StageGroup& g) {
     const LayerParamsOf<Act>& lp = positions_[static_cast<size_t>(g.position)];
-    if (post) return std::pair(attn ? lp.attn_post_norm : lp.mlp_post_norm, (const Act*)nullptr);
+    if (post)  // Gemma's sandwich norms are RMSNorms: no bias
+      return std::pair(attn ? lp.attn_post_norm : lp.mlp_post_norm,
+                       static_cast<const Act*>(nullptr));
     return attn ? std::pair(lp.attn_norm, lp.attn_norm_bias)
                 : std::pair(lp.mlp_norm, lp.mlp_norm_bias);
   };
