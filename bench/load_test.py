@@ -198,7 +198,8 @@ def main():
     ap.add_argument("--max-batch", type=int, default=8)
     ap.add_argument("--max-seconds", type=float, default=60, help="no arrivals after this")
     ap.add_argument("--timeout", type=float, default=120, help="per request, seconds")
-    ap.add_argument("--exit", default="none", help="none, confidence:T or saturation:T")
+    ap.add_argument("--exit", default="none", help="none, confidence:T, saturation:T or classifier:T (the "
+                    "last with --serve-arg=--exit-classifier=FILE)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--serve-arg", action="append", default=[],
                     help="extra rrt serve argument (repeatable), e.g. --serve-arg=--kv=copy")

@@ -242,9 +242,37 @@ hid_t open_for_read(const std::string& path) {
   return file;
 }
 
-// The state's integers in a fixed order, for its checksum.
-std::vector<int64_t> state_values(const TrainState& s) {
-  return {s.step, s.adam_step, s.data_epoch, s.data_index, s.tokens_seen, s.world_size};
+// The state's integers in a fixed order, for its checksum (a mixture's counts last, so that the
+// checksum of a run on data.path is what it was before mixtures).
+std::vector<int64_t> state_values(const TrainState& s, const std::vector<int64_t>& mixture) {
+  std::vector<int64_t> values = {s.step,       s.adam_step,   s.data_epoch,
+                                 s.data_index, s.tokens_seen, s.world_size};
+  values.insert(values.end(), mixture.begin(), mixture.end());
+  return values;
+}
+
+constexpr const char* kMixtureCounts = "mixture_counts";
+
+void write_i64_array_attr(hid_t obj, const char* name, const std::vector<int64_t>& values,
+                          const std::string& where) {
+  const hsize_t n = values.size();
+  H5Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  H5Handle attr(H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  RRT_CHECK(attr >= 0 && H5Awrite(attr, H5T_NATIVE_INT64, values.data()) >= 0, where,
+            "cannot write attribute '", name, "' (disk full?)");
+}
+
+std::vector<int64_t> read_i64_array_attr(hid_t obj, const char* name, const std::string& where) {
+  H5Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+  H5Handle type(H5Aget_type(attr), H5Tclose);
+  H5Handle space(H5Aget_space(attr), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  RRT_CHECK(H5Tget_class(type) == H5T_INTEGER && n >= 1, where, "state attribute '", name,
+            "' must hold integers");
+  std::vector<int64_t> values(static_cast<size_t>(n));
+  RRT_CHECK(H5Aread(attr, H5T_NATIVE_INT64, values.data()) >= 0, where,
+            "cannot read state attribute '", name, "'");
+  return values;
 }
 
 CheckpointContents read_header(hid_t file, ReadContext& ctx) {
@@ -271,8 +299,10 @@ CheckpointContents read_header(hid_t file, ReadContext& ctx) {
   c.state.tokens_seen = read_i64_attr(state, "tokens_seen", where);
   if (H5Aexists(state, "world_size") > 0 || ctx.verified)
     c.state.world_size = read_i64_attr(state, "world_size", where);
+  if (H5Aexists(state, kMixtureCounts) > 0)
+    c.mixture_counts = read_i64_array_attr(state, kMixtureCounts, where);
   if (ctx.verified) {
-    const std::vector<int64_t> values = state_values(c.state);
+    const std::vector<int64_t> values = state_values(c.state, c.mixture_counts);
     const uint32_t computed = checksum_bytes(values.data(), values.size() * sizeof(int64_t));
     if (read_i64_attr(state, "state_crc32", where) != static_cast<int64_t>(computed))
       throw CheckpointCorrupt(where, "/state",
@@ -289,7 +319,8 @@ CheckpointContents read_header(hid_t file, ReadContext& ctx) {
 namespace {
 
 void write_contents(hid_t file, const std::string& where, const std::string& config_yaml,
-                    const ParameterSet& params, AdamW* optimizer, const TrainState& state) {
+                    const ParameterSet& params, AdamW* optimizer, const TrainState& state,
+                    const std::vector<int64_t>& mixture_counts) {
   write_string(file, "config", config_yaml, false, where);
   H5Handle group(H5Gcreate2(file, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
   const ParamRegistry& reg = params.registry();
@@ -315,9 +346,10 @@ void write_contents(hid_t file, const std::string& where, const std::string& con
   write_i64_attr(st, "data_index", state.data_index, where);
   write_i64_attr(st, "tokens_seen", state.tokens_seen, where);
   write_i64_attr(st, "world_size", state.world_size, where);
+  if (!mixture_counts.empty()) write_i64_array_attr(st, kMixtureCounts, mixture_counts, where);
   // Every dataset carries a crc32 attribute; the state's integers are covered here.
   write_string(st, "checksum", kChecksumKind, true, where);
-  const std::vector<int64_t> values = state_values(state);
+  const std::vector<int64_t> values = state_values(state, mixture_counts);
   write_i64_attr(st, "state_crc32", checksum_bytes(values.data(), values.size() * sizeof(int64_t)),
                  where);
 }
@@ -325,7 +357,8 @@ void write_contents(hid_t file, const std::string& where, const std::string& con
 }  // namespace
 
 void save_checkpoint(const std::string& path, const std::string& config_yaml,
-                     const ParameterSet& params, AdamW* optimizer, const TrainState& state) {
+                     const ParameterSet& params, AdamW* optimizer, const TrainState& state,
+                     const std::vector<int64_t>& mixture_counts) {
   silence_hdf5();
   const std::string where = "checkpoint " + path;
   const std::string tmp = temporary_path(path);
@@ -345,7 +378,7 @@ void save_checkpoint(const std::string& path, const std::string& config_yaml,
   RRT_CHECK(file >= 0, where, "cannot create ", tmp, " (directory missing or not writable?)");
   std::string failure;
   try {
-    write_contents(file, where, config_yaml, params, optimizer, state);
+    write_contents(file, where, config_yaml, params, optimizer, state, mixture_counts);
   } catch (const Error& e) {
     failure = e.what();
   }

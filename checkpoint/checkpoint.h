@@ -4,8 +4,9 @@
 //   /optim/m/<name>, /optim/v/<name>   AdamW moments (absent in weights-only files)
 //   /state             attributes: step, adam_step, data_epoch, data_index, tokens_seen,
 //                      format ("rrt-checkpoint"), format_version, checksum ("crc32"),
-//                      world_size, state_crc32 (of step .. tokens_seen and world_size, int64
-//                      little-endian)
+//                      world_size, mixture_counts (a run on data.sources only: sequences drawn
+//                      per source, data/mixture.h's cursor), state_crc32 (of step ..
+//                      tokens_seen, world_size and mixture_counts, int64 little-endian)
 //   every dataset      attribute crc32: CRC-32 of its values (checkpoint/checkpoint_verify.h)
 // Writes go to "<path>.tmp.<pid>.<n>" (core/durable_file.h), are flushed and closed, then renamed
 // over <path>: a crash or a full disk during the write leaves the previous checkpoint untouched.
@@ -33,13 +34,16 @@ struct TrainState {
   int64_t world_size = 0;
 };
 
-// optimizer may be null (weights only).
+// optimizer may be null (weights only). mixture_counts: the mixture loader's cursor (empty for
+// a run on data.path).
 void save_checkpoint(const std::string& path, const std::string& config_yaml,
-                     const ParameterSet& params, AdamW* optimizer, const TrainState& state);
+                     const ParameterSet& params, AdamW* optimizer, const TrainState& state,
+                     const std::vector<int64_t>& mixture_counts = {});
 
 struct CheckpointContents {
   std::string config_yaml;
   TrainState state;
+  std::vector<int64_t> mixture_counts;  // empty unless the run trained on data.sources
   bool has_optimizer = false;
   // The file declares checksums (every dataset and the state carry one). Files written before
   // rrt verified checkpoints do not; they load with a warning on stderr.

@@ -1,10 +1,12 @@
-// rrt export CHECKPOINT --out DIR [--force]
-// Writes DIR/config.json + DIR/model.safetensors: a Hugging Face LlamaForCausalLM,
-// GemmaForCausalLM, GPTNeoXForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM or
-// Gemma2ForCausalLM of the unrolled
-// model (K * B layers, each position's LoRA merged into its weights), fp32, plus the tokenizer
-// files of the checkpoint's data.tokenizer, so that transformers and lm-evaluation-harness can
-// use DIR as it is.
+// rrt export CHECKPOINT --out DIR|FILE [--format hf|gguf] [--dtype fp32|bf16] [--force]
+// hf: DIR/config.json + DIR/model.safetensors (+ generation_config.json): a Hugging Face
+// LlamaForCausalLM, GemmaForCausalLM, GPTNeoXForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM,
+// Gemma3ForCausalLM or Gemma2ForCausalLM of the unrolled model (K * B layers, each position's
+// LoRA merged into its weights), plus the tokenizer files of the checkpoint's data.tokenizer, so
+// that transformers and lm-evaluation-harness can use DIR as it is. gguf: FILE, llama.cpp's
+// format (llama, qwen2).
+#include <yaml-cpp/yaml.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -12,9 +14,8 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "checkpoint/checkpoint.h"
 #include "cli/commands.h"
@@ -22,7 +23,9 @@
 #include "core/durable_file.h"
 #include "core/error.h"
 #include "data/bpe_tokenizer.h"
+#include "data/tokenizer.h"
 #include "data/tokenizer_json.h"
+#include "model/gguf_export.h"
 #include "model/hf_export.h"
 #include "model/parameters.h"
 
@@ -32,6 +35,7 @@ namespace {
 
 struct ExportOpts {
   std::string checkpoint, out;
+  std::string format = "hf", dtype = "fp32";
   bool force = false;
 };
 
@@ -75,8 +79,10 @@ void copy_tokenizer_files(std::filesystem::path tokenizer, const std::string& ou
                     : tokenizer / "tokenizer.json";
   }
   if (!fs::is_regular_file(tokenizer, ec)) {
-    std::printf("warning: tokenizer %s (data.tokenizer) not found; copy the tokenizer files into "
-                "%s by hand\n", tokenizer.c_str(), out_dir.c_str());
+    std::printf(
+        "warning: tokenizer %s (data.tokenizer) not found; copy the tokenizer files into "
+        "%s by hand\n",
+        tokenizer.c_str(), out_dir.c_str());
     return;
   }
   if (tokenizer.extension() == ".gguf") {
@@ -92,10 +98,11 @@ void copy_tokenizer_files(std::filesystem::path tokenizer, const std::string& ou
         std::printf("wrote %s (from the tokenizer of %s)\n", dst.c_str(), tokenizer.c_str());
       }
     } catch (const Error& e) {
-      std::printf("tokenizer not copied: rrt cannot write the tokenizer of %s as tokenizer.json "
-                  "(%s); load it with transformers' AutoTokenizer.from_pretrained(dir, "
-                  "gguf_file=name)\n",
-                  tokenizer.c_str(), e.what());
+      std::printf(
+          "tokenizer not copied: rrt cannot write the tokenizer of %s as tokenizer.json "
+          "(%s); load it with transformers' AutoTokenizer.from_pretrained(dir, "
+          "gguf_file=name)\n",
+          tokenizer.c_str(), e.what());
     }
     return;
   }
@@ -108,43 +115,86 @@ void copy_tokenizer_files(std::filesystem::path tokenizer, const std::string& ou
     if (std::find(copied.begin(), copied.end(), fs::weakly_canonical(f)) != copied.end()) continue;
     copied.push_back(fs::weakly_canonical(f));
     const bool sp_model = f == tokenizer && f.extension() == ".model";
-    const fs::path dst = fs::path(out_dir) / (sp_model ? fs::path("tokenizer.model") : f.filename());
+    const fs::path dst =
+        fs::path(out_dir) / (sp_model ? fs::path("tokenizer.model") : f.filename());
     fs::copy_file(f, dst, fs::copy_options::overwrite_existing);
     std::printf("copied %s -> %s\n", f.c_str(), dst.c_str());
   }
 }
 
+// The tokenizer's BOS and EOS ids for config.json and generation_config.json, when rrt can load
+// it; -1 otherwise (a line says why).
+std::pair<int32_t, int32_t> token_ids(const std::filesystem::path& tokenizer) {
+  try {
+    const auto t = make_tokenizer(tokenizer.empty() ? "byte" : tokenizer.string());
+    return {t->bos_id(), t->eos_id()};
+  } catch (const Error& e) {
+    std::printf("no bos/eos ids written: the tokenizer cannot be loaded (%s)\n", e.what());
+    return {-1, -1};
+  }
+}
+
+void run_gguf_export(const ExportOpts& o, const ModelSpec& spec, const ParameterSet& params) {
+  GgufExportOptions options;
+  options.dtype = o.dtype == "bf16" ? DType::bf16 : DType::f32;
+  options.name = std::filesystem::path(o.checkpoint).stem().string();
+  const std::filesystem::path tokenizer = tokenizer_of(o.checkpoint);
+  if (tokenizer.extension() == ".gguf")
+    options.tokenizer_gguf = tokenizer.string();
+  else
+    std::printf(
+        "no tokenizer in the GGUF file: the checkpoint's tokenizer (%s) is not a GGUF "
+        "one; llama.cpp needs tokenizer.* keys to run the file\n",
+        tokenizer.empty() ? "byte" : tokenizer.c_str());
+  export_gguf(spec, params, o.out, options);
+}
+
 void run_export(const ExportOpts& o) {
   const auto t0 = std::chrono::steady_clock::now();
-  // Fail before reading a large checkpoint (export_hf checks again, and checks writability).
+  const bool gguf = o.format == "gguf";
+  // Fail before reading a large checkpoint (the exports check again, and check writability).
   std::error_code ec;
-  RRT_CHECK(o.force || !std::filesystem::is_directory(o.out, ec) ||
-                std::filesystem::is_empty(o.out, ec),
-            "export " + o.out, "is not empty; choose a new or empty directory, or pass --force "
-            "to replace config.json and model.safetensors there");
+  if (gguf)
+    RRT_CHECK(o.force || !std::filesystem::exists(o.out, ec), "export " + o.out,
+              "exists; choose a new file name, or pass --force to replace it");
+  else
+    RRT_CHECK(o.force || !std::filesystem::is_directory(o.out, ec) ||
+                  std::filesystem::is_empty(o.out, ec),
+              "export " + o.out,
+              "is not empty; choose a new or empty directory, or pass --force "
+              "to replace config.json and model.safetensors there");
   std::printf("reading %s\n", o.checkpoint.c_str());
   std::fflush(stdout);
   auto [spec, params] = load_model_from_checkpoint(o.checkpoint);
-  std::printf("exporting %ld loops x %ld block layers (%s sharing, LoRA rank %ld/%ld) as %ld "
-              "HF layers\n",
-              static_cast<long>(spec.recursion.loops),
-              static_cast<long>(spec.recursion.block_layers),
-              to_string(spec.recursion.sharing).c_str(),
-              static_cast<long>(spec.lora.rank_attention), static_cast<long>(spec.lora.rank_mlp),
-              static_cast<long>(spec.positions()));
+  std::printf(
+      "exporting %ld loops x %ld block layers (%s sharing, LoRA rank %ld/%ld) as %ld "
+      "plain layers, %s, %s\n",
+      static_cast<long>(spec.recursion.loops), static_cast<long>(spec.recursion.block_layers),
+      to_string(spec.recursion.sharing).c_str(), static_cast<long>(spec.lora.rank_attention),
+      static_cast<long>(spec.lora.rank_mlp), static_cast<long>(spec.positions()),
+      gguf ? "GGUF" : "HF", o.dtype.c_str());
   std::fflush(stdout);
-  // INCOMPLETE marks the directory until every file is written (core/durable_file.h): an export
-  // that fails or is killed half-way is refused by rrt's readers (convert, the teacher).
-  std::filesystem::create_directories(o.out, ec);
-  RRT_CHECK(!ec, "export " + o.out, "cannot create the directory (", ec.message(), ")");
-  mark_output_incomplete(o.out, "rrt export");
-  export_hf(spec, *params, o.out, /*overwrite=*/true);  // emptiness was checked above
-  copy_tokenizer_files(tokenizer_of(o.checkpoint), o.out);
-  mark_output_complete(o.out);
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("wrote %s/config.json and %s/model.safetensors in %.1f s\n", o.out.c_str(),
-              o.out.c_str(), secs);
+  if (gguf) {
+    run_gguf_export(o, spec, *params);
+  } else {
+    // INCOMPLETE marks the directory until every file is written (core/durable_file.h): an
+    // export that fails or is killed half-way is refused by rrt's readers (convert, the teacher).
+    std::filesystem::create_directories(o.out, ec);
+    RRT_CHECK(!ec, "export " + o.out, "cannot create the directory (", ec.message(), ")");
+    mark_output_incomplete(o.out, "rrt export");
+    HfExportOptions options{.overwrite = true,  // emptiness was checked above
+                            .dtype = o.dtype == "bf16" ? DType::bf16 : DType::f32};
+    std::tie(options.bos_id, options.eos_id) = token_ids(tokenizer_of(o.checkpoint));
+    export_hf(spec, *params, o.out, options);
+    copy_tokenizer_files(tokenizer_of(o.checkpoint), o.out);
+    mark_output_complete(o.out);
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (gguf)
+    std::printf("wrote %s in %.1f s\n", o.out.c_str(), secs);
+  else
+    std::printf("wrote %s/config.json and %s/model.safetensors in %.1f s\n", o.out.c_str(),
+                o.out.c_str(), secs);
 }
 
 }  // namespace
@@ -153,19 +203,28 @@ void add_export_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "export",
       "Export an rrt checkpoint as an HF directory (Llama, Gemma, GPT-NeoX, Qwen2, Qwen3, Gemma 3\n"
-      "or Gemma 2, as "
-      "trained) of the unrolled model (K*B layers; each position's LoRA merged into its\n"
-      "weights; fp32;\n"
-      "the checkpoint's tokenizer files copied). Load it with\n"
-      "transformers' AutoModelForCausalLM.from_pretrained(DIR) or rrt convert --from DIR.");
+      "or Gemma 2, as trained) or a GGUF file (llama, qwen2) of the unrolled model (K*B layers;\n"
+      "each position's LoRA merged into its weights; fp32 or bf16). The HF directory gets the\n"
+      "checkpoint's tokenizer files and bos/eos ids (config.json, generation_config.json);\n"
+      "load it with transformers' AutoModelForCausalLM.from_pretrained(DIR) or rrt convert\n"
+      "--from DIR. The GGUF file gets a GGUF tokenizer's keys; llama.cpp and rrt read it.");
   auto o = std::make_shared<ExportOpts>();
   cmd->add_option("checkpoint", o->checkpoint, "rrt checkpoint (.h5) written by train/convert")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--out", o->out, "output directory (created; must be empty unless --force)")
+  cmd->add_option("--out", o->out,
+                  "output directory (hf: created; must be empty unless --force) or file (gguf)")
       ->required();
+  cmd->add_option("--format", o->format, "hf (a transformers directory) or gguf (llama.cpp)")
+      ->check(CLI::IsMember({"hf", "gguf"}))
+      ->capture_default_str();
+  cmd->add_option("--dtype", o->dtype,
+                  "fp32, or bf16 (weights rounded to nearest even; GGUF keeps 1-D tensors fp32)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   cmd->add_flag("--force", o->force,
-                "write into a non-empty directory, replacing config.json and model.safetensors");
+                "replace an existing GGUF file, or write into a non-empty directory, replacing "
+                "config.json and model.safetensors");
   cmd->callback([o] { run_export(*o); });
 }
 

@@ -1,7 +1,8 @@
 // rrt generate CHECKPOINT [--prompt TEXT]... [--prompts FILE|-] [--max-new-tokens N]
-//              [--temperature T] [--top-p P] [--seed S] [--exit none|oracle|confidence|saturation]
-//              [--threshold T] [--kv propagate|recompute|copy] [--device cpu|cuda] [--batching
-//              depth|sequence|static]
+//              [--temperature T] [--top-p P] [--seed S]
+//              [--exit none|oracle|confidence|saturation|classifier] [--threshold T]
+//              [--exit-classifier FILE] [--kv propagate|recompute|copy] [--device cpu|cuda]
+//              [--batching depth|sequence|static]
 //              [--max-batch N] [--ignore-eos] [--tokenizer SPEC] [--json]
 // Text generation with early exit over the inference engine (docs/inference.md): prints each
 // prompt's continuation and the loop every generated token exited at.
@@ -15,6 +16,7 @@
 #include "cli/commands.h"
 #include "config/config_io.h"
 #include "core/error.h"
+#include "inference/exit_classifier.h"
 #include "inference/generate.h"
 #include "inference/load.h"
 
@@ -52,8 +54,9 @@ void add_generate_command(CLI::App& app) {
       "Generate text from a checkpoint with early exit and depth-wise batching; prints the text "
       "and the loop each token exited at (docs/inference.md)");
   struct Opts {
-    std::string checkpoint, prompts_file, exit = "none", kv = "propagate", device = "cpu",
-                                          precision = "auto", batching = "depth", tokenizer;
+    std::string checkpoint, prompts_file, exit_classifier,
+        exit = "none", kv = "propagate", device = "cpu", precision = "auto", batching = "depth",
+        tokenizer;
     std::vector<std::string> prompts;
     int64_t max_new = 64, max_batch = 8;
     double temperature = 0, top_p = 1, threshold = 0.9;
@@ -76,14 +79,20 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--exit", o->exit,
                   "exit rule: none, confidence (the first loop whose max probability reaches "
                   "--threshold), saturation (the first loop whose state, through the final norm, "
-                  "has a cosine similarity above --threshold with the previous loop's) or oracle "
-                  "(measurement: decodes at full depth first to find "
-                  "each token's earliest agreeing loop, then replays those exits)")
-      ->check(CLI::IsMember({"none", "oracle", "confidence", "saturation"}));
+                  "has a cosine similarity above --threshold with the previous loop's), "
+                  "classifier (the first loop whose learned exit classifier, "
+                  "--exit-classifier, gives a probability of agreeing with the full depth of at "
+                  "least --threshold) or oracle (measurement: decodes at full depth first to "
+                  "find each token's earliest agreeing loop, then replays those exits)")
+      ->check(CLI::IsMember({"none", "oracle", "confidence", "saturation", "classifier"}));
   cmd->add_option("--threshold", o->threshold,
-                  "confidence threshold (a probability, 0..1) or saturation threshold (a cosine "
-                  "similarity, -1..1)")
+                  "confidence or classifier threshold (a probability, 0..1) or saturation "
+                  "threshold (a cosine similarity, -1..1)")
       ->check(CLI::Range(-1.0, 1.0));
+  cmd->add_option("--exit-classifier", o->exit_classifier,
+                  "the exit classifier of this checkpoint (rrt exit-classifier train) for "
+                  "--exit classifier")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--device", o->device, "engine: cpu or cuda (a GPU; a CUDA build)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--precision", o->precision,
@@ -152,10 +161,24 @@ void add_generate_command(CLI::App& app) {
     g.exit.threshold = o->threshold;
     g.exit.rule = o->exit == "confidence"   ? inference::ExitRule::confidence
                   : o->exit == "saturation" ? inference::ExitRule::saturation
+                  : o->exit == "classifier" ? inference::ExitRule::classifier
                   : o->exit == "oracle"     ? inference::ExitRule::oracle
                                             : inference::ExitRule::none;
-    RRT_CHECK(g.exit.rule != inference::ExitRule::confidence || o->threshold >= 0, "generate",
-              "a confidence threshold is a probability in [0, 1], got ", o->threshold);
+    RRT_CHECK((g.exit.rule != inference::ExitRule::confidence &&
+               g.exit.rule != inference::ExitRule::classifier) ||
+                  o->threshold >= 0,
+              "generate", "a ", o->exit, " threshold is a probability in [0, 1], got ",
+              o->threshold);
+    RRT_CHECK(g.exit.rule != inference::ExitRule::classifier || !o->exit_classifier.empty(),
+              "generate",
+              "--exit classifier needs --exit-classifier FILE (rrt exit-classifier train)");
+    std::unique_ptr<inference::ExitClassifier> classifier;
+    if (!o->exit_classifier.empty()) {
+      classifier = std::make_unique<inference::ExitClassifier>(inference::load_exit_classifier(
+          o->exit_classifier,
+          inference::model_identity(m.checkpoint.config.model, *m.checkpoint.params)));
+      g.exit.classifier = classifier.get();
+    }
     std::vector<std::vector<int32_t>> oracle;
     if (g.exit.rule == inference::ExitRule::oracle) {
       inference::GenerateOptions full = g;

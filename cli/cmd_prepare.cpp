@@ -6,6 +6,9 @@
 
 #include "cli/commands.h"
 #include "data/prepare.h"
+#include "data/prepare_ranks.h"
+#include "data/tokenizer.h"
+#include "distributed/communicator.h"
 
 namespace rrt::cli {
 
@@ -38,10 +41,27 @@ void add_prepare_command(CLI::App& app) {
   cmd->add_flag("--quiet", *quiet, "no progress output");
   cmd->footer(
       "A preparation that was interrupted resumes when run again with the same inputs and "
-      "options. Format, inputs and loader semantics: docs/data.md");
+      "options. Under mpirun, ranks tokenise whole files each and write the same shard set as "
+      "one process. Format, inputs and loader semantics: docs/data.md");
   cmd->callback([o, quiet] {
     o->progress = !*quiet;
-    const PrepareSummary s = prepare_shards(*o);
+    const std::unique_ptr<Communicator> comm = make_communicator();
+    PrepareSummary s;
+    if (comm->world_size() > 1) {
+      // Under mpirun every rank tokenises whole files, then writes every W-th shard.
+      PrepareRanks ranks;
+      ranks.rank = comm->rank();
+      ranks.world = comm->world_size();
+      ranks.all_ok = [&comm](bool ok) {
+        double failed = ok ? 0 : 1;
+        comm->all_reduce_sum(&failed, 1);
+        return failed == 0;
+      };
+      s = prepare_shards_on_ranks(*o, *make_tokenizer(o->tokenizer), ranks);
+      if (!comm->is_root()) return;
+    } else {
+      s = prepare_shards(*o);
+    }
     std::printf("prepared %ld documents, %ld tokens (%s) in %ld shard(s) under %s\n",
                 static_cast<long>(s.documents), static_cast<long>(s.tokens), s.dtype.c_str(),
                 static_cast<long>(s.shards), o->out_dir.c_str());

@@ -1,7 +1,7 @@
 // rrt serve CHECKPOINT [--host H] [--port P] [--scheduler depth|sequence|static]
 //           [--kv propagate|recompute|copy] [--max-batch N] [--max-queue N] [--max-tokens N]
 //           [--context N] [--device cpu|cuda] [--precision auto|fp32|bf16] [--tokenizer SPEC]
-//           [--model-name NAME]
+//           [--model-name NAME] [--exit-classifier FILE]
 // An OpenAI-compatible completions server over the inference engine (docs/inference.md,
 // "rrt serve"); runs until SIGINT or SIGTERM, then ends every request and exits 0.
 #include <CLI/CLI.hpp>
@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "inference/exit_classifier.h"
 #include "inference/load.h"
 #ifdef RRT_HAVE_HTTPLIB
 #include "serve/server.h"
@@ -27,7 +28,8 @@ void add_serve_command(CLI::App& app) {
       "(docs/inference.md)");
   struct Opts {
     std::string checkpoint, host = "127.0.0.1", scheduler = "depth", kv = "propagate",
-                            device = "cpu", precision = "auto", tokenizer, model_name;
+                            device = "cpu", precision = "auto", tokenizer, model_name,
+                            exit_classifier;
     int port = 8000;
     int64_t max_batch = 8, max_queue = 64, max_tokens = 0, context = 0;
   };
@@ -60,6 +62,10 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer (default: the run's data.tokenizer)");
   cmd->add_option("--model-name", o->model_name,
                   "the id /v1/models lists (default: the checkpoint's file name)");
+  cmd->add_option("--exit-classifier", o->exit_classifier,
+                  "the exit classifier of this checkpoint (rrt exit-classifier train): requests "
+                  "may then ask for \"exit\": \"classifier\"")
+      ->check(CLI::ExistingFile);
   cmd->callback([o] {
 #ifndef RRT_HAVE_HTTPLIB
     RRT_FAIL("serve",
@@ -76,7 +82,13 @@ void add_serve_command(CLI::App& app) {
     inference::ServedModel m = inference::load_served_model(
         o->checkpoint, inference::capacity_for_batch(o->max_batch, o->context), o->tokenizer,
         o->device, o->precision);
+    std::unique_ptr<inference::ExitClassifier> classifier;
+    if (!o->exit_classifier.empty())
+      classifier = std::make_unique<inference::ExitClassifier>(inference::load_exit_classifier(
+          o->exit_classifier,
+          inference::model_identity(m.checkpoint.config.model, *m.checkpoint.params)));
     serve::ServerOptions so;
+    so.exit_classifier = classifier.get();
     so.host = o->host;
     so.port = o->port;
     so.model_name = o->model_name.empty() ? std::filesystem::path(o->checkpoint).filename().string()

@@ -3,6 +3,7 @@
 //                 [--schedulers static,sequence,depth] [--kv propagate|recompute|copy] [--device
 //                 cpu|cuda]
 //                 [--max-batch N] [--repeats R] [--seed S] [--arrival-rate R] [--json]
+//                 [--exit-classifier FILE]
 // Throughput of static, continuous sequence-wise and continuous depth-wise batching over one
 // engine, per exit setting, beside the paper-style theoretical gain (docs/inference.md).
 #include <CLI/CLI.hpp>
@@ -15,6 +16,7 @@
 #include "cli/commands.h"
 #include "config/config_io.h"
 #include "core/error.h"
+#include "inference/exit_classifier.h"
 #include "inference/load.h"
 #include "inference/serve_bench.h"
 
@@ -70,7 +72,8 @@ void add_serve_bench_command(CLI::App& app) {
       "sequence-wise and depth-wise batching per exit setting, with the theoretical gain "
       "(docs/inference.md)");
   struct Opts {
-    std::string checkpoint, data, tokens, prompt_len = "16-64", output_len = "16-64";
+    std::string checkpoint, data, tokens, exit_classifier, prompt_len = "16-64",
+                                                           output_len = "16-64";
     std::string exits = "none,oracle,confidence:0.9,confidence:0.6";
     std::string schedulers = "static,sequence,depth", kv = "propagate", device = "cpu",
                 precision = "auto";
@@ -98,9 +101,14 @@ void add_serve_bench_command(CLI::App& app) {
   cmd->add_flag("--random-prompts", o->random_prompts, "random token ids as prompts");
   cmd->add_option("--exits", o->exits,
                   "exit settings, comma-separated: none, oracle, confidence:T, saturation:T (a "
-                  "cosine similarity of successive loops' normed states), drawn:P1,...,PK "
+                  "cosine similarity of successive loops' normed states), classifier:T (the "
+                  "learned exit classifier's probability, --exit-classifier), drawn:P1,...,PK "
                   "(each token's exit loop drawn with these probabilities) (default "
                   "none,oracle,confidence:0.9,confidence:0.6)");
+  cmd->add_option("--exit-classifier", o->exit_classifier,
+                  "the exit classifier of this checkpoint (rrt exit-classifier train) for "
+                  "classifier:T settings")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--schedulers", o->schedulers, "static, sequence, depth (comma-separated)");
   cmd->add_option("--device", o->device, "engine: cpu or cuda (a GPU; a CUDA build)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
@@ -164,6 +172,17 @@ void add_serve_bench_command(CLI::App& app) {
     for (const std::string& s : split(o->schedulers))
       b.schedulers.push_back(inference::parse_batching(s));
     b.exits = inference::parse_exit_settings(o->exits);
+    std::unique_ptr<inference::ExitClassifier> classifier;
+    if (!o->exit_classifier.empty()) {
+      classifier = std::make_unique<inference::ExitClassifier>(inference::load_exit_classifier(
+          o->exit_classifier,
+          inference::model_identity(m.checkpoint.config.model, *m.checkpoint.params)));
+      b.classifier = classifier.get();
+    }
+    for (const inference::ExitSetting& e : b.exits)
+      RRT_CHECK(e.rule != inference::ExitRule::classifier || b.classifier, "serve-bench",
+                "the exit setting ", e.label(),
+                " needs --exit-classifier FILE (rrt exit-classifier train)");
     b.fill = inference::parse_kv_fill(o->kv);
     b.max_batch = o->max_batch;
     b.repeats = o->repeats;

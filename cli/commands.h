@@ -19,5 +19,6 @@ void add_plot_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_serve_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
+void add_exit_classifier_command(CLI::App& app);
 
 }  // namespace rrt::cli

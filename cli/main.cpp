@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   rrt::cli::add_generate_command(app);
   rrt::cli::add_serve_bench_command(app);
   rrt::cli::add_serve_command(app);
+  rrt::cli::add_exit_classifier_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

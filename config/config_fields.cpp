@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "config/config_sources.h"
 #include "config/objective.h"
 #include "config/resume_check.h"
 #include "core/error.h"
@@ -25,6 +26,7 @@ constexpr FieldType type_of() {
   if constexpr (std::is_same_v<T, bool>) return FieldType::boolean;
   if constexpr (std::is_same_v<T, std::string>) return FieldType::string;
   if constexpr (std::is_same_v<T, std::vector<std::string>>) return FieldType::list;
+  if constexpr (std::is_same_v<T, std::vector<MixtureSource>>) return FieldType::sources;
 }
 
 // A field stored as a plain member.
@@ -313,6 +315,11 @@ std::vector<Field> data_fields(DataConfig& d) {
   return {
       field("path", d.path, "directory of token shards written by `rrt prepare`, or one shard file")
           .also_called({"dir", "data_dir", "dataset", "train_path", "shards", "data_path"}),
+      field("sources", d.sources,
+            "a weighted mixture instead of path: shard sets written by `rrt prepare` with one "
+            "tokenizer, drawn in proportion to their weights, each until its epochs cap "
+            "(docs/data.md, \"Mixtures\")")
+          .also_called({"mixture", "datasets", "blend", "train_paths", "data_paths"}),
       field("tokenizer", d.tokenizer,
             "\"byte\", the path of a SentencePiece .model file, of an HF tokenizer.json, of "
             "a GGUF file (.gguf or bpe:<path>) for its byte-level BPE tokenizer, or an HF "
@@ -713,6 +720,8 @@ std::string check_field(const Field& f, const FieldValue& v) {
       return f.non_empty && std::get<std::string>(v).empty() ? "must not be empty" : "";
     case FieldType::boolean:
       return "";
+    case FieldType::sources:
+      return check_sources(std::get<std::vector<MixtureSource>>(v));
   }
   return "";
 }
@@ -733,6 +742,8 @@ std::string describe_rule(const Field& f) {
       return f.non_empty ? "not empty" : "";
     case FieldType::boolean:
       return "";
+    case FieldType::sources:
+      return sources_rule_text();
     default:
       break;
   }
@@ -759,6 +770,8 @@ std::string type_name(FieldType type) {
       return "choice";
     case FieldType::list:
       return "list";
+    case FieldType::sources:
+      return "sources";
   }
   return "?";
 }
@@ -774,6 +787,9 @@ std::string format_value(const FieldValue& v) {
       std::string s = "[";
       for (size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + format_string(items[i]);
       return s + "]";
+    }
+    std::string operator()(const std::vector<MixtureSource>& sources) const {
+      return format_sources(sources);
     }
   };
   return std::visit(Formatter{}, v);

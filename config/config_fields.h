@@ -14,11 +14,12 @@
 
 namespace rrt {
 
-enum class FieldType { integer, unsigned_integer, number, boolean, string, choice, list };
+// sources: data.sources, a list of maps (config/config_sources.h).
+enum class FieldType { integer, unsigned_integer, number, boolean, string, choice, list, sources };
 
 // What a field holds, whatever its C++ type: choices (enums included) travel as their name.
-using FieldValue =
-    std::variant<int64_t, uint64_t, double, bool, std::string, std::vector<std::string>>;
+using FieldValue = std::variant<int64_t, uint64_t, double, bool, std::string,
+                                std::vector<std::string>, std::vector<MixtureSource>>;
 
 enum class FieldRole {
   normal,      // read, validated, printed
@@ -78,7 +79,7 @@ struct Field {
     return *this;
   }
   Field& items(std::function<std::string(const std::vector<std::string>&)> check,
-              std::string text) {
+               std::string text) {
     check_items = std::move(check);
     rule_text = std::move(text);
     return *this;
@@ -106,7 +107,7 @@ std::string check_field(const Field& field, const FieldValue& value);
 
 // The rule in words: "> 0", "[0, 1)", "llama, gemma, neox" (the choices), "".
 std::string describe_rule(const Field& field);
-// "integer", "number", "bool", "string", "choice", "list".
+// "integer", "number", "bool", "string", "choice", "list", "sources".
 std::string type_name(FieldType type);
 
 // The value as YAML text: numbers round-trip exactly, strings are quoted when they would read

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "config/config_fields.h"
+#include "config/config_sources.h"
 #include "config/objective.h"
 #include "core/error.h"
 
@@ -61,8 +62,10 @@ std::vector<std::string> split_list(const std::string& text) {
   return items;
 }
 
-// Converts `node` to the field's type; on failure returns false with "expected ..., got ...".
-bool read_value(const Field& f, const YAML::Node& node, FieldValue& out, std::string& error) {
+// Converts `node` to the field's type; on failure returns false with "expected ..., got ..."
+// and, where the node is a collection, `mark` at the offending item.
+bool read_value(const Field& f, const YAML::Node& node, FieldValue& out, std::string& error,
+                YAML::Mark* mark = nullptr) {
   const std::string got = ", got " + describe(node);
   auto scalar_as = [&node]<typename T>(T& x) {
     if (!node.IsScalar()) return false;
@@ -133,6 +136,15 @@ bool read_value(const Field& f, const YAML::Node& node, FieldValue& out, std::st
       }
       error = "expected a list like [q, v] (" + describe_rule(f) + ")" + got;
       return false;
+    }
+    case FieldType::sources: {
+      std::vector<MixtureSource> sources;
+      YAML::Mark at_item;
+      if (!read_sources(node, sources, error, at_item)) {
+        if (mark) *mark = at_item;
+        return false;
+      }
+      return out = sources, true;
     }
   }
   return false;
@@ -260,8 +272,9 @@ void read_yaml(RunConfig& config, const std::string& text, const std::string& so
     const std::string where = at(source, it->second.first.Mark());
     FieldValue value;
     std::string error;
-    if (read_value(f, it->second.second, value, error)) error = check_field(f, value);
-    RRT_CHECK(error.empty(), where, f.key(), ": ", error);
+    YAML::Mark mark = it->second.first.Mark();
+    if (read_value(f, it->second.second, value, error, &mark)) error = check_field(f, value);
+    RRT_CHECK(error.empty(), at(source, mark), f.key(), ": ", error);
     f.set(value);
     origins.note(f.key(), where, false);
   }
@@ -288,7 +301,8 @@ void override_one(RunConfig& config, const std::string& arg, Origins* origins) {
   if (f->type == FieldType::string) {
     value = text;  // verbatim: paths may hold ':' or '#'
     ok = true;
-  } else if (f->type == FieldType::list && text.starts_with("[")) {
+  } else if ((f->type == FieldType::list || f->type == FieldType::sources) &&
+             text.starts_with("[")) {
     try {
       ok = read_value(*f, YAML::Load(text), value, error);
     } catch (const YAML::Exception&) {
@@ -319,6 +333,7 @@ const std::map<std::string, std::vector<std::string>>& related_keys() {
        {"lora.rank", "lora.targets", "model.n_kv_heads", "model.head_dim", "model.d_model"}},
       {"lora.rank_mlp", {"lora.rank", "lora.targets", "model.ffn", "model.d_model"}},
       {"train.seq_len", {"model.max_seq_len"}},
+      {"data.sources", {"data.path"}},
       {"model.vocab", {"data.tokenizer"}},
       {"recursion", {"recursion.loops", "model.n_layers"}},
       {"early_exit.exits", {"recursion.loops", "recursion.sharing", "model.n_layers"}},

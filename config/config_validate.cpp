@@ -55,6 +55,9 @@ void validate_run_config(const RunConfig& config) {
             "(at most 1) or head_dim");
   RRT_CHECK(t.seq_len <= m.max_seq_len, "train.seq_len", "seq_len ", t.seq_len,
             " exceeds model.max_seq_len ", m.max_seq_len, "; shorten seq_len or raise max_seq_len");
+  RRT_CHECK(config.data.path.empty() || config.data.sources.empty(), "data.sources",
+            "set data.path (one data set) or data.sources (a mixture), not both; to mix "
+            "data.path with others, list it as one of the sources");
   RRT_CHECK(config.data.tokenizer != "byte" || m.vocab >= kByteVocab, "model.vocab", "vocab ",
             m.vocab, " is too small for the byte tokenizer, which uses ", kByteVocab,
             " ids (256 bytes + end of document); set vocab: ", kByteVocab);

@@ -14,10 +14,11 @@ namespace {
 // Sections whose every key shapes the model, the objective or the update.
 constexpr const char* kWholeSections[] = {"model",      "recursion", "lora",
                                           "early_exit", "distill",   "optim"};
-// Single keys elsewhere: the data order and the batch shape.
-constexpr const char* kKeys[] = {"data.path",     "data.tokenizer",    "data.val_fraction",
-                                 "data.seed",     "train.micro_batch", "train.grad_accum",
-                                 "train.seq_len", "train.steps"};
+// Single keys elsewhere: the data order, the batch shape and what a batch's tokens attend to.
+constexpr const char* kKeys[] = {"data.path",          "data.sources",      "data.tokenizer",
+                                 "data.val_fraction",  "data.seed",         "train.micro_batch",
+                                 "train.grad_accum",   "train.seq_len",     "train.steps",
+                                 "data.document_mask"};
 
 std::string section_of(const std::string& key) { return key.substr(0, key.find('.')); }
 
@@ -34,6 +35,14 @@ bool allowed(const std::vector<std::string>& allow, const std::string& key) {
   for (const std::string& item : allow)
     if (item == "all" || item == key || item == section_of(key)) return true;
   return false;
+}
+
+// What the run reads, for messages: data.path, or the mixture's sources.
+std::string data_named(const RunConfig& now) {
+  if (now.data.sources.empty()) return now.data.path;
+  std::string paths;
+  for (const MixtureSource& s : now.data.sources) paths += (paths.empty() ? "" : ", ") + s.path;
+  return "data.sources (" + paths + ")";
 }
 
 }  // namespace
@@ -112,7 +121,7 @@ void check_resume_config(const RunConfig& now, int64_t now_world, const std::str
 
 void check_data_tokenizer(const RunConfig& now, const std::string& shards_tokenizer) {
   const std::string expected = tokenizer_name_for(now.data.tokenizer);
-  RRT_CHECK(shards_tokenizer == expected, "data.tokenizer", "the shards at ", now.data.path,
+  RRT_CHECK(shards_tokenizer == expected, "data.tokenizer", "the shards at ", data_named(now),
             " were written with tokenizer '", shards_tokenizer, "', but the run's data.tokenizer (",
             now.data.tokenizer, ") is '", expected,
             "'; set data.tokenizer to the tokenizer the shards were prepared with, or prepare "
@@ -123,12 +132,12 @@ void check_data_tokenizer(const RunConfig& now, const std::string& shards_tokeni
 void check_data_vocabulary(const RunConfig& now, const std::string& shards_tokenizer,
                            int64_t shards_vocab, const std::string& what) {
   const int64_t model_vocab = now.model.model.vocab;
-  RRT_CHECK(shards_vocab <= model_vocab, "model.vocab", what, ": the data at ", now.data.path,
+  RRT_CHECK(shards_vocab <= model_vocab, "model.vocab", what, ": the data at ", data_named(now),
             " uses a vocabulary of ", shards_vocab, " tokens (tokenizer '", shards_tokenizer,
             "') but the model has only ", model_vocab,
             "; prepare the data with the model's own tokenizer");
   RRT_CHECK(shards_vocab * 2 >= model_vocab, "data.tokenizer", what, ": the data at ",
-            now.data.path, " uses a vocabulary of ", shards_vocab, " tokens (tokenizer '",
+            data_named(now), " uses a vocabulary of ", shards_vocab, " tokens (tokenizer '",
             shards_tokenizer, "'), less than half of the model's ", model_vocab,
             ": it was not tokenised with the model's tokenizer. Prepare it with that tokenizer "
             "(`rrt prepare --tokenizer <the model's tokenizer.json, tokenizer.model or .gguf>`) "

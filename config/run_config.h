@@ -10,12 +10,16 @@
 #include <string>
 #include <vector>
 
+#include "data/mixture_source.h"
 #include "model/config.h"
 
 namespace rrt {
 
 struct DataConfig {
   std::string path = "";  // directory of token shards written by `rrt prepare` (or one shard file)
+  // A weighted mixture instead of path (data/mixture.h): several shard sets, each with a weight
+  // and an optional epoch cap. Exactly one of path and sources is set.
+  std::vector<MixtureSource> sources;
   // "byte", a SentencePiece .model path or a .gguf path (used by rrt prepare / demo)
   std::string tokenizer = "byte";
   double val_fraction = 0.05;  // last fraction of the sequences held out for validation

@@ -514,4 +514,8 @@ std::vector<float> GgufFile::read_f32(const std::string& name) const {
   return out;
 }
 
+int64_t gguf_scalar_bytes(GgufType t) {
+  return std::max<int64_t>(scalar_size(static_cast<uint32_t>(t)), 0);
+}
+
 }  // namespace rrt

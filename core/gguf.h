@@ -33,6 +33,8 @@ enum class GgufType : uint32_t {
   float64 = 12,
 };
 std::string_view gguf_type_name(GgufType t);  // "uint32", "array", ...
+// Bytes of a scalar value of type t; 0 for string and array (their size varies).
+int64_t gguf_scalar_bytes(GgufType t);
 
 struct GgufValue {
   GgufType type = GgufType::uint32;

@@ -61,8 +61,8 @@ void SafetensorsFile::parse_header() {
   const auto* base = static_cast<const uint8_t*>(map_);
   uint64_t header_len = 0;
   std::memcpy(&header_len, base, 8);  // little-endian on every platform we target
-  RRT_CHECK(header_len <= static_cast<uint64_t>(size_) - 8, where,
-            "header length ", header_len, " exceeds the file size; is this a safetensors file?");
+  RRT_CHECK(header_len <= static_cast<uint64_t>(size_) - 8, where, "header length ", header_len,
+            " exceeds the file size; is this a safetensors file?");
   data_start_ = 8 + static_cast<int64_t>(header_len);
   nlohmann::json header;
   try {
@@ -202,12 +202,15 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorOut>
   int64_t offset = 0;
   std::vector<int64_t> sizes;
   for (const auto& t : tensors) {
-    RRT_CHECK(t.dtype == "F32" || t.dtype == "I32", where, "cannot write dtype ", t.dtype);
+    RRT_CHECK(t.dtype == "F32" || t.dtype == "I32" || t.dtype == "BF16", where,
+              "cannot write dtype ", t.dtype);
     int64_t n = 1;
     for (int64_t d : t.shape) n *= d;
-    sizes.push_back(n * 4);
-    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + n * 4}}};
-    offset += n * 4;
+    const int64_t bytes = n * dtype_bytes(t.dtype);
+    sizes.push_back(bytes);
+    header[t.name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
@@ -217,7 +220,8 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorOut>
   const uint64_t len = text.size();
   bool ok = std::fwrite(&len, 8, 1, f) == 1 && std::fwrite(text.data(), 1, len, f) == len;
   for (size_t i = 0; ok && i < tensors.size(); ++i)
-    ok = sizes[i] == 0 || std::fwrite(tensors[i].data, 1, sizes[i], f) == static_cast<size_t>(sizes[i]);
+    ok = sizes[i] == 0 ||
+         std::fwrite(tensors[i].data, 1, sizes[i], f) == static_cast<size_t>(sizes[i]);
   ok = std::fflush(f) == 0 && ok;
   ok = std::fclose(f) == 0 && ok;
   if (!ok) {

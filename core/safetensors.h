@@ -11,16 +11,16 @@
 namespace rrt {
 
 struct SafetensorInfo {
-  std::string dtype;             // "F32", "F16", "BF16", "I32", "F64", ...
+  std::string dtype;  // "F32", "F16", "BF16", "I32", "F64", ...
   std::vector<int64_t> shape;
-  int64_t begin = 0, end = 0;    // byte range inside the data section
+  int64_t begin = 0, end = 0;  // byte range inside the data section
   int64_t numel() const;
 };
 
-// One tensor to write: F32 or I32 data owned by the caller.
+// One tensor to write: F32, I32 or BF16 (uint16 bit patterns) data owned by the caller.
 struct SafetensorOut {
   std::string name;
-  std::string dtype;  // "F32" or "I32"
+  std::string dtype;  // "F32", "I32" or "BF16"
   std::vector<int64_t> shape;
   const void* data;
 };

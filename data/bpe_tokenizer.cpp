@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <mutex>
-#include <queue>
+#include <utility>
 
 #include "core/error.h"
 #include "core/gguf.h"
+#include "data/bpe_merge.h"
+#include "data/tokenizer_json_text.h"
 
 namespace rrt {
 
@@ -21,6 +23,15 @@ namespace {
 // GPT-2's split (its tokenizer.json / tiktoken "r50k" pattern).
 constexpr const char* kGpt2Regex = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" RRT_WS
                                    "\\p{L}\\p{N}]+|[" RRT_WS "]+(?![^" RRT_WS "])|[" RRT_WS "]+";
+// Llama 3's split (tiktoken "cl100k"-style: case-free contractions, a letter run with one
+// leading non-letter, numbers of up to three digits) and Qwen2's, which is the same with single
+// digits; \s and \S spelled as above.
+#define RRT_LLAMA3_STYLE(DIGITS)                                                           \
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}" DIGITS " ?[^" RRT_WS \
+  "\\p{L}\\p{N}]+[\\r\\n]*|[" RRT_WS "]*[\\r\\n]+|[" RRT_WS "]+(?![^" RRT_WS "])|[" RRT_WS "]+"
+constexpr const char* kLlama3Regex = RRT_LLAMA3_STYLE("{1,3}|");
+constexpr const char* kQwen2Regex = RRT_LLAMA3_STYLE("|");
+#undef RRT_LLAMA3_STYLE
 #undef RRT_WS
 // Every numeric character a piece of its own (llama.cpp's first regex for these vocabularies;
 // transformers' Digits(individual_digits=true)).
@@ -30,6 +41,12 @@ struct PreTokenizerSpec {
   const char* name;
   std::vector<const char*> regexes;  // applied in turn; each splits every piece of the last
   const char* meaning;
+  // A piece that is a token as a whole is that token, merged or not (transformers' BPE
+  // ignore_merges, which Llama 3's tokenizer.json sets and llama.cpp follows for it).
+  bool ignore_merges = false;
+  // Text in Unicode NFC before anything else: the normalizer of Qwen2's tokenizer.json, which
+  // the model was trained with (llama.cpp leaves it out; rrt tokenises as the model's own).
+  bool nfc = false;
 };
 
 const std::vector<PreTokenizerSpec>& pre_tokenizer_specs() {
@@ -37,6 +54,11 @@ const std::vector<PreTokenizerSpec>& pre_tokenizer_specs() {
       {"gpt2", {kGpt2Regex}, "the GPT-2 regex"},
       {"smollm", {kSingleDigitRegex, kGpt2Regex}, "single digits, then the GPT-2 regex"},
       {"starcoder", {kSingleDigitRegex, kGpt2Regex}, "single digits, then the GPT-2 regex"},
+      // llama.cpp's names for Llama 3's tokenizer.
+      {"llama-bpe", {kLlama3Regex}, "Llama 3's regex, whole-token pieces kept", true},
+      {"llama3", {kLlama3Regex}, "Llama 3's regex, whole-token pieces kept", true},
+      {"llama-v3", {kLlama3Regex}, "Llama 3's regex, whole-token pieces kept", true},
+      {"qwen2", {kQwen2Regex}, "NFC, then Qwen2's regex", false, true},
   };
   return specs;
 }
@@ -129,10 +151,6 @@ struct StringHash {
 };
 template <typename V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
-
-uint64_t pair_key(int32_t left, int32_t right) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
-}
 
 std::string pcre2_message(int code) {
   PCRE2_UCHAR buffer[256];
@@ -248,19 +266,17 @@ const std::array<std::string, 256>& BpeTokenizer::byte_alphabet() {
 }
 
 struct BpeTokenizer::Impl {
-  struct Merge {
-    int32_t rank;
-    int32_t merged;
-  };
   struct Special {
     std::string text;
     int32_t id;
   };
   std::vector<std::unique_ptr<Regex>> regexes;
   std::array<int32_t, 256> byte_token{};
-  std::unordered_map<uint64_t, Merge> merges;  // (left id, right id) -> rank, merged id
+  BpeMergeTable merges;
   std::array<std::vector<Special>, 256> specials_by_first_byte;  // longest first
   std::vector<std::string> decoded;                              // [V] the bytes each id decodes to
+  bool ignore_merges = false, nfc = false;
+  StringMap<int32_t> whole_tokens;  // with ignore_merges: a token's bytes -> its id
 
   // Per-piece results; pieces repeat (Zipf), so most pieces never reach the merge loop.
   static constexpr size_t kCacheEntries = 1 << 18;
@@ -290,6 +306,8 @@ BpeTokenizer::BpeTokenizer(BpeVocab vocab)
             "' (tokenizer.ggml.pre); supported: ", supported_pre_tokenizers());
   for (const char* pattern : spec->regexes)
     impl_->regexes.push_back(std::make_unique<Regex>(pattern));
+  impl_->ignore_merges = spec->ignore_merges;
+  impl_->nfc = spec->nfc;
 
   // Token spellings -> ids (the first of duplicates), and what each id decodes to.
   StringMap<int32_t> spelled_to_id;
@@ -316,6 +334,7 @@ BpeTokenizer::BpeTokenizer(BpeVocab vocab)
     }
     if (in_alphabet) bytes_to_id.emplace(bytes, id);
   }
+  if (impl_->ignore_merges) impl_->whole_tokens = bytes_to_id;
   for (auto& specials : impl_->specials_by_first_byte) {
     std::stable_sort(specials.begin(), specials.end(),
                      [](const auto& a, const auto& b) { return a.text.size() > b.text.size(); });
@@ -344,8 +363,8 @@ BpeTokenizer::BpeTokenizer(BpeVocab vocab)
               l == spelled_to_id.end() ? left : right, "')");
     RRT_CHECK(merged != spelled_to_id.end(), where, "merge ", rank, " '", line, "' makes '", left,
               right, "', which is not in the vocabulary");
-    impl_->merges.emplace(pair_key(l->second, r->second),
-                          Impl::Merge{static_cast<int32_t>(rank), merged->second});
+    impl_->merges.emplace(bpe_pair_key(l->second, r->second),
+                          BpeMerge{static_cast<int32_t>(rank), merged->second});
   }
 }
 
@@ -356,9 +375,8 @@ std::string BpeTokenizer::name() const {
   return "bpe:" + std::filesystem::path(vocab_.source).filename().string();
 }
 
-// Byte pair merging of one piece: a doubly linked list of symbols and a heap of candidate pairs
-// ordered by (rank, position), so the lowest-ranked pair merges first and ties go to the left
-// (transformers and llama.cpp agree); stale heap entries are skipped. O(n log n) in the bytes.
+// Byte pair merging of one piece (data/bpe_merge.h), its bytes' tokens the symbols; results of
+// short pieces cached.
 void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
   if (piece.size() == 1) {
     const int32_t id = impl_->byte_token[static_cast<unsigned char>(piece[0])];
@@ -382,39 +400,8 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
     const int32_t token = impl_->byte_token[static_cast<unsigned char>(byte)];
     if (token >= 0) id.push_back(token);
   }
-  const int n = static_cast<int>(id.size());
-  std::vector<int32_t> prev(n), next(n);
-  for (int i = 0; i < n; ++i) {
-    prev[i] = i - 1;
-    next[i] = i + 1 < n ? i + 1 : -1;
-  }
-  struct Candidate {
-    int32_t rank, left, right, left_id, right_id;
-    bool operator>(const Candidate& o) const {
-      return rank != o.rank ? rank > o.rank : left > o.left;
-    }
-  };
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
-  const auto push = [&](int left) {
-    if (left < 0 || next[left] < 0) return;
-    const int right = next[left];
-    const auto it = impl_->merges.find(pair_key(id[left], id[right]));
-    if (it != impl_->merges.end()) heap.push({it->second.rank, left, right, id[left], id[right]});
-  };
-  for (int i = 0; i + 1 < n; ++i) push(i);
-  while (!heap.empty()) {
-    const Candidate c = heap.top();
-    heap.pop();
-    if (id[c.left] != c.left_id || next[c.left] != c.right || id[c.right] != c.right_id) continue;
-    id[c.left] = impl_->merges.at(pair_key(c.left_id, c.right_id)).merged;
-    id[c.right] = -1;
-    next[c.left] = next[c.right];
-    if (next[c.left] >= 0) prev[next[c.left]] = c.left;
-    push(prev[c.left]);
-    push(c.left);
-  }
   const size_t first = out.size();
-  for (int i = n > 0 ? 0 : -1; i >= 0; i = next[i]) out.push_back(id[i]);
+  bpe_merge(std::move(id), impl_->merges, out);
 
   if (cacheable) {
     std::lock_guard lock(impl_->cache_mutex);
@@ -424,6 +411,11 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
 }
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
+  std::string normalized;
+  if (impl_->nfc) {
+    normalized = tokjson::unicode_normalize(text, "NFC");
+    text = normalized;
+  }
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 8);
   std::vector<std::unique_ptr<MatchData>> match_data;
@@ -434,7 +426,13 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
   // into the next regex; after the last, each piece is merged.
   const auto split = [&](auto&& self, std::string_view piece, size_t stage) -> void {
     if (piece.empty()) return;
-    if (stage == impl_->regexes.size()) return encode_piece(piece, ids);
+    if (stage == impl_->regexes.size()) {
+      if (impl_->ignore_merges) {
+        const auto whole = impl_->whole_tokens.find(piece);
+        if (whole != impl_->whole_tokens.end()) return ids.push_back(whole->second);
+      }
+      return encode_piece(piece, ids);
+    }
     const Regex& regex = *impl_->regexes[stage];
     size_t pos = 0, begin = 0, end = 0;
     while (pos < piece.size() && regex.find(piece, pos, match_data[stage]->data, begin, end)) {

@@ -61,7 +61,7 @@ class BpeTokenizer final : public Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const override;
   int64_t vocab_size() const override { return static_cast<int64_t>(vocab_.tokens.size()); }
   int32_t eos_id() const override { return vocab_.eos; }
-  int32_t bos_id() const { return vocab_.bos; }
+  int32_t bos_id() const override { return vocab_.bos; }
   // "bpe:<file name>" ("bpe" without a source file).
   std::string name() const override;
   const BpeVocab& vocab() const { return vocab_; }

@@ -5,13 +5,13 @@
 #include <filesystem>
 #include <memory>
 #include <system_error>
-#include <thread>
 
 #include "core/durable_file.h"
 #include "core/error.h"
-#include "core/progress.h"
 #include "data/input_format.h"
+#include "data/prepare_common.h"
 #include "data/prepare_pipeline.h"
+#include "data/prepare_ranks.h"
 #include "data/prepare_state.h"
 #include "data/shard.h"
 #include "data/shard_set.h"
@@ -23,58 +23,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int64_t kMaxShards = 100000;  // shard_%05d keeps file-name order = stream order
-constexpr size_t kExamples = 10;        // bad documents named in the report and the manifest
-
-std::string shard_name(int64_t index) {
-  char name[32];
-  std::snprintf(name, sizeof(name), "shard_%05lld.h5", static_cast<long long>(index));
-  return name;
-}
-
-bool is_shard_name(const std::string& name) {
-  return name.size() > 9 && name.rfind("shard_", 0) == 0 &&
-         name.compare(name.size() - 3, 3, ".h5") == 0;
-}
-
-bool is_temporary(const std::string& name) { return name.find(".tmp") != std::string::npos; }
-
 // Creates out_dir if needed. Refuses one that holds a complete shard set (or shards of unknown
 // origin), and an unfinished preparation of other inputs or options; returns the state of an
 // unfinished one of the same inputs and options, after deleting what it wrote past its last
 // recorded shard (a shard committed just before the kill, temporaries).
 std::optional<PrepareState> check_output_directory(const std::string& out_dir,
                                                    const nlohmann::ordered_json& fingerprint) {
-  RRT_CHECK(!out_dir.empty(), "prepare", "no output directory; give one (--out DIR)");
+  const PrepareOutput output = scan_prepare_output(out_dir);
+  if (!output.unfinished) return std::nullopt;
+  const std::vector<std::string>& shards = output.shards;
   std::error_code error;
-  fs::create_directories(out_dir, error);
-  RRT_CHECK(!error && fs::is_directory(out_dir), out_dir,
-            "cannot create the output directory: ", error ? error.message() : "not a directory");
-  std::vector<std::string> shards, temporaries;
-  for (const auto& entry : fs::directory_iterator(out_dir, error)) {
-    const std::string name = entry.path().filename().string();
-    if (is_temporary(name) && (name.rfind("shard_", 0) == 0 || name.rfind(kPrepareState, 0) == 0))
-      temporaries.push_back(name);
-    else if (is_shard_name(name))
-      shards.push_back(name);
-  }
-  RRT_CHECK(!error, out_dir, "cannot list the output directory: ", error.message());
-  std::sort(shards.begin(), shards.end());
-  const bool unfinished = fs::exists(fs::path(out_dir) / kShardSetIncomplete, error);
-  if (!unfinished) {
-    RRT_CHECK(shards.empty(), out_dir, "already holds ", shards.size(), " token shard(s) (",
-              shards.empty() ? "" : shards.front(),
-              ", ...); remove them or choose an empty output directory");
-    fs::remove(fs::path(out_dir) / kPrepareState, error);  // left by a finished preparation
-    return std::nullopt;
-  }
   std::optional<PrepareState> state = read_prepare_state(out_dir);
   if (state) {
-    const std::string difference = fingerprint_difference(state->fingerprint, fingerprint);
-    RRT_CHECK(difference.empty(), out_dir,
-              "holds an unfinished preparation of other inputs or options (", difference,
-              "); rerun it with the same ones to resume, or delete the directory (rm -r ", out_dir,
-              ") to start again");
+    refuse_other_preparation(out_dir, state->fingerprint, fingerprint);
     for (const ShardInfo& s : state->shards)
       RRT_CHECK(std::binary_search(shards.begin(), shards.end(), s.path), out_dir,
                 "is missing shard ", s.path, ", which its ", kPrepareState,
@@ -85,61 +46,9 @@ std::optional<PrepareState> check_output_directory(const std::string& out_dir,
                                                [&](const ShardInfo& s) { return s.path == name; });
     if (!recorded) fs::remove(fs::path(out_dir) / name, error);
   }
-  for (const std::string& name : temporaries) fs::remove(fs::path(out_dir) / name, error);
+  for (const std::string& name : output.temporaries) fs::remove(fs::path(out_dir) / name, error);
   return state;
 }
-
-class Progress {
- public:
-  Progress(bool enabled, int64_t total_bytes, int threads)
-      : enabled_(enabled),
-        total_(total_bytes),
-        threads_(threads),
-        interval_(progress_interval(5)) {}
-
-  void update(int64_t input_bytes, const PrepareSummary& s) {
-    // RRT_PROGRESS_SECONDS=0: a line after every batch.
-    if (!enabled_ || seconds_since(last_) < interval_) return;
-    last_ = ProgressClock::now();
-    const double t = std::max(seconds_since(start_), 1e-9);
-    const double fraction = total_ > 0 ? static_cast<double>(input_bytes) / total_ : 0;
-    const double eta = fraction > 0 ? t / fraction * (1 - fraction) : 0;
-    std::fprintf(stderr,
-                 "[prepare] %.0f%% of %.1f MB read, %lld documents, %.2fM tokens, %lld shards, "
-                 "%.1f MB/s read, %.2fM tokens/s, ETA %s\n",
-                 100 * fraction, total_ / 1e6, static_cast<long long>(s.documents), s.tokens / 1e6,
-                 static_cast<long long>(s.shards), input_bytes / 1e6 / t,
-                 (s.tokens - tokens0_) / 1e6 / t, format_duration(eta).c_str());
-    std::fflush(stderr);
-  }
-
-  void start(const PrepareSummary& s) {
-    tokens0_ = s.tokens;
-    text0_ = s.text_bytes;
-  }
-
-  void done(const PrepareSummary& s) const {
-    if (!enabled_) return;
-    const double t = std::max(seconds_since(start_), 1e-9);
-    std::fprintf(stderr,
-                 "[prepare] done: %lld documents, %.2fM tokens, %lld shards, %.1f MB read "
-                 "(%.1f MB of text) at %.1f MB/s, %.2fM tokens/s, %d thread(s), %s\n",
-                 static_cast<long long>(s.documents), s.tokens / 1e6,
-                 static_cast<long long>(s.shards), s.input_bytes / 1e6, s.text_bytes / 1e6,
-                 (s.text_bytes - text0_) / 1e6 / t, (s.tokens - tokens0_) / 1e6 / t, threads_,
-                 format_duration(t).c_str());
-  }
-
-  double seconds() const { return seconds_since(start_); }
-
- private:
-  bool enabled_;
-  int64_t total_;
-  int threads_;
-  double interval_;
-  int64_t tokens0_ = 0, text0_ = 0;
-  ProgressClock::time_point start_ = ProgressClock::now(), last_ = ProgressClock::now();
-};
 
 // Cuts the stream of encoded documents into shards of shard_tokens tokens and keeps the resume
 // journal: after each shard is committed, prepare_state.json records it and where to go on.
@@ -171,21 +80,10 @@ class ShardSink {
 
   void add(const RawItem& item, ItemResult& result) {
     const InputFile& file = files_[static_cast<size_t>(item.file)];
-    if (result.status == ItemStatus::blank) return;
-    if (result.status == ItemStatus::bad) {
-      const std::string where = item_location(file, item.item);
-      RRT_CHECK(options_.skip_bad, where, result.message,
-                "; fix the input, or pass --skip-bad to skip and count such documents");
-      summary_.skipped_documents[result.bad_class] += 1;
-      if (state_.skipped_examples.size() < kExamples)
-        state_.skipped_examples.push_back(where + ": " + result.bad_class);
+    if (!admit_prepared_item(options_, tokenizer_, file, item, result, summary_.skipped_documents,
+                             state_.skipped_examples))
       return;
-    }
     std::vector<int32_t>& ids = result.ids;
-    const int64_t vocab = tokenizer_.vocab_size();
-    for (int32_t id : ids)
-      RRT_CHECK(id >= 0 && id < vocab, item_location(file, item.item), "tokenizer ",
-                tokenizer_.name(), " produced id ", id, " outside its vocabulary [0, ", vocab, ")");
     int64_t written = 0;
     if (skip_tokens_ > 0) {
       // The first document of a resumed preparation: its first tokens are in the last shard.
@@ -216,29 +114,15 @@ class ShardSink {
   }
 
   void file_finished(const FinishedFile& done) {
-    const InputFile& file = files_[static_cast<size_t>(done.file)];
-    char crc[16];
-    std::snprintf(crc, sizeof(crc), "%08x", done.crc32);
-    state_.inputs.push_back({{"path", file.path},
-                             {"format", file.description()},
-                             {"bytes", done.bytes},
-                             {"crc32", crc},
-                             {"text_bytes", done.text_bytes}});
+    state_.inputs.push_back(prepare_input_record(files_[static_cast<size_t>(done.file)], done));
     summary_.text_bytes += done.text_bytes;
   }
 
   PrepareSummary finish(const std::vector<SkippedFile>& skipped_files) {
     if (writer_) close_shard(ResumePoint{static_cast<int64_t>(files_.size()), 0, 0});
-    nlohmann::ordered_json extra;
-    extra["text_field"] = options_.text_field;
-    extra["text_bytes"] = summary_.text_bytes;
-    extra["inputs"] = state_.inputs;
-    nlohmann::ordered_json skipped_files_json = nlohmann::ordered_json::array();
-    for (const SkippedFile& s : skipped_files)
-      skipped_files_json.push_back({{"path", s.path}, {"reason", s.reason}});
-    extra["skipped_files"] = skipped_files_json;
-    extra["skipped_documents"] = summary_.skipped_documents;
-    extra["skipped_examples"] = state_.skipped_examples;
+    const nlohmann::ordered_json extra =
+        prepare_manifest_extra(options_, summary_.text_bytes, state_.inputs, skipped_files,
+                               summary_.skipped_documents, state_.skipped_examples);
     std::vector<ShardInfo> infos = state_.shards;
     for (ShardInfo& info : infos) {
       info.path = (fs::path(options_.out_dir) / info.path).string();
@@ -257,9 +141,10 @@ class ShardSink {
 
  private:
   void open_shard() {
-    RRT_CHECK(summary_.shards < kMaxShards, options_.out_dir, "more than ", kMaxShards,
-              " shards; raise shard_tokens");
-    const std::string path = (fs::path(options_.out_dir) / shard_name(summary_.shards)).string();
+    RRT_CHECK(summary_.shards < kMaxPrepareShards, options_.out_dir, "more than ",
+              kMaxPrepareShards, " shards; raise shard_tokens");
+    const std::string path =
+        (fs::path(options_.out_dir) / prepare_shard_name(summary_.shards)).string();
     writer_ = std::make_unique<ShardWriter>(path, tokenizer_.name(), tokenizer_.vocab_size(),
                                             tokenizer_.eos_id(),
                                             std::min(options_.shard_tokens, kShardChunkTokens));
@@ -295,23 +180,6 @@ class ShardSink {
   bool finished_ = false;
 };
 
-// Files under the output directory are outputs (shards, the manifest), never inputs.
-void drop_outputs(InputList& list, const std::string& out_dir) {
-  std::error_code error;
-  const fs::path out = fs::weakly_canonical(out_dir, error);
-  if (error) return;
-  std::vector<InputFile> kept;
-  for (InputFile& file : list.files) {
-    const fs::path path = fs::weakly_canonical(file.path, error);
-    const auto mismatch = std::mismatch(out.begin(), out.end(), path.begin(), path.end());
-    if (!error && mismatch.first == out.end())
-      list.skipped.push_back({file.path, "inside the output directory"});
-    else
-      kept.push_back(std::move(file));
-  }
-  list.files = std::move(kept);
-}
-
 }  // namespace
 
 PrepareSummary prepare_shards(const PrepareOptions& options) {
@@ -320,22 +188,13 @@ PrepareSummary prepare_shards(const PrepareOptions& options) {
 }
 
 PrepareSummary prepare_shards(const PrepareOptions& options, const Tokenizer& tokenizer) {
-  RRT_CHECK(!options.inputs.empty(), "prepare",
-            "no inputs; give text, .jsonl, .jsonl.zst, .jsonl.gz or .parquet files, or "
-            "directories of them");
-  RRT_CHECK(options.shard_tokens >= 1, "prepare", "shard_tokens must be positive, got ",
-            options.shard_tokens);
-  RRT_CHECK(!options.text_field.empty(), "prepare", "the text field must not be empty");
-  RRT_CHECK(options.threads >= 0, "prepare", "threads must be >= 0 (0: all), got ",
-            options.threads);
-  InputList list = collect_inputs(options.inputs);
-  if (!options.out_dir.empty()) drop_outputs(list, options.out_dir);
-  for (const std::string& line : list.skipped_report())
-    std::fprintf(stderr, "[prepare] %s\n", line.c_str());
-  RRT_CHECK(!list.files.empty(), options.inputs.front(),
-            "no input files found; directories contribute every text, .jsonl, .zst, .gz and "
-            ".parquet file under them",
-            list.skipped.empty() ? "" : " (see what was skipped above)");
+  // A preparation that ranks began goes on as theirs did, by whole files.
+  std::error_code error;
+  if (!options.out_dir.empty() &&
+      fs::exists(fs::path(options.out_dir) / kPrepareParts / "state.json", error) &&
+      fs::exists(fs::path(options.out_dir) / kShardSetIncomplete, error))
+    return prepare_shards_on_ranks(options, tokenizer, PrepareRanks{});
+  const InputList list = collect_prepare_inputs(options);
   const std::vector<InputFile>& files = list.files;
 
   const nlohmann::ordered_json fingerprint =
@@ -349,13 +208,11 @@ PrepareSummary prepare_shards(const PrepareOptions& options, const Tokenizer& to
     state.fingerprint = fingerprint;
     mark_shard_set_incomplete(options.out_dir);
   }
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = prepare_threads(options);
   int64_t total_bytes = 0;
   for (size_t f = static_cast<size_t>(state.next.file); f < files.size(); ++f)
     total_bytes += files[f].size;
-  Progress progress(options.progress, total_bytes, threads);
+  PrepareProgress progress(options.progress, total_bytes, threads);
   if (resumed && options.progress)
     std::fprintf(stderr, "[prepare] resuming %s after shard %zu (%lld tokens written)\n",
                  options.out_dir.c_str(), state.shards.size(),

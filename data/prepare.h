@@ -15,6 +15,8 @@
 //                every thread count.
 //   resume       a preparation that was killed resumes from its last whole shard when run again
 //                with the same inputs and options (out_dir/prepare_state.json).
+//   ranks        under mpirun, ranks tokenise whole files each and then write shards each
+//                (data/prepare_ranks.h): the same shard set as one process.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +41,9 @@ struct PrepareOptions {
   // Called after each shard is committed and recorded (its index): the tests' way to kill a
   // preparation at an exact point.
   std::function<void(int64_t shard)> after_shard;
+  // With several ranks (data/prepare_ranks.h): called after each input file's tokens are
+  // committed as a part (the file's index).
+  std::function<void(int64_t file)> after_part;
 };
 
 struct PrepareSummary {

@@ -77,6 +77,7 @@ std::string SentencePieceTokenizer::decode(const std::vector<int32_t>& ids) cons
 int64_t SentencePieceTokenizer::vocab_size() const { return model_->processor.GetPieceSize(); }
 
 int32_t SentencePieceTokenizer::eos_id() const { return model_->processor.eos_id(); }
+int32_t SentencePieceTokenizer::bos_id() const { return model_->processor.bos_id(); }
 
 std::string SentencePieceTokenizer::name() const {
   return "sentencepiece:" + fs::path(path_).filename().string();

@@ -20,6 +20,9 @@ class Tokenizer {
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
   virtual int64_t vocab_size() const = 0;
   virtual int32_t eos_id() const = 0;
+  // The id a model's input starts with, where the tokenizer has one (-1: none). rrt adds no
+  // BOS itself; exports write it into config.json and generation_config.json.
+  virtual int32_t bos_id() const { return -1; }
   // "byte", "sentencepiece:<file name>", "bpe:<file name>" or "hf:<file name>" (a
   // tokenizer.json); stored in every token shard.
   virtual std::string name() const = 0;
@@ -46,6 +49,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const override;
   int64_t vocab_size() const override;
   int32_t eos_id() const override;
+  int32_t bos_id() const override;
   std::string name() const override;
 
  private:

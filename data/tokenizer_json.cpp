@@ -154,8 +154,8 @@ void TokenizerJson::Impl::read_model(const json& model) {
                                  : left + right,
               "')");
     // The library collects merges into a map: a repeated pair takes its last rank.
-    merges.insert_or_assign(tokjson::pair_key(l->second, r->second),
-                            Merge{static_cast<int32_t>(rank), merged->second});
+    merges.insert_or_assign(bpe_pair_key(l->second, r->second),
+                            BpeMerge{static_cast<int32_t>(rank), merged->second});
   }
   vocab_size = max_id + 1;
 }

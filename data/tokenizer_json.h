@@ -51,7 +51,7 @@ class TokenizerJson final : public Tokenizer {
   // One more than the largest id of the model's vocabulary and of the added tokens.
   int64_t vocab_size() const override;
   int32_t eos_id() const override;
-  int32_t bos_id() const;  // -1: none
+  int32_t bos_id() const override;  // -1: none
   // "hf:<file name>".
   std::string name() const override;
   // The id of a token (model vocabulary or added token), -1 if it has none.

@@ -1,9 +1,10 @@
 // Encoding and decoding of a TokenizerJson, step by step as the tokenizers library does them
 // (the steps are listed in data/tokenizer_json.h).
 #include <cstdio>
-#include <queue>
+#include <utility>
 
 #include "core/error.h"
+#include "data/bpe_merge.h"
 #include "data/tokenizer_json.h"
 #include "data/tokenizer_json_impl.h"
 #include "data/tokenizer_json_text.h"
@@ -44,8 +45,8 @@ std::vector<Segment> cut_added_tokens(std::string_view text,
 }  // namespace
 
 // The BPE model on one pre-tokenized piece: characters (or their byte tokens, or the unknown
-// token) merged by rank, lowest first, ties to the left (a heap of candidate pairs with stale
-// entries skipped, as the library's Word::merge_all).
+// token) merged by rank, lowest first, ties to the left (data/bpe_merge.h, as the library's
+// Word::merge_all).
 void TokenizerJson::Impl::merge_word(const std::string& piece, std::vector<int32_t>& out) const {
   std::vector<int32_t> id;
   id.reserve(piece.size());
@@ -77,38 +78,7 @@ void TokenizerJson::Impl::merge_word(const std::string& piece, std::vector<int32
   }
   if (pending_unk >= 0) id.push_back(pending_unk);
 
-  const int n = static_cast<int>(id.size());
-  std::vector<int32_t> prev(n), next(n);
-  for (int i = 0; i < n; ++i) {
-    prev[i] = i - 1;
-    next[i] = i + 1 < n ? i + 1 : -1;
-  }
-  struct Candidate {
-    int32_t rank, left, right, left_id, right_id;
-    bool operator>(const Candidate& o) const {
-      return rank != o.rank ? rank > o.rank : left > o.left;
-    }
-  };
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
-  const auto push = [&](int left) {
-    if (left < 0 || next[left] < 0) return;
-    const int right = next[left];
-    const auto it = merges.find(tokjson::pair_key(id[left], id[right]));
-    if (it != merges.end()) heap.push({it->second.rank, left, right, id[left], id[right]});
-  };
-  for (int i = 0; i + 1 < n; ++i) push(i);
-  while (!heap.empty()) {
-    const Candidate c = heap.top();
-    heap.pop();
-    if (id[c.left] != c.left_id || next[c.left] != c.right || id[c.right] != c.right_id) continue;
-    id[c.left] = merges.at(tokjson::pair_key(c.left_id, c.right_id)).merged;
-    id[c.right] = -1;
-    next[c.left] = next[c.right];
-    if (next[c.left] >= 0) prev[next[c.left]] = c.left;
-    push(prev[c.left]);
-    push(c.left);
-  }
-  for (int i = n > 0 ? 0 : -1; i >= 0; i = next[i]) out.push_back(id[i]);
+  bpe_merge(std::move(id), merges, out);
 }
 
 void TokenizerJson::Impl::encode_piece(const std::string& piece, std::vector<int32_t>& out) const {

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "data/bpe_merge.h"
 #include "data/tokenizer_json.h"
 #include "data/tokenizer_json_parts.h"
 
@@ -25,10 +26,6 @@ struct StringHash {
 template <typename V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
-inline uint64_t pair_key(int32_t left, int32_t right) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
-}
-
 }  // namespace tokjson
 
 struct TokenizerJson::Impl {
@@ -38,15 +35,12 @@ struct TokenizerJson::Impl {
     int32_t id;
     bool special;
   };
-  struct Merge {
-    int32_t rank, merged;
-  };
 
   std::string source, where;
   tokjson::StringMap<int32_t> vocab;    // the model's
   std::vector<std::string> id_token;    // [vocab_size] the model's token of each id ("" none)
   std::vector<int8_t> has_model_token;  // [vocab_size]
-  std::unordered_map<uint64_t, Merge> merges;
+  BpeMergeTable merges;
   int32_t unk = -1;
   bool byte_fallback = false, fuse_unk = false, ignore_merges = false;
   std::array<int32_t, 256> byte_tokens{};  // <0xAB> ids, -1 where the vocabulary lacks one

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
+#include "evaluation/evaluate.h"
 #include "evaluation/exit_model.h"
 #include "evaluation/log_format.h"
 #include "model/recursive_model.h"
@@ -22,7 +23,10 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
             "nothing to evaluate: no validation data and no --choices file");
   const CheckpointContents header = read_checkpoint_header(checkpoint);
   RunConfig cfg = parse_run_config(header.config_yaml, checkpoint + ":/config", o.overrides);
-  if (!o.data_path.empty()) cfg.data.path = o.data_path;
+  if (!o.data_path.empty() || o.validation) {
+    cfg.data.path = o.data_path.empty() ? default_evaluation_data(cfg) : o.data_path;
+    cfg.data.sources.clear();  // one data set is scored
+  }
   const int64_t N = cfg.train.micro_batch, T = cfg.train.seq_len;
   EvalReport report;
   report.checkpoint = checkpoint;
@@ -55,11 +59,12 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
   }
 
   const int64_t max_seq = std::max(o.validation ? T : 0, choice_seq);
-  std::unique_ptr<ExitModel> model =
-      load_exit_model(checkpoint, cfg.model, N, max_seq, o.chunk, cfg.train.device,
-                      cfg.train.precision);
+  std::unique_ptr<ExitModel> model = load_exit_model(checkpoint, cfg.model, N, max_seq, o.chunk,
+                                                     cfg.train.device, cfg.train.precision);
   report.device = model->device();
   if (o.validation) {
+    // The held-out windows as the run saw them: documents kept apart when it did.
+    model->set_document_eos(cfg.data.document_mask ? val->eos_id() : -1);
     ExitEvaluator evaluator(*model, o.thresholds, o.chunk);
     std::vector<int32_t> inputs(N * T), targets(N * T);
     val->restore({0, 0});
@@ -71,6 +76,7 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
     report.validation = evaluator.result();
   }
   if (!examples.empty()) {
+    model->set_document_eos(-1);  // each choice is one sequence of its own
     report.has_choices = true;
     report.choices_path = o.choices;
     report.choices = score_choices(*model, *tokenizer, examples, N, max_seq, o.chunk);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
@@ -15,7 +16,8 @@ EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string&
                                int64_t batches, const std::vector<std::string>& overrides) {
   const CheckpointContents header = read_checkpoint_header(checkpoint);
   RunConfig cfg = parse_run_config(header.config_yaml, checkpoint + ":/config", overrides);
-  if (!data_path.empty()) cfg.data.path = data_path;
+  cfg.data.path = data_path.empty() ? default_evaluation_data(cfg) : data_path;
+  cfg.data.sources.clear();  // one data set is scored
   if (batches == 0) batches = cfg.train.eval_batches;
   const int64_t N = cfg.train.micro_batch, T = cfg.train.seq_len;
   // The data first: its errors are cheaper to meet than building the model.
@@ -30,6 +32,8 @@ EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string&
             "; lower train.micro_batch or train.seq_len, or raise data.val_fraction");
   RecursiveModel model(cfg.model, ModelCapacity{N, T});
   load_checkpoint(checkpoint, model.params(), nullptr);
+  // The held-out loss as the run computed it: with its documents kept apart when it did.
+  model.set_document_eos(cfg.data.document_mask ? val.eos_id() : -1);
   std::vector<int32_t> inputs(N * T), targets(N * T);
   EvalResult r;
   r.loss = mean_validation_loss(model, val, N, T, batches, inputs.data(), targets.data());
@@ -37,6 +41,16 @@ EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string&
   r.tokens = batches * N * T;
   r.step = header.state.step;
   return r;
+}
+
+std::string default_evaluation_data(const RunConfig& config) {
+  if (config.data.sources.empty()) return config.data.path;
+  const MixtureSource& first = config.data.sources.front();
+  std::fprintf(stderr,
+               "note: the run trained on a mixture of %zu sources (data.sources); scoring the "
+               "validation split of the first, %s (%s); --data scores another\n",
+               config.data.sources.size(), source_name(first).c_str(), first.path.c_str());
+  return first.path;
 }
 
 double unigram_entropy(const std::vector<int64_t>& counts) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "config/run_config.h"
 #include "data/loader.h"
 
 namespace rrt {
@@ -38,6 +39,11 @@ double mean_validation_loss(Model& model, TokenLoader& validation, int64_t N, in
 constexpr int64_t kAllBatches = -1;
 EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string& data_path,
                                int64_t batches, const std::vector<std::string>& overrides = {});
+
+// The data `rrt eval` scores when no --data is given: data.path, or on a run of data.sources the
+// validation split of its first source (said on stderr; the trainer logs every source's
+// validation loss, val_loss/<name>, and --data picks another).
+std::string default_evaluation_data(const RunConfig& config);
 
 // Unigram entropy (nats) of a token stream given its counts: the loss of the best model that
 // ignores context, the demo's yardstick.

@@ -26,6 +26,7 @@ class ExitView final : public ExitModel {
     model_.exit_logits_of_rows(loop, rows, n, out);
   }
   int64_t chunk() const override { return model_.exit_chunk(); }
+  void set_document_eos(int32_t eos) override { model_.set_document_eos(eos); }
   std::string device() const override { return device_; }
 
  private:

@@ -24,6 +24,8 @@ class ExitModel {
   // its N*T rows) into host `out` [n, V] (RecursiveCore::exit_logits).
   virtual void exit_logits(int64_t loop, const int32_t* rows, int64_t n, float* out) = 0;
   virtual int64_t chunk() const = 0;
+  // Document-aware batches (RecursiveCore::set_document_eos): -1 off, else the EOS id.
+  virtual void set_document_eos(int32_t eos) = 0;
   // "cpu", "cpu-bf16" or "cuda": where the model runs and in what (the report says so).
   virtual std::string device() const = 0;
 };

@@ -13,7 +13,8 @@
 //   exit_heads: the shared final norm and head (plus each exit's head adapter) over states, and
 //   per row the argmax and the max softmax probability (the confidence exit's score).
 //   run_stage_saturation: run_stage, and per row the cosine similarity of its state before and
-//   after the stage, both through the shared final norm (the saturation exit's score): no head.
+//   after the stage, both through the shared final norm (the saturation exit's score), and the
+//   normed state after it (the classifier exit's features, inference/exit_classifier.h): no head.
 //   propagate_kv / copy_kv: the KV of the positions a token skipped by exiting early.
 //
 // Work is queued in call order; exit_heads returns with its results on the host. synchronize()
@@ -84,8 +85,12 @@ class Engine {
   // the shared final norm (the head's input, without an exit's head adapter), in [-1, 1]. Two
   // norms and a dot product per row beside the stage: the saturation exit's score without the
   // vocabulary-sized head. Waits for the results.
+  // stage_normed_states() ([n, D] floats, host): each row's state after the stage through the
+  // shared final norm, the classifier exit's features (on a GPU engine: the download the cosine
+  // needs anyway).
   virtual void run_stage_saturation(const StageRow* rows, const int32_t* states, int64_t n) = 0;
   virtual const double* stage_similarity() const = 0;
+  virtual const float* stage_normed_states() const = 0;
   // The exit of loops[i] (1..K; rows of one loop contiguous) over state[states[i]]: one head
   // GEMM for every row (the final norm and head are shared by the exits), each exit's head
   // adapter per group. Fills head_argmax() and head_max_probability() (n values); with

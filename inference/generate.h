@@ -16,9 +16,12 @@
 // so it is for measurement), confidence (exit at the first loop whose max softmax probability
 // reaches the threshold), saturation (exit at the first loop whose state, through the final norm,
 // has a cosine similarity above the threshold with the previous loop's, the embedding's for loop
-// 1: the head runs only for the tokens that exit). The exited token's skipped KV entries are filled
-// by KV propagation, by copying its last computed loop, or by recomputing the skipped loops later
-// (the token is emitted at once and keeps running as a fill item that writes only KV).
+// 1: the head runs only for the tokens that exit), classifier (exit at the first loop whose
+// learned exit classifier, inference/exit_classifier.h, gives a probability of agreeing with the
+// full depth that reaches the threshold; its features come from the same decode call as
+// saturation's, so again only exiting tokens run the head). The exited token's skipped KV entries
+// are filled by KV propagation, by copying its last computed loop, or by recomputing the skipped
+// loops later (the token is emitted at once and keeps running as a fill item that writes only KV).
 #pragma once
 
 #include <cstdint>
@@ -31,13 +34,17 @@
 
 namespace rrt::inference {
 
-enum class ExitRule { none, oracle, confidence, saturation };
+class ExitClassifier;
+
+enum class ExitRule { none, oracle, confidence, saturation, classifier };
 enum class KvFill { propagate, recompute, copy };
 enum class Batching { static_batch, sequence_wise, depth_wise };
 
 struct ExitPolicy {
   ExitRule rule = ExitRule::none;
-  double threshold = 0.9;  // confidence; saturation (a cosine similarity, -1..1)
+  // confidence; saturation (a cosine similarity, -1..1); classifier (a probability: 0 exits at
+  // loop 1, above 1 never early)
+  double threshold = 0.9;
   KvFill fill = KvFill::propagate;
   // oracle: per request, the exit loop of each generated token (Completion::oracle_loops of a
   // full-depth run with record_oracle); tokens beyond the table run the full depth.
@@ -45,6 +52,9 @@ struct ExitPolicy {
   // 1..K: every token exits at this loop, the prefill's first token too (rrt serve's exit_loop,
   // to score or sample any exit); 0: the rule decides.
   int32_t exit_loop = 0;
+  // classifier: the trained exit classifier of this model (the run's: a request's policy uses
+  // the run's classifier); must outlive the run.
+  const ExitClassifier* classifier = nullptr;
 };
 
 struct Request {
@@ -54,7 +64,7 @@ struct Request {
   // scheduler admits it only from then on. 0: waiting when the run starts (an offline batch).
   double arrival = 0;
   // Per-request settings (rrt serve's; inference/scheduler.h): unset, the run's GenerateOptions.
-  // The KV fill and the oracle table are always the run's.
+  // The KV fill, the oracle table and the exit classifier are always the run's.
   std::optional<ExitPolicy> exit;
   std::optional<SamplingConfig> sampling;
   int64_t stream = -1;         // the counter-based draws' stream; -1: the request's index

@@ -26,6 +26,8 @@ std::string to_string(ExitRule r) {
       return "confidence";
     case ExitRule::saturation:
       return "saturation";
+    case ExitRule::classifier:
+      return "classifier";
   }
   return "?";
 }

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "inference/exit_classifier.h"
 
 namespace rrt::inference {
 
@@ -35,6 +36,13 @@ Scheduler::Scheduler(Engine& engine, const GenerateOptions& o, SchedulerObserver
             "record_oracle scores every loop of a full-depth run: use exit rule none");
   RRT_CHECK(o_.exit.rule != ExitRule::oracle || o_.exit.oracle_loops != nullptr, "generate",
             "the oracle exit needs the oracle loops of a full-depth run (record_oracle)");
+  RRT_CHECK(o_.exit.rule != ExitRule::classifier || o_.exit.classifier != nullptr, "generate",
+            "the classifier exit needs an exit classifier (rrt exit-classifier train; "
+            "--exit-classifier FILE)");
+  if (const ExitClassifier* c = o_.exit.classifier)
+    RRT_CHECK(c->loops() == K_ && c->model.d_model == engine.d_model(), "generate",
+              "the exit classifier is for ", c->loops(), " loops of d ", c->model.d_model,
+              ", the engine's model has ", K_, " loops of d ", engine.d_model());
   // Per slot: one decode item and at most K - 1 fill items (a fill item stays ahead of its
   // successor and ends at stage K).
   const int64_t n_items = o_.max_batch * (K_ + 1);
@@ -46,6 +54,7 @@ Scheduler::Scheduler(Engine& engine, const GenerateOptions& o, SchedulerObserver
   for (int64_t i = n_items - 1; i >= 0; --i) free_items_.push_back(static_cast<int32_t>(i));
   slots_.resize(static_cast<size_t>(o_.max_batch));
   rows_.resize(static_cast<size_t>(rows_cap_));
+  exit_probability_.resize(static_cast<size_t>(rows_cap_));
   list_.reserve(static_cast<size_t>(n_items));
   head_items_.reserve(static_cast<size_t>(n_items));
   head_loops_.resize(static_cast<size_t>(std::max(n_items, rows_cap_)));
@@ -87,6 +96,10 @@ int64_t Scheduler::submit(Request q) {
               ": this model's loop ends are not exits (sequence sharing or K = 1); use ", K_);
     RRT_CHECK(x.rule != ExitRule::oracle, "generate", "request ", r,
               ": the oracle exit is the run's (GenerateOptions), not a request's");
+    RRT_CHECK(x.rule != ExitRule::classifier || o_.exit.classifier != nullptr, "generate",
+              "request ", r,
+              ": the classifier exit needs the run's exit classifier (rrt serve "
+              "--exit-classifier FILE)");
   }
   const SamplingConfig& s = q.sampling ? *q.sampling : o_.sampling;
   RRT_CHECK(s.temperature >= 0 && s.top_p > 0 && s.top_p <= 1, "generate", "request ", r,
@@ -292,12 +305,12 @@ int32_t Scheduler::oracle_loop(const Item& it) const {
   return static_cast<int32_t>(K_);
 }
 
-// Whether the item's next stage ends at a loop where the saturation rule may exit (its decode
-// call then scores every row's similarity).
+// Whether the item's next stage ends at a loop where the saturation or the classifier rule may
+// exit (its decode call then scores every row's similarity and keeps its normed state).
 bool Scheduler::wants_saturation(const Item& it) const {
   if (it.fill || it.stage + 1 >= K_ || !e_.exits_before_last()) return false;
   const ExitPolicy& x = slots_[it.slot].exit;
-  return x.exit_loop == 0 && x.rule == ExitRule::saturation;
+  return x.exit_loop == 0 && (x.rule == ExitRule::saturation || x.rule == ExitRule::classifier);
 }
 
 // Whether the item's last loop end (row `row` of the call) needs the head: the final loop
@@ -317,6 +330,8 @@ bool Scheduler::wants_logits(const Item& it, int64_t row) const {
       return true;
     case ExitRule::saturation:
       return similarity_ && e_.stage_similarity()[row] > x.threshold;
+    case ExitRule::classifier:
+      return similarity_ && exit_probability_[static_cast<size_t>(row)] >= x.threshold;
     case ExitRule::oracle:
       return it.stage == oracle_loop(it);
   }
@@ -336,8 +351,24 @@ void Scheduler::run_call(const int32_t* list, int64_t n) {
   else
     timed(CallKind::decode, n, [&] { e_.run_stage(rows_.data(), list, n); });
   for (int64_t i = 0; i < n; ++i) ++items_[list[i]].stage;  // now the number of loops completed
+  if (similarity_) score_classifier(list, n);
   if (stats_) stats_->decode_rows += n;
   after_stage(list, n);
+}
+
+// The classifier's probability for the rows of the last decode call whose request exits by it
+// (their stage is now the loop that ended; the engine kept each row's normed state and cosine).
+void Scheduler::score_classifier(const int32_t* list, int64_t n) {
+  const ExitClassifier* c = o_.exit.classifier;
+  if (c == nullptr) return;
+  const int64_t D = e_.d_model();
+  for (int64_t i = 0; i < n; ++i) {
+    const Item& it = items_[list[i]];
+    double& p = exit_probability_[static_cast<size_t>(i)];
+    p = 0;
+    if (it.fill || it.stage >= K_ || slots_[it.slot].exit.rule != ExitRule::classifier) continue;
+    p = c->probability(it.stage, e_.stage_normed_states() + i * D, e_.stage_similarity()[i]);
+  }
 }
 
 void Scheduler::after_stage(const int32_t* list, int64_t n) {
@@ -372,7 +403,8 @@ void Scheduler::after_stage(const int32_t* list, int64_t n) {
     if (!exit && x.exit_loop == 0 && x.rule == ExitRule::oracle) exit = k == oracle_loop(it);
     if (!exit && x.exit_loop == 0 && x.rule == ExitRule::confidence)
       exit = e_.head_max_probability()[h] >= x.threshold;
-    if (!exit && x.exit_loop == 0 && x.rule == ExitRule::saturation)
+    if (!exit && x.exit_loop == 0 &&
+        (x.rule == ExitRule::saturation || x.rule == ExitRule::classifier))
       exit = true;  // only its exiting rows came to the head (wants_logits)
     if (!exit) continue;
     Emission em{it.slot, 0, k, k, it.index, h};

@@ -124,6 +124,7 @@ class Scheduler {
   void run_call(const int32_t* list, int64_t n);
   void after_stage(const int32_t* list, int64_t n);
   bool wants_saturation(const Item& it) const;
+  void score_classifier(const int32_t* list, int64_t n);
   bool wants_logits(const Item& it, int64_t row) const;
   int32_t oracle_loop(const Item& it) const;
   void sync_step();
@@ -149,8 +150,9 @@ class Scheduler {
   // Per-call scratch.
   std::vector<StageRow> rows_;
   std::vector<int32_t> list_, head_items_, head_loops_, fill_items_;
-  bool similarity_ = false;          // the last decode call scored saturation (stage_similarity)
-  std::vector<float> first_logits_;  // the prefill token's logits, for its token event
+  bool similarity_ = false;  // the last decode call scored saturation (stage_similarity)
+  std::vector<double> exit_probability_;  // the classifier's, per row of the last decode call
+  std::vector<float> first_logits_;       // the prefill token's logits, for its token event
   // Tokens emitted since the last engine call, embedded into their items' states before the next.
   std::vector<int32_t> pending_tokens_, pending_states_;
   std::vector<Emission> emissions_;

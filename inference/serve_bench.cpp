@@ -95,6 +95,7 @@ Workload make_workload(const WorkloadOptions& o, int64_t vocab) {
 std::string ExitSetting::label() const {
   if (rule == ExitRule::confidence) return "confidence " + fmt("%g", threshold);
   if (rule == ExitRule::saturation) return "saturation " + fmt("%g", threshold);
+  if (rule == ExitRule::classifier) return "classifier " + fmt("%g", threshold);
   if (!drawn.empty()) {
     std::string s = "drawn ";
     for (size_t k = 0; k < drawn.size(); ++k) s += (k ? "/" : "") + fmt("%g", drawn[k]);
@@ -119,6 +120,13 @@ ExitSetting parse_exit_setting(const std::string& s) {
               "a saturation threshold is a cosine similarity in [-1, 1], got ", t);
     return {ExitRule::saturation, t, {}};
   }
+  const std::string cls = "classifier:";
+  if (s.rfind(cls, 0) == 0) {
+    const double t = std::stod(s.substr(cls.size()));
+    RRT_CHECK(t >= 0 && t <= 1, "serve-bench",
+              "a classifier threshold is a probability in [0, 1], got ", t);
+    return {ExitRule::classifier, t, {}};
+  }
   const std::string drawn = "drawn:";
   if (s.rfind(drawn, 0) == 0) {
     ExitSetting e{ExitRule::oracle, 0, {}};
@@ -137,8 +145,8 @@ ExitSetting parse_exit_setting(const std::string& s) {
   }
   throw Error("serve-bench",
               "unknown exit setting '" + s +
-                  "': use none, oracle, confidence:T (e.g. 0.9), saturation:T (e.g. 0.99) or "
-                  "drawn:P1,...,PK");
+                  "': use none, oracle, confidence:T (e.g. 0.9), saturation:T (e.g. 0.99), "
+                  "classifier:T (e.g. 0.8) or drawn:P1,...,PK");
 }
 
 std::vector<ExitSetting> parse_exit_settings(const std::string& list) {
@@ -294,8 +302,12 @@ BenchReport run_serve_bench(Engine& engine, const Workload& w, const BenchOption
         GenerateOptions g;
         g.batching = o.schedulers[s];
         g.max_batch = o.max_batch;
-        g.exit = {o.exits[e].rule, o.exits[e].threshold, o.fill,
-                  o.exits[e].drawn.empty() ? &oracle : &drawn_tables[e]};
+        g.exit = {o.exits[e].rule,
+                  o.exits[e].threshold,
+                  o.fill,
+                  o.exits[e].drawn.empty() ? &oracle : &drawn_tables[e],
+                  0,
+                  o.classifier};
         RunStats st;
         const std::vector<Completion> out = generate(engine, w.requests, g, &st);
         Runs& run = runs[e][s];

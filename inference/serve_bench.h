@@ -62,7 +62,8 @@ struct ExitSetting {
   std::vector<double> drawn;
   std::string label() const;
 };
-// "none", "oracle", "confidence:T" or "drawn:P1,...,PK" (K probabilities summing to 1).
+// "none", "oracle", "confidence:T", "saturation:T", "classifier:T" or "drawn:P1,...,PK" (K
+// probabilities summing to 1).
 ExitSetting parse_exit_setting(const std::string& s);
 // A comma-separated list of them, e.g. "none,oracle,confidence:0.9,drawn:0.5,0.5": numbers after
 // a drawn setting are its probabilities.
@@ -75,7 +76,8 @@ struct BenchOptions {
   KvFill fill = KvFill::propagate;
   int64_t max_batch = 8;
   int repeats = 3;
-  bool verbose = false;  // one line per run on stderr
+  bool verbose = false;                        // one line per run on stderr
+  const ExitClassifier* classifier = nullptr;  // for classifier settings
 };
 
 struct SchedulerResult {

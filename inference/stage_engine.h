@@ -53,6 +53,7 @@ class StageEngine : public Engine {
   void run_stage(const StageRow* rows, const int32_t* states, int64_t n) override;
   void run_stage_saturation(const StageRow* rows, const int32_t* states, int64_t n) override;
   const double* stage_similarity() const override { return similarity_.data(); }
+  const float* stage_normed_states() const override { return sat_normed_.data(); }
   void exit_heads(const int32_t* loops, const int32_t* states, int64_t n,
                   bool host_logits) override;
   const int32_t* head_argmax() const override { return head_argmax_.data(); }
@@ -124,9 +125,10 @@ class StageEngine : public Engine {
   std::vector<double> head_max_prob_;
   std::vector<float> head_logits_;  // host copy where the backend's memory is not the host's
   // run_stage_saturation: the normed states before and after the stage [max_rows, D] on the
-  // host, and the similarities.
+  // host, the similarities, and the state after it as floats (the classifier's features).
   std::vector<Act> sat_before_, sat_after_;
   std::vector<double> similarity_;
+  std::vector<float> sat_normed_;
 };
 
 }  // namespace rrt::inference

@@ -116,6 +116,7 @@ StageEngine<Be>::StageEngine(const ModelWeights& w, const WeightMap& map,
   sat_before_.resize(static_cast<size_t>(R * D));
   sat_after_.resize(static_cast<size_t>(R * D));
   similarity_.resize(static_cast<size_t>(R));
+  sat_normed_.resize(static_cast<size_t>(R * D));
   if (!Be::kHostMemory) head_logits_.resize(static_cast<size_t>(R * V));
   be_.synchronize();  // the adapter table's host copy goes out of scope
 }
@@ -294,8 +295,25 @@ void StageEngine<Be>::layer(int64_t j, int64_t n) {
   rope(k_, n, m.n_kv_heads, false);
   be_.kv_store(k_, v_, k_cache(j), v_cache(j), d_slot(), d_pos(), n, cap_.max_seq, kvd, d_stage(),
                stride);
-  be_.kv_attention(q_, k_cache(j), v_cache(j), d_slot(), d_pos(), att_, n, m.n_heads, m.n_kv_heads,
-                   m.dh(), cap_.max_seq, d_stage(), stride);
+  // Each row's position (loop) has its own window (ModelConfig::window_at): one call when the
+  // groups share it, else one per group (a window reads only its last keys of the cache).
+  ops::AttentionMask mask;
+  mask.softcap = m.attn_logit_softcapping;
+  bool one_window = true;
+  for (const StageGroup& g : groups_)
+    one_window = one_window && m.window_at(g.position) == m.window_at(groups_[0].position);
+  if (one_window) {
+    mask.window = m.window_at(groups_[0].position);
+    be_.kv_attention(q_, k_cache(j), v_cache(j), d_slot(), d_pos(), att_, n, m.n_heads,
+                     m.n_kv_heads, m.dh(), cap_.max_seq, d_stage(), stride, mask);
+  } else {
+    for (const StageGroup& g : groups_) {
+      mask.window = m.window_at(g.position);
+      be_.kv_attention(q_ + g.begin * qd, k_cache(j), v_cache(j), d_slot() + g.begin,
+                       d_pos() + g.begin, att_ + g.begin * qd, g.end - g.begin, m.n_heads,
+                       m.n_kv_heads, m.dh(), cap_.max_seq, d_stage() + g.begin, stride, mask);
+    }
+  }
   if (m.sandwich_norm) {  // out_ is free until the down projection
     project(Proj::o, att_, qd, out_, D);
     norm(true, out_, mid_, true);
@@ -365,9 +383,11 @@ void StageEngine<Be>::run_stage_saturation(const StageRow* rows, const int32_t* 
   for (int64_t i = 0; i < n; ++i) {
     const Act* a = sat_before_.data() + i * D;
     const Act* b = sat_after_.data() + i * D;
+    float* normed = sat_normed_.data() + i * D;
     double ab = 0, aa = 0, bb = 0;
     for (int64_t d = 0; d < D; ++d) {
-      const double x = as_float(a[d]), y = as_float(b[d]);
+      normed[d] = as_float(b[d]);
+      const double x = as_float(a[d]), y = normed[d];
       ab += x * y;
       aa += x * x;
       bb += y * y;

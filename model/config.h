@@ -68,7 +68,7 @@ struct ModelConfig {
   // a window: every position. Positions count the unrolled depth K * B (loop k's layer b is
   // position k * B + b under cycle sharing), so a converted model keeps each original layer's.
   int64_t sliding_window = 0;
-  std::vector<bool> sliding_layers{};
+  std::vector<bool> sliding_layers = {};
   // Gemma 2: attention scores s become cap * tanh(s / cap) before the softmax; 0: off.
   double attn_logit_softcapping = 0.0;
 

@@ -38,6 +38,8 @@ class CpuBf16Model {
   // The masters rounded to bf16 again (after AdamW, a load or an upload).
   void refresh();
 
+  // Document-aware batches (RecursiveCore::set_document_eos): -1 off, else the EOS id.
+  void set_document_eos(int32_t eos) { core_.set_document_eos(eos); }
   double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
                           float weight = 1.0f) {
     return core_.forward_backward(tokens, targets, N, T, weight);

@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "model/config.h"
+#include "ops/attention.h"
 #include "ops/rope.h"
 
 namespace rrt {
@@ -35,7 +36,21 @@ struct LayerDims {
   bool qk_norm = false;
   bool sandwich_norm = false;
   float q_scale = 1.f;  // ModelConfig::query_scale()
+  // Attention masks (ops/attention.h): the window of the position being run (ModelConfig::
+  // window_at), the soft-cap, and a document-aware batch's doc_start and restarted RoPE
+  // positions ([N, T] in the backend's memory; null: one document per sequence).
+  int64_t window = 0;
+  double softcap = 0;
+  const int32_t* doc_start = nullptr;
+  const int32_t* positions = nullptr;
   int64_t M() const { return N * T; }
+  ops::AttentionMask mask() const {
+    ops::AttentionMask m;
+    m.doc_start = doc_start;
+    m.window = window < T ? window : 0;  // a window the sequence fits in is no window
+    m.softcap = softcap;
+    return m;
+  }
 };
 
 // The sizes and structure of model m's layer for N sequences of T tokens.
@@ -54,7 +69,9 @@ inline LayerDims layer_dims(const ModelConfig& m, int64_t N, int64_t T) {
           m.activation,
           m.qk_norm,
           m.sandwich_norm,
-          static_cast<float>(m.query_scale())};
+          static_cast<float>(m.query_scale()),
+          0,
+          m.attn_logit_softcapping};
 }
 
 // Weights of one position, in the backend's compute type A (pointers into its parameter

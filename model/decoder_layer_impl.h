@@ -59,14 +59,14 @@ void decoder_layer_forward(Be& be, const LayerDims& d, const LayerParamsOf<typen
     be.norm_forward(false, s.k_raw, p.k_norm, nullptr, s.k, nullptr, s.rstd_k, M * d.Hkv, d.Dh,
                     d.eps, d.unit_offset);
   }
-  be.rope_forward(s.q, d.N, d.T, d.H, d.Dh, p.local_rope);
-  be.rope_forward(s.k, d.N, d.T, d.Hkv, d.Dh, p.local_rope);
+  be.rope_forward(s.q, d.N, d.T, d.H, d.Dh, d.positions, p.local_rope);
+  be.rope_forward(s.k, d.N, d.T, d.Hkv, d.Dh, d.positions, p.local_rope);
   // The attention op scales by head_dim^-0.5; a scale of the family's own goes onto q.
   if (d.q_scale != 1.f) be.scale(s.q, d.q_scale, M * qd);
   const ops::AttentionShape shape{d.N, d.T, d.H, d.Hkv, d.Dh};
   {
     RRT_TRACE_SPAN("attention");
-    be.attention_forward(s.q, s.k, s.v, s.att, s.lse, shape);
+    be.attention_forward(s.q, s.k, s.v, s.att, s.lse, shape, d.mask());
   }
   if (d.sandwich_norm) {
     project(be, d, p, s, Proj::o, s.att, s.attn_out, qd, d.D);
@@ -163,11 +163,12 @@ void decoder_layer_backward(Be& be, const LayerDims& d, const LayerParamsOf<type
   const ops::AttentionShape shape{d.N, d.T, d.H, d.Hkv, d.Dh};
   {
     RRT_TRACE_SPAN("attention.backward");
-    be.attention_backward(s.q, s.k, s.v, s.att, s.lse, sc.datt, sc.dq, sc.dk, sc.dv, shape);
+    be.attention_backward(s.q, s.k, s.v, s.att, s.lse, sc.datt, sc.dq, sc.dk, sc.dv, shape,
+                          d.mask());
   }
   if (d.q_scale != 1.f) be.scale(sc.dq, d.q_scale, M * qd);
-  be.rope_backward(sc.dq, d.N, d.T, d.H, d.Dh, p.local_rope);
-  be.rope_backward(sc.dk, d.N, d.T, d.Hkv, d.Dh, p.local_rope);
+  be.rope_backward(sc.dq, d.N, d.T, d.H, d.Dh, d.positions, p.local_rope);
+  be.rope_backward(sc.dk, d.N, d.T, d.Hkv, d.Dh, d.positions, p.local_rope);
   const typename Be::Act* dq = sc.dq;
   const typename Be::Act* dk = sc.dk;
   if (d.qk_norm) {

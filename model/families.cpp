@@ -1,5 +1,8 @@
 // The family descriptors (model/family.h): one section per family. transformers 5.24 semantics
 // for the config keys and their defaults; llama.cpp's convert_hf_to_gguf.py for the GGUF names.
+#include <array>
+#include <string_view>
+
 #include "model/family.h"
 
 namespace rrt {
@@ -14,6 +17,37 @@ constexpr HfSizeKeys kHfSizes{
     .n_layers = "num_hidden_layers",
     .max_seq_len = "max_position_embeddings",
 };
+
+// A family that is another's with a few tensors more or different (Qwen over Llama) states only
+// those: each added rule goes right after the base rule of plain-model parameter `after` (in
+// the order listed), and a rule in `replaced` takes the place of the base rule of its rrt name,
+// so the table keeps the order its own copy had. An `after` or a replaced rule that no base rule
+// names does not compile.
+struct AddedTensor {
+  const char* after;
+  TensorRule rule;
+};
+template <size_t N, size_t A>
+constexpr std::array<TensorRule, N + A> with_tensors(const TensorRule (&base)[N],
+                                                     const AddedTensor (&added)[A],
+                                                     std::span<const TensorRule> replaced = {}) {
+  std::array<TensorRule, N + A> out{};
+  size_t n = 0, replacements = 0;
+  for (const TensorRule& rule : base) {
+    out[n] = rule;
+    for (const TensorRule& r : replaced) {
+      if (std::string_view(r.rrt) != rule.rrt) continue;
+      out[n] = r;
+      ++replacements;
+    }
+    ++n;
+    for (const AddedTensor& a : added)
+      if (std::string_view(a.after) == rule.rrt) out[n++] = a.rule;
+  }
+  if (n != N + A || replacements != replaced.size())
+    throw "with_tensors: an added or replaced tensor names no rule of the base table";
+  return out;
+}
 
 // ---- Llama (and everything saved as LlamaForCausalLM: TinyLlama, SmolLM, ...) ------------------
 // RMSNorm, SwiGLU, RoPE over whole heads, optional GQA and head_dim, tied or untied head.
@@ -62,19 +96,45 @@ constexpr TensorRule kLlamaGgufTensors[] = {
 };
 // RoPE inverse frequencies that some converters stored (they follow from rope.freq_base).
 constexpr OptionalTensor kLlamaGgufOptional[] = {{"blk.{l}.attn_rot_embd"}};
-constexpr RefusedTensor kLlamaGgufRefused[] = {
-    {"rope_freqs.weight",
-     "Llama 3 RoPE scaling as llama.cpp stores it (per-dimension factors), which GGUF import "
-     "does not read; import the HF checkpoint, whose llama3 rope_scaling rrt supports"},
-};
 constexpr GgufFormat kLlamaGguf{
     .architecture = "llama",
     .norm_eps_key = "attention.layer_norm_rms_epsilon",
     .whole_head_rotary = true,
     .tensors = kLlamaGgufTensors,
     .optional = kLlamaGgufOptional,
-    .refused = kLlamaGgufRefused,
+    .refused = {},
+    .rope_factors = "rope_freqs.weight",
 };
+
+constexpr FamilyStructure kLlamaStructure{.norm = Norm::rms,
+                                          .norm_unit_offset = false,
+                                          .activation = Activation::swiglu,
+                                          .parallel_residual = false,
+                                          .rotary_fraction = 1.0,
+                                          .linear_bias = false,
+                                          .tied_head = false,
+                                          .embed_scale = 1.0};
+constexpr HfFormat kLlamaHf{
+    .architecture = "LlamaForCausalLM",
+    .model_type = "llama",
+    .sizes = kHfSizes,
+    .kv_heads_key = "num_key_value_heads",
+    .kv_heads_required = false,
+    .head_dim_key = "head_dim",
+    .head_dim = HfHeadDim::optional,
+    .norm_eps_key = "rms_norm_eps",
+    .norm_eps_default = 1e-6,
+    .rope_theta_key = "rope_theta",
+    .rotary_fraction_key = nullptr,
+    .parallel_residual_key = nullptr,
+    .tied_head_key = "tie_word_embeddings",
+    .rope_scaling = true,
+    .activation = {.key = "hidden_act", .fallback = "silu", .accepted = kLlamaActivations},
+    .activation_check = {},
+    .flags = kLlamaFlags,
+    .constants = kLlamaConstants,
+    .tensors = kLlamaTensors,
+    .optional = kLlamaOptional};
 
 // ---- Gemma 1 ------------------------------------------------------------------------------------
 // RMSNorm (1 + w), GeGLU with the tanh GELU, embeddings x sqrt(D), independent head_dim,
@@ -150,6 +210,29 @@ constexpr OptionalTensor kNeoxOptional[] = {
     {"lm_head.weight", true},
 };
 
+// ---- Qwen2 / Qwen2.5 and Qwen3: Llama's with a difference each -------------------------------
+// Llama's layer with q/k/v biases or q/k norms; Llama's HF format but for the names, the flags,
+// the tensors, head_dim, and two keys: kv heads required (Qwen2Config's and Qwen3Config's default
+// when the key is absent is 32, not n_heads), and no pretraining_tp.
+constexpr FamilyStructure qwen_structure(bool qkv_bias, bool qk_norm) {
+  FamilyStructure s = kLlamaStructure;
+  s.qkv_bias = qkv_bias;
+  s.qk_norm = qk_norm;
+  return s;
+}
+constexpr HfFormat qwen_hf(const char* architecture, const char* model_type, HfHeadDim head_dim,
+                           std::span<const HfFlag> flags, std::span<const TensorRule> tensors) {
+  HfFormat f = kLlamaHf;
+  f.architecture = architecture;
+  f.model_type = model_type;
+  f.kv_heads_required = true;
+  f.head_dim = head_dim;
+  f.flags = flags;
+  f.constants = {};
+  f.tensors = tensors;
+  return f;
+}
+
 // ---- Qwen2 / Qwen2.5 -------------------------------------------------------------------------
 // Llama's layer with a bias on q, k and v (transformers hard-codes bias=True there and False on
 // o and the MLP; there is no config key for it). Sliding-window attention (use_sliding_window,
@@ -158,22 +241,41 @@ constexpr HfFlag kQwen2Flags[] = {
     {"use_sliding_window", false, true,
      "rrt's attention is full causal; sliding-window layers are not implemented"},
 };
-constexpr TensorRule kQwen2Tensors[] = {
-    {"embed.weight", "model.embed_tokens.weight"},
-    {"block.{l}.attn_norm.weight", "model.layers.{l}.input_layernorm.weight"},
-    {"block.{l}.attn.q.weight", "model.layers.{l}.self_attn.q_proj.weight"},
-    {"block.{l}.attn.q.bias", "model.layers.{l}.self_attn.q_proj.bias"},
-    {"block.{l}.attn.k.weight", "model.layers.{l}.self_attn.k_proj.weight"},
-    {"block.{l}.attn.k.bias", "model.layers.{l}.self_attn.k_proj.bias"},
-    {"block.{l}.attn.v.weight", "model.layers.{l}.self_attn.v_proj.weight"},
-    {"block.{l}.attn.v.bias", "model.layers.{l}.self_attn.v_proj.bias"},
-    {"block.{l}.attn.o.weight", "model.layers.{l}.self_attn.o_proj.weight"},
-    {"block.{l}.mlp_norm.weight", "model.layers.{l}.post_attention_layernorm.weight"},
-    {"block.{l}.mlp.gate.weight", "model.layers.{l}.mlp.gate_proj.weight"},
-    {"block.{l}.mlp.up.weight", "model.layers.{l}.mlp.up_proj.weight"},
-    {"block.{l}.mlp.down.weight", "model.layers.{l}.mlp.down_proj.weight"},
-    {"final_norm.weight", "model.norm.weight"},
-    {"head.weight", "lm_head.weight"},
+constexpr AddedTensor kQwen2QkvBiases[] = {
+    {"block.{l}.attn.q.weight",
+     {"block.{l}.attn.q.bias", "model.layers.{l}.self_attn.q_proj.bias"}},
+    {"block.{l}.attn.k.weight",
+     {"block.{l}.attn.k.bias", "model.layers.{l}.self_attn.k_proj.bias"}},
+    {"block.{l}.attn.v.weight",
+     {"block.{l}.attn.v.bias", "model.layers.{l}.self_attn.v_proj.bias"}},
+};
+constexpr auto kQwen2Tensors = with_tensors(kLlamaTensors, kQwen2QkvBiases);
+constexpr FamilyStructure kQwen2Structure = qwen_structure(/*qkv_bias=*/true, /*qk_norm=*/false);
+constexpr HfFormat kQwen2Hf =
+    qwen_hf("Qwen2ForCausalLM", "qwen2", HfHeadDim::optional, kQwen2Flags, kQwen2Tensors);
+
+// GGUF "qwen2": Llama's GGUF names, but llama.cpp runs it with NeoX-style RoPE (rotate_half,
+// HF's), so its converter keeps HF's q/k row order; the biases of q, k and v are tensors of
+// their own.
+constexpr AddedTensor kQwen2GgufQkvBiases[] = {
+    {"block.{l}.attn.q.weight", {"block.{l}.attn.q.bias", "blk.{l}.attn_q.bias"}},
+    {"block.{l}.attn.k.weight", {"block.{l}.attn.k.bias", "blk.{l}.attn_k.bias"}},
+    {"block.{l}.attn.v.weight", {"block.{l}.attn.v.bias", "blk.{l}.attn_v.bias"}},
+};
+constexpr TensorRule kQwen2GgufHfRows[] = {
+    {"block.{l}.attn.q.weight", "blk.{l}.attn_q.weight"},
+    {"block.{l}.attn.k.weight", "blk.{l}.attn_k.weight"},
+};
+constexpr auto kQwen2GgufTensors =
+    with_tensors(kLlamaGgufTensors, kQwen2GgufQkvBiases, kQwen2GgufHfRows);
+constexpr GgufFormat kQwen2Gguf{
+    .architecture = "qwen2",
+    .norm_eps_key = "attention.layer_norm_rms_epsilon",
+    .whole_head_rotary = true,
+    .tensors = kQwen2GgufTensors,
+    .optional = {},
+    .refused = {},
+    .rope_factors = nullptr,
 };
 
 // ---- Qwen3 (dense) ---------------------------------------------------------------------------
@@ -185,22 +287,16 @@ constexpr HfFlag kQwen3Flags[] = {
     {"use_sliding_window", false, true,
      "rrt's attention is full causal; sliding-window layers are not implemented"},
 };
-constexpr TensorRule kQwen3Tensors[] = {
-    {"embed.weight", "model.embed_tokens.weight"},
-    {"block.{l}.attn_norm.weight", "model.layers.{l}.input_layernorm.weight"},
-    {"block.{l}.attn.q.weight", "model.layers.{l}.self_attn.q_proj.weight"},
-    {"block.{l}.attn.k.weight", "model.layers.{l}.self_attn.k_proj.weight"},
-    {"block.{l}.attn.v.weight", "model.layers.{l}.self_attn.v_proj.weight"},
-    {"block.{l}.attn.o.weight", "model.layers.{l}.self_attn.o_proj.weight"},
-    {"block.{l}.attn.q_norm.weight", "model.layers.{l}.self_attn.q_norm.weight"},
-    {"block.{l}.attn.k_norm.weight", "model.layers.{l}.self_attn.k_norm.weight"},
-    {"block.{l}.mlp_norm.weight", "model.layers.{l}.post_attention_layernorm.weight"},
-    {"block.{l}.mlp.gate.weight", "model.layers.{l}.mlp.gate_proj.weight"},
-    {"block.{l}.mlp.up.weight", "model.layers.{l}.mlp.up_proj.weight"},
-    {"block.{l}.mlp.down.weight", "model.layers.{l}.mlp.down_proj.weight"},
-    {"final_norm.weight", "model.norm.weight"},
-    {"head.weight", "lm_head.weight"},
+constexpr AddedTensor kQwen3QkNorms[] = {
+    {"block.{l}.attn.o.weight",
+     {"block.{l}.attn.q_norm.weight", "model.layers.{l}.self_attn.q_norm.weight"}},
+    {"block.{l}.attn.o.weight",
+     {"block.{l}.attn.k_norm.weight", "model.layers.{l}.self_attn.k_norm.weight"}},
 };
+constexpr auto kQwen3Tensors = with_tensors(kLlamaTensors, kQwen3QkNorms);
+constexpr FamilyStructure kQwen3Structure = qwen_structure(/*qkv_bias=*/false, /*qk_norm=*/true);
+constexpr HfFormat kQwen3Hf =
+    qwen_hf("Qwen3ForCausalLM", "qwen3", HfHeadDim::required, kQwen3Flags, kQwen3Tensors);
 
 // ---- Gemma 3 (text: Gemma3ForCausalLM, model_type gemma3_text) and Gemma 2 --------------------
 // Gemma's (1 + w) RMSNorm, GeGLU with the tanh GELU (hidden_activation) and sqrt(D) embedding
@@ -278,36 +374,8 @@ constexpr FamilyDescriptor kFamilies[] = {
         .name = "llama",
         .display = "Llama",
         .mlp = "SwiGLU",
-        .structure = {.norm = Norm::rms,
-                      .norm_unit_offset = false,
-                      .activation = Activation::swiglu,
-                      .parallel_residual = false,
-                      .rotary_fraction = 1.0,
-                      .linear_bias = false,
-                      .tied_head = false,
-                      .embed_scale = 1.0},
-        .hf = {.architecture = "LlamaForCausalLM",
-               .model_type = "llama",
-               .sizes = kHfSizes,
-               .kv_heads_key = "num_key_value_heads",
-               .kv_heads_required = false,
-               .head_dim_key = "head_dim",
-               .head_dim = HfHeadDim::optional,
-               .norm_eps_key = "rms_norm_eps",
-               .norm_eps_default = 1e-6,
-               .rope_theta_key = "rope_theta",
-               .rotary_fraction_key = nullptr,
-               .parallel_residual_key = nullptr,
-               .tied_head_key = "tie_word_embeddings",
-               .rope_scaling = true,
-               .activation = {.key = "hidden_act",
-                              .fallback = "silu",
-                              .accepted = kLlamaActivations},
-               .activation_check = {},
-               .flags = kLlamaFlags,
-               .constants = kLlamaConstants,
-               .tensors = kLlamaTensors,
-               .optional = kLlamaOptional},
+        .structure = kLlamaStructure,
+        .hf = kLlamaHf,
         .gguf = &kLlamaGguf,
     },
     {
@@ -398,76 +466,17 @@ constexpr FamilyDescriptor kFamilies[] = {
         .name = "qwen2",
         .display = "Qwen2",
         .mlp = "SwiGLU",
-        .structure = {.norm = Norm::rms,
-                      .norm_unit_offset = false,
-                      .activation = Activation::swiglu,
-                      .parallel_residual = false,
-                      .rotary_fraction = 1.0,
-                      .linear_bias = false,
-                      .qkv_bias = true,
-                      .tied_head = false,
-                      .embed_scale = 1.0},
-        .hf = {.architecture = "Qwen2ForCausalLM",
-               .model_type = "qwen2",
-               .sizes = kHfSizes,
-               // Required: Qwen2Config's default when the key is absent is 32, not n_heads.
-               .kv_heads_key = "num_key_value_heads",
-               .kv_heads_required = true,
-               .head_dim_key = "head_dim",
-               .head_dim = HfHeadDim::optional,
-               .norm_eps_key = "rms_norm_eps",
-               .norm_eps_default = 1e-6,
-               .rope_theta_key = "rope_theta",
-               .rotary_fraction_key = nullptr,
-               .parallel_residual_key = nullptr,
-               .tied_head_key = "tie_word_embeddings",
-               .rope_scaling = true,
-               .activation = {.key = "hidden_act",
-                              .fallback = "silu",
-                              .accepted = kLlamaActivations},
-               .activation_check = {},
-               .flags = kQwen2Flags,
-               .constants = {},
-               .tensors = kQwen2Tensors,
-               .optional = kLlamaOptional},
-        .gguf = nullptr,
+        .structure = kQwen2Structure,
+        .hf = kQwen2Hf,
+        .gguf = &kQwen2Gguf,
     },
     {
         .family = Family::qwen3,
         .name = "qwen3",
         .display = "Qwen3",
         .mlp = "SwiGLU",
-        .structure = {.norm = Norm::rms,
-                      .norm_unit_offset = false,
-                      .activation = Activation::swiglu,
-                      .parallel_residual = false,
-                      .rotary_fraction = 1.0,
-                      .linear_bias = false,
-                      .qk_norm = true,
-                      .tied_head = false,
-                      .embed_scale = 1.0},
-        .hf = {.architecture = "Qwen3ForCausalLM",
-               .model_type = "qwen3",
-               .sizes = kHfSizes,
-               .kv_heads_key = "num_key_value_heads",
-               .kv_heads_required = true,
-               .head_dim_key = "head_dim",
-               .head_dim = HfHeadDim::required,
-               .norm_eps_key = "rms_norm_eps",
-               .norm_eps_default = 1e-6,
-               .rope_theta_key = "rope_theta",
-               .rotary_fraction_key = nullptr,
-               .parallel_residual_key = nullptr,
-               .tied_head_key = "tie_word_embeddings",
-               .rope_scaling = true,
-               .activation = {.key = "hidden_act",
-                              .fallback = "silu",
-                              .accepted = kLlamaActivations},
-               .activation_check = {},
-               .flags = kQwen3Flags,
-               .constants = {},
-               .tensors = kQwen3Tensors,
-               .optional = kLlamaOptional},
+        .structure = kQwen3Structure,
+        .hf = kQwen3Hf,
         .gguf = nullptr,
     },
     {

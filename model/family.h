@@ -181,6 +181,9 @@ struct GgufFormat {
   std::span<const TensorRule> tensors;
   std::span<const OptionalTensor> optional;
   std::span<const RefusedTensor> refused;
+  // llama.cpp's per-dimension RoPE frequency divisors (its converter writes Llama 3 scaling as
+  // rope_freqs.weight), read back as the RoPE scaling they encode; nullptr: none.
+  const char* rope_factors = nullptr;
 };
 
 // ---- The descriptor ---------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 #include "model/gguf_import.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <set>
 #include <vector>
 
@@ -9,6 +11,7 @@
 #include "core/gguf_dequant.h"
 #include "model/family.h"
 #include "model/registry.h"
+#include "ops/rope.h"
 
 namespace rrt {
 namespace {
@@ -21,6 +24,90 @@ double widen(float f) {
   double d = f;
   std::from_chars(buf, end, d);
   return d;
+}
+
+// ---- RoPE scaling stored as per-dimension factors
+// ------------------------------------------------ llama.cpp divides inverse frequency i by
+// factors[i]; its converter writes transformers' llama3 scaling that way (rope_freqs.weight) and no
+// parameters beside it. rrt's rotary tables take the parameters (ops/rope.h), so they are recovered
+// and then checked to reproduce every factor. Factors stored as float32 from float32 frequencies
+// agree to about 1e-7; 1e-5 leaves room and still tells a different scaling (its factors differ in
+// the first digits).
+constexpr double kRopeFactorTolerance = 1e-5;
+
+bool reproduces(const ops::RopeScaling& scaling, const std::vector<float>& factors, int64_t rot_dim,
+                double theta) {
+  const std::vector<double> plain = ops::rope_inv_freq(rot_dim, theta, {});
+  const std::vector<double> scaled = ops::rope_inv_freq(rot_dim, theta, scaling);
+  for (size_t i = 0; i < factors.size(); ++i)
+    if (std::abs(plain[i] / factors[i] / scaled[i] - 1) > kRopeFactorTolerance) return false;
+  return true;
+}
+
+ops::RopeScaling scaling_from_factors(const std::vector<float>& factors, int64_t rot_dim,
+                                      double theta, const std::string& where,
+                                      const std::string& tensor) {
+  RRT_CHECK(static_cast<int64_t>(factors.size()) == rot_dim / 2, where, "tensor '", tensor,
+            "' holds ", factors.size(), " RoPE factors; the head size ", rot_dim, " needs ",
+            rot_dim / 2);
+  for (float f : factors)
+    RRT_CHECK(std::isfinite(f) && f > 0, where, "tensor '", tensor, "' holds the RoPE factor ", f,
+              "; factors must be positive");
+  const auto [lo, hi] = std::minmax_element(factors.begin(), factors.end());
+  if (*lo == 1.0f && *hi == 1.0f) return {};
+  std::vector<ops::RopeScaling> candidates;
+  if (*lo == *hi)
+    candidates.push_back({.type = ops::RopeScalingType::linear, .factor = widen(*hi)});
+  const double factor = widen(*hi);
+  // Every Llama 3.x release: low 1, high 4, original 8192 positions.
+  candidates.push_back({.type = ops::RopeScalingType::llama3,
+                        .factor = factor,
+                        .low_freq_factor = 1.0,
+                        .high_freq_factor = 4.0,
+                        .original_max_positions = 8192});
+  // Otherwise from two interpolated dims: there s = original_max / wavelen - low over
+  // (high - low) = A / wavelen - B, and only A and B matter, so low = 1 serves.
+  const std::vector<double> plain = ops::rope_inv_freq(rot_dim, theta, {});
+  std::vector<size_t> smooth;
+  for (size_t i = 0; i < factors.size(); ++i)
+    if (factors[i] > 1.0f + 1e-5f && factors[i] < *hi * (1 - 1e-5f)) smooth.push_back(i);
+  // One interpolated dim fixes original_max for low 1, high 4: s = (original / wavelen - 1) / 3.
+  // None: any original between 4 x the longest unscaled wavelength and the shortest scaled one
+  // serves; the shortest scaled one is tried.
+  auto llama3_low1_high4 = [&](double original) {
+    return ops::RopeScaling{.type = ops::RopeScalingType::llama3,
+                            .factor = factor,
+                            .low_freq_factor = 1.0,
+                            .high_freq_factor = 4.0,
+                            .original_max_positions = std::llround(original)};
+  };
+  if (smooth.size() == 1) {
+    const size_t i = smooth.front();
+    const double s = (1.0 / factors[i] - 1.0 / factor) / (1.0 - 1.0 / factor);
+    candidates.push_back(llama3_low1_high4((3 * s + 1) * 2 * M_PI / plain[i]));
+  } else if (smooth.empty()) {
+    double shortest_scaled = INFINITY;  // reproduces() checks the unscaled side
+    for (size_t i = 0; i < factors.size(); ++i)
+      if (factors[i] == *hi) shortest_scaled = std::min(shortest_scaled, 2 * M_PI / plain[i]);
+    if (std::isfinite(shortest_scaled))
+      candidates.push_back(llama3_low1_high4(std::floor(shortest_scaled)));
+  }
+  if (smooth.size() >= 2) {
+    auto s_of = [&](size_t i) { return (1.0 / factors[i] - 1.0 / factor) / (1.0 - 1.0 / factor); };
+    const double wi = plain[smooth.front()] / (2 * M_PI), wj = plain[smooth.back()] / (2 * M_PI);
+    const double a = (s_of(smooth.front()) - s_of(smooth.back())) / (wi - wj);
+    const double b = a * wi - s_of(smooth.front());
+    if (a > 0 && b > 0)
+      candidates.push_back({.type = ops::RopeScalingType::llama3,
+                            .factor = factor,
+                            .low_freq_factor = 1.0,
+                            .high_freq_factor = 1.0 + 1.0 / b,
+                            .original_max_positions = std::llround(a / b)});
+  }
+  for (const ops::RopeScaling& c : candidates)
+    if (reproduces(c, factors, rot_dim, theta)) return c;
+  RRT_FAIL(where, "tensor '", tensor, "' holds per-dimension RoPE factors from ", *lo, " to ", *hi,
+           " that are neither linear nor Llama 3 (llama3) scaling; rrt imports only those");
 }
 
 // ---- Metadata -----------------------------------------------------------------------------------
@@ -105,6 +192,17 @@ void read_metadata(const GgufFile& f, const GgufFormat& g, ModelConfig& m) {
   RRT_CHECK(m.vocab > 0, where, "the vocabulary is empty");
   // A file without the head tensor ties the head to the embedding.
   m.tied_head = !f.has_tensor(file_name_of(g.tensors, "head.weight"));
+
+  if (g.rope_factors && f.has_tensor(g.rope_factors)) {
+    RRT_CHECK(m.rope_scaling.type == ops::RopeScalingType::none, where,
+              "gives RoPE scaling twice: in ", a, "rope.scaling.* and as ", g.rope_factors);
+    const GgufTensorInfo& info = f.tensor(g.rope_factors);
+    RRT_CHECK(info.shape().size() == 1, where, "tensor '", g.rope_factors, "' has shape ",
+              shape_str(info.shape()), "; RoPE factors are a vector");
+    std::vector<float> factors(static_cast<size_t>(info.shape().front()));
+    f.read_f32_into(g.rope_factors, factors.data(), static_cast<int64_t>(factors.size()));
+    m.rope_scaling = scaling_from_factors(factors, dh, m.rope_theta, where, g.rope_factors);
+  }
 }
 
 }  // namespace
@@ -148,6 +246,7 @@ HfModel load_gguf_model(const std::string& path) {
     return parts;
   };
   std::set<std::string> expected = optional_tensors(g.optional, m.n_layers, m.tied_head);
+  if (g.rope_factors) expected.insert(g.rope_factors);  // read with the metadata
   for (const FileTensor& t : tensors) {
     const std::string& name = t.file;
     RRT_CHECK(file.has_tensor(name), where, "has no tensor '", name, "' (rrt '", t.params[0],

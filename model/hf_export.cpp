@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "model/family.h"
+#include "model/unrolled_tensors.h"
 
 namespace rrt {
 namespace {
@@ -66,14 +67,18 @@ void check_hf_expressible(const ModelConfig& m, const std::string& where) {
               " has one RoPE base for every layer; the model has model.rope_local_theta ",
               m.rope_local_theta);
   if (f.sliding_pattern_default == 0)
-    RRT_CHECK(m.sliding_window == 0, where, "rrt exports ", arch,
-              " without sliding-window layers; the model has model.sliding_window ",
+    RRT_CHECK(m.sliding_window == 0, where, arch,
+              " as rrt exports it has no sliding window, but the model has model.sliding_window ",
               m.sliding_window);
+  // The attention masks' keys: only Gemma 2 / 3 write the window, and no family the
+  // soft-capping yet (Gemma 2's key is refused on import); dropping them would export another
+  // model.
   bool softcap = false;
   for (const HfUnsupportedKey& k : f.unsupported)
     softcap |= std::string(k.key) == "attn_logit_softcapping";
   RRT_CHECK(m.attn_logit_softcapping == 0 || softcap, where, arch,
-            " has no attention logit soft-capping; the model has model.attn_logit_softcapping ",
+            " as rrt exports it has no attention logit soft-capping, but the model has "
+            "model.attn_logit_softcapping ",
             m.attn_logit_softcapping);
   if (f.rotary_fraction_key) {
     const auto hf_rot =
@@ -196,179 +201,50 @@ void prepare_dir(const std::string& out_dir, bool overwrite) {
   fs::remove(probe, ec);
   // A stale index would make loaders ignore the new single-file weights.
   fs::remove(fs::path(out_dir) / "model.safetensors.index.json", ec);
+  fs::remove(fs::path(out_dir) / "generation_config.json", ec);  // written again when known
 }
 
-// The tensors of the exported file: parameters written as they are (no copy) or computed ones
-// (merged or fused) owned here. Records which rrt parameters were written, so that a layout
-// table missing one fails loudly instead of exporting a model without it.
-class ExportTensors {
- public:
-  explicit ExportTensors(const ParameterSet& params) : params_(params) {}
-
-  void add_param(const std::string& hf, const std::string& rrt_name) {
-    const int i = params_.registry().index(rrt_name);
-    const Shape& s = params_.registry()[i].shape;
-    out_.push_back({hf, "F32", s.vec(), params_.value(i)});
-    written_.insert(rrt_name);
-  }
-  void add_computed(const std::string& hf, std::vector<int64_t> shape, std::vector<float> data,
-                    const std::vector<std::string>& from) {
-    owned_.push_back(std::move(data));  // deque: earlier elements keep their addresses
-    out_.push_back({hf, "F32", std::move(shape), owned_.back().data()});
-    written_.insert(from.begin(), from.end());
-  }
-  void check_all_written() const {
-    for (const ParamInfo& p : params_.registry().params()) {
-      if (p.kind == ParamKind::lora_a || p.kind == ParamKind::lora_b) continue;  // merged
-      RRT_CHECK(written_.count(p.name), "export", "parameter '", p.name,
-                "' has no HF tensor "
-                "(an internal error: extend its family's table in model/families.cpp)");
-    }
-  }
-  const std::vector<SafetensorOut>& tensors() const { return out_; }
-
- private:
-  const ParameterSet& params_;
-  std::vector<SafetensorOut> out_;
-  std::deque<std::vector<float>> owned_;
-  std::set<std::string> written_;
-};
-
-// Where plain-model parameter `name` (of layer l of the plain model; -1: not a layer's) comes
-// from in the recursive model: the tied block weight (with the position's LoRA merged when it
-// has one), the tied or per-loop norm or bias, or the same name outside the layers.
-struct Source {
-  std::string param;
-  bool merge = false;  // merged_weight(proj) rather than the parameter itself
-  Proj proj = Proj::q;
-};
-
-Source source_of(const ModelSpec& spec, const std::string& name, int64_t l) {
-  if (l < 0) return {name};
-  const RecursionConfig& rc = spec.recursion;
-  const Position pos = position_of(rc, l);
-  for (int j = 0; j < kNumProj; ++j) {
-    const Proj p = static_cast<Proj>(j);
-    if (name == ParamRegistry::block_name(l, p))
-      return {ParamRegistry::block_name(pos.layer, p), spec.lora_rank(p) > 0, p};
-    if (name == ParamRegistry::bias_name(l, p))
-      return {ParamRegistry::bias_name(pos.layer, p, pos.loop, rc.per_loop_norms)};
-  }
-  for (bool attn : {true, false})
-    for (bool bias : {false, true})
-      if (name == ParamRegistry::norm_name(l, -1, attn, false, bias))
-        return {ParamRegistry::norm_name(pos.layer, pos.loop, attn, rc.per_loop_norms, bias)};
-  for (bool q : {true, false})
-    if (name == ParamRegistry::qk_norm_name(l, -1, q, false))
-      return {ParamRegistry::qk_norm_name(pos.layer, pos.loop, q, rc.per_loop_norms)};
-  for (bool attn : {true, false})
-    if (name == ParamRegistry::post_norm_name(l, -1, attn, false))
-      return {ParamRegistry::post_norm_name(pos.layer, pos.loop, attn, rc.per_loop_norms)};
-  RRT_FAIL("export", "no source is known for '", name,
-           "' (an internal error: extend source_of in model/hf_export.cpp)");
-}
-
-// The plain model that the export describes: every position its own layer, no LoRA.
-ModelSpec plain_spec(const ModelSpec& spec) {
-  ModelSpec plain;
-  plain.model = spec.model;
-  plain.model.n_layers = spec.positions();
-  plain.recursion.block_layers = spec.positions();
-  plain.recursion.loops = 1;
-  return plain;
-}
-
-// Adds the HF tensor `t` of the plain model: the parameter itself where it is one parameter
-// stored as it is, else its rows assembled from the (merged) sources.
-void add_tensor(ExportTensors& out, const ModelSpec& spec, const ParameterSet& params,
-                const ParamRegistry& plain, const FileTensor& t) {
-  std::vector<Source> sources;
-  std::vector<std::vector<int64_t>> parts;
-  std::vector<std::string> from;
-  for (const std::string& p : t.params) {
-    sources.push_back(source_of(spec, p, t.layer));
-    parts.push_back(plain[plain.index(p)].shape.vec());
-    from.push_back(sources.back().param);
-  }
-  if (t.rule->rows == RowLayout::as_is && !sources[0].merge) {
-    out.add_param(t.file, sources[0].param);
-    return;
-  }
-  std::vector<std::vector<float>> merged(sources.size());
-  std::vector<const float*> in;
-  for (size_t j = 0; j < sources.size(); ++j) {
-    if (sources[j].merge) {
-      merged[j] = merged_weight(spec, params, t.layer, sources[j].proj);
-      in.push_back(merged[j].data());
-    } else {
-      in.push_back(params.value(sources[j].param));
-    }
-  }
-  std::vector<float> rows = t.rule->rows == RowLayout::as_is
-                                ? std::move(merged[0])
-                                : pack_rows(t.rule->rows, spec.model, parts, in);
-  out.add_computed(t.file, file_shape(t, parts), std::move(rows), from);
-}
-
-void write_config(const ModelSpec& spec, const std::string& out_dir) {
+void write_config(const ModelSpec& spec, const HfExportOptions& o, const std::string& out_dir) {
+  json c = hf_config(spec);
+  const char* name = o.dtype == DType::bf16 ? "bfloat16" : "float32";
+  c["torch_dtype"] = name;  // transformers 4
+  c["dtype"] = name;        // transformers 5
+  json generation = {{"_from_model_config", true}};
+  for (const auto& [key, id] : {std::pair{"bos_token_id", o.bos_id}, {"eos_token_id", o.eos_id}})
+    if (id >= 0) c[key] = generation[key] = id;
   // A temporary name of this process's own (core/durable_file.h), fsynced, then renamed.
-  write_file_atomically((fs::path(out_dir) / "config.json").string(),
-                        hf_config(spec).dump(2) + "\n");
+  write_file_atomically((fs::path(out_dir) / "config.json").string(), c.dump(2) + "\n");
+  if (o.eos_id >= 0)
+    write_file_atomically((fs::path(out_dir) / "generation_config.json").string(),
+                          generation.dump(2) + "\n");
 }
 
 }  // namespace
 
-std::vector<float> merged_weight(const ModelSpec& spec, const ParameterSet& params, int64_t l,
-                                 Proj p) {
-  const ParamRegistry& reg = params.registry();
-  const Position pos = position_of(spec.recursion, l);
-  const auto [rows, cols] = proj_shape(spec.model, p);
-  const float* W = params.value(ParamRegistry::block_name(pos.layer, p));
-  std::vector<float> out(W, W + rows * cols);
-  const int64_t r = spec.lora_rank(p);
-  if (r == 0) return out;
-  const std::string a_name = ParamRegistry::lora_name(pos.loop, pos.layer, p, true);
-  const std::string b_name = ParamRegistry::lora_name(pos.loop, pos.layer, p, false);
-  RRT_CHECK(reg.has(a_name) && reg.has(b_name), "export", "the model has LoRA rank ", r,
-            " but no parameters ", a_name, " / ", b_name);
-  const float* A = params.value(a_name);  // [r, cols]
-  const float* B = params.value(b_name);  // [rows, r]
-  const double s = spec.lora_scale(p);
-#pragma omp parallel
-  {
-    std::vector<double> acc(cols);
-#pragma omp for schedule(static)
-    for (int64_t o = 0; o < rows; ++o) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t j = 0; j < r; ++j) {
-        const double bj = B[o * r + j];
-        const float* a = A + j * cols;
-        for (int64_t i = 0; i < cols; ++i) acc[i] += bj * a[i];
-      }
-      float* w = out.data() + o * cols;
-      for (int64_t i = 0; i < cols; ++i)
-        w[i] = static_cast<float>(static_cast<double>(w[i]) + s * acc[i]);
-    }
-  }
-  return out;
-}
-
 void export_hf(const ModelSpec& spec, const ParameterSet& params, const std::string& out_dir,
-               bool overwrite) {
+               const HfExportOptions& options) {
+  const DType dtype = options.dtype;
+  const bool overwrite = options.overwrite;
+  RRT_CHECK(dtype == DType::f32 || dtype == DType::bf16, "export " + out_dir,
+            "weights are written as fp32 or bf16, not ", dtype_name(dtype));
   validate(spec);
   check_hf_expressible(spec.model, "export " + out_dir);
   prepare_dir(out_dir, overwrite);
 
   const HfFormat& f = family_descriptor(spec.model.family).hf;
-  const ParamRegistry plain(plain_spec(spec));
-  ExportTensors out(params);
-  for (const FileTensor& t : expand_tensors(f.tensors, plain, spec.positions(), f.architecture))
-    add_tensor(out, spec, params, plain, t);
-  out.check_all_written();
-
-  write_safetensors((fs::path(out_dir) / "model.safetensors").string(), out.tensors(),
-                    {{"format", "pt"}});
-  write_config(spec, out_dir);
+  const UnrolledTensors unrolled(spec, params, f.tensors, f.architecture);
+  std::deque<std::vector<uint16_t>> rounded;  // the bf16 copies, alive until written
+  std::vector<SafetensorOut> out;
+  for (const UnrolledTensor& t : unrolled.tensors()) {
+    if (dtype == DType::f32) {
+      out.push_back({t.name, "F32", t.shape, t.data});
+      continue;
+    }
+    rounded.push_back(to_bf16_bits(t.data, t.numel()));
+    out.push_back({t.name, "BF16", t.shape, rounded.back().data()});
+  }
+  write_safetensors((fs::path(out_dir) / "model.safetensors").string(), out, {{"format", "pt"}});
+  write_config(spec, options, out_dir);
 }
 
 }  // namespace rrt

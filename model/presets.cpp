@@ -62,87 +62,90 @@ ModelSpec bench(bool small) {
   return spec;
 }
 
-ModelSpec tinyllama(bool relaxed) {
+namespace {
+
+// A released checkpoint's spec. `shape` holds what its config.json gives (the family, sizes,
+// norm epsilon, RoPE, whether the head is tied); the family's structure fills the rest. Plain
+// (K = 1), or relaxed as every real-shape preset is: B = L / 2 block layers x K = 2 loops with
+// LoRA 64 on every projection.
+ModelSpec released(const ModelConfig& shape, bool relaxed, bool per_loop_norms = false) {
   ModelSpec s;
-  s.model = {.n_layers = 22,
-             .vocab = 32000,
-             .d_model = 2048,
-             .n_heads = 32,
-             .n_kv_heads = 4,
-             .ffn = 5632,
-             .max_seq_len = 2048};
-  if (relaxed) {
-    s.recursion = {.block_layers = 11, .loops = 2};
-    s.lora = {.rank_attention = 64, .rank_mlp = 64};
-  } else {
-    s.recursion = {.block_layers = 22, .loops = 1};
-  }
+  s.model = shape;
+  apply_family_defaults(s.model, shape.family);
+  s.model.tied_head = shape.tied_head;  // the checkpoint's, not the family's default
+  const int64_t L = shape.n_layers;
+  s.recursion =
+      relaxed ? RecursionConfig{.block_layers = L / 2, .loops = 2, .per_loop_norms = per_loop_norms}
+              : RecursionConfig{.block_layers = L, .loops = 1};
+  if (relaxed) s.lora = {.rank_attention = 64, .rank_mlp = 64};
   return s;
+}
+
+}  // namespace
+
+ModelSpec tinyllama(bool relaxed) {
+  return released({.family = Family::llama,
+                   .n_layers = 22,
+                   .vocab = 32000,
+                   .d_model = 2048,
+                   .n_heads = 32,
+                   .n_kv_heads = 4,
+                   .ffn = 5632,
+                   .max_seq_len = 2048},
+                  relaxed);
 }
 
 ModelSpec llama32_1b(bool relaxed) {
-  ModelSpec s;
-  ModelConfig& m = s.model;
-  apply_family_defaults(m, Family::llama);
-  m.n_layers = 16;
-  m.vocab = 128256;
-  m.d_model = 2048;
-  m.n_heads = 32;
-  m.n_kv_heads = 8;
-  m.head_dim = 64;
-  m.ffn = 8192;
-  m.max_seq_len = 131072;
-  m.norm_eps = 1e-5;
-  m.rope_theta = 500000.0;
-  m.rope_scaling = {.type = ops::RopeScalingType::llama3,
-                    .factor = 32.0,
-                    .low_freq_factor = 1.0,
-                    .high_freq_factor = 4.0,
-                    .original_max_positions = 8192};
-  m.tied_head = true;
-  s.recursion = relaxed ? RecursionConfig{.block_layers = 8, .loops = 2}
-                        : RecursionConfig{.block_layers = 16, .loops = 1};
-  if (relaxed) s.lora = {.rank_attention = 64, .rank_mlp = 64};
-  return s;
+  return released({.family = Family::llama,
+                   .n_layers = 16,
+                   .vocab = 128256,
+                   .d_model = 2048,
+                   .n_heads = 32,
+                   .n_kv_heads = 8,
+                   .head_dim = 64,
+                   .ffn = 8192,
+                   .max_seq_len = 131072,
+                   .norm_eps = 1e-5,
+                   .rope_theta = 500000.0,
+                   .rope_scaling = {.type = ops::RopeScalingType::llama3,
+                                    .factor = 32.0,
+                                    .low_freq_factor = 1.0,
+                                    .high_freq_factor = 4.0,
+                                    .original_max_positions = 8192},
+                   .tied_head = true},
+                  relaxed);
 }
 
+// Relaxed with per-loop norms and biases: every position its own q/k/v biases.
 ModelSpec qwen25_05b(bool relaxed) {
-  ModelSpec s;
-  ModelConfig& m = s.model;
-  apply_family_defaults(m, Family::qwen2);
-  m.n_layers = 24;
-  m.vocab = 151936;
-  m.d_model = 896;
-  m.n_heads = 14;
-  m.n_kv_heads = 2;
-  m.ffn = 4864;
-  m.max_seq_len = 32768;
-  m.norm_eps = 1e-6;
-  m.rope_theta = 1000000.0;
-  m.tied_head = true;
-  s.recursion = relaxed ? RecursionConfig{.block_layers = 12, .loops = 2, .per_loop_norms = true}
-                        : RecursionConfig{.block_layers = 24, .loops = 1};
-  if (relaxed) s.lora = {.rank_attention = 64, .rank_mlp = 64};
-  return s;
+  return released({.family = Family::qwen2,
+                   .n_layers = 24,
+                   .vocab = 151936,
+                   .d_model = 896,
+                   .n_heads = 14,
+                   .n_kv_heads = 2,
+                   .ffn = 4864,
+                   .max_seq_len = 32768,
+                   .norm_eps = 1e-6,
+                   .rope_theta = 1000000.0,
+                   .tied_head = true},
+                  relaxed, /*per_loop_norms=*/true);
 }
 
 ModelSpec qwen3_06b() {
-  ModelSpec s;
-  ModelConfig& m = s.model;
-  apply_family_defaults(m, Family::qwen3);
-  m.n_layers = 28;
-  m.vocab = 151936;
-  m.d_model = 1024;
-  m.n_heads = 16;
-  m.n_kv_heads = 8;
-  m.head_dim = 128;
-  m.ffn = 3072;
-  m.max_seq_len = 40960;
-  m.norm_eps = 1e-6;
-  m.rope_theta = 1000000.0;
-  m.tied_head = true;
-  s.recursion = {.block_layers = 28, .loops = 1};
-  return s;
+  return released({.family = Family::qwen3,
+                   .n_layers = 28,
+                   .vocab = 151936,
+                   .d_model = 1024,
+                   .n_heads = 16,
+                   .n_kv_heads = 8,
+                   .head_dim = 128,
+                   .ffn = 3072,
+                   .max_seq_len = 40960,
+                   .norm_eps = 1e-6,
+                   .rope_theta = 1000000.0,
+                   .tied_head = true},
+                  /*relaxed=*/false);
 }
 
 ModelSpec gemma3_1b(bool relaxed) {

@@ -113,6 +113,13 @@ class RecursiveCore {
   // has been called, every parameter i with grad_ready_after()[i] >= v has its final gradient.
   // On a GPU the hook runs as backward *enqueues* that work.
   void set_grad_ready_hook(std::function<void(int64_t)> hook) { hook_ = std::move(hook); }
+
+  // Document-aware batches (data.document_mask, issue 25): with eos >= 0, each forward splits its
+  // sequences into documents after every `eos` token (model/documents.h): attention stays within
+  // a document and RoPE positions restart at each, so every document computes as it would
+  // alone. -1 (the default): each sequence is one document.
+  void set_document_eos(int32_t eos) { document_eos_ = eos; }
+  int32_t document_eos() const { return document_eos_; }
   const std::vector<int64_t>& grad_ready_after() const { return grad_ready_after_; }
 
   int64_t activation_bytes() const { return activation_bytes_; }
@@ -131,7 +138,16 @@ class RecursiveCore {
   void grad_ready(int64_t v) const {
     if (hook_) hook_(v);
   }
-  LayerDims dims() const { return layer_dims(spec_.model, cur_N_, cur_T_); }
+  // The layer's dims at unrolled position l: its window, and this batch's documents.
+  LayerDims dims(int64_t l = 0) const {
+    LayerDims d = layer_dims(spec_.model, cur_N_, cur_T_);
+    d.window = spec_.model.window_at(l);
+    if (documents_) {
+      d.doc_start = doc_start_;
+      d.positions = positions_;
+    }
+    return d;
+  }
 
   Be& be_;
   ModelSpec spec_;
@@ -151,6 +167,10 @@ class RecursiveCore {
   Act *d_resid_ = nullptr, *final_h_ = nullptr, *d_final_h_ = nullptr, *recompute_out_ = nullptr;
   Stat *final_rstd_ = nullptr, *final_mean_ = nullptr;
   int32_t *tokens_ = nullptr, *targets_ = nullptr;
+  int32_t *doc_start_ = nullptr, *positions_ = nullptr;  // [M] each, backend memory
+  int32_t document_eos_ = -1;
+  bool documents_ = false;                                // this batch holds several documents
+  std::vector<int32_t> host_doc_start_, host_positions_;  // sized at construction
   void* head_ws_ = nullptr;
   size_t head_ws_bytes_ = 0;
   const Act *embed_ = nullptr, *final_norm_ = nullptr, *final_norm_bias_ = nullptr,

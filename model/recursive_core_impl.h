@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/trace.h"
 #include "model/decoder_layer_impl.h"
+#include "model/documents.h"
 #include "model/recursive_core.h"
 
 namespace rrt {
@@ -26,6 +27,8 @@ RecursiveCore<Be>::RecursiveCore(Be& backend, const ModelSpec& spec, const Param
   RRT_CHECK(!cap_.forward_only || loss_.plain(), "RecursiveModel",
             "a forward-only model (a teacher) trains nothing: it takes no training loss");
   M_ = cap_.max_batch * cap_.max_seq;
+  host_doc_start_.resize(static_cast<size_t>(M_));  // here: a training step allocates nothing
+  host_positions_.resize(static_cast<size_t>(M_));
   if (cap_.recompute.empty() || cap_.forward_only)
     cap_.recompute.assign(static_cast<size_t>(L_), false);
   RRT_CHECK(static_cast<int64_t>(cap_.recompute.size()) == L_, "RecursiveModel", "recompute lists ",
@@ -159,6 +162,8 @@ void RecursiveCore<Be>::carve_activations(Carver& c) {
   final_mean_ = c.template take<Stat>(M);
   tokens_ = c.template take<int32_t>(M);
   targets_ = c.template take<int32_t>(M);
+  doc_start_ = c.template take<int32_t>(M);
+  positions_ = c.template take<int32_t>(M);
   const int64_t E = static_cast<int64_t>(exit_resid_.size());
   for (int64_t e = 0; e + 1 < E; ++e) {
     exit_h_[e] = c.template take<Act>(M * D);
@@ -330,13 +335,24 @@ void RecursiveCore<Be>::forward(const int32_t* tokens, int64_t N, int64_t T) {
   const ModelConfig& m = spec_.model;
   cur_N_ = N;
   cur_T_ = T;
+  // Document-aware batches: the starts and restarted positions, uploaded only when a sequence
+  // holds more than one document (otherwise the plain path runs, bit for bit).
+  documents_ = false;
+  if (document_eos_ >= 0) {
+    documents_ = document_starts(tokens, N, T, document_eos_, host_doc_start_.data(),
+                                 host_positions_.data());
+    if (documents_) {
+      be_.upload(doc_start_, host_doc_start_.data(), N * T);
+      be_.upload(positions_, host_positions_.data(), N * T);
+    }
+  }
   const LayerDims d = dims();
   be_.upload(tokens_, tokens, d.M());
   be_.embedding_forward(tokens_, embed_, resid_[0], d.M(), d.D, m.vocab,
                         static_cast<float>(m.embedding_multiplier()));
   for (int64_t l = 0; l < L_; ++l) {
     RRT_TRACE_SPAN("layer.forward", "position", l);
-    decoder_layer_forward(be_, d, layer_params_[l], stash_[l], resid_[l], resid_[l + 1]);
+    decoder_layer_forward(be_, dims(l), layer_params_[l], stash_[l], resid_[l], resid_[l + 1]);
   }
   family_norm_forward(be_, d, resid_[L_], final_norm_, final_norm_bias_, final_h_, final_mean_,
                       final_rstd_);
@@ -422,10 +438,10 @@ void RecursiveCore<Be>::backward() {
     // identical to resid[l + 1], goes to a scratch buffer).
     if (cap_.recompute[static_cast<size_t>(l)]) {
       RRT_TRACE_SPAN("layer.recompute", "position", l);
-      decoder_layer_forward(be_, d, layer_params_[l], stash_[l], resid_[l], recompute_out_);
+      decoder_layer_forward(be_, dims(l), layer_params_[l], stash_[l], resid_[l], recompute_out_);
     }
     RRT_TRACE_SPAN("layer.backward", "position", l);
-    decoder_layer_backward(be_, d, layer_params_[l], layer_grads_[l], stash_[l], scratch_,
+    decoder_layer_backward(be_, dims(l), layer_params_[l], layer_grads_[l], stash_[l], scratch_,
                            resid_[l], d_resid_);
     grad_ready(l);
   }

@@ -52,6 +52,8 @@ class RecursiveModel {
                           float weight = 1.0f) {
     return core_.forward_backward(tokens, targets, N, T, weight);
   }
+  // Document-aware batches (RecursiveCore::set_document_eos): -1 off, else the EOS id.
+  void set_document_eos(int32_t eos) { core_.set_document_eos(eos); }
   // Loss only (no gradients).
   double loss(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T) {
     return core_.loss(tokens, targets, N, T);

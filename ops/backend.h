@@ -29,8 +29,8 @@
 //   void zero(T* x, n); void upload(T* dst, const T* host, n);   (T: Act, float or int32_t)
 //   project / project_backward                   y = x W^T + bias + s B (A x), and its backward
 //   norm_forward / norm_backward                 RMSNorm (w or 1 + w) or LayerNorm with a bias
-//   rope_forward / rope_backward (local: the rope_local_theta table), attention_forward /
-//   attention_backward (with the lse)
+//   rope_forward / rope_backward (pos: per-token positions or null; local: the rope_local_theta
+//   table), attention_forward / attention_backward (with the lse and an ops::AttentionMask)
 //   add, scale (x *= factor in place), swiglu / geglu / gelu forward and backward
 //   embedding_forward / embedding_backward
 //   lm_head_cross_entropy, exit_loss             the chunked head losses (HeadLossArgs)

@@ -54,9 +54,13 @@ struct RopeTable {
   RopeTable(int64_t max_positions, int64_t rot_dim, double theta, const RopeScaling& scaling = {});
 };
 
+// pos: [N, T] each token's position (document-aware batches restart them after each EOS);
+// null: token t is at position t.
 template <typename S>
-void rope_forward(S* x, const RopeTable& table, int64_t N, int64_t T, int64_t H, int64_t Dh);
+void rope_forward(S* x, const RopeTable& table, int64_t N, int64_t T, int64_t H, int64_t Dh,
+                  const int32_t* pos = nullptr);
 template <typename S>
-void rope_backward(S* dx, const RopeTable& table, int64_t N, int64_t T, int64_t H, int64_t Dh);
+void rope_backward(S* dx, const RopeTable& table, int64_t N, int64_t T, int64_t H, int64_t Dh,
+                   const int32_t* pos = nullptr);
 
 }  // namespace rrt::ops

@@ -149,7 +149,8 @@ CompletionParams parse_completion_request(const std::string& body, const Tokeniz
   }
   if (has("exit")) {
     if (!j["exit"].is_string())
-      throw invalid("exit", "'exit' must be \"none\", \"confidence\" or \"saturation\"");
+      throw invalid("exit",
+                    "'exit' must be \"none\", \"confidence\", \"saturation\" or \"classifier\"");
     const std::string rule = j["exit"].get<std::string>();
     if (rule == "none")
       c.exit.rule = inference::ExitRule::none;
@@ -157,11 +158,20 @@ CompletionParams parse_completion_request(const std::string& body, const Tokeniz
       c.exit.rule = inference::ExitRule::confidence;
     else if (rule == "saturation")
       c.exit.rule = inference::ExitRule::saturation;
+    else if (rule == "classifier")
+      c.exit.rule = inference::ExitRule::classifier;
     else
-      throw invalid("exit", "'exit' must be \"none\", \"confidence\" or \"saturation\", got \"" +
-                                rule + "\"");
+      throw invalid("exit",
+                    "'exit' must be \"none\", \"confidence\", \"saturation\" or "
+                    "\"classifier\", got \"" +
+                        rule + "\"");
+    if (c.exit.rule == inference::ExitRule::classifier && !lim.exit_classifier)
+      throw invalid("exit",
+                    "this server has no exit classifier: start rrt serve with "
+                    "--exit-classifier FILE (rrt exit-classifier train) for \"exit\": "
+                    "\"classifier\"");
   }
-  // A probability for confidence, a cosine similarity (-1..1) for saturation.
+  // A probability for confidence and classifier, a cosine similarity (-1..1) for saturation.
   if (has("threshold"))
     c.exit.threshold = c.exit.rule == inference::ExitRule::saturation
                            ? number(j["threshold"], "threshold", -1.0, 1.0)

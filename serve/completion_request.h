@@ -4,7 +4,8 @@
 // Fields: prompt (text, token ids, or a list of either: one choice per prompt), max_tokens,
 // temperature, top_p, stop (a string or up to 4), seed, stream, logprobs (0..5: the chosen
 // token's log-probability and the top ones), echo (the prompt comes back first, with its tokens'
-// log-probabilities), n (1 only); rrt's own: exit ("none" or "confidence"), threshold, exit_loop
+// log-probabilities), n (1 only); rrt's own: exit ("none", "confidence", "saturation" or
+// "classifier"), threshold, exit_loop
 // (1..K: every token from that exit; a model named "<name>@exit<k>" means exit_loop k, for clients
 // that send only standard fields). Unknown fields are ignored, as OpenAI's server does for
 // ones it has retired; known ones with the wrong type or out of range are errors naming them.
@@ -45,6 +46,7 @@ struct ModelLimits {
   int64_t max_tokens = 0;  // the most tokens one request may ask for (rrt serve --max-tokens)
   int64_t loops = 1;       // K
   bool exits_before_last = false;
+  bool exit_classifier = false;  // rrt serve --exit-classifier: "exit": "classifier" is served
 };
 
 struct CompletionParams {

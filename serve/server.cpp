@@ -111,6 +111,7 @@ Server::Server(inference::Engine& engine, const Tokenizer& tokenizer, const Serv
   limits_->max_tokens = o_.max_tokens > 0 ? o_.max_tokens : limits_->max_seq;
   limits_->loops = engine.stages();
   limits_->exits_before_last = engine.exits_before_last();
+  limits_->exit_classifier = o_.exit_classifier != nullptr;
   metrics_ = std::make_unique<ServerMetrics>(engine.stages());
 }
 
@@ -123,6 +124,7 @@ int Server::start() {
   g.batching = o_.batching;
   g.max_batch = o_.max_batch;
   g.exit.fill = o_.fill;
+  g.exit.classifier = o_.exit_classifier;
   g.stop_token = o_.stop_at_eos ? tok_.eos_id() : -1;
   engine_thread_ = std::make_unique<EngineThread>(engine_, g, tok_, *metrics_, o_.max_queue);
   http_ = std::make_unique<httplib::Server>();

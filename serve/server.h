@@ -42,6 +42,9 @@ struct ServerOptions {
   int64_t max_seq = 0;      // context per sequence; 0: the engine's capacity
   int threads = 0;          // HTTP threads; 0: max_batch + max_queue + 4
   bool stop_at_eos = true;  // a completion ends at the tokenizer's end-of-text token
+  // The model's exit classifier ("exit": "classifier"); null: such requests are a 400. Must
+  // outlive the server.
+  const inference::ExitClassifier* exit_classifier = nullptr;
 };
 
 class Server {

@@ -22,12 +22,19 @@ Fixtures written (all V=300, D=32, H=4, Hkv=2, Dh=8, F=64, N=2, T=17):
   plain_k1.safetensors            B=3, K=1 (plain model), no LoRA, tied head
   recursive_sequence.safetensors  B=2, K=3, sequence sharing, no LoRA,
                                   untied head
+  masks.safetensors               B=2, K=2, cycle, LoRA r=4: the attention
+                                  masks of issues 24 and 25 together:
+                                  documents packed after EOS (attention
+                                  within each, RoPE positions restarting),
+                                  a sliding window of 4 on the layers
+                                  layer_types names, logits soft-capped
 
 How to run (from the repository root):
 
     pip install torch numpy          # or: pip install -r tools/requirements-fixtures.txt
     python3 tools/make_fixtures.py   # writes tests/fixtures/*.safetensors
     python3 tools/make_fixtures.py --out /tmp/fx   # somewhere else
+    python3 tools/make_fixtures.py --only masks     # one fixture
 
 The output is deterministic (fixed seeds, float64 CPU math, single thread),
 so rerunning it should reproduce the committed files byte for byte on the same
@@ -77,7 +84,58 @@ FIXTURES = {
     "recursive_sequence": dict(block_layers=2, loops=3, sharing="sequence",
                                lora_rank=0, lora_alpha=0.0, tied_head=False,
                                seed=3),
+    # The soft-cap is small because this init's scores are (|s| ~ 0.1): tanh
+    # must bend them for the fixture to test it.
+    "masks": dict(block_layers=2, loops=2, sharing="cycle", lora_rank=4,
+                  lora_alpha=8.0, tied_head=False, seed=4, sliding_window=4,
+                  layer_types=["sliding_attention", "full_attention",
+                               "sliding_attention"],
+                  attn_logit_softcapping=0.05, document_eos=7),
 }
+
+
+# ----------------------------------------------------------------------------
+# Attention masks (rrt's ops/attention.h and model/documents.h, written out)
+# ----------------------------------------------------------------------------
+
+def document_starts(inputs, eos):
+    """doc_start [N, T]: a document starts after each EOS (eos < 0: none)."""
+    N, T = inputs.shape
+    start = torch.zeros(N, T, dtype=torch.int64)
+    for n in range(N):
+        s = 0
+        for t in range(T):
+            if eos >= 0 and t > 0 and int(inputs[n, t - 1]) == eos:
+                s = t
+            start[n, t] = s
+    return start
+
+
+def window_at(cfg, l):
+    w = cfg.get("sliding_window", 0)
+    types = cfg.get("layer_types", [])
+    if w <= 0:
+        return 0
+    if not types:
+        return w
+    return w if types[l % len(types)] == "sliding_attention" else 0
+
+
+def masked_attention(q, k, v, doc_start, window, cap):
+    """q, k, v [N, H, T, Dh] -> [N, H, T, Dh]: key j visible to query i iff
+    doc_start[i] <= j <= i and i - j < window (0: no window); scores
+    s = q.k / sqrt(Dh) become cap tanh(s / cap) (cap 0: none)."""
+    T, Dh = q.shape[-2], q.shape[-1]
+    s = (q @ k.transpose(-1, -2)) / math.sqrt(Dh)
+    if cap > 0:
+        s = cap * torch.tanh(s / cap)
+    i = torch.arange(T)[:, None]
+    j = torch.arange(T)[None, :]
+    allowed = (j <= i)[None] & (j >= doc_start[:, :, None])  # [N, T, T]
+    if window > 0:
+        allowed = allowed & (i - j < window)[None]
+    s = s.masked_fill(~allowed[:, None], float("-inf"))
+    return torch.softmax(s, -1) @ v
 
 
 # ----------------------------------------------------------------------------
@@ -161,12 +219,17 @@ def rmsnorm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
-def rope(x, theta):
-    """HF-Llama rotate_half RoPE over the full head dim. x: [N, H, T, Dh]."""
+def rope(x, theta, positions=None):
+    """HF-Llama rotate_half RoPE over the full head dim. x: [N, H, T, Dh];
+    positions [N, T] (None: 0..T-1)."""
     T, Dh = x.shape[-2], x.shape[-1]
     inv_freq = theta ** (-torch.arange(0, Dh, 2, dtype=torch.float64) / Dh)
-    ang = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None, :]
-    cos = torch.cat([ang.cos(), ang.cos()], -1)  # [T, Dh]
+    if positions is None:
+        positions = torch.arange(T)
+    else:
+        positions = positions[:, None, :]  # [N, 1, T]: every head
+    ang = positions.to(torch.float64)[..., None] * inv_freq
+    cos = torch.cat([ang.cos(), ang.cos()], -1)  # [..., T, Dh]
     sin = torch.cat([ang.sin(), ang.sin()], -1)
     half = Dh // 2
     rot = torch.cat([-x[..., half:], x[..., :half]], -1)
@@ -185,6 +248,10 @@ def residual_stream(cfg, p, inputs):
     N, T = inputs.shape
 
     x = p["embed.weight"][inputs]
+    doc_start = document_starts(inputs, cfg.get("document_eos", -1))
+    positions = torch.arange(T)[None, :] - doc_start
+    cap = cfg.get("attn_logit_softcapping", 0.0)
+    masked = cfg.get("document_eos", -1) >= 0 or cfg.get("sliding_window", 0) > 0 or cap > 0
     stream = []
     for l in range(cfg["block_layers"] * cfg["loops"]):
         b, k = position_map(cfg, l)
@@ -201,14 +268,17 @@ def residual_stream(cfg, p, inputs):
         q = lin(xn, "q").view(N, T, H, Dh).transpose(1, 2)
         kk = lin(xn, "k").view(N, T, Hkv, Dh).transpose(1, 2)
         v = lin(xn, "v").view(N, T, Hkv, Dh).transpose(1, 2)
-        q = rope(q, cfg["rope_theta"])
-        kk = rope(kk, cfg["rope_theta"])
+        q = rope(q, cfg["rope_theta"], positions if masked else None)
+        kk = rope(kk, cfg["rope_theta"], positions if masked else None)
         # GQA: query head h reads kv head h // (H / Hkv); repeat_interleave
         # produces exactly that grouping.
         rep = H // Hkv
         kk = kk.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
-        att = F.scaled_dot_product_attention(q, kk, v, is_causal=True)
+        if masked:
+            att = masked_attention(q, kk, v, doc_start, window_at(cfg, l), cap)
+        else:
+            att = F.scaled_dot_product_attention(q, kk, v, is_causal=True)
         att = att.transpose(1, 2).reshape(N, T, H * Dh)
         x = x + lin(att, "o")
 
@@ -290,6 +360,12 @@ def make_batch(cfg):
     # Exercise the ignore index: mid-sequence in row 0, last position in row 1.
     targets[0, 3] = IGNORE_INDEX
     targets[1, T - 1] = IGNORE_INDEX
+    eos = cfg.get("document_eos", -1)
+    if eos >= 0:
+        # Documents: row 0 as [0, 5) [5, 11) [11, 17), row 1 as [0, 13) [13, 17).
+        inputs[inputs == eos] = eos + 1
+        for n, t in ((0, 4), (0, 10), (1, 12)):
+            inputs[n, t] = eos
     return inputs, targets
 
 
@@ -353,6 +429,10 @@ def build_fixture(name, spec):
         "ignore_index": IGNORE_INDEX,
         "adamw": dict(ADAMW), "steps": STEPS, "seed": cfg["seed"],
     }
+    for key in ("sliding_window", "layer_types", "attn_logit_softcapping",
+                "document_eos"):
+        if key in cfg:
+            config[key] = cfg[key]
     # safetensors metadata values must be strings.
     meta = {"config": json.dumps(config, sort_keys=True)}
     return tensors, meta
@@ -392,6 +472,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join("tests", "fixtures"),
                     help="output directory (default: tests/fixtures)")
+    ap.add_argument("--only", default=None,
+                    help="write only this fixture (e.g. masks)")
     args = ap.parse_args()
 
     # Single-threaded float64 CPU math keeps results reproducible run to run.
@@ -401,6 +483,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     total = 0
     for name, spec in FIXTURES.items():
+        if args.only and name != args.only:
+            continue
         tensors, meta = build_fixture(name, spec)
         path = os.path.join(args.out, name + ".safetensors")
         write_safetensors(path, tensors, meta)

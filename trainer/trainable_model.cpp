@@ -42,6 +42,7 @@ template <class Step>
 class HostArenaTrainable : public TrainableModel {
  public:
   void zero_grads() override { arenas().zero_grads(); }
+  void set_document_eos(int32_t eos) override { step().set_document_eos(eos); }
   double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
                           float weight) override {
     return step().forward_backward(tokens, targets, N, T, weight);
@@ -115,7 +116,13 @@ class CpuBf16Trainable final : public HostArenaTrainable<CpuBf16Model> {
               " serves sequences of at most ", ts.model.max_seq_len,
               " tokens, but train.seq_len is ", T_, "; shorten train.seq_len");
     teacher_ = std::make_unique<CpuBf16Model>(teacher.params(), ts, teacher_capacity());
+    teacher_->set_document_eos(document_eos_);  // the teacher sees the student's documents
     model_.set_teacher(teacher_.get());
+  }
+  void set_document_eos(int32_t eos) override {
+    document_eos_ = eos;
+    model_.set_document_eos(eos);
+    if (teacher_) teacher_->set_document_eos(eos);
   }
   void upload(const AdamW*) override { model_.refresh(); }
   void sync_to_host(AdamW&) override {}
@@ -144,6 +151,7 @@ class CpuBf16Trainable final : public HostArenaTrainable<CpuBf16Model> {
   RecursiveModel host_;
   CpuBf16Model model_;
   std::unique_ptr<CpuBf16Model> teacher_;
+  int32_t document_eos_ = -1;
 };
 
 // train.memory_check on cuda: a DeviceModel's planned blocks against the GPU's free memory,
@@ -203,6 +211,7 @@ class CudaTrainable final : public TrainableModel {
                                                              .forward_only = true,
                                                              .before_allocation = teacher_check_});
     teacher_->upload(teacher.params());
+    teacher_->set_document_eos(document_eos_);  // the teacher sees the student's documents
     device_.set_teacher(teacher_.get());
   }
   void upload(const AdamW* resumed) override {
@@ -214,6 +223,11 @@ class CudaTrainable final : public TrainableModel {
     device_.download_optimizer(optimizer);
   }
   void zero_grads() override { device_.zero_grads(); }
+  void set_document_eos(int32_t eos) override {
+    document_eos_ = eos;
+    device_.set_document_eos(eos);
+    if (teacher_) teacher_->set_document_eos(eos);
+  }
   double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
                           float weight) override {
     return device_.forward_backward(tokens, targets, N, T, weight);
@@ -260,6 +274,7 @@ class CudaTrainable final : public TrainableModel {
   DeviceModel device_;
   std::function<void(int64_t, int64_t)> teacher_check_;  // the teacher's GPU memory check
   std::unique_ptr<DeviceModel> teacher_;
+  int32_t document_eos_ = -1;
 };
 
 }  // namespace

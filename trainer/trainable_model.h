@@ -43,6 +43,8 @@ class TrainableModel {
   // Before a checkpoint: the step's weights, moments and step count into the host copies.
   virtual void sync_to_host(AdamW& optimizer) = 0;
 
+  // Document-aware batches (data.document_mask): -1 off, else the shards' EOS id.
+  virtual void set_document_eos(int32_t eos) = 0;
   virtual void zero_grads() = 0;
   virtual double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N,
                                   int64_t T, float weight) = 0;

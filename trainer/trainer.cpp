@@ -31,6 +31,7 @@
 #include "trainer/loss_terms.h"
 #include "trainer/memory_check.h"
 #include "trainer/metrics_log.h"
+#include "trainer/mixture_data.h"
 #include "trainer/retention.h"
 #include "trainer/run_directory.h"
 #include "trainer/schedule.h"
@@ -50,6 +51,9 @@ struct Trainer::State {
   std::shared_ptr<Communicator> comm;
   std::string yaml;
   std::unique_ptr<TokenLoader> train, val;
+  // data.sources instead of data.path: the mixture, and each source's validation split.
+  std::unique_ptr<MixtureLoader> mixture;
+  std::vector<std::unique_ptr<TokenLoader>> source_val;
   // distill.teacher, run forward only (its host copy; on cuda its forward runs on the GPU).
   std::unique_ptr<RecursiveModel> teacher;
   // The model on train.device (trainer/trainable_model.h); model->host() holds the weights that
@@ -109,18 +113,26 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
   const int64_t N = c.train.micro_batch, T = c.train.seq_len;
   RRT_CHECK(T <= c.model.model.max_seq_len, "train.seq_len", "sequence length ", T,
             " exceeds model.max_seq_len ", c.model.model.max_seq_len);
-  const LoaderOptions lo{.path = c.data.path,
-                         .seq_len = T,
-                         .val_fraction = c.data.val_fraction,
-                         .seed = c.data.seed,
-                         .rank = world.rank(),
-                         .world = world.world_size()};
-  s.train = std::make_unique<TokenLoader>(lo, Split::train);
-  if (c.data.val_fraction > 0) s.val = std::make_unique<TokenLoader>(lo, Split::validation);
-  check_data_tokenizer(c, s.train->tokenizer());
-  check_data_vocabulary(c, s.train->tokenizer(), s.train->vocab_size(), "train");
+  if (c.data.sources.empty()) {
+    const LoaderOptions lo{.path = c.data.path,
+                           .seq_len = T,
+                           .val_fraction = c.data.val_fraction,
+                           .seed = c.data.seed,
+                           .rank = world.rank(),
+                           .world = world.world_size()};
+    s.train = std::make_unique<TokenLoader>(lo, Split::train);
+    if (c.data.val_fraction > 0) s.val = std::make_unique<TokenLoader>(lo, Split::validation);
+    check_data_tokenizer(c, s.train->tokenizer());
+    check_data_vocabulary(c, s.train->tokenizer(), s.train->vocab_size(), "train");
+  } else {
+    MixtureData mixture = open_mixture(c, world.rank(), world.world_size(), root);
+    s.mixture = std::move(mixture.train);
+    s.source_val = std::move(mixture.validation);
+  }
   const TrainingLoss objective = training_loss_from(c);
   s.model = make_trainable_model(c, world, objective);
+  // Document-aware batches: the shards' EOS ends each document (model/documents.h).
+  s.model->set_document_eos(c.data.document_mask ? s.train->eos_id() : -1);
   RecursiveModel& host = s.model->host();
   // Before anything writes the arenas planned so far (they are mapped, not yet committed):
   // refuse a plan that does not fit rather than be killed part-way (trainer/memory_check.h).
@@ -141,6 +153,9 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     s.teacher = load_teacher(c.distill.teacher, s.model->teacher_host_batch(),
                              s.model->teacher_host_seq(), planned);
     s.model->set_teacher(*s.teacher);
+    // The teacher sees the documents the student sees (the fp32 CPU step runs this host model;
+    // the bf16 and CUDA steps their own copies, which set_document_eos above reaches).
+    s.teacher->set_document_eos(c.data.document_mask ? s.train->eos_id() : -1);
     if (root) std::printf("distilling from %s\n", c.distill.teacher.c_str());
   } else {
     check_host_memory(nullptr);
@@ -165,6 +180,7 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
 
   // Rank 0 reads the run directory and the checkpoints; the others receive what it read.
   int64_t resumed = 0;
+  std::vector<int64_t> mixture_counts(s.mixture ? s.mixture->size() : 0, 0);
   std::unique_ptr<AdamW> whole;  // ZeRO-1: rank 0 loads the whole optimizer, then scatters it
   if (root) {
     s.run_lock = claim_run_directory(c);  // the lock, stale temporaries, checkpoint.existing
@@ -182,6 +198,7 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
                                                    header.state.world_size, path);
                              });
       s.progress = got.state;
+      if (s.mixture) mixture_counts = resumed_mixture_counts(*s.mixture, got, existing[from]);
       s.last_checkpoint = existing[from];
       resumed = 1;
       std::printf("resuming from %s (step %ld)\n", existing[from].c_str(),
@@ -214,7 +231,11 @@ Trainer::Trainer(RunConfig config, std::shared_ptr<Communicator> comm)
     }
     s.optimizer->set_steps_taken(s.progress.adam_step);
     // The cursor counts global entries, so it resumes on any world size.
-    s.train->restore({s.progress.data_epoch, s.progress.data_index});
+    if (s.train) s.train->restore({s.progress.data_epoch, s.progress.data_index});
+  }
+  if (s.mixture) {  // rank 0 read the counts (or starts the mixture over): every rank gets them
+    world.broadcast(mixture_counts.data(), mixture_counts.size() * sizeof(int64_t), 0);
+    if (resumed) s.mixture->restore(mixture_counts);
   }
   // The initialised, loaded or resumed host state goes to where the step runs.
   s.model->upload(resumed ? s.optimizer.get() : nullptr);
@@ -236,12 +257,26 @@ Trainer::~Trainer() = default;
 
 double Trainer::evaluate() {
   State& s = *s_;
+  const std::vector<double> losses = validation_losses();
+  return s.mixture ? mixture_validation_loss(*s.mixture, losses) : losses.front();
+}
+
+std::vector<double> Trainer::validation_losses() {
+  State& s = *s_;
   const int64_t N = s.cfg.train.micro_batch, T = s.cfg.train.seq_len;
-  RRT_CHECK(s.val != nullptr, "evaluate", "there is no validation split (data.val_fraction is 0)");
-  // Each rank scores its slice of every global micro-batch; equal slices, so the mean of means.
-  const double local = s.model->validation_loss(*s.val, N, T, s.cfg.train.eval_batches,
-                                                s.inputs.data(), s.targets.data());
-  return mean_over_ranks(*s.comm, local);
+  RRT_CHECK(s.val != nullptr || !s.source_val.empty(), "evaluate",
+            "there is no validation split (data.val_fraction is 0)");
+  std::vector<TokenLoader*> loaders;
+  if (s.val) loaders.push_back(s.val.get());
+  for (const auto& val : s.source_val) loaders.push_back(val.get());
+  std::vector<double> losses;
+  for (TokenLoader* val : loaders) {
+    // Each rank scores its slice of every global micro-batch; equal slices, so the mean of means.
+    const double local = s.model->validation_loss(*val, N, T, s.cfg.train.eval_batches,
+                                                  s.inputs.data(), s.targets.data());
+    losses.push_back(mean_over_ranks(*s.comm, local));
+  }
+  return losses;
 }
 
 TrainSummary Trainer::run(int64_t stop_after) {
@@ -277,7 +312,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
 
   auto save = [&](int64_t step) {
     runner.sync_to_host(*s.optimizer);  // cuda: masters, moments, step count, before reading
-    const LoaderCursor cur = s.train->cursor();
+    const LoaderCursor cur = s.train ? s.train->cursor() : LoaderCursor{};
     s.progress.step = step;
     s.progress.adam_step = s.optimizer->steps_taken();
     s.progress.data_epoch = cur.epoch;
@@ -287,21 +322,30 @@ TrainSummary Trainer::run(int64_t stop_after) {
     std::unique_ptr<AdamW> gathered = s.zero1 ? s.zero1->gather_moments(*s.optimizer) : nullptr;
     if (root) {
       save_checkpoint(path, s.yaml, runner.host().params(),
-                      s.zero1 ? gathered.get() : s.optimizer.get(), s.progress);
+                      s.zero1 ? gathered.get() : s.optimizer.get(), s.progress,
+                      s.mixture ? s.mixture->counts() : std::vector<int64_t>{});
       s.retention->saved(step);
     }
     world.barrier();  // the checkpoint exists once any rank goes on
     s.last_checkpoint = path;
   };
   auto log_eval = [&](int64_t step) {
-    const double val = evaluate();
+    const std::vector<double> losses = s.mixture ? validation_losses() : std::vector<double>{};
+    const double val = s.mixture ? mixture_validation_loss(*s.mixture, losses) : evaluate();
     summary.last_val_loss = val;
     if (!root) return;
     s.retention->validated(step, val);
-    std::printf("step %6ld | val loss %.4f | val ppl %s\n", static_cast<long>(step), val,
-                format_perplexity(std::exp(val)).c_str());
+    std::string per_source;
+    for (size_t i = 0; i < losses.size(); ++i) {
+      char value[32];
+      std::snprintf(value, sizeof(value), " %.4f", losses[i]);
+      per_source += (i ? ", " : " | ") + s.mixture->name(i) + value;
+    }
+    std::printf("step %6ld | val loss %.4f | val ppl %s%s\n", static_cast<long>(step), val,
+                format_perplexity(std::exp(val)).c_str(), per_source.c_str());
     check_stdout("validation line");
-    const nlohmann::json line{{"step", step}, {"val_loss", val}, {"val_ppl", std::exp(val)}};
+    nlohmann::json line{{"step", step}, {"val_loss", val}, {"val_ppl", std::exp(val)}};
+    for (size_t i = 0; i < losses.size(); ++i) line["val_loss/" + s.mixture->name(i)] = losses[i];
     s.metrics.append(line);
     if (s.tensorboard) s.tensorboard->add_metrics(line);
   };
@@ -329,7 +373,10 @@ TrainSummary Trainer::run(int64_t stop_after) {
       if (s.grad_sync && micro == accum - 1) s.grad_sync->arm();
       {
         RRT_TRACE_SPAN("data");
-        s.train->next_batch(N, s.inputs.data(), s.targets.data());
+        if (s.mixture)
+          s.mixture->next_batch(N, s.inputs.data(), s.targets.data());
+        else
+          s.train->next_batch(N, s.inputs.data(), s.targets.data());
       }
       RRT_TRACE_SPAN("forward_backward");
       loss += runner.forward_backward(s.inputs.data(), s.targets.data(), N, T,
@@ -423,6 +470,9 @@ TrainSummary Trainer::run(int64_t stop_after) {
                           {"tokens", s.progress.tokens_seen},
                           {"elapsed_s", elapsed}};
       if (s.grad_sync) line["comm_wait_ms"] = window_comm_wait / window_steps * 1e3;
+      // A mixture's realised tokens per source, over all ranks since the run began.
+      for (size_t i = 0; s.mixture && i < s.mixture->size(); ++i)
+        line["source_tokens/" + s.mixture->name(i)] = s.mixture->counts()[i] * T;
       if (teacher_flops > 0) line["teacher_flops_fraction"] = teacher_fraction;
       if (mfu > 0) line["mfu"] = mfu;
       if (peak_rss >= 0) line["peak_rss_gib"] = static_cast<double>(peak_rss) / 1073741824.0;
@@ -448,7 +498,7 @@ TrainSummary Trainer::run(int64_t stop_after) {
     const bool on_signal = stop_requested && !last;
     const bool interrupted =
         (stop_after > 0 && step - summary.first_step + 1 >= stop_after) || out_of_time || on_signal;
-    if (s.val &&
+    if ((s.val || !s.source_val.empty()) &&
         ((c.train.eval_every > 0 && step % c.train.eval_every == 0) || last || out_of_time)) {
       RRT_TRACE_SPAN("evaluate");
       log_eval(step);

@@ -47,8 +47,12 @@ class Trainer {
   TrainSummary run(int64_t stop_after = 0);
 
   // Mean validation loss over eval_batches global micro-batches (the same ones every time);
-  // a collective: every rank must call it.
+  // a collective: every rank must call it. On data.sources: the sources' losses weighted by
+  // their weights.
   double evaluate();
+  // The validation loss of each source of data.sources, in order (one value on data.path);
+  // a collective.
+  std::vector<double> validation_losses();
 
  private:
   struct State;

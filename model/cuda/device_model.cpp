@@ -105,6 +105,8 @@ double DeviceModel::forward_backward(const int32_t* tokens, const int32_t* targe
   return impl_->core->forward_backward(tokens, targets, N, T, weight);
 }
 
+void DeviceModel::set_document_eos(int32_t eos) { impl_->core->set_document_eos(eos); }
+
 double DeviceModel::loss(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T) {
   return impl_->core->loss(tokens, targets, N, T);
 }

@@ -95,6 +95,8 @@ class DeviceModel {
   double forward_backward(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T,
                           float weight = 1.0f);
   double loss(const int32_t* tokens, const int32_t* targets, int64_t N, int64_t T);
+  // Document-aware batches (RecursiveCore::set_document_eos): -1 off, else the EOS id.
+  void set_document_eos(int32_t eos);
   // Full fp32 logits [N, T, V] into host memory `out` (small checks; allocates N*T*V floats on
   // the device for the call).
   void logits(const int32_t* tokens, int64_t N, int64_t T, float* out);

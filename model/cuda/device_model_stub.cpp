@@ -26,6 +26,7 @@ void DeviceModel::download_optimizer(AdamW&) const {}
 double DeviceModel::forward_backward(const int32_t*, const int32_t*, int64_t, int64_t, float) {
   return 0;
 }
+void DeviceModel::set_document_eos(int32_t) {}
 double DeviceModel::loss(const int32_t*, const int32_t*, int64_t, int64_t) { return 0; }
 void DeviceModel::logits(const int32_t*, int64_t, int64_t, float*) {}
 void DeviceModel::forward_loop_ends(const int32_t*, int64_t, int64_t) {}

@@ -84,27 +84,29 @@ class CpuBackend {
       ops::rmsnorm_backward<float>(x, w, rstd, dy, dx, dw, M, D, unit_offset);
   }
 
-  // local: the table of BackendPlan::rope_local_theta (Gemma 3's sliding layers).
+  // pos: [N, T] token positions in this backend's memory; null: 0..T-1. local: the table of
+  // BackendPlan::rope_local_theta (Gemma 3's sliding layers).
   void rope_forward(float* x, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                    bool local = false) const {
-    ops::rope_forward<float>(x, rope(local), N, T, H, Dh);
+                    const int32_t* pos = nullptr, bool local = false) const {
+    ops::rope_forward<float>(x, rope(local), N, T, H, Dh, pos);
   }
   void rope_backward(float* dx, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                     bool local = false) const {
-    ops::rope_backward<float>(dx, rope(local), N, T, H, Dh);
+                     const int32_t* pos = nullptr, bool local = false) const {
+    ops::rope_backward<float>(dx, rope(local), N, T, H, Dh, pos);
   }
   void scale(float* x, float factor, int64_t n) const {
     for (int64_t i = 0; i < n; ++i) x[i] *= factor;
   }
+  // mask.doc_start in this backend's (host) memory.
   void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse,
-                         const ops::AttentionShape& shape) {
-    ops::attention_forward<float>(q, k, v, out, lse, shape, attn_ws_.data(), threads_);
+                         const ops::AttentionShape& shape, const ops::AttentionMask& mask = {}) {
+    ops::attention_forward<float>(q, k, v, out, lse, shape, attn_ws_.data(), threads_, mask);
   }
   void attention_backward(const float* q, const float* k, const float* v, const float* out,
                           const float* lse, const float* dout, float* dq, float* dk, float* dv,
-                          const ops::AttentionShape& shape) {
+                          const ops::AttentionShape& shape, const ops::AttentionMask& mask = {}) {
     ops::attention_backward<float>(q, k, v, out, lse, dout, dq, dk, dv, shape, attn_ws_.data(),
-                                   threads_);
+                                   threads_, mask);
   }
 
   void add(const float* a, const float* b, float* out, int64_t n) const {
@@ -186,9 +188,12 @@ class CpuBackend {
                 const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim,
                 const int32_t* cache, int64_t cache_stride) const;
   // One query row against its slot's keys 0..pos[i]: softmax(q K^T / sqrt(Dh)) V, per head.
+  // mask: a window reads only keys pos[i] - window + 1..pos[i]; the soft-cap caps the scores
+  // (no doc_start: a served sequence is one document).
   void kv_attention(const float* q, const float* k_cache, const float* v_cache, const int32_t* slot,
                     const int32_t* pos, float* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
-                    int64_t max_seq, const int32_t* cache, int64_t cache_stride);
+                    int64_t max_seq, const int32_t* cache, int64_t cache_stride,
+                    const ops::AttentionMask& mask = {});
   void gather_rows(const float* src, const int32_t* index, float* dst, int64_t n, int64_t D) const;
   void scatter_rows(const float* src, const int32_t* index, float* dst, int64_t n, int64_t D) const;
   // y += s B (A x) for M rows of one adapter (u [M, R] scratch).

@@ -44,20 +44,25 @@ void CpuBackend::kv_store(const float* k, const float* v, float* k_cache, float*
 void CpuBackend::kv_attention(const float* q, const float* k_cache, const float* v_cache,
                               const int32_t* slot, const int32_t* pos, float* out, int64_t n,
                               int64_t H, int64_t Hkv, int64_t Dh, int64_t max_seq,
-                              const int32_t* cache, int64_t cache_stride) {
+                              const int32_t* cache, int64_t cache_stride,
+                              const ops::AttentionMask& mask) {
   const int64_t kvd = Hkv * Dh, qd = H * Dh, group = H / Hkv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(Dh));
+  const float cap = static_cast<float>(mask.softcap);
   RRT_CHECK(static_cast<int64_t>(attn_ws_.size()) >= threads_ * max_seq, "CpuBackend",
             "kv_attention needs prepare() for ", max_seq, " positions");
+  RRT_CHECK(mask.doc_start == nullptr, "CpuBackend", "kv_attention serves one document a row");
   float* workspace = attn_ws_.data();
 #pragma omp parallel for collapse(2) schedule(static) num_threads(threads_)
   for (int64_t i = 0; i < n; ++i)
     for (int64_t h = 0; h < H; ++h) {
       float* sc = workspace + static_cast<int64_t>(omp_get_thread_num()) * max_seq;
       const float* qh = q + i * qd + h * Dh;
-      const int64_t kvh = h / group, len = pos[i] + 1;
+      // Keys first..pos[i]: the window's last keys (ops/attention.h's rule), else all.
+      const int64_t first = ops::attention_first_key(mask, 0, 0, pos[i]);
+      const int64_t kvh = h / group, len = pos[i] + 1 - first;
       const int64_t base = (cache ? cache[i] * cache_stride : 0) +
-                           static_cast<int64_t>(slot[i]) * max_seq * kvd + kvh * Dh;
+                           (static_cast<int64_t>(slot[i]) * max_seq + first) * kvd + kvh * Dh;
       const float* keys = k_cache + base;
       const float* vals = v_cache + base;
       float mx = -INFINITY;
@@ -65,6 +70,7 @@ void CpuBackend::kv_attention(const float* q, const float* k_cache, const float*
         float dot = 0;
         for (int64_t d = 0; d < Dh; ++d) dot += qh[d] * keys[t * kvd + d];
         sc[t] = dot * scale;
+        if (cap > 0) sc[t] = cap * std::tanh(sc[t] / cap);
         mx = std::max(mx, sc[t]);
       }
       float sum = 0;

@@ -72,16 +72,21 @@ RopeTable::RopeTable(int64_t max_pos, int64_t rot, double th, const RopeScaling&
 namespace {
 // direction +1 rotates forward, -1 applies the transpose (the inverse rotation).
 template <typename S>
-void rotate(S* x, const RopeTable& tab, int64_t N, int64_t T, int64_t H, int64_t Dh, int dir) {
+void rotate(S* x, const RopeTable& tab, int64_t N, int64_t T, int64_t H, int64_t Dh, int dir,
+            const int32_t* pos) {
   RRT_CHECK(T <= tab.max_positions, "rope", "sequence of ", T, " exceeds the table's ",
             tab.max_positions, " positions");
   RRT_CHECK(tab.rot_dim <= Dh, "rope", "rotary dim ", tab.rot_dim, " exceeds head dim ", Dh);
+  for (int64_t i = 0; pos && i < N * T; ++i)  // checked before the parallel loop, which can't throw
+    RRT_CHECK(pos[i] >= 0 && pos[i] < tab.max_positions, "rope", "position ", pos[i], " of token ",
+              i, " outside the table's ", tab.max_positions);
   const int64_t half = tab.rot_dim / 2;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t t = 0; t < T; ++t) {
-      const double* c = tab.cos.data() + t * half;
-      const double* s = tab.sin.data() + t * half;
+      const int64_t p = pos ? pos[n * T + t] : t;
+      const double* c = tab.cos.data() + p * half;
+      const double* s = tab.sin.data() + p * half;
       for (int64_t h = 0; h < H; ++h) {
         S* v = x + ((n * T + t) * H + h) * Dh;
         for (int64_t i = 0; i < half; ++i) {
@@ -96,18 +101,24 @@ void rotate(S* x, const RopeTable& tab, int64_t N, int64_t T, int64_t H, int64_t
 }  // namespace
 
 template <typename S>
-void rope_forward(S* x, const RopeTable& tab, int64_t N, int64_t T, int64_t H, int64_t Dh) {
-  rotate(x, tab, N, T, H, Dh, +1);
+void rope_forward(S* x, const RopeTable& tab, int64_t N, int64_t T, int64_t H, int64_t Dh,
+                  const int32_t* pos) {
+  rotate(x, tab, N, T, H, Dh, +1, pos);
 }
 
 template <typename S>
-void rope_backward(S* dx, const RopeTable& tab, int64_t N, int64_t T, int64_t H, int64_t Dh) {
-  rotate(dx, tab, N, T, H, Dh, -1);
+void rope_backward(S* dx, const RopeTable& tab, int64_t N, int64_t T, int64_t H, int64_t Dh,
+                   const int32_t* pos) {
+  rotate(dx, tab, N, T, H, Dh, -1, pos);
 }
 
-template void rope_forward<float>(float*, const RopeTable&, int64_t, int64_t, int64_t, int64_t);
-template void rope_forward<double>(double*, const RopeTable&, int64_t, int64_t, int64_t, int64_t);
-template void rope_backward<float>(float*, const RopeTable&, int64_t, int64_t, int64_t, int64_t);
-template void rope_backward<double>(double*, const RopeTable&, int64_t, int64_t, int64_t, int64_t);
+template void rope_forward<float>(float*, const RopeTable&, int64_t, int64_t, int64_t, int64_t,
+                                  const int32_t*);
+template void rope_forward<double>(double*, const RopeTable&, int64_t, int64_t, int64_t, int64_t,
+                                   const int32_t*);
+template void rope_backward<float>(float*, const RopeTable&, int64_t, int64_t, int64_t, int64_t,
+                                   const int32_t*);
+template void rope_backward<double>(double*, const RopeTable&, int64_t, int64_t, int64_t, int64_t,
+                                    const int32_t*);
 
 }  // namespace rrt::ops

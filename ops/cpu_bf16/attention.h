@@ -18,10 +18,12 @@ int64_t attention_workspace_elems(const AttentionShape& s);
 
 // lse: [N, H, T] fp32. workspace: threads * attention_workspace_elems(s).
 void attention_forward(const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse,
-                       const AttentionShape& s, float* workspace, int threads);
+                       const AttentionShape& s, float* workspace, int threads,
+                       const AttentionMask& mask = {});
 // Adds into dq, dk, dv.
 void attention_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* out,
                         const float* lse, const bf16* dout, bf16* dq, bf16* dk, bf16* dv,
-                        const AttentionShape& s, float* workspace, int threads);
+                        const AttentionShape& s, float* workspace, int threads,
+                        const AttentionMask& mask = {});
 
 }  // namespace rrt::ops::cpu_bf16

@@ -91,15 +91,17 @@ void CpuBf16Backend::project_backward(const Act* x, const Act* W, const Act* A, 
 }
 
 void CpuBf16Backend::attention_forward(const Act* q, const Act* k, const Act* v, Act* out,
-                                       float* lse, const ops::AttentionShape& shape) {
-  ops::cpu_bf16::attention_forward(q, k, v, out, lse, shape, attn_ws_.data(), threads_);
+                                       float* lse, const ops::AttentionShape& shape,
+                                       const ops::AttentionMask& mask) {
+  ops::cpu_bf16::attention_forward(q, k, v, out, lse, shape, attn_ws_.data(), threads_, mask);
 }
 
 void CpuBf16Backend::attention_backward(const Act* q, const Act* k, const Act* v, const Act* out,
                                         const float* lse, const Act* dout, Act* dq, Act* dk,
-                                        Act* dv, const ops::AttentionShape& shape) {
+                                        Act* dv, const ops::AttentionShape& shape,
+                                        const ops::AttentionMask& mask) {
   ops::cpu_bf16::attention_backward(q, k, v, out, lse, dout, dq, dk, dv, shape, attn_ws_.data(),
-                                    threads_);
+                                    threads_, mask);
 }
 
 }  // namespace rrt

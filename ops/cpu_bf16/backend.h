@@ -73,16 +73,19 @@ class CpuBf16Backend {
                      const float* rstd, const Act* dy, Act* dx, float* dw, float* dbias, int64_t M,
                      int64_t D, bool unit_offset) const;
 
-  // local: the table of BackendPlan::rope_local_theta (Gemma 3's sliding layers).
-  void rope_forward(Act* x, int64_t N, int64_t T, int64_t H, int64_t Dh, bool local = false) const;
+  // pos: [N, T] token positions (host); null: 0..T-1. local: the table of
+  // BackendPlan::rope_local_theta (Gemma 3's sliding layers).
+  void rope_forward(Act* x, int64_t N, int64_t T, int64_t H, int64_t Dh,
+                    const int32_t* pos = nullptr, bool local = false) const;
   void rope_backward(Act* dx, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                     bool local = false) const;
+                     const int32_t* pos = nullptr, bool local = false) const;
   void scale(Act* x, float factor, int64_t n) const;
+  // mask.doc_start in host memory.
   void attention_forward(const Act* q, const Act* k, const Act* v, Act* out, float* lse,
-                         const ops::AttentionShape& shape);
+                         const ops::AttentionShape& shape, const ops::AttentionMask& mask = {});
   void attention_backward(const Act* q, const Act* k, const Act* v, const Act* out,
                           const float* lse, const Act* dout, Act* dq, Act* dk, Act* dv,
-                          const ops::AttentionShape& shape);
+                          const ops::AttentionShape& shape, const ops::AttentionMask& mask = {});
 
   void add(const Act* a, const Act* b, Act* out, int64_t n) const;
   void swiglu_forward(const Act* gate, const Act* up, Act* out, int64_t n) const;
@@ -138,7 +141,8 @@ class CpuBf16Backend {
                 const int32_t* cache, int64_t cache_stride) const;
   void kv_attention(const Act* q, const Act* k_cache, const Act* v_cache, const int32_t* slot,
                     const int32_t* pos, Act* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
-                    int64_t max_seq, const int32_t* cache, int64_t cache_stride);
+                    int64_t max_seq, const int32_t* cache, int64_t cache_stride,
+                    const ops::AttentionMask& mask = {});
   void gather_rows(const Act* src, const int32_t* index, Act* dst, int64_t n, int64_t D) const;
   void scatter_rows(const Act* src, const int32_t* index, Act* dst, int64_t n, int64_t D) const;
   // y += s B (A x) for M rows of one adapter (u [M, R] scratch).

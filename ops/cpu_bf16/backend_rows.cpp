@@ -34,9 +34,12 @@ void CpuBf16Backend::kv_store(const Act* k, const Act* v, Act* k_cache, Act* v_c
 void CpuBf16Backend::kv_attention(const Act* q, const Act* k_cache, const Act* v_cache,
                                   const int32_t* slot, const int32_t* pos, Act* out, int64_t n,
                                   int64_t H, int64_t Hkv, int64_t Dh, int64_t max_seq,
-                                  const int32_t* cache, int64_t cache_stride) {
+                                  const int32_t* cache, int64_t cache_stride,
+                                  const ops::AttentionMask& mask) {
   const int64_t kvd = Hkv * Dh, qd = H * Dh, group = H / Hkv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(Dh));
+  const float cap = static_cast<float>(mask.softcap);
+  RRT_CHECK(mask.doc_start == nullptr, "CpuBf16Backend", "kv_attention serves one document a row");
   // Per thread: the scores [max_seq], the query and the output row [Dh] in fp32.
   const int64_t per_thread = max_seq + 2 * Dh;
   RRT_CHECK(static_cast<int64_t>(attn_ws_.size()) >= threads_ * per_thread, "CpuBf16Backend",
@@ -49,9 +52,11 @@ void CpuBf16Backend::kv_attention(const Act* q, const Act* k_cache, const Act* v
       float* qf = sc + max_seq;
       float* o = qf + Dh;
       ops::cpu_bf16::to_float(q + i * qd + h * Dh, qf, Dh);
-      const int64_t kvh = h / group, len = pos[i] + 1;
+      // Keys first..pos[i]: the window's last keys (ops/attention.h's rule), else all.
+      const int64_t first = ops::attention_first_key(mask, 0, 0, pos[i]);
+      const int64_t kvh = h / group, len = pos[i] + 1 - first;
       const int64_t base = (cache ? cache[i] * cache_stride : 0) +
-                           static_cast<int64_t>(slot[i]) * max_seq * kvd + kvh * Dh;
+                           (static_cast<int64_t>(slot[i]) * max_seq + first) * kvd + kvh * Dh;
       const Act* keys = k_cache + base;
       const Act* vals = v_cache + base;
       float mx = -INFINITY;
@@ -62,6 +67,7 @@ void CpuBf16Backend::kv_attention(const Act* q, const Act* k_cache, const Act* v
           dot += load(qf + d, w) * load(keys + t * kvd + d, w);
         }
         sc[t] = ops::cpu_bf16::sum(dot) * scale;
+        if (cap > 0) sc[t] = cap * std::tanh(sc[t] / cap);
         mx = std::max(mx, sc[t]);
       }
       float sum = 0;

@@ -157,33 +157,35 @@ inline void rotate_row(bf16* v, const float* c, const float* s, int64_t half, fl
   });
 }
 
+// x [N, T, H, Dh] rotated by each token's position (pos [N, T], null: t) in direction dir.
+void rotate_tokens(bf16* x, const float* cos, const float* sin, int64_t half, int64_t positions,
+                   int64_t N, int64_t T, int64_t H, int64_t Dh, const int32_t* pos, float dir) {
+  RRT_CHECK(T <= positions, "rope", "sequence of ", T, " exceeds the table's ", positions,
+            " positions");
+  RRT_CHECK(2 * half <= Dh, "rope", "rotary dim ", 2 * half, " exceeds head dim ", Dh);
+  for (int64_t i = 0; pos && i < N * T; ++i)  // checked before the parallel loop, which can't throw
+    RRT_CHECK(pos[i] >= 0 && pos[i] < positions, "rope", "position ", pos[i], " of token ", i,
+              " outside the table's ", positions);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t p = pos ? pos[n * T + t] : t;
+      for (int64_t h = 0; h < H; ++h)
+        rotate_row(x + ((n * T + t) * H + h) * Dh, cos + p * half, sin + p * half, half, dir);
+    }
+}
 }  // namespace
 
 void CpuBf16Backend::rope_forward(Act* x, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                                  bool local) const {
-  RRT_CHECK(T <= rope_positions_, "rope", "sequence of ", T, " exceeds the table's ",
-            rope_positions_, " positions");
-  RRT_CHECK(2 * rope_half_ <= Dh, "rope", "rotary dim ", 2 * rope_half_, " exceeds head dim ", Dh);
-  const float *cos = rope_cos(local), *sin = rope_sin(local);
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t h = 0; h < H; ++h)
-        rotate_row(x + ((n * T + t) * H + h) * Dh, cos + t * rope_half_, sin + t * rope_half_,
-                   rope_half_, 1.f);
+                                  const int32_t* pos, bool local) const {
+  rotate_tokens(x, rope_cos(local), rope_sin(local), rope_half_, rope_positions_, N, T, H, Dh,
+                pos, 1.f);
 }
 
 void CpuBf16Backend::rope_backward(Act* dx, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                                   bool local) const {
-  RRT_CHECK(T <= rope_positions_, "rope", "sequence of ", T, " exceeds the table's ",
-            rope_positions_, " positions");
-  const float *cos = rope_cos(local), *sin = rope_sin(local);
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t h = 0; h < H; ++h)
-        rotate_row(dx + ((n * T + t) * H + h) * Dh, cos + t * rope_half_, sin + t * rope_half_,
-                   rope_half_, -1.f);
+                                   const int32_t* pos, bool local) const {
+  rotate_tokens(dx, rope_cos(local), rope_sin(local), rope_half_, rope_positions_, N, T, H, Dh,
+                pos, -1.f);
 }
 
 void CpuBf16Backend::rope_rows(Act* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh,

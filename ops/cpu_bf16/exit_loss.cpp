@@ -17,6 +17,7 @@
 #include "ops/cpu_bf16/backend.h"
 #include "ops/cpu_bf16/gemm.h"
 #include "ops/cpu_bf16/vector_exp.h"
+#include "ops/exit_loss_common.h"
 
 namespace rrt {
 
@@ -37,35 +38,16 @@ namespace {
 
 constexpr const char* kWhere = "cpu-bf16 exit_loss";
 
-size_t round_up(size_t n) { return (n + 255) / 256 * 256; }
-
-// The workspace, each piece 256-byte aligned; a null base measures it.
-struct Layout {
-  float* logits = nullptr;        // [chunk, V] the exit being scored
-  bf16* dlogits = nullptr;        // [chunk, V]
-  float* teacher_logp = nullptr;  // [chunk, V] teacher only
-  float* final_logq = nullptr;    // [chunk, V] self-distillation only
-  bf16* lora_u = nullptr;         // [chunk, R]
-  bf16* lora_du = nullptr;        // [chunk, R]
+// The workspace: ops/exit_loss_common.h's blocks, each 256-byte aligned; a null base measures it.
+struct Layout : ops::ExitLossBlocks<bf16> {
   size_t bytes = 0;
 };
 Layout layout(void* ws, int64_t V, int64_t chunk, bool teacher, bool self_distill, int64_t R) {
-  char* base = static_cast<char*>(ws);
+  BufferCarver<256> carver{static_cast<char*>(ws)};
   Layout l;
-  auto take = [&](size_t n) {
-    char* p = base ? base + l.bytes : nullptr;
-    l.bytes += round_up(std::max<size_t>(n, 1));
-    return p;
-  };
-  const size_t block = static_cast<size_t>(chunk * V);
-  l.logits = reinterpret_cast<float*>(take(sizeof(float) * block));
-  l.dlogits = reinterpret_cast<bf16*>(take(sizeof(bf16) * block));
-  if (teacher) l.teacher_logp = reinterpret_cast<float*>(take(sizeof(float) * block));
-  if (self_distill) l.final_logq = reinterpret_cast<float*>(take(sizeof(float) * block));
-  if (R > 0) {
-    l.lora_u = reinterpret_cast<bf16*>(take(sizeof(bf16) * chunk * R));
-    l.lora_du = reinterpret_cast<bf16*>(take(sizeof(bf16) * chunk * R));
-  }
+  static_cast<ops::ExitLossBlocks<bf16>&>(l) =
+      ops::take_exit_loss_blocks<bf16>(carver, V, chunk, teacher, self_distill, R);
+  l.bytes = carver.used;
   return l;
 }
 
@@ -207,26 +189,11 @@ size_t CpuBf16Backend::exit_loss_workspace_bytes(int64_t V, int64_t chunk, int64
 
 ops::ExitLossResult CpuBf16Backend::exit_loss(const HeadLossArgs<Act>& a) {
   const int64_t M = a.M, D = a.D, V = a.V, E = a.exits, R = a.head_lora_rank;
-  RRT_CHECK(E >= 1 && a.h != nullptr && a.exit_weights != nullptr, kWhere,
-            "needs at least one exit with its hidden states and weight");
-  RRT_CHECK(M >= 0 && D > 0 && V > 0 && a.chunk > 0, kWhere, "bad sizes M=", M, " D=", D, " V=", V,
-            " chunk=", a.chunk);
-  RRT_CHECK(a.temperature > 0, kWhere, "temperature must be > 0, got ", a.temperature);
-  const bool teacher = a.teacher_h != nullptr;
-  RRT_CHECK(!teacher || (a.teacher_W != nullptr && a.teacher_D > 0), kWhere,
-            "a teacher needs its head and hidden size");
-  const bool self_distill = a.self_distill && E > 1;
-  const bool backward = a.dh != nullptr;
-  const double tau = a.temperature, alpha = teacher ? a.alpha : 0.0;
-  const size_t needed = exit_loss_workspace_bytes(V, a.chunk, E, teacher, a.self_distill, R);
-  RRT_CHECK(a.workspace != nullptr && a.workspace_bytes >= needed, kWhere, "workspace of ",
-            a.workspace_bytes, " bytes is smaller than the ", needed,
-            " needed ---> HINT: size it with exit_loss_workspace_bytes(V, chunk, exits, ...)");
-  for (int64_t k = 0; k < E; ++k) {
-    if (a.exit_ce) a.exit_ce[k] = 0;
-    if (a.exit_kd) a.exit_kd[k] = 0;
-    if (a.exit_sd) a.exit_sd[k] = 0;
-  }
+  const ops::ExitLossSetup setup = ops::begin_exit_loss(
+      a, kWhere, [this](auto... size) { return exit_loss_workspace_bytes(size...); });
+  const bool teacher = setup.teacher, self_distill = setup.self_distill;
+  const bool backward = setup.backward;
+  const double tau = setup.tau, alpha = setup.alpha;
   ops::ExitLossResult result;
   for (int64_t i = 0; i < M; ++i) {
     if (a.targets[i] == a.ignore_index) continue;
@@ -305,18 +272,7 @@ ops::ExitLossResult CpuBf16Backend::exit_loss(const HeadLossArgs<Act>& a) {
       }
     }
   }
-  for (int64_t k = 0; k < E; ++k) {
-    const double w = a.exit_weights[k];
-    const double ce = sums[3 * k] * inv_counted, kd = tau * tau * sums[3 * k + 1] * inv_counted;
-    const double sd = sums[3 * k + 2] * inv_counted;
-    if (a.exit_ce) a.exit_ce[k] = ce;
-    if (a.exit_kd) a.exit_kd[k] = kd;
-    if (a.exit_sd) a.exit_sd[k] = sd;
-    result.ce += w * ce;
-    result.kd += w * kd;
-    result.sd += w * sd;
-  }
-  result.loss = (1.0 - alpha) * result.ce + alpha * result.kd + result.sd;
+  ops::finish_exit_loss(a, setup, sums.data(), result);
   return result;
 }
 

@@ -66,8 +66,10 @@ std::string describe(const AttentionShape& s) {
 struct GraphKey {
   bool backward;
   int64_t N, T, H, Hkv, Dh;
+  int64_t window = 0;  // a sliding window: the diagonal band's left bound (0: none)
   bool operator<(const GraphKey& o) const {
-    return std::tie(backward, N, T, H, Hkv, Dh) < std::tie(o.backward, o.N, o.T, o.H, o.Hkv, o.Dh);
+    return std::tie(backward, N, T, H, Hkv, Dh, window) <
+           std::tie(o.backward, o.N, o.T, o.H, o.Hkv, o.Dh, o.window);
   }
 };
 
@@ -132,6 +134,12 @@ bool check_pointers(std::initializer_list<std::pair<const void*, const char*>> p
   return aligned;
 }
 
+// The band's left bound: 0 (none) for a window that covers the whole sequence, so those calls
+// share the plain graph.
+int64_t window_of(const AttentionMask& m, const AttentionShape& s) {
+  return m.window > 0 && m.window < s.T ? m.window : 0;
+}
+
 bool fallback_forced_by_environment() {
   const char* env = std::getenv("RRT_ATTENTION_FALLBACK");
   return env != nullptr && *env != '\0' && std::string(env) != "0";
@@ -152,7 +160,7 @@ struct AttentionContext::Impl {
   cudnnHandle_t get_handle();
   int device_compute_capability();
   // The dispatch: which path runs this call (throws for a null pointer).
-  AttentionPath path_for(const AttentionShape& s, bool backward,
+  AttentionPath path_for(const AttentionShape& s, bool backward, const AttentionMask& mask,
                          std::initializer_list<std::pair<const void*, const char*>> pointers);
   const BuiltGraph& graph_for(const GraphKey& key, const AttentionShape& s);
   void execute(const BuiltGraph& built, std::unordered_map<int64_t, void*>& pack,
@@ -189,16 +197,18 @@ int AttentionContext::Impl::device_compute_capability() {
 }
 
 AttentionPath AttentionContext::Impl::path_for(
-    const AttentionShape& s, bool backward,
+    const AttentionShape& s, bool backward, const AttentionMask& mask,
     std::initializer_list<std::pair<const void*, const char*>> pointers) {
   check_attention_shape(s, backward);
+  RRT_CHECK(mask.window >= 0 && mask.softcap >= 0, kWhere, "window ", mask.window, " and softcap ",
+            mask.softcap, " must be >= 0 (0: off)");
   const bool aligned = check_pointers(pointers, s);
   // The GPU is asked only when its answer matters (a backward above Dh = 128 that cuDNN could
   // otherwise run): shape errors and forced or obvious fallbacks need no device.
   const bool needs_device = backward && !force_fallback && aligned && s.T >= 2 && s.Dh > 128 &&
                             s.Dh <= 256 && s.Dh % 8 == 0;
   const int cc = needs_device ? device_compute_capability() : 0;
-  const AttentionPath path = choose_attention_path(s, backward, cc, aligned, force_fallback);
+  const AttentionPath path = choose_attention_path(s, backward, cc, aligned, force_fallback, mask);
   if (path == AttentionPath::kFallback) ++fallback_calls;
   return path;
 }
@@ -251,13 +261,15 @@ const BuiltGraph& AttentionContext::Impl::graph_for(const GraphKey& key, const A
     auto K = g.tensor(token_major("k", kK, s.N, s.T, s.Hkv, s.Dh));
     auto V = g.tensor(token_major("v", kV, s.N, s.T, s.Hkv, s.Dh));
     if (!key.backward) {
-      // Causal: query i sees keys j <= i + right_bound = i, the diagonal anchored top-left.
+      // Causal: query i sees keys j <= i + right_bound = i, the diagonal anchored top-left; a
+      // window adds the left bound: keys j > i - window.
       auto options = fe::graph::SDPA_attributes()
                          .set_name("attention_forward")
                          .set_generate_stats(true)
                          .set_attn_scale(scale)
                          .set_diagonal_alignment(fe::DiagonalAlignment_t::TOP_LEFT)
                          .set_diagonal_band_right_bound(0);
+      if (key.window > 0) options.set_diagonal_band_left_bound(static_cast<int>(key.window));
       auto [O, Stats] = g.sdpa(Q, K, V, options);
       const auto out = token_major("out", kO, s.N, s.T, s.H, s.Dh);
       O->set_output(true).set_uid(kO).set_data_type(fe::DataType_t::BFLOAT16);
@@ -274,6 +286,7 @@ const BuiltGraph& AttentionContext::Impl::graph_for(const GraphKey& key, const A
                          .set_attn_scale(scale)
                          .set_diagonal_alignment(fe::DiagonalAlignment_t::TOP_LEFT)
                          .set_diagonal_band_right_bound(0);
+      if (key.window > 0) options.set_diagonal_band_left_bound(static_cast<int>(key.window));
       auto [dQ, dK, dV] = g.sdpa_backward(Q, K, V, O, dO, Stats, options);
       const auto q_like = token_major("dq", kdQ, s.N, s.T, s.H, s.Dh);
       const auto kv_like = token_major("dk", kdK, s.N, s.T, s.Hkv, s.Dh);
@@ -322,21 +335,26 @@ void check_attention_shape(const AttentionShape& s, bool /*backward*/) {
 }
 
 AttentionPath choose_attention_path(const AttentionShape& s, bool backward, int compute_capability,
-                                    bool pointers_aligned, bool force_fallback) {
+                                    bool pointers_aligned, bool force_fallback,
+                                    const AttentionMask& mask) {
   const bool cudnn_head_dim = s.Dh % 8 == 0 && s.Dh <= 256;
   const bool cudnn_backward = s.T >= 2 && (s.Dh <= 128 || compute_capability == 90);
-  const bool cudnn =
-      !force_fallback && pointers_aligned && cudnn_head_dim && (!backward || cudnn_backward);
+  // Windows are cuDNN's diagonal band; documents and soft-caps it cannot express (header).
+  const bool cudnn_mask =
+      mask.doc_start == nullptr && mask.softcap <= 0 && mask.window <= INT32_MAX;
+  const bool cudnn = !force_fallback && pointers_aligned && cudnn_head_dim && cudnn_mask &&
+                     (!backward || cudnn_backward);
   return cudnn ? AttentionPath::kCudnn : AttentionPath::kFallback;
 }
 
 void attention_forward(AttentionContext& ctx, const bf16* q, const bf16* k, const bf16* v,
-                       bf16* out, float* lse, const AttentionShape& s) {
+                       bf16* out, float* lse, const AttentionShape& s, const AttentionMask& mask) {
   auto& impl = ctx.impl();
-  if (impl.path_for(s, false, {{q, "q"}, {k, "k"}, {v, "v"}, {out, "out"}, {lse, "lse"}}) ==
+  if (impl.path_for(s, false, mask, {{q, "q"}, {k, "k"}, {v, "v"}, {out, "out"}, {lse, "lse"}}) ==
       AttentionPath::kFallback)
-    return attention_fallback_forward(q, k, v, out, lse, s, impl.stream);
-  const BuiltGraph& built = impl.graph_for({false, s.N, s.T, s.H, s.Hkv, s.Dh}, s);
+    return attention_fallback_forward(q, k, v, out, lse, s, impl.stream, mask);
+  const BuiltGraph& built =
+      impl.graph_for({false, s.N, s.T, s.H, s.Hkv, s.Dh, window_of(mask, s)}, s);
   // The pack wants void*: cuDNN only reads the inputs.
   std::unordered_map<int64_t, void*> pack = {{kQ, const_cast<bf16*>(q)},
                                              {kK, const_cast<bf16*>(k)},
@@ -348,9 +366,9 @@ void attention_forward(AttentionContext& ctx, const bf16* q, const bf16* k, cons
 
 void attention_backward(AttentionContext& ctx, const bf16* q, const bf16* k, const bf16* v,
                         const bf16* out, const float* lse, const bf16* dout, bf16* dq, bf16* dk,
-                        bf16* dv, const AttentionShape& s) {
+                        bf16* dv, const AttentionShape& s, const AttentionMask& mask) {
   auto& impl = ctx.impl();
-  if (impl.path_for(s, true,
+  if (impl.path_for(s, true, mask,
                     {{q, "q"},
                      {k, "k"},
                      {v, "v"},
@@ -364,10 +382,11 @@ void attention_backward(AttentionContext& ctx, const bf16* q, const bf16* k, con
     float* row_dot = static_cast<float*>(
         impl.grad_scratch.reserve(attention_fallback_scratch_elems(s) * sizeof(float), impl.stream,
                                   "attention fallback scratch"));
-    return attention_fallback_backward(q, k, v, out, lse, dout, dq, dk, dv, row_dot, s,
-                                       impl.stream);
+    return attention_fallback_backward(q, k, v, out, lse, dout, dq, dk, dv, row_dot, s, impl.stream,
+                                       mask);
   }
-  const BuiltGraph& built = impl.graph_for({true, s.N, s.T, s.H, s.Hkv, s.Dh}, s);
+  const BuiltGraph& built =
+      impl.graph_for({true, s.N, s.T, s.H, s.Hkv, s.Dh, window_of(mask, s)}, s);
 
   // cuDNN overwrites its outputs: it writes the gradients into scratch, which is then added into
   // dq, dk, dv. Each part starts at a multiple of 256 bytes.

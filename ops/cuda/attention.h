@@ -22,6 +22,16 @@
 //   - otherwise rrt's own kernels (ops/cuda/attention_fallback.h): any Dh up to 512, any T, any
 //     alignment, same layouts and lse, no tensor cores (far slower than cuDNN:
 //     bench/gpu_attention.cpp measures the ratio), e.g. Gemma 2B's Dh = 256 training off Hopper.
+//   - masks (ops/attention.h's AttentionMask): a sliding window is cuDNN's diagonal band (its
+//     left bound, set_diagonal_band_left_bound(window) with the causal right bound 0: key j is
+//     kept iff j + window > i, i.e. i - j < window, the CPU's rule), one graph per window. Document
+//     masks and soft-capping go to the fallback: cuDNN expresses neither alongside the band here.
+//     Per-token document starts are no diagonal band, and cuDNN's ragged / padding masks cut
+//     whole sequences, not segments inside one (packing documents as ragged sequences would need
+//     a re-layout of q, k, v). Soft-capping exists only as a score_mod subgraph
+//     (cudnn-frontend's attn::score_modifiers::Softcap), and cudnn-frontend 1.32 refuses a
+//     score_mod together with a diagonal band ("Attention score mod enabled and hence other
+//     subgraphs are disabled"), so Gemma 2's layers (window and cap) could not use it anyway.
 //   RRT_ATTENTION_FALLBACK=1 in the environment (read when a context is made) or
 //   set_force_fallback(true) sends every call to the fallback (tests, the benchmark).
 // Errors (rrt::Error naming the shape) are left for inputs no path runs: a size below 1, H not a
@@ -77,16 +87,19 @@ enum class AttentionPath { kCudnn, kFallback };
 // The dispatch rule, pure host code: cuDNN when it serves the call, else the fallback.
 // compute_capability is major * 10 + minor (90 for H100/H200); pointers_aligned says whether
 // every pointer of the call is 16-byte aligned.
+// A mask with document starts or a soft-cap always takes the fallback (above).
 AttentionPath choose_attention_path(const AttentionShape& shape, bool backward,
                                     int compute_capability, bool pointers_aligned,
-                                    bool force_fallback);
+                                    bool force_fallback, const AttentionMask& mask = {});
 
-// out = softmax(scale q k^T + causal mask) v, and lse for the backward.
+// out = softmax(scale q k^T + causal mask) v, and lse for the backward. mask.doc_start: device
+// memory [N, T].
 void attention_forward(AttentionContext& ctx, const bf16* q, const bf16* k, const bf16* v,
-                       bf16* out, float* lse, const AttentionShape& shape);
-// dq += dL/dq, dk += dL/dk, dv += dL/dv. Needs the forward's out and lse.
+                       bf16* out, float* lse, const AttentionShape& shape,
+                       const AttentionMask& mask = {});
+// dq += dL/dq, dk += dL/dk, dv += dL/dv. Needs the forward's out and lse (and its mask).
 void attention_backward(AttentionContext& ctx, const bf16* q, const bf16* k, const bf16* v,
                         const bf16* out, const float* lse, const bf16* dout, bf16* dq, bf16* dk,
-                        bf16* dv, const AttentionShape& shape);
+                        bf16* dv, const AttentionShape& shape, const AttentionMask& mask = {});
 
 }  // namespace rrt::ops::cuda

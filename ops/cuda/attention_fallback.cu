@@ -8,6 +8,11 @@
 // rows. A lane holds elements d = lane + 32 c of a row (c < kPerLane) in fp32 registers; dot
 // products are lane-partial sums reduced across the warp by shuffles.
 //
+// Masks (ops/attention.h): query i sees keys [first_key(i), i]; first keys never decrease along
+// a sequence, so a query block starts its key tiles at its first row's first key and a key block
+// stops at the first query tile whose first row no longer sees the block's last key. Soft-capped
+// scores t = cap tanh(s / cap) replace s in the softmax, and dS is multiplied by 1 - (t / cap)^2.
+//
 // dk/dv come from a second pass over KEY rows (one warp per key row walks the query rows i >= j of
 // every query head of its group) instead of atomicAdd from the query-row pass: every gradient
 // element then has exactly one writer, so the sums are deterministic and add straight into the
@@ -31,7 +36,27 @@ constexpr int kTile = 16;         // rows a shared-memory tile: 2 x 16 x 512 bf1
 struct Dims {
   int64_t N, T, H, Hkv, Dh, group;  // group = H / Hkv query heads per kv head
   float scale;
+  const int32_t* doc_start;  // [N, T] on the device, or null (one document)
+  int64_t window;            // 0: none
+  float softcap;             // 0: none
 };
+
+// The first key query i of sequence n sees (ops/attention.h's attention_first_key).
+__device__ __forceinline__ int64_t first_key(const Dims& s, int64_t n, int64_t i) {
+  int64_t lo = s.doc_start ? static_cast<int64_t>(s.doc_start[n * s.T + i]) : 0;
+  if (s.window > 0 && i - s.window + 1 > lo) lo = i - s.window + 1;
+  return lo;
+}
+// The scaled score q.k, soft-capped when the mask says so.
+__device__ __forceinline__ float cap_score(const Dims& s, float score) {
+  return s.softcap > 0.f ? s.softcap * tanhf(score / s.softcap) : score;
+}
+// d(capped) / d(score) from the capped score t: 1 - (t / cap)^2 (1 without a cap).
+__device__ __forceinline__ float cap_grad(const Dims& s, float capped) {
+  if (s.softcap <= 0.f) return 1.f;
+  const float t = capped / s.softcap;
+  return 1.f - t * t;
+}
 
 // Offsets of row t of head `head` in a [N, T, heads, Dh] tensor and of (n, h, t) in [N, H, T].
 __device__ __forceinline__ int64_t row_offset(const Dims& s, int64_t n, int64_t t, int64_t heads,
@@ -119,8 +144,9 @@ __global__ void forward_kernel(const bf16* q, const bf16* k, const bf16* v, bf16
 #pragma unroll
   for (int c = 0; c < kPerLane; ++c) acc[c] = 0.f;
   float running_max = -INFINITY, running_sum = 0.f;
+  const int64_t lo = active ? first_key(s, n, i) : 0;
 
-  for (int64_t j0 = 0; j0 <= last; j0 += kTile) {
+  for (int64_t j0 = first_key(s, n, first); j0 <= last; j0 += kTile) {
     const int64_t rows = min(int64_t(kTile), last + 1 - j0);
     __syncthreads();  // the previous tile is consumed
     load_tile(s, k, n, s.Hkv, kvh, j0, rows, k_tile);
@@ -128,8 +154,8 @@ __global__ void forward_kernel(const bf16* q, const bf16* k, const bf16* v, bf16
     __syncthreads();
     if (!active) continue;
     const int64_t end = min(j0 + rows, i + 1);  // causal: keys j <= i
-    for (int64_t j = j0; j < end; ++j) {
-      const float score = s.scale * dot(q_row, k_tile + (j - j0) * s.Dh, s.Dh, lane);
+    for (int64_t j = max(j0, lo); j < end; ++j) {
+      const float score = cap_score(s, s.scale * dot(q_row, k_tile + (j - j0) * s.Dh, s.Dh, lane));
       // Online softmax: rescale what was summed under the old maximum (exp(-inf) = 0 at first).
       const float new_max = fmaxf(running_max, score);
       const float correction = expf(running_max - new_max), p = expf(score - new_max);
@@ -177,8 +203,9 @@ __global__ void backward_query_kernel(const bf16* q, const bf16* k, const bf16* 
   }
 #pragma unroll
   for (int c = 0; c < kPerLane; ++c) dq_acc[c] = 0.f;
+  const int64_t lo = active ? first_key(s, n, i) : 0;
 
-  for (int64_t j0 = 0; j0 <= last; j0 += kTile) {
+  for (int64_t j0 = first_key(s, n, first); j0 <= last; j0 += kTile) {
     const int64_t rows = min(int64_t(kTile), last + 1 - j0);
     __syncthreads();
     load_tile(s, k, n, s.Hkv, kvh, j0, rows, k_tile);
@@ -186,10 +213,12 @@ __global__ void backward_query_kernel(const bf16* q, const bf16* k, const bf16* 
     __syncthreads();
     if (!active) continue;
     const int64_t end = min(j0 + rows, i + 1);
-    for (int64_t j = j0; j < end; ++j) {
+    for (int64_t j = max(j0, lo); j < end; ++j) {
       const bf16* k_row = k_tile + (j - j0) * s.Dh;
-      const float p = expf(s.scale * dot(q_row, k_row, s.Dh, lane) - row_lse);
-      const float dscore = p * (dot(dout_row, v_tile + (j - j0) * s.Dh, s.Dh, lane) - D);
+      const float score = cap_score(s, s.scale * dot(q_row, k_row, s.Dh, lane));
+      const float p = expf(score - row_lse);
+      const float dscore =
+          p * (dot(dout_row, v_tile + (j - j0) * s.Dh, s.Dh, lane) - D) * cap_grad(s, score);
       axpy(s.scale * dscore, k_row, s.Dh, lane, dq_acc);
     }
   }
@@ -220,8 +249,11 @@ __global__ void backward_key_kernel(const bf16* q, const bf16* k, const bf16* v,
 #pragma unroll
   for (int c = 0; c < kPerLane; ++c) dk_acc[c] = dv_acc[c] = 0.f;
 
+  const int64_t last = min(s.T - 1, first + kRowsPerBlock - 1);  // the block's last key row
   for (int64_t h = kvh * s.group; h < (kvh + 1) * s.group; ++h)
-    for (int64_t i0 = first; i0 < s.T; i0 += kTile) {
+    // Query tiles until one whose first row no longer sees the block's last key (the same for
+    // every thread of the block, so the barriers inside stay uniform).
+    for (int64_t i0 = first; i0 < s.T && first_key(s, n, i0) <= last; i0 += kTile) {
       const int64_t rows = min(int64_t(kTile), s.T - i0);
       __syncthreads();
       load_tile(s, q, n, s.H, h, i0, rows, q_tile);
@@ -233,11 +265,14 @@ __global__ void backward_key_kernel(const bf16* q, const bf16* k, const bf16* v,
       __syncthreads();
       if (!active) continue;
       for (int64_t i = max(i0, j); i < i0 + rows; ++i) {  // causal: queries i >= j
+        if (first_key(s, n, i) > j) break;  // this query and every later one start after j
         const int64_t r = i - i0;
         const bf16* q_row = q_tile + r * s.Dh;
         const bf16* dout_row = dout_tile + r * s.Dh;
-        const float p = expf(s.scale * dot(k_row, q_row, s.Dh, lane) - lse_tile[r]);
-        const float dscore = p * (dot(v_row, dout_row, s.Dh, lane) - dot_tile[r]);
+        const float score = cap_score(s, s.scale * dot(k_row, q_row, s.Dh, lane));
+        const float p = expf(score - lse_tile[r]);
+        const float dscore =
+            p * (dot(v_row, dout_row, s.Dh, lane) - dot_tile[r]) * cap_grad(s, score);
         axpy(p, dout_row, s.Dh, lane, dv_acc);
         axpy(s.scale * dscore, q_row, s.Dh, lane, dk_acc);
       }
@@ -258,7 +293,7 @@ void with_lanes_for(int64_t Dh, F&& f) {
   return f(std::integral_constant<int, 16>{});
 }
 
-Dims check_and_describe(const AttentionShape& s) {
+Dims check_and_describe(const AttentionShape& s, const AttentionMask& m) {
   RRT_CHECK(s.N >= 1 && s.T >= 1 && s.H >= 1 && s.Hkv >= 1 && s.Dh >= 1, "attention fallback",
             "every size must be at least 1 (N=", s.N, " T=", s.T, " H=", s.H, " Hkv=", s.Hkv,
             " Dh=", s.Dh, ")");
@@ -267,8 +302,11 @@ Dims check_and_describe(const AttentionShape& s) {
             kFallbackMaxHeadDim, " (the registers a lane holds)");
   RRT_CHECK(s.H <= 65535 && s.Hkv <= 65535 && s.N <= 65535, "attention fallback",
             "N and H index grid dimensions y and z (at most 65535): N=", s.N, " H=", s.H);
+  RRT_CHECK(m.window >= 0 && m.softcap >= 0, "attention fallback", "window ", m.window,
+            " and softcap ", m.softcap, " must be >= 0 (0: off)");
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.Dh)));
-  return Dims{s.N, s.T, s.H, s.Hkv, s.Dh, s.H / s.Hkv, scale};
+  return Dims{s.N,         s.T,   s.H,         s.Hkv,    s.Dh,
+              s.H / s.Hkv, scale, m.doc_start, m.window, static_cast<float>(m.softcap)};
 }
 
 size_t row_tiles_bytes(const Dims& s) { return 2 * kTile * s.Dh * sizeof(bf16); }
@@ -281,8 +319,9 @@ unsigned row_blocks(const Dims& s) {
 int64_t attention_fallback_scratch_elems(const AttentionShape& s) { return s.N * s.H * s.T; }
 
 void attention_fallback_forward(const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse,
-                                const AttentionShape& shape, cudaStream_t stream) {
-  const Dims s = check_and_describe(shape);
+                                const AttentionShape& shape, cudaStream_t stream,
+                                const AttentionMask& mask) {
+  const Dims s = check_and_describe(shape, mask);
   const dim3 grid(row_blocks(s), static_cast<unsigned>(s.H), static_cast<unsigned>(s.N));
   with_lanes_for(s.Dh, [&](auto lanes) {
     forward_kernel<decltype(lanes)::value>
@@ -293,8 +332,9 @@ void attention_fallback_forward(const bf16* q, const bf16* k, const bf16* v, bf1
 
 void attention_fallback_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* out,
                                  const float* lse, const bf16* dout, bf16* dq, bf16* dk, bf16* dv,
-                                 float* scratch, const AttentionShape& shape, cudaStream_t stream) {
-  const Dims s = check_and_describe(shape);
+                                 float* scratch, const AttentionShape& shape, cudaStream_t stream,
+                                 const AttentionMask& mask) {
+  const Dims s = check_and_describe(shape, mask);
   const dim3 query_grid(row_blocks(s), static_cast<unsigned>(s.H), static_cast<unsigned>(s.N));
   const dim3 key_grid(row_blocks(s), static_cast<unsigned>(s.Hkv), static_cast<unsigned>(s.N));
   with_lanes_for(s.Dh, [&](auto lanes) {

@@ -28,13 +28,17 @@ constexpr int64_t kFallbackMaxHeadDim = 512;
 // fp32 elements of the backward's scratch: D = rowsum(dO * O), [N, H, T].
 int64_t attention_fallback_scratch_elems(const AttentionShape& shape);
 
-// out = softmax(scale q k^T + causal mask) v, lse as above. Queued on `stream`.
+// out = softmax(scale q k^T + causal mask) v, lse as above. Queued on `stream`. The mask
+// (ops/attention.h; doc_start in device memory): each query row's keys start at its first key,
+// scores soft-capped; backward walks the same ranges.
 void attention_fallback_forward(const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse,
-                                const AttentionShape& shape, cudaStream_t stream);
+                                const AttentionShape& shape, cudaStream_t stream,
+                                const AttentionMask& mask = {});
 // dq += dL/dq, dk += dL/dk, dv += dL/dv from the forward's out and lse; `scratch` holds
 // attention_fallback_scratch_elems(shape) floats. Deterministic (no atomics).
 void attention_fallback_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* out,
                                  const float* lse, const bf16* dout, bf16* dq, bf16* dk, bf16* dv,
-                                 float* scratch, const AttentionShape& shape, cudaStream_t stream);
+                                 float* scratch, const AttentionShape& shape, cudaStream_t stream,
+                                 const AttentionMask& mask = {});
 
 }  // namespace rrt::ops::cuda

@@ -117,23 +117,26 @@ class CudaBackend {
       ops::cuda::rmsnorm_backward(x, w, rstd, dy, dx, dw, M, D, unit_offset, stream_);
   }
 
-  // local: the table of BackendPlan::rope_local_theta (Gemma 3's sliding layers).
-  void rope_forward(Act* x, int64_t N, int64_t T, int64_t H, int64_t Dh, bool local = false) const {
-    ops::cuda::rope_forward(x, rope(local), N, T, H, Dh, stream_);
+  // pos: [N, T] token positions on the device; null: 0..T-1. local: the table of
+  // BackendPlan::rope_local_theta (Gemma 3's sliding layers).
+  void rope_forward(Act* x, int64_t N, int64_t T, int64_t H, int64_t Dh,
+                    const int32_t* pos = nullptr, bool local = false) const {
+    ops::cuda::rope_forward(x, rope(local), N, T, H, Dh, stream_, pos);
   }
   void rope_backward(Act* dx, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                     bool local = false) const {
-    ops::cuda::rope_backward(dx, rope(local), N, T, H, Dh, stream_);
+                     const int32_t* pos = nullptr, bool local = false) const {
+    ops::cuda::rope_backward(dx, rope(local), N, T, H, Dh, stream_, pos);
   }
   void scale(Act* x, float factor, int64_t n) const { ops::cuda::scale(x, factor, n, stream_); }
+  // mask.doc_start on the device.
   void attention_forward(const Act* q, const Act* k, const Act* v, Act* out, float* lse,
-                         const ops::AttentionShape& shape) {
-    ops::cuda::attention_forward(attention_, q, k, v, out, lse, shape);
+                         const ops::AttentionShape& shape, const ops::AttentionMask& mask = {}) {
+    ops::cuda::attention_forward(attention_, q, k, v, out, lse, shape, mask);
   }
   void attention_backward(const Act* q, const Act* k, const Act* v, const Act* out,
                           const float* lse, const Act* dout, Act* dq, Act* dk, Act* dv,
-                          const ops::AttentionShape& shape) {
-    ops::cuda::attention_backward(attention_, q, k, v, out, lse, dout, dq, dk, dv, shape);
+                          const ops::AttentionShape& shape, const ops::AttentionMask& mask = {}) {
+    ops::cuda::attention_backward(attention_, q, k, v, out, lse, dout, dq, dk, dv, shape, mask);
   }
 
   void add(const Act* a, const Act* b, Act* out, int64_t n) const {
@@ -226,9 +229,11 @@ class CudaBackend {
   }
   void kv_attention(const Act* q, const Act* k_cache, const Act* v_cache, const int32_t* slot,
                     const int32_t* pos, Act* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
-                    int64_t max_seq, const int32_t* cache, int64_t cache_stride) const {
+                    int64_t max_seq, const int32_t* cache, int64_t cache_stride,
+                    const ops::AttentionMask& mask = {}) const {
+    RRT_CHECK(mask.doc_start == nullptr, "CudaBackend", "kv_attention serves one document a row");
     ops::cuda::kv_attention(q, k_cache, v_cache, slot, pos, out, n, H, Hkv, Dh, max_seq, stream_,
-                            cache, cache_stride);
+                            cache, cache_stride, mask.window, mask.softcap);
   }
   void gather_rows(const Act* src, const int32_t* index, Act* dst, int64_t n, int64_t D) const {
     ops::cuda::gather_rows(src, index, dst, n, D, stream_);

@@ -74,11 +74,12 @@ class DeviceRopeTable {
   float* cos_ = nullptr;
   float* sin_ = nullptr;
 };
-// In place on x: [N, T, H, Dh] bf16, positions 0..T-1; backward rotates dx back (the transpose).
+// In place on x: [N, T, H, Dh] bf16, positions 0..T-1 (or pos [N, T] on the device: each
+// token's own, e.g. restarted per document); backward rotates dx back (the transpose).
 void rope_forward(bf16* x, const DeviceRopeTable& table, int64_t N, int64_t T, int64_t H,
-                  int64_t Dh, cudaStream_t stream);
+                  int64_t Dh, cudaStream_t stream, const int32_t* pos = nullptr);
 void rope_backward(bf16* dx, const DeviceRopeTable& table, int64_t N, int64_t T, int64_t H,
-                   int64_t Dh, cudaStream_t stream);
+                   int64_t Dh, cudaStream_t stream, const int32_t* pos = nullptr);
 
 // ---- activation.cu ----------------------------------------------------------------------------
 // n elements each, bf16, fp32 arithmetic. Backward adds into the gradients; null skips one.

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "ops/cuda/elementwise_util.cuh"
 #include "ops/cuda/exit_loss.h"
+#include "ops/exit_loss_common.h"
 
 namespace rrt::ops::cuda {
 
@@ -21,47 +22,29 @@ constexpr int kRowThreads = 512;
 constexpr int kCountThreads = 1024;
 constexpr int kSumThreads = 256;
 
-size_t round_up(size_t n) { return (n + 255) / 256 * 256; }
-
 struct Counters {
   unsigned long long first_bad_row;  // smallest row with an invalid target; all ones if none
   int64_t counted;                   // rows whose target is not ignore_index
 };
 
-// Workspace, each piece 256-byte aligned; a null base measures it.
-struct Layout {
+// Workspace: the counters and sums, ops/exit_loss_common.h's per-chunk blocks, the row terms;
+// each piece 256-byte aligned; a null base measures it.
+struct Layout : ExitLossBlocks<bf16> {
   Counters* counters = nullptr;
-  double* sums = nullptr;         // [E, 3]: sum over counted rows of CE, KD (no tau^2), SD
-  float* logits = nullptr;        // [chunk, V] the exit being scored
-  bf16* dlogits = nullptr;        // [chunk, V]
-  float* teacher_logp = nullptr;  // [chunk, V] teacher only
-  float* final_logq = nullptr;    // [chunk, V] self-distillation only
-  bf16* lora_u = nullptr;         // [chunk, R]
-  bf16* lora_du = nullptr;        // [chunk, R]
-  float* row_terms = nullptr;     // [chunk, 3]
+  double* sums = nullptr;      // [E, 3]: sum over counted rows of CE, KD (no tau^2), SD
+  float* row_terms = nullptr;  // [chunk, 3]
   size_t bytes = 0;
 };
 Layout layout(void* ws, int64_t V, int64_t chunk, int64_t exits, bool teacher, bool self_distill,
               int64_t R) {
-  char* base = static_cast<char*>(ws);
+  BufferCarver<256> carver{static_cast<char*>(ws)};
   Layout l;
-  auto take = [&](size_t n) {
-    char* p = base ? base + l.bytes : nullptr;
-    l.bytes += round_up(std::max<size_t>(n, 1));
-    return p;
-  };
-  const size_t block = static_cast<size_t>(chunk * V);
-  l.counters = reinterpret_cast<Counters*>(take(sizeof(Counters)));
-  l.sums = reinterpret_cast<double*>(take(sizeof(double) * 3 * exits));
-  l.logits = reinterpret_cast<float*>(take(sizeof(float) * block));
-  l.dlogits = reinterpret_cast<bf16*>(take(sizeof(bf16) * block));
-  if (teacher) l.teacher_logp = reinterpret_cast<float*>(take(sizeof(float) * block));
-  if (self_distill) l.final_logq = reinterpret_cast<float*>(take(sizeof(float) * block));
-  if (R > 0) {
-    l.lora_u = reinterpret_cast<bf16*>(take(sizeof(bf16) * chunk * R));
-    l.lora_du = reinterpret_cast<bf16*>(take(sizeof(bf16) * chunk * R));
-  }
-  l.row_terms = reinterpret_cast<float*>(take(sizeof(float) * 3 * chunk));
+  l.counters = carver.take<Counters>(1);
+  l.sums = carver.take<double>(3 * exits);
+  static_cast<ExitLossBlocks<bf16>&>(l) =
+      take_exit_loss_blocks<bf16>(carver, V, chunk, teacher, self_distill, R);
+  l.row_terms = carver.take<float>(3 * chunk);
+  l.bytes = carver.used;
   return l;
 }
 
@@ -255,26 +238,10 @@ size_t exit_loss_workspace_bytes(int64_t V, int64_t chunk, int64_t exits, bool t
 
 ExitLossResult exit_loss(GemmContext& ctx, const ExitLossArgs& a) {
   const int64_t M = a.M, D = a.D, V = a.V, E = a.exits, R = a.head_lora_rank;
-  RRT_CHECK(E >= 1 && a.h != nullptr && a.exit_weights != nullptr, kWhere,
-            "needs at least one exit with its hidden states and weight");
-  RRT_CHECK(M >= 0 && D > 0 && V > 0 && a.chunk > 0, kWhere, "bad sizes M=", M, " D=", D, " V=", V,
-            " chunk=", a.chunk);
-  RRT_CHECK(a.temperature > 0, kWhere, "temperature must be > 0, got ", a.temperature);
-  const bool teacher = a.teacher_h != nullptr;
-  RRT_CHECK(!teacher || (a.teacher_W != nullptr && a.teacher_D > 0), kWhere,
-            "a teacher needs its head and hidden size");
-  const bool self_distill = a.self_distill && E > 1;
-  const bool backward = a.dh != nullptr;
-  const double tau = a.temperature, alpha = teacher ? a.alpha : 0.0;
-  const size_t needed = exit_loss_workspace_bytes(V, a.chunk, E, teacher, a.self_distill, R);
-  RRT_CHECK(a.workspace && a.workspace_bytes >= needed, kWhere, "workspace of ", a.workspace_bytes,
-            " bytes is smaller than the ", needed,
-            " needed ---> HINT: size it with exit_loss_workspace_bytes(V, chunk, exits, ...)");
-  for (int64_t k = 0; k < E; ++k) {
-    if (a.exit_ce) a.exit_ce[k] = 0;
-    if (a.exit_kd) a.exit_kd[k] = 0;
-    if (a.exit_sd) a.exit_sd[k] = 0;
-  }
+  const ExitLossSetup setup = begin_exit_loss(a, kWhere, exit_loss_workspace_bytes);
+  const bool teacher = setup.teacher, self_distill = setup.self_distill;
+  const bool backward = setup.backward;
+  const double tau = setup.tau, alpha = setup.alpha;
   ExitLossResult result;
   if (M == 0) return result;
   cudaStream_t stream = ctx.stream();
@@ -367,18 +334,7 @@ ExitLossResult exit_loss(GemmContext& ctx, const ExitLossArgs& a) {
   RRT_CUDA_CHECK(cudaMemcpyAsync(sums.data(), ws.sums, sizeof(double) * 3 * E,
                                  cudaMemcpyDeviceToHost, stream));
   RRT_CUDA_CHECK(cudaStreamSynchronize(stream));
-  for (int64_t k = 0; k < E; ++k) {
-    const double w = a.exit_weights[k];
-    const double ce = sums[3 * k] * inv_counted, kd = tau * tau * sums[3 * k + 1] * inv_counted;
-    const double sd = sums[3 * k + 2] * inv_counted;
-    if (a.exit_ce) a.exit_ce[k] = ce;
-    if (a.exit_kd) a.exit_kd[k] = kd;
-    if (a.exit_sd) a.exit_sd[k] = sd;
-    result.ce += w * ce;
-    result.kd += w * kd;
-    result.sd += w * sd;
-  }
-  result.loss = (1.0 - alpha) * result.ce + alpha * result.kd + result.sd;
+  finish_exit_loss(a, setup, sums.data(), result);
   return result;
 }
 

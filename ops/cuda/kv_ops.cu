@@ -121,16 +121,18 @@ __global__ void __launch_bounds__(kAttnThreads)
                         const bf16* __restrict__ v_cache, const int32_t* __restrict__ slot,
                         const int32_t* __restrict__ pos, bf16* __restrict__ out, int64_t H,
                         int64_t heads_per_kv, int64_t Dh, int64_t max_seq, int lanes,
-                        float score_scale, const int32_t* __restrict__ cache,
-                        int64_t cache_stride) {
+                        float score_scale, const int32_t* __restrict__ cache, int64_t cache_stride,
+                        int64_t window, float cap2) {
   __shared__ float acc_shared[1024 * C];  // G * Dh <= (128 / L) * (8 * L * C)
   __shared__ float max_shared[kAttnThreads], sum_shared[kAttnThreads];
   const int64_t row = blockIdx.x / H, h = blockIdx.x % H;
   const int64_t kv_dim = H / heads_per_kv * Dh;
   const int groups = blockDim.x / lanes, g = threadIdx.x / lanes, lane = threadIdx.x % lanes;
-  const int64_t len = pos[row] < max_seq ? static_cast<int64_t>(pos[row]) + 1 : max_seq;
+  const int64_t end = pos[row] < max_seq ? static_cast<int64_t>(pos[row]) + 1 : max_seq;
+  // A sliding window reads only its last `window` keys.
+  const int64_t first = window > 0 && end > window ? end - window : 0, len = end - first;
   const int64_t cache_offset = cache_base(cache, cache_stride, row) +
-                               static_cast<int64_t>(slot[row]) * max_seq * kv_dim +
+                               (static_cast<int64_t>(slot[row]) * max_seq + first) * kv_dim +
                                h / heads_per_kv * Dh;
   const bf16* keys = k_cache + cache_offset;
   const bf16* values = v_cache + cache_offset;
@@ -183,6 +185,9 @@ __global__ void __launch_bounds__(kAttnThreads)
 #pragma unroll
       for (int j = 0; j < kKeysPerRound<C>; ++j)
         score[j] += __shfl_xor_sync(0xffffffffu, score[j], offset);
+    if (cap2 > 0.f)  // soft-cap in the log2 units of the scores: cap2 = softcap log2(e)
+#pragma unroll
+      for (int j = 0; j < kKeysPerRound<C>; ++j) score[j] = cap2 * tanhf(score[j] / cap2);
     if (t0 + g >= len) continue;  // no key for this group in this round (nor in later ones)
     float round_max = running_max;
 #pragma unroll
@@ -321,8 +326,10 @@ void kv_store(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache, const 
 
 void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const int32_t* slot,
                   const int32_t* pos, bf16* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
-                  int64_t max_seq, cudaStream_t stream, const int32_t* cache,
-                  int64_t cache_stride) {
+                  int64_t max_seq, cudaStream_t stream, const int32_t* cache, int64_t cache_stride,
+                  int64_t window, double softcap) {
+  RRT_CHECK(window >= 0 && softcap >= 0, "kv_attention", "window ", window, " and softcap ",
+            softcap, " must be >= 0 (0: off)");
   RRT_CHECK(n >= 0 && H >= 1 && Hkv >= 1 && max_seq >= 1 && cache_stride >= 0, "kv_attention",
             "bad shape n=", n, " H=", H, " Hkv=", Hkv, " max_seq=", max_seq,
             " cache_stride=", cache_stride);
@@ -339,12 +346,13 @@ void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const
                    aligned16(v_cache);
   constexpr double kLog2E = 1.4426950408889634;
   const float score_scale = static_cast<float>(kLog2E / std::sqrt(static_cast<double>(Dh)));
+  const float cap2 = static_cast<float>(softcap * kLog2E);
   const unsigned blocks = static_cast<unsigned>(n * H);
   const int64_t heads_per_kv = H / Hkv;
-#define RRT_KV_ATTENTION(C, VEC)                                                                  \
-  kv_attention_kernel<C, VEC>                                                                     \
-      <<<blocks, kAttnThreads, 0, stream>>>(q, k_cache, v_cache, slot, pos, out, H, heads_per_kv, \
-                                            Dh, max_seq, lanes, score_scale, cache, cache_stride)
+#define RRT_KV_ATTENTION(C, VEC)                                                             \
+  kv_attention_kernel<C, VEC><<<blocks, kAttnThreads, 0, stream>>>(                          \
+      q, k_cache, v_cache, slot, pos, out, H, heads_per_kv, Dh, max_seq, lanes, score_scale, \
+      cache, cache_stride, window, cap2)
   if (two_chunks && vec)
     RRT_KV_ATTENTION(2, true);
   else if (two_chunks)

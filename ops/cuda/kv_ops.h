@@ -58,10 +58,12 @@ void kv_store(const bf16* k, const bf16* v, bf16* k_cache, bf16* v_cache, const 
 // over keys across blocks: n * H blocks in all, each reading its slot's pos[i] + 1 key rows.
 // Throws rrt::Error for Dh outside 1..512, Hkv < 1, H % Hkv != 0, negative sizes (kv_store too,
 // and both for a negative cache_stride).
+// window > 0: row i reads only keys pos[i] - window + 1 .. pos[i] (sliding-window layers);
+// softcap > 0: scores become softcap tanh(s / softcap) (ops/attention.h's AttentionMask).
 void kv_attention(const bf16* q, const bf16* k_cache, const bf16* v_cache, const int32_t* slot,
                   const int32_t* pos, bf16* out, int64_t n, int64_t H, int64_t Hkv, int64_t Dh,
                   int64_t max_seq, cudaStream_t stream, const int32_t* cache = nullptr,
-                  int64_t cache_stride = 0);
+                  int64_t cache_stride = 0, int64_t window = 0, double softcap = 0);
 
 // Rows of D bf16 (i < n): gather dst[i] = src[index[i]]; scatter dst[index[i]] = src[i].
 // Scatter indices must be distinct; src and dst must not overlap.

@@ -39,12 +39,12 @@ namespace {
 // One thread per rotated pair (i, i + half) of one head: rows = N*T*H heads, half pairs each.
 // dir = +1 rotates by the angle, -1 by minus the angle (the inverse, for the gradient).
 __global__ void rope_kernel(bf16* x, const float* cos, const float* sin, int64_t heads, int64_t T,
-                            int64_t H, int64_t Dh, int64_t half, float dir) {
+                            int64_t H, int64_t Dh, int64_t half, float dir, const int32_t* pos) {
   const int64_t pairs = heads * half;
   for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < pairs;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t i = idx % half, head = idx / half;
-    const int64_t t = (head / H) % T;
+    const int64_t token = head / H, t = pos ? pos[token] : token % T;
     bf16* v = x + head * Dh;
     const float c = cos[t * half + i], s = dir * sin[t * half + i];
     const float a = __bfloat162float(v[i]), b = __bfloat162float(v[i + half]);
@@ -53,8 +53,10 @@ __global__ void rope_kernel(bf16* x, const float* cos, const float* sin, int64_t
   }
 }
 
+// pos values are the caller's to keep below max_positions (the model derives them from
+// document starts, which lie within the sequence).
 void rotate(bf16* x, const DeviceRopeTable& table, int64_t N, int64_t T, int64_t H, int64_t Dh,
-            float dir, cudaStream_t stream) {
+            float dir, cudaStream_t stream, const int32_t* pos) {
   RRT_CHECK(N >= 0 && T >= 0 && H >= 0 && Dh > 0, "rope", "bad shape N=", N, " T=", T, " H=", H,
             " Dh=", Dh);
   RRT_CHECK(T <= table.max_positions(), "rope", "sequence of ", T, " exceeds the table's ",
@@ -65,19 +67,19 @@ void rotate(bf16* x, const DeviceRopeTable& table, int64_t N, int64_t T, int64_t
   if (heads == 0 || half == 0) return;
   constexpr int kThreads = 256;
   rope_kernel<<<detail::grid_for(heads * half, kThreads), kThreads, 0, stream>>>(
-      x, table.cos(), table.sin(), heads, T, H, Dh, half, dir);
+      x, table.cos(), table.sin(), heads, T, H, Dh, half, dir, pos);
   RRT_CUDA_CHECK_LAUNCH();
 }
 }  // namespace
 
 void rope_forward(bf16* x, const DeviceRopeTable& table, int64_t N, int64_t T, int64_t H,
-                  int64_t Dh, cudaStream_t stream) {
-  rotate(x, table, N, T, H, Dh, +1.f, stream);
+                  int64_t Dh, cudaStream_t stream, const int32_t* pos) {
+  rotate(x, table, N, T, H, Dh, +1.f, stream, pos);
 }
 
 void rope_backward(bf16* dx, const DeviceRopeTable& table, int64_t N, int64_t T, int64_t H,
-                   int64_t Dh, cudaStream_t stream) {
-  rotate(dx, table, N, T, H, Dh, -1.f, stream);
+                   int64_t Dh, cudaStream_t stream, const int32_t* pos) {
+  rotate(dx, table, N, T, H, Dh, -1.f, stream, pos);
 }
 
 }  // namespace rrt::ops::cuda

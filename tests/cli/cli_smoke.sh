@@ -129,6 +129,12 @@ cmp -s "$work/hf_tok/tokenizer.model" "$work/full_hf/tokenizer.model" || fail "t
 grep -q "tokenizer: .*llama_untied.gguf" "$work/gguf/init.yaml" || fail "GGUF tokenizer not recorded"
 "$rrt" export "$work/gguf/init.h5" --out "$work/gguf_hf" | grep -q "tokenizer not copied" \
   || fail "export of a GGUF-converted model"
+# ... and exports back to GGUF (bf16) with its tokenizer keys, which convert reads again.
+"$rrt" export "$work/gguf/init.h5" --out "$work/back.gguf" --format gguf --dtype bf16 >/dev/null \
+  || fail "export --format gguf"
+"$rrt" convert --from "$work/back.gguf" --loops 1 --out "$work/back/init.h5" >/dev/null \
+  || fail "convert of rrt's own GGUF export"
+expect_error "exists" "$rrt" export "$work/gguf/init.h5" --out "$work/back.gguf" --format gguf
 
 # An rrt checkpoint of a plain model converts too; its data and training settings carry over,
 # its run directory does not; a looped checkpoint is refused.

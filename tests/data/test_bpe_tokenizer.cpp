@@ -1,6 +1,7 @@
 // Byte-level BPE: parity with transformers on SmolLM2's vocabulary (tests/fixtures/
-// smollm2_tokenizer.gguf and bpe_parity.json, from tools/make_bpe_fixtures.py), round trips of
-// any bytes, and the rules themselves on a hand-made vocabulary.
+// smollm2_tokenizer.gguf and bpe_parity.json, from tools/make_bpe_fixtures.py), with the
+// tokenizers library on Llama 3 and Qwen2 style vocabularies in GGUF, round trips of any bytes,
+// and the rules themselves on a hand-made vocabulary.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -315,15 +316,62 @@ TEST(BpeTokenizer, SmolLMPreTokenizerSplitsDigits) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Llama 3 and Qwen2 vocabularies in GGUF (llama.cpp's pre "llama-bpe" and "qwen2"): the
+// tokenizer.json fixtures of those styles written to GGUF (tools/make_gguf_fixtures.py) encode
+// every sample as the `tokenizers` library encoded it from the tokenizer.json: Llama 3's regex
+// with whole-token pieces kept (ignore_merges), Qwen2's with NFC first (one sample is not NFC),
+// special and added tokens cut out whole.
+
+class GgufStyleParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GgufStyleParity, EncodesAsTheTokenizersLibrary) {
+  const std::string style = GetParam();
+  const std::string dir = std::string(RRT_FIXTURE_DIR);
+  std::ifstream in(dir + "/tokenizer_json/expected.json");
+  const nlohmann::json fixture = nlohmann::json::parse(in);
+  const nlohmann::json& want = fixture["styles"][style];
+  ASSERT_FALSE(want.is_null()) << style;
+  const BpeTokenizer tokenizer(bpe_vocab_from_gguf(dir + "/gguf/tokenizer_" + style + ".gguf"));
+  EXPECT_EQ(tokenizer.vocab_size(), want["vocab_size"].get<int64_t>());
+  int samples = 0;
+  for (const auto& sample : want["samples"]) {
+    const std::string text = sample["text"];
+    EXPECT_EQ(tokenizer.encode(text), sample["ids"].get<std::vector<int32_t>>()) << text;
+    ++samples;
+  }
+  EXPECT_GE(samples, 10);
+}
+
+INSTANTIATE_TEST_SUITE_P(Styles, GgufStyleParity, ::testing::Values("llama3", "qwen2"));
+
+TEST(BpeTokenizer, Llama3StyleNeedsIgnoreMergesAndQwen2StyleNeedsNfc) {
+  // The two rules have teeth: read with a plain regex-only spec, some sample encodes otherwise.
+  const std::string dir = std::string(RRT_FIXTURE_DIR);
+  std::ifstream in(dir + "/tokenizer_json/expected.json");
+  const nlohmann::json styles = nlohmann::json::parse(in)["styles"];
+  for (const auto& [style, other_pre] :
+       {std::pair<std::string, std::string>{"llama3", "qwen2"}, {"qwen2", "llama-bpe"}}) {
+    SCOPED_TRACE(style);
+    BpeVocab vocab = bpe_vocab_from_gguf(dir + "/gguf/tokenizer_" + style + ".gguf");
+    vocab.pre = other_pre;
+    const BpeTokenizer tokenizer(vocab);
+    int differ = 0;
+    for (const auto& sample : styles[style]["samples"])
+      differ += tokenizer.encode(sample["text"].get<std::string>()) !=
+                sample["ids"].get<std::vector<int32_t>>();
+    EXPECT_GT(differ, 0);
+  }
+}
+
 // Errors
 
 TEST(BpeTokenizer, RejectsUnknownPreTokenizerListingSupportedOnes) {
   BpeVocab vocab = tiny_vocab({}, {});
-  vocab.pre = "llama-bpe";
+  vocab.pre = "deepseek-llm";
   vocab.source = "model.gguf";
   const std::string message = error_message([&] { BpeTokenizer{vocab}; });
   EXPECT_TRUE(contains(message, "[model.gguf]")) << message;
-  EXPECT_TRUE(contains(message, "unknown pre-tokenizer 'llama-bpe'")) << message;
+  EXPECT_TRUE(contains(message, "unknown pre-tokenizer 'deepseek-llm'")) << message;
   for (const auto& name : bpe_pre_tokenizers()) EXPECT_TRUE(contains(message, name)) << message;
   EXPECT_TRUE(contains(message, "smollm")) << message;
 }

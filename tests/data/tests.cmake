@@ -22,3 +22,13 @@ rrt_add_test(test_prepare_inputs
 # The same through the rrt binary: compressed inputs, exit codes, kill -9 and resume.
 add_test(NAME Data.PrepareCli
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/prepare_cli.sh $<TARGET_FILE:rrt_cli>)
+# The same under mpirun: ranks tokenise whole files and write the one-process shard set.
+if(RRT_MPI)
+  add_test(NAME Data.PrepareOnMpiRanks
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/prepare_mpi.sh $<TARGET_FILE:rrt_cli> ${MPIEXEC_EXECUTABLE})
+  set_tests_properties(Data.PrepareOnMpiRanks PROPERTIES LABELS mpi TIMEOUT 300
+    ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+endif()
+# Weighted mixtures of shard sets: proportions, resume, ranks, epoch caps (data/mixture.h); and a
+# pin of the single-path loader's batches.
+rrt_add_test(test_mixture ${CMAKE_CURRENT_LIST_DIR}/test_mixture.cpp)

@@ -1,6 +1,6 @@
 // checkpoint_diff A.h5 B.h5 TOLERANCE: compares the parameters of two checkpoints of one model
 // (relative L2 difference per tensor, the worst reported) and their training state (step, data
-// cursor, tokens seen: exactly). Exit 0 when everything is within TOLERANCE, 1 otherwise.
+// cursor or a mixture's per-source counts, tokens seen: exactly). Exit 0 when everything is within TOLERANCE, 1 otherwise.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -31,8 +31,17 @@ int main(int argc, char** argv) {
         rrt::parse_run_config(rrt::read_checkpoint_header(a_path).config_yaml, a_path);
     rrt::ParameterSet a(config.model, rrt::ParameterSet::Grads::without);
     rrt::ParameterSet b(config.model, rrt::ParameterSet::Grads::without);
-    const rrt::TrainState sa = load(a_path, a).state, sb = load(b_path, b).state;
+    const rrt::CheckpointContents ca = load(a_path, a), cb = load(b_path, b);
+    const rrt::TrainState sa = ca.state, sb = cb.state;
     bool ok = true;
+    if (ca.mixture_counts != cb.mixture_counts) {  // a mixture's cursor (data.sources)
+      std::printf("mixture cursor differs: %zu / %zu sources", ca.mixture_counts.size(),
+                  cb.mixture_counts.size());
+      for (size_t i = 0; i < ca.mixture_counts.size() && i < cb.mixture_counts.size(); ++i)
+        std::printf(", %ld/%ld", long(ca.mixture_counts[i]), long(cb.mixture_counts[i]));
+      std::printf("\n");
+      ok = false;
+    }
     if (sa.step != sb.step || sa.adam_step != sb.adam_step || sa.data_epoch != sb.data_epoch ||
         sa.data_index != sb.data_index || sa.tokens_seen != sb.tokens_seen) {
       std::printf("state differs: step %ld/%ld, cursor (%ld, %ld)/(%ld, %ld), tokens %ld/%ld\n",

@@ -34,8 +34,12 @@ if(RRT_MPI)
   add_test(NAME Distributed.SignalsStopEveryRank
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/mpi_signals.sh $<TARGET_FILE:rrt_cli> ${MPIEXEC_EXECUTABLE}
             $<TARGET_FILE:checkpoint_diff> ${CMAKE_SOURCE_DIR})
+  # A mixture (data.sources) on 2 and 3 ranks equals 1 rank, and resumes across world sizes.
+  add_test(NAME Distributed.MixtureEqualsOneRank
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/mpi_mixture.sh $<TARGET_FILE:rrt_cli> ${MPIEXEC_EXECUTABLE}
+            $<TARGET_FILE:checkpoint_diff> ${CMAKE_SOURCE_DIR})
   set_tests_properties(Distributed.MpiCommunicator.2ranks Distributed.MpiCommunicator.3ranks
-    Distributed.TrainEqualsOneRank Distributed.FailingRankEndsTheJob
+    Distributed.TrainEqualsOneRank Distributed.MixtureEqualsOneRank Distributed.FailingRankEndsTheJob
     Distributed.SignalsStopEveryRank
     PROPERTIES LABELS mpi ENVIRONMENT "${_rrt_mpi_env}" TIMEOUT 600)
 

@@ -27,6 +27,9 @@
 //   kFallbackGrad = 1e-2: one bf16 rounding of (start + update), the start of the update's size
 //                   (~3e-3 of the update).
 // Against cuDNN on shapes both serve, the cuDNN tolerances apply (its bf16 P dominates).
+// The table's masked cases (documents, windows, soft-caps) run with their mask on both sides:
+// windows through cuDNN's diagonal band where it serves the shape, documents and soft-caps
+// through the fallback (choose_attention_path), doc_start uploaded to the device.
 // The gradient itself is checked by finite differences in double on the CPU op
 // (tests/ops/test_attention.cpp), which both GPU paths are compared with.
 #include <gtest/gtest.h>
@@ -100,24 +103,26 @@ struct F32Buffer : DeviceBuffer<float> {
 
 // The CPU op in fp32 on host vectors.
 void cpu_forward(const AttentionShape& s, const std::vector<float>& q, const std::vector<float>& k,
-                 const std::vector<float>& v, std::vector<float>& out, std::vector<float>& lse) {
+                 const std::vector<float>& v, std::vector<float>& out, std::vector<float>& lse,
+                 const AttentionMask& mask = {}) {
   std::vector<float> ws(ops::attention_workspace_elems(s, kCpuThreads));
   out.assign(q_elems(s), 0.f);
   lse.assign(lse_elems(s), 0.f);
   ops::attention_forward<float>(q.data(), k.data(), v.data(), out.data(), lse.data(), s, ws.data(),
-                                kCpuThreads);
+                                kCpuThreads, mask);
 }
 // The update alone (the CPU backward adds into zeroed gradients here).
 void cpu_backward(const AttentionShape& s, const std::vector<float>& q, const std::vector<float>& k,
                   const std::vector<float>& v, const std::vector<float>& out,
                   const std::vector<float>& lse, const std::vector<float>& dout,
-                  std::vector<float>& dq, std::vector<float>& dk, std::vector<float>& dv) {
+                  std::vector<float>& dq, std::vector<float>& dk, std::vector<float>& dv,
+                  const AttentionMask& mask = {}) {
   std::vector<float> ws(ops::attention_workspace_elems(s, kCpuThreads));
   dq.assign(q_elems(s), 0.f);
   dk.assign(kv_elems(s), 0.f);
   dv.assign(kv_elems(s), 0.f);
   ops::attention_backward<float>(q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(),
-                                 dq.data(), dk.data(), dv.data(), s, ws.data(), kCpuThreads);
+                                 dq.data(), dk.data(), dv.data(), s, ws.data(), kCpuThreads, mask);
 }
 
 // A device buffer whose pointer sits `offset` elements past its allocation (offset 1: a bf16
@@ -149,10 +154,24 @@ struct Tolerances {
   double lse, out, grad;
 };
 
+// The mask of a table case: the CPU's over host doc_start, the GPU's over its device copy.
+struct CaseMask {
+  std::vector<int32_t> host_starts;
+  DeviceBuffer<int32_t> device_starts;
+  AttentionMask cpu, gpu;
+  explicit CaseMask(const cases::AttentionCase& c)
+      : host_starts(c.doc_starts()), device_starts(std::max<size_t>(host_starts.size(), 1)) {
+    if (!host_starts.empty()) upload(device_starts, host_starts);
+    cpu = c.mask(host_starts.data());
+    gpu = c.mask(device_starts.get());
+  }
+};
+
 // `ctx`'s forward and backward against the CPU op on random inputs of shape s, every pointer
 // `offset` elements past its allocation.
 void expect_matches_cpu(AttentionContext& ctx, const AttentionShape& s, uint32_t seed,
-                        size_t offset, const Tolerances& tol) {
+                        size_t offset, const Tolerances& tol, const AttentionMask& cpu_mask = {},
+                        const AttentionMask& gpu_mask = {}) {
   SCOPED_TRACE(describe(s) + " offset " + std::to_string(offset));
   // q, k of +-2: scaled scores of order 1, a softmax neither flat nor one-hot.
   const auto q = random_bf16_values(q_elems(s), seed, 2.f);
@@ -169,10 +188,10 @@ void expect_matches_cpu(AttentionContext& ctx, const AttentionShape& s, uint32_t
 
   // Forward.
   std::vector<float> out_cpu, lse_cpu;
-  cpu_forward(s, q, k, v, out_cpu, lse_cpu);
+  cpu_forward(s, q, k, v, out_cpu, lse_cpu, cpu_mask);
   poison(d_out.storage);
   poison(d_lse.storage);
-  attention_forward(ctx, d_q.get(), d_k.get(), d_v.get(), d_out.get(), d_lse.get(), s);
+  attention_forward(ctx, d_q.get(), d_k.get(), d_v.get(), d_out.get(), d_lse.get(), s, gpu_mask);
   const auto out_gpu = host_f32(d_out);
   const auto lse_gpu = d_lse.host();
   EXPECT_LE(relative_l2(lse_gpu, lse_cpu), tol.lse);
@@ -180,7 +199,7 @@ void expect_matches_cpu(AttentionContext& ctx, const AttentionShape& s, uint32_t
 
   // Backward from the GPU's out and lse, onto random starting gradients.
   std::vector<float> gq, gk, gv;
-  cpu_backward(s, q, k, v, out_gpu, lse_gpu, dout, gq, gk, gv);
+  cpu_backward(s, q, k, v, out_gpu, lse_gpu, dout, gq, gk, gv, cpu_mask);
   const auto dq0 = random_bf16_values(gq.size(), seed + 4, rms(gq));
   const auto dk0 = random_bf16_values(gk.size(), seed + 5, rms(gk));
   const auto dv0 = random_bf16_values(gv.size(), seed + 6, rms(gv));
@@ -189,7 +208,7 @@ void expect_matches_cpu(AttentionContext& ctx, const AttentionShape& s, uint32_t
   d_dk.set(to_bf16(dk0));
   d_dv.set(to_bf16(dv0));
   attention_backward(ctx, d_q.get(), d_k.get(), d_v.get(), d_out.get(), d_lse.get(), d_dout.get(),
-                     d_dq.get(), d_dk.get(), d_dv.get(), s);
+                     d_dq.get(), d_dk.get(), d_dv.get(), s, gpu_mask);
   // dq and dk are exactly 0 when every query sees one key (T = 1): the error of an update is
   // relative to the larger of its own norm and 1% of dv's (never zero), so rounding noise passes.
   const double floor = 1e-2 * rms(gv);
@@ -228,14 +247,16 @@ INSTANTIATE_TEST_SUITE_P(Table, AttentionGpuCudnn, ::testing::ValuesIn(cases::at
 TEST_P(AttentionGpuCudnn, ForwardAndBackwardMatchTheCpu) {
   RRT_REQUIRE_GPU();
   const AttentionShape& s = GetParam().shape;
+  const CaseMask mask(GetParam());
   const int cc = kStrictestComputeCapability;
   for (bool backward : {false, true})
-    if (choose_attention_path(s, backward, cc, true, false) != AttentionPath::kCudnn)
+    if (choose_attention_path(s, backward, cc, true, false, mask.gpu) != AttentionPath::kCudnn)
       GTEST_SKIP() << "cuDNN does not serve this shape on compute capability " << cc
                    << " (the fallback test runs it)";
   AttentionContext ctx;
   ctx.set_force_fallback(false);  // cuDNN, whatever RRT_ATTENTION_FALLBACK says
-  expect_matches_cpu(ctx, s, case_seed(GetParam().name), 0, {kLse, kOut, kGrad});
+  expect_matches_cpu(ctx, s, case_seed(GetParam().name), 0, {kLse, kOut, kGrad}, mask.cpu,
+                     mask.gpu);
   // One forward and one backward graph, and nothing through the fallback.
   EXPECT_EQ(ctx.cached_graphs(), 2u);
   EXPECT_EQ(ctx.fallback_calls(), 0);
@@ -251,8 +272,9 @@ TEST_P(AttentionGpuFallback, MatchesTheCpuOnAnyShape) {
   RRT_REQUIRE_GPU();
   AttentionContext ctx;
   ctx.set_force_fallback(true);
+  const CaseMask mask(GetParam());
   expect_matches_cpu(ctx, GetParam().shape, 100 + case_seed(GetParam().name), 0,
-                     {kFallbackLse, kFallbackOut, kFallbackGrad});
+                     {kFallbackLse, kFallbackOut, kFallbackGrad}, mask.cpu, mask.gpu);
   EXPECT_EQ(ctx.fallback_calls(), 2);
   EXPECT_EQ(ctx.cached_graphs(), 0u);  // cuDNN never asked
 }
@@ -376,6 +398,17 @@ TEST(AttentionGpu, DispatchRule) {
   EXPECT_EQ(path({2, 64, 8, 8, 128}, true, 80, true, false), kCudnn);
   EXPECT_EQ(path({2, 1, 8, 8, 64}, false, 90, true, false), kCudnn);
   EXPECT_EQ(path({2, 1, 8, 8, 64}, true, 90, true, false), kFallback);  // T = 1 backward
+  // Masks: a window is cuDNN's diagonal band; documents and soft-caps are the fallback's.
+  AttentionMask window, docs, cap;
+  window.window = 16;
+  const int32_t starts[1] = {0};
+  docs.doc_start = starts;
+  cap.softcap = 50;
+  const AttentionShape s{2, 64, 8, 2, 64};
+  EXPECT_EQ(choose_attention_path(s, true, 80, true, false, window), kCudnn);
+  EXPECT_EQ(choose_attention_path(s, false, 80, true, false, docs), kFallback);
+  EXPECT_EQ(choose_attention_path(s, true, 90, true, false, cap), kFallback);
+  EXPECT_EQ(choose_attention_path({2, 64, 8, 2, 36}, false, 90, true, false, window), kFallback);
 }
 
 // Runs without a GPU: the shape and pointer checks come before any CUDA or cuDNN call (the

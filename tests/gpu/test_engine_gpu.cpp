@@ -74,9 +74,7 @@ void compare_heads(Engines& e, const std::vector<int32_t>& loops,
 
 class EngineGpuFamilies : public ::testing::TestWithParam<testing::FamilyCase> {};
 
-TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
-  RRT_REQUIRE_GPU();
-  const ModelSpec spec = testing::tiny_spec(GetParam().family, GetParam().parallel, 3);
+void scripted_calls_match_the_cpu_engine(const ModelSpec& spec) {
   Engines e = make_engines(spec, 2, 8);
   const int32_t K = 3;
   both(e, [](Engine& x) { x.reserve_states(10); });
@@ -116,7 +114,8 @@ TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
   // The next tokens read the propagated and copied KV: slot 1's runs loop 1 while slot 0's has
   // already run loop 1 in an earlier call, so one call holds rows at two depths.
   const std::vector<int32_t> more = {7, 19}, ms = {0, 5};
-  std::vector<std::vector<double>> sims;  // the mixed call's saturation scores, CPU then GPU
+  std::vector<std::vector<double>> sims;   // the mixed call's saturation scores, CPU then GPU
+  std::vector<std::vector<float>> normed;  // and its normed states (the classifier's features)
   both(e, [&](Engine& x) {
     x.embed_states(more.data(), ms.data(), 2);
     const StageRow first = {0, 6, 0};
@@ -124,6 +123,7 @@ TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
     const StageRow mixed[2] = {{0, 6, 1}, {1, 4, 0}};
     x.run_stage_saturation(mixed, ms.data(), 2);
     sims.push_back({x.stage_similarity()[0], x.stage_similarity()[1]});
+    normed.emplace_back(x.stage_normed_states(), x.stage_normed_states() + 2 * x.d_model());
     const StageRow last[2] = {{0, 6, 2}, {1, 4, 1}};
     x.run_stage(last, ms.data(), 2);
     const StageRow deepest = {1, 4, 2};
@@ -133,6 +133,32 @@ TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
   // The saturation exit's score (cosine of the normed states around the stage) from bf16 states.
   for (size_t r = 0; r < 2; ++r)
     EXPECT_NEAR(sims[1][r], sims[0][r], 3e-2) << "saturation score of the mixed call, row " << r;
+  // The classifier exit's features: each row's state after the stage through the final norm.
+  double scale = 0, worst = 0;
+  for (size_t i = 0; i < normed[0].size(); ++i) {
+    scale = std::max(scale, std::abs(static_cast<double>(normed[0][i])));
+    worst = std::max(worst, std::abs(static_cast<double>(normed[1][i]) - normed[0][i]));
+  }
+  EXPECT_GT(scale, 0.0);
+  EXPECT_LE(worst, 3e-2 * scale) << "normed states of the mixed call";
+}
+
+TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
+  RRT_REQUIRE_GPU();
+  scripted_calls_match_the_cpu_engine(
+      testing::tiny_spec(GetParam().family, GetParam().parallel, 3));
+}
+
+// Gemma 2 / 3 attention in decode: a window of 2 on positions 0 and 2 of every 3 (so the mixed
+// call's rows at two depths take different windows: one decode attention per group) and
+// soft-capped scores, on the GPU's kv_attention against the CPU engine's.
+TEST_P(EngineGpuFamilies, ScriptedCallsWithWindowsAndSoftcapMatchTheCpuEngine) {
+  RRT_REQUIRE_GPU();
+  ModelSpec spec = testing::tiny_spec(GetParam().family, GetParam().parallel, 3);
+  spec.model.sliding_window = 2;
+  spec.model.sliding_layers = {true, false, true};
+  spec.model.attn_logit_softcapping = 2.0;
+  scripted_calls_match_the_cpu_engine(spec);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, EngineGpuFamilies, ::testing::ValuesIn(testing::kFamilies),

@@ -151,19 +151,23 @@ std::vector<float> attention_reference(const std::vector<float>& q, const std::v
                                        const std::vector<float>& vc,
                                        const std::vector<int32_t>& slot,
                                        const std::vector<int32_t>& pos, int64_t H, int64_t Hkv,
-                                       int64_t Dh, int64_t max_seq) {
+                                       int64_t Dh, int64_t max_seq, int64_t window = 0,
+                                       double softcap = 0) {
   const int64_t n = static_cast<int64_t>(slot.size()), kv_dim = Hkv * Dh;
   std::vector<float> out(static_cast<size_t>(n * H * Dh));
   for (int64_t i = 0; i < n; ++i)
     for (int64_t h = 0; h < H; ++h) {
-      const int64_t kvh = h / (H / Hkv), len = pos[i] + 1;
+      // Keys first..pos[i]: a window's last ones, else all (soft-capped scores with a cap).
+      const int64_t first = window > 0 ? std::max<int64_t>(0, pos[i] + 1 - window) : 0;
+      const int64_t kvh = h / (H / Hkv), len = pos[i] + 1 - first;
       const float* qh = q.data() + (i * H + h) * Dh;
       std::vector<double> score(static_cast<size_t>(len));
       for (int64_t t = 0; t < len; ++t) {
-        const float* key = kc.data() + (slot[i] * max_seq + t) * kv_dim + kvh * Dh;
+        const float* key = kc.data() + (slot[i] * max_seq + first + t) * kv_dim + kvh * Dh;
         double dot = 0;
         for (int64_t d = 0; d < Dh; ++d) dot += double(qh[d]) * key[d];
         score[t] = dot / std::sqrt(double(Dh));
+        if (softcap > 0) score[t] = softcap * std::tanh(score[t] / softcap);
       }
       const double mx = *std::max_element(score.begin(), score.end());
       double sum = 0;
@@ -171,7 +175,7 @@ std::vector<float> attention_reference(const std::vector<float>& q, const std::v
       for (int64_t d = 0; d < Dh; ++d) {
         double o = 0;
         for (int64_t t = 0; t < len; ++t)
-          o += score[t] * vc[(slot[i] * max_seq + t) * kv_dim + kvh * Dh + d];
+          o += score[t] * vc[(slot[i] * max_seq + first + t) * kv_dim + kvh * Dh + d];
         out[static_cast<size_t>((i * H + h) * Dh + d)] = static_cast<float>(o / sum);
       }
     }
@@ -185,7 +189,8 @@ std::vector<float> device_kv_attention(const std::vector<float>& q, const std::v
                                        const std::vector<int32_t>& slot,
                                        const std::vector<int32_t>& pos, int64_t H, int64_t Hkv,
                                        int64_t Dh, int64_t max_seq, size_t off = 0,
-                                       const std::vector<int32_t>& cache = {}, int64_t stride = 0) {
+                                       const std::vector<int32_t>& cache = {}, int64_t stride = 0,
+                                       int64_t window = 0, double softcap = 0) {
   const int64_t n = static_cast<int64_t>(slot.size());
   DeviceBuffer<bf16> d_q(q.size()), d_kc(kc.size()), d_vc(vc.size()), d_out(q.size());
   DeviceBuffer<int32_t> d_slot(slot.size()), d_pos(pos.size()), d_cache(cache.size());
@@ -198,8 +203,36 @@ std::vector<float> device_kv_attention(const std::vector<float>& q, const std::v
   if (!cache.empty()) upload(d_cache, cache);
   ops::cuda::kv_attention(d_q.get() + off, d_kc.get() + off, d_vc.get() + off, d_slot.get(),
                           d_pos.get(), d_out.get() + off, n, H, Hkv, Dh, max_seq, nullptr,
-                          cache.empty() ? nullptr : d_cache.get(), stride);
+                          cache.empty() ? nullptr : d_cache.get(), stride, window, softcap);
   return tail(download_f32(d_out), off);
+}
+
+// Sliding windows (Gemma 2/3 decode) and soft-capped scores: a row reads only its last `window`
+// keys, windows shorter and longer than a block's key round, one key, and a window beyond pos.
+TEST(GpuKvOps, KvAttentionWindowAndSoftcapMatchDoubleReference) {
+  RRT_REQUIRE_GPU();
+  const int64_t H = 4, Hkv = 2, slots = 3, max_seq = 300;
+  const std::vector<int32_t> slot = {0, 1, 2, 0, 1, 2}, pos = {0, 299, 17, 128, 1, 200};
+  const int64_t n = static_cast<int64_t>(slot.size());
+  struct Mask {
+    int64_t window;
+    double softcap;
+  };
+  for (int64_t Dh : {int64_t{64}, int64_t{100}})
+    for (const Mask m :
+         {Mask{1, 0}, Mask{5, 0}, Mask{130, 0}, Mask{1000, 0}, Mask{0, 0.7}, Mask{40, 1.5}}) {
+      SCOPED_TRACE("Dh=" + std::to_string(Dh) + " window=" + std::to_string(m.window) +
+                   " softcap=" + std::to_string(m.softcap));
+      const size_t q_count = static_cast<size_t>(n * H * Dh);
+      const size_t cache_count = static_cast<size_t>(slots * max_seq * Hkv * Dh);
+      const auto q = random_bf16(q_count, 12, 4.f), kc = random_bf16(cache_count, 13);
+      const auto vc = random_bf16(cache_count, 14);
+      const auto ref =
+          attention_reference(q, kc, vc, slot, pos, H, Hkv, Dh, max_seq, m.window, m.softcap);
+      const auto got = device_kv_attention(q, kc, vc, slot, pos, H, Hkv, Dh, max_seq, 0, {}, 0,
+                                           m.window, m.softcap);
+      EXPECT_LE(relative_l2(got, ref), kBf16Tol);
+    }
 }
 
 TEST(GpuKvOps, KvAttentionMatchesDoubleReference) {

@@ -4,7 +4,9 @@
 // odd sizes, Gemma (tied head, (1 + w) norms, embedding scale, GeGLU), NeoX (LayerNorm, biases,
 // parallel residual, 25% rotary, per-loop norms), sequence sharing, and activation
 // recomputation of some positions, and attention forced onto rrt's own kernels (the fallback of
-// ops/cuda/attention_fallback.h) for a relaxed Llama and a Gemma with head dimension 256.
+// ops/cuda/attention_fallback.h) for a relaxed Llama and a Gemma with head dimension 256, and
+// the attention masks (documents packed after EOS, sliding windows on some layers, soft-capped
+// logits: Gemma 2's attention), which take the fallback for documents and soft-caps.
 //
 // The weights are rounded to bf16 before either model sees them, so the comparison measures the
 // GPU's bf16 activations, not the storage rounding of the weights. Tolerances
@@ -60,6 +62,7 @@ struct ModelCase {
   // the model's attention context is made): the whole model on the path that shapes cuDNN cannot
   // serve take (Gemma 2B's head dimension 256 on an A100, say).
   bool fallback = false;
+  int32_t document_eos = -1;  // >= 0: document-aware batches, with EOS at a few positions
 };
 
 // Sets an environment variable for the scope.
@@ -148,6 +151,20 @@ std::vector<ModelCase> cases() {
     s.model.head_dim = 256;  // Gemma 2B's head size, MQA
     c.push_back({"gemma_dh256_fallback", s, 2, 20, "none", true});
   }
+  {
+    ModelSpec s = llama(89, 128, 2, 1, 160, 2, 2, 6);
+    apply_family_defaults(s.model, Family::gemma);
+    s.model.head_dim = 64;
+    s.model.sliding_window = 6;
+    s.model.sliding_layers = {true, false, true};
+    s.model.attn_logit_softcapping = 2.0;
+    c.push_back({"gemma_window_softcap_documents", s, 2, 30, "none", false, 3});
+  }
+  {
+    ModelSpec s = llama(97, 256, 4, 2, 176, 2, 2, 8);
+    s.model.sliding_window = 5;  // windows alone: cuDNN's diagonal band where it runs
+    c.push_back({"llama_window", s, 2, 33});
+  }
   return c;
 }
 
@@ -167,6 +184,13 @@ TEST_P(ModelGpu, LogitsLossAndEveryGradientMatchTheCpu) {
   gpu.upload(cpu.params());
   std::vector<int32_t> tokens, targets;
   random_tokens(N * T, V, 11, tokens, targets);
+  if (c.document_eos >= 0) {
+    for (int32_t& t : tokens)
+      if (t == c.document_eos) t = c.document_eos + 1;
+    for (int64_t at : {int64_t{4}, T / 2, T + 9}) tokens[at] = c.document_eos;
+    cpu.set_document_eos(c.document_eos);
+    gpu.set_document_eos(c.document_eos);
+  }
 
   std::vector<float> cpu_logits(N * T * V), gpu_logits(N * T * V);
   cpu.logits(tokens.data(), N, T, cpu_logits.data());

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# rrt generate and rrt serve-bench end to end on a tiny relaxed model trained for a few steps:
-# text and JSON output, prompts from a file and stdin, every exit rule and KV fill, the bench's
-# JSON keys, and the errors a user meets first. Usage: cli_smoke.sh RRT_BINARY SOURCE_DIR
+# rrt generate, rrt serve-bench and rrt exit-classifier end to end on a tiny relaxed model
+# trained for a few steps: text and JSON output, prompts from a file and stdin, every exit rule
+# and KV fill, the bench's JSON keys, and the errors a user meets first.
+# Usage: cli_smoke.sh RRT_BINARY SOURCE_DIR
 set -euo pipefail
 rrt="$1"
 src="$2"
@@ -72,6 +73,26 @@ python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$work/progress.json"
 printf '1 2 3\n40 41 42 43 44\n' >"$work/tokens.txt"
 "$rrt" serve-bench "$ckpt" --tokens "$work/tokens.txt" --requests 3 --output-len 3 --repeats 1 \
   --exits none --schedulers depth | grep -q "prompts from" || fail "serve-bench --tokens"
+
+# The learned exit classifier: trained from the run's held-out tokens, then served by
+# --exit classifier (generate, serve-bench); a rule without its file is an error.
+"$rrt" exit-classifier train "$ckpt" --out "$work/cls.safetensors" --tokens 256 --seq-len 16 \
+  --epochs 3 --hidden 4 >"$work/cls.md" 2>"$work/cls.err" || fail "exit-classifier train: $(cat "$work/cls.err")"
+grep -q "| loop | train | held out |" "$work/cls.md" || fail "exit-classifier train printed no report"
+[[ -s "$work/cls.safetensors" ]] || fail "exit-classifier train wrote no file"
+"$rrt" exit-classifier show "$work/cls.safetensors" --checkpoint "$ckpt" | grep -q "^matches " \
+  || fail "exit-classifier show --checkpoint"
+"$rrt" generate "$ckpt" --prompts "$work/prompts.txt" --exit classifier --threshold 0.5 \
+  --exit-classifier "$work/cls.safetensors" --max-new-tokens 6 --json 2>/dev/null >"$work/cls.json" \
+  || fail "generate --exit classifier"
+[[ $(grep -c '"exit_loops"' "$work/cls.json") -eq 2 ]] || fail "generate --exit classifier: two lines expected"
+"$rrt" serve-bench "$ckpt" --requests 4 --prompt-len 3-5 --output-len 4 --repeats 1 \
+  --exits none,classifier:0.5 --exit-classifier "$work/cls.safetensors" --schedulers depth \
+  >"$work/cls_bench.md" || fail "serve-bench classifier:0.5"
+grep -q "| classifier 0.5 | depth |" "$work/cls_bench.md" || fail "bench lacks classifier 0.5"
+expect_error "--exit-classifier FILE" "$rrt" generate "$ckpt" --prompt "x" --exit classifier
+expect_error "--exit-classifier FILE" "$rrt" serve-bench "$ckpt" --exits classifier:0.5 --requests 2 \
+  --repeats 1
 
 expect_error "no prompt" bash -c "\"$rrt\" generate \"$ckpt\" </dev/null"
 expect_error "max_seq_len" "$rrt" generate "$ckpt" --prompt "x" --max-new-tokens 100000

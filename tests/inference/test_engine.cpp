@@ -1,8 +1,8 @@
 // The KV-cached engine against the full-sequence forward: prefill then decode, with rows of
 // several sequences and several stages in the same engine calls, reproduce every exit's logits
 // of RecursiveModel::forward_loop_ends / exit_logits (1e-5 of their magnitude), for every
-// family; KV propagation writes exactly the skipped positions, with a direct computation's
-// values; copy_kv copies the last computed loop.
+// family, also with sliding windows and soft-capped scores; KV propagation writes exactly the
+// skipped positions, with a direct computation's values; copy_kv copies the last computed loop.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -30,9 +30,7 @@ class EngineFamilies : public ::testing::TestWithParam<testing::FamilyCase> {};
 // Two sequences (lengths 9 and 13, prompts 4 and 6) share the engine calls; sequence 1 runs one
 // stage behind sequence 0, so most calls mix stages (and so LoRA positions). After each stage
 // the exit logits of every row are compared with the reference's.
-TEST_P(EngineFamilies, PrefillAndDecodeMatchTheFullSequenceForwardAtEveryExit) {
-  const testing::FamilyCase fc = GetParam();
-  const ModelSpec spec = testing::tiny_spec(fc.family, fc.parallel);
+void prefill_and_decode_match_the_full_forward(const ModelSpec& spec) {
   testing::TinyModel tm = testing::make_tiny(spec, 2, 8);
   CpuEngine& e = *tm.engine;
   const int64_t V = spec.model.vocab, D = spec.model.d_model, K = spec.recursion.loops;
@@ -100,8 +98,26 @@ TEST_P(EngineFamilies, PrefillAndDecodeMatchTheFullSequenceForwardAtEveryExit) {
       }
     }
   }
-  RecordProperty("worst_relative_error", std::to_string(worst));
+  ::testing::Test::RecordProperty("worst_relative_error", std::to_string(worst));
   EXPECT_GT(calls, 0);
+}
+
+TEST_P(EngineFamilies, PrefillAndDecodeMatchTheFullSequenceForwardAtEveryExit) {
+  const testing::FamilyCase fc = GetParam();
+  prefill_and_decode_match_the_full_forward(testing::tiny_spec(fc.family, fc.parallel));
+}
+
+// Sliding windows and soft-capping (Gemma 2/3): decode reads only a window's last keys of the
+// cache and caps its scores as the full forward does. The window pattern (3 entries over B = 2,
+// K = 3) gives a block layer different windows in different loops, so calls that mix stages run
+// one decode attention per group. Sequences of 9 and 13 tokens with a window of 3 cut most rows.
+TEST_P(EngineFamilies, SlidingWindowAndSoftcapMatchTheFullForward) {
+  const testing::FamilyCase fc = GetParam();
+  ModelSpec spec = testing::tiny_spec(fc.family, fc.parallel);
+  spec.model.sliding_window = 3;
+  spec.model.sliding_layers = {true, false, true};
+  spec.model.attn_logit_softcapping = 0.2;
+  prefill_and_decode_match_the_full_forward(spec);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, EngineFamilies, ::testing::ValuesIn(testing::kFamilies),
@@ -285,7 +301,8 @@ TEST(Engine, CopyKvCopiesTheLastComputedLoop) {
 
 // run_stage_saturation runs the same stage as run_stage (the states give the same logits) and
 // scores each row with the cosine similarity of its state before and after, through the final
-// RMSNorm: cos(a * w, b * w), the norm's per-row scale cancelling.
+// RMSNorm: cos(a * w, b * w), the norm's per-row scale cancelling; and it hands out each row's
+// normed state after the stage (the classifier exit's features).
 TEST(Engine, SaturationScoreIsTheCosineOfTheNormedStatesAroundTheStage) {
   const ModelSpec spec = testing::tiny_spec(Family::llama, false, 3);
   ASSERT_FALSE(spec.model.norm_unit_offset);
@@ -315,6 +332,13 @@ TEST(Engine, SaturationScoreIsTheCosineOfTheNormedStatesAroundTheStage) {
       }
       EXPECT_NEAR(e.stage_similarity()[i], ab / std::sqrt(aa * bb), 1e-5)
           << "stage " << stage << " row " << i;
+      // The classifier exit's features: the state after the stage through the final norm.
+      double ms = 0;
+      for (int64_t d = 0; d < D; ++d) ms += double(after[i * D + d]) * after[i * D + d];
+      const double rstd = 1 / std::sqrt(ms / D + spec.model.norm_eps);
+      for (int64_t d = 0; d < D; ++d)
+        EXPECT_NEAR(e.stage_normed_states()[i * D + d], after[i * D + d] * rstd * w[d], 1e-5)
+            << "stage " << stage << " row " << i << " dim " << d;
     }
     const std::vector<int32_t> loops(static_cast<size_t>(n), stage + 1);
     e.exit_heads(loops.data(), states.data(), n, true);

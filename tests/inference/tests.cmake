@@ -3,6 +3,7 @@ rrt_add_test(test_inference
   ${CMAKE_CURRENT_LIST_DIR}/test_generate.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_serve_bench.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_scheduler.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_exit_classifier.cpp
 )
 # rrt generate and rrt serve-bench end to end (shell script).
 add_test(NAME Inference.CliSmoke

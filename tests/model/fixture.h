@@ -2,9 +2,8 @@
 #pragma once
 
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "core/safetensors.h"
 #include "model/recursive_model.h"
@@ -18,6 +17,7 @@ struct Fixture {
   ModelSpec spec;
   ops::AdamWHyper adamw;
   int64_t N = 0, T = 0, steps = 0;
+  int32_t document_eos = -1;  // the masks fixture's documents (RecursiveModel::set_document_eos)
 };
 
 inline Fixture load_fixture(const std::string& name) {
@@ -44,6 +44,12 @@ inline Fixture load_fixture(const std::string& name) {
   f.N = c.at("batch");
   f.T = c.at("seq_len");
   f.steps = c.at("steps");
+  // Attention masks (masks.safetensors): absent from the other fixtures.
+  m.sliding_window = c.value("sliding_window", 0);
+  for (const auto& t : c.value("layer_types", nlohmann::json::array()))
+    m.sliding_layers.push_back(t.get<std::string>() == "sliding_attention");
+  m.attn_logit_softcapping = c.value("attn_logit_softcapping", 0.0);
+  f.document_eos = c.value("document_eos", -1);
   const auto& a = c.at("adamw");
   f.adamw = {a.at("lr"), a.at("beta1"), a.at("beta2"), a.at("eps"), a.at("weight_decay")};
   return f;

@@ -142,7 +142,18 @@ double compare_gradients(const ParameterSet& want, const ParameterSet& got, cons
 struct FamilyCase {
   std::string name;
   ModelSpec spec;
+  int32_t document_eos = -1;  // >= 0: document-aware batches, EOS at a few positions
 };
+
+// Gemma 2's attention: sliding windows on alternate positions, soft-capped logits, and packed
+// documents (issues 24, 25).
+ModelSpec gemma_masked() {
+  ModelSpec s = presets::tiny_relaxed(Family::gemma);
+  s.model.sliding_window = 4;
+  s.model.sliding_layers = {true, false};
+  s.model.attn_logit_softcapping = 1.0;
+  return s;
+}
 void PrintTo(const FamilyCase& c, std::ostream* os) { *os << c.name; }
 
 class CoreBf16 : public ::testing::TestWithParam<FamilyCase> {};
@@ -154,7 +165,8 @@ INSTANTIATE_TEST_SUITE_P(
                       FamilyCase{"qwen2", presets::tiny_relaxed(Family::qwen2)},
                       FamilyCase{"qwen3", presets::tiny_relaxed(Family::qwen3)},
                       FamilyCase{"gemma3", presets::tiny_relaxed(Family::gemma3)},
-                      FamilyCase{"gemma2", presets::tiny_relaxed(Family::gemma2)}),
+                      FamilyCase{"gemma2", presets::tiny_relaxed(Family::gemma2)},
+                      FamilyCase{"gemma_window_softcap_documents", gemma_masked(), 2}),
     [](const auto& info) { return info.param.name; });
 
 TEST_P(CoreBf16, LogitsLossAndGradientsMatchFp32) {
@@ -166,6 +178,13 @@ TEST_P(CoreBf16, LogitsLossAndGradientsMatchFp32) {
   Bf16Model bf(spec, cpu.params(), {.max_batch = N, .max_seq = T, .head_chunk = 8}, TrainingLoss{});
   std::vector<int32_t> tokens, targets;
   random_batch(N * T, V, 4, tokens, targets);
+  if (const int32_t eos = GetParam().document_eos; eos >= 0) {
+    for (int32_t& t : tokens)
+      if (t == eos) t = eos + 1;
+    for (int64_t at : {int64_t{3}, int64_t{8}, T + 5}) tokens[at] = eos;
+    cpu.set_document_eos(eos);
+    bf.core->set_document_eos(eos);
+  }
 
   std::vector<float> want(N * T * V), got(want.size());
   cpu.logits(tokens.data(), N, T, want.data());
@@ -253,7 +272,8 @@ TEST_P(ExitsBf16, ExitsSelfDistillationAndTeacherMatchFp32) {
 }
 
 // The engine on the bf16 backend: prefill of a prompt through every stage, then the exit logits
-// of each loop, against the fp32 engine's; Llama, and Qwen2 (per-loop q/k/v biases) and Qwen3
+// of each loop (and before the last, the saturation score and the normed states the classifier
+// exit reads), against the fp32 engine's; Llama, and Qwen2 (per-loop q/k/v biases) and Qwen3
 // (q/k head norms, llama3 RoPE scaling) and Gemma 3 (sandwich norms, the query scale, local
 // and global RoPE per group of rows) for the rows their layers add.
 TEST(EngineBf16, PrefillExitLogitsMatchFp32Engine) {
@@ -286,8 +306,22 @@ TEST(EngineBf16, PrefillExitLogitsMatchFp32Engine) {
         rows[i] = {.slot = 1, .pos = static_cast<int32_t>(i), .stage = static_cast<int32_t>(s)};
         loops[i] = static_cast<int32_t>(s + 1);
       }
-      fp32.run_stage(rows.data(), states.data(), n);
-      bf->run_stage(rows.data(), states.data(), n);
+      if (s + 1 < K) {
+        // The saturation and classifier exits' scores and features from bf16 states.
+        fp32.run_stage_saturation(rows.data(), states.data(), n);
+        bf->run_stage_saturation(rows.data(), states.data(), n);
+        const int64_t D = spec.model.d_model;
+        const std::vector<float> want(fp32.stage_normed_states(),
+                                      fp32.stage_normed_states() + n * D);
+        const std::vector<float> got(bf->stage_normed_states(), bf->stage_normed_states() + n * D);
+        EXPECT_LT(relative_l2(got, want), kLogits) << "normed states, loop " << s + 1;
+        for (int64_t i = 0; i < n; ++i)
+          EXPECT_NEAR(bf->stage_similarity()[i], fp32.stage_similarity()[i], 3e-2)
+              << "loop " << s + 1 << " row " << i;
+      } else {
+        fp32.run_stage(rows.data(), states.data(), n);
+        bf->run_stage(rows.data(), states.data(), n);
+      }
       fp32.exit_heads(loops.data(), states.data(), n, true);
       bf->exit_heads(loops.data(), states.data(), n, true);
       const std::vector<float> want(fp32.head_logits(), fp32.head_logits() + n * V);

@@ -133,7 +133,7 @@ struct Refusal {
 const Refusal kRefusals[] = {
     {"unknown_architecture",
      [](auto& b) { std::memcpy(b.data() + value_of(b, "general.architecture") + 8, "gemma", 5); },
-     "architecture 'gemma' is not supported; supported: llama"},
+     "architecture 'gemma' is not supported; supported: llama, qwen2"},
     {"missing_tensor", [](auto& b) { rename(b, "output_norm.weight", "output_norm.weigh_"); },
      "has no tensor 'output_norm.weight' (rrt 'final_norm.weight')"},
     {"extra_tensor", [](auto& b) { rename(b, "output.weight", "outpux.weight"); },

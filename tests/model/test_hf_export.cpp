@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
@@ -663,6 +664,36 @@ TEST(RelaxedExport, WritesTransformersCheck) {
     const Converted r = relaxed_family_model(c);
     write_check(r.spec, *r.params, (fs::path(env) / case_name(c)).string());
   }
+}
+
+TEST(HfExport, Bf16WeightsAndTheTokenizersIds) {
+  const HfModel src = load_hf_model(fixture("hf_qwen2_tied"));
+  TempDir dir("bf16");
+  export_hf(src.spec, *src.params, dir.str(),
+            HfExportOptions{.dtype = DType::bf16, .bos_id = -1, .eos_id = 5});
+  const SafetensorsFile f(dir.str("model.safetensors"));
+  for (const auto& [t, info] : f.tensors()) EXPECT_EQ(info.dtype, "BF16") << t;
+  const auto cfg = nlohmann::json::parse(std::ifstream(dir.str("config.json")));
+  EXPECT_EQ(cfg.at("dtype"), "bfloat16");
+  EXPECT_EQ(cfg.at("eos_token_id"), 5);
+  EXPECT_FALSE(cfg.contains("bos_token_id"));
+  const auto gen = nlohmann::json::parse(std::ifstream(dir.str("generation_config.json")));
+  EXPECT_EQ(gen.at("eos_token_id"), 5);
+  // Every weight rounded once to nearest even.
+  const HfModel back = load_hf_model(dir.str());
+  for (int i = 0; i < src.params->registry().size(); ++i) {
+    const std::string& name = src.params->registry()[i].name;
+    const float* x = src.params->value(i);
+    const float* y = back.params->value(back.params->registry().index(name));
+    for (int64_t k = 0; k < src.params->numel(i); ++k)
+      ASSERT_EQ(y[k], bf16::from_float(x[k]).to_float()) << name << "[" << k << "]";
+  }
+  // Exported again without a tokenizer: no stale generation_config.json is left.
+  export_hf(src.spec, *src.params, dir.str(), /*overwrite=*/true);
+  EXPECT_FALSE(fs::exists(dir.str("generation_config.json")));
+  const auto cfg32 = nlohmann::json::parse(std::ifstream(dir.str("config.json")));
+  EXPECT_EQ(cfg32.at("dtype"), "float32");
+  EXPECT_FALSE(cfg32.contains("eos_token_id"));
 }
 
 TEST(HfExport, RefusesBadOutputDirectories) {

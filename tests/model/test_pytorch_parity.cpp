@@ -1,14 +1,14 @@
 // The model against an independent PyTorch implementation (tools/make_fixtures.py): logits,
-// loss, every parameter gradient, and the losses of 10 AdamW steps.
+// loss, every parameter gradient, and the losses of 10 AdamW steps; masks.safetensors with
+// packed documents, a sliding window on some layers and soft-capped attention logits.
 #include <gtest/gtest.h>
-
-#include "tests/model/compare.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "model/optimizer.h"
+#include "tests/model/compare.h"
 #include "tests/model/fixture.h"
 
 namespace rrt {
@@ -22,6 +22,7 @@ TEST_P(PyTorchParity, LogitsLossAndEveryGradient) {
   testing::Fixture fx = testing::load_fixture(GetParam());
   RecursiveModel model(fx.spec, {.max_batch = fx.N, .max_seq = fx.T, .head_chunk = 5});
   model.params().load(*fx.file);
+  model.set_document_eos(fx.document_eos);
   const auto inputs = fx.file->read_i32("inputs");
   const auto targets = fx.file->read_i32("targets");
 
@@ -55,6 +56,7 @@ TEST_P(PyTorchParity, TenAdamWStepLosses) {
   testing::Fixture fx = testing::load_fixture(GetParam());
   RecursiveModel model(fx.spec, {.max_batch = fx.N, .max_seq = fx.T});
   model.params().load(*fx.file);
+  model.set_document_eos(fx.document_eos);
   ASSERT_EQ(fx.config["adamw"]["decay_rule"], "ndim>=2");
   for (const auto& p : model.params().registry().params())
     ASSERT_EQ(p.decay, p.shape.ndim >= 2) << p.name;
@@ -73,7 +75,7 @@ TEST_P(PyTorchParity, TenAdamWStepLosses) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, PyTorchParity,
                          ::testing::Values("relaxed_cycle.safetensors", "plain_k1.safetensors",
-                                           "recursive_sequence.safetensors"),
+                                           "recursive_sequence.safetensors", "masks.safetensors"),
                          [](const auto& info) {
                            std::string s = info.param;
                            return s.substr(0, s.find('.'));

@@ -1,6 +1,7 @@
 rrt_add_test(test_model
   ${CMAKE_CURRENT_LIST_DIR}/test_pytorch_parity.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_model_structure.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_document_mask.cpp
 )
 # Its own binary: it replaces malloc and operator new for the whole process.
 rrt_add_test(test_no_allocation
@@ -15,8 +16,11 @@ rrt_add_test(test_convert_progress ${CMAKE_CURRENT_LIST_DIR}/test_convert_progre
 rrt_add_test(test_hf_import ${CMAKE_CURRENT_LIST_DIR}/test_hf_import.cpp)
 rrt_add_test(test_hf_gemma3 ${CMAKE_CURRENT_LIST_DIR}/test_hf_gemma3.cpp)
 rrt_add_test(test_hf_export ${CMAKE_CURRENT_LIST_DIR}/test_hf_export.cpp)
-rrt_add_test(test_gguf_import ${CMAKE_CURRENT_LIST_DIR}/test_gguf_import.cpp)
+rrt_add_test(test_gguf_import ${CMAKE_CURRENT_LIST_DIR}/test_gguf_import.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_gguf_import_families.cpp)
 rrt_add_test(test_family ${CMAKE_CURRENT_LIST_DIR}/test_family.cpp)
 rrt_add_test(test_presets ${CMAKE_CURRENT_LIST_DIR}/test_presets.cpp)
 rrt_add_test(test_core_bf16 ${CMAKE_CURRENT_LIST_DIR}/test_core_bf16.cpp)
 rrt_add_test(test_real_shapes ${CMAKE_CURRENT_LIST_DIR}/test_real_shapes.cpp)
+# GGUF export, read back by GGUF import.
+rrt_add_test(test_gguf_export ${CMAKE_CURRENT_LIST_DIR}/test_gguf_export.cpp)

@@ -303,6 +303,39 @@ struct AttentionCase {
   std::string name;
   AttentionShape shape;  // {N, T, H, Hkv, Dh}
   int64_t fd_samples = 300;
+  // The mask (ops::AttentionMask): a sliding window, a soft-cap, and documents whose lengths
+  // are doc_lengths cycled over each sequence (sequence n starts n entries into the cycle, so
+  // sequences differ); empty: one document.
+  int64_t window = 0;
+  double softcap = 0;
+  std::vector<int32_t> doc_lengths = {};
+
+  // doc_start [N, T] of the documents (empty without doc_lengths).
+  std::vector<int32_t> doc_starts() const {
+    std::vector<int32_t> starts;
+    if (doc_lengths.empty()) return starts;
+    for (int64_t n = 0; n < shape.N; ++n) {
+      size_t next = static_cast<size_t>(n) % doc_lengths.size();
+      int64_t start = 0, end = doc_lengths[next];
+      for (int64_t t = 0; t < shape.T; ++t) {
+        if (t == end) {
+          start = end;
+          next = (next + 1) % doc_lengths.size();
+          end += doc_lengths[next];
+        }
+        starts.push_back(static_cast<int32_t>(start));
+      }
+    }
+    return starts;
+  }
+  // The op's mask over `doc_start` (the backend's copy of doc_starts(); null without documents).
+  ops::AttentionMask mask(const int32_t* doc_start) const {
+    ops::AttentionMask m;
+    m.doc_start = doc_lengths.empty() ? nullptr : doc_start;
+    m.window = window;
+    m.softcap = softcap;
+    return m;
+  }
 };
 // MHA, GQA, MQA; T = 1, odd T, T across the 64-row query block and past 128-row tiles; Dh from 1
 // to 512. The CUDA tests run every case through rrt's own kernels (forced) and, where cuDNN
@@ -328,6 +361,18 @@ inline std::vector<AttentionCase> attention_cases() {
       {"dh1", {1, 9, 2, 1, 1}},
       {"dh512", {1, 5, 2, 2, 512}, 50},
       {"dh72", {3, 33, 2, 2, 72}, 50},
+      // Masks (issues 24, 25): documents packed in a sequence, sliding windows, soft-capping and
+      // all three; windows and documents that cut a 64-row query block's keys from the left.
+      {"docs_gqa", {2, 37, 6, 2, 8}, 300, 0, 0, {5, 11, 3, 20}},
+      {"docs_across_blocks", {1, 150, 4, 2, 16}, 60, 0, 0, {70, 1, 40, 90}},
+      {"window_mqa", {2, 33, 4, 1, 8}, 300, 5},
+      {"window_of_one", {1, 9, 2, 1, 4}, 300, 1},
+      {"window_across_blocks", {1, 200, 2, 1, 16}, 60, 70},
+      {"window_gqa_dh64", {2, 130, 4, 2, 64}, 15, 48},
+      {"softcap_mha", {2, 19, 3, 3, 8}, 300, 0, 1.5},
+      {"softcap_dh128", {1, 37, 4, 1, 128}, 30, 0, 5.0},
+      {"docs_window_softcap", {2, 70, 4, 2, 12}, 100, 9, 2.0, {13, 30, 2, 50}},
+      {"docs_window_dh128", {1, 129, 4, 2, 128}, 15, 32, 0, {64, 65}},
   };
 }
 namespace attention_tol {

@@ -61,6 +61,37 @@ TEST_P(Rope, ForwardMatchesRotateHalfFormula) {
   }
 }
 
+// Per-token positions (document-aware batches restart them): token t rotates exactly as the
+// plain op rotates position pos[t], backward inverts forward, and pos = t is the plain op.
+TEST(RopeEdge, PerTokenPositionsRotateEachTokenByItsOwn) {
+  const int64_t N = 2, T = 7, H = 3, Dh = 8;
+  const RopeTable table(16, 6, 10000.0);
+  const std::vector<int32_t> pos = {0, 1, 2, 0, 1, 0, 1, 3, 4, 5, 6, 9, 10, 11};
+  const auto x = random_vector(N * T * H * Dh, 21);
+  auto got = x;
+  rope_forward<double>(got.data(), table, N, T, H, Dh, pos.data());
+  for (int64_t i = 0; i < N * T; ++i) {
+    // Token i alone in a sequence of pos[i] + 1 tokens, at its last position.
+    const int64_t len = pos[i] + 1;
+    std::vector<double> seq(static_cast<size_t>(len * H * Dh), 0.0);
+    std::copy_n(x.begin() + i * H * Dh, H * Dh, seq.begin() + pos[i] * H * Dh);
+    rope_forward<double>(seq.data(), table, 1, len, H, Dh);
+    const std::vector<double> want(seq.begin() + pos[i] * H * Dh, seq.end());
+    const std::vector<double> row(got.begin() + i * H * Dh, got.begin() + (i + 1) * H * Dh);
+    expect_near_all("token " + std::to_string(i), row, want, 0, 0);
+  }
+  rope_backward<double>(got.data(), table, N, T, H, Dh, pos.data());
+  expect_near_all("backward of forward", got, x, 1e-14, 1e-14);
+  std::vector<int32_t> identity(N * T);
+  for (int64_t i = 0; i < N * T; ++i) identity[i] = static_cast<int32_t>(i % T);
+  auto plain = x, with_pos = x;
+  rope_forward<double>(plain.data(), table, N, T, H, Dh);
+  rope_forward<double>(with_pos.data(), table, N, T, H, Dh, identity.data());
+  EXPECT_EQ(with_pos, plain);
+  const std::vector<int32_t> outside = {0, 1, 2, 3, 4, 5, 16, 0, 1, 2, 3, 4, 5, 6};
+  EXPECT_THROW(rope_forward<double>(with_pos.data(), table, N, T, H, Dh, outside.data()), Error);
+}
+
 TEST(RopeEdge, PartialRotaryLeavesTailUntouched) {
   const RopeCase c{"partial", 2, 7, 3, 16, 4};
   const RopeTable table(c.T, c.rot_dim, 10000.0);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # rrt serve as a process on a tiny model trained for a few steps: it prints its port, answers a
-# completion with rrt generate's tokens (Python's urllib as the client; curl as documented in
-# docs/inference.md where curl is installed), streams, refuses bad input with a JSON error, and
-# exits 0 on SIGTERM. Usage: cli_smoke.sh RRT_BINARY SOURCE_DIR
+# completion with rrt generate's tokens (also with the exit classifier; Python's urllib as the
+# client; curl as documented in docs/inference.md where curl is installed), streams, refuses bad
+# input with a JSON error, and exits 0 on SIGTERM. Usage: cli_smoke.sh RRT_BINARY SOURCE_DIR
 set -euo pipefail
 rrt="$1"
 src="$2"
@@ -23,8 +23,12 @@ for j in $(seq 1 80); do echo "Line $j: the block loops over itself, and exits w
   train.steps=4 train.micro_batch=2 train.seq_len=32 train.eval_every=4 train.eval_batches=1 \
   checkpoint.every=4 optim.warmup_steps=1 >/dev/null || fail train
 ckpt="$work/run/step_00000004.h5"
+# Its exit classifier, for "exit": "classifier" (rrt serve --exit-classifier).
+"$rrt" exit-classifier train "$ckpt" --out "$work/cls.safetensors" --tokens 256 --seq-len 16 \
+  --epochs 2 --hidden 4 >/dev/null 2>&1 || fail "exit-classifier train"
 
-"$rrt" serve "$ckpt" --port 0 --max-batch 2 --scheduler depth --model-name tiny 2>"$work/serve.err" &
+"$rrt" serve "$ckpt" --port 0 --max-batch 2 --scheduler depth --model-name tiny \
+  --exit-classifier "$work/cls.safetensors" 2>"$work/serve.err" &
 pid=$!
 port=""
 for _ in $(seq 1 600); do
@@ -38,9 +42,12 @@ url="http://127.0.0.1:$port"
 
 "$rrt" generate "$ckpt" --prompt "Line 3:" --max-new-tokens 8 --json 2>/dev/null >"$work/gen.json" \
   || fail generate
-python3 - "$url" "$work/gen.json" <<'PY' || fail "completions differ from rrt generate"
+"$rrt" generate "$ckpt" --prompt "Line 3:" --max-new-tokens 8 --json --exit classifier \
+  --threshold 0.5 --exit-classifier "$work/cls.safetensors" 2>/dev/null >"$work/gen_cls.json" \
+  || fail "generate --exit classifier"
+python3 - "$url" "$work/gen.json" "$work/gen_cls.json" <<'PY' || fail "completions differ from rrt generate"
 import json, sys, urllib.request, urllib.error
-url, gen = sys.argv[1], json.load(open(sys.argv[2]))
+url, gen, gen_cls = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
 def post(body):
     req = urllib.request.Request(url + "/v1/completions", json.dumps(body).encode(),
                                  {"Content-Type": "application/json"})
@@ -59,6 +66,12 @@ assert status == 200, status
 events = [e[len("data: "):] for e in text.split("\n\n") if e]
 assert events[-1] == "[DONE]", events[-1]
 assert "".join(json.loads(e)["choices"][0]["text"] for e in events[:-1]) == gen["text"]
+status, text = post({"prompt": "Line 3:", "max_tokens": 8, "temperature": 0, "exit": "classifier",
+                     "threshold": 0.5})
+assert status == 200, (status, text)
+c = json.loads(text)["choices"][0]
+assert c["token_ids"] == gen_cls["tokens"], (c["token_ids"], gen_cls["tokens"])
+assert c["exit_loops"] == gen_cls["exit_loops"], (c["exit_loops"], gen_cls["exit_loops"])
 status, text = post({"prompt": "x", "max_tokens": "many"})
 assert status == 400 and json.loads(text)["error"]["param"] == "max_tokens", (status, text)
 with urllib.request.urlopen(url + "/v1/models") as r:

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "evaluation/multiple_choice.h"
+#include "inference/exit_classifier.h"
 #include "inference/generate.h"
 #include "tests/serve/serve_fixture.h"
 
@@ -322,6 +323,56 @@ void expect_error(const RunningServer& srv, const std::string& body, int status,
   }
 }
 
+// "exit": "classifier" with the server's exit classifier gives generate's tokens and exit loops
+// with the same classifier (here a probe on the cosine alone, so that it mixes the exits as the
+// saturation threshold does); a server without one answers 400 naming "exit".
+TEST(Serve, ClassifierExitEqualsGenerateWithTheSameClassifier) {
+  const ServedCheckpoint& ck = served_checkpoint();
+  const RunConfig cfg = served_config();
+  inference::ExitClassifier c;
+  c.model = inference::model_identity(cfg.model, ck.model->params());
+  const int64_t D = cfg.model.model.d_model;
+  for (int k = 1; k < 3; ++k) {
+    inference::ProbeParams<float> p;
+    p.resize(D + 1, 0);
+    p.w1[static_cast<size_t>(D)] = 1e4f;
+    p.b1[0] = static_cast<float>(-1e4 * kSaturation);
+    c.probes.push_back(p);
+  }
+  serve::ServerOptions o;
+  o.max_batch = 3;
+  o.exit_classifier = &c;
+  RunningServer srv(o);
+  const json r = srv.complete(json{{"prompt", kPrompts},
+                                   {"max_tokens", 12},
+                                   {"temperature", 0},
+                                   {"exit", "classifier"},
+                                   {"threshold", 0.5}});
+  inference::ServedModel m =
+      inference::load_served_model(ck.path, inference::capacity_for_batch(3, 0));
+  inference::GenerateOptions g;
+  g.max_batch = 3;
+  g.stop_token = ByteTokenizer::kEos;
+  g.exit = {.rule = inference::ExitRule::classifier, .threshold = 0.5, .classifier = &c};
+  const auto want = inference::generate(
+      *m.engine,
+      reference_requests(kPrompts, 12, {.rule = inference::ExitRule::classifier, .threshold = 0.5}),
+      g);
+  bool early = false, late = false;
+  ASSERT_EQ(r["choices"].size(), kPrompts.size());
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    EXPECT_EQ(r["choices"][i]["token_ids"].get<std::vector<int32_t>>(), want[i].tokens) << i;
+    EXPECT_EQ(r["choices"][i]["exit_loops"].get<std::vector<int32_t>>(), want[i].exit_loops) << i;
+    for (size_t t = 1; t < want[i].exit_loops.size(); ++t)
+      (want[i].exit_loops[t] < 3 ? early : late) = true;
+  }
+  EXPECT_TRUE(early && late) << "the classifier does not mix the exits: the test checks little";
+  serve::ServerOptions plain;
+  plain.max_batch = 2;
+  RunningServer without(plain);
+  expect_error(without, R"({"prompt": "x", "exit": "classifier", "threshold": 0.5})", 400, "exit");
+}
+
 TEST(Serve, BadInputGetsItsFourHundredAndAnOpenAiErrorBody) {
   serve::ServerOptions o;
   o.max_batch = 1;
@@ -499,8 +550,23 @@ TEST(Serve, StopEndsTheRequestsInFlight) {
     calls.push_back(std::async(std::launch::async, [&, i] {
       return srv.post(json{{"prompt", "Line"}, {"max_tokens", 480}, {"stream", i == 2}}.dump());
     }));
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // Stop once the server has received all three (running, queued or, on a fast machine,
+  // finished): a request still on its way when the server stops gets no answer at all, which is
+  // not what this test is about.
+  auto received = [&](const std::string& m) {
+    int64_t n = metric(m, "rrt_running_requests") + metric(m, "rrt_queue_length");
+    for (const char* outcome : {"stop", "length", "cancelled"})
+      n += std::max<int64_t>(
+          0, metric(m, std::string("rrt_requests_total{outcome=\"") + outcome + "\"}"));
+    return n;
+  };
+  const auto wait0 = std::chrono::steady_clock::now();
+  std::string m;
+  while (received(m = srv.get("/metrics")) < 3 &&
+         std::chrono::steady_clock::now() - wait0 < std::chrono::seconds(20))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(received(m), 3) << m;
   const auto t0 = std::chrono::steady_clock::now();
   srv.server->stop();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));

@@ -18,3 +18,5 @@ target_compile_options(test_precision_curve PRIVATE ${RRT_CXX_FLAGS})
 target_compile_definitions(test_precision_curve PRIVATE RRT_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 gtest_discover_tests(test_precision_curve DISCOVERY_TIMEOUT 60
   PROPERTIES LABELS long TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+# data.sources: a mixture's bit-exact resume, per-source metrics, epoch caps against the run.
+rrt_add_test(test_mixture_training ${CMAKE_CURRENT_LIST_DIR}/test_mixture_training.cpp)

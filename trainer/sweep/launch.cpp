@@ -23,6 +23,7 @@
 #include "evaluation/evaluate.h"
 #include "evaluation/log_format.h"
 #include "trainer/shutdown.h"
+#include "trainer/sweep/metrics.h"
 #include "trainer/sweep/process.h"
 
 namespace rrt {
@@ -147,8 +148,15 @@ RunStatus read_run_status(const std::string& dir, int64_t final_step) {
   const std::vector<std::string> checkpoints =
       fs::is_directory(dir) ? list_checkpoints(dir) : std::vector<std::string>{};
   if (!checkpoints.empty()) s.last_step = step_of(checkpoints.back());
-  const std::string progress =
-      "step " + std::to_string(s.last_step) + "/" + std::to_string(final_step);
+  s.logged_step = newest_logged_step(dir);
+  // Where a resume would start (the checkpoint) and how far the run got (its metrics), each
+  // named, so neither reads as the other (the summary's steps column shows the metrics' step
+  // until the first checkpoint).
+  std::string progress =
+      checkpoints.empty()
+          ? "no checkpoint yet of " + std::to_string(final_step) + " steps"
+          : "checkpoint at step " + std::to_string(s.last_step) + "/" + std::to_string(final_step);
+  if (s.logged_step >= 0) progress += ", metrics at step " + std::to_string(s.logged_step);
   if (fs::exists(checkpoint_path(dir, final_step))) {
     s.state = RunState::finished;
     s.last_step = final_step;

@@ -28,8 +28,11 @@ std::string to_string(RunState s);
 struct RunStatus {
   RunState state = RunState::not_started;
   std::string error;      // failed: the run's last "rrt: ..." line, or how it ended
-  std::string detail;     // e.g. "step 40/100", "pid 1234 on node1"
+  std::string detail;     // e.g. "checkpoint at step 40/100, metrics at step 57, pid 1234"
   int64_t last_step = 0;  // newest checkpoint's step
+  // The newest step in metrics.jsonl (-1: none), ahead of last_step between checkpoints; the
+  // detail of a run that is not finished names both, each for what it is.
+  int64_t logged_step = -1;
 };
 
 // The state of a run directory whose run ends at final_step:

@@ -111,6 +111,7 @@ SummaryTable sweep_summary(const std::string& dir) {
   // Which exits any run logged, to size the per-exit columns.
   std::vector<RunMetrics> metrics;
   std::set<int> train_exits, val_exits;
+  std::set<std::string> sources;  // names of mixture sources any run logged
   bool any_init = false;
   for (const RunEntry& r : runs) {
     metrics.push_back(read_metrics(r.dir));
@@ -118,6 +119,8 @@ SummaryTable sweep_summary(const std::string& dir) {
     for (const auto& [k, c] : metrics.back().exit_val_loss) val_exits.insert(k);
     for (const auto& [k, v] : metrics.back().final_exit_val_loss) val_exits.insert(k);
     any_init |= std::isfinite(metrics.back().init_val_loss);
+    for (const auto& [name, v] : metrics.back().source_val_loss) sources.insert(name);
+    for (const auto& [name, v] : metrics.back().source_tokens) sources.insert(name);
   }
   SummaryTable t;
   t.header = {"run"};
@@ -128,6 +131,8 @@ SummaryTable sweep_summary(const std::string& dir) {
   if (val_exits.empty()) t.header.push_back("val ppl per exit");
   for (int k : val_exits) t.header.push_back("val ppl exit " + std::to_string(k));
   for (int k : train_exits) t.header.push_back("train ppl exit " + std::to_string(k));
+  for (const std::string& name : sources) t.header.push_back("val ppl " + name);
+  for (const std::string& name : sources) t.header.push_back("tokens " + name);
   t.header.insert(t.header.end(), {"tokens/s", "status"});
 
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -170,6 +175,18 @@ SummaryTable sweep_summary(const std::string& dir) {
     for (int k : train_exits) {
       auto it = m.exit_ce.find(k);
       row.push_back(it == m.exit_ce.end() ? "" : perplexity(std::exp(tail_mean(it->second, 0.1))));
+    }
+    double all_tokens = 0;
+    for (const auto& [name, tokens] : m.source_tokens) all_tokens += tokens;
+    for (const std::string& name : sources) {
+      auto it = m.source_val_loss.find(name);
+      row.push_back(it == m.source_val_loss.end() ? "" : perplexity(std::exp(it->second)));
+    }
+    for (const std::string& name : sources) {  // the realised share of the run's tokens
+      auto it = m.source_tokens.find(name);
+      row.push_back(it == m.source_tokens.end() || all_tokens <= 0
+                        ? ""
+                        : fixed(100.0 * it->second / all_tokens, 1) + "%");
     }
     row.push_back(fixed(median(m.tokens_per_s), 0));
     std::string status = to_string(s.state);

@@ -4,7 +4,8 @@
 // evaluation), per-exit validation perplexity of the final checkpoint (eval.json, which
 // `rrt sweep --launch local` writes; or the last per-exit values the trainer logs), per-exit
 // training perplexity (exp of the mean exit<k>_ce over the last 10% of the log lines, for runs with
-// early exits), tokens/s (median of the logged values) and the status.
+// early exits), for runs on a mixture (data.sources) each source's validation perplexity and
+// realised share of the tokens, tokens/s (median of the logged values) and the status.
 #pragma once
 
 #include <string>

@@ -29,25 +29,27 @@ bool AttentionContext::force_fallback() const { return impl_->force_fallback; }
 int64_t AttentionContext::fallback_calls() const { return impl_->fallback_calls; }
 
 void check_attention_shape(const AttentionShape&, bool) {}  // the fallback checks every call
-AttentionPath choose_attention_path(const AttentionShape&, bool, int, bool, bool) {
+AttentionPath choose_attention_path(const AttentionShape&, bool, int, bool, bool,
+                                    const AttentionMask&) {
   RRT_FAIL("simulate",
            "the attention dispatch rule is ops/cuda/attention.cpp's (cuDNN): not simulated");
 }
 
 void attention_forward(AttentionContext& ctx, const bf16* q, const bf16* k, const bf16* v,
-                       bf16* out, float* lse, const AttentionShape& shape) {
+                       bf16* out, float* lse, const AttentionShape& shape,
+                       const AttentionMask& mask) {
   ++ctx.impl().fallback_calls;
-  attention_fallback_forward(q, k, v, out, lse, shape, ctx.stream());
+  attention_fallback_forward(q, k, v, out, lse, shape, ctx.stream(), mask);
 }
 
 void attention_backward(AttentionContext& ctx, const bf16* q, const bf16* k, const bf16* v,
                         const bf16* out, const float* lse, const bf16* dout, bf16* dq, bf16* dk,
-                        bf16* dv, const AttentionShape& shape) {
+                        bf16* dv, const AttentionShape& shape, const AttentionMask& mask) {
   AttentionContext::Impl& impl = ctx.impl();
   ++impl.fallback_calls;
   impl.scratch.resize(attention_fallback_scratch_elems(shape));
   attention_fallback_backward(q, k, v, out, lse, dout, dq, dk, dv, impl.scratch.data(), shape,
-                              ctx.stream());
+                              ctx.stream(), mask);
 }
 
 }  // namespace rrt::ops::cuda

@@ -1,12 +1,14 @@
 // The CPU bf16 backend's causal attention (ops/cpu_bf16/attention.h, through CpuBf16Backend)
 // against the fp32 CpuBackend on every case of the shared op-test table (tests/ops/op_cases.h):
-// MHA, GQA, MQA, T = 1, T across query blocks, Dh 1 to 512. Forward: out (bf16) and lse (fp32).
-// Backward: dq, dk, dv from the same out (rounded to bf16, as the backend stores it) and lse on
-// both sides, so it measures the backward alone; the gradients start from random values of the
-// update's size and the check is on the update (as tests/gpu/test_attention_gpu.cpp). And the
-// engine's decode attention (kv_attention) over a cache filled from the same k and v. Tolerances
-// (relative L2; attention_tol's kCpuBf16 entries, shared with rrt's own CUDA kernels, which also
-// keep fp32 up to each output's one rounding): lse 1e-4, out 5e-3, gradients 1e-2.
+// MHA, GQA, MQA, T = 1, T across query blocks, Dh 1 to 512, and the masks (documents, windows,
+// soft-caps; the decode check takes the window and soft-cap, a served row being one document).
+// Forward: out (bf16) and lse (fp32). Backward: dq, dk, dv from the same out (rounded to bf16, as
+// the backend stores it) and lse on both sides, so it measures the backward alone; the gradients
+// start from random values of the update's size and the check is on the update (as
+// tests/gpu/test_attention_gpu.cpp). And the engine's decode attention (kv_attention) over a cache
+// filled from the same k and v. Tolerances (relative L2; attention_tol's kCpuBf16 entries, shared
+// with rrt's own CUDA kernels, which also keep fp32 up to each output's one rounding): lse 1e-4,
+// out 5e-3, gradients 1e-2.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -57,13 +59,15 @@ TEST_P(Bf16Attention, ForwardBackwardAndDecodeMatchFp32) {
   const BackendPlan plan{.max_attention = s, .rot_dim = 2, .rope_theta = 10000.0, .backward = true};
   cpu.prepare(plan);
   be.prepare(plan);
+  const auto doc_start = GetParam().doc_starts();
+  const ops::AttentionMask mask = GetParam().mask(doc_start.data());
   const auto q = random_uniform(nq, 1), k = random_uniform(nkv, 2), v = random_uniform(nkv, 3);
   std::vector<float> out(nq), lse(nl);
-  cpu.attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), s);
+  cpu.attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), s, mask);
   const auto q16 = to_bf16(q), k16 = to_bf16(k), v16 = to_bf16(v);
   auto out16 = poisoned(nq);
   std::vector<float> lse16(nl, NAN);
-  be.attention_forward(q16.data(), k16.data(), v16.data(), out16.data(), lse16.data(), s);
+  be.attention_forward(q16.data(), k16.data(), v16.data(), out16.data(), lse16.data(), s, mask);
   EXPECT_LE(relative_l2(lse16, lse), tol::kCpuBf16Lse.rel) << "lse";
   EXPECT_LE(relative_l2(to_f32(out16), out), tol::kCpuBf16Out.rel) << "out";
 
@@ -71,14 +75,14 @@ TEST_P(Bf16Attention, ForwardBackwardAndDecodeMatchFp32) {
   const auto out_r = round_bf16(out), dout = random_uniform(nq, 4);
   std::vector<float> gq(nq), gk(nkv), gv(nkv);
   cpu.attention_backward(q.data(), k.data(), v.data(), out_r.data(), lse.data(), dout.data(),
-                         gq.data(), gk.data(), gv.data(), s);
+                         gq.data(), gk.data(), gv.data(), s, mask);
   const float floor = 1e-2f * rms(gv);
   const auto dq0 = random_uniform(nq, 5, std::max(rms(gq), floor));
   const auto dk0 = random_uniform(nkv, 6, std::max(rms(gk), floor));
   const auto dv0 = random_uniform(nkv, 7, rms(gv));
   auto dq16 = to_bf16(dq0), dk16 = to_bf16(dk0), dv16 = to_bf16(dv0);
   be.attention_backward(q16.data(), k16.data(), v16.data(), to_bf16(out_r).data(), lse.data(),
-                        to_bf16(dout).data(), dq16.data(), dk16.data(), dv16.data(), s);
+                        to_bf16(dout).data(), dq16.data(), dk16.data(), dv16.data(), s, mask);
   // dq and dk are exactly 0 when every query sees one key (T = 1): an update's error is relative
   // to the larger of its own norm and 1% of dv's (never zero), so rounding noise passes.
   const double t = tol::kCpuBf16Grad.rel;
@@ -94,12 +98,14 @@ TEST_P(Bf16Attention, ForwardBackwardAndDecodeMatchFp32) {
     slot[i] = static_cast<int32_t>(i / s.T);
     pos[i] = static_cast<int32_t>(i % s.T);
   }
+  ops::AttentionMask decode = mask;
+  decode.doc_start = nullptr;
   std::vector<float> want(nq);
   cpu.kv_attention(q.data(), k.data(), v.data(), slot.data(), pos.data(), want.data(), rows, s.H,
-                   s.Hkv, s.Dh, s.T, nullptr, 0);
+                   s.Hkv, s.Dh, s.T, nullptr, 0, decode);
   auto got = poisoned(nq);
   be.kv_attention(q16.data(), k16.data(), v16.data(), slot.data(), pos.data(), got.data(), rows,
-                  s.H, s.Hkv, s.Dh, s.T, nullptr, 0);
+                  s.H, s.Hkv, s.Dh, s.T, nullptr, 0, decode);
   EXPECT_LE(relative_l2(to_f32(got), want), tol::kCpuBf16Out.rel) << "kv_attention";
 }
 

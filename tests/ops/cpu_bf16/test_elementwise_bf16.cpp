@@ -176,12 +176,12 @@ TEST_P(Bf16Rope, LocalTableMatchesFp32AndItsOwnBase) {
   auto want = x;
   ops::rope_forward<float>(want.data(), ops::RopeTable(c.T, c.rot_dim, 50.0), c.N, c.T, c.H, c.Dh);
   auto fp32 = x;
-  cpu.rope_forward(fp32.data(), c.N, c.T, c.H, c.Dh, true);
+  cpu.rope_forward(fp32.data(), c.N, c.T, c.H, c.Dh, nullptr, true);
   EXPECT_EQ(fp32, want);
   auto got = to_bf16(x);
-  be.rope_forward(got.data(), c.N, c.T, c.H, c.Dh, true);
+  be.rope_forward(got.data(), c.N, c.T, c.H, c.Dh, nullptr, true);
   EXPECT_LE(relative_l2(to_f32(got), want), kBf16Tol) << "forward";
-  be.rope_backward(got.data(), c.N, c.T, c.H, c.Dh, true);
+  be.rope_backward(got.data(), c.N, c.T, c.H, c.Dh, nullptr, true);
   EXPECT_LE(relative_l2(to_f32(got), x), kBf16Tol) << "backward undoes forward";
   std::vector<int32_t> pos(static_cast<size_t>(c.N * c.T));
   for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int32_t>(i % c.T);
@@ -203,8 +203,8 @@ TEST(Bf16RopeEdge, LocalTableNeedsItsBase) {
   be.prepare(plan_for(4, 8, 8));
   std::vector<float> x(32);
   auto x16 = to_bf16(x);
-  EXPECT_THROW(cpu.rope_forward(x.data(), 1, 4, 1, 8, true), Error);
-  EXPECT_THROW(be.rope_forward(x16.data(), 1, 4, 1, 8, true), Error);
+  EXPECT_THROW(cpu.rope_forward(x.data(), 1, 4, 1, 8, nullptr, true), Error);
+  EXPECT_THROW(be.rope_forward(x16.data(), 1, 4, 1, 8, nullptr, true), Error);
 }
 
 // ---- activations and add ---------------------------------------------------------------------

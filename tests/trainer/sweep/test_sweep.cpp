@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -26,6 +27,7 @@
 #include "tests/png_decode.h"
 #include "tests/text_shards.h"
 #include "trainer/sweep/launch.h"
+#include "trainer/sweep/metrics.h"
 #include "trainer/sweep/process.h"
 #include "trainer/sweep/run_plot.h"
 #include "trainer/sweep/summary.h"
@@ -575,6 +577,61 @@ TEST(SweepLaunch, SkipsARunAnotherLaunchIsTraining) {
   EXPECT_EQ(c.busy, 1);
   EXPECT_EQ(c.trained, 0);
   EXPECT_TRUE(list_checkpoints(s.runs[0].dir).empty());
+}
+
+// A run's status names the newest checkpoint's step and the newest logged step each for what it
+// is: "step 0/6" beside a steps column of 5/6 read as two answers to one question.
+TEST(SweepStatus, NamesTheCheckpointStepAndTheLoggedStepApart) {
+  const fs::path out = temp("status_steps");
+  const Sweep s = parse(base_config() + "grid:\n  lora.rank: [0]\n", out);
+  write_sweep(s);
+  const std::string dir = s.runs[0].dir;
+  fs::create_directories(dir);
+  std::ofstream(fs::path(dir) / "status.json")
+      << R"({"status": "running", "pid": 1, "host": "another-node"})";
+  {
+    std::ofstream metrics(fs::path(dir) / "metrics.jsonl");
+    for (int step = 1; step <= 5; ++step)
+      metrics << R"({"step": )" << step << R"(, "loss": 3.5, "tokens": )" << 64 * step << "}\n";
+  }
+  RunStatus st = read_run_status(dir, 6);
+  EXPECT_EQ(st.state, RunState::running);
+  EXPECT_EQ(st.last_step, 0);
+  EXPECT_EQ(st.logged_step, 5);
+  EXPECT_EQ(st.detail, "no checkpoint yet of 6 steps, metrics at step 5, pid 1 on another-node");
+
+  std::ofstream(checkpoint_path(dir, 0)) << "";  // only its name is read
+  st = read_run_status(dir, 6);
+  EXPECT_EQ(st.detail, "checkpoint at step 0/6, metrics at step 5, pid 1 on another-node");
+  const SummaryTable t = sweep_summary(out.string());
+  ASSERT_EQ(t.rows.size(), 1u);
+  EXPECT_EQ(t.rows[0].back(),
+            "running (checkpoint at step 0/6, metrics at step 5, pid 1 on another-node)");
+  const auto steps = std::find(t.header.begin(), t.header.end(), "steps") - t.header.begin();
+  EXPECT_EQ(t.rows[0][steps], "5/6");
+
+  // No metrics yet: the checkpoint alone.
+  fs::remove(fs::path(dir) / "metrics.jsonl");
+  EXPECT_EQ(read_run_status(dir, 6).detail, "checkpoint at step 0/6, pid 1 on another-node");
+}
+
+// The newest logged step comes from the end of metrics.jsonl, past a line the tail starts
+// inside, and not from a half-written last line.
+TEST(SweepStatus, NewestLoggedStepReadsTheTailOfALongLog) {
+  const fs::path dir = temp("status_tail");
+  fs::create_directories(dir);
+  EXPECT_EQ(newest_logged_step(dir.string()), -1);
+  {
+    std::ofstream metrics(dir / "metrics.jsonl");
+    for (int step = 1; step <= 3000; ++step)  // about 150 KiB: more than the tail it reads
+      metrics << R"({"step": )" << step << R"(, "loss": 3.25, "tokens_per_s": 1234.5})"
+              << "\n";
+    metrics << R"({"step": 3000, "val_loss": 3.5})"
+            << "\n"
+            << R"({"step": 30)";
+  }
+  ASSERT_GT(fs::file_size(dir / "metrics.jsonl"), 128u * 1024);
+  EXPECT_EQ(newest_logged_step(dir.string()), 3000);
 }
 
 // Two launches that check status.json at the same moment: the one that claims the run (an

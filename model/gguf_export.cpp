@@ -1,0 +1,114 @@
+#include "model/gguf_export.h"
+
+#include <deque>
+#include <vector>
+
+#include "core/error.h"
+#include "core/gguf.h"
+#include "core/gguf_writer.h"
+#include "model/family.h"
+#include "model/unrolled_tensors.h"
+#include "ops/rope.h"
+
+namespace rrt {
+namespace {
+
+// llama.cpp's general.file_type: all F32, or mostly BF16 (its LLAMA_FTYPE_MOSTLY_BF16).
+constexpr uint32_t kFileTypeF32 = 0, kFileTypeBf16 = 32;
+
+// What rrt's llama and qwen2 GGUF readers (and llama.cpp) take from the metadata.
+void write_metadata(GgufWriter& w, const ModelSpec& spec, const GgufFormat& g,
+                    const GgufExportOptions& o) {
+  const ModelConfig& m = spec.model;
+  const std::string a = std::string(g.architecture) + ".";
+  w.add_string("general.architecture", g.architecture);
+  w.add_string("general.name", o.name);
+  w.add_u32("general.file_type", o.dtype == DType::bf16 ? kFileTypeBf16 : kFileTypeF32);
+  w.add_u32(a + "block_count", static_cast<uint32_t>(spec.positions()));
+  w.add_u32(a + "context_length", static_cast<uint32_t>(m.max_seq_len));
+  w.add_u32(a + "embedding_length", static_cast<uint32_t>(m.d_model));
+  w.add_u32(a + "feed_forward_length", static_cast<uint32_t>(m.ffn));
+  w.add_u32(a + "attention.head_count", static_cast<uint32_t>(m.n_heads));
+  w.add_u32(a + "attention.head_count_kv", static_cast<uint32_t>(m.n_kv_heads));
+  w.add_f32(a + "rope.freq_base", static_cast<float>(m.rope_theta));
+  w.add_f32(a + g.norm_eps_key, static_cast<float>(m.norm_eps));
+  w.add_u32(a + "rope.dimension_count", static_cast<uint32_t>(m.rot_dim()));
+  w.add_u32(a + "attention.key_length", static_cast<uint32_t>(m.dh()));
+  w.add_u32(a + "attention.value_length", static_cast<uint32_t>(m.dh()));
+  w.add_u32(a + "vocab_size", static_cast<uint32_t>(m.vocab));
+  if (o.tokenizer_gguf.empty()) return;
+  const GgufFile tokenizer(o.tokenizer_gguf);
+  int64_t copied = 0;
+  for (const auto& [key, value] : tokenizer.metadata())
+    if (key.rfind("tokenizer.", 0) == 0) {
+      w.add_value(key, value);
+      ++copied;
+    }
+  RRT_CHECK(copied > 0, "gguf " + o.tokenizer_gguf,
+            "has no tokenizer.* keys to copy into the export");
+  if (tokenizer.has("tokenizer.ggml.tokens"))
+    RRT_CHECK(static_cast<int64_t>(tokenizer.value("tokenizer.ggml.tokens").count) == m.vocab,
+              "gguf " + o.tokenizer_gguf, "has ", tokenizer.value("tokenizer.ggml.tokens").count,
+              " tokens, but the model ", m.vocab);
+}
+
+// llama.cpp divides inverse frequency i by factor i: the scaled frequencies as such divisors.
+std::vector<float> rope_factors(const ModelConfig& m, const std::string& where) {
+  const ops::RopeScaling& rs = m.rope_scaling;
+  RRT_CHECK(rs.type == ops::RopeScalingType::llama3 || rs.type == ops::RopeScalingType::linear,
+            where, "model.rope_scaling ", to_string(rs.type),
+            " has no GGUF spelling rrt writes (llama3 and linear have)");
+  const std::vector<double> plain = ops::rope_inv_freq(m.rot_dim(), m.rope_theta, {});
+  const std::vector<double> scaled = ops::rope_inv_freq(m.rot_dim(), m.rope_theta, rs);
+  std::vector<float> factors;
+  for (size_t i = 0; i < plain.size(); ++i)
+    factors.push_back(static_cast<float>(plain[i] / scaled[i]));
+  return factors;
+}
+
+}  // namespace
+
+void export_gguf(const ModelSpec& spec, const ParameterSet& params, const std::string& path,
+                 const GgufExportOptions& o) {
+  const std::string where = "gguf export " + path;
+  validate(spec);
+  const ModelConfig& m = spec.model;
+  check_family_structure(m);
+  const FamilyDescriptor& d = family_descriptor(m.family);
+  RRT_CHECK(d.gguf != nullptr, where, "model.family ", d.name,
+            " has no GGUF architecture in rrt (GGUF export writes ", known_gguf_architectures(),
+            "); export it as an HF directory instead");
+  const GgufFormat& g = *d.gguf;
+  RRT_CHECK(o.dtype == DType::f32 || o.dtype == DType::bf16, where,
+            "weights are written as fp32 or bf16, not ", dtype_name(o.dtype));
+  if (g.whole_head_rotary)
+    RRT_CHECK(m.rot_dim() == m.dh(), where, g.architecture,
+              " rotates whole heads, but the model "
+              "rotates ",
+              m.rot_dim(), " of ", m.dh(), " head dims");
+  std::vector<float> factors;
+  if (m.rope_scaling.type != ops::RopeScalingType::none) {
+    RRT_CHECK(g.rope_factors != nullptr, where, "model.rope_scaling cannot be written for ",
+              g.architecture, ": its GGUF files carry no RoPE factors");
+    factors = rope_factors(m, where);
+  }
+
+  GgufWriter w;
+  write_metadata(w, spec, g, o);
+  const UnrolledTensors unrolled(spec, params, g.tensors, std::string("gguf ") + g.architecture);
+  if (!factors.empty())
+    w.add_tensor(g.rope_factors, {m.rot_dim() / 2}, GgmlWriteType::f32, factors.data());
+  std::deque<std::vector<uint16_t>> rounded;  // the bf16 copies, alive until written
+  for (const UnrolledTensor& t : unrolled.tensors()) {
+    // Norms and biases stay fp32, as llama.cpp's converter keeps 1-D tensors.
+    if (o.dtype == DType::f32 || t.shape.size() == 1) {
+      w.add_tensor(t.name, t.shape, GgmlWriteType::f32, t.data);
+    } else {
+      rounded.push_back(to_bf16_bits(t.data, t.numel()));
+      w.add_tensor(t.name, t.shape, GgmlWriteType::bf16, rounded.back().data());
+    }
+  }
+  w.write(path);
+}
+
+}  // namespace rrt
