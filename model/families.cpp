@@ -305,8 +305,9 @@ constexpr HfFormat kQwen3Hf =
 // attention scale query_pre_attn_scalar^-0.5, and sliding-window layers (layer_types) that
 // alternate with global ones. Gemma 3 adds (1 + w) RMSNorms on each q and k head (q_norm,
 // k_norm) and a RoPE base of the local layers' own (rope_local_base_freq); its rope_scaling
-// applies to the global layers only. Gemma 2's logit soft-capping (attention and final; set by
-// default) is refused until rrt computes it.
+// applies to the global layers only. Attention logit soft-capping (attn_logit_softcapping; Gemma
+// 2's default 50) is the attention masks' softcap; the final logits' (final_logit_softcapping;
+// Gemma 2's default 30) is refused until rrt's LM head computes it.
 constexpr HfActivation kGemma3Activations[] = {
     {"gelu_pytorch_tanh", Activation::geglu},
     {"gelu_new", Activation::geglu},
@@ -318,15 +319,10 @@ constexpr HfFlag kGemma3Flags[] = {
     {"use_bidirectional_attention", false, true, "rrt's attention is causal"},
 };
 constexpr HfUnsupportedKey kGemma3Unsupported[] = {
-    {"attn_logit_softcapping", false,
-     "rrt's attention does not soft-cap its logits; only null imports"},
     {"final_logit_softcapping", false,
      "rrt's LM head does not soft-cap its logits; only null imports"},
 };
 constexpr HfUnsupportedKey kGemma2Unsupported[] = {
-    {"attn_logit_softcapping", true,
-     "rrt's attention does not soft-cap its logits (Gemma2Config's default is 50.0, so the key "
-     "must be null)"},
     {"final_logit_softcapping", true,
      "rrt's LM head does not soft-cap its logits (Gemma2Config's default is 30.0, so the key "
      "must be null)"},
@@ -523,6 +519,8 @@ constexpr FamilyDescriptor kFamilies[] = {
                .sliding_pattern_default = 6,
                .rope_local_theta_key = "rope_local_base_freq",
                .rope_local_theta_default = 10000.0,
+               .attn_softcap_key = "attn_logit_softcapping",
+               .attn_softcap_default = 0.0,
                .unsupported = kGemma3Unsupported},
         .gguf = nullptr,
     },
@@ -565,6 +563,8 @@ constexpr FamilyDescriptor kFamilies[] = {
                .query_scale_key = "query_pre_attn_scalar",
                .query_scale_default = 256.0,
                .sliding_pattern_default = 2,
+               .attn_softcap_key = "attn_logit_softcapping",
+               .attn_softcap_default = 50.0,
                .unsupported = kGemma2Unsupported},
         .gguf = nullptr,
     },

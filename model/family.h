@@ -168,6 +168,11 @@ struct HfFormat {
   // (the full layers' scaling is rope_scaling's); nullptr: one RoPE for every layer.
   const char* rope_local_theta_key = nullptr;
   double rope_local_theta_default = 0.0;
+  // Attention logit soft-capping (Gemma 2 / 3: attn_logit_softcapping; null: off), and its
+  // value when the key is absent (transformers' default: Gemma 2's 50.0, Gemma 3's none);
+  // nullptr: the family has none (model.attn_logit_softcapping is refused on export).
+  const char* attn_softcap_key = nullptr;
+  double attn_softcap_default = 0.0;
   std::span<const HfUnsupportedKey> unsupported{};
 };
 

@@ -70,16 +70,13 @@ void check_hf_expressible(const ModelConfig& m, const std::string& where) {
     RRT_CHECK(m.sliding_window == 0, where, arch,
               " as rrt exports it has no sliding window, but the model has model.sliding_window ",
               m.sliding_window);
-  // The attention masks' keys: only Gemma 2 / 3 write the window, and no family the
-  // soft-capping yet (Gemma 2's key is refused on import); dropping them would export another
-  // model.
-  bool softcap = false;
-  for (const HfUnsupportedKey& k : f.unsupported)
-    softcap |= std::string(k.key) == "attn_logit_softcapping";
-  RRT_CHECK(m.attn_logit_softcapping == 0 || softcap, where, arch,
-            " as rrt exports it has no attention logit soft-capping, but the model has "
-            "model.attn_logit_softcapping ",
-            m.attn_logit_softcapping);
+  // The attention masks' keys: only the families whose config says them write them, and
+  // dropping them would export another model.
+  if (!f.attn_softcap_key)
+    RRT_CHECK(m.attn_logit_softcapping == 0, where, arch,
+              " as rrt exports it has no attention logit soft-capping, but the model has "
+              "model.attn_logit_softcapping ",
+              m.attn_logit_softcapping);
   if (f.rotary_fraction_key) {
     const auto hf_rot =
         static_cast<int64_t>(static_cast<double>(m.dh()) * partial_rotary_factor(m));
@@ -147,6 +144,9 @@ json hf_config(const ModelSpec& spec) {
     c["rope_scaling"] = scaling;
   }
   for (const HfUnsupportedKey& k : f.unsupported) c[k.key] = nullptr;
+  if (f.attn_softcap_key)  // null, not absent: Gemma 2's absent key is a cap of 50
+    c[f.attn_softcap_key] =
+        m.attn_logit_softcapping > 0 ? json(m.attn_logit_softcapping) : json(nullptr);
   if (f.query_scale_key) {
     // transformers' config field is an int.
     const double scalar =

@@ -1,6 +1,7 @@
 #include "model/hf_import.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -337,6 +338,24 @@ void read_sliding_layers(const json& c, const std::string& path, const FamilyDes
   if (m.sliding_layers == std::vector<bool>{true}) m.sliding_layers.clear();  // every layer
 }
 
+// Attention logit soft-capping: null is off, an absent key transformers' default (Gemma 2's
+// 50.0), a number the cap the attention masks apply to the scaled scores.
+void read_attn_softcap(const json& c, const std::string& path, const HfFormat& f, ModelConfig& m) {
+  if (!f.attn_softcap_key) return;
+  if (c.contains(f.attn_softcap_key) && c.at(f.attn_softcap_key).is_null()) {
+    m.attn_logit_softcapping = 0.0;
+    return;
+  }
+  m.attn_logit_softcapping =
+      get_field_or<double>(c, path, f.attn_softcap_key, f.attn_softcap_default);
+  RRT_CHECK(m.attn_logit_softcapping >= 0 && std::isfinite(m.attn_logit_softcapping), path,
+            f.attn_softcap_key, " must be a positive cap or null (off), got ",
+            m.attn_logit_softcapping);
+  RRT_CHECK(!c.contains(f.attn_softcap_key) || m.attn_logit_softcapping > 0, path,
+            f.attn_softcap_key,
+            " is 0, which transformers divides by; write null to turn soft-capping off");
+}
+
 void read_unsupported(const json& c, const std::string& path, const FamilyDescriptor& d) {
   for (const HfUnsupportedKey& k : d.hf.unsupported) {
     const bool set = c.contains(k.key) ? !c.at(k.key).is_null() : k.absent_is_set;
@@ -461,6 +480,7 @@ ModelConfig read_hf_config(const std::string& dir) {
   if (f.query_scale_key)
     m.query_pre_attn_scalar =
         get_field_or<double>(c, path, f.query_scale_key, f.query_scale_default);
+  read_attn_softcap(c, path, f, m);
   read_rope(c, path, d, m);
   read_sliding_layers(c, path, d, m);
   return m;

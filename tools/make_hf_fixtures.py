@@ -49,8 +49,10 @@ activations.py), which rrt's layer must match:
          keys and rotated with rope_parameters.sliding_attention's base (rope_local_base_freq),
          the full ones with rope_parameters.full_attention's (rope_theta, and rope_scaling's
          factor: the global layers only). Tied head by default.
-  Gemma 2 Gemma 3 without q_norm / k_norm and with one RoPE; attn_logit_softcapping and
-         final_logit_softcapping (defaults 50 and 30) set to None in the fixture.
+  Gemma 2 Gemma 3 without q_norm / k_norm and with one RoPE; final_logit_softcapping
+         (default 30) set to None in the fixtures (rrt refuses it); attn_logit_softcapping
+         (default 50) None, except in gemma2_softcap: scores s = q k^T * scaling become
+         cap * tanh(s / cap) before the mask and the softmax (eager_attention_forward).
   GPTNeoXConfig takes rotary_pct / rotary_emb_base as constructor keywords and writes them to
   config.json as rope_parameters {partial_rotary_factor, rope_theta, rope_type}.
 
@@ -268,8 +270,9 @@ def check_shapes(family, model, cfg_kwargs):
     if family in ("gemma3", "gemma2"):
         attn = model.model.layers[0].self_attn
         assert attn.scaling == cfg_kwargs["query_pre_attn_scalar"] ** -0.5, "query_pre_attn_scalar"
-        assert model.config.final_logit_softcapping is None, "soft-capping left on"
-        assert model.config.attn_logit_softcapping is None, "soft-capping left on"
+        assert model.config.final_logit_softcapping is None, "final soft-capping left on"
+        assert model.config.attn_logit_softcapping == cfg_kwargs["attn_logit_softcapping"], \
+            "attention soft-capping not as asked"
     if family == "gemma3":
         # The local and the global layers rotate differently (their own bases; the global ones
         # scaled where the config says so).
@@ -441,13 +444,12 @@ def main():
                       final_logit_softcapping=None, attn_logit_softcapping=None)
     make(args.out, "gemma3_mqa_untied_bf16", 112, gemma3_mqa, save_dtype=torch.bfloat16,
          family="gemma3")
-    # A window of 8 under a 13-token sequence: the sliding layers' mask matters. Needs
-    # sliding-window attention in rrt (until then import refuses it, naming sliding_window).
-    # Two layers: sliding, full.
+    # A window of 8 under a 13-token sequence: the sliding layers' mask matters. Two layers:
+    # sliding, full.
     make(args.out, "gemma3_window", 113,
          dict(gemma3, num_hidden_layers=2, sliding_window_pattern=2, sliding_window=8),
          family="gemma3")
-    # Gemma 2 with soft-capping off (rrt refuses it on): sandwich norms, query_pre_attn_scalar,
+    # Gemma 2 with soft-capping off: sandwich norms, query_pre_attn_scalar,
     # alternating layer types under a window covering max_position_embeddings.
     gemma2 = dict(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
                   num_attention_heads=4, num_key_value_heads=2, head_dim=8,
@@ -455,6 +457,10 @@ def main():
                   rms_norm_eps=1e-6, rope_theta=5000.0, hidden_activation="gelu_pytorch_tanh",
                   final_logit_softcapping=None, attn_logit_softcapping=None)
     make(args.out, "gemma2", 114, gemma2, family="gemma2")
+    # Attention soft-capping small enough to bend the scores (|s| reaches ~0.5 here) and a
+    # window of 8 under the 13-token sequences on the sliding layers.
+    make(args.out, "gemma2_softcap", 115,
+         dict(gemma2, attn_logit_softcapping=0.25, sliding_window=8), family="gemma2")
 
 
 if __name__ == "__main__":

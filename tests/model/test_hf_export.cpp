@@ -94,6 +94,7 @@ void expect_same_config(const ModelConfig& a, const ModelConfig& b) {
   EXPECT_EQ(a.rope_local_theta, b.rope_local_theta);
   EXPECT_EQ(a.sliding_window, b.sliding_window);
   EXPECT_EQ(a.sliding_layers, b.sliding_layers);
+  EXPECT_EQ(a.attn_logit_softcapping, b.attn_logit_softcapping);
 }
 
 TEST(HfExport, RoundTripIsBitwise) {
@@ -101,7 +102,7 @@ TEST(HfExport, RoundTripIsBitwise) {
        {"hf_llama_gqa", "hf_llama_mqa_tied_bf16", "hf_llama_sharded", "hf_gemma_mqa_bf16",
         "hf_neox_parallel", "hf_neox_sequential_fp16_sharded", "hf_llama3_rope",
         "hf_llama_rope_linear", "hf_llama_rope_dynamic", "hf_qwen2_tied", "hf_qwen3", "hf_gemma3",
-        "hf_gemma3_mqa_untied_bf16", "hf_gemma2"}) {
+        "hf_gemma3_mqa_untied_bf16", "hf_gemma3_window", "hf_gemma2", "hf_gemma2_softcap"}) {
     SCOPED_TRACE(name);
     TempDir dir(std::string("rt_") + name);
     HfModel src = load_hf_model(fixture(name));
@@ -278,8 +279,12 @@ ModelSpec family_spec(const FamilyCase& f, int64_t loops, int64_t block_layers) 
   }
   if (f.family == Family::gemma3) {  // local, global, local, global, ... from base 50
     m.rope_local_theta = 50.0;
-    m.sliding_window = m.max_seq_len;
+    m.sliding_window = 5;  // shorter than the kT = 8 tokens: the mask takes effect
     m.sliding_layers = {true, false};
+  }
+  if (f.family == Family::gemma2) {  // every position windowed, soft-capped scores
+    m.sliding_window = 6;
+    m.attn_logit_softcapping = 3.0;
   }
   s.recursion.loops = loops;
   s.recursion.block_layers = block_layers;
@@ -398,7 +403,10 @@ void expect_family_config(const std::string& dir, const ModelSpec& spec) {
     EXPECT_EQ(c.at("hidden_activation"), "gelu_pytorch_tanh");
     EXPECT_EQ(c.at("query_pre_attn_scalar").get<double>(),
               m.query_pre_attn_scalar > 0 ? m.query_pre_attn_scalar : m.dh());
-    EXPECT_TRUE(c.at("attn_logit_softcapping").is_null());
+    if (m.attn_logit_softcapping > 0)
+      EXPECT_EQ(c.at("attn_logit_softcapping").get<double>(), m.attn_logit_softcapping);
+    else
+      EXPECT_TRUE(c.at("attn_logit_softcapping").is_null());  // absent: Gemma 2's default 50
     EXPECT_TRUE(c.at("final_logit_softcapping").is_null());
     EXPECT_EQ(c.at("layer_types").size(), static_cast<size_t>(spec.positions()));
     EXPECT_EQ(c.at("sliding_window").get<int64_t>(),
@@ -606,6 +614,11 @@ const RefusedCase kRefused[] = {
     {"neox with GQA", kFamilies[2], [](ModelConfig& m) { m.n_kv_heads = 1; }, "grouped-query"},
     {"neox with its own head_dim", kFamilies[2], [](ModelConfig& m) { m.head_dim = 8; },
      "head_dim"},
+    // The attention masks' keys: only Gemma 2 / 3's configs say them.
+    {"llama with a sliding window", kFamilies[0], [](ModelConfig& m) { m.sliding_window = 4; },
+     "model.sliding_window"},
+    {"qwen3 with soft-capping", kFamilies[5],
+     [](ModelConfig& m) { m.attn_logit_softcapping = 2.0; }, "model.attn_logit_softcapping"},
 };
 
 TEST(FamilyExport, RefusesWhatTheFamilysArchitectureCannotExpress) {

@@ -1,7 +1,8 @@
 // Gemma 3 (Gemma3ForCausalLM) and Gemma 2 (Gemma2ForCausalLM) import beyond the parity of
 // test_hf_import.cpp's HfParity: the config fields they map onto (sandwich norms, q/k norms,
 // query_pre_attn_scalar, local and global RoPE, layer types), every key rrt does not compute
-// refused by name, and the fixture whose sliding window is shorter than its sequence.
+// refused by name, attention soft-capping, and the fixture whose sliding window is shorter than
+// its sequence (their parity with transformers: HfParity).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -150,14 +151,15 @@ TEST(HfGemma3, RefusedKeysAreNamed) {
     EXPECT_TRUE(testing::contains(msg, key)) << key << ": " << msg;
   };
   refused(
-      "hf_gemma3", [](json& c) { c["attn_logit_softcapping"] = 50.0; }, "attn_logit_softcapping");
-  refused(
       "hf_gemma3", [](json& c) { c["final_logit_softcapping"] = 30.0; }, "final_logit_softcapping");
-  // Gemma 2's soft-capping is on by default: an absent key is refused too.
-  refused(
-      "hf_gemma2", [](json& c) { c.erase("attn_logit_softcapping"); }, "attn_logit_softcapping");
+  // Gemma 2's final soft-capping is on by default: an absent key is refused too.
   refused(
       "hf_gemma2", [](json& c) { c.erase("final_logit_softcapping"); }, "final_logit_softcapping");
+  // An attention cap of 0 would divide by zero in transformers; a negative one is no cap.
+  refused(
+      "hf_gemma2", [](json& c) { c["attn_logit_softcapping"] = 0.0; }, "attn_logit_softcapping");
+  refused(
+      "hf_gemma3", [](json& c) { c["attn_logit_softcapping"] = -1.0; }, "attn_logit_softcapping");
   refused(
       "hf_gemma3", [](json& c) { c["use_bidirectional_attention"] = true; },
       "use_bidirectional_attention");
@@ -207,8 +209,32 @@ TEST(HfGemma3, RefusedKeysAreNamed) {
       "layer_types");
 }
 
+// Attention logit soft-capping imports as model.attn_logit_softcapping: a number as it is, null
+// as off, an absent key as transformers' default (Gemma 2's 50, Gemma 3's none).
+TEST(HfGemma3, AttentionSoftCappingImports) {
+  const ModelConfig s = read_hf_config(fixture("hf_gemma2_softcap"));
+  EXPECT_DOUBLE_EQ(s.attn_logit_softcapping, 0.25);
+  EXPECT_EQ(s.sliding_window, 8);
+  EXPECT_EQ(s.sliding_layers, (std::vector<bool>{true, false}));
+  EXPECT_DOUBLE_EQ(read_hf_config(fixture("hf_gemma2")).attn_logit_softcapping, 0.0);  // null
+  ModelConfig m;
+  ASSERT_EQ(import_error(
+                "hf_gemma2", [](json& c) { c.erase("attn_logit_softcapping"); }, &m),
+            "");
+  EXPECT_DOUBLE_EQ(m.attn_logit_softcapping, 50.0);
+  ASSERT_EQ(import_error(
+                "hf_gemma3", [](json& c) { c.erase("attn_logit_softcapping"); }, &m),
+            "");
+  EXPECT_DOUBLE_EQ(m.attn_logit_softcapping, 0.0);
+  ASSERT_EQ(import_error(
+                "hf_gemma3", [](json& c) { c["attn_logit_softcapping"] = 30.0; }, &m),
+            "");
+  EXPECT_DOUBLE_EQ(m.attn_logit_softcapping, 30.0);
+}
+
 // hf_gemma3_window's window of 8 is shorter than its 13-token sequences, so its sliding layer's
-// mask changes the logits: import keeps the window and the layer types for the attention ops.
+// mask changes the logits: import keeps the window and the layer types for the attention ops
+// (HfParity checks the logits, the loss and every gradient against transformers).
 TEST(HfGemma3, WindowShorterThanTheSequenceIsKept) {
   const ModelConfig w = read_hf_config(fixture("hf_gemma3_window"));
   EXPECT_EQ(w.sliding_window, 8);
