@@ -29,15 +29,22 @@ ModelSpec tiny_relaxed(Family family, bool parallel_residual, int64_t loops) {
                             .low_freq_factor = 1.0,
                             .high_freq_factor = 4.0,
                             .original_max_positions = 16};
-  // Gemma 2 / 3: query_pre_attn_scalar 6 != head_dim 8, and (Gemma 3) local layers (base 100)
-  // among global ones (base 10000, linear scaling 2) in a pattern that does not follow the block
-  // (period 3 against B = 2), so a tied block layer rotates differently per loop.
+  // Gemma 2 / 3: query_pre_attn_scalar 6 != head_dim 8, and (Gemma 3) local layers (base 100,
+  // a window of 6) among global ones (base 10000, linear scaling 2) in a pattern that does not
+  // follow the block (period 3 against B = 2), so a tied block layer rotates and masks
+  // differently per loop; (Gemma 2) windows of 5 on alternate positions and soft-capped scores.
+  // The windows are shorter than the tests' sequences, so the masks take effect.
   if (gemma3) s.model.query_pre_attn_scalar = 6.0;
   if (family == Family::gemma3) {
     s.model.rope_local_theta = 100.0;
-    s.model.sliding_window = s.model.max_seq_len;  // covers every sequence: no mask takes effect
+    s.model.sliding_window = 6;
     s.model.sliding_layers = {true, true, false};
     s.model.rope_scaling = {.type = ops::RopeScalingType::linear, .factor = 2.0};
+  }
+  if (family == Family::gemma2) {
+    s.model.sliding_window = 5;
+    s.model.sliding_layers = {true, false};
+    s.model.attn_logit_softcapping = 2.0;
   }
   s.recursion = {.block_layers = 2, .loops = loops};
   // Per-loop norms and biases for NeoX, Qwen2 and Gemma 3: every position's own vectors.

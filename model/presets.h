@@ -29,7 +29,8 @@ namespace rrt::presets {
 // A tiny relaxed model: vocab 61, d_model 24, ffn 40, max_seq_len 48, B = 2 block layers run
 // `loops` times with per-position LoRA (ranks 3 / 2); GQA 6/2 for Llama, MQA 6/1 with 8-dim
 // heads for Gemma, MHA 3 x 8 for NeoX (25% rotary, per-loop norms and biases, parallel or
-// sequential residual).
+// sequential residual); Gemma 3 with local RoPE on windowed positions (window 6) and Gemma 2
+// with windows of 5 and soft-capped attention scores, so their masks take effect.
 ModelSpec tiny_relaxed(Family family = Family::llama, bool parallel_residual = false,
                        int64_t loops = 3);
 

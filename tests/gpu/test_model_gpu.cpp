@@ -131,13 +131,14 @@ std::vector<ModelCase> cases() {
   }
   {
     // Gemma 3: (1 + w) q/k and sandwich norms per loop, query_pre_attn_scalar != head_dim, local
-    // RoPE layers (a pattern of 3 over B = 2) beside linearly scaled global ones.
+    // RoPE layers with a window shorter than T (a pattern of 3 over B = 2) beside linearly scaled
+    // global ones.
     ModelSpec s = llama(97, 256, 4, 2, 176, 2, 2, 8);
     apply_family_defaults(s.model, Family::gemma3);
     s.recursion.per_loop_norms = true;
     s.model.query_pre_attn_scalar = 40.0;
     s.model.rope_local_theta = 100.0;
-    s.model.sliding_window = 4096;  // covers every sequence: no mask takes effect
+    s.model.sliding_window = 7;
     s.model.sliding_layers = {true, true, false};
     s.model.rope_scaling = {.type = ops::RopeScalingType::linear, .factor = 2.0};
     c.push_back({"gemma3_sandwich_local_rope", s, 2, 20});

@@ -509,8 +509,13 @@ ModelSpec family_spec(const FamilyCase& f, int64_t L) {
   if (f.family == Family::gemma3 || f.family == Family::gemma2) s.model.query_pre_attn_scalar = 5;
   if (f.family == Family::gemma3) {
     s.model.rope_local_theta = 30.0;
-    s.model.sliding_window = s.model.max_seq_len;
+    s.model.sliding_window = 4;  // shorter than the kT = 10 tokens: the mask takes effect
     s.model.sliding_layers = {true, true, false};
+  }
+  if (f.family == Family::gemma2) {
+    s.model.sliding_window = 6;
+    s.model.sliding_layers = {true, false};
+    s.model.attn_logit_softcapping = 3.0;
   }
   return s;
 }
