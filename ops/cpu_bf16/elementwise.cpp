@@ -178,14 +178,14 @@ void rotate_tokens(bf16* x, const float* cos, const float* sin, int64_t half, in
 
 void CpuBf16Backend::rope_forward(Act* x, int64_t N, int64_t T, int64_t H, int64_t Dh,
                                   const int32_t* pos, bool local) const {
-  rotate_tokens(x, rope_cos(local), rope_sin(local), rope_half_, rope_positions_, N, T, H, Dh,
-                pos, 1.f);
+  rotate_tokens(x, rope_cos(local), rope_sin(local), rope_half_, rope_positions_, N, T, H, Dh, pos,
+                1.f);
 }
 
 void CpuBf16Backend::rope_backward(Act* dx, int64_t N, int64_t T, int64_t H, int64_t Dh,
                                    const int32_t* pos, bool local) const {
-  rotate_tokens(dx, rope_cos(local), rope_sin(local), rope_half_, rope_positions_, N, T, H, Dh,
-                pos, -1.f);
+  rotate_tokens(dx, rope_cos(local), rope_sin(local), rope_half_, rope_positions_, N, T, H, Dh, pos,
+                -1.f);
 }
 
 void CpuBf16Backend::rope_rows(Act* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh,
