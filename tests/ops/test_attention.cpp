@@ -214,9 +214,20 @@ TEST_P(Attention, FloatAgreesWithDouble) {
 
 // Each document of a packed sequence computes what it computes as a sequence of its own: out,
 // lse and every gradient (dk, dv of a document's keys come only from its own queries).
-TEST_P(Attention, PackedDocumentsEqualEachDocumentAlone) {
+// The table's cases that pack several documents into a sequence.
+std::vector<cases::AttentionCase> document_cases() {
+  std::vector<cases::AttentionCase> out;
+  for (const cases::AttentionCase& c : cases::attention_cases())
+    if (!c.doc_lengths.empty()) out.push_back(c);
+  return out;
+}
+class PackedAttention : public ::testing::TestWithParam<cases::AttentionCase> {};
+INSTANTIATE_TEST_SUITE_P(Table, PackedAttention, ::testing::ValuesIn(document_cases()),
+                         cases::kCaseName);
+
+TEST_P(PackedAttention, PackedDocumentsEqualEachDocumentAlone) {
   const cases::AttentionCase& c = GetParam();
-  if (c.doc_lengths.empty()) GTEST_SKIP() << "one document per sequence";
+  ASSERT_FALSE(c.doc_lengths.empty());
   const AttentionShape& s = c.shape;
   const auto doc_start = c.doc_starts();
   const AttentionMask mask = c.mask(doc_start.data());
