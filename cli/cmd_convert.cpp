@@ -208,7 +208,8 @@ void run_convert(const ConvertOpts& o) {
 void add_convert_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "convert",
-      "Convert an HF Llama, Gemma, GPT-NeoX, Qwen2 or Qwen3 checkpoint (or a plain rrt "
+      "Convert an HF Llama, Gemma, GPT-NeoX, Qwen2, Qwen3, Gemma 3 or Gemma 2 checkpoint (or a "
+      "plain rrt "
       "checkpoint) into a recursive or relaxed rrt checkpoint");
   auto o = std::make_shared<ConvertOpts>();
   cmd->add_option("--from", o->from,

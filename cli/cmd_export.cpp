@@ -1,9 +1,10 @@
 // rrt export CHECKPOINT --out DIR|FILE [--format hf|gguf] [--dtype fp32|bf16] [--force]
 // hf: DIR/config.json + DIR/model.safetensors (+ generation_config.json): a Hugging Face
-// LlamaForCausalLM, GemmaForCausalLM, GPTNeoXForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM
-// of the unrolled model (K * B layers, each position's LoRA merged into its weights), plus the
-// tokenizer files of the checkpoint's data.tokenizer, so that transformers and
-// lm-evaluation-harness can use DIR as it is. gguf: FILE, llama.cpp's format (llama, qwen2).
+// LlamaForCausalLM, GemmaForCausalLM, GPTNeoXForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM,
+// Gemma3ForCausalLM or Gemma2ForCausalLM of the unrolled model (K * B layers, each position's
+// LoRA merged into its weights), plus the tokenizer files of the checkpoint's data.tokenizer, so
+// that transformers and lm-evaluation-harness can use DIR as it is. gguf: FILE, llama.cpp's
+// format (llama, qwen2).
 #include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
@@ -201,9 +202,9 @@ void run_export(const ExportOpts& o) {
 void add_export_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "export",
-      "Export an rrt checkpoint as an HF directory (Llama, Gemma, GPT-NeoX, Qwen2 or Qwen3, as\n"
-      "trained) or a GGUF file (llama, qwen2) of the unrolled model (K*B layers; each\n"
-      "position's LoRA merged into its weights; fp32 or bf16). The HF directory gets the\n"
+      "Export an rrt checkpoint as an HF directory (Llama, Gemma, GPT-NeoX, Qwen2, Qwen3, Gemma 3\n"
+      "or Gemma 2, as trained) or a GGUF file (llama, qwen2) of the unrolled model (K*B layers;\n"
+      "each position's LoRA merged into its weights; fp32 or bf16). The HF directory gets the\n"
       "checkpoint's tokenizer files and bos/eos ids (config.json, generation_config.json);\n"
       "load it with transformers' AutoModelForCausalLM.from_pretrained(DIR) or rrt convert\n"
       "--from DIR. The GGUF file gets a GGUF tokenizer's keys; llama.cpp and rrt read it.");

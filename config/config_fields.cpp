@@ -85,9 +85,11 @@ Field family_field(ModelConfig& m) {
                     {"gemma", Family::gemma},
                     {"neox", Family::neox},
                     {"qwen2", Family::qwen2},
-                    {"qwen3", Family::qwen3}},
-                   "architecture family: llama, gemma, neox, qwen2 or qwen3; sets the family's "
-                   "norm, "
+                    {"qwen3", Family::qwen3},
+                    {"gemma3", Family::gemma3},
+                    {"gemma2", Family::gemma2}},
+                   "architecture family: llama, gemma, neox, qwen2, qwen3, gemma3 or gemma2; sets "
+                   "the family's norm, "
                    "activation, biases, residual, rotary fraction, embedding scale and tied head, "
                    "which the keys after it may refine");
   const auto set_enum = f.set;
@@ -109,6 +111,13 @@ Field layer_types_field(ModelConfig& m) {
       "position, repeated over the depth when shorter (Gemma 2: [sliding_attention, "
       "full_attention]); empty: every layer when a window is set";
   f.choices = {"sliding_attention", "full_attention"};
+  // A pattern repeats its items (the list check refuses repeats unless told otherwise).
+  f.check_items = [](const std::vector<std::string>& items) -> std::string {
+    for (const std::string& item : items)
+      if (item != "sliding_attention" && item != "full_attention")
+        return "unknown item '" + item + "'; items are sliding_attention or full_attention";
+    return "";
+  };
   f.get = [&m] {
     std::vector<std::string> names;
     for (bool s : m.sliding_layers) names.push_back(s ? "sliding_attention" : "full_attention");
@@ -219,6 +228,18 @@ std::vector<Field> model_fields(ModelConfig& m) {
             "attention scores s become cap * tanh(s / cap) before the softmax (Gemma 2); 0: off")
           .at_least(0)
           .also_called({"attention_softcap", "attn_softcap"}),
+      field("sandwich_norm", m.sandwich_norm,
+            "norms on the attention and MLP outputs before each residual add (gemma2, gemma3)")
+          .also_called({"post_norms", "sandwich_norms"}),
+      field("query_pre_attn_scalar", m.query_pre_attn_scalar,
+            "attention scale query_pre_attn_scalar^-0.5 instead of head_dim^-0.5; 0: head_dim")
+          .at_least(0)
+          .also_called({"attention_scale_dim"}),
+      field("rope_local_theta", m.rope_local_theta,
+            "RoPE base of the sliding-window positions (model.layer_types sliding_attention; "
+            "Gemma 3's local layers); 0: rope_theta everywhere")
+          .at_least(0)
+          .also_called({"rope_local_base_freq", "local_rope_theta"}),
   };
 }
 

@@ -79,7 +79,12 @@ class StageEngine : public Engine {
  private:
   void layer(int64_t j, int64_t n);
   void project(Proj p, const Act* in, int64_t in_dim, Act* out, int64_t out_dim);
-  void norm(bool attn, const Act* x, Act* y);
+  // The groups' attention (attn) or MLP input norm, or with post the norm on that half's output
+  // (Gemma 2 / 3's sandwich norms).
+  void norm(bool attn, const Act* x, Act* y, bool post = false);
+  // RoPE at each row's position over x [n, H, Dh], each group with its position's base (Gemma 3's
+  // local layers); the query scale on q (is_q).
+  void rope(Act* x, int64_t n, int64_t H, bool is_q);
   // Qwen3's per-head RMSNorm of q (q = true, H heads) or k (Hkv heads) over rows' projections
   // `raw` into y, each group with its position's weight.
   void head_norm(bool q, const Act* raw, Act* y);

@@ -39,7 +39,8 @@ StageEngine<Be>::StageEngine(const ModelWeights& w, const WeightMap& map,
                m.rot_dim(),
                m.rope_theta,
                m.rope_scaling,
-               false});
+               false,
+               m.rope_local_theta});
   std::vector<RowAdapter<Act>> adapters;
   for (const LayerParams& lp : w.positions) {
     LayerParamsOf<Act> d;
@@ -49,6 +50,9 @@ StageEngine<Be>::StageEngine(const ModelWeights& w, const WeightMap& map,
     d.mlp_norm_bias = map(lp.mlp_norm_bias);
     d.q_norm = map(lp.q_norm);
     d.k_norm = map(lp.k_norm);
+    d.attn_post_norm = map(lp.attn_post_norm);
+    d.mlp_post_norm = map(lp.mlp_post_norm);
+    d.local_rope = lp.local_rope;
     for (int i = 0; i < kNumProj; ++i) {
       d.weight[i] = map(lp.weight[i]);
       d.bias[i] = map(lp.bias[i]);
@@ -219,10 +223,13 @@ void StageEngine<Be>::norm_rows(int64_t rows, const Act* x, const Act* w, const 
 
 // One call over every row when the groups share the norm's weights (tied blocks do).
 template <class Be>
-void StageEngine<Be>::norm(bool attn, const Act* x, Act* y) {
+void StageEngine<Be>::norm(bool attn, const Act* x, Act* y, bool post) {
   const int64_t D = d_model();
   const auto weights = [&](const StageGroup& g) {
     const LayerParamsOf<Act>& lp = positions_[static_cast<size_t>(g.position)];
+    if (post)  // Gemma's sandwich norms are RMSNorms: no bias
+      return std::pair(attn ? lp.attn_post_norm : lp.mlp_post_norm,
+                       static_cast<const Act*>(nullptr));
     return attn ? std::pair(lp.attn_norm, lp.attn_norm_bias)
                 : std::pair(lp.mlp_norm, lp.mlp_norm_bias);
   };
@@ -247,8 +254,27 @@ void StageEngine<Be>::head_norm(bool q, const Act* raw, Act* y) {
     const LayerParamsOf<Act>& lp = positions_[static_cast<size_t>(g.position)];
     be_.norm_forward(false, raw + g.begin * H * Dh, q ? lp.q_norm : lp.k_norm, nullptr,
                      y + g.begin * H * Dh, nullptr, rstd_, (g.end - g.begin) * H, Dh,
-                     static_cast<float>(m.norm_eps), false);
+                     static_cast<float>(m.norm_eps), m.norm_unit_offset);
   }
+}
+
+template <class Be>
+void StageEngine<Be>::rope(Act* x, int64_t n, int64_t H, bool is_q) {
+  const ModelConfig& m = spec_.model;
+  const int64_t Dh = m.dh();
+  const auto local = [&](const StageGroup& g) {
+    return positions_[static_cast<size_t>(g.position)].local_rope;
+  };
+  bool shared = true;
+  for (const StageGroup& g : groups_) shared = shared && local(g) == local(groups_[0]);
+  if (shared) {
+    be_.rope_rows(x, d_pos(), n, H, Dh, local(groups_[0]));
+  } else {
+    for (const StageGroup& g : groups_)
+      be_.rope_rows(x + g.begin * H * Dh, d_pos() + g.begin, g.end - g.begin, H, Dh, local(g));
+  }
+  const float q_scale = static_cast<float>(m.query_scale());
+  if (is_q && q_scale != 1.f) be_.scale(x, q_scale, n * H * Dh);
 }
 
 template <class Be>
@@ -265,8 +291,8 @@ void StageEngine<Be>::layer(int64_t j, int64_t n) {
     head_norm(true, att_, q_);
     head_norm(false, k_raw_, k_);
   }
-  be_.rope_rows(q_, d_pos(), n, m.n_heads, m.dh());
-  be_.rope_rows(k_, d_pos(), n, m.n_kv_heads, m.dh());
+  rope(q_, n, m.n_heads, true);
+  rope(k_, n, m.n_kv_heads, false);
   be_.kv_store(k_, v_, k_cache(j), v_cache(j), d_slot(), d_pos(), n, cap_.max_seq, kvd, d_stage(),
                stride);
   // Each row's position (loop) has its own window (ModelConfig::window_at): one call when the
@@ -288,7 +314,12 @@ void StageEngine<Be>::layer(int64_t j, int64_t n) {
                        m.n_kv_heads, m.dh(), cap_.max_seq, d_stage() + g.begin, stride, mask);
     }
   }
-  project(Proj::o, att_, qd, mid_, D);
+  if (m.sandwich_norm) {  // out_ is free until the down projection
+    project(Proj::o, att_, qd, out_, D);
+    norm(true, out_, mid_, true);
+  } else {
+    project(Proj::o, att_, qd, mid_, D);
+  }
   be_.add(mid_, x_, mid_, n * D);
   norm(false, m.parallel_residual ? x_ : mid_, xn_);
   project(Proj::up, xn_, D, up_, F);
@@ -307,7 +338,12 @@ void StageEngine<Be>::layer(int64_t j, int64_t n) {
       break;
   }
   project(Proj::down, act_, F, out_, D);
-  be_.add(out_, mid_, x_, n * D);
+  if (m.sandwich_norm) {  // xn_ is free after the gate and up projections
+    norm(false, out_, xn_, true);
+    be_.add(xn_, mid_, x_, n * D);
+  } else {
+    be_.add(out_, mid_, x_, n * D);
+  }
 }
 
 template <class Be>
@@ -415,7 +451,7 @@ void StageEngine<Be>::propagate_rows(const StageRow* rows, int64_t n) {
       project(Proj::k, xn_, D, m.qk_norm ? k_raw_ : k_, kvd);
       project(Proj::v, xn_, D, v_, kvd);
       if (m.qk_norm) head_norm(false, k_raw_, k_);
-      be_.rope_rows(k_, d_pos(), count, m.n_kv_heads, m.dh());
+      rope(k_, count, m.n_kv_heads, false);
       be_.kv_store(k_, v_, k_cache(s * B + j), v_cache(s * B + j), d_slot(), d_pos(), count,
                    cap_.max_seq, kvd, nullptr, 0);
     }

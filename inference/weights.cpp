@@ -23,6 +23,13 @@ ModelWeights bind_weights(const ModelSpec& spec, const ParameterSet& params) {
       p.q_norm = value(ParamRegistry::qk_norm_name(pos.layer, pos.loop, true, r.per_loop_norms));
       p.k_norm = value(ParamRegistry::qk_norm_name(pos.layer, pos.loop, false, r.per_loop_norms));
     }
+    if (m.sandwich_norm) {
+      p.attn_post_norm =
+          value(ParamRegistry::post_norm_name(pos.layer, pos.loop, true, r.per_loop_norms));
+      p.mlp_post_norm =
+          value(ParamRegistry::post_norm_name(pos.layer, pos.loop, false, r.per_loop_norms));
+    }
+    p.local_rope = m.local_rope_at(l);
     for (int j = 0; j < kNumProj; ++j) {
       const Proj proj = static_cast<Proj>(j);
       if (!m.has_proj(proj)) continue;

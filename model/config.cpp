@@ -18,6 +18,11 @@ double ModelConfig::embedding_multiplier() const {
   return embed_scale > 0 ? embed_scale : std::sqrt(static_cast<double>(d_model));
 }
 
+double ModelConfig::query_scale() const {
+  if (query_pre_attn_scalar <= 0) return 1.0;
+  return std::sqrt(static_cast<double>(dh()) / query_pre_attn_scalar);
+}
+
 int64_t ModelSpec::lora_rank(Proj p) const {
   if (!model.has_proj(p)) return 0;
   auto [out, in] = proj_shape(model, p);
@@ -43,6 +48,7 @@ void apply_family_defaults(ModelConfig& m, Family f) {
   m.linear_bias = s.linear_bias;
   m.qkv_bias = s.qkv_bias;
   m.qk_norm = s.qk_norm;
+  m.sandwich_norm = s.sandwich_norm;
   m.parallel_residual = s.parallel_residual;
   m.rotary_fraction = s.rotary_fraction;
   m.embed_scale = s.embed_scale;
@@ -66,6 +72,8 @@ void check_family_structure(const ModelConfig& m) {
             " biases on q, k and v alone; model.qkv_bias does not match");
   RRT_CHECK(m.qk_norm == s.qk_norm, fam, s.qk_norm ? "has" : "has no",
             " RMSNorm on q and k heads; model.qk_norm does not match");
+  RRT_CHECK(m.sandwich_norm == s.sandwich_norm, fam, s.sandwich_norm ? "has" : "has no",
+            " norms on the attention and MLP outputs; model.sandwich_norm does not match");
   RRT_CHECK(m.norm_unit_offset == s.norm_unit_offset, fam,
             s.norm_unit_offset ? "scales" : "does not scale",
             " its RMSNorm by (1 + w); model.norm_unit_offset does not match");
@@ -128,6 +136,15 @@ void validate(const ModelSpec& spec) {
             m.attn_logit_softcapping);
   RRT_CHECK(m.sliding_layers.empty() || m.sliding_window > 0, "model.layer_types",
             "names sliding_attention layers but model.sliding_window is 0; set the window");
+  RRT_CHECK(!m.sandwich_norm || (!m.parallel_residual && m.norm == Norm::rms),
+            "model.sandwich_norm",
+            "norms on the attention and MLP outputs are RMSNorms of a sequential residual; "
+            "model.parallel_residual must be false and model.norm rms");
+  RRT_CHECK(m.query_pre_attn_scalar >= 0 && std::isfinite(m.query_pre_attn_scalar),
+            "model.query_pre_attn_scalar", "must be >= 0 (0: head_dim), got ",
+            m.query_pre_attn_scalar);
+  RRT_CHECK(m.rope_local_theta >= 0 && std::isfinite(m.rope_local_theta), "model.rope_local_theta",
+            "must be >= 0 (0: rope_theta everywhere), got ", m.rope_local_theta);
   const ops::RopeScaling& rs = m.rope_scaling;
   if (rs.type != ops::RopeScalingType::none) {
     RRT_CHECK(rs.factor > 0, "model.rope_scaling.factor", "must be positive, got ", rs.factor);

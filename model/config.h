@@ -14,7 +14,8 @@
 namespace rrt {
 
 // qwen2: Qwen2 / Qwen2.5; qwen3: Qwen3 (dense). Llama 3.x is llama with RoPE scaling.
-enum class Family { llama, gemma, neox, qwen2, qwen3 };
+// gemma3: Gemma 3 text (Gemma3ForCausalLM); gemma2: Gemma 2 (Gemma2ForCausalLM).
+enum class Family { llama, gemma, neox, qwen2, qwen3, gemma3, gemma2 };
 enum class Activation { swiglu, geglu, gelu, gelu_tanh };  // gelu: exact (erf)
 enum class Norm { rms, layer };
 enum class Sharing { cycle, sequence };
@@ -48,6 +49,16 @@ struct ModelConfig {
   bool qk_norm = false;           // Qwen3: RMSNorm over each head of q and k before RoPE
   bool norm_unit_offset = false;  // Gemma: RMSNorm scales by (1 + w)
   double embed_scale = 1.0;       // multiplier on the embeddings; 0: sqrt(d_model) (Gemma)
+  // Gemma 2 / 3: a norm on the attention output and on the MLP output before each residual add
+  // (x' = x + norm(attn(norm(x))), x'' = x' + norm(mlp(norm(x')))); four norms per layer.
+  bool sandwich_norm = false;
+  // Gemma 2 / 3: attention scores scaled by query_pre_attn_scalar^-0.5 instead of head_dim^-0.5;
+  // 0: head_dim.
+  double query_pre_attn_scalar = 0.0;
+  // Gemma 3: the RoPE base of the local layers (the sliding-window positions, window_at(l) > 0),
+  // which never scale their frequencies; rope_theta and rope_scaling are the global layers'.
+  // 0: rope_theta everywhere.
+  double rope_local_theta = 0.0;
 
   // Sliding-window (local) attention (Mistral, Gemma 2 / 3): at an unrolled position l that
   // uses it, query i sees key j only if i - j < sliding_window. 0: no window anywhere.
@@ -78,6 +89,11 @@ struct ModelConfig {
   }
 
   double embedding_multiplier() const;
+  // The factor on q that turns attention's head_dim^-0.5 into query_pre_attn_scalar^-0.5.
+  double query_scale() const;
+  // Whether unrolled position l rotates with the local RoPE base: a sliding-window position of
+  // a model with rope_local_theta (Gemma 3).
+  bool local_rope_at(int64_t l) const { return rope_local_theta > 0 && window_at(l) > 0; }
   int64_t dh() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
   int64_t q_dim() const { return n_heads * dh(); }
   int64_t kv_dim() const { return n_kv_heads * dh(); }

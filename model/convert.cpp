@@ -200,6 +200,9 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
       for (bool q : {true, false})
         if (m.qk_norm)
           tie(b, [q](int64_t l) { return ParamRegistry::qk_norm_name(l, -1, q, false); });
+      for (bool attn : {true, false})
+        if (m.sandwich_norm)
+          tie(b, [attn](int64_t l) { return ParamRegistry::post_norm_name(l, -1, attn, false); });
     }
     report([&] {
       std::string layers;
@@ -234,6 +237,10 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
         if (m.qk_norm)
           copy(ParamRegistry::qk_norm_name(pos.layer, pos.loop, q, true),
                ParamRegistry::qk_norm_name(l, -1, q, false));
+      for (bool attn : {true, false})
+        if (m.sandwich_norm)
+          copy(ParamRegistry::post_norm_name(pos.layer, pos.loop, attn, true),
+               ParamRegistry::post_norm_name(l, -1, attn, false));
       for (int p = 0; p < kNumProj; ++p) {
         const Proj proj = static_cast<Proj>(p);
         if (!m.has_bias(proj)) continue;

@@ -10,7 +10,11 @@
 //   x_out = mid + proj_down(act)
 //
 // norm: RMSNorm with w or (1 + w) (Gemma), or LayerNorm with a bias (NeoX). The parallel
-// residual (NeoX) is x_out = x_in + attn(norm1(x_in)) + mlp(norm2(x_in)).
+// residual (NeoX) is x_out = x_in + attn(norm1(x_in)) + mlp(norm2(x_in)). Gemma 2 / 3's sandwich
+// norms put a norm on each branch's output before its residual add:
+// mid = x_in + norm_ap(proj_o(att)), x_out = mid + norm_mp(proj_down(act)). Gemma 3 scales q by
+// query_scale after RoPE (its attention scale query_pre_attn_scalar^-0.5, the attention op's
+// own being head_dim^-0.5) and rotates its local layers with a RoPE base of their own.
 #pragma once
 
 #include <array>
@@ -30,6 +34,8 @@ struct LayerDims {
   bool parallel_residual = false;
   Activation activation = Activation::swiglu;
   bool qk_norm = false;
+  bool sandwich_norm = false;
+  float q_scale = 1.f;  // ModelConfig::query_scale()
   // Attention masks (ops/attention.h): the window of the position being run (ModelConfig::
   // window_at), the soft-cap, and a document-aware batch's doc_start and restarted RoPE
   // positions ([N, T] in the backend's memory; null: one document per sequence).
@@ -62,6 +68,8 @@ inline LayerDims layer_dims(const ModelConfig& m, int64_t N, int64_t T) {
           m.parallel_residual,
           m.activation,
           m.qk_norm,
+          m.sandwich_norm,
+          static_cast<float>(m.query_scale()),
           0,
           m.attn_logit_softcapping};
 }
@@ -77,10 +85,13 @@ struct LayerParamsOf {
   const A* mlp_norm_bias = nullptr;
   const A* q_norm = nullptr;  // [Dh], qk_norm only
   const A* k_norm = nullptr;
+  const A* attn_post_norm = nullptr;  // [D], sandwich_norm only
+  const A* mlp_post_norm = nullptr;
   std::array<const A*, kNumProj> weight{}, bias{};
   std::array<const A*, kNumProj> lora_a{}, lora_b{};
   std::array<int64_t, kNumProj> rank{};
   std::array<float, kNumProj> scale{};
+  bool local_rope = false;  // this position rotates with the local RoPE base (Gemma 3)
 };
 
 // Weight gradients (G: float on every backend today); null where frozen.
@@ -92,6 +103,8 @@ struct LayerGradsOf {
   G* mlp_norm_bias = nullptr;
   G* q_norm = nullptr;
   G* k_norm = nullptr;
+  G* attn_post_norm = nullptr;
+  G* mlp_post_norm = nullptr;
   std::array<G*, kNumProj> weight{}, bias{};
   std::array<G*, kNumProj> lora_a{}, lora_b{};
 };
@@ -101,13 +114,16 @@ struct LayerGradsOf {
 // act [M, F]; rstd1, rstd2, mean1, mean2 (LayerNorm) [M]; lse [N, H, T]; lora_u[p] [M, rank(p)].
 // With qk_norm, q_raw [M, H*Dh] and k_raw [M, Hkv*Dh] hold the projections before their head
 // norms (q and k hold the normed, rotated heads), rstd_q [M*H] and rstd_k [M*Hkv].
+// With sandwich_norm, attn_out and mlp_out [M, D] hold the o and down projections before their
+// norms, rstd_ap and rstd_mp [M] those norms' statistics.
 template <typename A, typename S>
 struct LayerStashOf {
   A *xn1 = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *mid = nullptr,
     *xn2 = nullptr, *gate = nullptr, *up = nullptr, *act = nullptr;
   A *q_raw = nullptr, *k_raw = nullptr;
+  A *attn_out = nullptr, *mlp_out = nullptr;
   S *rstd1 = nullptr, *rstd2 = nullptr, *mean1 = nullptr, *mean2 = nullptr, *lse = nullptr;
-  S *rstd_q = nullptr, *rstd_k = nullptr;
+  S *rstd_q = nullptr, *rstd_k = nullptr, *rstd_ap = nullptr, *rstd_mp = nullptr;
   std::array<A*, kNumProj> lora_u{};
 };
 
@@ -117,6 +133,7 @@ struct LayerScratchOf {
   A *dxn = nullptr, *dq = nullptr, *dk = nullptr, *dv = nullptr, *datt = nullptr, *dgate = nullptr,
     *dup = nullptr, *dact = nullptr, *lora_du = nullptr;
   A *dq_raw = nullptr, *dk_raw = nullptr;  // qk_norm: d(q_raw), d(k_raw)
+  A* dpost = nullptr;                      // sandwich_norm: d(attn_out), then d(mlp_out) [M, D]
 };
 
 // The fp32 CPU instantiation's names (the CPU engine and the tests use them).

@@ -53,20 +53,27 @@ void decoder_layer_forward(Be& be, const LayerDims& d, const LayerParamsOf<typen
   project(be, d, p, s, Proj::q, s.xn1, d.qk_norm ? s.q_raw : s.q, d.D, qd);
   project(be, d, p, s, Proj::k, s.xn1, d.qk_norm ? s.k_raw : s.k, d.D, kvd);
   project(be, d, p, s, Proj::v, s.xn1, s.v, d.D, kvd);
-  if (d.qk_norm) {  // each head's Dh values are one RMSNorm row
+  if (d.qk_norm) {  // each head's Dh values are one RMSNorm row, (1 + w) in Gemma 3
     be.norm_forward(false, s.q_raw, p.q_norm, nullptr, s.q, nullptr, s.rstd_q, M * d.H, d.Dh, d.eps,
-                    false);
+                    d.unit_offset);
     be.norm_forward(false, s.k_raw, p.k_norm, nullptr, s.k, nullptr, s.rstd_k, M * d.Hkv, d.Dh,
-                    d.eps, false);
+                    d.eps, d.unit_offset);
   }
-  be.rope_forward(s.q, d.N, d.T, d.H, d.Dh, d.positions);
-  be.rope_forward(s.k, d.N, d.T, d.Hkv, d.Dh, d.positions);
+  be.rope_forward(s.q, d.N, d.T, d.H, d.Dh, d.positions, p.local_rope);
+  be.rope_forward(s.k, d.N, d.T, d.Hkv, d.Dh, d.positions, p.local_rope);
+  // The attention op scales by head_dim^-0.5; a scale of the family's own goes onto q.
+  if (d.q_scale != 1.f) be.scale(s.q, d.q_scale, M * qd);
   const ops::AttentionShape shape{d.N, d.T, d.H, d.Hkv, d.Dh};
   {
     RRT_TRACE_SPAN("attention");
     be.attention_forward(s.q, s.k, s.v, s.att, s.lse, shape, d.mask());
   }
-  project(be, d, p, s, Proj::o, s.att, s.mid, qd, d.D);
+  if (d.sandwich_norm) {
+    project(be, d, p, s, Proj::o, s.att, s.attn_out, qd, d.D);
+    family_norm_forward(be, d, s.attn_out, p.attn_post_norm, nullptr, s.mid, nullptr, s.rstd_ap);
+  } else {
+    project(be, d, p, s, Proj::o, s.att, s.mid, qd, d.D);
+  }
   be.add(s.mid, x_in, s.mid, M * d.D);
 
   family_norm_forward(be, d, d.parallel_residual ? x_in : s.mid, p.mlp_norm, p.mlp_norm_bias, s.xn2,
@@ -86,7 +93,12 @@ void decoder_layer_forward(Be& be, const LayerDims& d, const LayerParamsOf<typen
       be.gelu_forward(s.up, s.act, M * d.F, d.activation == Activation::gelu_tanh);
       break;
   }
-  project(be, d, p, s, Proj::down, s.act, x_out, d.F, d.D);
+  if (d.sandwich_norm) {
+    project(be, d, p, s, Proj::down, s.act, s.mlp_out, d.F, d.D);
+    family_norm_forward(be, d, s.mlp_out, p.mlp_post_norm, nullptr, x_out, nullptr, s.rstd_mp);
+  } else {
+    project(be, d, p, s, Proj::down, s.act, x_out, d.F, d.D);
+  }
   be.add(x_out, s.mid, x_out, M * d.D);
 }
 
@@ -105,7 +117,18 @@ void decoder_layer_backward(Be& be, const LayerDims& d, const LayerParamsOf<type
   // take their share first: the MLP's down projection, and (parallel residual) the attention
   // output projection, before the MLP norm adds its part of d(x_in) into d_resid.
   be.zero(sc.dact, M * d.F);
-  back(Proj::down, s.act, d_resid, sc.dact, d.F, d.D);
+  // Sandwich norms: a branch's output projection reads d(branch output) = the post norm's
+  // backward of d_resid, in dpost.
+  auto post_norm_backward = [&](const typename Be::Act* out, const typename Be::Act* w,
+                                const typename Be::Stat* rstd, typename Be::Grad* dw) {
+    be.zero(sc.dpost, M * d.D);
+    family_norm_backward(be, d, out, w, nullptr, rstd, d_resid, sc.dpost, dw, nullptr);
+    return static_cast<const typename Be::Act*>(sc.dpost);
+  };
+  back(Proj::down, s.act,
+       d.sandwich_norm ? post_norm_backward(s.mlp_out, p.mlp_post_norm, s.rstd_mp, g.mlp_post_norm)
+                       : d_resid,
+       sc.dact, d.F, d.D);
   if (d.parallel_residual) {
     be.zero(sc.datt, M * qd);
     back(Proj::o, s.att, d_resid, sc.datt, qd, d.D);
@@ -128,7 +151,11 @@ void decoder_layer_backward(Be& be, const LayerDims& d, const LayerParamsOf<type
   // Sequential residual: d_resid now holds d(mid), which the output projection reads.
   if (!d.parallel_residual) {
     be.zero(sc.datt, M * qd);
-    back(Proj::o, s.att, d_resid, sc.datt, qd, d.D);
+    back(Proj::o, s.att,
+         d.sandwich_norm
+             ? post_norm_backward(s.attn_out, p.attn_post_norm, s.rstd_ap, g.attn_post_norm)
+             : d_resid,
+         sc.datt, qd, d.D);
   }
   be.zero(sc.dq, M * qd);
   be.zero(sc.dk, M * kvd);
@@ -139,17 +166,18 @@ void decoder_layer_backward(Be& be, const LayerDims& d, const LayerParamsOf<type
     be.attention_backward(s.q, s.k, s.v, s.att, s.lse, sc.datt, sc.dq, sc.dk, sc.dv, shape,
                           d.mask());
   }
-  be.rope_backward(sc.dq, d.N, d.T, d.H, d.Dh, d.positions);
-  be.rope_backward(sc.dk, d.N, d.T, d.Hkv, d.Dh, d.positions);
+  if (d.q_scale != 1.f) be.scale(sc.dq, d.q_scale, M * qd);
+  be.rope_backward(sc.dq, d.N, d.T, d.H, d.Dh, d.positions, p.local_rope);
+  be.rope_backward(sc.dk, d.N, d.T, d.Hkv, d.Dh, d.positions, p.local_rope);
   const typename Be::Act* dq = sc.dq;
   const typename Be::Act* dk = sc.dk;
   if (d.qk_norm) {
     be.zero(sc.dq_raw, M * qd);
     be.zero(sc.dk_raw, M * kvd);
     be.norm_backward(false, s.q_raw, p.q_norm, nullptr, s.rstd_q, sc.dq, sc.dq_raw, g.q_norm,
-                     nullptr, M * d.H, d.Dh, false);
+                     nullptr, M * d.H, d.Dh, d.unit_offset);
     be.norm_backward(false, s.k_raw, p.k_norm, nullptr, s.rstd_k, sc.dk, sc.dk_raw, g.k_norm,
-                     nullptr, M * d.Hkv, d.Dh, false);
+                     nullptr, M * d.Hkv, d.Dh, d.unit_offset);
     dq = sc.dq_raw;
     dk = sc.dk_raw;
   }

@@ -298,6 +298,72 @@ constexpr FamilyStructure kQwen3Structure = qwen_structure(/*qkv_bias=*/false, /
 constexpr HfFormat kQwen3Hf =
     qwen_hf("Qwen3ForCausalLM", "qwen3", HfHeadDim::required, kQwen3Flags, kQwen3Tensors);
 
+// ---- Gemma 3 (text: Gemma3ForCausalLM, model_type gemma3_text) and Gemma 2 --------------------
+// Gemma's (1 + w) RMSNorm, GeGLU with the tanh GELU (hidden_activation) and sqrt(D) embedding
+// scale, plus sandwich norms (post_attention_layernorm on the attention output before its
+// residual add, pre_feedforward_layernorm / post_feedforward_layernorm around the MLP),
+// attention scale query_pre_attn_scalar^-0.5, and sliding-window layers (layer_types) that
+// alternate with global ones. Gemma 3 adds (1 + w) RMSNorms on each q and k head (q_norm,
+// k_norm) and a RoPE base of the local layers' own (rope_local_base_freq); its rope_scaling
+// applies to the global layers only. Attention logit soft-capping (attn_logit_softcapping; Gemma
+// 2's default 50) is the attention masks' softcap; the final logits' (final_logit_softcapping;
+// Gemma 2's default 30) is refused until rrt's LM head computes it.
+constexpr HfActivation kGemma3Activations[] = {
+    {"gelu_pytorch_tanh", Activation::geglu},
+    {"gelu_new", Activation::geglu},
+    {"gelu_fast", Activation::geglu},
+    {"gelu_python_tanh", Activation::geglu},
+};
+constexpr HfFlag kGemma3Flags[] = {
+    {"attention_bias", false, true, "rrt's Gemma 3 layers have no biases"},
+    {"use_bidirectional_attention", false, true, "rrt's attention is causal"},
+};
+constexpr HfUnsupportedKey kGemma3Unsupported[] = {
+    {"final_logit_softcapping", false,
+     "rrt's LM head does not soft-cap its logits; only null imports"},
+};
+constexpr HfUnsupportedKey kGemma2Unsupported[] = {
+    {"final_logit_softcapping", true,
+     "rrt's LM head does not soft-cap its logits (Gemma2Config's default is 30.0, so the key "
+     "must be null)"},
+};
+constexpr TensorRule kGemma3Tensors[] = {
+    {"embed.weight", "model.embed_tokens.weight"},
+    {"block.{l}.attn_norm.weight", "model.layers.{l}.input_layernorm.weight"},
+    {"block.{l}.attn.q.weight", "model.layers.{l}.self_attn.q_proj.weight"},
+    {"block.{l}.attn.k.weight", "model.layers.{l}.self_attn.k_proj.weight"},
+    {"block.{l}.attn.v.weight", "model.layers.{l}.self_attn.v_proj.weight"},
+    {"block.{l}.attn.o.weight", "model.layers.{l}.self_attn.o_proj.weight"},
+    {"block.{l}.attn.q_norm.weight", "model.layers.{l}.self_attn.q_norm.weight"},
+    {"block.{l}.attn.k_norm.weight", "model.layers.{l}.self_attn.k_norm.weight"},
+    {"block.{l}.attn_post_norm.weight", "model.layers.{l}.post_attention_layernorm.weight"},
+    {"block.{l}.mlp_norm.weight", "model.layers.{l}.pre_feedforward_layernorm.weight"},
+    {"block.{l}.mlp.gate.weight", "model.layers.{l}.mlp.gate_proj.weight"},
+    {"block.{l}.mlp.up.weight", "model.layers.{l}.mlp.up_proj.weight"},
+    {"block.{l}.mlp.down.weight", "model.layers.{l}.mlp.down_proj.weight"},
+    {"block.{l}.mlp_post_norm.weight", "model.layers.{l}.post_feedforward_layernorm.weight"},
+    {"final_norm.weight", "model.norm.weight"},
+    {"head.weight", "lm_head.weight"},
+};
+
+// Gemma 2: Gemma 3's tensors without the q / k head norms.
+constexpr TensorRule kGemma2Tensors[] = {
+    {"embed.weight", "model.embed_tokens.weight"},
+    {"block.{l}.attn_norm.weight", "model.layers.{l}.input_layernorm.weight"},
+    {"block.{l}.attn.q.weight", "model.layers.{l}.self_attn.q_proj.weight"},
+    {"block.{l}.attn.k.weight", "model.layers.{l}.self_attn.k_proj.weight"},
+    {"block.{l}.attn.v.weight", "model.layers.{l}.self_attn.v_proj.weight"},
+    {"block.{l}.attn.o.weight", "model.layers.{l}.self_attn.o_proj.weight"},
+    {"block.{l}.attn_post_norm.weight", "model.layers.{l}.post_attention_layernorm.weight"},
+    {"block.{l}.mlp_norm.weight", "model.layers.{l}.pre_feedforward_layernorm.weight"},
+    {"block.{l}.mlp.gate.weight", "model.layers.{l}.mlp.gate_proj.weight"},
+    {"block.{l}.mlp.up.weight", "model.layers.{l}.mlp.up_proj.weight"},
+    {"block.{l}.mlp.down.weight", "model.layers.{l}.mlp.down_proj.weight"},
+    {"block.{l}.mlp_post_norm.weight", "model.layers.{l}.post_feedforward_layernorm.weight"},
+    {"final_norm.weight", "model.norm.weight"},
+    {"head.weight", "lm_head.weight"},
+};
+
 constexpr FamilyDescriptor kFamilies[] = {
     {
         .family = Family::llama,
@@ -407,6 +473,99 @@ constexpr FamilyDescriptor kFamilies[] = {
         .mlp = "SwiGLU",
         .structure = kQwen3Structure,
         .hf = kQwen3Hf,
+        .gguf = nullptr,
+    },
+    {
+        .family = Family::gemma3,
+        .name = "gemma3",
+        .display = "Gemma 3",
+        .mlp = "GeGLU with the tanh GELU",
+        .structure = {.norm = Norm::rms,
+                      .norm_unit_offset = true,
+                      .activation = Activation::geglu,
+                      .parallel_residual = false,
+                      .rotary_fraction = 1.0,
+                      .linear_bias = false,
+                      .qk_norm = true,
+                      .sandwich_norm = true,
+                      .tied_head = true,
+                      .embed_scale = 0.0},
+        .hf = {.architecture = "Gemma3ForCausalLM",
+               .model_type = "gemma3_text",
+               .sizes = kHfSizes,
+               // Required: Gemma3TextConfig's defaults (4 kv heads, head_dim 256) are the 4B's.
+               .kv_heads_key = "num_key_value_heads",
+               .kv_heads_required = true,
+               .head_dim_key = "head_dim",
+               .head_dim = HfHeadDim::required,
+               .norm_eps_key = "rms_norm_eps",
+               .norm_eps_default = 1e-6,
+               .rope_theta_key = "rope_theta",
+               .rotary_fraction_key = nullptr,
+               .parallel_residual_key = nullptr,
+               .tied_head_key = "tie_word_embeddings",
+               .rope_scaling = true,
+               .activation = {.key = "hidden_activation",
+                              .fallback = "gelu_pytorch_tanh",
+                              .accepted = kGemma3Activations},
+               .activation_check = {},
+               .flags = kGemma3Flags,
+               .constants = {},
+               .tensors = kGemma3Tensors,
+               .optional = kLlamaOptional,
+               .rope_theta_default = 1000000.0,
+               .query_scale_key = "query_pre_attn_scalar",
+               .query_scale_default = 256.0,
+               .sliding_pattern_default = 6,
+               .rope_local_theta_key = "rope_local_base_freq",
+               .rope_local_theta_default = 10000.0,
+               .attn_softcap_key = "attn_logit_softcapping",
+               .attn_softcap_default = 0.0,
+               .unsupported = kGemma3Unsupported},
+        .gguf = nullptr,
+    },
+    {
+        .family = Family::gemma2,
+        .name = "gemma2",
+        .display = "Gemma 2",
+        .mlp = "GeGLU with the tanh GELU",
+        .structure = {.norm = Norm::rms,
+                      .norm_unit_offset = true,
+                      .activation = Activation::geglu,
+                      .parallel_residual = false,
+                      .rotary_fraction = 1.0,
+                      .linear_bias = false,
+                      .sandwich_norm = true,
+                      .tied_head = true,
+                      .embed_scale = 0.0},
+        .hf = {.architecture = "Gemma2ForCausalLM",
+               .model_type = "gemma2",
+               .sizes = kHfSizes,
+               .kv_heads_key = "num_key_value_heads",
+               .kv_heads_required = true,
+               .head_dim_key = "head_dim",
+               .head_dim = HfHeadDim::required,
+               .norm_eps_key = "rms_norm_eps",
+               .norm_eps_default = 1e-6,
+               .rope_theta_key = "rope_theta",
+               .rotary_fraction_key = nullptr,
+               .parallel_residual_key = nullptr,
+               .tied_head_key = "tie_word_embeddings",
+               .rope_scaling = false,
+               .activation = {.key = "hidden_activation",
+                              .fallback = "gelu_pytorch_tanh",
+                              .accepted = kGemma3Activations},
+               .activation_check = {},
+               .flags = kGemma3Flags,
+               .constants = {},
+               .tensors = kGemma2Tensors,
+               .optional = kLlamaOptional,
+               .query_scale_key = "query_pre_attn_scalar",
+               .query_scale_default = 256.0,
+               .sliding_pattern_default = 2,
+               .attn_softcap_key = "attn_logit_softcapping",
+               .attn_softcap_default = 50.0,
+               .unsupported = kGemma2Unsupported},
         .gguf = nullptr,
     },
 };

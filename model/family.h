@@ -29,15 +29,16 @@ class ParamRegistry;
 // The structural fields of ModelConfig for the family (apply_family_defaults copies them).
 struct FamilyStructure {
   Norm norm;
-  bool norm_unit_offset;   // RMSNorm scales by (1 + w)
-  Activation activation;   // the default; HfFormat::activation lists every one the family has
-  bool parallel_residual;  // the default; HfFormat::parallel_residual_key says if it may vary
-  double rotary_fraction;  // the default; HfFormat::rotary_fraction_key says if it may vary
-  bool linear_bias;        // every projection has a bias
-  bool qkv_bias = false;   // q, k and v have a bias, no other projection (Qwen2)
-  bool qk_norm = false;    // RMSNorm over each head of q and k before RoPE (Qwen3)
-  bool tied_head;          // the default
-  double embed_scale;      // 0: sqrt(d_model)
+  bool norm_unit_offset;       // RMSNorm scales by (1 + w)
+  Activation activation;       // the default; HfFormat::activation lists every one the family has
+  bool parallel_residual;      // the default; HfFormat::parallel_residual_key says if it may vary
+  double rotary_fraction;      // the default; HfFormat::rotary_fraction_key says if it may vary
+  bool linear_bias;            // every projection has a bias
+  bool qkv_bias = false;       // q, k and v have a bias, no other projection (Qwen2)
+  bool qk_norm = false;        // RMSNorm over each head of q and k before RoPE (Qwen3, Gemma 3)
+  bool sandwich_norm = false;  // norms on the attention and MLP outputs too (Gemma 2 / 3)
+  bool tied_head;              // the default
+  double embed_scale;          // 0: sqrt(d_model)
 };
 
 // ---- Checkpoint tensors ---------------------------------------------------------------------
@@ -103,6 +104,16 @@ struct HfConstant {
   const char* json;
 };
 
+// A config key whose non-null value asks for something rrt does not compute (logit
+// soft-capping, ...): import refuses it by name. absent_is_set: transformers' default when the
+// key is absent is a value (Gemma 2's soft-capping), so an absent key is refused too; export
+// writes null.
+struct HfUnsupportedKey {
+  const char* key;
+  bool absent_is_set;
+  const char* why;
+};
+
 enum class HfHeadDim {
   optional,  // head_dim when given, else d_model / n_heads
   required,  // the config must give it (transformers' default would be another model's)
@@ -143,6 +154,26 @@ struct HfFormat {
   std::span<const HfConstant> constants;
   std::span<const TensorRule> tensors;
   std::span<const OptionalTensor> optional;
+  // ---- Gemma 2 / 3 (the defaults: the family has none of it) ----
+  double rope_theta_default = 10000.0;  // the base when no key gives one
+  // Attention scale key^-0.5 (query_pre_attn_scalar), its value when absent.
+  const char* query_scale_key = nullptr;
+  double query_scale_default = 0.0;
+  // Sliding-window layers: sliding_window, and layer_types or sliding_window_pattern (layer l is
+  // full when (l + 1) % pattern == 0, else sliding) with this default pattern when neither is
+  // given; 0: every layer is full attention (a sliding layer_types entry is refused).
+  int64_t sliding_pattern_default = 0;
+  // Gemma 3: the sliding layers' own RoPE base (rope_local_base_freq; transformers 5:
+  // rope_parameters.sliding_attention.rope_theta), and rope_parameters keyed by layer type
+  // (the full layers' scaling is rope_scaling's); nullptr: one RoPE for every layer.
+  const char* rope_local_theta_key = nullptr;
+  double rope_local_theta_default = 0.0;
+  // Attention logit soft-capping (Gemma 2 / 3: attn_logit_softcapping; null: off), and its
+  // value when the key is absent (transformers' default: Gemma 2's 50.0, Gemma 3's none);
+  // nullptr: the family has none (model.attn_logit_softcapping is refused on export).
+  const char* attn_softcap_key = nullptr;
+  double attn_softcap_default = 0.0;
+  std::span<const HfUnsupportedKey> unsupported{};
 };
 
 // ---- GGUF (llama.cpp) ---------------------------------------------------------------------------

@@ -86,6 +86,13 @@ void export_gguf(const ModelSpec& spec, const ParameterSet& params, const std::s
               " rotates whole heads, but the model "
               "rotates ",
               m.rot_dim(), " of ", m.dh(), " head dims");
+  // No GGUF architecture rrt writes has the attention masks' keys: dropping them would export
+  // another model.
+  RRT_CHECK(m.sliding_window == 0 && m.attn_logit_softcapping == 0, where, g.architecture,
+            " as rrt writes it has no sliding window or attention soft-capping, but the model has "
+            "model.sliding_window ",
+            m.sliding_window, " and model.attn_logit_softcapping ", m.attn_logit_softcapping,
+            "; export it as an HF directory instead where its family has them (gemma2, gemma3)");
   std::vector<float> factors;
   if (m.rope_scaling.type != ops::RopeScalingType::none) {
     RRT_CHECK(g.rope_factors != nullptr, where, "model.rope_scaling cannot be written for ",

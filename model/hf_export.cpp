@@ -1,6 +1,7 @@
 #include "model/hf_export.h"
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -46,16 +47,6 @@ void check_hf_expressible(const ModelConfig& m, const std::string& where) {
     RRT_CHECK(m.rot_dim() == m.dh(), where, arch, " rotates whole heads, but the model rotates ",
               m.rot_dim(), " of ", m.dh(), " head dims (model.rotary_fraction ", m.rotary_fraction,
               ")");
-  // The attention masks' keys: no family's export writes them yet (the Gemma 2 / 3 families
-  // will), and dropping them would export another model.
-  RRT_CHECK(m.sliding_window == 0, where, arch,
-            " as rrt exports it has no sliding window, but "
-            "the model has model.sliding_window ",
-            m.sliding_window);
-  RRT_CHECK(m.attn_logit_softcapping == 0, where, arch,
-            " as rrt exports it has no attention "
-            "logit soft-capping, but the model has model.attn_logit_softcapping ",
-            m.attn_logit_softcapping);
   if (!f.kv_heads_key)
     RRT_CHECK(m.n_kv_heads == m.n_heads, where, arch,
               " has no grouped-query attention; the model has ", m.n_kv_heads, " kv heads for ",
@@ -64,6 +55,28 @@ void check_hf_expressible(const ModelConfig& m, const std::string& where) {
     RRT_CHECK(m.dh() * m.n_heads == m.d_model, where, arch,
               " uses head_dim = d_model / n_heads = ", m.d_model / m.n_heads,
               ", but the model has head_dim ", m.dh());
+  if (!f.query_scale_key)
+    RRT_CHECK(
+        m.query_pre_attn_scalar == 0 || m.query_pre_attn_scalar == static_cast<double>(m.dh()),
+        where, arch,
+        " scales attention by head_dim^-0.5; the model has "
+        "model.query_pre_attn_scalar ",
+        m.query_pre_attn_scalar);
+  if (!f.rope_local_theta_key)
+    RRT_CHECK(m.rope_local_theta == 0, where, arch,
+              " has one RoPE base for every layer; the model has model.rope_local_theta ",
+              m.rope_local_theta);
+  if (f.sliding_pattern_default == 0)
+    RRT_CHECK(m.sliding_window == 0, where, arch,
+              " as rrt exports it has no sliding window, but the model has model.sliding_window ",
+              m.sliding_window);
+  // The attention masks' keys: only the families whose config says them write them, and
+  // dropping them would export another model.
+  if (!f.attn_softcap_key)
+    RRT_CHECK(m.attn_logit_softcapping == 0, where, arch,
+              " as rrt exports it has no attention logit soft-capping, but the model has "
+              "model.attn_logit_softcapping ",
+              m.attn_logit_softcapping);
   if (f.rotary_fraction_key) {
     const auto hf_rot =
         static_cast<int64_t>(static_cast<double>(m.dh()) * partial_rotary_factor(m));
@@ -129,6 +142,36 @@ json hf_config(const ModelSpec& spec) {
                 m.max_seq_len, ")");
     rope.update(scaling);
     c["rope_scaling"] = scaling;
+  }
+  for (const HfUnsupportedKey& k : f.unsupported) c[k.key] = nullptr;
+  if (f.attn_softcap_key)  // null, not absent: Gemma 2's absent key is a cap of 50
+    c[f.attn_softcap_key] =
+        m.attn_logit_softcapping > 0 ? json(m.attn_logit_softcapping) : json(nullptr);
+  if (f.query_scale_key) {
+    // transformers' config field is an int.
+    const double scalar =
+        m.query_pre_attn_scalar > 0 ? m.query_pre_attn_scalar : static_cast<double>(m.dh());
+    RRT_CHECK(scalar == std::floor(scalar), "export", f.query_scale_key,
+              " must be a whole number in ", f.architecture, "'s config; the model has "
+              "model.query_pre_attn_scalar ", scalar);
+    c[f.query_scale_key] = static_cast<int64_t>(scalar);
+  }
+  if (f.sliding_pattern_default > 0) {
+    // Without a window every layer is a full one (and sliding_window a placeholder transformers
+    // then never reads for a mask).
+    json types = json::array();
+    for (int64_t l = 0; l < spec.positions(); ++l)
+      types.push_back(m.window_at(l) > 0 ? "sliding_attention" : "full_attention");
+    c["layer_types"] = types;
+    c["sliding_window"] = m.sliding_window > 0 ? m.sliding_window : m.max_seq_len;
+  }
+  if (f.rope_local_theta_key) {
+    const double local = m.rope_local_theta > 0 ? m.rope_local_theta : m.rope_theta;
+    c[f.rope_local_theta_key] = local;  // transformers 4
+    c["rope_parameters"] = {
+        {"full_attention", rope},
+        {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", local}}}};
+    return c;
   }
   c["rope_parameters"] = rope;
   return c;

@@ -1,5 +1,7 @@
 #include "model/hf_import.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -216,12 +218,18 @@ ops::RopeScaling read_rope_scaling(const json& r, const std::string& path, const
 // The family's rope_theta_key is where older configs kept the base (and its rotary_fraction_key
 // the rotated share), with rope_scaling beside it; transformers >= 5 writes rope_parameters
 // {rope_type, rope_theta, partial_rotary_factor, factor, ...}, whose values win, as in
-// transformers.
+// transformers. Gemma 3 keeps a RoPE per layer type: rope_theta / rope_scaling are the full
+// (global) layers', rope_local_base_freq the sliding (local) layers' base, and transformers 5
+// writes rope_parameters {full_attention: {...}, sliding_attention: {...}}; the local layers
+// never scale their frequencies.
 void read_rope(const json& c, const std::string& path, const FamilyDescriptor& d, ModelConfig& m) {
   const HfFormat& f = d.hf;
-  m.rope_theta = get_field_or<double>(c, path, f.rope_theta_key, 10000.0);
+  m.rope_theta = get_field_or<double>(c, path, f.rope_theta_key, f.rope_theta_default);
   if (f.rotary_fraction_key)
     m.rotary_fraction = get_field_or<double>(c, path, f.rotary_fraction_key, m.rotary_fraction);
+  if (f.rope_local_theta_key)
+    m.rope_local_theta =
+        get_field_or<double>(c, path, f.rope_local_theta_key, f.rope_local_theta_default);
   if (has_value(c, "rope_scaling")) {
     RRT_CHECK(c.at("rope_scaling").is_object(), path, "rope_scaling ", c.at("rope_scaling").dump(),
               " is not an object");
@@ -229,16 +237,38 @@ void read_rope(const json& c, const std::string& path, const FamilyDescriptor& d
   }
   if (has_value(c, "rope_parameters")) {
     const json& r = c.at("rope_parameters");
-    RRT_CHECK(r.is_object(), path, "rope_parameters ", r.dump(),
-              " is not an object (per-layer-type RoPE is not supported)");
-    const ops::RopeScaling sc = read_rope_scaling(r, path, "rope_parameters", d, m);
-    RRT_CHECK(!has_value(c, "rope_scaling") || sc == m.rope_scaling, path,
-              "rope_scaling and rope_parameters describe different RoPE scalings; which one the "
-              "model uses is ambiguous");
+    RRT_CHECK(r.is_object(), path, "rope_parameters ", r.dump(), " is not an object");
+    const bool per_type = r.contains("full_attention") || r.contains("sliding_attention");
+    RRT_CHECK(!per_type || f.rope_local_theta_key, path, "rope_parameters ", r.dump(),
+              " gives a RoPE per layer type, which ", f.architecture, " does not have");
+    const json none = json::object();
+    const json& full =
+        per_type ? (has_value(r, "full_attention") ? r.at("full_attention") : none) : r;
+    if (per_type) {
+      for (const auto& [key, value] : r.items())
+        RRT_CHECK(key == "full_attention" || key == "sliding_attention", path, "rope_parameters.",
+                  key, " is not a layer type rrt knows (full_attention, sliding_attention)");
+      RRT_CHECK(full.is_object(), path, "rope_parameters.full_attention is not an object");
+    }
+    const char* where = per_type ? "rope_parameters.full_attention" : "rope_parameters";
+    const ops::RopeScaling sc = read_rope_scaling(full, path, where, d, m);
+    RRT_CHECK(!has_value(c, "rope_scaling") || sc == m.rope_scaling, path, "rope_scaling and ",
+              where, " describe different RoPE scalings; which one the model uses is ambiguous");
     m.rope_scaling = sc;
-    m.rope_theta = get_field_or<double>(r, path, "rope_theta", m.rope_theta);
+    m.rope_theta = get_field_or<double>(full, path, "rope_theta", m.rope_theta);
     if (f.rotary_fraction_key)
-      m.rotary_fraction = get_field_or<double>(r, path, "partial_rotary_factor", m.rotary_fraction);
+      m.rotary_fraction =
+          get_field_or<double>(full, path, "partial_rotary_factor", m.rotary_fraction);
+    if (per_type && has_value(r, "sliding_attention")) {
+      const json& local = r.at("sliding_attention");
+      RRT_CHECK(local.is_object(), path, "rope_parameters.sliding_attention is not an object");
+      const ops::RopeScaling lsc =
+          read_rope_scaling(local, path, "rope_parameters.sliding_attention", d, m);
+      RRT_CHECK(lsc.type == ops::RopeScalingType::none, path,
+                "rope_parameters.sliding_attention scales its frequencies (rope_type ",
+                to_string(lsc.type), "); rrt scales only the full-attention layers' RoPE");
+      m.rope_local_theta = get_field_or<double>(local, path, "rope_theta", m.rope_local_theta);
+    }
   }
   if (!f.rotary_fraction_key) return;
   // transformers rotates int(head_size * fraction) dims, rounded up to even by its cos/sin
@@ -249,14 +279,90 @@ void read_rope(const json& c, const std::string& path, const FamilyDescriptor& d
             " rotary dims; rrt needs an even count in [2, head size]");
 }
 
-// transformers 5's per-layer attention kinds: rrt's layers are all full attention.
-void read_layer_types(const json& c, const std::string& path) {
-  if (!has_value(c, "layer_types")) return;
-  RRT_CHECK(c.at("layer_types").is_array(), path, "layer_types is not a list");
-  for (const auto& t : c.at("layer_types"))
-    RRT_CHECK(t == "full_attention", path, "layer_types lists ", t.dump(),
-              "; rrt's attention is full causal in every layer (sliding-window layers are not "
-              "implemented)");
+// transformers 5's per-layer attention kinds (layer_types; Gemma 2 / 3 derive them from
+// sliding_window_pattern when absent): whether each layer is a sliding-window one.
+std::vector<bool> read_layer_types(const json& c, const std::string& path,
+                                   const FamilyDescriptor& d, const ModelConfig& m) {
+  const int64_t pattern_default = d.hf.sliding_pattern_default;
+  std::vector<bool> sliding(static_cast<size_t>(m.n_layers), false);
+  if (has_value(c, "layer_types")) {
+    const json& types = c.at("layer_types");
+    RRT_CHECK(types.is_array(), path, "layer_types is not a list");
+    RRT_CHECK(pattern_default == 0 || static_cast<int64_t>(types.size()) == m.n_layers, path,
+              "layer_types lists ", types.size(), " layers, not num_hidden_layers ", m.n_layers);
+    for (size_t l = 0; l < types.size(); ++l) {
+      const json& t = types[l];
+      if (pattern_default > 0 && t == "sliding_attention") {
+        sliding[l] = true;
+        continue;
+      }
+      RRT_CHECK(t == "full_attention", path, "layer_types lists ", t.dump(), "; rrt's ", d.display,
+                " layers are ",
+                pattern_default > 0 ? "full_attention or sliding_attention"
+                                    : "full causal attention (sliding-window layers are not "
+                                      "implemented for this family)");
+    }
+    return sliding;
+  }
+  if (pattern_default == 0) return sliding;
+  const auto pattern = get_field_or<int64_t>(c, path, "sliding_window_pattern", pattern_default);
+  RRT_CHECK(pattern > 0, path, "sliding_window_pattern must be positive, got ", pattern);
+  for (int64_t l = 0; l < m.n_layers; ++l) sliding[static_cast<size_t>(l)] = (l + 1) % pattern != 0;
+  return sliding;
+}
+
+// The shortest prefix of `v` that, repeated, gives `v` (ModelConfig's layer patterns).
+std::vector<bool> shortest_period(const std::vector<bool>& v) {
+  for (size_t p = 1; p <= v.size(); ++p) {
+    bool ok = true;
+    for (size_t i = p; i < v.size() && ok; ++i) ok = v[i] == v[i % p];
+    if (ok) return {v.begin(), v.begin() + static_cast<std::ptrdiff_t>(p)};
+  }
+  return v;
+}
+
+// The sliding-window layers: model.sliding_window, and the layer types as the shortest
+// repeating pattern model.sliding_layers (empty when every layer slides). Gemma 3's sliding
+// layers are also its local-RoPE ones (ModelConfig::local_rope_at).
+void read_sliding_layers(const json& c, const std::string& path, const FamilyDescriptor& d,
+                         ModelConfig& m) {
+  const std::vector<bool> sliding = read_layer_types(c, path, d, m);
+  if (std::find(sliding.begin(), sliding.end(), true) == sliding.end()) return;
+  // Absent: Gemma2Config's and Gemma3TextConfig's default, 4096; null: no size to apply.
+  RRT_CHECK(!c.contains("sliding_window") || !c.at("sliding_window").is_null(), path,
+            "layer_types has sliding_attention layers but sliding_window is null; rrt needs the "
+            "window's size");
+  m.sliding_window = get_field_or<int64_t>(c, path, "sliding_window", 4096);
+  RRT_CHECK(m.sliding_window > 0, path, "sliding_window must be positive, got ", m.sliding_window);
+  m.sliding_layers = shortest_period(sliding);
+  if (m.sliding_layers == std::vector<bool>{true}) m.sliding_layers.clear();  // every layer
+}
+
+// Attention logit soft-capping: null is off, an absent key transformers' default (Gemma 2's
+// 50.0), a number the cap the attention masks apply to the scaled scores.
+void read_attn_softcap(const json& c, const std::string& path, const HfFormat& f, ModelConfig& m) {
+  if (!f.attn_softcap_key) return;
+  if (c.contains(f.attn_softcap_key) && c.at(f.attn_softcap_key).is_null()) {
+    m.attn_logit_softcapping = 0.0;
+    return;
+  }
+  m.attn_logit_softcapping =
+      get_field_or<double>(c, path, f.attn_softcap_key, f.attn_softcap_default);
+  RRT_CHECK(m.attn_logit_softcapping >= 0 && std::isfinite(m.attn_logit_softcapping), path,
+            f.attn_softcap_key, " must be a positive cap or null (off), got ",
+            m.attn_logit_softcapping);
+  RRT_CHECK(!c.contains(f.attn_softcap_key) || m.attn_logit_softcapping > 0, path,
+            f.attn_softcap_key,
+            " is 0, which transformers divides by; write null to turn soft-capping off");
+}
+
+void read_unsupported(const json& c, const std::string& path, const FamilyDescriptor& d) {
+  for (const HfUnsupportedKey& k : d.hf.unsupported) {
+    const bool set = c.contains(k.key) ? !c.at(k.key).is_null() : k.absent_is_set;
+    RRT_CHECK(!set, path, k.key, " is ",
+              c.contains(k.key) ? c.at(k.key).dump() : std::string("absent (not null)"), ": ",
+              k.why);
+  }
 }
 
 // ---- Weights ----------------------------------------------------------------------------------
@@ -370,8 +476,13 @@ ModelConfig read_hf_config(const std::string& dir) {
   m.tied_head = get_field_or<bool>(c, path, f.tied_head_key, m.tied_head);
   if (f.parallel_residual_key)
     m.parallel_residual = get_field_or<bool>(c, path, f.parallel_residual_key, m.parallel_residual);
-  read_layer_types(c, path);
+  read_unsupported(c, path, d);
+  if (f.query_scale_key)
+    m.query_pre_attn_scalar =
+        get_field_or<double>(c, path, f.query_scale_key, f.query_scale_default);
+  read_attn_softcap(c, path, f, m);
   read_rope(c, path, d, m);
+  read_sliding_layers(c, path, d, m);
   return m;
 }
 

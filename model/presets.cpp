@@ -14,9 +14,10 @@ ModelSpec tiny_relaxed(Family family, bool parallel_residual, int64_t loops) {
   s.model.d_model = 24;
   // GQA for Llama, MQA for Gemma, MHA with 8-dim heads for NeoX (25% rotary: 2 dims).
   s.model.n_heads = family == Family::neox ? 3 : 6;
+  const bool gemma3 = family == Family::gemma3 || family == Family::gemma2;
   s.model.n_kv_heads = family == Family::gemma ? 1 : family == Family::neox ? 3 : 2;
-  // Qwen3: head_dim 8 independent of d_model / n_heads (4), as the real models' 128.
-  s.model.head_dim = family == Family::gemma || family == Family::qwen3 ? 8 : 0;
+  // Qwen3 and Gemma 2 / 3: head_dim 8 independent of d_model / n_heads (4), as the real models'.
+  s.model.head_dim = family == Family::gemma || family == Family::qwen3 || gemma3 ? 8 : 0;
   s.model.ffn = 40;
   s.model.max_seq_len = 48;
   if (family == Family::neox) s.model.parallel_residual = parallel_residual;
@@ -28,9 +29,27 @@ ModelSpec tiny_relaxed(Family family, bool parallel_residual, int64_t loops) {
                             .low_freq_factor = 1.0,
                             .high_freq_factor = 4.0,
                             .original_max_positions = 16};
+  // Gemma 2 / 3: query_pre_attn_scalar 6 != head_dim 8, and (Gemma 3) local layers (base 100,
+  // a window of 6) among global ones (base 10000, linear scaling 2) in a pattern that does not
+  // follow the block (period 3 against B = 2), so a tied block layer rotates and masks
+  // differently per loop; (Gemma 2) windows of 5 on alternate positions and soft-capped scores.
+  // The windows are shorter than the tests' sequences, so the masks take effect.
+  if (gemma3) s.model.query_pre_attn_scalar = 6.0;
+  if (family == Family::gemma3) {
+    s.model.rope_local_theta = 100.0;
+    s.model.sliding_window = 6;
+    s.model.sliding_layers = {true, true, false};
+    s.model.rope_scaling = {.type = ops::RopeScalingType::linear, .factor = 2.0};
+  }
+  if (family == Family::gemma2) {
+    s.model.sliding_window = 5;
+    s.model.sliding_layers = {true, false};
+    s.model.attn_logit_softcapping = 2.0;
+  }
   s.recursion = {.block_layers = 2, .loops = loops};
-  // Per-loop norms and biases for NeoX and Qwen2: every position's own vectors.
-  s.recursion.per_loop_norms = family == Family::neox || family == Family::qwen2;
+  // Per-loop norms and biases for NeoX, Qwen2 and Gemma 3: every position's own vectors.
+  s.recursion.per_loop_norms =
+      family == Family::neox || family == Family::qwen2 || family == Family::gemma3;
   s.lora = {.rank_attention = 3, .rank_mlp = 2};
   return s;
 }
@@ -136,6 +155,31 @@ ModelSpec qwen3_06b() {
                   /*relaxed=*/false);
 }
 
+ModelSpec gemma3_1b(bool relaxed) {
+  ModelSpec s;
+  ModelConfig& m = s.model;
+  apply_family_defaults(m, Family::gemma3);
+  m.n_layers = 26;
+  m.vocab = 262144;
+  m.d_model = 1152;
+  m.n_heads = 4;
+  m.n_kv_heads = 1;
+  m.head_dim = 256;
+  m.ffn = 6912;
+  m.max_seq_len = 32768;
+  m.norm_eps = 1e-6;
+  m.rope_theta = 1000000.0;
+  m.rope_local_theta = 10000.0;
+  m.sliding_window = 512;
+  m.sliding_layers = {true, true, true, true, true, false};  // sliding_window_pattern 6
+  m.query_pre_attn_scalar = 256.0;
+  m.tied_head = true;
+  s.recursion = relaxed ? RecursionConfig{.block_layers = 13, .loops = 2, .per_loop_norms = true}
+                        : RecursionConfig{.block_layers = 26, .loops = 1};
+  if (relaxed) s.lora = {.rank_attention = 64, .rank_mlp = 64};
+  return s;
+}
+
 namespace {
 
 const std::vector<std::pair<std::string, std::function<ModelSpec()>>>& table() {
@@ -146,6 +190,8 @@ const std::vector<std::pair<std::string, std::function<ModelSpec()>>>& table() {
       {"tiny-relaxed-neox-sequential", [] { return tiny_relaxed(Family::neox, false); }},
       {"tiny-relaxed-qwen2", [] { return tiny_relaxed(Family::qwen2, false); }},
       {"tiny-relaxed-qwen3", [] { return tiny_relaxed(Family::qwen3, false); }},
+      {"tiny-relaxed-gemma3", [] { return tiny_relaxed(Family::gemma3, false); }},
+      {"tiny-relaxed-gemma2", [] { return tiny_relaxed(Family::gemma2, false); }},
       {"bench", [] { return bench(false); }},
       {"bench-small", [] { return bench(true); }},
       {"tinyllama", [] { return tinyllama(true); }},
@@ -155,6 +201,8 @@ const std::vector<std::pair<std::string, std::function<ModelSpec()>>>& table() {
       {"qwen2.5-0.5b", [] { return qwen25_05b(true); }},
       {"qwen2.5-0.5b-plain", [] { return qwen25_05b(false); }},
       {"qwen3-0.6b-plain", [] { return qwen3_06b(); }},
+      {"gemma3-1b", [] { return gemma3_1b(true); }},
+      {"gemma3-1b-plain", [] { return gemma3_1b(false); }},
   };
   return t;
 }

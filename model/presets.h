@@ -12,6 +12,9 @@
 //   llama3.2-1b[-plain], qwen2.5-0.5b[-plain], qwen3-0.6b-plain  the real checkpoints' shapes
 //                      (Llama 3 RoPE scaling, Qwen2 q/k/v biases, Qwen3 q/k norms), relaxed
 //                      (K = 2, LoRA 64) or plain
+//   gemma3-1b[-plain]  Gemma 3 1B's shape (sandwich norms, q/k norms, local and global RoPE),
+//                      relaxed (B = 13 x K = 2, LoRA 64, per-loop norms) or plain
+//   tiny-relaxed-{gemma2,gemma3,qwen2,qwen3}  tiny_relaxed() for those families
 #pragma once
 
 #include <cstdint>
@@ -26,7 +29,8 @@ namespace rrt::presets {
 // A tiny relaxed model: vocab 61, d_model 24, ffn 40, max_seq_len 48, B = 2 block layers run
 // `loops` times with per-position LoRA (ranks 3 / 2); GQA 6/2 for Llama, MQA 6/1 with 8-dim
 // heads for Gemma, MHA 3 x 8 for NeoX (25% rotary, per-loop norms and biases, parallel or
-// sequential residual).
+// sequential residual); Gemma 3 with local RoPE on windowed positions (window 6) and Gemma 2
+// with windows of 5 and soft-capped attention scores, so their masks take effect.
 ModelSpec tiny_relaxed(Family family = Family::llama, bool parallel_residual = false,
                        int64_t loops = 3);
 
@@ -50,6 +54,11 @@ ModelSpec qwen25_05b(bool relaxed = true);
 // Qwen3 0.6B (28 layers, vocab 151936, d 1024, 16 / 8 heads of 128, ffn 3072, q/k norms, theta
 // 1e6, tied head; 596,049,920 parameters), plain.
 ModelSpec qwen3_06b();
+// Gemma 3 1B (26 layers, vocab 262144, d 1152, 4 / 1 heads of 256, ffn 6912, (1 + w) q/k and
+// sandwich norms, query_pre_attn_scalar 256, five local layers (RoPE base 1e4, sliding window
+// 512 in transformers) to one global (base 1e6), tied head; 999,885,952 parameters);
+// relaxed: B = 13 x K = 2, LoRA 64, per-loop norms.
+ModelSpec gemma3_1b(bool relaxed = true);
 
 ModelSpec preset(std::string_view name);
 std::vector<std::string> preset_names();

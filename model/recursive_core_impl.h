@@ -41,7 +41,8 @@ RecursiveCore<Be>::RecursiveCore(Be& backend, const ModelSpec& spec, const Param
                  m.rot_dim(),
                  m.rope_theta,
                  m.rope_scaling,
-                 !cap_.forward_only});
+                 !cap_.forward_only,
+                 m.rope_local_theta});
   plan_exits();
   // One head workspace for the plain CE and the exit loss: chunk x V blocks, never M x V.
   head_ws_bytes_ = be_.lm_head_workspace_bytes(m.vocab, cap_.head_chunk);
@@ -138,6 +139,12 @@ void RecursiveCore<Be>::carve_activations(Carver& c) {
       s.rstd_q = c.template take<Stat>(M * m.n_heads);
       s.rstd_k = c.template take<Stat>(M * m.n_kv_heads);
     }
+    if (m.sandwich_norm) {
+      s.attn_out = c.template take<Act>(M * D);
+      s.mlp_out = c.template take<Act>(M * D);
+      s.rstd_ap = c.template take<Stat>(M);
+      s.rstd_mp = c.template take<Stat>(M);
+    }
     for (int j = 0; j < kNumProj; ++j) {
       const int64_t r = spec_.lora_rank(static_cast<Proj>(j));
       if (r > 0) s.lora_u[j] = c.template take<Act>(M * r);
@@ -188,6 +195,7 @@ void RecursiveCore<Be>::carve_scratch(Carver& c) {
     scratch_.dq_raw = c.template take<Act>(M * qd);
     scratch_.dk_raw = c.template take<Act>(M * kvd);
   }
+  if (m.sandwich_norm) scratch_.dpost = c.template take<Act>(M * D);
   if (any_recompute_) recompute_out_ = c.template take<Act>(M * D);
   const int64_t E = static_cast<int64_t>(exit_resid_.size());
   for (int64_t e = 0; e + 1 < E; ++e) exit_dh_[e] = c.template take<Act>(M * D);
@@ -236,6 +244,17 @@ void RecursiveCore<Be>::bind_positions(const ParamRegistry& reg,
       g.q_norm = params.grad(qn);
       g.k_norm = params.grad(kn);
     }
+    if (m.sandwich_norm) {
+      const int an = used(
+          reg.index(ParamRegistry::post_norm_name(pos.layer, pos.loop, true, r.per_loop_norms)));
+      const int mn = used(
+          reg.index(ParamRegistry::post_norm_name(pos.layer, pos.loop, false, r.per_loop_norms)));
+      p.attn_post_norm = params.value(an);
+      p.mlp_post_norm = params.value(mn);
+      g.attn_post_norm = params.grad(an);
+      g.mlp_post_norm = params.grad(mn);
+    }
+    p.local_rope = m.local_rope_at(l);
     for (int j = 0; j < kNumProj; ++j) {
       const Proj proj = static_cast<Proj>(j);
       if (!m.has_proj(proj)) continue;

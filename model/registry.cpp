@@ -31,6 +31,12 @@ std::string ParamRegistry::qk_norm_name(int64_t layer, int64_t loop, bool q, boo
   return per_loop ? "loop." + std::to_string(loop) + "." + name : name;
 }
 
+std::string ParamRegistry::post_norm_name(int64_t layer, int64_t loop, bool attn, bool per_loop) {
+  const std::string name = "block." + std::to_string(layer) +
+                           (attn ? ".attn_post_norm.weight" : ".mlp_post_norm.weight");
+  return per_loop ? "loop." + std::to_string(loop) + "." + name : name;
+}
+
 std::string ParamRegistry::lora_name(int64_t loop, int64_t layer, Proj p, bool a) {
   return "lora." + std::to_string(loop) + "." + std::to_string(layer) + "." +
          kProjNames[static_cast<int>(p)] + (a ? ".A" : ".B");
@@ -51,6 +57,10 @@ ParamRegistry::ParamRegistry(const ModelSpec& spec) {
     if (attn && m.qk_norm)
       for (bool q : {true, false})
         add({qk_norm_name(b, k, q, r.per_loop_norms), Shape{m.dh()}, ParamKind::norm, k, b, false});
+    // Gemma 2 / 3's norm on the half's output.
+    if (m.sandwich_norm)
+      add({post_norm_name(b, k, attn, r.per_loop_norms), Shape{m.d_model}, ParamKind::norm, k, b,
+           false});
   };
   // The projections of one half of the layer (attention: q..o, MLP: gate..down) with biases.
   auto add_projs = [&](int64_t b, int first, int last) {

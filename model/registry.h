@@ -49,6 +49,10 @@ class ParamRegistry {
   // Qwen3's per-head RMSNorm of q (q = true) or k: block.{layer}.attn.q_norm.weight [Dh], or
   // loop.{loop}.block.{layer}.attn.q_norm.weight when per loop (a layer vector like the norms).
   static std::string qk_norm_name(int64_t layer, int64_t loop, bool q, bool per_loop);
+  // Gemma 2 / 3's norm on the attention output (attn = true) or the MLP output:
+  // block.{layer}.attn_post_norm.weight / mlp_post_norm.weight [D], or loop.{loop}.block... per
+  // loop.
+  static std::string post_norm_name(int64_t layer, int64_t loop, bool attn, bool per_loop);
   static std::string lora_name(int64_t loop, int64_t layer, Proj p, bool a);
   // exit.{k}.head_lora.A / .B: the head adapter of the exit after loop k (1-based).
   static std::string head_lora_name(int64_t exit_loop, bool a);

@@ -72,8 +72,11 @@ Source source_of(const ModelSpec& spec, const std::string& name, int64_t l) {
   for (bool q : {true, false})
     if (name == ParamRegistry::qk_norm_name(l, -1, q, false))
       return {ParamRegistry::qk_norm_name(pos.layer, pos.loop, q, rc.per_loop_norms)};
+  for (bool attn : {true, false})
+    if (name == ParamRegistry::post_norm_name(l, -1, attn, false))
+      return {ParamRegistry::post_norm_name(pos.layer, pos.loop, attn, rc.per_loop_norms)};
   RRT_FAIL("export", "no source is known for '", name,
-           "' (an internal error: extend source_of in model/hf_export.cpp)");
+           "' (an internal error: extend source_of in model/unrolled_tensors.cpp)");
 }
 
 // Adds the HF tensor `t` of the plain model: the parameter itself where it is one parameter

@@ -29,16 +29,17 @@
 //   void zero(T* x, n); void upload(T* dst, const T* host, n);   (T: Act, float or int32_t)
 //   project / project_backward                   y = x W^T + bias + s B (A x), and its backward
 //   norm_forward / norm_backward                 RMSNorm (w or 1 + w) or LayerNorm with a bias
-//   rope_forward / rope_backward, attention_forward / attention_backward (with the lse)
-//   add, swiglu / geglu / gelu forward and backward
+//   rope_forward / rope_backward (pos: per-token positions or null; local: the rope_local_theta
+//   table), attention_forward / attention_backward (with the lse and an ops::AttentionMask)
+//   add, scale (x *= factor in place), swiglu / geglu / gelu forward and backward
 //   embedding_forward / embedding_backward
 //   lm_head_cross_entropy, exit_loss             the chunked head losses (HeadLossArgs)
 //   logits(h, W, rows, D, V, float* host_out)    full logits into host memory (small checks)
 // and, for the serving engine (inference/stage_engine_impl.h), ops over rows that each carry
 // their own sequence slot, position and stage (int32 arrays in the backend's memory):
-//   rope_rows, kv_store, kv_attention, gather_rows / scatter_rows, lora_add, lora_rows (each
-//   row's own stage's adapter), head_logits / head_adapter (fp32 logits), head_results (argmax
-//   and max probability per row, to the host), copy, download, synchronize.
+//   rope_rows (local as rope_forward's), kv_store, kv_attention, gather_rows / scatter_rows,
+//   lora_add, lora_rows (each row's own stage's adapter), head_logits / head_adapter (fp32 logits),
+//   head_results (argmax and max probability per row, to the host), copy, download, synchronize.
 #pragma once
 
 #include <cstddef>
@@ -59,6 +60,9 @@ struct BackendPlan {
   double rope_theta = 10000.0;
   ops::RopeScaling rope_scaling;  // ops/rope.h: linear, dynamic or llama3 frequencies
   bool backward = true;           // whether backward will run (attention workspaces)
+  // Gemma 3: a second table with this base and no scaling, for the positions that rotate with
+  // the local base (rope_forward's `local`); 0: one table.
+  double rope_local_theta = 0.0;
 };
 
 // Memory a backend handed out; freed (host unmap / free or cudaFree) with the last owner.

@@ -2,8 +2,8 @@
 """Checks an `rrt export` directory against transformers (CPU, float32).
 
 Loads each DIR with transformers' AutoModelForCausalLM (LlamaForCausalLM with or without RoPE
-scaling, GemmaForCausalLM, GPTNeoXForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM, as its
-config.json says), fails when a tensor of the file is unused or a
+scaling, GemmaForCausalLM, GPTNeoXForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM,
+Gemma3ForCausalLM or Gemma2ForCausalLM, as its config.json says), fails when a tensor of the file is unused or a
 weight of the model is missing from the file (transformers would initialise it at random), runs
 the tokens stored in a reference file written by rrt and prints the max abs difference between
 the two sets of logits. The

@@ -2,7 +2,8 @@
 """Tiny Hugging Face checkpoints plus reference outputs for rrt's HF import (model/hf_import.h).
 
 Families: LlamaForCausalLM (with and without rope_scaling: linear, dynamic, llama3),
-GemmaForCausalLM (Gemma 1), GPTNeoXForCausalLM, Qwen2ForCausalLM and Qwen3ForCausalLM.
+GemmaForCausalLM (Gemma 1), GPTNeoXForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM,
+Gemma3ForCausalLM (Gemma 3 text) and Gemma2ForCausalLM.
 Each fixture folder tests/fixtures/hf_<name>/ holds what save_pretrained writes (config.json and
 model.safetensors, or shards plus model.safetensors.index.json) and reference.safetensors with:
   inputs  int32 [N, T]      token ids
@@ -39,6 +40,19 @@ activations.py), which rrt's layer must match:
          none on o_proj or the MLP.
   Qwen3  Llama's layer with q_norm / k_norm: RMSNorm over head_dim of each head of q and k
          (weights [head_dim]) after the projection and before RoPE; head_dim from the config.
+  Gemma 3 Gemma's (1 + w) RMSNorm (also on each q and k head: q_norm / k_norm before RoPE),
+         embeddings x sqrt(hidden_size), GeGLU with hidden_activation; sandwich norms:
+         h = x + post_attention_layernorm(attn(input_layernorm(x))),
+         out = h + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h))); attention
+         scale query_pre_attn_scalar^-0.5; layer_types (sliding_window_pattern: every
+         pattern-th layer full) with sliding_attention layers masked to the last sliding_window
+         keys and rotated with rope_parameters.sliding_attention's base (rope_local_base_freq),
+         the full ones with rope_parameters.full_attention's (rope_theta, and rope_scaling's
+         factor: the global layers only). Tied head by default.
+  Gemma 2 Gemma 3 without q_norm / k_norm and with one RoPE; final_logit_softcapping
+         (default 30) set to None in the fixtures (rrt refuses it); attn_logit_softcapping
+         (default 50) None, except in gemma2_softcap: scores s = q k^T * scaling become
+         cap * tanh(s / cap) before the mask and the softmax (eager_attention_forward).
   GPTNeoXConfig takes rotary_pct / rotary_emb_base as constructor keywords and writes them to
   config.json as rope_parameters {partial_rotary_factor, rope_theta, rope_type}.
 
@@ -58,7 +72,8 @@ import torch
 import torch.nn.functional as F
 import transformers
 from safetensors.torch import save_file
-from transformers import (GemmaConfig, GemmaForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM,
+from transformers import (Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig,
+                          GemmaConfig, GemmaForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM,
                           LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM,
                           Qwen3Config, Qwen3ForCausalLM)
 
@@ -83,6 +98,14 @@ _LAYER_MAP = {
     "self_attn.k_norm.weight": "attn.k_norm.weight",
 }
 
+# Gemma 2 / 3: post_attention_layernorm is the norm on the attention output, the MLP's input
+# norm is pre_feedforward_layernorm.
+_GEMMA3_LAYER_MAP = dict(_LAYER_MAP, **{
+    "post_attention_layernorm.weight": "attn_post_norm.weight",
+    "pre_feedforward_layernorm.weight": "mlp_norm.weight",
+    "post_feedforward_layernorm.weight": "mlp_post_norm.weight",
+})
+
 # GPT-NeoX per-layer module -> rrt name (without .weight/.bias); query_key_value is split.
 _NEOX_LAYER_MAP = {
     "input_layernorm": "attn_norm",
@@ -93,7 +116,7 @@ _NEOX_LAYER_MAP = {
 }
 
 
-def rrt_name(hf):
+def rrt_name(hf, layer_map=_LAYER_MAP):
     if hf == "model.embed_tokens.weight":
         return "embed.weight"
     if hf == "model.norm.weight":
@@ -101,19 +124,23 @@ def rrt_name(hf):
     if hf == "lm_head.weight":
         return "head.weight"
     m = re.fullmatch(r"model\.layers\.(\d+)\.(.+)", hf)
-    if m and m.group(2) in _LAYER_MAP:
-        return f"block.{m.group(1)}.{_LAYER_MAP[m.group(2)]}"
+    if m and m.group(2) in layer_map:
+        return f"block.{m.group(1)}.{layer_map[m.group(2)]}"
     raise KeyError(f"no rrt name for HF parameter {hf}")
 
 
-def llama_grads(model):
+def llama_grads(model, layer_map=_LAYER_MAP):
     """grad.<rrt name> for a Llama or Gemma model (a tied lm_head appears once, as embed)."""
     out = {}
     for n, p in model.named_parameters():
-        rn = rrt_name(n)
+        rn = rrt_name(n, layer_map)
         assert "grad." + rn not in out
         out["grad." + rn] = p.grad.detach().float().contiguous()
     return out
+
+
+def gemma3_grads(model):
+    return llama_grads(model, _GEMMA3_LAYER_MAP)
 
 
 def neox_split_qkv(t, heads):
@@ -182,6 +209,15 @@ def init_gemma(model):
             p.copy_(0.08 * torch.randn_like(p))
 
 
+def init_gemma3(model):
+    # Every (1 + w) norm (q_norm / k_norm and the sandwich norms too) at random w around 0.
+    for n, p in model.named_parameters():
+        if n.endswith("norm.weight"):
+            p.copy_(0.15 * torch.randn_like(p))
+        elif p.dim() == 2:
+            p.copy_(0.08 * torch.randn_like(p))
+
+
 def init_neox(model):
     # Non-zero biases (projections and LayerNorms) so that each one changes the outputs.
     for n, p in model.named_parameters():
@@ -211,6 +247,8 @@ FAMILIES = {
     "qwen3": (Qwen3Config, Qwen3ForCausalLM, init_qwen, llama_grads),
     "gemma": (GemmaConfig, GemmaForCausalLM, init_gemma, llama_grads),
     "neox": (GPTNeoXConfig, GPTNeoXForCausalLM, init_neox, neox_grads),
+    "gemma3": (Gemma3TextConfig, Gemma3ForCausalLM, init_gemma3, gemma3_grads),
+    "gemma2": (Gemma2Config, Gemma2ForCausalLM, init_gemma3, gemma3_grads),
 }
 
 
@@ -229,6 +267,19 @@ def check_shapes(family, model, cfg_kwargs):
         assert attn.q_proj.bias is not None and attn.o_proj.bias is None, "Qwen2 biases"
     if family == "qwen3":
         assert model.model.layers[0].self_attn.q_norm.weight.shape[0] == hd, "Qwen3 q_norm"
+    if family in ("gemma3", "gemma2"):
+        attn = model.model.layers[0].self_attn
+        assert attn.scaling == cfg_kwargs["query_pre_attn_scalar"] ** -0.5, "query_pre_attn_scalar"
+        assert model.config.final_logit_softcapping is None, "final soft-capping left on"
+        assert model.config.attn_logit_softcapping == cfg_kwargs["attn_logit_softcapping"], \
+            "attention soft-capping not as asked"
+    if family == "gemma3":
+        # The local and the global layers rotate differently (their own bases; the global ones
+        # scaled where the config says so).
+        rot = model.model.rotary_emb
+        if hasattr(rot, "full_attention_inv_freq") and hasattr(rot, "sliding_attention_inv_freq"):
+            assert not torch.allclose(rot.sliding_attention_inv_freq, rot.full_attention_inv_freq)
+        return
     rope = cfg_kwargs.get("rope_scaling")
     if rope:
         # The model's frequencies are the scaled ones (not the plain RoPE's).
@@ -364,6 +415,52 @@ def main():
                  max_position_embeddings=64, rms_norm_eps=1e-6, tie_word_embeddings=False,
                  rope_theta=10000.0)
     make(args.out, "qwen3", 99, qwen3, family="qwen3")
+
+    # Gemma 3: GQA, head_dim 12 != 32 / 4, query_pre_attn_scalar 20 != head_dim, layers
+    # sliding, sliding, full, sliding (sliding_window_pattern 3) with a window covering
+    # max_position_embeddings (no mask takes effect), local base 100 against the global 5000
+    # scaled linearly by 2 (the global layers only), tied head.
+    gemma3 = dict(vocab_size=256, hidden_size=32, intermediate_size=48, num_hidden_layers=4,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=12,
+                  query_pre_attn_scalar=20, max_position_embeddings=64, sliding_window=64,
+                  sliding_window_pattern=3, rms_norm_eps=1e-6,
+                  hidden_activation="gelu_pytorch_tanh",
+                  rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0,
+                                                      "rope_theta": 5000.0},
+                                   "sliding_attention": {"rope_type": "default",
+                                                         "rope_theta": 100.0}},
+                  final_logit_softcapping=None, attn_logit_softcapping=None)
+    make(args.out, "gemma3", 111, gemma3, family="gemma3")
+    # MQA, an untied head, query_pre_attn_scalar = head_dim, plain RoPE, 3 layers with the
+    # default pattern's last (full) layer missing: every layer sliding; bf16 weights.
+    gemma3_mqa = dict(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                      num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                      query_pre_attn_scalar=16, max_position_embeddings=32, sliding_window=48,
+                      rms_norm_eps=1e-6, tie_word_embeddings=False,
+                      rope_parameters={"full_attention": {"rope_type": "default",
+                                                          "rope_theta": 10000.0},
+                                       "sliding_attention": {"rope_type": "default",
+                                                             "rope_theta": 1000.0}},
+                      final_logit_softcapping=None, attn_logit_softcapping=None)
+    make(args.out, "gemma3_mqa_untied_bf16", 112, gemma3_mqa, save_dtype=torch.bfloat16,
+         family="gemma3")
+    # A window of 8 under a 13-token sequence: the sliding layers' mask matters. Two layers:
+    # sliding, full.
+    make(args.out, "gemma3_window", 113,
+         dict(gemma3, num_hidden_layers=2, sliding_window_pattern=2, sliding_window=8),
+         family="gemma3")
+    # Gemma 2 with soft-capping off: sandwich norms, query_pre_attn_scalar,
+    # alternating layer types under a window covering max_position_embeddings.
+    gemma2 = dict(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                  query_pre_attn_scalar=12, max_position_embeddings=64, sliding_window=64,
+                  rms_norm_eps=1e-6, rope_theta=5000.0, hidden_activation="gelu_pytorch_tanh",
+                  final_logit_softcapping=None, attn_logit_softcapping=None)
+    make(args.out, "gemma2", 114, gemma2, family="gemma2")
+    # Attention soft-capping small enough to bend the scores (|s| reaches ~0.5 here) and a
+    # window of 8 under the 13-token sequences on the sliding layers.
+    make(args.out, "gemma2_softcap", 115,
+         dict(gemma2, attn_logit_softcapping=0.25, sliding_window=8), family="gemma2")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ CpuBackend::CpuBackend(int threads) : threads_(threads > 0 ? threads : omp_get_m
 
 void CpuBackend::prepare(const BackendPlan& plan) {
   rope_ = ops::RopeTable(plan.max_attention.T, plan.rot_dim, plan.rope_theta, plan.rope_scaling);
+  rope_local_ = plan.rope_local_theta > 0
+                    ? ops::RopeTable(plan.max_attention.T, plan.rot_dim, plan.rope_local_theta)
+                    : ops::RopeTable();
   attn_ws_.assign(static_cast<size_t>(ops::attention_workspace_elems(plan.max_attention, threads_)),
                   0.f);
 }

@@ -34,7 +34,11 @@ class CpuBackend {
 
   void prepare(const BackendPlan& plan);
   int threads() const { return threads_; }
-  const ops::RopeTable& rope() const { return rope_; }
+  const ops::RopeTable& rope(bool local = false) const {
+    RRT_CHECK(!local || rope_local_.rot_dim > 0, "rope",
+              "the local RoPE table was not prepared (BackendPlan::rope_local_theta is 0)");
+    return local ? rope_local_ : rope_;
+  }
 
   BackendBlock allocate(size_t bytes, const char* what) const;
   template <typename T>
@@ -80,14 +84,18 @@ class CpuBackend {
       ops::rmsnorm_backward<float>(x, w, rstd, dy, dx, dw, M, D, unit_offset);
   }
 
-  // pos: [N, T] token positions in this backend's memory; null: 0..T-1.
+  // pos: [N, T] token positions in this backend's memory; null: 0..T-1. local: the table of
+  // BackendPlan::rope_local_theta (Gemma 3's sliding layers).
   void rope_forward(float* x, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                    const int32_t* pos = nullptr) const {
-    ops::rope_forward<float>(x, rope_, N, T, H, Dh, pos);
+                    const int32_t* pos = nullptr, bool local = false) const {
+    ops::rope_forward<float>(x, rope(local), N, T, H, Dh, pos);
   }
   void rope_backward(float* dx, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                     const int32_t* pos = nullptr) const {
-    ops::rope_backward<float>(dx, rope_, N, T, H, Dh, pos);
+                     const int32_t* pos = nullptr, bool local = false) const {
+    ops::rope_backward<float>(dx, rope(local), N, T, H, Dh, pos);
+  }
+  void scale(float* x, float factor, int64_t n) const {
+    for (int64_t i = 0; i < n; ++i) x[i] *= factor;
   }
   // mask.doc_start in this backend's (host) memory.
   void attention_forward(const float* q, const float* k, const float* v, float* out, float* lse,
@@ -172,7 +180,8 @@ class CpuBackend {
   }
   void synchronize() const {}
   // RoPE at each row's own position pos[i] (ops/rope's table and rounding); x [n, H, Dh].
-  void rope_rows(float* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh) const;
+  void rope_rows(float* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh,
+                 bool local = false) const;
   // Row i's k, v into its cache at (slot[i], pos[i]); the cache of row i is k_cache +
   // cache[i] * cache_stride (cache null: index 0). Caches are [slots, max_seq, kv_dim].
   void kv_store(const float* k, const float* v, float* k_cache, float* v_cache, const int32_t* slot,
@@ -210,8 +219,8 @@ class CpuBackend {
 
  private:
   int threads_;
-  ops::RopeTable rope_;
-  std::vector<float> attn_ws_;  // per-thread score blocks, sized for the largest call
+  ops::RopeTable rope_, rope_local_;  // rope_local_: rot_dim 0 unless prepared
+  std::vector<float> attn_ws_;        // per-thread score blocks, sized for the largest call
 };
 
 }  // namespace rrt

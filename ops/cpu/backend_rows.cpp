@@ -10,11 +10,13 @@
 
 namespace rrt {
 
-void CpuBackend::rope_rows(float* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh) const {
-  const int64_t half = rope_.rot_dim / 2;
+void CpuBackend::rope_rows(float* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh,
+                           bool local) const {
+  const ops::RopeTable& table = rope(local);
+  const int64_t half = table.rot_dim / 2;
   for (int64_t i = 0; i < n; ++i) {
-    const double* c = rope_.cos.data() + pos[i] * half;
-    const double* s = rope_.sin.data() + pos[i] * half;
+    const double* c = table.cos.data() + pos[i] * half;
+    const double* s = table.sin.data() + pos[i] * half;
     for (int64_t h = 0; h < H; ++h) {
       float* v = x + (i * H + h) * Dh;
       for (int64_t t = 0; t < half; ++t) {

@@ -25,11 +25,24 @@ void CpuBf16Backend::prepare(const BackendPlan& plan) {
                              plan.rope_scaling);
   rope_half_ = plan.rot_dim / 2;
   rope_positions_ = plan.max_attention.T;
-  rope_cos_.assign(table.cos.begin(), table.cos.end());
-  rope_sin_.assign(table.sin.begin(), table.sin.end());
+  rope_cos_[0].assign(table.cos.begin(), table.cos.end());
+  rope_sin_[0].assign(table.sin.begin(), table.sin.end());
+  rope_cos_[1].clear();
+  rope_sin_[1].clear();
+  if (plan.rope_local_theta > 0) {
+    const ops::RopeTable local(plan.max_attention.T, plan.rot_dim, plan.rope_local_theta);
+    rope_cos_[1].assign(local.cos.begin(), local.cos.end());
+    rope_sin_[1].assign(local.sin.begin(), local.sin.end());
+  }
   attn_ws_.assign(
       static_cast<size_t>(threads_ * ops::cpu_bf16::attention_workspace_elems(plan.max_attention)),
       0.f);
+}
+
+const float* CpuBf16Backend::rope_cos(bool local) const {
+  RRT_CHECK(!local || !rope_cos_[1].empty() || rope_half_ == 0, "rope",
+            "the local RoPE table was not prepared (BackendPlan::rope_local_theta is 0)");
+  return rope_cos_[local ? 1 : 0].data();
 }
 
 BackendBlock CpuBf16Backend::allocate(size_t bytes, const char* what) const {

@@ -73,11 +73,13 @@ class CpuBf16Backend {
                      const float* rstd, const Act* dy, Act* dx, float* dw, float* dbias, int64_t M,
                      int64_t D, bool unit_offset) const;
 
-  // pos: [N, T] token positions (host); null: 0..T-1.
+  // pos: [N, T] token positions (host); null: 0..T-1. local: the table of
+  // BackendPlan::rope_local_theta (Gemma 3's sliding layers).
   void rope_forward(Act* x, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                    const int32_t* pos = nullptr) const;
+                    const int32_t* pos = nullptr, bool local = false) const;
   void rope_backward(Act* dx, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                     const int32_t* pos = nullptr) const;
+                     const int32_t* pos = nullptr, bool local = false) const;
+  void scale(Act* x, float factor, int64_t n) const;
   // mask.doc_start in host memory.
   void attention_forward(const Act* q, const Act* k, const Act* v, Act* out, float* lse,
                          const ops::AttentionShape& shape, const ops::AttentionMask& mask = {});
@@ -132,7 +134,8 @@ class CpuBf16Backend {
     std::memcpy(static_cast<void*>(host), src, static_cast<size_t>(n) * sizeof(T));
   }
   void synchronize() const {}
-  void rope_rows(Act* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh) const;
+  void rope_rows(Act* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh,
+                 bool local = false) const;
   void kv_store(const Act* k, const Act* v, Act* k_cache, Act* v_cache, const int32_t* slot,
                 const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim,
                 const int32_t* cache, int64_t cache_stride) const;
@@ -165,8 +168,12 @@ class CpuBf16Backend {
  private:
   int threads_;
   int64_t rope_half_ = 0, rope_positions_ = 0;
-  std::vector<float> rope_cos_, rope_sin_;  // [positions, rot_dim / 2], ops::RopeTable rounded
-  std::vector<float> attn_ws_;              // per-thread fp32 panels, sized for the largest call
+  // [positions, rot_dim / 2], ops::RopeTable rounded; [1]: the local table (empty unless
+  // BackendPlan::rope_local_theta is set).
+  std::vector<float> rope_cos_[2], rope_sin_[2];
+  const float* rope_cos(bool local) const;
+  const float* rope_sin(bool local) const { return rope_sin_[local ? 1 : 0].data(); }
+  std::vector<float> attn_ws_;  // per-thread fp32 panels, sized for the largest call
 };
 
 }  // namespace rrt

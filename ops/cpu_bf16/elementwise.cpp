@@ -157,9 +157,6 @@ inline void rotate_row(bf16* v, const float* c, const float* s, int64_t half, fl
   });
 }
 
-}  // namespace
-
-namespace {
 // x [N, T, H, Dh] rotated by each token's position (pos [N, T], null: t) in direction dir.
 void rotate_tokens(bf16* x, const float* cos, const float* sin, int64_t half, int64_t positions,
                    int64_t N, int64_t T, int64_t H, int64_t Dh, const int32_t* pos, float dir) {
@@ -180,24 +177,26 @@ void rotate_tokens(bf16* x, const float* cos, const float* sin, int64_t half, in
 }  // namespace
 
 void CpuBf16Backend::rope_forward(Act* x, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                                  const int32_t* pos) const {
-  rotate_tokens(x, rope_cos_.data(), rope_sin_.data(), rope_half_, rope_positions_, N, T, H, Dh,
-                pos, 1.f);
+                                  const int32_t* pos, bool local) const {
+  rotate_tokens(x, rope_cos(local), rope_sin(local), rope_half_, rope_positions_, N, T, H, Dh, pos,
+                1.f);
 }
 
 void CpuBf16Backend::rope_backward(Act* dx, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                                   const int32_t* pos) const {
-  rotate_tokens(dx, rope_cos_.data(), rope_sin_.data(), rope_half_, rope_positions_, N, T, H, Dh,
-                pos, -1.f);
+                                   const int32_t* pos, bool local) const {
+  rotate_tokens(dx, rope_cos(local), rope_sin(local), rope_half_, rope_positions_, N, T, H, Dh, pos,
+                -1.f);
 }
 
-void CpuBf16Backend::rope_rows(Act* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh) const {
+void CpuBf16Backend::rope_rows(Act* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh,
+                               bool local) const {
+  const float *cos = rope_cos(local), *sin = rope_sin(local);
   for (int64_t i = 0; i < n; ++i) {
     RRT_CHECK(pos[i] >= 0 && pos[i] < rope_positions_, "rope", "position ", pos[i],
               " outside the table's ", rope_positions_);
     for (int64_t h = 0; h < H; ++h)
-      rotate_row(x + (i * H + h) * Dh, rope_cos_.data() + pos[i] * rope_half_,
-                 rope_sin_.data() + pos[i] * rope_half_, rope_half_, 1.f);
+      rotate_row(x + (i * H + h) * Dh, cos + pos[i] * rope_half_, sin + pos[i] * rope_half_,
+                 rope_half_, 1.f);
   }
 }
 
@@ -212,6 +211,10 @@ using ops::cpu_bf16::sigmoid_lanes;
 void CpuBf16Backend::add(const Act* a, const Act* b, Act* out, int64_t n) const {
   parallel_lanes(n,
                  [&](int64_t i, int64_t w) { store(out + i, load(a + i, w) + load(b + i, w), w); });
+}
+
+void CpuBf16Backend::scale(Act* x, float factor, int64_t n) const {
+  parallel_lanes(n, [&](int64_t i, int64_t w) { store(x + i, load(x + i, w) * factor, w); });
 }
 
 void CpuBf16Backend::swiglu_forward(const Act* gate, const Act* up, Act* out, int64_t n) const {

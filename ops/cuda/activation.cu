@@ -132,6 +132,17 @@ __global__ void add_forward_kernel(const bf16* a, const bf16* b, bf16* out, int6
 }
 
 template <bool kVec>
+__global__ void scale_kernel(bf16* x, float factor, int64_t n) {
+  RRT_GRID_STRIDE_8(base, n) {
+    float v[8];
+    load8<kVec>(x, base, n, v);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) v[k] *= factor;
+    store8<kVec>(x, base, n, v);
+  }
+}
+
+template <bool kVec>
 __global__ void add_backward_kernel(const bf16* dout, bf16* da, bf16* db, int64_t n) {
   RRT_GRID_STRIDE_8(base, n) {
     float d[8], acc[8];
@@ -248,6 +259,15 @@ void add_forward(const bf16* a, const bf16* b, bf16* out, int64_t n, cudaStream_
     add_forward_kernel<true><<<grid(n), kThreads, 0, stream>>>(a, b, out, n);
   else
     add_forward_kernel<false><<<grid(n), kThreads, 0, stream>>>(a, b, out, n);
+  RRT_CUDA_CHECK_LAUNCH();
+}
+
+void scale(bf16* x, float factor, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  if (vectorisable(n, {x}))
+    scale_kernel<true><<<grid(n), kThreads, 0, stream>>>(x, factor, n);
+  else
+    scale_kernel<false><<<grid(n), kThreads, 0, stream>>>(x, factor, n);
   RRT_CUDA_CHECK_LAUNCH();
 }
 

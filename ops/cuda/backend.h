@@ -44,6 +44,10 @@ class CudaBackend {
     ops::cuda::check_attention_shape(plan.max_attention, plan.backward);
     rope_ = std::make_unique<ops::cuda::DeviceRopeTable>(
         ops::RopeTable(plan.max_attention.T, plan.rot_dim, plan.rope_theta, plan.rope_scaling));
+    rope_local_.reset();
+    if (plan.rope_local_theta > 0)
+      rope_local_ = std::make_unique<ops::cuda::DeviceRopeTable>(
+          ops::RopeTable(plan.max_attention.T, plan.rot_dim, plan.rope_local_theta));
   }
   ops::cuda::GemmContext& gemm() { return gemm_; }
   ops::cuda::AttentionContext& attention() { return attention_; }
@@ -113,15 +117,17 @@ class CudaBackend {
       ops::cuda::rmsnorm_backward(x, w, rstd, dy, dx, dw, M, D, unit_offset, stream_);
   }
 
-  // pos: [N, T] token positions on the device; null: 0..T-1.
+  // pos: [N, T] token positions on the device; null: 0..T-1. local: the table of
+  // BackendPlan::rope_local_theta (Gemma 3's sliding layers).
   void rope_forward(Act* x, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                    const int32_t* pos = nullptr) const {
-    ops::cuda::rope_forward(x, *rope_, N, T, H, Dh, stream_, pos);
+                    const int32_t* pos = nullptr, bool local = false) const {
+    ops::cuda::rope_forward(x, rope(local), N, T, H, Dh, stream_, pos);
   }
   void rope_backward(Act* dx, int64_t N, int64_t T, int64_t H, int64_t Dh,
-                     const int32_t* pos = nullptr) const {
-    ops::cuda::rope_backward(dx, *rope_, N, T, H, Dh, stream_, pos);
+                     const int32_t* pos = nullptr, bool local = false) const {
+    ops::cuda::rope_backward(dx, rope(local), N, T, H, Dh, stream_, pos);
   }
+  void scale(Act* x, float factor, int64_t n) const { ops::cuda::scale(x, factor, n, stream_); }
   // mask.doc_start on the device.
   void attention_forward(const Act* q, const Act* k, const Act* v, Act* out, float* lse,
                          const ops::AttentionShape& shape, const ops::AttentionMask& mask = {}) {
@@ -211,8 +217,9 @@ class CudaBackend {
                                    cudaMemcpyDeviceToHost, stream_));
   }
   void synchronize() const { RRT_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
-  void rope_rows(Act* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh) const {
-    ops::cuda::rope_rows_forward(x, *rope_, pos, n, H, Dh, stream_);
+  void rope_rows(Act* x, const int32_t* pos, int64_t n, int64_t H, int64_t Dh,
+                 bool local = false) const {
+    ops::cuda::rope_rows_forward(x, rope(local), pos, n, H, Dh, stream_);
   }
   void kv_store(const Act* k, const Act* v, Act* k_cache, Act* v_cache, const int32_t* slot,
                 const int32_t* pos, int64_t n, int64_t max_seq, int64_t kv_dim,
@@ -295,7 +302,13 @@ class CudaBackend {
   cudaStream_t stream_ = nullptr;
   ops::cuda::GemmContext gemm_;
   ops::cuda::AttentionContext attention_;
-  std::unique_ptr<ops::cuda::DeviceRopeTable> rope_;
+  std::unique_ptr<ops::cuda::DeviceRopeTable> rope_, rope_local_;  // rope_local_: Gemma 3 only
+  const ops::cuda::DeviceRopeTable& rope(bool local) const {
+    RRT_CHECK(local ? rope_local_ != nullptr : rope_ != nullptr, "rope",
+              local ? "the local " : "the ",
+              "RoPE table was not prepared (BackendPlan::rope_local_theta is 0)");
+    return local ? *rope_local_ : *rope_;
+  }
 };
 
 }  // namespace rrt

@@ -94,6 +94,8 @@ void gelu_backward(const bf16* x, const bf16* dout, bf16* dx, int64_t n, bool ta
                    cudaStream_t stream);
 void add_forward(const bf16* a, const bf16* b, bf16* out, int64_t n, cudaStream_t stream);
 void add_backward(const bf16* dout, bf16* da, bf16* db, int64_t n, cudaStream_t stream);
+// x *= factor in place (fp32 arithmetic, one rounding).
+void scale(bf16* x, float factor, int64_t n, cudaStream_t stream);
 
 // ---- adamw.cu ---------------------------------------------------------------------------------
 // One fused pass of ops::adamw_step (torch.optim.AdamW) over fp32 param, grad, m, v: [n]; it also

@@ -362,6 +362,21 @@ TEST_P(GpuActivation, AddMatchesCpu) {
   }
 }
 
+// Gemma 3's query scale (CudaBackend::scale): x *= factor in place, aligned or not.
+TEST_P(GpuActivation, ScaleMatchesCpu) {
+  RRT_REQUIRE_GPU();
+  const ElementCase& c = GetParam();
+  {
+    const size_t len = static_cast<size_t>(c.n + c.offset), off = static_cast<size_t>(c.offset);
+    auto x = random_values(len, 65);
+    DeviceBuffer<bf16> d_x(len);
+    put(d_x, x);
+    for (size_t i = off; i < len; ++i) x[i] *= 0.7f;
+    ops::cuda::scale(d_x.get() + off, 0.7f, c.n, nullptr);
+    EXPECT_LE(relative_l2(download_f32(d_x), x), kBf16Tol);
+  }
+}
+
 // ---- AdamW ------------------------------------------------------------------------------------
 
 TEST(GpuAdamW, MatchesCpuOverSeveralSteps) {

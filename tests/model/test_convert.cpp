@@ -505,6 +505,18 @@ ModelSpec family_spec(const FamilyCase& f, int64_t L) {
   s.model.parallel_residual = f.parallel;
   if (f.family == Family::gemma) s.model.n_kv_heads = 1;  // MQA, head_dim 8 != 16 / 4
   if (f.family == Family::neox) s.model.n_kv_heads = s.model.n_heads = 2;  // rot_dim 2 of 8
+  // Gemma 2 / 3: an attention scale of their own; Gemma 3: local layers every third position.
+  if (f.family == Family::gemma3 || f.family == Family::gemma2) s.model.query_pre_attn_scalar = 5;
+  if (f.family == Family::gemma3) {
+    s.model.rope_local_theta = 30.0;
+    s.model.sliding_window = 4;  // shorter than the kT = 10 tokens: the mask takes effect
+    s.model.sliding_layers = {true, true, false};
+  }
+  if (f.family == Family::gemma2) {
+    s.model.sliding_window = 6;
+    s.model.sliding_layers = {true, false};
+    s.model.attn_logit_softcapping = 3.0;
+  }
   return s;
 }
 
@@ -585,15 +597,18 @@ TEST(ConvertFamilies, NeoxHasNoGateAndPerLoopBiases) {
   EXPECT_TRUE(reg.has("final_norm.bias"));
 }
 
-// Qwen2's q/k/v biases and Qwen3's q/k head norms are layer vectors: tied ones are the mean of
-// the layers their block layer ties (average rule), per-loop ones the position's own layer's.
-TEST(ConvertFamilies, QwenVectorsAreAveragedOrPerLoop) {
-  for (const FamilyCase& f : {kFamilies[4], kFamilies[5]}) {
+// Qwen2's q/k/v biases, Qwen3's q/k head norms and Gemma 2 / 3's sandwich norms are layer
+// vectors: tied ones are the mean of the layers their block layer ties (average rule), per-loop
+// ones the position's own layer's.
+TEST(ConvertFamilies, QwenAndGemmaVectorsAreAveragedOrPerLoop) {
+  for (const FamilyCase& f : {kFamilies[4], kFamilies[5], kFamilies[6], kFamilies[7]}) {
     SCOPED_TRACE(f.name);
     const ModelSpec ospec = family_spec(f, 4);
     auto orig = random_family_original(ospec);
-    const bool qwen2 = f.family == Family::qwen2;
-    const char* vec = qwen2 ? "attn.k.bias" : "attn.k_norm.weight";
+    const char* vec = f.family == Family::qwen2    ? "attn.k.bias"
+                      : f.family == Family::qwen3  ? "attn.k_norm.weight"
+                      : f.family == Family::gemma3 ? "attn_post_norm.weight"
+                                                   : "mlp_post_norm.weight";
     EXPECT_TRUE(orig->registry().has(std::string("block.3.") + vec));
     EXPECT_EQ(orig->registry().has("block.0.attn.o.bias"), false);
     // Cycle, B = 2, average: block layer 1 ties original layers 1 and 3.

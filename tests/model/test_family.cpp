@@ -74,7 +74,7 @@ std::set<const TensorRule*> expect_covers(std::span<const TensorRule> rules,
 
 TEST(Families, AreInFamilyOrderAndFoundByEveryName) {
   const auto all = families();
-  ASSERT_EQ(all.size(), 5u);  // llama, gemma, neox, qwen2, qwen3
+  ASSERT_EQ(all.size(), 7u);  // llama, gemma, neox, qwen2, qwen3, gemma3, gemma2
   for (size_t i = 0; i < all.size(); ++i) {
     const FamilyDescriptor& d = all[i];
     SCOPED_TRACE(d.name);
@@ -106,6 +106,7 @@ TEST(Families, TablesHoldEveryRegistryNameOnce) {
       EXPECT_EQ(reg.has("block.0.attn.q.bias"), d.structure.linear_bias || d.structure.qkv_bias);
       EXPECT_EQ(reg.has("block.0.attn.o.bias"), d.structure.linear_bias);
       EXPECT_EQ(reg.has("block.0.attn.k_norm.weight"), d.structure.qk_norm);
+      EXPECT_EQ(reg.has("block.0.mlp_post_norm.weight"), d.structure.sandwich_norm);
       for (const TensorRule* r : expect_covers(d.hf.tensors, reg)) hf_used.insert(r);
       if (d.gguf)
         for (const TensorRule* r : expect_covers(d.gguf->tensors, reg)) gguf_used.insert(r);

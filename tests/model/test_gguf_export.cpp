@@ -163,6 +163,10 @@ TEST(GgufExport, RefusesWhatGgufCannotHold) {
   const HfModel qwen2 = load_hf_model(fixture("hf_llama_rope_dynamic"));
   msg = error_message([&] { export_gguf(qwen2.spec, *qwen2.params, path); });
   EXPECT_TRUE(contains(msg, "dynamic")) << msg;
+  HfModel windowed = load_hf_model(fixture("hf_llama_gqa"));
+  windowed.spec.model.sliding_window = 4;
+  msg = error_message([&] { export_gguf(windowed.spec, *windowed.params, path); });
+  EXPECT_TRUE(contains(msg, "model.sliding_window")) << msg;
   EXPECT_FALSE(fs::exists(path));
 }
 

@@ -89,13 +89,20 @@ void expect_same_config(const ModelConfig& a, const ModelConfig& b) {
   EXPECT_EQ(a.embedding_multiplier(), b.embedding_multiplier());
   EXPECT_EQ(a.parallel_residual, b.parallel_residual);
   EXPECT_EQ(a.rot_dim(), b.rot_dim());
+  EXPECT_EQ(a.sandwich_norm, b.sandwich_norm);
+  EXPECT_EQ(a.query_scale(), b.query_scale());
+  EXPECT_EQ(a.rope_local_theta, b.rope_local_theta);
+  EXPECT_EQ(a.sliding_window, b.sliding_window);
+  EXPECT_EQ(a.sliding_layers, b.sliding_layers);
+  EXPECT_EQ(a.attn_logit_softcapping, b.attn_logit_softcapping);
 }
 
 TEST(HfExport, RoundTripIsBitwise) {
   for (const char* name :
        {"hf_llama_gqa", "hf_llama_mqa_tied_bf16", "hf_llama_sharded", "hf_gemma_mqa_bf16",
         "hf_neox_parallel", "hf_neox_sequential_fp16_sharded", "hf_llama3_rope",
-        "hf_llama_rope_linear", "hf_llama_rope_dynamic", "hf_qwen2_tied", "hf_qwen3"}) {
+        "hf_llama_rope_linear", "hf_llama_rope_dynamic", "hf_qwen2_tied", "hf_qwen3", "hf_gemma3",
+        "hf_gemma3_mqa_untied_bf16", "hf_gemma3_window", "hf_gemma2", "hf_gemma2_softcap"}) {
     SCOPED_TRACE(name);
     TempDir dir(std::string("rt_") + name);
     HfModel src = load_hf_model(fixture(name));
@@ -266,6 +273,19 @@ ModelSpec family_spec(const FamilyCase& f, int64_t loops, int64_t block_layers) 
   }
   if (f.family == Family::neox) m.n_heads = m.n_kv_heads = 2;  // Dh 16, rot_dim 4
   if (f.family == Family::qwen3) m.head_dim = 12;
+  if (f.family == Family::gemma3 || f.family == Family::gemma2) {
+    m.head_dim = 12;
+    m.query_pre_attn_scalar = 10.0;
+  }
+  if (f.family == Family::gemma3) {  // local, global, local, global, ... from base 50
+    m.rope_local_theta = 50.0;
+    m.sliding_window = 5;  // shorter than the kT = 8 tokens: the mask takes effect
+    m.sliding_layers = {true, false};
+  }
+  if (f.family == Family::gemma2) {  // every position windowed, soft-capped scores
+    m.sliding_window = 6;
+    m.attn_logit_softcapping = 3.0;
+  }
   s.recursion.loops = loops;
   s.recursion.block_layers = block_layers;
   return s;
@@ -313,7 +333,13 @@ HfModel read_export(const std::string& dir, const ModelConfig& source) {
     if (!neox) {
       const std::string h = "model.layers." + std::to_string(l) + ".";
       copy(h + "input_layernorm.weight", b + "attn_norm.weight");
-      copy(h + "post_attention_layernorm.weight", b + "mlp_norm.weight");
+      if (m.sandwich_norm) {  // Gemma 2 / 3
+        copy(h + "post_attention_layernorm.weight", b + "attn_post_norm.weight");
+        copy(h + "pre_feedforward_layernorm.weight", b + "mlp_norm.weight");
+        copy(h + "post_feedforward_layernorm.weight", b + "mlp_post_norm.weight");
+      } else {
+        copy(h + "post_attention_layernorm.weight", b + "mlp_norm.weight");
+      }
       for (const char* x : {"q", "k", "v", "o"})
         copy(h + "self_attn." + x + "_proj.weight", b + "attn." + x + ".weight");
       for (const char* x : {"gate", "up", "down"})
@@ -360,14 +386,38 @@ void expect_family_config(const std::string& dir, const ModelSpec& spec) {
   const ModelConfig& m = spec.model;
   const auto c = nlohmann::json::parse(std::ifstream(fs::path(dir) / "config.json"));
   const char* arch[] = {"LlamaForCausalLM", "GemmaForCausalLM", "GPTNeoXForCausalLM",
-                        "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
-  const char* type[] = {"llama", "gemma", "gpt_neox", "qwen2", "qwen3"};
+                        "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Gemma3ForCausalLM",
+                        "Gemma2ForCausalLM"};
+  const char* type[] = {"llama", "gemma", "gpt_neox", "qwen2", "qwen3", "gemma3_text", "gemma2"};
   const int fi = static_cast<int>(m.family);
   EXPECT_EQ(c.at("architectures").at(0), arch[fi]);
   EXPECT_EQ(c.at("model_type"), type[fi]);
   EXPECT_EQ(c.at("num_hidden_layers").get<int64_t>(), spec.positions());
   EXPECT_EQ(c.at("tie_word_embeddings").get<bool>(), m.tied_head);
-  EXPECT_EQ(c.at("rope_parameters").at("rope_theta").get<double>(), m.rope_theta);
+  const bool gemma3 = m.family == Family::gemma3, gemma2 = m.family == Family::gemma2;
+  // Gemma 3's RoPE per layer type: the global one is rope_theta's.
+  const auto& rope = c.at("rope_parameters");
+  EXPECT_EQ((gemma3 ? rope.at("full_attention") : rope).at("rope_theta").get<double>(),
+            m.rope_theta);
+  if (gemma3 || gemma2) {
+    EXPECT_EQ(c.at("hidden_activation"), "gelu_pytorch_tanh");
+    EXPECT_EQ(c.at("query_pre_attn_scalar").get<double>(),
+              m.query_pre_attn_scalar > 0 ? m.query_pre_attn_scalar : m.dh());
+    if (m.attn_logit_softcapping > 0)
+      EXPECT_EQ(c.at("attn_logit_softcapping").get<double>(), m.attn_logit_softcapping);
+    else
+      EXPECT_TRUE(c.at("attn_logit_softcapping").is_null());  // absent: Gemma 2's default 50
+    EXPECT_TRUE(c.at("final_logit_softcapping").is_null());
+    EXPECT_EQ(c.at("layer_types").size(), static_cast<size_t>(spec.positions()));
+    EXPECT_EQ(c.at("sliding_window").get<int64_t>(),
+              m.sliding_window > 0 ? m.sliding_window : m.max_seq_len);
+    for (int64_t l = 0; l < spec.positions(); ++l)
+      EXPECT_EQ(c.at("layer_types").at(l) == "sliding_attention", m.window_at(l) > 0) << l;
+  }
+  if (gemma3) {
+    EXPECT_EQ(rope.at("sliding_attention").at("rope_theta").get<double>(), m.rope_local_theta);
+    EXPECT_EQ(c.at("rope_local_base_freq").get<double>(), m.rope_local_theta);
+  }
   if (m.family == Family::neox) {
     EXPECT_EQ(c.at("hidden_act"), m.activation == Activation::gelu ? "gelu" : "gelu_pytorch_tanh");
     EXPECT_EQ(c.at("use_parallel_residual").get<bool>(), m.parallel_residual);
@@ -380,7 +430,9 @@ void expect_family_config(const std::string& dir, const ModelSpec& spec) {
     EXPECT_EQ(c.at("head_dim").get<int64_t>(), m.dh());
     EXPECT_EQ(c.at("num_key_value_heads").get<int64_t>(), m.n_kv_heads);
     EXPECT_EQ(c.at("rms_norm_eps").get<double>(), m.norm_eps);
-    EXPECT_EQ(c.at("hidden_act"), m.family == Family::gemma ? "gelu_pytorch_tanh" : "silu");
+    if (!gemma3 && !gemma2) {
+      EXPECT_EQ(c.at("hidden_act"), m.family == Family::gemma ? "gelu_pytorch_tanh" : "silu");
+    }
   }
 }
 
@@ -429,10 +481,15 @@ TEST(FamilyExport, PlainModelHasHfNamesShapesAndFusedQkv) {
         }
     } else {
       const std::string l1 = "model.layers.1.";
-      const size_t per_layer = 9 + (m.qkv_bias ? 3 : 0) + (m.qk_norm ? 2 : 0);
+      const size_t per_layer =
+          9 + (m.qkv_bias ? 3 : 0) + (m.qk_norm ? 2 : 0) + (m.sandwich_norm ? 2 : 0);
       EXPECT_EQ(f.tensors().size(), 1u + 3 * per_layer + 1 + (m.tied_head ? 0 : 1));
-      if (m.qkv_bias) EXPECT_EQ(f.info(l1 + "self_attn.k_proj.bias").shape, (Dims{m.kv_dim()}));
-      if (m.qk_norm) EXPECT_EQ(f.info(l1 + "self_attn.q_norm.weight").shape, (Dims{m.dh()}));
+      if (m.qkv_bias) {
+        EXPECT_EQ(f.info(l1 + "self_attn.k_proj.bias").shape, (Dims{m.kv_dim()}));
+      }
+      if (m.qk_norm) {
+        EXPECT_EQ(f.info(l1 + "self_attn.q_norm.weight").shape, (Dims{m.dh()}));
+      }
       EXPECT_EQ(f.info(l1 + "self_attn.q_proj.weight").shape, (Dims{m.q_dim(), D}));
       EXPECT_EQ(f.info(l1 + "self_attn.k_proj.weight").shape, (Dims{m.kv_dim(), D}));
       EXPECT_EQ(f.info(l1 + "self_attn.o_proj.weight").shape, (Dims{D, m.q_dim()}));
@@ -474,6 +531,10 @@ const RelaxedFamilyCase kRelaxedFamilies[] = {
     {kFamilies[4], Sharing::sequence, 3, 1, false, true},  // tied (averaged) biases
     {kFamilies[5], Sharing::cycle, 2, 2, true, false},     // Qwen3: per-loop q/k norms
     {kFamilies[5], Sharing::sequence, 2, 2, false, false, false, ops::RopeScalingType::llama3},
+    // Gemma 3: per-loop q/k and sandwich norms; tied ones with the global layers' linear scaling.
+    {kFamilies[6], Sharing::cycle, 2, 2, true, false},
+    {kFamilies[6], Sharing::sequence, 3, 1, false, true, false, ops::RopeScalingType::linear},
+    {kFamilies[7], Sharing::cycle, 2, 2, true, false},  // Gemma 2
 };
 
 // A relaxed model (rank 3 everywhere; random LoRA, norms and biases) of one case.
@@ -553,6 +614,11 @@ const RefusedCase kRefused[] = {
     {"neox with GQA", kFamilies[2], [](ModelConfig& m) { m.n_kv_heads = 1; }, "grouped-query"},
     {"neox with its own head_dim", kFamilies[2], [](ModelConfig& m) { m.head_dim = 8; },
      "head_dim"},
+    // The attention masks' keys: only Gemma 2 / 3's configs say them.
+    {"llama with a sliding window", kFamilies[0], [](ModelConfig& m) { m.sliding_window = 4; },
+     "model.sliding_window"},
+    {"qwen3 with soft-capping", kFamilies[5],
+     [](ModelConfig& m) { m.attn_logit_softcapping = 2.0; }, "model.attn_logit_softcapping"},
 };
 
 TEST(FamilyExport, RefusesWhatTheFamilysArchitectureCannotExpress) {
@@ -601,6 +667,12 @@ TEST(RelaxedExport, WritesTransformersCheck) {
   o.per_loop_norms = true;
   write_converted_check(load_hf_model(fixture("hf_llama_mqa_tied_bf16")), o,
                         (fs::path(env) / "sequence_tied").string());
+  // Gemma 3 from transformers' own fixture: local and global layers tied into one block layer
+  // (K = 2 over 4 layers, cycle), per-loop norms, the global layers' linear RoPE scaling.
+  o.loops = 2;
+  o.sharing = Sharing::cycle;
+  write_converted_check(load_hf_model(fixture("hf_gemma3")), o,
+                        (fs::path(env) / "gemma3_fixture_cycle").string());
   for (const RelaxedFamilyCase& c : kRelaxedFamilies) {
     const Converted r = relaxed_family_model(c);
     write_check(r.spec, *r.params, (fs::path(env) / case_name(c)).string());

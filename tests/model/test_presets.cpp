@@ -48,6 +48,21 @@ TEST(Presets, TinyRelaxedShapes) {
   EXPECT_TRUE(neox.recursion.per_loop_norms);
   EXPECT_EQ(neox.model.n_heads, 3);
   EXPECT_FALSE(preset("tiny-relaxed-neox-sequential").model.parallel_residual);
+
+  // Gemma 3: local RoPE on positions 0, 1, 3, 4 (the pattern of 3 over B = 2 tied layers), so a
+  // block layer is local at one loop and global at another.
+  const ModelSpec g3 = preset("tiny-relaxed-gemma3");
+  EXPECT_TRUE(g3.model.sandwich_norm);
+  EXPECT_TRUE(g3.model.qk_norm);
+  EXPECT_NE(g3.model.query_scale(), 1.0);
+  for (int64_t l = 0; l < g3.positions(); ++l) EXPECT_EQ(g3.model.local_rope_at(l), l % 3 != 2);
+  EXPECT_FALSE(preset("tiny-relaxed-gemma2").model.local_rope_at(0));
+  const ModelSpec g1b = preset("gemma3-1b");
+  EXPECT_EQ(g1b.positions(), 26);
+  EXPECT_EQ(g1b.model.window_at(5), 0);
+  EXPECT_EQ(g1b.model.window_at(24), 512);
+  EXPECT_TRUE(g1b.model.local_rope_at(24));
+  EXPECT_FALSE(g1b.model.local_rope_at(23));
 }
 
 TEST(Presets, BenchAndTinyLlamaShapes) {

@@ -46,7 +46,7 @@ inline ServedCheckpoint& served_checkpoint() {
     const RunConfig cfg = served_config();
     s.model = std::make_unique<RecursiveModel>(
         cfg.model, ModelCapacity{.max_batch = 2, .max_seq = cfg.model.model.max_seq_len});
-    randomise(s.model->params(), 11);
+    randomise(s.model->params(), cfg.model.model, 11);
     const std::filesystem::path dir =
         std::filesystem::path(::testing::TempDir()) / ("rrt_serve_" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);

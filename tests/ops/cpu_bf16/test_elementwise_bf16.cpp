@@ -160,6 +160,53 @@ TEST_P(Bf16Rope, ForwardBackwardAndRowsMatchFp32) {
   EXPECT_LE(relative_l2(to_f32(got), want), kBf16Tol) << "rope_rows";
 }
 
+// Gemma 3's second table (BackendPlan::rope_local_theta): `local` rotates with its base, which
+// differs from the global table's, on both backends and in the engine's per-row RoPE.
+TEST_P(Bf16Rope, LocalTableMatchesFp32AndItsOwnBase) {
+  RRT_REQUIRE_CPU_BF16_BACKEND();
+  const cases::RopeCase& c = GetParam();
+  BackendPlan plan = plan_for(c.T, c.rot_dim, c.Dh);
+  plan.rope_local_theta = 50.0;
+  CpuBackend cpu(1);
+  CpuBf16Backend be(2);
+  cpu.prepare(plan);
+  be.prepare(plan);
+  const size_t n = static_cast<size_t>(c.N * c.T * c.H * c.Dh);
+  const auto x = random_values(n, 31);
+  auto want = x;
+  ops::rope_forward<float>(want.data(), ops::RopeTable(c.T, c.rot_dim, 50.0), c.N, c.T, c.H, c.Dh);
+  auto fp32 = x;
+  cpu.rope_forward(fp32.data(), c.N, c.T, c.H, c.Dh, nullptr, true);
+  EXPECT_EQ(fp32, want);
+  auto got = to_bf16(x);
+  be.rope_forward(got.data(), c.N, c.T, c.H, c.Dh, nullptr, true);
+  EXPECT_LE(relative_l2(to_f32(got), want), kBf16Tol) << "forward";
+  be.rope_backward(got.data(), c.N, c.T, c.H, c.Dh, nullptr, true);
+  EXPECT_LE(relative_l2(to_f32(got), x), kBf16Tol) << "backward undoes forward";
+  std::vector<int32_t> pos(static_cast<size_t>(c.N * c.T));
+  for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int32_t>(i % c.T);
+  auto rows = to_bf16(x);
+  be.rope_rows(rows.data(), pos.data(), c.N * c.T, c.H, c.Dh, true);
+  EXPECT_LE(relative_l2(to_f32(rows), want), kBf16Tol) << "rope_rows";
+  if (c.T > 1) {  // the global table rotates otherwise
+    auto global = x;
+    cpu.rope_forward(global.data(), c.N, c.T, c.H, c.Dh);
+    EXPECT_GT(relative_l2(global, want), 1e-3);
+  }
+}
+
+TEST(Bf16RopeEdge, LocalTableNeedsItsBase) {
+  RRT_REQUIRE_CPU_BF16_BACKEND();
+  CpuBackend cpu(1);
+  CpuBf16Backend be(1);
+  cpu.prepare(plan_for(4, 8, 8));
+  be.prepare(plan_for(4, 8, 8));
+  std::vector<float> x(32);
+  auto x16 = to_bf16(x);
+  EXPECT_THROW(cpu.rope_forward(x.data(), 1, 4, 1, 8, nullptr, true), Error);
+  EXPECT_THROW(be.rope_forward(x16.data(), 1, 4, 1, 8, nullptr, true), Error);
+}
+
 // ---- activations and add ---------------------------------------------------------------------
 
 class Bf16Activation : public ::testing::TestWithParam<cases::ElementCase> {};
@@ -233,6 +280,19 @@ TEST_P(Bf16Activation, EveryActivationAndAddMatchFp32) {
     SCOPED_TRACE(name);
     check_activation(static_cast<Act>(i++), GetParam().n, GetParam().offset);
   }
+}
+
+TEST_P(Bf16Activation, ScaleMatchesFp32) {
+  RRT_REQUIRE_CPU_BF16_BACKEND();
+  const cases::ElementCase& c = GetParam();
+  const size_t total = static_cast<size_t>(c.n + c.offset);
+  CpuBackend cpu(1);
+  CpuBf16Backend be(2);
+  auto want = random_values(total, 45);
+  auto got = to_bf16(want);
+  cpu.scale(want.data() + c.offset, 0.7f, c.n);
+  be.scale(got.data() + c.offset, 0.7f, c.n);
+  EXPECT_LE(relative_l2(to_f32(got), want), kBf16Tol);
 }
 
 }  // namespace
