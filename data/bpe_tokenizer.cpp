@@ -5,12 +5,12 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <mutex>
 #include <utility>
 
 #include "core/error.h"
 #include "core/gguf.h"
 #include "data/bpe_merge.h"
+#include "data/piece_cache.h"
 #include "data/tokenizer_json_text.h"
 
 namespace rrt {
@@ -278,11 +278,7 @@ struct BpeTokenizer::Impl {
   bool ignore_merges = false, nfc = false;
   StringMap<int32_t> whole_tokens;  // with ignore_merges: a token's bytes -> its id
 
-  // Per-piece results; pieces repeat (Zipf), so most pieces never reach the merge loop.
-  static constexpr size_t kCacheEntries = 1 << 18;
-  static constexpr size_t kCachePieceBytes = 64;
-  mutable std::mutex cache_mutex;
-  mutable StringMap<std::vector<int32_t>> cache;
+  mutable PieceCache cache;  // per-piece results, shared by the threads that encode
 };
 
 BpeTokenizer::BpeTokenizer(BpeVocab vocab)
@@ -383,15 +379,7 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
     if (id >= 0) out.push_back(id);
     return;
   }
-  const bool cacheable = piece.size() <= Impl::kCachePieceBytes;
-  if (cacheable) {
-    std::lock_guard lock(impl_->cache_mutex);
-    const auto it = impl_->cache.find(piece);
-    if (it != impl_->cache.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
-  }
+  if (impl_->cache.lookup(piece, out)) return;
 
   // Symbols: the piece's bytes that have a token (the others are dropped before merging).
   std::vector<int32_t> id;
@@ -403,11 +391,7 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
   const size_t first = out.size();
   bpe_merge(std::move(id), impl_->merges, out);
 
-  if (cacheable) {
-    std::lock_guard lock(impl_->cache_mutex);
-    if (impl_->cache.size() >= Impl::kCacheEntries) impl_->cache.clear();
-    impl_->cache.emplace(std::string(piece), std::vector<int32_t>(out.begin() + first, out.end()));
-  }
+  impl_->cache.insert(piece, std::span<const int32_t>(out).subspan(first));
 }
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {

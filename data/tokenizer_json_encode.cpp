@@ -89,22 +89,10 @@ void TokenizerJson::Impl::encode_piece(const std::string& piece, std::vector<int
       return;
     }
   }
-  const bool cacheable = piece.size() <= kCachePieceBytes;
-  if (cacheable) {
-    std::lock_guard lock(cache_mutex);
-    const auto it = cache.find(piece);
-    if (it != cache.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
-  }
+  if (cache.lookup(piece, out)) return;
   const size_t first = out.size();
   merge_word(piece, out);
-  if (cacheable) {
-    std::lock_guard lock(cache_mutex);
-    if (cache.size() >= kCacheEntries) cache.clear();
-    cache.emplace(piece, std::vector<int32_t>(out.begin() + first, out.end()));
-  }
+  cache.insert(piece, std::span<const int32_t>(out).subspan(first));
 }
 
 void TokenizerJson::Impl::encode_text(std::string_view raw, std::vector<int32_t>& ids) const {

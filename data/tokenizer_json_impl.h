@@ -4,7 +4,6 @@
 
 #include <array>
 #include <cstdint>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -13,6 +12,7 @@
 
 #include "data/bpe_merge.h"
 #include "data/tokenizer_json.h"
+#include "data/piece_cache.h"
 #include "data/tokenizer_json_parts.h"
 
 namespace rrt {
@@ -57,10 +57,7 @@ struct TokenizerJson::Impl {
   int32_t bos = -1, eos = -1;
   int64_t vocab_size = 0;
 
-  static constexpr size_t kCacheEntries = 1 << 18;
-  static constexpr size_t kCachePieceBytes = 64;
-  mutable std::mutex cache_mutex;
-  mutable tokjson::StringMap<std::vector<int32_t>> cache;
+  mutable PieceCache cache;  // per-piece results, shared by the threads that encode
 
   void read_model(const nlohmann::json& model);
   void read_added_tokens(const nlohmann::json& list);

@@ -7,8 +7,12 @@ rrt_add_test(test_data
 )
 # Shard sets complete or refused (manifest, INCOMPLETE); shards in any integer storage.
 rrt_add_test(test_shard_set ${CMAKE_CURRENT_LIST_DIR}/test_shard_set.cpp)
-# Byte-level BPE from GGUF metadata, against transformers on SmolLM2's vocabulary.
-rrt_add_test(test_bpe_tokenizer ${CMAKE_CURRENT_LIST_DIR}/test_bpe_tokenizer.cpp)
+# Byte-level BPE from GGUF metadata, against transformers on SmolLM2's vocabulary; the piece
+# cache both BPE tokenizers share between threads.
+rrt_add_test(test_bpe_tokenizer
+  ${CMAKE_CURRENT_LIST_DIR}/test_bpe_tokenizer.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_piece_cache.cpp
+)
 # HF tokenizer.json against the tokenizers library, per family style (tools/
 # make_tokenizer_json_fixtures.py), and its refusals.
 rrt_add_test(test_tokenizer_json ${CMAKE_CURRENT_LIST_DIR}/test_tokenizer_json.cpp)
