@@ -52,7 +52,7 @@ mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
 if [[ "$mode" == "--background" ]]; then
-  nohup setsid "$0" "$out" >>"$out/study.log" 2>&1 </dev/null &
+  RRT_STUDY_DETACHED=1 nohup setsid "$0" "$out" >>"$out/study.log" 2>&1 </dev/null &
   echo "study running in the background (pid $!); log: $out/study.log; stop: $0 --stop $out"
   exit 0
 fi
@@ -105,6 +105,13 @@ fi
 exec 9>"$out/study.lock"
 flock -n 9 || { echo "another study runs in $out (study.lock is held)" >&2; exit 1; }
 echo $$ >"$out/study.pid"
+# Linux's autogroup scheduling shares the CPU between sessions first and applies nice values
+# only inside a session, so a detached study (its own session, setsid above) would take a full
+# share whatever `nice -n 15` said. Its session gets the script's niceness instead, so it yields
+# to builds and tests as intended. Raising one's own autogroup's nice needs no privilege.
+if [[ -n "${RRT_STUDY_DETACHED:-}" && -w /proc/self/autogroup ]]; then
+  echo "$(nice)" >/proc/self/autogroup 2>/dev/null || true
+fi
 log "study in $out: $steps steps per arm ($((steps * tokens_per_step)) tokens at base.yaml's 2,048 a step), lr sweep $lr_steps steps, post-training $post_steps steps"
 
 # 1. The model.
