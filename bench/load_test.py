@@ -22,6 +22,7 @@ only. Usage:
 import argparse
 import http.client
 import json
+import os
 import random
 import re
 import signal
@@ -29,6 +30,9 @@ import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import load_targets  # noqa: E402  (bench/load_targets.py, beside this file)
 
 # Prompt text: slices of this passage (any tokenizer encodes text).
 PASSAGE = (
@@ -204,6 +208,14 @@ def main():
     ap.add_argument("--serve-arg", action="append", default=[],
                     help="extra rrt serve argument (repeatable), e.g. --serve-arg=--kv=copy")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    ap.add_argument("--targets", metavar="MS,...",
+                    help="TTFT p90 targets (ms): also print each scheduler's capacity at each "
+                    "(bench/load_targets.py)")
+    ap.add_argument("--theory", action="store_true",
+                    help="with --targets: run rrt serve-bench (same checkpoint, exit rule, batch) "
+                    "for the saturated theory beside them")
+    ap.add_argument("--theory-arg", action="append", default=[],
+                    help="extra rrt serve-bench argument (repeatable), e.g. --theory-arg=--data=DIR")
     args = ap.parse_args()
     if not 1 <= args.requests <= 1000:
         ap.error("--requests must be in 1..1000")
@@ -213,19 +225,28 @@ def main():
         args.exit_fields["threshold"] = float(t)
     rates = [float(x) for x in args.rates.split(",")]
     results = []
-    for sched in args.schedulers.split(","):
-        srv = Server(args.rrt, args.checkpoint, sched, args.max_batch, args.serve_arg)
-        try:
-            for rate in rates:
+    schedulers = args.schedulers.split(",")
+    # One server per scheduler, all started first (an idle server waits without using the CPU),
+    # then each rate runs on every scheduler in turn: on a machine whose load drifts, the
+    # schedulers compared at a rate ran minutes apart at most, not a whole sweep apart.
+    servers = {}
+    try:
+        for sched in schedulers:
+            servers[sched] = Server(args.rrt, args.checkpoint, sched, args.max_batch,
+                                    args.serve_arg)
+        for rate in rates:
+            for sched in schedulers:
                 rng = random.Random(args.seed * 1000 + int(rate * 10))  # same traffic per scheduler
                 print("load_test: %s at %g requests/s ..." % (sched, rate), file=sys.stderr)
-                r = run_rate(srv.port, rate, args, rng)
+                r = run_rate(servers[sched].port, rate, args, rng)
                 r["scheduler"] = sched
                 results.append(r)
                 print("load_test:   %d/%d completed, %.1f tokens/s" %
                       (r["completed"], r["sent"], r["tokens_per_s"]), file=sys.stderr)
-        finally:
+    finally:
+        for srv in servers.values():
             srv.stop()
+    results.sort(key=lambda r: (schedulers.index(r["scheduler"]), r["rate"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"settings": vars(args), "results": results}, f, indent=1)
@@ -243,6 +264,15 @@ def main():
         if r["errors"]:
             print("load_test: %s at %g: %s" % (r["scheduler"], r["rate"], "; ".join(r["errors"])),
                   file=sys.stderr)
+    if args.targets:
+        theory = None
+        if args.theory:
+            print("load_test: rrt serve-bench for the theory ...", file=sys.stderr)
+            bench = load_targets.run_theory(args.rrt, args.checkpoint, args.exit, args.max_batch,
+                                            min(args.requests, 64), args.theory_arg)
+            theory = load_targets.theory_ratios(bench)
+        print()
+        print(load_targets.table(results, [float(x) for x in args.targets.split(",")], theory))
 
 
 if __name__ == "__main__":
