@@ -57,27 +57,42 @@ void commit_temporary_file(const std::string& temporary, const std::string& fina
   }
 }
 
-void write_file_atomically(const std::string& path, const std::string& content) {
+namespace {
+
+// Writes all `size` bytes at `data` to fd, retrying short writes and EINTR; 0 or the errno.
+int write_all(int fd, const char* data, size_t size) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::write(fd, data + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : ENOSPC;
+    done += static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void write_buffers_atomically(const std::string& path, std::span<const FileBuffer> buffers,
+                              const std::string& where) {
   const std::string tmp = temporary_path(path);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  RRT_CHECK(fd >= 0, path, "cannot create ", tmp, ": ", std::strerror(errno));
-  size_t done = 0;
+  RRT_CHECK(fd >= 0, where, "cannot create ", tmp, ": ", std::strerror(errno));
   int error = 0;
-  while (done < content.size() && error == 0) {
-    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      error = n < 0 ? errno : ENOSPC;
-    else
-      done += static_cast<size_t>(n);
-  }
+  for (size_t i = 0; i < buffers.size() && error == 0; ++i)
+    error = write_all(fd, static_cast<const char*>(buffers[i].data), buffers[i].size);
   if (::close(fd) != 0 && error == 0) error = errno;
   if (error != 0) {
     ::unlink(tmp.c_str());
-    RRT_FAIL(path, "write failed (", std::strerror(error),
+    RRT_FAIL(where, "write failed (", std::strerror(error),
              "); the previous file, if any, is untouched");
   }
-  commit_temporary_file(tmp, path, path);
+  commit_temporary_file(tmp, path, where);
+}
+
+void write_file_atomically(const std::string& path, const std::string& content) {
+  const FileBuffer buffer{content.data(), content.size()};
+  write_buffers_atomically(path, {&buffer, 1}, path);
 }
 
 void mark_output_incomplete(const std::string& dir, const std::string& writer) {

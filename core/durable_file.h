@@ -3,6 +3,8 @@
 // final name, so readers see either the old file or the whole new one, even after a crash.
 #pragma once
 
+#include <cstddef>
+#include <span>
 #include <string>
 
 namespace rrt {
@@ -20,6 +22,20 @@ bool is_temporary_of(const std::string& name, const std::string& final_name);
 // at final_path, if any, is untouched.
 void commit_temporary_file(const std::string& temporary, const std::string& final_path,
                            const std::string& where);
+
+// One piece of a file for write_buffers_atomically: `size` bytes at `data` (null when size is 0).
+struct FileBuffer {
+  const void* data = nullptr;
+  size_t size = 0;
+};
+
+// Writes `buffers` one after another to temporary_path(path) and commits it as above, so files
+// assembled from a header and many tensors (GGUF, safetensors) need no copy into one string.
+// On any failure (cannot create, short write, disk full, sync, rename) the temporary is removed
+// and rrt::Error (where = `where`) is thrown with the system's reason; the file at path, if
+// any, is untouched.
+void write_buffers_atomically(const std::string& path, std::span<const FileBuffer> buffers,
+                              const std::string& where);
 
 // Writes `content` to temporary_path(path), then commits it as above. Errors name `path`.
 void write_file_atomically(const std::string& path, const std::string& content);

@@ -1,8 +1,6 @@
 #include "core/gguf_writer.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <set>
 
@@ -131,25 +129,15 @@ void GgufWriter::write(const std::string& path) const {
   }
   head.append(aligned(head.size()) - head.size(), '\0');
 
-  const std::string tmp = temporary_path(path);
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  RRT_CHECK(f != nullptr, where, "cannot create ", tmp, ": ", std::strerror(errno));
-  bool ok = std::fwrite(head.data(), 1, head.size(), f) == head.size();
-  const std::string zeros(kAlignment, '\0');
-  for (size_t i = 0; ok && i < tensors_.size(); ++i) {
-    const Tensor& t = tensors_[i];
+  // Each tensor padded with zeros to the alignment, as the offsets above assume.
+  static constexpr char kZeros[kAlignment] = {};
+  std::vector<FileBuffer> buffers{{head.data(), head.size()}};
+  for (const Tensor& t : tensors_) {
     const auto bytes = static_cast<size_t>(t.bytes);
-    ok = bytes == 0 || std::fwrite(t.data, 1, bytes, f) == bytes;
-    const size_t pad = aligned(bytes) - bytes;
-    ok = ok && (pad == 0 || std::fwrite(zeros.data(), 1, pad, f) == pad);
+    buffers.push_back({t.data, bytes});
+    buffers.push_back({kZeros, aligned(bytes) - bytes});
   }
-  ok = std::fflush(f) == 0 && ok;
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    RRT_FAIL(where, "write failed (disk full?); the previous file, if any, is untouched");
-  }
-  commit_temporary_file(tmp, path, where);
+  write_buffers_atomically(path, buffers, where);
 }
 
 }  // namespace rrt

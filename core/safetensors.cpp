@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
+#include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -214,21 +214,11 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorOut>
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
-  const std::string tmp = temporary_path(path);
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  RRT_CHECK(f != nullptr, where, "cannot create ", tmp, ": ", std::strerror(errno));
   const uint64_t len = text.size();
-  bool ok = std::fwrite(&len, 8, 1, f) == 1 && std::fwrite(text.data(), 1, len, f) == len;
-  for (size_t i = 0; ok && i < tensors.size(); ++i)
-    ok = sizes[i] == 0 ||
-         std::fwrite(tensors[i].data, 1, sizes[i], f) == static_cast<size_t>(sizes[i]);
-  ok = std::fflush(f) == 0 && ok;
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    RRT_FAIL(where, "write failed (disk full?); the previous file, if any, is untouched");
-  }
-  commit_temporary_file(tmp, path, where);
+  std::vector<FileBuffer> buffers{{&len, sizeof(len)}, {text.data(), text.size()}};
+  for (size_t i = 0; i < tensors.size(); ++i)
+    buffers.push_back({tensors[i].data, static_cast<size_t>(sizes[i])});
+  write_buffers_atomically(path, buffers, where);
 }
 
 }  // namespace rrt

@@ -1,15 +1,17 @@
-// Core pieces: Arena, rrt::Error / RRT_CHECK, the counter-based RNG, bf16 rounding and the
-// safetensors reader (on the checked-in fixture and on small files written here).
+// Core pieces: Arena, rrt::Error / RRT_CHECK, the counter-based RNG, bf16 rounding, the
+// safetensors reader (on the checked-in fixture and on small files written here) and
+// write_buffers_atomically, the write under the safetensors and GGUF writers.
 #include <gtest/gtest.h>
-
-#include "tests/error_helpers.h"
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -17,10 +19,12 @@
 
 #include "core/arena.h"
 #include "core/dtype.h"
+#include "core/durable_file.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/tensor.h"
+#include "tests/error_helpers.h"
 
 namespace rrt {
 namespace {
@@ -413,6 +417,105 @@ TEST(Safetensors, RejectsCorruptFiles) {
       "rrt_core_test_wrong_types.safetensors",
       R"({"w":{"dtype":3,"shape":"big","data_offsets":[0,8]}})", std::vector<uint8_t>(8, 0));
   EXPECT_TRUE(contains(error_message([&] { SafetensorsFile f(wrong_types); }), "malformed header"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// write_buffers_atomically: the one temporary-file, fsync, rename write of GGUF and safetensors
+
+namespace fs = std::filesystem;
+
+std::string read_whole(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The names in dir other than `keep`: what a failed write must not leave behind.
+std::vector<std::string> leftovers(const fs::path& dir, const std::string& keep) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.path().filename() != keep) names.push_back(entry.path().filename().string());
+  return names;
+}
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = fs::path(::testing::TempDir()) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+TEST(DurableFile, WritesAllBuffersInOrderAndReplacesTheFile) {
+  const fs::path dir = fresh_dir("rrt_core_test_buffers");
+  const fs::path path = dir / "out.bin";
+  std::ofstream(path) << "old contents";
+  const std::string head = "head:";
+  const std::vector<uint8_t> big(3 * 65536 + 7, 0xA5);
+  const char tail[] = {'t', 'a', 'i', 'l'};
+  const std::vector<FileBuffer> buffers{
+      {head.data(), head.size()}, {nullptr, 0}, {big.data(), big.size()}, {tail, sizeof(tail)}};
+  write_buffers_atomically(path.string(), buffers, "test write");
+  const std::string expected =
+      head + std::string(big.begin(), big.end()) + std::string(tail, sizeof(tail));
+  EXPECT_EQ(read_whole(path), expected);
+  EXPECT_TRUE(leftovers(dir, "out.bin").empty());  // the temporary was renamed, not copied
+
+  // No buffers at all: an empty file, still atomically.
+  write_buffers_atomically(path.string(), {}, "test write");
+  EXPECT_EQ(fs::file_size(path), 0u);
+}
+
+TEST(DurableFile, UnwritableDirectoryNamesTheWriteAndLeavesNothing) {
+  const fs::path dir = fresh_dir("rrt_core_test_unwritable");
+  // A directory that cannot hold files: its "parent" is a regular file (root ignores
+  // permission bits, so a read-only directory would not fail under root).
+  const fs::path not_a_dir = dir / "plain_file";
+  std::ofstream(not_a_dir) << "x";
+  const std::string data = "payload";
+  const std::vector<FileBuffer> buffers{{data.data(), data.size()}};
+  const std::string message = error_message(
+      [&] { write_buffers_atomically((not_a_dir / "out.bin").string(), buffers, "gguf out.bin"); });
+  EXPECT_TRUE(contains(message, "gguf out.bin")) << message;
+  EXPECT_TRUE(contains(message, "cannot create")) << message;
+  EXPECT_TRUE(leftovers(dir, "plain_file").empty());
+  EXPECT_EQ(read_whole(not_a_dir), "x");
+}
+
+TEST(DurableFile, FailedWriteRemovesTheTemporaryAndKeepsTheOldFile) {
+  const fs::path dir = fresh_dir("rrt_core_test_short_write");
+  const fs::path path = dir / "out.bin";
+  std::ofstream(path) << "previous";
+  // A file size limit makes the second buffer's write fail (EFBIG) after the temporary exists
+  // and holds the first: the failure this test is about is the one in the middle of a write.
+  rlimit old_limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old_limit;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  const std::vector<char> block(4096, 'b');
+  const std::vector<FileBuffer> buffers{{block.data(), block.size()}, {block.data(), block.size()}};
+  const std::string message =
+      error_message([&] { write_buffers_atomically(path.string(), buffers, "safetensors out"); });
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_TRUE(contains(message, "safetensors out")) << message;
+  EXPECT_TRUE(contains(message, "write failed")) << message;
+  EXPECT_TRUE(contains(message, "untouched")) << message;
+  EXPECT_EQ(read_whole(path), "previous");
+  EXPECT_TRUE(leftovers(dir, "out.bin").empty());
+}
+
+TEST(DurableFile, FailedRenameRemovesTheTemporary) {
+  const fs::path dir = fresh_dir("rrt_core_test_rename");
+  // The final name is a non-empty directory: everything is written and synced, the rename fails.
+  fs::create_directories(dir / "target" / "inside");
+  const std::string data = "payload";
+  const std::vector<FileBuffer> buffers{{data.data(), data.size()}};
+  const std::string message = error_message(
+      [&] { write_buffers_atomically((dir / "target").string(), buffers, "gguf target"); });
+  EXPECT_TRUE(contains(message, "cannot rename")) << message;
+  EXPECT_TRUE(leftovers(dir, "target").empty());
+  EXPECT_TRUE(fs::is_directory(dir / "target" / "inside"));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 # trainer/sweep/: expansion, validation, conversion, local launch and resume, summary, plot.
 # The launch test trains through the rrt binary, as `rrt sweep --launch local` does.
-rrt_add_test(test_sweep ${CMAKE_CURRENT_LIST_DIR}/test_sweep.cpp)
+rrt_add_test(test_sweep ${CMAKE_CURRENT_LIST_DIR}/test_sweep.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_sweep_launch.cpp ${CMAKE_CURRENT_LIST_DIR}/test_sweep_cli.cpp)
 target_compile_definitions(test_sweep PRIVATE RRT_CLI_PATH="$<TARGET_FILE:rrt_cli>")
 add_dependencies(test_sweep rrt_cli)
 
