@@ -27,8 +27,9 @@ struct AddedTensor {
   const char* after;
   TensorRule rule;
 };
+// The base may itself be a with_tensors result (Gemma 3's GGUF table over Gemma 2's).
 template <size_t N, size_t A>
-constexpr std::array<TensorRule, N + A> with_tensors(const TensorRule (&base)[N],
+constexpr std::array<TensorRule, N + A> with_tensors(std::span<const TensorRule, N> base,
                                                      const AddedTensor (&added)[A],
                                                      std::span<const TensorRule> replaced = {}) {
   std::array<TensorRule, N + A> out{};
@@ -47,6 +48,18 @@ constexpr std::array<TensorRule, N + A> with_tensors(const TensorRule (&base)[N]
   if (n != N + A || replacements != replaced.size())
     throw "with_tensors: an added or replaced tensor names no rule of the base table";
   return out;
+}
+template <size_t N, size_t A>
+constexpr std::array<TensorRule, N + A> with_tensors(const TensorRule (&base)[N],
+                                                     const AddedTensor (&added)[A],
+                                                     std::span<const TensorRule> replaced = {}) {
+  return with_tensors(std::span<const TensorRule, N>(base), added, replaced);
+}
+template <size_t N, size_t A>
+constexpr std::array<TensorRule, N + A> with_tensors(const std::array<TensorRule, N>& base,
+                                                     const AddedTensor (&added)[A],
+                                                     std::span<const TensorRule> replaced = {}) {
+  return with_tensors(std::span<const TensorRule, N>(base), added, replaced);
 }
 
 // ---- Llama (and everything saved as LlamaForCausalLM: TinyLlama, SmolLM, ...) ------------------
@@ -418,6 +431,83 @@ constexpr HfFormat kGemma2Hf = gemma_sandwich_hf("Gemma2ForCausalLM", "gemma2", 
                                                  /*sliding_pattern_default=*/2,
                                                  /*attn_softcap_default=*/50.0, kGemma2Unsupported);
 
+// ---- GGUF "gemma", "gemma2", "gemma3" (llama.cpp) ------------------------------------------
+// llama.cpp runs the three with NeoX-style RoPE (rotate_half), so its converter keeps HF's q/k
+// row order, and stores every RMSNorm weight as 1 + w (norm_plus_one). Its converter drops
+// lm_head for gemma and gemma2, whose llama.cpp models always use the embedding as the head
+// (an untied model has no spelling there); gemma3 writes output.weight when the head is untied.
+// llama.cpp fixes what these files do not say: the sliding-window pattern (gemma2 every other
+// layer, gemma3 five in six), gemma3's local RoPE base 10000, the attention scale (head_dim,
+// or d_model / n_heads for the 27B block counts), gemma2's soft-capping defaults (attention
+// 50, final logits 30, always applied).
+constexpr TensorRule kGemmaGgufTensors[] = {
+    {"embed.weight", "token_embd.weight"},
+    {"block.{l}.attn_norm.weight", "blk.{l}.attn_norm.weight"},
+    {"block.{l}.attn.q.weight", "blk.{l}.attn_q.weight"},
+    {"block.{l}.attn.k.weight", "blk.{l}.attn_k.weight"},
+    {"block.{l}.attn.v.weight", "blk.{l}.attn_v.weight"},
+    {"block.{l}.attn.o.weight", "blk.{l}.attn_output.weight"},
+    {"block.{l}.mlp_norm.weight", "blk.{l}.ffn_norm.weight"},
+    {"block.{l}.mlp.gate.weight", "blk.{l}.ffn_gate.weight"},
+    {"block.{l}.mlp.up.weight", "blk.{l}.ffn_up.weight"},
+    {"block.{l}.mlp.down.weight", "blk.{l}.ffn_down.weight"},
+    {"final_norm.weight", "output_norm.weight"},
+};
+// Gemma 2's sandwich norms: ffn_norm is the MLP's input norm (pre_feedforward_layernorm).
+constexpr AddedTensor kGemma2GgufPostNorms[] = {
+    {"block.{l}.attn.o.weight",
+     {"block.{l}.attn_post_norm.weight", "blk.{l}.post_attention_norm.weight"}},
+    {"block.{l}.mlp.down.weight",
+     {"block.{l}.mlp_post_norm.weight", "blk.{l}.post_ffw_norm.weight"}},
+};
+constexpr auto kGemma2GgufTensors = with_tensors(kGemmaGgufTensors, kGemma2GgufPostNorms);
+constexpr AddedTensor kGemma3GgufExtra[] = {
+    {"block.{l}.attn.o.weight", {"block.{l}.attn.q_norm.weight", "blk.{l}.attn_q_norm.weight"}},
+    {"block.{l}.attn.o.weight", {"block.{l}.attn.k_norm.weight", "blk.{l}.attn_k_norm.weight"}},
+    {"final_norm.weight", {"head.weight", "output.weight"}},  // absent: the head is tied
+};
+constexpr auto kGemma3GgufTensors = with_tensors(kGemma2GgufTensors, kGemma3GgufExtra);
+
+constexpr GgufFormat kGemmaGguf{
+    .architecture = "gemma",
+    .norm_eps_key = "attention.layer_norm_rms_epsilon",
+    .whole_head_rotary = true,
+    .tensors = kGemmaGgufTensors,
+    .optional = {},
+    .refused = {},
+    .norm_plus_one = true,
+};
+constexpr GgufFormat kGemma2Gguf{
+    .architecture = "gemma2",
+    .norm_eps_key = "attention.layer_norm_rms_epsilon",
+    .whole_head_rotary = true,
+    .tensors = kGemma2GgufTensors,
+    .optional = {},
+    .refused = {},
+    .norm_plus_one = true,
+    .sliding_pattern = 2,
+    .sliding_window_default = 4096,
+    .wide_query_scale_blocks = 46,
+    .attn_softcap_key = "attn_logit_softcapping",
+    .attn_softcap_default = 50.0,
+    .final_softcap_key = "final_logit_softcapping",
+    .final_softcap_default = 30.0,
+};
+constexpr GgufFormat kGemma3Gguf{
+    .architecture = "gemma3",
+    .norm_eps_key = "attention.layer_norm_rms_epsilon",
+    .whole_head_rotary = true,
+    .tensors = kGemma3GgufTensors,
+    .optional = {},
+    .refused = {},
+    .norm_plus_one = true,
+    .linear_rope_scaling = true,
+    .sliding_pattern = 6,
+    .local_rope_theta = 10000.0,
+    .wide_query_scale_blocks = 62,
+    .final_softcap_key = "final_logit_softcapping",
+};
+
 constexpr FamilyDescriptor kFamilies[] = {
     {
         .family = Family::llama,
@@ -471,7 +561,7 @@ constexpr FamilyDescriptor kFamilies[] = {
                .constants = {},
                .tensors = kLlamaTensors,
                .optional = kLlamaOptional},
-        .gguf = nullptr,
+        .gguf = &kGemmaGguf,
     },
     {
         .family = Family::neox,
@@ -536,7 +626,7 @@ constexpr FamilyDescriptor kFamilies[] = {
         .mlp = "GeGLU with the tanh GELU",
         .structure = kGemma3Structure,
         .hf = kGemma3Hf,
-        .gguf = nullptr,
+        .gguf = &kGemma3Gguf,
     },
     {
         .family = Family::gemma2,
@@ -545,7 +635,7 @@ constexpr FamilyDescriptor kFamilies[] = {
         .mlp = "GeGLU with the tanh GELU",
         .structure = kGemma2Structure,
         .hf = kGemma2Hf,
-        .gguf = nullptr,
+        .gguf = &kGemma2Gguf,
     },
 };
 
