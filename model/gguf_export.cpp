@@ -16,7 +16,7 @@ namespace {
 // llama.cpp's general.file_type: all F32, or mostly BF16 (its LLAMA_FTYPE_MOSTLY_BF16).
 constexpr uint32_t kFileTypeF32 = 0, kFileTypeBf16 = 32;
 
-// What rrt's llama and qwen2 GGUF readers (and llama.cpp) take from the metadata.
+// What rrt's GGUF import (and llama.cpp) take from the metadata.
 void write_metadata(GgufWriter& w, const ModelSpec& spec, const GgufFormat& g,
                     const GgufExportOptions& o) {
   const ModelConfig& m = spec.model;
