@@ -80,6 +80,12 @@ void check_llama_cpp_fixes(const ModelSpec& spec, const GgufFormat& g, const std
   const ModelConfig& m = spec.model;
   const std::string arch = std::string("llama.cpp's ") + g.architecture;
   const int64_t positions = spec.positions();
+  // rrt's LM head computes no final soft-cap; an architecture that applies one whatever the
+  // file says cannot hold the model.
+  RRT_CHECK(g.final_softcap_default == 0, where, arch, " always soft-caps the final logits (",
+            g.final_softcap_key, ", ", g.final_softcap_default,
+            " when the key is absent), and the model's LM head has no soft-cap; export it as an "
+            "HF directory instead");
   RRT_CHECK(m.tied_head || !file_name_of(g.tensors, "head.weight").empty(), where, arch,
             " always uses the embedding as the LM head, but the model's head is untied "
             "(model.tied_head false); export it as an HF directory instead");
@@ -128,12 +134,6 @@ void check_llama_cpp_fixes(const ModelSpec& spec, const GgufFormat& g, const std
     RRT_CHECK(m.attn_logit_softcapping == 0, where, arch,
               " has no attention soft-capping, but the model has model.attn_logit_softcapping ",
               m.attn_logit_softcapping, "; export it as an HF directory instead");
-  // rrt's LM head computes no final soft-cap; an architecture that applies one whatever the
-  // file says cannot hold the model.
-  RRT_CHECK(g.final_softcap_default == 0, where, arch, " always soft-caps the final logits (",
-            g.final_softcap_key, ", ", g.final_softcap_default,
-            " when the key is absent), and the model's LM head has no soft-cap; export it as an "
-            "HF directory instead");
 }
 
 }  // namespace

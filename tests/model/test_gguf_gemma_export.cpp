@@ -224,10 +224,8 @@ TEST(GgufGemmaExport, RefusesWhatLlamaCppFixesOtherwise) {
     EXPECT_FALSE(fs::exists(path));
   }
   // Gemma 2: llama.cpp soft-caps the final logits always, and rrt's head does not.
-  // The fixture's every other field is what llama.cpp's gemma2 computes once its attention
-  // scale is head_dim's.
-  HfModel gemma2 = load_hf_model(fixture("hf_gemma2_softcap"));
-  gemma2.spec.model.query_pre_attn_scalar = static_cast<double>(gemma2.spec.model.dh());
+  // Refused first, whatever else the model has.
+  const HfModel gemma2 = load_hf_model(fixture("hf_gemma2_softcap"));
   std::string msg = error_message([&] { export_gguf(gemma2.spec, *gemma2.params, path); });
   EXPECT_TRUE(contains(msg, "llama.cpp's gemma2 always soft-caps the final logits")) << msg;
   // The attention-scale check covers llama too, which wrote such a model silently before.
