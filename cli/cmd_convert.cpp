@@ -3,7 +3,7 @@
 //             [--score SHARDS|TEXT [--score-batches N] [--score-seq-len T]
 //              [--score-micro-batch N] [--score-val-fraction F]] --out FILE.h5
 // HF_DIR holds a LlamaForCausalLM, GemmaForCausalLM or GPTNeoXForCausalLM checkpoint; a .gguf
-// file (llama architecture, llama.cpp's format) is read through model/gguf_import.h instead, and
+// file (llama.cpp's format: llama, qwen2, gemma, gemma3) is read through model/gguf_import.h, and
 // an rrt checkpoint of a plain model (loops 1, no LoRA) through its stored run config, whose
 // data and training settings the written config keeps.
 // Writes a weights-only rrt checkpoint of the recursive / relaxed model, plus FILE.yaml: a run

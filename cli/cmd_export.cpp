@@ -4,7 +4,7 @@
 // Gemma3ForCausalLM or Gemma2ForCausalLM of the unrolled model (K * B layers, each position's
 // LoRA merged into its weights), plus the tokenizer files of the checkpoint's data.tokenizer, so
 // that transformers and lm-evaluation-harness can use DIR as it is. gguf: FILE, llama.cpp's
-// format (llama, qwen2).
+// format (llama, qwen2, gemma, gemma3).
 #include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
@@ -203,9 +203,10 @@ void add_export_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "export",
       "Export an rrt checkpoint as an HF directory (Llama, Gemma, GPT-NeoX, Qwen2, Qwen3, Gemma 3\n"
-      "or Gemma 2, as trained) or a GGUF file (llama, qwen2) of the unrolled model (K*B layers;\n"
-      "each position's LoRA merged into its weights; fp32 or bf16). The HF directory gets the\n"
-      "checkpoint's tokenizer files and bos/eos ids (config.json, generation_config.json);\n"
+      "or Gemma 2, as trained) or a GGUF file (llama, qwen2, gemma, gemma3) of the unrolled model\n"
+      "(K*B layers; each position's LoRA merged into its weights; fp32 or bf16). The HF\n"
+      "directory gets the checkpoint's tokenizer files and bos/eos ids (config.json,\n"
+      "generation_config.json); "
       "load it with transformers' AutoModelForCausalLM.from_pretrained(DIR) or rrt convert\n"
       "--from DIR. The GGUF file gets a GGUF tokenizer's keys; llama.cpp and rrt read it.");
   auto o = std::make_shared<ExportOpts>();

@@ -235,8 +235,13 @@ BpeVocab bpe_vocab_from_gguf(const std::string& path) {
   BpeVocab vocab;
   vocab.source = path;
   vocab.model = file.get_string("tokenizer.ggml.model");
+  // "llama" is SentencePiece (Gemma, Llama 2): rrt reads it from the model's tokenizer.model.
   RRT_CHECK(vocab.model == "gpt2", path, "tokenizer.ggml.model is '", vocab.model,
-            "', not 'gpt2' (byte-level BPE), the only kind rrt reads from GGUF");
+            "', not 'gpt2' (byte-level BPE), the only kind rrt reads from GGUF",
+            vocab.model == "llama"
+                ? "; this SentencePiece vocabulary is read from the model's own tokenizer.model "
+                  "(sentencepiece:<path>) or tokenizer.json (hf:<path>) instead"
+                : "");
   RRT_CHECK(file.has("tokenizer.ggml.pre"), path,
             "has no tokenizer.ggml.pre: which pre-tokenizer the vocabulary wants is unknown; "
             "supported: ",

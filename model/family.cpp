@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <string_view>
 
 #include "core/error.h"
 #include "model/layer_pattern.h"
@@ -161,6 +162,10 @@ std::string file_name_of(std::span<const TensorRule> rules, const std::string& r
   for (const TensorRule& rule : rules)
     if (rrt == rule.rrt) return rule.file;
   return "";
+}
+
+bool is_norm_weight(const TensorRule& r) {
+  return std::string_view(r.rrt).ends_with("norm.weight");
 }
 
 int64_t tensors_per_layer(std::span<const TensorRule> rules) {

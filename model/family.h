@@ -189,7 +189,41 @@ struct GgufFormat {
   // llama.cpp's per-dimension RoPE frequency divisors (its converter writes Llama 3 scaling as
   // rope_freqs.weight), read back as the RoPE scaling they encode; nullptr: none.
   const char* rope_factors = nullptr;
+  // ---- Gemma (the defaults: the architecture has none of it) ----
+  // RMSNorm weights are stored as 1 + w: llama.cpp's RMSNorm has no unit offset, so its
+  // converter adds 1 to every tensor whose name ends in "norm.weight" (is_norm_weight). Import
+  // subtracts 1, export adds it.
+  bool norm_plus_one = false;
+  // rope.scaling.type "linear" with rope.scaling.factor: llama.cpp scales the frequencies of the
+  // layers without a window (Gemma 3's global ones) by 1 / factor; else only plain RoPE or
+  // rope_factors.
+  bool linear_rope_scaling = false;
+  // llama.cpp's fixed sliding-window pattern (it reads no per-layer list): layer l has the
+  // window attention.sliding_window iff l % pattern < pattern - 1 (Gemma 2: 2, Gemma 3: 6);
+  // 0: no layer has a window. sliding_window_default: the window when the key is absent (Gemma
+  // 2: 4096); 0: the key is required.
+  int64_t sliding_pattern = 0;
+  int64_t sliding_window_default = 0;
+  // The RoPE base of the windowed layers, fixed by llama.cpp whatever rope.freq_base says (Gemma
+  // 3: 10000); 0: one base for every layer.
+  double local_rope_theta = 0.0;
+  // llama.cpp's attention scale is head_dim^-0.5 except for models of exactly this many blocks
+  // (Gemma 2 / 3 27B: 46 / 62), where it is (embedding_length / head_count)^-0.5, the
+  // query_pre_attn_scalar of those releases; 0: always head_dim^-0.5 (no query scale).
+  int64_t wide_query_scale_blocks = 0;
+  // Soft-capping keys (after "<architecture>.") and llama.cpp's value when a key is absent.
+  // attn_softcap_key: the architecture always soft-caps its attention scores; nullptr: never.
+  // final_softcap_key: the LM head's logits are soft-capped when the value is not 0 (Gemma 2
+  // always: 30 when absent); nullptr: never.
+  const char* attn_softcap_key = nullptr;
+  double attn_softcap_default = 0.0;
+  const char* final_softcap_key = nullptr;
+  double final_softcap_default = 0.0;
 };
+
+// Whether tensor rule `r` holds a norm's weight (its rrt name ends in "norm.weight", the test
+// llama.cpp's converter applies to the HF name): what GgufFormat::norm_plus_one shifts.
+bool is_norm_weight(const TensorRule& r);
 
 // ---- The descriptor ---------------------------------------------------------------------------
 struct FamilyDescriptor {

@@ -16,7 +16,7 @@ namespace {
 // llama.cpp's general.file_type: all F32, or mostly BF16 (its LLAMA_FTYPE_MOSTLY_BF16).
 constexpr uint32_t kFileTypeF32 = 0, kFileTypeBf16 = 32;
 
-// What rrt's llama and qwen2 GGUF readers (and llama.cpp) take from the metadata.
+// What rrt's GGUF import (and llama.cpp) take from the metadata.
 void write_metadata(GgufWriter& w, const ModelSpec& spec, const GgufFormat& g,
                     const GgufExportOptions& o) {
   const ModelConfig& m = spec.model;
@@ -36,6 +36,14 @@ void write_metadata(GgufWriter& w, const ModelSpec& spec, const GgufFormat& g,
   w.add_u32(a + "attention.key_length", static_cast<uint32_t>(m.dh()));
   w.add_u32(a + "attention.value_length", static_cast<uint32_t>(m.dh()));
   w.add_u32(a + "vocab_size", static_cast<uint32_t>(m.vocab));
+  if (m.rope_scaling.type == ops::RopeScalingType::linear && g.linear_rope_scaling) {
+    w.add_string(a + "rope.scaling.type", "linear");
+    w.add_f32(a + "rope.scaling.factor", static_cast<float>(m.rope_scaling.factor));
+  }
+  if (g.sliding_pattern > 0)
+    w.add_u32(a + "attention.sliding_window", static_cast<uint32_t>(m.sliding_window));
+  if (g.attn_softcap_key)
+    w.add_f32(a + g.attn_softcap_key, static_cast<float>(m.attn_logit_softcapping));
   if (o.tokenizer_gguf.empty()) return;
   const GgufFile tokenizer(o.tokenizer_gguf);
   int64_t copied = 0;
@@ -66,6 +74,68 @@ std::vector<float> rope_factors(const ModelConfig& m, const std::string& where) 
   return factors;
 }
 
+// What llama.cpp fixes for the architecture instead of reading it from the file (GgufFormat):
+// a model that differs would be run as another model, so it is refused by the field.
+void check_llama_cpp_fixes(const ModelSpec& spec, const GgufFormat& g, const std::string& where) {
+  const ModelConfig& m = spec.model;
+  const std::string arch = std::string("llama.cpp's ") + g.architecture;
+  const int64_t positions = spec.positions();
+  // rrt's LM head computes no final soft-cap; an architecture that applies one whatever the
+  // file says cannot hold the model.
+  RRT_CHECK(g.final_softcap_default == 0, where, arch, " always soft-caps the final logits (",
+            g.final_softcap_key, ", ", g.final_softcap_default,
+            " when the key is absent), and the model's LM head has no soft-cap; export it as an "
+            "HF directory instead");
+  RRT_CHECK(m.tied_head || !file_name_of(g.tensors, "head.weight").empty(), where, arch,
+            " always uses the embedding as the LM head, but the model's head is untied "
+            "(model.tied_head false); export it as an HF directory instead");
+  // The attention scale: head_dim^-0.5, or (d_model / n_heads)^-0.5 at the 27B block counts.
+  const int64_t scalar = g.wide_query_scale_blocks == positions ? m.d_model / m.n_heads : m.dh();
+  const double own = m.query_pre_attn_scalar > 0 ? m.query_pre_attn_scalar : m.dh();
+  RRT_CHECK(own == static_cast<double>(scalar), where, arch, " with ", positions,
+            " blocks scales attention scores by ", scalar,
+            "^-0.5, but the model has model.query_pre_attn_scalar ", own,
+            "; GGUF has no key for it");
+  if (g.sliding_pattern == 0) {
+    RRT_CHECK(m.sliding_window == 0, where, arch,
+              " has no sliding-window layers, but the model has model.sliding_window ",
+              m.sliding_window, "; export it as an HF directory instead");
+  } else {
+    RRT_CHECK(m.sliding_window > 0, where, arch, " gives every ", g.sliding_pattern,
+              "-layer group sliding-window layers, but the model has model.sliding_window 0");
+    for (int64_t l = 0; l < positions; ++l) {
+      const bool windowed = l % g.sliding_pattern < g.sliding_pattern - 1;
+      RRT_CHECK((m.window_at(l) > 0) == windowed, where, arch, " gives unrolled layer ", l, " ",
+                windowed ? "a" : "no", " sliding window (layer l has one iff l % ",
+                g.sliding_pattern, " < ", g.sliding_pattern - 1,
+                "), but the model's model.sliding_layers say otherwise; GGUF has no key for it");
+    }
+  }
+  // The windowed layers' RoPE: llama.cpp's fixed base (or the global one) and no scaling.
+  const double local = g.local_rope_theta > 0 ? g.local_rope_theta : m.rope_theta;
+  for (int64_t l = 0; l < positions; ++l) {
+    if (m.window_at(l) == 0) continue;
+    const bool own_base = m.local_rope_at(l);
+    const double base = own_base ? m.rope_local_theta : m.rope_theta;
+    const bool scaled = !own_base && m.rope_scaling.type != ops::RopeScalingType::none;
+    RRT_CHECK(base == local && (!scaled || g.local_rope_theta == 0), where, arch,
+              " rotates the sliding-window layers with RoPE base ", local,
+              g.local_rope_theta > 0 ? " unscaled" : " as the others",
+              ", but the model's unrolled layer ", l, " uses ", base,
+              scaled ? " with model.rope_scaling" : "", " (model.rope_local_theta ",
+              m.rope_local_theta, "); GGUF has no key for it");
+    break;  // every windowed layer has the same RoPE
+  }
+  if (g.attn_softcap_key)
+    RRT_CHECK(m.attn_logit_softcapping > 0, where, arch, " always soft-caps attention scores (",
+              g.attn_softcap_default,
+              " when the key is absent), but the model has model.attn_logit_softcapping 0");
+  else
+    RRT_CHECK(m.attn_logit_softcapping == 0, where, arch,
+              " has no attention soft-capping, but the model has model.attn_logit_softcapping ",
+              m.attn_logit_softcapping, "; export it as an HF directory instead");
+}
+
 }  // namespace
 
 void export_gguf(const ModelSpec& spec, const ParameterSet& params, const std::string& path,
@@ -86,17 +156,15 @@ void export_gguf(const ModelSpec& spec, const ParameterSet& params, const std::s
               " rotates whole heads, but the model "
               "rotates ",
               m.rot_dim(), " of ", m.dh(), " head dims");
-  // No GGUF architecture rrt writes has the attention masks' keys: dropping them would export
-  // another model.
-  RRT_CHECK(m.sliding_window == 0 && m.attn_logit_softcapping == 0, where, g.architecture,
-            " as rrt writes it has no sliding window or attention soft-capping, but the model has "
-            "model.sliding_window ",
-            m.sliding_window, " and model.attn_logit_softcapping ", m.attn_logit_softcapping,
-            "; export it as an HF directory instead where its family has them (gemma2, gemma3)");
+  check_llama_cpp_fixes(spec, g, where);
   std::vector<float> factors;
-  if (m.rope_scaling.type != ops::RopeScalingType::none) {
-    RRT_CHECK(g.rope_factors != nullptr, where, "model.rope_scaling cannot be written for ",
-              g.architecture, ": its GGUF files carry no RoPE factors");
+  const bool linear_key =
+      g.linear_rope_scaling && m.rope_scaling.type == ops::RopeScalingType::linear;
+  if (m.rope_scaling.type != ops::RopeScalingType::none && !linear_key) {
+    RRT_CHECK(g.rope_factors != nullptr, where, "model.rope_scaling ",
+              to_string(m.rope_scaling.type), " cannot be written for ", g.architecture,
+              g.linear_rope_scaling ? " (only linear scaling has a key there)"
+                                    : ": its GGUF files carry no RoPE factors");
     factors = rope_factors(m, where);
   }
 
@@ -106,9 +174,14 @@ void export_gguf(const ModelSpec& spec, const ParameterSet& params, const std::s
   if (!factors.empty())
     w.add_tensor(g.rope_factors, {m.rot_dim() / 2}, GgmlWriteType::f32, factors.data());
   std::deque<std::vector<uint16_t>> rounded;  // the bf16 copies, alive until written
+  std::deque<std::vector<float>> shifted;     // norm weights as 1 + w, alive until written
   for (const UnrolledTensor& t : unrolled.tensors()) {
     // Norms and biases stay fp32, as llama.cpp's converter keeps 1-D tensors.
-    if (o.dtype == DType::f32 || t.shape.size() == 1) {
+    if (g.norm_plus_one && is_norm_weight(*t.rule)) {
+      shifted.emplace_back(t.data, t.data + t.numel());
+      for (float& x : shifted.back()) x += 1.0f;
+      w.add_tensor(t.name, t.shape, GgmlWriteType::f32, shifted.back().data());
+    } else if (o.dtype == DType::f32 || t.shape.size() == 1) {
       w.add_tensor(t.name, t.shape, GgmlWriteType::f32, t.data);
     } else {
       rounded.push_back(to_bf16_bits(t.data, t.numel()));

@@ -118,6 +118,75 @@ int64_t positive(const GgufFile& f, const std::string& key) {
   return v;
 }
 
+// rope.scaling.*: plain RoPE, or where the format has it (Gemma 3) linear scaling, which
+// llama.cpp applies to the layers without a window.
+void read_rope_scaling(const GgufFile& f, const GgufFormat& g, ModelConfig& m) {
+  const std::string where = "gguf " + f.path();
+  const std::string a = std::string(g.architecture) + ".";
+  const std::string type =
+      f.has(a + "rope.scaling.type") ? f.get_string(a + "rope.scaling.type") : "";
+  const float factor =
+      f.has(a + "rope.scaling.factor") ? f.get_f32(a + "rope.scaling.factor") : 0.0f;
+  const bool plain_factor = factor == 0.0f || factor == 1.0f;
+  if (g.linear_rope_scaling && (type == "linear" || (type.empty() && !plain_factor))) {
+    if (plain_factor) return;
+    RRT_CHECK(std::isfinite(factor) && factor > 0, where, a, "rope.scaling.factor is ", factor,
+              "; a linear scaling factor must be positive");
+    m.rope_scaling = {.type = ops::RopeScalingType::linear, .factor = widen(factor)};
+    return;
+  }
+  RRT_CHECK(type.empty() || type == "none", where, a, "rope.scaling.type is '", type, "'; only ",
+            g.linear_rope_scaling ? "plain RoPE or linear scaling" : "plain RoPE",
+            " can be imported for ", g.architecture);
+  RRT_CHECK(plain_factor, where, a, "rope.scaling.factor is ", factor, " with rope.scaling.type '",
+            type, "'; only plain RoPE can be imported");
+}
+
+// What llama.cpp fixes for the Gemma architectures rather than reading it (GgufFormat): the
+// windowed layers and their RoPE base, the attention scale, the soft-caps.
+void read_gemma_metadata(const GgufFile& f, const GgufFormat& g, ModelConfig& m) {
+  const std::string where = "gguf " + f.path();
+  const std::string a = std::string(g.architecture) + ".";
+  const std::string window_key = a + "attention.sliding_window";
+  if (g.sliding_pattern > 0) {
+    RRT_CHECK(f.has(window_key) || g.sliding_window_default > 0, where, "has no ", window_key,
+              "; llama.cpp's ", g.architecture, " needs it");
+    m.sliding_window = f.has(window_key) ? f.get_i64(window_key) : g.sliding_window_default;
+    RRT_CHECK(m.sliding_window > 0, where, window_key, " is ", m.sliding_window, "; ",
+              g.architecture, " files need windowed layers (rrt imports no other kind)");
+    m.sliding_layers.assign(static_cast<size_t>(g.sliding_pattern), true);
+    m.sliding_layers.back() = false;
+    // llama.cpp ignores a pattern key for these architectures; one that says otherwise is
+    // another model than the one llama.cpp runs.
+    const std::string pattern_key = a + "attention.sliding_window_pattern";
+    if (f.has(pattern_key))
+      RRT_CHECK(f.value(pattern_key).count == 0 && f.get_i64(pattern_key) == g.sliding_pattern,
+                where, pattern_key, " is not ", g.sliding_pattern, ", the pattern llama.cpp's ",
+                g.architecture, " uses whatever the file says; refusing the ambiguous file");
+    m.rope_local_theta = g.local_rope_theta;
+  } else if (f.has(window_key)) {
+    RRT_CHECK(f.get_i64(window_key) == 0, where, window_key, " is ", f.get_i64(window_key),
+              "; llama.cpp's ", g.architecture, " has no sliding-window layers");
+  }
+  if (g.wide_query_scale_blocks > 0)
+    m.query_pre_attn_scalar = static_cast<double>(
+        m.n_layers == g.wide_query_scale_blocks ? m.d_model / m.n_heads : m.dh());
+  if (g.attn_softcap_key) {
+    const std::string key = a + g.attn_softcap_key;
+    m.attn_logit_softcapping = f.has(key) ? widen(f.get_f32(key)) : g.attn_softcap_default;
+    RRT_CHECK(std::isfinite(m.attn_logit_softcapping) && m.attn_logit_softcapping > 0, where, key,
+              " is ", m.attn_logit_softcapping, "; llama.cpp's ", g.architecture,
+              " divides the attention scores by it");
+  }
+  if (g.final_softcap_key) {
+    const std::string key = a + g.final_softcap_key;
+    const double cap = f.has(key) ? widen(f.get_f32(key)) : g.final_softcap_default;
+    RRT_CHECK(cap == 0.0, where, key, " is ", cap,
+              f.has(key) ? "" : " (llama.cpp's value when the key is absent)",
+              ": llama.cpp soft-caps the final logits, and rrt's LM head does not");
+  }
+}
+
 // The metadata of format `g`: "<architecture>.<key>" with llama.cpp's generic key names; the
 // keys that differ between architectures are the family's (GgufFormat).
 void read_metadata(const GgufFile& f, const GgufFormat& g, ModelConfig& m) {
@@ -165,16 +234,7 @@ void read_metadata(const GgufFile& f, const GgufFormat& g, ModelConfig& m) {
               "; partial rotary is not supported for ", g.architecture);
 
   // What rrt's layer cannot compute: refuse rather than import approximately.
-  if (f.has(a + "rope.scaling.type")) {
-    const std::string type = f.get_string(a + "rope.scaling.type");
-    RRT_CHECK(type == "none", where, a, "rope.scaling.type is '", type,
-              "'; only plain RoPE can be imported");
-  }
-  if (f.has(a + "rope.scaling.factor")) {
-    const float factor = f.get_f32(a + "rope.scaling.factor");
-    RRT_CHECK(factor == 0.0f || factor == 1.0f, where, a, "rope.scaling.factor is ", factor,
-              "; only plain RoPE can be imported");
-  }
+  read_rope_scaling(f, g, m);
   if (f.has(a + "expert_count"))
     RRT_CHECK(f.get_i64(a + "expert_count") == 0, where, a, "expert_count is ",
               f.get_i64(a + "expert_count"), "; mixtures of experts are not supported");
@@ -192,6 +252,8 @@ void read_metadata(const GgufFile& f, const GgufFormat& g, ModelConfig& m) {
   RRT_CHECK(m.vocab > 0, where, "the vocabulary is empty");
   // A file without the head tensor ties the head to the embedding.
   m.tied_head = !f.has_tensor(file_name_of(g.tensors, "head.weight"));
+
+  read_gemma_metadata(f, g, m);
 
   if (g.rope_factors && f.has_tensor(g.rope_factors)) {
     RRT_CHECK(m.rope_scaling.type == ops::RopeScalingType::none, where,
@@ -281,6 +343,8 @@ HfModel load_gguf_model(const std::string& path) {
     for (int64_t s : shape) n *= s;
     if (t.rule->rows == RowLayout::as_is) {
       file.read_f32_into(t.file, dst[0], n);
+      if (g.norm_plus_one && is_norm_weight(*t.rule))
+        for (int64_t i = 0; i < n; ++i) dst[0][i] -= 1.0f;
       continue;
     }
     staging.resize(static_cast<size_t>(n));

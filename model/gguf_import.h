@@ -4,7 +4,10 @@
 //
 // Architectures: general.architecture "llama" (Llama, TinyLlama, SmolLM, Mistral without sliding
 // windows, ...): RMSNorm, SwiGLU, RoPE over the whole head, optional GQA, tied head when the file
-// has no output.weight. Rope scaling, mixtures of experts and partial rotary are refused.
+// has no output.weight; "qwen2"; "gemma" and "gemma3" (norm weights stored as 1 + w; the window
+// pattern, local RoPE base and attention scale that llama.cpp fixes rather than reads are filled
+// as llama.cpp fills them); "gemma2" is refused on its final logit soft-cap, which llama.cpp
+// always applies. Mixtures of experts and partial rotary are refused.
 //
 // llama.cpp's converter (convert_hf_to_gguf.py) reorders the rows of attn_q and attn_k for its
 // RoPE, which rotates adjacent pairs: within each head of Dh rows, the HF row j * Dh/2 + i (half

@@ -21,13 +21,13 @@ class ExportTensors {
   void add_param(const std::string& hf, const std::string& rrt_name) {
     const int i = params_.registry().index(rrt_name);
     const Shape& s = params_.registry()[i].shape;
-    out_.push_back({hf, s.vec(), params_.value(i)});
+    out_.push_back({hf, s.vec(), params_.value(i), nullptr});
     written_.insert(rrt_name);
   }
   void add_computed(const std::string& hf, std::vector<int64_t> shape, std::vector<float> data,
                     const std::vector<std::string>& from) {
     owned_.push_back(std::move(data));
-    out_.push_back({hf, std::move(shape), owned_.back().data()});
+    out_.push_back({hf, std::move(shape), owned_.back().data(), nullptr});
     written_.insert(from.begin(), from.end());
   }
   void check_all_written(const std::string& format) const {
@@ -132,8 +132,10 @@ UnrolledTensors::UnrolledTensors(const ModelSpec& spec, const ParameterSet& para
                                  std::span<const TensorRule> table, const std::string& format) {
   const ParamRegistry plain(unrolled_spec(spec));
   ExportTensors out(params, tensors_, owned_);
-  for (const FileTensor& t : expand_tensors(table, plain, spec.positions(), format))
+  for (const FileTensor& t : expand_tensors(table, plain, spec.positions(), format)) {
     add_tensor(out, spec, params, plain, t);
+    tensors_.back().rule = t.rule;
+  }
   out.check_all_written(format);
 }
 

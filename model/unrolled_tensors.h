@@ -28,6 +28,7 @@ struct UnrolledTensor {
   std::string name;            // the file's name for it
   std::vector<int64_t> shape;  // outermost first
   const float* data;           // the parameter itself, or a computed tensor the owner holds
+  const TensorRule* rule;      // the table's rule it expands
   int64_t numel() const;
 };
 

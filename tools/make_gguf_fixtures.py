@@ -39,6 +39,9 @@ independent writer, into tests/fixtures/gguf/:
                             llama.cpp's converter writes architecture "qwen2": HF's row order
                             (llama.cpp runs qwen2 with NeoX-style RoPE, so nothing is permuted)
 
+The Gemma architectures' fixtures (gemma, gemma2, gemma3) come from
+tools/make_gguf_gemma_fixtures.py.
+
 llama.cpp's permutation, per attention head of Dh rows: view the rows as [2, Dh/2] (the two
 rotate_half halves) and transpose to [Dh/2, 2], i.e. GGUF row 2i + j = HF row j * Dh/2 + i.
 For K the heads are the kv heads.

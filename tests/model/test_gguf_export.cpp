@@ -157,8 +157,8 @@ TEST(GgufExport, CopiesTheTokenizerKeys) {
 
 TEST(GgufExport, RefusesWhatGgufCannotHold) {
   const std::string path = temp("refused");
-  const HfModel gemma = load_hf_model(fixture("hf_gemma_mqa_bf16"));
-  std::string msg = error_message([&] { export_gguf(gemma.spec, *gemma.params, path); });
+  const HfModel neox = load_hf_model(fixture("hf_neox_parallel"));
+  std::string msg = error_message([&] { export_gguf(neox.spec, *neox.params, path); });
   EXPECT_TRUE(contains(msg, "has no GGUF architecture")) << msg;
   const HfModel qwen2 = load_hf_model(fixture("hf_llama_rope_dynamic"));
   msg = error_message([&] { export_gguf(qwen2.spec, *qwen2.params, path); });

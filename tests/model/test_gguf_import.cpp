@@ -132,8 +132,8 @@ struct Refusal {
 
 const Refusal kRefusals[] = {
     {"unknown_architecture",
-     [](auto& b) { std::memcpy(b.data() + value_of(b, "general.architecture") + 8, "gemma", 5); },
-     "architecture 'gemma' is not supported; supported: llama, qwen2"},
+     [](auto& b) { std::memcpy(b.data() + value_of(b, "general.architecture") + 8, "bloom", 5); },
+     "architecture 'bloom' is not supported; supported: llama, gemma, qwen2, gemma3, gemma2"},
     {"missing_tensor", [](auto& b) { rename(b, "output_norm.weight", "output_norm.weigh_"); },
      "has no tensor 'output_norm.weight' (rrt 'final_norm.weight')"},
     {"extra_tensor", [](auto& b) { rename(b, "output.weight", "outpux.weight"); },

@@ -26,3 +26,6 @@ rrt_add_test(test_core_bf16 ${CMAKE_CURRENT_LIST_DIR}/test_core_bf16.cpp)
 rrt_add_test(test_real_shapes ${CMAKE_CURRENT_LIST_DIR}/test_real_shapes.cpp)
 # GGUF export, read back by GGUF import.
 rrt_add_test(test_gguf_export ${CMAKE_CURRENT_LIST_DIR}/test_gguf_export.cpp)
+# The Gemma architectures (gemma, gemma2, gemma3): import against transformers, export read back.
+rrt_add_test(test_gguf_gemma ${CMAKE_CURRENT_LIST_DIR}/test_gguf_gemma_import.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_gguf_gemma_export.cpp)
