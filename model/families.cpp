@@ -307,7 +307,7 @@ constexpr HfFormat kQwen3Hf =
 // k_norm) and a RoPE base of the local layers' own (rope_local_base_freq); its rope_scaling
 // applies to the global layers only. Attention logit soft-capping (attn_logit_softcapping; Gemma
 // 2's default 50) is the attention masks' softcap; the final logits' (final_logit_softcapping;
-// Gemma 2's default 30) is refused until rrt's LM head computes it.
+// Gemma 2's default 30) the head ops'.
 constexpr HfActivation kGemma3Activations[] = {
     {"gelu_pytorch_tanh", Activation::geglu},
     {"gelu_new", Activation::geglu},
@@ -317,15 +317,6 @@ constexpr HfActivation kGemma3Activations[] = {
 constexpr HfFlag kGemma3Flags[] = {
     {"attention_bias", false, true, "rrt's Gemma 3 layers have no biases"},
     {"use_bidirectional_attention", false, true, "rrt's attention is causal"},
-};
-constexpr HfUnsupportedKey kGemma3Unsupported[] = {
-    {"final_logit_softcapping", false,
-     "rrt's LM head does not soft-cap its logits; only null imports"},
-};
-constexpr HfUnsupportedKey kGemma2Unsupported[] = {
-    {"final_logit_softcapping", true,
-     "rrt's LM head does not soft-cap its logits (Gemma2Config's default is 30.0, so the key "
-     "must be null)"},
 };
 constexpr TensorRule kGemma3Tensors[] = {
     {"embed.weight", "model.embed_tokens.weight"},
@@ -521,7 +512,8 @@ constexpr FamilyDescriptor kFamilies[] = {
                .rope_local_theta_default = 10000.0,
                .attn_softcap_key = "attn_logit_softcapping",
                .attn_softcap_default = 0.0,
-               .unsupported = kGemma3Unsupported},
+               .final_softcap_key = "final_logit_softcapping",
+               .final_softcap_default = 0.0},
         .gguf = nullptr,
     },
     {
@@ -565,7 +557,8 @@ constexpr FamilyDescriptor kFamilies[] = {
                .sliding_pattern_default = 2,
                .attn_softcap_key = "attn_logit_softcapping",
                .attn_softcap_default = 50.0,
-               .unsupported = kGemma2Unsupported},
+               .final_softcap_key = "final_logit_softcapping",
+               .final_softcap_default = 30.0},
         .gguf = nullptr,
     },
 };

@@ -93,6 +93,12 @@ void export_gguf(const ModelSpec& spec, const ParameterSet& params, const std::s
             "model.sliding_window ",
             m.sliding_window, " and model.attn_logit_softcapping ", m.attn_logit_softcapping,
             "; export it as an HF directory instead where its family has them (gemma2, gemma3)");
+  RRT_CHECK(m.final_logit_softcapping == 0, where, g.architecture,
+            " as rrt writes it has no final logit soft-capping, but the model has "
+            "model.final_logit_softcapping ",
+            m.final_logit_softcapping,
+            "; export it as an HF directory instead (gemma2 and gemma3 configs have "
+            "final_logit_softcapping)");
   std::vector<float> factors;
   if (m.rope_scaling.type != ops::RopeScalingType::none) {
     RRT_CHECK(g.rope_factors != nullptr, where, "model.rope_scaling cannot be written for ",
