@@ -349,8 +349,8 @@ void read_softcap(const json& c, const std::string& path, const char* key, doubl
     return;
   }
   cap = get_field_or<double>(c, path, key, fallback);
-  RRT_CHECK(cap >= 0 && std::isfinite(cap), path, key, " must be a positive cap or null (off), got ",
-            cap);
+  RRT_CHECK(cap >= 0 && std::isfinite(cap), path, key,
+            " must be a positive cap or null (off), got ", cap);
   RRT_CHECK(!c.contains(key) || cap > 0, path, key,
             " is 0, which transformers divides by; write null to turn soft-capping off");
 }

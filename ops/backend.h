@@ -118,7 +118,7 @@ struct HeadLossArgs {
   int64_t head_lora_rank = 0;
   const Act* const* lora_A = nullptr;  // host [E] -> [R, D] or null
   const Act* const* lora_B = nullptr;  // host [E] -> [V, R] or null
-  double softcap = 0;  // final logit soft-cap (ops/logit_softcap.h); 0: off
+  double softcap = 0;                  // final logit soft-cap (ops/logit_softcap.h); 0: off
   const Act* teacher_h = nullptr;      // [M, Dt]; null: no teacher
   const Act* teacher_W = nullptr;      // [V, Dt]
   int64_t teacher_D = 0;

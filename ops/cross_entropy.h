@@ -13,8 +13,8 @@
 namespace rrt::ops {
 
 struct CrossEntropyResult {
-  double mean_loss = 0;   // over counted rows
-  int64_t counted = 0;    // rows whose target is not ignore_index
+  double mean_loss = 0;  // over counted rows
+  int64_t counted = 0;   // rows whose target is not ignore_index
 };
 
 inline int64_t lm_head_workspace_elems(int64_t V, int64_t chunk) { return V * chunk; }

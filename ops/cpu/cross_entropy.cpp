@@ -18,8 +18,8 @@ CrossEntropyResult lm_head_cross_entropy(const S* h, const S* W, const int32_t* 
   CrossEntropyResult result;
   for (int64_t i = 0; i < M; ++i) {
     if (targets[i] == ignore_index) continue;
-    RRT_CHECK(targets[i] >= 0 && targets[i] < V, "cross_entropy", "target ", targets[i],
-              " at row ", i, " is outside the vocabulary of ", V);
+    RRT_CHECK(targets[i] >= 0 && targets[i] < V, "cross_entropy", "target ", targets[i], " at row ",
+              i, " is outside the vocabulary of ", V);
     ++result.counted;
   }
   if (result.counted == 0) return result;
@@ -64,13 +64,12 @@ CrossEntropyResult lm_head_cross_entropy(const S* h, const S* W, const int32_t* 
   return result;
 }
 
-template CrossEntropyResult lm_head_cross_entropy<float>(const float*, const float*,
-                                                         const int32_t*, float*, float*, int64_t,
-                                                         int64_t, int64_t, int32_t, float, float*,
-                                                         int64_t, double);
+template CrossEntropyResult lm_head_cross_entropy<float>(const float*, const float*, const int32_t*,
+                                                         float*, float*, int64_t, int64_t, int64_t,
+                                                         int32_t, float, float*, int64_t, double);
 template CrossEntropyResult lm_head_cross_entropy<double>(const double*, const double*,
-                                                          const int32_t*, double*, double*,
-                                                          int64_t, int64_t, int64_t, int32_t,
-                                                          double, double*, int64_t, double);
+                                                          const int32_t*, double*, double*, int64_t,
+                                                          int64_t, int64_t, int32_t, double,
+                                                          double*, int64_t, double);
 
 }  // namespace rrt::ops

@@ -4,7 +4,8 @@
 // dlogits = c [ (1 - a)(q - onehot) + a tau^2 dKD/dz + (q - q_final) ] rounded to bf16; then
 // dh += dlogits W (bf16), dW += dlogits^T h (fp32) and the adapters' products, all by the bf16
 // GEMM. A final logit soft-cap caps the fp32 logits (the teacher's with its own cap) after the
-// GEMMs and scales dlogits by its slope. Row terms are summed over rows in double. The maths is ops/exit_loss.h's.
+// GEMMs and scales dlogits by its slope. Row terms are summed over rows in double. The maths is
+// ops/exit_loss.h's.
 //
 // This replaced scoring each chunk with the fp32 op on widened rows and a widened head, which
 // cost 41% of a SmolLM2 distillation step in bf16 (fp32 GEMMs on a 49,152 x 576 head, double

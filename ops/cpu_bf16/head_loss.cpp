@@ -5,8 +5,9 @@
 // fp32 softmax per row gives the loss (summed over rows in double) and dlogits = grad_scale *
 // (softmax - onehot) rounded to bf16; then dh += dlogits W (bf16, one rounding) and dW +=
 // dlogits^T h (fp32) by the bf16 GEMM. A final logit soft-cap caps the fp32 logits after the
-// GEMM (softcap_logits) and scales dlogits by its slope before the rounding. Keeping dlogits fp32 would need the fp32 GEMM on a
-// widened head and rows, which is what this replaced (docs/benchmarks.md, the bf16 head).
+// GEMM (softcap_logits) and scales dlogits by its slope before the rounding. Keeping dlogits fp32
+// would need the fp32 GEMM on a widened head and rows, which is what this replaced
+// (docs/benchmarks.md, the bf16 head).
 //
 // The exit / distillation loss is ops/cpu_bf16/exit_loss.cpp.
 #include <algorithm>
@@ -38,8 +39,7 @@ constexpr const char* kCe = "cpu-bf16 lm_head_cross_entropy";
 // dl = bf16(grad_scale * (softmax - onehot)) as the CUDA kernel does, times the soft-cap's slope
 // 1 - (x / cap)^2 when inv_cap > 0 (x the capped logits). Without a cap the row is overwritten
 // by exp(x - max) on the way; with one it is kept (the slope reads it) and exp recomputed.
-double softmax_row(float* x, int64_t V, int32_t target, float grad_scale, bf16* dl,
-                   float inv_cap) {
+double softmax_row(float* x, int64_t V, int32_t target, float grad_scale, bf16* dl, float inv_cap) {
   const float x_target = x[target];
   const bool keep = inv_cap > 0;
   const int64_t full = V / kLanes * kLanes;

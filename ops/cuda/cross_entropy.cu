@@ -194,8 +194,8 @@ CrossEntropyResult lm_head_cross_entropy(GemmContext& ctx, const bf16* h, const 
     gemm(ctx, false, true, rows, V, D, 1.f, h_c, W, 0.f, ws.logits);  // [rows, V] fp32
     softcap_logits(ws.logits, rows * V, cap, stream);
     softmax_xent_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(
-        ws.logits, backward ? ws.dlogits : nullptr, targets + r0, V, ignore_index, grad_scale,
-        cap, ws.row_loss);
+        ws.logits, backward ? ws.dlogits : nullptr, targets + r0, V, ignore_index, grad_scale, cap,
+        ws.row_loss);
     RRT_CUDA_CHECK_LAUNCH();
     sum_losses_kernel<<<1, 256, 0, stream>>>(ws.row_loss, rows, ws.counters);
     RRT_CUDA_CHECK_LAUNCH();

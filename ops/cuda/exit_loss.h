@@ -39,7 +39,7 @@ struct ExitLossArgs {
   float head_lora_scale = 1.f;          // s
   const bf16* const* lora_A = nullptr;  // host [E] -> [R, D] or null
   const bf16* const* lora_B = nullptr;  // host [E] -> [V, R] or null
-  double softcap = 0;  // final logit soft-cap (ops/logit_softcap.h); 0: off
+  double softcap = 0;                   // final logit soft-cap (ops/logit_softcap.h); 0: off
 
   const bf16* teacher_h = nullptr;  // [M, Dt]; null for no teacher
   const bf16* teacher_W = nullptr;  // [V, Dt]

@@ -67,10 +67,9 @@ TEST_P(CrossEntropyGpu, LossAndGradientsMatchTheCpu) {
     // CPU: the update alone (to size the accumulators' starting values), then the expected sums.
     std::vector<float> cpu_ws(ops::lm_head_workspace_elems(c.V, c.chunk));
     std::vector<float> gh(h.size(), 0.f), gW(W.size(), 0.f);
-    const auto ref =
-        ops::lm_head_cross_entropy<float>(h.data(), W.data(), targets.data(), gh.data(), gW.data(),
-                                          c.M, c.D, c.V, ignore, weight, cpu_ws.data(), c.chunk,
-                                          c.softcap);
+    const auto ref = ops::lm_head_cross_entropy<float>(h.data(), W.data(), targets.data(),
+                                                       gh.data(), gW.data(), c.M, c.D, c.V, ignore,
+                                                       weight, cpu_ws.data(), c.chunk, c.softcap);
     const auto dh0 = round_bf16(random_values(h.size(), seed++, rms(gh)));
     const auto dW0 = random_values(W.size(), seed++, rms(gW));
     std::vector<float> eh = dh0, eW = dW0;

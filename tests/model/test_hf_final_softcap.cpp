@@ -42,7 +42,8 @@ std::string fixture(const std::string& name) { return std::string(RRT_FIXTURE_DI
 struct TempDir {
   fs::path path;
   explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("rrt_final_softcap_" + tag + "_" + std::to_string(getpid()));
+    path =
+        fs::temp_directory_path() / ("rrt_final_softcap_" + tag + "_" + std::to_string(getpid()));
     fs::remove_all(path);
   }
   ~TempDir() { fs::remove_all(path); }

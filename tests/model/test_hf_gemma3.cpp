@@ -1,8 +1,8 @@
 // Gemma 3 (Gemma3ForCausalLM) and Gemma 2 (Gemma2ForCausalLM) import beyond the parity of
 // test_hf_import.cpp's HfParity: the config fields they map onto (sandwich norms, q/k norms,
 // query_pre_attn_scalar, local and global RoPE, layer types), every key rrt does not compute
-// refused by name, attention and final logit soft-capping, and the fixture whose sliding window is shorter than
-// its sequence (their parity with transformers: HfParity).
+// refused by name, attention and final logit soft-capping, and the fixture whose sliding window is
+// shorter than its sequence (their parity with transformers: HfParity).
 #include <gtest/gtest.h>
 #include <unistd.h>
 

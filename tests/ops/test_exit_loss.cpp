@@ -227,10 +227,9 @@ Output naive(const Case& c, const Inputs& in, const Inputs* sd_target = nullptr)
     const auto final_lq = log_softmax(z_of(*sd_target, c.E - 1), 1);
     std::vector<LD> lp;
     if (c.teacher)
-      lp = log_softmax(
-          capped(logits_row(in.th, in.tW, nullptr, nullptr, i, c.teacher_D, c.V, 0, 0),
-                 c.teacher_softcap),
-          c.tau);
+      lp = log_softmax(capped(logits_row(in.th, in.tW, nullptr, nullptr, i, c.teacher_D, c.V, 0, 0),
+                              c.teacher_softcap),
+                       c.tau);
     for (int64_t k = 0; k < c.E; ++k) {
       const auto z = z_of(in, k);
       const auto lq1 = log_softmax(z, 1), lq = log_softmax(z, c.tau);
