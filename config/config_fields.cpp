@@ -168,6 +168,10 @@ std::vector<Field> model_fields(ModelConfig& m) {
             "attention scores s become cap * tanh(s / cap) before the softmax (Gemma 2); 0: off")
           .at_least(0)
           .also_called({"attention_softcap", "attn_softcap"}),
+      field("final_logit_softcapping", m.final_logit_softcapping,
+            "the LM head's logits z become cap * tanh(z / cap) on every exit (Gemma 2); 0: off")
+          .at_least(0)
+          .also_called({"final_softcap", "logit_softcap"}),
       field("sandwich_norm", m.sandwich_norm,
             "norms on the attention and MLP outputs before each residual add (gemma2, gemma3)")
           .also_called({"post_norms", "sandwich_norms"}),

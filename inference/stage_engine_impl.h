@@ -398,7 +398,7 @@ void StageEngine<Be>::run_stage_saturation(const StageRow* rows, const int32_t* 
 }
 
 // The final norm and head over every row (fp32 logits), then each exit's head adapter (scale 1)
-// on its rows (rows of one loop contiguous).
+// on its rows (rows of one loop contiguous), then the final logit soft-cap over them all.
 template <class Be>
 void StageEngine<Be>::head_rows(const int32_t* loops, int64_t n) {
   const ModelConfig& m = spec_.model;
@@ -418,6 +418,7 @@ void StageEngine<Be>::head_rows(const int32_t* loops, int64_t n) {
                        D, V, exit_rank_, logits_ + a * V);
     a = b;
   }
+  be_.softcap_logits(logits_, n * V, m.final_logit_softcapping);
 }
 
 template <class Be>

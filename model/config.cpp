@@ -134,6 +134,9 @@ void validate(const ModelSpec& spec) {
   RRT_CHECK(m.attn_logit_softcapping >= 0 && std::isfinite(m.attn_logit_softcapping),
             "model.attn_logit_softcapping", "must be >= 0 (0: off), got ",
             m.attn_logit_softcapping);
+  RRT_CHECK(m.final_logit_softcapping >= 0 && std::isfinite(m.final_logit_softcapping),
+            "model.final_logit_softcapping", "must be >= 0 (0: off), got ",
+            m.final_logit_softcapping);
   RRT_CHECK(m.sliding_layers.empty() || m.sliding_window > 0, "model.layer_types",
             "names sliding_attention layers but model.sliding_window is 0; set the window");
   RRT_CHECK(!m.sandwich_norm || (!m.parallel_residual && m.norm == Norm::rms),

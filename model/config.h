@@ -71,6 +71,9 @@ struct ModelConfig {
   std::vector<bool> sliding_layers = {};
   // Gemma 2: attention scores s become cap * tanh(s / cap) before the softmax; 0: off.
   double attn_logit_softcapping = 0.0;
+  // Gemma 2: the LM head's logits z become cap * tanh(z / cap) (after any exit's head adapter)
+  // before softmax, loss and sampling, on every exit; 0: off (ops/logit_softcap.h).
+  double final_logit_softcapping = 0.0;
 
   // The window of unrolled position l: sliding_window if l uses it, else 0 (no window).
   int64_t window_at(int64_t l) const {

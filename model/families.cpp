@@ -320,7 +320,7 @@ constexpr HfFormat kQwen3Hf =
 // k_norm) and a RoPE base of the local layers' own (rope_local_base_freq); its rope_scaling
 // applies to the global layers only. Attention logit soft-capping (attn_logit_softcapping; Gemma
 // 2's default 50) is the attention masks' softcap; the final logits' (final_logit_softcapping;
-// Gemma 2's default 30) is refused until rrt's LM head computes it.
+// Gemma 2's default 30) the head ops'.
 constexpr HfActivation kGemma3Activations[] = {
     {"gelu_pytorch_tanh", Activation::geglu},
     {"gelu_new", Activation::geglu},
@@ -330,15 +330,6 @@ constexpr HfActivation kGemma3Activations[] = {
 constexpr HfFlag kGemma3Flags[] = {
     {"attention_bias", false, true, "rrt's Gemma 3 layers have no biases"},
     {"use_bidirectional_attention", false, true, "rrt's attention is causal"},
-};
-constexpr HfUnsupportedKey kGemma3Unsupported[] = {
-    {"final_logit_softcapping", false,
-     "rrt's LM head does not soft-cap its logits; only null imports"},
-};
-constexpr HfUnsupportedKey kGemma2Unsupported[] = {
-    {"final_logit_softcapping", true,
-     "rrt's LM head does not soft-cap its logits (Gemma2Config's default is 30.0, so the key "
-     "must be null)"},
 };
 // Gemma 2's tensors; Gemma 3 adds the q / k head norms.
 constexpr TensorRule kGemma2Tensors[] = {
@@ -381,7 +372,7 @@ constexpr FamilyStructure gemma_sandwich_structure(bool qk_norm) {
 constexpr HfFormat gemma_sandwich_hf(const char* architecture, const char* model_type,
                                      std::span<const TensorRule> tensors,
                                      int64_t sliding_pattern_default, double attn_softcap_default,
-                                     std::span<const HfUnsupportedKey> unsupported) {
+                                     double final_softcap_default) {
   return {.architecture = architecture,
           .model_type = model_type,
           .sizes = kHfSizes,
@@ -411,13 +402,14 @@ constexpr HfFormat gemma_sandwich_hf(const char* architecture, const char* model
           .sliding_pattern_default = sliding_pattern_default,
           .attn_softcap_key = "attn_logit_softcapping",
           .attn_softcap_default = attn_softcap_default,
-          .unsupported = unsupported};
+          .final_softcap_key = "final_logit_softcapping",
+          .final_softcap_default = final_softcap_default};
 }
 // Gemma 3 also scales the global layers' RoPE and gives the local ones a base of their own.
 constexpr HfFormat gemma3_hf() {
   HfFormat f = gemma_sandwich_hf("Gemma3ForCausalLM", "gemma3_text", kGemma3Tensors,
                                  /*sliding_pattern_default=*/6, /*attn_softcap_default=*/0.0,
-                                 kGemma3Unsupported);
+                                 /*final_softcap_default=*/0.0);
   f.rope_scaling = true;
   f.rope_theta_default = 1000000.0;
   f.rope_local_theta_key = "rope_local_base_freq";
@@ -429,7 +421,8 @@ constexpr HfFormat kGemma3Hf = gemma3_hf();
 constexpr FamilyStructure kGemma2Structure = gemma_sandwich_structure(/*qk_norm=*/false);
 constexpr HfFormat kGemma2Hf = gemma_sandwich_hf("Gemma2ForCausalLM", "gemma2", kGemma2Tensors,
                                                  /*sliding_pattern_default=*/2,
-                                                 /*attn_softcap_default=*/50.0, kGemma2Unsupported);
+                                                 /*attn_softcap_default=*/50.0,
+                                                 /*final_softcap_default=*/30.0);
 
 // ---- GGUF "gemma", "gemma2", "gemma3" (llama.cpp) ------------------------------------------
 // llama.cpp runs the three with NeoX-style RoPE (rotate_half), so its converter keeps HF's q/k

@@ -173,6 +173,11 @@ struct HfFormat {
   // nullptr: the family has none (model.attn_logit_softcapping is refused on export).
   const char* attn_softcap_key = nullptr;
   double attn_softcap_default = 0.0;
+  // Final logit soft-capping (Gemma 2 / 3: final_logit_softcapping, the LM head's; null: off),
+  // read and written as the attention's above (Gemma 2's absent key: 30.0; Gemma 3's: none);
+  // nullptr: the family has none (model.final_logit_softcapping is refused on export).
+  const char* final_softcap_key = nullptr;
+  double final_softcap_default = 0.0;
   std::span<const HfUnsupportedKey> unsupported{};
 };
 

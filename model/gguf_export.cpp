@@ -44,6 +44,8 @@ void write_metadata(GgufWriter& w, const ModelSpec& spec, const GgufFormat& g,
     w.add_u32(a + "attention.sliding_window", static_cast<uint32_t>(m.sliding_window));
   if (g.attn_softcap_key)
     w.add_f32(a + g.attn_softcap_key, static_cast<float>(m.attn_logit_softcapping));
+  if (g.final_softcap_default > 0)
+    w.add_f32(a + g.final_softcap_key, static_cast<float>(m.final_logit_softcapping));
   if (o.tokenizer_gguf.empty()) return;
   const GgufFile tokenizer(o.tokenizer_gguf);
   int64_t copied = 0;
@@ -80,12 +82,18 @@ void check_llama_cpp_fixes(const ModelSpec& spec, const GgufFormat& g, const std
   const ModelConfig& m = spec.model;
   const std::string arch = std::string("llama.cpp's ") + g.architecture;
   const int64_t positions = spec.positions();
-  // rrt's LM head computes no final soft-cap; an architecture that applies one whatever the
-  // file says cannot hold the model.
-  RRT_CHECK(g.final_softcap_default == 0, where, arch, " always soft-caps the final logits (",
-            g.final_softcap_key, ", ", g.final_softcap_default,
-            " when the key is absent), and the model's LM head has no soft-cap; export it as an "
-            "HF directory instead");
+  // The final logits' soft-cap: an architecture that applies one whatever the file says needs a
+  // model with one (its value is written); the others have no key for it.
+  if (g.final_softcap_default > 0)
+    RRT_CHECK(m.final_logit_softcapping > 0, where, arch, " always soft-caps the final logits (",
+              g.final_softcap_key, ", ", g.final_softcap_default,
+              " when the key is absent), but the model has model.final_logit_softcapping 0; "
+              "export it as an HF directory instead");
+  else
+    RRT_CHECK(m.final_logit_softcapping == 0, where, arch,
+              " has no final logit soft-capping, but the model has "
+              "model.final_logit_softcapping ",
+              m.final_logit_softcapping, "; export it as an HF directory instead");
   RRT_CHECK(m.tied_head || !file_name_of(g.tensors, "head.weight").empty(), where, arch,
             " always uses the embedding as the LM head, but the model's head is untied "
             "(model.tied_head false); export it as an HF directory instead");

@@ -181,9 +181,16 @@ void read_gemma_metadata(const GgufFile& f, const GgufFormat& g, ModelConfig& m)
   if (g.final_softcap_key) {
     const std::string key = a + g.final_softcap_key;
     const double cap = f.has(key) ? widen(f.get_f32(key)) : g.final_softcap_default;
-    RRT_CHECK(cap == 0.0, where, key, " is ", cap,
-              f.has(key) ? "" : " (llama.cpp's value when the key is absent)",
-              ": llama.cpp soft-caps the final logits, and rrt's LM head does not");
+    if (g.final_softcap_default > 0) {  // gemma2: always capped
+      RRT_CHECK(std::isfinite(cap) && cap > 0, where, key, " is ", cap,
+                f.has(key) ? "" : " (llama.cpp's value when the key is absent)",
+                "; llama.cpp's ", g.architecture, " divides the final logits by it");
+      m.final_logit_softcapping = cap;
+    } else {  // gemma3: llama.cpp ignores the key when the model has sliding windows
+      RRT_CHECK(cap == 0.0, where, key, " is ", cap, "; llama.cpp's ", g.architecture,
+                " does not soft-cap the final logits of a model with sliding windows, so the "
+                "file means two models; refusing the ambiguous file");
+    }
   }
 }
 

@@ -77,6 +77,11 @@ void check_hf_expressible(const ModelConfig& m, const std::string& where) {
               " as rrt exports it has no attention logit soft-capping, but the model has "
               "model.attn_logit_softcapping ",
               m.attn_logit_softcapping);
+  if (!f.final_softcap_key)
+    RRT_CHECK(m.final_logit_softcapping == 0, where, arch,
+              " as rrt exports it has no final logit soft-capping, but the model has "
+              "model.final_logit_softcapping ",
+              m.final_logit_softcapping, "; export it as gemma2 or gemma3, whose configs have it");
   if (f.rotary_fraction_key) {
     const auto hf_rot =
         static_cast<int64_t>(static_cast<double>(m.dh()) * partial_rotary_factor(m));
@@ -147,6 +152,9 @@ json hf_config(const ModelSpec& spec) {
   if (f.attn_softcap_key)  // null, not absent: Gemma 2's absent key is a cap of 50
     c[f.attn_softcap_key] =
         m.attn_logit_softcapping > 0 ? json(m.attn_logit_softcapping) : json(nullptr);
+  if (f.final_softcap_key)  // likewise: Gemma 2's absent key is a cap of 30
+    c[f.final_softcap_key] =
+        m.final_logit_softcapping > 0 ? json(m.final_logit_softcapping) : json(nullptr);
   if (f.query_scale_key) {
     // transformers' config field is an int.
     const double scalar =

@@ -338,21 +338,20 @@ void read_sliding_layers(const json& c, const std::string& path, const FamilyDes
   if (m.sliding_layers == std::vector<bool>{true}) m.sliding_layers.clear();  // every layer
 }
 
-// Attention logit soft-capping: null is off, an absent key transformers' default (Gemma 2's
-// 50.0), a number the cap the attention masks apply to the scaled scores.
-void read_attn_softcap(const json& c, const std::string& path, const HfFormat& f, ModelConfig& m) {
-  if (!f.attn_softcap_key) return;
-  if (c.contains(f.attn_softcap_key) && c.at(f.attn_softcap_key).is_null()) {
-    m.attn_logit_softcapping = 0.0;
+// Logit soft-capping (the attention's and the final logits'): null is off, an absent key
+// transformers' default (Gemma 2's 50.0 and 30.0), a number the cap: the attention masks apply
+// the attention's to the scaled scores, the head ops the final one to the logits.
+void read_softcap(const json& c, const std::string& path, const char* key, double fallback,
+                  double& cap) {
+  if (!key) return;
+  if (c.contains(key) && c.at(key).is_null()) {
+    cap = 0.0;
     return;
   }
-  m.attn_logit_softcapping =
-      get_field_or<double>(c, path, f.attn_softcap_key, f.attn_softcap_default);
-  RRT_CHECK(m.attn_logit_softcapping >= 0 && std::isfinite(m.attn_logit_softcapping), path,
-            f.attn_softcap_key, " must be a positive cap or null (off), got ",
-            m.attn_logit_softcapping);
-  RRT_CHECK(!c.contains(f.attn_softcap_key) || m.attn_logit_softcapping > 0, path,
-            f.attn_softcap_key,
+  cap = get_field_or<double>(c, path, key, fallback);
+  RRT_CHECK(cap >= 0 && std::isfinite(cap), path, key,
+            " must be a positive cap or null (off), got ", cap);
+  RRT_CHECK(!c.contains(key) || cap > 0, path, key,
             " is 0, which transformers divides by; write null to turn soft-capping off");
 }
 
@@ -480,7 +479,8 @@ ModelConfig read_hf_config(const std::string& dir) {
   if (f.query_scale_key)
     m.query_pre_attn_scalar =
         get_field_or<double>(c, path, f.query_scale_key, f.query_scale_default);
-  read_attn_softcap(c, path, f, m);
+  read_softcap(c, path, f.attn_softcap_key, f.attn_softcap_default, m.attn_logit_softcapping);
+  read_softcap(c, path, f.final_softcap_key, f.final_softcap_default, m.final_logit_softcapping);
   read_rope(c, path, d, m);
   read_sliding_layers(c, path, d, m);
   return m;

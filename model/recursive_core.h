@@ -98,8 +98,9 @@ class RecursiveCore {
   // stream after loop k (1..K; before K it needs cycle sharing and a model not planned forward
   // only), and exit k's fp32 logits of n rows of the batch (host row indices into its N*T rows)
   // into host `out` [n, V]: the shared final norm, the head, plus exit k's head adapter
-  // exit.{k}.head_lora where the model has one (none at K). n <= exit_chunk(); the first call
-  // allocates its buffers (evaluation only: a training step never calls it).
+  // exit.{k}.head_lora where the model has one (none at K), then the final logit soft-cap.
+  // n <= exit_chunk(); the first call allocates its buffers (evaluation only: a training step
+  // never calls it).
   const Act* loop_end(int64_t loop) const;
   void exit_logits(int64_t loop, const int32_t* rows, int64_t n, float* out);
   int64_t exit_chunk() const { return cap_.head_chunk; }

@@ -11,6 +11,7 @@
 #include "model/decoder_layer_impl.h"
 #include "model/documents.h"
 #include "model/recursive_core.h"
+#include "ops/logit_softcap.h"
 
 namespace rrt {
 
@@ -414,6 +415,7 @@ void RecursiveCore<Be>::exit_logits(int64_t loop, const int32_t* rows, int64_t n
   if (A != nullptr)
     be_.head_adapter(exit_xn_, A, head_lora_b_[static_cast<size_t>(loop - 1)], exit_u_, n, D, V,
                      spec_.exit_head.lora_rank, logits);
+  be_.softcap_logits(logits, n * V, m.final_logit_softcapping);
   if (!Be::kHostMemory) {
     be_.download(out, exit_logits_, n * V);
     be_.synchronize();
@@ -466,7 +468,7 @@ double RecursiveCore<Be>::forward_backward(const int32_t* tokens, const int32_t*
     RRT_TRACE_SPAN("head_loss");
     ce = be_.lm_head_cross_entropy(final_h_, head_, targets_, d_final_h_, head_grad_, N * T,
                                    m.d_model, m.vocab, kIgnoreIndex, weight, head_ws_,
-                                   head_ws_bytes_, cap_.head_chunk);
+                                   head_ws_bytes_, cap_.head_chunk, m.final_logit_softcapping);
   }
   backward();
   losses_.total = losses_.ce = losses_.exit_ce[0] = ce.mean_loss;
@@ -500,6 +502,7 @@ double RecursiveCore<Be>::exits_forward_backward(const int32_t* tokens, int64_t 
   a.W = head_;
   a.targets = targets_;
   a.ignore_index = kIgnoreIndex;
+  a.softcap = m.final_logit_softcapping;
   if (loss_.teacher) {
     {
       RRT_TRACE_SPAN("teacher.forward");
@@ -508,6 +511,7 @@ double RecursiveCore<Be>::exits_forward_backward(const int32_t* tokens, int64_t 
     a.teacher_h = teacher_->final_hidden();
     a.teacher_W = teacher_->head_weight();
     a.teacher_D = teacher_->spec().model.d_model;
+    a.teacher_softcap = teacher_->spec().model.final_logit_softcapping;
     a.divergence = loss_.divergence;
     a.temperature = loss_.temperature;
     a.alpha = loss_.alpha;
@@ -551,7 +555,8 @@ double RecursiveCore<Be>::loss(const int32_t* tokens, const int32_t* targets, in
   RRT_TRACE_SPAN("head_loss");
   return be_
       .lm_head_cross_entropy(final_h_, head_, targets_, nullptr, nullptr, N * T, m.d_model, m.vocab,
-                             kIgnoreIndex, 1.0f, head_ws_, head_ws_bytes_, cap_.head_chunk)
+                             kIgnoreIndex, 1.0f, head_ws_, head_ws_bytes_, cap_.head_chunk,
+                             m.final_logit_softcapping)
       .mean_loss;
 }
 
@@ -560,6 +565,7 @@ void RecursiveCore<Be>::logits(const int32_t* tokens, int64_t N, int64_t T, floa
   forward(tokens, N, T);
   const ModelConfig& m = spec_.model;
   be_.logits(final_h_, head_, N * T, m.d_model, m.vocab, out);
+  ops::softcap_logits(out, N * T * m.vocab, m.final_logit_softcapping);  // host memory
 }
 
 template <class Be>

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "ops/logit_softcap.h"
 #include "ops/matmul.h"
 
 namespace rrt {
@@ -62,14 +63,16 @@ void RecursiveModel::exit_logits(int64_t loop, const float* resid_rows, int64_t 
   ops::linear_forward<float>(h, core_.head_weight(), nullptr, out, rows, m.d_model, m.vocab, false);
   const int64_t R = spec_.exit_head.lora_rank;
   const std::string a = ParamRegistry::head_lora_name(loop, true);
-  if (loop == K || R == 0 || !params_.registry().has(a)) return;
-  // The exit's adapter, as in ops/exit_loss (scale 1): out += (h A^T) B^T.
-  std::vector<float> u(static_cast<size_t>(rows * R));
-  ops::gemm<float>(false, true, rows, R, m.d_model, 1.0f, h, m.d_model, params_.value(a), m.d_model,
-                   0.0f, u.data(), R);
-  ops::gemm<float>(false, true, rows, m.vocab, R, 1.0f, u.data(), R,
-                   params_.value(ParamRegistry::head_lora_name(loop, false)), R, 1.0f, out,
-                   m.vocab);
+  if (loop < K && R > 0 && params_.registry().has(a)) {
+    // The exit's adapter, as in ops/exit_loss (scale 1): out += (h A^T) B^T.
+    std::vector<float> u(static_cast<size_t>(rows * R));
+    ops::gemm<float>(false, true, rows, R, m.d_model, 1.0f, h, m.d_model, params_.value(a),
+                     m.d_model, 0.0f, u.data(), R);
+    ops::gemm<float>(false, true, rows, m.vocab, R, 1.0f, u.data(), R,
+                     params_.value(ParamRegistry::head_lora_name(loop, false)), R, 1.0f, out,
+                     m.vocab);
+  }
+  ops::softcap_logits(out, rows * m.vocab, m.final_logit_softcapping);
 }
 
 double RecursiveModel::train_flops(int64_t N, int64_t T) const {

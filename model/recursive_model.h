@@ -82,7 +82,8 @@ class RecursiveModel {
   // before K need cycle sharing and a model not planned forward only). exit_logits applies
   // exit k to `rows` rows of such a residual: the shared final norm into h [rows, D], then the
   // head (plus exit k's head adapter exit.{k}.head_lora where the model has one; none at K)
-  // into out [rows, V]. Call it on chunks of rows: nothing of size N*T x V is needed.
+  // into out [rows, V], soft-capped (model.final_logit_softcapping). Call it on chunks of rows:
+  // nothing of size N*T x V is needed.
   void forward_loop_ends(const int32_t* tokens, int64_t N, int64_t T) {
     core_.forward(tokens, N, T);
   }

@@ -33,8 +33,12 @@
 //   table), attention_forward / attention_backward (with the lse and an ops::AttentionMask)
 //   add, scale (x *= factor in place), swiglu / geglu / gelu forward and backward
 //   embedding_forward / embedding_backward
-//   lm_head_cross_entropy, exit_loss             the chunked head losses (HeadLossArgs)
+//   lm_head_cross_entropy, exit_loss             the chunked head losses (HeadLossArgs); both
+//                                                soft-cap their logits (ops/logit_softcap.h)
 //   logits(h, W, rows, D, V, float* host_out)    full logits into host memory (small checks)
+//   softcap_logits(float* z, n, cap)             z = cap tanh(z / cap) in place on fp32 logits in
+//                                                the backend's memory (after head_logits /
+//                                                head_adapter); cap <= 0: nothing
 // and, for the serving engine (inference/stage_engine_impl.h), ops over rows that each carry
 // their own sequence slot, position and stage (int32 arrays in the backend's memory):
 //   rope_rows (local as rope_forward's), kv_store, kv_attention, gather_rows / scatter_rows,
@@ -114,9 +118,11 @@ struct HeadLossArgs {
   int64_t head_lora_rank = 0;
   const Act* const* lora_A = nullptr;  // host [E] -> [R, D] or null
   const Act* const* lora_B = nullptr;  // host [E] -> [V, R] or null
+  double softcap = 0;                  // final logit soft-cap (ops/logit_softcap.h); 0: off
   const Act* teacher_h = nullptr;      // [M, Dt]; null: no teacher
   const Act* teacher_W = nullptr;      // [V, Dt]
   int64_t teacher_D = 0;
+  double teacher_softcap = 0;  // the teacher model's own final logit soft-cap
   ops::Divergence divergence = ops::Divergence::forward_kl;
   double temperature = 1.0, alpha = 0.5;
   bool self_distill = false;
@@ -147,6 +153,8 @@ void copy_head_loss_fields(const HeadLossArgs<Act>& in, Out& a) {
   a.head_lora_rank = in.head_lora_rank;
   a.lora_A = in.lora_A;
   a.lora_B = in.lora_B;
+  a.softcap = in.softcap;
+  a.teacher_softcap = in.teacher_softcap;
   a.teacher_h = in.teacher_h;
   a.teacher_W = in.teacher_W;
   a.teacher_D = in.teacher_D;

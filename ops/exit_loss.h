@@ -7,6 +7,9 @@
 //   h_k: [M, D] normed hidden state of exit k      W: [V, D] the shared head
 //   z_k = h_k W^T (+ s (h_k A_k^T) B_k^T with a per-exit head LoRA, A_k: [R, D], B_k: [V, R])
 //   teacher (optional): z_t = h_t W_t^T,  h_t: [M, Dt], W_t: [V, Dt]
+//   softcap > 0: z_k <- softcap tanh(z_k / softcap) (ops/logit_softcap.h), the teacher's with
+//   teacher_softcap; everything below reads the capped logits
+//   (and dz_k is the capped logits' gradient times 1 - tanh^2)
 //   q_k = softmax(z_k), q_k^tau = softmax(z_k / tau), p^tau = softmax(z_t / tau)
 //
 // Per counted row (target != ignore_index), each term then averaged over the counted rows:
@@ -43,10 +46,13 @@ struct ExitLossArgs {
   const S* const* lora_A = nullptr;  // [E] -> [R, D] or null
   const S* const* lora_B = nullptr;  // [E] -> [V, R] or null
 
+  double softcap = 0;  // final logit soft-cap of every exit (model.final_logit_softcapping); 0: off
+
   // Teacher; teacher_h null for none.
   const S* teacher_h = nullptr;  // [M, Dt]
   const S* teacher_W = nullptr;  // [V, Dt]
   int64_t teacher_D = 0;         // Dt
+  double teacher_softcap = 0;    // the teacher's own final logit soft-cap; 0: off
   Divergence divergence = Divergence::forward_kl;
   double temperature = 1.0;  // tau
   double alpha = 0.5;        // a

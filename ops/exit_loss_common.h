@@ -37,6 +37,8 @@ ExitLossSetup begin_exit_loss(const Args& a, const char* where,
   RRT_CHECK(M >= 0 && D > 0 && V > 0 && a.chunk > 0, where, "bad sizes M=", M, " D=", D, " V=", V,
             " chunk=", a.chunk);
   RRT_CHECK(a.temperature > 0, where, "temperature must be > 0, got ", a.temperature);
+  RRT_CHECK(a.softcap >= 0 && a.teacher_softcap >= 0, where, "softcap ", a.softcap,
+            " and teacher_softcap ", a.teacher_softcap, " must be >= 0 (0: off)");
   ExitLossSetup s;
   s.teacher = a.teacher_h != nullptr;
   RRT_CHECK(!s.teacher || (a.teacher_W != nullptr && a.teacher_D > 0), where,

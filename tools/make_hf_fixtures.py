@@ -50,9 +50,11 @@ activations.py), which rrt's layer must match:
          the full ones with rope_parameters.full_attention's (rope_theta, and rope_scaling's
          factor: the global layers only). Tied head by default.
   Gemma 2 Gemma 3 without q_norm / k_norm and with one RoPE; final_logit_softcapping
-         (default 30) set to None in the fixtures (rrt refuses it); attn_logit_softcapping
-         (default 50) None, except in gemma2_softcap: scores s = q k^T * scaling become
-         cap * tanh(s / cap) before the mask and the softmax (eager_attention_forward).
+         (default 30) None, except in gemma2_final_softcap: the lm_head's logits z become
+         cap * tanh(z / cap) (Gemma2ForCausalLM.forward), which logits, loss and gradients
+         here are of; attn_logit_softcapping (default 50) None, except in gemma2_softcap and
+         gemma2_final_softcap: scores s = q k^T * scaling become cap * tanh(s / cap) before
+         the mask and the softmax (eager_attention_forward).
   GPTNeoXConfig takes rotary_pct / rotary_emb_base as constructor keywords and writes them to
   config.json as rope_parameters {partial_rotary_factor, rope_theta, rope_type}.
 
@@ -270,7 +272,8 @@ def check_shapes(family, model, cfg_kwargs):
     if family in ("gemma3", "gemma2"):
         attn = model.model.layers[0].self_attn
         assert attn.scaling == cfg_kwargs["query_pre_attn_scalar"] ** -0.5, "query_pre_attn_scalar"
-        assert model.config.final_logit_softcapping is None, "final soft-capping left on"
+        assert model.config.final_logit_softcapping == cfg_kwargs["final_logit_softcapping"], \
+            "final soft-capping not as asked"
         assert model.config.attn_logit_softcapping == cfg_kwargs["attn_logit_softcapping"], \
             "attention soft-capping not as asked"
     if family == "gemma3":
@@ -313,6 +316,11 @@ def make(out_dir, name, seed, cfg_kwargs, save_dtype=torch.float32, max_shard_si
 
     model.zero_grad()
     logits = model(input_ids=inputs).logits.float()
+    cap = cfg_kwargs.get("final_logit_softcapping")
+    if cap:
+        # The cap bends these logits: the largest reaches well into tanh's curve.
+        assert logits.abs().max().item() > 0.5 * cap, "final soft-cap too large to matter"
+        print(f"  final soft-cap {cap}: max |logit| {logits.abs().max().item():.3f}")
     loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=-1,
                            reduction="mean")
     loss.backward()
@@ -461,6 +469,11 @@ def main():
     # window of 8 under the 13-token sequences on the sliding layers.
     make(args.out, "gemma2_softcap", 115,
          dict(gemma2, attn_logit_softcapping=0.25, sliding_window=8), family="gemma2")
+    # Final logit soft-capping as released Gemma 2 has it (beside the attention's), with a cap
+    # small enough to bend these small random logits (30 would leave them all but unchanged).
+    make(args.out, "gemma2_final_softcap", 116,
+         dict(gemma2, attn_logit_softcapping=0.25, final_logit_softcapping=0.75, sliding_window=8),
+         family="gemma2")
 
 
 if __name__ == "__main__":

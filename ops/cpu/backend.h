@@ -14,6 +14,7 @@
 #include "ops/cross_entropy.h"
 #include "ops/embedding.h"
 #include "ops/exit_loss.h"
+#include "ops/logit_softcap.h"
 #include "ops/lora.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
@@ -156,9 +157,10 @@ class CpuBackend {
                                                 const int32_t* targets, float* dh, float* dW,
                                                 int64_t M, int64_t D, int64_t V,
                                                 int32_t ignore_index, float weight, void* workspace,
-                                                size_t /*bytes*/, int64_t chunk) const {
+                                                size_t /*bytes*/, int64_t chunk,
+                                                double softcap = 0) const {
     return ops::lm_head_cross_entropy<float>(h, W, targets, dh, dW, M, D, V, ignore_index, weight,
-                                             static_cast<float*>(workspace), chunk);
+                                             static_cast<float*>(workspace), chunk, softcap);
   }
   ops::ExitLossResult exit_loss(const HeadLossArgs<float>& a) const;
 
@@ -167,6 +169,8 @@ class CpuBackend {
               float* out) const {
     ops::linear_forward<float>(h, W, nullptr, out, rows, D, V, false);
   }
+  // z = cap tanh(z / cap) over n fp32 logits (ops/logit_softcap.h); cap <= 0: nothing.
+  void softcap_logits(float* z, int64_t n, double cap) const { ops::softcap_logits(z, n, cap); }
 
   // ---- the serving engine's row ops (ops/cpu/backend_rows.cpp); every pointer is host memory.
   static constexpr bool kHostMemory = true;  // engine buffers are readable on the host as they are

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "ops/logit_softcap.h"
 #include "ops/matmul.h"
 
 namespace rrt::ops {
@@ -49,6 +50,8 @@ ExitLossResult exit_loss(const ExitLossArgs<S>& a) {
   RRT_CHECK(E >= 1 && a.h != nullptr && a.exit_weights != nullptr, "exit_loss",
             "needs at least one exit with its hidden states and weight");
   RRT_CHECK(a.temperature > 0, "exit_loss", "temperature must be > 0, got ", a.temperature);
+  RRT_CHECK(a.softcap >= 0 && a.teacher_softcap >= 0, "exit_loss", "softcap ", a.softcap,
+            " and teacher_softcap ", a.teacher_softcap, " must be >= 0 (0: off)");
   const bool teacher = a.teacher_h != nullptr;
   RRT_CHECK(!teacher || (a.teacher_W != nullptr && a.teacher_D > 0), "exit_loss",
             "a teacher needs its head and hidden size");
@@ -85,6 +88,7 @@ ExitLossResult exit_loss(const ExitLossArgs<S>& a) {
     if (teacher) {
       gemm<S>(false, true, rows, V, a.teacher_D, S(1), a.teacher_h + r0 * a.teacher_D, a.teacher_D,
               a.teacher_W, a.teacher_D, S(0), teacher_logp, V);
+      softcap_logits(teacher_logp, rows * V, a.teacher_softcap);
 #pragma omp parallel for schedule(static)
       for (int64_t r = 0; r < rows; ++r) {
         if (targets[r] == a.ignore_index) continue;
@@ -103,6 +107,7 @@ ExitLossResult exit_loss(const ExitLossArgs<S>& a) {
       const S* A = a.lora_A ? a.lora_A[k] : nullptr;
       const S* B = a.lora_B ? a.lora_B[k] : nullptr;
       exit_logits(h, a.W, A, B, lora_u, cur, rows, D, V, R, a.head_lora_scale);
+      softcap_logits(cur, rows * V, a.softcap);
       const double c = static_cast<double>(a.weight) * a.exit_weights[k] * inv_counted;
       double ce_sum = 0, kd_sum = 0, sd_sum = 0;
 #pragma omp parallel for schedule(static) reduction(+ : ce_sum, kd_sum, sd_sum)
@@ -176,9 +181,11 @@ ExitLossResult exit_loss(const ExitLossArgs<S>& a) {
             }
           }
           if (fq) g += q1 - std::exp(static_cast<double>(fq[j]));
+          if (j == target) g -= ce_w;
+          // dc/dz of the soft-cap, read off the capped logit this gradient replaces
+          if (a.softcap > 0) g *= softcap_slope(zj, a.softcap);
           z[j] = static_cast<S>(c * g);
         }
-        z[target] -= static_cast<S>(c * ce_w);
       }
       const double w = a.exit_weights[k];
       const double ce = ce_sum * inv_counted, kd = tau * tau * kd_sum * inv_counted;

@@ -116,8 +116,10 @@ class CpuBf16Backend {
   ops::CrossEntropyResult lm_head_cross_entropy(const Act* h, const Act* W, const int32_t* targets,
                                                 Act* dh, float* dW, int64_t M, int64_t D, int64_t V,
                                                 int32_t ignore_index, float weight, void* workspace,
-                                                size_t bytes, int64_t chunk);
+                                                size_t bytes, int64_t chunk, double softcap = 0);
   ops::ExitLossResult exit_loss(const HeadLossArgs<Act>& a);
+  // z = cap tanh(z / cap) over n fp32 logits in 16 lanes (ops/logit_softcap.h); cap <= 0: nothing.
+  void softcap_logits(float* z, int64_t n, double cap) const;
 
   // out [rows, V] (host fp32) = h W^T.
   void logits(const Act* h, const Act* W, int64_t rows, int64_t D, int64_t V, float* out) const {

@@ -217,6 +217,14 @@ void CpuBf16Backend::scale(Act* x, float factor, int64_t n) const {
   parallel_lanes(n, [&](int64_t i, int64_t w) { store(x + i, load(x + i, w) * factor, w); });
 }
 
+void CpuBf16Backend::softcap_logits(float* z, int64_t n, double cap) const {
+  if (cap <= 0) return;
+  const float c = static_cast<float>(cap);
+  parallel_lanes(n, [&](int64_t i, int64_t w) {
+    store(z + i, ops::cpu_bf16::softcap_lanes(load(z + i, w), c), w);
+  });
+}
+
 void CpuBf16Backend::swiglu_forward(const Act* gate, const Act* up, Act* out, int64_t n) const {
   parallel_lanes(n, [&](int64_t i, int64_t w) {
     const F16 g = load(gate + i, w);

@@ -3,7 +3,9 @@
 // log p^tau likewise; one pass per row in 16 fp32 lanes gives the row's CE, KD, SD and
 // dlogits = c [ (1 - a)(q - onehot) + a tau^2 dKD/dz + (q - q_final) ] rounded to bf16; then
 // dh += dlogits W (bf16), dW += dlogits^T h (fp32) and the adapters' products, all by the bf16
-// GEMM. Row terms are summed over rows in double. The maths is ops/exit_loss.h's.
+// GEMM. A final logit soft-cap caps the fp32 logits (the teacher's with its own cap) after the
+// GEMMs and scales dlogits by its slope. Row terms are summed over rows in double. The maths is
+// ops/exit_loss.h's.
 //
 // This replaced scoring each chunk with the fp32 op on widened rows and a widened head, which
 // cost 41% of a SmolLM2 distillation step in bf16 (fp32 GEMMs on a 49,152 x 576 head, double
@@ -30,6 +32,7 @@ using ops::cpu_bf16::kLanes;
 using ops::cpu_bf16::lanes_below;
 using ops::cpu_bf16::load;
 using ops::cpu_bf16::max_of;
+using ops::cpu_bf16::softcap_slope_lanes;
 using ops::cpu_bf16::splat;
 using ops::cpu_bf16::store;
 using ops::cpu_bf16::sum;
@@ -85,6 +88,7 @@ struct ExitRows {
   int64_t V = 0;
   Divergence divergence = Divergence::forward_kl;
   float inv_tau = 1, grad_scale = 0, ce_w = 1, kd_w = 0;
+  float inv_cap = 0;  // 1 / the final logit soft-cap; 0: none (z is then uncapped)
 };
 struct RowTerms {
   double ce = 0, kd = 0, sd = 0;  // KD without tau^2
@@ -174,6 +178,7 @@ RowTerms score_row(const ExitRows& a, const float* z, int32_t target, const floa
     if (fq) g += q1 - exp_lanes(load(fq + j, n));
     g *= a.grad_scale;
     if (target >= j && target < j + n) g[target - j] -= a.grad_scale * a.ce_w;
+    if (a.inv_cap > 0) g *= softcap_slope_lanes(zj, a.inv_cap);
     store(dl + j, g, n);
   }
   return t;
@@ -213,6 +218,7 @@ ops::ExitLossResult CpuBf16Backend::exit_loss(const HeadLossArgs<Act>& a) {
     if (teacher) {
       gemm(false, true, rows, V, Dt, 1.f, a.teacher_h + r0 * Dt, Dt, a.teacher_W, Dt, 0.f,
            ws.teacher_logp, V);
+      softcap_logits(ws.teacher_logp, rows * V, a.teacher_softcap);
 #pragma omp parallel for schedule(static)
       for (int64_t r = 0; r < rows; ++r)
         if (targets[r] != a.ignore_index)
@@ -231,6 +237,7 @@ ops::ExitLossResult CpuBf16Backend::exit_loss(const HeadLossArgs<Act>& a) {
         gemm(false, true, rows, R, D, 1.f, h, D, A, D, 0.f, ws.lora_u, R);
         gemm(false, true, rows, V, R, 1.f, ws.lora_u, R, B, R, 1.f, ws.logits, V);
       }
+      softcap_logits(ws.logits, rows * V, a.softcap);
       ExitRows er;
       er.V = V;
       er.divergence = a.divergence;
@@ -239,6 +246,7 @@ ops::ExitLossResult CpuBf16Backend::exit_loss(const HeadLossArgs<Act>& a) {
           static_cast<float>(static_cast<double>(a.weight) * a.exit_weights[k] * inv_counted);
       er.ce_w = static_cast<float>(1.0 - alpha);
       er.kd_w = static_cast<float>(alpha * tau);  // tau^2 of the value times dz / tau's 1 / tau
+      er.inv_cap = a.softcap > 0 ? static_cast<float>(1.0 / a.softcap) : 0.f;
       double ce = 0, kd = 0, sd = 0;
 #pragma omp parallel for schedule(static) reduction(+ : ce, kd, sd)
       for (int64_t r = 0; r < rows; ++r) {

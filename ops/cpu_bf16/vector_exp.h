@@ -53,6 +53,17 @@ inline F16 gelu_tanh_grad_lanes(F16 x) {
   return s + 2.f * x * s * (1.f - s) * du;
 }
 
+// The final logit soft-cap (ops/logit_softcap.h) on 16 lanes: cap tanh(z / cap), written with
+// tanh(u) = 2 sigmoid(2u) - 1 (absolute error ~cap 1e-7, below the bf16 GEMM's that made z), and
+// its slope 1 - (c / cap)^2 from the capped value c.
+inline F16 softcap_lanes(F16 z, float cap) {
+  return cap * (2.f * sigmoid_lanes(z * (2.f / cap)) - 1.f);
+}
+inline F16 softcap_slope_lanes(F16 c, float inv_cap) {
+  const F16 t = c * inv_cap;
+  return 1.f - t * t;
+}
+
 // All ones in the lanes below n (n <= 16), zeros above: the valid lanes of a row's last block.
 inline I16 lanes_below(int64_t n) {
   const I16 index = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};

@@ -183,9 +183,9 @@ class CudaBackend {
   ops::CrossEntropyResult lm_head_cross_entropy(const Act* h, const Act* W, const int32_t* targets,
                                                 Act* dh, float* dW, int64_t M, int64_t D, int64_t V,
                                                 int32_t ignore_index, float weight, void* workspace,
-                                                size_t bytes, int64_t chunk) {
+                                                size_t bytes, int64_t chunk, double softcap = 0) {
     return ops::cuda::lm_head_cross_entropy(gemm_, h, W, targets, dh, dW, M, D, V, ignore_index,
-                                            weight, workspace, bytes, chunk);
+                                            weight, workspace, bytes, chunk, softcap);
   }
   ops::ExitLossResult exit_loss(const HeadLossArgs<Act>& in) {
     ops::cuda::ExitLossArgs a;
@@ -202,6 +202,11 @@ class CudaBackend {
     ops::cuda::gemm(gemm_, false, true, rows, V, D, 1.f, h, W, 0.f,
                     static_cast<float*>(block.get()));
     RRT_CUDA_CHECK(cudaMemcpy(out, block.get(), bytes, cudaMemcpyDeviceToHost));
+  }
+
+  // z = cap tanh(z / cap) over n fp32 logits on the device; cap <= 0: nothing.
+  void softcap_logits(float* z, int64_t n, double cap) const {
+    ops::cuda::softcap_logits(z, n, static_cast<float>(cap), stream_);
   }
 
   // ---- the serving engine's row ops; pointers are device memory unless named host.

@@ -5,6 +5,8 @@
 #include "core/cuda/cuda_check.h"
 #include "core/error.h"
 #include "ops/cuda/cross_entropy.h"
+#include "ops/cuda/vector_ops.h"
+#include "ops/logit_softcap.h"
 
 namespace rrt::ops::cuda {
 
@@ -77,10 +79,10 @@ __device__ void lse_combine(float& m, float& s, float m2, float s2) {
 }
 
 // One block per row of the chunk: loss = lse - logit[target]; when dlogits is given it gets
-// grad_scale * (softmax - onehot), or zeros for an ignored row (the GEMMs that follow read every
-// row of the chunk).
+// grad_scale * (softmax - onehot) (times the soft-cap's slope when cap > 0: logits are then the
+// capped ones), or zeros for an ignored row (the GEMMs that follow read every row of the chunk).
 __global__ void softmax_xent_kernel(const float* logits, bf16* dlogits, const int32_t* targets,
-                                    int64_t V, int32_t ignore_index, float grad_scale,
+                                    int64_t V, int32_t ignore_index, float grad_scale, float cap,
                                     float* row_loss) {
   const int64_t r = blockIdx.x;
   const float* row = logits + r * V;
@@ -120,6 +122,7 @@ __global__ void softmax_xent_kernel(const float* logits, bf16* dlogits, const in
   for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
     float g = grad_scale * __expf(row[j] - lse);
     if (j == target) g -= grad_scale;
+    if (cap > 0.f) g *= softcap_slope(row[j], cap);
     dlogits[r * V + j] = __float2bfloat16(g);
   }
 }
@@ -148,8 +151,10 @@ size_t lm_head_workspace_bytes(int64_t V, int64_t chunk) {
 CrossEntropyResult lm_head_cross_entropy(GemmContext& ctx, const bf16* h, const bf16* W,
                                          const int32_t* targets, bf16* dh, float* dW, int64_t M,
                                          int64_t D, int64_t V, int32_t ignore_index, float weight,
-                                         void* workspace, size_t workspace_bytes, int64_t chunk) {
+                                         void* workspace, size_t workspace_bytes, int64_t chunk,
+                                         double softcap) {
   RRT_CHECK(M >= 0 && D > 0 && V > 0, kWhere, "bad sizes M=", M, " D=", D, " V=", V);
+  RRT_CHECK(softcap >= 0, kWhere, "softcap must be >= 0 (0: off), got ", softcap);
   RRT_CHECK(chunk > 0, kWhere, "chunk must be positive, got ", chunk);
   RRT_CHECK(workspace && workspace_bytes >= lm_head_workspace_bytes(V, chunk), kWhere,
             "workspace of ", workspace_bytes, " bytes is smaller than the ",
@@ -182,12 +187,14 @@ CrossEntropyResult lm_head_cross_entropy(GemmContext& ctx, const bf16* h, const 
 
   const bool backward = dh != nullptr || dW != nullptr;
   const float grad_scale = weight / static_cast<float>(result.counted);
+  const float cap = static_cast<float>(softcap);
   for (int64_t r0 = 0; r0 < M; r0 += chunk) {
     const int64_t rows = std::min(chunk, M - r0);
     const bf16* h_c = h + r0 * D;
     gemm(ctx, false, true, rows, V, D, 1.f, h_c, W, 0.f, ws.logits);  // [rows, V] fp32
+    softcap_logits(ws.logits, rows * V, cap, stream);
     softmax_xent_kernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(
-        ws.logits, backward ? ws.dlogits : nullptr, targets + r0, V, ignore_index, grad_scale,
+        ws.logits, backward ? ws.dlogits : nullptr, targets + r0, V, ignore_index, grad_scale, cap,
         ws.row_loss);
     RRT_CUDA_CHECK_LAUNCH();
     sum_losses_kernel<<<1, 256, 0, stream>>>(ws.row_loss, rows, ws.counters);

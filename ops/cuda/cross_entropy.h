@@ -5,7 +5,8 @@
 //   one block per row: log-sum-exp, loss, dlogits = (softmax - onehot) * weight / counted (bf16)
 //   dh_c            += dlogits W               (bf16, beta = 1)
 //   dW              += dlogits^T h_c           (fp32, beta = 1)
-// Only chunk x V values exist at a time, never the M x V logits.
+// Only chunk x V values exist at a time, never the M x V logits. softcap > 0: the fp32 logits are
+// soft-capped after the GEMM (ops/logit_softcap.h) and dlogits scaled by its slope.
 //   h: [M, D] bf16, W: [V, D] bf16 (head or tied embedding), targets: [M] int32 on the device
 // dlogits go to their own bf16 buffer (not over the fp32 logits): the two gradient GEMMs need
 // bf16 operands, and writing bf16 over a row's fp32 values while other threads read them races.
@@ -31,6 +32,7 @@ size_t lm_head_workspace_bytes(int64_t V, int64_t chunk);
 CrossEntropyResult lm_head_cross_entropy(GemmContext& ctx, const bf16* h, const bf16* W,
                                          const int32_t* targets, bf16* dh, float* dW, int64_t M,
                                          int64_t D, int64_t V, int32_t ignore_index, float weight,
-                                         void* workspace, size_t workspace_bytes, int64_t chunk);
+                                         void* workspace, size_t workspace_bytes, int64_t chunk,
+                                         double softcap = 0);
 
 }  // namespace rrt::ops::cuda

@@ -9,7 +9,9 @@
 #include "core/error.h"
 #include "ops/cuda/elementwise_util.cuh"
 #include "ops/cuda/exit_loss.h"
+#include "ops/cuda/vector_ops.h"
 #include "ops/exit_loss_common.h"
+#include "ops/logit_softcap.h"
 
 namespace rrt::ops::cuda {
 
@@ -112,6 +114,7 @@ struct RowArgs {
   float grad_scale;  // c = weight * w_k / counted
   float ce_w;        // 1 - alpha
   float kd_w;        // alpha * tau (tau^2 of the value times the 1 / tau of dz / tau)
+  float cap;         // the final logit soft-cap (logits are the capped ones); 0: none
   float* row_terms;  // [rows, 3]: CE, KD (no tau^2), SD
 };
 
@@ -209,6 +212,7 @@ __global__ void exit_row_kernel(RowArgs a) {
     if (fq) g += q1 - expf(fq[j]);
     g *= a.grad_scale;
     if (j == target) g -= a.grad_scale * a.ce_w;
+    if (a.cap > 0.f) g *= softcap_slope(zj, a.cap);
     a.dlogits[r * V + j] = __float2bfloat16(g);
   }
 }
@@ -279,6 +283,7 @@ ExitLossResult exit_loss(GemmContext& ctx, const ExitLossArgs& a) {
     if (teacher) {
       gemm(ctx, false, true, rows, V, a.teacher_D, 1.f, a.teacher_h + r0 * a.teacher_D, a.teacher_W,
            0.f, ws.teacher_logp);
+      softcap_logits(ws.teacher_logp, rows * V, static_cast<float>(a.teacher_softcap), stream);
       teacher_logp_kernel<<<grid, kRowThreads, 0, stream>>>(
           ws.teacher_logp, targets, V, a.ignore_index, static_cast<float>(1.0 / tau));
       RRT_CUDA_CHECK_LAUNCH();
@@ -296,6 +301,7 @@ ExitLossResult exit_loss(GemmContext& ctx, const ExitLossArgs& a) {
         gemm(ctx, false, true, rows, R, D, 1.f, h, A, 0.f, ws.lora_u);
         gemm(ctx, false, true, rows, V, R, s, ws.lora_u, B, 1.f, ws.logits);
       }
+      softcap_logits(ws.logits, rows * V, static_cast<float>(a.softcap), stream);
       RowArgs ra{};
       ra.logits = ws.logits;
       ra.dlogits = backward ? ws.dlogits : nullptr;
@@ -311,6 +317,7 @@ ExitLossResult exit_loss(GemmContext& ctx, const ExitLossArgs& a) {
           static_cast<float>(static_cast<double>(a.weight) * a.exit_weights[k] * inv_counted);
       ra.ce_w = static_cast<float>(1.0 - alpha);
       ra.kd_w = static_cast<float>(alpha * tau);
+      ra.cap = static_cast<float>(a.softcap);
       ra.row_terms = ws.row_terms;
       exit_row_kernel<<<grid, kRowThreads, 0, stream>>>(ra);
       RRT_CUDA_CHECK_LAUNCH();

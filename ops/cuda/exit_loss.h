@@ -9,6 +9,8 @@
 //     the final exit also leaves log q_final (fp32 [chunk, V]) for the others' SD
 //     dh_k += dz W (bf16), dW += dz^T h_k (fp32); with a head LoRA: du = s dz B_k (bf16),
 //     dB_k += s dz^T u, dA_k += du^T h_k (fp32), dh_k += du A_k (bf16)
+// A final logit soft-cap caps z_k (and the teacher's z_t, with its own cap) in place after the
+// GEMMs (softcap_logits, ops/cuda/vector_ops.h) and scales dz by its slope.
 // Row values are fp32 on the device; the per-exit sums over rows are double. Only chunk x V
 // values exist at a time. h, W, LoRA and the teacher are bf16 device pointers; the arrays of
 // per-exit pointers, exit_weights and the exit_* outputs live on the host.
@@ -37,10 +39,12 @@ struct ExitLossArgs {
   float head_lora_scale = 1.f;          // s
   const bf16* const* lora_A = nullptr;  // host [E] -> [R, D] or null
   const bf16* const* lora_B = nullptr;  // host [E] -> [V, R] or null
+  double softcap = 0;                   // final logit soft-cap (ops/logit_softcap.h); 0: off
 
   const bf16* teacher_h = nullptr;  // [M, Dt]; null for no teacher
   const bf16* teacher_W = nullptr;  // [V, Dt]
   int64_t teacher_D = 0;
+  double teacher_softcap = 0;  // the teacher's own final logit soft-cap
   Divergence divergence = Divergence::forward_kl;
   double temperature = 1.0;
   double alpha = 0.5;

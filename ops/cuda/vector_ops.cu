@@ -2,6 +2,7 @@
 #include "core/cuda/cuda_check.h"
 #include "ops/cuda/elementwise_util.cuh"
 #include "ops/cuda/vector_ops.h"
+#include "ops/logit_softcap.h"
 
 namespace rrt::ops::cuda {
 
@@ -19,6 +20,12 @@ __global__ void scale_kernel(float* x, int64_t n, float factor) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
     x[i] *= factor;
+}
+
+__global__ void softcap_kernel(float* z, int64_t n, float cap) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    z[i] = softcap_value(z[i], cap);
 }
 
 // Double sum over the block (blockDim.x == kThreads), fixed order: a shared-memory tree.
@@ -60,6 +67,12 @@ void to_bf16(const float* in, bf16* out, int64_t n, cudaStream_t stream) {
 void scale_inplace(float* x, int64_t n, float factor, cudaStream_t stream) {
   if (n <= 0) return;
   scale_kernel<<<detail::grid_for(n, kThreads), kThreads, 0, stream>>>(x, n, factor);
+  RRT_CUDA_CHECK_LAUNCH();
+}
+
+void softcap_logits(float* z, int64_t n, float cap, cudaStream_t stream) {
+  if (n <= 0 || cap <= 0.f) return;
+  softcap_kernel<<<detail::grid_for(n, kThreads), kThreads, 0, stream>>>(z, n, cap);
   RRT_CUDA_CHECK_LAUNCH();
 }
 

@@ -17,6 +17,10 @@ void to_bf16(const float* in, bf16* out, int64_t n, cudaStream_t stream);
 // x[i] *= factor, n elements (gradient clipping).
 void scale_inplace(float* x, int64_t n, float factor, cudaStream_t stream);
 
+// z[i] = cap tanh(z[i] / cap), n fp32 logits in place (the final logit soft-cap,
+// ops/logit_softcap.h): the CUDA head ops' and engine's one capping kernel; cap <= 0: nothing.
+void softcap_logits(float* z, int64_t n, float cap, cudaStream_t stream);
+
 // Blocks of the first pass of sum_squares: `workspace` holds kSumSquaresBlocks + 1 doubles.
 constexpr int kSumSquaresBlocks = 512;
 // sum_i x[i]^2 in double: each block sums a fixed grid-stride slice, one block adds the partial

@@ -67,9 +67,9 @@ TEST_P(CrossEntropyGpu, LossAndGradientsMatchTheCpu) {
     // CPU: the update alone (to size the accumulators' starting values), then the expected sums.
     std::vector<float> cpu_ws(ops::lm_head_workspace_elems(c.V, c.chunk));
     std::vector<float> gh(h.size(), 0.f), gW(W.size(), 0.f);
-    const auto ref =
-        ops::lm_head_cross_entropy<float>(h.data(), W.data(), targets.data(), gh.data(), gW.data(),
-                                          c.M, c.D, c.V, ignore, weight, cpu_ws.data(), c.chunk);
+    const auto ref = ops::lm_head_cross_entropy<float>(h.data(), W.data(), targets.data(),
+                                                       gh.data(), gW.data(), c.M, c.D, c.V, ignore,
+                                                       weight, cpu_ws.data(), c.chunk, c.softcap);
     const auto dh0 = round_bf16(random_values(h.size(), seed++, rms(gh)));
     const auto dW0 = random_values(W.size(), seed++, rms(gW));
     std::vector<float> eh = dh0, eW = dW0;
@@ -90,7 +90,7 @@ TEST_P(CrossEntropyGpu, LossAndGradientsMatchTheCpu) {
 
     const auto got =
         lm_head_cross_entropy(ctx, d_h.get(), d_W.get(), d_t.get(), d_dh.get(), d_dW.get(), c.M,
-                              c.D, c.V, ignore, weight, ws.get(), ws_bytes, c.chunk);
+                              c.D, c.V, ignore, weight, ws.get(), ws_bytes, c.chunk, c.softcap);
     EXPECT_EQ(got.counted, ref.counted);
     EXPECT_NEAR(got.mean_loss, ref.mean_loss, kLoss * std::abs(ref.mean_loss));
     EXPECT_LE(relative_l2(download_f32(d_dh), eh), kGradient);
@@ -99,7 +99,7 @@ TEST_P(CrossEntropyGpu, LossAndGradientsMatchTheCpu) {
     // Evaluation: same loss, no gradient touched.
     const auto eval =
         lm_head_cross_entropy(ctx, d_h.get(), d_W.get(), d_t.get(), nullptr, nullptr, c.M, c.D, c.V,
-                              ignore, weight, ws.get(), ws_bytes, c.chunk);
+                              ignore, weight, ws.get(), ws_bytes, c.chunk, c.softcap);
     EXPECT_EQ(eval.counted, ref.counted);
     EXPECT_NEAR(eval.mean_loss, ref.mean_loss, kLoss * std::abs(ref.mean_loss));
   }

@@ -151,13 +151,14 @@ TEST_P(EngineGpuFamilies, ScriptedCallsMatchTheCpuEngine) {
 
 // Gemma 2 / 3 attention in decode: a window of 2 on positions 0 and 2 of every 3 (so the mixed
 // call's rows at two depths take different windows: one decode attention per group) and
-// soft-capped scores, on the GPU's kv_attention against the CPU engine's.
+// soft-capped scores, on the GPU's kv_attention against the CPU engine's; soft-capped logits.
 TEST_P(EngineGpuFamilies, ScriptedCallsWithWindowsAndSoftcapMatchTheCpuEngine) {
   RRT_REQUIRE_GPU();
   ModelSpec spec = testing::tiny_spec(GetParam().family, GetParam().parallel, 3);
   spec.model.sliding_window = 2;
   spec.model.sliding_layers = {true, false, true};
   spec.model.attn_logit_softcapping = 2.0;
+  spec.model.final_logit_softcapping = 1.5;  // the engine's head rows, capped on the device
   scripted_calls_match_the_cpu_engine(spec);
 }
 

@@ -116,6 +116,8 @@ Args case_args(const ExitCase& c, const Operands<Value, ParamGrad>& in,
   a.temperature = c.tau;
   a.alpha = c.alpha;
   a.self_distill = c.self_distill;
+  a.softcap = c.softcap;
+  a.teacher_softcap = c.teacher_softcap;
   if (c.backward) {
     a.dh = in.dh;
     a.dW = c.frozen_head ? nullptr : in.dW;

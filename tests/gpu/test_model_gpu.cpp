@@ -159,6 +159,7 @@ std::vector<ModelCase> cases() {
     s.model.sliding_window = 6;
     s.model.sliding_layers = {true, false, true};
     s.model.attn_logit_softcapping = 2.0;
+    s.model.final_logit_softcapping = 3.0;  // the head ops' soft-cap kernel and slopes
     c.push_back({"gemma_window_softcap_documents", s, 2, 30, "none", false, 3});
   }
   {

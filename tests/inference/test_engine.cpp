@@ -108,7 +108,8 @@ TEST_P(EngineFamilies, PrefillAndDecodeMatchTheFullSequenceForwardAtEveryExit) {
 }
 
 // Sliding windows and soft-capping (Gemma 2/3): decode reads only a window's last keys of the
-// cache and caps its scores as the full forward does. The window pattern (3 entries over B = 2,
+// cache and caps its scores as the full forward does, and every exit's logits take the final
+// soft-cap as the model's exits do. The window pattern (3 entries over B = 2,
 // K = 3) gives a block layer different windows in different loops, so calls that mix stages run
 // one decode attention per group. Sequences of 9 and 13 tokens with a window of 3 cut most rows.
 TEST_P(EngineFamilies, SlidingWindowAndSoftcapMatchTheFullForward) {
@@ -117,6 +118,7 @@ TEST_P(EngineFamilies, SlidingWindowAndSoftcapMatchTheFullForward) {
   spec.model.sliding_window = 3;
   spec.model.sliding_layers = {true, false, true};
   spec.model.attn_logit_softcapping = 0.2;
+  spec.model.final_logit_softcapping = 1.0;  // every exit's head, in the engine's head_rows too
   prefill_and_decode_match_the_full_forward(spec);
 }
 

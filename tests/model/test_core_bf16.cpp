@@ -152,6 +152,7 @@ ModelSpec gemma_masked() {
   s.model.sliding_window = 4;
   s.model.sliding_layers = {true, false};
   s.model.attn_logit_softcapping = 1.0;
+  s.model.final_logit_softcapping = 2.0;  // and the LM head's (Gemma 2's final_logit_softcapping)
   return s;
 }
 void PrintTo(const FamilyCase& c, std::ostream* os) { *os << c.name; }

@@ -66,7 +66,7 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 TEST(GgufGemmaExport, ImportThenExportGivesTheConvertersTensorsAndKeys) {
-  for (const char* name : {"gemma_tied", "gemma3_untied"}) {
+  for (const char* name : {"gemma_tied", "gemma2", "gemma3_untied"}) {
     SCOPED_TRACE(name);
     const std::string source = fixture(std::string("gguf/") + name + ".gguf");
     const HfModel hf = load_gguf_model(source);
@@ -102,7 +102,8 @@ TEST(GgufGemmaExport, RelaxedModelsReadBackWithTheSameLogits) {
     bool per_loop_norms;
   };
   for (const Case& c :
-       {Case{"gguf/gemma_tied.gguf", 2, false}, Case{"gguf/gemma3_untied.gguf", 7, true}}) {
+       {Case{"gguf/gemma_tied.gguf", 2, false}, Case{"gguf/gemma2.gguf", 3, false},
+        Case{"gguf/gemma3_untied.gguf", 7, true}}) {
     SCOPED_TRACE(c.fixture);
     const std::string src = fixture(c.fixture);
     const HfModel orig = load_gguf_model(src);
@@ -223,11 +224,15 @@ TEST(GgufGemmaExport, RefusesWhatLlamaCppFixesOtherwise) {
     EXPECT_TRUE(contains(msg, c.message)) << msg;
     EXPECT_FALSE(fs::exists(path));
   }
-  // Gemma 2: llama.cpp soft-caps the final logits always, and rrt's head does not.
-  // Refused first, whatever else the model has.
+  // Gemma 2: llama.cpp soft-caps the final logits always, so a Gemma 2 without the cap (this
+  // fixture's final_logit_softcapping is null) cannot be written as gemma2; nor can a Gemma 3
+  // with one (llama.cpp's gemma3 ignores the key).
   const HfModel gemma2 = load_hf_model(fixture("hf_gemma2_softcap"));
+  ASSERT_EQ(gemma2.spec.model.final_logit_softcapping, 0.0);
   std::string msg = error_message([&] { export_gguf(gemma2.spec, *gemma2.params, path); });
   EXPECT_TRUE(contains(msg, "llama.cpp's gemma2 always soft-caps the final logits")) << msg;
+  msg = refusal(gemma3, [](ModelSpec& s) { s.model.final_logit_softcapping = 30; });
+  EXPECT_TRUE(contains(msg, "model.final_logit_softcapping 30")) << msg;
   // The attention-scale check covers llama too, which wrote such a model silently before.
   HfModel llama = load_hf_model(fixture("hf_llama_gqa"));
   llama.spec.model.query_pre_attn_scalar = 3;

@@ -6,8 +6,8 @@
 //   gemma3  q/k head norms, llama.cpp's fixed pattern of five windowed layers in six with their
 //           fixed RoPE base 10000, the global layers' linear scaling from rope.scaling.*, the
 //           attention scale llama.cpp derives (head_dim below 62 blocks), an untied head
-//   gemma2  refused: llama.cpp soft-caps its final logits (30 when the key is absent) and
-//           rrt's LM head computes no soft-cap
+//   gemma2  windows on every other layer, attention and final soft-caps (llama.cpp's final
+//           cap is 30 when the key is absent)
 // and what rrt's GGUF tokenizer does with Gemma's SentencePiece vocabulary (refuses it by name).
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -184,16 +184,34 @@ TEST(GgufGemma3, RefusesWhatLlamaCppRunsDifferently) {
   }
 }
 
-TEST(GgufGemma2, RefusesTheFinalLogitSoftCap) {
-  // llama.cpp's gemma2 soft-caps its final logits whatever the file says (30 without the key);
-  // rrt's LM head has no soft-cap, so every gemma2 file is refused by that key.
-  std::string msg = error_message([] { load_gguf_model(fixture("gemma2.gguf")); });
-  EXPECT_TRUE(contains(msg, "gemma2.final_logit_softcapping is 3:")) << msg;
-  EXPECT_TRUE(contains(msg, "rrt's LM head does not")) << msg;
-  const std::string path =
+TEST(GgufGemma2, EqualsTheHfModelWithBothSoftCaps) {
+  const HfModel hf = load_gguf_model(fixture("gemma2.gguf"));
+  const ModelConfig& m = hf.spec.model;
+  EXPECT_EQ(m.family, Family::gemma2);
+  EXPECT_EQ(m.sliding_window, 4);
+  for (int64_t l = 0; l < 3; ++l) EXPECT_EQ(m.window_at(l) > 0, l % 2 == 0) << l;
+  EXPECT_EQ(m.attn_logit_softcapping, 5.0);
+  EXPECT_EQ(m.final_logit_softcapping, 3.0);
+  const SafetensorsFile ref(fixture("gemma2_reference.safetensors"));
+  EXPECT_LE(logits_error(hf, ref), 1e-5);
+  // The test has teeth: without the final cap the logits (up to about 1.75 here) are off.
+  HfModel uncapped = load_gguf_model(fixture("gemma2.gguf"));
+  uncapped.spec.model.final_logit_softcapping = 0;
+  EXPECT_GT(logits_error(uncapped, ref), 1e-3);
+}
+
+TEST(GgufGemma2, AbsentFinalCapIsLlamaCppsThirtyAndZeroIsRefused) {
+  // llama.cpp's gemma2 soft-caps its final logits whatever the file says: 30 without the key.
+  std::string path =
       edited("gemma2.gguf", "no_cap", [](auto& kv) { kv.erase("gemma2.final_logit_softcapping"); });
-  msg = error_message([&] { load_gguf_model(path); });
-  EXPECT_TRUE(contains(msg, "is 30 (llama.cpp's value when the key is absent)")) << msg;
+  EXPECT_EQ(load_gguf_model(path).spec.model.final_logit_softcapping, 30.0);
+  std::remove(path.c_str());
+  path = edited("gemma2.gguf", "zero_cap", [](auto& kv) {
+    kv["gemma2.final_logit_softcapping"] = {.type = GgufType::float32, .bits = 0};
+  });
+  const std::string msg = error_message([&] { load_gguf_model(path); });
+  EXPECT_TRUE(contains(msg, "gemma2.final_logit_softcapping is 0")) << msg;
+  EXPECT_TRUE(contains(msg, "divides the final logits by it")) << msg;
   std::remove(path.c_str());
 }
 

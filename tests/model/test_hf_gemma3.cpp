@@ -1,8 +1,8 @@
 // Gemma 3 (Gemma3ForCausalLM) and Gemma 2 (Gemma2ForCausalLM) import beyond the parity of
 // test_hf_import.cpp's HfParity: the config fields they map onto (sandwich norms, q/k norms,
 // query_pre_attn_scalar, local and global RoPE, layer types), every key rrt does not compute
-// refused by name, attention soft-capping, and the fixture whose sliding window is shorter than
-// its sequence (their parity with transformers: HfParity).
+// refused by name, attention and final logit soft-capping, and the fixture whose sliding window is
+// shorter than its sequence (their parity with transformers: HfParity).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -150,12 +150,11 @@ TEST(HfGemma3, RefusedKeysAreNamed) {
     const std::string msg = import_error(name, edit);
     EXPECT_TRUE(testing::contains(msg, key)) << key << ": " << msg;
   };
+  // A cap of 0 would divide by zero in transformers; a negative one is no cap.
   refused(
-      "hf_gemma3", [](json& c) { c["final_logit_softcapping"] = 30.0; }, "final_logit_softcapping");
-  // Gemma 2's final soft-capping is on by default: an absent key is refused too.
+      "hf_gemma2", [](json& c) { c["final_logit_softcapping"] = 0.0; }, "final_logit_softcapping");
   refused(
-      "hf_gemma2", [](json& c) { c.erase("final_logit_softcapping"); }, "final_logit_softcapping");
-  // An attention cap of 0 would divide by zero in transformers; a negative one is no cap.
+      "hf_gemma3", [](json& c) { c["final_logit_softcapping"] = -2.0; }, "final_logit_softcapping");
   refused(
       "hf_gemma2", [](json& c) { c["attn_logit_softcapping"] = 0.0; }, "attn_logit_softcapping");
   refused(
@@ -230,6 +229,30 @@ TEST(HfGemma3, AttentionSoftCappingImports) {
                 "hf_gemma3", [](json& c) { c["attn_logit_softcapping"] = 30.0; }, &m),
             "");
   EXPECT_DOUBLE_EQ(m.attn_logit_softcapping, 30.0);
+}
+
+// Final logit soft-capping imports as model.final_logit_softcapping the same way: a number as it
+// is, null as off, an absent key as transformers' default (Gemma 2's 30, Gemma 3's none).
+TEST(HfGemma3, FinalSoftCappingImports) {
+  const ModelConfig s = read_hf_config(fixture("hf_gemma2_final_softcap"));
+  EXPECT_DOUBLE_EQ(s.final_logit_softcapping, 0.75);
+  EXPECT_DOUBLE_EQ(s.attn_logit_softcapping, 0.25);
+  EXPECT_DOUBLE_EQ(read_hf_config(fixture("hf_gemma2")).final_logit_softcapping, 0.0);  // null
+  ModelConfig m;
+  ASSERT_EQ(import_error(
+                "hf_gemma2", [](json& c) { c.erase("final_logit_softcapping"); }, &m),
+            "");
+  EXPECT_DOUBLE_EQ(m.final_logit_softcapping, 30.0);
+  ASSERT_EQ(import_error(
+                "hf_gemma3", [](json& c) { c.erase("final_logit_softcapping"); }, &m),
+            "");
+  EXPECT_DOUBLE_EQ(m.final_logit_softcapping, 0.0);
+  ASSERT_EQ(import_error(
+                "hf_gemma3", [](json& c) { c["final_logit_softcapping"] = 30.0; }, &m),
+            "");
+  EXPECT_DOUBLE_EQ(m.final_logit_softcapping, 30.0);
+  // Another family has no such key: a Llama config that says one is read as it always was.
+  EXPECT_DOUBLE_EQ(read_hf_config(fixture("hf_llama_gqa")).final_logit_softcapping, 0.0);
 }
 
 // hf_gemma3_window's window of 8 is shorter than its 13-token sequences, so its sliding layer's

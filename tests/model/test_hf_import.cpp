@@ -99,7 +99,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, HfParity,
                                            "hf_llama3_rope", "hf_llama_rope_linear",
                                            "hf_llama_rope_dynamic", "hf_qwen2_tied", "hf_qwen3",
                                            "hf_gemma3", "hf_gemma3_mqa_untied_bf16",
-                                           "hf_gemma3_window", "hf_gemma2", "hf_gemma2_softcap"),
+                                           "hf_gemma3_window", "hf_gemma2", "hf_gemma2_softcap",
+                                           "hf_gemma2_final_softcap"),
                          [](const auto& info) { return std::string(info.param); });
 
 // The conversion's correctness test on checkpoints transformers wrote (docs/method.md §2.4): every

@@ -16,6 +16,7 @@ rrt_add_test(test_convert ${CMAKE_CURRENT_LIST_DIR}/test_convert.cpp
 rrt_add_test(test_convert_progress ${CMAKE_CURRENT_LIST_DIR}/test_convert_progress.cpp)
 rrt_add_test(test_hf_import ${CMAKE_CURRENT_LIST_DIR}/test_hf_import.cpp)
 rrt_add_test(test_hf_gemma3 ${CMAKE_CURRENT_LIST_DIR}/test_hf_gemma3.cpp)
+rrt_add_test(test_hf_final_softcap ${CMAKE_CURRENT_LIST_DIR}/test_hf_final_softcap.cpp)
 rrt_add_test(test_hf_export ${CMAKE_CURRENT_LIST_DIR}/test_hf_export.cpp
   ${CMAKE_CURRENT_LIST_DIR}/test_hf_export_families.cpp)
 rrt_add_test(test_gguf_import ${CMAKE_CURRENT_LIST_DIR}/test_gguf_import.cpp

@@ -412,6 +412,7 @@ struct CrossEntropyCase {
   std::vector<int32_t> targets;  // size M
   double weight = 1.0;           // the gradient weight
   int64_t fd_samples = 300;
+  double softcap = 0;  // final logit soft-cap (ops/logit_softcap.h); 0: off
 };
 // Targets in [0, V) with every `ignore_every`-th row (from row 1) ignored (0: none).
 inline std::vector<int32_t> ce_targets(int64_t M, int64_t V, int ignore_every, int32_t ignore_index,
@@ -442,6 +443,10 @@ inline std::vector<CrossEntropyCase> cross_entropy_cases() {
       {"M1_V2_chunk4", 1, 16, 2, 4, -100, ce_targets(1, 2, 0, -100, 9)},
       {"M128_V4096_one_chunk", 128, 256, 4096, 128, -100, ce_targets(128, 4096, 3, -100, 12), 0.25,
        8},
+      // Final logit soft-capping (Gemma 2): caps small enough that the random logits saturate.
+      {"softcap_chunk3", 10, 7, 13, 3, -100, ten, 1.0, 300, 0.6},
+      {"softcap_M257_V1001", 257, 72, 1001, 64, -100, ce_targets(257, 1001, 5, -100, 4), 0.5, 20,
+       1.5},
   };
 }
 namespace cross_entropy_tol {
@@ -477,6 +482,8 @@ struct ExitLossCase {
   bool backward = true;                           // false: the CUDA test makes a loss-only call
   bool frozen_head = false;                       // dW null: the head frozen, as under train: lora
   int64_t fd_samples = 300;
+  double softcap = 0;          // the exits' final logit soft-cap; 0: off
+  double teacher_softcap = 0;  // the teacher's own
 
   bool has_adapter(int64_t k) const { return R > 0 && (lora_on_final || k + 1 < E); }
 };
@@ -565,6 +572,27 @@ inline std::vector<ExitLossCase> exit_loss_cases() {
   c.name = "frozen_head_lora_only";
   c.M = 25, c.D = 40, c.V = 257, c.chunk = 9, c.self_distill = true, c.R = 4;
   c.frozen_head = true;
+  add(c);
+  // Final logit soft-capping: the exits' cap and the teacher's own, small enough to saturate.
+  out.push_back({.name = "softcap_tv_sd_lora",
+                 .teacher = true,
+                 .divergence = Divergence::tv,
+                 .tau = 1.5,
+                 .alpha = 0.4,
+                 .self_distill = true,
+                 .R = 2,
+                 .softcap = 0.8,
+                 .teacher_softcap = 0.5});
+  out.push_back({.name = "softcap_reverse_kl_student_only",
+                 .teacher = true,
+                 .divergence = Divergence::reverse_kl,
+                 .tau = 2.0,
+                 .softcap = 0.5});
+  c = gpu;
+  c.name = "softcap_forward_kl_3exits_sd_lora";
+  c.M = 37, c.D = 40, c.V = 1001, c.chunk = 16, c.teacher = true, c.teacher_D = 48;
+  c.tau = 2.0, c.alpha = 0.5, c.self_distill = true, c.R = 4;
+  c.softcap = 2.0, c.teacher_softcap = 1.5;
   add(c);
   return out;
 }

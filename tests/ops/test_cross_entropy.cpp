@@ -49,6 +49,7 @@ double naive_mean_loss(const std::vector<double>& h, const std::vector<double>& 
       logits[v] = 0;
       for (int64_t d = 0; d < c.D; ++d)
         logits[v] += static_cast<long double>(h[i * c.D + d]) * W[v * c.D + d];
+      if (c.softcap > 0) logits[v] = c.softcap * std::tanh(logits[v] / c.softcap);
     }
     const long double m = *std::max_element(logits.begin(), logits.end());
     long double sum = 0;
@@ -63,7 +64,7 @@ CrossEntropyResult run_ce(const std::vector<double>& h, const std::vector<double
                           const CeCase& c, double* dh, double* dW, double weight = 1.0) {
   std::vector<double> workspace(lm_head_workspace_elems(c.V, c.chunk));
   return lm_head_cross_entropy(h.data(), W.data(), c.targets.data(), dh, dW, c.M, c.D, c.V,
-                               c.ignore_index, weight, workspace.data(), c.chunk);
+                               c.ignore_index, weight, workspace.data(), c.chunk, c.softcap);
 }
 
 TEST_P(CrossEntropy, LossMatchesNaiveLogSoftmax) {
@@ -85,7 +86,7 @@ TEST_P(CrossEntropy, LossMatchesNaiveLogSoftmax) {
     const CrossEntropyResult in_float =
         lm_head_cross_entropy(hf.data(), Wf.data(), c.targets.data(), static_cast<float*>(nullptr),
                               static_cast<float*>(nullptr), c.M, c.D, c.V, c.ignore_index, 1.0f,
-                              workspace.data(), c.chunk);
+                              workspace.data(), c.chunk, c.softcap);
     EXPECT_NEAR(in_float.mean_loss, expected, tol::kCpuF32.rel * std::abs(expected));
   }
 }

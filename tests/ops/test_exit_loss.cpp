@@ -149,6 +149,8 @@ Output run(const Case& c, const std::vector<std::vector<S>>& h, const std::vecto
   a.temperature = c.tau;
   a.alpha = c.alpha;
   a.self_distill = c.self_distill;
+  a.softcap = c.softcap;
+  a.teacher_softcap = c.teacher_softcap;
   if (grads) {
     a.dh = dh.data();
     a.dW = c.frozen_head ? nullptr : (*grads)[slots.W].data();
@@ -189,6 +191,13 @@ std::vector<LD> logits_row(const std::vector<double>& h, const std::vector<doubl
   return z;
 }
 
+// The final logit soft-cap, cap tanh(z / cap) (cap 0: z).
+std::vector<LD> capped(std::vector<LD> z, double cap) {
+  if (cap > 0)
+    for (LD& x : z) x = static_cast<LD>(cap) * std::tanh(x / static_cast<LD>(cap));
+  return z;
+}
+
 std::vector<LD> log_softmax(const std::vector<LD>& z, LD tau) {
   LD m = *std::max_element(z.begin(), z.end()) / tau, s = 0;
   for (LD x : z) s += std::exp(x / tau - m);
@@ -211,14 +220,16 @@ Output naive(const Case& c, const Inputs& in, const Inputs* sd_target = nullptr)
     ++counted;
     auto z_of = [&](const Inputs& x, int64_t k) {
       const bool lora = c.has_adapter(k);
-      return logits_row(x.h[k], x.W, lora ? &x.A[k] : nullptr, lora ? &x.B[k] : nullptr, i, c.D,
-                        c.V, lora ? c.R : 0, 1.5L);
+      return capped(logits_row(x.h[k], x.W, lora ? &x.A[k] : nullptr, lora ? &x.B[k] : nullptr, i,
+                               c.D, c.V, lora ? c.R : 0, 1.5L),
+                    c.softcap);
     };
     const auto final_lq = log_softmax(z_of(*sd_target, c.E - 1), 1);
     std::vector<LD> lp;
     if (c.teacher)
-      lp =
-          log_softmax(logits_row(in.th, in.tW, nullptr, nullptr, i, c.teacher_D, c.V, 0, 0), c.tau);
+      lp = log_softmax(capped(logits_row(in.th, in.tW, nullptr, nullptr, i, c.teacher_D, c.V, 0, 0),
+                              c.teacher_softcap),
+                       c.tau);
     for (int64_t k = 0; k < c.E; ++k) {
       const auto z = z_of(in, k);
       const auto lq1 = log_softmax(z, 1), lq = log_softmax(z, c.tau);

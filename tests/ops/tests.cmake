@@ -1,5 +1,6 @@
 # Op tests: one executable per op family, each with finite-difference gradient checks in double.
-foreach(family gradcheck matmul embedding norm rope attention activation lora cross_entropy exit_loss adamw)
+foreach(family gradcheck matmul embedding norm rope attention activation lora cross_entropy exit_loss
+               logit_softcap adamw)
   rrt_add_test(ops_${family}_test ${CMAKE_CURRENT_LIST_DIR}/test_${family}.cpp)
 endforeach()
 # OpenBLAS kernel selection, down to the rrt binary's re-exec.

@@ -59,14 +59,14 @@ TEST_P(Bf16CrossEntropy, LossAndGradientsMatchFp32) {
   const float w = static_cast<float>(c.weight);
   const auto want =
       cpu.lm_head_cross_entropy(h.data(), W.data(), c.targets.data(), dh.data(), dW.data(), M, D, V,
-                                c.ignore_index, w, ws.data(), ws.size(), c.chunk);
+                                c.ignore_index, w, ws.data(), ws.size(), c.chunk, c.softcap);
   const auto dh0 = random_uniform(M * D, 3, rms(dh));
   std::vector<char> ws16(be.lm_head_workspace_bytes(V, c.chunk));
   auto dh16 = to_bf16(dh0);
   auto dW32 = dW0;
   const auto got = be.lm_head_cross_entropy(to_bf16(h).data(), to_bf16(W).data(), c.targets.data(),
                                             dh16.data(), dW32.data(), M, D, V, c.ignore_index, w,
-                                            ws16.data(), ws16.size(), c.chunk);
+                                            ws16.data(), ws16.size(), c.chunk, c.softcap);
   EXPECT_EQ(got.counted, want.counted);
   EXPECT_LT(rel(got.mean_loss, want.mean_loss, 1e-6), tol::kCpuBf16Loss.rel)
       << got.mean_loss << " vs " << want.mean_loss;
@@ -75,7 +75,7 @@ TEST_P(Bf16CrossEntropy, LossAndGradientsMatchFp32) {
   // Loss only (evaluation): the same loss, nothing written.
   const auto eval = be.lm_head_cross_entropy(to_bf16(h).data(), to_bf16(W).data(), c.targets.data(),
                                              nullptr, nullptr, M, D, V, c.ignore_index, 1.f,
-                                             ws16.data(), ws16.size(), c.chunk);
+                                             ws16.data(), ws16.size(), c.chunk, c.softcap);
   EXPECT_DOUBLE_EQ(eval.mean_loss, got.mean_loss);
 }
 
@@ -198,6 +198,8 @@ TEST_P(Bf16ExitLoss, LossTermsAndGradientsMatchFp32) {
     }
     a.divergence = c.divergence;
     a.temperature = c.tau;
+    a.softcap = c.softcap;
+    a.teacher_softcap = c.teacher_softcap;
     a.alpha = c.alpha;
     a.self_distill = c.self_distill;
     if (c.backward) {
