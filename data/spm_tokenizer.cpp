@@ -160,7 +160,7 @@ SpmTokenizer::SpmTokenizer(SpmVocab vocab)
     const auto type = vocab_.token_types.empty()
                           ? (byte >= 0 ? BpeTokenType::byte : BpeTokenType::normal)
                           : static_cast<BpeTokenType>(vocab_.token_types[id]);
-    // The unknown id is unknown whatever its type says (llama.cpp's converter types it so).
+    // The file's unknown_token_id is the unknown token whatever its type says.
     const bool unknown = type == BpeTokenType::unknown || id == vocab_.unk;
     if (type == BpeTokenType::byte && byte >= 0) {
       if (m.byte_token[byte] < 0) m.byte_token[byte] = id;
@@ -187,6 +187,8 @@ SpmTokenizer::SpmTokenizer(SpmVocab vocab)
     std::stable_sort(specials.begin(), specials.end(),
                      [](const auto& a, const auto& b) { return a.text.size() > b.text.size(); });
   }
+  m.control[vocab_.eos] = true;  // EOS decodes to nothing whatever its type, as in every rrt
+                                 // tokenizer
 }
 
 SpmTokenizer::~SpmTokenizer() = default;

@@ -231,6 +231,13 @@ TEST(SpmTokenizer, LongestSpecialMatches) {
   EXPECT_EQ(t.decode({1, 3, 5, 2}), "a<x><y>");
 }
 
+TEST(SpmTokenizer, EosDecodesToNothingWhateverItsType) {
+  SpmVocab v = tiny({{"a", -9}, {"<end>", 0}});
+  v.eos = 4;  // a normal token
+  const SpmTokenizer t(v);
+  EXPECT_EQ(t.decode({3, 4, 3}), "aa");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Refusals
 
