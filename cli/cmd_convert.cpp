@@ -147,7 +147,20 @@ void run_convert(const ConvertOpts& o) {
   if (rrt_checkpoint) {
     ;  // keeps the checkpoint's data.tokenizer
   } else if (gguf) {
+    // Byte-level BPE ("gpt2") or SentencePiece ("llama") metadata: read now, so a vocabulary
+    // rrt cannot run is said here (the weights are still worth converting: a warning).
     run.data.tokenizer = fs::absolute(o.from).string();
+    try {
+      const auto tok = make_tokenizer(run.data.tokenizer);
+      check_tokenizer_fits_model(*tok, run.model.model.vocab, "convert " + o.from);
+      std::printf("tokenizer: %s (%ld tokens, EOS %d)\n", run.data.tokenizer.c_str(),
+                  static_cast<long>(tok->vocab_size()), tok->eos_id());
+    } catch (const Error& e) {
+      std::printf(
+          "warning: rrt cannot use the tokenizer of %s (%s); set data.tokenizer to the model's "
+          "tokenizer.json or tokenizer.model before preparing data\n",
+          o.from.c_str(), e.what());
+    }
   } else if (fs::exists(sp) || run.model.model.vocab < 257) {
     run.data.tokenizer = fs::exists(sp) ? fs::absolute(sp).string() : sp.string();
   } else if (fs::exists(tokenizer_json)) {

@@ -21,10 +21,12 @@ void add_prepare_command(CLI::App& app) {
                   ".jsonl.gz (also compressed text) and .parquet")
       ->required();
   cmd->add_option("--out", o->out_dir, "output directory for shard_NNNNN.h5 files")->required();
-  cmd->add_option("--tokenizer", o->tokenizer,
-                  "\"byte\" (256 bytes + EOS), a SentencePiece .model file, an HF "
-                  "tokenizer.json, a .gguf file (its byte-level BPE tokenizer; also bpe:<path>) "
-                  "or an HF checkpoint folder (its tokenizer.model, else its tokenizer.json)")
+  cmd->add_option(
+         "--tokenizer", o->tokenizer,
+         "\"byte\" (256 bytes + EOS), a SentencePiece .model file, an HF "
+         "tokenizer.json, a .gguf file (its byte-level BPE or SentencePiece tokenizer; also "
+         "bpe:<path>) "
+         "or an HF checkpoint folder (its tokenizer.model, else its tokenizer.json)")
       ->capture_default_str();
   cmd->add_option("--shard-tokens", o->shard_tokens, "tokens per shard")->capture_default_str();
   cmd->add_option("--text-field", o->text_field,

@@ -223,7 +223,11 @@ std::vector<std::string> bpe_pre_tokenizers() {
 }
 
 BpeVocab bpe_vocab_from_gguf(const std::string& path) {
-  const GgufFile file(path);
+  return bpe_vocab_from_gguf(GgufFile(path));
+}
+
+BpeVocab bpe_vocab_from_gguf(const GgufFile& file) {
+  const std::string& path = file.path();
   const auto optional_id = [&](const std::string& key) -> int32_t {
     if (!file.has(key)) return -1;
     const int64_t id = file.get_i64(key);
@@ -235,13 +239,13 @@ BpeVocab bpe_vocab_from_gguf(const std::string& path) {
   BpeVocab vocab;
   vocab.source = path;
   vocab.model = file.get_string("tokenizer.ggml.model");
-  // "llama" is SentencePiece (Gemma, Llama 2): rrt reads it from the model's tokenizer.model.
+  // "llama" is SentencePiece (Gemma, Llama 2): SpmTokenizer's (data/spm_tokenizer.h).
   RRT_CHECK(vocab.model == "gpt2", path, "tokenizer.ggml.model is '", vocab.model,
-            "', not 'gpt2' (byte-level BPE), the only kind rrt reads from GGUF",
+            "', not 'gpt2' (byte-level BPE)",
             vocab.model == "llama"
-                ? "; this SentencePiece vocabulary is read from the model's own tokenizer.model "
-                  "(sentencepiece:<path>) or tokenizer.json (hf:<path>) instead"
-                : "");
+                ? "; this SentencePiece vocabulary is read by gguf_tokenizer() / make_tokenizer()"
+                : "; rrt reads 'gpt2' (byte-level BPE) and 'llama' (SentencePiece) vocabularies "
+                  "from GGUF; give the model's tokenizer.json (hf:<path>) instead");
   RRT_CHECK(file.has("tokenizer.ggml.pre"), path,
             "has no tokenizer.ggml.pre: which pre-tokenizer the vocabulary wants is unknown; "
             "supported: ",

@@ -17,6 +17,8 @@
 
 namespace rrt {
 
+class GgufFile;
+
 // llama.cpp's token types (tokenizer.ggml.token_type).
 enum class BpeTokenType : int32_t {
   normal = 1,
@@ -41,8 +43,10 @@ struct BpeVocab {
 std::vector<std::string> bpe_pre_tokenizers();
 
 // The vocabulary of a GGUF file's tokenizer.ggml.* metadata. Refuses files whose
-// tokenizer.ggml.model is not "gpt2" (SentencePiece "llama" vocabularies, ...).
+// tokenizer.ggml.model is not "gpt2" (SentencePiece "llama" vocabularies are SpmTokenizer's,
+// data/spm_tokenizer.h; gguf_tokenizer() there picks the right one).
 BpeVocab bpe_vocab_from_gguf(const std::string& path);
+BpeVocab bpe_vocab_from_gguf(const GgufFile& file);
 
 class BpeTokenizer final : public Tokenizer {
  public:

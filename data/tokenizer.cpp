@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "data/bpe_tokenizer.h"
+#include "data/spm_tokenizer.h"
 #include "data/tokenizer_json.h"
 
 namespace rrt {
@@ -130,8 +130,9 @@ std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
     std::error_code error;
     RRT_CHECK(fs::is_regular_file(path, error), path,
               "tokenizer GGUF file not found; give the path of a GGUF file whose "
-              "tokenizer.ggml.* metadata holds a byte-level BPE vocabulary");
-    return std::make_unique<BpeTokenizer>(bpe_vocab_from_gguf(path));
+              "tokenizer.ggml.* metadata holds a byte-level BPE ('gpt2') or SentencePiece "
+              "('llama') vocabulary");
+    return gguf_tokenizer(path);
   }
   // A model folder (an HF checkpoint): the tokenizer file beside its weights.
   std::error_code error;

@@ -1,7 +1,8 @@
 // Tokenizers: text <-> token ids. The byte tokenizer needs no file (ids 0..255 are the bytes,
-// 256 is EOS); the SentencePiece tokenizer loads a .model file through libsentencepiece; the
-// byte-level BPE tokenizer (data/bpe_tokenizer.h) reads a GGUF file's tokenizer metadata; an HF
-// tokenizer.json runs as the tokenizers library runs it (data/tokenizer_json.h).
+// 256 is EOS); the SentencePiece tokenizer loads a .model file through libsentencepiece; a GGUF
+// file's tokenizer metadata is byte-level BPE (data/bpe_tokenizer.h) or SentencePiece BPE
+// (data/spm_tokenizer.h); an HF tokenizer.json runs as the tokenizers library runs it
+// (data/tokenizer_json.h).
 #pragma once
 
 #include <cstdint>
@@ -58,10 +59,11 @@ class SentencePieceTokenizer final : public Tokenizer {
   std::unique_ptr<Model> model_;
 };
 
-// "byte" -> ByteTokenizer; "<path>.gguf" or "bpe:<path>" -> BpeTokenizer from the GGUF file's
-// tokenizer.ggml.* metadata; "<path>.json" -> TokenizerJson (an HF tokenizer.json); a folder (an
-// HF checkpoint) -> its tokenizer.model, or its tokenizer.json when it has no tokenizer.model;
-// anything else is the path of a SentencePiece .model file.
+// "byte" -> ByteTokenizer; "<path>.gguf" or "bpe:<path>" -> the GGUF file's tokenizer.ggml.*
+// metadata: BpeTokenizer ("gpt2") or SpmTokenizer ("llama"), both named "bpe:<file name>";
+// "<path>.json" -> TokenizerJson (an HF tokenizer.json); a folder (an HF checkpoint) -> its
+// tokenizer.model, or its tokenizer.json when it has no tokenizer.model; anything else is the path
+// of a SentencePiece .model file.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
 
 // The name() the tokenizer make_tokenizer(spec) builds would have, without reading any file

@@ -129,6 +129,12 @@ cmp -s "$work/hf_tok/tokenizer.model" "$work/full_hf/tokenizer.model" || fail "t
 grep -q "tokenizer: .*llama_untied.gguf" "$work/gguf/init.yaml" || fail "GGUF tokenizer not recorded"
 "$rrt" export "$work/gguf/init.h5" --out "$work/gguf_hf" | grep -q "tokenizer not copied" \
   || fail "export of a GGUF-converted model"
+# A SentencePiece GGUF vocabulary (Gemma's) is read at convert time and recorded.
+"$rrt" convert --from "$src/tests/fixtures/gguf/gemma_tied.gguf" --loops 1 --lora-rank 0 \
+  --out "$work/gguf_spm/init.h5" >"$work/conv_gguf_spm" || fail "convert --from a Gemma .gguf"
+grep -q "tokenizer: .*gemma_tied.gguf (40 tokens, EOS 1)" "$work/conv_gguf_spm" \
+  || fail "Gemma GGUF tokenizer not read: $(cat "$work/conv_gguf_spm")"
+grep -q "tokenizer: .*gemma_tied.gguf" "$work/gguf_spm/init.yaml" || fail "Gemma GGUF tokenizer not recorded"
 # ... and exports back to GGUF (bf16) with its tokenizer keys, which convert reads again.
 "$rrt" export "$work/gguf/init.h5" --out "$work/back.gguf" --format gguf --dtype bf16 >/dev/null \
   || fail "export --format gguf"

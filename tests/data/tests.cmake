@@ -36,3 +36,6 @@ endif()
 # Weighted mixtures of shard sets: proportions, resume, ranks, epoch caps (data/mixture.h); and a
 # pin of the single-path loader's batches.
 rrt_add_test(test_mixture ${CMAKE_CURRENT_LIST_DIR}/test_mixture.cpp)
+# SentencePiece vocabularies of GGUF files (Llama 2, Gemma): against the sentencepiece library
+# and transformers' GGUF loader (tools/make_spm_gguf_fixtures.py), merge rules, refusals.
+rrt_add_test(test_spm_tokenizer ${CMAKE_CURRENT_LIST_DIR}/test_spm_tokenizer.cpp)

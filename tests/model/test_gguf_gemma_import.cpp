@@ -8,7 +8,7 @@
 //           attention scale llama.cpp derives (head_dim below 62 blocks), an untied head
 //   gemma2  windows on every other layer, attention and final soft-caps (llama.cpp's final
 //           cap is 30 when the key is absent)
-// and what rrt's GGUF tokenizer does with Gemma's SentencePiece vocabulary (refuses it by name).
+// and that rrt's GGUF tokenizer reads Gemma's SentencePiece vocabulary.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -215,14 +215,20 @@ TEST(GgufGemma2, AbsentFinalCapIsLlamaCppsThirtyAndZeroIsRefused) {
   std::remove(path.c_str());
 }
 
-TEST(GgufGemma, SentencePieceVocabularyIsRefusedByTheGgufTokenizer) {
+TEST(GgufGemma, SentencePieceVocabularyIsTheGgufTokenizer) {
   // Gemma's GGUF vocabulary is SentencePiece's (tokenizer.ggml.model "llama"): rrt's GGUF
-  // tokenizer reads byte-level BPE only and says where the model's own tokenizer is read.
+  // tokenizer reads it (data/spm_tokenizer.h) with the ids and the prefix rule the file gives.
   const GgufFile file(fixture("gemma_tied.gguf"));
   EXPECT_EQ(file.get_string("tokenizer.ggml.model"), "llama");
-  const std::string msg = error_message([] { make_tokenizer(fixture("gemma_tied.gguf")); });
-  EXPECT_TRUE(contains(msg, "tokenizer.ggml.model is 'llama'")) << msg;
-  EXPECT_TRUE(contains(msg, "tokenizer.model")) << msg;
+  const auto tokenizer = make_tokenizer(fixture("gemma_tied.gguf"));
+  EXPECT_EQ(tokenizer->name(), "bpe:gemma_tied.gguf");
+  EXPECT_EQ(tokenizer->vocab_size(), 40);
+  EXPECT_EQ(tokenizer->eos_id(), 1);
+  EXPECT_EQ(tokenizer->bos_id(), 2);
+  // add_space_prefix false: the leading "\u2581" of token 5 ("\u2581t1") stays a space.
+  EXPECT_EQ(tokenizer->decode({2, 5, 6, 1}), " t1 t2");
+  // Its pieces' characters are no tokens and it has no byte tokens: each is <unk> (3).
+  EXPECT_EQ(tokenizer->encode("t1"), (std::vector<int32_t>{3, 3}));
 }
 
 }  // namespace
