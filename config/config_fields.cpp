@@ -266,7 +266,8 @@ std::vector<Field> data_fields(DataConfig& d) {
           .also_called({"mixture", "datasets", "blend", "train_paths", "data_paths"}),
       field("tokenizer", d.tokenizer,
             "\"byte\", the path of a SentencePiece .model file, of an HF tokenizer.json, of "
-            "a GGUF file (.gguf or bpe:<path>) for its byte-level BPE tokenizer, or an HF "
+            "a GGUF file (.gguf or bpe:<path>) for its tokenizer (byte-level BPE or "
+            "SentencePiece), or an HF "
             "checkpoint folder (its tokenizer.model, else its tokenizer.json)")
           .required()
           .also_called({"tokenizer_path", "spm", "sentencepiece", "vocab_file"}),
