@@ -22,7 +22,9 @@
 #include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/gguf.h"
 #include "data/bpe_tokenizer.h"
+#include "data/spm_tokenizer.h"
 #include "data/tokenizer.h"
 #include "data/tokenizer_json.h"
 #include "model/gguf_export.h"
@@ -86,15 +88,25 @@ void copy_tokenizer_files(std::filesystem::path tokenizer, const std::string& ou
     return;
   }
   if (tokenizer.extension() == ".gguf") {
-    // The BPE vocabulary lives in the GGUF's metadata (copying a whole model file beside the
-    // export would help no one): written out as tokenizer.json and tokenizer_config.json.
+    // The vocabulary lives in the GGUF's metadata (copying a whole model file beside the
+    // export would help no one): written out as tokenizer.json and tokenizer_config.json, a
+    // byte-level BPE one ("gpt2") or a SentencePiece one ("llama").
     try {
-      const BpeVocab vocab = bpe_vocab_from_gguf(tokenizer.string());
-      for (const auto& [name, text] :
-           {std::pair{"tokenizer.json", tokenizer_json_from_bpe(vocab)},
-            std::pair{"tokenizer_config.json", tokenizer_config_from_bpe(vocab)}}) {
+      std::string json_text, config_text;
+      const GgufFile file(tokenizer.string());
+      if (file.has("tokenizer.ggml.model") && file.get_string("tokenizer.ggml.model") == "llama") {
+        const SpmVocab vocab = spm_vocab_from_gguf(file);
+        json_text = tokenizer_json_from_spm(vocab);
+        config_text = tokenizer_config_from_spm(vocab);
+      } else {
+        const BpeVocab vocab = bpe_vocab_from_gguf(file);
+        json_text = tokenizer_json_from_bpe(vocab);
+        config_text = tokenizer_config_from_bpe(vocab);
+      }
+      for (const auto& [name, text] : {std::pair{"tokenizer.json", &json_text},
+                                       std::pair{"tokenizer_config.json", &config_text}}) {
         const fs::path dst = fs::path(out_dir) / name;
-        write_file_atomically(dst.string(), text);
+        write_file_atomically(dst.string(), *text);
         std::printf("wrote %s (from the tokenizer of %s)\n", dst.c_str(), tokenizer.c_str());
       }
     } catch (const Error& e) {

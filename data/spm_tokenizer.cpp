@@ -113,6 +113,10 @@ SpmVocab spm_vocab_from_gguf(const GgufFile& file) {
             "tokenizer.ggml.remove_extra_whitespaces is true: the model was trained on text with "
             "whitespace runs collapsed, which rrt's SentencePiece tokenizer does not do; use the "
             "model's tokenizer.model (sentencepiece) instead");
+  if (file.has("tokenizer.ggml.add_bos_token"))
+    vocab.add_bos = file.get_bool("tokenizer.ggml.add_bos_token");
+  if (file.has("tokenizer.ggml.add_eos_token"))
+    vocab.add_eos = file.get_bool("tokenizer.ggml.add_eos_token");
   if (file.has("tokenizer.ggml.pre")) vocab.pre = file.get_string("tokenizer.ggml.pre");
   return vocab;
 }

@@ -34,8 +34,12 @@ struct SpmVocab {
   std::vector<int32_t> token_types;      // [V] BpeTokenType values (llama.cpp's); empty: all normal
   int32_t bos = -1, eos = -1, unk = -1;  // -1: none
   bool add_space_prefix = true;          // a "▁" before the text
-  std::string pre;                       // tokenizer.ggml.pre, if any (not used by SPM)
-  std::string source;                    // file it came from: for name() and error messages
+  // tokenizer.ggml.add_bos_token / add_eos_token (llama.cpp's defaults for this model: BOS yes,
+  // EOS no): what a model's prompts start / end with. rrt's encode() adds neither; an exported
+  // tokenizer.json's post-processor does (data/tokenizer_json.h).
+  bool add_bos = true, add_eos = false;
+  std::string pre;     // tokenizer.ggml.pre, if any (not used by SPM)
+  std::string source;  // file it came from: for name() and error messages
 };
 
 // The vocabulary of a GGUF file's tokenizer.ggml.* metadata ("llama" model). Absent BOS / EOS /

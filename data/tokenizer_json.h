@@ -77,4 +77,17 @@ struct BpeVocab;
 std::string tokenizer_json_from_bpe(const BpeVocab& vocab);
 std::string tokenizer_config_from_bpe(const BpeVocab& vocab);
 
+struct SpmVocab;
+
+// A GGUF SentencePiece vocabulary (data/spm_tokenizer.h) as tokenizer.json and
+// tokenizer_config.json texts, in Llama 2's tokenizer.json form: Prepend("▁") (with
+// add_space_prefix) and Replace(" " -> "▁") normalizers, BPE with byte fallback and merges
+// ranked by the merged piece's score, control / unknown tokens special added tokens and
+// user-defined ones added tokens (all matched in the raw text), a Replace / ByteFallback / Fuse
+// (/ Strip) decoder, a TemplateProcessing with BOS (EOS) as add_bos (add_eos) say. Text without
+// added tokens encodes as SpmTokenizer does; the library prefixes "▁" after each added token
+// too (tokenizer_json_from_spm.cpp lists the differences). The config names bos, eos and unk.
+std::string tokenizer_json_from_spm(const SpmVocab& vocab);
+std::string tokenizer_config_from_spm(const SpmVocab& vocab);
+
 }  // namespace rrt

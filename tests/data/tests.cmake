@@ -39,3 +39,6 @@ rrt_add_test(test_mixture ${CMAKE_CURRENT_LIST_DIR}/test_mixture.cpp)
 # SentencePiece vocabularies of GGUF files (Llama 2, Gemma): against the sentencepiece library
 # and transformers' GGUF loader (tools/make_spm_gguf_fixtures.py), merge rules, refusals.
 rrt_add_test(test_spm_tokenizer ${CMAKE_CURRENT_LIST_DIR}/test_spm_tokenizer.cpp)
+# A SentencePiece GGUF vocabulary written as tokenizer.json (rrt export): read back, it encodes
+# and decodes the spm_gguf samples as the GGUF tokenizer does; merge order, refusals.
+rrt_add_test(test_tokenizer_json_spm ${CMAKE_CURRENT_LIST_DIR}/test_tokenizer_json_spm.cpp)
