@@ -135,6 +135,12 @@ grep -q "tokenizer: .*llama_untied.gguf" "$work/gguf/init.yaml" || fail "GGUF to
 grep -q "tokenizer: .*gemma_tied.gguf (40 tokens, EOS 1)" "$work/conv_gguf_spm" \
   || fail "Gemma GGUF tokenizer not read: $(cat "$work/conv_gguf_spm")"
 grep -q "tokenizer: .*gemma_tied.gguf" "$work/gguf_spm/init.yaml" || fail "Gemma GGUF tokenizer not recorded"
+# ... and its SentencePiece vocabulary is written out as tokenizer.json on an HF export.
+"$rrt" export "$work/gguf_spm/init.h5" --out "$work/gguf_spm_hf" >"$work/export_gguf_spm" \
+  || fail "export of a Gemma-GGUF-converted model"
+grep -q "wrote $work/gguf_spm_hf/tokenizer.json" "$work/export_gguf_spm" \
+  || fail "no tokenizer.json from a SentencePiece GGUF: $(cat "$work/export_gguf_spm")"
+[[ -f "$work/gguf_spm_hf/tokenizer_config.json" ]] || fail "no tokenizer_config.json from a SentencePiece GGUF"
 # ... and exports back to GGUF (bf16) with its tokenizer keys, which convert reads again.
 "$rrt" export "$work/gguf/init.h5" --out "$work/back.gguf" --format gguf --dtype bf16 >/dev/null \
   || fail "export --format gguf"

@@ -136,6 +136,9 @@ TEST(TokenizerJsonFromSpm, ControlAndUnknownTextsAreTheirTokens) {
     EXPECT_EQ(tok.encode(text), per_stretch(spm, text)) << text;
   }
   EXPECT_EQ(tok.encode("start</s>"), spm.encode("start</s>"));
+  // The tokenizers library's own ids for the same file (tools/check_spm_tokenizer_json.py).
+  EXPECT_EQ(tok.encode("<sep>at the start"), (std::vector<int32_t>{3, 420, 269, 366, 421}));
+  EXPECT_EQ(tok.encode("a <unk> b"), (std::vector<int32_t>{263, 904, 0, 260, 925}));
   EXPECT_EQ(tok.encode("<s>Hello</s>").front(), 1);
 }
 
