@@ -21,6 +21,7 @@
 #include <optional>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/model_source.h"
 #include "cli/commands.h"
 #include "cli/convert_score.h"
 #include "config/config_io.h"
@@ -65,8 +66,9 @@ void run_convert(const ConvertOpts& o) {
   std::printf("reading %s\n", o.from.c_str());
   std::fflush(stdout);
   namespace fs = std::filesystem;
-  const bool gguf = fs::path(o.from).extension() == ".gguf";
-  const bool rrt_checkpoint = fs::path(o.from).extension() == ".h5";
+  const ModelSourceKind kind = model_source_kind(o.from, "--from");
+  const bool gguf = kind == ModelSourceKind::gguf;
+  const bool rrt_checkpoint = kind == ModelSourceKind::checkpoint;
   HfModel hf;
   RunConfig from_run;  // an rrt checkpoint's own run config: its data and training carry over
   // Progress of each stage on stderr (stdout keeps the lines scripts read); the heartbeats
@@ -142,14 +144,13 @@ void run_convert(const ConvertOpts& o) {
   // The tokenizer travels with the model: a GGUF file carries its own (BPE); an HF directory
   // holds a SentencePiece tokenizer.model or a tokenizers tokenizer.json (read here, so a file
   // rrt cannot run, or one that does not fit the model, fails now and not at training).
-  const fs::path sp = fs::path(o.from) / "tokenizer.model";
-  const fs::path tokenizer_json = fs::path(o.from) / "tokenizer.json";
-  if (rrt_checkpoint) {
-    ;  // keeps the checkpoint's data.tokenizer
-  } else if (gguf) {
+  // The choice is checkpoint/model_source.h's, shared by every command that opens an HF
+  // directory or a GGUF file.
+  const SourceTokenizer chosen = source_tokenizer(o.from, kind, run.model.model.vocab);
+  if (chosen.kind == SourceTokenizer::Kind::gguf) {
     // Byte-level BPE ("gpt2") or SentencePiece ("llama") metadata: read now, so a vocabulary
     // rrt cannot run is said here (the weights are still worth converting: a warning).
-    run.data.tokenizer = fs::absolute(o.from).string();
+    run.data.tokenizer = chosen.path;
     try {
       const auto tok = make_tokenizer(run.data.tokenizer);
       check_tokenizer_fits_model(*tok, run.model.model.vocab, "convert " + o.from);
@@ -161,21 +162,21 @@ void run_convert(const ConvertOpts& o) {
           "tokenizer.json or tokenizer.model before preparing data\n",
           o.from.c_str(), e.what());
     }
-  } else if (fs::exists(sp) || run.model.model.vocab < 257) {
-    run.data.tokenizer = fs::exists(sp) ? fs::absolute(sp).string() : sp.string();
-  } else if (fs::exists(tokenizer_json)) {
-    run.data.tokenizer = fs::absolute(tokenizer_json).string();
+  } else if (chosen.kind == SourceTokenizer::Kind::sentencepiece) {
+    run.data.tokenizer = chosen.path;
+  } else if (chosen.kind == SourceTokenizer::Kind::tokenizer_json) {
+    run.data.tokenizer = chosen.path;
     const auto tok = make_tokenizer(run.data.tokenizer);
-    check_tokenizer_fits_model(*tok, run.model.model.vocab, "convert " + tokenizer_json.string());
+    check_tokenizer_fits_model(*tok, run.model.model.vocab, "convert " + chosen.path);
     std::printf("tokenizer: %s (%ld tokens, EOS %d)\n", run.data.tokenizer.c_str(),
                 static_cast<long>(tok->vocab_size()), tok->eos_id());
-  } else {
+  } else if (!rrt_checkpoint) {
     std::printf(
         "warning: %s holds no tokenizer.model or tokenizer.json; data.tokenizer stays "
         "'%s'. Set it to the model's tokenizer before preparing data (training refuses "
         "shards whose vocabulary does not fit the model's %ld tokens)\n",
         o.from.c_str(), run.data.tokenizer.c_str(), static_cast<long>(run.model.model.vocab));
-  }
+  }  // an rrt checkpoint keeps its data.tokenizer
   const std::string yaml = to_yaml(run);
   const std::filesystem::path parent = std::filesystem::path(o.out).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);

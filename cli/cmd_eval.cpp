@@ -23,7 +23,10 @@ void add_eval_command(CLI::App& app) {
     bool all = false, json = false, no_validation = false;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("checkpoint", o->checkpoint, "checkpoint file (step_XXXXXXXX.h5)")->required();
+  cmd->add_option("checkpoint", o->checkpoint,
+                  "an rrt checkpoint (step_XXXXXXXX.h5), an HF model directory (config.json) or a "
+                  ".gguf file (read as its plain model)")
+      ->required();
   cmd->add_option("--data", o->data, "token shards to evaluate on (default: the run's data.path)");
   cmd->add_option("--batches", o->batches,
                   "validation micro-batches to score (default: the run's train.eval_batches)")

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/model_source.h"
 #include "cli/commands.h"
 #include "config/config_io.h"
 #include "core/error.h"
@@ -31,7 +32,7 @@ struct TrainOpts {
 };
 
 void run_train(const TrainOpts& o) {
-  const CheckpointContents header = read_checkpoint_header(o.checkpoint);
+  const CheckpointContents header = read_model_source_header(o.checkpoint);
   const RunConfig cfg = parse_run_config(header.config_yaml, o.checkpoint + " (/config)");
   const std::string data = o.data.empty() ? cfg.data.path : o.data;
   RRT_CHECK(std::filesystem::exists(data), "exit-classifier", "the token shards '", data,
@@ -90,7 +91,7 @@ void run_show(const std::string& file, const std::string& checkpoint) {
   std::printf("%s: hidden %ld, for %s (trained from %s)\n", file.c_str(),
               static_cast<long>(c.hidden()), c.model.describe().c_str(), c.checkpoint.c_str());
   if (!checkpoint.empty()) {
-    const CheckpointModel m = load_checkpoint_model(checkpoint);
+    const CheckpointModel m = load_model_source(checkpoint);
     c.check_model(inference::model_identity(m.config.model, *m.params), file);
     std::printf("matches %s\n", checkpoint.c_str());
   }
@@ -111,7 +112,11 @@ void add_exit_classifier_command(CLI::App& app) {
       "cosine and whether its argmax agrees with the full depth, train a probe per loop and "
       "write it with the model's identity");
   auto o = std::make_shared<TrainOpts>();
-  train->add_option("checkpoint", o->checkpoint, "checkpoint file (step_XXXXXXXX.h5)")->required();
+  train
+      ->add_option("checkpoint", o->checkpoint,
+                   "an rrt checkpoint (step_XXXXXXXX.h5), an HF model directory (config.json) or a "
+                   ".gguf file (read as its plain model)")
+      ->required();
   train->add_option("--out", o->out, "the classifier file to write (safetensors)")->required();
   train->add_option("--data", o->data,
                     "token shards whose validation split gives the tokens (default: the run's "

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/model_source.h"
 #include "cli/commands.h"
 #include "config/config_io.h"
 #include "core/error.h"
@@ -64,7 +65,10 @@ void add_generate_command(CLI::App& app) {
     bool ignore_eos = false, json = false;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("checkpoint", o->checkpoint, "checkpoint file (step_XXXXXXXX.h5)")->required();
+  cmd->add_option("checkpoint", o->checkpoint,
+                  "an rrt checkpoint (step_XXXXXXXX.h5), an HF model directory (config.json) or a "
+                  ".gguf file (read as its plain model)")
+      ->required();
   cmd->add_option("--prompt", o->prompts, "a prompt (repeatable)");
   cmd->add_option("--prompts", o->prompts_file,
                   "a file of prompts, one per line ('-': standard input; the default when no "
@@ -130,7 +134,7 @@ void add_generate_command(CLI::App& app) {
               "no prompt: give --prompt, --prompts FILE or lines on "
               "standard input");
     // The tokenizer first, to size the KV cache for the longest prompt.
-    const CheckpointContents header = read_checkpoint_header(o->checkpoint);
+    const CheckpointContents header = read_model_source_header(o->checkpoint);
     const RunConfig cfg = parse_run_config(header.config_yaml, o->checkpoint + " (/config)");
     std::unique_ptr<Tokenizer> tok =
         make_tokenizer(o->tokenizer.empty() ? cfg.data.tokenizer : o->tokenizer);

@@ -34,7 +34,10 @@ void add_serve_command(CLI::App& app) {
     int64_t max_batch = 8, max_queue = 64, max_tokens = 0, context = 0;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("checkpoint", o->checkpoint, "checkpoint file (step_XXXXXXXX.h5)")->required();
+  cmd->add_option("checkpoint", o->checkpoint,
+                  "an rrt checkpoint (step_XXXXXXXX.h5), an HF model directory (config.json) or a "
+                  ".gguf file (read as its plain model)")
+      ->required();
   cmd->add_option("--host", o->host, "address to listen on (0.0.0.0: every interface)");
   cmd->add_option("--port", o->port, "port (0: any free one, printed at start)")
       ->check(CLI::Range(0, 65535));

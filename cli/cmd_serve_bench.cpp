@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "checkpoint/model_source.h"
 #include "cli/commands.h"
 #include "config/config_io.h"
 #include "core/error.h"
@@ -84,7 +85,10 @@ void add_serve_bench_command(CLI::App& app) {
     bool random_prompts = false, json = false, verbose = false;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("checkpoint", o->checkpoint, "checkpoint file (step_XXXXXXXX.h5)")->required();
+  cmd->add_option("checkpoint", o->checkpoint,
+                  "an rrt checkpoint (step_XXXXXXXX.h5), an HF model directory (config.json) or a "
+                  ".gguf file (read as its plain model)")
+      ->required();
   cmd->add_option("--requests", o->requests, "requests in the workload")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--prompt-len", o->prompt_len,
@@ -130,7 +134,7 @@ void add_serve_bench_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--verbose", o->verbose, "one line per run on standard error");
   cmd->callback([o] {
-    const CheckpointContents header = read_checkpoint_header(o->checkpoint);
+    const CheckpointContents header = read_model_source_header(o->checkpoint);
     const RunConfig cfg = parse_run_config(header.config_yaml, o->checkpoint + " (/config)");
     inference::WorkloadOptions w;
     w.requests = o->requests;

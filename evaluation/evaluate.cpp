@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/model_source.h"
 #include "config/config_io.h"
 #include "data/loader.h"
 #include "model/recursive_model.h"
@@ -14,7 +15,7 @@ namespace rrt {
 
 EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string& data_path,
                                int64_t batches, const std::vector<std::string>& overrides) {
-  const CheckpointContents header = read_checkpoint_header(checkpoint);
+  const CheckpointContents header = read_model_source_header(checkpoint);
   RunConfig cfg = parse_run_config(header.config_yaml, checkpoint + ":/config", overrides);
   cfg.data.path = data_path.empty() ? default_evaluation_data(cfg) : data_path;
   cfg.data.sources.clear();  // one data set is scored
@@ -31,7 +32,7 @@ EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string&
             val.sequences(), " sequences of ", T, " tokens, fewer than one micro-batch of ", N,
             "; lower train.micro_batch or train.seq_len, or raise data.val_fraction");
   RecursiveModel model(cfg.model, ModelCapacity{N, T});
-  load_checkpoint(checkpoint, model.params(), nullptr);
+  load_model_source_params(checkpoint, model.params());
   // The held-out loss as the run computed it: with its documents kept apart when it did.
   model.set_document_eos(cfg.data.document_mask ? val.eos_id() : -1);
   std::vector<int32_t> inputs(N * T), targets(N * T);

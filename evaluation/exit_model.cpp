@@ -1,6 +1,6 @@
 #include "evaluation/exit_model.h"
 
-#include "checkpoint/checkpoint.h"
+#include "checkpoint/model_source.h"
 #include "core/error.h"
 #include "model/cpu_bf16_model.h"
 #include "model/cuda/device_model.h"
@@ -48,7 +48,7 @@ struct LoadedSet {
   LoadedSet(const std::string& checkpoint, const ModelSpec& spec,
             ParameterSet::Grads grads = ParameterSet::Grads::without)
       : params(spec, grads) {
-    load_checkpoint(checkpoint, params, nullptr);
+    load_model_source_params(checkpoint, params);
   }
 };
 
@@ -89,7 +89,7 @@ std::unique_ptr<ExitModel> load_exit_model(const std::string& checkpoint, const 
   }
   if (device == "cpu") {
     auto model = std::make_shared<RecursiveModel>(spec, capacity);
-    load_checkpoint(checkpoint, model->params(), nullptr);
+    load_model_source_params(checkpoint, model->params());
     return owning_view(model, *model, "cpu");
   }
   RRT_CHECK(device == "cuda", "train.device", "'", device, "' is not a device: cpu or cuda");

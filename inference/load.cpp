@@ -1,5 +1,6 @@
 #include "inference/load.h"
 
+#include "checkpoint/model_source.h"
 #include "core/error.h"
 #include "inference/cpu_bf16_engine.h"
 #include "inference/cpu_engine.h"
@@ -23,7 +24,7 @@ ServedModel load_served_model(const std::string& checkpoint, const EngineCapacit
   RRT_CHECK(device == "cuda" || precision == "fp32" || cpu_bf16_supported(&why), "--precision",
             "bf16 on the cpu: ", why, "; use --precision fp32");
   ServedModel m;
-  m.checkpoint = load_checkpoint_model(checkpoint);
+  m.checkpoint = load_model_source(checkpoint);  // .h5, HF directory or .gguf
   const ModelWeights w = bind_weights(m.checkpoint.config.model, *m.checkpoint.params);
   if (device == "cuda")
     m.engine = make_device_engine(w, *m.checkpoint.params, capacity);

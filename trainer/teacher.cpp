@@ -1,17 +1,10 @@
 #include "trainer/teacher.h"
 
-#include <cstring>
-#include <filesystem>
-
-#include "checkpoint/checkpoint.h"
+#include "checkpoint/model_source.h"
 #include "config/config_io.h"
-#include "core/durable_file.h"
 #include "core/error.h"
-#include "model/hf_import.h"
 
 namespace rrt {
-
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -29,34 +22,16 @@ std::unique_ptr<RecursiveModel> plan_teacher(const ModelSpec& spec, int64_t N, i
 std::unique_ptr<RecursiveModel> load_teacher(
     const std::string& path, int64_t N, int64_t T,
     const std::function<void(const RecursiveModel&)>& planned) {
-  RRT_CHECK(fs::exists(path), "distill.teacher", "'", path,
-            "' does not exist; give an rrt checkpoint (.h5) or a Hugging Face model directory");
-  if (fs::is_directory(path)) {
-    RRT_CHECK(fs::exists(fs::path(path) / "config.json"), "distill.teacher", "the directory '",
-              path, "' has no config.json: it is not a Hugging Face model directory");
-    refuse_incomplete_output(path, "export", "export it again (rrt export)");
-    // The plain model of config.json, as load_hf_model builds it: planned before the weights
-    // are read, so that `planned` runs before any of them takes memory.
-    ModelSpec spec;
-    spec.model = read_hf_config(path);
-    spec.recursion.block_layers = spec.model.n_layers;
-    spec.recursion.loops = 1;
-    validate(spec);
-    auto teacher = plan_teacher(spec, N, T, path);
-    if (planned) planned(*teacher);
-    HfModel hf = load_hf_model(path);
-    Arena& to = teacher->params().values_arena();
-    const Arena& from = hf.params->values_arena();
-    RRT_CHECK(to.total_bytes() == from.total_bytes(), "distill.teacher", "layout mismatch");
-    std::memcpy(to.base(), from.base(), static_cast<size_t>(to.total_bytes()));
-    return teacher;
-  }
-  const CheckpointContents header = read_checkpoint_header(path);
-  // The stored config is the teacher run's resolved config; its model sections are the teacher.
+  // An rrt checkpoint, an HF directory or a GGUF file (checkpoint/model_source.h). The config
+  // first, so the teacher is planned, and `planned` runs, before any weight takes memory.
+  model_source_kind(path, "distill.teacher");  // a path none of them is: what is accepted
+  const CheckpointContents header = read_model_source_header(path);
+  // The stored config is the teacher run's resolved config (for an HF directory or GGUF file,
+  // its plain model's); its model sections are the teacher.
   const RunConfig config = parse_run_config(header.config_yaml, path + " (/config)");
   auto teacher = plan_teacher(config.model, N, T, path);
   if (planned) planned(*teacher);
-  load_checkpoint(path, teacher->params(), nullptr);
+  load_model_source_params(path, teacher->params());
   return teacher;
 }
 

@@ -1,6 +1,7 @@
 // The frozen teacher of distillation (distill.teacher): an rrt checkpoint (.h5, its model from
-// the config stored inside it) or a Hugging Face model directory (config.json + safetensors, as
-// `rrt convert` reads it), planned forward only for micro-batches of up to N x T tokens.
+// the config stored inside it), a Hugging Face model directory (config.json + safetensors) or a
+// GGUF file, opened by checkpoint/model_source.h as `rrt convert` reads them, planned forward only
+// for micro-batches of up to N x T tokens.
 #pragma once
 
 #include <cstdint>

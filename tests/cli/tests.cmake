@@ -45,3 +45,10 @@ set_tests_properties(Cli.TokenizerJson PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1
 add_test(NAME Cli.ConvertScore
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/convert_score.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
 set_tests_properties(Cli.ConvertScore PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+
+# An HF directory or a GGUF file wherever a checkpoint is taken (checkpoint/model_source.h):
+# eval and greedy generate equal their converted checkpoint's; serve-bench on a .gguf file; bad
+# paths told what is accepted.
+add_test(NAME Cli.AnySource
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/any_source.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
+set_tests_properties(Cli.AnySource PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")

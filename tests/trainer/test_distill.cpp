@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -19,6 +20,7 @@
 #include "core/safetensors.h"
 #include "data/prepare.h"
 #include "evaluation/evaluate.h"
+#include "model/gguf_import.h"
 #include "tests/model/compare.h"
 #include "tests/text_shards.h"
 #include "trainer/teacher.h"
@@ -104,6 +106,28 @@ TEST(Teacher, FromHuggingFaceDirectoryMatchesTransformers) {
   std::vector<float> logits(expected.size());
   teacher->logits(inputs.data(), N, T, logits.data());
   EXPECT_LE(testing::relative_max_error(logits.data(), expected), 1e-4);
+}
+
+// A GGUF file is a teacher too (checkpoint/model_source.h): the model load_gguf_model imports.
+TEST(Teacher, FromGgufFileIsTheImportedModel) {
+  const std::string file = std::string(RRT_FIXTURE_DIR) + "/gguf/llama_untied.gguf";
+  HfModel hf = load_gguf_model(file);
+  const int64_t N = 2, T = 6;
+  std::vector<int32_t> inputs(N * T);
+  for (size_t i = 0; i < inputs.size(); ++i)
+    inputs[i] = static_cast<int32_t>((i * 5 + 1) % hf.spec.model.vocab);
+  RecursiveModel reference(hf.spec, ModelCapacity{.max_batch = N, .max_seq = T});
+  std::memcpy(reference.params().values_arena().base(), hf.params->values_arena().base(),
+              static_cast<size_t>(hf.params->values_arena().total_bytes()));
+  std::vector<float> expected(static_cast<size_t>(N * T * hf.spec.model.vocab));
+  reference.logits(inputs.data(), N, T, expected.data());
+  bool planned = false;
+  const auto teacher = load_teacher(file, N, T, [&](const RecursiveModel&) { planned = true; });
+  EXPECT_TRUE(planned);
+  EXPECT_EQ(teacher->spec().recursion.loops, 1);
+  std::vector<float> logits(expected.size());
+  teacher->logits(inputs.data(), N, T, logits.data());
+  EXPECT_EQ(logits, expected);
 }
 
 TEST(Teacher, ErrorsNameTheKey) {
