@@ -44,6 +44,10 @@
 #   evals/       rrt eval --json of every checkpoint scored, in-domain and out-of-domain
 #   results.md, results.jsonl, loss_curves.png, confidence_*.png: tools/smollm2_uptrain_summary.py
 set -euo pipefail
+# The whole script is one block, read before any of it runs: bash reads a script as it goes, so
+# a study running for days would otherwise execute whatever an edit or a `git pull` moved to the
+# offset it had reached (it happened: "optim.warmup_steps=9: command not found").
+{
 here="$(cd "$(dirname "$0")/.." && pwd)"
 mode=""
 case "${1:-}" in --background | --stop | --status) mode="$1"; shift ;; esac
@@ -261,3 +265,5 @@ fi
 "$rrt" plot arms --out loss_curves.png --x tokens --title "SmolLM2-135M uptraining, $steps steps per arm"
 python3 "$here/tools/smollm2_uptrain_summary.py" "$out"
 log "done: $out/results.md"
+exit
+}
