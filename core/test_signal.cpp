@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <mutex>
 #include <sstream>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -19,7 +21,7 @@ struct Entry {
   int signal = 0;
   std::string point, value;
   int rank = -1;  // -1: any
-  enum class Target { self, parent, group } target = Target::self;
+  enum class Target { self, parent, parent_wait, group } target = Target::self;
   bool fired = false;
 };
 
@@ -39,10 +41,12 @@ std::vector<Entry> parse(const char* env) {
     std::stringstream fields(spec);
     for (std::string part; std::getline(fields, part, ':');) parts.push_back(part);
     RRT_CHECK(parts.size() == 3 || parts.size() == 4, "RRT_TEST_SIGNAL", "entry '", spec,
-              "' is not SIGNAL:POINT:VALUE[:RANK|parent|group]");
+              "' is not SIGNAL:POINT:VALUE[:RANK|parent|parent-wait|group]");
     Entry e{.signal = parse_signal(parts[0], spec), .point = parts[1], .value = parts[2]};
     if (parts.size() == 4 && parts[3] == "parent")
       e.target = Entry::Target::parent;
+    else if (parts.size() == 4 && parts[3] == "parent-wait")
+      e.target = Entry::Target::parent_wait;
     else if (parts.size() == 4 && parts[3] == "group")
       e.target = Entry::Target::group;
     else if (parts.size() == 4)
@@ -83,6 +87,12 @@ void test_signal_point(std::string_view point, std::string_view value, int rank)
   if (signal != 0 && target == Entry::Target::self) std::raise(signal);
   if (signal != 0 && target == Entry::Target::parent) ::kill(::getppid(), signal);
   if (signal != 0 && target == Entry::Target::group) ::kill(-::getpgid(::getppid()), signal);
+  if (signal != 0 && target == Entry::Target::parent_wait) {
+    ::kill(::getppid(), signal);
+    // Without the wait this process could finish and exit before a parent the scheduler has not
+    // run yet gets to kill it (the test then sees a clean stop instead of a kill).
+    for (int i = 0; i < 6000; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   // A second matching entry: a second signal at the same point.
   if (signal != 0) test_signal_point(point, value, rank);
 }

@@ -10,6 +10,14 @@
 //                                          local` training this run) in the middle of step 2
 //   RRT_TEST_SIGNAL=INT:step:2:group       SIGINT to the parent's process group, as a
 //                                          terminal's Ctrl-C reaches every process in it
+//   RRT_TEST_SIGNAL=TERM:stopping:3        SIGTERM when the run acts on a stop signal after
+//                                          step 3 (before that stop's checkpoint, or after
+//                                          step 3's periodic one if the signal came during it)
+//   RRT_TEST_SIGNAL=TERM:stopping:3:parent-wait
+//                                          SIGTERM to the parent, then this process waits
+//                                          (up to 60 s) to be killed: a parent that answers by
+//                                          killing it (a sweep's second signal) always can,
+//                                          however late the scheduler lets it run
 //
 // Entries are separated by commas, each fires once, in order (two equal entries: a second
 // signal at the same point). Signals: TERM, INT, USR1. Unset (always, outside tests), a point

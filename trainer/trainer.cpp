@@ -505,12 +505,17 @@ TrainSummary Trainer::run(int64_t stop_after) {
     }
     const bool saving =
         (c.checkpoint.every > 0 && step % c.checkpoint.every == 0) || last || interrupted;
+    // Tests: the point where a stop signal is acted on, reached only after it arrived (under
+    // `rrt sweep`, after the sweep passed it on): before the stop's checkpoint, or after this
+    // step's periodic one when the signal came during it.
+    if (on_signal) test_signal_point("stopping", step, world.rank());
     if (saving) {
       RRT_TRACE_SPAN("checkpoint");
       save(step);
     }
     // A signal that came during this evaluation or checkpoint needs no further step.
     const bool after_save = saving && !interrupted && !last && any_rank_stopping(world);
+    if (after_save) test_signal_point("stopping", step, world.rank());
     if (on_signal || after_save) summary.stopped_by_signal = stop_signal() ? stop_signal() : -1;
     const bool stopping = interrupted || after_save;
     step_span.reset();

@@ -111,9 +111,12 @@ TEST(SweepCli, CtrlCStopsTheSweepResumably) {
 
 // A second signal to the sweep kills the running run at once (SIGKILL: no waiting for its
 // step or checkpoint) and exits 128 + the signal's number; nothing further starts. The first
-// SIGTERM comes from the run's step 2; the second from inside the checkpoint write that the
-// forwarded first one caused (step 2's, or step 3's if it arrived after step 2's all-reduce), so
-// it is sent only after the sweep has handled the first (two signals pending at once merge).
+// SIGTERM comes from the run's step 2; the second from the run when it acts on the forwarded
+// first (after step 2, or a later step on a loaded machine), so it is sent only after the sweep
+// has handled the first (two signals pending at once merge), and the run then waits to be
+// killed (parent-wait) rather than racing to its checkpoint and a clean exit. (It used to come
+// from a checkpoint write; step 3's periodic one could precede the forwarding, and the two
+// signals merged: seen under load.)
 TEST(SweepCli, ASecondSignalKillsTheRunAtOnce) {
   const fs::path dir = temp("second_signal");
   const std::string file = (dir / "s.yaml").string();
@@ -123,8 +126,9 @@ TEST(SweepCli, ASecondSignalKillsTheRunAtOnce) {
       run_process({RRT_CLI_PATH, "sweep", file, "--launch", "local", "--out", out},
                   {{"OMP_NUM_THREADS", "1"},
                    {"RRT_TEST_SIGNAL",
-                    "TERM:step:2:parent,TERM:commit:step_00000002.h5:parent,"
-                    "TERM:commit:step_00000003.h5:parent"}},
+                    "TERM:step:2:parent,TERM:stopping:2:parent-wait,"
+                    "TERM:stopping:3:parent-wait,TERM:stopping:4:parent-wait,"
+                    "TERM:stopping:5:parent-wait"}},
                   "");
   EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.output;
   EXPECT_TRUE(contains(r.output, "second signal: killed the run in training")) << r.output;
