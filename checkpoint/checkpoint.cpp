@@ -8,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "checkpoint/checkpoint_config.h"
+#include "checkpoint/checkpoint_config.h"
 #include "checkpoint/checkpoint_verify.h"
 #include "config/config_io.h"
 #include "core/durable_file.h"
@@ -299,6 +301,10 @@ CheckpointContents read_header(hid_t file, ReadContext& ctx) {
   c.state.tokens_seen = read_i64_attr(state, "tokens_seen", where);
   if (H5Aexists(state, "world_size") > 0 || ctx.verified)
     c.state.world_size = read_i64_attr(state, "world_size", where);
+  if (H5Aexists(state, "launch_dir") > 0) {
+    H5Handle attr(H5Aopen(state, "launch_dir", H5P_DEFAULT), H5Aclose);
+    c.launch_dir = read_string(attr, true, "attribute /state/launch_dir", where);
+  }
   if (H5Aexists(state, kMixtureCounts) > 0)
     c.mixture_counts = read_i64_array_attr(state, kMixtureCounts, where);
   if (ctx.verified) {
@@ -346,6 +352,9 @@ void write_contents(hid_t file, const std::string& where, const std::string& con
   write_i64_attr(st, "data_index", state.data_index, where);
   write_i64_attr(st, "tokens_seen", state.tokens_seen, where);
   write_i64_attr(st, "world_size", state.world_size, where);
+  std::error_code cwd_error;  // a deleted working directory: nothing to record
+  const std::string launch_dir = std::filesystem::current_path(cwd_error).string();
+  if (!cwd_error) write_string(st, "launch_dir", launch_dir, true, where);
   if (!mixture_counts.empty()) write_i64_array_attr(st, kMixtureCounts, mixture_counts, where);
   // Every dataset carries a crc32 attribute; the state's integers are covered here.
   write_string(st, "checksum", kChecksumKind, true, where);
@@ -479,7 +488,7 @@ void verify_checkpoint(const std::string& path) {
 
 CheckpointModel load_checkpoint_model(const std::string& path) {
   CheckpointModel m;
-  m.config = parse_run_config(read_checkpoint_header(path).config_yaml, path + " (/config)");
+  m.config = checkpoint_run_config(read_checkpoint_header(path), path + " (/config)");
   m.params = std::make_unique<ParameterSet>(m.config.model, ParameterSet::Grads::without);
   m.state = load_checkpoint(path, *m.params, nullptr).state;
   return m;

@@ -6,7 +6,9 @@
 //                      format ("rrt-checkpoint"), format_version, checksum ("crc32"),
 //                      world_size, mixture_counts (a run on data.sources only: sequences drawn
 //                      per source, data/mixture.h's cursor), state_crc32 (of step ..
-//                      tokens_seen, world_size and mixture_counts, int64 little-endian)
+//                      tokens_seen, world_size and mixture_counts, int64 little-endian),
+//                      launch_dir (the writer's working directory, which the config's
+//                      relative paths are relative to: checkpoint/checkpoint_config.h)
 //   every dataset      attribute crc32: CRC-32 of its values (checkpoint/checkpoint_verify.h)
 // Writes go to "<path>.tmp.<pid>.<n>" (core/durable_file.h), are flushed and closed, then renamed
 // over <path>: a crash or a full disk during the write leaves the previous checkpoint untouched.
@@ -48,6 +50,10 @@ struct CheckpointContents {
   // The file declares checksums (every dataset and the state carry one). Files written before
   // rrt verified checkpoints do not; they load with a warning on stderr.
   bool verified = false;
+  // The working directory of the process that wrote the file (absolute); "" for files written
+  // before rrt recorded it. Read the config through checkpoint_run_config
+  // (checkpoint/checkpoint_config.h), which resolves relative paths against it.
+  std::string launch_dir;
 };
 
 // Reads the config and state only (cheap); their checksums are verified.

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/checkpoint_config.h"
 #include "checkpoint/model_source.h"
 #include "cli/commands.h"
 #include "config/config_io.h"
@@ -33,7 +34,7 @@ struct TrainOpts {
 
 void run_train(const TrainOpts& o) {
   const CheckpointContents header = read_model_source_header(o.checkpoint);
-  const RunConfig cfg = parse_run_config(header.config_yaml, o.checkpoint + " (/config)");
+  const RunConfig cfg = checkpoint_run_config(header, o.checkpoint + " (/config)");
   const std::string data = o.data.empty() ? cfg.data.path : o.data;
   RRT_CHECK(std::filesystem::exists(data), "exit-classifier", "the token shards '", data,
             "' are not here", o.data.empty() ? " (the run's data.path)" : "",

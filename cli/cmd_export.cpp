@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_config.h"
 #include "cli/commands.h"
 #include "config/config_io.h"
 #include "core/durable_file.h"
@@ -58,7 +59,9 @@ std::pair<ModelSpec, std::unique_ptr<ParameterSet>> load_model_from_checkpoint(
 
 // The tokenizer a checkpoint was trained with (data.tokenizer in its config), if it is a file.
 std::filesystem::path tokenizer_of(const std::string& checkpoint) {
-  const YAML::Node config = YAML::Load(read_checkpoint_header(checkpoint).config_yaml);
+  const CheckpointContents header = read_checkpoint_header(checkpoint);
+  const YAML::Node config =
+      YAML::Load(resolve_launch_relative_paths(header.config_yaml, header.launch_dir));
   const YAML::Node tok = config["data"] ? config["data"]["tokenizer"] : YAML::Node();
   if (!tok || !tok.IsScalar() || tok.as<std::string>() == "byte") return {};
   return tok.as<std::string>();

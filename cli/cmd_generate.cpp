@@ -13,6 +13,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/checkpoint_config.h"
 #include "checkpoint/model_source.h"
 #include "cli/commands.h"
 #include "config/config_io.h"
@@ -135,7 +136,7 @@ void add_generate_command(CLI::App& app) {
               "standard input");
     // The tokenizer first, to size the KV cache for the longest prompt.
     const CheckpointContents header = read_model_source_header(o->checkpoint);
-    const RunConfig cfg = parse_run_config(header.config_yaml, o->checkpoint + " (/config)");
+    const RunConfig cfg = checkpoint_run_config(header, o->checkpoint + " (/config)");
     std::unique_ptr<Tokenizer> tok =
         make_tokenizer(o->tokenizer.empty() ? cfg.data.tokenizer : o->tokenizer);
     check_tokenizer_fits_model(*tok, cfg.model.model.vocab, "generate");

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "checkpoint/checkpoint_config.h"
 #include "checkpoint/model_source.h"
 #include "cli/commands.h"
 #include "config/config_io.h"
@@ -135,7 +136,7 @@ void add_serve_bench_command(CLI::App& app) {
   cmd->add_flag("--verbose", o->verbose, "one line per run on standard error");
   cmd->callback([o] {
     const CheckpointContents header = read_model_source_header(o->checkpoint);
-    const RunConfig cfg = parse_run_config(header.config_yaml, o->checkpoint + " (/config)");
+    const RunConfig cfg = checkpoint_run_config(header, o->checkpoint + " (/config)");
     inference::WorkloadOptions w;
     w.requests = o->requests;
     std::tie(w.prompt_min, w.prompt_max) = parse_range(o->prompt_len, "--prompt-len");

@@ -1,3 +1,4 @@
+#include "checkpoint/checkpoint_config.h"
 #include "cli/demo_pipeline.h"
 
 #include <chrono>
@@ -243,7 +244,7 @@ json Pipeline::evaluate(const std::string& row, const std::string& checkpoint) {
   for (const ExitScore& e : r.validation.exits)
     j["exits"].push_back({{"loop", e.loop}, {"loss", e.loss}, {"perplexity", e.perplexity}});
   const RunConfig cfg =
-      parse_run_config(read_checkpoint_header(checkpoint).config_yaml, checkpoint + " (/config)");
+      checkpoint_run_config(read_checkpoint_header(checkpoint), checkpoint + " (/config)");
   ModelSpec plain = cfg.model;
   plain.exit_head = {};  // head adapters are not part of the model's size
   j["params"] = ParamRegistry(plain).total_numel();

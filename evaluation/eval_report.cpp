@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_config.h"
 #include "checkpoint/model_source.h"
 #include "config/config_io.h"
 #include "config/resume_check.h"
@@ -23,7 +24,7 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
   RRT_CHECK(o.validation || !o.choices.empty(), "rrt eval",
             "nothing to evaluate: no validation data and no --choices file");
   const CheckpointContents header = read_model_source_header(checkpoint);
-  RunConfig cfg = parse_run_config(header.config_yaml, checkpoint + ":/config", o.overrides);
+  RunConfig cfg = checkpoint_run_config(header, checkpoint + ":/config", o.overrides);
   if (!o.data_path.empty() || o.validation) {
     cfg.data.path = o.data_path.empty() ? default_evaluation_data(cfg) : o.data_path;
     cfg.data.sources.clear();  // one data set is scored

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_config.h"
 #include "checkpoint/model_source.h"
 #include "config/config_io.h"
 #include "data/loader.h"
@@ -16,7 +17,7 @@ namespace rrt {
 EvalResult evaluate_checkpoint(const std::string& checkpoint, const std::string& data_path,
                                int64_t batches, const std::vector<std::string>& overrides) {
   const CheckpointContents header = read_model_source_header(checkpoint);
-  RunConfig cfg = parse_run_config(header.config_yaml, checkpoint + ":/config", overrides);
+  RunConfig cfg = checkpoint_run_config(header, checkpoint + ":/config", overrides);
   cfg.data.path = data_path.empty() ? default_evaluation_data(cfg) : data_path;
   cfg.data.sources.clear();  // one data set is scored
   if (batches == 0) batches = cfg.train.eval_batches;

@@ -1,5 +1,6 @@
 #include "trainer/teacher.h"
 
+#include "checkpoint/checkpoint_config.h"
 #include "checkpoint/model_source.h"
 #include "config/config_io.h"
 #include "core/error.h"
@@ -28,7 +29,7 @@ std::unique_ptr<RecursiveModel> load_teacher(
   const CheckpointContents header = read_model_source_header(path);
   // The stored config is the teacher run's resolved config (for an HF directory or GGUF file,
   // its plain model's); its model sections are the teacher.
-  const RunConfig config = parse_run_config(header.config_yaml, path + " (/config)");
+  const RunConfig config = checkpoint_run_config(header, path + " (/config)");
   auto teacher = plan_teacher(config.model, N, T, path);
   if (planned) planned(*teacher);
   load_model_source_params(path, teacher->params());

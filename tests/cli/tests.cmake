@@ -52,3 +52,9 @@ set_tests_properties(Cli.ConvertScore PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;
 add_test(NAME Cli.AnySource
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/any_source.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
 set_tests_properties(Cli.AnySource PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")
+
+# Checkpoints of a run launched elsewhere (a sweep's): eval and generate find its relative
+# data.path and data.tokenizer from any directory; a command-line path stays relative to here.
+add_test(NAME Cli.LaunchDirectory
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/launch_dir.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
+set_tests_properties(Cli.LaunchDirectory PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive")

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_config.h"
 #include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
@@ -47,7 +48,7 @@ HfModel load_source(const std::string& from, const std::string& run) {
     return load_hf_model(from);
   }
   const CheckpointContents header = read_checkpoint_header(checkpoint);
-  const RunConfig cfg = parse_run_config(header.config_yaml, checkpoint + ":/config");
+  const RunConfig cfg = checkpoint_run_config(header, checkpoint + ":/config");
   RRT_CHECK(cfg.model.recursion.loops == 1 && cfg.model.lora.rank_attention == 0 &&
                 cfg.model.lora.rank_mlp == 0,
             where, checkpoint, " is not a plain model (recursion.loops ", cfg.model.recursion.loops,
