@@ -35,6 +35,7 @@ constexpr TensorRule kLlamaTensors[] = {
     {"final_norm.weight", "model.norm.weight"},
     {"head.weight", "lm_head.weight"},  // in the registry only when the head is untied
 };
+constexpr HfFormat kGemmaHf = gemma1_hf(kLlamaTensors);
 
 // GGUF: llama.cpp reorders attn_q and attn_k for its adjacent-pair RoPE.
 constexpr TensorRule kLlamaGgufTensors[] = {
@@ -245,44 +246,8 @@ constexpr FamilyDescriptor kFamilies[] = {
         .name = "gemma",
         .display = "Gemma",
         .mlp = "GeGLU with the tanh GELU",
-        .structure = {.norm = Norm::rms,
-                      .norm_unit_offset = true,
-                      .activation = Activation::geglu,
-                      .parallel_residual = false,
-                      .rotary_fraction = 1.0,
-                      .linear_bias = false,
-                      .tied_head = true,
-                      .embed_scale = 0.0},
-        .hf = {.architecture = "GemmaForCausalLM",
-               .model_type = "gemma",
-               .sizes = kHfSizes,
-               // Required: GemmaConfig's defaults (16 kv heads, head_dim 256) are gemma-7b's and
-               // would silently apply to any other size.
-               .kv_heads_key = "num_key_value_heads",
-               .kv_heads_required = true,
-               .head_dim_key = "head_dim",
-               .head_dim = HfHeadDim::required,
-               .norm_eps_key = "rms_norm_eps",
-               .norm_eps_default = 1e-6,
-               .rope_theta_key = "rope_theta",
-               .rotary_fraction_key = nullptr,
-               .parallel_residual_key = nullptr,
-               .tied_head_key = "tie_word_embeddings",
-               .rope_scaling = false,
-               .activation = {.key = "hidden_act",
-                              .fallback = "gelu_pytorch_tanh",
-                              .accepted = kGemmaActivations,
-                              .hint = " (the legacy \"gelu\" is the tanh GELU in transformers 5)"},
-               .activation_check = {.key = "hidden_activation",
-                                    .fallback = nullptr,
-                                    .accepted = kGemmaHiddenActivations,
-                                    .hint = "; transformers 4 computes hidden_activation but "
-                                            "transformers 5 hidden_act (the tanh GELU), so what "
-                                            "the model computes is ambiguous"},
-               .flags = kGemmaFlags,
-               .constants = {},
-               .tensors = kLlamaTensors,
-               .optional = kLlamaOptional},
+        .structure = kGemmaStructure,
+        .hf = kGemmaHf,
         .gguf = &kGemmaGguf,
     },
     {

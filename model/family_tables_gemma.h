@@ -76,8 +76,9 @@ constexpr AddedTensor kGemma3QkNorms[] = {
 };
 constexpr auto kGemma3Tensors = with_tensors(kGemma2Tensors, kGemma3QkNorms);
 
-// The layer and the HF format both share; the arguments are where they differ.
-constexpr FamilyStructure gemma_sandwich_structure(bool qk_norm) {
+// ---- The layer and the HF format, built once for Gemma 1, 2 and 3 -----------------------------
+// What every Gemma layer shares; the arguments are where they differ.
+constexpr FamilyStructure gemma_structure(bool sandwich_norm, bool qk_norm) {
   return {.norm = Norm::rms,
           .norm_unit_offset = true,
           .activation = Activation::geglu,
@@ -85,19 +86,19 @@ constexpr FamilyStructure gemma_sandwich_structure(bool qk_norm) {
           .rotary_fraction = 1.0,
           .linear_bias = false,
           .qk_norm = qk_norm,
-          .sandwich_norm = true,
+          .sandwich_norm = sandwich_norm,
           .tied_head = true,
           .embed_scale = 0.0};
 }
-constexpr HfFormat gemma_sandwich_hf(const char* architecture, const char* model_type,
-                                     std::span<const TensorRule> tensors,
-                                     int64_t sliding_pattern_default, double attn_softcap_default,
-                                     double final_softcap_default) {
+// What every Gemma HF format shares; each sets its activation keys and what it adds.
+constexpr HfFormat gemma_hf_base(const char* architecture, const char* model_type,
+                                 std::span<const TensorRule> tensors,
+                                 std::span<const HfFlag> flags) {
   return {.architecture = architecture,
           .model_type = model_type,
           .sizes = kHfSizes,
-          // Required: the configs' defaults (Gemma 3: 4 kv heads, head_dim 256) are one
-          // release's and would silently apply to any other size.
+          // Required: the configs' defaults (Gemma 1: 16 kv heads and head_dim 256, gemma-7b's;
+          // Gemma 3: 4 kv heads) are one release's and would silently apply to any other size.
           .kv_heads_key = "num_key_value_heads",
           .kv_heads_required = true,
           .head_dim_key = "head_dim",
@@ -109,21 +110,46 @@ constexpr HfFormat gemma_sandwich_hf(const char* architecture, const char* model
           .parallel_residual_key = nullptr,
           .tied_head_key = "tie_word_embeddings",
           .rope_scaling = false,
-          .activation = {.key = "hidden_activation",
-                         .fallback = "gelu_pytorch_tanh",
-                         .accepted = kGemma3Activations},
+          .activation = {},
           .activation_check = {},
-          .flags = kGemma3Flags,
+          .flags = flags,
           .constants = {},
           .tensors = tensors,
-          .optional = kLlamaOptional,
-          .query_scale_key = "query_pre_attn_scalar",
-          .query_scale_default = 256.0,
-          .sliding_pattern_default = sliding_pattern_default,
-          .attn_softcap_key = "attn_logit_softcapping",
-          .attn_softcap_default = attn_softcap_default,
-          .final_softcap_key = "final_logit_softcapping",
-          .final_softcap_default = final_softcap_default};
+          .optional = kLlamaOptional};
+}
+// Gemma 1 names its tensors as Llama does (the caller's table).
+constexpr HfFormat gemma1_hf(std::span<const TensorRule> llama_tensors) {
+  HfFormat f = gemma_hf_base("GemmaForCausalLM", "gemma", llama_tensors, kGemmaFlags);
+  f.activation = {.key = "hidden_act",
+                  .fallback = "gelu_pytorch_tanh",
+                  .accepted = kGemmaActivations,
+                  .hint = " (the legacy \"gelu\" is the tanh GELU in transformers 5)"};
+  f.activation_check = {.key = "hidden_activation",
+                        .fallback = nullptr,
+                        .accepted = kGemmaHiddenActivations,
+                        .hint = "; transformers 4 computes hidden_activation but transformers 5 "
+                                "hidden_act (the tanh GELU), so what the model computes is "
+                                "ambiguous"};
+  return f;
+}
+constexpr FamilyStructure kGemmaStructure = gemma_structure(/*sandwich_norm=*/false,
+                                                            /*qk_norm=*/false);
+constexpr HfFormat gemma_sandwich_hf(const char* architecture, const char* model_type,
+                                     std::span<const TensorRule> tensors,
+                                     int64_t sliding_pattern_default, double attn_softcap_default,
+                                     double final_softcap_default) {
+  HfFormat f = gemma_hf_base(architecture, model_type, tensors, kGemma3Flags);
+  f.activation = {.key = "hidden_activation",
+                  .fallback = "gelu_pytorch_tanh",
+                  .accepted = kGemma3Activations};
+  f.query_scale_key = "query_pre_attn_scalar";
+  f.query_scale_default = 256.0;
+  f.sliding_pattern_default = sliding_pattern_default;
+  f.attn_softcap_key = "attn_logit_softcapping";
+  f.attn_softcap_default = attn_softcap_default;
+  f.final_softcap_key = "final_logit_softcapping";
+  f.final_softcap_default = final_softcap_default;
+  return f;
 }
 // Gemma 3 also scales the global layers' RoPE and gives the local ones a base of their own.
 constexpr HfFormat gemma3_hf() {
@@ -136,9 +162,11 @@ constexpr HfFormat gemma3_hf() {
   f.rope_local_theta_default = 10000.0;
   return f;
 }
-constexpr FamilyStructure kGemma3Structure = gemma_sandwich_structure(/*qk_norm=*/true);
+constexpr FamilyStructure kGemma3Structure = gemma_structure(/*sandwich_norm=*/true,
+                                                             /*qk_norm=*/true);
 constexpr HfFormat kGemma3Hf = gemma3_hf();
-constexpr FamilyStructure kGemma2Structure = gemma_sandwich_structure(/*qk_norm=*/false);
+constexpr FamilyStructure kGemma2Structure = gemma_structure(/*sandwich_norm=*/true,
+                                                             /*qk_norm=*/false);
 constexpr HfFormat kGemma2Hf = gemma_sandwich_hf("Gemma2ForCausalLM", "gemma2", kGemma2Tensors,
                                                  /*sliding_pattern_default=*/2,
                                                  /*attn_softcap_default=*/50.0,
