@@ -18,6 +18,7 @@
 #include "data/bpe_tokenizer.h"
 #include "data/spm_tokenizer.h"
 #include "tests/data/data_test_util.h"
+#include "tests/data/spm_fixture.h"
 
 namespace rrt {
 namespace {
@@ -26,20 +27,7 @@ using nlohmann::json;
 using test::contains;
 using test::error_message;
 
-const std::string kDir = std::string(RRT_FIXTURE_DIR) + "/spm_gguf";
-const std::string kLlama = kDir + "/spm_tokenizer.gguf";
-const std::string kGemma = kDir + "/gemma_style.gguf";
-
-const json& expected() {
-  static const json fixture = [] {
-    std::ifstream in(kDir + "/expected.json");
-    EXPECT_TRUE(in.good()) << kDir;
-    return json::parse(in);
-  }();
-  return fixture;
-}
-
-std::vector<int32_t> ids_of(const json& j) { return j.get<std::vector<int32_t>>(); }
+using namespace test::spm_fixture;  // kDir, kLlama, kGemma, expected(), ids_of
 
 TEST(SpmTokenizer, ReadsTheVocabularyFromGguf) {
   const SpmVocab vocab = spm_vocab_from_gguf(GgufFile(kLlama));
