@@ -5,35 +5,12 @@
 # runs on a .gguf file, and a path that is none of the three is told what is accepted.
 # Usage: any_source.sh RRT_BINARY SOURCE_DIR
 set -euo pipefail
-rrt="$1"
-src="$2"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_error() {  # expect_error "fragment" cmd...: exit status 1 and the fragment on stderr
-  local fragment="$1"; shift
-  local status=0
-  "$@" >"$work/out" 2>"$work/err" || status=$?
-  [[ $status -eq 1 ]] || fail "expected exit 1 from '$*', got $status: $(cat "$work/err")"
-  grep -qF -- "$fragment" "$work/err" || fail "expected '$fragment' in: $(cat "$work/err")"
-}
+source "$(dirname "$0")/cli_lib.sh"  # rrt, src, work, fail, expect_error, make_hf_llama_300
 
 # An HF folder of a 300-token Llama with a byte-level BPE tokenizer.json cut to 300 ids (as in
 # tokenizer_json.sh): the tokenizer that travels with the directory.
 hf="$work/hf"
-mkdir -p "$hf"
-cp "$src/tests/fixtures/hf_llama_mqa_tied_bf16/config.json" \
-   "$src/tests/fixtures/hf_llama_mqa_tied_bf16/model.safetensors" "$hf/"
-python3 - "$src/tests/fixtures/tokenizer_json/gpt2/tokenizer.json" "$hf" <<'PY'
-import json, sys
-t = json.load(open(sys.argv[1], encoding="utf-8"))
-vocab = {k: v for k, v in t["model"]["vocab"].items() if v < 300}
-t["model"]["vocab"] = vocab
-t["model"]["merges"] = [m for m in t["model"]["merges"]
-                        if m[0] in vocab and m[1] in vocab and m[0] + m[1] in vocab]
-json.dump(t, open(sys.argv[2] + "/tokenizer.json", "w", encoding="utf-8"), ensure_ascii=False)
-json.dump({"eos_token": "<|endoftext|>"}, open(sys.argv[2] + "/tokenizer_config.json", "w"))
-PY
+make_hf_llama_300 "$hf"
 "$rrt" convert --from "$hf" --loops 1 --out "$work/plain.h5" >/dev/null 2>&1 || fail "convert"
 
 mkdir -p "$work/text"

@@ -2,18 +2,7 @@
 # End-to-end through the real `rrt` binary: prepare -> config show -> train -> resume -> eval,
 # plus the bad-input paths a user meets first. Usage: cli_smoke.sh RRT_BINARY SOURCE_DIR
 set -euo pipefail
-rrt="$1"
-src="$2"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_error() {  # expect_error "fragment" cmd...: exit status 1 and the fragment on stderr
-  local fragment="$1"; shift
-  local status=0
-  "$@" >"$work/out" 2>"$work/err" || status=$?
-  [[ $status -eq 1 ]] || fail "expected exit 1 from '$*', got $status"
-  grep -qF -- "$fragment" "$work/err" || fail "expected '$fragment' in: $(cat "$work/err")"
-}
+source "$(dirname "$0")/cli_lib.sh"  # rrt, src, work, fail, expect_error, make_hf_llama_300
 
 "$rrt" --help | grep -q "train" || fail "rrt --help lists no train"
 for cmd in train eval prepare config demo; do

@@ -10,11 +10,7 @@
 # numbers as on the shards prepared from that text.
 # Usage: convert_score.sh RRT_BINARY SOURCE_DIR
 set -euo pipefail
-rrt="$1"
-src="$2"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/cli_lib.sh"  # rrt, src, work, fail, expect_error, make_hf_llama_300
 
 mkdir -p "$work/text"
 for i in 1 2 3; do

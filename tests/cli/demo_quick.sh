@@ -5,12 +5,8 @@
 # the evaluation runs on its device; skipped (exit 77) where this build or CPU has no bf16 backend.
 # Usage: demo_quick.sh RRT_BINARY SOURCE_DIR [PRECISION]
 set -euo pipefail
-rrt="$1"
-src="$2"
+source "$(dirname "$0")/cli_lib.sh"  # rrt, src, work, fail, expect_error, make_hf_llama_300
 precision="${3:-}"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 args=()
 if [[ -n "$precision" ]]; then
   args=(--precision "$precision")

@@ -7,11 +7,7 @@
 # Skipped (exit 77) where this build or CPU has no bf16 backend (`rrt --version` says why).
 # Usage: eval_bf16.sh RRT_BINARY SOURCE_DIR
 set -euo pipefail
-rrt="$1"
-src="$2"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/cli_lib.sh"  # rrt, src, work, fail, expect_error, make_hf_llama_300
 
 if "$rrt" --version | grep -q "^bf16: unavailable"; then
   echo "SKIP: $("$rrt" --version | grep '^bf16:')"

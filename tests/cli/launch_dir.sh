@@ -5,11 +5,7 @@
 # (checkpoint/checkpoint_config.h), and a path given on the command line stays the user's.
 # Usage: launch_dir.sh RRT_BINARY SOURCE_DIR
 set -euo pipefail
-rrt="$1"
-src="$2"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/cli_lib.sh"  # rrt, src, work, fail, expect_error, make_hf_llama_300
 
 launch="$work/launch"
 mkdir -p "$launch/tok" "$launch/text" "$work/elsewhere"
@@ -40,9 +36,6 @@ grep -q "Text 1, line" "$work/gen.out" || fail "generate printed no prompt: $(ca
 
 # A path given here is relative to here: a tokenizer.json of this directory is the one read,
 # and one that does not exist here is reported as such (not looked up in the launch directory).
-status=0
-"$rrt" generate "$ckpt" --tokenizer tok/tokenizer.json --prompt "x" --max-new-tokens 1 \
-  >/dev/null 2>"$work/err" || status=$?
-[[ $status -eq 1 ]] || fail "expected exit 1 for a --tokenizer missing here, got $status"
-grep -qF "tok/tokenizer.json" "$work/err" || fail "the error names no path: $(cat "$work/err")"
+expect_error "tok/tokenizer.json" \
+  "$rrt" generate "$ckpt" --tokenizer tok/tokenizer.json --prompt "x" --max-new-tokens 1
 echo "launch_dir: ok"

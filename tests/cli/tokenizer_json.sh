@@ -4,35 +4,12 @@
 # tokenizer are refused, export writes it back, and a file rrt cannot run is refused at once.
 # Usage: tokenizer_json.sh RRT_BINARY SOURCE_DIR
 set -euo pipefail
-rrt="$1"
-src="$2"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_error() {  # expect_error "fragment" cmd...: exit status 1 and the fragment on stderr
-  local fragment="$1"; shift
-  local status=0
-  "$@" >"$work/out" 2>"$work/err" || status=$?
-  [[ $status -eq 1 ]] || fail "expected exit 1 from '$*', got $status: $(cat "$work/err")"
-  grep -qF -- "$fragment" "$work/err" || fail "expected '$fragment' in: $(cat "$work/err")"
-}
+source "$(dirname "$0")/cli_lib.sh"  # rrt, src, work, fail, expect_error, make_hf_llama_300
 
 # An HF folder of a 300-token Llama with a byte-level BPE tokenizer.json of 300 tokens (the
 # GPT-2-style fixture cut to its first 300 ids) and no tokenizer.model.
 hf="$work/hf"
-mkdir -p "$hf"
-cp "$src/tests/fixtures/hf_llama_mqa_tied_bf16/config.json" \
-   "$src/tests/fixtures/hf_llama_mqa_tied_bf16/model.safetensors" "$hf/"
-python3 - "$src/tests/fixtures/tokenizer_json/gpt2/tokenizer.json" "$hf" <<'PY'
-import json, sys
-t = json.load(open(sys.argv[1], encoding="utf-8"))
-vocab = {k: v for k, v in t["model"]["vocab"].items() if v < 300}
-t["model"]["vocab"] = vocab
-t["model"]["merges"] = [m for m in t["model"]["merges"]
-                        if m[0] in vocab and m[1] in vocab and m[0] + m[1] in vocab]
-json.dump(t, open(sys.argv[2] + "/tokenizer.json", "w", encoding="utf-8"), ensure_ascii=False)
-json.dump({"eos_token": "<|endoftext|>"}, open(sys.argv[2] + "/tokenizer_config.json", "w"))
-PY
+make_hf_llama_300 "$hf"
 
 "$rrt" convert --from "$hf" --loops 3 --lora-rank 2 --out "$work/conv/init.h5" >"$work/conv.out" \
   || fail "convert"
