@@ -23,6 +23,8 @@
 #include "model/hf_import.h"
 #include "model/recursive_model.h"
 #include "tests/error_helpers.h"
+#include "tests/model/compare.h"
+#include "tests/model/gguf_export_util.h"
 
 namespace rrt {
 namespace {
@@ -33,37 +35,13 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kN = 2, kT = 8;
 
-std::string fixture(const std::string& name) { return std::string(RRT_FIXTURE_DIR) + "/" + name; }
-
-std::string temp(const std::string& tag) {
-  return (fs::temp_directory_path() /
-          ("rrt_gguf_export_" + tag + "_" + std::to_string(::getpid()) + ".gguf"))
-      .string();
-}
-
+// This file's sizes and temporary names over tests/model/gguf_export_util.h.
+std::string temp(const std::string& tag) { return testing::temp_gguf("gguf_export", tag); }
 std::vector<float> logits_of(const ModelSpec& spec, const ParameterSet& params) {
-  RecursiveModel model(spec, ModelCapacity{.max_batch = kN, .max_seq = kT, .threads = 1});
-  for (int i = 0; i < params.registry().size(); ++i) {
-    const int j = model.params().registry().index(params.registry()[i].name);
-    std::memcpy(model.params().value(j), params.value(i), params.numel(i) * sizeof(float));
-  }
-  std::vector<int32_t> tokens(kN * kT);
-  for (int64_t i = 0; i < kN * kT; ++i)
-    tokens[i] = static_cast<int32_t>((i * 37 + 11) % spec.model.vocab);
-  std::vector<float> out(kN * kT * spec.model.vocab);
-  model.logits(tokens.data(), kN, kT, out.data());
-  return out;
+  return testing::logits_of(spec, params, kN, kT);
 }
-
-// max |a - b| / max |b|
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
-  }
-  return diff / scale;
-}
+using testing::fixture;
+using testing::same_bits;
 
 Converted relaxed(const HfModel& orig, Sharing sharing, bool per_loop_norms) {
   ConvertOptions o;
@@ -98,7 +76,8 @@ TEST(GgufExport, RelaxedModelsReadBackWithTheSameLogits) {
     EXPECT_EQ(back.spec.model.rope_scaling, orig.spec.model.rope_scaling);
     EXPECT_EQ(back.spec.model.tied_head, orig.spec.model.tied_head);
     // fp32 merged weights and the same sums: only the merge's one rounding separates them.
-    EXPECT_LE(relative_error(logits_of(back.spec, *back.params), logits_of(r.spec, *r.params)),
+    EXPECT_LE(testing::relative_max_error(logits_of(back.spec, *back.params).data(),
+                                             logits_of(r.spec, *r.params)),
               1e-5);
     std::remove(path.c_str());
   }

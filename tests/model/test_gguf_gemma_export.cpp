@@ -28,6 +28,7 @@
 #include "model/recursive_model.h"
 #include "model/unrolled_tensors.h"
 #include "tests/error_helpers.h"
+#include "tests/model/gguf_export_util.h"
 #include "tests/model/compare.h"
 
 namespace rrt {
@@ -39,31 +40,13 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kN = 2, kT = 12;
 
-std::string fixture(const std::string& name) { return std::string(RRT_FIXTURE_DIR) + "/" + name; }
-
-std::string temp(const std::string& tag) {
-  return (fs::temp_directory_path() /
-          ("rrt_gguf_gemma_export_" + tag + "_" + std::to_string(::getpid()) + ".gguf"))
-      .string();
-}
-
+// This file's sizes and temporary names over tests/model/gguf_export_util.h.
+std::string temp(const std::string& tag) { return testing::temp_gguf("gguf_gemma_export", tag); }
 std::vector<float> logits_of(const ModelSpec& spec, const ParameterSet& params) {
-  RecursiveModel model(spec, ModelCapacity{.max_batch = kN, .max_seq = kT, .threads = 1});
-  for (int i = 0; i < params.registry().size(); ++i) {
-    const int j = model.params().registry().index(params.registry()[i].name);
-    std::memcpy(model.params().value(j), params.value(i), params.numel(i) * sizeof(float));
-  }
-  std::vector<int32_t> tokens(kN * kT);
-  for (int64_t i = 0; i < kN * kT; ++i)
-    tokens[i] = static_cast<int32_t>((i * 37 + 11) % spec.model.vocab);
-  std::vector<float> out(kN * kT * spec.model.vocab);
-  model.logits(tokens.data(), kN, kT, out.data());
-  return out;
+  return testing::logits_of(spec, params, kN, kT);
 }
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
+using testing::fixture;
+using testing::same_bits;
 
 TEST(GgufGemmaExport, ImportThenExportGivesTheConvertersTensorsAndKeys) {
   for (const char* name : {"gemma_tied", "gemma2", "gemma3_untied"}) {
