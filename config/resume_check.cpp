@@ -75,6 +75,48 @@ std::string check_allow_config_change(const std::vector<std::string>& items) {
   return "";
 }
 
+std::vector<ConfigDifference> config_differences(const RunConfig& was, const RunConfig& is) {
+  RunConfig a = was, b = is;  // config_fields binds to non-const configs
+  const std::vector<Field> fa = config_fields(a), fb = config_fields(b);
+  std::vector<ConfigDifference> out;
+  for (size_t i = 0; i < fb.size(); ++i) {
+    if (fb[i].role != FieldRole::normal) continue;
+    std::string x = format_value(fa[i].get()), y = format_value(fb[i].get());
+    if (x != y) out.push_back({fb[i].key(), std::move(x), std::move(y)});
+  }
+  return out;
+}
+
+std::vector<ConfigDifference> resume_breaking_differences(const RunConfig& stored,
+                                                          int64_t stored_world,
+                                                          const RunConfig& now,
+                                                          int64_t now_world) {
+  const std::vector<std::string>& allow = now.checkpoint.allow_config_change;
+  std::vector<ConfigDifference> out;
+  if (std::find(allow.begin(), allow.end(), "all") != allow.end()) return out;
+  for (ConfigDifference& d : config_differences(stored, now)) {
+    if (d.key == "train.micro_batch") continue;  // below: as the global batch
+    if (breaks_bit_exact_resume(d.key, stored, now) && !allowed(allow, d.key))
+      out.push_back(std::move(d));
+  }
+  // The global batch, micro_batch x ranks: a checkpoint resumes on any world size, and the same
+  // per-rank batch on another number of ranks is another batch.
+  const int64_t was = stored.train.micro_batch * stored_world;
+  const int64_t is = now.train.micro_batch * now_world;
+  if (stored_world > 0 && was != is && !allowed(allow, "train.micro_batch")) {
+    ConfigDifference d{"train.micro_batch", std::to_string(stored.train.micro_batch),
+                       std::to_string(now.train.micro_batch)};
+    if (stored_world != now_world) {
+      d.was = std::to_string(was) + " (global: " + d.was + " x " + std::to_string(stored_world) +
+              " ranks)";
+      d.is = std::to_string(is) + " (global: " + d.is + " x " + std::to_string(now_world) +
+             " ranks)";
+    }
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 void check_resume_config(const RunConfig& now, int64_t now_world, const std::string& stored_yaml,
                          int64_t stored_world, const std::string& checkpoint) {
   const std::vector<std::string>& allow = now.checkpoint.allow_config_change;
@@ -87,25 +129,12 @@ void check_resume_config(const RunConfig& now, int64_t now_world, const std::str
              e.what(),
              ". Set checkpoint.allow_config_change=all to resume without the comparison.");
   }
-  RunConfig current = now;
-  std::vector<Field> old_fields = config_fields(stored), new_fields = config_fields(current);
   std::string differences;
   std::vector<std::string> keys;
-  for (size_t i = 0; i < new_fields.size(); ++i) {
-    const Field& f = new_fields[i];
-    if (f.role != FieldRole::normal || !breaks_bit_exact_resume(f.key(), stored, now)) continue;
-    std::string was = format_value(old_fields[i].get()), is = format_value(f.get());
-    if (f.key() == "train.micro_batch") {  // the global batch: resumable on any world size
-      if (stored_world <= 0) continue;
-      was = std::to_string(stored.train.micro_batch * stored_world) + " (global: " + was + " x " +
-            std::to_string(stored_world) + " ranks)";
-      is = std::to_string(now.train.micro_batch * now_world) + " (global: " + is + " x " +
-           std::to_string(now_world) + " ranks)";
-      if (stored.train.micro_batch * stored_world == now.train.micro_batch * now_world) continue;
-    }
-    if (was == is || allowed(allow, f.key())) continue;
-    differences += "\n  " + f.key() + ": " + was + " in the checkpoint, " + is + " now";
-    keys.push_back(f.key());
+  for (const ConfigDifference& d :
+       resume_breaking_differences(stored, stored_world, now, now_world)) {
+    differences += "\n  " + d.key + ": " + d.was + " in the checkpoint, " + d.is + " now";
+    keys.push_back(d.key);
   }
   if (keys.empty()) return;
   std::string list;

@@ -19,6 +19,23 @@ namespace rrt {
 // schedule is constant).
 bool breaks_bit_exact_resume(const std::string& key, const RunConfig& stored, const RunConfig& now);
 
+// A key whose value differs between two configs, its values as the config prints them.
+struct ConfigDifference {
+  std::string key, was, is;
+};
+
+// Every printed key whose value differs from `was` to `is`, in the config's order.
+std::vector<ConfigDifference> config_differences(const RunConfig& was, const RunConfig& is);
+
+// The differences from `stored` (trained on stored_world ranks) to `now` (now_world) that break
+// a bit-exact resume and that now.checkpoint.allow_config_change does not allow ("all": none).
+// train.micro_batch counts as the global batch, micro_batch x ranks, and is skipped when
+// stored_world is unknown (<= 0); its values say "(global: ...)" when the world sizes differ.
+std::vector<ConfigDifference> resume_breaking_differences(const RunConfig& stored,
+                                                          int64_t stored_world,
+                                                          const RunConfig& now,
+                                                          int64_t now_world);
+
 // "" when every item of checkpoint.allow_config_change is "all", a section ("optim") or a key
 // ("optim.lr"), else what is wrong (the rule of the config field).
 std::string check_allow_config_change(const std::vector<std::string>& items);

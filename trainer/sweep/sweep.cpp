@@ -15,6 +15,7 @@
 #include "checkpoint/checkpoint.h"
 #include "config/config_fields.h"
 #include "config/config_io.h"
+#include "config/resume_check.h"
 #include "core/durable_file.h"
 #include "core/error.h"
 
@@ -510,13 +511,35 @@ void write_sweep(const Sweep& sweep) {
           parse_run_config(read_text(config.string(), "run config"), config.string());
       started.train.run_dir = run.config.train.run_dir;
       started.train.threads = run.config.train.threads;
-      const std::string was = to_yaml(started);
-      if (was != yaml) {
-        const auto [old_line, new_line] = first_config_difference(was, yaml);
-        RRT_FAIL(config.string(), "run '", run.name, "' was started with another config ('",
-                 old_line, "' there, '", new_line, "' in ", sweep.file,
-                 "); restore the sweep file (or its overrides) to finish it as it was, or delete ",
-                 run.dir, " to start it over");
+      if (to_yaml(started) != yaml) {
+        // What `rrt train` would refuse on its resume is refused here, before anything runs;
+        // the rest (logging, evaluation cadence, retention) does not change what the run
+        // computes: accepted, and config.yaml says what it runs with now.
+        const std::vector<ConfigDifference> breaking =
+            resume_breaking_differences(started, 1, run.config, 1);
+        if (!breaking.empty()) {
+          std::string list, keys;
+          for (const ConfigDifference& d : breaking) {
+            list += (list.empty() ? "'" : "; '") + d.key + ": " + d.was + "' there, '" + d.key +
+                    ": " + d.is + "' in " + sweep.file;
+            keys += (keys.empty() ? "" : ",") + d.key;
+          }
+          RRT_FAIL(config.string(), "run '", run.name, "' was started with another config (",
+                   list, "); restore the sweep file (or its overrides) to finish it as it was, "
+                   "delete ", run.dir, " to start it over, or, if the change is intended, allow "
+                   "it with checkpoint.allow_config_change=[", keys, "]");
+        }
+        std::string same_results, allowed;  // the two kinds of accepted change
+        for (const ConfigDifference& d : config_differences(started, run.config)) {
+          std::string& to =
+              breaks_bit_exact_resume(d.key, started, run.config) ? allowed : same_results;
+          to += (to.empty() ? "" : ", ") + d.key + " " + d.was + " -> " + d.is;
+        }
+        if (!same_results.empty()) same_results += " (no change to what it computes)";
+        if (!allowed.empty()) allowed += " (allowed by checkpoint.allow_config_change)";
+        std::printf("run '%s' changed since it started: %s%s%s\n", run.name.c_str(),
+                    same_results.c_str(), same_results.empty() || allowed.empty() ? "" : "; ",
+                    allowed.c_str());
       }
     }
     write_text_atomically(config, yaml);

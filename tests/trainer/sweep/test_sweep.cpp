@@ -209,6 +209,34 @@ TEST(SweepWrite, RefusesAStartedRunWhoseConfigChanged) {
       << e;
 }
 
+// What a resume of the run would accept is accepted here too: keys that do not change what the
+// run computes (logging, evaluation cadence, retention), and a result-changing key the config
+// allows (checkpoint.allow_config_change); config.yaml then says what the run goes on with.
+TEST(SweepWrite, AcceptsAChangeTheRunsResumeAccepts) {
+  const fs::path out = temp("resumable_change");
+  const std::string grid = "grid:\n  lora.rank: [0]\n";
+  write_sweep(parse(base_config() + grid, out));
+  std::ofstream(out / "rank-0" / "step_00000003.h5") << "started";
+  const auto config_of_run = [&] {
+    return load_run_config((out / "rank-0" / "config.yaml").string());
+  };
+
+  write_sweep(parse(base_config() + "set:\n  log.every: 2\n  checkpoint.keep_last: 7\n" + grid,
+                    out));
+  EXPECT_EQ(config_of_run().log.every, 2);
+  EXPECT_EQ(config_of_run().checkpoint.keep_last, 7);
+
+  const Sweep lr = parse(base_config() + "set:\n  optim.lr: 1e-3\n" + grid, out);
+  const std::string e = error_message([&] { write_sweep(lr); });
+  EXPECT_TRUE(contains(e, "allow it with checkpoint.allow_config_change=[optim.lr]")) << e;
+  EXPECT_DOUBLE_EQ(config_of_run().optim.lr, 3e-3) << "a refused change leaves config.yaml";
+  write_sweep(parse(base_config() +
+                        "set:\n  optim.lr: 1e-3\n  checkpoint.allow_config_change: [optim.lr]\n" +
+                        grid,
+                    out));
+  EXPECT_DOUBLE_EQ(config_of_run().optim.lr, 1e-3);
+}
+
 // A plain 4-layer model trained for two steps: the source that conversions start from.
 std::string train_plain_model(const fs::path& dir) {
   RunConfig c =
