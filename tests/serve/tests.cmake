@@ -6,4 +6,9 @@ if(RRT_SERVE)
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/cli_smoke.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
   set_tests_properties(Serve.CliSmoke PROPERTIES
     ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive" TIMEOUT 300)
+  # rrt serve on an HF directory and on a GGUF file: greedy completions equal rrt generate's.
+  add_test(NAME Serve.AnySource
+    COMMAND ${CMAKE_CURRENT_LIST_DIR}/any_source.sh $<TARGET_FILE:rrt_cli> ${CMAKE_SOURCE_DIR})
+  set_tests_properties(Serve.AnySource PROPERTIES
+    ENVIRONMENT "OMP_NUM_THREADS=1;OMP_WAIT_POLICY=passive" TIMEOUT 300)
 endif()
