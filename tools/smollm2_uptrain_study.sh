@@ -9,7 +9,8 @@
 #   --background  run detached (nohup, its own process group); output in OUT_DIR/study.log
 #   --stop        SIGTERM to a background study: the run in training finishes its step and
 #                 writes a checkpoint, nothing further starts; rerun to continue
-#   --status      where it stands: the stages done, each sweep's runs
+#   --status      where it stands: the stages done, each sweep's runs, the evaluations so far
+#                 (a resumed study first evaluates the arms' points already written)
 # Environment:
 #   RRT=build/rrt   TOKENS_PER_ARM=2000000 (rounded to whole quarters of steps of 2,048 tokens)
 #   STEPS (overrides TOKENS_PER_ARM)   LR_STEPS (default STEPS / 5)   LR (skip the lr sweep)
@@ -101,6 +102,13 @@ if [[ "$mode" == "--status" ]]; then
   done
   for s in lr arms early_exit; do
     [[ -f "$s/sweep.json" ]] && "$rrt" sweep summary "$s" 2>/dev/null | tail -n +1
+  done
+  # The evaluations so far (evals/NAME.SET.json): the final exit's perplexity of each (the
+  # file's first "perplexity").
+  for f in evals/*.json; do
+    [[ -f "$f" ]] || continue
+    printf "eval      %-28s %s\n" "$(basename "$f" .json)" \
+      "$(grep -o '"perplexity":[0-9.e+-]*' "$f" | head -1 | cut -d: -f2)"
   done
   exit 0
 fi
@@ -215,6 +223,30 @@ PY
   log "learning rate: $lr"
 fi
 
+# Every arm at 0, 25, 50, 75 and 100% of its budget, on both held-out sets. Before the arms
+# train, only what exists: every arm's start and the quarter checkpoints already written, so
+# that a study resumed after a stop reports what it has so far (evals/, step 6).
+evaluate_arms() {  # evaluate_arms [all]: with "all", every point (a missing checkpoint fails)
+  local arm init q ckpt
+  for arm in recursive relaxed_svd relaxed_zero vanilla relaxed_svd_ce original; do
+    case $arm in
+      relaxed_svd_ce) init=init/relaxed_svd.h5 ;;
+      *) init="init/$arm.h5" ;;
+    esac
+    if [[ $arm == vanilla ]]; then
+      evaluate "${arm}_000" "$init" model.n_layers=15 recursion.loops=1
+    else
+      evaluate "${arm}_000" "$init"
+    fi
+    for q in 1 2 3 4; do
+      ckpt="$(step_file "arms/$arm" $((q * quarter)))"
+      [[ "${1:-}" == all || -f "$ckpt" ]] || continue
+      evaluate "${arm}_$(printf %03d $((q * 25)))" "$ckpt"
+    done
+  done
+}
+evaluate_arms
+
 # 5. The arms, the same tokens and budget each.
 log "arms: $steps steps each at lr $lr"
 "$rrt" sweep "$sweeps/arms.yaml" --out arms --launch local optim.lr="$lr" train.steps="$steps" \
@@ -222,20 +254,7 @@ log "arms: $steps steps each at lr $lr"
   optim.warmup_steps=$(( steps / 20 > 1 ? steps / 20 : 1 )) "${common[@]}"
 
 # 6. Every arm at 0, 25, 50, 75 and 100% of its budget, on both held-out sets.
-for arm in recursive relaxed_svd relaxed_zero vanilla relaxed_svd_ce original; do
-  case $arm in
-    relaxed_svd_ce) init=init/relaxed_svd.h5 ;;
-    *) init="init/$arm.h5" ;;
-  esac
-  if [[ $arm == vanilla ]]; then
-    evaluate "${arm}_000" "$init" model.n_layers=15 recursion.loops=1
-  else
-    evaluate "${arm}_000" "$init"
-  fi
-  for q in 1 2 3 4; do
-    evaluate "${arm}_$(printf %03d $((q * 25)))" "$(step_file "arms/$arm" $((q * quarter)))"
-  done
-done
+evaluate_arms all
 
 # 7. Early-exit post-training of arm 2, then every exit, the oracle and the confidence exits.
 ln -sf "../$(step_file arms/relaxed_svd "$steps")" init/relaxed_svd_uptrained.h5
