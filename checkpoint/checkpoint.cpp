@@ -9,7 +9,6 @@
 #include <filesystem>
 
 #include "checkpoint/checkpoint_config.h"
-#include "checkpoint/checkpoint_config.h"
 #include "checkpoint/checkpoint_verify.h"
 #include "config/config_io.h"
 #include "core/durable_file.h"

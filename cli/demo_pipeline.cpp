@@ -1,4 +1,3 @@
-#include "checkpoint/checkpoint_config.h"
 #include "cli/demo_pipeline.h"
 
 #include <chrono>
@@ -11,6 +10,7 @@
 #include <sstream>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_config.h"
 #include "cli/cmd_convert.h"
 #include "config/config_io.h"
 #include "core/durable_file.h"

@@ -15,9 +15,9 @@ namespace {
 constexpr const char* kWholeSections[] = {"model",      "recursion", "lora",
                                           "early_exit", "distill",   "optim"};
 // Single keys elsewhere: the data order, the batch shape and what a batch's tokens attend to.
-constexpr const char* kKeys[] = {"data.path",          "data.sources",      "data.tokenizer",
-                                 "data.val_fraction",  "data.seed",         "train.micro_batch",
-                                 "train.grad_accum",   "train.seq_len",     "train.steps",
+constexpr const char* kKeys[] = {"data.path",         "data.sources",  "data.tokenizer",
+                                 "data.val_fraction", "data.seed",     "train.micro_batch",
+                                 "train.grad_accum",  "train.seq_len", "train.steps",
                                  "data.document_mask"};
 
 std::string section_of(const std::string& key) { return key.substr(0, key.find('.')); }
@@ -89,8 +89,7 @@ std::vector<ConfigDifference> config_differences(const RunConfig& was, const Run
 
 std::vector<ConfigDifference> resume_breaking_differences(const RunConfig& stored,
                                                           int64_t stored_world,
-                                                          const RunConfig& now,
-                                                          int64_t now_world) {
+                                                          const RunConfig& now, int64_t now_world) {
   const std::vector<std::string>& allow = now.checkpoint.allow_config_change;
   std::vector<ConfigDifference> out;
   if (std::find(allow.begin(), allow.end(), "all") != allow.end()) return out;
@@ -109,8 +108,8 @@ std::vector<ConfigDifference> resume_breaking_differences(const RunConfig& store
     if (stored_world != now_world) {
       d.was = std::to_string(was) + " (global: " + d.was + " x " + std::to_string(stored_world) +
               " ranks)";
-      d.is = std::to_string(is) + " (global: " + d.is + " x " + std::to_string(now_world) +
-             " ranks)";
+      d.is =
+          std::to_string(is) + " (global: " + d.is + " x " + std::to_string(now_world) + " ranks)";
     }
     out.push_back(std::move(d));
   }

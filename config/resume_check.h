@@ -33,8 +33,7 @@ std::vector<ConfigDifference> config_differences(const RunConfig& was, const Run
 // stored_world is unknown (<= 0); its values say "(global: ...)" when the world sizes differ.
 std::vector<ConfigDifference> resume_breaking_differences(const RunConfig& stored,
                                                           int64_t stored_world,
-                                                          const RunConfig& now,
-                                                          int64_t now_world);
+                                                          const RunConfig& now, int64_t now_world);
 
 // "" when every item of checkpoint.allow_config_change is "all", a section ("optim") or a key
 // ("optim.lr"), else what is wrong (the rule of the config field).

@@ -127,9 +127,10 @@ constexpr HfFormat gemma1_hf(std::span<const TensorRule> llama_tensors) {
   f.activation_check = {.key = "hidden_activation",
                         .fallback = nullptr,
                         .accepted = kGemmaHiddenActivations,
-                        .hint = "; transformers 4 computes hidden_activation but transformers 5 "
-                                "hidden_act (the tanh GELU), so what the model computes is "
-                                "ambiguous"};
+                        .hint =
+                            "; transformers 4 computes hidden_activation but transformers 5 "
+                            "hidden_act (the tanh GELU), so what the model computes is "
+                            "ambiguous"};
   return f;
 }
 constexpr FamilyStructure kGemmaStructure = gemma_structure(/*sandwich_norm=*/false,
@@ -139,9 +140,8 @@ constexpr HfFormat gemma_sandwich_hf(const char* architecture, const char* model
                                      int64_t sliding_pattern_default, double attn_softcap_default,
                                      double final_softcap_default) {
   HfFormat f = gemma_hf_base(architecture, model_type, tensors, kGemma3Flags);
-  f.activation = {.key = "hidden_activation",
-                  .fallback = "gelu_pytorch_tanh",
-                  .accepted = kGemma3Activations};
+  f.activation = {
+      .key = "hidden_activation", .fallback = "gelu_pytorch_tanh", .accepted = kGemma3Activations};
   f.query_scale_key = "query_pre_attn_scalar";
   f.query_scale_default = 256.0;
   f.sliding_pattern_default = sliding_pattern_default;

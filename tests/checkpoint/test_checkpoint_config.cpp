@@ -40,10 +40,20 @@ struct InDirectory {
 
 ModelSpec tiny_spec() {
   ModelSpec s;
-  s.model = {.n_layers = 4, .vocab = 61, .d_model = 16, .n_heads = 2, .n_kv_heads = 1,
-             .ffn = 24, .max_seq_len = 8};
+  s.model = {.n_layers = 4,
+             .vocab = 61,
+             .d_model = 16,
+             .n_heads = 2,
+             .n_kv_heads = 1,
+             .ffn = 24,
+             .max_seq_len = 8};
   s.recursion = {.block_layers = 2, .loops = 2};
   return s;
+}
+
+// The run's config as a checkpoint launched in `launch` gives it, read from this directory.
+RunConfig resolved_from(const RunConfig& run, const fs::path& launch) {
+  return parse_run_config(resolve_launch_relative_paths(to_yaml(run), launch.string()), "test");
 }
 
 // A run launched in <root>/launch with every path relative, as `rrt sweep` writes its runs'.
@@ -82,11 +92,15 @@ TEST(CheckpointConfig, RelativePathsResolveFromTheLaunchDirectory) {
   EXPECT_EQ(cfg.train.init_from, (launch / "init/start.h5").string());
   EXPECT_EQ(cfg.distill.teacher, (launch / "init/teacher.h5").string());
   // The model and every other field are what was stored.
-  EXPECT_EQ(to_yaml(RunConfig{.model = cfg.model}), to_yaml(RunConfig{.model = tiny_spec()}));
+  RunConfig got, want;  // compared through their YAML: every model field
+  got.model = cfg.model;
+  want.model = tiny_spec();
+  EXPECT_EQ(to_yaml(got), to_yaml(want));
   EXPECT_EQ(cfg.train.seq_len, 8);
 
   // Overrides are the user's, relative to here: applied after, never rewritten.
-  const RunConfig over = checkpoint_run_config(header, ckpt.string(), {"data.tokenizer=mine.model"});
+  const RunConfig over =
+      checkpoint_run_config(header, ckpt.string(), {"data.tokenizer=mine.model"});
   EXPECT_EQ(over.data.tokenizer, "mine.model");
 }
 
@@ -101,8 +115,7 @@ TEST(CheckpointConfig, APathThatExistsHereOrNowhereIsKept) {
   run.train.init_from = "";
   run.distill.teacher = "init/gone.h5";  // exists nowhere: left for its reader to report
   InDirectory in(here);
-  const RunConfig cfg = parse_run_config(
-      resolve_launch_relative_paths(to_yaml(run), launch.string()), "test");
+  const RunConfig cfg = resolved_from(run, launch);
   EXPECT_EQ(cfg.data.path, "data/shards");
   EXPECT_EQ(cfg.data.tokenizer, (launch / "model/tok.model").string());
   EXPECT_EQ(cfg.train.init_from, "");
@@ -119,8 +132,7 @@ TEST(CheckpointConfig, MixtureSourcesResolveToo) {
   run.data.path = "";
   run.data.sources = {{.path = "web", .weight = 3}, {.path = "code"}};
   InDirectory in(here);
-  const RunConfig cfg = parse_run_config(
-      resolve_launch_relative_paths(to_yaml(run), launch.string()), "test");
+  const RunConfig cfg = resolved_from(run, launch);
   ASSERT_EQ(cfg.data.sources.size(), 2u);
   EXPECT_EQ(cfg.data.sources[0].path, (launch / "web").string());
   EXPECT_EQ(cfg.data.sources[0].weight, 3);

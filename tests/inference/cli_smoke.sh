@@ -4,18 +4,7 @@
 # and KV fill, the bench's JSON keys, and the errors a user meets first.
 # Usage: cli_smoke.sh RRT_BINARY SOURCE_DIR
 set -euo pipefail
-rrt="$1"
-src="$2"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_error() {  # expect_error "fragment" cmd...: exit status 1 and the fragment on stderr
-  local fragment="$1"; shift
-  local status=0
-  "$@" >"$work/out" 2>"$work/err" || status=$?
-  [[ $status -eq 1 ]] || fail "expected exit 1 from '$*', got $status"
-  grep -qF -- "$fragment" "$work/err" || fail "expected '$fragment' in: $(cat "$work/err")"
-}
+source "$(dirname "$0")/../cli/cli_lib.sh"  # rrt, src, work, fail, expect_error
 
 for cmd in generate serve-bench; do "$rrt" "$cmd" --help >/dev/null || fail "rrt $cmd --help"; done
 mkdir -p "$work/text"

@@ -77,7 +77,7 @@ TEST(GgufExport, RelaxedModelsReadBackWithTheSameLogits) {
     EXPECT_EQ(back.spec.model.tied_head, orig.spec.model.tied_head);
     // fp32 merged weights and the same sums: only the merge's one rounding separates them.
     EXPECT_LE(testing::relative_max_error(logits_of(back.spec, *back.params).data(),
-                                             logits_of(r.spec, *r.params)),
+                                          logits_of(r.spec, *r.params)),
               1e-5);
     std::remove(path.c_str());
   }

@@ -28,8 +28,8 @@
 #include "model/recursive_model.h"
 #include "model/unrolled_tensors.h"
 #include "tests/error_helpers.h"
-#include "tests/model/gguf_export_util.h"
 #include "tests/model/compare.h"
+#include "tests/model/gguf_export_util.h"
 
 namespace rrt {
 namespace {
@@ -84,9 +84,8 @@ TEST(GgufGemmaExport, RelaxedModelsReadBackWithTheSameLogits) {
     int64_t loops;
     bool per_loop_norms;
   };
-  for (const Case& c :
-       {Case{"gguf/gemma_tied.gguf", 2, false}, Case{"gguf/gemma2.gguf", 3, false},
-        Case{"gguf/gemma3_untied.gguf", 7, true}}) {
+  for (const Case& c : {Case{"gguf/gemma_tied.gguf", 2, false}, Case{"gguf/gemma2.gguf", 3, false},
+                        Case{"gguf/gemma3_untied.gguf", 7, true}}) {
     SCOPED_TRACE(c.fixture);
     const std::string src = fixture(c.fixture);
     const HfModel orig = load_gguf_model(src);

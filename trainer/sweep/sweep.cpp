@@ -524,10 +524,13 @@ void write_sweep(const Sweep& sweep) {
                     ": " + d.is + "' in " + sweep.file;
             keys += (keys.empty() ? "" : ",") + d.key;
           }
-          RRT_FAIL(config.string(), "run '", run.name, "' was started with another config (",
-                   list, "); restore the sweep file (or its overrides) to finish it as it was, "
-                   "delete ", run.dir, " to start it over, or, if the change is intended, allow "
-                   "it with checkpoint.allow_config_change=[", keys, "]");
+          RRT_FAIL(config.string(), "run '", run.name, "' was started with another config (", list,
+                   "); restore the sweep file (or its overrides) to finish it as it was, "
+                   "delete ",
+                   run.dir,
+                   " to start it over, or, if the change is intended, allow "
+                   "it with checkpoint.allow_config_change=[",
+                   keys, "]");
         }
         std::string same_results, allowed;  // the two kinds of accepted change
         for (const ConfigDifference& d : config_differences(started, run.config)) {

@@ -221,8 +221,8 @@ TEST(SweepWrite, AcceptsAChangeTheRunsResumeAccepts) {
     return load_run_config((out / "rank-0" / "config.yaml").string());
   };
 
-  write_sweep(parse(base_config() + "set:\n  log.every: 2\n  checkpoint.keep_last: 7\n" + grid,
-                    out));
+  write_sweep(
+      parse(base_config() + "set:\n  log.every: 2\n  checkpoint.keep_last: 7\n" + grid, out));
   EXPECT_EQ(config_of_run().log.every, 2);
   EXPECT_EQ(config_of_run().checkpoint.keep_last, 7);
 
