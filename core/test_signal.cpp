@@ -21,7 +21,7 @@ struct Entry {
   int signal = 0;
   std::string point, value;
   int rank = -1;  // -1: any
-  enum class Target { self, parent, parent_wait, group } target = Target::self;
+  enum class Target { self, parent, parent_wait, group, group_wait } target = Target::self;
   bool fired = false;
 };
 
@@ -41,7 +41,7 @@ std::vector<Entry> parse(const char* env) {
     std::stringstream fields(spec);
     for (std::string part; std::getline(fields, part, ':');) parts.push_back(part);
     RRT_CHECK(parts.size() == 3 || parts.size() == 4, "RRT_TEST_SIGNAL", "entry '", spec,
-              "' is not SIGNAL:POINT:VALUE[:RANK|parent|parent-wait|group]");
+              "' is not SIGNAL:POINT:VALUE[:RANK|parent|parent-wait|group|group-wait]");
     Entry e{.signal = parse_signal(parts[0], spec), .point = parts[1], .value = parts[2]};
     if (parts.size() == 4 && parts[3] == "parent")
       e.target = Entry::Target::parent;
@@ -49,6 +49,8 @@ std::vector<Entry> parse(const char* env) {
       e.target = Entry::Target::parent_wait;
     else if (parts.size() == 4 && parts[3] == "group")
       e.target = Entry::Target::group;
+    else if (parts.size() == 4 && parts[3] == "group-wait")
+      e.target = Entry::Target::group_wait;
     else if (parts.size() == 4)
       e.rank = std::stoi(parts[3]);
     out.push_back(e);
@@ -63,11 +65,12 @@ const char* hook() {
 
 }  // namespace
 
-void test_signal_point(std::string_view point, int64_t value, int rank) {
-  if (hook() != nullptr) test_signal_point(point, std::to_string(value), rank);
+void test_signal_point(std::string_view point, int64_t value, int rank, bool (*stopped)()) {
+  if (hook() != nullptr) test_signal_point(point, std::to_string(value), rank, stopped);
 }
 
-void test_signal_point(std::string_view point, std::string_view value, int rank) {
+void test_signal_point(std::string_view point, std::string_view value, int rank,
+                       bool (*stopped)()) {
   if (hook() == nullptr) return;
   static std::vector<Entry> entries = parse(hook());
   static std::mutex mutex;
@@ -87,6 +90,15 @@ void test_signal_point(std::string_view point, std::string_view value, int rank)
   if (signal != 0 && target == Entry::Target::self) std::raise(signal);
   if (signal != 0 && target == Entry::Target::parent) ::kill(::getppid(), signal);
   if (signal != 0 && target == Entry::Target::group) ::kill(-::getpgid(::getppid()), signal);
+  if (signal != 0 && target == Entry::Target::group_wait) {
+    RRT_CHECK(stopped != nullptr, "RRT_TEST_SIGNAL", "group-wait at point '", point,
+              "', which cannot tell when its process was stopped");
+    ::kill(-::getpgid(::getppid()), signal);
+    // Without the wait the run could train on to its last step before a parent the scheduler
+    // has not run yet passes the signal on (the test then sees a finished run, not a stop).
+    for (int i = 0; i < 60000 && !stopped(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   if (signal != 0 && target == Entry::Target::parent_wait) {
     ::kill(::getppid(), signal);
     // Without the wait this process could finish and exit before a parent the scheduler has not
@@ -94,7 +106,7 @@ void test_signal_point(std::string_view point, std::string_view value, int rank)
     for (int i = 0; i < 6000; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   // A second matching entry: a second signal at the same point.
-  if (signal != 0) test_signal_point(point, value, rank);
+  if (signal != 0) test_signal_point(point, value, rank, stopped);
 }
 
 }  // namespace rrt

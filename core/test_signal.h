@@ -10,6 +10,11 @@
 //                                          local` training this run) in the middle of step 2
 //   RRT_TEST_SIGNAL=INT:step:2:group       SIGINT to the parent's process group, as a
 //                                          terminal's Ctrl-C reaches every process in it
+//   RRT_TEST_SIGNAL=INT:step:2:group-wait  the same, then this process waits (up to 60 s)
+//                                          until it has been told to stop itself (the signal
+//                                          its parent passes on): a parent the scheduler runs
+//                                          late still stops it at this step (points that can
+//                                          tell: `step`)
 //   RRT_TEST_SIGNAL=TERM:stopping:3        SIGTERM when the run acts on a stop signal after
 //                                          step 3 (before that stop's checkpoint, or after
 //                                          step 3's periodic one if the signal came during it)
@@ -31,9 +36,13 @@ namespace rrt {
 
 // Raises the signal of the first unfired entry matching (point, value) and, when the entry
 // names a rank, this rank (an entry naming `parent` or `group` sends it there instead) (rank -1:
-// the caller does not know its rank; only entries without one match).
-void test_signal_point(std::string_view point, std::string_view value, int rank = -1);
+// the caller does not know its rank; only entries without one match). `stopped` says whether
+// this process has received its stop signal (a group-wait entry waits for it; a point without
+// one refuses such an entry).
+void test_signal_point(std::string_view point, std::string_view value, int rank = -1,
+                       bool (*stopped)() = nullptr);
 // The same with a number for the value (a step), formatted only when the hook is set.
-void test_signal_point(std::string_view point, int64_t value, int rank = -1);
+void test_signal_point(std::string_view point, int64_t value, int rank = -1,
+                       bool (*stopped)() = nullptr);
 
 }  // namespace rrt

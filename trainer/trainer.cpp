@@ -381,7 +381,8 @@ TrainSummary Trainer::run(int64_t stop_after) {
       RRT_TRACE_SPAN("forward_backward");
       loss += runner.forward_backward(s.inputs.data(), s.targets.data(), N, T,
                                       1.0f / static_cast<float>(accum));
-      if (micro == 0) test_signal_point("step", step, world.rank());
+      if (micro == 0)
+        test_signal_point("step", step, world.rank(), [] { return stop_signal() != 0; });
       terms.add(runner.last_losses(), 1.0 / static_cast<double>(accum));
     }
     loss /= static_cast<double>(accum);
