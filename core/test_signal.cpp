@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <mutex>
 #include <sstream>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/error.h"

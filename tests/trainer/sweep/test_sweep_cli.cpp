@@ -72,8 +72,8 @@ TEST(SweepCli, CommandsThroughTheBinary) {
 // foreground group. The hook sends it to the sweep's group in the middle of the first run's
 // step 2 (the sweep runs in a session of its own, as in a terminal) and holds the run there
 // until the sweep has passed the signal on (group-wait: on a loaded machine the run's tiny steps
-// could otherwise reach the end before the sweep is scheduled, seen once). The sweep passes the signal
-// on to the run once (the run is in a process group of its own, so it does not get a second
+// could otherwise reach the end before the sweep is scheduled, seen once). The sweep passes the
+// signal on to the run once (the run is in a process group of its own, so it does not get a second
 // one from the terminal and quit without a checkpoint), which finishes its step, writes a
 // checkpoint and exits 3; the sweep launches nothing more, says what finished, what was
 // interrupted and what never started, and exits 3. Rerunning the same command finishes both.
@@ -84,8 +84,8 @@ TEST(SweepCli, CtrlCStopsTheSweepResumably) {
   const std::string out = (dir / "out").string();
   const std::vector<std::string> cmd = {"setsid",   "--wait", RRT_CLI_PATH, "sweep", file,
                                         "--launch", "local",  "--out",      out};
-  ProcessResult r =
-      run_process(cmd, {{"OMP_NUM_THREADS", "1"}, {"RRT_TEST_SIGNAL", "INT:step:2:group-wait"}}, "");
+  ProcessResult r = run_process(
+      cmd, {{"OMP_NUM_THREADS", "1"}, {"RRT_TEST_SIGNAL", "INT:step:2:group-wait"}}, "");
   EXPECT_EQ(r.exit_code, 3) << r.output;
   const fs::path first = fs::path(out) / "rank-0", second = fs::path(out) / "rank-2";
   const std::string log = read_file(first / "train.log");
