@@ -540,9 +540,10 @@ void write_sweep(const Sweep& sweep) {
         }
         if (!same_results.empty()) same_results += " (no change to what it computes)";
         if (!allowed.empty()) allowed += " (allowed by checkpoint.allow_config_change)";
-        std::printf("run '%s' changed since it started: %s%s%s\n", run.name.c_str(),
-                    same_results.c_str(), same_results.empty() || allowed.empty() ? "" : "; ",
-                    allowed.c_str());
+        if (!same_results.empty() || !allowed.empty())  // else only derived comment lines moved
+          std::printf("run '%s' changed since it started: %s%s%s\n", run.name.c_str(),
+                      same_results.c_str(), same_results.empty() || allowed.empty() ? "" : "; ",
+                      allowed.c_str());
       }
     }
     write_text_atomically(config, yaml);
