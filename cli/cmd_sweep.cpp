@@ -2,6 +2,7 @@
 // rrt sweep summary DIR
 // Expands an ablation sweep into run directories and runs them (docs/sweeps.md).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -29,7 +30,7 @@ namespace {
 
 struct SweepOpts {
   std::string file, out, launch, source = RRT_SOURCE_DIR;
-  std::vector<std::string> overrides, sbatch_args;
+  std::vector<std::string> overrides, sbatch_args, only;
   bool dry_run = false, submit = false, stop_on_failure = false;
   int ranks = 2;
 };
@@ -70,6 +71,7 @@ std::string resume_command(const SweepOpts& o) {
   std::string cmd = "rrt sweep " + shell_quote(o.file);
   for (const std::string& kv : o.overrides) cmd += " " + shell_quote(kv);
   if (!o.out.empty()) cmd += " --out " + shell_quote(o.out);
+  for (const std::string& name : o.only) cmd += " --only " + shell_quote(name);
   cmd += " --launch local";
   if (o.stop_on_failure) cmd += " --stop-on-failure";
   return cmd;
@@ -154,10 +156,29 @@ void run_before(const Sweep& s, const SweepOpts& o, std::set<std::string>& done,
   }
 }
 
+// --only NAME...: the sweep narrowed to the runs named, in the sweep's order. A name that is no
+// run of the sweep is an error that lists the names (a typo must not quietly run nothing).
+Sweep only_runs(Sweep s, const std::vector<std::string>& only) {
+  if (only.empty()) return s;
+  std::string names;
+  for (const SweepRun& r : s.runs) names += (names.empty() ? "" : ", ") + r.name;
+  for (const std::string& name : only) {
+    const bool known = std::any_of(s.runs.begin(), s.runs.end(),
+                                   [&](const SweepRun& r) { return r.name == name; });
+    RRT_CHECK(known, s.file, "--only ", name, ": no run of sweep ", s.name,
+              " has that name (its runs: ", names, ")");
+  }
+  std::erase_if(s.runs, [&](const SweepRun& r) {
+    return std::find(only.begin(), only.end(), r.name) == only.end();
+  });
+  return s;
+}
+
 void run_sweep(const SweepOpts& o) {
   RRT_CHECK(!o.file.empty(), "sweep",
             "give a sweep file (rrt sweep FILE.yaml) or rrt sweep summary DIR");
-  const Sweep s = load_sweep(o.file, o.out, o.overrides);
+  const Sweep all = load_sweep(o.file, o.out, o.overrides);
+  const Sweep s = only_runs(all, o.only);
   if (o.dry_run) {
     list_runs(s);
     return;
@@ -191,7 +212,7 @@ void run_sweep(const SweepOpts& o) {
     try {
       const std::string png = (fs::path(s.out_dir) / "loss.png").string();
       std::vector<std::string> dirs;
-      for (const SweepRun& r : s.runs) dirs.push_back(r.dir);
+      for (const SweepRun& r : all.runs) dirs.push_back(r.dir);  // with --only, all the same
       plot_runs(dirs, png, {.smooth = 5, .title = "sweep " + s.name});
       std::printf("summary: %s/summary.md, summary.csv; curves: %s\n", s.out_dir.c_str(),
                   png.c_str());
@@ -231,6 +252,11 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("overrides", o->overrides,
                   "key=value overrides for every run, e.g. train.steps=20 (not a swept key)");
   cmd->add_flag("--dry-run", o->dry_run, "list the runs, their values and status; write nothing");
+  cmd->add_option("--only", o->only,
+                  "only the runs of these names (as --dry-run lists them; repeatable, or "
+                  "comma-separated), e.g. to train one arm of a sweep in the time there is")
+      ->delimiter(',')
+      ->allow_extra_args(false);
   cmd->add_option(
          "--launch", o->launch,
          "local: train the unfinished runs one after another here (resuming "

@@ -18,6 +18,8 @@ packages=(
   build-essential cmake ninja-build pkg-config git python3
   libopenblas-openmp-dev     # sgemm; the OpenMP flavour runs single-threaded inside our parallel regions
   libdnnl-dev                # oneDNN 2.x: the bf16 backend's GEMMs (ops/cpu_bf16/gemm.cpp), GNU OpenMP
+  ocl-icd-opencl-dev         # libdnnl-dev's CMake config needs OpenCL (only a Recommends: a fresh
+                             # machine without it fails to configure)
   libgtest-dev libgmock-dev  # unit tests
   nlohmann-json3-dev         # safetensors headers, fixtures, metrics
   libhdf5-dev                # checkpoints and token shards

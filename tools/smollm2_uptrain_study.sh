@@ -21,6 +21,9 @@
 #   CORPUS_PACKAGES ("a b c": only these packages, for a quick try)
 #   SWEEP_ARGS (extra key=value for every run, e.g. train.threads=2)
 #   SERVE_REQUESTS=32  SERVE_ARGS (more rrt serve-bench flags)
+#   ARMS ("vanilla relaxed_svd_ce": train only these arms now, e.g. what fits in the hours a
+#        machine has; the default is every arm not yet in the record)
+#   RECORD_DIR (default docs/results/smollm2_uptrain; empty: none): the record, below
 # A quick end-to-end try (minutes, not hours): STEPS=4 LR_STEPS=4 POST_STEPS=4 EVAL_BATCHES=1
 #   EVAL_MICRO_BATCH=1 EVAL_SEQ=32 SWEEP_ARGS="train.micro_batch=1 train.seq_len=32"
 #   SERVE_REQUESTS=2 SERVE_ARGS="--prompt-len 4 --output-len 4 --repeats 1"
@@ -30,6 +33,13 @@
 # shards' manifest.json, init/*.h5, each run's final checkpoint, evals/*.json), and rrt sweep
 # resumes an interrupted run from its newest checkpoint and skips finished ones. Stop it with
 # --stop (or SIGTERM to the script's process group) and run the same command again.
+#
+# The record (RECORD_DIR, committed with the repository): the study's small results, which must
+# outlive the machine (a checkpoint of arm 2 is 1 GB; a machine that is lent for a few hours
+# and then replaced keeps none): every evaluation, the learning rate, each finished arm's
+# metrics.jsonl, the tables and the figures. A study started on a new machine restores them,
+# skips every arm whose ten evaluations are recorded, and retrains only what is not (arm 2
+# again if its post-training is not recorded: that needs its checkpoint).
 #
 # Stages, in OUT_DIR:
 #   model/       the GGUF (tools/fetch_smollm2.sh)
@@ -44,6 +54,7 @@
 #   early_exit/  arm 2 post-trained: control, aggressive(0.1) + SD, uniform + SD
 #   evals/       rrt eval --json of every checkpoint scored, in-domain and out-of-domain
 #   results.md, results.jsonl, loss_curves.png, confidence_*.png: tools/smollm2_uptrain_summary.py
+#                (also in the record)
 set -euo pipefail
 # The whole script is one block, read before any of it runs: bash reads a script as it goes, so
 # a study running for days would otherwise execute whatever an edit or a `git pull` moved to the
@@ -91,10 +102,31 @@ eval_n="${EVAL_MICRO_BATCH:-8}"
 eval_t="${EVAL_SEQ:-256}"
 eval_precision="${EVAL_PRECISION:-bf16}"
 read -r -a extra <<<"${SWEEP_ARGS:-}"
+record="${RECORD_DIR-$here/docs/results/smollm2_uptrain}"
+[[ -z "$record" || "$record" == /* ]] || record="$here/$record"
+all_arms=(recursive relaxed_svd relaxed_zero vanilla relaxed_svd_ce original)
 cd "$out"
 log() { echo "[$(date '+%F %T')] $*"; }
+# to_record FILE...: copies study files (paths relative to the study) into the record.
+to_record() {
+  [[ -n "$record" ]] || return 0
+  local f
+  for f in "$@"; do
+    mkdir -p "$record/$(dirname "$f")"
+    cp "$f" "$record/$f.part" && mv "$record/$f.part" "$record/$f"
+  done
+}
+# recorded ARM: its ten evaluations (0-100%, both sets) and its metrics are in the study.
+recorded() {
+  local p set
+  for p in 000 025 050 075 100; do
+    for set in in ood; do [[ -f "evals/$1_$p.$set.json" ]] || return 1; done
+  done
+  [[ -f "arms/$1/metrics.jsonl" || -f "$record/arms/$1/metrics.jsonl" ]]
+}
 
 if [[ "$mode" == "--status" ]]; then
+  [[ -n "$record" ]] && echo "record    $record ($(find "$record" -name '*.json' 2>/dev/null | wc -l) files)"
   for f in corpus/manifest.json data/train_shards/manifest.json data/heldout_shards/manifest.json \
       data/ood_shards/manifest.json init/original.h5 init/recursive.h5 init/relaxed_svd.h5 \
       init/relaxed_zero.h5 init/vanilla.h5 lr/lr.txt results.md; do
@@ -123,6 +155,18 @@ echo $$ >"$out/study.pid"
 # to builds and tests as intended. Raising one's own autogroup's nice needs no privilege.
 if [[ -n "${RRT_STUDY_DETACHED:-}" && -w /proc/self/autogroup ]]; then
   echo "$(nice)" >/proc/self/autogroup 2>/dev/null || true
+fi
+# What the record holds and this machine does not: the evaluations, the learning rate, the
+# scores of the conversion (the arms' metrics stay in the record: restored into arms/, they
+# would look like started runs to rrt sweep).
+if [[ -n "$record" && -d "$record" ]]; then
+  while IFS= read -r f; do
+    [[ -f "$f" ]] && continue
+    mkdir -p "$(dirname "$f")"
+    cp "$record/$f" "$f"
+    restored=$((${restored:-0} + 1))
+  done < <(cd "$record" && find evals lr init -type f ! -name '*.part' 2>/dev/null)
+  [[ -n "${restored:-}" ]] && log "restored $restored files from the record $record"
 fi
 log "study in $out: $steps steps per arm ($((steps * tokens_per_step)) tokens at base.yaml's 2,048 a step), lr sweep $lr_steps steps, post-training $post_steps steps"
 
@@ -159,6 +203,8 @@ if [[ ! -f data/ood/heldout.jsonl ]]; then
   python3 "$here/tools/make_heldout_text.py" --out data/ood/heldout.jsonl
 fi
 prepare ood_shards data/ood/heldout.jsonl
+to_record data/{train,heldout,ood}_shards/manifest.json
+[[ "$corpus" == "$out/corpus" ]] && to_record corpus/manifest.json corpus/manifest.md
 
 # 3. The starting weights (rrt convert writes atomically; a file present is complete).
 mkdir -p init
@@ -168,6 +214,9 @@ convert() {  # convert NAME FLAGS...
   [[ -f "init/$name.h5" ]] && return
   log "converting init/$name.h5: $*"
   "$rrt" convert --from "$gguf" "$@" --out "init/$name.h5" | tee "init/$name.convert.log"
+  to_record "init/$name.convert.log"
+  [[ -f "init/$name.score.json" ]] && to_record "init/$name.score.json"
+  return 0
 }
 convert original --loops 1
 convert recursive --loops 3 --init stepwise --lora-rank 0
@@ -193,6 +242,7 @@ evaluate() {  # evaluate NAME CHECKPOINT [overrides...]: evals/NAME.{in,ood}.jso
     "$rrt" eval --json "$ckpt" --data "$data" --batches "$eval_batches" train.seq_len="$eval_t" \
       train.micro_batch="$eval_n" data.val_fraction=0.5 train.precision="$eval_precision" "$@" >"$f.part"
     mv "$f.part" "$f"
+    to_record "$f"
     log "$name ($set): $(grep -o '"perplexity":[0-9.e+-]*' "$f" | head -1)"
   done
 }
@@ -219,16 +269,16 @@ best = min((json.load(open(f))["loss"], f) for f in glob.glob("evals/lr_lr-*.in.
 print(re.search(r"lr_lr-([^/]*)\.in\.json", best[1]).group(1))
 PY
   mv lr/lr.txt.part lr/lr.txt
+  to_record lr/lr.txt
   lr="$(cat lr/lr.txt)"
   log "learning rate: $lr"
 fi
 
-# Every arm at 0, 25, 50, 75 and 100% of its budget, on both held-out sets. Before the arms
-# train, only what exists: every arm's start and the quarter checkpoints already written, so
-# that a study resumed after a stop reports what it has so far (evals/, step 6).
-evaluate_arms() {  # evaluate_arms [all]: with "all", every point (a missing checkpoint fails)
+# Every arm at 0, 25, 50, 75 and 100% of its budget, on both held-out sets: the points whose
+# checkpoints this machine has (an arm in the record has its points there already).
+evaluate_arms() {  # evaluate_arms ARM...
   local arm init q ckpt
-  for arm in recursive relaxed_svd relaxed_zero vanilla relaxed_svd_ce original; do
+  for arm in "$@"; do
     case $arm in
       relaxed_svd_ce) init=init/relaxed_svd.h5 ;;
       *) init="init/$arm.h5" ;;
@@ -240,49 +290,103 @@ evaluate_arms() {  # evaluate_arms [all]: with "all", every point (a missing che
     fi
     for q in 1 2 3 4; do
       ckpt="$(step_file "arms/$arm" $((q * quarter)))"
-      [[ "${1:-}" == all || -f "$ckpt" ]] || continue
+      [[ -f "$ckpt" ]] || continue
       evaluate "${arm}_$(printf %03d $((q * 25)))" "$ckpt"
     done
   done
 }
-evaluate_arms
+# Early-exit post-training (step 7) needs arm 2's final checkpoint; recorded is when its
+# evaluations and the serving benchmark are.
+post_recorded() {
+  [[ -f evals/post_control.in.json && -f evals/post_aggressive.in.json &&
+     -f evals/post_uniform.in.json && -f evals/serve_bench.md ]]
+}
 
-# 5. The arms, the same tokens and budget each.
-log "arms: $steps steps each at lr $lr"
-"$rrt" sweep "$sweeps/arms.yaml" --out arms --launch local optim.lr="$lr" train.steps="$steps" \
-  train.eval_every="$quarter" checkpoint.every="$quarter" \
-  optim.warmup_steps=$(( steps / 20 > 1 ? steps / 20 : 1 )) "${common[@]}"
-
-# 6. Every arm at 0, 25, 50, 75 and 100% of its budget, on both held-out sets.
-evaluate_arms all
-
-# 7. Early-exit post-training of arm 2, then every exit, the oracle and the confidence exits.
-ln -sf "../$(step_file arms/relaxed_svd "$steps")" init/relaxed_svd_uptrained.h5
-post_lr="${POST_LR:-$(python3 -c "print(f'{$lr / 2:g}')")}"
-log "early-exit post-training: $post_steps steps at lr $post_lr"
-"$rrt" sweep "$sweeps/early_exit.yaml" --out early_exit --launch local optim.lr="$post_lr" \
-  train.steps="$post_steps" train.eval_every="$post_steps" checkpoint.every="$post_steps" \
-  optim.warmup_steps=$(( post_steps / 20 > 1 ? post_steps / 20 : 1 )) "${common[@]}"
-for run in control aggressive uniform; do
-  evaluate "post_$run" "$(step_file "early_exit/$run" "$post_steps")"
-  [[ -f "evals/post_$run.plots/confidence.png" ]] ||
-    "$rrt" eval "$(step_file "early_exit/$run" "$post_steps")" --data data/heldout_shards \
-      --batches "$eval_batches" train.seq_len="$eval_t" train.micro_batch="$eval_n" data.val_fraction=0.5 \
-      train.precision="$eval_precision" --plot "evals/post_$run.plots" >/dev/null
+# 5. The arms, the same tokens and budget each: those asked for (ARMS, default all) that the
+# record does not hold, arm 2 also when its post-training is still to come.
+read -r -a wanted <<<"${ARMS:-${all_arms[*]}}"
+todo=()
+for arm in "${wanted[@]}"; do
+  [[ " ${all_arms[*]} " == *" $arm "* ]] ||
+    { echo "ARMS: no arm '$arm' (the arms: ${all_arms[*]})" >&2; exit 2; }
+  if recorded "$arm"; then
+    # Recorded: done, unless it is arm 2, its post-training is still to come and this machine
+    # lacks its final checkpoint.
+    [[ $arm == relaxed_svd && ! -f "$(step_file arms/$arm "$steps")" ]] && ! post_recorded ||
+      continue
+  fi
+  todo+=("$arm")
 done
-
-# 8. Serving with confidence exits: depth-wise batching against static and sequence-wise.
-if [[ ! -f evals/serve_bench.md ]]; then
-  log "serve-bench of the aggressive post-trained model"
-  "$rrt" serve-bench "$(step_file early_exit/aggressive "$post_steps")" --data data/heldout_shards \
-    --precision "$eval_precision" --requests "${SERVE_REQUESTS:-32}" \
-    --exits none,oracle,confidence:0.9,confidence:0.6 ${SERVE_ARGS:-} >evals/serve_bench.md.part
-  mv evals/serve_bench.md.part evals/serve_bench.md
+# Their starting points first (and the points of a stopped run), so that a stopped study
+# reports what it has so far.
+evaluate_arms "${todo[@]}"
+if ((${#todo[@]})); then
+  log "arms: ${todo[*]}: $steps steps each at lr $lr"
+  only=$(IFS=,; echo "${todo[*]}")
+  "$rrt" sweep "$sweeps/arms.yaml" --out arms --launch local --only "$only" optim.lr="$lr" \
+    train.steps="$steps" train.eval_every="$quarter" checkpoint.every="$quarter" \
+    optim.warmup_steps=$(( steps / 20 > 1 ? steps / 20 : 1 )) "${common[@]}"
 fi
 
-# 9. The table and the figures.
-"$rrt" plot arms --out loss_curves.png --x tokens --title "SmolLM2-135M uptraining, $steps steps per arm"
-python3 "$here/tools/smollm2_uptrain_summary.py" "$out"
+# 6. Every arm at 0, 25, 50, 75 and 100% of its budget, on both held-out sets, and each finished
+# arm's metrics into the record.
+evaluate_arms "${all_arms[@]}"
+for arm in "${all_arms[@]}"; do
+  [[ -f "$(step_file "arms/$arm" "$steps")" ]] && to_record "arms/$arm/metrics.jsonl"
+done
+left=()
+for arm in "${all_arms[@]}"; do recorded "$arm" || left+=("$arm"); done
+
+# 7. Early-exit post-training of arm 2, then every exit, the oracle and the confidence exits.
+arm2_final="$(step_file arms/relaxed_svd "$steps")"
+if ! post_recorded && [[ -f "$arm2_final" ]]; then
+  ln -sf "../$arm2_final" init/relaxed_svd_uptrained.h5
+  post_lr="${POST_LR:-$(python3 -c "print(f'{$lr / 2:g}')")}"
+  log "early-exit post-training: $post_steps steps at lr $post_lr"
+  "$rrt" sweep "$sweeps/early_exit.yaml" --out early_exit --launch local optim.lr="$post_lr" \
+    train.steps="$post_steps" train.eval_every="$post_steps" checkpoint.every="$post_steps" \
+    optim.warmup_steps=$(( post_steps / 20 > 1 ? post_steps / 20 : 1 )) "${common[@]}"
+  for run in control aggressive uniform; do
+    evaluate "post_$run" "$(step_file "early_exit/$run" "$post_steps")"
+    if [[ ! -f "evals/post_$run.plots/confidence.png" ]]; then
+      "$rrt" eval "$(step_file "early_exit/$run" "$post_steps")" --data data/heldout_shards \
+        --batches "$eval_batches" train.seq_len="$eval_t" train.micro_batch="$eval_n" \
+        data.val_fraction=0.5 train.precision="$eval_precision" --plot "evals/post_$run.plots" \
+        >/dev/null
+    fi
+    to_record "early_exit/$run/metrics.jsonl" evals/post_$run.plots/*.png
+  done
+
+  # 8. Serving with confidence exits: depth-wise batching against static and sequence-wise.
+  if [[ ! -f evals/serve_bench.md ]]; then
+    log "serve-bench of the aggressive post-trained model"
+    "$rrt" serve-bench "$(step_file early_exit/aggressive "$post_steps")" \
+      --data data/heldout_shards --precision "$eval_precision" \
+      --requests "${SERVE_REQUESTS:-32}" --exits none,oracle,confidence:0.9,confidence:0.6 \
+      ${SERVE_ARGS:-} >evals/serve_bench.md.part
+    mv evals/serve_bench.md.part evals/serve_bench.md
+    to_record evals/serve_bench.md
+  fi
+elif ! post_recorded; then
+  log "early-exit post-training waits for arm 2 (relaxed_svd) to finish"
+fi
+
+# 9. The table and the figures, from this machine's runs and the record's.
+curves=()
+for arm in "${all_arms[@]}"; do
+  if [[ -f "arms/$arm/metrics.jsonl" ]]; then
+    curves+=("arms/$arm")
+  elif [[ -n "$record" && -f "$record/arms/$arm/metrics.jsonl" ]]; then
+    curves+=("$record/arms/$arm")
+  fi
+done
+if ((${#curves[@]})); then
+  "$rrt" plot "${curves[@]}" --out loss_curves.png --x tokens \
+    --title "SmolLM2-135M uptraining, $steps steps per arm"
+  to_record loss_curves.png
+fi
+python3 "$here/tools/smollm2_uptrain_summary.py" "$out" "$record"
+((${#left[@]})) && log "arms still to train: ${left[*]} (rerun; ARMS= picks which)"
 log "done: $out/results.md"
 exit
 }

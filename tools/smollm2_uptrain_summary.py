@@ -11,7 +11,12 @@ conversion logs, the shard manifests) and writes
                         confidence-exit trade-off; the learning-rate sweep; tokens/s per arm
     OUT/results.jsonl   one object per arm and point, per post-trained model, per lr run
 
-Usage: python3 tools/smollm2_uptrain_summary.py OUT_DIR
+With RECORD_DIR (the study's record, committed: the results of earlier machines), what the
+study directory lacks is read from the record, and both files are written there too, with
+RECORD_DIR/arms/summary.csv: the arms' rows of `rrt sweep summary`, this machine's runs
+replacing the record's.
+
+Usage: python3 tools/smollm2_uptrain_summary.py OUT_DIR [RECORD_DIR]
 """
 import glob
 import json
@@ -63,27 +68,57 @@ def tokens_per_s(run_dir):
     return statistics.median(rates) if rates else None
 
 
-def params_of(out, arm):
-    # The run's model size: its config in the sweep's summary.csv, else the conversion log.
-    csv = os.path.join(out, "arms", "summary.csv")
-    if os.path.exists(csv):
-        lines = open(csv).read().splitlines()
-        head = lines[0].split(",")
-        if "params" in head:
-            for line in lines[1:]:
-                cells = line.split(",")
-                if cells[0] == arm:
-                    n = cells[head.index("params")]
-                    return f"{int(n) / 1e6:.2f} M" if n.isdigit() else n
+def read_csv(path):
+    """(header, {run name: line}) of a `rrt sweep summary` CSV, or (None, {})."""
+    if not os.path.exists(path):
+        return None, {}
+    lines = open(path).read().splitlines()
+    return lines[0], {line.split(",")[0]: line for line in lines[1:]}
+
+
+def arms_summary(out, record):
+    """The arms' summary rows: this machine's runs (those with metrics), else the record's."""
+    head, rows = read_csv(os.path.join(record, "arms", "summary.csv")) if record else (None, {})
+    local_head, local = read_csv(os.path.join(out, "arms", "summary.csv"))
+    for arm, line in local.items():
+        if os.path.exists(os.path.join(out, "arms", arm, "metrics.jsonl")):
+            rows[arm] = line
+    head = local_head or head
+    if record and head:
+        os.makedirs(os.path.join(record, "arms"), exist_ok=True)
+        with open(os.path.join(record, "arms", "summary.csv"), "w") as f:
+            f.write("\n".join([head] + [rows[a] for a, _ in ARMS if a in rows]) + "\n")
+    return head, rows
+
+
+def params_of(summary, arm):
+    # The run's model size: its row of the arms' summary.csv.
+    head, rows = summary
+    if head and "params" in head.split(",") and arm in rows:
+        n = rows[arm].split(",")[head.split(",").index("params")]
+        return f"{int(n) / 1e6:.2f} M" if n.isdigit() else n
     return "-"
+
+
+def first_of(*paths):
+    return next((p for p in paths if p and os.path.exists(p)), paths[0])
 
 
 def main():
     out = sys.argv[1]
-    ev = {os.path.basename(f)[:-5]: load(f) for f in glob.glob(os.path.join(out, "evals", "*.json"))}
+    record = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
+
+    def path(*parts):  # the study's file, else the record's
+        return first_of(os.path.join(out, *parts), record and os.path.join(record, *parts))
+
+    ev = {}
+    for d in [out] + ([record] if record else []):
+        for f in glob.glob(os.path.join(d, "evals", "*.json")):
+            ev.setdefault(os.path.basename(f)[:-5], load(f))
+    summary = arms_summary(out, record)
     rows, md = [], []
-    corpus = load(os.path.join(out, "corpus", "manifest.json")) or {}
-    shards = {n: load(os.path.join(out, "data", n, "manifest.json")) or {}
+    corpus = load(path("corpus", "manifest.json")) or {}
+    shards = {n: load(path("data", n, "manifest.json")) or {}
               for n in ("train_shards", "heldout_shards", "ood_shards")}
     md.append("## Data\n")
     md.append(f"- training tokens: {shards['train_shards'].get('tokens', '-')} "
@@ -112,7 +147,7 @@ def main():
                     rows.append({"arm": arm, "point": int(p), "set": key, "loss": e["loss"],
                                  "perplexity": e["perplexity"], "tokens": e["tokens"],
                                  "exits": e.get("exits")})
-            md.append(f"| {name} | {params_of(out, arm)} | " + " | ".join(cells) + " |")
+            md.append(f"| {name} | {params_of(summary, arm)} | " + " | ".join(cells) + " |")
 
     def final(arm, key="in"):
         e = ev.get(f"{arm}_100.{key}")
@@ -174,31 +209,32 @@ def main():
                       f"{c['agreement']:.3f} |")
 
     md.append("\n## Learning-rate sweep (arm 2, in-domain held-out)\n")
-    lr_choice = (open(os.path.join(out, "lr", "lr.txt")).read().strip()
-                 if os.path.exists(os.path.join(out, "lr", "lr.txt")) else "-")
-    for f in sorted(glob.glob(os.path.join(out, "evals", "lr_lr-*.in.json"))):
-        lr = re.search(r"lr_lr-(.*)\.in\.json", f).group(1)
-        e = load(f)
+    lr_choice = open(path("lr", "lr.txt")).read().strip() if os.path.exists(path("lr", "lr.txt")) \
+        else "-"
+    for name in sorted(k for k in ev if re.fullmatch(r"lr_lr-.*\.in", k)):
+        lr = name[len("lr_lr-"):-len(".in")]
+        e = ev[name]
         md.append(f"- lr {lr}: perplexity {ppl(e['perplexity'])}" +
                   (" (chosen)" if lr == lr_choice else ""))
         rows.append({"lr": lr, "loss": e["loss"], "perplexity": e["perplexity"]})
 
     md.append("\n## Throughput (median tokens/s of each arm's logged steps, teacher included)\n")
     for arm, name in ARMS:
-        r = tokens_per_s(os.path.join(out, "arms", arm))
+        r = tokens_per_s(os.path.dirname(path("arms", arm, "metrics.jsonl")))
         md.append(f"- {name}: {r:.0f} tokens/s" if r else f"- {name}: -")
         if r:
             rows.append({"arm": arm, "tokens_per_s": r})
-    serve = os.path.join(out, "evals", "serve_bench.md")
+    serve = path("evals", "serve_bench.md")
     if os.path.exists(serve):
         md.append("\n## Serving with confidence exits (rrt serve-bench, aggressive post-trained)\n")
         md.append(open(serve).read())
 
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write("# SmolLM2-135M uptraining study\n\n" + "\n".join(md) + "\n")
-    with open(os.path.join(out, "results.jsonl"), "w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+    for d in [out] + ([record] if record else []):
+        with open(os.path.join(d, "results.md"), "w") as f:
+            f.write("# SmolLM2-135M uptraining study\n\n" + "\n".join(md) + "\n")
+        with open(os.path.join(d, "results.jsonl"), "w") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
     print("\n".join(md))
 
 

@@ -68,6 +68,32 @@ TEST(SweepCli, CommandsThroughTheBinary) {
   EXPECT_TRUE(contains(r.output, "did you mean 'lora.rank'?")) << r.output;
 }
 
+// --only: one run of a sweep trained alone (as a study trains the arm that fits in the time it
+// has); the others are left unwritten, and a name that is no run is an error listing the names.
+TEST(SweepCli, OnlyTrainsTheRunsNamed) {
+  const fs::path dir = temp("only");
+  const std::string file = (dir / "s.yaml").string();
+  std::ofstream(file) << base_config() << "grid:\n  lora.rank: [0, 2, 4]\n";
+  const std::string out = (dir / "out").string();
+  auto rrt = [](std::vector<std::string> args) {
+    args.insert(args.begin(), RRT_CLI_PATH);
+    return run_process(args, {{"OMP_NUM_THREADS", "1"}}, "");
+  };
+  ProcessResult r = rrt({"sweep", file, "--dry-run", "--out", out, "--only", "rank-4,rank-0"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "2 runs in " + out)) << r.output;
+  EXPECT_FALSE(contains(r.output, "rank-2")) << r.output;
+  r = rrt({"sweep", file, "--launch", "local", "--out", out, "--only", "rank-2"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "1 trained, 0 finished before, 0 failed")) << r.output;
+  EXPECT_TRUE(fs::exists(fs::path(out) / "rank-2" / "status.json"));
+  EXPECT_FALSE(fs::exists(fs::path(out) / "rank-0")) << "a run not named is not written";
+  r = rrt({"sweep", file, "--launch", "local", "--out", out, "--only", "rank-3"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "--only rank-3: no run of sweep")) << r.output;
+  EXPECT_TRUE(contains(r.output, "(its runs: rank-0, rank-2, rank-4)")) << r.output;
+}
+
 // Ctrl-C of `rrt sweep --launch local`: the terminal sends SIGINT to every process of its
 // foreground group. The hook sends it to the sweep's group in the middle of the first run's
 // step 2 (the sweep runs in a session of its own, as in a terminal) and holds the run there
