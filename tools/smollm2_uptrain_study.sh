@@ -213,16 +213,23 @@ convert() {  # convert NAME FLAGS...
   shift
   [[ -f "init/$name.h5" ]] && return
   log "converting init/$name.h5: $*"
-  "$rrt" convert --from "$gguf" "$@" --out "init/$name.h5" | tee "init/$name.convert.log"
-  to_record "init/$name.convert.log"
-  [[ -f "init/$name.score.json" ]] && to_record "init/$name.score.json"
+  if [[ -f "init/$name.convert.log" ]]; then  # restored from the record: that one stays
+    "$rrt" convert --from "$gguf" "$@" --out "init/$name.h5"
+  else
+    "$rrt" convert --from "$gguf" "$@" --out "init/$name.h5" | tee "init/$name.convert.log"
+    to_record "init/$name.convert.log"
+    [[ -f "init/$name.score.json" ]] && to_record "init/$name.score.json"
+  fi
   return 0
 }
 convert original --loops 1
 convert recursive --loops 3 --init stepwise --lora-rank 0
-convert relaxed_svd --loops 3 --init average --lora-rank 64 --lora-init svd \
-  --score data/heldout_shards --score-batches "$eval_batches" --score-micro-batch "$eval_n" \
-  --score-seq-len "$eval_t"
+# The conversion's score (the original and arm 2's start on the same tokens, minutes in fp32)
+# once: a new machine has it from the record.
+score=(--score data/heldout_shards --score-batches "$eval_batches" --score-micro-batch "$eval_n"
+  --score-seq-len "$eval_t")
+[[ -f init/relaxed_svd.score.json ]] && score=()
+convert relaxed_svd --loops 3 --init average --lora-rank 64 --lora-init svd "${score[@]}"
 convert relaxed_zero --loops 3 --init average --lora-rank 64 --lora-init zero
 # Vanilla: SmolLM2's first 15 layers. Converted as a block of the lower 15 layers (K = 2, no
 # LoRA), whose tensors are those of a plain 15-layer model (the arm's config says so).
