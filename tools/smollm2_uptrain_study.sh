@@ -27,7 +27,8 @@
 # A quick end-to-end try (minutes, not hours): STEPS=4 LR_STEPS=4 POST_STEPS=4 EVAL_BATCHES=1
 #   EVAL_MICRO_BATCH=1 EVAL_SEQ=32 SWEEP_ARGS="train.micro_batch=1 train.seq_len=32"
 #   SERVE_REQUESTS=2 SERVE_ARGS="--prompt-len 4 --output-len 4 --repeats 1"
-#   CORPUS_PACKAGES="python3.11-doc debian-reference-en"
+#   CORPUS_PACKAGES="python3.11-doc debian-reference-en" RECORD_DIR=  (a record of its own, or
+#   none: the default record refuses a study of other settings)
 #
 # Resumable: every stage leaves a file that says it is done (the corpus's manifest.json, the
 # shards' manifest.json, init/*.h5, each run's final checkpoint, evals/*.json), and rrt sweep
@@ -155,6 +156,22 @@ echo $$ >"$out/study.pid"
 # to builds and tests as intended. Raising one's own autogroup's nice needs no privilege.
 if [[ -n "${RRT_STUDY_DETACHED:-}" && -w /proc/self/autogroup ]]; then
   echo "$(nice)" >/proc/self/autogroup 2>/dev/null || true
+fi
+# One record, one study: its settings are written with its first results, and a study of other
+# settings (a quick try, another budget) is refused rather than mixed into its tables.
+if [[ -n "$record" ]]; then
+  settings="steps=$steps tokens_per_step=$tokens_per_step eval=${eval_batches}x${eval_n}x${eval_t}"
+  settings+=" eval_precision=$eval_precision corpus_packages=${CORPUS_PACKAGES:-all}"
+  settings+=" sweep_args=${SWEEP_ARGS:-none}"
+  if [[ -f "$record/settings.txt" && "$(cat "$record/settings.txt")" != "$settings" ]]; then
+    echo "the record $record holds a study with other settings:" >&2
+    echo "  there: $(cat "$record/settings.txt")" >&2
+    echo "  here:  $settings" >&2
+    echo "give this study a record of its own (RECORD_DIR=DIR) or none (RECORD_DIR=)" >&2
+    exit 2
+  fi
+  mkdir -p "$record"
+  [[ -f "$record/settings.txt" ]] || echo "$settings" >"$record/settings.txt"
 fi
 # What the record holds and this machine does not: the evaluations, the learning rate, the
 # scores of the conversion (the arms' metrics stay in the record: restored into arms/, they
