@@ -39,13 +39,13 @@ int64_t gguf_scalar_bytes(GgufType t);
 struct GgufValue {
   GgufType type = GgufType::uint32;
   uint64_t bits = 0;  // scalars: the value's little-endian bytes, zero-extended
-  std::string str;    // string
+  std::string str{};  // string
   // Arrays: element type and count; the elements live in exactly one of the three below.
   GgufType elem_type = GgufType::uint8;
   uint64_t count = 0;
-  std::vector<uint8_t> raw;          // numbers and bools: the elements' bytes as stored
-  std::vector<std::string> strings;  // strings
-  std::vector<GgufValue> arrays;     // nested arrays
+  std::vector<uint8_t> raw{};          // numbers and bools: the elements' bytes as stored
+  std::vector<std::string> strings{};  // strings
+  std::vector<GgufValue> arrays{};     // nested arrays
 };
 
 // ggml tensor types; every id the format defines is known (for sizes), but only some can be

@@ -4,8 +4,9 @@
 // row layouts are the family's GGUF table (model/families.cpp: llama.cpp's interleaved q/k rows
 // for llama, Gemma's norm weights as 1 + w), the metadata the keys that GGUF import and llama.cpp
 // read; Llama 3 (llama3) and linear RoPE scaling are written as llama.cpp's converter writes
-// them, per-frequency divisors in rope_freqs.weight (gemma3: linear as rope.scaling.*). A tokenizer GGUF's tokenizer.* keys are copied when one is given (llama.cpp
-// needs them to run the file). load_gguf_model reads the export back as the same model.
+// them, per-frequency divisors in rope_freqs.weight (gemma3: linear as rope.scaling.*). A tokenizer
+// GGUF's tokenizer.* keys are copied when one is given (llama.cpp needs them to run the file).
+// load_gguf_model reads the export back as the same model.
 #pragma once
 
 #include <string>
@@ -18,7 +19,7 @@ namespace rrt {
 
 struct GgufExportOptions {
   DType dtype = DType::f32;         // f32 or bf16 (rounded to nearest even)
-  std::string tokenizer_gguf;       // copy its tokenizer.* keys; "" for a file without a tokenizer
+  std::string tokenizer_gguf{};     // copy its tokenizer.* keys; "" for a file without a tokenizer
   std::string name = "rrt export";  // general.name
 };
 

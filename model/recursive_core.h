@@ -39,7 +39,7 @@ struct CoreCapacity {
   bool forward_only = false;
   // Per unrolled position (empty: none): the position keeps only its input residual; its stash
   // is one buffer shared by every recomputed position, refilled during backward.
-  std::vector<bool> recompute;
+  std::vector<bool> recompute{};
   // Plan only: the constructor computes activation_bytes() and scratch_bytes() and stops,
   // allocating and binding nothing (the backend is not prepared either); such a core answers
   // those two and nothing else. A memory check before the real core exists (DeviceModel).

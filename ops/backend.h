@@ -62,8 +62,8 @@ struct BackendPlan {
   ops::AttentionShape max_attention;  // N x T x H (Hkv) x Dh at capacity
   int64_t rot_dim = 0;                // rotary dims per head
   double rope_theta = 10000.0;
-  ops::RopeScaling rope_scaling;  // ops/rope.h: linear, dynamic or llama3 frequencies
-  bool backward = true;           // whether backward will run (attention workspaces)
+  ops::RopeScaling rope_scaling{};  // ops/rope.h: linear, dynamic or llama3 frequencies
+  bool backward = true;             // whether backward will run (attention workspaces)
   // Gemma 3: a second table with this base and no scaling, for the positions that rotate with
   // the local base (rope_forward's `local`); 0: one table.
   double rope_local_theta = 0.0;

@@ -127,9 +127,11 @@ TEST(Trace, NestedSpansBecomeChromeTraceEvents) {
     EXPECT_TRUE(inside(micro, step));
     EXPECT_EQ(micro["tid"], step["tid"]);
     // data and forward_backward of micro-batch i lie inside it and not inside the other one
-    for (const auto& e : spans)
-      if ((e["name"] == "data" || e["name"] == "forward_backward") && inside(e, micro))
+    for (const auto& e : spans) {
+      if ((e["name"] == "data" || e["name"] == "forward_backward") && inside(e, micro)) {
         EXPECT_EQ(e["tid"], micro["tid"]);
+      }
+    }
   }
   const auto d0 = find("data", -1);
   EXPECT_GE(d0["dur"].get<double>(), 200.0);
