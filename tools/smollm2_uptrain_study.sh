@@ -12,8 +12,10 @@
 #   --status      where it stands: the stages done, each sweep's runs, the evaluations so far
 #                 (a resumed study first evaluates the arms' points already written)
 # Environment:
-#   RRT=build/rrt   TOKENS_PER_ARM=2000000 (rounded to whole quarters of steps of 2,048 tokens)
-#   STEPS (overrides TOKENS_PER_ARM)   LR_STEPS (default STEPS / 5)   LR (skip the lr sweep)
+#   RRT=build/rrt (unset and not built yet: built into build/ beside the corpus)
+#   TOKENS_PER_ARM=2000000 (rounded to whole quarters of steps of 2,048 tokens)
+#   STEPS (overrides TOKENS_PER_ARM)   LR_STEPS (default STEPS / 5)
+#   LR (skip the lr sweep; remembered in lr/given.txt and the record for later invocations)
 #   POST_STEPS (early-exit post-training, default STEPS / 4)   POST_LR (default LR / 2)
 #   EVAL_BATCHES=16  EVAL_MICRO_BATCH=8  EVAL_SEQ=256 (32,768 tokens per evaluation)
 #   EVAL_PRECISION=bf16
@@ -187,6 +189,16 @@ if [[ -n "$record" && -d "$record" ]]; then
 fi
 log "study in $out: $steps steps per arm ($((steps * tokens_per_step)) tokens at base.yaml's 2,048 a step), lr sweep $lr_steps steps, post-training $post_steps steps"
 
+# 0. rrt itself, on a machine that has not built it (RRT unset): configured and built beside the
+# corpus, which does not need it (tools/setup.sh installs what the build needs).
+build_pid=""
+if [[ -z "${RRT:-}" && ! -x "$rrt" ]]; then
+  log "building $rrt beside the corpus (log: $out/build.log)"
+  (cmake -S "$here" -B "$here/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRRT_CUDA=OFF &&
+    cmake --build "$here/build" -j "$(nproc)" --target rrt_cli) >"$out/build.log" 2>&1 &
+  build_pid=$!
+fi
+
 # 1. The model.
 mkdir -p model
 gguf="$out/model/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -203,6 +215,10 @@ if [[ ! -f "$corpus/manifest.json" ]]; then
     args+=(--packages "${packages[@]}")
   fi
   python3 "$here/tools/make_study_corpus.py" "${args[@]}"
+fi
+if [[ -n "$build_pid" ]]; then
+  wait "$build_pid" || { echo "building rrt failed: see $out/build.log" >&2; exit 1; }
+  log "built $rrt"
 fi
 prepare() {  # prepare NAME INPUT: data/NAME tokenised from INPUT, once
   [[ -f "data/$1/manifest.json" ]] && return
@@ -274,10 +290,20 @@ step_file() { printf "%s/step_%08d.h5" "$1" "$2"; }
 common=(train.eval_batches=4 "${extra[@]}")
 
 # 4. The learning rate: a short sweep on arm 2, the lowest in-domain held-out loss wins.
+# A rate given (LR) is kept in lr/given.txt (and the record), so that the next invocation, on
+# this machine or a new one, goes on with it instead of sweeping.
 if [[ -n "${LR:-}" ]]; then
   lr="$LR"
+  if [[ ! -f lr/lr.txt && "$(cat lr/given.txt 2>/dev/null)" != "$lr" ]]; then
+    mkdir -p lr
+    echo "$lr" >lr/given.txt
+    to_record lr/given.txt
+  fi
 elif [[ -f lr/lr.txt ]]; then
   lr="$(cat lr/lr.txt)"
+elif [[ -f lr/given.txt ]]; then
+  lr="$(cat lr/given.txt)"
+  log "learning rate $lr: given to an earlier invocation (lr/given.txt)"
 else
   log "learning-rate sweep: $lr_steps steps per run"
   "$rrt" sweep "$sweeps/lr.yaml" --out lr --launch local train.steps="$lr_steps" \
