@@ -327,10 +327,18 @@ fi
 # Every arm at 0, 25, 50, 75 and 100% of its budget, on both held-out sets: the points whose
 # checkpoints this machine has (an arm in the record has its points there already).
 evaluate_arms() {  # evaluate_arms ARM...
-  local arm init q ckpt
+  local arm init q ckpt set
   for arm in "$@"; do
     case $arm in
-      relaxed_svd_ce) init=init/relaxed_svd.h5 ;;
+      relaxed_svd_ce)
+        init=init/relaxed_svd.h5
+        # Arm 2's starting weights, so arm 2's start scores (the same file, bit for bit).
+        for set in in ood; do
+          [[ -f "evals/${arm}_000.$set.json" || ! -f "evals/relaxed_svd_000.$set.json" ]] && continue
+          cp "evals/relaxed_svd_000.$set.json" "evals/${arm}_000.$set.json"
+          to_record "evals/${arm}_000.$set.json"
+        done
+        ;;
       *) init="init/$arm.h5" ;;
     esac
     if [[ $arm == vanilla ]]; then
