@@ -20,16 +20,18 @@ namespace {
 
 using namespace sweep_test;
 
+// The rrt binary with ARGS, one OpenMP thread, as a user runs it.
+ProcessResult rrt(std::vector<std::string> args) {
+  args.insert(args.begin(), RRT_CLI_PATH);
+  return run_process(args, {{"OMP_NUM_THREADS", "1"}}, "");
+}
+
 // The commands as a user types them: dry run, local launch, summary, plot, and a bad file.
 TEST(SweepCli, CommandsThroughTheBinary) {
   const fs::path dir = temp("cli");
   const std::string file = (dir / "s.yaml").string();
   std::ofstream(file) << base_config() << "grid:\n  lora.rank: [0, 2]\n";
   const std::string out = (dir / "out").string();
-  auto rrt = [](std::vector<std::string> args) {
-    args.insert(args.begin(), RRT_CLI_PATH);
-    return run_process(args, {{"OMP_NUM_THREADS", "1"}}, "");
-  };
   ProcessResult r = rrt({"sweep", file, "--dry-run", "--out", out});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "2 runs in " + out)) << r.output;
@@ -75,10 +77,6 @@ TEST(SweepCli, OnlyTrainsTheRunsNamed) {
   const std::string file = (dir / "s.yaml").string();
   std::ofstream(file) << base_config() << "grid:\n  lora.rank: [0, 2, 4]\n";
   const std::string out = (dir / "out").string();
-  auto rrt = [](std::vector<std::string> args) {
-    args.insert(args.begin(), RRT_CLI_PATH);
-    return run_process(args, {{"OMP_NUM_THREADS", "1"}}, "");
-  };
   ProcessResult r = rrt({"sweep", file, "--dry-run", "--out", out, "--only", "rank-4,rank-0"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "2 runs in " + out)) << r.output;
