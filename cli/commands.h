@@ -16,6 +16,7 @@ void add_convert_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
+void add_plot_exits_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_serve_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   rrt::cli::add_export_command(app);
   rrt::cli::add_sweep_command(app);
   rrt::cli::add_plot_command(app);
+  rrt::cli::add_plot_exits_command(app);
   rrt::cli::add_generate_command(app);
   rrt::cli::add_serve_bench_command(app);
   rrt::cli::add_serve_command(app);

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <tuple>
 
+#include "core/error.h"
+
 namespace rrt {
 
 namespace {
@@ -67,6 +69,55 @@ void label_thresholds(Series& s, const std::vector<double>& thresholds) {
   }
 }
 
+// The two charts of a trade-off figure: perplexity and agreement against mean loops per token.
+std::vector<Chart> tradeoff_charts() {
+  Chart agree =
+      chart("agreement with the final exit", "mean loops per token", "fraction of tokens");
+  agree.y_scale = AxisScale::linear;  // a fraction: 0.01 to 1 reads better linear
+  return {chart("perplexity vs loops used", "mean loops per token", "perplexity"), agree};
+}
+
+struct TradeoffColors {
+  int confidence, fixed, oracle;
+};
+
+// Adds v's trade-off to charts (tradeoff_charts): the confidence points, joined in order of mean
+// loops and labelled with their thresholds; the fixed exits (every token at loop k, dashed);
+// the oracle exit. Series labels start with prefix ("" for a figure of one report).
+void add_tradeoff(std::vector<Chart>& charts, const ExitEvaluation& v, const std::string& prefix,
+                  TradeoffColors colors) {
+  std::vector<const ConfidenceExit*> by_loops;
+  for (const ConfidenceExit& c : v.confidence) by_loops.push_back(&c);
+  std::stable_sort(by_loops.begin(), by_loops.end(), [](const auto* a, const auto* b) {
+    return std::tie(a->mean_loops, a->perplexity) < std::tie(b->mean_loops, b->perplexity);
+  });
+  Series cp = series(prefix + "confidence", colors.confidence), ca = cp;
+  std::vector<double> thresholds;
+  for (const ConfidenceExit* c : by_loops) {
+    cp.points.emplace_back(c->mean_loops, c->perplexity);
+    ca.points.emplace_back(c->mean_loops, c->agreement);
+    thresholds.push_back(c->threshold);
+  }
+  label_thresholds(cp, thresholds);
+  label_thresholds(ca, thresholds);
+  Series fp = series(prefix + "fixed exit", colors.fixed, LineStyle::dashed), fa = fp;
+  for (const ExitScore& e : v.exits) {
+    fp.points.emplace_back(static_cast<double>(e.loop), e.perplexity);
+    fa.points.emplace_back(static_cast<double>(e.loop), e.agreement);
+  }
+  Series op = series(prefix + "oracle", colors.oracle), oa = op;
+  op.points = {{v.oracle.mean_loops, v.oracle.perplexity}};
+  oa.points = {{v.oracle.mean_loops, 1.0}};
+  for (Series* s : {&fp, &cp, &op}) charts[0].series.push_back(std::move(*s));
+  for (Series* s : {&fa, &ca, &oa}) charts[1].series.push_back(std::move(*s));
+}
+
+void finish_tradeoff(std::vector<Chart>& charts) {
+  fit_y(charts[0]);
+  fit_y(charts[1]);
+  charts[1].y_max = std::max(charts[1].y_max, 1.0);
+}
+
 }  // namespace
 
 std::vector<std::pair<std::string, Figure>> eval_figures(const EvalReport& r) {
@@ -113,47 +164,39 @@ std::vector<std::pair<std::string, Figure>> eval_figures(const EvalReport& r) {
 
   // The trade-off: each threshold is one point (mean loops, quality); the fixed exits and the
   // oracle for reference.
-  const ExitEvaluation& v = r.validation;
   Figure trade;
   trade.title = "confidence exit: " + name;
-  Chart ppl = chart("perplexity vs loops used", "mean loops per token", "perplexity");
-  Chart agree =
-      chart("agreement with the final exit", "mean loops per token", "fraction of tokens");
-  // Joined in order of mean loops, each point labelled with its threshold.
-  std::vector<const ConfidenceExit*> by_loops;
-  for (const ConfidenceExit& c : v.confidence) by_loops.push_back(&c);
-  std::stable_sort(by_loops.begin(), by_loops.end(), [](const auto* a, const auto* b) {
-    return std::tie(a->mean_loops, a->perplexity) < std::tie(b->mean_loops, b->perplexity);
-  });
-  Series cp = series("confidence", 0), ca = cp;
-  std::vector<double> thresholds;
-  for (const ConfidenceExit* c : by_loops) {
-    cp.points.emplace_back(c->mean_loops, c->perplexity);
-    ca.points.emplace_back(c->mean_loops, c->agreement);
-    thresholds.push_back(c->threshold);
-  }
-  label_thresholds(cp, thresholds);
-  label_thresholds(ca, thresholds);
-  Series fp = series("fixed exit", 1, LineStyle::dashed), fa = fp;
-  for (const ExitScore& e : v.exits) {
-    fp.points.emplace_back(static_cast<double>(e.loop), e.perplexity);
-    fa.points.emplace_back(static_cast<double>(e.loop), e.agreement);
-  }
-  Series op = series("oracle", 3), oa = op;
-  op.points = {{v.oracle.mean_loops, v.oracle.perplexity}};
-  oa.points = {{v.oracle.mean_loops, 1.0}};
-  ppl.series = {fp, cp, op};
-  agree.series = {fa, ca, oa};
-  agree.y_scale = AxisScale::linear;  // a fraction: 0.01 to 1 reads better linear
-  fit_y(ppl);
-  fit_y(agree);
-  agree.y_max = std::max(agree.y_max, 1.0);
-  trade.charts = {ppl, agree};
+  trade.charts = tradeoff_charts();
+  add_tradeoff(trade.charts, r.validation, "", {0, 1, 3});
+  finish_tradeoff(trade.charts);
   trade.legend = {{"confidence (a point per threshold)", palette(0), LineStyle::solid},
                   {"fixed exit at loop k", palette(1), LineStyle::dashed},
                   {"oracle exit", palette(3), LineStyle::solid}};
   figures.emplace_back("confidence.png", std::move(trade));
   return figures;
+}
+
+Figure exit_comparison_figure(const std::vector<std::string>& labels,
+                              const std::vector<EvalReport>& reports, const std::string& title) {
+  RRT_CHECK(labels.size() == reports.size(), "plot-exits", labels.size(), " labels for ",
+            reports.size(), " reports");
+  RRT_CHECK(!reports.empty(), "plot-exits", "no reports to compare");
+  Figure f;
+  f.title = title.empty() ? "confidence exits" : title;
+  f.charts = tradeoff_charts();
+  for (size_t i = 0; i < reports.size(); ++i) {
+    RRT_CHECK(reports[i].has_validation, "plot-exits", labels[i],
+              " has no validation scores (a report of `rrt eval --no-validation`)");
+    const int color = static_cast<int>(i);
+    add_tradeoff(f.charts, reports[i].validation, labels[i] + ": ", {color, color, color});
+    f.legend.push_back({labels[i], palette(color), LineStyle::solid});
+  }
+  finish_tradeoff(f.charts);
+  // The styles once, in black: a colour per report, a style per kind of line (the oracle exit
+  // is each colour's lone marker, joined to nothing).
+  f.legend.push_back({"confidence (a point per threshold)", Rgb{0, 0, 0}, LineStyle::solid});
+  f.legend.push_back({"fixed exit at loop k", Rgb{0, 0, 0}, LineStyle::dashed});
+  return f;
 }
 
 std::vector<std::string> write_eval_plots(const EvalReport& r, const std::string& dir) {

@@ -127,6 +127,48 @@ nlohmann::ordered_json eval_report_json(const EvalReport& r) {
   return j;
 }
 
+EvalReport eval_report_from_json(const nlohmann::json& j) {
+  RRT_CHECK(j.is_object() && j.contains("checkpoint") && j.contains("loops"), "eval report",
+            "not an `rrt eval --json` report (no \"checkpoint\" and \"loops\")");
+  EvalReport r;
+  try {
+    r.checkpoint = j.at("checkpoint").get<std::string>();
+    r.step = j.value("step", int64_t{0});
+    r.loops = j.at("loops").get<int64_t>();
+    r.device = j.value("device", std::string());
+    if (j.contains("exits")) {
+      r.has_validation = true;
+      ExitEvaluation& v = r.validation;
+      v.tokens = j.at("tokens").get<int64_t>();
+      for (const auto& e : j.at("exits"))
+        v.exits.push_back({e.at("loop").get<int64_t>(), e.at("loss").get<double>(),
+                           e.at("perplexity").get<double>(), e.at("agreement").get<double>()});
+      const auto& o = j.at("oracle");
+      v.oracle = {o.at("fractions").get<std::vector<double>>(), o.at("mean_loops").get<double>(),
+                  o.at("loss").get<double>(), o.at("perplexity").get<double>()};
+      for (const auto& c : j.at("confidence"))
+        v.confidence.push_back({c.at("threshold").get<double>(), c.at("mean_loops").get<double>(),
+                                c.at("agreement").get<double>(), c.at("loss").get<double>(),
+                                c.at("perplexity").get<double>(),
+                                c.at("fractions").get<std::vector<double>>()});
+      RRT_CHECK(!v.exits.empty(), "eval report", "\"exits\" is empty");
+    }
+    if (j.contains("choices")) {
+      const auto& c = j.at("choices");
+      r.has_choices = true;
+      r.choices_path = c.at("file").get<std::string>();
+      r.choices.examples = c.at("examples").get<int64_t>();
+      for (const auto& e : c.at("exits"))
+        r.choices.exits.push_back({e.at("loop").get<int64_t>(), e.at("acc").get<double>(),
+                                   e.at("acc_norm").get<double>()});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    // nlohmann's "[json.exception.out_of_range.403] key 'loss' not found" names the key.
+    RRT_FAIL("eval report", "not an `rrt eval --json` report: ", e.what());
+  }
+  return r;
+}
+
 namespace {
 
 std::string format(const char* fmt, auto... args) {

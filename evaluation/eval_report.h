@@ -44,6 +44,10 @@ EvalReport evaluate_checkpoint_exits(const std::string& checkpoint, const EvalOp
 // choices. Keys in docs/evaluation.md. In this order: the first "perplexity" of the text is the
 // final exit's, which scripts that grep for it rely on.
 nlohmann::ordered_json eval_report_json(const EvalReport& report);
+// The inverse, for reports written by `rrt eval --json` (rrt plot-exits reads them back): every
+// key eval_report_json writes; a report that is not one (a missing key, a wrong type) is an
+// error naming what, not a figure of zeros.
+EvalReport eval_report_from_json(const nlohmann::json& j);
 std::string eval_report_text(const EvalReport& report);
 // Writes exits.png (perplexity per exit, the oracle-exit distribution, multiple-choice accuracy
 // per exit) and, with validation, confidence.png (the trade-off curves, every point labelled

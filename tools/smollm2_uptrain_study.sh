@@ -56,8 +56,9 @@
 #   arms/        the six arms (rrt sweep; summary.md, loss.png)
 #   early_exit/  arm 2 post-trained: control, aggressive(0.1) + SD, uniform + SD
 #   evals/       rrt eval --json of every checkpoint scored, in-domain and out-of-domain
-#   results.md, results.jsonl, loss_curves.png, confidence_*.png: tools/smollm2_uptrain_summary.py
-#                (also in the record)
+#   results.md, results.jsonl, loss_curves.png: tools/smollm2_uptrain_summary.py; the post-trained
+#                models' trade-offs: evals/post_*.plots/confidence.png, one figure of the three
+#                evals/post_tradeoff.png (rrt plot-exits); all in the record too
 set -euo pipefail
 # The whole script is one block, read before any of it runs: bash reads a script as it goes, so
 # a study running for days would otherwise execute whatever an edit or a `git pull` moved to the
@@ -414,6 +415,14 @@ if ! post_recorded && [[ -f "$arm2_final" ]]; then
     fi
     to_record "early_exit/$run/metrics.jsonl" evals/post_$run.plots/*.png
   done
+  # The three trade-offs on one figure: the weightings compared (rrt plot-exits).
+  if [[ ! -f evals/post_tradeoff.png ]]; then
+    "$rrt" plot-exits evals/post_aggressive.in.json evals/post_uniform.in.json \
+      evals/post_control.in.json --out evals/post_tradeoff.png \
+      --labels "aggressive(0.1) + self-distillation,uniform + self-distillation,control (final exit only)" \
+      --title "arm 2 post-trained with early exits: confidence exits, in-domain held-out" >/dev/null
+    to_record evals/post_tradeoff.png
+  fi
 
   # 8. Serving with confidence exits: depth-wise batching against static and sequence-wise.
   if [[ ! -f evals/serve_bench.md ]]; then

@@ -196,6 +196,9 @@ def main():
                   + ", ".join(f"{f:.2f}" for f in o["fractions"]) + " |")
         rows.append({"post": name, "set": "in", "exits": e["exits"], "oracle": o,
                      "confidence": e.get("confidence")})
+    if os.path.exists(path("evals", "post_tradeoff.png")):
+        md.append("\nThe confidence-exit trade-offs compared: evals/post_tradeoff.png "
+                  "(rrt plot-exits)")
     for name in ("post_aggressive", "post_uniform"):
         e = ev.get(f"{name}.in")
         if not e or not e.get("confidence"):

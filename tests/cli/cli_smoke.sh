@@ -61,6 +61,16 @@ for key in '"exits"' '"oracle"' '"confidence"' '"choices"' '"acc_norm"' '"thresh
   grep -qF "$key" "$work/eval.json" || fail "eval --json lacks $key"
 done
 [[ -s "$work/plots/exits.png" && -s "$work/plots/confidence.png" ]] || fail "eval --plot"
+# Reports compared on one figure (rrt plot-exits), read back from the JSON eval wrote.
+"$rrt" eval --json "$work/run/step_00000003.h5" --thresholds 0.5,0.9 >"$work/eval3.json" 2>/dev/null \
+  || fail "eval of step 3"
+"$rrt" plot-exits "$work/eval3.json" "$work/eval.json" --labels "step 3,step 6" \
+  --out "$work/exits_compared.png" | grep -q "wrote .*exits_compared.png (2 reports)" || fail plot-exits
+[[ -s "$work/exits_compared.png" ]] || fail "plot-exits wrote no PNG"
+expect_error "is not JSON" "$rrt" plot-exits "$cfg" --out "$work/x.png"
+echo '{"checkpoint": "x.h5", "loops": 2, "exits": []}' >"$work/broken.json"
+expect_error "tokens" "$rrt" plot-exits "$work/broken.json" --out "$work/x.png"
+[[ ! -e "$work/x.png" ]] || fail "plot-exits wrote a PNG of a bad report"
 "$rrt" eval --no-validation --choices "$src/tests/fixtures/multiple_choice/sample.jsonl" \
   "$work/run/step_00000006.h5" | grep -q "acc_norm" || fail "eval --choices alone"
 expect_error "nothing to evaluate" "$rrt" eval --no-validation "$work/run/step_00000006.h5"

@@ -29,6 +29,7 @@ expect_status 2 "config" "$rrt" train
 touch "$work/s.yaml"
 expect_status 2 "--frobnicate" "$rrt" sweep "$work/s.yaml" --frobnicate
 expect_status 2 "bogus" "$rrt" sweep --launch bogus "$work/s.yaml"
+expect_status 2 "2 labels for 1 reports" "$rrt" plot-exits "$work/s.yaml" --labels a,b --out "$work/x.png"
 expect_status 0 "Usage" "$rrt" --help
 expect_status 0 "Usage" "$rrt" convert --help
 expect_status 0 "rrt 0." "$rrt" --version

@@ -1,9 +1,11 @@
 // evaluation/eval_plots: the figures of `rrt eval --plot` from a report made by hand (a freshly
 // converted model: exit 1 at perplexity 4.8e6, the final exit at 49.6). The perplexity charts
 // get a log axis, the fractions stay linear, and every confidence threshold labels its point.
+// `rrt plot-exits`'s comparison of several reports, read back from their JSON.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <stdexcept>
@@ -11,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/error.h"
 #include "evaluation/eval_plots.h"
 #include "tests/png_decode.h"
 
@@ -97,6 +100,71 @@ TEST(EvalPlots, EveryThresholdLabelsItsPoint) {
       added += png.pixel(x, y) == 0u && !(plain.at(x, y) == kBlack);
   EXPECT_GT(added, 2 * 4 * 60) << "labels of 4 points on 2 charts";
   std::filesystem::remove_all(dir);
+}
+
+// Two post-trainings of one model compared: each report's confidence, fixed and oracle series
+// in its own colour and named after it, the legend one entry per report plus the two styles.
+TEST(EvalPlots, AComparisonDrawsEveryReportInItsOwnColour) {
+  EvalReport uniform = converted_model_report();
+  for (ConfidenceExit& c : uniform.validation.confidence)
+    c.mean_loops = std::min(3.0, c.mean_loops + 0.3);
+  const Figure f =
+      exit_comparison_figure({"aggressive", "uniform"}, {converted_model_report(), uniform}, "");
+  EXPECT_EQ(f.title, "confidence exits");
+  for (const char* title : {"perplexity vs loops used", "agreement with the final exit"}) {
+    const Chart& c = chart_titled(f, title);
+    ASSERT_EQ(c.series.size(), 6u) << title;
+    for (size_t i = 0; i < c.series.size(); ++i) {
+      const bool first = i < 3;
+      EXPECT_EQ(c.series[i].label.rfind(first ? "aggressive: " : "uniform: ", 0), 0u)
+          << c.series[i].label;
+      EXPECT_EQ(c.series[i].color, palette(first ? 0 : 1)) << c.series[i].label;
+    }
+    // The confidence series keep their threshold labels, each report's own points.
+    EXPECT_EQ(c.series[1].label, "aggressive: confidence");
+    EXPECT_EQ(c.series[1].point_labels[3], "0.9");
+    EXPECT_EQ(c.series[4].points[3].first, 2.6 + 0.3);
+    EXPECT_EQ(c.series[2].points.size(), 1u) << "the oracle: one point";
+  }
+  ASSERT_EQ(f.legend.size(), 4u);
+  EXPECT_EQ(f.legend[0].label, "aggressive");
+  EXPECT_EQ(f.legend[1].label, "uniform");
+  EXPECT_EQ(f.legend[3].style, LineStyle::dashed);
+  EXPECT_TRUE(plan_y_axis(chart_titled(f, "perplexity vs loops used")).log);
+
+  EvalReport task_only;
+  task_only.checkpoint = "t.h5";
+  EXPECT_THROW(exit_comparison_figure({"t"}, {task_only}, ""), Error);
+  EXPECT_THROW(exit_comparison_figure({"a", "b"}, {uniform}, ""), Error);
+  EXPECT_THROW(exit_comparison_figure({}, {}, ""), Error);
+}
+
+// What `rrt eval --json` wrote is read back as it was; anything else is refused with the key.
+TEST(EvalPlots, ReportsAreReadBackFromTheirJson) {
+  const nlohmann::json j = nlohmann::json::parse(eval_report_json(converted_model_report()).dump());
+  const EvalReport back = eval_report_from_json(j);
+  EXPECT_EQ(back.loops, 3);
+  ASSERT_TRUE(back.has_validation);
+  EXPECT_FALSE(back.has_choices);
+  ASSERT_EQ(back.validation.confidence.size(), 5u);
+  EXPECT_EQ(back.validation.confidence[3].threshold, 0.99);
+  EXPECT_EQ(back.validation.exits[0].perplexity, 4.8e6);
+  EXPECT_EQ(back.validation.oracle.fractions, (std::vector<double>{0.2, 0.3, 0.5}));
+  EXPECT_EQ(nlohmann::json::parse(eval_report_json(back).dump()), j);  // keys in any order
+
+  nlohmann::json no_oracle = j;
+  no_oracle.erase("oracle");
+  try {
+    eval_report_from_json(no_oracle);
+    ADD_FAILURE() << "a report without its oracle was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("oracle"), std::string::npos) << e.what();
+  }
+  nlohmann::json wrong_type = j;
+  wrong_type["exits"][0]["loss"] = "low";
+  EXPECT_THROW(eval_report_from_json(wrong_type), Error);
+  EXPECT_THROW(eval_report_from_json(nlohmann::json::parse(R"({"losses": [1, 2]})")), Error);
+  EXPECT_THROW(eval_report_from_json(nlohmann::json::array()), Error);
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 // Per-exit evaluation (evaluation/exit_eval, evaluation/multiple_choice,
-// evaluation/eval_report): every number against a direct computation. Exit k of a K-loop model is checked against a model of k
-// loops holding the same tensors (its final logits are exit k's) and against the model's own
-// per-exit training losses; the exit rules on their limiting thresholds; multiple choice against
-// summed log-softmax of full logits; the JSON keys and the plots of rrt eval.
+// evaluation/eval_report): every number against a direct computation. Exit k of a K-loop model is
+// checked against a model of k loops holding the same tensors (its final logits are exit k's) and
+// against the model's own per-exit training losses; the exit rules on their limiting thresholds;
+// multiple choice against summed log-softmax of full logits; the JSON keys and the plots of rrt
+// eval.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -457,6 +458,8 @@ TEST(EvalReport, JsonKeysPlotsAndTheFinalExitsPerplexity) {
   EXPECT_NEAR(j["perplexity"].get<double>(), before.perplexity, 1e-6 * before.perplexity);
   EXPECT_EQ(j["perplexity"], j["exits"][1]["perplexity"]);
   EXPECT_NE(eval_report_text(r).find("validation loss"), std::string::npos);
+  // Read back (rrt plot-exits), every key and value survives: written again, the same text.
+  EXPECT_EQ(eval_report_json(eval_report_from_json(nlohmann::json::parse(text))).dump(), text);
 
   const fs::path dir = fresh("plots");
   const std::vector<std::string> files = write_eval_plots(r, dir.string());

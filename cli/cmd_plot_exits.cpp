@@ -1,0 +1,72 @@
+// rrt plot-exits REPORT.json... --out FILE.png [--labels A,B,...] [--title TEXT]
+// The confidence-exit trade-off of several `rrt eval --json` reports on one figure
+// (docs/evaluation.md): early-exit weightings compared without evaluating anything again.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "evaluation/eval_plots.h"
+
+namespace rrt::cli {
+
+namespace {
+
+struct PlotExitsOpts {
+  std::vector<std::string> reports, labels;
+  std::string out, title;
+};
+
+EvalReport read_report(const std::string& path) {
+  std::ifstream in(path);
+  RRT_CHECK(in.good(), "plot-exits", "cannot read ", path);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  RRT_CHECK(!j.is_discarded(), "plot-exits", path, " is not JSON (write it with rrt eval --json)");
+  try {
+    return eval_report_from_json(j);
+  } catch (const Error& e) {
+    RRT_FAIL("plot-exits", path, ": ", e.what());
+  }
+}
+
+}  // namespace
+
+void add_plot_exits_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "plot-exits",
+      "PNG comparing the confidence-exit trade-off of several `rrt eval --json` reports "
+      "(docs/evaluation.md)");
+  auto o = std::make_shared<PlotExitsOpts>();
+  cmd->add_option("reports", o->reports, "JSON reports written by rrt eval --json")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--out", o->out, "the PNG file to write")->required();
+  cmd->add_option("--labels", o->labels,
+                  "legend names, comma-separated, one per report (default: the file names "
+                  "without .json)")
+      ->delimiter(',');
+  cmd->add_option("--title", o->title, "figure title (default: \"confidence exits\")");
+  cmd->footer(
+      "One colour per report: its confidence exits (solid, each point labelled with its\n"
+      "threshold), its fixed exits at loop 1..K (dashed) and its oracle exit (a lone marker);\n"
+      "left perplexity (log axis when it spans decades), right agreement with the final exit,\n"
+      "both against mean loops per token. Every report needs validation scores.");
+  cmd->callback([o] {
+    if (!o->labels.empty() && o->labels.size() != o->reports.size())
+      throw CLI::ValidationError("--labels", std::to_string(o->labels.size()) + " labels for " +
+                                                 std::to_string(o->reports.size()) + " reports");
+    std::vector<EvalReport> reports;
+    std::vector<std::string> labels = o->labels;
+    for (const std::string& path : o->reports) {
+      reports.push_back(read_report(path));
+      if (o->labels.empty()) labels.push_back(std::filesystem::path(path).stem().string());
+    }
+    render_figure(exit_comparison_figure(labels, reports, o->title)).save_png(o->out);
+    std::printf("wrote %s (%zu reports)\n", o->out.c_str(), reports.size());
+  });
+}
+
+}  // namespace rrt::cli
