@@ -64,6 +64,14 @@ void add_plot_exits_command(CLI::App& app) {
       reports.push_back(read_report(path));
       if (o->labels.empty()) labels.push_back(std::filesystem::path(path).stem().string());
     }
+    // Scores of different held-out tokens compare nothing; the count is what a report shows.
+    for (size_t i = 1; i < reports.size(); ++i)
+      if (reports[i].validation.tokens != reports[0].validation.tokens)
+        std::fprintf(stderr,
+                     "rrt plot-exits: note: %s scored %lld tokens, %s %lld: were they evaluated "
+                     "on the same --data and --batches?\n",
+                     labels[i].c_str(), static_cast<long long>(reports[i].validation.tokens),
+                     labels[0].c_str(), static_cast<long long>(reports[0].validation.tokens));
     render_figure(exit_comparison_figure(labels, reports, o->title)).save_png(o->out);
     std::printf("wrote %s (%zu reports)\n", o->out.c_str(), reports.size());
   });

@@ -67,6 +67,10 @@ done
 "$rrt" plot-exits "$work/eval3.json" "$work/eval.json" --labels "step 3,step 6" \
   --out "$work/exits_compared.png" | grep -q "wrote .*exits_compared.png (2 reports)" || fail plot-exits
 [[ -s "$work/exits_compared.png" ]] || fail "plot-exits wrote no PNG"
+"$rrt" eval --json "$work/run/step_00000003.h5" --batches 1 >"$work/eval_short.json" 2>/dev/null \
+  || fail "eval of one batch"
+"$rrt" plot-exits "$work/eval_short.json" "$work/eval.json" --out "$work/mixed.png" 2>&1 >/dev/null \
+  | grep -q "scored .* tokens, eval_short" || fail "plot-exits said nothing of different token counts"
 expect_error "is not JSON" "$rrt" plot-exits "$cfg" --out "$work/x.png"
 echo '{"checkpoint": "x.h5", "loops": 2, "exits": []}' >"$work/broken.json"
 expect_error "tokens" "$rrt" plot-exits "$work/broken.json" --out "$work/x.png"
