@@ -33,6 +33,7 @@ ARMS = [
     ("vanilla", "4 vanilla: the first 15 layers"),
     ("relaxed_svd_ce", "5 arm 2 without distillation"),
     ("original", "6 original, 30 layers (ceiling)"),
+    ("relaxed_svd_stepwise", "7 arm 2 from the stepwise init (not the paper's)"),
 ]
 POINTS = ["000", "025", "050", "075", "100"]
 SETS = [("in", "in-domain held-out (Debian documentation)"),
@@ -157,7 +158,10 @@ def main():
     checks = [("relaxed < recursive", "relaxed_svd", "recursive"),
               ("relaxed < vanilla of the same size", "relaxed_svd", "vanilla"),
               ("SVD < zero LoRA init", "relaxed_svd", "relaxed_zero"),
-              ("distillation < plain CE", "relaxed_svd", "relaxed_svd_ce")]
+              ("distillation < plain CE", "relaxed_svd", "relaxed_svd_ce"),
+              # Arm 7: the relaxation from the start that leads at this budget.
+              ("relaxed (stepwise start) < recursive", "relaxed_svd_stepwise", "recursive"),
+              ("relaxed (stepwise start) < vanilla", "relaxed_svd_stepwise", "vanilla")]
     for key, _ in SETS:
         for what, a, b in checks:
             la, lb = final(a, key), final(b, key)
