@@ -4,11 +4,11 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "evaluation/eval_plots.h"
 
 namespace rrt::cli {
@@ -21,10 +21,7 @@ struct PlotExitsOpts {
 };
 
 EvalReport read_report(const std::string& path) {
-  std::ifstream in(path);
-  RRT_CHECK(in.good(), "plot-exits", "cannot read ", path);
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  RRT_CHECK(!j.is_discarded(), "plot-exits", path, " is not JSON (write it with rrt eval --json)");
+  const nlohmann::json j = read_json_file(path, "; write it with rrt eval --json");
   try {
     return eval_report_from_json(j);
   } catch (const Error& e) {

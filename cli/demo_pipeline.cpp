@@ -15,6 +15,7 @@
 #include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "data/prepare.h"
 #include "data/tokenizer.h"
 #include "evaluation/eval_report.h"
@@ -53,9 +54,9 @@ std::string join(const std::vector<std::string>& items, const char* sep = " ") {
   return s;
 }
 
-json read_json(const fs::path& p) {
-  std::ifstream in(p);
-  return json::parse(in);
+// What to do about a file of the demo's tree that cannot be read.
+std::string tree_hint(const fs::path& out) {
+  return "; give another --out, or remove " + out.string() + " to start over";
 }
 
 void write_json(const fs::path& p, const json& j) {
@@ -156,14 +157,15 @@ void Pipeline::check_plan() {
   if (p_.precision != "auto") plan["precision"] = p_.precision;
   const fs::path file = out_ / "plan.json";
   if (fs::exists(file)) {
-    const json before = read_json(file);
+    const json before = read_json_file(file.string(), tree_hint(out_));
     RRT_CHECK(before == plan, "demo", out_.string(), " holds a demo made with other settings (",
               file.string(), "): ", before.dump(), "; give another --out or remove it");
   } else {
     fs::create_directories(out_);
     write_json(file, plan);
   }
-  if (fs::exists(out_ / "stages.json")) stages_ = read_json(out_ / "stages.json");
+  if (fs::exists(out_ / "stages.json"))
+    stages_ = read_json_file((out_ / "stages.json").string(), tree_hint(out_));
 }
 
 void Pipeline::stage(const std::string& what) {
@@ -227,7 +229,7 @@ std::string Pipeline::train(const std::string& name, const std::string& yaml,
 json Pipeline::evaluate(const std::string& row, const std::string& checkpoint) {
   const fs::path cache = out_ / "eval" / (row + ".json");
   if (fs::exists(cache)) {
-    json j = read_json(cache);
+    json j = read_json_file(cache.string(), "; remove it and the demo scores the row again");
     // The plan (precision included) is the tree's, so a cached score is this run's.
     if (j.value("checkpoint", "") == checkpoint) return j;
   }

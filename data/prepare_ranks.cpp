@@ -9,10 +9,10 @@
 #include <fstream>
 #include <memory>
 #include <numeric>
-#include <sstream>
 
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "data/prepare_common.h"
 #include "data/prepare_pipeline.h"
 #include "data/prepare_state.h"
@@ -40,13 +40,9 @@ std::string part_path(const PrepareOptions& options, int64_t file, const char* e
 }
 
 nlohmann::ordered_json read_json(const std::string& path, const std::string& out_dir) {
-  std::ifstream in(path);
-  RRT_CHECK(in, path, "cannot open: ", std::strerror(errno));
-  std::stringstream text;
-  text << in.rdbuf();
-  auto j = nlohmann::ordered_json::parse(text.str(), nullptr, false);
-  RRT_CHECK(!j.is_discarded() && j.is_object(), path,
-            "is not readable JSON; delete the directory (rm -r ", out_dir, ") and prepare again");
+  const std::string hint = "; delete the directory (rm -r " + out_dir + ") and prepare again";
+  auto j = read_ordered_json_file(path, hint);
+  RRT_CHECK(j.is_object(), path, "is not a JSON object", hint);
   return j;
 }
 

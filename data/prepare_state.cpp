@@ -1,13 +1,10 @@
 #include "data/prepare_state.h"
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 
 namespace rrt {
 
@@ -52,14 +49,10 @@ std::optional<PrepareState> read_prepare_state(const std::string& dir) {
   const fs::path path = fs::path(dir) / kPrepareState;
   std::error_code ec;
   if (!fs::exists(path, ec)) return std::nullopt;
-  std::ifstream in(path);
-  RRT_CHECK(in, path.string(), "cannot open: ", std::strerror(errno));
-  std::stringstream text;
-  text << in.rdbuf();
   const std::string hint = "; delete the directory (rm -r " + dir + ") and prepare again";
+  const auto j = read_ordered_json_file(path.string(), hint);
   PrepareState state;
   try {
-    const auto j = nlohmann::ordered_json::parse(text.str());
     RRT_CHECK(j.value("format", "") == "rrt-prepare-state", path.string(),
               "is not an rrt prepare state file", hint);
     state.fingerprint = j.at("fingerprint");

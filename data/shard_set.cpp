@@ -1,15 +1,12 @@
 #include "data/shard_set.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 
 namespace rrt {
 
@@ -23,13 +20,9 @@ std::string hint(const std::string& dir) {
 
 nlohmann::json read_manifest(const std::string& dir) {
   const fs::path path = fs::path(dir) / kShardSetManifest;
-  std::ifstream in(path);
-  RRT_CHECK(in, path.string(), "cannot open: ", std::strerror(errno));
-  std::stringstream text;
-  text << in.rdbuf();
-  const auto j = nlohmann::json::parse(text.str(), nullptr, false);
-  RRT_CHECK(!j.is_discarded() && j.is_object() && j.contains("shards") && j["shards"].is_array(),
-            path.string(), "is not a shard-set manifest (JSON with a \"shards\" list)", hint(dir));
+  const auto j = read_json_file(path.string(), hint(dir));
+  RRT_CHECK(j.is_object() && j.contains("shards") && j["shards"].is_array(), path.string(),
+            "is not a shard-set manifest (JSON with a \"shards\" list)", hint(dir));
   return j;
 }
 

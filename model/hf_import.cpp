@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/safetensors.h"
 #include "model/family.h"
 
@@ -19,20 +19,14 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+// What to do about a JSON file of the model directory that cannot be read.
+constexpr const char* kSavePretrainedHint =
+    "; rrt reads a model directory as transformers' save_pretrained writes it";
+
 // ---- config.json ------------------------------------------------------------------------------
 // Every family-specific key comes from the family's descriptor (model/families.cpp); only the
 // keys that transformers spells alike for every model (architectures, model_type, rope_scaling,
 // rope_parameters) are named here.
-json read_json(const std::string& path, const std::string& what_to_do) {
-  std::ifstream in(path);
-  RRT_CHECK(in.good(), path, "cannot open; ", what_to_do);
-  try {
-    return json::parse(in);
-  } catch (const std::exception& e) {
-    RRT_FAIL(path, "is not valid JSON (", e.what(), ")");
-  }
-}
-
 bool has_value(const json& c, const char* key) { return c.contains(key) && !c.at(key).is_null(); }
 
 template <typename T>
@@ -380,7 +374,7 @@ struct Weights {
 Weights open_sharded(const std::string& dir, const fs::path& index) {
   Weights w;
   w.source = index.string();
-  const json idx = read_json(w.source, "check the file's permissions");
+  const json idx = read_json_file(w.source, kSavePretrainedHint);
   RRT_CHECK(idx.contains("weight_map") && idx.at("weight_map").is_object(), w.source,
             "has no 'weight_map' object; re-save the model with save_pretrained");
   std::map<std::string, std::string> path_of;  // shard name -> path
@@ -461,7 +455,7 @@ ModelConfig read_hf_config(const std::string& dir) {
   RRT_CHECK(fs::exists(path), path,
             "not found; point at a Hugging Face model folder (the one holding config.json and "
             "model.safetensors)");
-  const json c = read_json(path, "check the file's permissions");
+  const json c = read_json_file(path, kSavePretrainedHint);
   const FamilyDescriptor& d = family_of(c, path);
   const HfFormat& f = d.hf;
 

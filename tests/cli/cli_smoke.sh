@@ -71,7 +71,7 @@ done
   || fail "eval of one batch"
 "$rrt" plot-exits "$work/eval_short.json" "$work/eval.json" --out "$work/mixed.png" 2>&1 >/dev/null \
   | grep -q "scored .* tokens, eval_short" || fail "plot-exits said nothing of different token counts"
-expect_error "is not JSON" "$rrt" plot-exits "$cfg" --out "$work/x.png"
+expect_error "is not valid JSON" "$rrt" plot-exits "$cfg" --out "$work/x.png"
 echo '{"checkpoint": "x.h5", "loops": 2, "exits": []}' >"$work/broken.json"
 expect_error "tokens" "$rrt" plot-exits "$work/broken.json" --out "$work/x.png"
 [[ ! -e "$work/x.png" ]] || fail "plot-exits wrote a PNG of a bad report"

@@ -12,6 +12,7 @@
 #include "config/config_io.h"
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
 #include "evaluation/log_format.h"
 #include "model/registry.h"
 #include "trainer/sweep/launch.h"
@@ -72,8 +73,7 @@ SummaryTable sweep_summary(const std::string& dir) {
   std::vector<RunEntry> runs;
   const fs::path manifest = fs::path(dir) / "sweep.json";
   if (fs::exists(manifest)) {
-    std::ifstream in(manifest);
-    const auto j = nlohmann::json::parse(in, nullptr, false);
+    const auto j = read_json_file(manifest.string(), "; run `rrt sweep` again to rewrite it");
     RRT_CHECK(j.is_object() && j.contains("runs"), manifest.string(),
               "not a sweep manifest (written by rrt sweep)");
     for (const auto& k : j.value("swept_keys", nlohmann::json::array())) keys.push_back(k);
