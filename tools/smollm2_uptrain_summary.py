@@ -171,15 +171,18 @@ def main():
             verdict = "holds" if la < lb else "does not hold"
             md.append(f"- {what} ({key}): **{verdict}**: {ppl(math.exp(la))} against "
                       f"{ppl(math.exp(lb))} (loss {la:.4f} vs {lb:.4f})")
-        conv, up = ev.get(f"relaxed_svd_000.{key}"), final("relaxed_svd", key)
         orig0, ceil = ev.get(f"original_000.{key}"), final("original", key)
-        if conv and up is not None and orig0:
+        # Every converted arm against its own start: how much of what its conversion lost
+        # (in loss, i.e. log-perplexity) the uptraining won back.
+        for arm, name in ARMS:
+            conv, up = ev.get(f"{arm}_000.{key}"), final(arm, key)
+            if arm == "original" or not conv or up is None or not orig0:
+                continue
             gap = conv["loss"] - orig0["loss"]
             rec = (conv["loss"] - up) / gap if gap > 0 else float("nan")
-            md.append(f"- conversion gap recovered by arm 2 ({key}): {100 * rec:.1f}% of the "
-                      f"{gap:.3f} nats between the conversion ({ppl(conv['perplexity'])}) and the "
-                      f"original ({ppl(orig0['perplexity'])}); arm 2 ends at "
-                      f"{ppl(math.exp(up))}" +
+            md.append(f"- conversion gap recovered, arm {name} ({key}): {100 * rec:.1f}% of the "
+                      f"{gap:.3f} nats between its conversion ({ppl(conv['perplexity'])}) and the "
+                      f"original ({ppl(orig0['perplexity'])}); it ends at {ppl(math.exp(up))}" +
                       (f", the ceiling arm at {ppl(math.exp(ceil))}" if ceil is not None else ""))
 
     md.append("\n## Early-exit post-training of arm 2 (in-domain held-out)\n")
