@@ -400,18 +400,42 @@ left=()
 for arm in "${all_arms[@]}"; do recorded "$arm" || left+=("$arm"); done
 
 # 7. Early-exit post-training of arm 2, then every exit, the oracle and the confidence exits.
+# One run at a time, each evaluated and recorded as soon as it finishes: a machine replaced
+# during the third run keeps the first two in the record (it happened: control and aggressive
+# were lost with uniform at step 150/245). A new machine trains only the runs not recorded (and
+# aggressive again while the serving benchmark, which needs its checkpoint, is still to come),
+# from arm 2 retrained: the same checkpoint only if that training is deterministic across
+# machines, so its final point is scored again first and the study stops on any difference
+# rather than mix post-training runs of two different starts.
 arm2_final="$(step_file arms/relaxed_svd "$steps")"
 if ! post_recorded && [[ -f "$arm2_final" ]]; then
+  if compgen -G "evals/post_*.in.json" >/dev/null; then
+    evaluate relaxed_svd_100_again "$arm2_final"
+    for set in in ood; do
+      cmp -s "evals/relaxed_svd_100.$set.json" "evals/relaxed_svd_100_again.$set.json" && continue
+      echo "arm 2's final checkpoint here scores differently from the one the recorded" \
+        "post-training started from (evals/relaxed_svd_100{,_again}.$set.json): move" \
+        "evals/post_* out of the record and out of $out/evals to post-train all three" \
+        "runs from this one" >&2
+      exit 1
+    done
+  fi
   ln -sf "../$arm2_final" init/relaxed_svd_uptrained.h5
   post_lr="${POST_LR:-$(python3 -c "print(f'{$lr / 2:g}')")}"
-  log "early-exit post-training: $post_steps steps at lr $post_lr"
-  "$rrt" sweep "$sweeps/early_exit.yaml" --out early_exit --launch local optim.lr="$post_lr" \
-    train.steps="$post_steps" train.eval_every="$post_steps" checkpoint.every="$post_steps" \
-    optim.warmup_steps=$(( post_steps / 20 > 1 ? post_steps / 20 : 1 )) "${common[@]}"
   for run in control aggressive uniform; do
-    evaluate "post_$run" "$(step_file "early_exit/$run" "$post_steps")"
+    ckpt="$(step_file "early_exit/$run" "$post_steps")"
+    if [[ -f "evals/post_$run.in.json" && -f "evals/post_$run.ood.json" &&
+          -f "evals/post_$run.plots/confidence.png" ]]; then
+      [[ $run == aggressive && ! -f evals/serve_bench.md && ! -f "$ckpt" ]] || continue
+    fi
+    log "early-exit post-training, $run: $post_steps steps at lr $post_lr"
+    "$rrt" sweep "$sweeps/early_exit.yaml" --out early_exit --launch local --only "$run" \
+      optim.lr="$post_lr" train.steps="$post_steps" train.eval_every="$post_steps" \
+      checkpoint.every="$post_steps" \
+      optim.warmup_steps=$(( post_steps / 20 > 1 ? post_steps / 20 : 1 )) "${common[@]}"
+    evaluate "post_$run" "$ckpt"
     if [[ ! -f "evals/post_$run.plots/confidence.png" ]]; then
-      "$rrt" eval "$(step_file "early_exit/$run" "$post_steps")" --data data/heldout_shards \
+      "$rrt" eval "$ckpt" --data data/heldout_shards \
         --batches "$eval_batches" train.seq_len="$eval_t" train.micro_batch="$eval_n" \
         data.val_fraction=0.5 train.precision="$eval_precision" --plot "evals/post_$run.plots" \
         >/dev/null

@@ -221,14 +221,23 @@ def main():
     md.append("\n## Learning-rate sweep (arm 2, in-domain held-out)\n")
     lr_choice = open(path("lr", "lr.txt")).read().strip() if os.path.exists(path("lr", "lr.txt")) \
         else "-"
-    for name in sorted(k for k in ev if re.fullmatch(r"lr_lr-.*\.in", k)):
+    swept = sorted(k for k in ev if re.fullmatch(r"lr_lr-.*\.in", k))
+    given = path("lr", "given.txt")
+    if not swept and os.path.exists(given):
+        # A rate given (LR=) because the sweep's evaluations are not here: say so rather than
+        # leave the section empty as if no sweep had run.
+        md.append(f"- no sweep in this study's files: the rate {open(given).read().strip()} was "
+                  "given (LR=, lr/given.txt); a sweep that ran before the record existed is "
+                  "quoted in docs/results.md")
+    for name in swept:
         lr = name[len("lr_lr-"):-len(".in")]
         e = ev[name]
         md.append(f"- lr {lr}: perplexity {ppl(e['perplexity'])}" +
                   (" (chosen)" if lr == lr_choice else ""))
         rows.append({"lr": lr, "loss": e["loss"], "perplexity": e["perplexity"]})
 
-    md.append("\n## Throughput (median tokens/s of each arm's logged steps, teacher included)\n")
+    md.append("\n## Throughput (median tokens/s of each arm's logged steps; the teacher's "
+              "forward included where the arm distils)\n")
     for arm, name in ARMS:
         r = tokens_per_s(os.path.dirname(path("arms", arm, "metrics.jsonl")))
         md.append(f"- {name}: {r:.0f} tokens/s" if r else f"- {name}: -")
