@@ -18,6 +18,7 @@ replacing the record's.
 
 Usage: python3 tools/smollm2_uptrain_summary.py OUT_DIR [RECORD_DIR]
 """
+import csv
 import glob
 import json
 import math
@@ -70,35 +71,47 @@ def tokens_per_s(run_dir):
 
 
 def read_csv(path):
-    """(header, {run name: line}) of a `rrt sweep summary` CSV, or (None, {})."""
+    """(columns, {run name: {column: value}}) of a `rrt sweep summary` CSV, or ([], {})."""
     if not os.path.exists(path):
-        return None, {}
-    lines = open(path).read().splitlines()
-    return lines[0], {line.split(",")[0]: line for line in lines[1:]}
+        return [], {}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), {r["run"]: r for r in reader}
+
+
+def merged_columns(first, second):
+    """first's columns, with each of second's that first lacks placed after its neighbour."""
+    cols = list(first)
+    for i, c in enumerate(second):
+        if c not in cols:
+            before = second[i - 1] if i else None
+            cols.insert(cols.index(before) + 1 if before in cols else len(cols), c)
+    return cols
 
 
 def arms_summary(out, record):
-    """The arms' summary rows: this machine's runs (those with metrics), else the record's."""
-    head, rows = read_csv(os.path.join(record, "arms", "summary.csv")) if record else (None, {})
+    """The arms' summary rows: this machine's runs (those with metrics), else the record's.
+    Merged by column name: arms summarised on different machines may have different columns
+    (a distilled arm has a "train ppl exit 3" that arm 5 lacks); a missing value is empty."""
+    head, rows = read_csv(os.path.join(record, "arms", "summary.csv")) if record else ([], {})
     local_head, local = read_csv(os.path.join(out, "arms", "summary.csv"))
-    for arm, line in local.items():
+    for arm, row in local.items():
         if os.path.exists(os.path.join(out, "arms", arm, "metrics.jsonl")):
-            rows[arm] = line
-    head = local_head or head
+            rows[arm] = row
+    head = merged_columns(local_head, head)
     if record and head:
         os.makedirs(os.path.join(record, "arms"), exist_ok=True)
-        with open(os.path.join(record, "arms", "summary.csv"), "w") as f:
-            f.write("\n".join([head] + [rows[a] for a, _ in ARMS if a in rows]) + "\n")
-    return head, rows
+        with open(os.path.join(record, "arms", "summary.csv"), "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=head, restval="", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows[a] for a, _ in ARMS if a in rows)
+    return rows
 
 
-def params_of(summary, arm):
+def params_of(rows, arm):
     # The run's model size: its row of the arms' summary.csv.
-    head, rows = summary
-    if head and "params" in head.split(",") and arm in rows:
-        n = rows[arm].split(",")[head.split(",").index("params")]
-        return f"{int(n) / 1e6:.2f} M" if n.isdigit() else n
-    return "-"
+    n = rows.get(arm, {}).get("params") or "-"
+    return f"{int(n) / 1e6:.2f} M" if n.isdigit() else n
 
 
 def first_of(*paths):
