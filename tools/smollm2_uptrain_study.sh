@@ -357,11 +357,16 @@ evaluate_arms() {  # evaluate_arms ARM...
     done
   done
 }
-# Early-exit post-training (step 7) needs arm 2's final checkpoint; recorded is when its
-# evaluations and the serving benchmark are.
+# Early-exit post-training (step 7) needs arm 2's final checkpoint. One run of it is recorded
+# when both its evaluations and its confidence-exit plots are; all of it when the three runs
+# and the serving benchmark are.
+post_run_recorded() {
+  [[ -f "evals/post_$1.in.json" && -f "evals/post_$1.ood.json" &&
+     -f "evals/post_$1.plots/confidence.png" ]]
+}
 post_recorded() {
-  [[ -f evals/post_control.in.json && -f evals/post_aggressive.in.json &&
-     -f evals/post_uniform.in.json && -f evals/serve_bench.md ]]
+  post_run_recorded control && post_run_recorded aggressive && post_run_recorded uniform &&
+    [[ -f evals/serve_bench.md ]]
 }
 
 # 5. The arms, the same tokens and budget each: those asked for (ARMS, default all) that the
@@ -424,8 +429,7 @@ if ! post_recorded && [[ -f "$arm2_final" ]]; then
   post_lr="${POST_LR:-$(python3 -c "print(f'{$lr / 2:g}')")}"
   for run in control aggressive uniform; do
     ckpt="$(step_file "early_exit/$run" "$post_steps")"
-    if [[ -f "evals/post_$run.in.json" && -f "evals/post_$run.ood.json" &&
-          -f "evals/post_$run.plots/confidence.png" ]]; then
+    if post_run_recorded "$run"; then
       [[ $run == aggressive && ! -f evals/serve_bench.md && ! -f "$ckpt" ]] || continue
     fi
     log "early-exit post-training, $run: $post_steps steps at lr $post_lr"
