@@ -1,5 +1,6 @@
 // rrt convert --from HF_DIR|FILE.gguf|CHECKPOINT.h5 --loops K [--sharing cycle|sequence]
-//             [--init RULE] [--lora-rank R|full] [--lora-init svd|zero] [--per-loop-norms]
+//             [--init RULE] [--lora-rank R|full] [--lora-init svd|svd_balanced|zero]
+//             [--per-loop-norms]
 //             [--score SHARDS|TEXT [--score-batches N] [--score-seq-len T]
 //              [--score-micro-batch N] [--score-val-fraction F]] --out FILE.h5
 // HF_DIR holds a LlamaForCausalLM, GemmaForCausalLM or GPTNeoXForCausalLM checkpoint; a .gguf
@@ -109,7 +110,7 @@ void run_convert(const ConvertOpts& o) {
   c.rank_attention =
       parse_rank(o.rank_attention.empty() ? o.rank : o.rank_attention, m, "--lora-rank-attention");
   c.rank_mlp = parse_rank(o.rank_mlp.empty() ? o.rank : o.rank_mlp, m, "--lora-rank-mlp");
-  c.lora_init = o.lora_init == "zero" ? LoraInit::zero : LoraInit::svd;
+  c.lora_init = parse_lora_init(o.lora_init);
   c.seed = o.seed;
   c.per_loop_norms = o.per_loop_norms;
   std::printf(
@@ -122,7 +123,7 @@ void run_convert(const ConvertOpts& o) {
   std::fflush(stdout);
   const auto t_convert = ProgressClock::now();
   beat.emplace(std::string("convert: converting") +
-               (c.lora_init == LoraInit::svd && (c.rank_attention > 0 || c.rank_mlp > 0)
+               (c.lora_init != LoraInit::zero && (c.rank_attention > 0 || c.rank_mlp > 0)
                     ? " (truncated SVD of every tied layer)"
                     : ""));
   // A line per block layer and per position's SVDs, every RRT_PROGRESS_SECONDS (10 s).
@@ -250,8 +251,10 @@ void add_convert_command(CLI::App& app) {
   cmd->add_flag("--per-loop-norms", o->per_loop_norms,
                 "keep every position's own norms (and NeoX biases) instead of tying them; with "
                 "full rank the result then equals the original exactly");
-  cmd->add_option("--lora-init", o->lora_init, "svd: truncated SVD of what tying lost; zero: B = 0")
-      ->check(CLI::IsMember({"svd", "zero"}))
+  cmd->add_option("--lora-init", o->lora_init,
+                  "svd: truncated SVD of what tying lost, B = U S, A = V^T (the paper's); "
+                  "svd_balanced: the same product, sqrt(S) in each; zero: B = 0, A random")
+      ->check(CLI::IsMember(lora_init_names()))
       ->capture_default_str();
   cmd->add_option("--score", o->score,
                   "after writing, score the original and the converted model (every exit) on "

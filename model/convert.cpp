@@ -112,7 +112,34 @@ void copy_param(const ParameterSet& from, ParameterSet& to, const std::string& n
   std::memcpy(to.value(j), from.value(i), static_cast<size_t>(from.numel(i)) * sizeof(float));
 }
 
+// B [rows, r] = U S and A [r, cols] = V^T from truncated_svd become B = U (S / s)^(1/2) and
+// A = (S / s)^(1/2) V^T: column i of B has norm S_i (U's columns are orthonormal), so no
+// singular values need asking for (which would keep the SVD off its randomized fast path).
+void balance_singular_values(float* B, float* A, int64_t rows, int64_t cols, int64_t r, double s) {
+  for (int64_t i = 0; i < r; ++i) {
+    double sq = 0;
+    for (int64_t a = 0; a < rows; ++a) sq += static_cast<double>(B[a * r + i]) * B[a * r + i];
+    const double sigma = std::sqrt(sq);
+    if (sigma == 0) continue;  // a zero singular value: B's column is zero, the product too
+    const double to_b = 1.0 / std::sqrt(sigma * s), to_a = std::sqrt(sigma / s);
+    for (int64_t a = 0; a < rows; ++a) B[a * r + i] = static_cast<float>(B[a * r + i] * to_b);
+    for (int64_t c = 0; c < cols; ++c) A[i * cols + c] = static_cast<float>(A[i * cols + c] * to_a);
+  }
+}
+
 }  // namespace
+
+const std::vector<std::string>& lora_init_names() {
+  static const std::vector<std::string> names = {"svd", "svd_balanced", "zero"};
+  return names;
+}
+
+LoraInit parse_lora_init(const std::string& name) {
+  if (name == "svd") return LoraInit::svd;
+  if (name == "svd_balanced") return LoraInit::svd_balanced;
+  if (name == "zero") return LoraInit::zero;
+  RRT_FAIL("convert", "unknown LoRA init '", name, "'; expected svd, svd_balanced or zero");
+}
 
 Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSet& original,
                                const ConvertOptions& options) {
@@ -170,7 +197,7 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
   const auto sources = init_sources(L, B, options.sharing, options.init, options.seed);
   bool svd = false;  // any position gets truncated SVDs: the long part, reported per position
   for (int p = 0; p < kNumProj; ++p)
-    svd |= options.lora_init == LoraInit::svd && m.has_proj(static_cast<Proj>(p)) &&
+    svd |= options.lora_init != LoraInit::zero && m.has_proj(static_cast<Proj>(p)) &&
            spec.lora_rank(static_cast<Proj>(p)) > 0;
   const int64_t total = B + (svd ? L : 0);
   int64_t done = 0;
@@ -275,8 +302,11 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
         R[i] = static_cast<double>(Wl[i]) - static_cast<double>(Wb[i]);
       truncated_svd(R.data(), rows, cols, r, Bm, A);
       const double s = spec.lora_scale(proj);
-      if (s != 1.0)
+      if (options.lora_init == LoraInit::svd_balanced) {
+        balance_singular_values(Bm, A, rows, cols, r, s);
+      } else if (s != 1.0) {
         for (int64_t i = 0; i < rows * r; ++i) Bm[i] = static_cast<float>(Bm[i] / s);
+      }
     }
     if (svd)
       report([&] {

@@ -32,7 +32,17 @@
 namespace rrt {
 
 enum class InitRule { stepwise, average, lower, upper, random };
-enum class LoraInit { svd, zero };
+// How a position's LoRA starts. svd (the paper's): B = U_r S_r / s, A = V_r^T from the truncated
+// SVD of what tying lost (s = alpha / r), so all of S sits in B; svd_balanced: the same product
+// with the singular values split evenly, B = U_r (S_r / s)^(1/2), A = (S_r / s)^(1/2) V_r^T.
+// Under Adam, which moves every element by about the learning rate, a large B makes B dA move the
+// product several times faster than the tied weight moves (docs/results.md measures 3x on
+// SmolLM2); balancing shrinks that. zero: B = 0, A random (the ablation baseline).
+enum class LoraInit { svd, svd_balanced, zero };
+// The names `rrt convert --lora-init` and a sweep's convert.lora_init take, in enum order.
+const std::vector<std::string>& lora_init_names();
+// "svd", "svd_balanced" or "zero"; throws rrt::Error naming the choices otherwise.
+LoraInit parse_lora_init(const std::string& name);
 
 struct ConvertOptions {
   int64_t loops = 2;  // K; must divide L

@@ -268,6 +268,79 @@ TEST(Convert, ZeroLoraInitLeavesThePureRecursiveModel) {
   EXPECT_LE(max_diff(a, b), 1e-6 * max_abs(a));
 }
 
+// svd_balanced is svd's product with the singular values split evenly: B A is the same, column
+// i of B and row i of A both have norm sqrt(S_i) (svd: S_i and 1), and at full rank the model is
+// the original's. The tolerance is float rounding of the rescaled factors (entries ~1, rank 16).
+TEST(Convert, BalancedSvdSplitsTheSingularValuesOfTheSameProduct) {
+  ModelSpec ospec = original_spec(6);
+  auto orig = structured_original(ospec);
+  for (int64_t r : {int64_t{4}, kFull}) {
+    ConvertOptions opt{.loops = 3, .init = InitRule::average, .rank_attention = r, .rank_mlp = r};
+    Converted svd = convert_to_recursive(ospec, *orig, opt);
+    opt.lora_init = LoraInit::svd_balanced;
+    Converted bal = convert_to_recursive(ospec, *orig, opt);
+    const ParamRegistry& reg = bal.params->registry();
+    int pairs = 0;
+    for (int ia = 0; ia < reg.size(); ++ia) {
+      if (reg[ia].kind != ParamKind::lora_a) continue;
+      std::string b_name = reg[ia].name;
+      b_name.back() = 'B';  // lora.LOOP.LAYER.PROJ.A -> .B
+      const int ib = reg.index(b_name);
+      const int64_t rank = reg[ia].shape[0], in = reg[ia].shape[1], out = reg[ib].shape[0];
+      const float *A0 = svd.params->value(ia), *B0 = svd.params->value(ib);
+      const float *A1 = bal.params->value(ia), *B1 = bal.params->value(ib);
+      for (int64_t i = 0; i < rank; ++i) {
+        double b0 = 0, a0 = 0, b1 = 0, a1 = 0;
+        for (int64_t o = 0; o < out; ++o) {
+          b0 += double(B0[o * rank + i]) * B0[o * rank + i];
+          b1 += double(B1[o * rank + i]) * B1[o * rank + i];
+        }
+        for (int64_t c = 0; c < in; ++c) {
+          a0 += double(A0[i * in + c]) * A0[i * in + c];
+          a1 += double(A1[i * in + c]) * A1[i * in + c];
+        }
+        const double sigma = std::sqrt(b0);
+        EXPECT_NEAR(a0, 1.0, 1e-5) << reg[ia].name << " row " << i;
+        EXPECT_NEAR(b1, sigma, 1e-5 * (1 + sigma)) << b_name << " column " << i;
+        EXPECT_NEAR(a1, sigma, 1e-5 * (1 + sigma)) << reg[ia].name << " row " << i;
+      }
+      double diff = 0, norm = 0;
+      for (int64_t o = 0; o < out; ++o)
+        for (int64_t c = 0; c < in; ++c) {
+          double p0 = 0, p1 = 0;
+          for (int64_t i = 0; i < rank; ++i) {
+            p0 += double(B0[o * rank + i]) * A0[i * in + c];
+            p1 += double(B1[o * rank + i]) * A1[i * in + c];
+          }
+          diff = std::max(diff, std::fabs(p0 - p1));
+          norm = std::max(norm, std::fabs(p0));
+        }
+      EXPECT_GT(norm, 1e-2) << b_name;  // what tying lost is not zero: the check has content
+      EXPECT_LE(diff, 1e-5 * norm) << b_name;
+      ++pairs;
+    }
+    EXPECT_EQ(pairs, 3 * 2 * kNumProj);  // every position (3 loops x 2 layers), every projection
+  }
+  // Full rank reproduces the original model.
+  Converted full = convert_to_recursive(ospec, *orig,
+                                        {.loops = 3,
+                                         .init = InitRule::average,
+                                         .rank_attention = kFull,
+                                         .rank_mlp = kFull,
+                                         .lora_init = LoraInit::svd_balanced});
+  std::vector<float> ref = logits_of(ospec, *orig);
+  EXPECT_LE(max_diff(logits_of(full.spec, *full.params), ref), 1e-4 * max_abs(ref));
+}
+
+TEST(Convert, LoraInitNamesRoundTrip) {
+  const auto& names = lora_init_names();
+  ASSERT_EQ(names.size(), 3u);
+  EXPECT_EQ(parse_lora_init(names[0]), LoraInit::svd);
+  EXPECT_EQ(parse_lora_init(names[1]), LoraInit::svd_balanced);
+  EXPECT_EQ(parse_lora_init(names[2]), LoraInit::zero);
+  EXPECT_THROW(parse_lora_init("pissa"), Error);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. The relaxed model approaches the original as the rank grows.
 TEST(Convert, ErrorFallsAsRankGrows) {

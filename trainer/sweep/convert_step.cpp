@@ -141,7 +141,7 @@ bool prepare_run(const SweepRun& run, bool* shared) {
   c.init = rules.at(step.init);
   c.rank_attention = want.lora.rank_attention;
   c.rank_mlp = want.lora.rank_mlp;
-  c.lora_init = step.lora_init == "zero" ? LoraInit::zero : LoraInit::svd;
+  c.lora_init = parse_lora_init(step.lora_init);
   c.seed = step.seed;
   c.per_loop_norms = want.recursion.per_loop_norms;
   const auto t1 = ProgressClock::now();

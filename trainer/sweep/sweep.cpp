@@ -18,6 +18,7 @@
 #include "config/resume_check.h"
 #include "core/durable_file.h"
 #include "core/error.h"
+#include "model/convert.h"
 
 namespace rrt {
 
@@ -107,8 +108,9 @@ void check_setting(const RunConfig& base, const Setting& s, const std::string& w
                 "'; expected one of stepwise, average, lower, "
                 "upper, random");
     } else if (name == "lora_init") {
-      RRT_CHECK(s.text == "svd" || s.text == "zero", s.where, prefix, "expected svd or zero, got '",
-                s.text, "'");
+      const auto& names = lora_init_names();
+      RRT_CHECK(std::count(names.begin(), names.end(), s.text), s.where, prefix,
+                "expected svd, svd_balanced or zero, got '", s.text, "'");
     } else if (name == "seed") {
       RRT_CHECK(!s.text.empty() && s.text.find_first_not_of("0123456789") == std::string::npos,
                 s.where, prefix, "expected an integer >= 0, got '", s.text, "'");

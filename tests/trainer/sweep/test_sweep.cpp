@@ -173,6 +173,8 @@ TEST(SweepValidate, ErrorsNameTheSweepFileLineAndAxis) {
          "'grid' appears twice (first at abl.yaml:" + std::to_string(base_lines() + 1) + ")");
   expect("grid:\n  convert.int: [average]\n", 2, "did you mean 'convert.init'?");
   expect("convert:\n  from: x\ngrid:\n  convert.init: [avg]\n", 4, "unknown init rule 'avg'");
+  expect("convert:\n  from: x\ngrid:\n  convert.lora_init: [svd, pissa]\n", 4,
+         "expected svd, svd_balanced or zero, got 'pissa'");
   expect("grid:\n  lora.rank: [0]\n  optim.lr: [1e-3]\nset:\n  lora.rank: 2\n", 2,
          "axis lora.rank is swept twice, or also fixed under set:");
   // A combination that only fails as a whole run names the run and the value's line.
