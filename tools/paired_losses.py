@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Two runs that saw the same batches, compared step by step.
+
+    python3 tools/paired_losses.py RUN_A RUN_B [--key loss_ce] [--windows 10,100,300,600,1000]
+
+RUN_A and RUN_B are run directories (or their metrics.jsonl). Runs of one config that differ
+only in their starting weights or one hyperparameter see the same batch at step n (the data
+order is the config's seed), so the difference of their training losses at equal steps is
+paired: most of the batch-to-batch noise cancels. Prints the mean of A - B (negative: A
+ahead) over windows of logged steps, how many of those steps A was ahead, and both runs'
+monitor-split perplexity (val_ppl) where both evaluated.
+"""
+import argparse
+import json
+import os
+
+
+def load(path):
+    if os.path.isdir(path):
+        path = os.path.join(path, "metrics.jsonl")
+    rows = {}
+    with open(path) as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill: the rest of the file is fine
+                continue
+            rows.setdefault(r["step"], {}).update(r)
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_a")
+    ap.add_argument("run_b")
+    ap.add_argument("--key", default="loss_ce",
+                    help="the logged value to pair (default loss_ce, the training cross-entropy)")
+    ap.add_argument("--windows", default="10,100,300,600,1000",
+                    help="window edges in steps: (10, 100], (100, 300], ...")
+    args = ap.parse_args()
+    a, b = load(args.run_a), load(args.run_b)
+    # A run without distillation logs no loss_ce: its loss is the cross-entropy.
+    for rows in (a, b):
+        for r in rows.values():
+            if args.key == "loss_ce" and "loss_ce" not in r and "loss" in r and "loss_kd" not in r:
+                r["loss_ce"] = r["loss"]
+    steps = sorted(s for s in a.keys() & b.keys() if args.key in a[s] and args.key in b[s])
+    if not steps:
+        raise SystemExit(f"no step logs '{args.key}' in both runs")
+    print(f"A = {args.run_a}\nB = {args.run_b}\n{args.key}, A - B, over logged steps:")
+    edges = [int(x) for x in args.windows.split(",")]
+    lo = 0
+    for hi in edges:
+        window = [s for s in steps if lo < s <= hi]
+        if window:
+            d = [a[s][args.key] - b[s][args.key] for s in window]
+            ahead = sum(x < 0 for x in d)
+            print(f"  steps {window[0]}-{window[-1]}: {sum(d) / len(d):+.3f} "
+                  f"(A ahead at {ahead} of {len(d)})")
+        lo = hi
+    val = sorted(s for s in a.keys() & b.keys() if "val_ppl" in a[s] and "val_ppl" in b[s])
+    for s in val:
+        print(f"  monitor split at step {s}: {a[s]['val_ppl']:.1f} against {b[s]['val_ppl']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
