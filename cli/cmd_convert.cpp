@@ -18,7 +18,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <optional>
 
 #include "checkpoint/checkpoint.h"
@@ -100,12 +99,7 @@ void run_convert(const ConvertOpts& o) {
   ConvertOptions c;
   c.loops = o.loops;
   c.sharing = o.sharing == "sequence" ? Sharing::sequence : Sharing::cycle;
-  static const std::map<std::string, InitRule> rules = {{"stepwise", InitRule::stepwise},
-                                                        {"average", InitRule::average},
-                                                        {"lower", InitRule::lower},
-                                                        {"upper", InitRule::upper},
-                                                        {"random", InitRule::random}};
-  c.init = rules.at(o.init);
+  c.init = parse_init_rule(o.init);
   const ModelConfig& m = hf.spec.model;
   c.rank_attention =
       parse_rank(o.rank_attention.empty() ? o.rank : o.rank_attention, m, "--lora-rank-attention");
@@ -240,7 +234,7 @@ void add_convert_command(CLI::App& app) {
       ->check(CLI::IsMember({"cycle", "sequence"}))
       ->capture_default_str();
   cmd->add_option("--init", o->init, "how the block is initialised from the original layers")
-      ->check(CLI::IsMember({"stepwise", "average", "lower", "upper", "random"}))
+      ->check(CLI::IsMember(init_rule_names()))
       ->capture_default_str();
   cmd->add_option("--lora-rank", o->rank,
                   "LoRA rank of every projection (0: pure recursive; full: min(in, out) of each; "

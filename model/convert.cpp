@@ -49,6 +49,27 @@ std::string to_string(InitRule r) {
   return "?";
 }
 
+namespace {
+constexpr InitRule kInitRules[] = {InitRule::stepwise, InitRule::average, InitRule::lower,
+                                   InitRule::upper, InitRule::random};
+}  // namespace
+
+const std::vector<std::string>& init_rule_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (InitRule r : kInitRules) n.push_back(to_string(r));
+    return n;
+  }();
+  return names;
+}
+
+InitRule parse_init_rule(const std::string& name) {
+  for (InitRule r : kInitRules)
+    if (to_string(r) == name) return r;
+  RRT_FAIL("convert", "unknown init rule '", name,
+           "'; expected one of stepwise, average, lower, upper, random");
+}
+
 std::vector<int64_t> tied_group(int64_t L, int64_t B, Sharing sharing, int64_t b) {
   check_LB(L, B);
   RRT_CHECK(b >= 0 && b < B, "convert", "block layer ", b, " out of range [0, ", B, ")");

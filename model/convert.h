@@ -80,5 +80,9 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
                                const ConvertOptions& options);
 
 std::string to_string(InitRule r);
+// The names `rrt convert --init` and a sweep's convert.init take (to_string of each rule).
+const std::vector<std::string>& init_rule_names();
+// The rule named so; throws rrt::Error naming the choices otherwise.
+InitRule parse_init_rule(const std::string& name);
 
 }  // namespace rrt

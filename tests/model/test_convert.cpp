@@ -341,6 +341,13 @@ TEST(Convert, LoraInitNamesRoundTrip) {
   EXPECT_THROW(parse_lora_init("pissa"), Error);
 }
 
+TEST(Convert, InitRuleNamesRoundTrip) {
+  const auto& names = init_rule_names();
+  ASSERT_EQ(names, (std::vector<std::string>{"stepwise", "average", "lower", "upper", "random"}));
+  for (const std::string& n : names) EXPECT_EQ(to_string(parse_init_rule(n)), n);
+  EXPECT_THROW(parse_init_rule("avg"), Error);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. The relaxed model approaches the original as the rank grows.
 TEST(Convert, ErrorFallsAsRankGrows) {

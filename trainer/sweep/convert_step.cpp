@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <optional>
 
 #include "checkpoint/checkpoint.h"
@@ -133,12 +132,7 @@ bool prepare_run(const SweepRun& run, bool* shared) {
   ConvertOptions c;
   c.loops = want.recursion.loops;
   c.sharing = want.recursion.sharing;
-  static const std::map<std::string, InitRule> rules = {{"stepwise", InitRule::stepwise},
-                                                        {"average", InitRule::average},
-                                                        {"lower", InitRule::lower},
-                                                        {"upper", InitRule::upper},
-                                                        {"random", InitRule::random}};
-  c.init = rules.at(step.init);
+  c.init = parse_init_rule(step.init);
   c.rank_attention = want.lora.rank_attention;
   c.rank_mlp = want.lora.rank_mlp;
   c.lora_init = parse_lora_init(step.lora_init);

@@ -101,8 +101,7 @@ void check_setting(const RunConfig& base, const Setting& s, const std::string& w
   if (is_convert_key(s.key)) {
     const std::string name = s.key.substr(8);
     if (name == "init") {
-      static const std::vector<std::string> rules = {"stepwise", "average", "lower", "upper",
-                                                     "random"};
+      const auto& rules = init_rule_names();
       RRT_CHECK(std::count(rules.begin(), rules.end(), s.text), s.where, prefix,
                 "unknown init rule '", s.text,
                 "'; expected one of stepwise, average, lower, "
