@@ -29,6 +29,28 @@ def load(path):
     return rows
 
 
+def paired(a, b, key="loss_ce", edges=(10, 100, 300, 600, 1000)):
+    """[(first step, last step, mean of A - B, steps A was ahead, steps)] per window of logged
+    steps (lo, hi] between consecutive edges; a and b are load()'s rows. Raises ValueError when
+    no step logs `key` in both."""
+    # A run without distillation logs no loss_ce: its loss is the cross-entropy.
+    for rows in (a, b):
+        for r in rows.values():
+            if key == "loss_ce" and "loss_ce" not in r and "loss" in r and "loss_kd" not in r:
+                r["loss_ce"] = r["loss"]
+    steps = sorted(s for s in a.keys() & b.keys() if key in a[s] and key in b[s])
+    if not steps:
+        raise ValueError(f"no step logs '{key}' in both runs")
+    out, lo = [], 0
+    for hi in edges:
+        window = [s for s in steps if lo < s <= hi]
+        if window:
+            d = [a[s][key] - b[s][key] for s in window]
+            out.append((window[0], window[-1], sum(d) / len(d), sum(x < 0 for x in d), len(d)))
+        lo = hi
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_a")
@@ -39,25 +61,13 @@ def main():
                     help="window edges in steps: (10, 100], (100, 300], ...")
     args = ap.parse_args()
     a, b = load(args.run_a), load(args.run_b)
-    # A run without distillation logs no loss_ce: its loss is the cross-entropy.
-    for rows in (a, b):
-        for r in rows.values():
-            if args.key == "loss_ce" and "loss_ce" not in r and "loss" in r and "loss_kd" not in r:
-                r["loss_ce"] = r["loss"]
-    steps = sorted(s for s in a.keys() & b.keys() if args.key in a[s] and args.key in b[s])
-    if not steps:
-        raise SystemExit(f"no step logs '{args.key}' in both runs")
+    try:
+        windows = paired(a, b, args.key, [int(x) for x in args.windows.split(",")])
+    except ValueError as e:
+        raise SystemExit(str(e))
     print(f"A = {args.run_a}\nB = {args.run_b}\n{args.key}, A - B, over logged steps:")
-    edges = [int(x) for x in args.windows.split(",")]
-    lo = 0
-    for hi in edges:
-        window = [s for s in steps if lo < s <= hi]
-        if window:
-            d = [a[s][args.key] - b[s][args.key] for s in window]
-            ahead = sum(x < 0 for x in d)
-            print(f"  steps {window[0]}-{window[-1]}: {sum(d) / len(d):+.3f} "
-                  f"(A ahead at {ahead} of {len(d)})")
-        lo = hi
+    for first, last, mean, ahead, n in windows:
+        print(f"  steps {first}-{last}: {mean:+.3f} (A ahead at {ahead} of {n})")
     val = sorted(s for s in a.keys() & b.keys() if "val_ppl" in a[s] and "val_ppl" in b[s])
     for s in val:
         print(f"  monitor split at step {s}: {a[s]['val_ppl']:.1f} against {b[s]['val_ppl']:.1f}")

@@ -6,7 +6,9 @@ conversion logs, the shard manifests) and writes
 
     OUT/results.md      the tables: perplexity per arm at 0/25/50/75/100% of the budget on the
                         in-domain held-out set and the out-of-domain one (fortunes); the paper's
-                        orderings, each "holds" or "does not hold" with its numbers; the
+                        orderings, each "holds" or "does not hold" with its numbers, and
+                        each on the same batches (the two arms' training cross-entropy paired
+                        step by step, by quarter: tools/paired_losses.py); the
                         early-exit post-training per exit, the oracle exits and the
                         confidence-exit trade-off; the learning-rate sweep; tokens/s per arm
     OUT/results.jsonl   one object per arm and point, per post-trained model, per lr run
@@ -26,6 +28,8 @@ import os
 import re
 import statistics
 import sys
+
+from paired_losses import load as load_metrics, paired
 
 ARMS = [
     ("recursive", "1 recursive: K = 3, stepwise, no LoRA"),
@@ -197,6 +201,34 @@ def main():
                       f"{gap:.3f} nats between its conversion ({ppl(conv['perplexity'])}) and the "
                       f"original ({ppl(orig0['perplexity'])}); it ends at {ppl(math.exp(up))}" +
                       (f", the ceiling arm at {ppl(math.exp(ceil))}" if ceil is not None else ""))
+
+    # The investigation an ordering that fails calls for starts here: the arms saw the same
+    # batch at every step, so their training losses pair up and the quarter-by-quarter gap says
+    # whether it is closing (tools/paired_losses.py prints finer windows).
+    md.append("\n## The orderings on the same batches (training cross-entropy, first arm minus "
+              "second, mean over each quarter's logged steps; negative: the first ahead)\n")
+    for what, a, b in checks:
+        pa, pb = path("arms", a, "metrics.jsonl"), path("arms", b, "metrics.jsonl")
+        if not (pa and os.path.exists(pa) and pb and os.path.exists(pb)):
+            md.append(f"- {what}: not measured yet")
+            continue
+        ma, mb = load_metrics(pa), load_metrics(pb)
+        last = min(max(ma), max(mb))
+        try:
+            windows = paired(ma, mb, "loss_ce", [round(last * q / 4) for q in (1, 2, 3, 4)])
+        except ValueError:
+            md.append(f"- {what}: no training cross-entropy logged by both")
+            continue
+        cells = ", ".join(f"{mean:+.3f} (steps {lo}-{hi}, ahead at {ahead} of {n})"
+                          for lo, hi, mean, ahead, n in windows)
+        val = [s for s in sorted(ma.keys() & mb.keys())
+               if "val_ppl" in ma[s] and "val_ppl" in mb[s]]
+        monitor = (f"; monitor split at step {val[-1]}: {ma[val[-1]]['val_ppl']:.1f} against "
+                   f"{mb[val[-1]]['val_ppl']:.1f}" if val else "")
+        md.append(f"- {what}: {cells}{monitor}")
+        rows.append({"paired": [a, b], "key": "loss_ce",
+                     "windows": [dict(zip(("first", "last", "mean", "ahead", "steps"), w))
+                                 for w in windows]})
 
     md.append("\n## Early-exit post-training of arm 2 (in-domain held-out)\n")
     md.append("| model | " + " | ".join(f"exit {k}" for k in (1, 2, 3)) +
