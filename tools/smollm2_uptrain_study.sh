@@ -51,10 +51,11 @@
 #                fortunes, tools/make_heldout_text.py: the conversion study's held-out text)
 #   init/        the starting weights: original, recursive (K = 3 stepwise), relaxed_svd and
 #                relaxed_zero (K = 3 average, LoRA r = 64), vanilla (the first 15 layers),
-#                relaxed_svd_stepwise (K = 3 stepwise, SVD LoRA r = 64: arm 7);
+#                relaxed_svd_stepwise (K = 3 stepwise, SVD LoRA r = 64: arm 7),
+#                relaxed_zero_stepwise (K = 3 stepwise, zero LoRA r = 64: arm 8);
 #                relaxed_svd.score.json: rrt convert --score of the conversion
 #   lr/          the learning-rate sweep on arm 2 (lr.txt: the choice)
-#   arms/        the six arms and arm 7 (rrt sweep; summary.md, loss.png)
+#   arms/        the six arms and arms 7, 8 (rrt sweep; summary.md, loss.png)
 #   early_exit/  arm 2 post-trained: control, aggressive(0.1) + SD, uniform + SD
 #   evals/       rrt eval --json of every checkpoint scored, in-domain and out-of-domain
 #   results.md, results.jsonl, loss_curves.png: tools/smollm2_uptrain_summary.py; the post-trained
@@ -109,7 +110,8 @@ eval_precision="${EVAL_PRECISION:-bf16}"
 read -r -a extra <<<"${SWEEP_ARGS:-}"
 record="${RECORD_DIR-$here/docs/results/smollm2_uptrain}"
 [[ -z "$record" || "$record" == /* ]] || record="$here/$record"
-all_arms=(recursive relaxed_svd relaxed_zero vanilla relaxed_svd_ce original relaxed_svd_stepwise)
+all_arms=(recursive relaxed_svd relaxed_zero vanilla relaxed_svd_ce original relaxed_svd_stepwise
+  relaxed_zero_stepwise)
 cd "$out"
 log() { echo "[$(date '+%F %T')] $*"; }
 # to_record FILE...: copies study files (paths relative to the study) into the record.
@@ -134,7 +136,8 @@ if [[ "$mode" == "--status" ]]; then
   [[ -n "$record" ]] && echo "record    $record ($(find "$record" -name '*.json' 2>/dev/null | wc -l) files)"
   for f in corpus/manifest.json data/train_shards/manifest.json data/heldout_shards/manifest.json \
       data/ood_shards/manifest.json init/original.h5 init/recursive.h5 init/relaxed_svd.h5 \
-      init/relaxed_zero.h5 init/vanilla.h5 init/relaxed_svd_stepwise.h5 lr/lr.txt results.md; do
+      init/relaxed_zero.h5 init/vanilla.h5 init/relaxed_svd_stepwise.h5 \
+      init/relaxed_zero_stepwise.h5 lr/lr.txt results.md; do
     [[ -e "$f" ]] && echo "done      $f" || echo "not done  $f"
   done
   for s in lr arms early_exit; do
@@ -271,6 +274,9 @@ convert relaxed_zero --loops 3 --init average --lora-rank 64 --lora-init zero
 convert vanilla --loops 2 --init lower --lora-rank 0
 # Arm 7, not one of the paper's: arm 2 from the stepwise start (docs/results.md, the bug hunt).
 convert relaxed_svd_stepwise --loops 3 --init stepwise --lora-rank 64 --lora-init svd
+# Arm 8, not the paper's either: arm 7 with zero LoRA, which starts as arm 1's function (the bug
+# hunt: arm 7's SVD start, not the relaxation, is what trails arm 1).
+convert relaxed_zero_stepwise --loops 3 --init stepwise --lora-rank 64 --lora-init zero
 
 # The same tokens score every model: the last half of each held-out set, EVAL_BATCHES x
 # EVAL_MICRO_BATCH x EVAL_SEQ tokens.

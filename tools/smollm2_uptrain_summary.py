@@ -39,6 +39,7 @@ ARMS = [
     ("relaxed_svd_ce", "5 arm 2 without distillation"),
     ("original", "6 original, 30 layers (ceiling)"),
     ("relaxed_svd_stepwise", "7 arm 2 from the stepwise init (not the paper's)"),
+    ("relaxed_zero_stepwise", "8 arm 7 with zero LoRA (not the paper's)"),
 ]
 POINTS = ["000", "025", "050", "075", "100"]
 SETS = [("in", "in-domain held-out (Debian documentation)"),
@@ -178,7 +179,13 @@ def main():
               ("distillation < plain CE", "relaxed_svd", "relaxed_svd_ce"),
               # Arm 7: the relaxation from the start that leads at this budget.
               ("relaxed (stepwise start) < recursive", "relaxed_svd_stepwise", "recursive"),
-              ("relaxed (stepwise start) < vanilla", "relaxed_svd_stepwise", "vanilla")]
+              ("relaxed (stepwise start) < vanilla", "relaxed_svd_stepwise", "vanilla"),
+              # Arm 8: the same from the stepwise start with zero LoRA, and the paper's SVD
+              # against zero from that start.
+              ("relaxed (stepwise, zero LoRA) < recursive", "relaxed_zero_stepwise", "recursive"),
+              ("relaxed (stepwise, zero LoRA) < vanilla", "relaxed_zero_stepwise", "vanilla"),
+              ("SVD < zero LoRA init (stepwise start)", "relaxed_svd_stepwise",
+               "relaxed_zero_stepwise")]
     for key, _ in SETS:
         for what, a, b in checks:
             la, lb = final(a, key), final(b, key)
