@@ -220,8 +220,8 @@ def main():
             md.append(f"- {what}: not measured yet")
             continue
         ma, mb = load_metrics(pa), load_metrics(pb)
-        last = min(max(ma), max(mb))
-        try:
+        try:  # a run that has just started may have logged nothing yet
+            last = min(max(ma), max(mb))
             windows = paired(ma, mb, "loss_ce", [round(last * q / 4) for q in (1, 2, 3, 4)])
         except ValueError:
             md.append(f"- {what}: no training cross-entropy logged by both")
