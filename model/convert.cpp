@@ -52,6 +52,14 @@ std::string to_string(InitRule r) {
 namespace {
 constexpr InitRule kInitRules[] = {InitRule::stepwise, InitRule::average, InitRule::lower,
                                    InitRule::upper, InitRule::random};
+
+// "a, b, c" (last_sep ", ") or "a, b or c" (last_sep " or "), so messages follow the tables.
+std::string list_names(const std::vector<std::string>& names, const char* last_sep) {
+  std::string s;
+  for (size_t i = 0; i < names.size(); ++i)
+    s += (i == 0 ? "" : i + 1 == names.size() ? last_sep : ", ") + names[i];
+  return s;
+}
 }  // namespace
 
 const std::vector<std::string>& init_rule_names() {
@@ -63,11 +71,12 @@ const std::vector<std::string>& init_rule_names() {
   return names;
 }
 
+std::string init_rule_choices() { return list_names(init_rule_names(), ", "); }
+
 InitRule parse_init_rule(const std::string& name) {
   for (InitRule r : kInitRules)
     if (to_string(r) == name) return r;
-  RRT_FAIL("convert", "unknown init rule '", name,
-           "'; expected one of stepwise, average, lower, upper, random");
+  RRT_FAIL("convert", "unknown init rule '", name, "'; expected one of ", init_rule_choices());
 }
 
 std::vector<int64_t> tied_group(int64_t L, int64_t B, Sharing sharing, int64_t b) {
@@ -155,11 +164,13 @@ const std::vector<std::string>& lora_init_names() {
   return names;
 }
 
+std::string lora_init_choices() { return list_names(lora_init_names(), " or "); }
+
 LoraInit parse_lora_init(const std::string& name) {
   if (name == "svd") return LoraInit::svd;
   if (name == "svd_balanced") return LoraInit::svd_balanced;
   if (name == "zero") return LoraInit::zero;
-  RRT_FAIL("convert", "unknown LoRA init '", name, "'; expected svd, svd_balanced or zero");
+  RRT_FAIL("convert", "unknown LoRA init '", name, "'; expected ", lora_init_choices());
 }
 
 Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSet& original,

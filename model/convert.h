@@ -41,6 +41,8 @@ enum class InitRule { stepwise, average, lower, upper, random };
 enum class LoraInit { svd, svd_balanced, zero };
 // The names `rrt convert --lora-init` and a sweep's convert.lora_init take, in enum order.
 const std::vector<std::string>& lora_init_names();
+// The same names as error messages list them: "svd, svd_balanced or zero".
+std::string lora_init_choices();
 // "svd", "svd_balanced" or "zero"; throws rrt::Error naming the choices otherwise.
 LoraInit parse_lora_init(const std::string& name);
 
@@ -82,6 +84,8 @@ Converted convert_to_recursive(const ModelSpec& original_spec, const ParameterSe
 std::string to_string(InitRule r);
 // The names `rrt convert --init` and a sweep's convert.init take (to_string of each rule).
 const std::vector<std::string>& init_rule_names();
+// The same names as error messages list them: "stepwise, average, lower, upper, random".
+std::string init_rule_choices();
 // The rule named so; throws rrt::Error naming the choices otherwise.
 InitRule parse_init_rule(const std::string& name);
 

@@ -103,13 +103,11 @@ void check_setting(const RunConfig& base, const Setting& s, const std::string& w
     if (name == "init") {
       const auto& rules = init_rule_names();
       RRT_CHECK(std::count(rules.begin(), rules.end(), s.text), s.where, prefix,
-                "unknown init rule '", s.text,
-                "'; expected one of stepwise, average, lower, "
-                "upper, random");
+                "unknown init rule '", s.text, "'; expected one of ", init_rule_choices());
     } else if (name == "lora_init") {
       const auto& names = lora_init_names();
-      RRT_CHECK(std::count(names.begin(), names.end(), s.text), s.where, prefix,
-                "expected svd, svd_balanced or zero, got '", s.text, "'");
+      RRT_CHECK(std::count(names.begin(), names.end(), s.text), s.where, prefix, "expected ",
+                lora_init_choices(), ", got '", s.text, "'");
     } else if (name == "seed") {
       RRT_CHECK(!s.text.empty() && s.text.find_first_not_of("0123456789") == std::string::npos,
                 s.where, prefix, "expected an integer >= 0, got '", s.text, "'");

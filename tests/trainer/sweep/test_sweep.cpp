@@ -172,7 +172,8 @@ TEST(SweepValidate, ErrorsNameTheSweepFileLineAndAxis) {
   expect("grid:\n  lora.rank: [0]\ngrid:\n  optim.lr: [1e-3]\n", 3,
          "'grid' appears twice (first at abl.yaml:" + std::to_string(base_lines() + 1) + ")");
   expect("grid:\n  convert.int: [average]\n", 2, "did you mean 'convert.init'?");
-  expect("convert:\n  from: x\ngrid:\n  convert.init: [avg]\n", 4, "unknown init rule 'avg'");
+  expect("convert:\n  from: x\ngrid:\n  convert.init: [avg]\n", 4,
+         "unknown init rule 'avg'; expected one of stepwise, average, lower, upper, random");
   expect("convert:\n  from: x\ngrid:\n  convert.lora_init: [svd, pissa]\n", 4,
          "expected svd, svd_balanced or zero, got 'pissa'");
   expect("grid:\n  lora.rank: [0]\n  optim.lr: [1e-3]\nset:\n  lora.rank: 2\n", 2,
