@@ -51,6 +51,11 @@ def paired(a, b, key="loss_ce", edges=(10, 100, 300, 600, 1000)):
     return out
 
 
+def monitored(a, b):
+    """The steps at which both runs scored the monitor split (val_ppl), in order."""
+    return sorted(s for s in a.keys() & b.keys() if "val_ppl" in a[s] and "val_ppl" in b[s])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_a")
@@ -68,8 +73,7 @@ def main():
     print(f"A = {args.run_a}\nB = {args.run_b}\n{args.key}, A - B, over logged steps:")
     for first, last, mean, ahead, n in windows:
         print(f"  steps {first}-{last}: {mean:+.3f} (A ahead at {ahead} of {n})")
-    val = sorted(s for s in a.keys() & b.keys() if "val_ppl" in a[s] and "val_ppl" in b[s])
-    for s in val:
+    for s in monitored(a, b):
         print(f"  monitor split at step {s}: {a[s]['val_ppl']:.1f} against {b[s]['val_ppl']:.1f}")
 
 

@@ -29,7 +29,7 @@ import re
 import statistics
 import sys
 
-from paired_losses import load as load_metrics, paired
+from paired_losses import load as load_metrics, monitored, paired
 
 ARMS = [
     ("recursive", "1 recursive: K = 3, stepwise, no LoRA"),
@@ -228,8 +228,7 @@ def main():
             continue
         cells = ", ".join(f"{mean:+.3f} (steps {lo}-{hi}, ahead at {ahead} of {n})"
                           for lo, hi, mean, ahead, n in windows)
-        val = [s for s in sorted(ma.keys() & mb.keys())
-               if "val_ppl" in ma[s] and "val_ppl" in mb[s]]
+        val = monitored(ma, mb)
         monitor = (f"; monitor split at step {val[-1]}: {ma[val[-1]]['val_ppl']:.1f} against "
                    f"{mb[val[-1]]['val_ppl']:.1f}" if val else "")
         md.append(f"- {what}: {cells}{monitor}")
