@@ -13,6 +13,7 @@
 #include "core/rng.h"
 #include "model/convert.h"
 #include "model/recursive_model.h"
+#include "tests/error_helpers.h"
 #include "tests/model/families.h"
 
 namespace rrt {
@@ -332,18 +333,6 @@ TEST(Convert, BalancedSvdSplitsTheSingularValuesOfTheSameProduct) {
   EXPECT_LE(max_diff(logits_of(full.spec, *full.params), ref), 1e-4 * max_abs(ref));
 }
 
-// What the call throws as rrt::Error; fails the test if it throws nothing.
-template <class F>
-std::string message_of(F call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an rrt::Error";
-  return "";
-}
-
 TEST(Convert, LoraInitNamesRoundTrip) {
   const auto& names = lora_init_names();
   ASSERT_EQ(names.size(), 3u);
@@ -352,7 +341,7 @@ TEST(Convert, LoraInitNamesRoundTrip) {
   EXPECT_EQ(parse_lora_init(names[2]), LoraInit::zero);
   // The message lists every name from the table, so a new init appears in it unedited.
   EXPECT_EQ(lora_init_choices(), "svd, svd_balanced or zero");
-  EXPECT_EQ(message_of([] { parse_lora_init("pissa"); }),
+  EXPECT_EQ(testing::error_message([] { parse_lora_init("pissa"); }),
             "[convert] unknown LoRA init 'pissa'; expected svd, svd_balanced or zero");
 }
 
@@ -361,7 +350,7 @@ TEST(Convert, InitRuleNamesRoundTrip) {
   ASSERT_EQ(names, (std::vector<std::string>{"stepwise", "average", "lower", "upper", "random"}));
   for (const std::string& n : names) EXPECT_EQ(to_string(parse_init_rule(n)), n);
   EXPECT_EQ(init_rule_choices(), "stepwise, average, lower, upper, random");
-  EXPECT_EQ(message_of([] { parse_init_rule("avg"); }),
+  EXPECT_EQ(testing::error_message([] { parse_init_rule("avg"); }),
             "[convert] unknown init rule 'avg'; expected one of " + init_rule_choices());
 }
 
