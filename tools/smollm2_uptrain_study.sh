@@ -8,7 +8,8 @@
 #                                                        (default runs/smollm2_uptrain_study)
 #   --background  run detached (nohup, its own process group); output in OUT_DIR/study.log
 #   --stop        SIGTERM to a background study: the run in training finishes its step and
-#                 writes a checkpoint, nothing further starts; rerun to continue
+#                 writes a checkpoint, nothing further starts; rerun to continue. Waits for it
+#                 to end, then copies the stopped arm's training log into the record
 #   --status      where it stands: the stages done, each sweep's runs, the evaluations so far
 #                 (a resumed study first evaluates the arms' points already written)
 # Environment:
@@ -86,7 +87,11 @@ if [[ "$mode" == "--stop" ]]; then
   # in training (its own group); that run checkpoints after its step and exits 3.
   kill -TERM -- "-$(ps -o pgid= "$pid" | tr -d ' ')"
   echo "sent SIGTERM to the study (pid $pid); it stops after the current step's checkpoint"
-  exit 0
+  # Waits for every process of it (they hold study.lock; the run in training checkpoints its
+  # step first, seconds), then records below what the stopped arm logged: a machine replaced
+  # before the next run would keep nothing of it.
+  flock -w 600 "$out/study.lock" true ||
+    { echo "the study still holds $out/study.lock after 600 s" >&2; exit 1; }
 fi
 
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
@@ -131,6 +136,28 @@ recorded() {
   done
   [[ -f "arms/$1/metrics.jsonl" || -f "$record/arms/$1/metrics.jsonl" ]]
 }
+step_file() { printf "%s/step_%08d.h5" "$1" "$2"; }
+# record_partial_metrics: the training log of every arm this machine started and has not
+# finished, into the record, unless the record holds that arm finished or a longer log of it.
+# A stopped arm resumes only on the machine that has its checkpoints; its logged losses are what
+# outlives a replaced machine (the summary pairs them with the other arms' step by step). A
+# finished arm's log is recorded at stage 6 and replaces a partial one.
+record_partial_metrics() {
+  [[ -n "$record" ]] || return 0
+  local arm f
+  for arm in "${all_arms[@]}"; do
+    f="arms/$arm/metrics.jsonl"
+    [[ -f "$f" && ! -f "$(step_file "arms/$arm" "$steps")" ]] || continue
+    recorded "$arm" && continue  # a rerun of a recorded arm (arm 2 for its post-training)
+    [[ -f "$record/$f" && $(wc -l <"$record/$f") -ge $(wc -l <"$f") ]] && continue
+    to_record "$f"
+    log "recorded the training log of the unfinished arm $arm ($(wc -l <"$f") lines)"
+  done
+}
+if [[ "$mode" == "--stop" ]]; then
+  record_partial_metrics
+  exit 0
+fi
 
 if [[ "$mode" == "--status" ]]; then
   [[ -n "$record" ]] && echo "record    $record ($(find "$record" -name '*.json' 2>/dev/null | wc -l) files)"
@@ -296,7 +323,6 @@ evaluate() {  # evaluate NAME CHECKPOINT [overrides...]: evals/NAME.{in,ood}.jso
     log "$name ($set): $(grep -o '"perplexity":[0-9.e+-]*' "$f" | head -1)"
   done
 }
-step_file() { printf "%s/step_%08d.h5" "$1" "$2"; }
 common=(train.eval_batches=4 "${extra[@]}")
 
 # 4. The learning rate: a short sweep on arm 2, the lowest in-domain held-out loss wins.
@@ -393,6 +419,7 @@ done
 # Their starting points first (and the points of a stopped run), so that a stopped study
 # reports what it has so far.
 evaluate_arms "${todo[@]}"
+record_partial_metrics
 if ((${#todo[@]})); then
   log "arms: ${todo[*]}: $steps steps each at lr $lr"
   only=$(IFS=,; echo "${todo[*]}")
@@ -407,6 +434,7 @@ evaluate_arms "${all_arms[@]}"
 for arm in "${all_arms[@]}"; do
   [[ -f "$(step_file "arms/$arm" "$steps")" ]] && to_record "arms/$arm/metrics.jsonl"
 done
+record_partial_metrics
 left=()
 for arm in "${all_arms[@]}"; do recorded "$arm" || left+=("$arm"); done
 
