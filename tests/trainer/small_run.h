@@ -27,17 +27,37 @@ inline const std::string& small_run_shards() {
   return dir;
 }
 
+// Six documents of 40 lines, prepared once per test binary: the training loop's and the
+// observability tests' text (the trainers of one binary share it).
+inline const std::string& document_shards() {
+  static const std::string dir = rrt::prepare_test_shards(
+      std::filesystem::path(::testing::TempDir()) / ("rrt_documents_" + std::to_string(::getpid())),
+      6, 40, [](int d, int i) {
+        return "Document " + std::to_string(d) + " line " + std::to_string(i) +
+               ": the loop runs the block again.";
+      });
+  return dir;
+}
+
+// The trainer tests' model: 4 layers as a block of 2 looped twice, a rank-4 LoRA on every
+// position, grouped-query attention (4 heads, 2 kv heads), the byte vocabulary.
+inline ModelSpec tiny_relaxed_model() {
+  ModelSpec m;
+  m.model = {.n_layers = 4,
+             .vocab = 257,
+             .d_model = 32,
+             .n_heads = 4,
+             .n_kv_heads = 2,
+             .ffn = 48,
+             .max_seq_len = 32};
+  m.recursion = {.block_layers = 2, .loops = 2};
+  m.lora = {.rank_attention = 4, .rank_mlp = 4};
+  return m;
+}
+
 inline RunConfig small_run(const std::string& run_dir, int64_t steps = 8) {
   RunConfig c;
-  c.model.model = {.n_layers = 4,
-                   .vocab = 257,
-                   .d_model = 32,
-                   .n_heads = 4,
-                   .n_kv_heads = 2,
-                   .ffn = 48,
-                   .max_seq_len = 32};
-  c.model.recursion = {.block_layers = 2, .loops = 2};
-  c.model.lora = {.rank_attention = 4, .rank_mlp = 4};
+  c.model = tiny_relaxed_model();
   c.data.path = small_run_shards();
   c.data.val_fraction = 0.1;
   c.optim.lr = 3e-3;

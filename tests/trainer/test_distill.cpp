@@ -23,6 +23,7 @@
 #include "model/gguf_import.h"
 #include "tests/model/compare.h"
 #include "tests/text_shards.h"
+#include "tests/trainer/small_run.h"
 #include "trainer/teacher.h"
 #include "trainer/trainer.h"
 
@@ -59,15 +60,7 @@ RunConfig run(const fs::path& dir, bool teacher_model = false) {
                      .max_seq_len = 32};
     c.model.recursion = {.block_layers = 2, .loops = 1};
   } else {
-    c.model.model = {.n_layers = 4,
-                     .vocab = 257,
-                     .d_model = 32,
-                     .n_heads = 4,
-                     .n_kv_heads = 2,
-                     .ffn = 48,
-                     .max_seq_len = 32};
-    c.model.recursion = {.block_layers = 2, .loops = 2};
-    c.model.lora = {.rank_attention = 4, .rank_mlp = 4};
+    c.model = testing::tiny_relaxed_model();
   }
   c.data.path = shards();
   c.data.val_fraction = 0.1;

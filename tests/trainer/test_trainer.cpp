@@ -15,7 +15,7 @@
 #include "data/prepare.h"
 #include "evaluation/evaluate.h"
 #include "model/recursive_model.h"
-#include "tests/text_shards.h"
+#include "tests/trainer/small_run.h"
 #include "trainer/schedule.h"
 #include "trainer/trainer.h"
 
@@ -24,29 +24,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Token shards of a few KB of text, prepared once per test binary.
-const std::string& shards() {
-  static const std::string dir = rrt::prepare_test_shards(
-      fs::path(::testing::TempDir()) / ("rrt_trainer_data_" + std::to_string(::getpid())), 6, 40,
-      [](int d, int i) {
-        return "Document " + std::to_string(d) + " line " + std::to_string(i) +
-               ": the loop runs the block again.";
-      });
-  return dir;
-}
-
 RunConfig small_run(const std::string& run_dir) {
   RunConfig c;
-  c.model.model = {.n_layers = 4,
-                   .vocab = 257,
-                   .d_model = 32,
-                   .n_heads = 4,
-                   .n_kv_heads = 2,
-                   .ffn = 48,
-                   .max_seq_len = 32};
-  c.model.recursion = {.block_layers = 2, .loops = 2};
-  c.model.lora = {.rank_attention = 4, .rank_mlp = 4};
-  c.data.path = shards();
+  c.model = testing::tiny_relaxed_model();
+  c.data.path = testing::document_shards();
   c.data.val_fraction = 0.1;
   c.data.seed = 5;
   c.optim.lr = 3e-3;
